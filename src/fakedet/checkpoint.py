@@ -1,0 +1,151 @@
+"""Checkpoints: one ``.safetensors`` file with the state dict and a JSON metadata entry.
+
+The metadata entry ``fakedet`` holds the model and preprocessing config, the decision threshold,
+the calibration temperature, training provenance and evaluation figures. Loading uses
+safetensors only (no pickle), and a state dict that does not match its config is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+META_KEY = "fakedet"
+DEFAULT_WEIGHTS_NAME = "fakedet-default.safetensors"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message says why."""
+
+
+@dataclass
+class CheckpointMeta:
+    """Everything a checkpoint carries besides tensors."""
+
+    model: dict[str, Any]
+    threshold: float = 0.5
+    temperature: float = 1.0
+    training: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "CheckpointMeta":
+        data = json.loads(text)
+        if not isinstance(data, dict) or "model" not in data:
+            raise CheckpointError("checkpoint metadata has no model config")
+        version = data.get("format_version", 0)
+        if version != FORMAT_VERSION:
+            raise CheckpointError(
+                f"checkpoint format version {version} is not supported (expected {FORMAT_VERSION})"
+            )
+        known = {"model", "threshold", "temperature", "training", "evaluation", "format_version"}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def default_weights_path() -> Path:
+    """Where the shipped weights are: $FAKEDET_WEIGHTS, inside the installed package (wheel), or
+    the repository's weights/ folder (editable install or source checkout)."""
+    env = os.environ.get("FAKEDET_WEIGHTS")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    candidates = [here / "weights" / DEFAULT_WEIGHTS_NAME, here.parents[1] / "weights" / DEFAULT_WEIGHTS_NAME]
+    for cand in candidates:
+        if cand.is_file():
+            return cand
+    return candidates[-1]
+
+
+def sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save(model, meta: CheckpointMeta, path: str | os.PathLike) -> None:
+    """Writes the model's state dict and metadata to one safetensors file (atomically)."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file(state, str(tmp), metadata={META_KEY: meta.to_json()})
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def read_meta(path: str | os.PathLike) -> CheckpointMeta:
+    """Reads only the metadata (cheap: tensors are not loaded)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw = (fh.metadata() or {}).get(META_KEY)
+    except Exception as exc:
+        raise CheckpointError(f"not a readable safetensors file: {path} ({exc})") from None
+    if raw is None:
+        raise CheckpointError(f"{path} has no '{META_KEY}' metadata: not a fakedet checkpoint")
+    try:
+        return CheckpointMeta.from_json(raw)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint metadata is invalid: {exc}") from None
+
+
+def load(path: str | os.PathLike, device: str = "cpu"):
+    """Builds the model from the checkpoint's config and loads its weights.
+
+    Returns:
+        ``(model, meta)`` with the model in eval mode on ``device``.
+
+    Raises:
+        CheckpointError: unreadable file, missing metadata, or weights that do not match the config.
+    """
+    from safetensors.torch import load_file
+
+    from .config import ModelConfig
+    from .model import FakeDetector
+
+    meta = read_meta(path)
+    try:
+        cfg = ModelConfig.from_dict(meta.model)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint model config is invalid: {exc}") from None
+    try:
+        state = load_file(str(path), device="cpu")
+    except Exception as exc:
+        raise CheckpointError(f"cannot read weights from {path}: {exc}") from None
+    try:
+        model = FakeDetector(cfg)
+    except Exception as exc:
+        raise CheckpointError(f"cannot build model {cfg.backbone!r}: {exc}") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if keys:
+                more = f" (+{len(keys) - 3} more)" if len(keys) > 3 else ""
+                parts.append(f"{label}: {', '.join(keys[:3])}{more}")
+        raise CheckpointError(
+            f"weights in {path} do not match the model config ({cfg.backbone}): " + "; ".join(parts)
+        )
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    return model.to(device), meta

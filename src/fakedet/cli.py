@@ -1,0 +1,293 @@
+"""The ``fakedet`` command line: a thin layer over :class:`fakedet.engine.Detector`.
+
+stdout carries records only; everything else (logs, warnings, progress, summary) goes to stderr.
+Heavy modules (torch, timm) are imported inside the commands, so ``fakedet --version`` and
+``fakedet --help`` answer at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import IO, Iterator, Optional
+
+import click
+
+from ._version import __version__
+
+EXIT_OK, EXIT_FAKE, EXIT_USAGE, EXIT_UNREADABLE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 3, 130, 141
+
+EXIT_STATUS_HELP = """\b
+Exit status:
+  0  every input was scored
+  1  with --exit-code only: at least one image was labelled fake
+  2  usage error, or nothing could run (no inputs found, unreadable
+     weights, unavailable device)
+  3  some inputs could not be read (all others were still scored)
+  130 interrupted (Ctrl-C) after flushing the records already made
+When several apply, the highest of 2, 3, 1 wins in that order."""
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class DefaultGroup(click.Group):
+    """A group that runs ``scan`` when the first argument is not a subcommand, so that
+    ``fakedet photo.jpg`` means ``fakedet scan photo.jpg``. (A file named like a subcommand needs
+    the explicit form: ``fakedet scan info``.)"""
+
+    default_command = "scan"
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "-V", "--version"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+class DeviceType(click.ParamType):
+    name = "DEVICE"
+
+    def convert(self, value, param, ctx):
+        v = str(value).strip().lower()
+        if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+            return v
+        self.fail(f"{value!r} is not one of auto, cpu, cuda, cuda:N", param, ctx)
+
+
+def _stdin():
+    return getattr(sys.stdin, "buffer", sys.stdin)
+
+
+def _err(msg: str) -> None:
+    click.echo(f"fakedet: {msg}", err=True)
+
+
+@click.group(cls=DefaultGroup, context_settings=CONTEXT, epilog=EXIT_STATUS_HELP)
+@click.version_option(__version__, "-V", "--version", prog_name="fakedet")
+def cli():
+    """Detect deepfake and AI-generated images.
+
+    \b
+    fakedet scan PATH...     score images, folders, '-' (stdin)
+    fakedet PATH...          the same (shorthand)
+    fakedet info             describe the loaded model
+    fakedet eval DATA        measure the model on labelled images
+    """
+
+
+# ----------------------------------------------------------------------------- scan
+@cli.command(context_settings=CONTEXT, epilog=EXIT_STATUS_HELP)
+@click.argument("paths", nargs=-1, metavar="PATH...")
+@click.option("--files-from", "files_from", metavar="FILE",
+              help="Read more paths from FILE, one per line ('-' = stdin).")
+@click.option("-0", "--null", is_flag=True, help="Paths in --files-from are NUL-separated.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["tsv", "csv", "jsonl", "json"]),
+              default="tsv", show_default=True, help="Record format (tsv has no header).")
+@click.option("-t", "--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Label 'fake' when p_fake >= P  [default: the checkpoint's threshold].")
+@click.option("-w", "--weights", type=click.Path(dir_okay=False), default=None,
+              help="A .safetensors checkpoint  [default: the shipped weights].")
+@click.option("-d", "--device", type=DeviceType(), default="auto", show_default=True,
+              help="auto (GPU when present), cpu, cuda or cuda:N.")
+@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("-j", "--workers", type=click.IntRange(min=0), default=None,
+              help="Decoding processes (0 = decode in the main process)  [default: CPU count, at most 8].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write records to FILE instead of stdout.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr  [default: on when stderr is a terminal].")
+@click.option("-q", "--quiet", is_flag=True, help="No summary, warnings or progress on stderr.")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when any image is labelled fake.")
+def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, workers, output,
+         progress, quiet, exit_code):
+    """Score images: one record per input (path, p_fake, label, error) on stdout.
+
+    PATH is an image file, a folder (searched recursively for image files, in sorted order) or
+    '-' for one image's bytes on stdin.
+    """
+    ctx = click.get_current_context()
+    if not paths and not files_from:
+        raise click.UsageError("no input: give PATH... or --files-from FILE")
+    if list(paths).count("-") > 1:
+        raise click.UsageError("'-' (stdin) can be given only once")
+    if "-" in paths and files_from == "-":
+        raise click.UsageError("'-' and --files-from - cannot both read stdin")
+
+    list_stream = None
+    if files_from:
+        if files_from == "-":
+            list_stream = _stdin()
+        else:
+            try:
+                list_stream = open(files_from, "rb")
+            except OSError as exc:
+                raise click.BadParameter(f"cannot open {files_from}: {exc.strerror}",
+                                         param_hint="--files-from")
+
+    from .checkpoint import CheckpointError
+    from .engine import Detector, DeviceError
+
+    try:
+        det = Detector.load(weights, device=device, threshold=threshold, batch_size=batch_size,
+                            workers=workers)
+    except (CheckpointError, DeviceError) as exc:
+        _err(str(exc))
+        ctx.exit(EXIT_USAGE)
+
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if quiet:
+        progress = False
+
+    out_stream = _open_output(output)
+    code = _run_scan(det, paths, list_stream, null, fmt, out_stream, progress, quiet, exit_code)
+    if list_stream is not None and files_from != "-":
+        list_stream.close()
+    ctx.exit(code)
+
+
+def _open_output(output: Optional[str]) -> IO[str]:
+    if output is None or output == "-":
+        stream = sys.stdout
+        try:
+            stream.reconfigure(errors="surrogateescape")  # undecodable file names pass through
+        except (AttributeError, ValueError, OSError):
+            pass
+        return stream
+    try:
+        return open(output, "w", encoding="utf-8", errors="surrogateescape", newline="")
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write {output}: {exc.strerror}", param_hint="--output")
+
+
+def _items(paths, list_stream, null, quiet) -> Iterator:
+    """All inputs, warning (on stderr) about folders that hold no image."""
+    from .inputs import expand, iter_items
+
+    stdin = _stdin()
+    for path in paths:
+        n = 0
+        for item in expand(path, stdin):
+            n += 1
+            yield item
+        if n == 0 and not quiet:
+            _err(f"warning: no image files found in {path}")
+    if list_stream is not None:
+        yield from iter_items([], list_stream, null)
+
+
+def _run_scan(det, paths, list_stream, null, fmt, out_stream, progress, quiet, exit_code) -> int:
+    from tqdm import tqdm
+
+    from .output import Writer
+
+    writer = Writer(out_stream, fmt)
+    n = n_fake = n_err = 0
+    t0 = time.perf_counter()
+    bar = tqdm(unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    interrupted = False
+    try:
+        for results in det.iter_batches(_items(paths, list_stream, null, quiet)):
+            writer.write(results)
+            n += len(results)
+            n_err += sum(1 for r in results if r.error is not None)
+            n_fake += sum(1 for r in results if r.label == "fake")
+            bar.update(len(results))
+        writer.close()
+    except BrokenPipeError:
+        # The reader went away (`fakedet scan dir | head`): stop quietly.
+        _silence_stdout()
+        return EXIT_PIPE
+    except KeyboardInterrupt:
+        interrupted = True
+        try:
+            writer.close()
+        except BrokenPipeError:
+            _silence_stdout()
+    finally:
+        bar.close()
+        if out_stream is not sys.stdout:
+            out_stream.close()
+    elapsed = time.perf_counter() - t0
+    if interrupted:
+        _err(f"interrupted after {n} records")
+        return EXIT_INTERRUPTED
+    if n == 0:
+        _err("no images found")
+        return EXIT_USAGE
+    if not quiet:
+        _err(f"{n} image{'s' if n != 1 else ''}: {n_fake} fake, {n - n_fake - n_err} real, "
+             f"{n_err} error{'s' if n_err != 1 else ''} ({elapsed:.1f} s, {n / max(elapsed, 1e-9):.1f} img/s,"
+             f" {det.device}, threshold {det.threshold:.4f})")
+    if n_err:
+        return EXIT_UNREADABLE
+    if exit_code and n_fake:
+        return EXIT_FAKE
+    return EXIT_OK
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+# ----------------------------------------------------------------------------- info
+@cli.command(context_settings=CONTEXT)
+@click.option("-w", "--weights", type=click.Path(dir_okay=False), default=None,
+              help="A .safetensors checkpoint  [default: the shipped weights].")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(weights, as_json):
+    """Describe the model: backbone, input handling, threshold, training and evaluation."""
+    import json
+
+    from .checkpoint import CheckpointError
+    from .engine import Detector
+
+    try:
+        det = Detector.load(weights, device="cpu")
+    except CheckpointError as exc:
+        _err(str(exc))
+        sys.exit(EXIT_USAGE)
+    d = det.info()
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+        return
+    click.echo(f"model:        {d['name']}")
+    click.echo(f"backbone:     {d['backbone']} (timm)")
+    click.echo(f"branches:     {', '.join(d['branches'])}")
+    for k, v in d["input"].items():
+        click.echo(f"input:        {k}: {v}")
+    click.echo(f"threshold:    {d['threshold']:.4f}  ({d['training'].get('threshold_rule', 'n/a')})")
+    click.echo(f"temperature:  {d['temperature']:.4f}")
+    tr = d["training"]
+    click.echo(f"trained on:   {', '.join(tr.get('train_sets', [])) or 'n/a'}")
+    if tr.get("steps"):
+        click.echo(f"training:     {tr.get('steps')} steps x {tr.get('batch_size')} images, seed {tr.get('seed')}"
+                   f" ({tr.get('script', '')})")
+    test = d["evaluation"].get("test", {})
+    if test:
+        click.echo("evaluation (test splits):")
+        click.echo(f"  {'set':<22} {'n':>6} {'AUC':>7} {'TPR@5%FPR':>10} {'acc':>7} {'FPR':>7}")
+        for name, r in test.items():
+            click.echo(f"  {name:<22} {r['n']:>6} {_f(r.get('auc'))} {_f(r.get('tpr_at_5pct_fpr'), 10)}"
+                       f" {_f(r.get('accuracy'))} {_f(r.get('fpr'))}")
+    click.echo(f"weights:      {d['weights']}")
+    click.echo(f"sha256:       {d['sha256']}")
+
+
+def _f(x, width: int = 7) -> str:
+    if x is None or (isinstance(x, float) and x != x):
+        return f"{'-':>{width}}"
+    return f"{x:>{width}.4f}"
+
+
+def main() -> None:
+    cli(prog_name="fakedet")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+"""The inference engine behind both the CLI and the Python API.
+
+Inputs stream through a bounded pipeline: decoding and preprocessing run in worker processes
+(batch by batch, a few batches ahead), the model scores each batch in the main process, and
+results come out in input order as a generator. Memory stays flat however many images pass.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import signal
+import sys
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from . import imageio
+from ._alloc import tune_malloc
+from .config import ModelConfig, PreprocessConfig
+from .inputs import Item
+
+
+class DeviceError(Exception):
+    """The requested device cannot be used."""
+
+
+@dataclass
+class Result:
+    """One input's record. ``p_fake`` and ``label`` are None when ``error`` is set."""
+
+    path: str
+    p_fake: Optional[float]
+    label: Optional[str]
+    error: Optional[str] = None
+    faces: Optional[list] = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"path": self.path, "p_fake": self.p_fake, "label": self.label, "error": self.error}
+        if self.faces is not None:
+            d["faces"] = self.faces
+        return d
+
+
+# ----------------------------------------------------------------------------- workers
+_WORKER_CFG: Optional[PreprocessConfig] = None
+
+
+def _init_worker(cfg: PreprocessConfig) -> None:
+    global _WORKER_CFG
+    _WORKER_CFG = cfg
+    # Ctrl-C is handled by the main process, which flushes and shuts the pool down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def prepare_batch(batch: Sequence[Item], cfg: Optional[PreprocessConfig] = None) -> list[tuple]:
+    """Decodes and preprocesses one batch: ``(item.path, view, patches, error)`` per item.
+
+    Never raises for a bad input: each failure becomes that item's own error string.
+    """
+    cfg = cfg or _WORKER_CFG
+    out = []
+    for item in batch:
+        if item.error is not None:
+            out.append((item.path, None, None, item.error))
+            continue
+        try:
+            img = imageio.load(item.source, cfg)
+            view, patches = imageio.preprocess(img, cfg)
+            out.append((item.path, view, patches, None))
+        except imageio.ImageError as exc:
+            out.append((item.path, None, None, str(exc)))
+        except MemoryError:
+            out.append((item.path, None, None, "out of memory while decoding"))
+        except Exception as exc:  # a decoder bug must not take the batch down
+            out.append((item.path, None, None, f"cannot decode image: {type(exc).__name__}: {exc}"))
+    return out
+
+
+def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    batch: list[Item] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _as_item(x: Any, index: int) -> Item:
+    """API inputs (paths, bytes, PIL images, HxWx3 uint8 arrays) -> Items."""
+    if isinstance(x, Item):
+        return x
+    if isinstance(x, (str, os.PathLike)):
+        return Item(os.fspath(x), source=os.fspath(x))
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return Item(f"<bytes:{index}>", source=bytes(x))
+    if isinstance(x, np.ndarray):
+        from PIL import Image
+
+        try:
+            return Item(f"<array:{index}>", source=Image.fromarray(x))
+        except (TypeError, ValueError) as exc:
+            return Item(f"<array:{index}>", error=f"unsupported array: {exc}")
+    if hasattr(x, "mode") and hasattr(x, "size"):  # PIL image
+        name = getattr(x, "filename", "") or f"<image:{index}>"
+        return Item(name, source=x)
+    return Item(f"<input:{index}>", error=f"unsupported input type {type(x).__name__}")
+
+
+def default_workers() -> int:
+    return max(0, min(8, (os.cpu_count() or 1)))
+
+
+def resolve_device(spec: str = "auto"):
+    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> torch.device, or DeviceError with the reason."""
+    import torch
+
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or spec.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {spec!r} requested but CUDA is not available on this machine")
+        if ":" in spec:
+            try:
+                index = int(spec.split(":", 1)[1])
+            except ValueError:
+                raise DeviceError(f"invalid device {spec!r}: expected cuda:N") from None
+            if not 0 <= index < torch.cuda.device_count():
+                raise DeviceError(
+                    f"device {spec!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+                )
+        return torch.device(spec)
+    raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N")
+
+
+class Detector:
+    """A loaded model plus the batched pipeline that feeds it.
+
+    Example:
+        >>> det = Detector.load()
+        >>> [r.p_fake for r in det.predict(["a.jpg", pil_image])]
+    """
+
+    def __init__(self, model, meta: ckpt.CheckpointMeta, device, weights_path: Optional[Path] = None,
+                 threshold: Optional[float] = None, batch_size: int = 32,
+                 workers: Optional[int] = None):
+        self.model = model
+        self.meta = meta
+        self.device = device
+        self.weights_path = weights_path
+        self.config = ModelConfig.from_dict(meta.model)
+        self.threshold = float(meta.threshold if threshold is None else threshold)
+        self.temperature = float(meta.temperature)
+        self.batch_size = max(1, int(batch_size))
+        self.workers = default_workers() if workers is None else max(0, int(workers))
+
+    @classmethod
+    def load(cls, weights: Optional[str | os.PathLike] = None, device: str = "auto",
+             threshold: Optional[float] = None, batch_size: int = 32,
+             workers: Optional[int] = None) -> "Detector":
+        """Loads a checkpoint (the shipped default when ``weights`` is None) onto ``device``.
+
+        Raises:
+            CheckpointError: the weights are missing, unreadable or do not match their config.
+            DeviceError: the device is unavailable.
+        """
+        import torch
+
+        dev = resolve_device(device)
+        if dev.type == "cpu":
+            tune_malloc()
+        path = Path(weights) if weights is not None else ckpt.default_weights_path()
+        model, meta = ckpt.load(path, device="cpu")
+        model = model.to(dev)
+        if dev.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        return cls(model, meta, dev, path, threshold, batch_size, workers)
+
+    # ------------------------------------------------------------------ public API
+    def predict(self, inputs: Iterable[Any], batch_size: Optional[int] = None,
+                workers: Optional[int] = None) -> list[Result]:
+        """Scores every input; one :class:`Result` per input, in order."""
+        return list(self.predict_iter(inputs, batch_size=batch_size, workers=workers))
+
+    def predict_iter(self, inputs: Iterable[Any], batch_size: Optional[int] = None,
+                     workers: Optional[int] = None) -> Iterator[Result]:
+        """Like :meth:`predict` but lazy: results stream out as batches finish."""
+        items = (_as_item(x, i) for i, x in enumerate(inputs))
+        for batch in self.iter_batches(items, batch_size, workers):
+            yield from batch
+
+    def iter_batches(self, items: Iterable[Item], batch_size: Optional[int] = None,
+                     workers: Optional[int] = None) -> Iterator[list[Result]]:
+        """Scores a stream of :class:`Item` and yields each batch's results, in input order."""
+        bs = max(1, int(batch_size or self.batch_size))
+        nworkers = self.workers if workers is None else max(0, int(workers))
+        pre = self.config.preprocess
+        chunks = _chunks(items, bs)
+        first = next(chunks, None)
+        if first is None:
+            return
+        second = next(chunks, None)
+        if second is None or nworkers == 0:
+            # One batch only, or no workers: decode in this process (no pool start-up cost).
+            for batch in ([first] if second is None else _prepend(first, second, chunks)):
+                yield self._score(prepare_batch(batch, pre))
+            return
+        pool = ProcessPoolExecutor(nworkers, mp_context=_mp_context(), initializer=_init_worker,
+                                   initargs=(pre,))
+        pending: deque = deque()
+        try:
+            ahead = 2 * nworkers
+            for batch in _prepend(first, second, chunks):
+                pending.append(pool.submit(prepare_batch, batch))
+                if len(pending) >= ahead:
+                    yield self._score(pending.popleft().result())
+            while pending:
+                yield self._score(pending.popleft().result())
+        finally:
+            for fut in pending:
+                fut.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # ------------------------------------------------------------------ scoring
+    def _score(self, prepared: list[tuple]) -> list[Result]:
+        import torch
+
+        ok = [i for i, r in enumerate(prepared) if r[3] is None]
+        probs: dict[int, float] = {}
+        if ok:
+            views = torch.from_numpy(np.stack([prepared[i][1] for i in ok]))
+            patches = torch.from_numpy(np.stack([prepared[i][2] for i in ok]))
+            logits = self.forward(views, patches)
+            p = torch.sigmoid(logits / self.temperature).tolist()
+            probs = dict(zip(ok, p))
+        out = []
+        for i, (path, _, _, err) in enumerate(prepared):
+            if err is not None:
+                out.append(Result(path, None, None, err))
+            else:
+                pf = float(probs[i])
+                if math.isnan(pf):
+                    out.append(Result(path, None, None, "model produced no score (NaN)"))
+                else:
+                    out.append(Result(path, pf, "fake" if pf >= self.threshold else "real"))
+        return out
+
+    def forward(self, views, patches):
+        """Raw logits for uint8 tensors ``(B,3,G,G)`` and ``(B,K,3,P,P)`` (on any device)."""
+        import torch
+
+        dev = self.device
+        with torch.inference_mode():
+            if dev.type == "cuda":
+                views = views.pin_memory().to(dev, non_blocking=True)
+                patches = patches.pin_memory().to(dev, non_blocking=True)
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    logits = self.model(views, patches)
+            else:
+                logits = self.model(views.to(dev), patches.to(dev))
+            return logits.float().cpu()
+
+    # ------------------------------------------------------------------ info
+    def info(self) -> dict[str, Any]:
+        pre = self.config.preprocess
+        training = dict(self.meta.training)
+        training.pop("config", None)
+        return {
+            "name": self.config.name,
+            "backbone": self.config.backbone,
+            "branches": [n for n, on in (("backbone", self.config.use_backbone),
+                                         ("colour", self.config.use_colour),
+                                         ("texture", self.config.use_texture)) if on],
+            "input": {
+                "global_view": f"whole image resized to {pre.global_size}x{pre.global_size} ({pre.interpolation})",
+                "texture_patches": f"{pre.num_patches} native-resolution {pre.patch_size}x{pre.patch_size} crops on a fixed grid",
+                "min_size": pre.min_size,
+                "max_pixels": pre.max_pixels,
+            },
+            "threshold": self.threshold,
+            "temperature": self.temperature,
+            "training": training,
+            "evaluation": self.meta.evaluation,
+            "weights": str(self.weights_path) if self.weights_path else None,
+            "sha256": ckpt.sha256(self.weights_path) if self.weights_path else None,
+            "device": str(self.device),
+        }
+
+
+def _prepend(first, second, rest):
+    yield first
+    yield second
+    yield from rest
+
+
+def _mp_context():
+    """A fork server started before any torch thread exists in it: fast worker start-up without
+    forking a multi-threaded process. Falls back to spawn where fork servers do not exist."""
+    if sys.platform.startswith("linux"):
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["fakedet.imageio"])
+        return ctx
+    return mp.get_context("spawn")

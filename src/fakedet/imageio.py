@@ -1,0 +1,192 @@
+"""Decoding images safely and turning them into model inputs.
+
+Everything here runs in decoding worker processes, so it imports only PIL and numpy, never torch.
+Every failure becomes an :class:`ImageError` whose message is what the user sees in the record's
+``error`` field.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from .config import PreprocessConfig
+
+# A truncated file must be reported, never silently padded with grey.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+Source = Union[str, os.PathLike, bytes, Image.Image]
+
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+}
+
+
+class ImageError(Exception):
+    """An input that cannot be scored; ``str(err)`` is the record's error message."""
+
+
+def read_bytes(path: Union[str, os.PathLike]) -> bytes:
+    """Reads a file whole, translating OS errors into clear messages."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise ImageError("file not found") from None
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    except IsADirectoryError:
+        raise ImageError("is a directory") from None
+    except OSError as exc:
+        raise ImageError(f"cannot read file: {exc.strerror or exc}") from None
+    if not data:
+        raise ImageError("empty file")
+    return data
+
+
+def open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
+    """Decodes image bytes into an upright 8-bit RGB image.
+
+    Handles EXIF orientation, alpha, palette, grayscale, 16-bit and CMYK images, and takes the
+    first frame of animations. Dimensions are checked from the header before any pixel is
+    decoded, so a decompression bomb never allocates its buffer.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageError("not an image (unrecognised format)") from None
+    except Image.DecompressionBombError:
+        raise ImageError("image too large (decompression bomb)") from None
+    except Exception as exc:  # PIL raises many types for garbage headers
+        if "truncated" in str(exc).lower():
+            raise ImageError("truncated image data") from None
+        raise ImageError(f"not a readable image: {exc}") from None
+
+    w, h = img.size
+    if w * h > cfg.max_pixels:
+        raise ImageError(
+            f"image too large: {w}x{h} = {w * h} pixels exceeds the limit of {cfg.max_pixels}"
+            " (possible decompression bomb)"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img.seek(0)
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            rgb = to_rgb(img)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageError("image too large (decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        msg = str(exc)
+        if "truncated" in msg.lower() or isinstance(exc, EOFError):
+            raise ImageError("truncated image data") from None
+        raise ImageError(f"corrupt image data: {msg}") from None
+    check_size(rgb, cfg)
+    return rgb
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Converts any PIL mode to 8-bit RGB; transparent areas are composited onto white."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if mode == "F":
+            lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+            arr = (arr - lo) / (hi - lo or 1.0) * 255.0
+        elif mode.startswith("I;16") or arr.max() > 255:
+            arr = arr / 257.0  # 65535 -> 255
+        arr = np.clip(np.nan_to_num(arr), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if mode == "P":
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def check_size(img: Image.Image, cfg: PreprocessConfig) -> None:
+    w, h = img.size
+    if min(w, h) < cfg.min_size:
+        raise ImageError(
+            f"image too small to analyse: {w}x{h} (both sides must be at least {cfg.min_size} px)"
+        )
+    if w * h > cfg.max_pixels:
+        raise ImageError(f"image too large: {w}x{h} exceeds the limit of {cfg.max_pixels} pixels")
+
+
+def load(source: Source, cfg: PreprocessConfig) -> Image.Image:
+    """Any supported source (path, bytes, PIL image) -> upright RGB PIL image."""
+    if isinstance(source, Image.Image):
+        img = ImageOps.exif_transpose(source) or source
+        rgb = to_rgb(img)
+        check_size(rgb, cfg)
+        return rgb
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
+            raise ImageError("empty input")
+    else:
+        data = read_bytes(source)
+    return open_image(data, cfg)
+
+
+def patch_origins(width: int, height: int, cfg: PreprocessConfig) -> list[tuple[int, int]]:
+    """Deterministic top-left corners of the texture patches, spread on a grid over the image."""
+    p, k = cfg.patch_size, cfg.num_patches
+    rows = max(1, int(np.floor(np.sqrt(k))))
+    cols = int(np.ceil(k / rows))
+    xs = np.linspace(0, max(0, width - p), cols + 2)[1:-1] if cols > 0 else [0]
+    ys = np.linspace(0, max(0, height - p), rows + 2)[1:-1]
+    grid = [(int(round(x)), int(round(y))) for y in ys for x in xs]
+    # If the grid has more cells than patches, keep an evenly spaced subset.
+    idx = np.linspace(0, len(grid) - 1, k).round().astype(int)
+    return [grid[i] for i in idx]
+
+
+def preprocess(
+    img: Image.Image, cfg: PreprocessConfig, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Turns an RGB image into the model's inputs, both uint8 and channels-first.
+
+    Returns:
+        ``(view, patches)``: the whole image resized to ``global_size`` square, shape
+        ``(3, G, G)``, and ``num_patches`` native-resolution crops, shape ``(K, 3, P, P)``.
+        With ``rng`` the patch positions are random (training); without, a fixed grid.
+    """
+    g, p = cfg.global_size, cfg.patch_size
+    w, h = img.size
+    if min(w, h) < p:
+        raise ImageError(f"image too small to analyse: {w}x{h} (minimum {p} px)")
+    view = img.resize((g, g), _RESAMPLE[cfg.interpolation], reducing_gap=3.0)
+    view_arr = np.asarray(view, dtype=np.uint8).transpose(2, 0, 1)
+
+    if rng is None:
+        origins = patch_origins(w, h, cfg)
+    else:
+        xs = rng.integers(0, w - p + 1, cfg.num_patches)
+        ys = rng.integers(0, h - p + 1, cfg.num_patches)
+        origins = list(zip(xs.tolist(), ys.tolist()))
+    # Crop patch by patch: converting a 12-megapixel image to one array would copy all of it.
+    patches = np.stack(
+        [np.asarray(img.crop((x, y, x + p, y + p)), dtype=np.uint8) for x, y in origins]
+    ).transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(view_arr), np.ascontiguousarray(patches)

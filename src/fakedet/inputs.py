@@ -1,0 +1,120 @@
+"""Turning command-line inputs into one lazy, ordered stream of items to score.
+
+Folders are walked recursively in sorted order, following symbolic links but never entering the
+same folder twice (so link loops end). Nothing is read ahead: a folder of a million images is
+enumerated as it is scanned.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import IO, Any, Iterable, Iterator, Optional
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".gif"}
+)
+
+
+@dataclass
+class Item:
+    """One input: what the record shows as its path, and what to decode.
+
+    ``source`` is a filesystem path, raw bytes or a PIL image; ``error`` is set when the input is
+    already known to be unusable (for example a folder that cannot be listed).
+    """
+
+    path: str
+    source: Any = None
+    error: Optional[str] = None
+
+
+def is_image_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def walk(folder: str, _seen: Optional[set] = None) -> Iterator[Item]:
+    """Yields the image files under ``folder``, depth first, entries sorted by name."""
+    seen = set() if _seen is None else _seen
+    try:
+        st = os.stat(folder)
+    except OSError as exc:
+        yield Item(folder, error=f"cannot read folder: {exc.strerror}")
+        return
+    key = (st.st_dev, st.st_ino)
+    if key in seen:
+        return  # a symlink loop or a folder linked twice: already scanned
+    seen.add(key)
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except PermissionError:
+        yield Item(folder, error="permission denied (cannot list folder)")
+        return
+    except OSError as exc:
+        yield Item(folder, error=f"cannot list folder: {exc.strerror}")
+        return
+    for entry in entries:
+        path = os.path.join(folder, entry.name)
+        try:
+            is_dir = entry.is_dir()  # follows symlinks
+        except OSError:
+            is_dir = False
+        if is_dir:
+            yield from walk(path, seen)
+        elif is_image_name(entry.name):
+            yield Item(path, source=path)
+
+
+def expand(path: str, stdin: Optional[IO[bytes]] = None) -> Iterator[Item]:
+    """One command-line PATH -> items: a file as itself, a folder walked, ``-`` read from stdin."""
+    if path == "-":
+        data = stdin.read() if stdin is not None else b""
+        yield Item("-", source=data)
+    elif os.path.isdir(path):
+        yield from walk(path)
+    else:
+        # Named files are scored whatever their extension; missing ones get an error record.
+        yield Item(path, source=path)
+
+
+def read_list(stream: IO[bytes], null: bool = False) -> Iterator[str]:
+    """Paths from a list file, one per line or NUL-separated, read lazily."""
+    sep = b"\0" if null else b"\n"
+    buf = b""
+    while True:
+        chunk = stream.read(65536)
+        if not chunk:
+            break
+        buf += chunk
+        *parts, buf = buf.split(sep)
+        for part in parts:
+            name = _decode_name(part, null)
+            if name:
+                yield name
+    name = _decode_name(buf, null)
+    if name:
+        yield name
+
+
+def _decode_name(raw: bytes, null: bool) -> str:
+    if not null:
+        raw = raw.rstrip(b"\r")
+    return os.fsdecode(raw)
+
+
+def iter_items(
+    paths: Iterable[str],
+    files_from: Optional[IO[bytes]] = None,
+    null: bool = False,
+    stdin: Optional[IO[bytes]] = None,
+) -> Iterator[Item]:
+    """All inputs in order: the PATH arguments first, then the entries of ``--files-from``."""
+    for path in paths:
+        yield from expand(path, stdin)
+    if files_from is not None:
+        for path in read_list(files_from, null):
+            if path == "-":
+                yield Item("-", error="'-' (stdin) cannot be named inside a list of paths")
+            else:
+                yield from expand(path, None)

@@ -1,0 +1,69 @@
+"""Reading labelled image sets: a folder with real/ and fake/ subfolders, or a manifest CSV."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from .inputs import walk
+
+LABELS = {"0": 0, "1": 1, "real": 0, "fake": 1}
+
+
+@dataclass
+class LabelledImage:
+    path: str
+    label: int  # 0 real, 1 fake
+    group: str = ""
+    split: str = ""
+
+
+def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]:
+    """Reads ``file,label[,group][,split]`` rows; files are relative to the manifest's folder."""
+    root = os.path.dirname(os.path.abspath(path))
+    out = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"file", "label"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: a manifest needs 'file' and 'label' columns")
+        if split is not None and "split" not in reader.fieldnames:
+            raise ValueError(f"{path}: --split given but the manifest has no 'split' column")
+        for n, row in enumerate(reader, start=2):
+            label = LABELS.get(str(row["label"]).strip().lower())
+            if label is None:
+                raise ValueError(f"{path}:{n}: label must be 0/1/real/fake, got {row['label']!r}")
+            if split is not None and row.get("split") != split:
+                continue
+            out.append(
+                LabelledImage(
+                    os.path.join(root, row["file"]), label, row.get("group") or "", row.get("split") or ""
+                )
+            )
+    return out
+
+
+def read_folder(root: str) -> list[LabelledImage]:
+    """Images under ``root/real`` (label 0) and ``root/fake`` (label 1)."""
+    out = []
+    found = False
+    for name, label in (("real", 0), ("fake", 1)):
+        sub = os.path.join(root, name)
+        if os.path.isdir(sub):
+            found = True
+            out.extend(LabelledImage(it.path, label) for it in walk(sub) if it.error is None)
+    if not found:
+        raise ValueError(f"{root}: expected real/ and fake/ subfolders")
+    return out
+
+
+def read_labelled(path: str, split: Optional[str] = None) -> list[LabelledImage]:
+    if os.path.isdir(path):
+        manifest = os.path.join(path, "manifest.csv")
+        if split is not None and os.path.isfile(manifest):
+            return read_manifest(manifest, split)
+        if split is not None:
+            raise ValueError(f"{path}: --split needs a manifest.csv")
+        return read_folder(path)
+    return read_manifest(path, split)

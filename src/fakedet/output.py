@@ -1,0 +1,75 @@
+"""Record writers: tsv (default, no header), csv (header), jsonl, json.
+
+Every record has the fields ``path``, ``p_fake``, ``label``, ``error``. In tsv and csv ``p_fake``
+has four decimals and missing values are empty; in jsonl/json they are null. A writer flushes
+after every batch so that a reader downstream of a pipe sees records as they are made.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import IO, Iterable
+
+FIELDS = ("path", "p_fake", "label", "error")
+FORMATS = ("tsv", "csv", "jsonl", "json")
+
+
+def _fmt_p(p) -> str:
+    return "" if p is None else f"{p:.4f}"
+
+
+def _tsv_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _json_record(r) -> dict:
+    d = r.to_dict()
+    if d["p_fake"] is not None:
+        d["p_fake"] = round(d["p_fake"], 6)
+    return d
+
+
+class Writer:
+    """Writes records to a text stream in one of :data:`FORMATS`."""
+
+    def __init__(self, stream: IO[str], fmt: str = "tsv"):
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}")
+        self.stream = stream
+        self.fmt = fmt
+        self.count = 0
+        self._closed = False
+        if fmt == "csv":
+            self._csv_row(FIELDS)
+
+    def _csv_row(self, row) -> None:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(row)
+        self.stream.write(buf.getvalue())
+
+    def write(self, records: Iterable) -> None:
+        """Writes a batch of records and flushes."""
+        for r in records:
+            if self.fmt == "tsv":
+                fields = (_tsv_escape(r.path), _fmt_p(r.p_fake), r.label or "", _tsv_escape(r.error or ""))
+                self.stream.write("\t".join(fields) + "\n")
+            elif self.fmt == "csv":
+                self._csv_row((r.path, _fmt_p(r.p_fake), r.label or "", r.error or ""))
+            elif self.fmt == "jsonl":
+                self.stream.write(json.dumps(_json_record(r), ensure_ascii=False) + "\n")
+            else:  # json: one array, streamed element by element
+                self.stream.write("[\n" if self.count == 0 else ",\n")
+                self.stream.write(json.dumps(_json_record(r), ensure_ascii=False))
+            self.count += 1
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Finishes the document (closes the JSON array) and flushes; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.fmt == "json":
+            self.stream.write("[]\n" if self.count == 0 else "\n]\n")
+        self.stream.flush()

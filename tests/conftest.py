@@ -1,0 +1,74 @@
+"""Shared fixtures: a tiny randomly initialised checkpoint and images made inside the tests."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("FAKEDET_DATA", REPO.parent / "shared" / "data"))
+
+
+def tiny_config_dict(**overrides) -> dict:
+    cfg = {
+        "name": "tiny-test",
+        "backbone": "test_efficientnet",
+        "colour_bins": 8,
+        "colour_dim": 8,
+        "texture_width": 8,
+        "texture_dim": 8,
+        "preprocess": {"global_size": 64, "patch_size": 32, "num_patches": 4, "min_size": 32},
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+def make_tiny_checkpoint(path: Path, threshold: float = 0.5, **overrides) -> Path:
+    import torch
+
+    from fakedet import checkpoint as ckpt
+    from fakedet.config import ModelConfig
+    from fakedet.model import FakeDetector
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.from_dict(tiny_config_dict(**overrides))
+    model = FakeDetector(cfg).eval()
+    # Give the head a real spread of outputs so label/threshold tests are meaningful.
+    with torch.no_grad():
+        model.head.weight.mul_(20.0)
+    ckpt.save(model, ckpt.CheckpointMeta(model=cfg.to_dict(), threshold=threshold, temperature=1.0,
+                                         training={"train_sets": ["none"], "steps": 0}), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
+
+
+def random_image(size=(96, 80), mode="RGB", seed=0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    w, h = size
+    arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    # smooth structure plus noise, closer to a photo than pure noise
+    yy, xx = np.mgrid[0:h, 0:w]
+    arr[..., 0] = (arr[..., 0] // 4 + (xx * 255 // max(w - 1, 1)) * 3 // 4).astype(np.uint8)
+    img = Image.fromarray(arr, "RGB")
+    return img if mode == "RGB" else img.convert(mode)
+
+
+def image_bytes(fmt="JPEG", size=(96, 80), mode="RGB", seed=0, **save) -> bytes:
+    buf = io.BytesIO()
+    random_image(size, mode, seed).save(buf, fmt, **save)
+    return buf.getvalue()
+
+
+def write_image(path: Path, fmt="JPEG", size=(96, 80), mode="RGB", seed=0, **save) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(image_bytes(fmt, size, mode, seed, **save))
+    return path

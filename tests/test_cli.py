@@ -1,0 +1,188 @@
+import csv
+import io
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from fakedet.cli import cli
+
+from conftest import image_bytes, write_image
+
+
+@pytest.fixture
+def runner():
+    try:
+        return CliRunner(mix_stderr=False)
+    except TypeError:  # click >= 8.2 always keeps stderr apart
+        return CliRunner()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    write_image(tmp_path / "b.jpg", seed=1)
+    write_image(tmp_path / "a.png", "PNG", seed=2)
+    write_image(tmp_path / "sub" / "c.webp", "WEBP", seed=3)
+    (tmp_path / "sub" / "notes.txt").write_text("not an image")
+    (tmp_path / "sub" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    return tmp_path
+
+
+def run(runner, tiny_weights, args, **kw):
+    return runner.invoke(cli, ["scan", "--weights", str(tiny_weights), "--workers", "0", *args], **kw)
+
+
+def rel(paths, root):
+    return [os.path.relpath(p, root) for p in paths]
+
+
+def test_version_and_help(runner):
+    r = runner.invoke(cli, ["--version"])
+    assert r.exit_code == 0 and "fakedet" in r.output
+    r = runner.invoke(cli, ["scan", "--help"])
+    assert r.exit_code == 0 and "Exit status" in r.output and "--files-from" in r.output
+
+
+def test_folder_is_recursive_sorted_one_record_per_image(runner, tiny_weights, folder):
+    r = run(runner, tiny_weights, [str(folder)])
+    assert r.exit_code == 3, r.stderr
+    rows = [line.split("\t") for line in r.stdout.splitlines()]
+    assert rel([row[0] for row in rows], folder) == ["a.png", "b.jpg", os.path.join("sub", "broken.jpg"), os.path.join("sub", "c.webp")]
+    assert all(len(row) == 4 for row in rows)
+    broken = rows[2]
+    assert broken[1] == "" and broken[2] == "" and broken[3]
+    for row in (rows[0], rows[1], rows[3]):
+        assert 0.0 <= float(row[1]) <= 1.0 and row[2] in ("fake", "real") and row[3] == ""
+        assert len(row[1].split(".")[1]) == 4
+    assert "4 images" in r.stderr  # the summary goes to stderr, never into the records
+
+
+def test_shorthand_without_scan(runner, tiny_weights, folder):
+    a = runner.invoke(cli, ["--weights", str(tiny_weights), "-j", "0", str(folder / "a.png")])
+    b = run(runner, tiny_weights, [str(folder / "a.png")])
+    assert a.exit_code == 0 and a.stdout == b.stdout
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl", "json"])
+def test_every_format_has_one_record_per_input(runner, tiny_weights, folder, fmt):
+    inputs = [str(folder / "a.png"), str(folder / "missing.jpg"), str(folder / "b.jpg")]
+    r = run(runner, tiny_weights, ["--format", fmt, *inputs])
+    assert r.exit_code == 3
+    if fmt == "tsv":
+        recs = [dict(zip(["path", "p_fake", "label", "error"], line.split("\t"))) for line in r.stdout.splitlines()]
+    elif fmt == "csv":
+        recs = list(csv.DictReader(io.StringIO(r.stdout)))
+    elif fmt == "jsonl":
+        recs = [json.loads(line) for line in r.stdout.splitlines()]
+    else:
+        recs = json.loads(r.stdout)
+    assert [x["path"] for x in recs] == inputs
+    assert all(set(x) == {"path", "p_fake", "label", "error"} for x in recs)
+    assert recs[1]["error"] == "file not found"
+    if fmt in ("jsonl", "json"):
+        assert recs[1]["p_fake"] is None and recs[1]["label"] is None and recs[0]["error"] is None
+
+
+def test_mix_of_good_and_broken_files_keeps_order(runner, tiny_weights, tmp_path):
+    paths = []
+    for i in range(9):
+        p = tmp_path / f"{i}.jpg"
+        if i % 3 == 1:
+            p.write_bytes(b"" if i == 1 else b"garbage")
+        else:
+            write_image(p, seed=i)
+        paths.append(str(p))
+    r = run(runner, tiny_weights, ["--batch-size", "2", *reversed(paths)])
+    rows = [line.split("\t") for line in r.stdout.splitlines()]
+    assert [row[0] for row in rows] == list(reversed(paths))
+    errors = {row[0]: row[3] for row in rows if row[3]}
+    assert set(errors) == {paths[1], paths[4], paths[7]}
+    assert errors[paths[1]] == "empty file"
+    assert r.exit_code == 3
+
+
+def test_stdin_dash(runner, tiny_weights):
+    r = run(runner, tiny_weights, ["-", "--format", "jsonl"], input=image_bytes("PNG"))
+    assert r.exit_code == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert rec["path"] == "-" and rec["error"] is None
+    r = run(runner, tiny_weights, ["-"], input=b"")
+    assert r.exit_code == 3 and "empty" in r.stdout
+
+
+def test_files_from_lines_and_nul(runner, tiny_weights, folder, tmp_path):
+    names = [str(folder / "b.jpg"), str(folder / "a.png")]
+    lst = tmp_path / "list.txt"
+    lst.write_text("\n".join(names) + "\n")
+    r = run(runner, tiny_weights, ["--files-from", str(lst)])
+    assert [line.split("\t")[0] for line in r.stdout.splitlines()] == names
+    r = run(runner, tiny_weights, ["--files-from", "-", "-0"], input=("\0".join(names) + "\0").encode())
+    assert r.exit_code == 0, r.stderr
+    assert [line.split("\t")[0] for line in r.stdout.splitlines()] == names
+
+
+def test_threshold_and_exit_code(runner, tiny_weights, folder):
+    img = str(folder / "a.png")
+    r = run(runner, tiny_weights, ["--threshold", "0", "--exit-code", img])
+    assert r.exit_code == 1 and r.stdout.split("\t")[2] == "fake"
+    r = run(runner, tiny_weights, ["--threshold", "1", "--exit-code", img])
+    p = float(r.stdout.split("\t")[1])
+    assert r.stdout.split("\t")[2] == ("fake" if p >= 1.0 else "real")
+    assert r.exit_code == (1 if p >= 1.0 else 0)
+    r = run(runner, tiny_weights, ["--threshold", "0", img])
+    assert r.exit_code == 0  # fakes alone do not change the status without --exit-code
+    r = run(runner, tiny_weights, ["--threshold", "1.5", img])
+    assert r.exit_code == 2
+
+
+def test_output_file_and_quiet(runner, tiny_weights, folder, tmp_path):
+    out = tmp_path / "out.csv"
+    r = run(runner, tiny_weights, ["-q", "-f", "csv", "-o", str(out), str(folder / "a.png")])
+    assert r.exit_code == 0 and r.stdout == "" and r.stderr == ""
+    assert out.read_text().splitlines()[0] == "path,p_fake,label,error"
+
+
+def test_usage_errors_exit_2(runner, tiny_weights, tmp_path):
+    assert run(runner, tiny_weights, []).exit_code == 2  # no input
+    assert run(runner, tiny_weights, ["--format", "xml", "x.jpg"]).exit_code == 2
+    assert run(runner, tiny_weights, ["--device", "tpu", "x.jpg"]).exit_code == 2
+    assert run(runner, tiny_weights, ["-", "-"]).exit_code == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run(runner, tiny_weights, [str(empty)])
+    assert r.exit_code == 2 and r.stdout == "" and "no image" in r.stderr
+
+
+def test_unreadable_weights_exit_2(runner, tmp_path):
+    bad = tmp_path / "w.safetensors"
+    bad.write_bytes(b"junk")
+    r = runner.invoke(cli, ["scan", "--weights", str(bad), "x.jpg"])
+    assert r.exit_code == 2 and r.stdout == "" and "safetensors" in r.stderr
+    r = runner.invoke(cli, ["scan", "--weights", str(tmp_path / "none.safetensors"), "x.jpg"])
+    assert r.exit_code == 2 and "not found" in r.stderr
+
+
+def test_unavailable_device_exit_2(runner, tiny_weights, folder):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    r = runner.invoke(cli, ["scan", "--weights", str(tiny_weights), "--device", "cuda", str(folder / "a.png")])
+    assert r.exit_code == 2 and "CUDA" in r.stderr and r.stdout == ""
+
+
+def test_workers_give_the_same_records(runner, tiny_weights, folder):
+    a = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", "-b", "1", str(folder)])
+    b = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "2", "-b", "1", str(folder)])
+    assert a.stdout == b.stdout and a.exit_code == b.exit_code == 3
+
+
+def test_info(runner, tiny_weights):
+    r = runner.invoke(cli, ["info", "--weights", str(tiny_weights), "--json"])
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["backbone"] == "test_efficientnet" and len(d["sha256"]) == 64
+    assert d["threshold"] == 0.5 and d["temperature"] == 1.0
+    r = runner.invoke(cli, ["info", "--weights", str(tiny_weights)])
+    assert "test_efficientnet" in r.stdout and "sha256" in r.stdout

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+
+from fakedet import Detector
+from fakedet.engine import DeviceError, resolve_device
+
+from conftest import image_bytes, random_image, write_image
+
+
+@pytest.fixture(scope="module")
+def det(tiny_weights):
+    return Detector.load(tiny_weights, device="cpu", workers=0)
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mixed")
+    paths = []
+    for i in range(11):
+        if i % 4 == 3:
+            p = d / f"{i:02d}_broken.jpg"
+            p.write_bytes(b"nope")
+        else:
+            p = write_image(d / f"{i:02d}.png", "PNG", size=(64 + 7 * i, 90), seed=i)
+        paths.append(str(p))
+    return paths
+
+
+def test_api_accepts_paths_bytes_pil_and_arrays(det, tmp_path):
+    p = write_image(tmp_path / "x.jpg")
+    inputs = [str(p), image_bytes("PNG"), random_image(), np.asarray(random_image(seed=3)), 42]
+    res = det.predict(inputs)
+    assert len(res) == 5
+    assert all(r.error is None for r in res[:4])
+    assert res[4].error and "unsupported" in res[4].error
+    assert res[0].path == str(p)
+
+
+def test_one_result_per_input_in_order_with_errors_in_place(det, mixed):
+    res = det.predict(mixed, batch_size=4)
+    assert [r.path for r in res] == mixed
+    for path, r in zip(mixed, res):
+        assert (r.error is not None) == ("broken" in path)
+        assert (r.p_fake is None) == ("broken" in path)
+
+
+def test_results_identical_across_batch_sizes_and_workers(det, mixed):
+    ref = det.predict(mixed, batch_size=1, workers=0)
+    for bs, workers in [(3, 0), (4, 2), (16, 1)]:
+        got = det.predict(mixed, batch_size=bs, workers=workers)
+        assert [r.path for r in got] == [r.path for r in ref]
+        for a, b in zip(ref, got):
+            assert a.error == b.error
+            if a.p_fake is not None:
+                assert b.p_fake == pytest.approx(a.p_fake, abs=1e-5)
+
+
+def test_threshold_decides_label(tiny_weights, mixed):
+    lo = Detector.load(tiny_weights, device="cpu", threshold=0.0, workers=0).predict(mixed)
+    hi = Detector.load(tiny_weights, device="cpu", threshold=1.0, workers=0).predict(mixed)
+    assert {r.label for r in lo if r.ok} == {"fake"}
+    assert all(r.label == "real" for r in hi if r.ok and r.p_fake < 1.0)
+
+
+def test_streaming_does_not_consume_input_ahead(det):
+    consumed = []
+
+    def gen():
+        for i in range(100):
+            consumed.append(i)
+            yield random_image(seed=i)
+
+    it = det.predict_iter(gen(), batch_size=4, workers=0)
+    next(it)
+    assert len(consumed) <= 12
+
+
+def test_device_resolution():
+    import torch
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(DeviceError):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs CUDA")
+def test_cuda_matches_cpu(tiny_weights, mixed):
+    cpu = Detector.load(tiny_weights, device="cpu", workers=0).predict(mixed)
+    gpu = Detector.load(tiny_weights, device="cuda", workers=0).predict(mixed)
+    for a, b in zip(cpu, gpu):
+        assert a.error == b.error
+        if a.ok:
+            assert b.p_fake == pytest.approx(a.p_fake, abs=2e-2)  # bf16 autocast

@@ -1,0 +1,124 @@
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fakedet import imageio
+from fakedet.config import PreprocessConfig
+
+from conftest import image_bytes, random_image
+
+CFG = PreprocessConfig(global_size=64, patch_size=32, num_patches=4, min_size=32)
+
+
+def load(data):
+    return imageio.load(data, CFG)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"])
+def test_formats_decode_to_rgb(fmt):
+    img = load(image_bytes(fmt))
+    assert img.mode == "RGB" and img.size == (96, 80)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "L", "1", "CMYK", "I", "I;16"])
+def test_modes_become_rgb(mode):
+    fmt = {"CMYK": "JPEG", "I;16": "PNG", "I": "TIFF"}.get(mode, "PNG")
+    src = random_image().convert(mode) if mode not in ("I;16", "I") else None
+    if mode in ("I;16", "I"):
+        arr = (np.arange(96 * 80).reshape(80, 96) * 8).astype(np.uint16)
+        src = Image.fromarray(arr) if mode == "I;16" else Image.fromarray(arr.astype(np.int32), "I")
+    buf = io.BytesIO()
+    src.save(buf, fmt)
+    img = load(buf.getvalue())
+    assert img.mode == "RGB" and img.size == (96, 80)
+    if mode in ("I;16", "I"):
+        # 16-bit data is scaled, not clipped to white
+        assert np.asarray(img).max() < 255 or np.asarray(img).min() < 250
+
+
+def test_transparent_pixels_composite_on_white():
+    rgba = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+    buf = io.BytesIO()
+    rgba.save(buf, "PNG")
+    assert np.asarray(load(buf.getvalue())).min() == 255
+
+
+def test_exif_orientation_is_applied():
+    img = random_image((120, 60))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif.tobytes())
+    assert load(buf.getvalue()).size == (60, 120)
+
+
+def test_animated_gif_first_frame():
+    frames = [Image.new("RGB", (50, 50), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    px = load(buf.getvalue()).getpixel((25, 25))
+    assert px[0] > 200 and px[2] < 50
+
+
+def test_wrong_extension_is_fine(tmp_path):
+    p = tmp_path / "actually_png.jpg"
+    p.write_bytes(image_bytes("PNG"))
+    assert load(str(p)).size == (96, 80)
+
+
+def png_header(width, height):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_refused_before_decoding():
+    with pytest.raises(imageio.ImageError, match="too large"):
+        load(png_header(100_000, 100_000))
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        (b"", "empty"),
+        (b"this is not an image", "not an image"),
+        (image_bytes("JPEG", (200, 200))[:600], "truncated|corrupt"),
+        (image_bytes("PNG", (20, 200)), "too small"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(data, message):
+    with pytest.raises(imageio.ImageError, match=message):
+        load(data)
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    with pytest.raises(imageio.ImageError, match="not found"):
+        load(str(tmp_path / "nope.jpg"))
+    with pytest.raises(imageio.ImageError, match="directory"):
+        load(str(tmp_path))
+
+
+def test_very_wide_image_is_scored():
+    view, patches = imageio.preprocess(load(image_bytes("PNG", (3000, 40))), CFG)
+    assert view.shape == (3, 64, 64) and patches.shape == (4, 3, 32, 32)
+
+
+def test_patches_are_native_resolution_crops():
+    img = random_image((200, 100))
+    _, patches = imageio.preprocess(img, CFG)
+    arr = np.asarray(img)
+    for (x, y), patch in zip(imageio.patch_origins(200, 100, CFG), patches):
+        assert np.array_equal(patch.transpose(1, 2, 0), arr[y : y + 32, x : x + 32])
+
+
+def test_preprocess_is_deterministic_without_rng():
+    img = random_image((150, 130))
+    a = imageio.preprocess(img, CFG)
+    b = imageio.preprocess(img, CFG)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))

@@ -1,0 +1,113 @@
+import json
+
+import pytest
+import torch
+
+from fakedet import checkpoint as ckpt
+from fakedet.config import ModelConfig
+from fakedet.model import FakeDetector
+
+from conftest import make_tiny_checkpoint, tiny_config_dict
+
+
+def inputs(b=3, g=64, k=4, p=32):
+    gen = torch.Generator().manual_seed(0)
+    return (torch.randint(0, 256, (b, 3, g, g), dtype=torch.uint8, generator=gen),
+            torch.randint(0, 256, (b, k, 3, p, p), dtype=torch.uint8, generator=gen))
+
+
+@pytest.mark.parametrize("parts", [(1, 1, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1)])
+def test_every_branch_combination_gives_one_logit(parts):
+    b, c, t = map(bool, parts)
+    cfg = ModelConfig.from_dict(tiny_config_dict(use_backbone=b, use_colour=c, use_texture=t))
+    model = FakeDetector(cfg).eval()
+    out = model(*inputs())
+    assert out.shape == (3,) and torch.isfinite(out).all()
+
+
+def test_no_branch_is_refused():
+    with pytest.raises(ValueError):
+        FakeDetector(ModelConfig.from_dict(tiny_config_dict(use_backbone=False, use_colour=False, use_texture=False)))
+
+
+def test_backbone_name_comes_from_config():
+    model = FakeDetector(ModelConfig.from_dict(tiny_config_dict(backbone="test_resnet")))
+    assert type(model.backbone).__name__ == "ResNet"
+
+
+def test_texture_branch_sees_high_frequencies():
+    """A flat patch and a noisy patch must give different texture features."""
+    cfg = ModelConfig.from_dict(tiny_config_dict(use_backbone=False, use_colour=False))
+    model = FakeDetector(cfg).eval()
+    flat = torch.full((1, 4, 3, 32, 32), 128.0)
+    noisy = flat + torch.randn_like(flat) * 20
+    res_flat = model.texture.residuals(flat.flatten(0, 1) / 255)
+    res_noisy = model.texture.residuals(noisy.flatten(0, 1) / 255)
+    assert res_flat.abs().max() < 1e-5 and res_noisy.abs().mean() > 1e-3
+
+
+def test_unknown_config_keys_are_refused():
+    with pytest.raises(ValueError, match="unknown"):
+        ModelConfig.from_dict(tiny_config_dict(backbon="x"))
+
+
+def test_checkpoint_round_trip(tmp_path):
+    path = make_tiny_checkpoint(tmp_path / "a.safetensors", threshold=0.37)
+    model, meta = ckpt.load(path)
+    assert meta.threshold == pytest.approx(0.37)
+    assert meta.model["backbone"] == "test_efficientnet"
+    again, _ = ckpt.load(path)
+    x = inputs()
+    assert torch.equal(model(*x), again(*x))
+    # the file is a plain safetensors file with JSON metadata
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as fh:
+        assert json.loads(fh.metadata()["fakedet"])["format_version"] == ckpt.FORMAT_VERSION
+
+
+def test_mismatching_checkpoint_is_refused(tmp_path):
+    path = make_tiny_checkpoint(tmp_path / "a.safetensors")
+    meta = ckpt.read_meta(path)
+    meta.model["texture_width"] = 16  # config no longer matches the stored tensors
+    model, _ = ckpt.load(path)
+    ckpt.save(model, meta, tmp_path / "b.safetensors")
+    with pytest.raises(ckpt.CheckpointError, match="do not match"):
+        ckpt.load(tmp_path / "b.safetensors")
+
+
+def test_corrupt_and_foreign_files_are_refused(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(ckpt.CheckpointError):
+        ckpt.load(bad)
+    truncated = tmp_path / "trunc.safetensors"
+    good = make_tiny_checkpoint(tmp_path / "g.safetensors")
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(ckpt.CheckpointError):
+        ckpt.load(truncated)
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(ckpt.CheckpointError, match="not a fakedet checkpoint"):
+        ckpt.load(tmp_path / "foreign.safetensors")
+    with pytest.raises(ckpt.CheckpointError, match="not found"):
+        ckpt.load(tmp_path / "missing.safetensors")
+
+
+def test_shipped_weights_load_and_give_probabilities():
+    from PIL import Image
+
+    from fakedet import Detector
+    from conftest import random_image
+
+    path = ckpt.default_weights_path()
+    assert path.is_file(), f"shipped weights missing at {path}"
+    assert path.stat().st_size <= 50 * 1024 * 1024
+    det = Detector.load(device="cpu", workers=0)
+    assert det.config.backbone  # name from the checkpoint's config
+    imgs = [random_image((224, 224), seed=s) for s in range(3)] + [Image.new("RGB", (300, 200), (90, 120, 200))]
+    res = det.predict(imgs)
+    assert len(res) == 4
+    for r in res:
+        assert r.error is None and 0.0 <= r.p_fake <= 1.0 and r.label in ("fake", "real")

@@ -1,0 +1,50 @@
+import csv
+import io
+import json
+
+from fakedet.engine import Result
+from fakedet.output import Writer
+
+RECORDS = [
+    Result("a.jpg", 0.123456, "real"),
+    Result("b\tc.jpg", 0.9, "fake"),
+    Result("bad, \"x\".png", None, None, "not an image (unrecognised format)"),
+]
+
+
+def render(fmt):
+    buf = io.StringIO()
+    w = Writer(buf, fmt)
+    w.write(RECORDS[:2])
+    w.write(RECORDS[2:])
+    w.close()
+    return buf.getvalue()
+
+
+def test_tsv_has_no_header_and_four_columns():
+    lines = render("tsv").splitlines()
+    assert lines[0] == "a.jpg\t0.1235\treal\t"
+    assert lines[1] == "b\\tc.jpg\t0.9000\tfake\t"
+    assert lines[2].split("\t") == ['bad, "x".png', "", "", "not an image (unrecognised format)"]
+
+
+def test_csv_has_header_and_quotes():
+    rows = list(csv.reader(io.StringIO(render("csv"))))
+    assert rows[0] == ["path", "p_fake", "label", "error"]
+    assert rows[1] == ["a.jpg", "0.1235", "real", ""]
+    assert rows[3] == ['bad, "x".png', "", "", "not an image (unrecognised format)"]
+
+
+def test_jsonl_one_object_per_line_with_exact_keys():
+    objs = [json.loads(line) for line in render("jsonl").splitlines()]
+    assert [sorted(o) for o in objs] == [["error", "label", "p_fake", "path"]] * 3
+    assert objs[2]["p_fake"] is None and objs[2]["label"] is None and objs[2]["error"]
+    assert objs[0]["error"] is None
+
+
+def test_json_is_one_valid_array():
+    objs = json.loads(render("json"))
+    assert len(objs) == 3 and objs[1]["path"] == "b\tc.jpg"
+    buf = io.StringIO()
+    Writer(buf, "json").close()
+    assert json.loads(buf.getvalue()) == []
