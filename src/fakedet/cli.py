@@ -279,6 +279,92 @@ def info(weights, as_json):
     click.echo(f"sha256:       {d['sha256']}")
 
 
+# ----------------------------------------------------------------------------- eval
+@cli.command("eval", context_settings=CONTEXT)
+@click.argument("data", nargs=-1, required=True, metavar="DATA...")
+@click.option("--split", default=None, help="Use only manifest rows of this split (train/val/test).")
+@click.option("-w", "--weights", type=click.Path(dir_okay=False), default=None,
+              help="A .safetensors checkpoint  [default: the shipped weights].")
+@click.option("-t", "--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Decision threshold  [default: the checkpoint's].")
+@click.option("-d", "--device", type=DeviceType(), default="auto", show_default=True)
+@click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("-j", "--workers", type=click.IntRange(min=0), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--plots", type=click.Path(file_okay=False), default=None,
+              help="Write ROC, histogram and reliability PNGs to DIR (needs matplotlib).")
+@click.option("--progress/--no-progress", default=None)
+def eval_(data, split, weights, threshold, device, batch_size, workers, as_json, plots, progress):
+    """Measure the model on labelled images.
+
+    DATA is a folder with real/ and fake/ subfolders, a folder holding a manifest.csv, or a
+    manifest CSV (columns file,label[,split]; label 0/real or 1/fake). Prints AUC, AP,
+    accuracy and balanced accuracy at the threshold, FPR, TPR at 1 % and 5 % FPR, expected
+    calibration error and counts, per DATA and over all of them.
+    """
+    import json
+
+    from tqdm import tqdm
+
+    from .checkpoint import CheckpointError
+    from .engine import Detector, DeviceError
+    from .evaluation import format_table, report, write_plots
+    from .labelled import read_labelled
+
+    ctx = click.get_current_context()
+    datasets = {}
+    for d in data:
+        name = os.path.basename(os.path.normpath(d))
+        if name == "manifest.csv":
+            name = os.path.basename(os.path.dirname(os.path.abspath(d)))
+        try:
+            datasets[name if name not in datasets else d] = read_labelled(d, split)
+        except (OSError, ValueError) as exc:
+            raise click.BadParameter(str(exc), param_hint="DATA")
+    if not any(datasets.values()):
+        _err("no labelled images found")
+        ctx.exit(EXIT_USAGE)
+    if plots:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            _err("--plots needs matplotlib: pip install 'fakedet[plots]'")
+            ctx.exit(EXIT_USAGE)
+    try:
+        det = Detector.load(weights, device=device, threshold=threshold, batch_size=batch_size,
+                            workers=workers)
+    except (CheckpointError, DeviceError) as exc:
+        _err(str(exc))
+        ctx.exit(EXIT_USAGE)
+    total = sum(len(v) for v in datasets.values())
+    bar = tqdm(total=total, unit="img", file=sys.stderr,
+               disable=not (sys.stderr.isatty() if progress is None else progress))
+    rep = report(det, datasets, progress=bar)
+    bar.close()
+    scores = rep.pop("_scores")
+    rep["weights"] = str(det.weights_path)
+    rep["split"] = split
+    if plots:
+        for path in write_plots(scores, det.threshold, plots):
+            _err(f"wrote {path}")
+    if as_json:
+        click.echo(json.dumps(_nan_to_none(rep), indent=2))
+    else:
+        for line in format_table(rep):
+            click.echo(line)
+    errors = sum(r.get("errors", 0) for k, r in rep["sets"].items() if k != "all")
+    ctx.exit(EXIT_UNREADABLE if errors else EXIT_OK)
+
+
+def _nan_to_none(obj):
+    """JSON has no NaN: undefined figures (an AUC with one class) become null."""
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, float) and obj != obj:
+        return None
+    return obj
+
+
 def _f(x, width: int = 7) -> str:
     if x is None or (isinstance(x, float) and x != x):
         return f"{'-':>{width}}"

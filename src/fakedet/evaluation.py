@@ -1,0 +1,127 @@
+"""Scoring labelled data and summarising it (behind ``fakedet eval``)."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Optional
+
+import numpy as np
+
+from .inputs import Item
+from .labelled import LabelledImage
+from .metrics import summarize
+
+
+def score_labelled(det, images: list[LabelledImage], batch_size: Optional[int] = None,
+                   workers: Optional[int] = None, progress=None):
+    """Returns (labels, probabilities, errors) for the images; unreadable ones are set aside."""
+    labels, probs, errors = [], [], []
+    items = (Item(im.path, source=im.path) for im in images)
+    i = 0
+    for batch in det.iter_batches(items, batch_size, workers):
+        for r in batch:
+            im = images[i]
+            i += 1
+            if r.error is not None:
+                errors.append((im.path, r.error))
+            else:
+                labels.append(im.label)
+                probs.append(r.p_fake)
+        if progress is not None:
+            progress.update(len(batch))
+    return np.asarray(labels, dtype=np.int64), np.asarray(probs, dtype=np.float64), errors
+
+
+def report(det, datasets: dict[str, list[LabelledImage]], batch_size=None, workers=None,
+           progress=None) -> dict:
+    """Metrics per data set and over all of them at the detector's threshold."""
+    out: dict = {"threshold": det.threshold, "sets": {}}
+    all_y, all_p, n_err = [], [], 0
+    for name, images in datasets.items():
+        y, p, errors = score_labelled(det, images, batch_size, workers, progress)
+        res = summarize(y, p, det.threshold)
+        res["errors"] = len(errors)
+        out["sets"][name] = res
+        all_y.append(y)
+        all_p.append(p)
+        n_err += len(errors)
+        out.setdefault("_scores", {})[name] = (y, p)
+    if len(datasets) > 1:
+        res = summarize(np.concatenate(all_y), np.concatenate(all_p), det.threshold)
+        res["errors"] = n_err
+        out["sets"]["all"] = res
+    return out
+
+
+def write_plots(scores: dict, threshold: float, folder: str) -> list[str]:
+    """ROC curves, score histograms and reliability diagrams as PNG files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .metrics import roc_curve
+
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, (y, p) in scores.items():
+        if 0 < y.sum() < len(y):
+            fpr, tpr, _ = roc_curve(y, p)
+            ax.plot(fpr, tpr, label=name)
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC")
+    ax.legend(fontsize=7)
+    paths.append(_save(fig, folder, "roc.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    y = np.concatenate([v[0] for v in scores.values()])
+    p = np.concatenate([v[1] for v in scores.values()])
+    bins = np.linspace(0, 1, 41)
+    ax.hist(p[y == 0], bins=bins, alpha=0.6, label="real")
+    ax.hist(p[y == 1], bins=bins, alpha=0.6, label="fake")
+    ax.axvline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold:.3f}")
+    ax.set(xlabel="p_fake", ylabel="images", title="score histogram")
+    ax.legend()
+    paths.append(_save(fig, folder, "histogram.png"))
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    edges = np.linspace(0, 1, 11)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, 9)
+    xs = [p[idx == b].mean() for b in range(10) if (idx == b).any()]
+    ys = [y[idx == b].mean() for b in range(10) if (idx == b).any()]
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.plot(xs, ys, "o-")
+    ax.set(xlabel="mean p_fake", ylabel="fraction fake", title="reliability")
+    paths.append(_save(fig, folder, "reliability.png"))
+    return paths
+
+
+def _save(fig, folder, name) -> str:
+    path = os.path.join(folder, name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def format_table(rep: dict) -> Iterable[str]:
+    cols = [("n", "n", 6, "d"), ("real", "n_real", 6, "d"), ("fake", "n_fake", 6, "d"),
+            ("AUC", "auc", 7, ".4f"), ("AP", "ap", 7, ".4f"), ("acc", "accuracy", 7, ".4f"),
+            ("bal.acc", "balanced_accuracy", 7, ".4f"), ("FPR", "fpr", 7, ".4f"),
+            ("TPR@1%", "tpr_at_1pct_fpr", 7, ".4f"), ("TPR@5%", "tpr_at_5pct_fpr", 7, ".4f"),
+            ("ECE", "ece", 7, ".4f"), ("errors", "errors", 6, "d")]
+    yield f"{'set':<22}" + "".join(f" {c[0]:>{c[2]}}" for c in cols)
+    for name, r in rep["sets"].items():
+        cells = []
+        for _, key, width, spec in cols:
+            v = r.get(key)
+            if v is None or (isinstance(v, float) and v != v):
+                cells.append(f" {'-':>{width}}")
+            else:
+                cells.append(f" {v:>{width}{spec}}")
+        yield f"{name:<22}" + "".join(cells)
+    yield f"threshold {rep['threshold']:.4f}; AUC/AP/TPR need both classes; FPR = real images labelled fake"

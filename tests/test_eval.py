@@ -1,0 +1,86 @@
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fakedet import metrics
+from fakedet.cli import cli
+
+from conftest import write_image
+
+
+def test_auc_matches_pairwise_definition():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    s = rng.normal(size=200) + y + np.round(rng.normal(size=200))  # with ties
+    pos, neg = s[y == 1], s[y == 0]
+    pairwise = ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg))
+    assert metrics.auc(y, s) == pytest.approx(pairwise)
+    assert metrics.auc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert np.isnan(metrics.auc([1, 1], [0.1, 0.2]))
+
+
+def test_threshold_at_fpr_respects_the_rate():
+    real = np.linspace(0, 1, 1000)
+    t = metrics.threshold_at_fpr(real, 0.05)
+    assert (real >= t).mean() <= 0.05 and (real >= t).mean() >= 0.04
+
+
+def test_temperature_fit_recovers_known_temperature():
+    rng = np.random.default_rng(1)
+    z = rng.normal(0, 3, 20000)
+    y = (rng.random(20000) < metrics.sigmoid(z / 2.5)).astype(int)
+    assert metrics.fit_temperature(y, z) == pytest.approx(2.5, rel=0.1)
+
+
+def test_ece_and_tpr_at_fpr():
+    assert metrics.expected_calibration_error([0, 1], [0.0, 1.0]) == 0.0
+    assert metrics.expected_calibration_error([0, 0], [1.0, 1.0]) == 1.0
+    assert metrics.tpr_at_fpr([0, 0, 1, 1], [0.1, 0.6, 0.5, 0.9], 0.0) == 0.5
+
+
+@pytest.fixture
+def labelled(tmp_path):
+    for i in range(4):
+        write_image(tmp_path / "real" / f"r{i}.jpg", seed=i)
+        write_image(tmp_path / "fake" / f"f{i}.png", "PNG", seed=10 + i)
+    (tmp_path / "fake" / "broken.jpg").write_bytes(b"x")
+    return tmp_path
+
+
+def test_eval_folder_json(tiny_weights, labelled):
+    r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert r.exit_code == 3, r.output  # one unreadable image
+    rep = json.loads(r.stdout)
+    res = rep["sets"][labelled.name]
+    assert res["n"] == 8 and res["n_real"] == 4 and res["n_fake"] == 4 and res["errors"] == 1
+    for key in ("auc", "ap", "accuracy", "balanced_accuracy", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr", "ece"):
+        assert 0.0 <= res[key] <= 1.0
+
+
+def test_eval_manifest_split_and_table(tiny_weights, labelled, tmp_path):
+    (labelled / "fake" / "broken.jpg").unlink()
+    man = labelled / "manifest.csv"
+    rows = ["file,label,split"] + [f"real/r{i}.jpg,0,{'test' if i < 2 else 'train'}" for i in range(4)] + \
+           [f"fake/f{i}.png,1,{'test' if i < 2 else 'train'}" for i in range(4)]
+    man.write_text("\n".join(rows) + "\n")
+    r = CliRunner().invoke(cli, ["eval", str(man), "--split", "test", "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["sets"][labelled.name]["n"] == 4
+    r = CliRunner().invoke(cli, ["eval", str(man), "-w", str(tiny_weights), "-j", "0"])
+    assert r.exit_code == 0 and "AUC" in r.stdout and "TPR@5%" in r.stdout
+
+
+def test_eval_plots(tiny_weights, labelled, tmp_path):
+    pytest.importorskip("matplotlib")
+    (labelled / "fake" / "broken.jpg").unlink()
+    out = tmp_path / "plots"
+    r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0", "--plots", str(out)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["histogram.png", "reliability.png", "roc.png"]
+
+
+def test_eval_bad_data_is_a_usage_error(tiny_weights, tmp_path):
+    r = CliRunner().invoke(cli, ["eval", str(tmp_path), "-w", str(tiny_weights)])
+    assert r.exit_code == 2

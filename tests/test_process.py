@@ -1,0 +1,55 @@
+"""The CLI as a real process: pipes, signals, start-up."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import write_image
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory):
+    d = tmp_path_factory.mktemp("many")
+    for i in range(60):
+        write_image(d / f"{i:03d}.jpg", size=(64, 64), seed=i)
+    return d
+
+
+def fakedet(*args, **kw):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "fakedet", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def test_version_does_not_import_torch():
+    code = "import sys; from fakedet.cli import main; sys.argv=['fakedet','--version']\n" \
+           "try:\n    main()\nexcept SystemExit:\n    pass\nassert 'torch' not in sys.modules, 'torch imported'"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "fakedet" in r.stdout
+
+
+def test_closed_pipe_ends_quietly(tiny_weights, many):
+    p = fakedet("scan", "-w", str(tiny_weights), "-j", "0", "-b", "2", str(many))
+    first = p.stdout.readline()
+    p.stdout.close()  # like `| head -1`
+    _, err = p.communicate(timeout=120)
+    assert first.startswith(str(many).encode())
+    assert p.returncode == 141
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
+
+
+def test_ctrl_c_flushes_and_exits_130(tiny_weights, many):
+    p = fakedet("scan", "-w", str(tiny_weights), "-j", "1", "-b", "1", str(many), str(many), str(many))
+    first = p.stdout.readline()  # wait until records flow
+    assert first
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    lines = [first] + out.splitlines(keepends=True)
+    assert all(line.count(b"\t") == 3 and line.endswith(b"\n") for line in lines)
+    assert b"Traceback" not in err and b"interrupted" in err
