@@ -1,0 +1,309 @@
+#!/usr/bin/env python
+"""Throughput and memory benchmark of fakedet, end to end and against its bounds.
+
+    python scripts/benchmark.py                       # CPU (and CUDA when present), default sizes
+    python scripts/benchmark.py --sizes face,1024 --n 200 --device cpu
+    python scripts/benchmark.py --memory 1000,20000   # peak RSS while scanning N images
+
+For each image size (224 px face crops, 1024 px JPEGs, 12-megapixel 4032x3024 phone JPEGs) it
+reports images/s of:
+  * ``cli``: ``fakedet scan DIR`` in a fresh process, start-up included;
+  * ``api``: ``Detector.predict`` on the paths (model already loaded);
+  * ``loop``: a one-image-at-a-time reference (PIL open, preprocess, forward at batch 1);
+  * ``decode``: decoding + preprocessing only, through the same worker pool (a bound);
+  * ``model``: the model only, on pre-decoded tensors at the same batch size (the other bound);
+and ``cli / loop`` and ``cli / min(decode, model)``. It also times the model with and without
+fakedet's glibc allocator tuning, and measures peak resident memory (process tree) while scanning
+growing numbers of images. Images are generated (photo-like gradients, texture and noise) so that
+anyone can rerun it; results are printed as a Markdown table and written as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+SIZES = {"face": (224, 224), "1024": (1024, 768), "12mp": (4032, 3024)}
+DEFAULT_N = {"face": 400, "1024": 200, "12mp": 40}
+
+
+def photo_like(w: int, h: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (max(2, h // 64), max(2, w // 64), 3), dtype=np.uint8)
+    img = Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC)
+    arr = np.asarray(img).astype(np.int16) + rng.integers(-6, 7, (h, w, 3), dtype=np.int16)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def make_images(folder: Path, size: str, n: int) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    w, h = SIZES[size]
+    paths = []
+    base = [photo_like(w, h, s) for s in range(min(n, 8))]
+    for i in range(n):
+        p = folder / f"{size}_{i:05d}.jpg"
+        if not p.exists():
+            img = base[i % len(base)]
+            if i >= len(base):  # vary content cheaply: flips and small crops stay the same size
+                img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if i % 2 else img
+            img.save(p, "JPEG", quality=90 - (i % 5))
+        paths.append(str(p))
+    return paths
+
+
+class RssSampler:
+    """Peak resident memory of a process and all its descendants, sampled from /proc."""
+
+    def __init__(self, pid: int, interval: float = 0.05):
+        self.pid, self.interval, self.peak = pid, interval, 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+    def _tree(self, pid):
+        out = [pid]
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                    for c in fh.read().split():
+                        out.extend(self._tree(int(c)))
+        except OSError:
+            pass
+        return out
+
+    def _rss(self, pid):
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, sum(self._rss(p) for p in self._tree(self.pid)))
+            time.sleep(self.interval)
+
+
+def run_cli(args: list[str], stdin_data: bytes | None = None, env=None) -> tuple[float, int, int]:
+    """Runs ``fakedet ARGS`` in a fresh process; returns (seconds, records, peak RSS bytes)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-m", "fakedet", *args], stdin=subprocess.PIPE if stdin_data else None,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env or os.environ.copy())
+    count = 0
+    with RssSampler(p.pid) as rss:
+        if stdin_data:
+            threading.Thread(target=lambda: (p.stdin.write(stdin_data), p.stdin.close()), daemon=True).start()
+        for _ in p.stdout:
+            count += 1
+        err = p.stderr.read()
+        p.wait()
+    if p.returncode not in (0, 1):
+        raise RuntimeError(f"fakedet exited {p.returncode}: {err.decode()[-2000:]}")
+    return time.perf_counter() - t0, count, rss.peak
+
+
+def bench_size(det, size, paths, device, batch_size, workers, weights):
+    from fakedet import imageio
+    from fakedet.engine import _chunks, prepare_batch, _init_worker, _mp_context
+    from fakedet.inputs import Item
+
+    import torch
+
+    n = len(paths)
+    cfg = det.config.preprocess
+    res = {"size": f"{SIZES[size][0]}x{SIZES[size][1]}", "n": n}
+
+    # end to end, fresh process
+    folder = str(Path(paths[0]).parent)
+    args = ["scan", folder, "-q", "--device", device, "-b", str(batch_size)]
+    if workers is not None:
+        args += ["-j", str(workers)]
+    if weights:
+        args += ["-w", weights]
+    secs, count, _ = run_cli(args)
+    assert count == n, (count, n)
+    res["cli"] = n / secs
+
+    # API, model loaded
+    det.predict(paths[: batch_size])  # warm-up
+    t0 = time.perf_counter()
+    out = det.predict(paths)
+    res["api"] = n / (time.perf_counter() - t0)
+    assert all(r.ok for r in out)
+
+    # one image at a time
+    m = min(n, 60 if size != "12mp" else 15)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for p in paths[:m]:
+            img = Image.open(p).convert("RGB")
+            v, pt = imageio.preprocess(img, cfg)
+            det.forward(torch.from_numpy(v)[None], torch.from_numpy(pt)[None])
+    res["loop"] = m / (time.perf_counter() - t0)
+
+    # decode-only bound through the same pool
+    nworkers = det.workers if workers is None else workers
+    items = [Item(p, source=p) for p in paths]
+    t0 = time.perf_counter()
+    if nworkers == 0:
+        prepared = [prepare_batch(b, cfg) for b in _chunks(items, batch_size)]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(nworkers, mp_context=_mp_context(), initializer=_init_worker,
+                                 initargs=(cfg,)) as pool:
+            prepared = list(pool.map(prepare_batch, _chunks(items, batch_size)))
+    res["decode"] = n / (time.perf_counter() - t0)
+
+    # model-only bound on pre-decoded tensors
+    batches = [(torch.from_numpy(np.stack([r[1] for r in b])), torch.from_numpy(np.stack([r[2] for r in b])))
+               for b in prepared]
+    det.forward(*batches[0])
+    if det.device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for v, pt in batches:
+        det.forward(v, pt)
+    if det.device.type == "cuda":
+        torch.cuda.synchronize()
+    res["model"] = n / (time.perf_counter() - t0)
+    res["cli/loop"] = res["cli"] / res["loop"]
+    res["cli/bound"] = res["cli"] / min(res["decode"], res["model"])
+    res["api/bound"] = res["api"] / min(res["decode"], res["model"])
+    return res
+
+
+MALLOC_CHILD = r"""
+import sys, time, torch
+sys.path.insert(0, sys.argv[1])
+from fakedet import Detector
+det = Detector.load(sys.argv[2] or None, device="cpu", workers=0)
+g, k, p = det.config.preprocess.global_size, det.config.preprocess.num_patches, det.config.preprocess.patch_size
+v = torch.randint(0, 256, (32, 3, g, g), dtype=torch.uint8)
+pt = torch.randint(0, 256, (32, k, 3, p, p), dtype=torch.uint8)
+det.forward(v, pt)
+t0 = time.process_time(); w0 = time.perf_counter()
+for _ in range(8):
+    det.forward(v, pt)
+wall = time.perf_counter() - w0
+import resource
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(f"{32 * 8 / wall:.1f} {ru.ru_stime / max(ru.ru_utime + ru.ru_stime, 1e-9):.3f}")
+"""
+
+
+def bench_malloc(weights):
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    out = {}
+    for name, extra in (("tuned", {}), ("glibc default", {"FAKEDET_NO_MALLOC_TUNING": "1"})):
+        env = dict(os.environ, **extra)
+        r = subprocess.run([sys.executable, "-c", MALLOC_CHILD, src, weights or ""], env=env,
+                           capture_output=True, text=True, check=True)
+        ips, sys_frac = r.stdout.split()
+        out[name] = {"model_img_s": float(ips), "kernel_time_fraction": float(sys_frac)}
+    return out
+
+
+def bench_memory(face_paths, counts, device, weights, batch_size):
+    """Peak RSS while scanning N images: a --files-from list repeating the face images."""
+    out = {}
+    for n in counts:
+        listing = "\n".join(face_paths[i % len(face_paths)] for i in range(n)).encode() + b"\n"
+        args = ["scan", "--files-from", "-", "-q", "--device", device, "-b", str(batch_size)]
+        if weights:
+            args += ["-w", weights]
+        secs, count, peak = run_cli(args, stdin_data=listing)
+        assert count == n
+        out[str(n)] = {"peak_rss_mib": peak / 2**20, "img_s": n / secs}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="face,1024,12mp")
+    ap.add_argument("--n", type=int, default=None, help="images per size (default: 400/200/40)")
+    ap.add_argument("--device", default=None, help="cpu, cuda (default: cpu, and cuda when present)")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--weights", default=None)
+    ap.add_argument("--memory", default="1000,20000", help="image counts for the memory test ('' to skip)")
+    ap.add_argument("--no-malloc", action="store_true", help="skip the allocator comparison")
+    ap.add_argument("--dir", default=None, help="where to generate images (default: a temp folder)")
+    ap.add_argument("--json", default="benchmark.json", help="write results here")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from fakedet import Detector
+
+    devices = [args.device] if args.device else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    root = Path(args.dir or tempfile.mkdtemp(prefix="fakedet-bench-"))
+    sizes = [s for s in args.sizes.split(",") if s]
+    images = {s: make_images(root / s, s, args.n or DEFAULT_N[s]) for s in sizes}
+    results = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "torch": torch.__version__,
+                    "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "batch_size": args.batch_size, "runs": [],
+    }
+    for device in devices:
+        det = Detector.load(args.weights, device=device, batch_size=args.batch_size, workers=args.workers)
+        results["workers"] = det.workers
+        for s in sizes:
+            r = bench_size(det, s, images[s], device, args.batch_size, args.workers, args.weights)
+            r["device"] = device
+            results["runs"].append(r)
+            print(json.dumps(r), file=sys.stderr)
+    if not args.no_malloc:
+        results["malloc"] = bench_malloc(args.weights)
+    if args.memory:
+        faces = images.get("face") or make_images(root / "face", "face", 400)
+        counts = [int(c) for c in args.memory.split(",") if c]
+        results["memory"] = bench_memory(faces, counts, devices[0], args.weights, args.batch_size)
+    Path(args.json).write_text(json.dumps(results, indent=2))
+
+    m = results["machine"]
+    print(f"\nMachine: {m['platform']}, {m['cpus']} CPUs, torch {m['torch']}, GPU: {m['gpu'] or 'none'}; "
+          f"batch {args.batch_size}, workers {results.get('workers')}\n")
+    print("| device | images | n | cli img/s | api img/s | 1-by-1 loop img/s | decode-only img/s | model-only img/s | cli / loop | cli / min(bounds) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results["runs"]:
+        print(f"| {r['device']} | {r['size']} | {r['n']} | {r['cli']:.1f} | {r['api']:.1f} | {r['loop']:.1f} | "
+              f"{r['decode']:.1f} | {r['model']:.1f} | {r['cli/loop']:.2f}x | {r['cli/bound']:.0%} |")
+    if "malloc" in results:
+        print("\n| allocator | model-only img/s (batch 32) | kernel share of CPU time |\n|---|---|---|")
+        for k, v in results["malloc"].items():
+            print(f"| {k} | {v['model_img_s']:.1f} | {v['kernel_time_fraction']:.0%} |")
+    if "memory" in results:
+        print("\n| images scanned | peak RSS (process tree) | img/s |\n|---|---|---|")
+        for k, v in results["memory"].items():
+            print(f"| {k} | {v['peak_rss_mib']:.0f} MiB | {v['img_s']:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
