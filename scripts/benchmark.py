@@ -128,7 +128,7 @@ def run_cli(args: list[str], stdin_data: bytes | None = None, env=None) -> tuple
 
 def bench_size(det, size, paths, device, batch_size, workers, weights):
     from fakedet import imageio
-    from fakedet.engine import _chunks, prepare_batch, _init_worker, _mp_context
+    from fakedet.engine import Task, _chunks, prepare_batch, _init_worker, _mp_context
     from fakedet.inputs import Item
 
     import torch
@@ -170,12 +170,12 @@ def bench_size(det, size, paths, device, batch_size, workers, weights):
     items = [Item(p, source=p) for p in paths]
     t0 = time.perf_counter()
     if nworkers == 0:
-        prepared = [prepare_batch(b, cfg) for b in _chunks(items, batch_size)]
+        prepared = [prepare_batch(b, Task(cfg)) for b in _chunks(items, batch_size)]
     else:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(nworkers, mp_context=_mp_context(), initializer=_init_worker,
-                                 initargs=(cfg,)) as pool:
+                                 initargs=(Task(cfg),)) as pool:
             prepared = list(pool.map(prepare_batch, _chunks(items, batch_size)))
     res["decode"] = n / (time.perf_counter() - t0)
 

@@ -98,8 +98,11 @@ def cli():
               help="Progress bar on stderr  [default: on when stderr is a terminal].")
 @click.option("-q", "--quiet", is_flag=True, help="No summary, warnings or progress on stderr.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when any image is labelled fake.")
+@click.option("--faces", is_flag=True,
+              help="Find faces and score each one; p_fake is the maximum over the faces and the "
+                   "whole image (jsonl/json add a 'faces' list of boxes and scores).")
 def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, workers, output,
-         progress, quiet, exit_code):
+         progress, quiet, exit_code, faces):
     """Score images: one record per input (path, p_fake, label, error) on stdout.
 
     PATH is an image file, a folder (searched recursively for image files, in sorted order) or
@@ -129,7 +132,7 @@ def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, w
 
     try:
         det = Detector.load(weights, device=device, threshold=threshold, batch_size=batch_size,
-                            workers=workers)
+                            workers=workers, faces=faces)
     except (CheckpointError, DeviceError) as exc:
         _err(str(exc))
         ctx.exit(EXIT_USAGE)
@@ -182,7 +185,7 @@ def _run_scan(det, paths, list_stream, null, fmt, out_stream, progress, quiet, e
     from .output import Writer
 
     writer = Writer(out_stream, fmt)
-    n = n_fake = n_err = 0
+    n = n_fake = n_err = n_noface = 0
     t0 = time.perf_counter()
     bar = tqdm(unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     interrupted = False
@@ -192,6 +195,7 @@ def _run_scan(det, paths, list_stream, null, fmt, out_stream, progress, quiet, e
             n += len(results)
             n_err += sum(1 for r in results if r.error is not None)
             n_fake += sum(1 for r in results if r.label == "fake")
+            n_noface += sum(1 for r in results if r.faces == [])
             bar.update(len(results))
         writer.close()
     except BrokenPipeError:
@@ -219,6 +223,8 @@ def _run_scan(det, paths, list_stream, null, fmt, out_stream, progress, quiet, e
         _err(f"{n} image{'s' if n != 1 else ''}: {n_fake} fake, {n - n_fake - n_err} real, "
              f"{n_err} error{'s' if n_err != 1 else ''} ({elapsed:.1f} s, {n / max(elapsed, 1e-9):.1f} img/s,"
              f" {det.device}, threshold {det.threshold:.4f})")
+        if det.faces:
+            _err(f"{n_noface} image{'s' if n_noface != 1 else ''} without a face scored as a whole")
     if n_err:
         return EXIT_UNREADABLE
     if exit_code and n_fake:
@@ -294,7 +300,8 @@ def info(weights, as_json):
 @click.option("--plots", type=click.Path(file_okay=False), default=None,
               help="Write ROC, histogram and reliability PNGs to DIR (needs matplotlib).")
 @click.option("--progress/--no-progress", default=None)
-def eval_(data, split, weights, threshold, device, batch_size, workers, as_json, plots, progress):
+@click.option("--faces", is_flag=True, help="Score as scan --faces does (maximum over faces and whole image).")
+def eval_(data, split, weights, threshold, device, batch_size, workers, as_json, plots, progress, faces):
     """Measure the model on labelled images.
 
     DATA is a folder with real/ and fake/ subfolders, a folder holding a manifest.csv, or a
@@ -332,7 +339,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
             ctx.exit(EXIT_USAGE)
     try:
         det = Detector.load(weights, device=device, threshold=threshold, batch_size=batch_size,
-                            workers=workers)
+                            workers=workers, faces=faces)
     except (CheckpointError, DeviceError) as exc:
         _err(str(exc))
         ctx.exit(EXIT_USAGE)

@@ -31,15 +31,25 @@ class DeviceError(Exception):
     """The requested device cannot be used."""
 
 
+NO_FACE_NOTE = "no face found: whole-image score"
+
+
 @dataclass
 class Result:
-    """One input's record. ``p_fake`` and ``label`` are None when ``error`` is set."""
+    """One input's record. ``p_fake`` and ``label`` are None when ``error`` is set.
+
+    In face mode ``faces`` lists ``{"box": [x0, y0, x1, y1], "p_fake": p}`` per detected face,
+    ``p_whole`` is the whole-image score, ``p_fake`` the maximum of all of them, and ``note``
+    says when no face was found.
+    """
 
     path: str
     p_fake: Optional[float]
     label: Optional[str]
     error: Optional[str] = None
     faces: Optional[list] = field(default=None, repr=False)
+    p_whole: Optional[float] = field(default=None, repr=False)
+    note: Optional[str] = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -49,41 +59,68 @@ class Result:
         d = {"path": self.path, "p_fake": self.p_fake, "label": self.label, "error": self.error}
         if self.faces is not None:
             d["faces"] = self.faces
+            d["p_whole"] = self.p_whole
+            d["note"] = self.note
         return d
 
 
+@dataclass
+class Task:
+    """What a decoding worker needs to know."""
+
+    pre: PreprocessConfig
+    faces: bool = False
+
+
 # ----------------------------------------------------------------------------- workers
-_WORKER_CFG: Optional[PreprocessConfig] = None
+_WORKER_TASK: Optional[Task] = None
 
 
-def _init_worker(cfg: PreprocessConfig) -> None:
-    global _WORKER_CFG
-    _WORKER_CFG = cfg
+def _init_worker(task: Task) -> None:
+    global _WORKER_TASK
+    _WORKER_TASK = task
     # Ctrl-C is handled by the main process, which flushes and shuts the pool down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if task.faces:
+        import torch
+
+        torch.set_num_threads(1)  # one core per worker: the workers are the parallelism
 
 
-def prepare_batch(batch: Sequence[Item], cfg: Optional[PreprocessConfig] = None) -> list[tuple]:
-    """Decodes and preprocesses one batch: ``(item.path, view, patches, error)`` per item.
+def prepare_batch(batch: Sequence[Item], task: Optional[Task] = None) -> list[tuple]:
+    """Decodes and preprocesses one batch: ``(path, views, patches, error, boxes)`` per item.
 
-    Never raises for a bad input: each failure becomes that item's own error string.
+    ``views``/``patches`` stack the whole image first and then one entry per detected face
+    (face mode; ``boxes`` lists the faces' boxes, else it is None). Never raises for a bad
+    input: each failure becomes that item's own error string.
     """
-    cfg = cfg or _WORKER_CFG
+    task = task or _WORKER_TASK
+    cfg = task.pre
     out = []
     for item in batch:
         if item.error is not None:
-            out.append((item.path, None, None, item.error))
+            out.append((item.path, None, None, item.error, None))
             continue
         try:
             img = imageio.load(item.source, cfg)
             view, patches = imageio.preprocess(img, cfg)
-            out.append((item.path, view, patches, None))
+            views, patch_sets, boxes = [view], [patches], None
+            if task.faces:
+                from . import faces
+
+                boxes = []
+                for box, _ in faces.find_faces(img):
+                    v, p = imageio.preprocess(faces.face_crop(img, box), cfg)
+                    views.append(v)
+                    patch_sets.append(p)
+                    boxes.append(box)
+            out.append((item.path, np.stack(views), np.stack(patch_sets), None, boxes))
         except imageio.ImageError as exc:
-            out.append((item.path, None, None, str(exc)))
+            out.append((item.path, None, None, str(exc), None))
         except MemoryError:
-            out.append((item.path, None, None, "out of memory while decoding"))
+            out.append((item.path, None, None, "out of memory while decoding", None))
         except Exception as exc:  # a decoder bug must not take the batch down
-            out.append((item.path, None, None, f"cannot decode image: {type(exc).__name__}: {exc}"))
+            out.append((item.path, None, None, f"cannot decode image: {type(exc).__name__}: {exc}", None))
     return out
 
 
@@ -158,8 +195,9 @@ class Detector:
 
     def __init__(self, model, meta: ckpt.CheckpointMeta, device, weights_path: Optional[Path] = None,
                  threshold: Optional[float] = None, batch_size: int = 32,
-                 workers: Optional[int] = None):
+                 workers: Optional[int] = None, faces: bool = False):
         self.model = model
+        self.faces = bool(faces)
         self.meta = meta
         self.device = device
         self.weights_path = weights_path
@@ -172,8 +210,11 @@ class Detector:
     @classmethod
     def load(cls, weights: Optional[str | os.PathLike] = None, device: str = "auto",
              threshold: Optional[float] = None, batch_size: int = 32,
-             workers: Optional[int] = None) -> "Detector":
+             workers: Optional[int] = None, faces: bool = False) -> "Detector":
         """Loads a checkpoint (the shipped default when ``weights`` is None) onto ``device``.
+
+        With ``faces=True`` every image is searched for faces (MTCNN); each face is scored on a
+        crop and the image's ``p_fake`` is the maximum over the faces and the whole image.
 
         Raises:
             CheckpointError: the weights are missing, unreadable or do not match their config.
@@ -189,7 +230,12 @@ class Detector:
         model = model.to(dev)
         if dev.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
-        return cls(model, meta, dev, path, threshold, batch_size, workers)
+        if faces:
+            from .faces import default_mtcnn_path
+
+            if not default_mtcnn_path().is_file():
+                raise ckpt.CheckpointError(f"face detector weights not found: {default_mtcnn_path()}")
+        return cls(model, meta, dev, path, threshold, batch_size, workers, faces)
 
     # ------------------------------------------------------------------ public API
     def predict(self, inputs: Iterable[Any], batch_size: Optional[int] = None,
@@ -209,7 +255,7 @@ class Detector:
         """Scores a stream of :class:`Item` and yields each batch's results, in input order."""
         bs = max(1, int(batch_size or self.batch_size))
         nworkers = self.workers if workers is None else max(0, int(workers))
-        pre = self.config.preprocess
+        task = Task(self.config.preprocess, self.faces)
         chunks = _chunks(items, bs)
         first = next(chunks, None)
         if first is None:
@@ -218,10 +264,10 @@ class Detector:
         if second is None or nworkers == 0:
             # One batch only, or no workers: decode in this process (no pool start-up cost).
             for batch in ([first] if second is None else _prepend(first, second, chunks)):
-                yield self._score(prepare_batch(batch, pre))
+                yield self._score(prepare_batch(batch, task))
             return
         pool = ProcessPoolExecutor(nworkers, mp_context=_mp_context(), initializer=_init_worker,
-                                   initargs=(pre,))
+                                   initargs=(task,))
         pending: deque = deque()
         try:
             ahead = 2 * nworkers
@@ -241,23 +287,33 @@ class Detector:
         import torch
 
         ok = [i for i, r in enumerate(prepared) if r[3] is None]
-        probs: dict[int, float] = {}
+        probs: dict[int, list[float]] = {}
         if ok:
-            views = torch.from_numpy(np.stack([prepared[i][1] for i in ok]))
-            patches = torch.from_numpy(np.stack([prepared[i][2] for i in ok]))
+            views = torch.from_numpy(np.concatenate([prepared[i][1] for i in ok]))
+            patches = torch.from_numpy(np.concatenate([prepared[i][2] for i in ok]))
             logits = self.forward(views, patches)
             p = torch.sigmoid(logits / self.temperature).tolist()
-            probs = dict(zip(ok, p))
+            start = 0
+            for i in ok:
+                n = len(prepared[i][1])
+                probs[i] = p[start : start + n]
+                start += n
         out = []
-        for i, (path, _, _, err) in enumerate(prepared):
+        for i, (path, _, _, err, boxes) in enumerate(prepared):
             if err is not None:
                 out.append(Result(path, None, None, err))
-            else:
-                pf = float(probs[i])
-                if math.isnan(pf):
-                    out.append(Result(path, None, None, "model produced no score (NaN)"))
-                else:
-                    out.append(Result(path, pf, "fake" if pf >= self.threshold else "real"))
+                continue
+            scores = probs[i]
+            if any(math.isnan(x) for x in scores):
+                out.append(Result(path, None, None, "model produced no score (NaN)"))
+                continue
+            pf = max(scores)
+            r = Result(path, pf, "fake" if pf >= self.threshold else "real")
+            if boxes is not None:
+                r.faces = [{"box": list(b), "p_fake": float(x)} for b, x in zip(boxes, scores[1:])]
+                r.p_whole = scores[0]
+                r.note = None if boxes else NO_FACE_NOTE
+            out.append(r)
         return out
 
     def forward(self, views, patches):

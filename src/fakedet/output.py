@@ -26,8 +26,11 @@ def _tsv_escape(text: str) -> str:
 
 def _json_record(r) -> dict:
     d = r.to_dict()
-    if d["p_fake"] is not None:
-        d["p_fake"] = round(d["p_fake"], 6)
+    for key in ("p_fake", "p_whole"):
+        if d.get(key) is not None:
+            d[key] = round(d[key], 6)
+    for face in d.get("faces") or []:
+        face["p_fake"] = round(face["p_fake"], 6)
     return d
 
 
