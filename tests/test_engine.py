@@ -95,3 +95,72 @@ def test_cuda_matches_cpu(tiny_weights, mixed):
         assert a.error == b.error
         if a.ok:
             assert b.p_fake == pytest.approx(a.p_fake, abs=2e-2)  # bf16 autocast
+
+
+@pytest.fixture(scope="module")
+def jpegs(tmp_path_factory):
+    """JPEGs of several sizes and kinds, plus inputs the torch path must hand to PIL."""
+    from PIL import Image
+
+    d = tmp_path_factory.mktemp("jpegs")
+    paths = [str(write_image(d / f"{i}.jpg", size=(70 + 40 * i, 60 + 25 * i), seed=i, quality=90)) for i in range(6)]
+    gray = d / "gray.jpg"
+    random_image((120, 90)).convert("L").save(gray, quality=90)
+    cmyk = d / "cmyk.jpg"
+    random_image((120, 90)).convert("CMYK").save(cmyk, quality=90)
+    rot = d / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    random_image((160, 80)).save(rot, quality=90, exif=exif.tobytes())
+    png = write_image(d / "x.png", "PNG", size=(100, 100))
+    (d / "trunc.jpg").write_bytes(image_bytes("JPEG", (300, 300))[:700])
+    (d / "small.jpg").write_bytes(image_bytes("JPEG", (20, 100)))
+    return paths + [str(gray), str(cmyk), str(rot), str(png), str(d / "trunc.jpg"), str(d / "small.jpg"),
+                    str(d / "missing.jpg")]
+
+
+def test_torch_decode_path_matches_pil_path(tiny_weights, jpegs):
+    pil = Detector.load(tiny_weights, device="cpu", workers=0, decode="pil").predict(jpegs, batch_size=4)
+    tch = Detector.load(tiny_weights, device="cpu", workers=0, decode="torch").predict(jpegs, batch_size=4)
+    assert [r.path for r in tch] == jpegs
+    for a, b in zip(pil, tch):
+        assert (a.error is None) == (b.error is None), (a, b)
+        if a.ok:
+            # different JPEG IDCT and resampling implementations: close, not bit-identical
+            assert b.p_fake == pytest.approx(a.p_fake, abs=0.05), a.path
+    errors = {r.path.rsplit("/", 1)[1]: r.error for r in tch if not r.ok}
+    assert set(errors) == {"trunc.jpg", "small.jpg", "missing.jpg"}
+    assert "too small" in errors["small.jpg"] and errors["missing.jpg"] == "file not found"
+
+
+def test_torch_decode_preprocessing_close_to_pil(jpegs):
+    """The whole-image view and the native patches agree with the PIL path."""
+    import torch
+
+    from fakedet import imageio
+    from fakedet.config import PreprocessConfig
+    from fakedet.engine import Task
+    from fakedet.inputs import Item
+    from fakedet.tensordecode import TensorDecoder
+
+    cfg = PreprocessConfig(global_size=64, patch_size=32, num_patches=4)
+    dec = TensorDecoder(Task(cfg), torch.device("cpu"))
+    try:
+        out = dec.prepare(dec.read([Item(p, source=p) for p in jpegs[:6]]))
+    finally:
+        dec.close()
+    for path, (_, view, patches, err, _) in zip(jpegs, out):
+        assert err is None and isinstance(view, torch.Tensor)
+        v, p = imageio.preprocess(imageio.load(path, cfg), cfg)
+        assert np.abs(view[0].numpy().astype(int) - v.astype(int)).mean() < 3.0
+        assert np.abs(patches[0].numpy().astype(int) - p.astype(int)).mean() < 2.0
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs CUDA")
+def test_cuda_torch_decode_matches_cpu(tiny_weights, jpegs):
+    cpu = Detector.load(tiny_weights, device="cpu", workers=0, decode="pil").predict(jpegs)
+    gpu = Detector.load(tiny_weights, device="cuda", workers=0, decode="torch").predict(jpegs)
+    for a, b in zip(cpu, gpu):
+        assert (a.error is None) == (b.error is None)
+        if a.ok:
+            assert b.p_fake == pytest.approx(a.p_fake, abs=0.05)

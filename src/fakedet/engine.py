@@ -195,9 +195,12 @@ class Detector:
 
     def __init__(self, model, meta: ckpt.CheckpointMeta, device, weights_path: Optional[Path] = None,
                  threshold: Optional[float] = None, batch_size: int = 32,
-                 workers: Optional[int] = None, faces: bool = False):
+                 workers: Optional[int] = None, faces: bool = False, decode: str = "auto"):
+        if decode not in ("auto", "pil", "torch"):
+            raise ValueError(f"decode must be auto, pil or torch, not {decode!r}")
         self.model = model
         self.faces = bool(faces)
+        self.decode = decode
         self.meta = meta
         self.device = device
         self.weights_path = weights_path
@@ -210,11 +213,14 @@ class Detector:
     @classmethod
     def load(cls, weights: Optional[str | os.PathLike] = None, device: str = "auto",
              threshold: Optional[float] = None, batch_size: int = 32,
-             workers: Optional[int] = None, faces: bool = False) -> "Detector":
+             workers: Optional[int] = None, faces: bool = False,
+             decode: str = "auto") -> "Detector":
         """Loads a checkpoint (the shipped default when ``weights`` is None) onto ``device``.
 
         With ``faces=True`` every image is searched for faces (MTCNN); each face is scored on a
         crop and the image's ``p_fake`` is the maximum over the faces and the whole image.
+        ``decode`` picks the decoder: ``pil`` (worker processes), ``torch`` (batched torchvision
+        decoding and preprocessing on the model's device) or ``auto`` (torch on CUDA, else pil).
 
         Raises:
             CheckpointError: the weights are missing, unreadable or do not match their config.
@@ -235,7 +241,7 @@ class Detector:
 
             if not default_mtcnn_path().is_file():
                 raise ckpt.CheckpointError(f"face detector weights not found: {default_mtcnn_path()}")
-        return cls(model, meta, dev, path, threshold, batch_size, workers, faces)
+        return cls(model, meta, dev, path, threshold, batch_size, workers, faces, decode)
 
     # ------------------------------------------------------------------ public API
     def predict(self, inputs: Iterable[Any], batch_size: Optional[int] = None,
@@ -261,6 +267,12 @@ class Detector:
         if first is None:
             return
         second = next(chunks, None)
+        use_torch = not self.faces and (self.decode == "torch" or
+                                        (self.decode == "auto" and self.device.type == "cuda"))
+        if use_torch:
+            yield from self._iter_tensor_batches(_prepend(first, second, chunks) if second else [first],
+                                                 task, max(4, nworkers))
+            return
         if second is None or nworkers == 0:
             # One batch only, or no workers: decode in this process (no pool start-up cost).
             for batch in ([first] if second is None else _prepend(first, second, chunks)):
@@ -282,6 +294,24 @@ class Detector:
                 fut.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def _iter_tensor_batches(self, batches, task, threads):
+        from .tensordecode import TensorDecoder
+
+        dec = TensorDecoder(task, self.device, threads=threads)
+        pending: deque = deque()
+        try:
+            for batch in batches:
+                pending.append(dec.read(batch))  # file reads run ahead in threads
+                if len(pending) >= 3:
+                    yield self._score(dec.prepare(pending.popleft()))
+            while pending:
+                yield self._score(dec.prepare(pending.popleft()))
+        finally:
+            for reads in pending:
+                for _, fut in reads:
+                    fut.cancel()
+            dec.close()
+
     # ------------------------------------------------------------------ scoring
     def _score(self, prepared: list[tuple]) -> list[Result]:
         import torch
@@ -289,8 +319,8 @@ class Detector:
         ok = [i for i, r in enumerate(prepared) if r[3] is None]
         probs: dict[int, list[float]] = {}
         if ok:
-            views = torch.from_numpy(np.concatenate([prepared[i][1] for i in ok]))
-            patches = torch.from_numpy(np.concatenate([prepared[i][2] for i in ok]))
+            views = _cat([prepared[i][1] for i in ok], self.device)
+            patches = _cat([prepared[i][2] for i in ok], self.device)
             logits = self.forward(views, patches)
             p = torch.sigmoid(logits / self.temperature).tolist()
             start = 0
@@ -323,8 +353,9 @@ class Detector:
         dev = self.device
         with torch.inference_mode():
             if dev.type == "cuda":
-                views = views.pin_memory().to(dev, non_blocking=True)
-                patches = patches.pin_memory().to(dev, non_blocking=True)
+                if views.device != dev:
+                    views = views.pin_memory().to(dev, non_blocking=True)
+                    patches = patches.pin_memory().to(dev, non_blocking=True)
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     logits = self.model(views, patches)
             else:
@@ -356,6 +387,15 @@ class Detector:
             "sha256": ckpt.sha256(self.weights_path) if self.weights_path else None,
             "device": str(self.device),
         }
+
+
+def _cat(parts, device):
+    """Concatenates numpy arrays (PIL path) and/or device tensors (torch path) into one tensor."""
+    import torch
+
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return torch.from_numpy(np.concatenate(parts))
+    return torch.cat([torch.from_numpy(p).to(device) if isinstance(p, np.ndarray) else p for p in parts])
 
 
 def _prepend(first, second, rest):

@@ -1,0 +1,138 @@
+"""Batched JPEG decoding and preprocessing with torch ops on the model's device.
+
+On CUDA this is the fast path: files are read by a pool of threads, JPEGs are decoded a whole
+batch at a time by ``torchvision.io.decode_jpeg(..., device="cuda")`` (nvJPEG), and the
+whole-image view and native-resolution patches are made on the GPU, so the CPU only reads bytes.
+Everything that path cannot take — non-JPEG files, CMYK JPEGs, files the batched decoder refuses,
+images outside the size limits — goes through the ordinary PIL path item by item, so every input
+still gets its own record. On the CPU the same code runs with torchvision's CPU decoder, which is
+how the tests cover it on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import imageio
+from .inputs import Item
+
+
+def _header(data: bytes) -> Optional[tuple[int, int]]:
+    """(width, height) if ``data`` is an RGB or grayscale JPEG, else None."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(data))
+        if img.format != "JPEG" or img.mode not in ("RGB", "L"):
+            return None
+        return img.size
+    except Exception:
+        return None
+
+
+class TensorDecoder:
+    """Prepares batches like :func:`fakedet.engine.prepare_batch`, but returns tensors that are
+    already on ``device``."""
+
+    def __init__(self, task, device: torch.device, threads: int = 8):
+        self.task = task
+        self.cfg = task.pre
+        self.device = device
+        self.pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="fakedet-read")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def read(self, batch: Sequence[Item]):
+        """Starts reading a batch's bytes in threads; returns what :meth:`prepare` takes."""
+        return [(item, self.pool.submit(self._read_one, item)) for item in batch]
+
+    @staticmethod
+    def _read_one(item: Item):
+        if item.error is not None:
+            return None, item.error
+        if isinstance(item.source, (bytes, bytearray)):
+            return bytes(item.source), None
+        if not isinstance(item.source, (str, bytes)) and not hasattr(item.source, "__fspath__"):
+            return None, None  # PIL images and the like: CPU path
+        try:
+            return imageio.read_bytes(item.source), None
+        except imageio.ImageError as exc:
+            return None, str(exc)
+
+    def prepare(self, pending) -> list[tuple]:
+        from .engine import prepare_batch
+
+        cfg = self.cfg
+        out: list = [None] * len(pending)
+        jpeg_idx, jpeg_data, sizes = [], [], []
+        for i, (item, fut) in enumerate(pending):
+            data, err = fut.result()
+            if err is not None:
+                out[i] = (item.path, None, None, err, None)
+                continue
+            size = _header(data) if data is not None else None
+            if size is None or min(size) < cfg.min_size or size[0] * size[1] > cfg.max_pixels:
+                # not a plain JPEG, or outside the limits: the PIL path decides and explains
+                src = Item(item.path, source=data if data is not None else item.source)
+                out[i] = prepare_batch([src], self.task)[0]
+                continue
+            jpeg_idx.append(i)
+            jpeg_data.append(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+            sizes.append(size)
+        if jpeg_idx:
+            decoded = self._decode(jpeg_data)
+            for k, i in enumerate(jpeg_idx):
+                item = pending[i][0]
+                img = decoded[k] if decoded is not None else None
+                if img is None:
+                    out[i] = prepare_batch([Item(item.path, source=bytes(jpeg_data[k].numpy()))], self.task)[0]
+                    continue
+                try:
+                    view, patches = self._preprocess(img)
+                    out[i] = (item.path, view, patches, None, None)
+                except imageio.ImageError as exc:
+                    out[i] = (item.path, None, None, str(exc), None)
+        return out
+
+    def _decode(self, data: list[torch.Tensor]) -> Optional[list[Optional[torch.Tensor]]]:
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return list(decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device,
+                                        apply_exif_orientation=True))
+            except Exception:
+                pass  # one bad file fails the whole batch: decode one by one to isolate it
+            out = []
+            for d in data:
+                try:
+                    out.append(decode_jpeg(d, mode=ImageReadMode.RGB, device=self.device,
+                                           apply_exif_orientation=True))
+                except Exception:
+                    out.append(None)  # the PIL path will report the precise error
+            return out
+
+    def _preprocess(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        _, h, w = img.shape
+        if min(h, w) < cfg.min_size:
+            raise imageio.ImageError(
+                f"image too small to analyse: {w}x{h} (both sides must be at least {cfg.min_size} px)")
+        g, p = cfg.global_size, cfg.patch_size
+        mode = {"nearest": "nearest", "bicubic": "bicubic", "box": "area"}.get(cfg.interpolation, "bilinear")
+        kw = {"antialias": True, "align_corners": False} if mode in ("bilinear", "bicubic") else {}
+        view = F.interpolate(img[None].float(), size=(g, g), mode=mode, **kw)
+        view = view.round_().clamp_(0, 255).to(torch.uint8)
+        patches = torch.stack([img[:, y : y + p, x : x + p] for x, y in imageio.patch_origins(w, h, cfg)])
+        return view, patches[None]
