@@ -265,7 +265,8 @@ def _nms_min(boxes: np.ndarray, thresh: float) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- face crops
-DETECT_MAX_SIDE = 1280  # detection runs on a copy at most this large; boxes are scaled back
+DETECT_MAX_SIDE = 1024  # detection runs on a copy at most this large; boxes are scaled back
+MIN_FACE = 32  # smallest face searched for, in pixels of that copy (the pyramid's first scale)
 FACE_MARGIN = 1.6  # crop side = margin x the detected box's longer side, like the training crops
 FACE_CROP_SIZE = 224  # crops are resized to this, as the DFDC training crops were
 MIN_SCORE = 0.9
@@ -277,7 +278,7 @@ _detector: Optional[MTCNN] = None
 def get_detector() -> MTCNN:
     global _detector
     if _detector is None:
-        _detector = MTCNN.load()
+        _detector = MTCNN.load(min_face=MIN_FACE)
     return _detector
 
 

@@ -1,0 +1,34 @@
+"""The shipped weights still reach their model-card figures on the test splits.
+
+Skipped when ../shared/data is absent (a fresh clone has no training data). The figures come from
+the checkpoint's own evaluation metadata, which weights/MODEL_CARD.md reports.
+"""
+
+import pytest
+
+from fakedet import Detector, checkpoint
+from fakedet.evaluation import score_labelled
+from fakedet.labelled import read_manifest
+from fakedet.metrics import auc
+
+from conftest import SHARED_DATA
+
+PAIRED = ["dfdc_faceswap", "lfw_faceswap", "cifake_sd14", "stylegan2_faces"]
+
+pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+
+
+@pytest.fixture(scope="module")
+def det():
+    return Detector.load(device="cpu")
+
+
+@pytest.mark.parametrize("name", PAIRED)
+def test_test_split_auc_matches_model_card(det, name):
+    card = checkpoint.read_meta(checkpoint.default_weights_path()).evaluation.get("test", {})
+    if name not in card:
+        pytest.fail(f"the shipped checkpoint has no test figures for {name}")
+    images = read_manifest(str(SHARED_DATA / name / "manifest.csv"), "test")
+    y, p, errors = score_labelled(det, images)
+    assert not errors
+    assert auc(y, p) >= card[name]["auc"] - 0.02
