@@ -127,15 +127,8 @@ def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, w
                 raise click.BadParameter(f"cannot open {files_from}: {exc.strerror}",
                                          param_hint="--files-from")
 
-    from .checkpoint import CheckpointError
-    from .engine import Detector, DeviceError
-
-    try:
-        det = Detector.load(weights, device=device, threshold=threshold, batch_size=batch_size,
-                            workers=workers, faces=faces)
-    except (CheckpointError, DeviceError) as exc:
-        _err(str(exc))
-        ctx.exit(EXIT_USAGE)
+    det = _load_detector(ctx, weights, device=device, threshold=threshold, batch_size=batch_size,
+                         workers=workers, faces=faces)
 
     if progress is None:
         progress = sys.stderr.isatty()
@@ -147,6 +140,21 @@ def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, w
     if list_stream is not None and files_from != "-":
         list_stream.close()
     ctx.exit(code)
+
+
+def _load_detector(ctx, weights, **kw):
+    """Detector.load, with unusable weights or devices reported as exit status 2."""
+    from .checkpoint import CheckpointError
+    from .engine import Detector, DeviceError
+
+    try:
+        return Detector.load(weights, **kw)
+    except (CheckpointError, DeviceError) as exc:
+        _err(str(exc))
+        ctx.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        ctx.exit(EXIT_INTERRUPTED)
 
 
 def _open_output(output: Optional[str]) -> IO[str]:
@@ -313,8 +321,6 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
 
     from tqdm import tqdm
 
-    from .checkpoint import CheckpointError
-    from .engine import Detector, DeviceError
     from .evaluation import format_table, report, write_plots
     from .labelled import read_labelled
 
@@ -337,12 +343,8 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         except ImportError:
             _err("--plots needs matplotlib: pip install 'fakedet[plots]'")
             ctx.exit(EXIT_USAGE)
-    try:
-        det = Detector.load(weights, device=device, threshold=threshold, batch_size=batch_size,
-                            workers=workers, faces=faces)
-    except (CheckpointError, DeviceError) as exc:
-        _err(str(exc))
-        ctx.exit(EXIT_USAGE)
+    det = _load_detector(ctx, weights, device=device, threshold=threshold, batch_size=batch_size,
+                         workers=workers, faces=faces)
     total = sum(len(v) for v in datasets.values())
     bar = tqdm(total=total, unit="img", file=sys.stderr,
                disable=not (sys.stderr.isatty() if progress is None else progress))
