@@ -85,6 +85,31 @@ def augment(img: Image.Image, rng: random.Random, cfg: dict, min_size: int) -> I
     return img
 
 
+def self_blend(img: Image.Image, rng: random.Random) -> Image.Image:
+    """A self-blended pseudo-fake (after Shiohara & Yamasaki, CVPR 2022): a colour- and
+    geometry-perturbed copy of a face crop blended into itself through a soft elliptical mask
+    around the centre, leaving the blending boundary and colour mismatch of a face swap."""
+    w, h = img.size
+    src = ImageEnhance.Brightness(img).enhance(rng.uniform(0.85, 1.15))
+    src = ImageEnhance.Contrast(src).enhance(rng.uniform(0.85, 1.15))
+    src = ImageEnhance.Color(src).enhance(rng.uniform(0.8, 1.2))
+    if rng.random() < 0.5:
+        src = src.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)) if rng.random() < 0.5
+                         else ImageFilter.SHARPEN)
+    s = rng.uniform(0.95, 1.05)
+    dx, dy = rng.uniform(-0.03, 0.03) * w, rng.uniform(-0.03, 0.03) * h
+    src = src.transform((w, h), Image.Transform.AFFINE, (1 / s, 0, -dx, 0, 1 / s, -dy),
+                        resample=rng.choice([Image.Resampling.BILINEAR, Image.Resampling.BICUBIC]))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy = w * rng.uniform(0.45, 0.55), h * rng.uniform(0.45, 0.6)
+    ax, ay = w * rng.uniform(0.22, 0.38), h * rng.uniform(0.28, 0.45)
+    mask = (((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1).astype(np.uint8) * 255
+    mask_img = Image.fromarray(mask).filter(ImageFilter.GaussianBlur(rng.uniform(2, 0.08 * min(w, h))))
+    m = np.asarray(mask_img, dtype=np.float32)[..., None] / 255.0 * rng.choice([0.5, 0.75, 1.0, 1.0])
+    out = np.asarray(src, dtype=np.float32) * m + np.asarray(img, dtype=np.float32) * (1 - m)
+    return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
+
+
 def _recompress(img: Image.Image, fmt: str, quality: int) -> Image.Image:
     buf = io.BytesIO()
     img.save(buf, fmt, quality=quality)
@@ -96,17 +121,20 @@ def _recompress(img: Image.Image, fmt: str, quality: int) -> Image.Image:
 
 # ----------------------------------------------------------------------------- data
 class TrainSet(torch.utils.data.Dataset):
-    def __init__(self, items, pre, aug_cfg, seed):
+    def __init__(self, items, pre, aug_cfg, seed, sbi_sets=(), p_sbi=0.0):
         self.items, self.pre, self.aug_cfg, self.seed = items, pre, aug_cfg, seed
+        self.sbi_sets, self.p_sbi = set(sbi_sets), p_sbi
 
     def __len__(self):
         return len(self.items)
 
     def __getitem__(self, i):
-        path, label, _ = self.items[i]
+        path, label, name = self.items[i]
         rng = random.Random((self.seed, i, torch.initial_seed()).__hash__())
         try:
             img = imageio.load(path, self.pre)
+            if label == 0 and name in self.sbi_sets and rng.random() < self.p_sbi:
+                img, label = self_blend(img, rng), 1  # a pseudo-fake made from a real face
             img = augment(img, rng, self.aug_cfg, self.pre.min_size)
             view, patches = imageio.preprocess(img, self.pre, np.random.default_rng(rng.getrandbits(32)))
         except imageio.ImageError as exc:  # should not happen on the curated sets
@@ -244,7 +272,9 @@ def main(argv=None) -> int:
             balanced_weights(items), num_samples=(steps - step) * bs, replacement=True,
             generator=torch.Generator().manual_seed(seed + step))
         loader = torch.utils.data.DataLoader(
-            TrainSet(items, pre, tr.get("augment", {}), seed + step), batch_size=bs, sampler=sampler,
+            TrainSet(items, pre, tr.get("augment", {}), seed + step,
+                     sbi_sets=tr.get("sbi_sets", []), p_sbi=tr.get("p_sbi", 0.0)),
+            batch_size=bs, sampler=sampler,
             num_workers=tr.get("workers", 2), drop_last=True, persistent_workers=False)
         backbone_params = list(model.backbone.parameters()) if model.backbone is not None else []
         ids = {id(p) for p in backbone_params}
