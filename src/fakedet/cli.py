@@ -26,7 +26,8 @@ Exit status:
      weights, unavailable device)
   3  some inputs could not be read (all others were still scored)
   130 interrupted (Ctrl-C) after flushing the records already made
-When several apply, the highest of 2, 3, 1 wins in that order."""
+  141 stdout was closed by its reader (e.g. `| head`); stopped quietly
+When several apply, 2 takes precedence over 3, and 3 over 1."""
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
