@@ -38,7 +38,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 SIZES = {"face": (224, 224), "1024": (1024, 768), "12mp": (4032, 3024)}
-DEFAULT_N = {"face": 400, "1024": 200, "12mp": 40}
+DEFAULT_N = {"face": 1000, "1024": 300, "12mp": 60}
 
 
 def photo_like(w: int, h: int, seed: int) -> Image.Image:
@@ -282,7 +282,7 @@ def bench_memory(face_paths, counts, device, weights, batch_size):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="face,1024,12mp")
-    ap.add_argument("--n", type=int, default=None, help="images per size (default: 400/200/40)")
+    ap.add_argument("--n", type=int, default=None, help="images per size (default: 1000/300/60)")
     ap.add_argument("--device", default=None, help="cpu, cuda (default: cpu, and cuda when present)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=None)
