@@ -243,20 +243,24 @@ g, k, p = det.config.preprocess.global_size, det.config.preprocess.num_patches, 
 v = torch.randint(0, 256, (32, 3, g, g), dtype=torch.uint8)
 pt = torch.randint(0, 256, (32, k, 3, p, p), dtype=torch.uint8)
 det.forward(v, pt)
-t0 = time.process_time(); w0 = time.perf_counter()
+import resource
+r0 = resource.getrusage(resource.RUSAGE_SELF)
+w0 = time.perf_counter()
 for _ in range(8):
     det.forward(v, pt)
 wall = time.perf_counter() - w0
-import resource
-ru = resource.getrusage(resource.RUSAGE_SELF)
-print(f"{32 * 8 / wall:.1f} {ru.ru_stime / max(ru.ru_utime + ru.ru_stime, 1e-9):.3f}")
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+user, system = r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
+print(f"{32 * 8 / wall:.1f} {system / max(user + system, 1e-9):.3f}")
 """
 
 
 def bench_malloc(weights):
     src = str(Path(__file__).resolve().parents[1] / "src")
     out = {}
-    for name, extra in (("tuned", {}), ("glibc default", {"FAKEDET_NO_MALLOC_TUNING": "1"})):
+    for name, extra in (("fakedet (mallopt at start-up)", {}),
+                        ("glibc default", {"FAKEDET_NO_MALLOC_TUNING": "1"}),
+                        ("MALLOC_MMAP_THRESHOLD_=33554432 in the environment", {"MALLOC_MMAP_THRESHOLD_": "33554432"})):
         env = dict(os.environ, **extra)
         r = subprocess.run([sys.executable, "-c", MALLOC_CHILD, src, weights or ""], env=env,
                            capture_output=True, text=True, check=True)
