@@ -7,8 +7,9 @@
 Every set's train split is used, sampled so that each (set, class) cell has the same weight.
 Augmentations are drawn alike for both classes and mimic how images travel (JPEG at quality
 30-100, sometimes twice, WebP, rescaling with random filters, blur, noise, crops, flips, mild
-colour shifts). The run is resumable: ``state.pt``-free, it saves ``last.safetensors`` plus a
-small JSON with the optimiser step; an interrupted run restarts from its last checkpoint.
+colour shifts). The run is resumable: it saves ``last.safetensors`` plus a
+small JSON with the step count; an interrupted run restarts from its last checkpoint (the
+weights and the learning-rate schedule resume; AdamW's moment estimates start afresh).
 
 At the end the script fits a calibration temperature on the val splits, picks the threshold that
 labels at most ``target_fpr`` of real val images fake, evaluates every set's test split and
@@ -255,7 +256,6 @@ def main(argv=None) -> int:
     last = out / "last.safetensors"
     progress_file = out / "progress.json"
     step = 0
-    opt_state = None
     if last.exists() and progress_file.exists():
         loaded, _ = ckpt.load(last)
         model.load_state_dict(loaded.state_dict())

@@ -48,3 +48,11 @@ def test_json_is_one_valid_array():
     buf = io.StringIO()
     Writer(buf, "json").close()
     assert json.loads(buf.getvalue()) == []
+
+
+def test_json_rounding_leaves_the_result_untouched():
+    r = Result("a.jpg", 0.123456789, "real", faces=[{"box": [0, 0, 5, 5], "p_fake": 0.987654321}], p_whole=0.1)
+    buf = io.StringIO()
+    Writer(buf, "jsonl").write([r])
+    assert json.loads(buf.getvalue())["faces"][0]["p_fake"] == 0.987654
+    assert r.faces[0]["p_fake"] == 0.987654321

@@ -274,6 +274,7 @@ def info(weights, as_json):
     click.echo(f"model:        {d['name']}")
     click.echo(f"backbone:     {d['backbone']} (timm)")
     click.echo(f"branches:     {', '.join(d['branches'])}")
+    click.echo(f"parameters:   {d['parameters']:,}")
     for k, v in d["input"].items():
         click.echo(f"input:        {k}: {v}")
     click.echo(f"threshold:    {d['threshold']:.4f}  ({d['training'].get('threshold_rule', 'n/a')})")
@@ -281,8 +282,14 @@ def info(weights, as_json):
     tr = d["training"]
     click.echo(f"trained on:   {', '.join(tr.get('train_sets', [])) or 'n/a'}")
     if tr.get("steps"):
+        secs = tr.get("train_seconds")
+        took = f", {secs / 60:.0f} min" if secs else ""
         click.echo(f"training:     {tr.get('steps')} steps x {tr.get('batch_size')} images, seed {tr.get('seed')}"
-                   f" ({tr.get('script', '')})")
+                   f"{took} ({tr.get('script', '')})")
+    ev = d["evaluation"]
+    if "test_ece_uncalibrated" in ev and "all" in ev.get("test", {}):
+        click.echo(f"calibration:  test ECE {ev['test_ece_uncalibrated']:.4f} at T=1, "
+                   f"{ev['test']['all']['ece']:.4f} at T={d['temperature']:.3f}")
     test = d["evaluation"].get("test", {})
     if test:
         click.echo("evaluation (test splits):")

@@ -379,6 +379,7 @@ class Detector:
                 "min_size": pre.min_size,
                 "max_pixels": pre.max_pixels,
             },
+            "parameters": sum(p.numel() for p in self.model.parameters()),
             "threshold": self.threshold,
             "temperature": self.temperature,
             "training": training,

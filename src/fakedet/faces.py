@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
-from torchvision.ops import batched_nms, nms
+from torchvision.ops import nms
 
 MTCNN_WEIGHTS = "mtcnn.safetensors"
 

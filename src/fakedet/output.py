@@ -29,8 +29,8 @@ def _json_record(r) -> dict:
     for key in ("p_fake", "p_whole"):
         if d.get(key) is not None:
             d[key] = round(d[key], 6)
-    for face in d.get("faces") or []:
-        face["p_fake"] = round(face["p_fake"], 6)
+    if d.get("faces"):
+        d["faces"] = [{**face, "p_fake": round(face["p_fake"], 6)} for face in d["faces"]]
     return d
 
 

@@ -12,6 +12,7 @@ how the tests cover it on machines without a GPU.
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional, Sequence
@@ -62,7 +63,7 @@ class TensorDecoder:
             return None, item.error
         if isinstance(item.source, (bytes, bytearray)):
             return bytes(item.source), None
-        if not isinstance(item.source, (str, bytes)) and not hasattr(item.source, "__fspath__"):
+        if not isinstance(item.source, (str, os.PathLike)):
             return None, None  # PIL images and the like: CPU path
         try:
             return imageio.read_bytes(item.source), None
