@@ -7,7 +7,10 @@
 Every set's train split is used, sampled so that each (set, class) cell has the same weight.
 Augmentations are drawn alike for both classes and mimic how images travel (JPEG at quality
 30-100, sometimes twice, WebP, rescaling with random filters, blur, noise, crops, flips, mild
-colour shifts). The run is resumable: it saves ``last.safetensors`` plus a
+colour shifts). Optionally, pseudo-fakes made from the real training images take a fixed share
+of the samples (real images always stay half of them): self-blended faces (``sbi_share``, on the
+face sets in ``sbi_sets``) and decoder-trace reconstructions (``recon_share``, through the
+autoencoders of ``scripts/decoder_traces.py`` in ``recon_dir``). The run is resumable: it saves ``last.safetensors`` plus a
 small JSON with the step count; an interrupted run restarts from its last checkpoint (the
 weights and the learning-rate schedule resume; AdamW's moment estimates start afresh).
 
@@ -111,6 +114,32 @@ def self_blend(img: Image.Image, rng: random.Random) -> Image.Image:
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
 
 
+_DECODERS: list | None = None
+
+
+def decoder_trace(img: Image.Image, rng: random.Random, recon_dir: str, p_local: float) -> Image.Image:
+    """A decoder-trace pseudo-fake: the image passed through one of the small autoencoders of
+    ``scripts/decoder_traces.py``; with probability ``p_local`` only a soft-edged region is
+    replaced (the trace of an inpainting or local generative edit)."""
+    from decoder_traces import load_all, reconstruct
+
+    global _DECODERS
+    if _DECODERS is None:  # once per worker process
+        _DECODERS = load_all(recon_dir)
+    recon = reconstruct(rng.choice(_DECODERS), img)
+    if rng.random() >= p_local:
+        return recon
+    w, h = img.size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy = w * rng.uniform(0.25, 0.75), h * rng.uniform(0.25, 0.75)
+    ax, ay = w * rng.uniform(0.2, 0.45), h * rng.uniform(0.2, 0.45)
+    mask = (((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1).astype(np.uint8) * 255
+    m = np.asarray(Image.fromarray(mask).filter(ImageFilter.GaussianBlur(rng.uniform(1, 0.05 * min(w, h) + 1))),
+                   dtype=np.float32)[..., None] / 255.0
+    out = np.asarray(recon, dtype=np.float32) * m + np.asarray(img, dtype=np.float32) * (1 - m)
+    return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
+
+
 def _recompress(img: Image.Image, fmt: str, quality: int) -> Image.Image:
     buf = io.BytesIO()
     img.save(buf, fmt, quality=quality)
@@ -122,20 +151,25 @@ def _recompress(img: Image.Image, fmt: str, quality: int) -> Image.Image:
 
 # ----------------------------------------------------------------------------- data
 class TrainSet(torch.utils.data.Dataset):
-    def __init__(self, items, pre, aug_cfg, seed, sbi_sets=(), p_sbi=0.0):
+    """Items are (path, label, set, make): ``make`` is None for an image as it is, "sbi" or
+    "recon" for a real image that is turned into a pseudo-fake (label 1) when it is loaded."""
+
+    def __init__(self, items, pre, aug_cfg, seed, recon_dir=None, recon_local=0.5):
         self.items, self.pre, self.aug_cfg, self.seed = items, pre, aug_cfg, seed
-        self.sbi_sets, self.p_sbi = set(sbi_sets), p_sbi
+        self.recon_dir, self.recon_local = recon_dir, recon_local
 
     def __len__(self):
         return len(self.items)
 
     def __getitem__(self, i):
-        path, label, name = self.items[i]
+        path, label, name, make = self.items[i]
         rng = random.Random((self.seed, i, torch.initial_seed()).__hash__())
         try:
             img = imageio.load(path, self.pre)
-            if label == 0 and name in self.sbi_sets and rng.random() < self.p_sbi:
-                img, label = self_blend(img, rng), 1  # a pseudo-fake made from a real face
+            if make == "sbi":
+                img = self_blend(img, rng)
+            elif make == "recon":
+                img = decoder_trace(img, rng, self.recon_dir, self.recon_local)
             img = augment(img, rng, self.aug_cfg, self.pre.min_size)
             view, patches = imageio.preprocess(img, self.pre, np.random.default_rng(rng.getrandbits(32)))
         except imageio.ImageError as exc:  # should not happen on the curated sets
@@ -164,12 +198,38 @@ def load_sets(root: Path, sets: list[str], split: str):
     return items
 
 
-def balanced_weights(items):
-    """Each (set, class) cell gets the same total weight."""
+def with_pseudo_fakes(items, sbi_sets=(), recon=False):
+    """Adds a pseudo-fake copy (label 1) of every real item: "sbi" for the face sets in
+    ``sbi_sets``, "recon" for all real items when ``recon``. Genuine items get make=None."""
+    out = [(path, label, name, None) for path, label, name in items]
+    for path, label, name in items:
+        if label == 0 and name in sbi_sets:
+            out.append((path, 1, name, "sbi"))
+        if label == 0 and recon:
+            out.append((path, 1, name, "recon"))
+    return out
+
+
+def balanced_weights(items, shares=None):
+    """Sampling weights. Real images always make up half of the samples, each set's real cell
+    the same share; the other half is split between the pseudo-fake kinds (``shares``, e.g.
+    {"sbi": 0.1, "recon": 0.15}, each spread evenly over its sets) and the genuine fake cells,
+    which share what is left equally."""
+    shares = shares or {}
     counts: dict = {}
-    for _, label, name in items:
-        counts[(name, label)] = counts.get((name, label), 0) + 1
-    return [1.0 / counts[(name, label)] for _, label, name in items]
+    for _, label, name, make in items:
+        counts[(name, label, make)] = counts.get((name, label, make), 0) + 1
+    real = [c for c in counts if c[1] == 0]
+    fake = [c for c in counts if c[1] == 1 and c[2] is None]
+    total = {c: 0.5 / len(real) for c in real}
+    genuine = 0.5 - sum(shares.get(m, 0.0) for m in {c[2] for c in counts if c[2]})
+    if genuine <= 0:
+        raise ValueError("pseudo-fake shares must leave room for the genuine fakes")
+    total.update({c: genuine / len(fake) for c in fake})
+    for make in {c[2] for c in counts if c[2]}:
+        cells = [c for c in counts if c[2] == make]
+        total.update({c: shares.get(make, 0.0) / len(cells) for c in cells})
+    return [total[(name, label, make)] / counts[(name, label, make)] for _, label, name, make in items]
 
 
 # ----------------------------------------------------------------------------- init
@@ -229,6 +289,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="run folder (checkpoints, log)")
     ap.add_argument("--steps", type=int, help="override the recipe's step count")
     ap.add_argument("--train-sets", help="comma-separated override (leave-one-set-out runs)")
+    ap.add_argument("--recon-dir", help="folder of decoder_traces.py autoencoders (overrides the recipe)")
     ap.add_argument("--eval-only", action="store_true", help="skip training; calibrate and evaluate last checkpoint")
     args = ap.parse_args(argv)
 
@@ -265,15 +326,26 @@ def main(argv=None) -> int:
         imagenet_init(model, tr["init"])
 
     items = load_sets(root, train_sets, "train")
+    shares = {k: v for k, v in (("sbi", tr.get("sbi_share", 0.0)), ("recon", tr.get("recon_share", 0.0))) if v}
+    recon_dir = None
+    if shares.get("recon"):
+        recon_dir = str(Path(args.recon_dir or tr.get("recon_dir", "runs/decoders")).resolve())
+        from decoder_traces import load_all
+
+        log.info("decoder-trace pseudo-fakes from %d autoencoders in %s", len(load_all(recon_dir)), recon_dir)
+    train_items = with_pseudo_fakes(items, tr.get("sbi_sets", []) if shares.get("sbi") else (),
+                                    bool(shares.get("recon")))
+    if shares:
+        log.info("pseudo-fake shares of the samples: %s", shares)
     log.info("training on %d images from %s", len(items), ", ".join(train_sets))
     bs = tr["batch_size"]
     if step < steps and not args.eval_only:
         sampler = torch.utils.data.WeightedRandomSampler(
-            balanced_weights(items), num_samples=(steps - step) * bs, replacement=True,
+            balanced_weights(train_items, shares), num_samples=(steps - step) * bs, replacement=True,
             generator=torch.Generator().manual_seed(seed + step))
         loader = torch.utils.data.DataLoader(
-            TrainSet(items, pre, tr.get("augment", {}), seed + step,
-                     sbi_sets=tr.get("sbi_sets", []), p_sbi=tr.get("p_sbi", 0.0)),
+            TrainSet(train_items, pre, tr.get("augment", {}), seed + step,
+                     recon_dir=recon_dir, recon_local=tr.get("recon_local", 0.5)),
             batch_size=bs, sampler=sampler,
             num_workers=tr.get("workers", 2), drop_last=True, persistent_workers=False)
         backbone_params = list(model.backbone.parameters()) if model.backbone is not None else []
