@@ -45,7 +45,8 @@ from fakedet import imageio  # noqa: E402
 from fakedet._alloc import tune_malloc  # noqa: E402
 from fakedet.config import ModelConfig  # noqa: E402
 from fakedet.labelled import read_manifest  # noqa: E402
-from fakedet.metrics import fit_temperature, sigmoid, summarize, threshold_at_fpr  # noqa: E402
+from fakedet.metrics import (  # noqa: E402
+    fit_temperature, sigmoid, summarize, threshold_at_fpr, threshold_at_macro_fpr)
 from fakedet.model import FakeDetector  # noqa: E402
 
 log = logging.getLogger("train")
@@ -278,7 +279,7 @@ def evaluate(model, root, sets, split, pre, temperature, threshold, bs, workers)
     for name in sets:
         m = names == name
         res[name] = summarize(labels[m], p[m], threshold)
-    return res, z, labels
+    return res, z, labels, names
 
 
 # ----------------------------------------------------------------------------- main
@@ -384,20 +385,31 @@ def main(argv=None) -> int:
             if step >= steps:
                 break
         train_seconds = time.time() - t0
-    else:
+    else:  # --eval-only (or nothing left to train): keep the recorded training time
         train_seconds = None
+        if (out / "final.safetensors").exists():
+            train_seconds = ckpt.read_meta(out / "final.safetensors").training.get("train_seconds")
 
     # Calibration on val: temperature by NLL, threshold at target FPR on real val images.
     model.eval()
     workers = tr.get("workers", 2)
-    _, zval, yval = evaluate(model, root, calib_sets, "val", pre, 1.0, 0.5, 64, workers)
+    _, zval, yval, nval = evaluate(model, root, calib_sets, "val", pre, 1.0, 0.5, 64, workers)
     temperature = fit_temperature(yval, zval)
-    target_fpr = recipe.get("calibration", {}).get("target_fpr", 0.05)
-    threshold = threshold_at_fpr(sigmoid(zval[yval == 0] / temperature), target_fpr)
-    log.info("temperature %.3f, threshold %.4f (%.0f%% FPR on real val images)", temperature,
-             threshold, 100 * target_fpr)
-    val_res, _, _ = evaluate(model, root, calib_sets, "val", pre, temperature, threshold, 64, workers)
-    test_res, ztest, ytest = evaluate(model, root, eval_sets, "test", pre, temperature, threshold, 64, workers)
+    calibration = recipe.get("calibration", {})
+    target_fpr = calibration.get("target_fpr", 0.05)
+    pval = sigmoid(zval / temperature)
+    if calibration.get("rule", "pooled") == "macro":
+        threshold = threshold_at_macro_fpr(
+            [pval[(yval == 0) & (nval == name)] for name in calib_sets], target_fpr)
+        rule = f"at most {target_fpr:.0%} of real val images labelled fake, averaged over the sets"
+    else:
+        threshold = threshold_at_fpr(pval[yval == 0], target_fpr)
+        rule = f"at most {target_fpr:.0%} of real val images labelled fake"
+    log.info("temperature %.3f, threshold %.4f (%s)", temperature, threshold, rule)
+    val_res, _, _, _ = evaluate(model, root, calib_sets, "val", pre, temperature, threshold, 64, workers)
+    for name, r in val_res.items():
+        log.info("val %-22s n=%5d fpr %.4f", name, r["n"], r["fpr"])
+    test_res, ztest, ytest, _ = evaluate(model, root, eval_sets, "test", pre, temperature, threshold, 64, workers)
     ece_before = summarize(ytest, sigmoid(ztest), 0.5)["ece"]
     for name, r in test_res.items():
         log.info("test %-22s n=%5d auc %.4f tpr@5%%fpr %.4f acc %.4f fpr %.4f", name, r["n"],
@@ -408,10 +420,10 @@ def main(argv=None) -> int:
             "script": "scripts/train.py", "config": recipe, "train_sets": train_sets,
             "data": "shared/data (see weights/MODEL_CARD.md for sources and terms)",
             "steps": step, "batch_size": bs, "seed": seed, "train_seconds": train_seconds,
-            "threshold_rule": f"at most {target_fpr:.0%} of real val images labelled fake",
+            "threshold_rule": rule,
             "calibration_sets": calib_sets,
         },
-        evaluation={"test": test_res, "val": {"all": val_res["all"]},
+        evaluation={"test": test_res, "val": val_res,
                     "test_ece_uncalibrated": ece_before})
     ckpt.save(model, meta, out / "final.safetensors")
     (out / "evaluation.json").write_text(json.dumps(meta.evaluation, indent=2))

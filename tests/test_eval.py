@@ -21,6 +21,19 @@ def test_auc_matches_pairwise_definition():
     assert np.isnan(metrics.auc([1, 1], [0.1, 0.2]))
 
 
+def test_macro_threshold_weighs_each_source_equally():
+    rng = np.random.default_rng(0)
+    easy, hard = rng.random(2000) * 0.6, rng.random(60) * 0.5 + 0.5
+    t = metrics.threshold_at_macro_fpr([easy, hard], 0.05)
+    rate = lambda t: ((easy >= t).mean() + (hard >= t).mean()) / 2  # noqa: E731
+    assert rate(t) <= 0.05
+    below = np.nextafter(max(s for s in np.concatenate([easy, hard]) if s < t), -np.inf)
+    assert rate(below) > 0.05  # the smallest such threshold
+    assert (hard >= t).mean() <= 0.1  # the pooled rule would let the hard source reach 100 %
+    assert (hard >= metrics.threshold_at_fpr(np.concatenate([easy, hard]), 0.05)).mean() > 0.5
+    assert metrics.threshold_at_macro_fpr([easy], 0.05) == metrics.threshold_at_fpr(easy, 0.05)
+
+
 def test_threshold_at_fpr_respects_the_rate():
     real = np.linspace(0, 1, 1000)
     t = metrics.threshold_at_fpr(real, 0.05)

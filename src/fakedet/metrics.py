@@ -81,6 +81,29 @@ def threshold_at_fpr(real_scores, max_fpr: float) -> float:
     return float(np.nextafter(cut, np.inf))
 
 
+def threshold_at_macro_fpr(real_scores_by_source, max_fpr: float) -> float:
+    """Smallest threshold at which the false-positive rate *averaged over sources* is at most
+    ``max_fpr``: each source of real images counts equally, however many images it has (a
+    pooled rate lets a large, easy source hide a high rate on a small, hard one)."""
+    groups = [np.sort(np.asarray(g, dtype=np.float64)) for g in real_scores_by_source if len(g)]
+    if not groups:
+        return 0.5
+
+    def macro_fpr(t: float) -> float:
+        return float(np.mean([(len(g) - np.searchsorted(g, t, side="left")) / len(g) for g in groups]))
+
+    # Candidates: just above each real score (where some rate drops), plus the lowest score.
+    cands = np.unique(np.concatenate([np.nextafter(g, np.inf) for g in groups] + [groups[0][:1]]))
+    lo, hi = 0, len(cands) - 1  # macro_fpr(cands[hi]) == 0, non-increasing in t
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if macro_fpr(cands[mid]) <= max_fpr:
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(cands[lo])
+
+
 def expected_calibration_error(labels, probs, bins: int = 15) -> float:
     y, p = _arrays(labels, probs)
     if len(y) == 0:
