@@ -76,6 +76,10 @@ class Task:
 _WORKER_TASK: Optional[Task] = None
 
 
+# Images per forward call on the CPU (see Detector.forward); measured by scripts/benchmark.py.
+CPU_SUB_BATCH = 8
+
+
 def _init_worker(task: Task) -> None:
     global _WORKER_TASK
     _WORKER_TASK = task
@@ -359,7 +363,12 @@ class Detector:
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     logits = self.model(views, patches)
             else:
-                logits = self.model(views.to(dev), patches.to(dev))
+                # Sub-batches keep each activation below glibc's largest mmap threshold (32 MiB),
+                # so the allocator reuses its buffers instead of mapping fresh pages per batch.
+                step = CPU_SUB_BATCH
+                logits = torch.cat([self.model(views[i:i + step], patches[i:i + step])
+                                    for i in range(0, len(views), step)]) if len(views) else \
+                    self.model(views, patches)
             return logits.float().cpu()
 
     # ------------------------------------------------------------------ info
