@@ -141,6 +141,18 @@ def decoder_trace(img: Image.Image, rng: random.Random, recon_dir: str, p_local:
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
 
 
+def native_crop(img: Image.Image, size: int, rng: random.Random | None) -> Image.Image:
+    """Experiment (recipe "view_crop"): a size x size crop at native resolution (random in
+    training, centred in evaluation), so that the backbone sees unresampled pixels. Images
+    smaller than ``size`` are left whole (and resized by the preprocessing as usual)."""
+    w, h = img.size
+    if min(w, h) <= size:
+        return img
+    x = rng.randint(0, w - size) if rng else (w - size) // 2
+    y = rng.randint(0, h - size) if rng else (h - size) // 2
+    return img.crop((x, y, x + size, y + size))
+
+
 def _recompress(img: Image.Image, fmt: str, quality: int) -> Image.Image:
     buf = io.BytesIO()
     img.save(buf, fmt, quality=quality)
@@ -155,9 +167,9 @@ class TrainSet(torch.utils.data.Dataset):
     """Items are (path, label, set, make): ``make`` is None for an image as it is, "sbi" or
     "recon" for a real image that is turned into a pseudo-fake (label 1) when it is loaded."""
 
-    def __init__(self, items, pre, aug_cfg, seed, recon_dir=None, recon_local=0.5):
+    def __init__(self, items, pre, aug_cfg, seed, recon_dir=None, recon_local=0.5, view_crop=False):
         self.items, self.pre, self.aug_cfg, self.seed = items, pre, aug_cfg, seed
-        self.recon_dir, self.recon_local = recon_dir, recon_local
+        self.recon_dir, self.recon_local, self.view_crop = recon_dir, recon_local, view_crop
 
     def __len__(self):
         return len(self.items)
@@ -172,6 +184,8 @@ class TrainSet(torch.utils.data.Dataset):
             elif make == "recon":
                 img = decoder_trace(img, rng, self.recon_dir, self.recon_local)
             img = augment(img, rng, self.aug_cfg, self.pre.min_size)
+            if self.view_crop:
+                img = native_crop(img, self.pre.global_size, rng)
             view, patches = imageio.preprocess(img, self.pre, np.random.default_rng(rng.getrandbits(32)))
         except imageio.ImageError as exc:  # should not happen on the curated sets
             raise RuntimeError(f"{path}: {exc}") from None
@@ -179,15 +193,18 @@ class TrainSet(torch.utils.data.Dataset):
 
 
 class EvalSet(torch.utils.data.Dataset):
-    def __init__(self, items, pre):
-        self.items, self.pre = items, pre
+    def __init__(self, items, pre, view_crop=False):
+        self.items, self.pre, self.view_crop = items, pre, view_crop
 
     def __len__(self):
         return len(self.items)
 
     def __getitem__(self, i):
         path = self.items[i][0]
-        view, patches = imageio.preprocess(imageio.load(path, self.pre), self.pre)
+        img = imageio.load(path, self.pre)
+        if self.view_crop:
+            img = native_crop(img, self.pre.global_size, None)
+        view, patches = imageio.preprocess(img, self.pre)
         return torch.from_numpy(view), torch.from_numpy(patches)
 
 
@@ -259,9 +276,9 @@ def imagenet_init(model: FakeDetector, source: str) -> None:
 
 # ----------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def logits_for(model, items, pre, batch_size, workers):
+def logits_for(model, items, pre, batch_size, workers, view_crop=False):
     model.eval()
-    loader = torch.utils.data.DataLoader(EvalSet(items, pre), batch_size=batch_size,
+    loader = torch.utils.data.DataLoader(EvalSet(items, pre, view_crop), batch_size=batch_size,
                                          num_workers=workers, shuffle=False)
     out = []
     for view, patches in loader:
@@ -269,9 +286,9 @@ def logits_for(model, items, pre, batch_size, workers):
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
-def evaluate(model, root, sets, split, pre, temperature, threshold, bs, workers):
+def evaluate(model, root, sets, split, pre, temperature, threshold, bs, workers, view_crop=False):
     items = load_sets(root, sets, split)
-    z = logits_for(model, items, pre, bs, workers)
+    z = logits_for(model, items, pre, bs, workers, view_crop)
     p = sigmoid(z / temperature)
     labels = np.array([it[1] for it in items])
     names = np.array([it[2] for it in items])
@@ -346,7 +363,8 @@ def main(argv=None) -> int:
             generator=torch.Generator().manual_seed(seed + step))
         loader = torch.utils.data.DataLoader(
             TrainSet(train_items, pre, tr.get("augment", {}), seed + step,
-                     recon_dir=recon_dir, recon_local=tr.get("recon_local", 0.5)),
+                     recon_dir=recon_dir, recon_local=tr.get("recon_local", 0.5),
+                     view_crop=bool(tr.get("view_crop", False))),
             batch_size=bs, sampler=sampler,
             num_workers=tr.get("workers", 2), drop_last=True, persistent_workers=False)
         backbone_params = list(model.backbone.parameters()) if model.backbone is not None else []
@@ -393,7 +411,8 @@ def main(argv=None) -> int:
     # Calibration on val: temperature by NLL, threshold at target FPR on real val images.
     model.eval()
     workers = tr.get("workers", 2)
-    _, zval, yval, nval = evaluate(model, root, calib_sets, "val", pre, 1.0, 0.5, 64, workers)
+    vc = bool(tr.get("view_crop", False))
+    _, zval, yval, nval = evaluate(model, root, calib_sets, "val", pre, 1.0, 0.5, 64, workers, vc)
     temperature = fit_temperature(yval, zval)
     calibration = recipe.get("calibration", {})
     target_fpr = calibration.get("target_fpr", 0.05)
@@ -406,10 +425,10 @@ def main(argv=None) -> int:
         threshold = threshold_at_fpr(pval[yval == 0], target_fpr)
         rule = f"at most {target_fpr:.0%} of real val images labelled fake"
     log.info("temperature %.3f, threshold %.4f (%s)", temperature, threshold, rule)
-    val_res, _, _, _ = evaluate(model, root, calib_sets, "val", pre, temperature, threshold, 64, workers)
+    val_res, _, _, _ = evaluate(model, root, calib_sets, "val", pre, temperature, threshold, 64, workers, vc)
     for name, r in val_res.items():
         log.info("val %-22s n=%5d fpr %.4f", name, r["n"], r["fpr"])
-    test_res, ztest, ytest, _ = evaluate(model, root, eval_sets, "test", pre, temperature, threshold, 64, workers)
+    test_res, ztest, ytest, _ = evaluate(model, root, eval_sets, "test", pre, temperature, threshold, 64, workers, vc)
     ece_before = summarize(ytest, sigmoid(ztest), 0.5)["ece"]
     for name, r in test_res.items():
         log.info("test %-22s n=%5d auc %.4f tpr@5%%fpr %.4f acc %.4f fpr %.4f", name, r["n"],

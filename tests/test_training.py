@@ -77,3 +77,13 @@ def test_pseudo_fake_makers_keep_size_and_change_pixels(tmp_path, monkeypatch):
 def test_missing_decoders_are_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="decoder_traces.py"):
         decoder_traces.load_all(tmp_path)
+
+
+def test_native_crop_keeps_pixels_and_leaves_small_images_whole():
+    img = photo(300, 200)
+    out = train.native_crop(img, 128, None)
+    assert out.size == (128, 128)
+    assert np.array_equal(np.asarray(out), np.asarray(img)[36:164, 86:214])  # centred, unresampled
+    assert train.native_crop(img, 128, random.Random(0)).size == (128, 128)
+    small = photo(100, 90)
+    assert train.native_crop(small, 128, None) is small
