@@ -194,6 +194,7 @@ def bench_size(det, size, paths, device, batch_size, workers, weights):
     res["cli/loop"] = res["cli"] / res["loop"]
     res["cli/bound"] = res["cli"] / min(res["decode"], res["model"])
     res["api/bound"] = res["api"] / min(res["decode"], res["model"])
+    res["api/loop"] = res["api"] / res["loop"]
     return res
 
 
@@ -341,11 +342,12 @@ def main(argv=None) -> int:
     m = results["machine"]
     print(f"\nMachine: {m['platform']}, {m['cpus']} CPUs, torch {m['torch']}, GPU: {m['gpu'] or 'none'}; "
           f"batch {args.batch_size}, workers {results.get('workers')}\n")
-    print("| device | images | n | cli img/s | api img/s | 1-by-1 loop img/s | decode-only img/s | model-only img/s | cli / loop | cli / min(bounds) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| device | images | n | cli img/s | api img/s | 1-by-1 loop img/s | decode-only img/s | model-only img/s | cli / loop | cli / min(bounds) | api / loop | api / min(bounds) |")
+    print("|---" * 12 + "|")
     for r in results["runs"]:
         print(f"| {r['device']} | {r['size']} | {r['n']} | {r['cli']:.1f} | {r['api']:.1f} | {r['loop']:.1f} | "
-              f"{r['decode']:.1f} | {r['model']:.1f} | {r['cli/loop']:.2f}x | {r['cli/bound']:.0%} |")
+              f"{r['decode']:.1f} | {r['model']:.1f} | {r['cli/loop']:.2f}x | {r['cli/bound']:.0%} | "
+              f"{r['api/loop']:.2f}x | {r['api/bound']:.0%} |")
     print(f"\nstart-up: `fakedet scan` on one image takes {results['startup_s']:.2f} s (median of 3)")
     if "decode_12mp_ms" in results:
         print("\n| one 4032x3024 JPEG, one core | ms |\n|---|---|")

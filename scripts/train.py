@@ -10,12 +10,14 @@ Augmentations are drawn alike for both classes and mimic how images travel (JPEG
 colour shifts). Optionally, pseudo-fakes made from the real training images take a fixed share
 of the samples (real images always stay half of them): self-blended faces (``sbi_share``, on the
 face sets in ``sbi_sets``) and decoder-trace reconstructions (``recon_share``, through the
-autoencoders of ``scripts/decoder_traces.py`` in ``recon_dir``). The run is resumable: it saves ``last.safetensors`` plus a
-small JSON with the step count; an interrupted run restarts from its last checkpoint (the
-weights and the learning-rate schedule resume; AdamW's moment estimates start afresh).
+autoencoders of ``scripts/decoder_traces.py`` in ``recon_dir``). The run is resumable: it
+saves ``last.safetensors`` plus a small JSON with the step count; an interrupted run restarts
+from its last checkpoint (the weights and the learning-rate schedule resume; AdamW's moment
+estimates start afresh).
 
 At the end the script fits a calibration temperature on the val splits, picks the threshold that
-labels at most ``target_fpr`` of real val images fake, evaluates every set's test split and
+labels at most ``target_fpr`` of real val images fake (pooled, or averaged over the sets when
+the recipe's ``calibration.rule`` is ``macro``), evaluates every set's test split and
 writes ``final.safetensors`` with all of it in the metadata. Needs the ``train`` extra for the
 ImageNet initialisation (``pip install -e .[train]``).
 """

@@ -365,10 +365,8 @@ class Detector:
             else:
                 # Sub-batches keep each activation below glibc's largest mmap threshold (32 MiB),
                 # so the allocator reuses its buffers instead of mapping fresh pages per batch.
-                step = CPU_SUB_BATCH
-                logits = torch.cat([self.model(views[i:i + step], patches[i:i + step])
-                                    for i in range(0, len(views), step)]) if len(views) else \
-                    self.model(views, patches)
+                logits = torch.cat([self.model(v, p) for v, p in
+                                    zip(views.split(CPU_SUB_BATCH), patches.split(CPU_SUB_BATCH))])
             return logits.float().cpu()
 
     # ------------------------------------------------------------------ info

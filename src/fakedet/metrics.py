@@ -93,7 +93,8 @@ def threshold_at_macro_fpr(real_scores_by_source, max_fpr: float) -> float:
         return float(np.mean([(len(g) - np.searchsorted(g, t, side="left")) / len(g) for g in groups]))
 
     # Candidates: just above each real score (where some rate drops), plus the lowest score.
-    cands = np.unique(np.concatenate([np.nextafter(g, np.inf) for g in groups] + [groups[0][:1]]))
+    lowest = min(g[0] for g in groups)
+    cands = np.unique(np.concatenate([np.nextafter(g, np.inf) for g in groups] + [[lowest]]))
     lo, hi = 0, len(cands) - 1  # macro_fpr(cands[hi]) == 0, non-increasing in t
     while lo < hi:
         mid = (lo + hi) // 2

@@ -22,7 +22,7 @@ class ColourBranch(nn.Module):
 
     def __init__(self, bins: int, out_dim: int):
         super().__init__()
-        self.register_buffer("centres", torch.linspace(0.0, 1.0, bins), persistent=False)
+        self.centres = torch.linspace(0.0, 1.0, bins).tolist()  # plain floats: no device sync
         self.sigma = 0.5 / bins
         in_dim = 3 * bins + 8
         self.mlp = nn.Sequential(
@@ -44,7 +44,7 @@ class ColourBranch(nn.Module):
         # bins) tensor, without materialising that tensor (16x the image, a cache and allocator
         # burden that made this branch slower than the backbone).
         hist = torch.stack([torch.exp(-((chans - c) ** 2) / (2 * self.sigma**2)).mean(dim=2)
-                            for c in self.centres.tolist()], dim=-1)  # (B, 3, bins)
+                            for c in self.centres], dim=-1)  # (B, 3, bins)
         hist = hist / (hist.sum(dim=-1, keepdim=True) + 1e-6)
         all4 = torch.stack([y, cb, cr, sat], dim=1).flatten(2)
         moments = torch.cat([all4.mean(-1), all4.std(-1)], dim=1)
