@@ -28,7 +28,7 @@ def tiny_config_dict(**overrides) -> dict:
     return cfg
 
 
-def make_tiny_checkpoint(path: Path, threshold: float = 0.5, **overrides) -> Path:
+def make_tiny_checkpoint(path: Path, threshold: float = 0.5, face_threshold=None, **overrides) -> Path:
     import torch
 
     from fakedet import checkpoint as ckpt
@@ -42,7 +42,7 @@ def make_tiny_checkpoint(path: Path, threshold: float = 0.5, **overrides) -> Pat
     with torch.no_grad():
         model.head.weight.mul_(20.0)
     ckpt.save(model, ckpt.CheckpointMeta(model=cfg.to_dict(), threshold=threshold, temperature=1.0,
-                                         training={"train_sets": ["none"], "steps": 0}), path)
+                                         face_threshold=face_threshold, training={"train_sets": ["none"], "steps": 0}), path)
     return path
 
 

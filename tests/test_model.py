@@ -66,6 +66,20 @@ def test_checkpoint_round_trip(tmp_path):
         assert json.loads(fh.metadata()["fakedet"])["format_version"] == ckpt.FORMAT_VERSION
 
 
+def test_face_threshold_round_trip_and_use(tmp_path):
+    from fakedet import Detector
+
+    old = make_tiny_checkpoint(tmp_path / "old.safetensors", threshold=0.37)
+    assert ckpt.read_meta(old).face_threshold is None  # checkpoints without one still load
+    assert Detector.load(old, device="cpu", faces=True).threshold == pytest.approx(0.37)
+    path = make_tiny_checkpoint(tmp_path / "a.safetensors", threshold=0.37, face_threshold=0.9)
+    assert ckpt.read_meta(path).face_threshold == pytest.approx(0.9)
+    assert Detector.load(path, device="cpu").threshold == pytest.approx(0.37)
+    assert Detector.load(path, device="cpu", faces=True).threshold == pytest.approx(0.9)
+    assert Detector.load(path, device="cpu", faces=True, threshold=0.2).threshold == pytest.approx(0.2)
+    assert Detector.load(path, device="cpu").info()["face_threshold"] == pytest.approx(0.9)
+
+
 def test_mismatching_checkpoint_is_refused(tmp_path):
     path = make_tiny_checkpoint(tmp_path / "a.safetensors")
     meta = ckpt.read_meta(path)

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 FORMAT_VERSION = 1
 META_KEY = "fakedet"
@@ -30,6 +30,9 @@ class CheckpointMeta:
     model: dict[str, Any]
     threshold: float = 0.5
     temperature: float = 1.0
+    #: Threshold for face mode (the maximum over faces and the whole image), calibrated apart
+    #: because a maximum of several scores is higher than one score; None: use ``threshold``.
+    face_threshold: Optional[float] = None
     training: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -47,7 +50,8 @@ class CheckpointMeta:
             raise CheckpointError(
                 f"checkpoint format version {version} is not supported (expected {FORMAT_VERSION})"
             )
-        known = {"model", "threshold", "temperature", "training", "evaluation", "format_version"}
+        known = {"model", "threshold", "face_threshold", "temperature", "training", "evaluation",
+                 "format_version"}
         return cls(**{k: v for k, v in data.items() if k in known})
 
 

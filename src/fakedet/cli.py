@@ -101,7 +101,8 @@ def cli():
 @click.option("--exit-code", is_flag=True, help="Exit 1 when any image is labelled fake.")
 @click.option("--faces", is_flag=True,
               help="Find faces and score each one; p_fake is the maximum over the faces and the "
-                   "whole image (jsonl/json add a 'faces' list of boxes and scores).")
+                   "whole image, labelled with the checkpoint's face-mode threshold (jsonl/json add "
+                   "a 'faces' list of boxes and scores).")
 def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, workers, output,
          progress, quiet, exit_code, faces):
     """Score images: one record per input (path, p_fake, label, error) on stdout.
@@ -278,6 +279,9 @@ def info(weights, as_json):
     for k, v in d["input"].items():
         click.echo(f"input:        {k}: {v}")
     click.echo(f"threshold:    {d['threshold']:.4f}  ({d['training'].get('threshold_rule', 'n/a')})")
+    if d.get("face_threshold") is not None:
+        click.echo(f"face mode:    threshold {d['face_threshold']:.4f} for --faces  "
+                   f"({d['training'].get('face_threshold_rule', 'n/a')})")
     click.echo(f"temperature:  {d['temperature']:.4f}")
     tr = d["training"]
     click.echo(f"trained on:   {', '.join(tr.get('train_sets', [])) or 'n/a'}")

@@ -209,7 +209,9 @@ class Detector:
         self.device = device
         self.weights_path = weights_path
         self.config = ModelConfig.from_dict(meta.model)
-        self.threshold = float(meta.threshold if threshold is None else threshold)
+        if threshold is None:
+            threshold = meta.face_threshold if faces and meta.face_threshold is not None else meta.threshold
+        self.threshold = float(threshold)
         self.temperature = float(meta.temperature)
         self.batch_size = max(1, int(batch_size))
         self.workers = default_workers() if workers is None else max(0, int(workers))
@@ -388,6 +390,7 @@ class Detector:
             },
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "threshold": self.threshold,
+            "face_threshold": self.meta.face_threshold,
             "temperature": self.temperature,
             "training": training,
             "evaluation": self.meta.evaluation,
