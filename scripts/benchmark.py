@@ -25,6 +25,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -361,6 +362,8 @@ def main(argv=None) -> int:
         print("\n| images scanned | peak RSS (process tree) | img/s |\n|---|---|---|")
         for k, v in results["memory"].items():
             print(f"| {k} | {v['peak_rss_mib']:.0f} MiB | {v['img_s']:.1f} |")
+    if not args.dir:  # generated images live in a temporary folder: remove it
+        shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

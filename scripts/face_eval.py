@@ -21,6 +21,7 @@ import argparse
 import csv
 import json
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -125,15 +126,18 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default="face_eval.json")
     args = ap.parse_args(argv)
     out = Path(tempfile.mkdtemp(prefix="fakedet-faces-"))
-    items = build(Path(args.data), out, args.n, args.seed)
-    frac = np.array([it["face_fraction"] for it in items])
-    res = {"composites": len(items), "face_fraction_median": float(np.median(frac)),
-           "detectors": {"mtcnn": eval_mtcnn(items)}}
-    haar = eval_haar(items)
-    if haar:
-        res["detectors"]["haar"] = haar
-    res["whole_image"] = score(items, args.weights, False, args.workers)
-    res["faces"] = score(items, args.weights, True, args.workers)
+    try:
+        items = build(Path(args.data), out, args.n, args.seed)
+        frac = np.array([it["face_fraction"] for it in items])
+        res = {"composites": len(items), "face_fraction_median": float(np.median(frac)),
+               "detectors": {"mtcnn": eval_mtcnn(items)}}
+        haar = eval_haar(items)
+        if haar:
+            res["detectors"]["haar"] = haar
+        res["whole_image"] = score(items, args.weights, False, args.workers)
+        res["faces"] = score(items, args.weights, True, args.workers)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     Path(args.json).write_text(json.dumps(res, indent=2))
 
     print(f"{len(items)} composites from the test splits of {', '.join(FACE_SETS)}; "
