@@ -224,7 +224,8 @@ class Detector:
         """Loads a checkpoint (the shipped default when ``weights`` is None) onto ``device``.
 
         With ``faces=True`` every image is searched for faces (MTCNN); each face is scored on a
-        crop and the image's ``p_fake`` is the maximum over the faces and the whole image.
+        crop and the image's ``p_fake`` is the maximum over the faces and the whole image; the
+        default threshold is then the checkpoint's face-mode one when it has one.
         ``decode`` picks the decoder: ``pil`` (worker processes), ``torch`` (batched torchvision
         decoding and preprocessing on the model's device) or ``auto`` (torch on CUDA, else pil).
 
