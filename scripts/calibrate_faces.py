@@ -65,14 +65,14 @@ def main(argv=None) -> int:
                     "tpr": float((p[(y == 1) & (names == name)] >= threshold).mean())}
              for name, v in reals.items()}
 
-    model, meta = checkpoint.load(args.weights)
+    meta = det.meta  # the checkpoint as loaded; only its metadata changes
     meta.face_threshold = float(threshold)
     meta.training["face_threshold_rule"] = (
         f"at most {args.target_fpr:.0%} of real val face composites labelled fake in face mode, "
         f"averaged over {', '.join(FACE_SETS)} (scripts/calibrate_faces.py, {len(items)} composites)")
     meta.evaluation["faces_val"] = stats
     out = args.out or args.weights
-    checkpoint.save(model, meta, out)
+    checkpoint.save(det.model, meta, out)
 
     print(f"{len(items)} val composites; face-mode threshold {threshold:.4f} "
           f"(whole-image threshold {whole:.4f}); written to {out}\n")
