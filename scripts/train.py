@@ -13,7 +13,9 @@ face sets in ``sbi_sets``) and decoder-trace reconstructions (``recon_share``, t
 autoencoders of ``scripts/decoder_traces.py`` in ``recon_dir``). The run is resumable: it
 saves ``last.safetensors`` plus a small JSON with the step count; an interrupted run restarts
 from its last checkpoint (the weights and the learning-rate schedule resume; AdamW's moment
-estimates start afresh).
+estimates start afresh). A recipe whose ``train.init_from`` names a checkpoint of the same
+architecture starts from those weights instead of ImageNet's and runs its own warm-up and cosine
+schedule (a warm restart, to train a finished run longer).
 
 At the end the script fits a calibration temperature on the val splits, picks the threshold that
 labels at most ``target_fpr`` of real val images fake (pooled, or averaged over the sets when
@@ -77,6 +79,17 @@ def augment(img: Image.Image, rng: random.Random, cfg: dict, min_size: int) -> I
         s = rng.uniform(0.5, 1.5)
         nw, nh = max(min_size, int(w * s)), max(min_size, int(h * s))
         img = img.resize((nw, nh), rng.choice(RESAMPLERS))
+    # Optional (off unless the recipe sets them, so older recipes draw the same numbers):
+    # shrink without enlarging back, and sharpen, so that both classes come in fine-grained
+    # and in soft versions and per-pixel sharpness cannot stand in for the label.
+    if cfg.get("p_downscale", 0) and rng.random() < cfg["p_downscale"]:
+        w, h = img.size
+        s = rng.uniform(0.35, 0.8)
+        nw, nh = max(min_size, int(w * s)), max(min_size, int(h * s))
+        if (nw, nh) != (w, h):
+            img = img.resize((nw, nh), rng.choice(RESAMPLERS[1:]), reducing_gap=None)
+    if cfg.get("p_sharpen", 0) and rng.random() < cfg["p_sharpen"]:
+        img = img.filter(ImageFilter.UnsharpMask(rng.uniform(0.5, 2.0), rng.randint(40, 150), 2))
     if rng.random() < cfg.get("p_blur", 0.1):
         img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.5)))
     if rng.random() < cfg.get("p_noise", 0.1):
@@ -337,11 +350,22 @@ def main(argv=None) -> int:
     last = out / "last.safetensors"
     progress_file = out / "progress.json"
     step = 0
+    parent_info = None
+    if tr.get("init_from"):  # a warm restart from a finished run
+        parent_path = Path(tr["init_from"])
+        parent_meta = ckpt.read_meta(parent_path)
+        if ModelConfig.from_dict(parent_meta.model).to_dict() | {"name": None} != cfg.to_dict() | {"name": None}:
+            raise SystemExit(f"{parent_path}: its model config differs from the recipe's")
+        parent_info = {"path": str(parent_path), "sha256": ckpt.sha256(parent_path),
+                       "steps": parent_meta.training.get("steps")}
     if last.exists() and progress_file.exists():
         loaded, _ = ckpt.load(last)
         model.load_state_dict(loaded.state_dict())
         step = json.loads(progress_file.read_text())["step"]
         log.info("resuming from step %d", step)
+    elif parent_info:
+        model.load_state_dict(ckpt.load(parent_path)[0].state_dict())
+        log.info("continuing from %s (%s steps)", parent_path, parent_info["steps"])
     elif cfg.use_backbone and tr.get("init"):
         imagenet_init(model, tr["init"])
 
@@ -443,6 +467,7 @@ def main(argv=None) -> int:
             "steps": step, "batch_size": bs, "seed": seed, "train_seconds": train_seconds,
             "threshold_rule": rule,
             "calibration_sets": calib_sets,
+            **({"continued_from": parent_info} if parent_info else {}),
         },
         evaluation={"test": test_res, "val": val_res,
                     "test_ece_uncalibrated": ece_before})
