@@ -87,3 +87,80 @@ def test_native_crop_keeps_pixels_and_leaves_small_images_whole():
     assert train.native_crop(img, 128, random.Random(0)).size == (128, 128)
     small = photo(100, 90)
     assert train.native_crop(small, 128, None) is small
+
+
+def test_optional_augmentations_shrink_or_sharpen_and_leave_older_recipes_alone():
+    img = photo(200, 160)
+    base = {"p_crop": 0, "p_resize": 0, "p_blur": 0, "p_noise": 0, "p_jpeg": 0, "p_webp": 0, "p_colour": 0}
+    for seed in range(5):
+        # The new keys absent or zero: the same random draws, so the same image, as before.
+        a = train.augment(img, random.Random(seed), dict(base, p_resize=0.5, p_jpeg=0.5), 32)
+        b = train.augment(img, random.Random(seed), dict(base, p_resize=0.5, p_jpeg=0.5,
+                                                          p_downscale=0, p_sharpen=0), 32)
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+        small = train.augment(img, random.Random(seed), dict(base, p_downscale=1.0), 32)
+        assert 0.35 * 200 - 1 <= small.size[0] <= 0.8 * 200 and small.size[1] < 160
+        sharp = train.augment(img, random.Random(seed), dict(base, p_sharpen=1.0), 32)
+        flipped = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)  # flips are drawn regardless
+        assert sharp.size == img.size
+        assert not any(np.array_equal(np.asarray(sharp), np.asarray(x)) for x in (img, flipped))
+    tiny = train.augment(photo(40, 40), random.Random(0), dict(base, p_downscale=1.0), 32)
+    assert min(tiny.size) >= 32
+
+
+def _tiny_sets(root: Path):
+    rng = np.random.default_rng(0)
+    for name in ("faces", "gen"):
+        rows = ["file,label,group,split"]
+        for split in ("train", "val", "test"):
+            for label in (0, 1):
+                for i in range(4):
+                    arr = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+                    if label:  # something learnable: fakes are brighter
+                        arr = np.clip(arr.astype(int) + 60, 0, 255).astype(np.uint8)
+                    f = f"{split}_{label}_{i}.jpg"
+                    (root / name).mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(arr).save(root / name / f, quality=90)
+                    rows.append(f"{f},{label},{split}{i},{split}")
+        (root / name / "manifest.csv").write_text("\n".join(rows) + "\n")
+
+
+def _tiny_recipe(**train_over):
+    tr = {"steps": 2, "batch_size": 4, "lr": 1e-3, "warmup": 1, "workers": 0, "threads": 1,
+          "seed": 0, "log_every": 1, "save_every": 1, "augment": {}}
+    tr.update(train_over)
+    return {"model": {"name": "tiny", "backbone": "tf_efficientnet_lite0",
+                      "preprocess": {"global_size": 32, "patch_size": 16, "num_patches": 2, "min_size": 16}},
+            "data": {"train_sets": ["faces", "gen"], "eval_sets": ["faces", "gen"]},
+            "calibration": {"target_fpr": 0.25, "rule": "macro"}, "train": tr}
+
+
+def test_a_finished_run_can_be_continued_and_records_its_parent(tmp_path):
+    import json
+
+    from fakedet import checkpoint as ckpt
+
+    data = tmp_path / "data"
+    _tiny_sets(data)
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps(_tiny_recipe()))
+    assert train.main(["--config", str(first), "--data", str(data), "--out", str(tmp_path / "a")]) == 0
+    parent = tmp_path / "a" / "final.safetensors"
+    meta = ckpt.read_meta(parent)
+    assert meta.training["steps"] == 2 and "continued_from" not in meta.training
+    assert 0 < meta.threshold < 1 and set(meta.evaluation["test"]) >= {"faces", "gen", "all"}
+
+    second = tmp_path / "second.json"
+    second.write_text(json.dumps(_tiny_recipe(init_from=str(parent), steps=1, seed=1)))
+    assert train.main(["--config", str(second), "--data", str(data), "--out", str(tmp_path / "b")]) == 0
+    info = ckpt.read_meta(tmp_path / "b" / "final.safetensors").training["continued_from"]
+    assert info == {"path": str(parent), "sha256": ckpt.sha256(parent), "steps": 2}
+
+    # A parent with another architecture is refused before anything is trained.
+    other = _tiny_recipe(init_from=str(parent))
+    other["model"]["preprocess"]["num_patches"] = 3
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="differs"):
+        train.main(["--config", str(bad), "--data", str(data), "--out", str(tmp_path / "c")])
+    assert not (tmp_path / "c" / "last.safetensors").exists()
