@@ -35,6 +35,35 @@ def test_backbone_name_comes_from_config():
     assert type(model.backbone).__name__ == "ResNet"
 
 
+def _colour_stats_by_definition(rgb, centres, sigma):
+    """The colour features written out plainly, in float64."""
+    rgb = rgb.double()
+    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb, cr = 0.5 + (b - y) * 0.564, 0.5 + (r - y) * 0.713
+    sat = (rgb.amax(1) - rgb.amin(1)) / (rgb.amax(1) + 1e-4)
+    chans = torch.stack([cb, cr, sat], 1).flatten(2).unsqueeze(-1)  # (B, 3, N, 1)
+    hist = torch.exp(-((chans - torch.tensor(centres, dtype=torch.float64)) ** 2) / (2 * sigma**2)).mean(2)
+    hist = hist / (hist.sum(-1, keepdim=True) + 1e-6)
+    all4 = torch.stack([y, cb, cr, sat], 1).flatten(2)
+    return torch.cat([hist.flatten(1), all4.mean(-1), all4.std(-1)], 1)
+
+
+def test_colour_features_match_their_definition():
+    """The fast soft histogram and moments equal the plain formula, also for flat, grey and
+    saturated images, whose far-off bins underflow."""
+    model = FakeDetector(ModelConfig.from_dict(tiny_config_dict(use_backbone=False, use_texture=False)))
+    gen = torch.Generator().manual_seed(1)
+    rgb = torch.rand(4, 3, 40, 48, generator=gen)
+    rgb[1] = 0.5  # flat grey
+    rgb[2, 0], rgb[2, 1:] = 1.0, 0.0  # pure red
+    rgb[3] = (rgb[3] * 255).round() / 255  # 8-bit levels
+    got = model.colour.stats(rgb)
+    want = _colour_stats_by_definition(rgb, model.colour.centres, model.colour.sigma)
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    assert torch.allclose(got.double(), want, rtol=1e-5, atol=1e-6)
+
+
 def test_texture_branch_sees_high_frequencies():
     """A flat patch and a noisy patch must give different texture features."""
     cfg = ModelConfig.from_dict(tiny_config_dict(use_backbone=False, use_colour=False))
