@@ -45,8 +45,10 @@ class ModelConfig:
 
     Attributes:
         name: a human-readable model name, shown by ``fakedet info``.
-        backbone: a timm model name, created with ``pretrained=False``.
-        backbone_kwargs: extra keyword arguments for ``timm.create_model``.
+        backbone: a timm model name, created with ``pretrained=False``
+            (``tf_efficientnet_lite0``-``lite4`` by :mod:`fakedet.backbones`, without timm).
+        backbone_kwargs: extra keyword arguments for ``timm.create_model`` (with any, timm
+            builds the backbone).
         use_backbone: include the backbone's pooled features in the fused head.
         use_colour: include the global-colour branch.
         use_texture: include the local-texture branch.

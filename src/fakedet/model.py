@@ -1,5 +1,9 @@
 """The fused detector: a timm backbone, a global-colour branch and a local-texture branch.
 
+The EfficientNet-Lite backbones are built by :mod:`fakedet.backbones` with timm's architecture
+and key names but without importing timm (which halves a scan's start-up); any other timm
+model name goes to ``timm.create_model``.
+
 Each part is a small module of its own and can be switched off in :class:`ModelConfig` (for
 ablations); the head fuses whatever is switched on into one logit.
 """
@@ -10,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .backbones import create_backbone
 from .config import ModelConfig
 
 
@@ -143,8 +148,6 @@ class FakeDetector(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        import timm  # imported here so that `fakedet --version` stays light
-
         self.cfg = cfg
         if not (cfg.use_backbone or cfg.use_colour or cfg.use_texture):
             raise ValueError("at least one of backbone, colour and texture must be used")
@@ -154,9 +157,7 @@ class FakeDetector(nn.Module):
         dim = 0
         self.backbone = None
         if cfg.use_backbone:
-            self.backbone = timm.create_model(
-                cfg.backbone, pretrained=False, num_classes=0, **cfg.backbone_kwargs
-            )
+            self.backbone = create_backbone(cfg.backbone, **cfg.backbone_kwargs)
             dim += self.backbone.num_features
         self.colour = ColourBranch(cfg.colour_bins, cfg.colour_dim) if cfg.use_colour else None
         dim += cfg.colour_dim if cfg.use_colour else 0
