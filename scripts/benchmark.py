@@ -129,7 +129,7 @@ def run_cli(args: list[str], stdin_data: bytes | None = None, env=None) -> tuple
 
 def bench_size(det, size, paths, device, batch_size, workers, weights):
     from fakedet import imageio
-    from fakedet.engine import Task, _chunks, prepare_batch, _init_worker, _mp_context
+    from fakedet.engine import Task, _chunks, decode_pool, prepare_batch
     from fakedet.inputs import Item
 
     import torch
@@ -173,11 +173,9 @@ def bench_size(det, size, paths, device, batch_size, workers, weights):
     if nworkers == 0:
         prepared = [prepare_batch(b, Task(cfg)) for b in _chunks(items, batch_size)]
     else:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(nworkers, mp_context=_mp_context(), initializer=_init_worker,
-                                 initargs=(Task(cfg),)) as pool:
-            prepared = list(pool.map(prepare_batch, _chunks(items, batch_size)))
+        task = Task(cfg)
+        with decode_pool(nworkers) as pool:
+            prepared = list(pool.map(lambda b: prepare_batch(b, task), _chunks(items, batch_size)))
     res["decode"] = n / (time.perf_counter() - t0)
 
     # model-only bound on pre-decoded tensors

@@ -52,3 +52,19 @@ def test_ctrl_c_flushes_and_exits_130(tiny_weights, many):
     lines = [first] + out.splitlines(keepends=True)
     assert all(line.count(b"\t") == 3 and line.endswith(b"\n") for line in lines)
     assert b"Traceback" not in err and b"interrupted" in err
+
+
+def test_api_script_without_main_guard(tiny_weights, many, tmp_path):
+    """A plain script, like the README's API example, with more inputs than one batch and
+    decoding workers: it must not need `if __name__ == "__main__":` and must run only once."""
+    script = tmp_path / "plain.py"
+    script.write_text(
+        "import glob\n"
+        "from fakedet import Detector\n"
+        f"det = Detector.load({str(tiny_weights)!r}, device='cpu', batch_size=4, workers=2)\n"
+        f"res = det.predict(sorted(glob.glob({str(many)!r} + '/*.jpg')))\n"
+        "print('scored', len(res), sum(r.ok for r in res))\n"
+    )
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.splitlines() == ["scored 60 60"]

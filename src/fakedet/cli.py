@@ -92,7 +92,7 @@ def cli():
               help="auto (GPU when present), cpu, cuda or cuda:N.")
 @click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("-j", "--workers", type=click.IntRange(min=0), default=None,
-              help="Decoding processes (0 = decode in the main process)  [default: CPU count, at most 8].")
+              help="Decoding threads (0 = decode in the main thread)  [default: CPU count, at most 8].")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write records to FILE instead of stdout.")
 @click.option("--progress/--no-progress", default=None,

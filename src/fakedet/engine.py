@@ -1,19 +1,21 @@
 """The inference engine behind both the CLI and the Python API.
 
-Inputs stream through a bounded pipeline: decoding and preprocessing run in worker processes
-(batch by batch, a few batches ahead), the model scores each batch in the main process, and
+Inputs stream through a bounded pipeline: decoding and preprocessing run in worker threads
+(batch by batch, a few batches ahead), the model scores each batch in the calling thread, and
 results come out in input order as a generator. Memory stays flat however many images pass.
+
+Threads rather than processes: Pillow, numpy and torch release the GIL in their heavy work, so
+threads decode as fast as processes did (``scripts/benchmark.py``), without pickling arrays
+between processes, without a pool start-up, and without asking a user's script for an
+``if __name__ == "__main__":`` guard (worker processes re-import the main module).
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import os
-import signal
-import sys
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
@@ -73,32 +75,22 @@ class Task:
 
 
 # ----------------------------------------------------------------------------- workers
-_WORKER_TASK: Optional[Task] = None
-
-
 # Images per forward call on the CPU (see Detector.forward); measured by scripts/benchmark.py.
 CPU_SUB_BATCH = 8
 
 
-def _init_worker(task: Task) -> None:
-    global _WORKER_TASK
-    _WORKER_TASK = task
-    # Ctrl-C is handled by the main process, which flushes and shuts the pool down.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if task.faces:
-        import torch
-
-        torch.set_num_threads(1)  # one core per worker: the workers are the parallelism
+def decode_pool(workers: int) -> ThreadPoolExecutor:
+    """The pool of decoding threads that :meth:`Detector.iter_batches` uses."""
+    return ThreadPoolExecutor(max(1, workers), thread_name_prefix="fakedet-decode")
 
 
-def prepare_batch(batch: Sequence[Item], task: Optional[Task] = None) -> list[tuple]:
+def prepare_batch(batch: Sequence[Item], task: Task) -> list[tuple]:
     """Decodes and preprocesses one batch: ``(path, views, patches, error, boxes)`` per item.
 
     ``views``/``patches`` stack the whole image first and then one entry per detected face
     (face mode; ``boxes`` lists the faces' boxes, else it is None). Never raises for a bad
     input: each failure becomes that item's own error string.
     """
-    task = task or _WORKER_TASK
     cfg = task.pre
     out = []
     for item in batch:
@@ -226,7 +218,7 @@ class Detector:
         With ``faces=True`` every image is searched for faces (MTCNN); each face is scored on a
         crop and the image's ``p_fake`` is the maximum over the faces and the whole image; the
         default threshold is then the checkpoint's face-mode one when it has one.
-        ``decode`` picks the decoder: ``pil`` (worker processes), ``torch`` (batched torchvision
+        ``decode`` picks the decoder: ``pil`` (worker threads), ``torch`` (batched torchvision
         decoding and preprocessing on the model's device) or ``auto`` (torch on CUDA, else pil).
 
         Raises:
@@ -281,17 +273,16 @@ class Detector:
                                                  task, max(4, nworkers))
             return
         if second is None or nworkers == 0:
-            # One batch only, or no workers: decode in this process (no pool start-up cost).
+            # One batch only, or no workers: decode in the calling thread.
             for batch in ([first] if second is None else _prepend(first, second, chunks)):
                 yield self._score(prepare_batch(batch, task))
             return
-        pool = ProcessPoolExecutor(nworkers, mp_context=_mp_context(), initializer=_init_worker,
-                                   initargs=(task,))
+        pool = decode_pool(nworkers)
         pending: deque = deque()
         try:
             ahead = 2 * nworkers
             for batch in _prepend(first, second, chunks):
-                pending.append(pool.submit(prepare_batch, batch))
+                pending.append(pool.submit(prepare_batch, batch, task))
                 if len(pending) >= ahead:
                     yield self._score(pending.popleft().result())
             while pending:
@@ -414,13 +405,3 @@ def _prepend(first, second, rest):
     yield first
     yield second
     yield from rest
-
-
-def _mp_context():
-    """A fork server started before any torch thread exists in it: fast worker start-up without
-    forking a multi-threaded process. Falls back to spawn where fork servers do not exist."""
-    if sys.platform.startswith("linux"):
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["fakedet.imageio"])
-        return ctx
-    return mp.get_context("spawn")
