@@ -1,6 +1,7 @@
 """Decoding images safely and turning them into model inputs.
 
-Everything here runs in decoding worker processes, so it imports only PIL and numpy, never torch.
+Everything here runs in the decoding threads and in training's data-loader processes, so it
+imports only PIL and numpy, never torch.
 Every failure becomes an :class:`ImageError` whose message is what the user sees in the record's
 ``error`` field.
 """
