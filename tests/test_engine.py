@@ -46,7 +46,9 @@ def test_one_result_per_input_in_order_with_errors_in_place(det, mixed):
 
 def test_results_identical_across_batch_sizes_and_workers(det, mixed):
     ref = det.predict(mixed, batch_size=1, workers=0)
-    for bs, workers in [(3, 0), (4, 2), (16, 1)]:
+    # (16, 3): one batch cut into uneven slices across threads; (5, 3) and (2, 4): several
+    # batches, slices of one and two inputs, more threads than a batch has inputs.
+    for bs, workers in [(3, 0), (4, 2), (16, 1), (16, 3), (5, 3), (2, 4)]:
         got = det.predict(mixed, batch_size=bs, workers=workers)
         assert [r.path for r in got] == [r.path for r in ref]
         for a, b in zip(ref, got):

@@ -77,6 +77,8 @@ class Task:
 # ----------------------------------------------------------------------------- workers
 # Images per forward call on the CPU (see Detector.forward); measured by scripts/benchmark.py.
 CPU_SUB_BATCH = 8
+# Batches decoded ahead of the model (each by all the decoding threads together).
+PIPELINE_DEPTH = 3
 
 
 def decode_pool(workers: int) -> ThreadPoolExecutor:
@@ -272,24 +274,28 @@ class Detector:
             yield from self._iter_tensor_batches(_prepend(first, second, chunks) if second else [first],
                                                  task, max(4, nworkers))
             return
-        if second is None or nworkers == 0:
-            # One batch only, or no workers: decode in the calling thread.
+        if nworkers == 0 or (second is None and len(first) == 1):
+            # No workers, or one input: decode in the calling thread.
             for batch in ([first] if second is None else _prepend(first, second, chunks)):
                 yield self._score(prepare_batch(batch, task))
             return
         pool = decode_pool(nworkers)
+        # Each batch is cut into one slice per thread, so that even a single batch decodes in
+        # parallel; up to PIPELINE_DEPTH batches are in flight while the model scores.
+        step = max(1, math.ceil(bs / nworkers))
         pending: deque = deque()
         try:
-            ahead = 2 * nworkers
-            for batch in _prepend(first, second, chunks):
-                pending.append(pool.submit(prepare_batch, batch, task))
-                if len(pending) >= ahead:
-                    yield self._score(pending.popleft().result())
+            for batch in (_prepend(first, second, chunks) if second else [first]):
+                pending.append([pool.submit(prepare_batch, batch[i:i + step], task)
+                                for i in range(0, len(batch), step)])
+                if len(pending) >= PIPELINE_DEPTH:
+                    yield self._score(_gather(pending.popleft()))
             while pending:
-                yield self._score(pending.popleft().result())
+                yield self._score(_gather(pending.popleft()))
         finally:
-            for fut in pending:
-                fut.cancel()
+            for futs in pending:
+                for fut in futs:
+                    fut.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _iter_tensor_batches(self, batches, task, threads):
@@ -399,6 +405,10 @@ def _cat(parts, device):
     if all(isinstance(p, np.ndarray) for p in parts):
         return torch.from_numpy(np.concatenate(parts))
     return torch.cat([torch.from_numpy(p).to(device) if isinstance(p, np.ndarray) else p for p in parts])
+
+
+def _gather(futures) -> list[tuple]:
+    return [r for fut in futures for r in fut.result()]
 
 
 def _prepend(first, second, rest):
