@@ -185,6 +185,7 @@ class TrainSet(torch.utils.data.Dataset):
     def __init__(self, items, pre, aug_cfg, seed, recon_dir=None, recon_local=0.5, view_crop=False):
         self.items, self.pre, self.aug_cfg, self.seed = items, pre, aug_cfg, seed
         self.recon_dir, self.recon_local, self.view_crop = recon_dir, recon_local, view_crop
+        self.set_index = {name: k for k, name in enumerate(sorted({it[2] for it in items}))}
 
     def __len__(self):
         return len(self.items)
@@ -204,7 +205,8 @@ class TrainSet(torch.utils.data.Dataset):
             view, patches = imageio.preprocess(img, self.pre, np.random.default_rng(rng.getrandbits(32)))
         except imageio.ImageError as exc:  # should not happen on the curated sets
             raise RuntimeError(f"{path}: {exc}") from None
-        return torch.from_numpy(view), torch.from_numpy(patches), torch.tensor(float(label))
+        return (torch.from_numpy(view), torch.from_numpy(patches), torch.tensor(float(label)),
+                torch.tensor(self.set_index[name]))
 
 
 class EvalSet(torch.utils.data.Dataset):
@@ -263,6 +265,41 @@ def balanced_weights(items, shares=None):
         cells = [c for c in counts if c[2] == make]
         total.update({c: shares.get(make, 0.0) / len(cells) for c in cells})
     return [total[(name, label, make)] / counts[(name, label, make)] for _, label, name, make in items]
+
+
+# ----------------------------------------------------------------------------- domain
+class _ReverseGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, alpha):
+        ctx.alpha = alpha
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.alpha * grad, None
+
+
+class DomainHeads(torch.nn.Module):
+    """Class-conditional domain adversary (after Ganin & Lempitsky 2015, conditioned on the label):
+    one small classifier guesses which training set a *real* image came from, another which set
+    a *fake* one came from, both through a gradient-reversal layer. The fused features are thus
+    pushed to carry no information about the data set beyond the real/fake label, i.e. away from
+    "what this data set looks like". Used only in training; not part of the checkpoint."""
+
+    def __init__(self, dim: int, n_sets: int, hidden: int = 128):
+        super().__init__()
+        self.heads = torch.nn.ModuleList(
+            torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, n_sets))
+            for _ in range(2))
+
+    def loss(self, feats, label, set_idx, alpha):
+        rev = _ReverseGrad.apply(feats, alpha)
+        total = feats.new_zeros(())
+        for cls, head in enumerate(self.heads):
+            sel = label == cls
+            if sel.any():
+                total = total + F.cross_entropy(head(rev[sel]), set_idx[sel]) * sel.float().mean()
+        return total
 
 
 # ----------------------------------------------------------------------------- init
@@ -393,9 +430,15 @@ def main(argv=None) -> int:
                      view_crop=bool(tr.get("view_crop", False))),
             batch_size=bs, sampler=sampler,
             num_workers=tr.get("workers", 2), drop_last=True, persistent_workers=False)
+        dom_w = float(tr.get("domain_adv", 0.0))
+        domain = DomainHeads(model.head.in_features, len(train_sets)) if dom_w > 0 else None
+        if domain is not None:
+            log.info("class-conditional domain adversary over %d sets, weight %g", len(train_sets), dom_w)
         backbone_params = list(model.backbone.parameters()) if model.backbone is not None else []
         ids = {id(p) for p in backbone_params}
         other = [p for p in model.parameters() if id(p) not in ids]
+        if domain is not None:
+            other += list(domain.parameters())
         groups = [{"params": other, "lr": tr["lr"]}]
         if backbone_params:
             groups.append({"params": backbone_params, "lr": tr["lr"] * tr.get("backbone_lr_mult", 1.0)})
@@ -404,13 +447,20 @@ def main(argv=None) -> int:
         warm = tr.get("warmup", 100)
         model.train()
         t0, seen, loss_sum = time.time(), 0, 0.0
-        for view, patches, label in loader:
+        for view, patches, label, set_idx in loader:
             frac = step / max(1, steps)
             scale = min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * frac))
             for g, b in zip(opt.param_groups, base):
                 g["lr"] = b * scale
-            logit = model(view, patches)
-            loss = F.binary_cross_entropy_with_logits(logit, label)
+            if domain is None:
+                logit = model(view, patches)
+                loss = F.binary_cross_entropy_with_logits(logit, label)
+            else:
+                feats = model.features(view, patches)
+                logit = model.head(model.dropout(feats)).squeeze(1)
+                alpha = dom_w * (2.0 / (1.0 + math.exp(-10.0 * frac)) - 1.0)  # Ganin's ramp
+                loss = F.binary_cross_entropy_with_logits(logit, label) + domain.loss(
+                    feats, label.long(), set_idx, alpha)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

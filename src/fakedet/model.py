@@ -166,7 +166,8 @@ class FakeDetector(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(dim, 1)
 
-    def forward(self, view: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+    def features(self, view: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        """The fused feature vector that the head reads, (B, D)."""
         rgb = view.float() / 255.0
         parts = []
         if self.backbone is not None:
@@ -178,4 +179,7 @@ class FakeDetector(nn.Module):
             parts.append(self.colour(rgb).float())
         if self.texture is not None:
             parts.append(self.texture(patches.float() / 255.0).float())
-        return self.head(self.dropout(torch.cat(parts, dim=1))).squeeze(1)
+        return torch.cat(parts, dim=1)
+
+    def forward(self, view: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(view, patches))).squeeze(1)
