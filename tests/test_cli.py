@@ -186,3 +186,28 @@ def test_info(runner, tiny_weights):
     assert d["threshold"] == 0.5 and d["temperature"] == 1.0
     r = runner.invoke(cli, ["info", "--weights", str(tiny_weights)])
     assert "test_efficientnet" in r.stdout and "sha256" in r.stdout
+
+
+def test_weights_that_fail_to_load_after_decoding_started(runner, tiny_weights, folder, tmp_path):
+    """The CLI starts decoding while the model loads in the background; when the load then
+    fails (a readable header whose config does not match the tensors), it still exits 2 with
+    the reason, prints no record and leaves no output file."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from fakedet.checkpoint import META_KEY
+
+    with safe_open(str(tiny_weights), framework="pt") as fh:
+        meta = dict(fh.metadata())
+    doc = json.loads(meta[META_KEY])
+    doc["model"]["colour_dim"] += 1
+    meta[META_KEY] = json.dumps(doc)
+    bad = tmp_path / "mismatch.safetensors"
+    save_file(load_file(str(tiny_weights)), str(bad), metadata=meta)
+    out = tmp_path / "scores.tsv"
+    r = runner.invoke(cli, ["scan", "--weights", str(bad), "--workers", "2", "-b", "1",
+                            "-o", str(out), str(folder)])
+    assert r.exit_code == 2 and r.stdout == "" and r.stderr.startswith("fakedet: ")
+    assert not out.exists()

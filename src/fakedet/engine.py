@@ -79,6 +79,8 @@ class Task:
 CPU_SUB_BATCH = 8
 # Batches decoded ahead of the model (each by all the decoding threads together).
 PIPELINE_DEPTH = 3
+# Batches that may be decoded ahead while the model is still loading (DecodePipeline.prefill).
+STARTUP_DEPTH = 16
 
 
 def decode_pool(workers: int) -> ThreadPoolExecutor:
@@ -122,6 +124,55 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> list[tuple]:
     return out
 
 
+class DecodePipeline:
+    """Decoding threads fed batch by batch from a stream of batches, ahead of the model.
+
+    Each batch is cut into one slice per thread, so that even a single batch decodes in
+    parallel; :meth:`run` keeps ``PIPELINE_DEPTH`` batches in flight while the model scores the
+    oldest. :meth:`prefill` lets decoding start before the model exists (the CLI loads the model
+    in a background thread meanwhile: ``import torch`` is most of a short scan's start-up).
+    """
+
+    def __init__(self, batches: Iterator[list[Item]], task: Task, batch_size: int, workers: int):
+        self.batches, self.task = batches, task
+        self.step = max(1, math.ceil(batch_size / max(1, workers)))
+        self.pool = decode_pool(workers)
+        self.pending: deque = deque()
+        self.exhausted = False
+
+    def _submit_next(self) -> None:
+        batch = next(self.batches, None)
+        if batch is None:
+            self.exhausted = True
+            return
+        self.pending.append([self.pool.submit(prepare_batch, batch[i:i + self.step], self.task)
+                             for i in range(0, len(batch), self.step)])
+
+    def prefill(self, until, limit: int = STARTUP_DEPTH) -> None:
+        """Submits batches until ``until()`` is true or ``limit`` batches are in flight."""
+        while not self.exhausted and len(self.pending) < limit and not until():
+            self._submit_next()
+
+    def run(self, score) -> Iterator[list[Result]]:
+        """Yields ``score(prepared batch)`` for every batch, in order; closes the pool at the end."""
+        try:
+            while True:
+                while not self.exhausted and len(self.pending) < PIPELINE_DEPTH:
+                    self._submit_next()
+                if not self.pending:
+                    return
+                yield score(_gather(self.pending.popleft()))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for futs in self.pending:
+            for fut in futs:
+                fut.cancel()
+        self.pending.clear()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
     batch: list[Item] = []
     for item in items:
@@ -152,6 +203,12 @@ def _as_item(x: Any, index: int) -> Item:
         name = getattr(x, "filename", "") or f"<image:{index}>"
         return Item(name, source=x)
     return Item(f"<input:{index}>", error=f"unsupported input type {type(x).__name__}")
+
+
+def gpu_driver_present() -> bool:
+    """Whether this machine shows a GPU driver (NVIDIA, ROCm or WSL's), checked without torch.
+    Where none is, ``device="auto"`` is certain to mean the CPU before torch is imported."""
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg"))
 
 
 def default_workers() -> int:
@@ -279,24 +336,9 @@ class Detector:
             for batch in ([first] if second is None else _prepend(first, second, chunks)):
                 yield self._score(prepare_batch(batch, task))
             return
-        pool = decode_pool(nworkers)
-        # Each batch is cut into one slice per thread, so that even a single batch decodes in
-        # parallel; up to PIPELINE_DEPTH batches are in flight while the model scores.
-        step = max(1, math.ceil(bs / nworkers))
-        pending: deque = deque()
-        try:
-            for batch in (_prepend(first, second, chunks) if second else [first]):
-                pending.append([pool.submit(prepare_batch, batch[i:i + step], task)
-                                for i in range(0, len(batch), step)])
-                if len(pending) >= PIPELINE_DEPTH:
-                    yield self._score(_gather(pending.popleft()))
-            while pending:
-                yield self._score(_gather(pending.popleft()))
-        finally:
-            for futs in pending:
-                for fut in futs:
-                    fut.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+        pipe = DecodePipeline(_prepend(first, second, chunks) if second else iter([first]), task,
+                              bs, nworkers)
+        yield from pipe.run(self._score)
 
     def _iter_tensor_batches(self, batches, task, threads):
         from .tensordecode import TensorDecoder
