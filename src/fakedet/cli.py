@@ -206,7 +206,11 @@ def _start_on_cpu(ctx, weights, items, **kw):
     switch = sys.getswitchinterval()
     sys.setswitchinterval(1e-4)
     try:
-        pipe.prefill(future.done)
+        try:
+            pipe.prefill(future.done)
+        except KeyboardInterrupt:
+            _err("interrupted")
+            ctx.exit(EXIT_INTERRUPTED)
         det = _load_detector(ctx, weights, future=future)
     except BaseException:
         pipe.close()

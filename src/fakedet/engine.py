@@ -77,8 +77,8 @@ class Task:
 # ----------------------------------------------------------------------------- workers
 # Images per forward call on the CPU (see Detector.forward); measured by scripts/benchmark.py.
 CPU_SUB_BATCH = 8
-# Batches decoded ahead of the model (each by all the decoding threads together).
-PIPELINE_DEPTH = 3
+# Batches in flight per decoding thread while the model scores.
+PIPELINE_DEPTH = 2
 # Batches that may be decoded ahead while the model is still loading (DecodePipeline.prefill).
 STARTUP_DEPTH = 16
 
@@ -127,26 +127,32 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> list[tuple]:
 class DecodePipeline:
     """Decoding threads fed batch by batch from a stream of batches, ahead of the model.
 
-    Each batch is cut into one slice per thread, so that even a single batch decodes in
-    parallel; :meth:`run` keeps ``PIPELINE_DEPTH`` batches in flight while the model scores the
-    oldest. :meth:`prefill` lets decoding start before the model exists (the CLI loads the model
-    in a background thread meanwhile: ``import torch`` is most of a short scan's start-up).
+    Each thread decodes a whole batch; only a scan of a single batch is cut into one slice per
+    thread, so that it too decodes in parallel. Cutting other batches was measured slower on
+    12 MP photos: a slice still decoding while the model scores slows both, as the model's
+    threads and the decoding threads then share two cores. :meth:`run` keeps ``PIPELINE_DEPTH``
+    batches per thread in flight while the model scores the oldest. :meth:`prefill` lets
+    decoding start before the model exists (the CLI loads the model in a background thread
+    meanwhile: ``import torch`` is most of a short scan's start-up).
     """
 
     def __init__(self, batches: Iterator[list[Item]], task: Task, batch_size: int, workers: int):
         self.batches, self.task = batches, task
-        self.step = max(1, math.ceil(batch_size / max(1, workers)))
-        self.pool = decode_pool(workers)
+        self.workers = max(1, workers)
+        self.step = max(1, math.ceil(batch_size / self.workers))
+        self.pool = decode_pool(self.workers)
         self.pending: deque = deque()
-        self.exhausted = False
+        self._next = next(self.batches, None)  # one batch of look-ahead: is this one the last?
+        self.exhausted = self._next is None
+        self.submitted = 0
 
     def _submit_next(self) -> None:
-        batch = next(self.batches, None)
-        if batch is None:
-            self.exhausted = True
-            return
-        self.pending.append([self.pool.submit(prepare_batch, batch[i:i + self.step], self.task)
-                             for i in range(0, len(batch), self.step)])
+        batch, self._next = self._next, next(self.batches, None)
+        self.exhausted = self._next is None
+        cut = self.step if self.exhausted and self.submitted == 0 else len(batch)
+        self.submitted += 1
+        self.pending.append([self.pool.submit(prepare_batch, batch[i:i + cut], self.task)
+                             for i in range(0, len(batch), cut)])
 
     def prefill(self, until, limit: int = STARTUP_DEPTH) -> None:
         """Submits batches until ``until()`` is true or ``limit`` batches are in flight."""
@@ -157,7 +163,7 @@ class DecodePipeline:
         """Yields ``score(prepared batch)`` for every batch, in order; closes the pool at the end."""
         try:
             while True:
-                while not self.exhausted and len(self.pending) < PIPELINE_DEPTH:
+                while not self.exhausted and len(self.pending) < PIPELINE_DEPTH * self.workers:
                     self._submit_next()
                 if not self.pending:
                     return
