@@ -142,17 +142,24 @@ class DecodePipeline:
         self.step = max(1, math.ceil(batch_size / self.workers))
         self.pool = decode_pool(self.workers)
         self.pending: deque = deque()
-        self._next = next(self.batches, None)  # one batch of look-ahead: is this one the last?
-        self.exhausted = self._next is None
-        self.submitted = 0
+        # A single-batch scan is known once a second batch is asked for and none comes.
+        first = next(self.batches, None)
+        second = next(self.batches, None) if first is not None else None
+        self._ready = deque(b for b in (first, second) if b is not None)
+        self._single = second is None
+        self.exhausted = not self._ready
 
     def _submit_next(self) -> None:
-        batch, self._next = self._next, next(self.batches, None)
-        self.exhausted = self._next is None
-        cut = self.step if self.exhausted and self.submitted == 0 else len(batch)
-        self.submitted += 1
+        batch = self._ready.popleft()
+        cut = self.step if self._single else len(batch)
         self.pending.append([self.pool.submit(prepare_batch, batch[i:i + cut], self.task)
                              for i in range(0, len(batch), cut)])
+        if not self._ready:  # read the next batch only after this one is on its way
+            nxt = next(self.batches, None)
+            if nxt is None:
+                self.exhausted = True
+            else:
+                self._ready.append(nxt)
 
     def prefill(self, until, limit: int = STARTUP_DEPTH) -> None:
         """Submits batches until ``until()`` is true or ``limit`` batches are in flight."""
