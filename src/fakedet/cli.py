@@ -201,8 +201,7 @@ def _start_on_cpu(ctx, weights, items, **kw):
         return det, det.iter_batches(items), None
     pipe = DecodePipeline(_chunks(items, kw["batch_size"]), Task(pre), kw["batch_size"], workers)
     # Importing torch holds the GIL most of the time; the decoding threads need it briefly between
-    # their C calls. A shorter switch interval while the model loads lets them have it promptly
-    # (measured: a 300-image 1024 px scan decodes 10 batches during the load instead of 4).
+    # their C calls. A shorter switch interval while the model loads lets them have it promptly.
     switch = sys.getswitchinterval()
     sys.setswitchinterval(1e-4)
     try:
