@@ -199,20 +199,22 @@ def _start_on_cpu(ctx, weights, items, **kw):
     if workers == 0:  # no decoding threads: nothing to overlap
         det = _load_detector(ctx, weights, future=future)
         return det, det.iter_batches(items), None
-    pipe = DecodePipeline(_chunks(items, kw["batch_size"]), Task(pre), kw["batch_size"], workers)
     # Importing torch holds the GIL most of the time; the decoding threads need it briefly between
     # their C calls. A shorter switch interval while the model loads lets them have it promptly.
     switch = sys.getswitchinterval()
     sys.setswitchinterval(1e-4)
+    pipe = None
     try:
         try:
+            pipe = DecodePipeline(_chunks(items, kw["batch_size"]), Task(pre), kw["batch_size"], workers)
             pipe.prefill(future.done)
         except KeyboardInterrupt:
             _err("interrupted")
             ctx.exit(EXIT_INTERRUPTED)
         det = _load_detector(ctx, weights, future=future)
     except BaseException:
-        pipe.close()
+        if pipe is not None:
+            pipe.close()
         raise
     finally:
         sys.setswitchinterval(switch)
