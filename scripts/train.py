@@ -452,15 +452,11 @@ def main(argv=None) -> int:
             scale = min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * frac))
             for g, b in zip(opt.param_groups, base):
                 g["lr"] = b * scale
-            if domain is None:
-                logit = model(view, patches)
-                loss = F.binary_cross_entropy_with_logits(logit, label)
-            else:
-                feats = model.features(view, patches)
-                logit = model.head(model.dropout(feats)).squeeze(1)
+            feats = model.features(view, patches)
+            loss = F.binary_cross_entropy_with_logits(model.logit(feats), label)
+            if domain is not None:
                 alpha = dom_w * (2.0 / (1.0 + math.exp(-10.0 * frac)) - 1.0)  # Ganin's ramp
-                loss = F.binary_cross_entropy_with_logits(logit, label) + domain.loss(
-                    feats, label.long(), set_idx, alpha)
+                loss = loss + domain.loss(feats, label.long(), set_idx, alpha)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -181,5 +181,9 @@ class FakeDetector(nn.Module):
             parts.append(self.texture(patches.float() / 255.0).float())
         return torch.cat(parts, dim=1)
 
+    def logit(self, features: torch.Tensor) -> torch.Tensor:
+        """The head: one logit per row of :meth:`features`."""
+        return self.head(self.dropout(features)).squeeze(1)
+
     def forward(self, view: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.features(view, patches))).squeeze(1)
+        return self.logit(self.features(view, patches))
