@@ -8,7 +8,7 @@ in ../shared/data, applies each perturbation alike to real and fake images, and 
 the false-positive rate on real images at the checkpoint's threshold, per set and overall:
 
   original, png (lossless re-save), jpeg75, jpeg50, half (0.5x bicubic downscale),
-  blur (Gaussian, radius 1)
+  blur (Gaussian, radius 1), double (2x bicubic upscale, as a high-resolution copy would be)
 
 Images that a perturbation makes too small to analyse (cifake's 32 px images halved) are
 reported as errors and left out of that row.
@@ -57,6 +57,7 @@ PERTURBATIONS = {
     "half": lambda img: _png(img.resize((max(1, img.width // 2), max(1, img.height // 2)),
                                        Image.Resampling.BICUBIC)),
     "blur": lambda img: _png(img.filter(ImageFilter.GaussianBlur(1.0))),
+    "double": lambda img: _png(img.resize((img.width * 2, img.height * 2), Image.Resampling.BICUBIC)),
 }
 
 
@@ -81,12 +82,15 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default=None)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--json", default="robustness.json")
+    ap.add_argument("--conditions", default=",".join(PERTURBATIONS),
+                    help="comma-separated subset of: " + ", ".join(PERTURBATIONS))
     args = ap.parse_args(argv)
 
     det = Detector.load(args.weights, device="cpu", workers=args.workers)
     base = sample(Path(args.data), args.per_set, args.seed)
     results = {"threshold": det.threshold, "per_set": args.per_set, "conditions": {}}
-    for cond, fn in PERTURBATIONS.items():
+    for cond in args.conditions.split(","):
+        fn = PERTURBATIONS[cond]
         datasets = {}
         for name, rows in base.items():
             if fn is None:

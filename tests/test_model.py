@@ -166,3 +166,39 @@ def test_read_meta_does_not_import_torch():
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_fused_model_gives_the_same_logits_and_cannot_train():
+    """fuse_for_inference folds every BatchNorm after a convolution (backbone and texture
+    branch) into it; with random weights and running statistics the logits stay the same."""
+    import copy
+
+    cfg = ModelConfig.from_dict(tiny_config_dict(backbone="tf_efficientnet_lite0"))
+    model = FakeDetector(cfg)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # He-initialised convolutions, random BatchNorm parameters and statistics
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                fan_in = m.weight[0].numel()
+                m.weight.normal_(0, (2 / fan_in) ** 0.5, generator=g)
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.normal_(0, 0.1, generator=g)
+                m.running_mean.normal_(0, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+    model.eval()
+    fused = copy.deepcopy(model).fuse_for_inference()
+    bns = [n for n, m in fused.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns == ["texture.norm_in"]  # the only one not after a convolution
+    # Smooth images that differ from one another (uniform noise images all look alike).
+    coarse = torch.rand(5, 3, 4, 4, generator=g) * 255
+    view = torch.nn.functional.interpolate(coarse, size=(64, 64), mode="bilinear").to(torch.uint8)
+    patches = view[:, None, :, :32, :32].expand(5, 4, 3, 32, 32).contiguous()
+    with torch.inference_mode():
+        ref, out = model.features(view, patches), fused.features(view, patches)
+        logits = fused(view, patches)
+    assert ref.std(dim=0).mean() > 0.01  # features differ between images
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(logits, model(view, patches), rtol=1e-4, atol=1e-5)
+    with pytest.raises(RuntimeError, match="fused for inference"):
+        fused.train()

@@ -297,16 +297,12 @@ class Detector:
             CheckpointError: the weights are missing, unreadable or do not match their config.
             DeviceError: the device is unavailable.
         """
-        import torch
-
         dev = resolve_device(device)
         if dev.type == "cpu":
             tune_malloc()
         path = Path(weights) if weights is not None else ckpt.default_weights_path()
         model, meta = ckpt.load(path, device="cpu")
-        model = model.to(dev)
-        if dev.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
+        model = model.to(dev).fuse_for_inference()
         if faces:
             from .faces import default_mtcnn_path
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .backbones import create_backbone
+from .backbones import create_backbone, fold_batchnorm, fold_conv_bn
 from .config import ModelConfig
 
 
@@ -171,15 +171,36 @@ class FakeDetector(nn.Module):
         rgb = view.float() / 255.0
         parts = []
         if self.backbone is not None:
-            x = (rgb - self.mean) / self.std
-            if view.is_cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
+            # channels_last: faster for these depthwise/pointwise convolutions on the GPU and
+            # on the CPU alike (about 1.3x for the backbone on a 2-core CPU).
+            x = ((rgb - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
             parts.append(self.backbone(x).float())
         if self.colour is not None:
             parts.append(self.colour(rgb).float())
         if self.texture is not None:
             parts.append(self.texture(patches.float() / 255.0).float())
         return torch.cat(parts, dim=1)
+
+    def fuse_for_inference(self) -> "FakeDetector":
+        """Folds BatchNorm layers into the convolutions before them and stores the weights
+        channels-last; the model is then for inference only (``eval()`` is set and stays
+        meaningful: there is no BatchNorm left to train). Same outputs to float rounding."""
+        self.eval()
+        if self.backbone is not None:
+            fold_batchnorm(self.backbone)
+        if self.texture is not None:
+            layers = list(self.texture.convs)
+            for i in range(len(layers) - 1):
+                if isinstance(layers[i], nn.Conv2d) and isinstance(layers[i + 1], nn.BatchNorm2d):
+                    fold_conv_bn(layers[i], layers[i + 1])
+                    self.texture.convs[i + 1] = nn.Identity()
+        self.fused = True
+        return self.to(memory_format=torch.channels_last)
+
+    def train(self, mode: bool = True) -> "FakeDetector":
+        if mode and getattr(self, "fused", False):
+            raise RuntimeError("a model fused for inference cannot be trained")
+        return super().train(mode)
 
     def logit(self, features: torch.Tensor) -> torch.Tensor:
         """The head: one logit per row of :meth:`features`."""
