@@ -127,9 +127,14 @@ def run_cli(args: list[str], stdin_data: bytes | None = None, env=None) -> tuple
     return time.perf_counter() - t0, count, rss.peak
 
 
+def chunks(items, size):
+    """Consecutive lists of ``size`` items (the last may be shorter), as the engine batches them."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
 def bench_size(det, size, paths, device, batch_size, workers, weights):
     from fakedet import imageio
-    from fakedet.engine import Task, _chunks, decode_pool, prepare_batch
+    from fakedet.engine import Task, decode_pool, prepare_batch
     from fakedet.inputs import Item
 
     import torch
@@ -171,11 +176,11 @@ def bench_size(det, size, paths, device, batch_size, workers, weights):
     items = [Item(p, source=p) for p in paths]
     t0 = time.perf_counter()
     if nworkers == 0:
-        prepared = [prepare_batch(b, Task(cfg)) for b in _chunks(items, batch_size)]
+        prepared = [prepare_batch(b, Task(cfg)) for b in chunks(items, batch_size)]
     else:
         task = Task(cfg)
         with decode_pool(nworkers) as pool:
-            prepared = list(pool.map(lambda b: prepare_batch(b, task), _chunks(items, batch_size)))
+            prepared = list(pool.map(lambda b: prepare_batch(b, task), chunks(items, batch_size)))
     res["decode"] = n / (time.perf_counter() - t0)
 
     # model-only bound on pre-decoded tensors

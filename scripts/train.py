@@ -15,7 +15,8 @@ saves ``last.safetensors`` plus a small JSON with the step count; an interrupted
 from its last checkpoint (the weights and the learning-rate schedule resume; AdamW's moment
 estimates start afresh). A recipe whose ``train.init_from`` names a checkpoint of the same
 architecture starts from those weights instead of ImageNet's and runs its own warm-up and cosine
-schedule (a warm restart, to train a finished run longer).
+schedule (a warm restart, to train a finished run longer). With ``train.probe_steps`` the
+backbone stays frozen for that many steps while the head and branches learn ("LP-FT").
 
 At the end the script fits a calibration temperature on the val splits, picks the threshold that
 labels at most ``target_fpr`` of real val images fake (pooled, or averaged over the sets when
@@ -445,13 +446,24 @@ def main(argv=None) -> int:
         opt = torch.optim.AdamW(groups, weight_decay=tr.get("weight_decay", 1e-4))
         base = [g["lr"] for g in opt.param_groups]
         warm = tr.get("warmup", 100)
+        # "LP-FT" (Kumar et al., ICLR 2022): the first probe_steps train the head and branches
+        # on a frozen backbone (BatchNorm statistics too); then the backbone joins with a warm-up
+        # of its own, so fine-tuning starts from a head that already fits the features.
+        probe = int(tr.get("probe_steps", 0))
+        first = step
         model.train()
         t0, seen, loss_sum = time.time(), 0, 0.0
         for view, patches, label, set_idx in loader:
             frac = step / max(1, steps)
             scale = min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * frac))
-            for g, b in zip(opt.param_groups, base):
+            for i, (g, b) in enumerate(zip(opt.param_groups, base)):
                 g["lr"] = b * scale
+                if i == 1 and probe:  # the backbone's group
+                    g["lr"] = 0.0 if step < probe else b * scale * min(1.0, (step - probe + 1) / warm)
+            if probe and backbone_params and step in (first, probe):
+                model.backbone.train(step >= probe)
+                for p in backbone_params:
+                    p.requires_grad_(step >= probe)
             feats = model.features(view, patches)
             loss = F.binary_cross_entropy_with_logits(model.logit(feats), label)
             if domain is not None:

@@ -188,3 +188,29 @@ def test_domain_adversary_reverses_its_gradient_and_trains(tmp_path):
     cfg = tmp_path / "dann.json"
     cfg.write_text(json.dumps(_tiny_recipe(domain_adv=0.3)))
     assert train.main(["--config", str(cfg), "--data", str(data), "--out", str(tmp_path / "d")]) == 0
+
+
+def test_probe_steps_freeze_the_backbone_and_then_release_it(tmp_path):
+    """LP-FT: during train.probe_steps the backbone (weights and BatchNorm statistics) stays as
+    initialised while the head learns; after them the backbone trains too."""
+    import json
+
+    from fakedet import checkpoint as ckpt
+    from fakedet.config import ModelConfig
+    from fakedet.model import FakeDetector
+
+    data = tmp_path / "data"
+    _tiny_sets(data)
+    recipe = _tiny_recipe(steps=3, probe_steps=3)
+    torch.manual_seed(0)  # the recipe's seed: the model train.py starts from
+    init = FakeDetector(ModelConfig.from_dict(recipe["model"])).state_dict()
+    runs = {}
+    for name, probe in (("frozen", 3), ("released", 1)):
+        cfg = tmp_path / f"{name}.json"
+        cfg.write_text(json.dumps(_tiny_recipe(steps=3, probe_steps=probe)))
+        assert train.main(["--config", str(cfg), "--data", str(data), "--out", str(tmp_path / name)]) == 0
+        runs[name] = ckpt.load(tmp_path / name / "final.safetensors")[0].state_dict()
+    backbone = [k for k in init if k.startswith("backbone.") and init[k].dtype.is_floating_point]
+    assert backbone and all(torch.equal(runs["frozen"][k], init[k]) for k in backbone)
+    assert not torch.equal(runs["frozen"]["head.weight"], init["head.weight"])
+    assert not all(torch.equal(runs["released"][k], init[k]) for k in backbone)
