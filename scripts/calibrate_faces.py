@@ -72,7 +72,8 @@ def main(argv=None) -> int:
         f"averaged over {', '.join(FACE_SETS)} (scripts/calibrate_faces.py, {len(items)} composites)")
     meta.evaluation["faces_val"] = stats
     out = args.out or args.weights
-    checkpoint.save(det.model, meta, out)
+    # det.model is fused for inference; the file keeps the weights as trained.
+    checkpoint.save(checkpoint.load(det.weights_path)[0], meta, out)
 
     print(f"{len(items)} val composites; face-mode threshold {threshold:.4f} "
           f"(whole-image threshold {whole:.4f}); written to {out}\n")

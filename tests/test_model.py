@@ -202,3 +202,5 @@ def test_fused_model_gives_the_same_logits_and_cannot_train():
     torch.testing.assert_close(logits, model(view, patches), rtol=1e-4, atol=1e-5)
     with pytest.raises(RuntimeError, match="fused for inference"):
         fused.train()
+    with pytest.raises(ValueError, match="fused for inference"):
+        ckpt.save(fused, ckpt.CheckpointMeta(model=cfg.to_dict()), "unused.safetensors")

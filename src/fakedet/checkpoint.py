@@ -81,6 +81,10 @@ def save(model, meta: CheckpointMeta, path: str | os.PathLike) -> None:
     """Writes the model's state dict and metadata to one safetensors file (atomically)."""
     from safetensors.torch import save_file
 
+    if getattr(model, "fused", False):
+        raise ValueError("a model fused for inference has no BatchNorm layers left to save; "
+                         "save the model as loaded by checkpoint.load")
+
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
