@@ -281,6 +281,35 @@ def bench_malloc(weights):
     return out
 
 
+def bench_fusion(det, rounds: int = 3, batches: int = 6) -> dict:
+    """Model-only images/s at batch 32 of the weights as trained (``checkpoint.load``) and of the
+    Detector's model (BatchNorm folded into the convolutions, channels-last), on the same random
+    inputs, alternating rounds so that a drift in the machine's speed hits both alike."""
+    import torch
+
+    from fakedet import checkpoint
+
+    plain = checkpoint.load(det.weights_path)[0].to(det.device).eval()
+    pre = det.config.preprocess
+    g = torch.Generator().manual_seed(0)
+    v = torch.randint(0, 256, (32, 3, pre.global_size, pre.global_size), dtype=torch.uint8, generator=g)
+    pt = torch.randint(0, 256, (32, pre.num_patches, 3, pre.patch_size, pre.patch_size), dtype=torch.uint8, generator=g)
+    fused, models = det.model, {"as trained": plain, "fused for inference": det.model}
+    secs = dict.fromkeys(models, 0.0)
+    try:
+        for _ in range(rounds):
+            for name, model in models.items():
+                det.model = model
+                det.forward(v, pt)  # warm-up
+                t0 = time.perf_counter()
+                for _ in range(batches):
+                    det.forward(v, pt)
+                secs[name] += time.perf_counter() - t0
+    finally:
+        det.model = fused
+    return {name: 32 * batches * rounds / t for name, t in secs.items()}
+
+
 def bench_memory(face_paths, counts, device, weights, batch_size):
     """Peak RSS while scanning N images: a --files-from list repeating the face images."""
     out = {}
@@ -305,6 +334,7 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default=None)
     ap.add_argument("--memory", default="1000,20000", help="image counts for the memory test ('' to skip)")
     ap.add_argument("--no-malloc", action="store_true", help="skip the allocator comparison")
+    ap.add_argument("--no-fusion", action="store_true", help="skip the fused-model comparison")
     ap.add_argument("--dir", default=None, help="where to generate images (default: a temp folder)")
     ap.add_argument("--json", default="benchmark.json", help="write results here")
     args = ap.parse_args(argv)
@@ -335,6 +365,8 @@ def main(argv=None) -> int:
     results["startup_s"] = bench_startup(face_one, devices[0], args.weights)
     if "12mp" in images:
         results["decode_12mp_ms"] = bench_decode_strategies(images["12mp"][0], det.config.preprocess)
+    if not args.no_fusion:
+        results["fusion"] = bench_fusion(Detector.load(args.weights, device=devices[0], workers=0))
     if not args.no_malloc:
         results["malloc"] = bench_malloc(args.weights)
     if args.memory:
@@ -356,6 +388,10 @@ def main(argv=None) -> int:
     if "decode_12mp_ms" in results:
         print("\n| one 4032x3024 JPEG, one core | ms |\n|---|---|")
         for k, v in results["decode_12mp_ms"].items():
+            print(f"| {k} | {v:.1f} |")
+    if "fusion" in results:
+        print(f"\n| model ({devices[0]}, batch 32) | model-only img/s |\n|---|---|")
+        for k, v in results["fusion"].items():
             print(f"| {k} | {v:.1f} |")
     if "malloc" in results:
         print("\n| allocator | model-only img/s (batch 32) | kernel share of CPU time |\n|---|---|---|")
