@@ -172,7 +172,7 @@ class FakeDetector(nn.Module):
         parts = []
         if self.backbone is not None:
             # channels_last: faster for these depthwise/pointwise convolutions on the GPU and
-            # on the CPU alike (about 1.3x for the backbone on a 2-core CPU).
+            # on the CPU alike.
             x = ((rgb - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
             parts.append(self.backbone(x).float())
         if self.colour is not None:
@@ -183,7 +183,7 @@ class FakeDetector(nn.Module):
 
     def fuse_for_inference(self) -> "FakeDetector":
         """Folds every BatchNorm that follows a convolution into it and stores the weights
-        channels-last (the backbone about 1.7x faster on a 2-core CPU). Same outputs to float
+        channels-last (scripts/benchmark.py compares the two). Same outputs to float
         rounding. For inference only, for good: ``train()`` raises and ``checkpoint.save``
         refuses the model, which no longer has the trained BatchNorm layers."""
         self.eval()
