@@ -127,14 +127,9 @@ def run_cli(args: list[str], stdin_data: bytes | None = None, env=None) -> tuple
     return time.perf_counter() - t0, count, rss.peak
 
 
-def chunks(items, size):
-    """Consecutive lists of ``size`` items (the last may be shorter), as the engine batches them."""
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
 def bench_size(det, size, paths, device, batch_size, workers, weights):
     from fakedet import imageio
-    from fakedet.engine import Task, decode_pool, prepare_batch
+    from fakedet.engine import Task, chunks, decode_pool, prepare_batch
     from fakedet.inputs import Item
 
     import torch
@@ -366,7 +361,7 @@ def main(argv=None) -> int:
     if "12mp" in images:
         results["decode_12mp_ms"] = bench_decode_strategies(images["12mp"][0], det.config.preprocess)
     if not args.no_fusion:
-        results["fusion"] = bench_fusion(Detector.load(args.weights, device=devices[0], workers=0))
+        results["fusion"] = bench_fusion(det)
     if not args.no_malloc:
         results["malloc"] = bench_malloc(args.weights)
     if args.memory:
@@ -390,7 +385,7 @@ def main(argv=None) -> int:
         for k, v in results["decode_12mp_ms"].items():
             print(f"| {k} | {v:.1f} |")
     if "fusion" in results:
-        print(f"\n| model ({devices[0]}, batch 32) | model-only img/s |\n|---|---|")
+        print(f"\n| model ({det.device.type}, batch 32) | model-only img/s |\n|---|---|")
         for k, v in results["fusion"].items():
             print(f"| {k} | {v:.1f} |")
     if "malloc" in results:

@@ -146,9 +146,9 @@ class EfficientNetLite(nn.Module):
 
 # (convolution, BatchNorm) attribute pairs that fold_batchnorm merges, per block type
 _FOLD_PAIRS = {
-    "EfficientNetLite": (("conv_stem", "bn1"), ("conv_head", "bn2")),
-    "DepthwiseSeparable": (("conv_dw", "bn1"), ("conv_pw", "bn2")),
-    "InvertedResidual": (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3")),
+    EfficientNetLite: (("conv_stem", "bn1"), ("conv_head", "bn2")),
+    DepthwiseSeparable: (("conv_dw", "bn1"), ("conv_pw", "bn2")),
+    InvertedResidual: (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3")),
 }
 
 
@@ -171,7 +171,7 @@ def fold_batchnorm(model: nn.Module) -> int:
     other models are left alone (0)."""
     folded = 0
     for block in list(model.modules()):
-        for conv_name, bn_name in _FOLD_PAIRS.get(type(block).__name__, ()):
+        for conv_name, bn_name in _FOLD_PAIRS.get(type(block), ()):
             bn = getattr(block, bn_name)
             if not isinstance(bn, BatchNormAct2d):
                 continue  # already folded

@@ -181,7 +181,7 @@ def _start_on_cpu(ctx, weights, items, **kw):
 
     from .checkpoint import CheckpointError, default_weights_path, read_meta
     from .config import ModelConfig
-    from .engine import DecodePipeline, Detector, Task, _chunks, default_workers, gpu_driver_present
+    from .engine import DecodePipeline, Detector, Task, chunks, default_workers, gpu_driver_present
 
     if kw["device"] == "auto" and gpu_driver_present():
         det = _load_detector(ctx, weights, **kw)
@@ -206,7 +206,7 @@ def _start_on_cpu(ctx, weights, items, **kw):
     pipe = None
     try:
         try:
-            pipe = DecodePipeline(_chunks(items, kw["batch_size"]), Task(pre), kw["batch_size"], workers)
+            pipe = DecodePipeline(chunks(items, kw["batch_size"]), Task(pre), kw["batch_size"], workers)
             pipe.prefill(future.done)
         except KeyboardInterrupt:
             _err("interrupted")

@@ -186,7 +186,8 @@ class DecodePipeline:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    """Consecutive lists of ``size`` items (the last may be shorter), read lazily: the batches."""
     batch: list[Item] = []
     for item in items:
         batch.append(item)
@@ -329,23 +330,23 @@ class Detector:
         bs = max(1, int(batch_size or self.batch_size))
         nworkers = self.workers if workers is None else max(0, int(workers))
         task = Task(self.config.preprocess, self.faces)
-        chunks = _chunks(items, bs)
-        first = next(chunks, None)
+        batches = chunks(items, bs)
+        first = next(batches, None)
         if first is None:
             return
-        second = next(chunks, None)
+        second = next(batches, None)
         use_torch = not self.faces and (self.decode == "torch" or
                                         (self.decode == "auto" and self.device.type == "cuda"))
         if use_torch:
-            yield from self._iter_tensor_batches(_prepend(first, second, chunks) if second else [first],
+            yield from self._iter_tensor_batches(_prepend(first, second, batches) if second else [first],
                                                  task, max(4, nworkers))
             return
         if nworkers == 0 or (second is None and len(first) == 1):
             # No workers, or one input: decode in the calling thread.
-            for batch in ([first] if second is None else _prepend(first, second, chunks)):
+            for batch in ([first] if second is None else _prepend(first, second, batches)):
                 yield self._score(prepare_batch(batch, task))
             return
-        pipe = DecodePipeline(_prepend(first, second, chunks) if second else iter([first]), task,
+        pipe = DecodePipeline(_prepend(first, second, batches) if second else iter([first]), task,
                               bs, nworkers)
         yield from pipe.run(self._score)
 
