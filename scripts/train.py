@@ -131,6 +131,70 @@ def self_blend(img: Image.Image, rng: random.Random) -> Image.Image:
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
 
 
+def face_mask(w: int, h: int, rng: random.Random, box=None) -> np.ndarray:
+    """A soft blending mask in [0, 1], shape (h, w): an ellipse around the face ``box``
+    (x0, y0, x1, y1; the centre of the image when None) whose outline is warped by a few random
+    low-frequency harmonics, so that the boundary is never the same clean ellipse, then blurred."""
+    if box is None:
+        box = (w * 0.2, h * 0.15, w * 0.8, h * 0.9)
+    x0, y0, x1, y1 = box
+    bw, bh = max(8.0, x1 - x0), max(8.0, y1 - y0)
+    cx = (x0 + x1) / 2 + rng.uniform(-0.05, 0.05) * bw
+    cy = (y0 + y1) / 2 + rng.uniform(-0.02, 0.08) * bh
+    ax, ay = bw / 2 * rng.uniform(0.65, 0.95), bh / 2 * rng.uniform(0.75, 1.0)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    dx, dy = (xx - cx) / ax, (yy - cy) / ay
+    theta = np.arctan2(dy, dx)
+    radius = np.ones_like(theta)
+    for k in (2, 3, 4, 5):
+        radius += rng.uniform(-0.06, 0.06) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+    hard = ((dx * dx + dy * dy) <= radius * radius).astype(np.uint8) * 255
+    sigma = rng.uniform(0.02, 0.12) * min(bw, bh)
+    soft = Image.fromarray(hard).filter(ImageFilter.GaussianBlur(max(1.0, sigma)))
+    return np.asarray(soft, dtype=np.float32) / 255.0
+
+
+def self_blend_v2(img: Image.Image, rng: random.Random, box=None) -> Image.Image:
+    """A stronger self-blended pseudo-fake, closer to Shiohara & Yamasaki (CVPR 2022): one of two
+    copies of the face gets a colour shift (per channel, brightness, contrast, saturation) and a
+    frequency change (down- and up-scaling, sharpening or blur), one is slightly rescaled and
+    moved, and they are blended through a warped soft mask around the detected face (``box``)
+    with a random blend ratio. What is left is the blending boundary and the colour and
+    sharpness mismatch inside it: the traces of a face swap or a pasted face edit."""
+    w, h = img.size
+    arr = np.asarray(img, dtype=np.float32)
+    src = arr + np.array([rng.uniform(-20, 20) for _ in range(3)], dtype=np.float32)
+    mean = src.mean()
+    src = (src - mean) * rng.uniform(0.9, 1.1) + mean + rng.uniform(-0.08, 0.08) * 255
+    grey = src.mean(axis=2, keepdims=True)
+    src = grey + (src - grey) * rng.uniform(0.75, 1.25)
+    src_img = Image.fromarray(np.clip(src + 0.5, 0, 255).astype(np.uint8))
+    r = rng.random()
+    if r < 0.35:
+        f = rng.uniform(0.35, 0.8)
+        small = src_img.resize((max(8, round(w * f)), max(8, round(h * f))), rng.choice(RESAMPLERS))
+        src_img = small.resize((w, h), rng.choice(RESAMPLERS[1:]))
+    elif r < 0.6:
+        src_img = src_img.filter(ImageFilter.UnsharpMask(rng.uniform(1, 2.5), rng.randint(50, 150), 2))
+    elif r < 0.75:
+        src_img = src_img.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.2)))
+    s = rng.uniform(0.95, 1.05)
+    fw = (box[2] - box[0]) if box else w * 0.6
+    dx, dy = rng.uniform(-0.03, 0.03) * fw, rng.uniform(-0.03, 0.03) * fw
+    cx, cy = w / 2, h / 2  # scale about the centre, then shift
+    affine = (1 / s, 0, cx - (cx + dx) / s, 0, 1 / s, cy - (cy + dy) / s)
+    src_img = src_img.transform((w, h), Image.Transform.AFFINE, affine,
+                                resample=rng.choice([Image.Resampling.BILINEAR, Image.Resampling.BICUBIC]))
+    # Where the moved copy leaves the frame uncovered, keep the original pixels, not black ones.
+    covered = Image.new("L", (w, h), 255).transform((w, h), Image.Transform.AFFINE, affine)
+    src = np.where(np.asarray(covered)[..., None] == 255, np.asarray(src_img, dtype=np.float32), arr)
+    if rng.random() < 0.5:  # the perturbed copy is the outside instead of the face
+        arr, src = src, arr
+    m = face_mask(w, h, rng, box)[..., None] * rng.choice([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+    out = src * m + arr * (1 - m)
+    return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
+
+
 _DECODERS: list | None = None
 
 
@@ -183,8 +247,10 @@ class TrainSet(torch.utils.data.Dataset):
     """Items are (path, label, set, make): ``make`` is None for an image as it is, "sbi" or
     "recon" for a real image that is turned into a pseudo-fake (label 1) when it is loaded."""
 
-    def __init__(self, items, pre, aug_cfg, seed, recon_dir=None, recon_local=0.5, view_crop=False):
+    def __init__(self, items, pre, aug_cfg, seed, recon_dir=None, recon_local=0.5, view_crop=False,
+                 sbi_version=1, face_boxes=None):
         self.items, self.pre, self.aug_cfg, self.seed = items, pre, aug_cfg, seed
+        self.sbi_version, self.face_boxes = sbi_version, face_boxes or {}
         self.recon_dir, self.recon_local, self.view_crop = recon_dir, recon_local, view_crop
         self.set_index = {name: k for k, name in enumerate(sorted({it[2] for it in items}))}
 
@@ -196,7 +262,9 @@ class TrainSet(torch.utils.data.Dataset):
         rng = random.Random((self.seed, i, torch.initial_seed()).__hash__())
         try:
             img = imageio.load(path, self.pre)
-            if make == "sbi":
+            if make == "sbi" and self.sbi_version == 2:
+                img = self_blend_v2(img, rng, self.face_boxes.get(f"{name}/{Path(path).name}"))
+            elif make == "sbi":
                 img = self_blend(img, rng)
             elif make == "recon":
                 img = decoder_trace(img, rng, self.recon_dir, self.recon_local)
@@ -417,6 +485,13 @@ def main(argv=None) -> int:
         log.info("decoder-trace pseudo-fakes from %d autoencoders in %s", len(load_all(recon_dir)), recon_dir)
     train_items = with_pseudo_fakes(items, tr.get("sbi_sets", []) if shares.get("sbi") else (),
                                     bool(shares.get("recon")))
+    sbi_version, face_boxes = int(tr.get("sbi_version", 1)), None
+    if shares.get("sbi") and tr.get("sbi_boxes"):
+        boxes_file = Path(tr["sbi_boxes"])
+        if not boxes_file.is_file():
+            raise SystemExit(f"{boxes_file}: no face boxes; make them with scripts/face_boxes.py")
+        face_boxes = json.loads(boxes_file.read_text())
+        log.info("self-blending (version %d) through masks around %d detected faces", sbi_version, len(face_boxes))
     if shares:
         log.info("pseudo-fake shares of the samples: %s", shares)
     log.info("training on %d images from %s", len(items), ", ".join(train_sets))
@@ -428,7 +503,8 @@ def main(argv=None) -> int:
         loader = torch.utils.data.DataLoader(
             TrainSet(train_items, pre, tr.get("augment", {}), seed + step,
                      recon_dir=recon_dir, recon_local=tr.get("recon_local", 0.5),
-                     view_crop=bool(tr.get("view_crop", False))),
+                     view_crop=bool(tr.get("view_crop", False)),
+                     sbi_version=sbi_version, face_boxes=face_boxes),
             batch_size=bs, sampler=sampler,
             num_workers=tr.get("workers", 2), drop_last=True, persistent_workers=False)
         dom_w = float(tr.get("domain_adv", 0.0))

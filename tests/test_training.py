@@ -74,6 +74,31 @@ def test_pseudo_fake_makers_keep_size_and_change_pixels(tmp_path, monkeypatch):
     assert out.size == img.size
 
 
+def test_face_mask_is_soft_and_centred_on_the_face():
+    box = (40, 30, 80, 90)
+    for seed in range(10):
+        m = train.face_mask(120, 140, random.Random(seed), box)
+        assert m.shape == (140, 120) and m.min() >= 0 and m.max() <= 1
+        assert m[60, 60] > 0.9  # the middle of the face
+        assert m[:10].max() < 0.05 and m[:, :15].max() < 0.05 and m[-10:].max() < 0.05  # far outside
+        assert ((m > 0.05) & (m < 0.95)).any()  # a soft edge, not a hard cut
+
+
+def test_self_blend_v2_changes_the_face_and_never_leaves_black_borders():
+    img = photo(96, 112)
+    orig = np.asarray(img, float)
+    changed = 0
+    for seed in range(30):
+        out = np.asarray(train.self_blend_v2(img, random.Random(seed), (20, 20, 76, 92)), float)
+        assert out.shape == orig.shape
+        changed += np.abs(out - orig).mean() > 0.5
+        # a moved copy must not drag zeros in from outside the frame
+        for edge in (out[0], out[-1], out[:, 0], out[:, -1]):
+            assert edge.mean() > 40
+    assert changed >= 25
+    assert train.self_blend_v2(img, random.Random(0)).size == img.size  # no face box: centre
+
+
 def test_missing_decoders_are_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="decoder_traces.py"):
         decoder_traces.load_all(tmp_path)
