@@ -4,7 +4,8 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
+from PIL import features as PIL_features
 
 from fakedet import imageio
 from fakedet.config import PreprocessConfig
@@ -62,6 +63,42 @@ def test_animated_gif_first_frame():
     frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
     px = load(buf.getvalue()).getpixel((25, 25))
     assert px[0] > 200 and px[2] < 50
+
+
+@pytest.mark.skipif(not PIL_features.check("avif"), reason="this Pillow has no AVIF codec")
+def test_avif_decodes():
+    img = load(image_bytes("AVIF"))
+    assert img.mode == "RGB" and img.size == (96, 80)
+
+
+def heif_bytes():
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    buf = io.BytesIO()
+    random_image().save(buf, "HEIF", quality=90)
+    return buf.getvalue()
+
+
+def test_heic_decodes_with_pillow_heif():
+    data = heif_bytes()
+    assert data[4:12] in (b"ftypheic", b"ftypmif1")
+    img = load(data)
+    assert img.mode == "RGB" and img.size == (96, 80)
+
+
+def test_heic_without_pillow_heif_says_what_to_install(monkeypatch):
+    # the first bytes of an iPhone photo; no plug-in registered and none available
+    data = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+    monkeypatch.setattr(imageio, "_heif_state", [False])
+
+    def no_codec(fp, *a, **k):  # a Pillow with neither plug-in
+        raise UnidentifiedImageError("cannot identify image file")
+
+    monkeypatch.setattr(imageio.Image, "open", no_codec)
+    with pytest.raises(imageio.ImageError, match=r"HEIC/HEIF image: reading it needs pillow-heif"):
+        load(data)
+    with pytest.raises(imageio.ImageError, match="AVIF image"):
+        load(data.replace(b"ftypheic", b"ftypavif"))
 
 
 def test_wrong_extension_is_fine(tmp_path):

@@ -9,12 +9,14 @@ from conftest import write_image
 
 
 def test_walk_is_recursive_sorted_and_skips_non_images(tmp_path):
-    for rel in ["b.jpg", "a.png", "sub/c.webp", "sub/deeper/d.JPG", "notes.txt", "z/readme.md"]:
+    for rel in ["b.jpg", "a.png", "sub/c.webp", "sub/deeper/d.JPG", "notes.txt", "z/readme.md",
+                "phone/IMG_0001.HEIC", "web/e.avif"]:
         p = tmp_path / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x")
     got = [os.path.relpath(i.path, tmp_path) for i in walk(str(tmp_path))]
-    assert got == ["a.png", "b.jpg", os.path.join("sub", "c.webp"), os.path.join("sub", "deeper", "d.JPG")]
+    assert got == ["a.png", "b.jpg", os.path.join("phone", "IMG_0001.HEIC"), os.path.join("sub", "c.webp"),
+                   os.path.join("sub", "deeper", "d.JPG"), os.path.join("web", "e.avif")]
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
 from typing import Union
 
@@ -54,6 +55,41 @@ def read_bytes(path: Union[str, os.PathLike]) -> bytes:
     return data
 
 
+# ISO-BMFF brands: HEIF/HEIC (iPhone photos) and AVIF. Pillow reads AVIF itself (11.3 and later);
+# HEIF needs the optional pillow-heif plug-in, registered the first time such a file turns up so
+# that nobody pays for importing it otherwise.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_heif_lock = threading.Lock()
+_heif_state: list = []  # [True] once registered, [False] when pillow-heif is missing
+
+
+def _brand(data: bytes) -> bytes:
+    return data[8:12] if len(data) >= 12 and data[4:8] == b"ftyp" else b""
+
+
+def _register_heif() -> bool:
+    with _heif_lock:
+        if not _heif_state:
+            try:
+                import pillow_heif
+
+                pillow_heif.register_heif_opener()
+                _heif_state.append(True)
+            except Exception:  # not installed, or a broken install: both mean "cannot read"
+                _heif_state.append(False)
+        return _heif_state[0]
+
+
+def _unreadable_format(data: bytes) -> ImageError:
+    brand = _brand(data)
+    if brand in _HEIF_BRANDS:
+        return ImageError("HEIC/HEIF image: reading it needs pillow-heif (pip install 'fakedet[heif]')")
+    if brand in _AVIF_BRANDS:
+        return ImageError("AVIF image: this Pillow cannot read AVIF (Pillow 11.3 or later can)")
+    return ImageError("not an image (unrecognised format)")
+
+
 def open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
     """Decodes image bytes into an upright 8-bit RGB image.
 
@@ -61,12 +97,14 @@ def open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
     first frame of animations. Dimensions are checked from the header before any pixel is
     decoded, so a decompression bomb never allocates its buffer.
     """
+    if _brand(data) in _HEIF_BRANDS:
+        _register_heif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise ImageError("not an image (unrecognised format)") from None
+        raise _unreadable_format(data) from None
     except Image.DecompressionBombError:
         raise ImageError("image too large (decompression bomb)") from None
     except Exception as exc:  # PIL raises many types for garbage headers

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import IO, Any, Iterable, Iterator, Optional
 
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".gif"}
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".gif",
+     ".avif", ".heic", ".heif"}
 )
 
 
