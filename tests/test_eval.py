@@ -97,3 +97,41 @@ def test_eval_plots(tiny_weights, labelled, tmp_path):
 def test_eval_bad_data_is_a_usage_error(tiny_weights, tmp_path):
     r = CliRunner().invoke(cli, ["eval", str(tmp_path), "-w", str(tiny_weights)])
     assert r.exit_code == 2
+
+
+def test_eval_folder_with_a_manifest_needs_no_split(tiny_weights, labelled):
+    (labelled / "fake" / "broken.jpg").unlink()
+    (labelled / "manifest.csv").write_text("file,label\nreal/r0.jpg,real\nfake/f0.png,fake\n")
+    r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["sets"][labelled.name]["n"] == 2  # the manifest's rows, not the folders
+
+
+def test_eval_manifest_with_bom_and_spaces_in_the_header(tiny_weights, labelled):
+    man = labelled / "m.csv"
+    man.write_bytes("\ufefffile , label\nreal/r0.jpg,0\nfake/f0.png,1\n".encode("utf-8"))
+    r = CliRunner().invoke(cli, ["eval", str(man), "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["sets"]["m.csv"]["n"] == 2
+
+
+def test_eval_manifest_row_without_a_file_is_a_usage_error(tiny_weights, labelled):
+    man = labelled / "short.csv"
+    man.write_text("label,file\n1\n")
+    r = CliRunner().invoke(cli, ["eval", str(man), "-w", str(tiny_weights)])
+    assert r.exit_code == 2 and "no file name" in r.output
+
+
+def test_eval_set_names_never_merge_or_hide_the_overall_row(tiny_weights, tmp_path):
+    for name in ("all", "other"):
+        write_image(tmp_path / name / "real" / "r.jpg", seed=1)
+        write_image(tmp_path / name / "fake" / "f.png", "PNG", seed=2)
+    (tmp_path / "all" / "real" / "broken.jpg").write_bytes(b"x")
+    a, o = str(tmp_path / "all"), str(tmp_path / "other")
+    r = CliRunner().invoke(cli, ["eval", a, o, "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert r.exit_code == 3, r.output  # the broken image in the set called "all" still counts
+    sets = json.loads(r.stdout)["sets"]
+    assert set(sets) == {"all#2", "other", "all"} and sets["all#2"]["errors"] == 1
+    assert sets["all"]["n"] == 4 and sets["all"]["errors"] == 1  # over both sets
+    r = CliRunner().invoke(cli, ["eval", o, o, "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert set(json.loads(r.stdout)["sets"]) == {"other", "other#2", "all"}

@@ -69,9 +69,23 @@ def test_face_mode_records(tiny_weights, tmp_path):
     assert face["p_fake"] == pytest.approx(max([face["p_whole"]] + [f["p_fake"] for f in face["faces"]]), abs=1e-6)
     assert noface["faces"] == [] and "no face" in noface["note"] and noface["p_fake"] == noface["p_whole"]
     assert broken["error"] and broken["p_fake"] is None
+    assert set(broken) == set(face)  # every jsonl line has the same keys in face mode
+    assert broken["faces"] is None and broken["p_whole"] is None and broken["note"] is None
     # tsv keeps its four columns in face mode
     r = CliRunner().invoke(cli, ["scan", "--faces", "-w", str(tiny_weights), "-j", "0", str(tmp_path / "face.jpg")])
     assert r.exit_code == 0 and len(r.stdout.rstrip("\n").split("\t")) == 4
+
+
+def test_face_mode_error_records_have_the_face_keys(tiny_weights, tmp_path):
+    write_image(tmp_path / "a.png", "PNG", size=(120, 90))
+    (tmp_path / "b.jpg").write_bytes(b"garbage")
+    r = CliRunner().invoke(cli, ["scan", "--faces", "-f", "jsonl", "-w", str(tiny_weights), "-j", "0", str(tmp_path)])
+    assert r.exit_code == 3, r.output
+    good, bad = [json.loads(line) for line in r.stdout.splitlines()]
+    assert set(good) == set(bad) == {"path", "p_fake", "label", "error", "faces", "p_whole", "note"}
+    assert bad["faces"] is None and bad["error"]
+    plain = CliRunner().invoke(cli, ["scan", "-f", "jsonl", "-w", str(tiny_weights), "-j", "0", str(tmp_path)])
+    assert all(set(json.loads(line)) == {"path", "p_fake", "label", "error"} for line in plain.stdout.splitlines())
 
 
 def test_face_mode_same_results_with_workers(tiny_weights, tmp_path):

@@ -56,3 +56,16 @@ def test_json_rounding_leaves_the_result_untouched():
     Writer(buf, "jsonl").write([r])
     assert json.loads(buf.getvalue())["faces"][0]["p_fake"] == 0.987654
     assert r.faces[0]["p_fake"] == 0.987654321
+
+
+def test_json_stays_valid_utf8_with_undecodable_file_names():
+    name = b"x\xff\xc3\xa9.png".decode("utf-8", "surrogateescape")  # as os.listdir returns it
+    for fmt in ("jsonl", "json"):
+        raw = io.BytesIO()
+        stream = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+        w = Writer(stream, fmt)
+        w.write([Result(name, 0.5, "fake"), Result("é.png", 0.1, "real")])
+        w.close()
+        text = raw.getvalue().decode("utf-8")  # strict: raises on a raw 0xff byte
+        recs = [json.loads(line) for line in text.splitlines()] if fmt == "jsonl" else json.loads(text)
+        assert recs[0]["path"] == name and recs[1]["path"] == "é.png"

@@ -68,3 +68,36 @@ def test_api_script_without_main_guard(tiny_weights, many, tmp_path):
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.splitlines() == ["scored 60 60"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("to_file", [False, True])
+def test_a_full_disk_is_reported_not_a_traceback(tiny_weights, many, to_file):
+    args = ["scan", "-w", str(tiny_weights), "-j", "0", str(many)]
+    if to_file:
+        p = fakedet(*args, "-o", "/dev/full")
+    else:
+        with open("/dev/full", "w") as full:
+            env = dict(os.environ, PYTHONUNBUFFERED="1")
+            p = subprocess.Popen([sys.executable, "-m", "fakedet", *args], env=env, stdout=full,
+                                 stderr=subprocess.PIPE)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2, err  # not 1, which --exit-code uses for "fake"
+    assert b"Traceback" not in err and b"cannot write the records" in err
+
+
+def test_ctrl_c_during_eval_exits_130(tiny_weights, many, tmp_path):
+    (tmp_path / "real").symlink_to(many)
+    (tmp_path / "fake").symlink_to(many)
+    p = fakedet("eval", "-w", str(tiny_weights), "-j", "1", "-b", "1", "--progress", *[str(tmp_path)] * 3)
+    seen = b""
+    while b"img" not in seen:  # wait until scoring has begun: the progress bar draws on stderr
+        chunk = p.stderr.read1(4096)
+        if not chunk:
+            break
+        seen += chunk
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    err = seen + err
+    assert p.returncode == 130, err
+    assert b"Traceback" not in err and b"interrupted" in err

@@ -23,7 +23,8 @@ Exit status:
   0  every input was scored
   1  with --exit-code only: at least one image was labelled fake
   2  usage error, or nothing could run (no inputs found, unreadable
-     weights, unavailable device)
+     weights, unavailable device), or the records could not be
+     written (disk full)
   3  some inputs could not be read (all others were still scored)
   130 interrupted (Ctrl-C) after flushing the records already made
   141 stdout was closed by its reader (e.g. `| head`); stopped quietly
@@ -261,6 +262,7 @@ def _run_scan(det, batches, fmt, out_stream, progress, quiet, exit_code) -> int:
     t0 = time.perf_counter()
     bar = tqdm(unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     interrupted = False
+    write_error = None
     try:
         for results in batches:
             writer.write(results)
@@ -280,11 +282,23 @@ def _run_scan(det, batches, fmt, out_stream, progress, quiet, exit_code) -> int:
             writer.close()
         except BrokenPipeError:
             _silence_stdout()
+        except OSError as exc:
+            write_error = exc
+    except OSError as exc:  # a full disk, a lost network share: the records cannot be kept
+        write_error = exc
     finally:
         bar.close()
         if out_stream is not sys.stdout:
-            out_stream.close()
+            try:
+                out_stream.close()
+            except OSError as exc:
+                write_error = write_error or exc
     elapsed = time.perf_counter() - t0
+    if write_error is not None:
+        if out_stream is sys.stdout:
+            _silence_stdout()  # the interpreter's final flush would fail the same way
+        _err(f"cannot write the records: {write_error.strerror or write_error}")
+        return EXIT_USAGE
     if interrupted:
         _err(f"interrupted after {n} records")
         return EXIT_INTERRUPTED
@@ -400,12 +414,19 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
 
     ctx = click.get_current_context()
     datasets = {}
+    # "all" names the row over every DATA, so no single DATA may take that name; two DATA with
+    # the same name (or the same DATA twice) get a numbered suffix rather than merging.
+    taken = {"all"} if len(data) > 1 else set()
     for d in data:
         name = os.path.basename(os.path.normpath(d))
         if name == "manifest.csv":
             name = os.path.basename(os.path.dirname(os.path.abspath(d)))
+        key, k = name, 1
+        while key in taken or key in datasets:
+            k += 1
+            key = f"{name}#{k}"
         try:
-            datasets[name if name not in datasets else d] = read_labelled(d, split)
+            datasets[key] = read_labelled(d, split)
         except (OSError, ValueError) as exc:
             raise click.BadParameter(str(exc), param_hint="DATA")
     if not any(datasets.values()):
@@ -435,7 +456,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     else:
         for line in format_table(rep):
             click.echo(line)
-    errors = sum(r.get("errors", 0) for k, r in rep["sets"].items() if k != "all")
+    errors = sum(rep["sets"][k].get("errors", 0) for k in datasets)
     ctx.exit(EXIT_UNREADABLE if errors else EXIT_OK)
 
 
@@ -455,7 +476,17 @@ def _f(x, width: int = 7) -> str:
 
 
 def main() -> None:
-    cli(prog_name="fakedet")
+    # Click's own handling turns Ctrl-C into "Aborted!" and exit status 1, which here means
+    # "labelled fake"; every command reports an interruption as status 130 instead.
+    try:
+        code = cli.main(prog_name="fakedet", standalone_mode=False)
+    except click.exceptions.Abort:
+        _err("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 if __name__ == "__main__":

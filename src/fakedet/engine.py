@@ -52,6 +52,9 @@ class Result:
     faces: Optional[list] = field(default=None, repr=False)
     p_whole: Optional[float] = field(default=None, repr=False)
     note: Optional[str] = field(default=None, repr=False)
+    # set on every record of a face-mode scan, so that records which failed carry the face-mode
+    # keys too (as null) and each line of jsonl output has the same keys
+    face_mode: bool = field(default=False, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -59,7 +62,7 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         d = {"path": self.path, "p_fake": self.p_fake, "label": self.label, "error": self.error}
-        if self.faces is not None:
+        if self.faces is not None or self.face_mode:
             d["faces"] = self.faces
             d["p_whole"] = self.p_whole
             d["note"] = self.note
@@ -387,14 +390,14 @@ class Detector:
         out = []
         for i, (path, _, _, err, boxes) in enumerate(prepared):
             if err is not None:
-                out.append(Result(path, None, None, err))
+                out.append(Result(path, None, None, err, face_mode=self.faces))
                 continue
             scores = probs[i]
             if any(math.isnan(x) for x in scores):
-                out.append(Result(path, None, None, "model produced no score (NaN)"))
+                out.append(Result(path, None, None, "model produced no score (NaN)", face_mode=self.faces))
                 continue
             pf = max(scores)
-            r = Result(path, pf, "fake" if pf >= self.threshold else "real")
+            r = Result(path, pf, "fake" if pf >= self.threshold else "real", face_mode=self.faces)
             if boxes is not None:
                 r.faces = [{"box": list(b), "p_fake": float(x)} for b, x in zip(boxes, scores[1:])]
                 r.p_whole = scores[0]

@@ -24,8 +24,11 @@ def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]
     """Reads ``file,label[,group][,split]`` rows; files are relative to the manifest's folder."""
     root = os.path.dirname(os.path.abspath(path))
     out = []
-    with open(path, newline="", encoding="utf-8") as fh:
+    # utf-8-sig: spreadsheet programs often start a UTF-8 CSV with a byte-order mark
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
+        if reader.fieldnames:
+            reader.fieldnames = [str(f).strip() for f in reader.fieldnames]
         if not reader.fieldnames or not {"file", "label"} <= set(reader.fieldnames):
             raise ValueError(f"{path}: a manifest needs 'file' and 'label' columns")
         if split is not None and "split" not in reader.fieldnames:
@@ -34,6 +37,8 @@ def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]
             label = LABELS.get(str(row["label"]).strip().lower())
             if label is None:
                 raise ValueError(f"{path}:{n}: label must be 0/1/real/fake, got {row['label']!r}")
+            if not (row.get("file") or "").strip():
+                raise ValueError(f"{path}:{n}: no file name")
             if split is not None and row.get("split") != split:
                 continue
             out.append(
@@ -61,7 +66,7 @@ def read_folder(root: str) -> list[LabelledImage]:
 def read_labelled(path: str, split: Optional[str] = None) -> list[LabelledImage]:
     if os.path.isdir(path):
         manifest = os.path.join(path, "manifest.csv")
-        if split is not None and os.path.isfile(manifest):
+        if os.path.isfile(manifest):
             return read_manifest(manifest, split)
         if split is not None:
             raise ValueError(f"{path}: --split needs a manifest.csv")

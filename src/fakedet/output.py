@@ -24,6 +24,18 @@ def _tsv_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
+def _json_line(r) -> str:
+    """One record as JSON text. File names that are not valid UTF-8 reach here as lone surrogates
+    (surrogateescape); written raw they would make the output invalid UTF-8, so such a record is
+    written with ASCII escapes instead."""
+    text = json.dumps(_json_record(r), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(_json_record(r), ensure_ascii=True)
+    return text
+
+
 def _json_record(r) -> dict:
     d = r.to_dict()
     for key in ("p_fake", "p_whole"):
@@ -61,10 +73,10 @@ class Writer:
             elif self.fmt == "csv":
                 self._csv_row((r.path, _fmt_p(r.p_fake), r.label or "", r.error or ""))
             elif self.fmt == "jsonl":
-                self.stream.write(json.dumps(_json_record(r), ensure_ascii=False) + "\n")
+                self.stream.write(_json_line(r) + "\n")
             else:  # json: one array, streamed element by element
                 self.stream.write("[\n" if self.count == 0 else ",\n")
-                self.stream.write(json.dumps(_json_record(r), ensure_ascii=False))
+                self.stream.write(_json_line(r))
             self.count += 1
         self.stream.flush()
 
