@@ -122,6 +122,16 @@ def test_files_from_lines_and_nul(runner, tiny_weights, folder, tmp_path):
     assert [line.split("\t")[0] for line in r.stdout.splitlines()] == names
 
 
+def test_files_from_warns_about_a_folder_without_images_and_keeps_dash_errors(runner, tiny_weights, folder, tmp_path):
+    (tmp_path / "empty").mkdir()
+    lst = tmp_path / "list.txt"
+    lst.write_text(f"{folder / 'b.jpg'}\n{tmp_path / 'empty'}\n-\n")
+    r = run(runner, tiny_weights, ["--files-from", str(lst)])
+    assert r.exit_code == 3
+    assert [line.split("\t")[0] for line in r.stdout.splitlines()] == [str(folder / "b.jpg"), "-"]
+    assert f"no image files found in {tmp_path / 'empty'}" in r.stderr
+
+
 def test_threshold_and_exit_code(runner, tiny_weights, folder):
     img = str(folder / "a.png")
     r = run(runner, tiny_weights, ["--threshold", "0", "--exit-code", img])

@@ -7,6 +7,7 @@ Heavy modules (torch, timm) are imported inside the commands, so ``fakedet --ver
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -238,18 +239,28 @@ def _open_output(output: Optional[str]) -> IO[str]:
 
 def _items(paths, list_stream, null, quiet) -> Iterator:
     """All inputs, warning (on stderr) about folders that hold no image."""
-    from .inputs import expand, iter_items
+    from .inputs import Item, expand, read_list
+
+    def listed():
+        for path in read_list(list_stream, null):
+            if path == "-":
+                yield Item("-", error="'-' (stdin) cannot be named inside a list of paths"), None
+            else:
+                yield path, None
 
     stdin = _stdin()
-    for path in paths:
+    sources = ((p, stdin) for p in paths)
+    # lazily: a list streamed from a pipe is scored while it is still being written
+    for path, src in (sources if list_stream is None else itertools.chain(sources, listed())):
+        if isinstance(path, Item):
+            yield path
+            continue
         n = 0
-        for item in expand(path, stdin):
+        for item in expand(path, src):
             n += 1
             yield item
         if n == 0 and not quiet:
             _err(f"warning: no image files found in {path}")
-    if list_stream is not None:
-        yield from iter_items([], list_stream, null)
 
 
 def _run_scan(det, batches, fmt, out_stream, progress, quiet, exit_code) -> int:
