@@ -97,8 +97,21 @@ def test_heic_without_pillow_heif_says_what_to_install(monkeypatch):
     monkeypatch.setattr(imageio.Image, "open", no_codec)
     with pytest.raises(imageio.ImageError, match=r"HEIC/HEIF image: reading it needs pillow-heif"):
         load(data)
+    monkeypatch.setattr(imageio, "_heif_state", [True])  # a plug-in that still cannot read it
+    with pytest.raises(imageio.ImageError, match="corrupt or truncated HEIC/HEIF image"):
+        load(data)
     with pytest.raises(imageio.ImageError, match="AVIF image"):
         load(data.replace(b"ftypheic", b"ftypavif"))
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "AVIF"])
+def test_cut_off_webp_and_avif_say_so(fmt):
+    if fmt == "AVIF" and not PIL_features.check("avif"):
+        pytest.skip("this Pillow has no AVIF codec")
+    data = image_bytes(fmt, size=(200, 200))
+    for cut in (40, len(data) // 2):
+        with pytest.raises(imageio.ImageError, match="truncated"):
+            load(data[:cut])
 
 
 def test_wrong_extension_is_fine(tmp_path):

@@ -84,8 +84,14 @@ def _register_heif() -> bool:
 def _unreadable_format(data: bytes) -> ImageError:
     brand = _brand(data)
     if brand in _HEIF_BRANDS:
+        if _heif_state and _heif_state[0]:
+            return ImageError("corrupt or truncated HEIC/HEIF image")
         return ImageError("HEIC/HEIF image: reading it needs pillow-heif (pip install 'fakedet[heif]')")
     if brand in _AVIF_BRANDS:
+        from PIL import features
+
+        if features.check("avif"):
+            return ImageError("corrupt or truncated AVIF image")
         return ImageError("AVIF image: this Pillow cannot read AVIF (Pillow 11.3 or later can)")
     return ImageError("not an image (unrecognised format)")
 
@@ -110,6 +116,8 @@ def open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
     except Exception as exc:  # PIL raises many types for garbage headers
         if "truncated" in str(exc).lower():
             raise ImageError("truncated image data") from None
+        if "could not create decoder" in str(exc):  # WebP's words for a cut-off file
+            raise ImageError("corrupt or truncated image data") from None
         raise ImageError(f"not a readable image: {exc}") from None
 
     w, h = img.size
