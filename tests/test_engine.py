@@ -166,3 +166,51 @@ def test_cuda_torch_decode_matches_cpu(tiny_weights, jpegs):
         assert (a.error is None) == (b.error is None)
         if a.ok:
             assert b.p_fake == pytest.approx(a.p_fake, abs=0.05)
+
+
+def test_one_lazily_opened_image_passed_many_times_with_workers(tiny_weights, tmp_path):
+    from PIL import Image
+
+    write_image(tmp_path / "big.jpg", size=(1024, 768))
+    det = Detector.load(tiny_weights, device="cpu")
+    for _ in range(3):
+        im = Image.open(tmp_path / "big.jpg")  # not decoded yet
+        res = det.predict([im] * 8, batch_size=1, workers=2)
+        assert all(r.ok for r in res), [r.error for r in res]
+        assert len({r.p_fake for r in res}) == 1
+
+
+def test_a_single_input_is_one_image_not_a_sequence(det, tmp_path):
+    p = write_image(tmp_path / "a.png", "PNG")
+    for one in (str(p), p, p.read_bytes(), random_image(), np.asarray(random_image())):
+        res = det.predict(one)
+        assert len(res) == 1 and res[0].ok, res
+
+
+def test_iter_batches_takes_plain_inputs_too(det, tmp_path):
+    p = write_image(tmp_path / "a.png", "PNG")
+    (batch,) = list(det.iter_batches([str(p), p.read_bytes()]))
+    assert [r.ok for r in batch] == [True, True]
+
+
+def test_premultiplied_alpha_image_is_scored(det):
+    im = random_image().convert("LA").convert("La")
+    assert det.predict([im])[0].ok
+
+
+def test_torch_device_objects_and_bad_thresholds(tiny_weights):
+    import torch
+
+    assert resolve_device(torch.device("cpu")).type == "cpu"
+    assert resolve_device("cpu:0").type == "cpu"
+    for bad in (5, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="threshold"):
+            Detector.load(tiny_weights, device="cpu", threshold=bad)
+
+
+def test_info_counts_the_parameters_as_trained(tiny_weights):
+    from fakedet import checkpoint as ckpt
+
+    model, _ = ckpt.load(tiny_weights)
+    det = Detector.load(tiny_weights, device="cpu")
+    assert det.info()["parameters"] == sum(p.numel() for p in model.parameters())

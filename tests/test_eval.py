@@ -135,3 +135,36 @@ def test_eval_set_names_never_merge_or_hide_the_overall_row(tiny_weights, tmp_pa
     assert sets["all"]["n"] == 4 and sets["all"]["errors"] == 1  # over both sets
     r = CliRunner().invoke(cli, ["eval", o, o, "-w", str(tiny_weights), "-j", "0", "--json"])
     assert set(json.loads(r.stdout)["sets"]) == {"other", "other#2", "all"}
+
+
+def test_average_precision_does_not_depend_on_the_order_of_ties():
+    assert metrics.average_precision([1, 0], [0.5, 0.5]) == metrics.average_precision([0, 1], [0.5, 0.5]) == 0.5
+    assert metrics.average_precision([0, 0, 0, 1], [0.7] * 4) == pytest.approx(0.25)
+    rng = np.random.default_rng(0)
+    y, s = rng.integers(0, 2, 300), rng.random(300)
+    order = np.argsort(-s)
+    precision_at_each_positive = (np.cumsum(y[order]) / np.arange(1, 301))[y[order] == 1]
+    assert metrics.average_precision(y, s) == pytest.approx(precision_at_each_positive.mean())
+
+
+def test_threshold_at_fpr_limits_and_empty_curves():
+    scores = [0.1, 0.2, 0.3, 0.4]
+    assert metrics.threshold_at_fpr(scores, 1.0) == 0.1  # all real images may be labelled fake
+    assert metrics.threshold_at_macro_fpr([[0.1, 0.2], [0.3, 0.4]], 1.0) == 0.1
+    for bad in (1.5, -0.1):
+        with pytest.raises(ValueError):
+            metrics.threshold_at_fpr(scores, bad)
+    assert metrics.tpr_at_fpr([], [], 0.05) == 0.0
+
+
+def test_info_json_is_strict_json(tiny_weights, tmp_path):
+    from fakedet import checkpoint as ckpt
+
+    model, meta = ckpt.load(tiny_weights)
+    meta.evaluation = {"test": {"real_only": {"n": 3, "auc": float("nan"), "curve": [float("nan"), 0.5]}}}
+    path = tmp_path / "nan.safetensors"
+    ckpt.save(model, meta, path)
+    r = CliRunner().invoke(cli, ["info", "-w", str(path), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert d["evaluation"]["test"]["real_only"]["auc"] is None

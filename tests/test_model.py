@@ -204,3 +204,50 @@ def test_fused_model_gives_the_same_logits_and_cannot_train():
         fused.train()
     with pytest.raises(ValueError, match="fused for inference"):
         ckpt.save(fused, ckpt.CheckpointMeta(model=cfg.to_dict()), "unused.safetensors")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("threshold", None, "threshold must be a number"),
+    ("threshold", "high", "threshold must be a number"),
+    ("threshold", 7.5, "threshold must be a number"),
+    ("face_threshold", -0.1, "face_threshold must be a number"),
+    ("temperature", 0, "temperature must be a positive number"),
+    ("temperature", None, "temperature must be a positive number"),
+    ("training", None, "training metadata is not a mapping"),
+    ("evaluation", [], "evaluation metadata is not a mapping"),
+])
+def test_metadata_with_wrong_types_or_ranges_is_refused(tmp_path, field, value, message):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    good = make_tiny_checkpoint(tmp_path / "g.safetensors")
+    with safe_open(str(good), "pt") as fh:
+        meta = json.loads(fh.metadata()["fakedet"])
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    meta[field] = value
+    bad = tmp_path / "bad.safetensors"
+    save_file(tensors, str(bad), metadata={"fakedet": json.dumps(meta)})
+    with pytest.raises(ckpt.CheckpointError, match=message):
+        ckpt.load(bad)
+
+
+@pytest.mark.parametrize("pre,message", [
+    ({"interpolation": "cubic"}, "interpolation"),
+    ({"num_patches": 0}, "num_patches"),
+    ({"global_size": "64"}, "global_size"),
+    ({"std": [0.5, 0.0, 0.5]}, "std"),
+])
+def test_preprocess_config_values_are_checked(pre, message):
+    cfg = tiny_config_dict()
+    cfg["preprocess"] = {**cfg["preprocess"], **pre}
+    with pytest.raises(ValueError, match=message):
+        ModelConfig.from_dict(cfg)
+
+
+def test_deeply_nested_metadata_is_a_checkpoint_error(tmp_path):
+    from safetensors.torch import save_file
+
+    bad = tmp_path / "deep.safetensors"
+    save_file({"w": torch.zeros(2)}, str(bad), metadata={"fakedet": "[" * 100000 + "]" * 100000})
+    with pytest.raises(ckpt.CheckpointError, match="metadata is invalid"):
+        ckpt.read_meta(bad)

@@ -52,7 +52,26 @@ class CheckpointMeta:
             )
         known = {"model", "threshold", "face_threshold", "temperature", "training", "evaluation",
                  "format_version"}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        meta = cls(**{k: v for k, v in data.items() if k in known})
+        meta.validate()
+        return meta
+
+    def validate(self) -> None:
+        """Refuses metadata that would load but score nonsense (or fail on every image)."""
+        if not isinstance(self.model, dict):
+            raise CheckpointError("checkpoint model config is not a mapping")
+        for name in ("training", "evaluation"):
+            if not isinstance(getattr(self, name), dict):
+                raise CheckpointError(f"checkpoint {name} metadata is not a mapping")
+        for name in ("threshold", "face_threshold"):
+            v = getattr(self, name)
+            if v is None and name == "face_threshold":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                raise CheckpointError(f"checkpoint {name} must be a number in [0, 1], got {v!r}")
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t < float("inf"):
+            raise CheckpointError(f"checkpoint temperature must be a positive number, got {t!r}")
 
 
 def default_weights_path() -> Path:
@@ -110,7 +129,7 @@ def read_meta(path: str | os.PathLike) -> CheckpointMeta:
         raise CheckpointError(f"{path} has no '{META_KEY}' metadata: not a fakedet checkpoint")
     try:
         return CheckpointMeta.from_json(raw)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise CheckpointError(f"checkpoint metadata is invalid: {exc}") from None
 
 

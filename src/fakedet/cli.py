@@ -357,7 +357,7 @@ def info(weights, as_json):
         sys.exit(EXIT_USAGE)
     d = det.info()
     if as_json:
-        click.echo(json.dumps(d, indent=2))
+        click.echo(json.dumps(_nan_to_none(d), indent=2, allow_nan=False))
         return
     click.echo(f"model:        {d['name']}")
     click.echo(f"backbone:     {d['backbone']} (timm)")
@@ -475,7 +475,9 @@ def _nan_to_none(obj):
     """JSON has no NaN: undefined figures (an AUC with one class) become null."""
     if isinstance(obj, dict):
         return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, float) and obj != obj:
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
         return None
     return obj
 

@@ -38,6 +38,25 @@ class PreprocessConfig:
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     interpolation: str = "bilinear"
 
+    def __post_init__(self):
+        for name in ("global_size", "patch_size", "num_patches", "min_size", "max_pixels"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"preprocess {name} must be a positive integer, got {v!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"preprocess interpolation must be one of {', '.join(INTERPOLATIONS)}, "
+                             f"got {self.interpolation!r}")
+        for name in ("mean", "std"):
+            v = getattr(self, name)
+            if len(v) != 3 or not all(isinstance(x, (int, float)) for x in v):
+                raise ValueError(f"preprocess {name} must be three numbers, got {v!r}")
+        if not all(x > 0 for x in self.std):
+            raise ValueError(f"preprocess std must be positive, got {self.std!r}")
+
+
+# the resampling filters imageio knows (PIL names)
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box")
+
 
 @dataclass
 class ModelConfig:
@@ -83,6 +102,8 @@ class ModelConfig:
         pre = data.pop("preprocess", {}) or {}
         _check_keys(cls, data, "model")
         _check_keys(PreprocessConfig, pre, "preprocess")
+        if not isinstance(pre, dict):
+            raise ValueError("preprocess config must be a mapping")
         pre = {k: tuple(v) if isinstance(v, list) else v for k, v in pre.items()}
         return cls(**data, preprocess=PreprocessConfig(**pre))
 

@@ -218,6 +218,13 @@ def _as_item(x: Any, index: int) -> Item:
             return Item(f"<array:{index}>", error=f"unsupported array: {exc}")
     if hasattr(x, "mode") and hasattr(x, "size"):  # PIL image
         name = getattr(x, "filename", "") or f"<image:{index}>"
+        try:
+            # Decode a lazily opened image here, once: the decoding threads would otherwise load
+            # it concurrently when the same object is passed twice, sharing one file handle.
+            x.load()
+        except Exception as exc:
+            msg = "truncated image data" if "truncated" in str(exc).lower() else f"cannot decode image: {exc}"
+            return Item(name, error=msg)
         return Item(name, source=x)
     return Item(f"<input:{index}>", error=f"unsupported input type {type(x).__name__}")
 
@@ -236,7 +243,11 @@ def resolve_device(spec: str = "auto"):
     """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> torch.device, or DeviceError with the reason."""
     import torch
 
+    if isinstance(spec, torch.device):
+        spec = str(spec)
     spec = (spec or "auto").strip().lower()
+    if spec.startswith("cpu:") and spec[4:].isdigit():
+        spec = "cpu"
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec == "cpu":
@@ -280,6 +291,8 @@ class Detector:
         if threshold is None:
             threshold = meta.face_threshold if faces and meta.face_threshold is not None else meta.threshold
         self.threshold = float(threshold)
+        if not 0.0 <= self.threshold <= 1.0:  # also refuses NaN
+            raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
         self.temperature = float(meta.temperature)
         self.batch_size = max(1, int(batch_size))
         self.workers = default_workers() if workers is None else max(0, int(workers))
@@ -323,13 +336,18 @@ class Detector:
     def predict_iter(self, inputs: Iterable[Any], batch_size: Optional[int] = None,
                      workers: Optional[int] = None) -> Iterator[Result]:
         """Like :meth:`predict` but lazy: results stream out as batches finish."""
+        if isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)) or (
+                hasattr(inputs, "mode") and hasattr(inputs, "size")):
+            inputs = [inputs]  # one image, not a sequence of characters, bytes or rows
         items = (_as_item(x, i) for i, x in enumerate(inputs))
         for batch in self.iter_batches(items, batch_size, workers):
             yield from batch
 
     def iter_batches(self, items: Iterable[Item], batch_size: Optional[int] = None,
                      workers: Optional[int] = None) -> Iterator[list[Result]]:
-        """Scores a stream of :class:`Item` and yields each batch's results, in input order."""
+        """Scores a stream of :class:`Item` (or of anything :meth:`predict` takes) and yields
+        each batch's results, in input order."""
+        items = (x if isinstance(x, Item) else _as_item(x, i) for i, x in enumerate(items))
         bs = max(1, int(batch_size or self.batch_size))
         nworkers = self.workers if workers is None else max(0, int(workers))
         task = Task(self.config.preprocess, self.faces)
@@ -441,7 +459,8 @@ class Detector:
                 "min_size": pre.min_size,
                 "max_pixels": pre.max_pixels,
             },
-            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "parameters": getattr(self.model, "trained_parameters", None)
+            or sum(p.numel() for p in self.model.parameters()),
             "threshold": self.threshold,
             "face_threshold": self.meta.face_threshold,
             "temperature": self.temperature,

@@ -164,6 +164,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
         img = img.convert("RGBA")
         mode = "RGBA"
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        if mode == "La":  # premultiplied: Pillow converts it to RGBA only by way of LA
+            img = img.convert("LA")
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")

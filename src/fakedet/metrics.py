@@ -19,6 +19,8 @@ def _arrays(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray,
 def roc_curve(labels, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Returns (fpr, tpr, thresholds), thresholds descending, ties grouped."""
     y, s = _arrays(labels, scores)
+    if len(s) == 0:
+        return np.zeros(1), np.zeros(1), np.full(1, np.inf)
     order = np.argsort(-s, kind="mergesort")
     s, y = s[order], y[order]
     distinct = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
@@ -52,14 +54,18 @@ def auc(labels, scores) -> float:
 
 
 def average_precision(labels, scores) -> float:
+    """Sum over thresholds of (gain in recall) x precision, with tied scores taken together
+    (one threshold), so that the order of the inputs never matters. NaN without positives."""
     y, s = _arrays(labels, scores)
     if y.sum() == 0:
         return float("nan")
     order = np.argsort(-s, kind="mergesort")
-    y = y[order]
-    tp = np.cumsum(y)
-    precision = tp / np.arange(1, len(y) + 1)
-    return float((precision * y).sum() / y.sum())
+    s, y = s[order], y[order]
+    distinct = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+    tps = np.cumsum(y)[distinct]
+    precision = tps / (distinct + 1)
+    recall = tps / tps[-1]
+    return float((np.diff(np.r_[0.0, recall]) * precision).sum())
 
 
 def tpr_at_fpr(labels, scores, max_fpr: float) -> float:
@@ -72,10 +78,14 @@ def tpr_at_fpr(labels, scores, max_fpr: float) -> float:
 def threshold_at_fpr(real_scores, max_fpr: float) -> float:
     """Smallest threshold at which at most ``max_fpr`` of the real scores are labelled fake
     (label = fake when score >= threshold)."""
+    if not 0.0 <= max_fpr <= 1.0:
+        raise ValueError(f"max_fpr must be in [0, 1], got {max_fpr!r}")
     s = np.sort(np.asarray(real_scores, dtype=np.float64))
     if len(s) == 0:
         return 0.5
     allowed = int(math.floor(max_fpr * len(s)))
+    if allowed >= len(s):  # every real image may be labelled fake
+        return float(s[0])
     # scores strictly above the (n - allowed)-th smallest are allowed to be fake
     cut = s[len(s) - allowed - 1]
     return float(np.nextafter(cut, np.inf))
@@ -85,6 +95,8 @@ def threshold_at_macro_fpr(real_scores_by_source, max_fpr: float) -> float:
     """Smallest threshold at which the false-positive rate *averaged over sources* is at most
     ``max_fpr``: each source of real images counts equally, however many images it has (a
     pooled rate lets a large, easy source hide a high rate on a small, hard one)."""
+    if not 0.0 <= max_fpr <= 1.0:
+        raise ValueError(f"max_fpr must be in [0, 1], got {max_fpr!r}")
     groups = [np.sort(np.asarray(g, dtype=np.float64)) for g in real_scores_by_source if len(g)]
     if not groups:
         return 0.5

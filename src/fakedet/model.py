@@ -187,6 +187,8 @@ class FakeDetector(nn.Module):
         rounding. For inference only, for good: ``train()`` raises and ``checkpoint.save``
         refuses the model, which no longer has the trained BatchNorm layers."""
         self.eval()
+        # what the checkpoint holds (fakedet info reports it), before BatchNorm disappears
+        self.trained_parameters = sum(p.numel() for p in self.parameters())
         if self.backbone is not None:
             fold_batchnorm(self.backbone)
         if self.texture is not None:
