@@ -6,12 +6,16 @@
 
 from ._version import __version__
 
-__all__ = ["Detector", "Result", "__version__"]
+__all__ = ["CheckpointError", "Detector", "DeviceError", "Result", "__version__"]
 
 
 def __getattr__(name):
-    if name in ("Detector", "Result"):
+    if name in ("Detector", "Result", "DeviceError"):
         from . import engine
 
         return getattr(engine, name)
+    if name == "CheckpointError":
+        from .checkpoint import CheckpointError
+
+        return CheckpointError
     raise AttributeError(f"module 'fakedet' has no attribute {name!r}")
