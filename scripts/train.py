@@ -248,18 +248,28 @@ class TrainSet(torch.utils.data.Dataset):
     "recon" for a real image that is turned into a pseudo-fake (label 1) when it is loaded."""
 
     def __init__(self, items, pre, aug_cfg, seed, recon_dir=None, recon_local=0.5, view_crop=False,
-                 sbi_version=1, face_boxes=None):
+                 sbi_version=1, face_boxes=None, fresh_draws=True):
         self.items, self.pre, self.aug_cfg, self.seed = items, pre, aug_cfg, seed
         self.sbi_version, self.face_boxes = sbi_version, face_boxes or {}
         self.recon_dir, self.recon_local, self.view_crop = recon_dir, recon_local, view_crop
         self.set_index = {name: k for k, name in enumerate(sorted({it[2] for it in items}))}
+        # Each draw of an image gets augmentations of its own. Recipes trained before this was
+        # fixed (``legacy_augment_seed``) seeded them from the image and the worker only, so an
+        # image had one fixed variant per loader worker for the whole run; they keep that, so
+        # that their figures can be reproduced.
+        self.fresh_draws = fresh_draws
+        self._draws = 0  # per worker process: each worker holds its own copy of the data set
 
     def __len__(self):
         return len(self.items)
 
     def __getitem__(self, i):
         path, label, name, make = self.items[i]
-        rng = random.Random((self.seed, i, torch.initial_seed()).__hash__())
+        if self.fresh_draws:
+            self._draws += 1
+            rng = random.Random((self.seed, i, torch.initial_seed(), self._draws).__hash__())
+        else:
+            rng = random.Random((self.seed, i, torch.initial_seed()).__hash__())
         try:
             img = imageio.load(path, self.pre)
             if make == "sbi" and self.sbi_version == 2:
@@ -504,7 +514,8 @@ def main(argv=None) -> int:
             TrainSet(train_items, pre, tr.get("augment", {}), seed + step,
                      recon_dir=recon_dir, recon_local=tr.get("recon_local", 0.5),
                      view_crop=bool(tr.get("view_crop", False)),
-                     sbi_version=sbi_version, face_boxes=face_boxes),
+                     sbi_version=sbi_version, face_boxes=face_boxes,
+                     fresh_draws=not tr.get("legacy_augment_seed", False)),
             batch_size=bs, sampler=sampler,
             num_workers=tr.get("workers", 2), drop_last=True, persistent_workers=False)
         dom_w = float(tr.get("domain_adv", 0.0))

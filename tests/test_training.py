@@ -239,3 +239,18 @@ def test_probe_steps_freeze_the_backbone_and_then_release_it(tmp_path):
     assert backbone and all(torch.equal(runs["frozen"][k], init[k]) for k in backbone)
     assert not torch.equal(runs["frozen"]["head.weight"], init["head.weight"])
     assert not all(torch.equal(runs["released"][k], init[k]) for k in backbone)
+
+
+def test_each_draw_of_an_image_gets_its_own_augmentation(tmp_path):
+    from fakedet.config import PreprocessConfig
+
+    path = tmp_path / "a.png"
+    photo(120, 100).save(path)
+    pre = PreprocessConfig(global_size=64, patch_size=32, num_patches=4, min_size=32)
+    aug = {"p_crop": 0.5, "p_colour": 0.5, "p_resize": 0.5, "p_jpeg": 0.5}
+    items = [(str(path), 0, "faces", None)]
+    fresh = train.TrainSet(items, pre, aug, seed=0)
+    views = {fresh[0][0].numpy().tobytes() for _ in range(6)}
+    assert len(views) >= 4  # six draws, (nearly) six different variants
+    legacy = train.TrainSet(items, pre, aug, seed=0, fresh_draws=False)
+    assert len({legacy[0][0].numpy().tobytes() for _ in range(6)}) == 1  # the recipes before the fix
