@@ -474,10 +474,15 @@ def main(argv=None) -> int:
             raise SystemExit(f"{parent_path}: its model config differs from the recipe's")
         parent_info = {"path": str(parent_path), "sha256": ckpt.sha256(parent_path),
                        "steps": parent_meta.training.get("steps")}
+    prev_seconds = 0.0  # training time of earlier segments of an interrupted run
+    if args.eval_only and not last.exists():
+        raise SystemExit(f"--eval-only: {last} does not exist; train the run first")
     if last.exists() and progress_file.exists():
-        loaded, _ = ckpt.load(last)
+        loaded, last_meta = ckpt.load(last)
         model.load_state_dict(loaded.state_dict())
-        step = json.loads(progress_file.read_text())["step"]
+        # the step saved with the weights themselves: progress.json is written after them
+        step = last_meta.training.get("step", json.loads(progress_file.read_text())["step"])
+        prev_seconds = float(last_meta.training.get("seconds", 0.0))
         log.info("resuming from step %d", step)
     elif parent_info:
         model.load_state_dict(ckpt.load(parent_path)[0].state_dict())
@@ -568,12 +573,13 @@ def main(argv=None) -> int:
                          seen / (time.time() - t0))
                 loss_sum = 0.0
             if step % tr.get("save_every", 200) == 0 or step == steps:
-                meta = ckpt.CheckpointMeta(model=cfg.to_dict(), training={"step": step})
+                meta = ckpt.CheckpointMeta(model=cfg.to_dict(), training={
+                    "step": step, "seconds": prev_seconds + time.time() - t0})
                 ckpt.save(model, meta, last)
                 progress_file.write_text(json.dumps({"step": step}))
             if step >= steps:
                 break
-        train_seconds = time.time() - t0
+        train_seconds = prev_seconds + time.time() - t0
     else:  # --eval-only (or nothing left to train): keep the recorded training time
         train_seconds = None
         if (out / "final.safetensors").exists():

@@ -254,3 +254,28 @@ def test_each_draw_of_an_image_gets_its_own_augmentation(tmp_path):
     assert len(views) >= 4  # six draws, (nearly) six different variants
     legacy = train.TrainSet(items, pre, aug, seed=0, fresh_draws=False)
     assert len({legacy[0][0].numpy().tobytes() for _ in range(6)}) == 1  # the recipes before the fix
+
+
+def test_a_resumed_run_takes_its_step_from_the_weights_and_adds_up_its_time(tmp_path, caplog):
+    import json
+    import logging
+
+    caplog.set_level(logging.INFO, logger="train")
+    from fakedet import checkpoint as ckpt
+
+    data = tmp_path / "data"
+    _tiny_sets(data)
+    cfg = tmp_path / "r.json"
+    cfg.write_text(json.dumps(_tiny_recipe(steps=2)))
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit, match="eval-only"):
+        train.main(["--config", str(cfg), "--data", str(data), "--out", str(out), "--eval-only"])
+    assert train.main(["--config", str(cfg), "--data", str(data), "--out", str(out), "--steps", "1"]) == 0
+    first = ckpt.read_meta(out / "last.safetensors").training
+    assert first["step"] == 1 and first["seconds"] > 0
+    # progress.json lags behind the weights (a crash between the two writes): the weights win
+    (out / "progress.json").write_text(json.dumps({"step": 0}))
+    assert train.main(["--config", str(cfg), "--data", str(data), "--out", str(out)]) == 0
+    final = ckpt.read_meta(out / "final.safetensors").training
+    assert final["steps"] == 2 and final["train_seconds"] > first["seconds"]
+    assert "resuming from step 1" in caplog.text
