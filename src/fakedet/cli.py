@@ -7,7 +7,6 @@ Heavy modules (torch, timm) are imported inside the commands, so ``fakedet --ver
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 import time
@@ -239,28 +238,12 @@ def _open_output(output: Optional[str]) -> IO[str]:
 
 def _items(paths, list_stream, null, quiet) -> Iterator:
     """All inputs, warning (on stderr) about folders that hold no image."""
-    from .inputs import Item, expand, read_list
+    from .inputs import iter_items
 
-    def listed():
-        for path in read_list(list_stream, null):
-            if path == "-":
-                yield Item("-", error="'-' (stdin) cannot be named inside a list of paths"), None
-            else:
-                yield path, None
+    def warn(path):
+        _err(f"warning: no image files found in {path}")
 
-    stdin = _stdin()
-    sources = ((p, stdin) for p in paths)
-    # lazily: a list streamed from a pipe is scored while it is still being written
-    for path, src in (sources if list_stream is None else itertools.chain(sources, listed())):
-        if isinstance(path, Item):
-            yield path
-            continue
-        n = 0
-        for item in expand(path, src):
-            n += 1
-            yield item
-        if n == 0 and not quiet:
-            _err(f"warning: no image files found in {path}")
+    return iter_items(paths, list_stream, null, _stdin(), on_empty=None if quiet else warn)
 
 
 def _run_scan(det, batches, fmt, out_stream, progress, quiet, exit_code) -> int:

@@ -11,6 +11,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+# the resampling filters a view can be made with (PIL's names; fakedet.imageio maps them)
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box")
+
 
 @dataclass
 class PreprocessConfig:
@@ -52,10 +55,6 @@ class PreprocessConfig:
                 raise ValueError(f"preprocess {name} must be three numbers, got {v!r}")
         if not all(x > 0 for x in self.std):
             raise ValueError(f"preprocess std must be positive, got {self.std!r}")
-
-
-# the resampling filters imageio knows (PIL names)
-INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box")
 
 
 @dataclass

@@ -17,20 +17,15 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .config import PreprocessConfig
+from .config import INTERPOLATIONS, PreprocessConfig
 
 # A truncated file must be reported, never silently padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 Source = Union[str, os.PathLike, bytes, Image.Image]
 
-_RESAMPLE = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-    "box": Image.Resampling.BOX,
-}
+# PreprocessConfig names the filter; config.INTERPOLATIONS lists the names it accepts.
+_RESAMPLE = {name: getattr(Image.Resampling, name.upper()) for name in INTERPOLATIONS}
 
 
 class ImageError(Exception):

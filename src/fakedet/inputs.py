@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import IO, Any, Iterable, Iterator, Optional
+from typing import IO, Any, Callable, Iterable, Iterator, Optional
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".gif",
@@ -109,13 +109,25 @@ def iter_items(
     files_from: Optional[IO[bytes]] = None,
     null: bool = False,
     stdin: Optional[IO[bytes]] = None,
+    on_empty: Optional[Callable[[str], None]] = None,
 ) -> Iterator[Item]:
-    """All inputs in order: the PATH arguments first, then the entries of ``--files-from``."""
+    """All inputs in order: the PATH arguments first, then the entries of ``--files-from``
+    (read lazily). ``on_empty(path)`` is called for a path that yields no item (a folder without
+    images), wherever it was named."""
+
+    def one(path: str, source: Optional[IO[bytes]]) -> Iterator[Item]:
+        n = 0
+        for item in expand(path, source):
+            n += 1
+            yield item
+        if n == 0 and on_empty is not None:
+            on_empty(path)
+
     for path in paths:
-        yield from expand(path, stdin)
+        yield from one(path, stdin)
     if files_from is not None:
         for path in read_list(files_from, null):
             if path == "-":
                 yield Item("-", error="'-' (stdin) cannot be named inside a list of paths")
             else:
-                yield from expand(path, None)
+                yield from one(path, None)
