@@ -4,7 +4,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL import features as PIL_features
 
 from fakedet import imageio
@@ -55,6 +55,21 @@ def test_exif_orientation_is_applied():
     buf = io.BytesIO()
     img.save(buf, "JPEG", exif=exif.tobytes())
     assert load(buf.getvalue()).size == (60, 120)
+
+
+@pytest.mark.parametrize("orientation", [None, 1, 2, 3, 4, 5, 6, 7, 8])
+def test_upright_matches_exif_transpose_and_copies_only_to_turn(orientation):
+    img = random_image((48, 30))
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    buf = io.BytesIO()
+    img.save(buf, "PNG", exif=exif.tobytes())
+    opened = Image.open(io.BytesIO(buf.getvalue()))
+    opened.load()
+    turned = imageio.upright(opened)
+    assert np.array_equal(np.asarray(turned), np.asarray(ImageOps.exif_transpose(opened)))
+    assert (turned is opened) == (orientation in (None, 1))
 
 
 def test_animated_gif_first_frame():
