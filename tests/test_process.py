@@ -42,6 +42,22 @@ def test_closed_pipe_ends_quietly(tiny_weights, many):
     assert b"Traceback" not in err and b"BrokenPipe" not in err
 
 
+@pytest.mark.parametrize("command", ["info", "eval"])
+def test_closed_pipe_ends_every_command_quietly(tiny_weights, many, tmp_path, command):
+    args = ["info", "-w", str(tiny_weights)]
+    if command == "eval":
+        (tmp_path / "real").mkdir()
+        (tmp_path / "fake").mkdir()
+        for i, name in enumerate(sorted(os.listdir(many))[:4]):
+            (tmp_path / ("real" if i % 2 else "fake") / name).write_bytes((many / name).read_bytes())
+        args = ["eval", "-w", str(tiny_weights), "-j", "0", str(tmp_path)]
+    p = fakedet(*args)
+    p.stdout.close()  # the reader is gone before the first line is written
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 141, err
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
+
+
 def test_ctrl_c_flushes_and_exits_130(tiny_weights, many):
     p = fakedet("scan", "-w", str(tiny_weights), "-j", "1", "-b", "1", str(many), str(many), str(many))
     first = p.stdout.readline()  # wait until records flow

@@ -45,6 +45,15 @@ class DefaultGroup(click.Group):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
+    def invoke(self, ctx):
+        # A reader that goes away (`fakedet info | head -1`) ends every command as it ends
+        # scan, with status 141, instead of click's status 1 (which here means "fake").
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            _silence_stdout()
+            return EXIT_PIPE
+
 
 class DeviceType(click.ParamType):
     name = "DEVICE"
