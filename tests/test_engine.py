@@ -1,8 +1,10 @@
+import math
+
 import numpy as np
 import pytest
 
 from fakedet import Detector
-from fakedet.engine import DeviceError, resolve_device
+from fakedet.engine import CPU_SUB_BATCH, DeviceError, resolve_device
 
 from conftest import image_bytes, random_image, write_image
 
@@ -55,6 +57,44 @@ def test_results_identical_across_batch_sizes_and_workers(det, mixed):
             assert a.error == b.error
             if a.p_fake is not None:
                 assert b.p_fake == pytest.approx(a.p_fake, abs=1e-5)
+
+
+def test_model_threads_yield_to_busy_decoders_and_are_restored(det):
+    torch = pytest.importorskip("torch")
+    pre = det.config.preprocess
+    g = torch.Generator().manual_seed(0)
+    views = torch.randint(0, 256, (20, 3, pre.global_size, pre.global_size), dtype=torch.uint8, generator=g)
+    patches = torch.randint(0, 256, (20, pre.num_patches, 3, pre.patch_size, pre.patch_size),
+                            dtype=torch.uint8, generator=g)
+    before = torch.get_num_threads()
+    seen, busy_counts = [], iter([before, 0, before + 5])
+
+    def busy():  # all cores busy, none, more than all: one sub-batch each
+        seen.append(torch.get_num_threads())
+        return next(busy_counts)
+
+    ref = det.forward(views, patches)
+    got = det.forward(views, patches, busy)
+    assert torch.allclose(got, ref, atol=1e-5)
+    assert len(seen) == math.ceil(20 / CPU_SUB_BATCH)  # asked once per sub-batch
+    # the first sub-batch ran on one thread (all cores were busy decoding), the second on all
+    assert seen[1:] == [1, before]
+    assert torch.get_num_threads() == before
+
+
+def test_pipeline_reports_busy_decoders(tiny_weights, mixed):
+    det = Detector.load(tiny_weights, device="cpu", workers=3)
+    counts = []
+    real = det._score
+
+    def score(prepared, busy=None):
+        counts.append(busy())
+        return real(prepared, busy)
+
+    det._score = score
+    res = det.predict(mixed * 3, batch_size=2)
+    assert len(res) == len(mixed) * 3 and counts
+    assert all(0 <= c <= 3 for c in counts)
 
 
 def test_threshold_decides_label(tiny_weights, mixed):

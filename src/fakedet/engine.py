@@ -18,7 +18,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -170,16 +170,21 @@ class DecodePipeline:
             self._submit_next()
 
     def run(self, score) -> Iterator[list[Result]]:
-        """Yields ``score(prepared batch)`` for every batch, in order; closes the pool at the end."""
+        """Yields ``score(prepared batch, busy)`` for every batch, in order (``busy`` is
+        :meth:`busy`); closes the pool at the end."""
         try:
             while True:
                 while not self.exhausted and len(self.pending) < PIPELINE_DEPTH * self.workers:
                     self._submit_next()
                 if not self.pending:
                     return
-                yield score(_gather(self.pending.popleft()))
+                yield score(_gather(self.pending.popleft()), self.busy)
         finally:
             self.close()
+
+    def busy(self) -> int:
+        """How many decoding threads are at work now (slices submitted and not yet finished)."""
+        return min(self.workers, sum(1 for futs in self.pending for f in futs if not f.done()))
 
     def close(self) -> None:
         for futs in self.pending:
@@ -390,7 +395,7 @@ class Detector:
             dec.close()
 
     # ------------------------------------------------------------------ scoring
-    def _score(self, prepared: list[tuple]) -> list[Result]:
+    def _score(self, prepared: list[tuple], busy: Optional[Callable[[], int]] = None) -> list[Result]:
         import torch
 
         ok = [i for i, r in enumerate(prepared) if r[3] is None]
@@ -398,7 +403,7 @@ class Detector:
         if ok:
             views = _cat([prepared[i][1] for i in ok], self.device)
             patches = _cat([prepared[i][2] for i in ok], self.device)
-            logits = self.forward(views, patches)
+            logits = self.forward(views, patches, busy)
             p = torch.sigmoid(logits / self.temperature).tolist()
             start = 0
             for i in ok:
@@ -423,8 +428,17 @@ class Detector:
             out.append(r)
         return out
 
-    def forward(self, views, patches):
-        """Raw logits for uint8 tensors ``(B,3,G,G)`` and ``(B,K,3,P,P)`` (on any device)."""
+    def forward(self, views, patches, busy: Optional[Callable[[], int]] = None):
+        """Raw logits for uint8 tensors ``(B,3,G,G)`` and ``(B,K,3,P,P)`` (on any device).
+
+        On the CPU, ``busy`` (the decoding pipeline's :meth:`DecodePipeline.busy`) says how many
+        cores the decoding threads are using; each sub-batch then runs on the others, at least
+        one. Without that, the model's intra-op threads and the decoding threads oversubscribe
+        the cores: every parallel operator of the model waits at its barrier for a thread that
+        the scheduler has given a decoder's time slice, and spins meanwhile. (On two cores this
+        made 12-megapixel scans about 30 % slower and 1024 px scans about 20 %;
+        ``scripts/benchmark.py``.) Only the number of threads changes, not the result.
+        """
         import torch
 
         dev = self.device
@@ -438,9 +452,25 @@ class Detector:
             else:
                 # Sub-batches keep each activation below glibc's largest mmap threshold (32 MiB),
                 # so the allocator reuses its buffers instead of mapping fresh pages per batch.
-                logits = torch.cat([self.model(v, p) for v, p in
-                                    zip(views.split(CPU_SUB_BATCH), patches.split(CPU_SUB_BATCH))])
+                logits = torch.cat(self._cpu_forward(views, patches, busy))
             return logits.float().cpu()
+
+    def _cpu_forward(self, views, patches, busy):
+        import torch
+
+        full = torch.get_num_threads()
+        out = []
+        try:
+            for v, p in zip(views.split(CPU_SUB_BATCH), patches.split(CPU_SUB_BATCH)):
+                if busy is not None:
+                    n = max(1, full - busy())
+                    if n != torch.get_num_threads():
+                        torch.set_num_threads(n)
+                out.append(self.model(v, p))
+        finally:
+            if torch.get_num_threads() != full:
+                torch.set_num_threads(full)
+        return out
 
     # ------------------------------------------------------------------ info
     def info(self) -> dict[str, Any]:
