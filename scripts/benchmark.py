@@ -39,7 +39,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 SIZES = {"face": (224, 224), "1024": (1024, 768), "12mp": (4032, 3024)}
-DEFAULT_N = {"face": 1000, "1024": 300, "12mp": 60}
+DEFAULT_N = {"face": 3000, "1024": 1000, "12mp": 200}
 
 
 def photo_like(w: int, h: int, seed: int) -> Image.Image:
@@ -157,7 +157,7 @@ def bench_size(det, size, paths, device, batch_size, workers, weights):
     assert all(r.ok for r in out)
 
     # one image at a time
-    m = min(n, 60 if size != "12mp" else 15)
+    m = min(n, {"face": 300, "1024": 150, "12mp": 30}[size])  # a few seconds each: less noise
     t0 = time.perf_counter()
     with torch.inference_mode():
         for p in paths[:m]:
@@ -322,7 +322,7 @@ def bench_memory(face_paths, counts, device, weights, batch_size):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="face,1024,12mp")
-    ap.add_argument("--n", type=int, default=None, help="images per size (default: 1000/300/60)")
+    ap.add_argument("--n", type=int, default=None, help="images per size (default: 3000/1000/200)")
     ap.add_argument("--device", default=None, help="cpu, cuda (default: cpu, and cuda when present)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=None)
