@@ -228,7 +228,7 @@ def bench_decode_strategies(path: str, cfg, repeats: int = 5) -> dict:
         "reduced-size decode (JPEG draft, DCT scaling)": draft,
         "plain bilinear resize of the full image to the view": lambda: big.resize((g, g), Image.Resampling.BILINEAR),
         "fakedet view (bilinear, reducing_gap=3)": lambda: big.resize((g, g), Image.Resampling.BILINEAR, reducing_gap=3.0),
-        "fakedet native patches (crops)": lambda: imageio.preprocess(big, cfg),
+        "fakedet view + native patches (imageio.preprocess)": lambda: imageio.preprocess(big, cfg),
         "fakedet total: decode + view + patches": lambda: imageio.preprocess(imageio.load(data, cfg), cfg),
     }
     out = {}
