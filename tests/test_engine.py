@@ -82,6 +82,22 @@ def test_model_threads_yield_to_busy_decoders_and_are_restored(det):
     assert torch.get_num_threads() == before
 
 
+def test_threads_started_after_a_forward_get_the_callers_thread_count(det):
+    torch = pytest.importorskip("torch")
+    import threading
+
+    pre = det.config.preprocess
+    views = torch.zeros((16, 3, pre.global_size, pre.global_size), dtype=torch.uint8)
+    patches = torch.zeros((16, pre.num_patches, 3, pre.patch_size, pre.patch_size), dtype=torch.uint8)
+    before = torch.get_num_threads()
+    det.forward(views, patches, lambda: before)  # every core busy: the model ran on one thread
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    t.start()
+    t.join()
+    assert seen == [before] and torch.get_num_threads() == before
+
+
 def test_pipeline_reports_busy_decoders(tiny_weights, mixed):
     det = Detector.load(tiny_weights, device="cpu", workers=3)
     counts = []

@@ -458,6 +458,8 @@ class Detector:
     def _cpu_forward(self, views, patches, busy):
         import torch
 
+        # torch's count is per thread (OpenMP's), and threads started later begin with the last
+        # count set anywhere: so the calling thread's own count is read and put back.
         full = torch.get_num_threads()
         out = []
         try:
