@@ -42,9 +42,9 @@ def test_closed_pipe_ends_quietly(tiny_weights, many):
     assert b"Traceback" not in err and b"BrokenPipe" not in err
 
 
-@pytest.mark.parametrize("command", ["info", "eval"])
+@pytest.mark.parametrize("command", ["info", "eval", "--help", "--version"])
 def test_closed_pipe_ends_every_command_quietly(tiny_weights, many, tmp_path, command):
-    args = ["info", "-w", str(tiny_weights)]
+    args = ["info", "-w", str(tiny_weights)] if command == "info" else [command]
     if command == "eval":
         (tmp_path / "real").mkdir()
         (tmp_path / "fake").mkdir()

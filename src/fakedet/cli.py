@@ -43,7 +43,11 @@ class DefaultGroup(click.Group):
     def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "-V", "--version"):
             args = [self.default_command, *args]
-        return super().parse_args(ctx, args)
+        try:  # --help and --version print while the arguments are parsed
+            return super().parse_args(ctx, args)
+        except BrokenPipeError:
+            _silence_stdout()
+            raise click.exceptions.Exit(EXIT_PIPE) from None
 
     def invoke(self, ctx):
         # A reader that goes away (`fakedet info | head -1`) ends every command as it ends
