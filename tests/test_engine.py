@@ -59,15 +59,31 @@ def test_results_identical_across_batch_sizes_and_workers(det, mixed):
                 assert b.p_fake == pytest.approx(a.p_fake, abs=1e-5)
 
 
-def test_model_threads_yield_to_busy_decoders_and_are_restored(det):
+@pytest.fixture
+def three_threads(tiny_weights):
+    """A detector loaded while torch has 3 intra-op threads (whatever the machine's cores)."""
     torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        yield torch, Detector.load(tiny_weights, device="cpu", workers=0)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _random_inputs(det, n, torch):
     pre = det.config.preprocess
     g = torch.Generator().manual_seed(0)
-    views = torch.randint(0, 256, (20, 3, pre.global_size, pre.global_size), dtype=torch.uint8, generator=g)
-    patches = torch.randint(0, 256, (20, pre.num_patches, 3, pre.patch_size, pre.patch_size),
+    views = torch.randint(0, 256, (n, 3, pre.global_size, pre.global_size), dtype=torch.uint8, generator=g)
+    patches = torch.randint(0, 256, (n, pre.num_patches, 3, pre.patch_size, pre.patch_size),
                             dtype=torch.uint8, generator=g)
-    before = torch.get_num_threads()
-    seen, busy_counts = [], iter([before, 0, before + 5])
+    return views, patches
+
+
+def test_model_threads_yield_to_busy_decoders_and_are_restored(three_threads):
+    torch, det = three_threads
+    views, patches = _random_inputs(det, 20, torch)
+    seen, busy_counts = [], iter([3, 0, 8])
 
     def busy():  # all cores busy, none, more than all: one sub-batch each
         seen.append(torch.get_num_threads())
@@ -77,40 +93,73 @@ def test_model_threads_yield_to_busy_decoders_and_are_restored(det):
     got = det.forward(views, patches, busy)
     assert torch.allclose(got, ref, atol=1e-5)
     assert len(seen) == math.ceil(20 / CPU_SUB_BATCH)  # asked once per sub-batch
-    # the first sub-batch ran on one thread (all cores were busy decoding), the second on all
-    assert seen[1:] == [1, before]
-    assert torch.get_num_threads() == before
+    # the first sub-batch ran on one thread (all cores were busy decoding), the second on three
+    assert seen == [3, 1, 3]
+    assert torch.get_num_threads() == 3
 
 
-def test_threads_started_after_a_forward_get_the_callers_thread_count(det):
-    torch = pytest.importorskip("torch")
+def test_threads_started_after_a_forward_get_the_callers_thread_count(three_threads):
+    torch, det = three_threads
     import threading
 
-    pre = det.config.preprocess
-    views = torch.zeros((16, 3, pre.global_size, pre.global_size), dtype=torch.uint8)
-    patches = torch.zeros((16, pre.num_patches, 3, pre.patch_size, pre.patch_size), dtype=torch.uint8)
-    before = torch.get_num_threads()
-    det.forward(views, patches, lambda: before)  # every core busy: the model ran on one thread
+    det.forward(*_random_inputs(det, 16, torch), lambda: 3)  # all busy: the model ran on one thread
     seen = []
     t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
     t.start()
     t.join()
-    assert seen == [before] and torch.get_num_threads() == before
+    assert seen == [3] and torch.get_num_threads() == 3
 
 
-def test_pipeline_reports_busy_decoders(tiny_weights, mixed):
+def test_a_thread_started_with_a_lowered_count_still_gets_the_load_time_count(three_threads):
+    torch, det = three_threads
+    import threading
+
+    views, patches = _random_inputs(det, 16, torch)
+    seen = []
+
+    def work():
+        torch.set_num_threads(1)  # as if started while another thread's forward had lowered it
+        det.forward(views, patches, lambda: seen.append(torch.get_num_threads()) or 0)
+        seen.append(torch.get_num_threads())
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    # second sub-batch saw the three threads the first one was given; then its own count is back
+    assert seen == [1, 3, 1]
+
+
+def test_pipeline_counts_the_decoding_threads_at_work(tiny_weights, mixed, monkeypatch):
+    import threading
+    import time
+
+    from fakedet import engine
+
+    release, started = threading.Event(), []
+    real = engine.prepare_batch
+
+    def slow(batch, task):
+        started.append(1)
+        assert release.wait(30)
+        return real(batch, task)
+
+    monkeypatch.setattr(engine, "prepare_batch", slow)
     det = Detector.load(tiny_weights, device="cpu", workers=3)
-    counts = []
-    real = det._score
-
-    def score(prepared, busy=None):
-        counts.append(busy())
-        return real(prepared, busy)
-
-    det._score = score
-    res = det.predict(mixed * 3, batch_size=2)
-    assert len(res) == len(mixed) * 3 and counts
-    assert all(0 <= c <= 3 for c in counts)
+    items = [engine._as_item(p, i) for i, p in enumerate(mixed)]
+    pipe = engine.DecodePipeline(engine.chunks(items, 2), engine.Task(det.config.preprocess), 2, 3)
+    try:
+        pipe.prefill(lambda: False, limit=5)  # five batches queued for three threads
+        deadline = time.monotonic() + 30
+        while len(started) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pipe.busy() == 3
+        release.set()
+        results = [r for batch in pipe.run(det._score) for r in batch]
+        assert [r.path for r in results] == mixed
+        assert pipe.busy() == 0
+    finally:
+        release.set()
+        pipe.close()
 
 
 def test_threshold_decides_label(tiny_weights, mixed):

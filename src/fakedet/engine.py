@@ -131,9 +131,9 @@ class DecodePipeline:
     """Decoding threads fed batch by batch from a stream of batches, ahead of the model.
 
     Each thread decodes a whole batch; only a scan of a single batch is cut into one slice per
-    thread, so that it too decodes in parallel. Cutting other batches was measured slower on
-    12 MP photos: a slice still decoding while the model scores slows both, as the model's
-    threads and the decoding threads then share two cores. :meth:`run` keeps ``PIPELINE_DEPTH``
+    thread, so that it too decodes in parallel. Cutting every batch was no clear gain on two
+    cores (12 MP photos +10 %, 1024 px JPEGs -5 to -10 %, measured with the model yielding
+    threads to busy decoders as :meth:`Detector.forward` does). :meth:`run` keeps ``PIPELINE_DEPTH``
     batches per thread in flight while the model scores the oldest. :meth:`prefill` lets
     decoding start before the model exists (the CLI loads the model in a background thread
     meanwhile: ``import torch`` is most of a short scan's start-up).
@@ -301,6 +301,7 @@ class Detector:
         self.temperature = float(meta.temperature)
         self.batch_size = max(1, int(batch_size))
         self.workers = default_workers() if workers is None else max(0, int(workers))
+        self._cpu_threads = 0  # the most intra-op threads a CPU forward takes; set by load()
 
     @classmethod
     def load(cls, weights: Optional[str | os.PathLike] = None, device: str = "auto",
@@ -319,6 +320,8 @@ class Detector:
             CheckpointError: the weights are missing, unreadable or do not match their config.
             DeviceError: the device is unavailable.
         """
+        import torch
+
         dev = resolve_device(device)
         if dev.type == "cpu":
             tune_malloc()
@@ -330,7 +333,9 @@ class Detector:
 
             if not default_mtcnn_path().is_file():
                 raise ckpt.CheckpointError(f"face detector weights not found: {default_mtcnn_path()}")
-        return cls(model, meta, dev, path, threshold, batch_size, workers, faces, decode)
+        det = cls(model, meta, dev, path, threshold, batch_size, workers, faces, decode)
+        det._cpu_threads = torch.get_num_threads()
+        return det
 
     # ------------------------------------------------------------------ public API
     def predict(self, inputs: Iterable[Any], batch_size: Optional[int] = None,
@@ -436,8 +441,10 @@ class Detector:
         one. Without that, the model's intra-op threads and the decoding threads oversubscribe
         the cores: every parallel operator of the model waits at its barrier for a thread that
         the scheduler has given a decoder's time slice, and spins meanwhile. (On two cores this
-        made 12-megapixel scans about 30 % slower and 1024 px scans about 20 %;
-        ``scripts/benchmark.py``.) Only the number of threads changes, not the result.
+        cost 1024 px scans about 15 % of their throughput and 12-megapixel scans about 25 %;
+        ``scripts/benchmark.py``.) The model uses at most the intra-op thread count torch had
+        in the thread that loaded the Detector. Only the number of threads changes, not the
+        result.
         """
         import torch
 
@@ -459,8 +466,11 @@ class Detector:
         import torch
 
         # torch's count is per thread (OpenMP's), and threads started later begin with the last
-        # count set anywhere: so the calling thread's own count is read and put back.
-        full = torch.get_num_threads()
+        # count set anywhere: so the calling thread's own count is put back afterwards, and the
+        # most the model takes is the count at load time, not this thread's (a thread started
+        # while another one's count was lowered begins with the lowered count).
+        own = torch.get_num_threads()
+        full = self._cpu_threads or own
         out = []
         try:
             for v, p in zip(views.split(CPU_SUB_BATCH), patches.split(CPU_SUB_BATCH)):
@@ -470,8 +480,8 @@ class Detector:
                         torch.set_num_threads(n)
                 out.append(self.model(v, p))
         finally:
-            if torch.get_num_threads() != full:
-                torch.set_num_threads(full)
+            if torch.get_num_threads() != own:
+                torch.set_num_threads(own)
         return out
 
     # ------------------------------------------------------------------ info

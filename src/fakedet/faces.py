@@ -3,8 +3,8 @@
 The three small MTCNN networks (Zhang et al., 2016) are defined here and load the weights that
 facenet-pytorch (MIT licence, (c) 2019 Timothy Esler) ships, converted once to safetensors by
 ``scripts/convert_mtcnn.py`` and shipped in ``weights/mtcnn.safetensors``. The detection cascade
-follows facenet-pytorch's ``detect_face``. It runs on the CPU inside the decoding workers (one
-torch thread each) or in the main process when there are no workers.
+follows facenet-pytorch's ``detect_face``. It runs on the CPU inside the decoding threads, or in
+the calling thread when there are none.
 """
 
 from __future__ import annotations
