@@ -9,8 +9,8 @@ calibration altogether, and each leave-one-set-out run (scripts/loso.sh) keeps o
 set, so the train and val images of a held-out set are as unseen as its test images. Scoring
 all of them (for example 3,000 lfw_faceswap images instead of 267) cuts the noise of each
 held-out AUC about threefold. For each ROOT/ablation-<recipe>/final.safetensors and
-ROOT/loso-<set>/final.safetensors this writes heldout_all_splits.json next to it (skipped when
-present) and prints a Markdown table for each kind of run found.
+ROOT/loso-<set>/final.safetensors this writes heldout_all_splits.json next to it (reused when it
+already holds those sets) and prints a Markdown table for each kind of run found.
 """
 
 from __future__ import annotations
@@ -33,11 +33,14 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def scores(weights: Path, held: list[str]) -> dict:
     """The report of one run on all splits of its held-out sets, cached next to its weights."""
     out = weights.parent / "heldout_all_splits.json"
-    if not out.exists():
-        det = Detector.load(weights, device="cpu")
-        rep = report(det, {s: read_manifest(str(DATA / s / "manifest.csv")) for s in held})
-        rep.pop("_scores")
-        out.write_text(json.dumps(rep, indent=1, default=float))
+    if out.exists():
+        cached = json.loads(out.read_text())["sets"]
+        if all(s in cached for s in held):
+            return cached
+    det = Detector.load(weights, device="cpu")
+    rep = report(det, {s: read_manifest(str(DATA / s / "manifest.csv")) for s in held})
+    rep.pop("_scores")
+    out.write_text(json.dumps(rep, indent=1, default=float))
     return json.loads(out.read_text())["sets"]
 
 
