@@ -301,7 +301,10 @@ class Detector:
         self.temperature = float(meta.temperature)
         self.batch_size = max(1, int(batch_size))
         self.workers = default_workers() if workers is None else max(0, int(workers))
-        self._cpu_threads = 0  # the most intra-op threads a CPU forward takes; set by load()
+        import torch  # loaded with the model already
+
+        # the most intra-op threads a CPU forward takes (see forward)
+        self._cpu_threads = torch.get_num_threads()
 
     @classmethod
     def load(cls, weights: Optional[str | os.PathLike] = None, device: str = "auto",
@@ -320,8 +323,6 @@ class Detector:
             CheckpointError: the weights are missing, unreadable or do not match their config.
             DeviceError: the device is unavailable.
         """
-        import torch
-
         dev = resolve_device(device)
         if dev.type == "cpu":
             tune_malloc()
@@ -333,9 +334,7 @@ class Detector:
 
             if not default_mtcnn_path().is_file():
                 raise ckpt.CheckpointError(f"face detector weights not found: {default_mtcnn_path()}")
-        det = cls(model, meta, dev, path, threshold, batch_size, workers, faces, decode)
-        det._cpu_threads = torch.get_num_threads()
-        return det
+        return cls(model, meta, dev, path, threshold, batch_size, workers, faces, decode)
 
     # ------------------------------------------------------------------ public API
     def predict(self, inputs: Iterable[Any], batch_size: Optional[int] = None,
@@ -443,7 +442,7 @@ class Detector:
         the scheduler has given a decoder's time slice, and spins meanwhile. (On two cores this
         cost 1024 px scans about 15 % of their throughput and 12-megapixel scans about 25 %;
         ``scripts/benchmark.py``.) The model uses at most the intra-op thread count torch had
-        in the thread that loaded the Detector. Only the number of threads changes, not the
+        in the thread that created the Detector. Only the number of threads changes, not the
         result.
         """
         import torch
@@ -469,8 +468,7 @@ class Detector:
         # count set anywhere: so the calling thread's own count is put back afterwards, and the
         # most the model takes is the count at load time, not this thread's (a thread started
         # while another one's count was lowered begins with the lowered count).
-        own = torch.get_num_threads()
-        full = self._cpu_threads or own
+        own, full = torch.get_num_threads(), self._cpu_threads
         out = []
         try:
             for v, p in zip(views.split(CPU_SUB_BATCH), patches.split(CPU_SUB_BATCH)):
