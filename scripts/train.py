@@ -15,7 +15,9 @@ saves ``last.safetensors`` plus a small JSON with the step count; an interrupted
 from its last checkpoint (the weights and the learning-rate schedule resume; AdamW's moment
 estimates start afresh). A recipe whose ``train.init_from`` names a checkpoint of the same
 architecture starts from those weights instead of ImageNet's and runs its own warm-up and cosine
-schedule (a warm restart, to train a finished run longer). With ``train.probe_steps`` the
+schedule (a warm restart, to train a finished run longer). With ``train.pseudo_only`` the sets'
+genuine fakes are left out: the model learns real images against pseudo-fakes only (the
+self-blending paper's protocol), so that every generator's fakes stay unseen. With ``train.probe_steps`` the
 backbone stays frozen for that many steps while the head and branches learn ("LP-FT").
 
 At the end the script fits a calibration temperature on the val splits, picks the threshold that
@@ -337,8 +339,10 @@ def balanced_weights(items, shares=None):
     fake = [c for c in counts if c[1] == 1 and c[2] is None]
     total = {c: 0.5 / len(real) for c in real}
     genuine = 0.5 - sum(shares.get(m, 0.0) for m in {c[2] for c in counts if c[2]})
-    if genuine <= 0:
+    if fake and genuine <= 1e-9:
         raise ValueError("pseudo-fake shares must leave room for the genuine fakes")
+    if not fake and abs(genuine) > 1e-9:
+        raise ValueError("with no genuine fakes the pseudo-fake shares must add up to 0.5")
     total.update({c: genuine / len(fake) for c in fake})
     for make in {c[2] for c in counts if c[2]}:
         cells = [c for c in counts if c[2] == make]
@@ -491,6 +495,8 @@ def main(argv=None) -> int:
         imagenet_init(model, tr["init"])
 
     items = load_sets(root, train_sets, "train")
+    if tr.get("pseudo_only"):  # real images against pseudo-fakes: no generator's fakes are seen
+        items = [it for it in items if it[1] == 0]
     shares = {k: v for k, v in (("sbi", tr.get("sbi_share", 0.0)), ("recon", tr.get("recon_share", 0.0))) if v}
     recon_dir = None
     if shares.get("recon"):

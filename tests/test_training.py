@@ -48,6 +48,17 @@ def test_pseudo_fakes_take_their_share_of_the_fake_half_only():
         train.balanced_weights(items, {"sbi": 0.3, "recon": 0.3})
 
 
+def test_pseudo_fakes_alone_make_the_whole_fake_half():
+    reals = [it for it in ITEMS if it[1] == 0]  # what a pseudo_only recipe keeps
+    items = train.with_pseudo_fakes(reals, sbi_sets=["faces"], recon=True)
+    tot = cell_totals(items, train.balanced_weights(items, {"sbi": 0.25, "recon": 0.25}))
+    assert tot[("faces", 1, "sbi")] == pytest.approx(0.25)
+    assert tot[("faces", 1, "recon")] + tot[("photos", 1, "recon")] == pytest.approx(0.25)
+    assert sum(tot.values()) == pytest.approx(1.0)
+    with pytest.raises(ValueError):  # shares that leave part of the fake half to nothing
+        train.balanced_weights(items, {"sbi": 0.1, "recon": 0.15})
+
+
 def photo(w=67, h=45):
     rng = np.random.default_rng(0)
     return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
