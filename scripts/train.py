@@ -17,8 +17,9 @@ estimates start afresh). A recipe whose ``train.init_from`` names a checkpoint o
 architecture starts from those weights instead of ImageNet's and runs its own warm-up and cosine
 schedule (a warm restart, to train a finished run longer). With ``train.pseudo_only`` the sets'
 genuine fakes are left out: the model learns real images against pseudo-fakes only (the
-self-blending paper's protocol), so that every generator's fakes stay unseen. With ``train.probe_steps`` the
-backbone stays frozen for that many steps while the head and branches learn ("LP-FT").
+self-blending paper's protocol), so that every generator's fakes stay unseen. With
+``train.probe_steps`` the backbone stays frozen for that many steps while the head and branches
+learn ("LP-FT").
 
 At the end the script fits a calibration temperature on the val splits, picks the threshold that
 labels at most ``target_fpr`` of real val images fake (pooled, or averaged over the sets when
