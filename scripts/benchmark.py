@@ -404,7 +404,7 @@ def main(argv=None) -> int:
         for r in results["runs"]:
             if "cli_long" in r:
                 lo = r["cli_long"]
-                print(f"| {r['device']} | {r['size']} | {r['cli_long_n']} | {lo:.1f} | {lo / r['loop']:.2f}x | "
+                print(f"| {r['device']} | {r['size']} | {r['cli_long_n']} | {lo:.1f} | {r['cli_long/loop']:.2f}x | "
                       f"{lo / min(r['decode'], r['model']):.0%} | {lo / r['serial']:.0%} |")
     print(f"\nstart-up: `fakedet scan` on one image takes {results['startup_s']:.2f} s (median of 3)")
     if "decode_12mp_ms" in results:
