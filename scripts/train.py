@@ -19,7 +19,11 @@ schedule (a warm restart, to train a finished run longer). With ``train.pseudo_o
 genuine fakes are left out: the model learns real images against pseudo-fakes only (the
 self-blending paper's protocol), so that every generator's fakes stay unseen. With
 ``train.probe_steps`` the backbone stays frozen for that many steps while the head and branches
-learn ("LP-FT").
+learn ("LP-FT"). With ``train.average_from`` (a fraction of the steps) the run keeps the
+running mean of its weights over every step from there to the end and finishes with that mean,
+its BatchNorm statistics measured afresh on ``train.bn_batches`` training batches (stochastic
+weight averaging, Izmailov et al. 2018; dense, as in SWAD, Cha et al. 2021, a domain-
+generalisation method).
 
 At the end the script fits a calibration temperature on the val splits, picks the threshold that
 labels at most ``target_fpr`` of real val images fake (pooled, or averaged over the sets when
@@ -436,6 +440,70 @@ def evaluate(model, root, sets, split, pre, temperature, threshold, bs, workers,
 
 
 # ----------------------------------------------------------------------------- main
+class WeightAverage:
+    """The running mean of a model's floating-point state (weights and BatchNorm buffers) over the
+    steps it is updated at; saved next to the run's checkpoint so that a resumed run goes on."""
+
+    def __init__(self, model: FakeDetector):
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+        self.n = 1
+
+    def update(self, model: FakeDetector) -> None:
+        self.n += 1
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                if k in self.state:
+                    self.state[k] += (v.detach() - self.state[k]) / self.n
+
+    def save(self, path: Path, step: int) -> None:
+        from safetensors.torch import save_file
+
+        tmp = path.with_suffix(".tmp")
+        save_file({k: v.contiguous() for k, v in self.state.items()}, str(tmp),
+                  metadata={"n": str(self.n), "step": str(step)})
+        os.replace(tmp, path)
+
+    @classmethod
+    def resume(cls, model: FakeDetector, path: Path, step: int) -> "WeightAverage | None":
+        """The saved average if it was saved at ``step`` (the weights' own step), else None."""
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        if not path.is_file():
+            return None
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        if int(meta.get("step", -1)) != step:
+            return None
+        avg = cls(model)
+        avg.state, avg.n = load_file(str(path)), int(meta["n"])
+        return avg
+
+    def apply(self, model: FakeDetector) -> None:
+        model.load_state_dict({**model.state_dict(), **self.state})
+
+
+@torch.no_grad()
+def recompute_bn(model: FakeDetector, loader, batches: int) -> int:
+    """Measures every BatchNorm layer's running statistics afresh, as the plain mean over
+    ``batches`` training batches; averaged weights need statistics of their own."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative mean
+    model.train()
+    n = 0
+    for view, patches, _label, _set in loader:
+        model.features(view, patches)
+        n += 1
+        if n >= batches:
+            break
+    for m in bns:
+        m.momentum = 0.1
+    model.eval()
+    return n
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True, help="JSON recipe in configs/")
@@ -518,18 +586,30 @@ def main(argv=None) -> int:
         log.info("pseudo-fake shares of the samples: %s", shares)
     log.info("training on %d images from %s", len(items), ", ".join(train_sets))
     bs = tr["batch_size"]
-    if step < steps and not args.eval_only:
+
+    def make_loader(n_batches: int, loader_seed: int):
         sampler = torch.utils.data.WeightedRandomSampler(
-            balanced_weights(train_items, shares), num_samples=(steps - step) * bs, replacement=True,
-            generator=torch.Generator().manual_seed(seed + step))
-        loader = torch.utils.data.DataLoader(
-            TrainSet(train_items, pre, tr.get("augment", {}), seed + step,
+            balanced_weights(train_items, shares), num_samples=n_batches * bs, replacement=True,
+            generator=torch.Generator().manual_seed(loader_seed))
+        return torch.utils.data.DataLoader(
+            TrainSet(train_items, pre, tr.get("augment", {}), loader_seed,
                      recon_dir=recon_dir, recon_local=tr.get("recon_local", 0.5),
                      view_crop=bool(tr.get("view_crop", False)),
                      sbi_version=sbi_version, face_boxes=face_boxes,
                      fresh_draws=not tr.get("legacy_augment_seed", False)),
             batch_size=bs, sampler=sampler,
             num_workers=tr.get("workers", 2), drop_last=True, persistent_workers=False)
+
+    # Weight averaging from step avg_start on (None: off); the average is saved with the weights.
+    avg_start = math.ceil(float(tr["average_from"]) * steps) if tr.get("average_from") is not None else None
+    avg_file = out / "average.safetensors"
+    average = None
+    if avg_start is not None and step >= max(avg_start, 1):
+        average = WeightAverage.resume(model, avg_file, step)
+        if average is None:
+            raise SystemExit(f"{avg_file}: no weight average saved at step {step}; cannot resume this run")
+    if step < steps and not args.eval_only:
+        loader = make_loader(steps - step, seed + step)
         dom_w = float(tr.get("domain_adv", 0.0))
         domain = DomainHeads(model.head.in_features, len(train_sets)) if dom_w > 0 else None
         if domain is not None:
@@ -572,6 +652,11 @@ def main(argv=None) -> int:
             loss.backward()
             opt.step()
             step += 1
+            if avg_start is not None and step >= avg_start:
+                if average is None:
+                    average = WeightAverage(model)
+                else:
+                    average.update(model)
             seen += len(label)
             loss_sum += loss.item()
             if step % tr.get("log_every", 25) == 0:
@@ -583,6 +668,8 @@ def main(argv=None) -> int:
                 meta = ckpt.CheckpointMeta(model=cfg.to_dict(), training={
                     "step": step, "seconds": prev_seconds + time.time() - t0})
                 ckpt.save(model, meta, last)
+                if average is not None:
+                    average.save(avg_file, step)
                 progress_file.write_text(json.dumps({"step": step}))
             if step >= steps:
                 break
@@ -591,6 +678,15 @@ def main(argv=None) -> int:
         train_seconds = None
         if (out / "final.safetensors").exists():
             train_seconds = ckpt.read_meta(out / "final.safetensors").training.get("train_seconds")
+
+    averaged = None
+    if average is not None:
+        # --eval-only re-applies it to the last weights: the same final model, recalibrated
+        average.apply(model)
+        n_bn = recompute_bn(model, make_loader(tr.get("bn_batches", 50), seed + 7919), tr.get("bn_batches", 50))
+        averaged = {"from_step": avg_start, "models": average.n, "bn_batches": n_bn}
+        log.info("finishing with the mean of the weights of steps %d-%d (%d models); BatchNorm "
+                 "statistics from %d training batches", avg_start, step, average.n, n_bn)
 
     # Calibration on val: temperature by NLL, threshold at target FPR on real val images.
     model.eval()
@@ -626,6 +722,7 @@ def main(argv=None) -> int:
             "threshold_rule": rule,
             "calibration_sets": calib_sets,
             **({"continued_from": parent_info} if parent_info else {}),
+            **({"weight_average": averaged} if averaged else {}),
         },
         evaluation={"test": test_res, "val": val_res,
                     "test_ece_uncalibrated": ece_before})

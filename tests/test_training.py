@@ -290,3 +290,65 @@ def test_a_resumed_run_takes_its_step_from_the_weights_and_adds_up_its_time(tmp_
     final = ckpt.read_meta(out / "final.safetensors").training
     assert final["steps"] == 2 and final["train_seconds"] > first["seconds"]
     assert "resuming from step 1" in caplog.text
+
+
+def test_weight_averaging_finishes_with_the_mean_of_the_steps_and_fresh_batchnorm(tmp_path):
+    """train.average_from: the final weights are the mean of the weights after each step from
+    there on (checked against the weights saved after every step), BatchNorm statistics are
+    measured again rather than averaged, and an interrupted run carries its average on."""
+    import json
+
+    from fakedet import checkpoint as ckpt
+
+    data = tmp_path / "data"
+    _tiny_sets(data)
+    cfg = tmp_path / "swa.json"
+    cfg.write_text(json.dumps(_tiny_recipe(steps=3, average_from=0.3, bn_batches=2)))
+    real_save = ckpt.save
+
+    def run(out, *extra):
+        snaps = []
+
+        def keep(model, meta, path):  # save_every 1: the weights after every step
+            real_save(model, meta, path)
+            if Path(path).name == "last.safetensors":
+                snaps.append({k: v.clone() for k, v in model.state_dict().items()})
+
+        train.ckpt.save = keep
+        try:
+            assert train.main(["--config", str(cfg), "--data", str(data), "--out", str(out), *extra]) == 0
+        finally:
+            train.ckpt.save = real_save
+        return snaps
+
+    def check(out, snaps):
+        model, meta = ckpt.load(out / "final.safetensors")
+        final = model.state_dict()
+        assert meta.training["weight_average"] == {"from_step": 1, "models": 3, "bn_batches": 2}
+        for k in ("head.weight", "backbone.conv_stem.weight", "texture.convs.0.weight"):
+            assert torch.allclose(final[k], torch.stack([s[k] for s in snaps]).mean(0), atol=1e-6)
+            assert not torch.allclose(final[k], snaps[-1][k])
+        k = "backbone.bn1.running_mean"
+        assert not torch.allclose(final[k], torch.stack([s[k] for s in snaps]).mean(0))
+
+    snaps = run(tmp_path / "whole")
+    assert len(snaps) == 3
+    check(tmp_path / "whole", snaps)
+
+    # Stopped after step 2 (as if killed: no final weights), then resumed to the end.
+    cut = tmp_path / "cut"
+    (cut).mkdir()
+    first = run(cut, "--steps", "2")
+    (cut / "final.safetensors").unlink()
+    (cut / "progress.json").write_text(json.dumps({"step": 2}))
+    second = run(cut)
+    assert len(first) == 2 and len(second) == 1
+    check(cut, first + second)
+
+    # An average that does not belong to the weights' step cannot be resumed.
+    (cut / "progress.json").write_text(json.dumps({"step": 3}))
+    meta = ckpt.read_meta(cut / "last.safetensors")
+    meta.training["step"] = 2
+    real_save(ckpt.load(cut / "last.safetensors")[0], meta, cut / "last.safetensors")
+    with pytest.raises(SystemExit, match="no weight average"):
+        train.main(["--config", str(cfg), "--data", str(data), "--out", str(cut), "--eval-only"])
