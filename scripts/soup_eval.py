@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", help="run folders (their final.safetensors) or weight files")
     ap.add_argument("--sets", default="dfdc_faceswap,cifake_sd14,lfw_faceswap,stylegan2_faces")
-    ap.add_argument("--split", default="test")
+    ap.add_argument("--split", default="test", help="train, val, test, or all (every split: for held-out sets)")
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args(argv)
@@ -89,10 +89,13 @@ def main(argv=None) -> int:
     if any(m.state_dict().keys() != models[0].state_dict().keys() for m in models):
         raise SystemExit("the checkpoints do not share one architecture")
     souped = soup(models)
+    if len(set(names)) < len(names):  # run/last.safetensors and run/final.safetensors
+        names = [str(Path(r)) for r in args.runs]
     rows = {n: {} for n in names + ["ensemble (mean logit)", "soup (mean weights)"]}
     sets = args.sets.split(",")
     for name in sets:
-        images = read_manifest(str(Path(args.data) / name / "manifest.csv"), args.split)
+        images = read_manifest(str(Path(args.data) / name / "manifest.csv"),
+                               None if args.split == "all" else args.split)
         y, v, p = tensors(images, cfg.preprocess)
         zs = [logits(m, v, p) for m in models]
         for n, z in zip(names, zs):
