@@ -10,7 +10,7 @@ set, so the train and val images of a held-out set are as unseen as its test ima
 all of them (for example 3,000 lfw_faceswap images instead of 267) cuts the noise of each
 held-out AUC about threefold. For each ROOT/ablation-<recipe>/final.safetensors and
 ROOT/loso-<set>/final.safetensors this writes heldout_all_splits.json next to it (reused when it
-already holds those sets) and prints a Markdown table for each kind of run found.
+already holds those sets for the same weights) and prints a Markdown table for each kind of run found.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from fakedet import Detector  # noqa: E402
+from fakedet.checkpoint import sha256  # noqa: E402
 from fakedet.evaluation import report  # noqa: E402
 from fakedet.labelled import read_manifest  # noqa: E402
 
@@ -33,13 +34,16 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def scores(weights: Path, held: list[str]) -> dict:
     """The report of one run on all splits of its held-out sets, cached next to its weights."""
     out = weights.parent / "heldout_all_splits.json"
+    digest = sha256(weights)
     if out.exists():
-        cached = json.loads(out.read_text())["sets"]
-        if all(s in cached for s in held):
-            return cached
+        cached = json.loads(out.read_text())
+        # files written before the digest was recorded are trusted as they were
+        if cached.get("weights_sha256", digest) == digest and all(s in cached["sets"] for s in held):
+            return cached["sets"]
     det = Detector.load(weights, device="cpu")
     rep = report(det, {s: read_manifest(str(DATA / s / "manifest.csv")) for s in held})
     rep.pop("_scores")
+    rep["weights_sha256"] = digest  # a retrained run's weights are scored again
     out.write_text(json.dumps(rep, indent=1, default=float))
     return json.loads(out.read_text())["sets"]
 
