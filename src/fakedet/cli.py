@@ -443,7 +443,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            _err("--plots needs matplotlib: pip install 'fakedet[plots]'")
+            _err("--plots needs matplotlib: pip install matplotlib (or the package's plots extra)")
             ctx.exit(EXIT_USAGE)
     det = _load_detector(ctx, weights, device=device, threshold=threshold, batch_size=batch_size,
                          workers=workers, faces=faces)

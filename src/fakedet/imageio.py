@@ -81,7 +81,7 @@ def _unreadable_format(data: bytes) -> ImageError:
     if brand in _HEIF_BRANDS:
         if _heif_state and _heif_state[0]:
             return ImageError("corrupt or truncated HEIC/HEIF image")
-        return ImageError("HEIC/HEIF image: reading it needs pillow-heif (pip install 'fakedet[heif]')")
+        return ImageError("HEIC/HEIF image: reading it needs pillow-heif (pip install pillow-heif)")
     if brand in _AVIF_BRANDS:
         from PIL import features
 
