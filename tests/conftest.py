@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,3 +73,12 @@ def write_image(path: Path, fmt="JPEG", size=(96, 80), mode="RGB", seed=0, **sav
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(image_bytes(fmt, size, mode, seed, **save))
     return path
+
+
+@pytest.fixture
+def runner():
+    """A CLI runner that keeps stderr apart from stdout."""
+    try:
+        return CliRunner(mix_stderr=False)
+    except TypeError:  # click >= 8.2 always keeps stderr apart
+        return CliRunner()

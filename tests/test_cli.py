@@ -4,19 +4,10 @@ import json
 import os
 
 import pytest
-from click.testing import CliRunner
 
 from fakedet.cli import cli
 
 from conftest import image_bytes, write_image
-
-
-@pytest.fixture
-def runner():
-    try:
-        return CliRunner(mix_stderr=False)
-    except TypeError:  # click >= 8.2 always keeps stderr apart
-        return CliRunner()
 
 
 @pytest.fixture

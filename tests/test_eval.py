@@ -168,3 +168,21 @@ def test_info_json_is_strict_json(tiny_weights, tmp_path):
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
     assert d["evaluation"]["test"]["real_only"]["auc"] is None
+
+
+def test_eval_names_the_images_it_could_not_score(runner, tiny_weights, labelled):
+    r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert r.exit_code == 3
+    broken = str(labelled / "fake" / "broken.jpg")
+    assert json.loads(r.stdout)["unreadable"] == [
+        {"set": labelled.name, "path": broken, "error": "not an image (unrecognised format)"}]
+    assert f"cannot score {broken}: not an image" in r.stderr
+
+
+def test_manifest_values_may_be_padded_like_its_header(tiny_weights, labelled):
+    (labelled / "fake" / "broken.jpg").unlink()
+    man = labelled / "padded.csv"
+    man.write_text("file, label, split\nreal/r0.jpg, real, test\nfake/f0.png, fake , test\nreal/r1.jpg, 0, train\n")
+    r = CliRunner().invoke(cli, ["eval", str(man), "--split", "test", "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["sets"]["padded.csv"]["n"] == 2

@@ -117,3 +117,43 @@ def test_ctrl_c_during_eval_exits_130(tiny_weights, many, tmp_path):
     err = seen + err
     assert p.returncode == 130, err
     assert b"Traceback" not in err and b"interrupted" in err
+
+
+def _eval_folder(many, tmp_path):
+    for i, name in enumerate(sorted(os.listdir(many))[:4]):
+        sub = tmp_path / ("real" if i % 2 else "fake")
+        sub.mkdir(exist_ok=True)
+        (sub / name).write_bytes((many / name).read_bytes())
+    return tmp_path
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("command", ["info", "eval", "--help"])
+def test_every_command_reports_a_full_disk_with_status_2(tiny_weights, many, tmp_path, command):
+    args = {"info": ["info", "-w", str(tiny_weights)], "--help": ["--help"],
+            "eval": ["eval", "-w", str(tiny_weights), "-j", "0", str(_eval_folder(many, tmp_path))]}[command]
+    with open("/dev/full", "w") as full:
+        p = subprocess.Popen([sys.executable, "-m", "fakedet", *args], stdout=full, stderr=subprocess.PIPE)
+        _, err = p.communicate(timeout=120)
+    assert p.returncode == 2, err  # not 1 ("fake"), nor the interpreter's 120
+    assert b"Traceback" not in err and b"cannot write the output: No space left on device" in err
+    assert b"Exception ignored" not in err
+
+
+@pytest.mark.parametrize("command", ["scan", "info", "eval"])
+def test_a_closed_stdout_is_an_error_unless_records_go_to_a_file(tiny_weights, many, tmp_path, command):
+    args = {"scan": ["scan", "-w", str(tiny_weights), "-j", "0", str(many)],
+            "info": ["info", "-w", str(tiny_weights)],
+            "eval": ["eval", "-w", str(tiny_weights), "-j", "0", str(_eval_folder(many, tmp_path))]}[command]
+
+    def run(*extra):  # `fakedet ... >&-`
+        return subprocess.run([sys.executable, "-m", "fakedet", *args, *extra], stderr=subprocess.PIPE,
+                              preexec_fn=lambda: os.close(1), timeout=120)
+
+    r = run()
+    assert r.returncode == 2, r.stderr
+    assert b"Traceback" not in r.stderr and b"standard output is closed" in r.stderr
+    if command == "scan":
+        out = tmp_path / "records.tsv"
+        assert run("-o", str(out)).returncode == 0
+        assert len(out.read_text().splitlines()) == 60

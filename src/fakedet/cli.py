@@ -237,7 +237,7 @@ def _start_on_cpu(ctx, weights, items, **kw):
 
 def _open_output(output: Optional[str]) -> IO[str]:
     if output is None or output == "-":
-        stream = sys.stdout
+        stream = _stdout()
         try:
             stream.reconfigure(errors="surrogateescape")  # undecodable file names pass through
         except (AttributeError, ValueError, OSError):
@@ -325,6 +325,20 @@ def _run_scan(det, batches, fmt, out_stream, progress, quiet, exit_code) -> int:
     return EXIT_OK
 
 
+class OutputError(click.ClickException):
+    """Standard output cannot take the command's output: status 2, not click's 1 ("fake")."""
+
+    exit_code = EXIT_USAGE
+
+
+def _stdout() -> IO[str]:
+    """sys.stdout, or a clear error when it was closed (``fakedet ... >&-``): records written
+    nowhere would be lost without a word."""
+    if sys.stdout is None:
+        raise OutputError("cannot write the output: standard output is closed (use -o FILE)")
+    return sys.stdout
+
+
 def _silence_stdout() -> None:
     """After a broken pipe, point stdout at /dev/null so the interpreter's final flush is quiet."""
     try:
@@ -346,6 +360,7 @@ def info(weights, as_json):
     from .checkpoint import CheckpointError
     from .engine import Detector
 
+    _stdout()
     try:
         det = Detector.load(weights, device="cpu")
     except CheckpointError as exc:
@@ -420,6 +435,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     from .labelled import read_labelled
 
     ctx = click.get_current_context()
+    _stdout()
     datasets = {}
     # "all" names the row over every DATA, so no single DATA may take that name; two DATA with
     # the same name (or the same DATA twice) get a numbered suffix rather than merging.
@@ -455,6 +471,11 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     scores = rep.pop("_scores")
     rep["weights"] = str(det.weights_path)
     rep["split"] = split
+    unreadable = rep["unreadable"]
+    for u in unreadable[:UNREADABLE_SHOWN]:
+        _err(f"cannot score {u['path']}: {u['error']}")
+    if len(unreadable) > UNREADABLE_SHOWN:
+        _err(f"... and {len(unreadable) - UNREADABLE_SHOWN} more unreadable images (--json lists them all)")
     if plots:
         for path in write_plots(scores, det.threshold, plots):
             _err(f"wrote {path}")
@@ -465,6 +486,9 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
             click.echo(line)
     errors = sum(rep["sets"][k].get("errors", 0) for k in datasets)
     ctx.exit(EXIT_UNREADABLE if errors else EXIT_OK)
+
+
+UNREADABLE_SHOWN = 20  # eval names this many unreadable images on stderr
 
 
 def _nan_to_none(obj):
@@ -495,6 +519,10 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except OSError as exc:  # info's or eval's output (scan handles its own): a full disk, say
+        _silence_stdout()  # so that the interpreter's last flush does not fail again
+        _err(f"cannot write the output: {exc.strerror or exc}")
+        sys.exit(EXIT_USAGE)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 

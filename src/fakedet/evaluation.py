@@ -34,13 +34,15 @@ def score_labelled(det, images: list[LabelledImage], batch_size: Optional[int] =
 
 def report(det, datasets: dict[str, list[LabelledImage]], batch_size=None, workers=None,
            progress=None) -> dict:
-    """Metrics per data set and over all of them at the detector's threshold."""
-    out: dict = {"threshold": det.threshold, "sets": {}}
+    """Metrics per data set and over all of them at the detector's threshold, and the files that
+    could not be scored (``unreadable``: set, path and error of each)."""
+    out: dict = {"threshold": det.threshold, "sets": {}, "unreadable": []}
     all_y, all_p, n_err = [], [], 0
     for name, images in datasets.items():
         y, p, errors = score_labelled(det, images, batch_size, workers, progress)
         res = summarize(y, p, det.threshold)
         res["errors"] = len(errors)
+        out["unreadable"] += [{"set": name, "path": path, "error": err} for path, err in errors]
         out["sets"][name] = res
         all_y.append(y)
         all_p.append(p)

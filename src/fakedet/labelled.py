@@ -39,12 +39,11 @@ def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]
                 raise ValueError(f"{path}:{n}: label must be 0/1/real/fake, got {row['label']!r}")
             if not (row.get("file") or "").strip():
                 raise ValueError(f"{path}:{n}: no file name")
-            if split is not None and row.get("split") != split:
+            row_split = (row.get("split") or "").strip()
+            if split is not None and row_split != split.strip():
                 continue
             out.append(
-                LabelledImage(
-                    os.path.join(root, row["file"]), label, row.get("group") or "", row.get("split") or ""
-                )
+                LabelledImage(os.path.join(root, row["file"]), label, (row.get("group") or "").strip(), row_split)
             )
     return out
 
