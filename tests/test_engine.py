@@ -319,3 +319,63 @@ def test_info_counts_the_parameters_as_trained(tiny_weights):
     model, _ = ckpt.load(tiny_weights)
     det = Detector.load(tiny_weights, device="cpu")
     assert det.info()["parameters"] == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("channels", [None, 4])
+def test_an_array_buffer_refilled_by_the_caller_is_scored_as_it_was(det, channels):
+    """Pillow wraps grayscale and RGBA arrays without copying, and inputs are read ahead of
+    decoding: a generator that refills one buffer must still get each frame's own score."""
+    frames = []
+    for i in range(6):
+        a = np.asarray(random_image((64, 64), seed=i))
+        frames.append(a[..., 0].copy() if channels is None else np.dstack([a, np.full((64, 64), 255, np.uint8)]))
+    buf = np.empty_like(frames[0])
+
+    def refilled():
+        for f in frames:
+            buf[...] = f
+            yield buf
+
+    want = [r.p_fake for r in det.predict([f.copy() for f in frames])]
+    got = [r.p_fake for r in det.predict(refilled(), batch_size=2)]
+    assert np.allclose(got, want, atol=1e-6) and len(set(np.round(want, 6))) > 1
+
+
+@pytest.mark.parametrize("decode", ["pil", "torch"])
+def test_bad_single_inputs_get_records_not_exceptions(tiny_weights, decode):
+    d = Detector.load(tiny_weights, device="cpu", workers=0, decode=decode)
+    assert d.predict("a\0b.jpg")[0].error == "invalid file name (it contains a NUL byte)"
+    for bad, kind in ((None, "NoneType"), (5, "int")):
+        (r,) = d.predict(bad)
+        assert r.error == f"unsupported input type {kind}"
+
+
+def test_an_image_whose_file_was_closed_says_so(det, tmp_path):
+    from PIL import Image
+
+    path = write_image(tmp_path / "a.jpg")
+    with Image.open(path) as im:  # closed on leaving the block, never loaded
+        pass
+    assert "file closed" in det.predict(im)[0].error
+
+
+def test_device_given_as_a_number_or_another_type():
+    with pytest.raises(DeviceError, match="must be a string"):
+        resolve_device(1.5)
+    try:  # an int is a CUDA index, as in torch
+        assert str(resolve_device(0)) == "cuda:0"
+    except DeviceError as exc:
+        assert "'cuda:0'" in str(exc)
+
+
+def test_unusable_weights_fail_the_load_with_a_clear_reason(tiny_weights, tmp_path, monkeypatch):
+    from fakedet import CheckpointError, faces
+
+    with pytest.raises(CheckpointError, match="is a folder"):
+        Detector.load(tmp_path, device="cpu")
+    bad = tmp_path / "mtcnn.safetensors"
+    bad.write_text("junk")
+    monkeypatch.setenv("FAKEDET_MTCNN_WEIGHTS", str(bad))
+    monkeypatch.setattr(faces, "_detector", None)
+    with pytest.raises(CheckpointError, match="face detector weights .* cannot be used"):
+        Detector.load(tiny_weights, device="cpu", faces=True)

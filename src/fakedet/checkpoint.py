@@ -118,6 +118,8 @@ def read_meta(path: str | os.PathLike) -> CheckpointMeta:
     from safetensors import safe_open
 
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"weights path is a folder, not a .safetensors file: {path}")
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
     try:

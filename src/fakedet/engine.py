@@ -123,7 +123,7 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> list[tuple]:
         except MemoryError:
             out.append((item.path, None, None, "out of memory while decoding", None))
         except Exception as exc:  # a decoder bug must not take the batch down
-            out.append((item.path, None, None, f"cannot decode image: {type(exc).__name__}: {exc}", None))
+            out.append((item.path, None, None, f"cannot decode image: {_why(exc)}", None))
     return out
 
 
@@ -206,6 +206,14 @@ def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
         yield batch
 
 
+def _why(exc: Exception) -> str:
+    """An exception for an error message; some (Pillow's on a closed file) have no text."""
+    text = str(exc)
+    if isinstance(exc, AssertionError) and not text:
+        return "AssertionError (was the image's file closed before it was loaded?)"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _as_item(x: Any, index: int) -> Item:
     """API inputs (paths, bytes, PIL images, HxWx3 uint8 arrays) -> Items."""
     if isinstance(x, Item):
@@ -218,9 +226,14 @@ def _as_item(x: Any, index: int) -> Item:
         from PIL import Image
 
         try:
-            return Item(f"<array:{index}>", source=Image.fromarray(x))
+            img = Image.fromarray(x)
         except (TypeError, ValueError) as exc:
-            return Item(f"<array:{index}>", error=f"unsupported array: {exc}")
+            return Item(f"<array:{index}>", error=f"unsupported array {x.dtype}{list(x.shape)}: expected "
+                        f"HxW or HxWx3/HxWx4 uint8 ({exc})")
+        # Pillow wraps some arrays (grayscale, RGBA) without copying them, and inputs are taken
+        # ahead of decoding: a caller that refills one buffer would have every input scored
+        # as its last contents.
+        return Item(f"<array:{index}>", source=img.copy() if img.readonly else img)
     if hasattr(x, "mode") and hasattr(x, "size"):  # PIL image
         name = getattr(x, "filename", "") or f"<image:{index}>"
         try:
@@ -228,7 +241,7 @@ def _as_item(x: Any, index: int) -> Item:
             # it concurrently when the same object is passed twice, sharing one file handle.
             x.load()
         except Exception as exc:
-            msg = "truncated image data" if "truncated" in str(exc).lower() else f"cannot decode image: {exc}"
+            msg = "truncated image data" if "truncated" in str(exc).lower() else f"cannot decode image: {_why(exc)}"
             return Item(name, error=msg)
         return Item(name, source=x)
     return Item(f"<input:{index}>", error=f"unsupported input type {type(x).__name__}")
@@ -250,6 +263,11 @@ def resolve_device(spec: str = "auto"):
 
     if isinstance(spec, torch.device):
         spec = str(spec)
+    elif isinstance(spec, int) and not isinstance(spec, bool):
+        spec = f"cuda:{spec}"  # torch's meaning of a bare device index
+    elif spec is not None and not isinstance(spec, str):
+        raise DeviceError(f"device must be a string such as 'cpu' or 'cuda:0', a torch.device or "
+                          f"a CUDA index, not {type(spec).__name__}")
     spec = (spec or "auto").strip().lower()
     if spec.startswith("cpu:") and spec[4:].isdigit():
         spec = "cpu"
@@ -330,10 +348,15 @@ class Detector:
         model, meta = ckpt.load(path, device="cpu")
         model = model.to(dev).fuse_for_inference()
         if faces:
-            from .faces import default_mtcnn_path
+            from .faces import default_mtcnn_path, get_detector
 
             if not default_mtcnn_path().is_file():
                 raise ckpt.CheckpointError(f"face detector weights not found: {default_mtcnn_path()}")
+            try:  # loaded here, once, so that unusable weights fail the load, not every image
+                get_detector()
+            except Exception as exc:
+                raise ckpt.CheckpointError(
+                    f"face detector weights {default_mtcnn_path()} cannot be used: {exc}") from None
         return cls(model, meta, dev, path, threshold, batch_size, workers, faces, decode)
 
     # ------------------------------------------------------------------ public API
@@ -346,8 +369,8 @@ class Detector:
                      workers: Optional[int] = None) -> Iterator[Result]:
         """Like :meth:`predict` but lazy: results stream out as batches finish."""
         if isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)) or (
-                hasattr(inputs, "mode") and hasattr(inputs, "size")):
-            inputs = [inputs]  # one image, not a sequence of characters, bytes or rows
+                hasattr(inputs, "mode") and hasattr(inputs, "size")) or not isinstance(inputs, Iterable):
+            inputs = [inputs]  # one input (an image, or None: its own error record), not a sequence
         items = (_as_item(x, i) for i, x in enumerate(inputs))
         for batch in self.iter_batches(items, batch_size, workers):
             yield from batch

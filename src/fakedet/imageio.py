@@ -45,6 +45,8 @@ def read_bytes(path: Union[str, os.PathLike]) -> bytes:
         raise ImageError("is a directory") from None
     except OSError as exc:
         raise ImageError(f"cannot read file: {exc.strerror or exc}") from None
+    except ValueError:  # the only one open() raises: a NUL byte in the name
+        raise ImageError("invalid file name (it contains a NUL byte)") from None
     if not data:
         raise ImageError("empty file")
     return data
