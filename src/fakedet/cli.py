@@ -7,6 +7,7 @@ Heavy modules (torch, timm) are imported inside the commands, so ``fakedet --ver
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -508,6 +509,10 @@ def _f(x, width: int = 7) -> str:
     return f"{x:>{width}.4f}"
 
 
+# errno values that mean "the output cannot be written" rather than anything else going wrong
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF}
+
+
 def main() -> None:
     # Click's own handling turns Ctrl-C into "Aborted!" and exit status 1, which here means
     # "labelled fake"; every command reports an interruption as status 130 instead.
@@ -520,8 +525,11 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except OSError as exc:  # info's or eval's output (scan handles its own): a full disk, say
-        _silence_stdout()  # so that the interpreter's last flush does not fail again
-        _err(f"cannot write the output: {exc.strerror or exc}")
+        if exc.errno in _WRITE_ERRORS:
+            _silence_stdout()  # so that the interpreter's last flush does not fail again
+            _err(f"cannot write the output: {exc.strerror or exc}")
+        else:
+            _err(str(exc))
         sys.exit(EXIT_USAGE)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 

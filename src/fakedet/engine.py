@@ -207,10 +207,8 @@ def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 
 def _why(exc: Exception) -> str:
-    """An exception for an error message; some (Pillow's on a closed file) have no text."""
+    """An exception for an error message; some have no text of their own."""
     text = str(exc)
-    if isinstance(exc, AssertionError) and not text:
-        return "AssertionError (was the image's file closed before it was loaded?)"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -241,7 +239,12 @@ def _as_item(x: Any, index: int) -> Item:
             # it concurrently when the same object is passed twice, sharing one file handle.
             x.load()
         except Exception as exc:
-            msg = "truncated image data" if "truncated" in str(exc).lower() else f"cannot decode image: {_why(exc)}"
+            if "truncated" in str(exc).lower():
+                msg = "truncated image data"
+            elif isinstance(exc, AssertionError) and not str(exc):  # Pillow's, for a closed file
+                msg = "cannot decode image: AssertionError (was the image's file closed before it was loaded?)"
+            else:
+                msg = f"cannot decode image: {_why(exc)}"
             return Item(name, error=msg)
         return Item(name, source=x)
     return Item(f"<input:{index}>", error=f"unsupported input type {type(x).__name__}")
