@@ -488,6 +488,7 @@ def recompute_bn(model: FakeDetector, loader, batches: int) -> int:
     """Measures every BatchNorm layer's running statistics afresh, as the plain mean over
     ``batches`` training batches; averaged weights need statistics of their own."""
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None  # cumulative mean
@@ -498,8 +499,8 @@ def recompute_bn(model: FakeDetector, loader, batches: int) -> int:
         n += 1
         if n >= batches:
             break
-    for m in bns:
-        m.momentum = 0.1
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
     model.eval()
     return n
 
