@@ -157,3 +157,13 @@ def test_a_closed_stdout_is_an_error_unless_records_go_to_a_file(tiny_weights, m
         out = tmp_path / "records.tsv"
         assert run("-o", str(out)).returncode == 0
         assert len(out.read_text().splitlines()) == 60
+
+
+def test_the_summary_shows_the_scan_and_the_whole_run_with_start_up(tiny_weights, many):
+    import re
+
+    p = fakedet("scan", "-w", str(tiny_weights), "-j", "0", str(many))
+    _, err = p.communicate(timeout=120)
+    m = re.search(r"60 images: .*\(([\d.]+) s, [\d.]+ img/s; ([\d.]+) s with start-up; cpu", err.decode())
+    assert m, err
+    assert float(m.group(2)) >= float(m.group(1))  # start-up (imports, weights) comes on top

@@ -17,6 +17,8 @@ import click
 
 from ._version import __version__
 
+_STARTED = time.perf_counter()  # about when the process started: the CLI is imported first
+
 EXIT_OK, EXIT_FAKE, EXIT_USAGE, EXIT_UNREADABLE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 3, 130, 141
 
 EXIT_STATUS_HELP = """\b
@@ -315,8 +317,8 @@ def _run_scan(det, batches, fmt, out_stream, progress, quiet, exit_code) -> int:
         return EXIT_USAGE
     if not quiet:
         _err(f"{n} image{'s' if n != 1 else ''}: {n_fake} fake, {n - n_fake - n_err} real, "
-             f"{n_err} error{'s' if n_err != 1 else ''} ({elapsed:.1f} s, {n / max(elapsed, 1e-9):.1f} img/s,"
-             f" {det.device}, threshold {det.threshold:.4f})")
+             f"{n_err} error{'s' if n_err != 1 else ''} ({elapsed:.1f} s, {n / max(elapsed, 1e-9):.1f} img/s; "
+             f"{time.perf_counter() - _STARTED:.1f} s with start-up; {det.device}, threshold {det.threshold:.4f})")
         if det.faces:
             _err(f"{n_noface} image{'s' if n_noface != 1 else ''} without a face scored as a whole")
     if n_err:
