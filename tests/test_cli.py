@@ -212,3 +212,19 @@ def test_weights_that_fail_to_load_after_decoding_started(runner, tiny_weights, 
                             "-o", str(out), str(folder)])
     assert r.exit_code == 2 and r.stdout == "" and r.stderr.startswith("fakedet: ")
     assert not out.exists()
+
+
+def test_output_file_is_never_an_input_and_is_kept_when_nothing_is_scored(runner, tiny_weights, folder, tmp_path):
+    photo = folder / "a.png"
+    before = photo.read_bytes()
+    r = run(runner, tiny_weights, ["-o", str(photo), str(photo)])
+    assert r.exit_code == 2 and "also an input" in r.stderr and photo.read_bytes() == before
+    keep = tmp_path / "keep.tsv"
+    keep.write_text("PRECIOUS\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for fmt in ("tsv", "csv", "json"):
+        r = run(runner, tiny_weights, ["-f", fmt, "-o", str(keep), str(empty)])
+        assert r.exit_code == 2 and keep.read_text() == "PRECIOUS\n"
+    assert run(runner, tiny_weights, ["-o", str(keep), str(photo)]).exit_code == 0
+    assert keep.read_text().startswith(str(photo))

@@ -186,3 +186,40 @@ def test_manifest_values_may_be_padded_like_its_header(tiny_weights, labelled):
     r = CliRunner().invoke(cli, ["eval", str(man), "--split", "test", "-w", str(tiny_weights), "-j", "0", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["sets"]["padded.csv"]["n"] == 2
+
+
+def test_figures_that_need_both_classes_are_empty_for_one(tiny_weights, labelled, tmp_path, runner):
+    """A fake-only set has no AP (it would be 1 whatever the scores), and its plots say why
+    there is no ROC curve instead of failing or warning."""
+    import shutil
+
+    only = tmp_path / "only"
+    shutil.copytree(labelled / "fake", only / "fake", ignore=shutil.ignore_patterns("broken.jpg"))
+    r = runner.invoke(cli, ["eval", str(only), "-w", str(tiny_weights), "-j", "0", "--json",
+                            "--plots", str(tmp_path / "plots")])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)["sets"]["only"]
+    assert res["n_fake"] == 4 and res["ap"] is None and res["auc"] is None
+    assert "UserWarning" not in r.stderr and (tmp_path / "plots" / "roc.png").is_file()
+
+
+def test_plots_that_cannot_be_written_keep_the_figures(tiny_weights, labelled, tmp_path, runner):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0", "--json",
+                            "--plots", str(blocker / "sub")])
+    assert r.exit_code == 2
+    assert json.loads(r.stdout)["sets"][labelled.name]["n"] == 8  # printed before the plots
+    assert "cannot write the plots" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_split_names_are_matched_loosely_and_a_missing_one_is_explained(tiny_weights, labelled, runner):
+    (labelled / "fake" / "broken.jpg").unlink()
+    man = labelled / "manifest.csv"
+    man.write_text("file,label,split\n real/r0.jpg ,0, TEST\nfake/f0.png,1,test\nreal/r1.jpg,0,train\n")
+    r = runner.invoke(cli, ["eval", str(man), "--split", "test", "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["sets"][labelled.name]["n"] == 2
+    r = runner.invoke(cli, ["eval", str(man), "--split", "val", "-w", str(tiny_weights), "-j", "0"])
+    assert r.exit_code == 2 and "no labelled images found with split 'val'" in r.stderr
+    assert "TEST, test, train" in r.stderr

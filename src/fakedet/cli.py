@@ -146,6 +146,12 @@ def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, w
                 raise click.BadParameter(f"cannot open {files_from}: {exc.strerror}",
                                          param_hint="--files-from")
 
+    if output not in (None, "-"):
+        for path in (*paths, *([files_from] if files_from not in (None, "-") else [])):
+            if path != "-" and _same_file(path, output):
+                raise click.BadParameter(f"{output} is also an input: writing the records there would "
+                                         "overwrite it", param_hint="--output")
+
     items = _items(paths, list_stream, null, quiet)
     kw = dict(device=device, threshold=threshold, batch_size=batch_size, workers=workers, faces=faces)
     pipe = None
@@ -246,10 +252,40 @@ def _open_output(output: Optional[str]) -> IO[str]:
         except (AttributeError, ValueError, OSError):
             pass
         return stream
+    if os.path.isdir(output):
+        raise click.BadParameter(f"cannot write {output}: Is a directory", param_hint="--output")
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        raise click.BadParameter(f"cannot write {output}: No such file or directory", param_hint="--output")
+    return _LazyFile(output)
+
+
+class _LazyFile:
+    """A file for the records, opened (and so truncated) only when the first record is written:
+    a scan that finds no image, or stops before scoring one, leaves an existing file as it was."""
+
+    def __init__(self, path: str):
+        self.path, self.fh = path, None
+
+    def write(self, text: str) -> int:
+        if self.fh is None:
+            self.fh = open(self.path, "w", encoding="utf-8", errors="surrogateescape", newline="")
+        return self.fh.write(text)
+
+    def flush(self) -> None:
+        if self.fh is not None:
+            self.fh.flush()
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+
+
+def _same_file(a: str, b: str) -> bool:
     try:
-        return open(output, "w", encoding="utf-8", errors="surrogateescape", newline="")
-    except OSError as exc:
-        raise click.BadParameter(f"cannot write {output}: {exc.strerror}", param_hint="--output")
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _items(paths, list_stream, null, quiet) -> Iterator:
@@ -267,7 +303,14 @@ def _run_scan(det, batches, fmt, out_stream, progress, quiet, exit_code) -> int:
 
     from .output import Writer
 
-    writer = Writer(out_stream, fmt)
+    writer = None  # made at the first batch: an -o file stays untouched until a record exists
+
+    def get_writer() -> Writer:
+        nonlocal writer
+        if writer is None:
+            writer = Writer(out_stream, fmt)
+        return writer
+
     n = n_fake = n_err = n_noface = 0
     t0 = time.perf_counter()
     bar = tqdm(unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
@@ -275,13 +318,14 @@ def _run_scan(det, batches, fmt, out_stream, progress, quiet, exit_code) -> int:
     write_error = None
     try:
         for results in batches:
-            writer.write(results)
+            get_writer().write(results)
             n += len(results)
             n_err += sum(1 for r in results if r.error is not None)
             n_fake += sum(1 for r in results if r.label == "fake")
             n_noface += sum(1 for r in results if r.faces == [])
             bar.update(len(results))
-        writer.close()
+        if writer is not None or out_stream is sys.stdout:  # stdout gets json's [] even for none
+            get_writer().close()
     except BrokenPipeError:
         # The reader went away (`fakedet scan dir | head`): stop quietly.
         _silence_stdout()
@@ -289,7 +333,8 @@ def _run_scan(det, batches, fmt, out_stream, progress, quiet, exit_code) -> int:
     except KeyboardInterrupt:
         interrupted = True
         try:
-            writer.close()
+            if writer is not None or out_stream is sys.stdout:
+                get_writer().close()
         except BrokenPipeError:
             _silence_stdout()
         except OSError as exc:
@@ -456,8 +501,19 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         except (OSError, ValueError) as exc:
             raise click.BadParameter(str(exc), param_hint="DATA")
     if not any(datasets.values()):
-        _err("no labelled images found")
+        present = set()
+        if split is not None:  # say which splits there are instead
+            for d in data:
+                try:
+                    present |= {im.split for im in read_labelled(d, None) if im.split}
+                except (OSError, ValueError):
+                    pass
+        _err("no labelled images found" + (f" with split {split!r} (the splits there: "
+                                            f"{', '.join(sorted(present)) or 'none'})" if split else ""))
         ctx.exit(EXIT_USAGE)
+    for name, images in datasets.items():
+        if not images:
+            _err(f"warning: {name}: no labelled images" + (f" with split {split!r}" if split else ""))
     if plots:
         try:
             import matplotlib  # noqa: F401
@@ -479,14 +535,19 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         _err(f"cannot score {u['path']}: {u['error']}")
     if len(unreadable) > UNREADABLE_SHOWN:
         _err(f"... and {len(unreadable) - UNREADABLE_SHOWN} more unreadable images (--json lists them all)")
-    if plots:
-        for path in write_plots(scores, det.threshold, plots):
-            _err(f"wrote {path}")
     if as_json:
         click.echo(json.dumps(_nan_to_none(rep), indent=2))
     else:
         for line in format_table(rep):
             click.echo(line)
+    if plots:  # after the figures: a plot that cannot be written must not lose them
+        try:
+            for path in write_plots(scores, det.threshold, plots):
+                _err(f"wrote {path}")
+        except OSError as exc:
+            _err(f"cannot write the plots to {plots}: {exc.strerror or exc}"
+                 + (f" ({exc.filename})" if exc.filename else ""))
+            ctx.exit(EXIT_USAGE)
     errors = sum(rep["sets"][k].get("errors", 0) for k in datasets)
     ctx.exit(EXIT_UNREADABLE if errors else EXIT_OK)
 

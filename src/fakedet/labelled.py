@@ -40,11 +40,11 @@ def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]
             if not (row.get("file") or "").strip():
                 raise ValueError(f"{path}:{n}: no file name")
             row_split = (row.get("split") or "").strip()
-            if split is not None and row_split != split.strip():
+            if split is not None and row_split.lower() != split.strip().lower():
                 continue
-            out.append(
-                LabelledImage(os.path.join(root, row["file"]), label, (row.get("group") or "").strip(), row_split)
-            )
+            # every value is trimmed, as spreadsheet exports pad them: "a.jpg, real, test"
+            out.append(LabelledImage(os.path.join(root, row["file"].strip()), label,
+                                     (row.get("group") or "").strip(), row_split))
     return out
 
 

@@ -170,7 +170,7 @@ def summarize(labels, probs, threshold: float) -> dict:
         "n_real": n_neg,
         "n_fake": n_pos,
         "auc": auc(y, p),
-        "ap": average_precision(y, p),
+        "ap": average_precision(y, p) if n_pos and n_neg else float("nan"),  # 1 without reals
         "accuracy": float((pred == (y == 1)).mean()) if len(y) else float("nan"),
         "balanced_accuracy": bal,
         "tpr": tpr,
