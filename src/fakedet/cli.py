@@ -498,7 +498,9 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
             key = f"{name}#{k}"
         try:
             datasets[key] = read_labelled(d, split)
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {d}: {exc.strerror or exc}", param_hint="DATA")
+        except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="DATA")
     if not any(datasets.values()):
         present = set()
