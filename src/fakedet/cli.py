@@ -252,9 +252,7 @@ def _open_output(output: Optional[str]) -> IO[str]:
         except (AttributeError, ValueError, OSError):
             pass
         return stream
-    if os.path.isdir(output):
-        raise click.BadParameter(f"cannot write {output}: Is a directory", param_hint="--output")
-    parent = os.path.dirname(os.path.abspath(output))
+    parent = os.path.dirname(os.path.abspath(output))  # (click refuses a directory itself)
     if not os.path.isdir(parent):
         raise click.BadParameter(f"cannot write {output}: No such file or directory", param_hint="--output")
     return _LazyFile(output)

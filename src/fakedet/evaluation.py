@@ -68,19 +68,19 @@ def write_plots(scores: dict, threshold: float, folder: str) -> list[str]:
     paths = []
 
     fig, ax = plt.subplots(figsize=(5, 5))
-    curves = 0
+    one_class = []  # a ROC curve needs both real and fake images
     for name, (y, p) in scores.items():
         if 0 < y.sum() < len(y):
             fpr, tpr, _ = roc_curve(y, p)
             ax.plot(fpr, tpr, label=name)
-            curves += 1
+        else:
+            one_class.append(name)
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC")
-    one_class = [name for name, (y, _) in scores.items() if not 0 < y.sum() < len(y)]
-    if one_class:  # a ROC curve needs both real and fake images
+    if one_class:
         ax.text(0.98, 0.02, "no curve (one class only): " + ", ".join(one_class), fontsize=7,
                 ha="right", va="bottom", transform=ax.transAxes, wrap=True)
-    if curves:
+    if len(one_class) < len(scores):
         ax.legend(fontsize=7)
     paths.append(_save(fig, folder, "roc.png"))
 
