@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchmark import photo_like  # noqa: E402
-from fakedet import imageio  # noqa: E402
-from fakedet._alloc import tune_malloc  # noqa: E402
-from fakedet.config import PreprocessConfig  # noqa: E402
+from fakedet.data import decode as imageio  # noqa: E402
+from fakedet.inference.alloc import tune_malloc  # noqa: E402
+from fakedet.model.config import PreprocessConfig  # noqa: E402
 
 
 def main() -> int:

@@ -132,9 +132,9 @@ def run_cli(args: list[str], stdin_data: bytes | None = None, env=None) -> tuple
 
 
 def bench_size(det, size, paths, device, batch_size, workers, weights, long_n=0):
-    from fakedet import imageio
-    from fakedet.engine import Task, chunks, decode_pool, prepare_batch
-    from fakedet.inputs import Item
+    from fakedet.data import decode as imageio
+    from fakedet.inference.detector import Task, chunks, decode_pool, prepare_batch
+    from fakedet.data.sources import Item
 
     import torch
 
@@ -222,7 +222,7 @@ def bench_startup(image: str, device: str, weights, repeats: int = 3) -> float:
 
 def bench_decode_strategies(path: str, cfg, repeats: int = 5) -> dict:
     """Per-image milliseconds of ways to get the model's inputs out of one large JPEG."""
-    from fakedet import imageio
+    from fakedet.data import decode as imageio
 
     data = Path(path).read_bytes()
     g = cfg.global_size
@@ -298,7 +298,7 @@ def bench_fusion(det, rounds: int = 3, batches: int = 6) -> dict:
     inputs, alternating rounds so that a drift in the machine's speed hits both alike."""
     import torch
 
-    from fakedet import checkpoint
+    from fakedet.model import checkpoint as checkpoint
 
     plain = checkpoint.load(det.weights_path)[0].to(det.device).eval()
     pre = det.config.preprocess

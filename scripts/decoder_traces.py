@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from fakedet.labelled import read_manifest
+    from fakedet.data.labelled import read_manifest
 
     root = Path(args.data)
     paths = [r.path for r in read_manifest(str(root / args.set / "manifest.csv"), "train") if r.label == 0]

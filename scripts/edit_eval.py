@@ -29,7 +29,7 @@ from train import self_blend_v2  # noqa: E402
 
 from fakedet import Detector  # noqa: E402
 from fakedet.evaluation import report  # noqa: E402
-from fakedet.labelled import LabelledImage, read_manifest  # noqa: E402
+from fakedet.data.labelled import LabelledImage, read_manifest  # noqa: E402
 
 SETS = ["dfdc_faceswap", "lfw_faceswap", "stylegan2_faces"]
 

@@ -4,7 +4,7 @@
     python scripts/face_boxes.py --sets dfdc_faceswap,lfw_faceswap,stylegan2_faces \
         --out runs/face_boxes.json
 
-Runs fakedet's own face detector (MTCNN, ``fakedet.faces``) on the real images of the given
+Runs fakedet's own face detector (MTCNN, ``fakedet.model.faces``) on the real images of the given
 splits (default: train) and writes ``{"<set>/<file name>": [x0, y0, x1, y1], ...}``; images
 without a face are left out. ``scripts/train.py`` reads the file named by a recipe's
 ``train.sbi_boxes`` and blends each self-blended pseudo-fake through a mask around that face
@@ -33,7 +33,7 @@ def _largest_face(job):
     key, path = job
     from PIL import Image
 
-    from fakedet import faces
+    from fakedet.model import faces as faces
 
     with Image.open(path) as im:
         found = faces.find_faces(im.convert("RGB"))
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
 
-    from fakedet.labelled import read_manifest
+    from fakedet.data.labelled import read_manifest
 
     root, splits = Path(args.data), args.splits.split(",")
     jobs = []

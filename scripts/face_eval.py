@@ -33,8 +33,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from fakedet import Detector  # noqa: E402
-from fakedet.faces import DETECT_MAX_SIDE, find_faces  # noqa: E402
-from fakedet.metrics import summarize  # noqa: E402
+from fakedet.model.faces import DETECT_MAX_SIDE, find_faces  # noqa: E402
+from fakedet.evaluation.metrics import summarize  # noqa: E402
 
 FACE_SETS = ["dfdc_faceswap", "lfw_faceswap", "stylegan2_faces"]
 

@@ -22,9 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from fakedet import Detector  # noqa: E402
-from fakedet.checkpoint import sha256  # noqa: E402
+from fakedet.model.checkpoint import sha256  # noqa: E402
 from fakedet.evaluation import report  # noqa: E402
-from fakedet.labelled import read_manifest  # noqa: E402
+from fakedet.data.labelled import read_manifest  # noqa: E402
 
 ABLATION_HELD = ["lfw_faceswap", "stylegan2_faces"]
 PAIRED = ["dfdc_faceswap", "lfw_faceswap", "cifake_sd14", "stylegan2_faces"]

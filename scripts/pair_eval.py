@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from fakedet import Detector
-from fakedet.evaluation import score_labelled
-from fakedet.labelled import read_manifest
-from fakedet.metrics import auc
+from fakedet.evaluation.report import score_labelled
+from fakedet.data.labelled import read_manifest
+from fakedet.evaluation.metrics import auc
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from fakedet import Detector  # noqa: E402
 from fakedet.evaluation import report  # noqa: E402
-from fakedet.labelled import read_manifest  # noqa: E402
+from fakedet.data.labelled import read_manifest  # noqa: E402
 
 SETS = ["dfdc_faceswap", "lfw_faceswap", "cifake_sd14", "stylegan2_faces", "imagenet_real_photos",
         "sd15_finetunes"]

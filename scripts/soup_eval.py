@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fakedet import checkpoint as ckpt
-from fakedet.config import ModelConfig
-from fakedet.imageio import ImageError, load, preprocess
-from fakedet.labelled import read_manifest
-from fakedet.metrics import auc
-from fakedet.model import FakeDetector
+from fakedet.model import checkpoint as ckpt
+from fakedet.model.config import ModelConfig
+from fakedet.data.decode import ImageError, load, preprocess
+from fakedet.data.labelled import read_manifest
+from fakedet.evaluation.metrics import auc
+from fakedet.model.fused import FakeDetector
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -52,14 +52,14 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from fakedet import checkpoint as ckpt  # noqa: E402
-from fakedet import imageio  # noqa: E402
-from fakedet._alloc import tune_malloc  # noqa: E402
-from fakedet.config import ModelConfig  # noqa: E402
-from fakedet.labelled import read_manifest  # noqa: E402
-from fakedet.metrics import (  # noqa: E402
+from fakedet.model import checkpoint as ckpt  # noqa: E402
+from fakedet.data import decode as imageio  # noqa: E402
+from fakedet.inference.alloc import tune_malloc  # noqa: E402
+from fakedet.model.config import ModelConfig  # noqa: E402
+from fakedet.data.labelled import read_manifest  # noqa: E402
+from fakedet.evaluation.metrics import (  # noqa: E402
     fit_temperature, sigmoid, summarize, threshold_at_fpr, threshold_at_macro_fpr)
-from fakedet.model import FakeDetector  # noqa: E402
+from fakedet.model.fused import FakeDetector  # noqa: E402
 
 log = logging.getLogger("train")
 

@@ -32,9 +32,9 @@ def tiny_config_dict(**overrides) -> dict:
 def make_tiny_checkpoint(path: Path, threshold: float = 0.5, face_threshold=None, **overrides) -> Path:
     import torch
 
-    from fakedet import checkpoint as ckpt
-    from fakedet.config import ModelConfig
-    from fakedet.model import FakeDetector
+    from fakedet.model import checkpoint as ckpt
+    from fakedet.model.config import ModelConfig
+    from fakedet.model.fused import FakeDetector
 
     torch.manual_seed(0)
     cfg = ModelConfig.from_dict(tiny_config_dict(**overrides))

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from fakedet.backbones import LITE_VARIANTS, EfficientNetLite, create_backbone
+from fakedet.model.backbones import LITE_VARIANTS, EfficientNetLite, create_backbone
 
 timm = pytest.importorskip("timm")
 

@@ -198,7 +198,7 @@ def test_weights_that_fail_to_load_after_decoding_started(runner, tiny_weights, 
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    from fakedet.checkpoint import META_KEY
+    from fakedet.model.checkpoint import META_KEY
 
     with safe_open(str(tiny_weights), framework="pt") as fh:
         meta = dict(fh.metadata())

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fakedet import Detector
-from fakedet.engine import CPU_SUB_BATCH, DeviceError, resolve_device
+from fakedet.inference.detector import CPU_SUB_BATCH, DeviceError, resolve_device
 
 from conftest import image_bytes, random_image, write_image
 
@@ -133,7 +133,7 @@ def test_pipeline_counts_the_decoding_threads_at_work(tiny_weights, mixed, monke
     import threading
     import time
 
-    from fakedet import engine
+    from fakedet.inference import detector as engine
 
     release, started = threading.Event(), []
     real = engine.prepare_batch
@@ -244,11 +244,11 @@ def test_torch_decode_preprocessing_close_to_pil(jpegs):
     """The whole-image view and the native patches agree with the PIL path."""
     import torch
 
-    from fakedet import imageio
-    from fakedet.config import PreprocessConfig
-    from fakedet.engine import Task
-    from fakedet.inputs import Item
-    from fakedet.tensordecode import TensorDecoder
+    from fakedet.data import decode as imageio
+    from fakedet.model.config import PreprocessConfig
+    from fakedet.inference.detector import Task
+    from fakedet.data.sources import Item
+    from fakedet.inference.gpudecode import TensorDecoder
 
     cfg = PreprocessConfig(global_size=64, patch_size=32, num_patches=4)
     dec = TensorDecoder(Task(cfg), torch.device("cpu"))
@@ -314,7 +314,7 @@ def test_torch_device_objects_and_bad_thresholds(tiny_weights):
 
 
 def test_info_counts_the_parameters_as_trained(tiny_weights):
-    from fakedet import checkpoint as ckpt
+    from fakedet.model import checkpoint as ckpt
 
     model, _ = ckpt.load(tiny_weights)
     det = Detector.load(tiny_weights, device="cpu")
@@ -369,7 +369,8 @@ def test_device_given_as_a_number_or_another_type():
 
 
 def test_unusable_weights_fail_the_load_with_a_clear_reason(tiny_weights, tmp_path, monkeypatch):
-    from fakedet import CheckpointError, faces
+    from fakedet import CheckpointError
+    from fakedet.model import faces as faces
 
     with pytest.raises(CheckpointError, match="is a folder"):
         Detector.load(tmp_path, device="cpu")

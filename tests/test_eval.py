@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fakedet import metrics
+from fakedet.evaluation import metrics as metrics
 from fakedet.cli import cli
 
 from conftest import write_image
@@ -158,7 +158,7 @@ def test_threshold_at_fpr_limits_and_empty_curves():
 
 
 def test_info_json_is_strict_json(tiny_weights, tmp_path):
-    from fakedet import checkpoint as ckpt
+    from fakedet.model import checkpoint as ckpt
 
     model, meta = ckpt.load(tiny_weights)
     meta.evaluation = {"test": {"real_only": {"n": 3, "auc": float("nan"), "curve": [float("nan"), 0.5]}}}

@@ -8,7 +8,7 @@ from PIL import Image
 
 from fakedet import Detector
 from fakedet.cli import cli
-from fakedet.faces import MTCNN, face_crop, find_faces
+from fakedet.model.faces import MTCNN, face_crop, find_faces
 
 from conftest import SHARED_DATA, random_image, write_image
 

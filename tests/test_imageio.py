@@ -7,8 +7,8 @@ import pytest
 from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL import features as PIL_features
 
-from fakedet import imageio
-from fakedet.config import PreprocessConfig
+from fakedet.data import decode as imageio
+from fakedet.model.config import PreprocessConfig
 
 from conftest import image_bytes, random_image
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from fakedet.inputs import expand, iter_items, read_list, walk
+from fakedet.data.sources import expand, iter_items, read_list, walk
 
 from conftest import write_image
 

@@ -3,9 +3,9 @@ import json
 import pytest
 import torch
 
-from fakedet import checkpoint as ckpt
-from fakedet.config import ModelConfig
-from fakedet.model import FakeDetector
+from fakedet.model import checkpoint as ckpt
+from fakedet.model.config import ModelConfig
+from fakedet.model.fused import FakeDetector
 
 from conftest import make_tiny_checkpoint, tiny_config_dict
 
@@ -161,7 +161,7 @@ def test_read_meta_does_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys\nfrom fakedet import checkpoint as c\n"
+    code = ("import sys\nfrom fakedet.model import checkpoint as c\n"
             "m = c.read_meta(c.default_weights_path())\nassert 0 < m.threshold < 1\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -6,10 +6,12 @@ the checkpoint's own evaluation metadata, which weights/MODEL_CARD.md reports.
 
 import pytest
 
-from fakedet import Detector, checkpoint
-from fakedet.evaluation import score_labelled
-from fakedet.labelled import read_manifest
-from fakedet.metrics import auc
+from fakedet import Detector
+
+from fakedet.model import checkpoint as checkpoint
+from fakedet.evaluation.report import score_labelled
+from fakedet.data.labelled import read_manifest
+from fakedet.evaluation.metrics import auc
 
 from conftest import SHARED_DATA
 

@@ -174,7 +174,7 @@ def _tiny_recipe(**train_over):
 def test_a_finished_run_can_be_continued_and_records_its_parent(tmp_path):
     import json
 
-    from fakedet import checkpoint as ckpt
+    from fakedet.model import checkpoint as ckpt
 
     data = tmp_path / "data"
     _tiny_sets(data)
@@ -231,9 +231,9 @@ def test_probe_steps_freeze_the_backbone_and_then_release_it(tmp_path):
     initialised while the head learns; after them the backbone trains too."""
     import json
 
-    from fakedet import checkpoint as ckpt
-    from fakedet.config import ModelConfig
-    from fakedet.model import FakeDetector
+    from fakedet.model import checkpoint as ckpt
+    from fakedet.model.config import ModelConfig
+    from fakedet.model.fused import FakeDetector
 
     data = tmp_path / "data"
     _tiny_sets(data)
@@ -253,7 +253,7 @@ def test_probe_steps_freeze_the_backbone_and_then_release_it(tmp_path):
 
 
 def test_each_draw_of_an_image_gets_its_own_augmentation(tmp_path):
-    from fakedet.config import PreprocessConfig
+    from fakedet.model.config import PreprocessConfig
 
     path = tmp_path / "a.png"
     photo(120, 100).save(path)
@@ -272,7 +272,7 @@ def test_a_resumed_run_takes_its_step_from_the_weights_and_adds_up_its_time(tmp_
     import logging
 
     caplog.set_level(logging.INFO, logger="train")
-    from fakedet import checkpoint as ckpt
+    from fakedet.model import checkpoint as ckpt
 
     data = tmp_path / "data"
     _tiny_sets(data)
@@ -298,7 +298,7 @@ def test_weight_averaging_finishes_with_the_mean_of_the_steps_and_fresh_batchnor
     measured again rather than averaged, and an interrupted run carries its average on."""
     import json
 
-    from fakedet import checkpoint as ckpt
+    from fakedet.model import checkpoint as ckpt
 
     data = tmp_path / "data"
     _tiny_sets(data)

@@ -4,18 +4,18 @@
 ``fakedet --version``) does not import torch.
 """
 
-from ._version import __version__
+from fakedet._version import __version__
 
 __all__ = ["CheckpointError", "Detector", "DeviceError", "Result", "__version__"]
 
 
 def __getattr__(name):
     if name in ("Detector", "Result", "DeviceError"):
-        from . import engine
+        from fakedet.inference import detector as engine
 
         return getattr(engine, name)
     if name == "CheckpointError":
-        from .checkpoint import CheckpointError
+        from fakedet.model.checkpoint import CheckpointError
 
         return CheckpointError
     raise AttributeError(f"module 'fakedet' has no attribute {name!r}")

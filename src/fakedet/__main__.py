@@ -1,3 +1,3 @@
-from .cli import main
+from fakedet.cli import main
 
 main()

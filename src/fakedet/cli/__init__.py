@@ -1,4 +1,4 @@
-"""The ``fakedet`` command line: a thin layer over :class:`fakedet.engine.Detector`.
+"""The ``fakedet`` command line: a thin layer over :class:`fakedet.inference.detector.Detector`.
 
 stdout carries records only; everything else (logs, warnings, progress, summary) goes to stderr.
 Heavy modules (torch, timm) are imported inside the commands, so ``fakedet --version`` and
@@ -15,7 +15,7 @@ from typing import IO, Iterator, Optional
 
 import click
 
-from ._version import __version__
+from fakedet._version import __version__
 
 _STARTED = time.perf_counter()  # about when the process started: the CLI is imported first
 
@@ -181,8 +181,8 @@ def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, w
 def _load_detector(ctx, weights, future=None, **kw):
     """Detector.load (or the result of one started in ``future``), with unusable weights or
     devices reported as exit status 2."""
-    from .checkpoint import CheckpointError
-    from .engine import Detector, DeviceError
+    from fakedet.model.checkpoint import CheckpointError
+    from fakedet.inference.detector import Detector, DeviceError
 
     try:
         return future.result() if future is not None else Detector.load(weights, **kw)
@@ -202,9 +202,9 @@ def _start_on_cpu(ctx, weights, items, **kw):
     CUDA, which only torch can tell: there the model loads first, as with ``--device cuda``."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .checkpoint import CheckpointError, default_weights_path, read_meta
-    from .config import ModelConfig
-    from .engine import DecodePipeline, Detector, Task, chunks, default_workers, gpu_driver_present
+    from fakedet.model.checkpoint import CheckpointError, default_weights_path, read_meta
+    from fakedet.model.config import ModelConfig
+    from fakedet.inference.detector import DecodePipeline, Detector, Task, chunks, default_workers, gpu_driver_present
 
     if kw["device"] == "auto" and gpu_driver_present():
         det = _load_detector(ctx, weights, **kw)
@@ -288,7 +288,7 @@ def _same_file(a: str, b: str) -> bool:
 
 def _items(paths, list_stream, null, quiet) -> Iterator:
     """All inputs, warning (on stderr) about folders that hold no image."""
-    from .inputs import iter_items
+    from fakedet.data.sources import iter_items
 
     def warn(path):
         _err(f"warning: no image files found in {path}")
@@ -299,7 +299,7 @@ def _items(paths, list_stream, null, quiet) -> Iterator:
 def _run_scan(det, batches, fmt, out_stream, progress, quiet, exit_code) -> int:
     from tqdm import tqdm
 
-    from .output import Writer
+    from fakedet.data.writers import Writer
 
     writer = None  # made at the first batch: an -o file stays untouched until a record exists
 
@@ -403,8 +403,8 @@ def info(weights, as_json):
     """Describe the model: backbone, input handling, threshold, training and evaluation."""
     import json
 
-    from .checkpoint import CheckpointError
-    from .engine import Detector
+    from fakedet.model.checkpoint import CheckpointError
+    from fakedet.inference.detector import Detector
 
     _stdout()
     try:
@@ -477,8 +477,8 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
 
     from tqdm import tqdm
 
-    from .evaluation import format_table, report, write_plots
-    from .labelled import read_labelled
+    from fakedet.evaluation.report import format_table, report, write_plots
+    from fakedet.data.labelled import read_labelled
 
     ctx = click.get_current_context()
     _stdout()

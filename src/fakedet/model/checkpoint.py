@@ -80,8 +80,14 @@ def default_weights_path() -> Path:
     env = os.environ.get("FAKEDET_WEIGHTS")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent
-    candidates = [here / "weights" / DEFAULT_WEIGHTS_NAME, here.parents[1] / "weights" / DEFAULT_WEIGHTS_NAME]
+    return locate_weights(DEFAULT_WEIGHTS_NAME)
+
+
+def locate_weights(name: str) -> Path:
+    """A shipped weights file: inside the installed package (wheel) or in the repository's
+    weights/ folder (editable install or source checkout); the latter when neither exists."""
+    package = Path(__file__).resolve().parents[1]
+    candidates = [package / "weights" / name, package.parents[1] / "weights" / name]
     for cand in candidates:
         if cand.is_file():
             return cand
@@ -146,8 +152,8 @@ def load(path: str | os.PathLike, device: str = "cpu"):
     """
     from safetensors.torch import load_file
 
-    from .config import ModelConfig
-    from .model import FakeDetector
+    from fakedet.model.config import ModelConfig
+    from fakedet.model.fused import FakeDetector
 
     meta = read_meta(path)
     try:

@@ -7,9 +7,9 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from .inputs import Item
-from .labelled import LabelledImage
-from .metrics import summarize
+from fakedet.data.sources import Item
+from fakedet.data.labelled import LabelledImage
+from fakedet.evaluation.metrics import summarize
 
 
 def score_labelled(det, images: list[LabelledImage], batch_size: Optional[int] = None,
@@ -62,7 +62,7 @@ def write_plots(scores: dict, threshold: float, folder: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .metrics import roc_curve
+    from fakedet.evaluation.metrics import roc_curve
 
     os.makedirs(folder, exist_ok=True)
     paths = []

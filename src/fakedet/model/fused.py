@@ -1,6 +1,6 @@
 """The fused detector: a timm backbone, a global-colour branch and a local-texture branch.
 
-The EfficientNet-Lite backbones are built by :mod:`fakedet.backbones` with timm's architecture
+The EfficientNet-Lite backbones are built by :mod:`fakedet.model.backbones` with timm's architecture
 and key names but without importing timm (which halves a scan's start-up); any other timm
 model name goes to ``timm.create_model``.
 
@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .backbones import create_backbone, fold_batchnorm, fold_conv_bn
-from .config import ModelConfig
+from fakedet.model.backbones import create_backbone, fold_batchnorm, fold_conv_bn
+from fakedet.model.config import ModelConfig
 
 
 class ColourBranch(nn.Module):

@@ -17,7 +17,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .config import INTERPOLATIONS, PreprocessConfig
+from fakedet.model.config import INTERPOLATIONS, PreprocessConfig
 
 # A truncated file must be reported, never silently padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False

@@ -22,11 +22,11 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from . import checkpoint as ckpt
-from . import imageio
-from ._alloc import tune_malloc
-from .config import ModelConfig, PreprocessConfig
-from .inputs import Item
+from fakedet.model import checkpoint as ckpt
+from fakedet.data import decode as imageio
+from fakedet.inference.alloc import tune_malloc
+from fakedet.model.config import ModelConfig, PreprocessConfig
+from fakedet.data.sources import Item
 
 
 class DeviceError(Exception):
@@ -109,7 +109,7 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> list[tuple]:
             view, patches = imageio.preprocess(img, cfg)
             views, patch_sets, boxes = [view], [patches], None
             if task.faces:
-                from . import faces
+                from fakedet.model import faces as faces
 
                 boxes = []
                 for box, _ in faces.find_faces(img):
@@ -351,7 +351,7 @@ class Detector:
         model, meta = ckpt.load(path, device="cpu")
         model = model.to(dev).fuse_for_inference()
         if faces:
-            from .faces import default_mtcnn_path, get_detector
+            from fakedet.model.faces import default_mtcnn_path, get_detector
 
             if not default_mtcnn_path().is_file():
                 raise ckpt.CheckpointError(f"face detector weights not found: {default_mtcnn_path()}")
@@ -407,7 +407,7 @@ class Detector:
         yield from pipe.run(self._score)
 
     def _iter_tensor_batches(self, batches, task, threads):
-        from .tensordecode import TensorDecoder
+        from fakedet.inference.gpudecode import TensorDecoder
 
         dec = TensorDecoder(task, self.device, threads=threads)
         pending: deque = deque()

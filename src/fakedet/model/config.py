@@ -1,6 +1,6 @@
 """Model and preprocessing configuration.
 
-The configuration travels inside every checkpoint (see :mod:`fakedet.checkpoint`), so the way an
+The configuration travels inside every checkpoint (see :mod:`fakedet.model.checkpoint`), so the way an
 image is turned into model inputs at scan time can never drift from the way it was done in
 training. This module imports neither torch nor PIL.
 """
@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-# the resampling filters a view can be made with (PIL's names; fakedet.imageio maps them)
+# the resampling filters a view can be made with (PIL's names; fakedet.data.decode maps them)
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box")
 
 
@@ -64,7 +64,7 @@ class ModelConfig:
     Attributes:
         name: a human-readable model name, shown by ``fakedet info``.
         backbone: a timm model name, created with ``pretrained=False``
-            (``tf_efficientnet_lite0``-``lite4`` by :mod:`fakedet.backbones`, without timm).
+            (``tf_efficientnet_lite0``-``lite4`` by :mod:`fakedet.model.backbones`, without timm).
         backbone_kwargs: extra keyword arguments for ``timm.create_model`` (with any, timm
             builds the backbone).
         use_backbone: include the backbone's pooled features in the fused head.

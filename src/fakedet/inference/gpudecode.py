@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import imageio
-from .inputs import Item
+from fakedet.data import decode as imageio
+from fakedet.data.sources import Item
 
 
 def _header(data: bytes) -> Optional[tuple[int, int]]:
@@ -41,7 +41,7 @@ def _header(data: bytes) -> Optional[tuple[int, int]]:
 
 
 class TensorDecoder:
-    """Prepares batches like :func:`fakedet.engine.prepare_batch`, but returns tensors that are
+    """Prepares batches like :func:`fakedet.inference.detector.prepare_batch`, but returns tensors that are
     already on ``device``."""
 
     def __init__(self, task, device: torch.device, threads: int = 8):
@@ -71,7 +71,7 @@ class TensorDecoder:
             return None, str(exc)
 
     def prepare(self, pending) -> list[tuple]:
-        from .engine import prepare_batch
+        from fakedet.inference.detector import prepare_batch
 
         cfg = self.cfg
         out: list = [None] * len(pending)

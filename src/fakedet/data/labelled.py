@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from .inputs import walk
+from fakedet.data.sources import walk
 
 LABELS = {"0": 0, "1": 1, "real": 0, "fake": 1}
 

@@ -103,11 +103,9 @@ def default_mtcnn_path() -> Path:
     env = os.environ.get("FAKEDET_MTCNN_WEIGHTS")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent
-    for cand in (here / "weights" / MTCNN_WEIGHTS, here.parents[1] / "weights" / MTCNN_WEIGHTS):
-        if cand.is_file():
-            return cand
-    return here.parents[1] / "weights" / MTCNN_WEIGHTS
+    from fakedet.model.checkpoint import locate_weights
+
+    return locate_weights(MTCNN_WEIGHTS)
 
 
 class MTCNN(nn.Module):

@@ -1,0 +1,1 @@
+"""Data: input sources, decoding and preprocessing, labelled sets, record writers."""

@@ -1,0 +1,1 @@
+"""The model: config, fused detector, backbones, checkpoints, face detector."""
