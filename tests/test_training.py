@@ -1,7 +1,7 @@
-"""The training recipe's sampling and pseudo-fake makers (scripts/train.py, scripts/decoder_traces.py)."""
+"""Training (fakedet.training): sampling, pseudo-fake makers, augmentation and the loop's tricks."""
 
+import json
 import random
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -10,10 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-import decoder_traces  # noqa: E402
-import train  # noqa: E402
+from fakedet.model import checkpoint as ckpt
+from fakedet.training import TrainingError, decoders, resolve, train
+from fakedet.training.augment import augment, native_crop
+from fakedet.training.datasets import TrainSet, balanced_weights, with_pseudo_fakes
+from fakedet.training.domain import DomainHeads
+from fakedet.training.selfblend import face_mask, self_blend, self_blend_v2
 
 ITEMS = [("a", 0, "faces"), ("b", 0, "faces"), ("c", 1, "faces"), ("d", 0, "photos"),
          ("e", 1, "gen"), ("f", 1, "gen"), ("g", 1, "gen")]
@@ -27,36 +29,36 @@ def cell_totals(items, weights):
 
 
 def test_sets_and_classes_are_balanced_without_pseudo_fakes():
-    items = train.with_pseudo_fakes(ITEMS)
-    tot = cell_totals(items, train.balanced_weights(items))
+    items = with_pseudo_fakes(ITEMS)
+    tot = cell_totals(items, balanced_weights(items))
     assert tot[("faces", 0, None)] == pytest.approx(0.25) and tot[("photos", 0, None)] == pytest.approx(0.25)
     assert tot[("faces", 1, None)] == pytest.approx(0.25) and tot[("gen", 1, None)] == pytest.approx(0.25)
 
 
 def test_pseudo_fakes_take_their_share_of_the_fake_half_only():
-    items = train.with_pseudo_fakes(ITEMS, sbi_sets=["faces"], recon=True)
+    items = with_pseudo_fakes(ITEMS, sbi_sets=["faces"], recon=True)
     assert sum(1 for it in items if it[3] == "sbi") == 2  # the two real face images
     assert sum(1 for it in items if it[3] == "recon") == 3  # every real image
     assert all(it[1] == 1 for it in items if it[3])
-    w = train.balanced_weights(items, {"sbi": 0.1, "recon": 0.15})
+    w = balanced_weights(items, {"sbi": 0.1, "recon": 0.15})
     tot = cell_totals(items, w)
     assert sum(v for k, v in tot.items() if k[1] == 0) == pytest.approx(0.5)
     assert tot[("faces", 1, "sbi")] == pytest.approx(0.1)
     assert tot[("faces", 1, "recon")] + tot[("photos", 1, "recon")] == pytest.approx(0.15)
     assert tot[("faces", 1, None)] == pytest.approx(0.125) and tot[("gen", 1, None)] == pytest.approx(0.125)
     with pytest.raises(ValueError):
-        train.balanced_weights(items, {"sbi": 0.3, "recon": 0.3})
+        balanced_weights(items, {"sbi": 0.3, "recon": 0.3})
 
 
 def test_pseudo_fakes_alone_make_the_whole_fake_half():
     reals = [it for it in ITEMS if it[1] == 0]  # what a pseudo_only recipe keeps
-    items = train.with_pseudo_fakes(reals, sbi_sets=["faces"], recon=True)
-    tot = cell_totals(items, train.balanced_weights(items, {"sbi": 0.25, "recon": 0.25}))
+    items = with_pseudo_fakes(reals, sbi_sets=["faces"], recon=True)
+    tot = cell_totals(items, balanced_weights(items, {"sbi": 0.25, "recon": 0.25}))
     assert tot[("faces", 1, "sbi")] == pytest.approx(0.25)
     assert tot[("faces", 1, "recon")] + tot[("photos", 1, "recon")] == pytest.approx(0.25)
     assert sum(tot.values()) == pytest.approx(1.0)
     with pytest.raises(ValueError):  # shares that leave part of the fake half to nothing
-        train.balanced_weights(items, {"sbi": 0.1, "recon": 0.15})
+        balanced_weights(items, {"sbi": 0.1, "recon": 0.15})
 
 
 def photo(w=67, h=45):
@@ -64,10 +66,10 @@ def photo(w=67, h=45):
     return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
 
 
-@pytest.mark.parametrize("kind", list(decoder_traces.KINDS))
+@pytest.mark.parametrize("kind", list(decoders.KINDS))
 def test_every_decoder_reconstructs_at_native_size(kind):
     torch.manual_seed(0)
-    out = decoder_traces.reconstruct(decoder_traces.AutoEncoder(kind).eval(), photo())
+    out = decoders.reconstruct(decoders.AutoEncoder(kind).eval(), photo())
     assert out.size == (67, 45) and out.mode == "RGB"
 
 
@@ -75,20 +77,20 @@ def test_pseudo_fake_makers_keep_size_and_change_pixels(tmp_path, monkeypatch):
     from safetensors.torch import save_file
 
     torch.manual_seed(0)
-    save_file(decoder_traces.AutoEncoder("nearest2").state_dict(), str(tmp_path / "nearest2.safetensors"))
-    monkeypatch.setattr(train, "_DECODERS", None)
+    save_file(decoders.AutoEncoder("nearest2").state_dict(), str(tmp_path / "nearest2.safetensors"))
+    monkeypatch.setattr(decoders, "_DECODERS", None)
     img = photo(96, 80)
     for local in (0.0, 1.0):
-        out = train.decoder_trace(img, random.Random(1), str(tmp_path), local)
+        out = decoders.decoder_trace(img, random.Random(1), str(tmp_path), local)
         assert out.size == img.size and np.abs(np.asarray(out, float) - np.asarray(img, float)).mean() > 0
-    out = train.self_blend(img, random.Random(2))
+    out = self_blend(img, random.Random(2))
     assert out.size == img.size
 
 
 def test_face_mask_is_soft_and_centred_on_the_face():
     box = (40, 30, 80, 90)
     for seed in range(10):
-        m = train.face_mask(120, 140, random.Random(seed), box)
+        m = face_mask(120, 140, random.Random(seed), box)
         assert m.shape == (140, 120) and m.min() >= 0 and m.max() <= 1
         assert m[60, 60] > 0.9  # the middle of the face
         assert m[:10].max() < 0.05 and m[:, :15].max() < 0.05 and m[-10:].max() < 0.05  # far outside
@@ -100,29 +102,29 @@ def test_self_blend_v2_changes_the_face_and_never_leaves_black_borders():
     orig = np.asarray(img, float)
     changed = 0
     for seed in range(30):
-        out = np.asarray(train.self_blend_v2(img, random.Random(seed), (20, 20, 76, 92)), float)
+        out = np.asarray(self_blend_v2(img, random.Random(seed), (20, 20, 76, 92)), float)
         assert out.shape == orig.shape
         changed += np.abs(out - orig).mean() > 0.5
         # a moved copy must not drag zeros in from outside the frame
         for edge in (out[0], out[-1], out[:, 0], out[:, -1]):
             assert edge.mean() > 40
     assert changed >= 25
-    assert train.self_blend_v2(img, random.Random(0)).size == img.size  # no face box: centre
+    assert self_blend_v2(img, random.Random(0)).size == img.size  # no face box: centre
 
 
 def test_missing_decoders_are_reported(tmp_path):
-    with pytest.raises(FileNotFoundError, match="decoder_traces.py"):
-        decoder_traces.load_all(tmp_path)
+    with pytest.raises(FileNotFoundError, match="experiments/decoder_traces.py"):
+        decoders.load_all(tmp_path)
 
 
 def test_native_crop_keeps_pixels_and_leaves_small_images_whole():
     img = photo(300, 200)
-    out = train.native_crop(img, 128, None)
+    out = native_crop(img, 128, None)
     assert out.size == (128, 128)
     assert np.array_equal(np.asarray(out), np.asarray(img)[36:164, 86:214])  # centred, unresampled
-    assert train.native_crop(img, 128, random.Random(0)).size == (128, 128)
+    assert native_crop(img, 128, random.Random(0)).size == (128, 128)
     small = photo(100, 90)
-    assert train.native_crop(small, 128, None) is small
+    assert native_crop(small, 128, None) is small
 
 
 def test_optional_augmentations_shrink_or_sharpen_and_leave_older_recipes_alone():
@@ -130,17 +132,17 @@ def test_optional_augmentations_shrink_or_sharpen_and_leave_older_recipes_alone(
     base = {"p_crop": 0, "p_resize": 0, "p_blur": 0, "p_noise": 0, "p_jpeg": 0, "p_webp": 0, "p_colour": 0}
     for seed in range(5):
         # The new keys absent or zero: the same random draws, so the same image, as before.
-        a = train.augment(img, random.Random(seed), dict(base, p_resize=0.5, p_jpeg=0.5), 32)
-        b = train.augment(img, random.Random(seed), dict(base, p_resize=0.5, p_jpeg=0.5,
+        a = augment(img, random.Random(seed), dict(base, p_resize=0.5, p_jpeg=0.5), 32)
+        b = augment(img, random.Random(seed), dict(base, p_resize=0.5, p_jpeg=0.5,
                                                           p_downscale=0, p_sharpen=0), 32)
         assert np.array_equal(np.asarray(a), np.asarray(b))
-        small = train.augment(img, random.Random(seed), dict(base, p_downscale=1.0), 32)
+        small = augment(img, random.Random(seed), dict(base, p_downscale=1.0), 32)
         assert 0.35 * 200 - 1 <= small.size[0] <= 0.8 * 200 and small.size[1] < 160
-        sharp = train.augment(img, random.Random(seed), dict(base, p_sharpen=1.0), 32)
+        sharp = augment(img, random.Random(seed), dict(base, p_sharpen=1.0), 32)
         flipped = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)  # flips are drawn regardless
         assert sharp.size == img.size
         assert not any(np.array_equal(np.asarray(sharp), np.asarray(x)) for x in (img, flipped))
-    tiny = train.augment(photo(40, 40), random.Random(0), dict(base, p_downscale=1.0), 32)
+    tiny = augment(photo(40, 40), random.Random(0), dict(base, p_downscale=1.0), 32)
     assert min(tiny.size) >= 32
 
 
@@ -171,16 +173,19 @@ def _tiny_recipe(**train_over):
             "calibration": {"target_fpr": 0.25, "rule": "macro"}, "train": tr}
 
 
+def run_recipe(config, data, out, *sets, eval_only=False) -> int:
+    """What ``experiments/train.py --config CONFIG --data DATA --out OUT --set ...`` does."""
+    train(resolve(config, sets), data, out, eval_only=eval_only)
+    return 0
+
+
+@pytest.mark.slow
 def test_a_finished_run_can_be_continued_and_records_its_parent(tmp_path):
-    import json
-
-    from fakedet.model import checkpoint as ckpt
-
     data = tmp_path / "data"
     _tiny_sets(data)
     first = tmp_path / "first.json"
     first.write_text(json.dumps(_tiny_recipe()))
-    assert train.main(["--config", str(first), "--data", str(data), "--out", str(tmp_path / "a")]) == 0
+    assert run_recipe(first, data, tmp_path / "a") == 0
     parent = tmp_path / "a" / "final.safetensors"
     meta = ckpt.read_meta(parent)
     assert meta.training["steps"] == 2 and "continued_from" not in meta.training
@@ -188,7 +193,7 @@ def test_a_finished_run_can_be_continued_and_records_its_parent(tmp_path):
 
     second = tmp_path / "second.json"
     second.write_text(json.dumps(_tiny_recipe(init_from=str(parent), steps=1, seed=1)))
-    assert train.main(["--config", str(second), "--data", str(data), "--out", str(tmp_path / "b")]) == 0
+    assert run_recipe(second, data, tmp_path / "b") == 0
     info = ckpt.read_meta(tmp_path / "b" / "final.safetensors").training["continued_from"]
     assert info == {"path": str(parent), "sha256": ckpt.sha256(parent), "steps": 2}
 
@@ -197,16 +202,15 @@ def test_a_finished_run_can_be_continued_and_records_its_parent(tmp_path):
     other["model"]["preprocess"]["num_patches"] = 3
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(other))
-    with pytest.raises(SystemExit, match="differs"):
-        train.main(["--config", str(bad), "--data", str(data), "--out", str(tmp_path / "c")])
+    with pytest.raises(TrainingError, match="differs"):
+        run_recipe(bad, data, tmp_path / "c")
     assert not (tmp_path / "c" / "last.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_domain_adversary_reverses_its_gradient_and_trains(tmp_path):
-    import json
-
     torch.manual_seed(0)
-    heads = train.DomainHeads(6, 3, hidden=4)
+    heads = DomainHeads(6, 3, hidden=4)
     feats = torch.randn(8, 6, requires_grad=True)
     label = torch.tensor([0, 1] * 4)
     sets = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
@@ -223,28 +227,26 @@ def test_domain_adversary_reverses_its_gradient_and_trains(tmp_path):
     _tiny_sets(data)
     cfg = tmp_path / "dann.json"
     cfg.write_text(json.dumps(_tiny_recipe(domain_adv=0.3)))
-    assert train.main(["--config", str(cfg), "--data", str(data), "--out", str(tmp_path / "d")]) == 0
+    assert run_recipe(cfg, data, tmp_path / "d") == 0
 
 
+@pytest.mark.slow
 def test_probe_steps_freeze_the_backbone_and_then_release_it(tmp_path):
     """LP-FT: during train.probe_steps the backbone (weights and BatchNorm statistics) stays as
     initialised while the head learns; after them the backbone trains too."""
-    import json
-
-    from fakedet.model import checkpoint as ckpt
     from fakedet.model.config import ModelConfig
     from fakedet.model.fused import FakeDetector
 
     data = tmp_path / "data"
     _tiny_sets(data)
     recipe = _tiny_recipe(steps=3, probe_steps=3)
-    torch.manual_seed(0)  # the recipe's seed: the model train.py starts from
+    torch.manual_seed(0)  # the recipe's seed: the model the run starts from
     init = FakeDetector(ModelConfig.from_dict(recipe["model"])).state_dict()
     runs = {}
     for name, probe in (("frozen", 3), ("released", 1)):
         cfg = tmp_path / f"{name}.json"
         cfg.write_text(json.dumps(_tiny_recipe(steps=3, probe_steps=probe)))
-        assert train.main(["--config", str(cfg), "--data", str(data), "--out", str(tmp_path / name)]) == 0
+        assert run_recipe(cfg, data, tmp_path / name) == 0
         runs[name] = ckpt.load(tmp_path / name / "final.safetensors")[0].state_dict()
     backbone = [k for k in init if k.startswith("backbone.") and init[k].dtype.is_floating_point]
     assert backbone and all(torch.equal(runs["frozen"][k], init[k]) for k in backbone)
@@ -260,46 +262,41 @@ def test_each_draw_of_an_image_gets_its_own_augmentation(tmp_path):
     pre = PreprocessConfig(global_size=64, patch_size=32, num_patches=4, min_size=32)
     aug = {"p_crop": 0.5, "p_colour": 0.5, "p_resize": 0.5, "p_jpeg": 0.5}
     items = [(str(path), 0, "faces", None)]
-    fresh = train.TrainSet(items, pre, aug, seed=0)
+    fresh = TrainSet(items, pre, aug, seed=0)
     views = {fresh[0][0].numpy().tobytes() for _ in range(6)}
     assert len(views) >= 4  # six draws, (nearly) six different variants
-    legacy = train.TrainSet(items, pre, aug, seed=0, fresh_draws=False)
+    legacy = TrainSet(items, pre, aug, seed=0, fresh_draws=False)
     assert len({legacy[0][0].numpy().tobytes() for _ in range(6)}) == 1  # the recipes before the fix
 
 
+@pytest.mark.slow
 def test_a_resumed_run_takes_its_step_from_the_weights_and_adds_up_its_time(tmp_path, caplog):
-    import json
     import logging
 
-    caplog.set_level(logging.INFO, logger="train")
-    from fakedet.model import checkpoint as ckpt
-
+    caplog.set_level(logging.INFO, logger="fakedet.training")
     data = tmp_path / "data"
     _tiny_sets(data)
     cfg = tmp_path / "r.json"
     cfg.write_text(json.dumps(_tiny_recipe(steps=2)))
     out = tmp_path / "run"
-    with pytest.raises(SystemExit, match="eval-only"):
-        train.main(["--config", str(cfg), "--data", str(data), "--out", str(out), "--eval-only"])
-    assert train.main(["--config", str(cfg), "--data", str(data), "--out", str(out), "--steps", "1"]) == 0
+    with pytest.raises(TrainingError, match="eval-only"):
+        run_recipe(cfg, data, out, eval_only=True)
+    assert run_recipe(cfg, data, out, "train.steps=1") == 0
     first = ckpt.read_meta(out / "last.safetensors").training
     assert first["step"] == 1 and first["seconds"] > 0
     # progress.json lags behind the weights (a crash between the two writes): the weights win
     (out / "progress.json").write_text(json.dumps({"step": 0}))
-    assert train.main(["--config", str(cfg), "--data", str(data), "--out", str(out)]) == 0
+    assert run_recipe(cfg, data, out) == 0
     final = ckpt.read_meta(out / "final.safetensors").training
     assert final["steps"] == 2 and final["train_seconds"] > first["seconds"]
     assert "resuming from step 1" in caplog.text
 
 
+@pytest.mark.slow
 def test_weight_averaging_finishes_with_the_mean_of_the_steps_and_fresh_batchnorm(tmp_path):
     """train.average_from: the final weights are the mean of the weights after each step from
     there on (checked against the weights saved after every step), BatchNorm statistics are
     measured again rather than averaged, and an interrupted run carries its average on."""
-    import json
-
-    from fakedet.model import checkpoint as ckpt
-
     data = tmp_path / "data"
     _tiny_sets(data)
     cfg = tmp_path / "swa.json"
@@ -314,11 +311,11 @@ def test_weight_averaging_finishes_with_the_mean_of_the_steps_and_fresh_batchnor
             if Path(path).name == "last.safetensors":
                 snaps.append({k: v.clone() for k, v in model.state_dict().items()})
 
-        train.ckpt.save = keep
+        ckpt.save = keep
         try:
-            assert train.main(["--config", str(cfg), "--data", str(data), "--out", str(out), *extra]) == 0
+            assert run_recipe(cfg, data, out, *extra) == 0
         finally:
-            train.ckpt.save = real_save
+            ckpt.save = real_save
         return snaps
 
     def check(out, snaps):
@@ -338,7 +335,7 @@ def test_weight_averaging_finishes_with_the_mean_of_the_steps_and_fresh_batchnor
     # Stopped after step 2 (as if killed: no final weights), then resumed to the end.
     cut = tmp_path / "cut"
     (cut).mkdir()
-    first = run(cut, "--steps", "2")
+    first = run(cut, "train.steps=2")
     (cut / "final.safetensors").unlink()
     (cut / "progress.json").write_text(json.dumps({"step": 2}))
     second = run(cut)
@@ -350,5 +347,5 @@ def test_weight_averaging_finishes_with_the_mean_of_the_steps_and_fresh_batchnor
     meta = ckpt.read_meta(cut / "last.safetensors")
     meta.training["step"] = 2
     real_save(ckpt.load(cut / "last.safetensors")[0], meta, cut / "last.safetensors")
-    with pytest.raises(SystemExit, match="no weight average"):
-        train.main(["--config", str(cfg), "--data", str(data), "--out", str(cut), "--eval-only"])
+    with pytest.raises(TrainingError, match="no weight average"):
+        run_recipe(cfg, data, cut, eval_only=True)

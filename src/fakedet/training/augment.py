@@ -1,0 +1,85 @@
+"""Augmentation: the transformations images undergo on their way to a viewer, drawn alike for both classes."""
+
+from __future__ import annotations
+
+import io
+import random
+from typing import Mapping
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+from fakedet.training.recipe import Augment
+
+RESAMPLERS = [Image.Resampling.NEAREST, Image.Resampling.BILINEAR, Image.Resampling.BICUBIC,
+              Image.Resampling.LANCZOS, Image.Resampling.BOX]
+
+
+def augment(img: Image.Image, rng: random.Random, cfg: Augment | Mapping, min_size: int) -> Image.Image:
+    """Random transformations that images undergo on the way to a viewer. Never looks at the label.
+    ``cfg``: the recipe's ``train.augment`` (an :class:`Augment`, or a dict of its keys)."""
+    if not isinstance(cfg, Augment):
+        cfg = Augment(**cfg)
+    w, h = img.size
+    if rng.random() < cfg.p_crop and min(w, h) >= 2 * min_size:
+        f = rng.uniform(0.7, 1.0)
+        cw, ch = max(min_size, int(w * f)), max(min_size, int(h * f))
+        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        img = img.crop((x, y, x + cw, y + ch))
+    if rng.random() < 0.5:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if rng.random() < cfg.p_colour:
+        img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.9, 1.1))
+        img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.9, 1.1))
+        img = ImageEnhance.Color(img).enhance(rng.uniform(0.9, 1.1))
+    if rng.random() < cfg.p_resize:
+        w, h = img.size
+        s = rng.uniform(0.5, 1.5)
+        nw, nh = max(min_size, int(w * s)), max(min_size, int(h * s))
+        img = img.resize((nw, nh), rng.choice(RESAMPLERS))
+    # Optional (off unless the recipe sets them, so older recipes draw the same numbers):
+    # shrink without enlarging back, and sharpen, so that both classes come in fine-grained
+    # and in soft versions and per-pixel sharpness cannot stand in for the label.
+    if cfg.p_downscale and rng.random() < cfg.p_downscale:
+        w, h = img.size
+        s = rng.uniform(0.35, 0.8)
+        nw, nh = max(min_size, int(w * s)), max(min_size, int(h * s))
+        if (nw, nh) != (w, h):
+            img = img.resize((nw, nh), rng.choice(RESAMPLERS[1:]), reducing_gap=None)
+    if cfg.p_sharpen and rng.random() < cfg.p_sharpen:
+        img = img.filter(ImageFilter.UnsharpMask(rng.uniform(0.5, 2.0), rng.randint(40, 150), 2))
+    if rng.random() < cfg.p_blur:
+        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.5)))
+    if rng.random() < cfg.p_noise:
+        arr = np.asarray(img, dtype=np.float32)
+        arr = arr + np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(1, 5), arr.shape)
+        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    if rng.random() < cfg.p_jpeg:
+        img = recompress(img, "JPEG", rng.randint(30, 100))
+        if rng.random() < 0.3:
+            img = recompress(img, "JPEG", rng.randint(30, 100))
+    elif rng.random() < cfg.p_webp:
+        img = recompress(img, "WEBP", rng.randint(50, 100))
+    return img
+
+
+def native_crop(img: Image.Image, size: int, rng: random.Random | None) -> Image.Image:
+    """Experiment (recipe "view_crop"): a size x size crop at native resolution (random in
+    training, centred in evaluation), so that the backbone sees unresampled pixels. Images
+    smaller than ``size`` are left whole (and resized by the preprocessing as usual)."""
+    w, h = img.size
+    if min(w, h) <= size:
+        return img
+    x = rng.randint(0, w - size) if rng else (w - size) // 2
+    y = rng.randint(0, h - size) if rng else (h - size) // 2
+    return img.crop((x, y, x + size, y + size))
+
+
+def recompress(img: Image.Image, fmt: str, quality: int) -> Image.Image:
+    """The image saved as ``fmt`` at ``quality`` and decoded again."""
+    buf = io.BytesIO()
+    img.save(buf, fmt, quality=quality)
+    buf.seek(0)
+    out = Image.open(buf)
+    out.load()
+    return out.convert("RGB")

@@ -1,0 +1,124 @@
+"""Training and evaluation sets: manifest rows to (path, label, set) items, pseudo-fake copies, balanced sampling weights, torch Datasets."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fakedet.data import decode as imageio
+from fakedet.data.labelled import read_manifest
+from fakedet.data.sets import manifest
+from fakedet.training.augment import augment, native_crop
+from fakedet.training.decoders import decoder_trace
+from fakedet.training.selfblend import self_blend, self_blend_v2
+
+
+class TrainSet(torch.utils.data.Dataset):
+    """Items are (path, label, set, make): ``make`` is None for an image as it is, "sbi" or
+    "recon" for a real image that is turned into a pseudo-fake (label 1) when it is loaded."""
+
+    def __init__(self, items, pre, aug_cfg, seed, recon_dir=None, recon_local=0.5, view_crop=False,
+                 sbi_version=1, face_boxes=None, fresh_draws=True):
+        self.items, self.pre, self.aug_cfg, self.seed = items, pre, aug_cfg, seed
+        self.sbi_version, self.face_boxes = sbi_version, face_boxes or {}
+        self.recon_dir, self.recon_local, self.view_crop = recon_dir, recon_local, view_crop
+        self.set_index = {name: k for k, name in enumerate(sorted({it[2] for it in items}))}
+        # Each draw of an image gets augmentations of its own. Recipes trained before this was
+        # fixed (``legacy_augment_seed``) seeded them from the image and the worker only, so an
+        # image had one fixed variant per loader worker for the whole run; they keep that, so
+        # that their figures can be reproduced.
+        self.fresh_draws = fresh_draws
+        self._draws = 0  # per worker process: each worker holds its own copy of the data set
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        path, label, name, make = self.items[i]
+        if self.fresh_draws:
+            self._draws += 1
+            rng = random.Random((self.seed, i, torch.initial_seed(), self._draws).__hash__())
+        else:
+            rng = random.Random((self.seed, i, torch.initial_seed()).__hash__())
+        try:
+            img = imageio.load(path, self.pre)
+            if make == "sbi" and self.sbi_version == 2:
+                img = self_blend_v2(img, rng, self.face_boxes.get(f"{name}/{Path(path).name}"))
+            elif make == "sbi":
+                img = self_blend(img, rng)
+            elif make == "recon":
+                img = decoder_trace(img, rng, self.recon_dir, self.recon_local)
+            img = augment(img, rng, self.aug_cfg, self.pre.min_size)
+            if self.view_crop:
+                img = native_crop(img, self.pre.global_size, rng)
+            view, patches = imageio.preprocess(img, self.pre, np.random.default_rng(rng.getrandbits(32)))
+        except imageio.ImageError as exc:  # should not happen on the curated sets
+            raise RuntimeError(f"{path}: {exc}") from None
+        return (torch.from_numpy(view), torch.from_numpy(patches), torch.tensor(float(label)),
+                torch.tensor(self.set_index[name]))
+
+
+class EvalSet(torch.utils.data.Dataset):
+    """Items as they are (no augmentation): the model's two inputs of each."""
+
+    def __init__(self, items, pre, view_crop=False):
+        self.items, self.pre, self.view_crop = items, pre, view_crop
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        path = self.items[i][0]
+        img = imageio.load(path, self.pre)
+        if self.view_crop:
+            img = native_crop(img, self.pre.global_size, None)
+        view, patches = imageio.preprocess(img, self.pre)
+        return torch.from_numpy(view), torch.from_numpy(patches)
+
+
+def load_sets(root: Path, sets: list[str], split: str):
+    """(path, label, set) of every image in ``split`` of each set, in the sets' order."""
+    items = []
+    for name in sets:
+        for row in read_manifest(manifest(name, root), split):
+            items.append((row.path, row.label, name))
+    return items
+
+
+def with_pseudo_fakes(items, sbi_sets=(), recon=False):
+    """Adds a pseudo-fake copy (label 1) of every real item: "sbi" for the face sets in
+    ``sbi_sets``, "recon" for all real items when ``recon``. Genuine items get make=None."""
+    out = [(path, label, name, None) for path, label, name in items]
+    for path, label, name in items:
+        if label == 0 and name in sbi_sets:
+            out.append((path, 1, name, "sbi"))
+        if label == 0 and recon:
+            out.append((path, 1, name, "recon"))
+    return out
+
+
+def balanced_weights(items, shares=None):
+    """Sampling weights. Real images always make up half of the samples, each set's real cell
+    the same share; the other half is split between the pseudo-fake kinds (``shares``, e.g.
+    {"sbi": 0.1, "recon": 0.15}, each spread evenly over its sets) and the genuine fake cells,
+    which share what is left equally."""
+    shares = shares or {}
+    counts: dict = {}
+    for _, label, name, make in items:
+        counts[(name, label, make)] = counts.get((name, label, make), 0) + 1
+    real = [c for c in counts if c[1] == 0]
+    fake = [c for c in counts if c[1] == 1 and c[2] is None]
+    total = {c: 0.5 / len(real) for c in real}
+    genuine = 0.5 - sum(shares.get(m, 0.0) for m in {c[2] for c in counts if c[2]})
+    if fake and genuine <= 1e-9:
+        raise ValueError("pseudo-fake shares must leave room for the genuine fakes")
+    if not fake and abs(genuine) > 1e-9:
+        raise ValueError("with no genuine fakes the pseudo-fake shares must add up to 0.5")
+    total.update({c: genuine / len(fake) for c in fake})
+    for make in {c[2] for c in counts if c[2]}:
+        cells = [c for c in counts if c[2] == make]
+        total.update({c: shares.get(make, 0.0) / len(cells) for c in cells})
+    return [total[(name, label, make)] / counts[(name, label, make)] for _, label, name, make in items]

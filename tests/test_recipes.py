@@ -1,0 +1,127 @@
+"""Training recipes (fakedet.training.recipe): the new files resolve to what the old ones trained on;
+unknown keys, --set and --seed."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fakedet.data import sets
+from fakedet.training import recipe as rc
+
+REPO = Path(__file__).resolve().parents[1]
+OLD = json.loads((REPO / "tests" / "data" / "old_recipes.json").read_text())["entries"]
+
+
+def settings(r: rc.Recipe) -> dict:
+    """What the trainer reads from a resolved recipe, keyed as in tests/data/old_recipes.json."""
+    d = r.to_dict()
+    flat = {"model": d["model"], "data.calibration_sets": r.data.calibration}
+    for section in ("data", "calibration", "train"):
+        for k, v in d[section].items():
+            if k == "augment":
+                flat.update({f"train.augment.{a}": x for a, x in v.items()})
+            elif k != "calibration_sets":
+                flat[f"{section}.{k}"] = v
+    return flat
+
+
+@pytest.mark.parametrize("old", OLD, ids=[f"{e['old']}->{e['new_config']}{'+seed' if e['seed'] else ''}"
+                                          for e in OLD])
+def test_every_old_recipe_resolves_to_the_same_training_settings(old):
+    r = rc.resolve(REPO / old["new_config"], seed=old["seed"])
+    assert settings(r) == old["settings"]
+
+
+def test_every_recipe_file_is_covered_and_valid():
+    covered = {e["new_config"] for e in OLD}
+    for path in sorted((REPO / "configs").rglob("*.json")):
+        rel = str(path.relative_to(REPO))
+        if path.name != "_base.json":
+            assert rel in covered, f"{rel} stands for no old recipe; add it to the checks"
+        rc.resolve(path)  # bases too are whole recipes
+
+
+def test_run_names_come_from_the_file_and_the_seed():
+    assert rc.resolve(REPO / "configs/ablation/all.json").name == "ablation-all"
+    r = rc.resolve(REPO / "configs/ablation/all.json", seed=1)
+    assert r.name == "ablation-all_seed1" and r.model["name"] == "fakedet-ablation-all_seed1"
+    assert r.train.seed == 1
+    same = rc.resolve(REPO / "configs/continue.json", seed=1)  # the recipe's own seed: no suffix
+    assert same.name == "continue" and same.train.seed == 1
+    assert rc.resolve(REPO / "configs/loso/long/without_lfw_faceswap.json").name == "loso-long-without_lfw_faceswap"
+
+
+def test_set_overrides_take_json_values_and_plain_strings(tmp_path):
+    r = rc.resolve(REPO / "configs/base.json", sets=[
+        "train.steps=2", "train.augment.p_jpeg=0", "data.train_sets=[\"lfw_faceswap\"]",
+        "train.init_from=runs/x/final.safetensors", "train.init=null", "model.preprocess.global_size=96"])
+    assert r.train.steps == 2 and r.train.augment.p_jpeg == 0 and r.train.augment.p_crop == 0.5
+    assert r.data.train_sets == ["lfw_faceswap"] and r.data.calibration == ["lfw_faceswap"]
+    assert r.train.init_from == "runs/x/final.safetensors" and r.train.init is None
+    assert r.model["preprocess"] == {"global_size": 96, "patch_size": 32, "num_patches": 8, "min_size": 32}
+    with pytest.raises(rc.RecipeError, match="KEY=VALUE"):
+        rc.resolve(REPO / "configs/base.json", sets=["train.steps"])
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("train.stpes=3", r"unknown recipe key 'train.stpes' \(did you mean 'steps'\?\)"),
+    ("train.augment.p_jpg=0.3", r"unknown recipe key 'train.augment.p_jpg' \(did you mean 'p_jpeg'\?\)"),
+    ("trian.steps=3", r"unknown recipe key 'trian'"),
+    ("train.steps=\"many\"", r"train.steps must be a int"),
+    ("train.sbi_sets=\"lfw_faceswap\"", r"train.sbi_sets must be a list"),
+    ("calibration.rule=\"median\"", r"calibration.rule must be 'pooled' or 'macro'"),
+    ("model.colour_binz=4", r"model: .*colour_binz"),
+])
+def test_an_unknown_key_or_a_wrong_value_is_an_error_that_names_it(assignment, message):
+    with pytest.raises(rc.RecipeError, match=message):
+        rc.resolve(REPO / "configs/base.json", sets=[assignment])
+
+
+def test_a_misspelt_key_in_a_file_is_an_error_and_bases_merge(tmp_path):
+    (tmp_path / "base.json").write_text(json.dumps({
+        "name": "never-inherited", "model": {"name": "m", "backbone": "tf_efficientnet_lite0"},
+        "data": {"train_sets": ["a", "b"], "eval_sets": ["a"]},
+        "train": {"steps": 5, "batch_size": 2, "lr": 0.1, "augment": {"p_jpeg": 0.9}}}))
+    (tmp_path / "child.json").write_text(json.dumps({
+        "extends": "base.json", "data": {"train_sets": ["c"]}, "train": {"augment": {"p_webp": 0.0}}}))
+    r = rc.resolve(tmp_path / "child.json")
+    assert r.name == "child" and r.data.train_sets == ["c"] and r.data.eval_sets == ["a"]
+    assert (r.train.augment.p_jpeg, r.train.augment.p_webp, r.train.augment.p_blur) == (0.9, 0.0, 0.1)
+    (tmp_path / "bad.json").write_text(json.dumps({"extends": "base.json", "train": {"warmpu": 5}}))
+    with pytest.raises(rc.RecipeError, match="'train.warmpu'.*'warmup'"):
+        rc.resolve(tmp_path / "bad.json")
+    (tmp_path / "loop.json").write_text(json.dumps({"extends": "loop.json"}))
+    with pytest.raises(rc.RecipeError, match="extends itself"):
+        rc.resolve(tmp_path / "loop.json")
+    with pytest.raises(rc.RecipeError, match="gives no 'train.lr'"):
+        rc.validate({"model": {}, "data": {"train_sets": [], "eval_sets": []},
+                     "train": {"steps": 1, "batch_size": 1}})
+
+
+def test_a_saved_recipe_resolves_to_itself(tmp_path):
+    r = rc.resolve(REPO / "configs/ablation/all_sbi2.json", sets=["train.steps=7"], seed=3)
+    r.save(tmp_path / "recipe.json")
+    again = rc.resolve(tmp_path / "recipe.json")
+    assert again.to_dict() == r.to_dict()
+
+
+def test_the_data_sets_are_defined_once():
+    assert sets.names(sets.PAIRED) == ["dfdc_faceswap", "lfw_faceswap", "cifake_sd14", "stylegan2_faces"]
+    assert sets.names(faces=True) == ["dfdc_faceswap", "lfw_faceswap", "stylegan2_faces"]
+    assert list(sets.CORE) == rc.resolve(REPO / "configs/base.json").data.train_sets
+    assert len(sets.names(core=False)) == 9
+    assert sets.BY_NAME["sd15_finetunes"].kind == sets.FAKE_ONLY
+    readme = REPO.parent / "shared" / "data" / "README.md"
+    if readme.is_file():  # every set of the data README is listed, and no other
+        table = {line.split("|")[1].strip() for line in readme.read_text().splitlines()
+                 if line.startswith("| ") and "_" in line.split("|")[1]}
+        assert table == set(sets.names(core=False))
+
+
+def test_the_data_root_comes_from_the_environment_or_sits_beside_the_checkout(monkeypatch, tmp_path):
+    monkeypatch.setenv("FAKEDET_DATA", str(tmp_path))
+    assert sets.data_root() == tmp_path
+    monkeypatch.delenv("FAKEDET_DATA")
+    assert sets.data_root() == REPO.parent / "shared" / "data"
+    assert sets.manifest("lfw_faceswap", tmp_path) == str(tmp_path / "lfw_faceswap" / "manifest.csv")
