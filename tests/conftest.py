@@ -29,7 +29,10 @@ def tiny_config_dict(**overrides) -> dict:
     return cfg
 
 
-def make_tiny_checkpoint(path: Path, threshold: float = 0.5, face_threshold=None, **overrides) -> Path:
+def make_tiny_checkpoint(path: Path, threshold: float = 0.5, face_threshold=None, temperature: float = 1.0,
+                         **overrides) -> Path:
+    """A checkpoint of a tiny model (the same weights for the same ``overrides``) with the given
+    threshold, face-mode threshold and calibration temperature."""
     import torch
 
     from fakedet.model import checkpoint as ckpt
@@ -42,7 +45,7 @@ def make_tiny_checkpoint(path: Path, threshold: float = 0.5, face_threshold=None
     # Give the head a real spread of outputs so label/threshold tests are meaningful.
     with torch.no_grad():
         model.head.weight.mul_(20.0)
-    ckpt.save(model, ckpt.CheckpointMeta(model=cfg.to_dict(), threshold=threshold, temperature=1.0,
+    ckpt.save(model, ckpt.CheckpointMeta(model=cfg.to_dict(), threshold=threshold, temperature=temperature,
                                          face_threshold=face_threshold, training={"train_sets": ["none"], "steps": 0}), path)
     return path
 
@@ -50,6 +53,16 @@ def make_tiny_checkpoint(path: Path, threshold: float = 0.5, face_threshold=None
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
     return make_tiny_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
+
+
+TEMPERATURE = 2.5
+
+
+@pytest.fixture(scope="session")
+def tiny_weights_calibrated(tmp_path_factory) -> Path:
+    """The tiny model of ``tiny_weights`` with calibration temperature :data:`TEMPERATURE`."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("weights") / "tiny-t.safetensors",
+                                temperature=TEMPERATURE)
 
 
 def random_image(size=(96, 80), mode="RGB", seed=0) -> Image.Image:

@@ -61,6 +61,7 @@ def test_other_names_and_kwargs_go_to_timm():
     assert not isinstance(create_backbone("test_efficientnet"), EfficientNetLite)
 
 
+@pytest.mark.slow  # a python subprocess
 def test_scan_with_shipped_weights_does_not_import_timm(tmp_path):
     """The start-up saving is the point: neither timm nor torchvision is imported by a scan."""
     from conftest import write_image

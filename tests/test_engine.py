@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from fakedet import Detector
-from fakedet.inference.detector import CPU_SUB_BATCH, DeviceError, resolve_device
+from fakedet.inference.detector import CPU_SUB_BATCH
+from fakedet.inference.device import DeviceError, resolve_device
 
 from conftest import image_bytes, random_image, write_image
 
@@ -133,20 +134,21 @@ def test_pipeline_counts_the_decoding_threads_at_work(tiny_weights, mixed, monke
     import threading
     import time
 
-    from fakedet.inference import detector as engine
+    from fakedet.inference import pipeline
+    from fakedet.inference.inputs import as_item
 
     release, started = threading.Event(), []
-    real = engine.prepare_batch
+    real = pipeline.prepare_batch
 
     def slow(batch, task):
         started.append(1)
         assert release.wait(30)
         return real(batch, task)
 
-    monkeypatch.setattr(engine, "prepare_batch", slow)
+    monkeypatch.setattr(pipeline, "prepare_batch", slow)
     det = Detector.load(tiny_weights, device="cpu", workers=3)
-    items = [engine._as_item(p, i) for i, p in enumerate(mixed)]
-    pipe = engine.DecodePipeline(engine.chunks(items, 2), engine.Task(det.config.preprocess), 2, 3)
+    items = [as_item(p, i) for i, p in enumerate(mixed)]
+    pipe = pipeline.DecodePipeline(pipeline.chunks(items, 2), pipeline.Task(det.config.preprocess), 2, 3)
     try:
         pipe.prefill(lambda: False, limit=5)  # five batches queued for three threads
         deadline = time.monotonic() + 30
@@ -154,7 +156,7 @@ def test_pipeline_counts_the_decoding_threads_at_work(tiny_weights, mixed, monke
             time.sleep(0.01)
         assert pipe.busy() == 3
         release.set()
-        results = [r for batch in pipe.run(det._score) for r in batch]
+        results = [r for batch in pipe.run(det.score_decoded) for r in batch]
         assert [r.path for r in results] == mixed
         assert pipe.busy() == 0
     finally:
@@ -245,8 +247,8 @@ def test_torch_decode_preprocessing_close_to_pil(jpegs):
     import torch
 
     from fakedet.data import decode as imageio
-    from fakedet.model.config import PreprocessConfig
-    from fakedet.inference.detector import Task
+    from fakedet.data.preprocess import PreprocessConfig
+    from fakedet.inference.pipeline import Task
     from fakedet.data.sources import Item
     from fakedet.inference.gpudecode import TensorDecoder
 
@@ -256,8 +258,9 @@ def test_torch_decode_preprocessing_close_to_pil(jpegs):
         out = dec.prepare(dec.read([Item(p, source=p) for p in jpegs[:6]]))
     finally:
         dec.close()
-    for path, (_, view, patches, err, _) in zip(jpegs, out):
-        assert err is None and isinstance(view, torch.Tensor)
+    for path, d in zip(jpegs, out):
+        view, patches = d.views, d.patches
+        assert d.error is None and isinstance(view, torch.Tensor)
         v, p = imageio.preprocess(imageio.load(path, cfg), cfg)
         assert np.abs(view[0].numpy().astype(int) - v.astype(int)).mean() < 3.0
         assert np.abs(patches[0].numpy().astype(int) - p.astype(int)).mean() < 2.0

@@ -156,13 +156,15 @@ def test_shipped_weights_load_and_give_probabilities():
         assert r.error is None and 0.0 <= r.p_fake <= 1.0 and r.label in ("fake", "real")
 
 
+@pytest.mark.slow  # a python subprocess
 def test_read_meta_does_not_import_torch():
-    """The CLI reads the preprocessing config while torch is still loading in the background."""
+    """A scan reads the preprocessing config while torch is still loading in the background."""
     import subprocess
     import sys
 
     code = ("import sys\nfrom fakedet.model import checkpoint as c\n"
             "m = c.read_meta(c.default_weights_path())\nassert 0 < m.threshold < 1\n"
+            "assert m.model_config().preprocess.min_size > 0\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]

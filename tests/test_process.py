@@ -9,6 +9,8 @@ import pytest
 
 from conftest import write_image
 
+pytestmark = pytest.mark.slow  # every test here starts fakedet or python as a process
+
 
 @pytest.fixture(scope="module")
 def many(tmp_path_factory):

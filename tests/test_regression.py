@@ -17,7 +17,8 @@ from conftest import SHARED_DATA
 
 PAIRED = ["dfdc_faceswap", "lfw_faceswap", "cifake_sd14", "stylegan2_faces"]
 
-pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
+pytestmark = [pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data"),
+              pytest.mark.slow]  # scans every test split: minutes
 
 
 @pytest.fixture(scope="module")

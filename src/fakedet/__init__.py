@@ -1,6 +1,11 @@
-"""fakedet: a command-line detector of deepfake and AI-generated images.
+"""fakedet: a command-line detector of deepfake and AI-generated images (package root, layer 0).
 
-``from fakedet import Detector`` loads the engine lazily, so importing the package (and
+The package's folders are its layers, each importing only from the ones below it: ``data``
+(inputs, decoding, labelled sets, record writers), ``model`` (config, network, checkpoints, face
+detector), ``inference`` (the Detector and its pipeline) and ``evaluation`` (metrics, reports)
+side by side, ``training``, and the ``cli`` on top. ``tests/test_layers.py`` checks this.
+
+``from fakedet import Detector`` loads the inference layer lazily, so importing the package (and
 ``fakedet --version``) does not import torch.
 """
 
@@ -10,10 +15,20 @@ __all__ = ["CheckpointError", "Detector", "DeviceError", "Result", "__version__"
 
 
 def __getattr__(name):
-    if name in ("Detector", "Result", "DeviceError"):
-        from fakedet.inference import detector as engine
+    # The public API, imported on first use. These are the only imports that point up a layer
+    # (tests/test_layers.py allows them here and nowhere else).
+    if name == "Detector":
+        from fakedet.inference.detector import Detector
 
-        return getattr(engine, name)
+        return Detector
+    if name == "Result":
+        from fakedet.inference.result import Result
+
+        return Result
+    if name == "DeviceError":
+        from fakedet.inference.device import DeviceError
+
+        return DeviceError
     if name == "CheckpointError":
         from fakedet.model.checkpoint import CheckpointError
 

@@ -1,3 +1,5 @@
+"""CLI layer: ``python -m fakedet``, the same as the ``fakedet`` command."""
+
 from fakedet.cli import main
 
 main()

@@ -1,4 +1,4 @@
-"""Decoding images safely and turning them into model inputs.
+"""Data layer: decoding images safely and turning them into model inputs.
 
 Everything here runs in the decoding threads and in training's data-loader processes, so it
 imports only PIL and numpy, never torch.
@@ -17,19 +17,33 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from fakedet.model.config import INTERPOLATIONS, PreprocessConfig
+from fakedet.data.preprocess import INTERPOLATIONS, PreprocessConfig
 
 # A truncated file must be reported, never silently padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 Source = Union[str, os.PathLike, bytes, Image.Image]
 
-# PreprocessConfig names the filter; config.INTERPOLATIONS lists the names it accepts.
+# PreprocessConfig names the filter; preprocess.INTERPOLATIONS lists the names it accepts.
 _RESAMPLE = {name: getattr(Image.Resampling, name.upper()) for name in INTERPOLATIONS}
 
 
 class ImageError(Exception):
     """An input that cannot be scored; ``str(err)`` is the record's error message."""
+
+
+def check_min_side(width: int, height: int, min_side: int) -> None:
+    """Refuses an image whose shorter side is below ``min_side`` pixels: the one "too small"
+    check, whichever decoder made the image."""
+    if min(width, height) < min_side:
+        raise ImageError(f"image too small to analyse: {width}x{height} "
+                         f"(both sides must be at least {min_side} px)")
+
+
+def exception_text(exc: BaseException) -> str:
+    """An unexpected exception for a record's error message; some have no text of their own."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def read_bytes(path: Union[str, os.PathLike]) -> bytes:
@@ -151,7 +165,7 @@ def upright(img: Image.Image) -> Image.Image:
 
     ``ImageOps.exif_transpose`` returns a copy even when the orientation is normal, which for a
     12-megapixel photo is 36 MB more memory and about 15 % of its decode and preprocessing time
-    (``scripts/bench_upright.py``), so it is called only for the seven orientations that turn
+    (``benchmarks/bench_upright.py``), so it is called only for the seven orientations that turn
     the image.
     """
     if img.getexif().get(_ORIENTATION, 1) in (2, 3, 4, 5, 6, 7, 8):
@@ -187,10 +201,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 def check_size(img: Image.Image, cfg: PreprocessConfig) -> None:
     w, h = img.size
-    if min(w, h) < cfg.min_size:
-        raise ImageError(
-            f"image too small to analyse: {w}x{h} (both sides must be at least {cfg.min_size} px)"
-        )
+    check_min_side(w, h, cfg.min_size)
     if w * h > cfg.max_pixels:
         raise ImageError(f"image too large: {w}x{h} exceeds the limit of {cfg.max_pixels} pixels")
 
@@ -236,8 +247,7 @@ def preprocess(
     """
     g, p = cfg.global_size, cfg.patch_size
     w, h = img.size
-    if min(w, h) < p:
-        raise ImageError(f"image too small to analyse: {w}x{h} (minimum {p} px)")
+    check_min_side(w, h, p)
     view = img.resize((g, g), _RESAMPLE[cfg.interpolation], reducing_gap=3.0)
     view_arr = np.asarray(view, dtype=np.uint8).transpose(2, 0, 1)
 

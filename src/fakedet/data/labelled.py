@@ -1,4 +1,4 @@
-"""Reading labelled image sets: a folder with real/ and fake/ subfolders, or a manifest CSV."""
+"""Data layer: reading labelled image sets: a folder with real/ and fake/ subfolders, or a manifest CSV."""
 
 from __future__ import annotations
 

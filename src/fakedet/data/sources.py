@@ -1,4 +1,4 @@
-"""Turning command-line inputs into one lazy, ordered stream of items to score.
+"""Data layer: input sources, turning command-line inputs into one lazy, ordered stream of items to score.
 
 Folders are walked recursively in sorted order, following symbolic links but never entering the
 same folder twice (so link loops end). Nothing is read ahead: a folder of a million images is

@@ -1,4 +1,4 @@
-"""Record writers: tsv (default, no header), csv (header), jsonl, json.
+"""Data layer: record writers, tsv (default, no header), csv (header), jsonl, json.
 
 Every record has the fields ``path``, ``p_fake``, ``label``, ``error``. In tsv and csv ``p_fake``
 has four decimals and missing values are empty; in jsonl/json they are null. A writer flushes

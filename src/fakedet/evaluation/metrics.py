@@ -1,4 +1,4 @@
-"""Detection metrics and calibration in plain numpy (no sklearn dependency)."""
+"""Evaluation layer: detection metrics and calibration in plain numpy (no sklearn dependency)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,14 @@
-"""Scoring labelled data and summarising it (behind ``fakedet eval``)."""
+"""Evaluation layer: scoring labelled data with a detector and summarising it (behind ``fakedet eval``).
+
+The detector is anything with ``threshold`` and ``iter_batches`` (a
+:class:`fakedet.inference.detector.Detector`); this layer does not import the inference layer.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Iterable, Optional
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional
 
 import numpy as np
 
@@ -32,26 +37,49 @@ def score_labelled(det, images: list[LabelledImage], batch_size: Optional[int] =
     return np.asarray(labels, dtype=np.int64), np.asarray(probs, dtype=np.float64), errors
 
 
+@dataclass
+class Report:
+    """What :func:`report` measured.
+
+    Attributes:
+        threshold: the detector's threshold, at which the labels were counted.
+        sets: figures per data set (see :func:`~fakedet.evaluation.metrics.summarize`, plus
+            ``errors``), and over all of them as ``"all"`` when there are several.
+        unreadable: ``{"set", "path", "error"}`` for each image that could not be scored.
+        scores: per data set, the labels and probabilities of the images scored (for plots).
+    """
+
+    threshold: float
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unreadable: list[dict[str, str]] = field(default_factory=list)
+    scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as a JSON-ready dict (``threshold``, ``sets``, ``unreadable``), without
+        the scores."""
+        return {"threshold": self.threshold, "sets": self.sets, "unreadable": self.unreadable}
+
+
 def report(det, datasets: dict[str, list[LabelledImage]], batch_size=None, workers=None,
-           progress=None) -> dict:
-    """Metrics per data set and over all of them at the detector's threshold, and the files that
-    could not be scored (``unreadable``: set, path and error of each)."""
-    out: dict = {"threshold": det.threshold, "sets": {}, "unreadable": []}
+           progress=None) -> Report:
+    """Metrics per data set and over all of them at the detector's threshold, the files that
+    could not be scored, and the scores themselves."""
+    out = Report(det.threshold)
     all_y, all_p, n_err = [], [], 0
     for name, images in datasets.items():
         y, p, errors = score_labelled(det, images, batch_size, workers, progress)
         res = summarize(y, p, det.threshold)
         res["errors"] = len(errors)
-        out["unreadable"] += [{"set": name, "path": path, "error": err} for path, err in errors]
-        out["sets"][name] = res
+        out.unreadable += [{"set": name, "path": path, "error": err} for path, err in errors]
+        out.sets[name] = res
         all_y.append(y)
         all_p.append(p)
         n_err += len(errors)
-        out.setdefault("_scores", {})[name] = (y, p)
+        out.scores[name] = (y, p)
     if len(datasets) > 1:
         res = summarize(np.concatenate(all_y), np.concatenate(all_p), det.threshold)
         res["errors"] = n_err
-        out["sets"]["all"] = res
+        out.sets["all"] = res
     return out
 
 
@@ -118,6 +146,7 @@ def _save(fig, folder, name) -> str:
 
 
 def format_table(rep: dict) -> Iterable[str]:
+    """The figures of :meth:`Report.to_dict` as a table, line by line."""
     cols = [("n", "n", 6, "d"), ("real", "n_real", 6, "d"), ("fake", "n_fake", 6, "d"),
             ("AUC", "auc", 7, ".4f"), ("AP", "ap", 7, ".4f"), ("acc", "accuracy", 7, ".4f"),
             ("bal.acc", "balanced_accuracy", 7, ".4f"), ("FPR", "fpr", 7, ".4f"),

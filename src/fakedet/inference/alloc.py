@@ -1,4 +1,4 @@
-"""Keeping glibc from returning activation buffers to the OS after every batch.
+"""Inference layer: memory policy, keeping glibc from returning activation buffers to the OS after every batch.
 
 By default glibc serves allocations above a (dynamic) threshold with mmap and unmaps them on free,
 so CPU inference maps, zero-fills and unmaps every large activation buffer on every batch; most

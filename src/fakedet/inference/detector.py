@@ -1,13 +1,9 @@
-"""The inference engine behind both the CLI and the Python API.
+"""Inference layer: the :class:`Detector`, a loaded model that scores streams of inputs.
 
-Inputs stream through a bounded pipeline: decoding and preprocessing run in worker threads
-(batch by batch, a few batches ahead), the model scores each batch in the calling thread, and
-results come out in input order as a generator. Memory stays flat however many images pass.
-
-Threads rather than processes: Pillow, numpy and torch release the GIL in their heavy work, so
-threads decode as fast as processes did (``scripts/benchmark.py``), without pickling arrays
-between processes, without a pool start-up, and without asking a user's script for an
-``if __name__ == "__main__":`` guard (worker processes re-import the main module).
+It loads a checkpoint onto a device (:mod:`fakedet.inference.device`), feeds it batches from
+the decode pipeline (:mod:`fakedet.inference.pipeline`, or :mod:`fakedet.inference.gpudecode`
+for JPEGs on CUDA) and turns its logits into :class:`~fakedet.inference.result.Result` records,
+in input order. :func:`fakedet.inference.stream.load_and_score` also decodes while it loads.
 """
 
 from __future__ import annotations
@@ -15,283 +11,21 @@ from __future__ import annotations
 import math
 import os
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
-from fakedet.model import checkpoint as ckpt
-from fakedet.data import decode as imageio
-from fakedet.inference.alloc import tune_malloc
-from fakedet.model.config import ModelConfig, PreprocessConfig
 from fakedet.data.sources import Item
+from fakedet.inference.alloc import tune_malloc
+from fakedet.inference.device import default_workers, resolve_device
+from fakedet.inference.inputs import as_items, is_single_input
+from fakedet.inference.pipeline import DecodedBatch, DecodePipeline, Task, chunks, prepare_batch
+from fakedet.inference.result import NO_FACE_NOTE, Result, label_for
+from fakedet.model import checkpoint as ckpt
 
-
-class DeviceError(Exception):
-    """The requested device cannot be used."""
-
-
-NO_FACE_NOTE = "no face found: whole-image score"
-
-
-@dataclass
-class Result:
-    """One input's record. ``p_fake`` and ``label`` are None when ``error`` is set.
-
-    In face mode ``faces`` lists ``{"box": [x0, y0, x1, y1], "p_fake": p}`` per detected face,
-    ``p_whole`` is the whole-image score, ``p_fake`` the maximum of all of them, and ``note``
-    says when no face was found.
-    """
-
-    path: str
-    p_fake: Optional[float]
-    label: Optional[str]
-    error: Optional[str] = None
-    faces: Optional[list] = field(default=None, repr=False)
-    p_whole: Optional[float] = field(default=None, repr=False)
-    note: Optional[str] = field(default=None, repr=False)
-    # set on every record of a face-mode scan, so that records which failed carry the face-mode
-    # keys too (as null) and each line of jsonl output has the same keys
-    face_mode: bool = field(default=False, repr=False, compare=False)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {"path": self.path, "p_fake": self.p_fake, "label": self.label, "error": self.error}
-        if self.faces is not None or self.face_mode:
-            d["faces"] = self.faces
-            d["p_whole"] = self.p_whole
-            d["note"] = self.note
-        return d
-
-
-@dataclass
-class Task:
-    """What a decoding worker needs to know."""
-
-    pre: PreprocessConfig
-    faces: bool = False
-
-
-# ----------------------------------------------------------------------------- workers
-# Images per forward call on the CPU (see Detector.forward); measured by scripts/benchmark.py.
+# Images per forward call on the CPU (see Detector.forward); measured by benchmarks/benchmark.py.
 CPU_SUB_BATCH = 8
-# Batches in flight per decoding thread while the model scores.
-PIPELINE_DEPTH = 2
-# Batches that may be decoded ahead while the model is still loading (DecodePipeline.prefill).
-STARTUP_DEPTH = 16
-
-
-def decode_pool(workers: int) -> ThreadPoolExecutor:
-    """The pool of decoding threads that :meth:`Detector.iter_batches` uses."""
-    return ThreadPoolExecutor(max(1, workers), thread_name_prefix="fakedet-decode")
-
-
-def prepare_batch(batch: Sequence[Item], task: Task) -> list[tuple]:
-    """Decodes and preprocesses one batch: ``(path, views, patches, error, boxes)`` per item.
-
-    ``views``/``patches`` stack the whole image first and then one entry per detected face
-    (face mode; ``boxes`` lists the faces' boxes, else it is None). Never raises for a bad
-    input: each failure becomes that item's own error string.
-    """
-    cfg = task.pre
-    out = []
-    for item in batch:
-        if item.error is not None:
-            out.append((item.path, None, None, item.error, None))
-            continue
-        try:
-            img = imageio.load(item.source, cfg)
-            view, patches = imageio.preprocess(img, cfg)
-            views, patch_sets, boxes = [view], [patches], None
-            if task.faces:
-                from fakedet.model import faces as faces
-
-                boxes = []
-                for box, _ in faces.find_faces(img):
-                    v, p = imageio.preprocess(faces.face_crop(img, box), cfg)
-                    views.append(v)
-                    patch_sets.append(p)
-                    boxes.append(box)
-            out.append((item.path, np.stack(views), np.stack(patch_sets), None, boxes))
-        except imageio.ImageError as exc:
-            out.append((item.path, None, None, str(exc), None))
-        except MemoryError:
-            out.append((item.path, None, None, "out of memory while decoding", None))
-        except Exception as exc:  # a decoder bug must not take the batch down
-            out.append((item.path, None, None, f"cannot decode image: {_why(exc)}", None))
-    return out
-
-
-class DecodePipeline:
-    """Decoding threads fed batch by batch from a stream of batches, ahead of the model.
-
-    Each thread decodes a whole batch; only a scan of a single batch is cut into one slice per
-    thread, so that it too decodes in parallel. Cutting every batch was no clear gain on two
-    cores (12 MP photos +10 %, 1024 px JPEGs -5 to -10 %, measured with the model yielding
-    threads to busy decoders as :meth:`Detector.forward` does). :meth:`run` keeps ``PIPELINE_DEPTH``
-    batches per thread in flight while the model scores the oldest. :meth:`prefill` lets
-    decoding start before the model exists (the CLI loads the model in a background thread
-    meanwhile: ``import torch`` is most of a short scan's start-up).
-    """
-
-    def __init__(self, batches: Iterator[list[Item]], task: Task, batch_size: int, workers: int):
-        self.batches, self.task = batches, task
-        self.workers = max(1, workers)
-        self.step = max(1, math.ceil(batch_size / self.workers))
-        self.pool = decode_pool(self.workers)
-        self.pending: deque = deque()
-        # A single-batch scan is known once a second batch is asked for and none comes.
-        first = next(self.batches, None)
-        second = next(self.batches, None) if first is not None else None
-        self._ready = deque(b for b in (first, second) if b is not None)
-        self._single = second is None
-        self.exhausted = not self._ready
-
-    def _submit_next(self) -> None:
-        batch = self._ready.popleft()
-        cut = self.step if self._single else len(batch)
-        self.pending.append([self.pool.submit(prepare_batch, batch[i:i + cut], self.task)
-                             for i in range(0, len(batch), cut)])
-        if not self._ready:  # read the next batch only after this one is on its way
-            nxt = next(self.batches, None)
-            if nxt is None:
-                self.exhausted = True
-            else:
-                self._ready.append(nxt)
-
-    def prefill(self, until, limit: int = STARTUP_DEPTH) -> None:
-        """Submits batches until ``until()`` is true or ``limit`` batches are in flight."""
-        while not self.exhausted and len(self.pending) < limit and not until():
-            self._submit_next()
-
-    def run(self, score) -> Iterator[list[Result]]:
-        """Yields ``score(prepared batch, busy)`` for every batch, in order (``busy`` is
-        :meth:`busy`); closes the pool at the end."""
-        try:
-            while True:
-                while not self.exhausted and len(self.pending) < PIPELINE_DEPTH * self.workers:
-                    self._submit_next()
-                if not self.pending:
-                    return
-                yield score(_gather(self.pending.popleft()), self.busy)
-        finally:
-            self.close()
-
-    def busy(self) -> int:
-        """How many decoding threads are at work now (slices submitted and not yet finished)."""
-        return min(self.workers, sum(1 for futs in self.pending for f in futs if not f.done()))
-
-    def close(self) -> None:
-        for futs in self.pending:
-            for fut in futs:
-                fut.cancel()
-        self.pending.clear()
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    """Consecutive lists of ``size`` items (the last may be shorter), read lazily: the batches."""
-    batch: list[Item] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _why(exc: Exception) -> str:
-    """An exception for an error message; some have no text of their own."""
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _as_item(x: Any, index: int) -> Item:
-    """API inputs (paths, bytes, PIL images, HxWx3 uint8 arrays) -> Items."""
-    if isinstance(x, Item):
-        return x
-    if isinstance(x, (str, os.PathLike)):
-        return Item(os.fspath(x), source=os.fspath(x))
-    if isinstance(x, (bytes, bytearray, memoryview)):
-        return Item(f"<bytes:{index}>", source=bytes(x))
-    if isinstance(x, np.ndarray):
-        from PIL import Image
-
-        try:
-            img = Image.fromarray(x)
-        except (TypeError, ValueError) as exc:
-            return Item(f"<array:{index}>", error=f"unsupported array {x.dtype}{list(x.shape)}: expected "
-                        f"HxW or HxWx3/HxWx4 uint8 ({exc})")
-        # Pillow wraps some arrays (grayscale, RGBA) without copying them, and inputs are taken
-        # ahead of decoding: a caller that refills one buffer would have every input scored
-        # as its last contents.
-        return Item(f"<array:{index}>", source=img.copy() if img.readonly else img)
-    if hasattr(x, "mode") and hasattr(x, "size"):  # PIL image
-        name = getattr(x, "filename", "") or f"<image:{index}>"
-        try:
-            # Decode a lazily opened image here, once: the decoding threads would otherwise load
-            # it concurrently when the same object is passed twice, sharing one file handle.
-            x.load()
-        except Exception as exc:
-            if "truncated" in str(exc).lower():
-                msg = "truncated image data"
-            elif isinstance(exc, AssertionError) and not str(exc):  # Pillow's, for a closed file
-                msg = "cannot decode image: AssertionError (was the image's file closed before it was loaded?)"
-            else:
-                msg = f"cannot decode image: {_why(exc)}"
-            return Item(name, error=msg)
-        return Item(name, source=x)
-    return Item(f"<input:{index}>", error=f"unsupported input type {type(x).__name__}")
-
-
-def gpu_driver_present() -> bool:
-    """Whether this machine shows a GPU driver (NVIDIA, ROCm or WSL's), checked without torch.
-    Where none is, ``device="auto"`` is certain to mean the CPU before torch is imported."""
-    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg"))
-
-
-def default_workers() -> int:
-    return max(0, min(8, (os.cpu_count() or 1)))
-
-
-def resolve_device(spec: str = "auto"):
-    """'auto' | 'cpu' | 'cuda' | 'cuda:N' -> torch.device, or DeviceError with the reason."""
-    import torch
-
-    if isinstance(spec, torch.device):
-        spec = str(spec)
-    elif isinstance(spec, int) and not isinstance(spec, bool):
-        spec = f"cuda:{spec}"  # torch's meaning of a bare device index
-    elif spec is not None and not isinstance(spec, str):
-        raise DeviceError(f"device must be a string such as 'cpu' or 'cuda:0', a torch.device or "
-                          f"a CUDA index, not {type(spec).__name__}")
-    spec = (spec or "auto").strip().lower()
-    if spec.startswith("cpu:") and spec[4:].isdigit():
-        spec = "cpu"
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec == "cpu":
-        return torch.device("cpu")
-    if spec == "cuda" or spec.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise DeviceError(f"device {spec!r} requested but CUDA is not available on this machine")
-        if ":" in spec:
-            try:
-                index = int(spec.split(":", 1)[1])
-            except ValueError:
-                raise DeviceError(f"invalid device {spec!r}: expected cuda:N") from None
-            if not 0 <= index < torch.cuda.device_count():
-                raise DeviceError(
-                    f"device {spec!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
-                )
-        return torch.device(spec)
-    raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N")
 
 
 class Detector:
@@ -313,7 +47,7 @@ class Detector:
         self.meta = meta
         self.device = device
         self.weights_path = weights_path
-        self.config = ModelConfig.from_dict(meta.model)
+        self.config = meta.model_config()
         if threshold is None:
             threshold = meta.face_threshold if faces and meta.face_threshold is not None else meta.threshold
         self.threshold = float(threshold)
@@ -371,10 +105,9 @@ class Detector:
     def predict_iter(self, inputs: Iterable[Any], batch_size: Optional[int] = None,
                      workers: Optional[int] = None) -> Iterator[Result]:
         """Like :meth:`predict` but lazy: results stream out as batches finish."""
-        if isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)) or (
-                hasattr(inputs, "mode") and hasattr(inputs, "size")) or not isinstance(inputs, Iterable):
+        if is_single_input(inputs):
             inputs = [inputs]  # one input (an image, or None: its own error record), not a sequence
-        items = (_as_item(x, i) for i, x in enumerate(inputs))
+        items = as_items(inputs)
         for batch in self.iter_batches(items, batch_size, workers):
             yield from batch
 
@@ -382,7 +115,7 @@ class Detector:
                      workers: Optional[int] = None) -> Iterator[list[Result]]:
         """Scores a stream of :class:`Item` (or of anything :meth:`predict` takes) and yields
         each batch's results, in input order."""
-        items = (x if isinstance(x, Item) else _as_item(x, i) for i, x in enumerate(items))
+        items = as_items(items)
         bs = max(1, int(batch_size or self.batch_size))
         nworkers = self.workers if workers is None else max(0, int(workers))
         task = Task(self.config.preprocess, self.faces)
@@ -400,11 +133,11 @@ class Detector:
         if nworkers == 0 or (second is None and len(first) == 1):
             # No workers, or one input: decode in the calling thread.
             for batch in ([first] if second is None else _prepend(first, second, batches)):
-                yield self._score(prepare_batch(batch, task))
+                yield self.score_decoded(prepare_batch(batch, task))
             return
         pipe = DecodePipeline(_prepend(first, second, batches) if second else iter([first]), task,
                               bs, nworkers)
-        yield from pipe.run(self._score)
+        yield from pipe.run(self.score_decoded)
 
     def _iter_tensor_batches(self, batches, task, threads):
         from fakedet.inference.gpudecode import TensorDecoder
@@ -415,9 +148,9 @@ class Detector:
             for batch in batches:
                 pending.append(dec.read(batch))  # file reads run ahead in threads
                 if len(pending) >= 3:
-                    yield self._score(dec.prepare(pending.popleft()))
+                    yield self.score_decoded(dec.prepare(pending.popleft()))
             while pending:
-                yield self._score(dec.prepare(pending.popleft()))
+                yield self.score_decoded(dec.prepare(pending.popleft()))
         finally:
             for reads in pending:
                 for _, fut in reads:
@@ -425,36 +158,39 @@ class Detector:
             dec.close()
 
     # ------------------------------------------------------------------ scoring
-    def _score(self, prepared: list[tuple], busy: Optional[Callable[[], int]] = None) -> list[Result]:
+    def score_decoded(self, batch: DecodedBatch, busy: Optional[Callable[[], int]] = None) -> list[Result]:
+        """One :class:`Result` per decoded input of ``batch``, in order: the model's calibrated
+        probability ``sigmoid(logit / temperature)``, its maximum over the whole image and the
+        faces in face mode, labelled by the threshold. ``busy`` is as in :meth:`forward`."""
         import torch
 
-        ok = [i for i, r in enumerate(prepared) if r[3] is None]
+        ok = [i for i, d in enumerate(batch) if d.error is None]
         probs: dict[int, list[float]] = {}
         if ok:
-            views = _cat([prepared[i][1] for i in ok], self.device)
-            patches = _cat([prepared[i][2] for i in ok], self.device)
+            views = _cat([batch[i].views for i in ok], self.device)
+            patches = _cat([batch[i].patches for i in ok], self.device)
             logits = self.forward(views, patches, busy)
             p = torch.sigmoid(logits / self.temperature).tolist()
             start = 0
             for i in ok:
-                n = len(prepared[i][1])
+                n = len(batch[i].views)
                 probs[i] = p[start : start + n]
                 start += n
         out = []
-        for i, (path, _, _, err, boxes) in enumerate(prepared):
-            if err is not None:
-                out.append(Result(path, None, None, err, face_mode=self.faces))
+        for i, d in enumerate(batch):
+            if d.error is not None:
+                out.append(Result(d.path, None, None, d.error, face_mode=self.faces))
                 continue
             scores = probs[i]
             if any(math.isnan(x) for x in scores):
-                out.append(Result(path, None, None, "model produced no score (NaN)", face_mode=self.faces))
+                out.append(Result(d.path, None, None, "model produced no score (NaN)", face_mode=self.faces))
                 continue
             pf = max(scores)
-            r = Result(path, pf, "fake" if pf >= self.threshold else "real", face_mode=self.faces)
-            if boxes is not None:
-                r.faces = [{"box": list(b), "p_fake": float(x)} for b, x in zip(boxes, scores[1:])]
+            r = Result(d.path, pf, label_for(pf, self.threshold), face_mode=self.faces)
+            if d.boxes is not None:
+                r.faces = [{"box": list(b), "p_fake": float(x)} for b, x in zip(d.boxes, scores[1:])]
                 r.p_whole = scores[0]
-                r.note = None if boxes else NO_FACE_NOTE
+                r.note = None if d.boxes else NO_FACE_NOTE
             out.append(r)
         return out
 
@@ -467,7 +203,7 @@ class Detector:
         the cores: every parallel operator of the model waits at its barrier for a thread that
         the scheduler has given a decoder's time slice, and spins meanwhile. (On two cores this
         cost 1024 px scans about 15 % of their throughput and 12-megapixel scans about 25 %;
-        ``scripts/benchmark.py``.) The model uses at most the intra-op thread count torch had
+        ``benchmarks/benchmark.py``.) The model uses at most the intra-op thread count torch had
         in the thread that created the Detector. Only the number of threads changes, not the
         result.
         """
@@ -545,10 +281,6 @@ def _cat(parts, device):
     if all(isinstance(p, np.ndarray) for p in parts):
         return torch.from_numpy(np.concatenate(parts))
     return torch.cat([torch.from_numpy(p).to(device) if isinstance(p, np.ndarray) else p for p in parts])
-
-
-def _gather(futures) -> list[tuple]:
-    return [r for fut in futures for r in fut.result()]
 
 
 def _prepend(first, second, rest):

@@ -1,4 +1,4 @@
-"""Batched JPEG decoding and preprocessing with torch ops on the model's device.
+"""Inference layer: the GPU decoder, batched JPEG decoding and preprocessing with torch ops on the model's device.
 
 On CUDA this is the fast path: files are read by a pool of threads, JPEGs are decoded a whole
 batch at a time by ``torchvision.io.decode_jpeg(..., device="cuda")`` (nvJPEG), and the
@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fakedet.data import decode as imageio
+from fakedet.data import decode
 from fakedet.data.sources import Item
+from fakedet.inference.pipeline import Decoded, DecodedBatch, Task, prepare_batch
 
 
 def _header(data: bytes) -> Optional[tuple[int, int]]:
@@ -41,10 +42,10 @@ def _header(data: bytes) -> Optional[tuple[int, int]]:
 
 
 class TensorDecoder:
-    """Prepares batches like :func:`fakedet.inference.detector.prepare_batch`, but returns tensors that are
-    already on ``device``."""
+    """Prepares batches like :func:`fakedet.inference.pipeline.prepare_batch`, but returns tensors
+    that are already on ``device``."""
 
-    def __init__(self, task, device: torch.device, threads: int = 8):
+    def __init__(self, task: Task, device: torch.device, threads: int = 8):
         self.task = task
         self.cfg = task.pre
         self.device = device
@@ -66,20 +67,18 @@ class TensorDecoder:
         if not isinstance(item.source, (str, os.PathLike)):
             return None, None  # PIL images and the like: CPU path
         try:
-            return imageio.read_bytes(item.source), None
-        except imageio.ImageError as exc:
+            return decode.read_bytes(item.source), None
+        except decode.ImageError as exc:
             return None, str(exc)
 
-    def prepare(self, pending) -> list[tuple]:
-        from fakedet.inference.detector import prepare_batch
-
+    def prepare(self, pending) -> DecodedBatch:
         cfg = self.cfg
         out: list = [None] * len(pending)
         jpeg_idx, jpeg_data, sizes = [], [], []
         for i, (item, fut) in enumerate(pending):
             data, err = fut.result()
             if err is not None:
-                out[i] = (item.path, None, None, err, None)
+                out[i] = Decoded.failed(item.path, err)
                 continue
             size = _header(data) if data is not None else None
             if size is None or min(size) < cfg.min_size or size[0] * size[1] > cfg.max_pixels:
@@ -100,9 +99,9 @@ class TensorDecoder:
                     continue
                 try:
                     view, patches = self._preprocess(img)
-                    out[i] = (item.path, view, patches, None, None)
-                except imageio.ImageError as exc:
-                    out[i] = (item.path, None, None, str(exc), None)
+                    out[i] = Decoded(item.path, view, patches)
+                except decode.ImageError as exc:
+                    out[i] = Decoded.failed(item.path, str(exc))
         return out
 
     def _decode(self, data: list[torch.Tensor]) -> Optional[list[Optional[torch.Tensor]]]:
@@ -127,13 +126,11 @@ class TensorDecoder:
     def _preprocess(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
         _, h, w = img.shape
-        if min(h, w) < cfg.min_size:
-            raise imageio.ImageError(
-                f"image too small to analyse: {w}x{h} (both sides must be at least {cfg.min_size} px)")
+        decode.check_min_side(w, h, cfg.min_size)
         g, p = cfg.global_size, cfg.patch_size
         mode = {"nearest": "nearest", "bicubic": "bicubic", "box": "area"}.get(cfg.interpolation, "bilinear")
         kw = {"antialias": True, "align_corners": False} if mode in ("bilinear", "bicubic") else {}
         view = F.interpolate(img[None].float(), size=(g, g), mode=mode, **kw)
         view = view.round_().clamp_(0, 255).to(torch.uint8)
-        patches = torch.stack([img[:, y : y + p, x : x + p] for x, y in imageio.patch_origins(w, h, cfg)])
+        patches = torch.stack([img[:, y : y + p, x : x + p] for x, y in decode.patch_origins(w, h, cfg)])
         return view, patches[None]

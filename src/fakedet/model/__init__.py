@@ -1,1 +1,1 @@
-"""The model: config, fused detector, backbones, checkpoints, face detector."""
+"""Model layer (2, above data): config, fused detector, backbones, checkpoints, face detector."""

@@ -1,4 +1,4 @@
-"""Backbones built without importing timm.
+"""Model layer: backbones built without importing timm.
 
 ``import timm`` imports torchvision, whose ``ops`` package imports ``torch._dynamo``: about 2.5 s
 of a fresh process's start-up on a 2-core machine, more than the rest of a one-photo scan. The

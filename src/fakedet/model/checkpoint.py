@@ -1,4 +1,4 @@
-"""Checkpoints: one ``.safetensors`` file with the state dict and a JSON metadata entry.
+"""Model layer: checkpoints, one ``.safetensors`` file with the state dict and a JSON metadata entry.
 
 The metadata entry ``fakedet`` holds the model and preprocessing config, the decision threshold,
 the calibration temperature, training provenance and evaluation figures. Loading uses
@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
+
+from fakedet.model.config import ModelConfig
 
 FORMAT_VERSION = 1
 META_KEY = "fakedet"
@@ -55,6 +57,17 @@ class CheckpointMeta:
         meta = cls(**{k: v for k, v in data.items() if k in known})
         meta.validate()
         return meta
+
+    def model_config(self) -> ModelConfig:
+        """The model and preprocessing config this metadata carries; the one place it is parsed.
+
+        Raises:
+            CheckpointError: the config has unknown keys or invalid values.
+        """
+        try:
+            return ModelConfig.from_dict(self.model)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise CheckpointError(f"checkpoint model config is invalid: {exc}") from None
 
     def validate(self) -> None:
         """Refuses metadata that would load but score nonsense (or fail on every image)."""
@@ -152,14 +165,10 @@ def load(path: str | os.PathLike, device: str = "cpu"):
     """
     from safetensors.torch import load_file
 
-    from fakedet.model.config import ModelConfig
     from fakedet.model.fused import FakeDetector
 
     meta = read_meta(path)
-    try:
-        cfg = ModelConfig.from_dict(meta.model)
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint model config is invalid: {exc}") from None
+    cfg = meta.model_config()
     try:
         state = load_file(str(path), device="cpu")
     except Exception as exc:

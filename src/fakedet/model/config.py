@@ -1,8 +1,10 @@
-"""Model and preprocessing configuration.
+"""Model layer: the model's configuration (architecture plus the data layer's preprocessing contract).
 
 The configuration travels inside every checkpoint (see :mod:`fakedet.model.checkpoint`), so the way an
 image is turned into model inputs at scan time can never drift from the way it was done in
-training. This module imports neither torch nor PIL.
+training. The preprocessing part, :class:`~fakedet.data.preprocess.PreprocessConfig`, belongs to
+the data layer, which decodes images by it; it is re-exported here. This module imports neither
+torch nor PIL.
 """
 
 from __future__ import annotations
@@ -11,50 +13,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-# the resampling filters a view can be made with (PIL's names; fakedet.data.decode maps them)
-INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box")
+from fakedet.data.preprocess import PreprocessConfig
 
-
-@dataclass
-class PreprocessConfig:
-    """How one decoded RGB image becomes the model's two inputs.
-
-    Attributes:
-        global_size: side of the whole-image view, resized (squashed) to a square; it feeds the
-            backbone and the colour branch.
-        patch_size: side of the square patches cut at the image's native resolution, never
-            resampled; they feed the texture branch.
-        num_patches: how many patches per image.
-        min_size: images whose shorter side is below this are refused as too small to analyse.
-        max_pixels: images with more pixels than this are refused before being decoded.
-        mean: per-channel mean used to normalise the whole-image view for the backbone.
-        std: per-channel standard deviation, likewise.
-        interpolation: PIL resampling filter name for the whole-image view.
-    """
-
-    global_size: int = 128
-    patch_size: int = 32
-    num_patches: int = 8
-    min_size: int = 32
-    max_pixels: int = 80_000_000
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    interpolation: str = "bilinear"
-
-    def __post_init__(self):
-        for name in ("global_size", "patch_size", "num_patches", "min_size", "max_pixels"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"preprocess {name} must be a positive integer, got {v!r}")
-        if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"preprocess interpolation must be one of {', '.join(INTERPOLATIONS)}, "
-                             f"got {self.interpolation!r}")
-        for name in ("mean", "std"):
-            v = getattr(self, name)
-            if len(v) != 3 or not all(isinstance(x, (int, float)) for x in v):
-                raise ValueError(f"preprocess {name} must be three numbers, got {v!r}")
-        if not all(x > 0 for x in self.std):
-            raise ValueError(f"preprocess std must be positive, got {self.std!r}")
+__all__ = ["ModelConfig", "PreprocessConfig"]
 
 
 @dataclass

@@ -1,8 +1,8 @@
-"""Face detection (MTCNN) and face crops for ``fakedet scan --faces``.
+"""Model layer: face detection (MTCNN) and face crops for ``fakedet scan --faces``.
 
 The three small MTCNN networks (Zhang et al., 2016) are defined here and load the weights that
 facenet-pytorch (MIT licence, (c) 2019 Timothy Esler) ships, converted once to safetensors by
-``scripts/convert_mtcnn.py`` and shipped in ``weights/mtcnn.safetensors``. The detection cascade
+``tools/convert_mtcnn.py`` and shipped in ``weights/mtcnn.safetensors``. The detection cascade
 follows facenet-pytorch's ``detect_face``. It runs on the CPU inside the decoding threads, or in
 the calling thread when there are none.
 """

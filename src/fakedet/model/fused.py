@@ -1,4 +1,4 @@
-"""The fused detector: a timm backbone, a global-colour branch and a local-texture branch.
+"""Model layer: the fused detector, a timm backbone, a global-colour branch and a local-texture branch.
 
 The EfficientNet-Lite backbones are built by :mod:`fakedet.model.backbones` with timm's architecture
 and key names but without importing timm (which halves a scan's start-up); any other timm
@@ -183,7 +183,7 @@ class FakeDetector(nn.Module):
 
     def fuse_for_inference(self) -> "FakeDetector":
         """Folds every BatchNorm that follows a convolution into it and stores the weights
-        channels-last (scripts/benchmark.py compares the two). Same outputs to float
+        channels-last (benchmarks/benchmark.py compares the two). Same outputs to float
         rounding. For inference only, for good: ``train()`` raises and ``checkpoint.save``
         refuses the model, which no longer has the trained BatchNorm layers."""
         self.eval()

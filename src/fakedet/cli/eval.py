@@ -1,0 +1,115 @@
+"""CLI layer: ``fakedet eval``, the model's figures on labelled images."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from fakedet.cli.common import (CONTEXT, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, err,
+                                load_errors_exit, nan_to_none, stdout)
+from fakedet.cli.options import (faces_option, json_option, progress_option, run_options,
+                                 threshold_option, weights_option)
+
+UNREADABLE_SHOWN = 20  # eval names this many unreadable images on stderr
+
+
+@click.command("eval", context_settings=CONTEXT)
+@click.argument("data", nargs=-1, required=True, metavar="DATA...")
+@click.option("--split", default=None, help="Use only manifest rows of this split (train/val/test).")
+@weights_option
+@threshold_option("Decision threshold  [default: the checkpoint's].")
+@run_options
+@json_option("Print the figures as JSON.")
+@click.option("--plots", type=click.Path(file_okay=False), default=None,
+              help="Write ROC, histogram and reliability PNGs to DIR (needs matplotlib).")
+@progress_option
+@faces_option("Score as scan --faces does (maximum over faces and whole image).")
+def eval_(data, split, weights, threshold, device, batch_size, workers, as_json, plots, progress, faces):
+    """Measure the model on labelled images.
+
+    DATA is a folder with real/ and fake/ subfolders, a folder holding a manifest.csv, or a
+    manifest CSV (columns file,label[,split]; label 0/real or 1/fake). Prints AUC, AP,
+    accuracy and balanced accuracy at the threshold, FPR, TPR at 1 % and 5 % FPR, expected
+    calibration error and counts, per DATA and over all of them.
+    """
+    import json
+
+    from tqdm import tqdm
+
+    from fakedet.data.labelled import read_labelled
+    from fakedet.evaluation.report import format_table, report, write_plots
+    from fakedet.inference.detector import Detector
+
+    ctx = click.get_current_context()
+    stdout()
+    datasets = {}
+    # "all" names the row over every DATA, so no single DATA may take that name; two DATA with
+    # the same name (or the same DATA twice) get a numbered suffix rather than merging.
+    taken = {"all"} if len(data) > 1 else set()
+    for d in data:
+        name = os.path.basename(os.path.normpath(d))
+        if name == "manifest.csv":
+            name = os.path.basename(os.path.dirname(os.path.abspath(d)))
+        key, k = name, 1
+        while key in taken or key in datasets:
+            k += 1
+            key = f"{name}#{k}"
+        try:
+            datasets[key] = read_labelled(d, split)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {d}: {exc.strerror or exc}", param_hint="DATA")
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="DATA")
+    if not any(datasets.values()):
+        present = set()
+        if split is not None:  # say which splits there are instead
+            for d in data:
+                try:
+                    present |= {im.split for im in read_labelled(d, None) if im.split}
+                except (OSError, ValueError):
+                    pass
+        err("no labelled images found" + (f" with split {split!r} (the splits there: "
+                                           f"{', '.join(sorted(present)) or 'none'})" if split else ""))
+        ctx.exit(EXIT_USAGE)
+    for name, images in datasets.items():
+        if not images:
+            err(f"warning: {name}: no labelled images" + (f" with split {split!r}" if split else ""))
+    if plots:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            err("--plots needs matplotlib: pip install matplotlib (or the package's plots extra)")
+            ctx.exit(EXIT_USAGE)
+    with load_errors_exit(ctx):
+        det = Detector.load(weights, device=device, threshold=threshold, batch_size=batch_size,
+                            workers=workers, faces=faces)
+    total = sum(len(v) for v in datasets.values())
+    bar = tqdm(total=total, unit="img", file=sys.stderr,
+               disable=not (sys.stderr.isatty() if progress is None else progress))
+    result = report(det, datasets, progress=bar)
+    bar.close()
+    rep = result.to_dict()
+    rep["weights"] = str(det.weights_path)
+    rep["split"] = split
+    unreadable = result.unreadable
+    for u in unreadable[:UNREADABLE_SHOWN]:
+        err(f"cannot score {u['path']}: {u['error']}")
+    if len(unreadable) > UNREADABLE_SHOWN:
+        err(f"... and {len(unreadable) - UNREADABLE_SHOWN} more unreadable images (--json lists them all)")
+    if as_json:
+        click.echo(json.dumps(nan_to_none(rep), indent=2))
+    else:
+        for line in format_table(rep):
+            click.echo(line)
+    if plots:  # after the figures: a plot that cannot be written must not lose them
+        try:
+            for path in write_plots(result.scores, det.threshold, plots):
+                err(f"wrote {path}")
+        except OSError as exc:
+            err(f"cannot write the plots to {plots}: {exc.strerror or exc}"
+                + (f" ({exc.filename})" if exc.filename else ""))
+            ctx.exit(EXIT_USAGE)
+    errors = sum(result.sets[k].get("errors", 0) for k in datasets)
+    ctx.exit(EXIT_UNREADABLE if errors else EXIT_OK)

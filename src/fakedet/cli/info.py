@@ -1,0 +1,63 @@
+"""CLI layer: ``fakedet info``, a description of the model a checkpoint holds."""
+
+from __future__ import annotations
+
+import click
+
+from fakedet.cli.common import CONTEXT, load_errors_exit, nan_to_none, stdout
+from fakedet.cli.options import json_option, weights_option
+
+
+@click.command(context_settings=CONTEXT)
+@weights_option
+@json_option("Machine-readable output.")
+def info(weights, as_json):
+    """Describe the model: backbone, input handling, threshold, training and evaluation."""
+    import json
+
+    from fakedet.inference.detector import Detector
+
+    stdout()
+    with load_errors_exit(click.get_current_context()):
+        det = Detector.load(weights, device="cpu")
+    d = det.info()
+    if as_json:
+        click.echo(json.dumps(nan_to_none(d), indent=2, allow_nan=False))
+        return
+    click.echo(f"model:        {d['name']}")
+    click.echo(f"backbone:     {d['backbone']} (timm)")
+    click.echo(f"branches:     {', '.join(d['branches'])}")
+    click.echo(f"parameters:   {d['parameters']:,}")
+    for k, v in d["input"].items():
+        click.echo(f"input:        {k}: {v}")
+    click.echo(f"threshold:    {d['threshold']:.4f}  ({d['training'].get('threshold_rule', 'n/a')})")
+    if d.get("face_threshold") is not None:
+        click.echo(f"face mode:    threshold {d['face_threshold']:.4f} for --faces  "
+                   f"({d['training'].get('face_threshold_rule', 'n/a')})")
+    click.echo(f"temperature:  {d['temperature']:.4f}")
+    tr = d["training"]
+    click.echo(f"trained on:   {', '.join(tr.get('train_sets', [])) or 'n/a'}")
+    if tr.get("steps"):
+        secs = tr.get("train_seconds")
+        took = f", {secs / 60:.0f} min" if secs else ""
+        click.echo(f"training:     {tr.get('steps')} steps x {tr.get('batch_size')} images, seed {tr.get('seed')}"
+                   f"{took} ({tr.get('script', '')})")
+    ev = d["evaluation"]
+    if "test_ece_uncalibrated" in ev and "all" in ev.get("test", {}):
+        click.echo(f"calibration:  test ECE {ev['test_ece_uncalibrated']:.4f} at T=1, "
+                   f"{ev['test']['all']['ece']:.4f} at T={d['temperature']:.3f}")
+    test = d["evaluation"].get("test", {})
+    if test:
+        click.echo("evaluation (test splits):")
+        click.echo(f"  {'set':<22} {'n':>6} {'AUC':>7} {'TPR@5%FPR':>10} {'acc':>7} {'FPR':>7}")
+        for name, r in test.items():
+            click.echo(f"  {name:<22} {r['n']:>6} {_f(r.get('auc'))} {_f(r.get('tpr_at_5pct_fpr'), 10)}"
+                       f" {_f(r.get('accuracy'))} {_f(r.get('fpr'))}")
+    click.echo(f"weights:      {d['weights']}")
+    click.echo(f"sha256:       {d['sha256']}")
+
+
+def _f(x, width: int = 7) -> str:
+    if x is None or (isinstance(x, float) and x != x):
+        return f"{'-':>{width}}"
+    return f"{x:>{width}.4f}"

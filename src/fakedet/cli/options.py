@@ -1,0 +1,56 @@
+"""CLI layer: the options several commands share, as decorators, so each is declared once."""
+
+from __future__ import annotations
+
+import click
+
+
+class DeviceType(click.ParamType):
+    name = "DEVICE"
+
+    def convert(self, value, param, ctx):
+        v = str(value).strip().lower()
+        if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+            return v
+        self.fail(f"{value!r} is not one of auto, cpu, cuda, cuda:N", param, ctx)
+
+
+def weights_option(f):
+    """-w/--weights: the checkpoint."""
+    return click.option("-w", "--weights", type=click.Path(dir_okay=False), default=None,
+                        help="A .safetensors checkpoint  [default: the shipped weights].")(f)
+
+
+def threshold_option(help: str):
+    """-t/--threshold, with the command's own help text."""
+    return click.option("-t", "--threshold", type=click.FloatRange(0.0, 1.0), default=None, help=help)
+
+
+def run_options(f):
+    """-d/--device, -b/--batch-size, -j/--workers: where and how the model runs."""
+    for option in reversed((
+        click.option("-d", "--device", type=DeviceType(), default="auto", show_default=True,
+                     help="auto (GPU when present), cpu, cuda or cuda:N."),
+        click.option("-b", "--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+                     help="Images per batch."),
+        click.option("-j", "--workers", type=click.IntRange(min=0), default=None,
+                     help="Decoding threads (0 = decode in the main thread)  [default: CPU count, at most 8]."),
+    )):
+        f = option(f)
+    return f
+
+
+def progress_option(f):
+    """--progress/--no-progress: a progress bar on stderr."""
+    return click.option("--progress/--no-progress", default=None,
+                        help="Progress bar on stderr  [default: on when stderr is a terminal].")(f)
+
+
+def faces_option(help: str):
+    """--faces, with the command's own help text."""
+    return click.option("--faces", is_flag=True, help=help)
+
+
+def json_option(help: str):
+    """--json (the parameter ``as_json``), with the command's own help text."""
+    return click.option("--json", "as_json", is_flag=True, help=help)

@@ -1,0 +1,217 @@
+"""CLI layer: ``fakedet scan``, one record per input on stdout (or -o FILE), a summary on stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import IO, Iterator, Optional
+
+import click
+
+from fakedet.cli.common import (CONTEXT, EXIT_FAKE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PIPE,
+                                EXIT_STATUS_HELP, EXIT_UNREADABLE, EXIT_USAGE, STARTED, err,
+                                load_errors_exit, silence_stdout, stdin_binary, stdout)
+from fakedet.cli.options import (faces_option, progress_option, run_options, threshold_option,
+                                 weights_option)
+
+
+@click.command(context_settings=CONTEXT, epilog=EXIT_STATUS_HELP)
+@click.argument("paths", nargs=-1, metavar="PATH...")
+@click.option("--files-from", "files_from", metavar="FILE",
+              help="Read more paths from FILE, one per line ('-' = stdin).")
+@click.option("-0", "--null", is_flag=True, help="Paths in --files-from are NUL-separated.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["tsv", "csv", "jsonl", "json"]),
+              default="tsv", show_default=True, help="Record format (tsv has no header).")
+@threshold_option("Label 'fake' when p_fake >= P  [default: the checkpoint's threshold].")
+@weights_option
+@run_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write records to FILE instead of stdout.")
+@progress_option
+@click.option("-q", "--quiet", is_flag=True, help="No summary, warnings or progress on stderr.")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when any image is labelled fake.")
+@faces_option("Find faces and score each one; p_fake is the maximum over the faces and the "
+              "whole image, labelled with the checkpoint's face-mode threshold (jsonl/json add "
+              "a 'faces' list of boxes and scores).")
+def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, workers, output,
+         progress, quiet, exit_code, faces):
+    """Score images: one record per input (path, p_fake, label, error) on stdout.
+
+    PATH is an image file, a folder (searched recursively for image files, in sorted order) or
+    '-' for one image's bytes on stdin.
+    """
+    from fakedet.inference.stream import load_and_score
+
+    ctx = click.get_current_context()
+    if not paths and not files_from:
+        raise click.UsageError("no input: give PATH... or --files-from FILE")
+    if list(paths).count("-") > 1:
+        raise click.UsageError("'-' (stdin) can be given only once")
+    if "-" in paths and files_from == "-":
+        raise click.UsageError("'-' and --files-from - cannot both read stdin")
+
+    list_stream = None
+    if files_from:
+        if files_from == "-":
+            list_stream = stdin_binary()
+        else:
+            try:
+                list_stream = open(files_from, "rb")
+            except OSError as exc:
+                raise click.BadParameter(f"cannot open {files_from}: {exc.strerror}",
+                                         param_hint="--files-from")
+
+    if output not in (None, "-"):
+        for path in (*paths, *([files_from] if files_from not in (None, "-") else [])):
+            if path != "-" and _same_file(path, output):
+                raise click.BadParameter(f"{output} is also an input: writing the records there would "
+                                         "overwrite it", param_hint="--output")
+
+    items = _items(paths, list_stream, null, quiet)
+    with load_errors_exit(ctx):  # the first batches decode while the model loads
+        stream = load_and_score(items, weights, device=device, threshold=threshold,
+                                batch_size=batch_size, workers=workers, faces=faces)
+
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if quiet:
+        progress = False
+
+    try:
+        out_stream = _open_output(output)  # only once the model has loaded: a bad -w leaves no file
+    except BaseException:
+        stream.close()
+        raise
+    code = _run_scan(stream, fmt, out_stream, progress, quiet, exit_code)
+    if list_stream is not None and files_from != "-":
+        list_stream.close()
+    ctx.exit(code)
+
+
+def _open_output(output: Optional[str]) -> IO[str]:
+    if output is None or output == "-":
+        out = stdout()
+        try:
+            out.reconfigure(errors="surrogateescape")  # undecodable file names pass through
+        except (AttributeError, ValueError, OSError):
+            pass
+        return out
+    parent = os.path.dirname(os.path.abspath(output))  # (click refuses a directory itself)
+    if not os.path.isdir(parent):
+        raise click.BadParameter(f"cannot write {output}: No such file or directory", param_hint="--output")
+    return _LazyFile(output)
+
+
+class _LazyFile:
+    """A file for the records, opened (and so truncated) only when the first record is written:
+    a scan that finds no image, or stops before scoring one, leaves an existing file as it was."""
+
+    def __init__(self, path: str):
+        self.path, self.fh = path, None
+
+    def write(self, text: str) -> int:
+        if self.fh is None:
+            self.fh = open(self.path, "w", encoding="utf-8", errors="surrogateescape", newline="")
+        return self.fh.write(text)
+
+    def flush(self) -> None:
+        if self.fh is not None:
+            self.fh.flush()
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _items(paths, list_stream, null, quiet) -> Iterator:
+    """All inputs, warning (on stderr) about folders that hold no image."""
+    from fakedet.data.sources import iter_items
+
+    def warn(path):
+        err(f"warning: no image files found in {path}")
+
+    return iter_items(paths, list_stream, null, stdin_binary(), on_empty=None if quiet else warn)
+
+
+def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code) -> int:
+    from tqdm import tqdm
+
+    from fakedet.data.writers import Writer
+
+    det = stream.detector
+    writer = None  # made at the first batch: an -o file stays untouched until a record exists
+
+    def get_writer() -> Writer:
+        nonlocal writer
+        if writer is None:
+            writer = Writer(out_stream, fmt)
+        return writer
+
+    n = n_fake = n_err = n_noface = 0
+    t0 = time.perf_counter()
+    bar = tqdm(unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    interrupted = False
+    write_error = None
+    try:
+        for results in stream:
+            get_writer().write(results)
+            n += len(results)
+            n_err += sum(1 for r in results if r.error is not None)
+            n_fake += sum(1 for r in results if r.label == "fake")
+            n_noface += sum(1 for r in results if r.faces == [])
+            bar.update(len(results))
+        if writer is not None or out_stream is sys.stdout:  # stdout gets json's [] even for none
+            get_writer().close()
+    except BrokenPipeError:
+        # The reader went away (`fakedet scan dir | head`): stop quietly.
+        silence_stdout()
+        return EXIT_PIPE
+    except KeyboardInterrupt:
+        interrupted = True
+        try:
+            if writer is not None or out_stream is sys.stdout:
+                get_writer().close()
+        except BrokenPipeError:
+            silence_stdout()
+        except OSError as exc:
+            write_error = exc
+    except OSError as exc:  # a full disk, a lost network share: the records cannot be kept
+        write_error = exc
+    finally:
+        bar.close()
+        if out_stream is not sys.stdout:
+            try:
+                out_stream.close()
+            except OSError as exc:
+                write_error = write_error or exc
+    elapsed = time.perf_counter() - t0
+    if write_error is not None:
+        if out_stream is sys.stdout:
+            silence_stdout()  # the interpreter's final flush would fail the same way
+        err(f"cannot write the records: {write_error.strerror or write_error}")
+        return EXIT_USAGE
+    if interrupted:
+        err(f"interrupted after {n} records")
+        return EXIT_INTERRUPTED
+    if n == 0:
+        err("no images found")
+        return EXIT_USAGE
+    if not quiet:
+        err(f"{n} image{'s' if n != 1 else ''}: {n_fake} fake, {n - n_fake - n_err} real, "
+            f"{n_err} error{'s' if n_err != 1 else ''} ({elapsed:.1f} s, {n / max(elapsed, 1e-9):.1f} img/s; "
+            f"{time.perf_counter() - STARTED:.1f} s with start-up; {det.device}, threshold {det.threshold:.4f})")
+        if det.faces:
+            err(f"{n_noface} image{'s' if n_noface != 1 else ''} without a face scored as a whole")
+    if n_err:
+        return EXIT_UNREADABLE
+    if exit_code and n_fake:
+        return EXIT_FAKE
+    return EXIT_OK

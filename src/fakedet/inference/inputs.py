@@ -1,0 +1,63 @@
+"""Inference layer: API input coercion, turning what callers pass to :meth:`Detector.predict`
+(paths, bytes, PIL images, numpy arrays) into :class:`~fakedet.data.sources.Item` s."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from fakedet.data.decode import exception_text
+from fakedet.data.sources import Item
+
+
+def is_single_input(inputs: Any) -> bool:
+    """Whether ``inputs`` is one input (an image, or something not iterable, which gets its own
+    error record) rather than a sequence of inputs."""
+    return isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)) or (
+        hasattr(inputs, "mode") and hasattr(inputs, "size")) or not isinstance(inputs, Iterable)
+
+
+def as_items(inputs: Iterable[Any]) -> Iterator[Item]:
+    """Each input as an :class:`Item` (Items pass through), lazily and in order."""
+    return (as_item(x, i) for i, x in enumerate(inputs))
+
+
+def as_item(x: Any, index: int) -> Item:
+    """One API input (a path, bytes, a PIL image, an HxWx3 uint8 array, or an Item) -> an Item;
+    ``index`` names inputs that have no path of their own."""
+    if isinstance(x, Item):
+        return x
+    if isinstance(x, (str, os.PathLike)):
+        return Item(os.fspath(x), source=os.fspath(x))
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return Item(f"<bytes:{index}>", source=bytes(x))
+    if isinstance(x, np.ndarray):
+        from PIL import Image
+
+        try:
+            img = Image.fromarray(x)
+        except (TypeError, ValueError) as exc:
+            return Item(f"<array:{index}>", error=f"unsupported array {x.dtype}{list(x.shape)}: expected "
+                        f"HxW or HxWx3/HxWx4 uint8 ({exc})")
+        # Pillow wraps some arrays (grayscale, RGBA) without copying them, and inputs are taken
+        # ahead of decoding: a caller that refills one buffer would have every input scored
+        # as its last contents.
+        return Item(f"<array:{index}>", source=img.copy() if img.readonly else img)
+    if hasattr(x, "mode") and hasattr(x, "size"):  # PIL image
+        name = getattr(x, "filename", "") or f"<image:{index}>"
+        try:
+            # Decode a lazily opened image here, once: the decoding threads would otherwise load
+            # it concurrently when the same object is passed twice, sharing one file handle.
+            x.load()
+        except Exception as exc:
+            if "truncated" in str(exc).lower():
+                msg = "truncated image data"
+            elif isinstance(exc, AssertionError) and not str(exc):  # Pillow's, for a closed file
+                msg = "cannot decode image: AssertionError (was the image's file closed before it was loaded?)"
+            else:
+                msg = f"cannot decode image: {exception_text(exc)}"
+            return Item(name, error=msg)
+        return Item(name, source=x)
+    return Item(f"<input:{index}>", error=f"unsupported input type {type(x).__name__}")

@@ -1,0 +1,188 @@
+"""Inference layer: the decode pipeline, from a stream of items to batches of decoded model inputs.
+
+Inputs stream through a bounded pipeline: decoding and preprocessing run in worker threads
+(batch by batch, a few batches ahead) while the model scores each batch in the calling thread,
+so memory stays flat however many images pass. A decoded input is a :class:`Decoded`; a batch
+of them is a :data:`DecodedBatch`.
+
+Threads rather than processes: Pillow, numpy and torch release the GIL in their heavy work, so
+threads decode as fast as processes did (``benchmarks/benchmark.py``), without pickling arrays
+between processes, without a pool start-up, and without asking a user's script for an
+``if __name__ == "__main__":`` guard (worker processes re-import the main module).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
+
+import numpy as np
+
+from fakedet.data import decode
+from fakedet.data.preprocess import PreprocessConfig
+from fakedet.data.sources import Item
+
+# Batches in flight per decoding thread while the model scores.
+PIPELINE_DEPTH = 2
+# Batches that may be decoded ahead while the model is still loading (DecodePipeline.prefill).
+STARTUP_DEPTH = 16
+
+
+@dataclass
+class Task:
+    """What a decoding worker needs to know."""
+
+    pre: PreprocessConfig
+    faces: bool = False
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One input ready for the model, or the reason it is not.
+
+    ``views`` (``(N, 3, G, G)``) and ``patches`` (``(N, K, 3, P, P)``), uint8 numpy arrays or
+    tensors already on the model's device, stack the whole image first and then one entry per
+    detected face; ``boxes`` lists the faces' boxes in face mode and is None otherwise. When
+    ``error`` is set, ``views``, ``patches`` and ``boxes`` are None.
+    """
+
+    path: str
+    views: Any = None
+    patches: Any = None
+    error: Optional[str] = None
+    boxes: Optional[list] = None
+
+    @classmethod
+    def failed(cls, path: str, error: str) -> "Decoded":
+        return cls(path, error=error)
+
+
+DecodedBatch = list[Decoded]  # one batch of decoded inputs, in input order
+
+T = TypeVar("T")
+
+
+def decode_pool(workers: int) -> ThreadPoolExecutor:
+    """The pool of decoding threads that a :class:`DecodePipeline` uses."""
+    return ThreadPoolExecutor(max(1, workers), thread_name_prefix="fakedet-decode")
+
+
+def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
+    """Decodes and preprocesses one batch: a :class:`Decoded` per item, in order.
+
+    Never raises for a bad input: each failure becomes that item's own error string.
+    """
+    cfg = task.pre
+    out = []
+    for item in batch:
+        if item.error is not None:
+            out.append(Decoded.failed(item.path, item.error))
+            continue
+        try:
+            img = decode.load(item.source, cfg)
+            view, patches = decode.preprocess(img, cfg)
+            views, patch_sets, boxes = [view], [patches], None
+            if task.faces:
+                from fakedet.model import faces
+
+                boxes = []
+                for box, _ in faces.find_faces(img):
+                    v, p = decode.preprocess(faces.face_crop(img, box), cfg)
+                    views.append(v)
+                    patch_sets.append(p)
+                    boxes.append(box)
+            out.append(Decoded(item.path, np.stack(views), np.stack(patch_sets), None, boxes))
+        except decode.ImageError as exc:
+            out.append(Decoded.failed(item.path, str(exc)))
+        except MemoryError:
+            out.append(Decoded.failed(item.path, "out of memory while decoding"))
+        except Exception as exc:  # a decoder bug must not take the batch down
+            out.append(Decoded.failed(item.path, f"cannot decode image: {decode.exception_text(exc)}"))
+    return out
+
+
+class DecodePipeline:
+    """Decoding threads fed batch by batch from a stream of batches, ahead of the model.
+
+    Each thread decodes a whole batch; only a scan of a single batch is cut into one slice per
+    thread, so that it too decodes in parallel. Cutting every batch was no clear gain on two
+    cores (12 MP photos +10 %, 1024 px JPEGs -5 to -10 %, measured with the model yielding
+    threads to busy decoders as :meth:`Detector.forward` does). :meth:`run` keeps ``PIPELINE_DEPTH``
+    batches per thread in flight while the model scores the oldest. :meth:`prefill` lets
+    decoding start before the model exists (:func:`fakedet.inference.stream.load_and_score`
+    loads the model in a background thread meanwhile: ``import torch`` is most of a short
+    scan's start-up).
+    """
+
+    def __init__(self, batches: Iterator[list[Item]], task: Task, batch_size: int, workers: int):
+        self.batches, self.task = batches, task
+        self.workers = max(1, workers)
+        self.step = max(1, math.ceil(batch_size / self.workers))
+        self.pool = decode_pool(self.workers)
+        self.pending: deque = deque()
+        # A single-batch scan is known once a second batch is asked for and none comes.
+        first = next(self.batches, None)
+        second = next(self.batches, None) if first is not None else None
+        self._ready = deque(b for b in (first, second) if b is not None)
+        self._single = second is None
+        self.exhausted = not self._ready
+
+    def _submit_next(self) -> None:
+        batch = self._ready.popleft()
+        cut = self.step if self._single else len(batch)
+        self.pending.append([self.pool.submit(prepare_batch, batch[i:i + cut], self.task)
+                             for i in range(0, len(batch), cut)])
+        if not self._ready:  # read the next batch only after this one is on its way
+            nxt = next(self.batches, None)
+            if nxt is None:
+                self.exhausted = True
+            else:
+                self._ready.append(nxt)
+
+    def prefill(self, until: Callable[[], bool], limit: int = STARTUP_DEPTH) -> None:
+        """Submits batches until ``until()`` is true or ``limit`` batches are in flight."""
+        while not self.exhausted and len(self.pending) < limit and not until():
+            self._submit_next()
+
+    def run(self, score: Callable[[DecodedBatch, Callable[[], int]], T]) -> Iterator[T]:
+        """Yields ``score(decoded batch, busy)`` for every batch, in order (``busy`` is
+        :meth:`busy`); closes the pool at the end."""
+        try:
+            while True:
+                while not self.exhausted and len(self.pending) < PIPELINE_DEPTH * self.workers:
+                    self._submit_next()
+                if not self.pending:
+                    return
+                yield score(_gather(self.pending.popleft()), self.busy)
+        finally:
+            self.close()
+
+    def busy(self) -> int:
+        """How many decoding threads are at work now (slices submitted and not yet finished)."""
+        return min(self.workers, sum(1 for futs in self.pending for f in futs if not f.done()))
+
+    def close(self) -> None:
+        for futs in self.pending:
+            for fut in futs:
+                fut.cancel()
+        self.pending.clear()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    """Consecutive lists of ``size`` items (the last may be shorter), read lazily: the batches."""
+    batch: list[Item] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _gather(futures) -> DecodedBatch:
+    return [r for fut in futures for r in fut.result()]

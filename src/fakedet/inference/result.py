@@ -1,0 +1,47 @@
+"""Inference layer: the :class:`Result` record, one per input, that every scan and the API return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+NO_FACE_NOTE = "no face found: whole-image score"
+
+
+@dataclass
+class Result:
+    """One input's record. ``p_fake`` and ``label`` are None when ``error`` is set.
+
+    In face mode ``faces`` lists ``{"box": [x0, y0, x1, y1], "p_fake": p}`` per detected face,
+    ``p_whole`` is the whole-image score, ``p_fake`` the maximum of all of them, and ``note``
+    says when no face was found.
+    """
+
+    path: str
+    p_fake: Optional[float]
+    label: Optional[str]
+    error: Optional[str] = None
+    faces: Optional[list] = field(default=None, repr=False)
+    p_whole: Optional[float] = field(default=None, repr=False)
+    note: Optional[str] = field(default=None, repr=False)
+    # set on every record of a face-mode scan, so that records which failed carry the face-mode
+    # keys too (as null) and each line of jsonl output has the same keys
+    face_mode: bool = field(default=False, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"path": self.path, "p_fake": self.p_fake, "label": self.label, "error": self.error}
+        if self.faces is not None or self.face_mode:
+            d["faces"] = self.faces
+            d["p_whole"] = self.p_whole
+            d["note"] = self.note
+        return d
+
+
+def label_for(p_fake: float, threshold: float) -> str:
+    """The label of a score: "fake" when ``p_fake >= threshold`` (a score equal to the threshold
+    is fake), else "real"."""
+    return "fake" if p_fake >= threshold else "real"

@@ -1,0 +1,95 @@
+"""Inference layer: starting a scan, the model loading while the first batches already decode.
+
+:func:`load_and_score` is what ``fakedet scan`` runs: on the CPU ``import torch`` and the model
+load are most of a short scan's start-up, so the model loads in a background thread while the
+decode pipeline fills; elsewhere it simply loads the :class:`Detector` and scores. Either way the
+caller gets a :class:`ResultStream` of Result batches, in input order.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable, Iterator, Optional
+
+from fakedet.data.sources import Item
+from fakedet.inference.detector import Detector
+from fakedet.inference.device import default_workers, gpu_driver_present
+from fakedet.inference.inputs import as_items
+from fakedet.inference.pipeline import DecodePipeline, Task, chunks
+from fakedet.inference.result import Result
+from fakedet.model import checkpoint as ckpt
+
+
+class ResultStream:
+    """The Result batches of one scan, in input order, and the :attr:`detector` scoring them.
+
+    Iterate over it once. :meth:`close` stops decoding that started ahead when the stream is
+    given up before (or while) it is read; reading it to the end closes it too.
+    """
+
+    def __init__(self, detector: Detector, batches: Iterator[list[Result]],
+                 pipeline: Optional[DecodePipeline] = None):
+        self.detector = detector
+        self._batches = batches
+        self._pipeline = pipeline
+
+    def __iter__(self) -> Iterator[list[Result]]:
+        return iter(self._batches)
+
+    def close(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.close()
+        close = getattr(self._batches, "close", None)
+        if close is not None:
+            close()
+
+
+def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] = None, *,
+                   device: str = "auto", threshold: Optional[float] = None, batch_size: int = 32,
+                   workers: Optional[int] = None, faces: bool = False) -> ResultStream:
+    """Loads a :class:`Detector` (arguments as :meth:`Detector.load`) and starts scoring
+    ``items`` (Items or anything :meth:`Detector.predict` takes).
+
+    On the CPU (``device="cpu"``, or ``"auto"`` on a machine without a GPU driver) and without
+    face mode, up to :data:`~fakedet.inference.pipeline.STARTUP_DEPTH` batches decode while the
+    model loads in a background thread; the records are the same as ``Detector.load(...)
+    .iter_batches(items)`` gives.
+
+    Raises:
+        CheckpointError, DeviceError: as :meth:`Detector.load`; nothing is left running.
+        KeyboardInterrupt: likewise, after stopping what had started.
+    """
+    kw = dict(threshold=threshold, batch_size=batch_size, workers=workers, faces=faces)
+    if faces or device not in ("auto", "cpu") or (device == "auto" and gpu_driver_present()):
+        # On a machine with a GPU driver "auto" may mean CUDA, which only torch can tell:
+        # there the model loads first, as with device="cuda".
+        det = Detector.load(weights, device=device, **kw)
+        return ResultStream(det, det.iter_batches(items))
+    meta = ckpt.read_meta(weights if weights is not None else ckpt.default_weights_path())
+    pre = meta.model_config().preprocess  # a bad checkpoint fails before anything starts
+    nworkers = default_workers() if workers is None else max(0, int(workers))
+    bs = max(1, int(batch_size))
+    loader = ThreadPoolExecutor(1, thread_name_prefix="fakedet-load")
+    future = loader.submit(Detector.load, weights, device="cpu", **kw)
+    loader.shutdown(wait=False)
+    if nworkers == 0:  # no decoding threads: nothing to overlap
+        det = future.result()
+        return ResultStream(det, det.iter_batches(items))
+    # Importing torch holds the GIL most of the time; the decoding threads need it briefly between
+    # their C calls. A shorter switch interval while the model loads lets them have it promptly.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)
+    pipe = None
+    try:
+        pipe = DecodePipeline(chunks(as_items(items), bs), Task(pre), bs, nworkers)
+        pipe.prefill(future.done)
+        det = future.result()
+    except BaseException:
+        if pipe is not None:
+            pipe.close()
+        raise
+    finally:
+        sys.setswitchinterval(switch)
+    return ResultStream(det, pipe.run(det.score_decoded), pipe)
