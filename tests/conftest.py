@@ -30,7 +30,7 @@ def tiny_config_dict(**overrides) -> dict:
 
 
 def make_tiny_checkpoint(path: Path, threshold: float = 0.5, face_threshold=None, temperature: float = 1.0,
-                         **overrides) -> Path:
+                         verdicts=None, face_verdicts=None, **overrides) -> Path:
     """A checkpoint of a tiny model (the same weights for the same ``overrides``) with the given
     threshold, face-mode threshold and calibration temperature."""
     import torch
@@ -46,7 +46,9 @@ def make_tiny_checkpoint(path: Path, threshold: float = 0.5, face_threshold=None
     with torch.no_grad():
         model.head.weight.mul_(20.0)
     ckpt.save(model, ckpt.CheckpointMeta(model=cfg.to_dict(), threshold=threshold, temperature=temperature,
-                                         face_threshold=face_threshold, training={"train_sets": ["none"], "steps": 0}), path)
+                                         face_threshold=face_threshold, verdicts=verdicts,
+                                         face_verdicts=face_verdicts,
+                                         training={"train_sets": ["none"], "steps": 0}), path)
     return path
 
 

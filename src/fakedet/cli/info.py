@@ -12,7 +12,7 @@ from fakedet.cli.options import json_option, weights_option
 @weights_option
 @json_option("Machine-readable output.")
 def info(weights, as_json):
-    """Describe the model: backbone, input handling, threshold, training and evaluation."""
+    """Describe the model: backbone, input handling, verdicts, training and evaluation."""
     import json
 
     from fakedet.inference.detector import Detector
@@ -30,10 +30,31 @@ def info(weights, as_json):
     click.echo(f"parameters:   {d['parameters']:,}")
     for k, v in d["input"].items():
         click.echo(f"input:        {k}: {v}")
-    click.echo(f"threshold:    {d['threshold']:.4f}  ({d['training'].get('threshold_rule', 'n/a')})")
-    if d.get("face_threshold") is not None:
+    v, fv = d.get("verdicts"), d.get("face_verdicts")
+    if v:
+        click.echo(f"verdicts:     fake when p_fake >= {v['fake']:.4f}, real below {v['real']:.4f}, "
+                   f"uncertain between  ({v.get('rule', 'n/a')})")
+        for line in VERDICT_MEANINGS:
+            click.echo(f"              {line}")
+        two_way = f"-t {d['two_way_threshold']:.4f} gives two verdicts at this threshold"
+    else:
+        two_way = "two verdicts: fake at or above, real below"
+    click.echo(f"threshold:    {d['two_way_threshold']:.4f}  ({two_way}; "
+               f"{d['training'].get('threshold_rule', 'n/a')})")
+    if fv:
+        click.echo(f"face mode:    fake when p_fake >= {fv['fake']:.4f}, real below {fv['real']:.4f} for "
+                   f"--faces where a face was found  ({fv.get('rule', 'n/a')})")
+    elif d.get("face_threshold") is not None:
         click.echo(f"face mode:    threshold {d['face_threshold']:.4f} for --faces  "
                    f"({d['training'].get('face_threshold_rule', 'n/a')})")
+    wrong = d["evaluation"].get("verdicts_test")
+    if wrong:
+        click.echo("how often each verdict is wrong (test splits; share of that set's real or fake images):")
+        click.echo(f"  {'set':<22} {'real->fake':>10} {'real->unc.':>10} {'fake->real':>10} {'fake->unc.':>10} {'fake->fake':>10}")
+        for name, r in wrong.items():
+            rr, ff = r.get("real") or {}, r.get("fake") or {}
+            click.echo(f"  {name:<22} {_f(rr.get('fake'), 10)} {_f(rr.get('uncertain'), 10)} "
+                       f"{_f(ff.get('real'), 10)} {_f(ff.get('uncertain'), 10)} {_f(ff.get('fake'), 10)}")
     click.echo(f"temperature:  {d['temperature']:.4f}")
     tr = d["training"]
     click.echo(f"trained on:   {', '.join(tr.get('train_sets', [])) or 'n/a'}")
@@ -55,6 +76,13 @@ def info(weights, as_json):
                        f" {_f(r.get('accuracy'))} {_f(r.get('fpr'))}")
     click.echo(f"weights:      {d['weights']}")
     click.echo(f"sha256:       {d['sha256']}")
+
+
+VERDICT_MEANINGS = (
+    "fake: the model found evidence of manipulation or generation",
+    "uncertain: the score lies where real photos of some sources also fall",
+    "real: no evidence found (not proof that the image is genuine)",
+)
 
 
 def _f(x, width: int = 7) -> str:

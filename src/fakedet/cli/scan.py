@@ -23,23 +23,33 @@ from fakedet.cli.options import (faces_option, progress_option, run_options, thr
 @click.option("-0", "--null", is_flag=True, help="Paths in --files-from are NUL-separated.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["tsv", "csv", "jsonl", "json"]),
               default="tsv", show_default=True, help="Record format (tsv has no header).")
-@threshold_option("Label 'fake' when p_fake >= P  [default: the checkpoint's threshold].")
+@threshold_option("Two verdicts instead of three: 'fake' when p_fake >= P, else 'real'  "
+                  "[default: the checkpoint's fake / uncertain / real thresholds].")
 @weights_option
 @run_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write records to FILE instead of stdout.")
 @progress_option
 @click.option("-q", "--quiet", is_flag=True, help="No summary, warnings or progress on stderr.")
-@click.option("--exit-code", is_flag=True, help="Exit 1 when any image is labelled fake.")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when any image is labelled fake (uncertain does not count).")
 @faces_option("Find faces and score each one; p_fake is the maximum over the faces and the "
-              "whole image, labelled with the checkpoint's face-mode threshold (jsonl/json add "
-              "a 'faces' list of boxes and scores).")
+              "whole image, labelled with the checkpoint's face-mode thresholds (an image with no "
+              "face found: the whole-image ones; jsonl/json add a 'faces' list of boxes and scores).")
 def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, workers, output,
          progress, quiet, exit_code, faces):
     """Score images: one record per input (path, p_fake, label, error) on stdout.
 
     PATH is an image file, a folder (searched recursively for image files, in sorted order) or
     '-' for one image's bytes on stdin.
+
+    \b
+    label is one of three verdicts (see `fakedet info` for the thresholds and how often each
+    verdict was wrong on the test data):
+      fake       the model found evidence of manipulation or generation
+      uncertain  the score is in the range where real photos of some sources also fall
+      real       no evidence found (which is not proof that the image is genuine)
+    p_fake is the model's calibrated probability. Scores on images from sources unlike the
+    training data are unreliable: read a verdict as a pointer, never as proof.
     """
     from fakedet.inference.stream import load_and_score
 
@@ -155,7 +165,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code) -> int:
             writer = Writer(out_stream, fmt)
         return writer
 
-    n = n_fake = n_err = n_noface = 0
+    n = n_fake = n_unc = n_err = n_noface = 0
     t0 = time.perf_counter()
     bar = tqdm(unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     interrupted = False
@@ -166,6 +176,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code) -> int:
             n += len(results)
             n_err += sum(1 for r in results if r.error is not None)
             n_fake += sum(1 for r in results if r.label == "fake")
+            n_unc += sum(1 for r in results if r.label == "uncertain")
             n_noface += sum(1 for r in results if r.faces == [])
             bar.update(len(results))
         if writer is not None or out_stream is sys.stdout:  # stdout gets json's [] even for none
@@ -205,9 +216,13 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code) -> int:
         err("no images found")
         return EXIT_USAGE
     if not quiet:
-        err(f"{n} image{'s' if n != 1 else ''}: {n_fake} fake, {n - n_fake - n_err} real, "
+        three_way = det.three_way
+        unc = f"{n_unc} uncertain, " if three_way else ""
+        rule = (f"fake at >= {det.threshold:.4f}, real below {det.real_below:.4f}" if three_way
+                else f"threshold {det.threshold:.4f}")
+        err(f"{n} image{'s' if n != 1 else ''}: {n_fake} fake, {unc}{n - n_fake - n_unc - n_err} real, "
             f"{n_err} error{'s' if n_err != 1 else ''} ({elapsed:.1f} s, {n / max(elapsed, 1e-9):.1f} img/s; "
-            f"{time.perf_counter() - STARTED:.1f} s with start-up; {det.device}, threshold {det.threshold:.4f})")
+            f"{time.perf_counter() - STARTED:.1f} s with start-up; {det.device}, {rule})")
         if det.faces:
             err(f"{n_noface} image{'s' if n_noface != 1 else ''} without a face scored as a whole")
     if n_err:

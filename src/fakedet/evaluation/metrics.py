@@ -157,10 +157,12 @@ def fit_temperature(labels, logits, lo: float = 0.05, hi: float = 20.0) -> float
     return float(math.exp((a + b) / 2))
 
 
-def summarize(labels, probs, threshold: float) -> dict:
-    """The standard figures for one labelled set at one threshold."""
+def summarize(labels, probs, threshold: float, verdicts=None) -> dict:
+    """The standard figures for one labelled set at one threshold; with ``verdicts`` (the
+    detector's label per image) the counted figures follow those labels instead, "uncertain"
+    counting as not fake, and ``uncertain`` is the share of images labelled uncertain."""
     y, p = _arrays(labels, probs)
-    pred = p >= threshold
+    pred = p >= threshold if verdicts is None else np.asarray(verdicts) == "fake"
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
     tpr = float((pred & (y == 1)).sum() / n_pos) if n_pos else float("nan")
     tnr = float((~pred & (y == 0)).sum() / n_neg) if n_neg else float("nan")
@@ -179,4 +181,6 @@ def summarize(labels, probs, threshold: float) -> dict:
         "tpr_at_5pct_fpr": tpr_at_fpr(y, p, 0.05) if n_pos and n_neg else float("nan"),
         "ece": expected_calibration_error(y, p),
         "threshold": float(threshold),
+        "uncertain": (float(np.mean(np.asarray(verdicts) == "uncertain")) if len(y) else float("nan"))
+        if verdicts is not None else float("nan"),
     }

@@ -18,9 +18,10 @@ from fakedet.evaluation.metrics import summarize
 
 
 def score_labelled(det, images: list[LabelledImage], batch_size: Optional[int] = None,
-                   workers: Optional[int] = None, progress=None):
-    """Returns (labels, probabilities, errors) for the images; unreadable ones are set aside."""
-    labels, probs, errors = [], [], []
+                   workers: Optional[int] = None, progress=None, with_verdicts: bool = False):
+    """Returns (labels, probabilities, errors) for the images; unreadable ones are set aside.
+    ``with_verdicts`` appends the detector's verdict for each scored image."""
+    labels, probs, errors, verdicts = [], [], [], []
     items = (Item(im.path, source=im.path) for im in images)
     i = 0
     for batch in det.iter_batches(items, batch_size, workers):
@@ -32,9 +33,11 @@ def score_labelled(det, images: list[LabelledImage], batch_size: Optional[int] =
             else:
                 labels.append(im.label)
                 probs.append(r.p_fake)
+                verdicts.append(r.label)
         if progress is not None:
             progress.update(len(batch))
-    return np.asarray(labels, dtype=np.int64), np.asarray(probs, dtype=np.float64), errors
+    out = np.asarray(labels, dtype=np.int64), np.asarray(probs, dtype=np.float64), errors
+    return (*out, np.asarray(verdicts, dtype=object)) if with_verdicts else out
 
 
 @dataclass
@@ -65,19 +68,21 @@ def report(det, datasets: dict[str, list[LabelledImage]], batch_size=None, worke
     """Metrics per data set and over all of them at the detector's threshold, the files that
     could not be scored, and the scores themselves."""
     out = Report(det.threshold)
-    all_y, all_p, n_err = [], [], 0
+    all_y, all_p, all_v, n_err = [], [], [], 0
     for name, images in datasets.items():
-        y, p, errors = score_labelled(det, images, batch_size, workers, progress)
-        res = summarize(y, p, det.threshold)
+        y, p, errors, v = score_labelled(det, images, batch_size, workers, progress, with_verdicts=True)
+        res = summarize(y, p, det.threshold, verdicts=v)
         res["errors"] = len(errors)
         out.unreadable += [{"set": name, "path": path, "error": err} for path, err in errors]
         out.sets[name] = res
         all_y.append(y)
         all_p.append(p)
+        all_v.append(v)
         n_err += len(errors)
         out.scores[name] = (y, p)
     if len(datasets) > 1:
-        res = summarize(np.concatenate(all_y), np.concatenate(all_p), det.threshold)
+        res = summarize(np.concatenate(all_y), np.concatenate(all_p), det.threshold,
+                        verdicts=np.concatenate(all_v))
         res["errors"] = n_err
         out.sets["all"] = res
     return out
@@ -149,7 +154,8 @@ def format_table(rep: dict) -> Iterable[str]:
     """The figures of :meth:`Report.to_dict` as a table, line by line."""
     cols = [("n", "n", 6, "d"), ("real", "n_real", 6, "d"), ("fake", "n_fake", 6, "d"),
             ("AUC", "auc", 7, ".4f"), ("AP", "ap", 7, ".4f"), ("acc", "accuracy", 7, ".4f"),
-            ("bal.acc", "balanced_accuracy", 7, ".4f"), ("FPR", "fpr", 7, ".4f"),
+            ("bal.acc", "balanced_accuracy", 7, ".4f"), ("FPR", "fpr", 7, ".4f"), ("TPR", "tpr", 7, ".4f"),
+            ("uncert", "uncertain", 7, ".4f"),
             ("TPR@1%", "tpr_at_1pct_fpr", 7, ".4f"), ("TPR@5%", "tpr_at_5pct_fpr", 7, ".4f"),
             ("ECE", "ece", 7, ".4f"), ("errors", "errors", 6, "d")]
     yield f"{'set':<22}" + "".join(f" {c[0]:>{c[2]}}" for c in cols)
@@ -162,4 +168,5 @@ def format_table(rep: dict) -> Iterable[str]:
             else:
                 cells.append(f" {v:>{width}{spec}}")
         yield f"{name:<22}" + "".join(cells)
-    yield f"threshold {rep['threshold']:.4f}; AUC/AP/TPR need both classes; FPR = real images labelled fake"
+    yield (f"threshold {rep['threshold']:.4f}; AUC/AP/TPR@ need both classes; FPR = real images labelled fake, "
+           "TPR = fakes labelled fake, uncert = images labelled uncertain; acc counts uncertain as not fake")

@@ -49,10 +49,18 @@ class Detector:
         self.weights_path = weights_path
         self.config = meta.model_config()
         if threshold is None:
-            threshold = meta.face_threshold if faces and meta.face_threshold is not None else meta.threshold
-        self.threshold = float(threshold)
-        if not 0.0 <= self.threshold <= 1.0:  # also refuses NaN
-            raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
+            # the checkpoint's verdicts: (fake at or above, real below); an image in which face
+            # mode found a face gets the face-mode ones, any other image the whole-image ones
+            self.cutoffs = meta.cutoffs(faces=False)
+            self.face_cutoffs = meta.cutoffs(faces=True)
+        else:
+            if not 0.0 <= float(threshold) <= 1.0:  # also refuses NaN
+                raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
+            self.cutoffs = self.face_cutoffs = (float(threshold), float(threshold))  # two-way
+        #: the "fake" threshold of the mode's usual case (a face found in face mode)
+        self.threshold, self.real_below = self.face_cutoffs if faces else self.cutoffs
+        #: whether a score can be labelled "uncertain"
+        self.three_way = any(real < fake for fake, real in (self.cutoffs, self.face_cutoffs))
         self.temperature = float(meta.temperature)
         self.batch_size = max(1, int(batch_size))
         self.workers = default_workers() if workers is None else max(0, int(workers))
@@ -161,7 +169,8 @@ class Detector:
     def score_decoded(self, batch: DecodedBatch, busy: Optional[Callable[[], int]] = None) -> list[Result]:
         """One :class:`Result` per decoded input of ``batch``, in order: the model's calibrated
         probability ``sigmoid(logit / temperature)``, its maximum over the whole image and the
-        faces in face mode, labelled by the threshold. ``busy`` is as in :meth:`forward`."""
+        faces in face mode, labelled by the verdict thresholds (the face-mode ones when a face was
+        found). ``busy`` is as in :meth:`forward`."""
         import torch
 
         ok = [i for i, d in enumerate(batch) if d.error is None]
@@ -186,7 +195,8 @@ class Detector:
                 out.append(Result(d.path, None, None, "model produced no score (NaN)", face_mode=self.faces))
                 continue
             pf = max(scores)
-            r = Result(d.path, pf, label_for(pf, self.threshold), face_mode=self.faces)
+            fake_at, real_below = self.face_cutoffs if d.boxes else self.cutoffs
+            r = Result(d.path, pf, label_for(pf, fake_at, real_below), face_mode=self.faces)
             if d.boxes is not None:
                 r.faces = [{"box": list(b), "p_fake": float(x)} for b, x in zip(d.boxes, scores[1:])]
                 r.p_whole = scores[0]
@@ -265,6 +275,10 @@ class Detector:
             or sum(p.numel() for p in self.model.parameters()),
             "threshold": self.threshold,
             "face_threshold": self.meta.face_threshold,
+            "two_way_threshold": self.meta.threshold,
+            "verdicts": self.meta.verdicts,
+            "face_verdicts": self.meta.face_verdicts,
+            "cutoffs": {"whole_image": list(self.cutoffs), "face": list(self.face_cutoffs)},
             "temperature": self.temperature,
             "training": training,
             "evaluation": self.meta.evaluation,

@@ -41,7 +41,15 @@ class Result:
         return d
 
 
-def label_for(p_fake: float, threshold: float) -> str:
+VERDICTS = ("real", "uncertain", "fake")
+
+
+def label_for(p_fake: float, threshold: float, real_below: Optional[float] = None) -> str:
     """The label of a score: "fake" when ``p_fake >= threshold`` (a score equal to the threshold
-    is fake), else "real"."""
-    return "fake" if p_fake >= threshold else "real"
+    is fake); "real" when ``p_fake < real_below`` (default: the threshold, the two-way rule);
+    "uncertain" in between."""
+    if p_fake >= threshold:
+        return "fake"
+    if real_below is None or p_fake < real_below:
+        return "real"
+    return "uncertain"

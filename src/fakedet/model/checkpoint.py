@@ -35,6 +35,12 @@ class CheckpointMeta:
     #: Threshold for face mode (the maximum over faces and the whole image), calibrated apart
     #: because a maximum of several scores is higher than one score; None: use ``threshold``.
     face_threshold: Optional[float] = None
+    #: The three verdicts: ``{"fake": f, "real": r, "rule": "..."}`` with 0 <= r <= f <= 1:
+    #: "fake" when p_fake >= f, "real" when p_fake < r, "uncertain" in between. None: the
+    #: plain two-way rule at ``threshold``.
+    verdicts: Optional[dict[str, Any]] = None
+    #: The same for face mode (images in which a face was found); None: ``face_threshold``.
+    face_verdicts: Optional[dict[str, Any]] = None
     training: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -52,11 +58,21 @@ class CheckpointMeta:
             raise CheckpointError(
                 f"checkpoint format version {version} is not supported (expected {FORMAT_VERSION})"
             )
-        known = {"model", "threshold", "face_threshold", "temperature", "training", "evaluation",
-                 "format_version"}
+        known = {"model", "threshold", "face_threshold", "verdicts", "face_verdicts", "temperature",
+                 "training", "evaluation", "format_version"}
         meta = cls(**{k: v for k, v in data.items() if k in known})
         meta.validate()
         return meta
+
+    def cutoffs(self, faces: bool = False) -> tuple[float, float]:
+        """``(fake_at, real_below)`` of the verdicts; equal (two-way) when the checkpoint has
+        no three-verdict thresholds. ``faces``: those for an image in which a face was found."""
+        v = self.face_verdicts if faces else self.verdicts
+        if v is None and faces and self.face_threshold is not None:
+            return float(self.face_threshold), float(self.face_threshold)
+        if v is None:
+            return (self.cutoffs(False) if faces else (float(self.threshold), float(self.threshold)))
+        return float(v["fake"]), float(v["real"])
 
     def model_config(self) -> ModelConfig:
         """The model and preprocessing config this metadata carries; the one place it is parsed.
@@ -82,6 +98,14 @@ class CheckpointMeta:
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
                 raise CheckpointError(f"checkpoint {name} must be a number in [0, 1], got {v!r}")
+        for name in ("verdicts", "face_verdicts"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            ok = isinstance(v, dict) and all(
+                not isinstance(v.get(k), bool) and isinstance(v.get(k), (int, float)) for k in ("fake", "real"))
+            if not ok or not 0.0 <= v["real"] <= v["fake"] <= 1.0:
+                raise CheckpointError(f"checkpoint {name} must hold numbers 0 <= real <= fake <= 1, got {v!r}")
         t = self.temperature
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t < float("inf"):
             raise CheckpointError(f"checkpoint temperature must be a positive number, got {t!r}")

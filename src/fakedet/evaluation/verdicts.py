@@ -1,0 +1,87 @@
+"""Evaluation layer: the thresholds of the three verdicts (fake / uncertain / real), chosen on
+val scores by the rules in docs/decisions/2026-12-01-verdicts-and-trust-weights.md.
+
+- ``t_fake``: the smallest threshold at which no real source has more than ``max_fpr`` of its
+  real images at or above it (every source counts alike, whatever its size);
+- ``t_real``: the largest threshold at which at most ``max_fnr`` of the fake images, averaged
+  over the fake sources, fall below it; never above ``t_fake``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+FAKE_RULE = "no real val source has more than {:.0%} of its images labelled fake"
+REAL_RULE = "at most {:.0%} of fake val images labelled real, averaged over the fake sources"
+
+
+@dataclass(frozen=True)
+class VerdictThresholds:
+    """``fake`` when p >= fake, ``real`` when p < real, ``uncertain`` in between."""
+
+    fake: float
+    real: float
+    rule: str
+
+    def to_dict(self) -> dict:
+        return {"fake": self.fake, "real": self.real, "rule": self.rule}
+
+
+def fake_threshold(real_scores_by_source: Sequence[Sequence[float]], max_fpr: float = 0.02) -> float:
+    """Smallest threshold at which every source's share of real scores at or above it is at
+    most ``max_fpr``."""
+    if not 0.0 <= max_fpr <= 1.0:
+        raise ValueError(f"max_fpr must be in [0, 1], got {max_fpr!r}")
+    best = 0.0
+    for g in real_scores_by_source:
+        g = np.sort(np.asarray(g, dtype=np.float64))
+        if not len(g):
+            continue
+        allowed = int(np.floor(max_fpr * len(g) + 1e-9))  # images of this source allowed at or above
+        if allowed >= len(g):
+            continue
+        # the (allowed+1)-th highest score must fall below the threshold
+        t = float(np.nextafter(g[len(g) - 1 - allowed], np.inf))
+        best = max(best, t)
+    return min(best, 1.0)
+
+
+def real_threshold(fake_scores_by_source: Sequence[Sequence[float]], max_fnr: float = 0.10,
+                   cap: float = 1.0) -> float:
+    """Largest threshold (at most ``cap``) at which the share of fake scores below it, averaged
+    over the sources, is at most ``max_fnr``."""
+    if not 0.0 <= max_fnr <= 1.0:
+        raise ValueError(f"max_fnr must be in [0, 1], got {max_fnr!r}")
+    groups = [np.sort(np.asarray(g, dtype=np.float64)) for g in fake_scores_by_source if len(g)]
+    if not groups:
+        return 0.0
+
+    def macro_fnr(t: float) -> float:
+        return float(np.mean([np.searchsorted(g, t, side="left") / len(g) for g in groups]))
+
+    # macro_fnr is non-decreasing in t and only changes just above a fake score
+    cands = np.unique(np.concatenate(groups + [np.array([0.0, cap])]))
+    cands = cands[(cands >= 0.0) & (cands <= cap)]
+    ok = [float(t) for t in cands if macro_fnr(t) <= max_fnr]
+    return max(ok) if ok else 0.0
+
+
+def choose(real_by_source: Mapping[str, Sequence[float]], fake_by_source: Mapping[str, Sequence[float]],
+           max_fpr: float = 0.02, max_fnr: float = 0.10) -> VerdictThresholds:
+    """Both thresholds from val scores grouped by source."""
+    t_fake = fake_threshold(list(real_by_source.values()), max_fpr)
+    t_real = real_threshold(list(fake_by_source.values()), max_fnr, cap=t_fake)
+    rule = f"fake: {FAKE_RULE.format(max_fpr)}; real: {REAL_RULE.format(max_fnr)}"
+    return VerdictThresholds(fake=t_fake, real=t_real, rule=rule)
+
+
+def verdict(p: float, fake: float, real: float) -> str:
+    """The label for one calibrated score."""
+    if p >= fake:
+        return "fake"
+    if p < real:
+        return "real"
+    return "uncertain"
