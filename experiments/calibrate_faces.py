@@ -28,6 +28,7 @@ import numpy as np
 from fakedet import Detector
 from fakedet.data.sets import data_root
 from fakedet.evaluation.composites import FACE_SETS, build
+from fakedet.evaluation import verdicts
 from fakedet.evaluation.metrics import threshold_at_macro_fpr
 from fakedet.model import checkpoint
 
@@ -40,6 +41,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=200, help="composites per set (half real, half fake)")
     ap.add_argument("--target-fpr", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--max-fpr", type=float, default=0.02, help="verdict rule: most real composites labelled fake per set")
+    ap.add_argument("--max-fnr", type=float, default=0.10, help="verdict rule: most fake composites labelled real")
     ap.add_argument("--workers", type=int, default=None)
     args = ap.parse_args(argv)
 
@@ -64,7 +67,22 @@ def main(argv=None) -> int:
                     "tpr": float((p[(y == 1) & (names == name)] >= threshold).mean())}
              for name, v in reals.items()}
 
+    # The three verdicts in face mode, by the whole-image rule (docs/decisions/), on the
+    # composites in which a face was found (the others are labelled by the whole-image ones).
+    found = np.array([bool(r.faces) for r in res])
+    fv = verdicts.choose({n: p[found & (y == 0) & (names == n)] for n in FACE_SETS},
+                         {n: p[found & (y == 1) & (names == n)] for n in FACE_SETS},
+                         args.max_fpr, args.max_fnr)
+    for name in FACE_SETS:
+        for cls, lab in (("real", 0), ("fake", 1)):
+            sel = found & (y == lab) & (names == name)
+            stats[name][f"{cls}_verdicts"] = {
+                k: float(np.mean([verdicts.verdict(x, fv.fake, fv.real) == k for x in p[sel]])) if sel.any() else None
+                for k in ("fake", "uncertain", "real")}
+    stats["_found"] = {"with_face": int(found.sum()), "composites": int(len(found))}
+
     meta = det.meta  # the checkpoint as loaded; only its metadata changes
+    meta.face_verdicts = {**fv.to_dict(), "rule": fv.rule + " (val face composites with a face found)"}
     meta.face_threshold = float(threshold)
     meta.training["face_threshold_rule"] = (
         f"at most {args.target_fpr:.0%} of real val face composites labelled fake in face mode, "
@@ -78,8 +96,17 @@ def main(argv=None) -> int:
           f"(whole-image threshold {whole:.4f}); written to {out}\n")
     print("| set | real composites | FPR at the face threshold | FPR at the whole-image threshold | TPR at the face threshold |")
     print("|---|---|---|---|---|")
-    for name, s in stats.items():
+    for name in FACE_SETS:
+        s = stats[name]
         print(f"| {name} | {s['n_real']} | {s['fpr']:.3f} | {s['fpr_at_whole_image_threshold']:.3f} | {s['tpr']:.3f} |")
+    print(f"\nface-mode verdicts: fake at >= {fv.fake:.6f}, real below {fv.real:.6f} "
+          f"({stats['_found']['with_face']} of {len(found)} composites with a face found)")
+    print("| set | real: fake / uncertain / real | fakes: fake / uncertain / real |")
+    print("|---|---|---|")
+    for name in FACE_SETS:
+        r, f = stats[name]["real_verdicts"], stats[name]["fake_verdicts"]
+        print(f"| {name} | " + " / ".join(f"{r[k]:.3f}" for k in ("fake", "uncertain", "real")) + " | "
+              + " / ".join(f"{f[k]:.3f}" for k in ("fake", "uncertain", "real")) + " |")
     return 0
 
 

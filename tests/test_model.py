@@ -153,7 +153,7 @@ def test_shipped_weights_load_and_give_probabilities():
     res = det.predict(imgs)
     assert len(res) == 4
     for r in res:
-        assert r.error is None and 0.0 <= r.p_fake <= 1.0 and r.label in ("fake", "real")
+        assert r.error is None and 0.0 <= r.p_fake <= 1.0 and r.label in ("fake", "uncertain", "real")
 
 
 @pytest.mark.slow  # a python subprocess

@@ -1,4 +1,6 @@
-"""The shipped weights still reach their model-card figures on the test splits.
+"""The shipped weights still reach their model-card figures on the test splits: AUC on the
+paired sets, and how often each verdict is given on every set (real images labelled fake at most
+0.02 above, fakes labelled fake at most 0.05 below the figures stored in the checkpoint).
 
 Skipped when ../shared/data is absent (a fresh clone has no training data). The figures come from
 the checkpoint's own evaluation metadata, which weights/MODEL_CARD.md reports.
@@ -16,6 +18,8 @@ from fakedet.evaluation.metrics import auc
 from conftest import SHARED_DATA
 
 PAIRED = ["dfdc_faceswap", "lfw_faceswap", "cifake_sd14", "stylegan2_faces"]
+VERDICT_SETS = ["dfdc_faceswap", "lfw_faceswap", "cifake_sd14", "stylegan2_faces", "imagenet_real_photos",
+                "sd15_finetunes", "ffpp_faces", "utkface_real", "unsplash_portraits"]
 
 pytestmark = [pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data"),
               pytest.mark.slow]  # scans every test split: minutes
@@ -35,3 +39,17 @@ def test_test_split_auc_matches_model_card(det, name):
     y, p, errors = score_labelled(det, images)
     assert not errors
     assert auc(y, p) >= card[name]["auc"] - 0.02
+
+
+@pytest.mark.parametrize("name", VERDICT_SETS)
+def test_test_split_verdicts_match_model_card(det, name):
+    card = checkpoint.read_meta(checkpoint.default_weights_path()).evaluation.get("verdicts_test", {})
+    if name not in card:
+        pytest.fail(f"the shipped checkpoint has no verdict figures for {name}")
+    images = read_manifest(str(SHARED_DATA / name / "manifest.csv"), "test")
+    y, p, errors, labels = score_labelled(det, images, with_verdicts=True)
+    assert not errors
+    if card[name]["real"] is not None:
+        assert (labels[y == 0] == "fake").mean() <= card[name]["real"]["fake"] + 0.02
+    if card[name]["fake"] is not None:
+        assert (labels[y == 1] == "fake").mean() >= card[name]["fake"]["fake"] - 0.05

@@ -32,7 +32,7 @@ def info(weights, as_json):
         click.echo(f"input:        {k}: {v}")
     v, fv = d.get("verdicts"), d.get("face_verdicts")
     if v:
-        click.echo(f"verdicts:     fake when p_fake >= {v['fake']:.4f}, real below {v['real']:.4f}, "
+        click.echo(f"verdicts:     fake when p_fake >= {v['fake']:.6f}, real below {v['real']:.6f}, "
                    f"uncertain between  ({v.get('rule', 'n/a')})")
         for line in VERDICT_MEANINGS:
             click.echo(f"              {line}")
@@ -42,14 +42,14 @@ def info(weights, as_json):
     click.echo(f"threshold:    {d['two_way_threshold']:.4f}  ({two_way}; "
                f"{d['training'].get('threshold_rule', 'n/a')})")
     if fv:
-        click.echo(f"face mode:    fake when p_fake >= {fv['fake']:.4f}, real below {fv['real']:.4f} for "
+        click.echo(f"face mode:    fake when p_fake >= {fv['fake']:.6f}, real below {fv['real']:.6f} for "
                    f"--faces where a face was found  ({fv.get('rule', 'n/a')})")
     elif d.get("face_threshold") is not None:
         click.echo(f"face mode:    threshold {d['face_threshold']:.4f} for --faces  "
                    f"({d['training'].get('face_threshold_rule', 'n/a')})")
     wrong = d["evaluation"].get("verdicts_test")
     if wrong:
-        click.echo("how often each verdict is wrong (test splits; share of that set's real or fake images):")
+        click.echo("verdicts on the test splits (share of the set's real or fake images; real->fake and fake->real are errors):")
         click.echo(f"  {'set':<22} {'real->fake':>10} {'real->unc.':>10} {'fake->real':>10} {'fake->unc.':>10} {'fake->fake':>10}")
         for name, r in wrong.items():
             rr, ff = r.get("real") or {}, r.get("fake") or {}

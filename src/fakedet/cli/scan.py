@@ -218,7 +218,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code) -> int:
     if not quiet:
         three_way = det.three_way
         unc = f"{n_unc} uncertain, " if three_way else ""
-        rule = (f"fake at >= {det.threshold:.4f}, real below {det.real_below:.4f}" if three_way
+        rule = (f"fake at >= {det.threshold:.6f}, real below {det.real_below:.6f}" if three_way
                 else f"threshold {det.threshold:.4f}")
         err(f"{n} image{'s' if n != 1 else ''}: {n_fake} fake, {unc}{n - n_fake - n_unc - n_err} real, "
             f"{n_err} error{'s' if n_err != 1 else ''} ({elapsed:.1f} s, {n / max(elapsed, 1e-9):.1f} img/s; "
