@@ -23,6 +23,9 @@ from fakedet.model.config import PreprocessConfig
 
 
 def main() -> int:
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     tune_malloc()
     cfg = PreprocessConfig()
     print("| image | ImageOps.exif_transpose (copy), ms | imageio.upright, ms |\n|---|---|---|")

@@ -178,7 +178,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default=",".join(BY_NAME))
     ap.add_argument("--sbi-share", type=float, default=0.15)
     ap.add_argument("--l2", type=float, default=1e-3)
-    ap.add_argument("--study", default="indist", help="comma list of: indist, real, faces, methods, all")
+    ap.add_argument("--study", default="indist",
+                    help="comma list of: indist, real, faces, methods; or all, or none (only --write)")
     ap.add_argument("--write", type=Path, default=None,
                     help="write a checkpoint with the --head chosen and its verdict thresholds")
     ap.add_argument("--head", choices=("checkpoint", "refit"), default=None,
@@ -191,7 +192,10 @@ def main(argv=None) -> int:
     model, meta = ckpt.load(args.weights)
     w0 = model.head.weight.detach().numpy()[0].astype(np.float64)
     b0 = float(model.head.bias.detach().numpy()[0])
-    studies = {"indist", "real", "faces", "methods"} if args.study == "all" else set(args.study.split(","))
+    known = {"indist", "real", "faces", "methods"}
+    studies = known if args.study == "all" else set() if args.study == "none" else set(args.study.split(","))
+    if studies - known:
+        ap.error(f"unknown study {', '.join(sorted(studies - known))} (choose from {', '.join(sorted(known))}, all, none)")
     out: dict = {"weights": str(args.weights), "sbi_share": args.sbi_share, "l2": args.l2}
 
     shipped = calibrate(Head(w0, b0), feats, sets)  # the checkpoint's own head, same rules

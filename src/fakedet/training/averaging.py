@@ -1,4 +1,4 @@
-"""Weight averaging: the running mean of a run's weights (SWA/SWAD), and BatchNorm statistics measured afresh for it."""
+"""Training layer: weight averaging (SWA/SWAD, a run's running mean) and BatchNorm statistics measured afresh."""
 
 from __future__ import annotations
 

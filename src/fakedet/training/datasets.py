@@ -1,4 +1,4 @@
-"""Training and evaluation sets: manifest rows to (path, label, set) items, pseudo-fake copies, balanced sampling weights, torch Datasets."""
+"""Training layer: training and evaluation sets, manifest rows to items, pseudo-fakes, balanced sampling, Datasets."""
 
 from __future__ import annotations
 

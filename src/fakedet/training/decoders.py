@@ -1,4 +1,4 @@
-"""Decoder-trace pseudo-fakes: real photos passed through small autoencoders trained on real photos.
+"""Training layer: decoder-trace pseudo-fakes, real photos passed through small autoencoders trained on real photos.
 
 Generators paint their output through a decoder: transposed convolutions, pixel shuffle, or
 nearest/bilinear up-sampling followed by convolutions. A real photo passed through such a decoder

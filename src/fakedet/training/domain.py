@@ -1,4 +1,4 @@
-"""Domain heads: a class-conditional adversary that pushes the features to forget which training set an image came from."""
+"""Training layer: domain heads, a class-conditional adversary that makes the features forget an image's training set."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scoring a model on sets' splits, and calibration: the temperature and threshold fitted on the val splits."""
+"""Training layer: scoring a model on sets' splits, and calibration (temperature and threshold fitted on val)."""
 
 from __future__ import annotations
 

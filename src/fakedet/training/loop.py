@@ -1,4 +1,4 @@
-"""The training loop: one run of a recipe, from initialisation to the calibrated, evaluated final checkpoint.
+"""Training layer: the loop, one run of a recipe from initialisation to the calibrated, evaluated final checkpoint.
 
 Every set's train split is used, sampled so that each (set, class) cell has the same weight
 (:func:`fakedet.training.datasets.balanced_weights`), with augmentations drawn alike for both

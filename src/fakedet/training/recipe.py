@@ -1,4 +1,4 @@
-"""Training recipes: a base file, small override files, ``--set``/``--seed``, validated.
+"""Training layer: recipes, a base file, small override files, ``--set``/``--seed``, validated.
 
 A recipe file is JSON with four sections, ``model`` (a :class:`fakedet.model.config.ModelConfig`),
 ``data``, ``calibration`` and ``train``; every key the trainer reads is a field below, with the

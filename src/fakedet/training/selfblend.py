@@ -1,4 +1,4 @@
-"""Self-blended pseudo-fakes: a face crop blended into a perturbed copy of itself (two versions)."""
+"""Training layer: self-blended pseudo-fakes, a face crop blended into a perturbed copy of itself (two versions)."""
 
 from __future__ import annotations
 
