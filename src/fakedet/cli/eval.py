@@ -10,7 +10,7 @@ import click
 from fakedet.cli.common import (CONTEXT, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, err,
                                 load_errors_exit, nan_to_none, stdout)
 from fakedet.cli.options import (faces_option, json_option, progress_option, run_options,
-                                 threshold_option, weights_option)
+                                 TWO_WAY_HELP, threshold_option, weights_option)
 
 UNREADABLE_SHOWN = 20  # eval names this many unreadable images on stderr
 
@@ -19,7 +19,7 @@ UNREADABLE_SHOWN = 20  # eval names this many unreadable images on stderr
 @click.argument("data", nargs=-1, required=True, metavar="DATA...")
 @click.option("--split", default=None, help="Use only manifest rows of this split (train/val/test).")
 @weights_option
-@threshold_option("Decision threshold  [default: the checkpoint's].")
+@threshold_option(TWO_WAY_HELP)
 @run_options
 @json_option("Print the figures as JSON.")
 @click.option("--plots", type=click.Path(file_okay=False), default=None,
@@ -30,9 +30,11 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     """Measure the model on labelled images.
 
     DATA is a folder with real/ and fake/ subfolders, a folder holding a manifest.csv, or a
-    manifest CSV (columns file,label[,split]; label 0/real or 1/fake). Prints AUC, AP,
-    accuracy and balanced accuracy at the threshold, FPR, TPR at 1 % and 5 % FPR, expected
-    calibration error and counts, per DATA and over all of them.
+    manifest CSV (columns file,label[,split]; label 0/real or 1/fake). Prints, per DATA and
+    over all of them: counts, AUC, AP, TPR at 1 % and 5 % FPR and expected calibration error
+    (from the scores), and by the verdicts: accuracy and balanced accuracy ('uncertain' counts
+    as not fake), FPR (real images labelled fake), TPR (fakes labelled fake) and the share
+    labelled uncertain.
     """
     import json
 

@@ -39,11 +39,14 @@ def info(weights, as_json):
         two_way = f"-t {d['two_way_threshold']:.4f} gives two verdicts at this threshold"
     else:
         two_way = "two verdicts: fake at or above, real below"
-    click.echo(f"threshold:    {d['two_way_threshold']:.4f}  ({two_way}; "
+    click.echo(f"two-way:      {d['two_way_threshold']:.4f}  ({two_way}; "
                f"{d['training'].get('threshold_rule', 'n/a')})")
     if fv:
         click.echo(f"face mode:    fake when p_fake >= {fv['fake']:.6f}, real below {fv['real']:.6f} for "
                    f"--faces where a face was found  ({fv.get('rule', 'n/a')})")
+    if d.get("face_threshold") is not None and (fv or v):
+        click.echo(f"face two-way: {d['face_threshold']:.4f}  (the earlier face-mode threshold: -t {d['face_threshold']:.4f} --faces gives two verdicts at it; "
+                   f"{d['training'].get('face_threshold_rule', 'n/a')})")
     elif d.get("face_threshold") is not None:
         click.echo(f"face mode:    threshold {d['face_threshold']:.4f} for --faces  "
                    f"({d['training'].get('face_threshold_rule', 'n/a')})")
@@ -69,7 +72,8 @@ def info(weights, as_json):
                    f"{ev['test']['all']['ece']:.4f} at T={d['temperature']:.3f}")
     test = d["evaluation"].get("test", {})
     if test:
-        click.echo("evaluation (test splits):")
+        click.echo(f"evaluation (test splits, when trained; acc and FPR at the two-way threshold "
+                   f"{d['two_way_threshold']:.4f}):")
         click.echo(f"  {'set':<22} {'n':>6} {'AUC':>7} {'TPR@5%FPR':>10} {'acc':>7} {'FPR':>7}")
         for name, r in test.items():
             click.echo(f"  {name:<22} {r['n']:>6} {_f(r.get('auc'))} {_f(r.get('tpr_at_5pct_fpr'), 10)}"
@@ -80,7 +84,7 @@ def info(weights, as_json):
 
 VERDICT_MEANINGS = (
     "fake: the model found evidence of manipulation or generation",
-    "uncertain: the score lies where real photos of some sources also fall",
+    "uncertain: the score lies where real photos of some sources also fall (most fakes too)",
     "real: no evidence found (not proof that the image is genuine)",
 )
 

@@ -21,6 +21,10 @@ def weights_option(f):
                         help="A .safetensors checkpoint  [default: the shipped weights].")(f)
 
 
+TWO_WAY_HELP = ("Two verdicts instead of three: 'fake' when p_fake >= P, else 'real'  "
+                "[default: the checkpoint's fake / uncertain / real thresholds].")
+
+
 def threshold_option(help: str):
     """-t/--threshold, with the command's own help text."""
     return click.option("-t", "--threshold", type=click.FloatRange(0.0, 1.0), default=None, help=help)

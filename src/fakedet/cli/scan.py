@@ -12,7 +12,7 @@ import click
 from fakedet.cli.common import (CONTEXT, EXIT_FAKE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PIPE,
                                 EXIT_STATUS_HELP, EXIT_UNREADABLE, EXIT_USAGE, STARTED, err,
                                 load_errors_exit, silence_stdout, stdin_binary, stdout)
-from fakedet.cli.options import (faces_option, progress_option, run_options, threshold_option,
+from fakedet.cli.options import (faces_option, progress_option, run_options, TWO_WAY_HELP, threshold_option,
                                  weights_option)
 
 
@@ -23,8 +23,7 @@ from fakedet.cli.options import (faces_option, progress_option, run_options, thr
 @click.option("-0", "--null", is_flag=True, help="Paths in --files-from are NUL-separated.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["tsv", "csv", "jsonl", "json"]),
               default="tsv", show_default=True, help="Record format (tsv has no header).")
-@threshold_option("Two verdicts instead of three: 'fake' when p_fake >= P, else 'real'  "
-                  "[default: the checkpoint's fake / uncertain / real thresholds].")
+@threshold_option(TWO_WAY_HELP)
 @weights_option
 @run_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
@@ -42,14 +41,17 @@ def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, w
     PATH is an image file, a folder (searched recursively for image files, in sorted order) or
     '-' for one image's bytes on stdin.
 
+    label is one of three verdicts (`fakedet info` shows the thresholds and how often
+    each verdict was wrong on the test data):
+
     \b
-    label is one of three verdicts (see `fakedet info` for the thresholds and how often each
-    verdict was wrong on the test data):
       fake       the model found evidence of manipulation or generation
-      uncertain  the score is in the range where real photos of some sources also fall
-      real       no evidence found (which is not proof that the image is genuine)
-    p_fake is the model's calibrated probability. Scores on images from sources unlike the
-    training data are unreliable: read a verdict as a pointer, never as proof.
+      uncertain  the score lies where real photos of some sources also fall;
+                 most fakes get this verdict too
+      real       no evidence found (not proof that the image is genuine)
+
+    p_fake is the model's calibrated probability. Scores on images from sources unlike
+    the training data are unreliable: read a verdict as a pointer, never as proof.
     """
     from fakedet.inference.stream import load_and_score
 

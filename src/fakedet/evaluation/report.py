@@ -45,7 +45,9 @@ class Report:
     """What :func:`report` measured.
 
     Attributes:
-        threshold: the detector's threshold, at which the labels were counted.
+        threshold: the detector's "fake" threshold, at which the labels were counted.
+        real_below: its "real" threshold (scores in between are "uncertain"); equal to
+            ``threshold`` under the two-way rule.
         sets: figures per data set (see :func:`~fakedet.evaluation.metrics.summarize`, plus
             ``errors``), and over all of them as ``"all"`` when there are several.
         unreadable: ``{"set", "path", "error"}`` for each image that could not be scored.
@@ -53,6 +55,7 @@ class Report:
     """
 
     threshold: float
+    real_below: Optional[float] = None
     sets: dict[str, dict[str, Any]] = field(default_factory=dict)
     unreadable: list[dict[str, str]] = field(default_factory=list)
     scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
@@ -60,14 +63,15 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """The figures as a JSON-ready dict (``threshold``, ``sets``, ``unreadable``), without
         the scores."""
-        return {"threshold": self.threshold, "sets": self.sets, "unreadable": self.unreadable}
+        return {"threshold": self.threshold, "real_below": self.real_below, "sets": self.sets,
+                "unreadable": self.unreadable}
 
 
 def report(det, datasets: dict[str, list[LabelledImage]], batch_size=None, workers=None,
            progress=None) -> Report:
     """Metrics per data set and over all of them at the detector's threshold, the files that
     could not be scored, and the scores themselves."""
-    out = Report(det.threshold)
+    out = Report(det.threshold, getattr(det, "real_below", det.threshold))
     all_y, all_p, all_v, n_err = [], [], [], 0
     for name, images in datasets.items():
         y, p, errors, v = score_labelled(det, images, batch_size, workers, progress, with_verdicts=True)
@@ -168,5 +172,10 @@ def format_table(rep: dict) -> Iterable[str]:
             else:
                 cells.append(f" {v:>{width}{spec}}")
         yield f"{name:<22}" + "".join(cells)
-    yield (f"threshold {rep['threshold']:.4f}; AUC/AP/TPR@ need both classes; FPR = real images labelled fake, "
+    real_below = rep.get("real_below")
+    if real_below is not None and real_below < rep["threshold"]:
+        rule = f"fake at p_fake >= {rep['threshold']:.6f}, real below {real_below:.6f}, uncertain between"
+    else:
+        rule = f"threshold {rep['threshold']:.4f}"
+    yield (f"{rule}; AUC/AP/TPR@ need both classes; FPR = real images labelled fake, "
            "TPR = fakes labelled fake, uncert = images labelled uncertain; acc counts uncertain as not fake")
