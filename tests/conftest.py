@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +99,29 @@ def runner():
         return CliRunner(mix_stderr=False)
     except TypeError:  # click >= 8.2 always keeps stderr apart
         return CliRunner()
+
+
+@contextlib.contextmanager
+def fifo_watchdog(path, seconds: float = 30.0):
+    """While the block runs, after ``seconds`` keeps opening the named pipe ``path`` for writing,
+    which releases a reader blocked in ``open()``: code that wrongly opens the pipe then fails
+    its test instead of hanging the whole run."""
+    stop = threading.Event()
+
+    def watch():
+        if stop.wait(seconds):
+            return
+        while not stop.is_set():
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # ENXIO while nobody reads
+            except OSError:
+                pass
+            stop.wait(0.2)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()

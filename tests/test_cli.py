@@ -7,7 +7,7 @@ import pytest
 
 from fakedet.cli import cli
 
-from conftest import image_bytes, write_image
+from conftest import fifo_watchdog, image_bytes, write_image
 
 
 @pytest.fixture
@@ -228,3 +228,68 @@ def test_output_file_is_never_an_input_and_is_kept_when_nothing_is_scored(runner
         assert r.exit_code == 2 and keep.read_text() == "PRECIOUS\n"
     assert run(runner, tiny_weights, ["-o", str(keep), str(photo)]).exit_code == 0
     assert keep.read_text().startswith(str(photo))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+@pytest.mark.parametrize("how", ["folder", "named", "files-from"])
+def test_named_pipe_gets_an_error_record_and_the_rest_are_scored(runner, tiny_weights, tmp_path, how):
+    d = tmp_path / "d"
+    write_image(d / "a.jpg")
+    os.mkfifo(d / "pipe.jpg")
+    args = {"folder": [str(d)], "named": [str(d / "pipe.jpg"), str(d / "a.jpg")],
+            "files-from": ["--files-from", "-"]}[how]
+    stdin = f"{d / 'pipe.jpg'}\n{d / 'a.jpg'}\n" if how == "files-from" else None
+    with fifo_watchdog(d / "pipe.jpg"):  # a scan that opens the pipe fails here instead of hanging
+        r = run(runner, tiny_weights, ["-f", "jsonl", *args], input=stdin)
+    recs = {os.path.basename(x["path"]): x for x in map(json.loads, r.stdout.splitlines())}
+    assert r.exit_code == 3, r.stderr
+    assert recs["pipe.jpg"]["error"] == "not a regular file (named pipe)" and recs["pipe.jpg"]["p_fake"] is None
+    assert recs["a.jpg"]["error"] is None and 0.0 <= recs["a.jpg"]["p_fake"] <= 1.0
+
+
+def test_help_command_shows_the_help(runner):
+    r = runner.invoke(cli, ["help"])
+    assert r.exit_code == 0 and "[OPTIONS] COMMAND [ARGS]" in r.output and "Exit status" in r.output
+    assert r.output == runner.invoke(cli, ["--help"]).output
+    for command in ("scan", "info", "eval"):
+        r = runner.invoke(cli, ["help", command])
+        assert r.exit_code == 0 and f" {command} [OPTIONS]" in r.output
+        assert r.output == runner.invoke(cli, [command, "--help"]).output
+    r = runner.invoke(cli, ["help", "photo.jpg"])
+    assert r.exit_code == 2 and "fakedet scan help" in r.stderr
+
+
+def test_a_file_named_help_is_scanned_with_the_explicit_form(runner, tiny_weights, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_image(tmp_path / "help")
+    r = run(runner, tiny_weights, ["help"])
+    assert r.exit_code == 0, r.stderr
+    path, p_fake, label, error = r.stdout.rstrip("\n").split("\t")
+    assert path == "help" and 0.0 <= float(p_fake) <= 1.0 and error == ""
+
+
+def test_an_interruption_while_records_are_written_waits_for_the_batch_end():
+    from fakedet.cli import common
+
+    done = []
+    with pytest.raises(common.Terminated):
+        with common.uninterrupted():
+            common._interrupt(common.Terminated())  # what the SIGTERM handler does
+            done.append("rest of the batch")
+    assert done == ["rest of the batch"]
+    with pytest.raises(KeyboardInterrupt):
+        common._interrupt(KeyboardInterrupt())  # outside a block: at once
+    assert common.interrupt_status(common.Terminated()) == 143
+    assert common.interrupt_status(KeyboardInterrupt()) == 130
+    assert "143" in common.EXIT_STATUS_HELP
+
+
+def test_signal_handlers_are_restored():
+    import signal
+
+    from fakedet.cli import common
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with common.handle_signals():
+        assert signal.getsignal(signal.SIGTERM) is not before[1]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

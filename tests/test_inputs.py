@@ -1,11 +1,14 @@
 import io
 import os
+import socket
 
 import pytest
 
+from fakedet.data.decode import MAX_FILE_BYTES, ImageError, read_bytes
+from fakedet.data.preprocess import PreprocessConfig
 from fakedet.data.sources import expand, iter_items, read_list, walk
 
-from conftest import write_image
+from conftest import fifo_watchdog, write_image
 
 
 def test_walk_is_recursive_sorted_and_skips_non_images(tmp_path):
@@ -62,3 +65,90 @@ def test_iter_items_order(tmp_path):
     items = list(iter_items([str(tmp_path / "dir"), "nope.jpg"], lst))
     assert [os.path.basename(i.path) for i in items] == ["1.jpg", "2.jpg", "nope.jpg", "z.jpg", "-"]
     assert items[-1].error is not None
+
+
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+
+
+@needs_fifo
+def test_walk_gives_a_named_pipe_its_error_without_opening_it(tmp_path):
+    write_image(tmp_path / "a.jpg")
+    os.mkfifo(tmp_path / "b.jpg")
+    write_image(tmp_path / "c.jpg")
+    with fifo_watchdog(tmp_path / "b.jpg"):
+        items = list(walk(str(tmp_path)))
+    assert [os.path.basename(i.path) for i in items] == ["a.jpg", "b.jpg", "c.jpg"]
+    assert items[1].error == "not a regular file (named pipe)" and items[1].source is None
+    assert items[0].error is None and items[2].error is None
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no unix sockets")
+def test_walk_gives_a_socket_its_error(tmp_path):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.bind(str(tmp_path / "s.png"))
+    except OSError:
+        pytest.skip("cannot bind a unix socket here")
+    try:
+        (item,) = list(walk(str(tmp_path)))
+    finally:
+        s.close()
+    assert item.error == "not a regular file (socket)"
+
+
+@needs_fifo
+def test_named_pipe_and_device_named_on_the_command_line_get_errors(tmp_path):
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with fifo_watchdog(tmp_path / "pipe.jpg"):
+        (item,) = list(expand(str(tmp_path / "pipe.jpg")))
+        assert item.error == "not a regular file (named pipe)" and item.source is None
+        lst = io.BytesIO(f"{tmp_path / 'pipe.jpg'}\n".encode())
+        (item,) = list(iter_items([], lst))
+        assert item.error == "not a regular file (named pipe)"
+    if os.path.exists("/dev/zero"):
+        (item,) = list(expand("/dev/zero"))
+        assert item.error == "not a regular file (character device)"
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_a_link_to_a_named_pipe_is_not_opened_and_a_dangling_link_is_left_to_decoding(tmp_path):
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe")
+        os.symlink(tmp_path / "pipe", tmp_path / "a.jpg")
+    os.symlink(tmp_path / "missing", tmp_path / "b.jpg")
+    items = {os.path.basename(i.path): i for i in walk(str(tmp_path))}
+    if hasattr(os, "mkfifo"):
+        assert items["a.jpg"].error == "not a regular file (named pipe)"
+    assert items["b.jpg"].error is None and items["b.jpg"].source == str(tmp_path / "b.jpg")
+
+
+@needs_fifo
+def test_read_bytes_never_opens_a_named_pipe(tmp_path):
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with fifo_watchdog(tmp_path / "pipe.jpg"):
+        with pytest.raises(ImageError, match=r"^not a regular file \(named pipe\)$"):
+            read_bytes(tmp_path / "pipe.jpg")
+
+
+def test_read_bytes_is_bounded(tmp_path):
+    p = tmp_path / "big.jpg"
+    p.write_bytes(b"x" * 1000)
+    assert read_bytes(p, max_bytes=1000) == b"x" * 1000
+    with pytest.raises(ImageError, match="file too large"):
+        read_bytes(p, max_bytes=999)
+    assert MAX_FILE_BYTES >= 8 * PreprocessConfig().max_pixels  # a 16-bit RGBA TIFF at the pixel limit
+    with pytest.raises(ImageError, match="is a directory"):
+        read_bytes(tmp_path)
+    with pytest.raises(ImageError, match="file not found"):
+        read_bytes(tmp_path / "missing.jpg")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ImageError, match="empty file"):
+        read_bytes(tmp_path / "empty.jpg")
+
+
+def test_read_bytes_bounds_a_file_that_grows_while_read(tmp_path):
+    from fakedet.data.decode import _read_bounded
+
+    with pytest.raises(ImageError, match="file too large"):
+        _read_bounded(io.BytesIO(b"x" * 5000), 10, 4000)  # fstat said 10 bytes
+    assert _read_bounded(io.BytesIO(b"x" * 3000), 10, 4000) == b"x" * 3000

@@ -1,5 +1,6 @@
 """The CLI as a real process: pipes, signals, start-up."""
 
+import json
 import os
 import signal
 import subprocess
@@ -169,3 +170,43 @@ def test_the_summary_shows_the_scan_and_the_whole_run_with_start_up(tiny_weights
     m = re.search(r"60 images: .*\(([\d.]+) s, [\d.]+ img/s; ([\d.]+) s with start-up; cpu", err.decode())
     assert m, err
     assert float(m.group(2)) >= float(m.group(1))  # start-up (imports, weights) comes on top
+
+
+@pytest.fixture(scope="module")
+def two_hundred(tmp_path_factory):
+    d = tmp_path_factory.mktemp("two_hundred")
+    for i in range(200):
+        write_image(d / f"{i:03d}.jpg", size=(64, 64), seed=i)
+    return d
+
+
+def test_sigterm_closes_the_json_array_and_exits_143(tiny_weights, two_hundred):
+    p = fakedet("scan", "--format", "json", "-w", str(tiny_weights), "-j", "1", "-b", "1", str(two_hundred))
+    seen = b""
+    while str(two_hundred).encode() not in seen:  # wait for the first record
+        line = p.stdout.readline()
+        if not line:
+            break
+        seen += line
+    assert seen, "no record before the end"
+    p.send_signal(signal.SIGTERM)  # as timeout, kill, docker stop and systemd send
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err
+    records = json.loads(seen + out)  # the array was closed
+    assert 1 <= len(records) < 200
+    assert [os.path.basename(r["path"]) for r in records] == [f"{i:03d}.jpg" for i in range(len(records))]
+    assert b"Traceback" not in err and f"terminated after {len(records)} records".encode() in err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+@pytest.mark.parametrize("named", [False, True])
+def test_named_pipe_does_not_hang_the_scan(tiny_weights, tmp_path, named):
+    write_image(tmp_path / "a.jpg")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    target = tmp_path / "pipe.jpg" if named else tmp_path
+    args = ["scan", "-w", str(tiny_weights), str(target), *([str(tmp_path / "a.jpg")] if named else [])]
+    r = subprocess.run([sys.executable, "-m", "fakedet", *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 3, r.stderr
+    rows = {os.path.basename(line.split("\t")[0]): line.split("\t") for line in r.stdout.splitlines()}
+    assert rows["pipe.jpg"][1:] == ["", "", "not a regular file (named pipe)"]
+    assert 0.0 <= float(rows["a.jpg"][1]) <= 1.0

@@ -15,8 +15,8 @@ import sys
 import click
 
 from fakedet._version import __version__
-from fakedet.cli.common import (CONTEXT, EXIT_INTERRUPTED, EXIT_OK, EXIT_PIPE, EXIT_STATUS_HELP,
-                                EXIT_USAGE, err, silence_stdout)
+from fakedet.cli.common import (CONTEXT, EXIT_OK, EXIT_PIPE, EXIT_STATUS_HELP, EXIT_USAGE, err,
+                                handle_signals, interrupt_status, interrupt_word, silence_stdout)
 from fakedet.cli.eval import eval_
 from fakedet.cli.info import info
 from fakedet.cli.scan import scan
@@ -26,13 +26,19 @@ __all__ = ["cli", "main"]
 
 class DefaultGroup(click.Group):
     """A group that runs ``scan`` when the first argument is not a subcommand, so that
-    ``fakedet photo.jpg`` means ``fakedet scan photo.jpg``. (A file named like a subcommand needs
-    the explicit form: ``fakedet scan info``.)"""
+    ``fakedet photo.jpg`` means ``fakedet scan photo.jpg``. ``fakedet help [COMMAND]`` shows the
+    help. (A file named like a subcommand, or ``help``, needs the explicit form: ``fakedet scan
+    info``.)"""
 
     default_command = "scan"
 
     def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "-V", "--version"):
+        if args and args[0] == "help":  # `fakedet help [COMMAND]` (a file named help: `fakedet scan help`)
+            if len(args) > 2 or (len(args) == 2 and args[1] not in self.commands):
+                ctx.fail(f"help takes one command name ({', '.join(sorted(self.commands))}); "
+                         "to score a file named help: fakedet scan help")
+            args = [*args[1:], "--help"]
+        elif args and args[0] not in self.commands and args[0] not in ("-h", "--help", "-V", "--version"):
             args = [self.default_command, *args]
         try:  # --help and --version print while the arguments are parsed
             return super().parse_args(ctx, args)
@@ -73,12 +79,15 @@ _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF
 
 def main() -> None:
     # Click's own handling turns Ctrl-C into "Aborted!" and exit status 1, which here means
-    # "labelled fake"; every command reports an interruption as status 130 instead.
+    # "labelled fake"; every command reports an interruption as status 130 instead. SIGTERM
+    # (timeout, kill, docker stop, systemd) takes the same path, ending with status 143.
     try:
-        code = cli.main(prog_name="fakedet", standalone_mode=False)
-    except click.exceptions.Abort:
-        err("interrupted")
-        sys.exit(EXIT_INTERRUPTED)
+        with handle_signals():
+            code = cli.main(prog_name="fakedet", standalone_mode=False)
+    except click.exceptions.Abort as exc:
+        cause = exc.__cause__ or exc.__context__
+        err(interrupt_word(cause))
+        sys.exit(interrupt_status(cause))
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -9,13 +9,14 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from typing import IO, Iterator
+from typing import IO, Iterator, Optional
 
 import click
 
 STARTED = time.perf_counter()  # about when the process started: the CLI is imported first
 
 EXIT_OK, EXIT_FAKE, EXIT_USAGE, EXIT_UNREADABLE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 3, 130, 141
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
 
 EXIT_STATUS_HELP = """\b
 Exit status:
@@ -26,10 +27,102 @@ Exit status:
      written (disk full)
   3  some inputs could not be read (all others were still scored)
   130 interrupted (Ctrl-C) after flushing the records already made
+  143 terminated (SIGTERM: timeout, kill, docker stop), likewise
   141 stdout was closed by its reader (e.g. `| head`); stopped quietly
 When several apply, 2 takes precedence over 3, and 3 over 1."""
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by the handler :func:`handle_signals` installs: a
+    KeyboardInterrupt, so that every command stops as on Ctrl-C (records flushed, a json array
+    closed, the summary written), then exits with status 143."""
+
+
+def interrupt_status(exc: BaseException) -> int:
+    """The exit status for an interruption: 143 for SIGTERM, 130 for Ctrl-C."""
+    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+
+
+def interrupt_word(exc: BaseException) -> str:
+    return "terminated" if isinstance(exc, Terminated) else "interrupted"
+
+
+# Interruptions that arrived inside an uninterrupted() block, raised at its end.
+_defer_depth = 0
+_pending: Optional[BaseException] = None
+
+
+def _interrupt(exc: BaseException) -> None:
+    global _pending
+    if _defer_depth:
+        if _pending is None:
+            _pending = exc
+        return
+    raise exc
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Ctrl-C or SIGTERM arriving inside the block (a batch of records being written) takes
+    effect at its end, so that every record is written whole and a json array can be closed.
+    Applies where :func:`handle_signals` installed the handlers (the ``fakedet`` command)."""
+    global _defer_depth, _pending
+    _defer_depth += 1
+    try:
+        yield
+    except BaseException:
+        if _defer_depth == 1:
+            _pending = None  # the block's own error (a closed pipe, a full disk) decides
+        raise
+    finally:
+        _defer_depth -= 1
+    if _defer_depth == 0 and _pending is not None:
+        exc, _pending = _pending, None
+        raise exc
+
+
+@contextmanager
+def handle_signals() -> Iterator[None]:
+    """Within the block, Ctrl-C raises KeyboardInterrupt and SIGTERM :class:`Terminated` in the
+    main thread, or at the end of an :func:`uninterrupted` block. A second SIGTERM (during the
+    clean-up the first one started) ends the process at once, as by default. Nothing is
+    installed outside the main thread, nor for a signal that was ignored when the process
+    started (a background job's SIGINT, ``nohup``-style launchers); the previous handlers come
+    back afterwards."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum, frame):
+        _interrupt(KeyboardInterrupt())
+
+    def on_sigterm(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one is not caught
+        _interrupt(Terminated())
+
+    installed = []
+    for name, handler, replaces in (("SIGINT", on_sigint, signal.default_int_handler),
+                                    ("SIGTERM", on_sigterm, signal.SIG_DFL)):
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        try:
+            previous = signal.getsignal(signum)
+            if previous is replaces:
+                signal.signal(signum, handler)
+                installed.append((signum, previous))
+        except (ValueError, OSError):
+            pass
+    try:
+        yield
+    finally:
+        for signum, previous in installed:
+            signal.signal(signum, previous)
 
 
 def err(msg: str) -> None:
@@ -67,7 +160,7 @@ def silence_stdout() -> None:
 @contextmanager
 def load_errors_exit(ctx: click.Context) -> Iterator[None]:
     """Loading a model: unusable weights or devices end the command with status 2 and the
-    reason, an interruption with status 130."""
+    reason, an interruption with status 130 (143 for SIGTERM)."""
     from fakedet.inference.device import DeviceError
     from fakedet.model.checkpoint import CheckpointError
 
@@ -76,9 +169,9 @@ def load_errors_exit(ctx: click.Context) -> Iterator[None]:
     except (CheckpointError, DeviceError) as exc:
         err(str(exc))
         ctx.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
-        err("interrupted")
-        ctx.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        err(interrupt_word(exc))
+        ctx.exit(interrupt_status(exc))
 
 
 def nan_to_none(obj):

@@ -9,9 +9,10 @@ from typing import IO, Iterator, Optional
 
 import click
 
-from fakedet.cli.common import (CONTEXT, EXIT_FAKE, EXIT_INTERRUPTED, EXIT_OK, EXIT_PIPE,
-                                EXIT_STATUS_HELP, EXIT_UNREADABLE, EXIT_USAGE, STARTED, err,
-                                load_errors_exit, silence_stdout, stdin_binary, stdout)
+from fakedet.cli.common import (CONTEXT, EXIT_FAKE, EXIT_OK, EXIT_PIPE, EXIT_STATUS_HELP,
+                                EXIT_UNREADABLE, EXIT_USAGE, STARTED, err, interrupt_status,
+                                interrupt_word, load_errors_exit, silence_stdout, stdin_binary,
+                                stdout, uninterrupted)
 from fakedet.cli.options import (faces_option, progress_option, run_options, TWO_WAY_HELP, threshold_option,
                                  weights_option)
 
@@ -170,25 +171,28 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code) -> int:
     n = n_fake = n_unc = n_err = n_noface = 0
     t0 = time.perf_counter()
     bar = tqdm(unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
-    interrupted = False
+    interrupted: Optional[BaseException] = None
     write_error = None
     try:
         for results in stream:
-            get_writer().write(results)
-            n += len(results)
-            n_err += sum(1 for r in results if r.error is not None)
-            n_fake += sum(1 for r in results if r.label == "fake")
-            n_unc += sum(1 for r in results if r.label == "uncertain")
-            n_noface += sum(1 for r in results if r.faces == [])
-            bar.update(len(results))
+            # a batch is written whole and counted, or not at all: an interruption arriving
+            # inside the block takes effect at its end
+            with uninterrupted():
+                get_writer().write(results)
+                n += len(results)
+                n_err += sum(1 for r in results if r.error is not None)
+                n_fake += sum(1 for r in results if r.label == "fake")
+                n_unc += sum(1 for r in results if r.label == "uncertain")
+                n_noface += sum(1 for r in results if r.faces == [])
+                bar.update(len(results))
         if writer is not None or out_stream is sys.stdout:  # stdout gets json's [] even for none
             get_writer().close()
     except BrokenPipeError:
         # The reader went away (`fakedet scan dir | head`): stop quietly.
         silence_stdout()
         return EXIT_PIPE
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (common.Terminated)
+        interrupted = exc
         try:
             if writer is not None or out_stream is sys.stdout:
                 get_writer().close()
@@ -211,9 +215,9 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code) -> int:
             silence_stdout()  # the interpreter's final flush would fail the same way
         err(f"cannot write the records: {write_error.strerror or write_error}")
         return EXIT_USAGE
-    if interrupted:
-        err(f"interrupted after {n} records")
-        return EXIT_INTERRUPTED
+    if interrupted is not None:
+        err(f"{interrupt_word(interrupted)} after {n} records")
+        return interrupt_status(interrupted)
     if n == 0:
         err("no images found")
         return EXIT_USAGE

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import threading
 import warnings
 from typing import Union
@@ -18,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from fakedet.data.preprocess import INTERPOLATIONS, PreprocessConfig
+from fakedet.data.sources import not_regular_error
 
 # A truncated file must be reported, never silently padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -46,11 +48,35 @@ def exception_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def read_bytes(path: Union[str, os.PathLike]) -> bytes:
-    """Reads a file whole, translating OS errors into clear messages."""
+# The most bytes one image file may have: above the largest uncompressed file an image within
+# PreprocessConfig's default max_pixels (80 megapixels) can need (16-bit RGBA TIFF: 640 MB).
+MAX_FILE_BYTES = 1 << 30
+
+
+def read_bytes(path: Union[str, os.PathLike], max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """Reads a regular file whole, translating OS errors into clear messages.
+
+    A named pipe, socket or device is refused without being opened (and, should one replace the
+    file between the check and the opening, without being read: the opening does not wait for a
+    pipe's writer); a file over ``max_bytes`` is refused without being read whole.
+    """
+    fd = None
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError(not_regular_error(st.st_mode))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+                     | getattr(os, "O_BINARY", 0))
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError(not_regular_error(st.st_mode))
+        if st.st_size > max_bytes:
+            raise ImageError(f"file too large: {st.st_size} bytes exceeds the limit of {max_bytes}")
+        with os.fdopen(fd, "rb") as fh:
+            fd = None  # the file object closes it
+            data = _read_bounded(fh, st.st_size, max_bytes)
     except FileNotFoundError:
         raise ImageError("file not found") from None
     except PermissionError:
@@ -61,9 +87,28 @@ def read_bytes(path: Union[str, os.PathLike]) -> bytes:
         raise ImageError(f"cannot read file: {exc.strerror or exc}") from None
     except ValueError:  # the only one open() raises: a NUL byte in the name
         raise ImageError("invalid file name (it contains a NUL byte)") from None
+    finally:
+        if fd is not None:
+            os.close(fd)
     if not data:
         raise ImageError("empty file")
     return data
+
+
+def _read_bounded(fh, size: int, max_bytes: int) -> bytes:
+    """The file's bytes, ``size`` of them expected; a file that grows past ``max_bytes`` while it
+    is read (or one that reports no size, as some virtual file systems do) is still bounded."""
+    parts = [fh.read(size + 1)]  # +1: sees at once whether the file has grown
+    total = len(parts[0])
+    while total > size:  # more than fstat said: read on, in pieces, up to the limit
+        if total > max_bytes:
+            raise ImageError(f"file too large: more than {max_bytes} bytes")
+        chunk = fh.read(min(1 << 20, max_bytes + 1 - total))
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 # ISO-BMFF brands: HEIF/HEIC (iPhone photos) and AVIF. Pillow reads AVIF itself (11.3 and later);

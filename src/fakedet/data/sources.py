@@ -8,6 +8,7 @@ enumerated as it is scanned.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Iterable, Iterator, Optional
 
@@ -32,6 +33,27 @@ class Item:
 
 def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def special_file_kind(mode: int) -> Optional[str]:
+    """What a file that is neither a regular file nor a folder is, from ``st_mode``; None for those."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "named pipe"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    return "special file"
+
+
+def not_regular_error(mode: int) -> str:
+    """The record's error for a named pipe, socket or device: such files are never opened (a
+    pipe without a writer would block the scan for ever, a device could be read without end)."""
+    return f"not a regular file ({special_file_kind(mode) or 'special file'})"
 
 
 def walk(folder: str, _seen: Optional[set] = None) -> Iterator[Item]:
@@ -64,7 +86,7 @@ def walk(folder: str, _seen: Optional[set] = None) -> Iterator[Item]:
         if is_dir:
             yield from walk(path, seen)
         elif is_image_name(entry.name):
-            yield Item(path, source=path)
+            yield _file_item(path, entry)
 
 
 def expand(path: str, stdin: Optional[IO[bytes]] = None) -> Iterator[Item]:
@@ -76,7 +98,22 @@ def expand(path: str, stdin: Optional[IO[bytes]] = None) -> Iterator[Item]:
         yield from walk(path)
     else:
         # Named files are scored whatever their extension; missing ones get an error record.
-        yield Item(path, source=path)
+        yield _file_item(path)
+
+
+def _file_item(path: str, entry: Optional[os.DirEntry] = None) -> Item:
+    """A file to score: a named pipe, socket or device gets its error record here, unopened
+    (opening a pipe waits for a writer; a device may never end). A file that cannot be looked
+    at (missing, a dangling link) is left for decoding to report."""
+    try:
+        if entry is not None and entry.is_file():  # follows links; free from the listing's types
+            return Item(path, source=path)
+        mode = entry.stat().st_mode if entry is not None else os.stat(path).st_mode
+    except (OSError, ValueError):
+        return Item(path, source=path)
+    if stat.S_ISREG(mode):
+        return Item(path, source=path)
+    return Item(path, error=not_regular_error(mode))
 
 
 def read_list(stream: IO[bytes], null: bool = False) -> Iterator[str]:
