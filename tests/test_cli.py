@@ -293,3 +293,116 @@ def test_signal_handlers_are_restored():
     with common.handle_signals():
         assert signal.getsignal(signal.SIGTERM) is not before[1]
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+# --- issue 19, items 3, 5, 6: the summary line, the help texts, the progress bar's total ---
+
+def test_summary_counts_a_folder_that_cannot_be_listed_apart_from_the_images(runner, tiny_weights, tmp_path,
+                                                                              monkeypatch):
+    import fakedet.data.sources as sources
+
+    (tmp_path / "secret.jpg").write_bytes(b"not an image")
+    (tmp_path / "lockeddir").mkdir()
+    write_image(tmp_path / "ok.jpg", seed=1)
+    scandir = os.scandir
+
+    def no_listing(path):
+        if os.path.basename(os.fspath(path)) == "lockeddir":
+            raise PermissionError(13, "Permission denied")
+        return scandir(path)
+
+    monkeypatch.setattr(sources.os, "scandir", no_listing)
+    r = run(runner, tiny_weights, [str(tmp_path / n) for n in ("secret.jpg", "lockeddir", "ok.jpg")])
+    assert r.exit_code == 3, r.stderr
+    recs = [line.split("\t") for line in r.stdout.splitlines()]
+    assert [os.path.basename(x[0]) for x in recs] == ["secret.jpg", "lockeddir", "ok.jpg"]
+    assert "cannot list folder" in recs[1][3]  # the folder keeps its own error record
+    summary = r.stderr.strip().splitlines()[-1]
+    assert "2 images:" in summary and ", 1 error;" in summary, summary
+    assert "1 folder could not be read" in summary, summary
+    assert "img/s" in summary
+
+
+def test_summary_has_no_rate_when_nothing_was_scored(runner, tiny_weights, tmp_path):
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    r = run(runner, tiny_weights, [str(tmp_path / "bad.jpg")])
+    assert r.exit_code == 3
+    summary = r.stderr.strip().splitlines()[-1]
+    assert "1 image: 0 fake" in summary and "1 error" in summary, summary
+    assert "img/s" not in summary and "with start-up" in summary
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="process start time from /proc (Linux)")
+def test_start_up_time_counts_from_the_process_start_not_the_cli_import():
+    import subprocess
+    import sys
+
+    code = ("import time; time.sleep(1.0)\n"
+            "from fakedet.cli.common import STARTED\n"
+            "print(time.perf_counter() - STARTED)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert 1.0 <= float(out) < 30.0
+
+
+def _options(command):
+    return [p for p in command.params if isinstance(p, __import__("click").Option)]
+
+
+def test_every_option_of_scan_and_eval_has_help_and_workers_shows_its_default(runner):
+    from fakedet.cli.eval import eval_
+    from fakedet.cli.scan import scan
+
+    for command in (scan, eval_):
+        for opt in _options(command):
+            assert opt.help, f"{command.name} {opt.opts} has no description"
+    r = runner.invoke(cli, ["eval", "--help"])
+    assert "default: CPU count" in " ".join(r.output.split())
+
+
+def test_top_level_help_lists_each_command_once_and_no_exit_status_table(runner):
+    out = runner.invoke(cli, ["--help"]).output
+    assert out.count("fakedet info") <= 1 and out.count("describe the loaded model") == 0
+    commands = out.split("Commands:")[1].split("\n\n")[0]
+    assert [line.split()[0] for line in commands.strip().splitlines()] == ["eval", "info", "scan"]
+    assert "130 interrupted" not in out and "When several apply" not in out
+    assert "fakedet scan --help" in out  # where the table is
+    assert "When several apply" in runner.invoke(cli, ["scan", "--help"]).output
+
+
+@pytest.mark.parametrize("command", [[], ["scan"], ["eval"], ["info"]])
+def test_each_help_shows_two_to_four_examples(runner, command):
+    out = runner.invoke(cli, [*command, "--help"]).output
+    assert "Examples:" in out
+    block = out.split("Examples:")[1].split("\n\n")[0]
+    examples = [line for line in block.splitlines() if line.strip()]
+    assert 2 <= len(examples) <= 4, examples
+    assert all(line.split()[0] in ("fakedet", "find", "curl") for line in examples)
+
+
+def test_folder_scan_progress_bar_gets_a_total(runner, tiny_weights, folder, tmp_path):
+    r = run(runner, tiny_weights, ["--progress", "-b", "1", str(folder)])
+    assert r.exit_code == 3
+    assert "4/4" in r.stderr, r.stderr
+    lst = tmp_path / "list.txt"
+    lst.write_text(f"{folder / 'b.jpg'}\n{folder / 'sub'}\n")
+    r = run(runner, tiny_weights, ["--progress", "-b", "1", "--files-from", str(lst)])
+    assert "3/3" in r.stderr, r.stderr
+    r = run(runner, tiny_weights, ["--progress", "--files-from", "-"], input=f"{folder / 'b.jpg'}\n".encode())
+    assert r.exit_code == 0 and "1/1" not in r.stderr  # a list on stdin is read once: no total
+    r = run(runner, tiny_weights, [str(folder)])
+    assert "4/4" not in r.stderr and "img/s]" not in r.stderr  # no bar when stderr is no terminal
+
+
+def test_count_items_matches_iter_items_without_reading_stdin(folder, tmp_path):
+    from fakedet.data.sources import count_items, iter_items
+
+    lst = tmp_path / "list.txt"
+    lst.write_text(f"{folder / 'a.png'}\n{folder / 'sub'}\n-\n")
+    with open(lst, "rb") as fh:
+        expected = len(list(iter_items([str(folder), "-"], fh, False, io.BytesIO(b"x"))))
+    assert count_items([str(folder), "-"], str(lst)) == expected == 4 + 1 + 2 + 1 + 1
+    assert count_items([str(folder)], stop=lambda: True) is None
+    assert count_items([], str(tmp_path / "missing.txt")) is None
+    if hasattr(os, "mkfifo"):  # a list on a named pipe is not opened a second time
+        os.mkfifo(tmp_path / "list.fifo")
+        assert count_items([], str(tmp_path / "list.fifo")) is None

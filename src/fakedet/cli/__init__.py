@@ -15,7 +15,7 @@ import sys
 import click
 
 from fakedet._version import __version__
-from fakedet.cli.common import (CONTEXT, EXIT_OK, EXIT_PIPE, EXIT_STATUS_HELP, EXIT_USAGE, err,
+from fakedet.cli.common import (CONTEXT, EXIT_OK, EXIT_PIPE, EXIT_USAGE, err,
                                 handle_signals, interrupt_status, interrupt_word, silence_stdout)
 from fakedet.cli.eval import eval_
 from fakedet.cli.info import info
@@ -56,16 +56,24 @@ class DefaultGroup(click.Group):
             return EXIT_PIPE
 
 
-@click.group(cls=DefaultGroup, context_settings=CONTEXT, epilog=EXIT_STATUS_HELP)
+TOP_EPILOG = """\b
+Examples:
+  fakedet photo.jpg                 the same as: fakedet scan photo.jpg
+  fakedet scan -f jsonl photos/ > scores.jsonl
+  fakedet info
+  fakedet help scan                 a command's options, examples and exit statuses
+
+Exit status: 0 ok, 1 fake found (scan --exit-code), 2 usage error, 3 unreadable
+inputs, 130/143 interrupted; the details: fakedet scan --help"""
+
+
+@click.group(cls=DefaultGroup, context_settings=CONTEXT, epilog=TOP_EPILOG)
 @click.version_option(__version__, "-V", "--version", prog_name="fakedet")
 def cli():
     """Detect deepfake and AI-generated images.
 
-    \b
-    fakedet scan PATH...     score images, folders, '-' (stdin)
-    fakedet PATH...          the same (shorthand)
-    fakedet info             describe the loaded model
-    fakedet eval DATA        measure the model on labelled images
+    `fakedet PATH...` is short for `fakedet scan PATH...`; `fakedet help COMMAND` (or
+    `fakedet COMMAND --help`) shows a command's help.
     """
 
 

@@ -13,7 +13,26 @@ from typing import IO, Iterator, Optional
 
 import click
 
-STARTED = time.perf_counter()  # about when the process started: the CLI is imported first
+
+
+def _process_start() -> float:
+    """When this process started, on the :func:`time.perf_counter` clock: from the kernel's
+    start time of the process on Linux (/proc), else now (the CLI is imported first)."""
+    now = time.perf_counter()
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            stat = fh.read()
+        with open("/proc/uptime", "rb") as fh:
+            uptime = float(fh.read().split()[0])
+        # the fields after the command name, which is in parentheses and may hold spaces
+        start_ticks = int(stat.rpartition(b")")[2].split()[19])  # field 22, starttime
+        ago = uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return now
+    return now - ago if 0.0 <= ago < 86400.0 else now
+
+
+STARTED = _process_start()  # "with start-up" in the scan summary is measured from here
 
 EXIT_OK, EXIT_FAKE, EXIT_USAGE, EXIT_UNREADABLE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 3, 130, 141
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended

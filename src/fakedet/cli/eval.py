@@ -15,7 +15,16 @@ from fakedet.cli.options import (faces_option, json_option, progress_option, run
 UNREADABLE_SHOWN = 20  # eval names this many unreadable images on stderr
 
 
-@click.command("eval", context_settings=CONTEXT)
+EXAMPLES = """\b
+Examples:
+  fakedet eval testset/                    a folder with real/ and fake/ subfolders
+  fakedet eval --split test data/manifest.csv
+  fakedet eval --json a/ b/ > figures.json  per DATA and over both
+  fakedet eval --plots plots/ testset/     also ROC, histogram and reliability PNGs
+"""
+
+
+@click.command("eval", context_settings=CONTEXT, epilog=EXAMPLES)
 @click.argument("data", nargs=-1, required=True, metavar="DATA...")
 @click.option("--split", default=None, help="Use only manifest rows of this split (train/val/test).")
 @weights_option

@@ -8,7 +8,15 @@ from fakedet.cli.common import CONTEXT, load_errors_exit, nan_to_none, stdout
 from fakedet.cli.options import json_option, weights_option
 
 
-@click.command(context_settings=CONTEXT)
+EXAMPLES = """\b
+Examples:
+  fakedet info                             the shipped model
+  fakedet info -w my.safetensors           another checkpoint
+  fakedet info --json > model.json        the same as JSON
+"""
+
+
+@click.command(context_settings=CONTEXT, epilog=EXAMPLES)
 @weights_option
 @json_option("Machine-readable output.")
 def info(weights, as_json):

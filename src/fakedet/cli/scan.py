@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import sys
+import threading
 import time
 from typing import IO, Iterator, Optional
 
@@ -17,7 +19,17 @@ from fakedet.cli.options import (faces_option, progress_option, run_options, TWO
                                  weights_option)
 
 
-@click.command(context_settings=CONTEXT, epilog=EXIT_STATUS_HELP)
+EXAMPLES = """\b
+Examples:
+  fakedet scan photo.jpg                   one image (or just: fakedet photo.jpg)
+  fakedet scan -f csv -o scores.csv photos/
+  find /data -name '*.jpg' -print0 | fakedet scan --files-from - -0
+  curl -s https://example.com/x.jpg | fakedet scan -
+"""
+
+
+@click.command(context_settings=CONTEXT, epilog=EXAMPLES + "\n" + EXIT_STATUS_HELP,
+               short_help="Score images, folders or stdin: one record per input.")
 @click.argument("paths", nargs=-1, metavar="PATH...")
 @click.option("--files-from", "files_from", metavar="FILE",
               help="Read more paths from FILE, one per line ('-' = stdin).")
@@ -81,7 +93,8 @@ def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, w
                 raise click.BadParameter(f"{output} is also an input: writing the records there would "
                                          "overwrite it", param_hint="--output")
 
-    items = _items(paths, list_stream, null, quiet)
+    folders = collections.Counter()  # folders that could not be listed, by path, awaiting their record
+    items = _items(paths, list_stream, null, quiet, folders)
     with load_errors_exit(ctx):  # the first batches decode while the model loads
         stream = load_and_score(items, weights, device=device, threshold=threshold,
                                 batch_size=batch_size, workers=workers, faces=faces)
@@ -96,7 +109,10 @@ def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, w
     except BaseException:
         stream.close()
         raise
-    code = _run_scan(stream, fmt, out_stream, progress, quiet, exit_code)
+    counter = None
+    if progress and files_from != "-":  # a stream on stdin cannot be read twice
+        counter = _Counter(paths, files_from, null)
+    code = _run_scan(stream, fmt, out_stream, progress, quiet, exit_code, folders, counter)
     if list_stream is not None and files_from != "-":
         list_stream.close()
     ctx.exit(code)
@@ -144,17 +160,42 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _items(paths, list_stream, null, quiet) -> Iterator:
-    """All inputs, warning (on stderr) about folders that hold no image."""
+def _items(paths, list_stream, null, quiet, folders: collections.Counter) -> Iterator:
+    """All inputs, warning (on stderr) about folders that hold no image and counting in
+    ``folders`` the error records that stand for a folder that could not be listed."""
     from fakedet.data.sources import iter_items
 
     def warn(path):
         err(f"warning: no image files found in {path}")
 
-    return iter_items(paths, list_stream, null, stdin_binary(), on_empty=None if quiet else warn)
+    for item in iter_items(paths, list_stream, null, stdin_binary(), on_empty=None if quiet else warn):
+        if item.folder:
+            folders[item.path] += 1
+        yield item
 
 
-def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code) -> int:
+class _Counter:
+    """Counts the inputs in a background thread, so that the progress bar gets its total (and
+    an ETA) without the first records waiting for a long folder walk."""
+
+    def __init__(self, paths, files_from: Optional[str], null: bool):
+        self.total: Optional[int] = None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.count, args=(list(paths), files_from, null),
+                                       name="fakedet-count", daemon=True)
+        self.thread.start()
+
+    def count(self, paths, files_from, null) -> None:
+        from fakedet.data.sources import count_items
+
+        self.total = count_items(paths, files_from, null, stop=self.stopping.is_set)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
+              folders: Optional[collections.Counter] = None, counter: Optional[_Counter] = None) -> int:
     from tqdm import tqdm
 
     from fakedet.data.writers import Writer
@@ -168,7 +209,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code) -> int:
             writer = Writer(out_stream, fmt)
         return writer
 
-    n = n_fake = n_unc = n_err = n_noface = 0
+    folders = collections.Counter() if folders is None else folders
+    n = n_fake = n_unc = n_err = n_noface = n_folders = 0
     t0 = time.perf_counter()
     bar = tqdm(unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     interrupted: Optional[BaseException] = None
@@ -184,6 +226,13 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code) -> int:
                 n_fake += sum(1 for r in results if r.label == "fake")
                 n_unc += sum(1 for r in results if r.label == "uncertain")
                 n_noface += sum(1 for r in results if r.faces == [])
+                for r in results:
+                    if r.error is not None and folders[r.path] > 0:
+                        folders[r.path] -= 1
+                        n_folders += 1
+                if counter is not None and bar.total is None and counter.total is not None:
+                    bar.total = max(counter.total, n)
+                    bar.refresh()
                 bar.update(len(results))
         if writer is not None or out_stream is sys.stdout:  # stdout gets json's [] even for none
             get_writer().close()
@@ -203,6 +252,10 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code) -> int:
     except OSError as exc:  # a full disk, a lost network share: the records cannot be kept
         write_error = exc
     finally:
+        if counter is not None:
+            counter.stop()
+            if bar.total is None and counter.total is not None:
+                bar.total = max(counter.total, n)
         bar.close()
         if out_stream is not sys.stdout:
             try:
@@ -222,13 +275,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code) -> int:
         err("no images found")
         return EXIT_USAGE
     if not quiet:
-        three_way = det.three_way
-        unc = f"{n_unc} uncertain, " if three_way else ""
-        rule = (f"fake at >= {det.threshold:.6f}, real below {det.real_below:.6f}" if three_way
-                else f"threshold {det.threshold:.4f}")
-        err(f"{n} image{'s' if n != 1 else ''}: {n_fake} fake, {unc}{n - n_fake - n_unc - n_err} real, "
-            f"{n_err} error{'s' if n_err != 1 else ''} ({elapsed:.1f} s, {n / max(elapsed, 1e-9):.1f} img/s; "
-            f"{time.perf_counter() - STARTED:.1f} s with start-up; {det.device}, {rule})")
+        err(_summary(det, n - n_folders, n_fake, n_unc, n_err - n_folders, n_folders, elapsed,
+                     time.perf_counter() - STARTED))
         if det.faces:
             err(f"{n_noface} image{'s' if n_noface != 1 else ''} without a face scored as a whole")
     if n_err:
@@ -236,3 +284,20 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code) -> int:
     if exit_code and n_fake:
         return EXIT_FAKE
     return EXIT_OK
+
+
+def _summary(det, n_images, n_fake, n_unc, n_err, n_folders, elapsed, wall) -> str:
+    """The summary line: images by verdict, unreadable ones, folders that could not be listed
+    (each has its own error record, but is no image), the time and the scoring rate (none when
+    nothing was scored), the wall time since the process started, and the verdict rule."""
+    three_way = det.three_way
+    unc = f"{n_unc} uncertain, " if three_way else ""
+    rule = (f"fake at >= {det.threshold:.6f}, real below {det.real_below:.6f}" if three_way
+            else f"threshold {det.threshold:.4f}")
+    scored = n_images - n_err
+    line = (f"{n_images} image{'s' if n_images != 1 else ''}: {n_fake} fake, {unc}"
+            f"{scored - n_fake - n_unc} real, {n_err} error{'s' if n_err != 1 else ''}")
+    if n_folders:
+        line += f"; {n_folders} folder{'s' if n_folders != 1 else ''} could not be read"
+    rate = f", {scored / max(elapsed, 1e-9):.1f} img/s" if scored else ""
+    return (f"{line} ({elapsed:.1f} s{rate}; {wall:.1f} s with start-up; {det.device}, {rule})")

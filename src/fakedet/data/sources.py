@@ -23,12 +23,14 @@ class Item:
     """One input: what the record shows as its path, and what to decode.
 
     ``source`` is a filesystem path, raw bytes or a PIL image; ``error`` is set when the input is
-    already known to be unusable (for example a folder that cannot be listed).
+    already known to be unusable (for example a folder that cannot be listed); ``folder`` marks
+    such a record as standing for a folder, not an image.
     """
 
     path: str
     source: Any = None
     error: Optional[str] = None
+    folder: bool = False
 
 
 def is_image_name(name: str) -> bool:
@@ -62,7 +64,7 @@ def walk(folder: str, _seen: Optional[set] = None) -> Iterator[Item]:
     try:
         st = os.stat(folder)
     except OSError as exc:
-        yield Item(folder, error=f"cannot read folder: {exc.strerror}")
+        yield Item(folder, error=f"cannot read folder: {exc.strerror}", folder=True)
         return
     key = (st.st_dev, st.st_ino)
     if key in seen:
@@ -72,10 +74,10 @@ def walk(folder: str, _seen: Optional[set] = None) -> Iterator[Item]:
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda e: e.name)
     except PermissionError:
-        yield Item(folder, error="permission denied (cannot list folder)")
+        yield Item(folder, error="permission denied (cannot list folder)", folder=True)
         return
     except OSError as exc:
-        yield Item(folder, error=f"cannot list folder: {exc.strerror}")
+        yield Item(folder, error=f"cannot list folder: {exc.strerror}", folder=True)
         return
     for entry in entries:
         path = os.path.join(folder, entry.name)
@@ -168,3 +170,30 @@ def iter_items(
                 yield Item("-", error="'-' (stdin) cannot be named inside a list of paths")
             else:
                 yield from one(path, None)
+
+
+def count_items(paths: Iterable[str], list_path: Optional[str] = None, null: bool = False,
+                stop: Optional[Callable[[], bool]] = None) -> Optional[int]:
+    """How many items :func:`iter_items` gives for the same PATHs and list file (named by path,
+    read again from its start), without reading stdin or any image: ``-`` counts as one.
+    Returns None when ``stop()`` turns true before the count is done, or the list file cannot
+    be read again (not a regular file: a pipe would give its lines to one reader only). Meant
+    to run in a background thread, giving a progress bar its total."""
+    n = 0
+    try:
+        if list_path is not None and not stat.S_ISREG(os.stat(list_path).st_mode):
+            return None
+        fh = open(list_path, "rb") if list_path is not None else None
+    except OSError:
+        return None
+    try:
+        for _ in iter_items(paths, fh, null, None):
+            n += 1
+            if stop is not None and n % 256 == 0 and stop():
+                return None
+    except OSError:
+        return None
+    finally:
+        if fh is not None:
+            fh.close()
+    return None if stop is not None and stop() else n
