@@ -235,9 +235,12 @@ def main(argv=None) -> int:
             base = calibrate(Head(w0, b0), feats, rest)
             X, y, _ = all_images(feats, name)
             row = {"set": name, "n_real": int((y == 0).sum()), "refit": shares(h, h.p(X[y == 0])),
-                   "checkpoint": shares(base, base.p(X[y == 0]))}
+                   "checkpoint": shares(base, base.p(X[y == 0])),
+                   # before the verdicts: the checkpoint's own two-way threshold, as scans used it
+                   "two_way": float(np.mean(Head(w0, b0, meta.temperature).p(X[y == 0]) >= meta.threshold))}
             rows.append(row)
-            print(f"  {name:22s} n={row['n_real']:5d}  fake {row['checkpoint']['fake']:.3f} -> {row['refit']['fake']:.3f}"
+            print(f"  {name:22s} n={row['n_real']:5d}  fake (two-way {meta.threshold:.4f}) {row['two_way']:.3f};"
+                  f" verdicts {row['checkpoint']['fake']:.3f} -> {row['refit']['fake']:.3f}"
                   f"   uncertain {row['checkpoint']['uncertain']:.3f} -> {row['refit']['uncertain']:.3f}")
         out["real"] = rows
 

@@ -13,12 +13,16 @@ from conftest import write_image
 pytestmark = pytest.mark.slow  # every test here starts fakedet or python as a process
 
 
-@pytest.fixture(scope="module")
-def many(tmp_path_factory):
-    d = tmp_path_factory.mktemp("many")
-    for i in range(60):
+def _image_folder(tmp_path_factory, name, n):
+    d = tmp_path_factory.mktemp(name)
+    for i in range(n):
         write_image(d / f"{i:03d}.jpg", size=(64, 64), seed=i)
     return d
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory):
+    return _image_folder(tmp_path_factory, "many", 60)
 
 
 def fakedet(*args, **kw):
@@ -174,10 +178,7 @@ def test_the_summary_shows_the_scan_and_the_whole_run_with_start_up(tiny_weights
 
 @pytest.fixture(scope="module")
 def two_hundred(tmp_path_factory):
-    d = tmp_path_factory.mktemp("two_hundred")
-    for i in range(200):
-        write_image(d / f"{i:03d}.jpg", size=(64, 64), seed=i)
-    return d
+    return _image_folder(tmp_path_factory, "two_hundred", 200)
 
 
 def test_sigterm_closes_the_json_array_and_exits_143(tiny_weights, two_hundred):

@@ -33,8 +33,12 @@ def test_every_old_recipe_resolves_to_the_same_training_settings(old):
     assert settings(r) == old["settings"]
 
 
+# Recipes written after the reorganisation, each checked by a test of its own below.
+NEW = {"configs/trust.json"}
+
+
 def test_every_recipe_file_is_covered_and_valid():
-    covered = {e["new_config"] for e in OLD}
+    covered = {e["new_config"] for e in OLD} | NEW
     for path in sorted((REPO / "configs").rglob("*.json")):
         rel = str(path.relative_to(REPO))
         if path.name != "_base.json":
@@ -125,3 +129,16 @@ def test_the_data_root_comes_from_the_environment_or_sits_beside_the_checkout(mo
     monkeypatch.delenv("FAKEDET_DATA")
     assert sets.data_root() == REPO.parent / "shared" / "data"
     assert sets.manifest("lfw_faceswap", tmp_path) == str(tmp_path / "lfw_faceswap" / "manifest.csv")
+
+
+def test_the_trust_recipe_is_the_run_its_decision_record_names():
+    """configs/trust.json: the shipped weights continued on all nine sets (the run that
+    docs/decisions/2026-12-01-verdicts-and-trust-weights.md says was stopped at step 50)."""
+    from fakedet.data.sets import BY_NAME
+
+    r = rc.resolve(REPO / "configs/trust.json")
+    assert r.data.train_sets == list(BY_NAME) and r.data.eval_sets == list(BY_NAME)
+    t = r.train
+    assert (t.steps, t.lr, t.warmup, t.seed, t.sbi_share) == (1000, 3e-4, 50, 0, 0.15)
+    assert t.init_from == "weights/fakedet-default.safetensors" and not t.legacy_augment_seed
+    assert set(t.sbi_sets) == {n for n, s in BY_NAME.items() if s.faces}
