@@ -72,10 +72,14 @@ def read_bytes(path: Union[str, os.PathLike], max_bytes: int = MAX_FILE_BYTES) -
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ImageError(not_regular_error(st.st_mode))
-        if st.st_size > max_bytes:
-            raise ImageError(f"file too large: {st.st_size} bytes exceeds the limit of {max_bytes}")
         with os.fdopen(fd, "rb") as fh:
             fd = None  # the file object closes it
+            video = video_container(fh.read(_SNIFF_BYTES))  # a film is refused unread
+            if video:
+                raise ImageError(video_error(video))
+            if st.st_size > max_bytes:
+                raise ImageError(f"file too large: {st.st_size} bytes exceeds the limit of {max_bytes}")
+            fh.seek(0)
             data = _read_bounded(fh, st.st_size, max_bytes)
     except FileNotFoundError:
         raise ImageError("file not found") from None
@@ -149,7 +153,59 @@ def _unreadable_format(data: bytes) -> ImageError:
         if features.check("avif"):
             return ImageError("corrupt or truncated AVIF image")
         return ImageError("AVIF image: this Pillow cannot read AVIF (Pillow 11.3 or later can)")
+    video = video_container(data[:_SNIFF_BYTES])
+    if video:
+        return ImageError(video_error(video))
     return ImageError("not an image (unrecognised format)")
+
+
+# How many bytes of a file the video check looks at (an MPEG transport stream's second packet
+# starts at byte 188).
+_SNIFF_BYTES = 512
+
+# ISO base media brands (bytes 8-12 after "ftyp") of video files, by the name people know them by.
+_VIDEO_BRANDS = {
+    b"qt  ": "QuickTime (MOV)", b"M4V ": "M4V", b"M4VH": "M4V", b"M4VP": "M4V",
+    b"f4v ": "F4V", b"MSNV": "MP4", b"dash": "MP4 (DASH)", b"avc1": "MP4", b"mmp4": "MP4",
+    b"isom": "MP4", b"mp41": "MP4", b"mp42": "MP4", b"iso2": "MP4", b"iso4": "MP4",
+    b"iso5": "MP4", b"iso6": "MP4", b"XAVC": "MP4 (XAVC)", b"crx ": "Canon CRM",
+}
+
+
+def video_container(head: bytes) -> str:
+    """The container format when ``head`` (a file's first bytes) starts a video file, else "".
+
+    Checked before a file is read whole, so that a film of several GB is refused at once and
+    with a reason, not as a file too large or an unrecognised image."""
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _VIDEO_BRANDS:
+            return _VIDEO_BRANDS[brand]
+        if brand[:3] in (b"3gp", b"3g2", b"3ge", b"3gg"):
+            return "3GP"
+        return ""
+    if len(head) >= 8 and head[4:8] in (b"moov", b"mdat", b"wide", b"pnot"):
+        return "QuickTime (MOV)"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "WebM" if b"webm" in head[:64] else "Matroska (MKV)"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    if head[:4] == b"FLV\x01":
+        return "FLV"
+    if head[:16] == b"\x30\x26\xb2\x75\x8e\x66\xcf\x11\xa6\xd9\x00\xaa\x00\x62\xce\x6c":
+        return "ASF (WMV)"
+    if head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
+        return "MPEG program stream"
+    if len(head) > 376 and head[0] == head[188] == head[376] == 0x47:
+        return "MPEG transport stream"
+    if head[:4] == b"OggS" and b"theora" in head[:64]:
+        return "Ogg (Theora)"
+    return ""
+
+
+def video_error(container: str) -> str:
+    return (f"video files are not supported ({container} container); "
+            "extract frames (for example with ffmpeg) to scan them")
 
 
 def open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
