@@ -78,3 +78,27 @@ def test_scan_with_shipped_weights_does_not_import_timm(tmp_path):
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_a_backbone_that_needs_timm_says_how_to_install_it(monkeypatch, tmp_path):
+    from conftest import make_tiny_checkpoint
+
+    from fakedet.model import checkpoint as ckpt
+
+    path = make_tiny_checkpoint(tmp_path / "tiny.safetensors")  # test_efficientnet: a timm model
+    monkeypatch.setitem(sys.modules, "timm", None)  # as if timm were not installed
+    assert isinstance(create_backbone("tf_efficientnet_lite0"), EfficientNetLite)  # needs no timm
+    with pytest.raises(ImportError, match=r"pip install 'fakedet\[timm\]'"):
+        create_backbone("test_efficientnet")
+    with pytest.raises(ckpt.CheckpointError, match=r"cannot build model 'test_efficientnet'.*fakedet\[timm\]"):
+        ckpt.load(path)
+
+
+def test_timm_is_an_extra_not_a_requirement():
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    assert not any(d.startswith("timm") for d in project["dependencies"])
+    assert any(d.startswith("timm") for d in project["optional-dependencies"]["timm"])

@@ -406,3 +406,34 @@ def test_count_items_matches_iter_items_without_reading_stdin(folder, tmp_path):
     if hasattr(os, "mkfifo"):  # a list on a named pipe is not opened a second time
         os.mkfifo(tmp_path / "list.fifo")
         assert count_items([], str(tmp_path / "list.fifo")) is None
+
+
+def test_hidden_and_excluded_entries_are_skipped_and_counted_in_the_summary(runner, tiny_weights, folder, tmp_path):
+    write_image(folder / ".git" / "objects" / "x.png", "PNG", seed=4)
+    write_image(folder / ".thumb.jpg", seed=5)
+    r = run(runner, tiny_weights, [str(folder)])
+    assert rel([line.split("\t")[0] for line in r.stdout.splitlines()], folder) == [
+        "a.png", "b.jpg", os.path.join("sub", "broken.jpg"), os.path.join("sub", "c.webp")]
+    assert "4 images" in r.stderr and "skipped 2 hidden entries (--hidden scans them)" in r.stderr
+    r = run(runner, tiny_weights, ["--hidden", "-E", "sub", "--exclude", "*.png", str(folder)])
+    assert rel([line.split("\t")[0] for line in r.stdout.splitlines()], folder) == [".thumb.jpg", "b.jpg"]
+    assert r.exit_code == 0 and "2 images" in r.stderr and "skipped 3 excluded entries" in r.stderr
+    assert "hidden" not in r.stderr
+    r = run(runner, tiny_weights, ["--progress", "-b", "1", str(folder)])  # the total uses the same rules
+    assert "4/4" in r.stderr, r.stderr
+    r = run(runner, tiny_weights, [str(folder / ".thumb.jpg")])  # a named file is scanned
+    assert r.exit_code == 0 and r.stdout.startswith(str(folder / ".thumb.jpg")) and "skipped" not in r.stderr
+    r = run(runner, tiny_weights, ["-E", "*", str(folder)])
+    assert r.exit_code == 2 and "no image files found" in r.stderr and "2 hidden entries (--hidden scans them), 3 excluded entries" in r.stderr
+
+
+def test_info_reads_the_header_without_importing_torch(tiny_weights):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom fakedet.cli import main\nsys.argv = ['fakedet', 'info', '-w', sys.argv[1]]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tiny_weights)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "test_efficientnet" in r.stdout and "parameters:" in r.stdout

@@ -1,5 +1,6 @@
 import io
 import os
+import re
 import socket
 
 import pytest
@@ -152,3 +153,105 @@ def test_read_bytes_bounds_a_file_that_grows_while_read(tmp_path):
     with pytest.raises(ImageError, match="file too large"):
         _read_bounded(io.BytesIO(b"x" * 5000), 10, 4000)  # fstat said 10 bytes
     assert _read_bounded(io.BytesIO(b"x" * 3000), 10, 4000) == b"x" * 3000
+
+
+# The first bytes of common video files (container headers as their formats define them).
+VIDEO_HEADS = {
+    "clip.mp4": (b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41", "MP4"),
+    "clip.mov": (b"\x00\x00\x00\x14ftypqt  \x00\x00\x00\x00qt  ", "QuickTime (MOV)"),
+    "old.mov": (b"\x00\x00\x00\x08wide\x00\x10\x00\x00mdat", "QuickTime (MOV)"),
+    "clip.3gp": (b"\x00\x00\x00\x18ftyp3gp5\x00\x00\x00\x00", "3GP"),
+    "clip.webm": (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x84webm", "WebM"),
+    "clip.mkv": (b"\x1a\x45\xdf\xa3\xa3\x42\x86\x81\x01\x42\x82\x88matroska", "Matroska (MKV)"),
+    "clip.avi": (b"RIFF\x00\x10\x00\x00AVI LIST", "AVI"),
+    "clip.flv": (b"FLV\x01\x05\x00\x00\x00\x09", "FLV"),
+    "clip.wmv": (bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c"), "ASF (WMV)"),
+    "clip.mpg": (b"\x00\x00\x01\xba\x44\x00\x04\x00", "MPEG program stream"),
+    "clip.ts": (b"".join(b"\x47" + bytes(187) for _ in range(3)), "MPEG transport stream"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VIDEO_HEADS))
+def test_a_video_file_is_named_as_such(tmp_path, name):
+    from fakedet.data.decode import load
+
+    head, container = VIDEO_HEADS[name]
+    p = tmp_path / name
+    p.write_bytes(head + bytes(4096))
+    msg = f"video files are not supported ({container} container)"
+    with pytest.raises(ImageError, match=re.escape(msg)):
+        read_bytes(p)
+    with pytest.raises(ImageError, match=re.escape(msg)):  # bytes given to the API
+        load(p.read_bytes(), PreprocessConfig())
+
+
+def test_a_large_video_is_refused_unread(tmp_path):
+    p = tmp_path / "film.mp4"
+    p.write_bytes(VIDEO_HEADS["clip.mp4"][0] + bytes(5000))
+    with pytest.raises(ImageError, match=r"^video files are not supported \(MP4 container\)"):
+        read_bytes(p, max_bytes=1000)  # not "file too large"
+
+
+def test_images_in_iso_media_or_riff_are_not_taken_for_video(tmp_path):
+    from fakedet.data.decode import video_container
+
+    assert video_container(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic") == ""
+    assert video_container(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1") == ""
+    assert video_container(b"RIFF\x00\x10\x00\x00WEBPVP8 ") == ""
+    assert video_container(b"\x89PNG\r\n\x1a\n") == "" and video_container(b"\xff\xd8\xff\xe0") == ""
+    assert video_container(b"") == ""
+
+
+def _tree(root):
+    for rel in (".git/objects/x.png", ".cache/y.jpg", ".hidden.png", "a/1.png", "a/.dot.jpg",
+                "thumbs/t.png", "raw/r.tif", "a/raw/r.tif", "keep.jpg"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    (root / "a" / "notes.txt").write_text("not an image, not counted")
+    (root / ".DS_Store").write_bytes(b"not an image either")
+
+
+def _names(items, root):
+    return [os.path.relpath(i.path, root).replace(os.sep, "/") for i in items]
+
+
+def test_walk_skips_hidden_entries_and_counts_them(tmp_path):
+    from fakedet.data.sources import WalkFilter
+
+    _tree(tmp_path)
+    filt = WalkFilter()
+    assert _names(walk(str(tmp_path), filt=filt), tmp_path) == [
+        "a/1.png", "a/raw/r.tif", "keep.jpg", "raw/r.tif", "thumbs/t.png"]
+    assert (filt.skipped_hidden, filt.skipped_excluded) == (4, 0)  # .cache .git .hidden.png a/.dot.jpg
+    filt = WalkFilter(hidden=True)
+    assert len(list(walk(str(tmp_path), filt=filt))) == 9 and filt.skipped == 0
+
+
+def test_exclude_patterns_match_names_or_paths_from_the_folder_given(tmp_path):
+    from fakedet.data.sources import WalkFilter
+
+    _tree(tmp_path)
+    cases = {  # patterns: (what is walked, how many entries were skipped)
+        ("thumbs",): (["a/1.png", "a/raw/r.tif", "keep.jpg", "raw/r.tif"], 1),
+        ("*.tif",): (["a/1.png", "keep.jpg", "thumbs/t.png"], 2),
+        ("raw/*.tif",): (["a/1.png", "a/raw/r.tif", "keep.jpg", "thumbs/t.png"], 1),  # anchored
+        ("/raw/",): (["a/1.png", "a/raw/r.tif", "keep.jpg", "thumbs/t.png"], 1),
+        ("raw/",): (["a/1.png", "keep.jpg", "thumbs/t.png"], 2),  # folders named raw, anywhere
+        ("keep.jpg/",): (["a/1.png", "a/raw/r.tif", "keep.jpg", "raw/r.tif", "thumbs/t.png"], 0),
+        ("*.png", "*.jpg"): (["a/raw/r.tif", "raw/r.tif"], 3),
+    }
+    for patterns, (expected, skipped) in cases.items():
+        filt = WalkFilter(exclude=patterns)
+        assert _names(walk(str(tmp_path), filt=filt), tmp_path) == expected, patterns
+        assert (filt.skipped_excluded, filt.skipped_hidden) == (skipped, 4), patterns
+
+
+def test_named_paths_and_list_entries_are_scanned_whatever_the_filter(tmp_path):
+    from fakedet.data.sources import WalkFilter
+
+    _tree(tmp_path)
+    filt = WalkFilter(exclude=("*.png",))
+    named = [str(tmp_path / ".hidden.png"), str(tmp_path / ".git")]
+    listed = io.BytesIO(os.fsencode(str(tmp_path / "a" / "1.png")) + b"\n")
+    assert _names(iter_items(named, listed, filt=filt), tmp_path) == [".hidden.png", "a/1.png"]
+    assert filt.skipped_excluded == 1  # .git/objects/x.png, found by walking the named .git

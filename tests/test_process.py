@@ -211,3 +211,32 @@ def test_named_pipe_does_not_hang_the_scan(tiny_weights, tmp_path, named):
     rows = {os.path.basename(line.split("\t")[0]): line.split("\t") for line in r.stdout.splitlines()}
     assert rows["pipe.jpg"][1:] == ["", "", "not a regular file (named pipe)"]
     assert 0.0 <= float(rows["a.jpg"][1]) <= 1.0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux /proc")
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_the_model_loads_acts_at_once(tiny_weights, many, sig, status):
+    """The model loads in a background thread; the signal may be delivered to that thread, and a
+    main thread blocked in a plain wait used to act only once torch was imported (seconds). Its
+    exit must not run libtorch's destructors under the loading thread either (SIGABRT)."""
+    import time
+
+    p = fakedet("scan", "--format", "json", "-w", str(tiny_weights), "-j", "2", str(many))
+    maps = f"/proc/{p.pid}/maps"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and p.poll() is None:
+        try:
+            with open(maps) as fh:
+                if "libtorch" in fh.read():  # import torch has begun
+                    break
+        except OSError:
+            pass
+        time.sleep(0.005)
+    t0 = time.monotonic()
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=60)
+    elapsed = time.monotonic() - t0
+    assert p.returncode == status, err
+    assert elapsed < 1.0, f"took {elapsed:.2f} s to stop"
+    assert json.loads(out) == [] or isinstance(json.loads(out), list)  # a whole document on stdout
+    assert b"Traceback" not in err and b"terminate called" not in err

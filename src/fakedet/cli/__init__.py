@@ -10,6 +10,7 @@ are imported inside the commands, so ``fakedet --version`` and ``fakedet --help`
 from __future__ import annotations
 
 import errno
+import os
 import sys
 
 import click
@@ -86,6 +87,10 @@ _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF
 
 
 def main() -> None:
+    _exit(_main())
+
+
+def _main() -> int:
     # Click's own handling turns Ctrl-C into "Aborted!" and exit status 1, which here means
     # "labelled fake"; every command reports an interruption as status 130 instead. SIGTERM
     # (timeout, kill, docker stop, systemd) takes the same path, ending with status 143.
@@ -95,18 +100,35 @@ def main() -> None:
     except click.exceptions.Abort as exc:
         cause = exc.__cause__ or exc.__context__
         err(interrupt_word(cause))
-        sys.exit(interrupt_status(cause))
+        return interrupt_status(cause)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except OSError as exc:  # info's or eval's output (scan handles its own): a full disk, say
         if exc.errno in _WRITE_ERRORS:
             silence_stdout()  # so that the interpreter's last flush does not fail again
             err(f"cannot write the output: {exc.strerror or exc}")
         else:
             err(str(exc))
-        sys.exit(EXIT_USAGE)
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+        return EXIT_USAGE
+    return code if isinstance(code, int) else EXIT_OK
+
+
+def _exit(code: int) -> None:
+    """Ends the process with ``code``. A scan interrupted while its model was still loading (in a
+    background thread, see fakedet.inference.stream) ends at once with ``os._exit``, once its
+    output is flushed: a normal exit would run libtorch's exit-time destructors under that
+    thread and abort the process."""
+    stream = sys.modules.get("fakedet.inference.stream")
+    if stream is not None and stream.loading():
+        for f in (sys.stdout, sys.stderr):
+            try:
+                if f is not None:
+                    f.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

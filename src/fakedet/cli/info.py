@@ -23,12 +23,12 @@ def info(weights, as_json):
     """Describe the model: backbone, input handling, verdicts, training and evaluation."""
     import json
 
-    from fakedet.inference.detector import Detector
+    from fakedet.model import checkpoint as ckpt
 
     stdout()
     with load_errors_exit(click.get_current_context()):
-        det = Detector.load(weights, device="cpu")
-    d = det.info()
+        # from the file's header: neither torch nor the model is loaded
+        d = ckpt.describe(weights if weights is not None else ckpt.default_weights_path())
     if as_json:
         click.echo(json.dumps(nan_to_none(d), indent=2, allow_nan=False))
         return

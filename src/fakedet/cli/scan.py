@@ -34,6 +34,13 @@ Examples:
 @click.option("--files-from", "files_from", metavar="FILE",
               help="Read more paths from FILE, one per line ('-' = stdin).")
 @click.option("-0", "--null", is_flag=True, help="Paths in --files-from are NUL-separated.")
+@click.option("-H", "--hidden", is_flag=True,
+              help="Also scan hidden files and folders (names starting with '.') inside folders.")
+@click.option("-E", "--exclude", "exclude", multiple=True, metavar="GLOB",
+              help="Skip files and folders matching GLOB inside folders (repeatable): a pattern "
+                   "without '/' matches names ('*.png', 'thumbs'), one with '/' paths relative to "
+                   "the folder given ('raw/*.tif'); a trailing '/' matches folders only. Paths "
+                   "named on the command line or in --files-from are always scanned.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["tsv", "csv", "jsonl", "json"]),
               default="tsv", show_default=True, help="Record format (tsv has no header).")
 @threshold_option(TWO_WAY_HELP)
@@ -47,12 +54,12 @@ Examples:
 @faces_option("Find faces and score each one; p_fake is the maximum over the faces and the "
               "whole image, labelled with the checkpoint's face-mode thresholds (an image with no "
               "face found: the whole-image ones; jsonl/json add a 'faces' list of boxes and scores).")
-def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, workers, output,
-         progress, quiet, exit_code, faces):
+def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, device, batch_size,
+         workers, output, progress, quiet, exit_code, faces):
     """Score images: one record per input (path, p_fake, label, error) on stdout.
 
-    PATH is an image file, a folder (searched recursively for image files, in sorted order) or
-    '-' for one image's bytes on stdin.
+    PATH is an image file, a folder (searched recursively for image files, in sorted order,
+    skipping hidden entries unless --hidden) or '-' for one image's bytes on stdin.
 
     label is one of three verdicts (`fakedet info` shows the thresholds and how often
     each verdict was wrong on the test data):
@@ -66,6 +73,7 @@ def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, w
     p_fake is the model's calibrated probability. Scores on images from sources unlike
     the training data are unreliable: read a verdict as a pointer, never as proof.
     """
+    from fakedet.data.sources import WalkFilter
     from fakedet.inference.stream import load_and_score
 
     ctx = click.get_current_context()
@@ -94,10 +102,16 @@ def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, w
                                          "overwrite it", param_hint="--output")
 
     folders = collections.Counter()  # folders that could not be listed, by path, awaiting their record
-    items = _items(paths, list_stream, null, quiet, folders)
+    filt = WalkFilter(hidden=hidden, exclude=exclude)
+    items = _items(paths, list_stream, null, quiet, folders, filt)
     with load_errors_exit(ctx):  # the first batches decode while the model loads
-        stream = load_and_score(items, weights, device=device, threshold=threshold,
-                                batch_size=batch_size, workers=workers, faces=faces)
+        try:
+            stream = load_and_score(items, weights, device=device, threshold=threshold,
+                                    batch_size=batch_size, workers=workers, faces=faces)
+        except KeyboardInterrupt:
+            if fmt == "json" and output in (None, "-"):  # stdout still gets a whole document
+                _close_empty_json()
+            raise
 
     if progress is None:
         progress = sys.stderr.isatty()
@@ -111,11 +125,21 @@ def scan(paths, files_from, null, fmt, threshold, weights, device, batch_size, w
         raise
     counter = None
     if progress and files_from != "-":  # a stream on stdin cannot be read twice
-        counter = _Counter(paths, files_from, null)
-    code = _run_scan(stream, fmt, out_stream, progress, quiet, exit_code, folders, counter)
+        counter = _Counter(paths, files_from, null, filt)
+    code = _run_scan(stream, fmt, out_stream, progress, quiet, exit_code, folders, counter, filt)
     if list_stream is not None and files_from != "-":
         list_stream.close()
     ctx.exit(code)
+
+
+def _close_empty_json() -> None:
+    """``[]`` on stdout, as a json scan that scored nothing writes (a broken pipe is no error)."""
+    from fakedet.data.writers import Writer
+
+    try:
+        Writer(stdout(), "json").close()
+    except (OSError, click.ClickException):
+        silence_stdout()
 
 
 def _open_output(output: Optional[str]) -> IO[str]:
@@ -160,15 +184,17 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _items(paths, list_stream, null, quiet, folders: collections.Counter) -> Iterator:
+def _items(paths, list_stream, null, quiet, folders: collections.Counter, filt) -> Iterator:
     """All inputs, warning (on stderr) about folders that hold no image and counting in
     ``folders`` the error records that stand for a folder that could not be listed."""
     from fakedet.data.sources import iter_items
 
     def warn(path):
-        err(f"warning: no image files found in {path}")
+        skipped = f" ({_skipped_text(filt)})" if filt.skipped else ""
+        err(f"warning: no image files found in {path}{skipped}")
 
-    for item in iter_items(paths, list_stream, null, stdin_binary(), on_empty=None if quiet else warn):
+    for item in iter_items(paths, list_stream, null, stdin_binary(),
+                           on_empty=None if quiet else warn, filt=filt):
         if item.folder:
             folders[item.path] += 1
         yield item
@@ -178,24 +204,25 @@ class _Counter:
     """Counts the inputs in a background thread, so that the progress bar gets its total (and
     an ETA) without the first records waiting for a long folder walk."""
 
-    def __init__(self, paths, files_from: Optional[str], null: bool):
+    def __init__(self, paths, files_from: Optional[str], null: bool, filt=None):
         self.total: Optional[int] = None
         self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.count, args=(list(paths), files_from, null),
+        self.thread = threading.Thread(target=self.count, args=(list(paths), files_from, null, filt),
                                        name="fakedet-count", daemon=True)
         self.thread.start()
 
-    def count(self, paths, files_from, null) -> None:
+    def count(self, paths, files_from, null, filt) -> None:
         from fakedet.data.sources import count_items
 
-        self.total = count_items(paths, files_from, null, stop=self.stopping.is_set)
+        self.total = count_items(paths, files_from, null, stop=self.stopping.is_set, filt=filt)
 
     def stop(self) -> None:
         self.stopping.set()
 
 
 def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
-              folders: Optional[collections.Counter] = None, counter: Optional[_Counter] = None) -> int:
+              folders: Optional[collections.Counter] = None, counter: Optional[_Counter] = None,
+              filt=None) -> int:
     from tqdm import tqdm
 
     from fakedet.data.writers import Writer
@@ -276,7 +303,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
         return EXIT_USAGE
     if not quiet:
         err(_summary(det, n - n_folders, n_fake, n_unc, n_err - n_folders, n_folders, elapsed,
-                     time.perf_counter() - STARTED))
+                     time.perf_counter() - STARTED, filt))
         if det.faces:
             err(f"{n_noface} image{'s' if n_noface != 1 else ''} without a face scored as a whole")
     if n_err:
@@ -286,10 +313,24 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     return EXIT_OK
 
 
-def _summary(det, n_images, n_fake, n_unc, n_err, n_folders, elapsed, wall) -> str:
+def _skipped_text(filt) -> str:
+    """What a folder walk skipped, for the summary: "skipped 2 hidden entries (...), 1 excluded"."""
+    def entries(n, kind):
+        return f"{n} {kind} entr{'ies' if n != 1 else 'y'}"
+
+    parts = []
+    if filt.skipped_hidden:
+        parts.append(f"{entries(filt.skipped_hidden, 'hidden')} (--hidden scans them)")
+    if filt.skipped_excluded:
+        parts.append(entries(filt.skipped_excluded, "excluded"))
+    return "skipped " + ", ".join(parts)
+
+
+def _summary(det, n_images, n_fake, n_unc, n_err, n_folders, elapsed, wall, filt=None) -> str:
     """The summary line: images by verdict, unreadable ones, folders that could not be listed
-    (each has its own error record, but is no image), the time and the scoring rate (none when
-    nothing was scored), the wall time since the process started, and the verdict rule."""
+    (each has its own error record, but is no image), entries the folder walk skipped (hidden or
+    excluded), the time and the scoring rate (none when nothing was scored), the wall time since
+    the process started, and the verdict rule."""
     three_way = det.three_way
     unc = f"{n_unc} uncertain, " if three_way else ""
     rule = (f"fake at >= {det.threshold:.6f}, real below {det.real_below:.6f}" if three_way
@@ -299,5 +340,7 @@ def _summary(det, n_images, n_fake, n_unc, n_err, n_folders, elapsed, wall) -> s
             f"{scored - n_fake - n_unc} real, {n_err} error{'s' if n_err != 1 else ''}")
     if n_folders:
         line += f"; {n_folders} folder{'s' if n_folders != 1 else ''} could not be read"
+    if filt is not None and filt.skipped:
+        line += f"; {_skipped_text(filt)}"
     rate = f", {scored / max(elapsed, 1e-9):.1f} img/s" if scored else ""
     return (f"{line} ({elapsed:.1f} s{rate}; {wall:.1f} s with start-up; {det.device}, {rule})")

@@ -1,15 +1,18 @@
 """Data layer: input sources, turning command-line inputs into one lazy, ordered stream of items to score.
 
 Folders are walked recursively in sorted order, following symbolic links but never entering the
-same folder twice (so link loops end). Nothing is read ahead: a folder of a million images is
-enumerated as it is scanned.
+same folder twice (so link loops end). As in fd and ripgrep, hidden entries (names starting with
+a dot: ``.git``, ``.cache``) and entries matching an exclude pattern are skipped inside folders,
+and counted; a path named on the command line or in a list file is always scanned. Nothing is
+read ahead: a folder of a million images is enumerated as it is scanned.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Iterable, Iterator, Optional
 
 IMAGE_EXTENSIONS = frozenset(
@@ -58,9 +61,60 @@ def not_regular_error(mode: int) -> str:
     return f"not a regular file ({special_file_kind(mode) or 'special file'})"
 
 
-def walk(folder: str, _seen: Optional[set] = None) -> Iterator[Item]:
-    """Yields the image files under ``folder``, depth first, entries sorted by name."""
+@dataclass
+class WalkFilter:
+    """What a folder walk skips, and how much it skipped.
+
+    ``hidden``: also walk hidden entries (names starting with a dot). ``exclude``: glob patterns,
+    as fd's ``--exclude``: a pattern without ``/`` is matched against each entry's name (``*.png``,
+    ``node_modules``), one with ``/`` against its path relative to the folder named on the command
+    line (``raw/*.tif``, ``/top-level-only``); a trailing ``/`` matches folders only. A skipped
+    folder counts once, whatever it holds.
+    """
+
+    hidden: bool = False
+    exclude: tuple[str, ...] = ()
+    skipped_hidden: int = 0
+    skipped_excluded: int = 0
+    _patterns: list = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self.exclude = tuple(self.exclude)
+        self._patterns = []
+        for pattern in self.exclude:
+            dirs_only = pattern.endswith("/")
+            pat = pattern.rstrip("/") or "/"
+            anchored = "/" in pat
+            self._patterns.append((pat.lstrip("/") if anchored else pat, anchored, dirs_only))
+
+    def fresh(self) -> "WalkFilter":
+        """The same rules with the counts at zero (for a second walk, such as a count)."""
+        return WalkFilter(self.hidden, self.exclude)
+
+    @property
+    def skipped(self) -> int:
+        return self.skipped_hidden + self.skipped_excluded
+
+    def skips(self, name: str, relpath: str, is_dir: bool) -> bool:
+        """Whether to skip an entry found while walking (and count it when so)."""
+        if not self.hidden and name.startswith("."):
+            self.skipped_hidden += 1
+            return True
+        for pat, anchored, dirs_only in self._patterns:
+            if dirs_only and not is_dir:
+                continue
+            if fnmatch.fnmatchcase(relpath if anchored else name, pat):
+                self.skipped_excluded += 1
+                return True
+        return False
+
+
+def walk(folder: str, _seen: Optional[set] = None, filt: Optional[WalkFilter] = None,
+         _rel: str = "") -> Iterator[Item]:
+    """Yields the image files under ``folder``, depth first, entries sorted by name, skipping
+    what ``filt`` says (by default: hidden entries)."""
     seen = set() if _seen is None else _seen
+    filt = WalkFilter() if filt is None else filt
     try:
         st = os.stat(folder)
     except OSError as exc:
@@ -81,23 +135,29 @@ def walk(folder: str, _seen: Optional[set] = None) -> Iterator[Item]:
         return
     for entry in entries:
         path = os.path.join(folder, entry.name)
+        rel = f"{_rel}/{entry.name}" if _rel else entry.name
         try:
             is_dir = entry.is_dir()  # follows symlinks
         except OSError:
             is_dir = False
+        if not (is_dir or is_image_name(entry.name)):
+            continue  # not counted as skipped: only images are looked for
+        if filt.skips(entry.name, rel, is_dir):
+            continue
         if is_dir:
-            yield from walk(path, seen)
-        elif is_image_name(entry.name):
+            yield from walk(path, seen, filt, rel)
+        else:
             yield _file_item(path, entry)
 
 
-def expand(path: str, stdin: Optional[IO[bytes]] = None) -> Iterator[Item]:
-    """One command-line PATH -> items: a file as itself, a folder walked, ``-`` read from stdin."""
+def expand(path: str, stdin: Optional[IO[bytes]] = None, filt: Optional[WalkFilter] = None) -> Iterator[Item]:
+    """One command-line PATH -> items: a file as itself, a folder walked (skipping what ``filt``
+    says), ``-`` read from stdin."""
     if path == "-":
         data = stdin.read() if stdin is not None else b""
         yield Item("-", source=data)
     elif os.path.isdir(path):
-        yield from walk(path)
+        yield from walk(path, filt=filt)
     else:
         # Named files are scored whatever their extension; missing ones get an error record.
         yield _file_item(path)
@@ -149,14 +209,17 @@ def iter_items(
     null: bool = False,
     stdin: Optional[IO[bytes]] = None,
     on_empty: Optional[Callable[[str], None]] = None,
+    filt: Optional[WalkFilter] = None,
 ) -> Iterator[Item]:
     """All inputs in order: the PATH arguments first, then the entries of ``--files-from``
     (read lazily). ``on_empty(path)`` is called for a path that yields no item (a folder without
-    images), wherever it was named."""
+    images), wherever it was named. Folders are walked with ``filt`` (which counts what it
+    skips); by default hidden entries are skipped."""
+    filt = WalkFilter() if filt is None else filt
 
     def one(path: str, source: Optional[IO[bytes]]) -> Iterator[Item]:
         n = 0
-        for item in expand(path, source):
+        for item in expand(path, source, filt):
             n += 1
             yield item
         if n == 0 and on_empty is not None:
@@ -173,9 +236,10 @@ def iter_items(
 
 
 def count_items(paths: Iterable[str], list_path: Optional[str] = None, null: bool = False,
-                stop: Optional[Callable[[], bool]] = None) -> Optional[int]:
-    """How many items :func:`iter_items` gives for the same PATHs and list file (named by path,
-    read again from its start), without reading stdin or any image: ``-`` counts as one.
+                stop: Optional[Callable[[], bool]] = None,
+                filt: Optional[WalkFilter] = None) -> Optional[int]:
+    """How many items :func:`iter_items` gives for the same PATHs, list file (named by path,
+    read again from its start) and filter rules, without reading stdin or any image: ``-`` counts as one.
     Returns None when ``stop()`` turns true before the count is done, or the list file cannot
     be read again (not a regular file: a pipe would give its lines to one reader only). Meant
     to run in a background thread, giving a progress bar its total."""
@@ -187,7 +251,7 @@ def count_items(paths: Iterable[str], list_path: Optional[str] = None, null: boo
     except OSError:
         return None
     try:
-        for _ in iter_items(paths, fh, null, None):
+        for _ in iter_items(paths, fh, null, None, filt=filt.fresh() if filt is not None else None):
             n += 1
             if stop is not None and n % 256 == 0 and stop():
                 return None

@@ -256,36 +256,19 @@ class Detector:
 
     # ------------------------------------------------------------------ info
     def info(self) -> dict[str, Any]:
-        pre = self.config.preprocess
-        training = dict(self.meta.training)
-        training.pop("config", None)
-        return {
-            "name": self.config.name,
-            "backbone": self.config.backbone,
-            "branches": [n for n, on in (("backbone", self.config.use_backbone),
-                                         ("colour", self.config.use_colour),
-                                         ("texture", self.config.use_texture)) if on],
-            "input": {
-                "global_view": f"whole image resized to {pre.global_size}x{pre.global_size} ({pre.interpolation})",
-                "texture_patches": f"{pre.num_patches} native-resolution {pre.patch_size}x{pre.patch_size} crops on a fixed grid",
-                "min_size": pre.min_size,
-                "max_pixels": pre.max_pixels,
-            },
-            "parameters": getattr(self.model, "trained_parameters", None)
-            or sum(p.numel() for p in self.model.parameters()),
+        """:func:`fakedet.model.checkpoint.describe` of the loaded weights, with this detector's
+        thresholds (``threshold`` given to :meth:`load` replaces the verdicts) and device."""
+        d = ckpt.describe(self.weights_path, self.meta)
+        if d["parameters"] is None:  # a model given without its file
+            d["parameters"] = getattr(self.model, "trained_parameters", None) or sum(
+                p.numel() for p in self.model.parameters())
+        d.update({
             "threshold": self.threshold,
-            "face_threshold": self.meta.face_threshold,
-            "two_way_threshold": self.meta.threshold,
-            "verdicts": self.meta.verdicts,
-            "face_verdicts": self.meta.face_verdicts,
             "cutoffs": {"whole_image": list(self.cutoffs), "face": list(self.face_cutoffs)},
             "temperature": self.temperature,
-            "training": training,
-            "evaluation": self.meta.evaluation,
-            "weights": str(self.weights_path) if self.weights_path else None,
-            "sha256": ckpt.sha256(self.weights_path) if self.weights_path else None,
             "device": str(self.device),
-        }
+        })
+        return d
 
 
 def _cat(parts, device):

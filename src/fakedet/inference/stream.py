@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from typing import Iterable, Iterator, Optional
 
 from fakedet.data.sources import Item
@@ -46,6 +46,53 @@ class ResultStream:
             close()
 
 
+class _Loading:
+    """``fn(*args, **kw)`` running in a daemon thread, with a :meth:`result` that Ctrl-C and
+    SIGTERM interrupt at once.
+
+    Python runs signal handlers in the main thread between bytecodes, and the kernel may deliver
+    the signal to any thread: a main thread blocked in a plain wait (``Future.result()``) would
+    hold an interruption back until ``import torch`` and the model load had finished, 2-3 s
+    later. Waiting in short slices lets the handler run; and the thread, being a daemon, does not
+    hold the exit of an interrupted scan back either.
+    """
+
+    running: set = set()  # the loads not finished yet (see loading())
+
+    def __init__(self, fn, *args, **kw):
+        self._done = threading.Event()
+        self._value = self._error = None
+        _Loading.running.add(self)
+        threading.Thread(target=self._run, args=(fn, args, kw), name="fakedet-load", daemon=True).start()
+
+    def _run(self, fn, args, kw) -> None:
+        try:
+            self._value = fn(*args, **kw)
+        except BaseException as exc:  # handed to the waiting thread
+            self._error = exc
+        finally:
+            self._done.set()
+            _Loading.running.discard(self)
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def result(self):
+        while not self._done.wait(0.05):
+            pass
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def loading() -> bool:
+    """Whether a model load that :func:`load_and_score` started is still running: after an
+    interrupted start-up, a process must then end with ``os._exit`` once its output is flushed,
+    because libtorch's exit-time destructors abort the process (SIGABRT) under a thread still
+    inside ``import torch``."""
+    return bool(_Loading.running)
+
+
 def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] = None, *,
                    device: str = "auto", threshold: Optional[float] = None, batch_size: int = 32,
                    workers: Optional[int] = None, faces: bool = False) -> ResultStream:
@@ -71,9 +118,7 @@ def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] =
     pre = meta.model_config().preprocess  # a bad checkpoint fails before anything starts
     nworkers = default_workers() if workers is None else max(0, int(workers))
     bs = max(1, int(batch_size))
-    loader = ThreadPoolExecutor(1, thread_name_prefix="fakedet-load")
-    future = loader.submit(Detector.load, weights, device="cpu", **kw)
-    loader.shutdown(wait=False)
+    future = _Loading(Detector.load, weights, device="cpu", **kw)
     if nworkers == 0:  # no decoding threads: nothing to overlap
         det = future.result()
         return ResultStream(det, det.iter_batches(items))

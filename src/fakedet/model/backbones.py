@@ -185,6 +185,9 @@ def create_backbone(name: str, **kwargs) -> nn.Module:
     """A backbone returning pooled features, with ``num_features`` set; never downloads."""
     if name in LITE_VARIANTS and not kwargs:
         return EfficientNetLite(*LITE_VARIANTS[name])
-    import timm  # any other backbone: timm builds it (slower start-up)
-
+    try:
+        import timm  # any other backbone: timm builds it (slower start-up)
+    except ImportError:
+        raise ImportError(f"backbone {name!r} is built by timm, which is not installed: "
+                          "pip install 'fakedet[timm]'") from None
     return timm.create_model(name, pretrained=False, num_classes=0, **kwargs)

@@ -178,6 +178,80 @@ def read_meta(path: str | os.PathLike) -> CheckpointMeta:
         raise CheckpointError(f"checkpoint metadata is invalid: {exc}") from None
 
 
+# State-dict entries that are BatchNorm statistics, not trained parameters.
+_BUFFER_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
+_MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on the JSON header
+
+
+def tensor_shapes(path: str | os.PathLike) -> dict[str, list[int]]:
+    """Each tensor's shape, from the file's JSON header alone (no tensor is read, torch is not
+    imported).
+
+    Raises:
+        CheckpointError: the header cannot be read.
+    """
+    try:
+        with open(path, "rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            if not 0 < size <= _MAX_HEADER_BYTES:
+                raise ValueError(f"header size {size}")
+            header = json.loads(fh.read(size))
+        return {k: [int(n) for n in v["shape"]] for k, v in header.items() if k != "__metadata__"}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f"not a readable safetensors file: {path} ({exc})") from None
+
+
+def parameter_count(path: str | os.PathLike) -> int:
+    """How many trained parameters the checkpoint holds (BatchNorm statistics excluded)."""
+    total = 0
+    for name, shape in tensor_shapes(path).items():
+        if not name.endswith(_BUFFER_SUFFIXES):
+            n = 1
+            for d in shape:
+                n *= d
+            total += n
+    return total
+
+
+def describe(path: Optional[str | os.PathLike], meta: Optional[CheckpointMeta] = None) -> dict[str, Any]:
+    """What ``fakedet info`` shows: the model, its input handling, verdict thresholds, training
+    and evaluation, read from the file's header without building the model (or importing torch).
+    ``path`` None: from ``meta`` alone (no parameter count, file name or hash).
+
+    Raises:
+        CheckpointError: the file is not a usable fakedet checkpoint.
+    """
+    meta = read_meta(path) if meta is None else meta
+    cfg = meta.model_config()
+    pre = cfg.preprocess
+    training = dict(meta.training)
+    training.pop("config", None)
+    return {
+        "name": cfg.name,
+        "backbone": cfg.backbone,
+        "branches": [n for n, on in (("backbone", cfg.use_backbone), ("colour", cfg.use_colour),
+                                     ("texture", cfg.use_texture)) if on],
+        "input": {
+            "global_view": f"whole image resized to {pre.global_size}x{pre.global_size} ({pre.interpolation})",
+            "texture_patches": f"{pre.num_patches} native-resolution {pre.patch_size}x{pre.patch_size} crops on a fixed grid",
+            "min_size": pre.min_size,
+            "max_pixels": pre.max_pixels,
+        },
+        "parameters": parameter_count(path) if path is not None else None,
+        "threshold": meta.cutoffs(faces=False)[0],
+        "face_threshold": meta.face_threshold,
+        "two_way_threshold": meta.threshold,
+        "verdicts": meta.verdicts,
+        "face_verdicts": meta.face_verdicts,
+        "cutoffs": {"whole_image": list(meta.cutoffs(faces=False)), "face": list(meta.cutoffs(faces=True))},
+        "temperature": float(meta.temperature),
+        "training": training,
+        "evaluation": meta.evaluation,
+        "weights": str(path) if path is not None else None,
+        "sha256": sha256(path) if path is not None else None,
+    }
+
+
 def load(path: str | os.PathLike, device: str = "cpu"):
     """Builds the model from the checkpoint's config and loads its weights.
 
