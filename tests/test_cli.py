@@ -69,10 +69,15 @@ def test_every_format_has_one_record_per_input(runner, tiny_weights, folder, fmt
     else:
         recs = json.loads(r.stdout)
     assert [x["path"] for x in recs] == inputs
-    assert all(set(x) == {"path", "p_fake", "label", "error"} for x in recs)
+    keys = {"path", "p_fake", "label", "error"}
+    if fmt in ("jsonl", "json"):  # and the provenance evidence, with what decided the label
+        keys |= {"evidence", "label_by"}
+    assert all(set(x) == keys for x in recs)
     assert recs[1]["error"] == "file not found"
     if fmt in ("jsonl", "json"):
         assert recs[1]["p_fake"] is None and recs[1]["label"] is None and recs[0]["error"] is None
+        assert recs[0]["evidence"] == [] and recs[0]["label_by"] == "model"
+        assert recs[1]["evidence"] == [] and recs[1]["label_by"] is None
 
 
 def test_mix_of_good_and_broken_files_keeps_order(runner, tiny_weights, tmp_path):

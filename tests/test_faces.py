@@ -82,10 +82,11 @@ def test_face_mode_error_records_have_the_face_keys(tiny_weights, tmp_path):
     r = CliRunner().invoke(cli, ["scan", "--faces", "-f", "jsonl", "-w", str(tiny_weights), "-j", "0", str(tmp_path)])
     assert r.exit_code == 3, r.output
     good, bad = [json.loads(line) for line in r.stdout.splitlines()]
-    assert set(good) == set(bad) == {"path", "p_fake", "label", "error", "faces", "p_whole", "note"}
+    assert set(good) == set(bad) == {"path", "p_fake", "label", "error", "faces", "p_whole", "note", "evidence", "label_by"}
     assert bad["faces"] is None and bad["error"]
     plain = CliRunner().invoke(cli, ["scan", "-f", "jsonl", "-w", str(tiny_weights), "-j", "0", str(tmp_path)])
-    assert all(set(json.loads(line)) == {"path", "p_fake", "label", "error"} for line in plain.stdout.splitlines())
+    assert all(set(json.loads(line)) == {"path", "p_fake", "label", "error", "evidence", "label_by"}
+               for line in plain.stdout.splitlines())
 
 
 def test_face_mode_same_results_with_workers(tiny_weights, tmp_path):

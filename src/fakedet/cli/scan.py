@@ -51,11 +51,14 @@ Examples:
 @progress_option
 @click.option("-q", "--quiet", is_flag=True, help="No summary, warnings or progress on stderr.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when any image is labelled fake (uncertain does not count).")
+@click.option("--no-provenance", "no_provenance", is_flag=True,
+              help="Do not read provenance metadata (C2PA, XMP/EXIF, generation parameters) or "
+                   "watermarks: labels then come from the model alone.")
 @faces_option("Find faces and score each one; p_fake is the maximum over the faces and the "
               "whole image, labelled with the checkpoint's face-mode thresholds (an image with no "
               "face found: the whole-image ones; jsonl/json add a 'faces' list of boxes and scores).")
 def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, device, batch_size,
-         workers, output, progress, quiet, exit_code, faces):
+         workers, output, progress, quiet, exit_code, no_provenance, faces):
     """Score images: one record per input (path, p_fake, label, error) on stdout.
 
     PATH is an image file, a folder (searched recursively for image files, in sorted order,
@@ -72,6 +75,12 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
 
     p_fake is the model's calibrated probability. Scores on images from sources unlike
     the training data are unreliable: read a verdict as a pointer, never as proof.
+
+    Each image's provenance metadata is read too (C2PA Content Credentials, XMP/EXIF
+    source type and software, Stable Diffusion front-ends' generation parameters; the
+    invisible watermark with the watermark extra): jsonl/json list it as 'evidence', and
+    evidence that the image was generated labels it fake whatever its score
+    ('label_by': 'evidence'). Metadata can be removed or forged: its absence says nothing.
     """
     from fakedet.data.sources import WalkFilter
     from fakedet.inference.stream import load_and_score
@@ -107,7 +116,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     with load_errors_exit(ctx):  # the first batches decode while the model loads
         try:
             stream = load_and_score(items, weights, device=device, threshold=threshold,
-                                    batch_size=batch_size, workers=workers, faces=faces)
+                                    batch_size=batch_size, workers=workers, faces=faces,
+                                    provenance=not no_provenance)
         except KeyboardInterrupt:
             if fmt == "json" and output in (None, "-"):  # stdout still gets a whole document
                 _close_empty_json()
@@ -237,7 +247,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
         return writer
 
     folders = collections.Counter() if folders is None else folders
-    n = n_fake = n_unc = n_err = n_noface = n_folders = 0
+    n = n_fake = n_unc = n_err = n_noface = n_folders = n_evidence = n_by_evidence = 0
     t0 = time.perf_counter()
     bar = tqdm(unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     interrupted: Optional[BaseException] = None
@@ -253,6 +263,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 n_fake += sum(1 for r in results if r.label == "fake")
                 n_unc += sum(1 for r in results if r.label == "uncertain")
                 n_noface += sum(1 for r in results if r.faces == [])
+                n_evidence += sum(1 for r in results if r.evidence)
+                n_by_evidence += sum(1 for r in results if r.label_by == "evidence")
                 for r in results:
                     if r.error is not None and folders[r.path] > 0:
                         folders[r.path] -= 1
@@ -306,6 +318,9 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                      time.perf_counter() - STARTED, filt))
         if det.faces:
             err(f"{n_noface} image{'s' if n_noface != 1 else ''} without a face scored as a whole")
+        if n_evidence:
+            err(f"{n_evidence} image{'s' if n_evidence != 1 else ''} with provenance evidence, "
+                f"{n_by_evidence} labelled fake by it (jsonl/json list it)")
     if n_err:
         return EXIT_UNREADABLE
     if exit_code and n_fake:

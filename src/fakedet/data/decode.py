@@ -307,20 +307,27 @@ def check_size(img: Image.Image, cfg: PreprocessConfig) -> None:
         raise ImageError(f"image too large: {w}x{h} exceeds the limit of {cfg.max_pixels} pixels")
 
 
-def load(source: Source, cfg: PreprocessConfig) -> Image.Image:
-    """Any supported source (path, bytes, PIL image) -> upright RGB PIL image."""
+def source_bytes(source: Source) -> "bytes | None":
+    """The file bytes of a path or bytes source (None for a PIL image, which has none)."""
+    if isinstance(source, Image.Image):
+        return None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
+            raise ImageError("empty input")
+        return data
+    return read_bytes(source)
+
+
+def load(source: Source, cfg: PreprocessConfig, data: "bytes | None" = None) -> Image.Image:
+    """Any supported source (path, bytes, PIL image) -> upright RGB PIL image; ``data``: the
+    source's bytes when already read (:func:`source_bytes`)."""
     if isinstance(source, Image.Image):
         img = upright(source)
         rgb = to_rgb(img)
         check_size(rgb, cfg)
         return rgb
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        if not data:
-            raise ImageError("empty input")
-    else:
-        data = read_bytes(source)
-    return open_image(data, cfg)
+    return open_image(source_bytes(source) if data is None else data, cfg)
 
 
 def patch_origins(width: int, height: int, cfg: PreprocessConfig) -> list[tuple[int, int]]:

@@ -14,30 +14,38 @@ import numpy as np
 
 from fakedet.data.sources import Item
 from fakedet.data.labelled import LabelledImage
+from fakedet.data.provenance import generated_evidence
 from fakedet.evaluation.metrics import summarize
 
 
 def score_labelled(det, images: list[LabelledImage], batch_size: Optional[int] = None,
                    workers: Optional[int] = None, progress=None, with_verdicts: bool = False):
     """Returns (labels, probabilities, errors) for the images; unreadable ones are set aside.
-    ``with_verdicts`` appends the detector's verdict for each scored image."""
+    ``with_verdicts`` appends the model's own verdict for each scored image (never one that
+    provenance evidence decided: these are the model's figures) and, per true label, how many
+    images had provenance evidence and how many of them evidence that they were generated."""
     labels, probs, errors, verdicts = [], [], [], []
+    evidence = {"real": {"any": 0, "generated": 0}, "fake": {"any": 0, "generated": 0}}
     items = (Item(im.path, source=im.path) for im in images)
     i = 0
     for batch in det.iter_batches(items, batch_size, workers):
         for r in batch:
             im = images[i]
             i += 1
+            if r.evidence:
+                counts = evidence["fake" if im.label else "real"]
+                counts["any"] += 1
+                counts["generated"] += bool(generated_evidence(r.evidence))
             if r.error is not None:
                 errors.append((im.path, r.error))
             else:
                 labels.append(im.label)
                 probs.append(r.p_fake)
-                verdicts.append(r.label)
+                verdicts.append(r.model_label)
         if progress is not None:
             progress.update(len(batch))
     out = np.asarray(labels, dtype=np.int64), np.asarray(probs, dtype=np.float64), errors
-    return (*out, np.asarray(verdicts, dtype=object)) if with_verdicts else out
+    return (*out, np.asarray(verdicts, dtype=object), evidence) if with_verdicts else out
 
 
 @dataclass
@@ -74,9 +82,11 @@ def report(det, datasets: dict[str, list[LabelledImage]], batch_size=None, worke
     out = Report(det.threshold, getattr(det, "real_below", det.threshold))
     all_y, all_p, all_v, n_err = [], [], [], 0
     for name, images in datasets.items():
-        y, p, errors, v = score_labelled(det, images, batch_size, workers, progress, with_verdicts=True)
+        y, p, errors, v, evidence = score_labelled(det, images, batch_size, workers, progress,
+                                                   with_verdicts=True)
         res = summarize(y, p, det.threshold, verdicts=v)
         res["errors"] = len(errors)
+        res["provenance_evidence"] = evidence  # reported apart: not in the model's figures
         out.unreadable += [{"set": name, "path": path, "error": err} for path, err in errors]
         out.sets[name] = res
         all_y.append(y)
@@ -88,6 +98,9 @@ def report(det, datasets: dict[str, list[LabelledImage]], batch_size=None, worke
         res = summarize(np.concatenate(all_y), np.concatenate(all_p), det.threshold,
                         verdicts=np.concatenate(all_v))
         res["errors"] = n_err
+        res["provenance_evidence"] = {
+            c: {k: sum(out.sets[n]["provenance_evidence"][c][k] for n in datasets) for k in ("any", "generated")}
+            for c in ("real", "fake")}
         out.sets["all"] = res
     return out
 
@@ -179,3 +192,9 @@ def format_table(rep: dict) -> Iterable[str]:
         rule = f"threshold {rep['threshold']:.4f}"
     yield (f"{rule}; AUC/AP/TPR@ need both classes; FPR = real images labelled fake, "
            "TPR = fakes labelled fake, uncert = images labelled uncertain; acc counts uncertain as not fake")
+    for name, r in rep["sets"].items():
+        ev = r.get("provenance_evidence") or {}
+        if name != "all" and any(c.get("any") for c in ev.values()):
+            yield (f"{name}: provenance evidence on {ev['real']['any']} real images ({ev['real']['generated']} "
+                   f"saying generated) and {ev['fake']['any']} fakes ({ev['fake']['generated']} saying "
+                   "generated); the model's figures above leave it out")

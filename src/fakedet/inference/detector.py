@@ -21,6 +21,7 @@ from fakedet.inference.alloc import tune_malloc
 from fakedet.inference.device import default_workers, resolve_device
 from fakedet.inference.inputs import as_items, is_single_input
 from fakedet.inference.pipeline import DecodedBatch, DecodePipeline, Task, chunks, prepare_batch
+from fakedet.data.provenance import generated_evidence
 from fakedet.inference.result import NO_FACE_NOTE, Result, label_for
 from fakedet.model import checkpoint as ckpt
 
@@ -38,12 +39,14 @@ class Detector:
 
     def __init__(self, model, meta: ckpt.CheckpointMeta, device, weights_path: Optional[Path] = None,
                  threshold: Optional[float] = None, batch_size: int = 32,
-                 workers: Optional[int] = None, faces: bool = False, decode: str = "auto"):
+                 workers: Optional[int] = None, faces: bool = False, decode: str = "auto",
+                 provenance: bool = True):
         if decode not in ("auto", "pil", "torch"):
             raise ValueError(f"decode must be auto, pil or torch, not {decode!r}")
         self.model = model
         self.faces = bool(faces)
         self.decode = decode
+        self.provenance = bool(provenance)
         self.meta = meta
         self.device = device
         self.weights_path = weights_path
@@ -73,7 +76,7 @@ class Detector:
     def load(cls, weights: Optional[str | os.PathLike] = None, device: str = "auto",
              threshold: Optional[float] = None, batch_size: int = 32,
              workers: Optional[int] = None, faces: bool = False,
-             decode: str = "auto") -> "Detector":
+             decode: str = "auto", provenance: bool = True) -> "Detector":
         """Loads a checkpoint (the shipped default when ``weights`` is None) onto ``device``.
 
         With ``faces=True`` every image is searched for faces (MTCNN); each face is scored on a
@@ -81,6 +84,9 @@ class Detector:
         default threshold is then the checkpoint's face-mode one when it has one.
         ``decode`` picks the decoder: ``pil`` (worker threads), ``torch`` (batched torchvision
         decoding and preprocessing on the model's device) or ``auto`` (torch on CUDA, else pil).
+        ``provenance`` reads each image's provenance metadata (C2PA, XMP/EXIF, generation
+        parameters) and, with the ``watermark`` extra, the Stable Diffusion watermark: a result
+        lists it as ``evidence``, and evidence that the image was generated labels it ``fake``.
 
         Raises:
             CheckpointError: the weights are missing, unreadable or do not match their config.
@@ -102,7 +108,7 @@ class Detector:
             except Exception as exc:
                 raise ckpt.CheckpointError(
                     f"face detector weights {default_mtcnn_path()} cannot be used: {exc}") from None
-        return cls(model, meta, dev, path, threshold, batch_size, workers, faces, decode)
+        return cls(model, meta, dev, path, threshold, batch_size, workers, faces, decode, provenance)
 
     # ------------------------------------------------------------------ public API
     def predict(self, inputs: Iterable[Any], batch_size: Optional[int] = None,
@@ -126,7 +132,7 @@ class Detector:
         items = as_items(items)
         bs = max(1, int(batch_size or self.batch_size))
         nworkers = self.workers if workers is None else max(0, int(workers))
-        task = Task(self.config.preprocess, self.faces)
+        task = Task(self.config.preprocess, self.faces, self.provenance)
         batches = chunks(items, bs)
         first = next(batches, None)
         if first is None:
@@ -188,15 +194,22 @@ class Detector:
         out = []
         for i, d in enumerate(batch):
             if d.error is not None:
-                out.append(Result(d.path, None, None, d.error, face_mode=self.faces))
+                out.append(Result(d.path, None, None, d.error, face_mode=self.faces, evidence=d.evidence))
                 continue
             scores = probs[i]
             if any(math.isnan(x) for x in scores):
-                out.append(Result(d.path, None, None, "model produced no score (NaN)", face_mode=self.faces))
+                out.append(Result(d.path, None, None, "model produced no score (NaN)", face_mode=self.faces,
+                                  evidence=d.evidence))
                 continue
             pf = max(scores)
             fake_at, real_below = self.face_cutoffs if d.boxes else self.cutoffs
-            r = Result(d.path, pf, label_for(pf, fake_at, real_below), face_mode=self.faces)
+            r = Result(d.path, pf, label_for(pf, fake_at, real_below), face_mode=self.faces,
+                       evidence=d.evidence)
+            if d.evidence is not None:
+                # evidence that the image was generated decides; p_fake stays the model's
+                r.label_by = "evidence" if generated_evidence(d.evidence) else "model"
+                if r.label_by == "evidence":
+                    r.label = "fake"
             if d.boxes is not None:
                 r.faces = [{"box": list(b), "p_fake": float(x)} for b, x in zip(d.boxes, scores[1:])]
                 r.p_whole = scores[0]

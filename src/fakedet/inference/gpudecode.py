@@ -23,7 +23,7 @@ from PIL import Image
 
 from fakedet.data import decode
 from fakedet.data.sources import Item
-from fakedet.inference.pipeline import Decoded, DecodedBatch, Task, prepare_batch
+from fakedet.inference.pipeline import Decoded, DecodedBatch, Task, prepare_batch, read_evidence
 
 
 def _header(data: bytes) -> Optional[tuple[int, int]]:
@@ -74,11 +74,11 @@ class TensorDecoder:
     def prepare(self, pending) -> DecodedBatch:
         cfg = self.cfg
         out: list = [None] * len(pending)
-        jpeg_idx, jpeg_data, sizes = [], [], []
+        jpeg_idx, jpeg_data, jpeg_raw, sizes = [], [], [], []
         for i, (item, fut) in enumerate(pending):
             data, err = fut.result()
             if err is not None:
-                out[i] = Decoded.failed(item.path, err)
+                out[i] = Decoded.failed(item.path, err, [] if self.task.provenance else None)
                 continue
             size = _header(data) if data is not None else None
             if size is None or min(size) < cfg.min_size or size[0] * size[1] > cfg.max_pixels:
@@ -88,6 +88,7 @@ class TensorDecoder:
                 continue
             jpeg_idx.append(i)
             jpeg_data.append(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+            jpeg_raw.append(data)
             sizes.append(size)
         if jpeg_idx:
             decoded = self._decode(jpeg_data)
@@ -95,13 +96,15 @@ class TensorDecoder:
                 item = pending[i][0]
                 img = decoded[k] if decoded is not None else None
                 if img is None:
-                    out[i] = prepare_batch([Item(item.path, source=bytes(jpeg_data[k].numpy()))], self.task)[0]
+                    out[i] = prepare_batch([Item(item.path, source=jpeg_raw[k])], self.task)[0]
                     continue
+                # metadata only: the watermark reader works on the CPU, on pixels that are on the GPU here
+                evidence = read_evidence(jpeg_raw[k]) if self.task.provenance else None
                 try:
                     view, patches = self._preprocess(img)
-                    out[i] = Decoded(item.path, view, patches)
+                    out[i] = Decoded(item.path, view, patches, evidence=evidence)
                 except decode.ImageError as exc:
-                    out[i] = Decoded.failed(item.path, str(exc))
+                    out[i] = Decoded.failed(item.path, str(exc), evidence)
         return out
 
     def _decode(self, data: list[torch.Tensor]) -> Optional[list[Optional[torch.Tensor]]]:

@@ -15,6 +15,10 @@ class Result:
     In face mode ``faces`` lists ``{"box": [x0, y0, x1, y1], "p_fake": p}`` per detected face,
     ``p_whole`` is the whole-image score, ``p_fake`` the maximum of all of them, and ``note``
     says when no face was found.
+
+    ``evidence`` lists what the image's provenance metadata or watermark says (None when it was
+    not read); ``label_by`` says what decided the label: ``"model"``, or ``"evidence"`` when
+    evidence that the image was generated made it ``fake`` (``p_fake`` stays the model's).
     """
 
     path: str
@@ -27,6 +31,14 @@ class Result:
     # set on every record of a face-mode scan, so that records which failed carry the face-mode
     # keys too (as null) and each line of jsonl output has the same keys
     face_mode: bool = field(default=False, repr=False, compare=False)
+    evidence: Optional[list] = field(default=None, repr=False)
+    label_by: Optional[str] = field(default=None, repr=False)
+    #: the model's own verdict, whatever the evidence says (what evaluations of the model count)
+    model_label: Optional[str] = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.model_label is None:
+            self.model_label = self.label
 
     @property
     def ok(self) -> bool:
@@ -38,6 +50,9 @@ class Result:
             d["faces"] = self.faces
             d["p_whole"] = self.p_whole
             d["note"] = self.note
+        if self.evidence is not None:
+            d["evidence"] = self.evidence
+            d["label_by"] = self.label_by
         return d
 
 

@@ -95,7 +95,8 @@ def loading() -> bool:
 
 def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] = None, *,
                    device: str = "auto", threshold: Optional[float] = None, batch_size: int = 32,
-                   workers: Optional[int] = None, faces: bool = False) -> ResultStream:
+                   workers: Optional[int] = None, faces: bool = False,
+                   provenance: bool = True) -> ResultStream:
     """Loads a :class:`Detector` (arguments as :meth:`Detector.load`) and starts scoring
     ``items`` (Items or anything :meth:`Detector.predict` takes).
 
@@ -108,7 +109,8 @@ def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] =
         CheckpointError, DeviceError: as :meth:`Detector.load`; nothing is left running.
         KeyboardInterrupt: likewise, after stopping what had started.
     """
-    kw = dict(threshold=threshold, batch_size=batch_size, workers=workers, faces=faces)
+    kw = dict(threshold=threshold, batch_size=batch_size, workers=workers, faces=faces,
+              provenance=provenance)
     if faces or device not in ("auto", "cpu") or (device == "auto" and gpu_driver_present()):
         # On a machine with a GPU driver "auto" may mean CUDA, which only torch can tell:
         # there the model loads first, as with device="cuda".
@@ -128,7 +130,7 @@ def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] =
     sys.setswitchinterval(1e-4)
     pipe = None
     try:
-        pipe = DecodePipeline(chunks(as_items(items), bs), Task(pre), bs, nworkers)
+        pipe = DecodePipeline(chunks(as_items(items), bs), Task(pre, provenance=provenance), bs, nworkers)
         pipe.prefill(future.done)
         det = future.result()
     except BaseException:
