@@ -383,3 +383,23 @@ def test_unusable_weights_fail_the_load_with_a_clear_reason(tiny_weights, tmp_pa
     monkeypatch.setattr(faces, "_detector", None)
     with pytest.raises(CheckpointError, match="face detector weights .* cannot be used"):
         Detector.load(tiny_weights, device="cpu", faces=True)
+
+
+def test_thumbnails_for_reports_keep_the_image_size_and_are_small(tiny_weights, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from conftest import write_image
+
+    from fakedet.inference.stream import load_and_score
+
+    big = write_image(tmp_path / "big.png", "PNG", size=(600, 300))
+    paths = [str(big), str(tmp_path / "missing.jpg")]
+    for workers in (0, 2):
+        (ok, bad), = list(load_and_score(paths, tiny_weights, device="cpu", workers=workers, thumbnail=256))
+        assert (ok.thumbnail["width"], ok.thumbnail["height"]) == (600, 300)
+        assert Image.open(io.BytesIO(ok.thumbnail["jpeg"])).size == (256, 128)
+        assert bad.thumbnail is None and "thumbnail" not in ok.to_dict()
+    (plain, _), = list(load_and_score(paths, tiny_weights, device="cpu", workers=0))
+    assert plain.thumbnail is None

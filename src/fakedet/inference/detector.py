@@ -47,6 +47,9 @@ class Detector:
         self.faces = bool(faces)
         self.decode = decode
         self.provenance = bool(provenance)
+        #: keep a JPEG thumbnail of each image, its longest side at most this many px, in
+        #: Result.thumbnail (for reports; decoding then runs on the CPU); 0: none
+        self.thumbnail = 0
         self.meta = meta
         self.device = device
         self.weights_path = weights_path
@@ -132,13 +135,13 @@ class Detector:
         items = as_items(items)
         bs = max(1, int(batch_size or self.batch_size))
         nworkers = self.workers if workers is None else max(0, int(workers))
-        task = Task(self.config.preprocess, self.faces, self.provenance)
+        task = Task(self.config.preprocess, self.faces, self.provenance, self.thumbnail)
         batches = chunks(items, bs)
         first = next(batches, None)
         if first is None:
             return
         second = next(batches, None)
-        use_torch = not self.faces and (self.decode == "torch" or
+        use_torch = not self.faces and not self.thumbnail and (self.decode == "torch" or
                                         (self.decode == "auto" and self.device.type == "cuda"))
         if use_torch:
             yield from self._iter_tensor_batches(_prepend(first, second, batches) if second else [first],
@@ -196,6 +199,7 @@ class Detector:
             if d.error is not None:
                 out.append(Result(d.path, None, None, d.error, face_mode=self.faces, evidence=d.evidence))
                 continue
+            thumb = d.thumbnail
             scores = probs[i]
             if any(math.isnan(x) for x in scores):
                 out.append(Result(d.path, None, None, "model produced no score (NaN)", face_mode=self.faces,
@@ -204,7 +208,7 @@ class Detector:
             pf = max(scores)
             fake_at, real_below = self.face_cutoffs if d.boxes else self.cutoffs
             r = Result(d.path, pf, label_for(pf, fake_at, real_below), face_mode=self.faces,
-                       evidence=d.evidence)
+                       evidence=d.evidence, thumbnail=thumb)
             if d.evidence is not None:
                 # evidence that the image was generated decides; p_fake stays the model's
                 r.label_by = "evidence" if generated_evidence(d.evidence) else "model"

@@ -39,6 +39,8 @@ class Task:
     faces: bool = False
     #: read provenance evidence (metadata, and the invisible watermark where that extra is installed)
     provenance: bool = True
+    #: the longest side of a JPEG thumbnail to keep for each image (for reports); 0: none
+    thumbnail: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class Decoded:
     error: Optional[str] = None
     boxes: Optional[list] = None
     evidence: Optional[list] = None
+    #: with Task.thumbnail: ``{"jpeg": bytes, "width": w, "height": h}``, the image's size as
+    #: decoded (face boxes are in its coordinates) and a JPEG of it at most Task.thumbnail px
+    thumbnail: Optional[dict] = None
 
     @classmethod
     def failed(cls, path: str, error: str, evidence: Optional[list] = None) -> "Decoded":
@@ -82,6 +87,18 @@ def read_evidence(data: Optional[bytes], rgb: Any = None) -> list[dict]:
 
 
 DecodedBatch = list[Decoded]  # one batch of decoded inputs, in input order
+
+
+def thumbnail(img, size: int, quality: int = 80) -> dict:
+    """A JPEG of the upright RGB PIL image ``img``, its longest side at most ``size`` px, with
+    the image's own size (see :attr:`Decoded.thumbnail`)."""
+    import io
+
+    small = img.copy()
+    small.thumbnail((size, size))
+    buf = io.BytesIO()
+    small.save(buf, "JPEG", quality=quality)
+    return {"jpeg": buf.getvalue(), "width": img.width, "height": img.height}
 
 T = TypeVar("T")
 
@@ -110,6 +127,7 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
             img = decode.load(item.source, cfg, data)
             if task.provenance:
                 evidence += read_evidence(data, img)
+            thumb = thumbnail(img, task.thumbnail) if task.thumbnail else None
             view, patches = decode.preprocess(img, cfg)
             views, patch_sets, boxes = [view], [patches], None
             if task.faces:
@@ -121,7 +139,7 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
                     views.append(v)
                     patch_sets.append(p)
                     boxes.append(box)
-            out.append(Decoded(item.path, np.stack(views), np.stack(patch_sets), None, boxes, evidence))
+            out.append(Decoded(item.path, np.stack(views), np.stack(patch_sets), None, boxes, evidence, thumb))
         except decode.ImageError as exc:
             out.append(Decoded.failed(item.path, str(exc), evidence))
         except MemoryError:

@@ -35,6 +35,8 @@ class Result:
     label_by: Optional[str] = field(default=None, repr=False)
     #: the model's own verdict, whatever the evidence says (what evaluations of the model count)
     model_label: Optional[str] = field(default=None, repr=False, compare=False)
+    #: for reports, when asked for (``Detector.thumbnail``): see ``Decoded.thumbnail``; never in to_dict()
+    thumbnail: Optional[dict] = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.model_label is None:

@@ -96,9 +96,10 @@ def loading() -> bool:
 def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] = None, *,
                    device: str = "auto", threshold: Optional[float] = None, batch_size: int = 32,
                    workers: Optional[int] = None, faces: bool = False,
-                   provenance: bool = True) -> ResultStream:
+                   provenance: bool = True, thumbnail: int = 0) -> ResultStream:
     """Loads a :class:`Detector` (arguments as :meth:`Detector.load`) and starts scoring
-    ``items`` (Items or anything :meth:`Detector.predict` takes).
+    ``items`` (Items or anything :meth:`Detector.predict` takes); ``thumbnail`` sets
+    :attr:`Detector.thumbnail`.
 
     On the CPU (``device="cpu"``, or ``"auto"`` on a machine without a GPU driver) and without
     face mode, up to :data:`~fakedet.inference.pipeline.STARTUP_DEPTH` batches decode while the
@@ -115,6 +116,7 @@ def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] =
         # On a machine with a GPU driver "auto" may mean CUDA, which only torch can tell:
         # there the model loads first, as with device="cuda".
         det = Detector.load(weights, device=device, **kw)
+        det.thumbnail = thumbnail
         return ResultStream(det, det.iter_batches(items))
     meta = ckpt.read_meta(weights if weights is not None else ckpt.default_weights_path())
     pre = meta.model_config().preprocess  # a bad checkpoint fails before anything starts
@@ -123,6 +125,7 @@ def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] =
     future = _Loading(Detector.load, weights, device="cpu", **kw)
     if nworkers == 0:  # no decoding threads: nothing to overlap
         det = future.result()
+        det.thumbnail = thumbnail
         return ResultStream(det, det.iter_batches(items))
     # Importing torch holds the GIL most of the time; the decoding threads need it briefly between
     # their C calls. A shorter switch interval while the model loads lets them have it promptly.
@@ -130,9 +133,11 @@ def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] =
     sys.setswitchinterval(1e-4)
     pipe = None
     try:
-        pipe = DecodePipeline(chunks(as_items(items), bs), Task(pre, provenance=provenance), bs, nworkers)
+        pipe = DecodePipeline(chunks(as_items(items), bs), Task(pre, provenance=provenance, thumbnail=thumbnail),
+                              bs, nworkers)
         pipe.prefill(future.done)
         det = future.result()
+        det.thumbnail = thumbnail
     except BaseException:
         if pipe is not None:
             pipe.close()
