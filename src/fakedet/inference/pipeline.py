@@ -80,8 +80,8 @@ def read_evidence(data: Optional[bytes], rgb: Any = None) -> list[dict]:
 
     if rgb is None:
         return provenance.read_evidence(data) if data is not None else []
-    if (watermark.available() and watermark.worth_reading(*rgb.size)
-            and (data is None or watermark.stored_losslessly(data))):
+    if (watermark.worth_reading(*rgb.size) and (data is None or watermark.stored_losslessly(data))
+            and watermark.available()):
         return watermark.read_watermark(np.asarray(rgb))
     return []
 
