@@ -355,9 +355,10 @@ def _options(command):
 
 def test_every_option_of_scan_and_eval_has_help_and_workers_shows_its_default(runner):
     from fakedet.cli.eval import eval_
+    from fakedet.cli.explain import explain
     from fakedet.cli.scan import scan
 
-    for command in (scan, eval_):
+    for command in (scan, eval_, explain):
         for opt in _options(command):
             assert opt.help, f"{command.name} {opt.opts} has no description"
     r = runner.invoke(cli, ["eval", "--help"])
@@ -368,13 +369,13 @@ def test_top_level_help_lists_each_command_once_and_no_exit_status_table(runner)
     out = runner.invoke(cli, ["--help"]).output
     assert out.count("fakedet info") <= 1 and out.count("describe the loaded model") == 0
     commands = out.split("Commands:")[1].split("\n\n")[0]
-    assert [line.split()[0] for line in commands.strip().splitlines()] == ["eval", "info", "scan"]
+    assert [line.split()[0] for line in commands.strip().splitlines()] == ["eval", "explain", "info", "scan"]
     assert "130 interrupted" not in out and "When several apply" not in out
     assert "fakedet scan --help" in out  # where the table is
     assert "When several apply" in runner.invoke(cli, ["scan", "--help"]).output
 
 
-@pytest.mark.parametrize("command", [[], ["scan"], ["eval"], ["info"]])
+@pytest.mark.parametrize("command", [[], ["scan"], ["eval"], ["info"], ["explain"]])
 def test_each_help_shows_two_to_four_examples(runner, command):
     out = runner.invoke(cli, [*command, "--help"]).output
     assert "Examples:" in out

@@ -1,7 +1,7 @@
 """CLI layer (top): the ``fakedet`` command group, a thin layer over the inference layer's public API.
 
 One command per module: :mod:`~fakedet.cli.scan`, :mod:`~fakedet.cli.eval`,
-:mod:`~fakedet.cli.info`; :mod:`~fakedet.cli.options` holds the options they share and
+:mod:`~fakedet.cli.info`, :mod:`~fakedet.cli.explain`; :mod:`~fakedet.cli.options` holds the options they share and
 :mod:`~fakedet.cli.common` the exit statuses and output handling. A new command is a new module
 here, registered on the group below. Heavy modules (torch, timm)
 are imported inside the commands, so ``fakedet --version`` and ``fakedet --help`` answer at once.
@@ -19,6 +19,7 @@ from fakedet._version import __version__
 from fakedet.cli.common import (CONTEXT, EXIT_OK, EXIT_PIPE, EXIT_USAGE, err,
                                 handle_signals, interrupt_status, interrupt_word, silence_stdout)
 from fakedet.cli.eval import eval_
+from fakedet.cli.explain import explain
 from fakedet.cli.info import info
 from fakedet.cli.scan import scan
 
@@ -81,6 +82,7 @@ def cli():
 cli.add_command(scan)
 cli.add_command(info)
 cli.add_command(eval_)
+cli.add_command(explain)
 
 # errno values that mean "the output cannot be written" rather than anything else going wrong
 _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF}

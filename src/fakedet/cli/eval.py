@@ -8,7 +8,7 @@ import sys
 import click
 
 from fakedet.cli.common import (CONTEXT, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, err,
-                                load_errors_exit, nan_to_none, stdout)
+                                load_errors_exit, nan_to_none, stdout, uninterrupted)
 from fakedet.cli.options import (faces_option, json_option, progress_option, run_options,
                                  TWO_WAY_HELP, threshold_option, weights_option)
 
@@ -33,9 +33,13 @@ Examples:
 @json_option("Print the figures as JSON.")
 @click.option("--plots", type=click.Path(file_okay=False), default=None,
               help="Write ROC, histogram and reliability PNGs to DIR (needs matplotlib).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Also write a self-contained HTML report to FILE: every image with its thumbnail, "
+                   "true label, verdict and score, false positives and negatives first.")
 @progress_option
 @faces_option("Score as scan --faces does (maximum over faces and whole image).")
-def eval_(data, split, weights, threshold, device, batch_size, workers, as_json, plots, progress, faces):
+def eval_(data, split, weights, threshold, device, batch_size, workers, as_json, plots, report_path,
+          progress, faces):
     """Measure the model on labelled images.
 
     DATA is a folder with real/ and fake/ subfolders, a folder holding a manifest.csv, or a
@@ -93,13 +97,44 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         except ImportError:
             err("--plots needs matplotlib: pip install matplotlib (or the package's plots extra)")
             ctx.exit(EXIT_USAGE)
+    if report_path is not None:
+        if not os.path.isdir(os.path.dirname(os.path.abspath(report_path))):
+            raise click.BadParameter(f"cannot write {report_path}: No such file or directory",
+                                     param_hint="--report")
+        if any(_same_file(d, report_path) for d in data):
+            raise click.BadParameter(f"{report_path} is also an input: writing the report there "
+                                     "would overwrite it", param_hint="--report")
     with load_errors_exit(ctx):
         det = Detector.load(weights, device=device, threshold=threshold, batch_size=batch_size,
                             workers=workers, faces=faces)
     total = sum(len(v) for v in datasets.values())
     bar = tqdm(total=total, unit="img", file=sys.stderr,
                disable=not (sys.stderr.isatty() if progress is None else progress))
-    result = report(det, datasets, progress=bar)
+    html = on_batch = None
+    if report_path is not None:
+        from fakedet.cli.htmlreport import THUMBNAIL, HtmlReport, ReportWriteError
+
+        det.thumbnail = THUMBNAIL
+        html = HtmlReport(report_path, "eval", det)
+        several = len(datasets) > 1
+
+        def on_batch(name, results, images):
+            with uninterrupted():  # a batch goes into the report whole
+                html.add(results, truth=[im.label for im in images], set_name=name if several else None)
+    try:
+        result = report(det, datasets, progress=bar, on_batch=on_batch)
+    except BaseException as exc:
+        bar.close()
+        if html is not None:
+            if isinstance(exc, KeyboardInterrupt):
+                try:
+                    html.close(f"interrupted after {html.count} images", complete=False)
+                except OSError:
+                    pass
+            elif isinstance(exc, ReportWriteError):
+                err(exc.strerror)
+                ctx.exit(EXIT_USAGE)
+        raise
     bar.close()
     rep = result.to_dict()
     rep["weights"] = str(det.weights_path)
@@ -114,6 +149,12 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     else:
         for line in format_table(rep):
             click.echo(line)
+    if html is not None:  # after the figures, as the plots below
+        try:
+            html.close("\n".join(format_table(rep)))
+        except ReportWriteError as exc:
+            err(exc.strerror)
+            ctx.exit(EXIT_USAGE)
     if plots:  # after the figures: a plot that cannot be written must not lose them
         try:
             for path in write_plots(result.scores, det.threshold, plots):
@@ -124,3 +165,10 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
             ctx.exit(EXIT_USAGE)
     errors = sum(result.sets[k].get("errors", 0) for k in datasets)
     ctx.exit(EXIT_UNREADABLE if errors else EXIT_OK)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

@@ -15,6 +15,7 @@ from fakedet.cli.common import (CONTEXT, EXIT_FAKE, EXIT_OK, EXIT_PIPE, EXIT_STA
                                 EXIT_UNREADABLE, EXIT_USAGE, STARTED, err, interrupt_status,
                                 interrupt_word, load_errors_exit, silence_stdout, stdin_binary,
                                 stdout, uninterrupted)
+from fakedet.cli.htmlreport import THUMBNAIL, HtmlReport, ReportWriteError
 from fakedet.cli.options import (faces_option, progress_option, run_options, TWO_WAY_HELP, threshold_option,
                                  weights_option)
 
@@ -48,6 +49,9 @@ Examples:
 @run_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write records to FILE instead of stdout.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Also write a self-contained HTML report to FILE (thumbnails, verdicts, scores, "
+                   "face boxes, evidence; sortable and filterable), written as the records are.")
 @progress_option
 @click.option("-q", "--quiet", is_flag=True, help="No summary, warnings or progress on stderr.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when any image is labelled fake (uncertain does not count).")
@@ -58,7 +62,7 @@ Examples:
               "whole image, labelled with the checkpoint's face-mode thresholds (an image with no "
               "face found: the whole-image ones; jsonl/json add a 'faces' list of boxes and scores).")
 def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, device, batch_size,
-         workers, output, progress, quiet, exit_code, no_provenance, faces):
+         workers, output, report_path, progress, quiet, exit_code, no_provenance, faces):
     """Score images: one record per input (path, p_fake, label, error) on stdout.
 
     PATH is an image file, a folder (searched recursively for image files, in sorted order,
@@ -110,6 +114,9 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
                 raise click.BadParameter(f"{output} is also an input: writing the records there would "
                                          "overwrite it", param_hint="--output")
 
+    if report_path is not None:
+        _check_report_path(report_path, output, paths, files_from)
+
     folders = collections.Counter()  # folders that could not be listed, by path, awaiting their record
     filt = WalkFilter(hidden=hidden, exclude=exclude)
     items = _items(paths, list_stream, null, quiet, folders, filt)
@@ -117,7 +124,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         try:
             stream = load_and_score(items, weights, device=device, threshold=threshold,
                                     batch_size=batch_size, workers=workers, faces=faces,
-                                    provenance=not no_provenance)
+                                    provenance=not no_provenance,
+                                    **({"thumbnail": THUMBNAIL} if report_path else {}))
         except KeyboardInterrupt:
             if fmt == "json" and output in (None, "-"):  # stdout still gets a whole document
                 _close_empty_json()
@@ -136,7 +144,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     counter = None
     if progress and files_from != "-":  # a stream on stdin cannot be read twice
         counter = _Counter(paths, files_from, null, filt)
-    code = _run_scan(stream, fmt, out_stream, progress, quiet, exit_code, folders, counter, filt)
+    report = HtmlReport(report_path, "scan", stream.detector) if report_path else None  # opened at the first batch
+    code = _run_scan(stream, fmt, out_stream, progress, quiet, exit_code, folders, counter, filt, report)
     if list_stream is not None and files_from != "-":
         list_stream.close()
     ctx.exit(code)
@@ -187,6 +196,19 @@ class _LazyFile:
             self.fh.close()
 
 
+def _check_report_path(report_path: str, output, paths, files_from) -> None:
+    """Refuses a --report FILE that is an input or the -o file, or whose folder is missing."""
+    if not os.path.isdir(os.path.dirname(os.path.abspath(report_path))):
+        raise click.BadParameter(f"cannot write {report_path}: No such file or directory", param_hint="--report")
+    if output not in (None, "-") and (_same_file(output, report_path)
+                                      or os.path.abspath(output) == os.path.abspath(report_path)):
+        raise click.BadParameter("the report and the records cannot go to the same file", param_hint="--report")
+    for path in (*paths, *([files_from] if files_from not in (None, "-") else [])):
+        if path != "-" and _same_file(path, report_path):
+            raise click.BadParameter(f"{report_path} is also an input: writing the report there would "
+                                     "overwrite it", param_hint="--report")
+
+
 def _same_file(a: str, b: str) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -232,7 +254,7 @@ class _Counter:
 
 def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
               folders: Optional[collections.Counter] = None, counter: Optional[_Counter] = None,
-              filt=None) -> int:
+              filt=None, report: Optional[HtmlReport] = None) -> int:
     from tqdm import tqdm
 
     from fakedet.data.writers import Writer
@@ -252,6 +274,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     bar = tqdm(unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     interrupted: Optional[BaseException] = None
     write_error = None
+    finished = False  # every batch was read
     try:
         for results in stream:
             # a batch is written whole and counted, or not at all: an interruption arriving
@@ -273,6 +296,9 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                     bar.total = max(counter.total, n)
                     bar.refresh()
                 bar.update(len(results))
+                if report is not None:
+                    report.add(results)
+        finished = True
         if writer is not None or out_stream is sys.stdout:  # stdout gets json's [] even for none
             get_writer().close()
     except BrokenPipeError:
@@ -296,6 +322,14 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             if bar.total is None and counter.total is not None:
                 bar.total = max(counter.total, n)
         bar.close()
+        if report is not None:  # the summary, and the end of the document
+            try:
+                line = _summary(det, n - n_folders, n_fake, n_unc, n_err - n_folders, n_folders,
+                                time.perf_counter() - t0, time.perf_counter() - STARTED, filt)
+                stop = f"{interrupt_word(interrupted)} after {n} records; " if interrupted else ""
+                report.close(stop + line, complete=finished and write_error is None)
+            except OSError as exc:
+                write_error = write_error or exc
         if out_stream is not sys.stdout:
             try:
                 out_stream.close()
@@ -303,9 +337,12 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 write_error = write_error or exc
     elapsed = time.perf_counter() - t0
     if write_error is not None:
-        if out_stream is sys.stdout:
-            silence_stdout()  # the interpreter's final flush would fail the same way
-        err(f"cannot write the records: {write_error.strerror or write_error}")
+        if isinstance(write_error, ReportWriteError):  # the report's file, not the records
+            err(write_error.strerror)
+        else:
+            if out_stream is sys.stdout:
+                silence_stdout()  # the interpreter's final flush would fail the same way
+            err(f"cannot write the records: {write_error.strerror or write_error}")
         return EXIT_USAGE
     if interrupted is not None:
         err(f"{interrupt_word(interrupted)} after {n} records")

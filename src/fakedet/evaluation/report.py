@@ -6,9 +6,10 @@ The detector is anything with ``threshold`` and ``iter_batches`` (a
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
@@ -19,16 +20,21 @@ from fakedet.evaluation.metrics import summarize
 
 
 def score_labelled(det, images: list[LabelledImage], batch_size: Optional[int] = None,
-                   workers: Optional[int] = None, progress=None, with_verdicts: bool = False):
+                   workers: Optional[int] = None, progress=None, with_verdicts: bool = False,
+                   on_batch: Optional[Callable[[list, list[LabelledImage]], None]] = None):
     """Returns (labels, probabilities, errors) for the images; unreadable ones are set aside.
     ``with_verdicts`` appends the model's own verdict for each scored image (never one that
     provenance evidence decided: these are the model's figures) and, per true label, how many
-    images had provenance evidence and how many of them evidence that they were generated."""
+    images had provenance evidence and how many of them evidence that they were generated.
+    ``on_batch(results, images)``, when given, gets each batch of Results as it is scored with
+    the LabelledImages they belong to (for a per-image report)."""
     labels, probs, errors, verdicts = [], [], [], []
     evidence = {"real": {"any": 0, "generated": 0}, "fake": {"any": 0, "generated": 0}}
     items = (Item(im.path, source=im.path) for im in images)
     i = 0
     for batch in det.iter_batches(items, batch_size, workers):
+        if on_batch is not None:
+            on_batch(batch, images[i:i + len(batch)])
         for r in batch:
             im = images[i]
             i += 1
@@ -76,14 +82,18 @@ class Report:
 
 
 def report(det, datasets: dict[str, list[LabelledImage]], batch_size=None, workers=None,
-           progress=None) -> Report:
+           progress=None, on_batch: Optional[Callable[[str, list, list[LabelledImage]], None]] = None
+           ) -> Report:
     """Metrics per data set and over all of them at the detector's threshold, the files that
-    could not be scored, and the scores themselves."""
+    could not be scored, and the scores themselves. ``on_batch(name, results, images)``, when
+    given, gets each batch of Results of the data set ``name`` as it is scored (see
+    :func:`score_labelled`)."""
     out = Report(det.threshold, getattr(det, "real_below", det.threshold))
     all_y, all_p, all_v, n_err = [], [], [], 0
     for name, images in datasets.items():
+        each = None if on_batch is None else functools.partial(on_batch, name)
         y, p, errors, v, evidence = score_labelled(det, images, batch_size, workers, progress,
-                                                   with_verdicts=True)
+                                                   with_verdicts=True, on_batch=each)
         res = summarize(y, p, det.threshold, verdicts=v)
         res["errors"] = len(errors)
         res["provenance_evidence"] = evidence  # reported apart: not in the model's figures

@@ -1,0 +1,301 @@
+"""CLI layer: ``fakedet explain``, one PNG per image showing where the model's evidence lies.
+
+The computation is :mod:`fakedet.inference.explain` (occlusion sensitivity of the scan's own
+score); this module draws it with Pillow alone: the picture, the heatmap over it, each face's
+box and score, a colour bar, the verdict, p_fake and the thresholds.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import click
+
+from fakedet.cli.common import (CONTEXT, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, err, interrupt_status,
+                                interrupt_word, load_errors_exit, stdin_binary, stdout)
+from fakedet.cli.options import DeviceType, weights_option
+
+EXAMPLES = """\b
+Examples:
+  fakedet explain photo.jpg -o explained/      writes explained/photo.explain.png
+  fakedet explain --no-faces --grid 12 a.jpg b.png -o out/
+  fakedet explain -w my.safetensors photos/ -o out/
+"""
+
+# ----------------------------------------------------------------------------- drawing
+#: the picture's longest side in the PNG: scaled down to at most MAX_SIDE, small images up to MIN_SIDE
+MAX_SIDE, MIN_SIDE = 1024, 512
+#: the PNG is at least this wide, so that the legend fits under a narrow picture
+MIN_WIDTH = 640
+#: height of the legend band under the picture
+BAND = 184
+BACKGROUND = (28, 28, 28)
+TEXT = (235, 235, 235)
+DIM = (170, 170, 170)
+#: face boxes: a colour the heat map never takes
+FACE_COLOUR = (0, 255, 0)
+FACE_WIDTH = 3
+#: opacity of the hottest cell; a cell's opacity grows with the size of its heat
+MAX_ALPHA = 160
+VERDICT_COLOURS = {"fake": (240, 80, 60), "uncertain": (240, 190, 60), "real": (90, 160, 240)}
+
+# A diverging colour map for signed heat, -1 (blue: hiding the cell raises p_fake) to +1 (red:
+# hiding it lowers p_fake): Moreland's "cool to warm", a perceptually ordered map (its lightness
+# rises evenly to the neutral middle and falls evenly again), sampled at five points.
+_COOLWARM = ((59, 76, 192), (141, 176, 254), (221, 221, 221), (244, 154, 123), (180, 4, 38))
+
+
+def colour(v: float) -> tuple[int, int, int]:
+    """The colour map at ``v`` in [-1, 1] (clipped): linear between the five anchors."""
+    t = (min(1.0, max(-1.0, float(v))) + 1.0) / 2.0 * (len(_COOLWARM) - 1)
+    i = min(int(t), len(_COOLWARM) - 2)
+    f = t - i
+    a, b = _COOLWARM[i], _COOLWARM[i + 1]
+    return tuple(int(round(x + (y - x) * f)) for x, y in zip(a, b))
+
+
+def display_scale(width: int, height: int) -> float:
+    """How much the picture is scaled in the PNG: its longest side becomes at most
+    :data:`MAX_SIDE`, and at least :data:`MIN_SIDE` (small images are enlarged)."""
+    long = max(width, height)
+    return min(MAX_SIDE, max(long, MIN_SIDE)) / long
+
+
+def figure_size(width: int, height: int) -> tuple[int, int]:
+    """The PNG's size for an image of ``width`` x ``height``: the scaled picture above a legend
+    band of :data:`BAND` px, at least :data:`MIN_WIDTH` wide."""
+    s = display_scale(width, height)
+    return max(MIN_WIDTH, round(width * s)), round(height * s) + BAND
+
+
+def picture_origin(width: int, height: int) -> tuple[int, int]:
+    """Where the scaled picture's top-left corner lies in the PNG (centred horizontally)."""
+    s = display_scale(width, height)
+    return (figure_size(width, height)[0] - round(width * s)) // 2, 0
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType: scalable
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def _fmt_p(p: float) -> str:
+    """A probability with the digits that tell it from the thresholds near 0 and 1."""
+    if p >= 0.999:
+        return f"{p:.6f}"
+    if p < 0.001:
+        return f"{p:.1e}"
+    return f"{p:.4f}"
+
+
+def render(img, ex, name: str = ""):
+    """The figure for the RGB PIL image ``img`` and its :class:`~fakedet.inference.explain.Explanation`:
+    a PIL RGB image of :func:`figure_size`."""
+    from PIL import Image, ImageDraw
+
+    w, h = img.size
+    s = display_scale(w, h)
+    dw, dh = round(w * s), round(h * s)
+    fw, fh = figure_size(w, h)
+    ox, oy = picture_origin(w, h)
+    # enlarged a whole number of times or more: nearest neighbour, so pixels stay pixels
+    resample = Image.Resampling.NEAREST if s >= 2 else Image.Resampling.LANCZOS
+    pic = img.resize((dw, dh), resample).convert("RGBA")
+
+    heat = ex.heat
+    vmax = float(abs(heat).max()) if heat.size else 0.0
+    overlay = Image.new("RGBA", (dw, dh), (0, 0, 0, 0))
+    od = ImageDraw.Draw(overlay)
+    if vmax > 0:
+        for r in range(heat.shape[0]):
+            for c in range(heat.shape[1]):
+                v = float(heat[r, c]) / vmax
+                alpha = int(round(MAX_ALPHA * abs(v)))
+                if alpha == 0:
+                    continue
+                x0, x1 = round(ex.xs[c] * s), round(ex.xs[c + 1] * s)
+                y0, y1 = round(ex.ys[r] * s), round(ex.ys[r + 1] * s)
+                if x1 > x0 and y1 > y0:
+                    od.rectangle((x0, y0, x1 - 1, y1 - 1), fill=(*colour(v), alpha))
+    pic = Image.alpha_composite(pic, overlay).convert("RGB")
+
+    fig = Image.new("RGB", (fw, fh), BACKGROUND)
+    fig.paste(pic, (ox, oy))
+    d = ImageDraw.Draw(fig)
+    small, big = _font(14), _font(22)
+
+    for i, face in enumerate(ex.faces or []):
+        x0, y0, x1, y1 = (round(v * s) for v in face.box)
+        box = (ox + x0, oy + y0, ox + max(x0, x1 - 1), oy + max(y0, y1 - 1))
+        d.rectangle(box, outline=FACE_COLOUR, width=FACE_WIDTH)
+        text = f"face {i + 1}: p_fake {_fmt_p(face.p_fake)}  (detector {face.confidence:.2f})"
+        tw, th = _text_size(d, text, small)
+        ty = box[1] - th - 6 if box[1] - th - 6 >= oy else box[3] + 3  # above the box, else below
+        tx = min(max(box[0], 0), max(0, fw - tw - 4))
+        d.rectangle((tx, ty, tx + tw + 4, ty + th + 4), fill=(0, 0, 0))
+        d.text((tx + 2, ty + 1), text, fill=FACE_COLOUR, font=small)
+
+    # ---- the legend band: every line fits in MIN_WIDTH
+    x, y = 10, dh + 8
+    verdict = f"{ex.label.upper()}   p_fake {_fmt_p(ex.p_fake)}"
+    d.text((x, y), verdict, fill=VERDICT_COLOURS.get(ex.label, TEXT), font=big)
+    if name:
+        room = fw - (x + _text_size(d, verdict, big)[0] + 30)
+        while name and _text_size(d, name, small)[0] > room:
+            name = name[:-2] + "\u2026" if len(name) > 2 else ""
+        if name:
+            d.text((fw - 10 - _text_size(d, name, small)[0], y + 6), name, fill=DIM, font=small)
+    y += 32
+    fake_at, real_below = ex.cutoffs
+    which = "face-mode" if ex.faces else "whole-image"
+    if real_below < fake_at:
+        rule = f"fake at >= {_fmt_p(fake_at)}, real below {_fmt_p(real_below)}, uncertain between"
+    else:
+        rule = f"fake at >= {_fmt_p(fake_at)}, else real"
+    d.text((x, y), f"{rule} ({which} thresholds)", fill=TEXT, font=small)
+    y += 20
+    if ex.faces is None:
+        faces = "faces not looked for"
+    elif not ex.faces:
+        faces = "no face found"
+    else:
+        n = len(ex.faces)
+        faces = f"{n} face{'s' if n > 1 else ''}: green box{'es' if n > 1 else ''}, scored on the crop"
+    d.text((x, y), f"whole image p_fake {_fmt_p(ex.p_whole)}; {faces}", fill=TEXT, font=small)
+    y += 24
+
+    # colour bar, -vmax .. 0 .. +vmax
+    bar_w, bar_h = 256, 14
+    bar = Image.new("RGB", (bar_w, bar_h))
+    bd = ImageDraw.Draw(bar)
+    for i in range(bar_w):
+        bd.line((i, 0, i, bar_h - 1), fill=colour(i / (bar_w - 1) * 2 - 1))
+    fig.paste(bar, (x, y))
+    d.rectangle((x - 1, y - 1, x + bar_w, y + bar_h), outline=DIM)
+    d.text((x + bar_w + 12, y - 1), "blue: evidence for real    red: for fake", fill=TEXT, font=small)
+    ty = y + bar_h + 2
+    for label, at in ((f"-{vmax:.2f}", 0.0), ("0", 0.5), (f"+{vmax:.2f}", 1.0)):
+        tw = _text_size(d, label, small)[0]
+        d.text((x + min(max(0, round(at * bar_w - tw / 2)), bar_w - tw), ty), label, fill=DIM, font=small)
+    y = ty + 22
+    d.text((x, y), "heat: fall in the log-odds of fake when the cell is hidden", fill=TEXT, font=small)
+    y += 20
+    fill = "mean-colour" if ex.fill == "mean" else "blurred"
+    d.text((x, y), f"occlusion of the whole-image score: {ex.grid}x{ex.grid} cells, {fill} fill",
+           fill=DIM, font=small)
+    return fig
+
+
+def _text_size(draw, text: str, font) -> tuple[int, int]:
+    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
+    return x1 - x0, y1 - y0
+
+
+def output_name(path: str, used: set) -> str:
+    """The PNG's file name for the input ``path``: ``<stem>.explain.png``, with ``-2``, ``-3``...
+    after the stem when an earlier input of this run already took the name."""
+    stem = Path(path).stem if path not in ("-", "") else "stdin"
+    stem = stem or "image"
+    name, n = f"{stem}.explain.png", 1
+    while name.lower() in used:  # case-insensitive file systems see A.png and a.png as one
+        n += 1
+        name = f"{stem}-{n}.explain.png"
+    used.add(name.lower())
+    return name
+
+
+# ----------------------------------------------------------------------------- the command
+@click.command(context_settings=CONTEXT, epilog=EXAMPLES,
+               short_help="Draw where the model's evidence lies: one PNG per image.")
+@click.argument("paths", nargs=-1, required=True, metavar="IMAGE...")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Folder for the PNGs (created when missing); one <name>.explain.png per image.")
+@weights_option
+@click.option("-d", "--device", type=DeviceType(), default="auto", show_default=True,
+              help="auto (GPU when present), cpu, cuda or cuda:N.")
+@click.option("--faces/--no-faces", default=True, show_default=True,
+              help="Find faces (MTCNN), draw each one's box and score it on its crop; p_fake is "
+                   "then the maximum over the faces and the whole image, as in scan --faces.")
+@click.option("--grid", type=click.IntRange(2, 32), default=10, show_default=True,
+              help="Heatmap cells per side: grid x grid occluded copies are scored, so the time "
+                   "grows with its square.")
+def explain(paths, out_dir, weights, device, faces, grid):
+    """Draw where the model's evidence lies in each image: one PNG per IMAGE.
+
+    Each PNG shows the picture with a heatmap over it, the faces found with their boxes
+    and scores, a colour bar, the verdict, p_fake and the thresholds. IMAGE is a file, a
+    folder (searched as scan does) or '-' for stdin; the path of each PNG written goes to
+    stdout.
+
+    The heatmap is occlusion sensitivity: each cell of a grid is hidden in turn (filled
+    with the image's mean colour) and the image scored again by the same model and
+    preprocessing as scan; a cell's heat is how much hiding it lowers the log-odds of
+    'fake' (red: evidence for fake; blue: hiding it raises p_fake). It explains the
+    whole-image score; each face's own score is on its box. A cell is one part of the
+    evidence, not proof: see docs/explain.md for how to read it and its limits.
+
+    \b
+    Exit status:
+      0  every image was explained
+      2  usage error, unusable weights or device, or the PNGs cannot be written
+      3  some inputs could not be read (the others were still written)
+    """
+    from fakedet.data.decode import ImageError, exception_text
+    from fakedet.data.sources import iter_items
+    from fakedet.inference.detector import Detector
+    from fakedet.inference.explain import explain as explain_one
+
+    ctx = click.get_current_context()
+    out = stdout()
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        err(f"cannot create the output folder {out_dir}: {exc.strerror or exc}")
+        ctx.exit(EXIT_USAGE)
+    with load_errors_exit(ctx):
+        det = Detector.load(weights, device=device, faces=faces, workers=0, provenance=False)
+
+    status = EXIT_OK
+    used: set = set()
+    empty: list = []
+
+    def on_empty(path: str) -> None:
+        err(f"{path}: no image files found")
+        empty.append(path)
+
+    try:
+        for item in iter_items(paths, stdin=stdin_binary(), on_empty=on_empty):
+            if item.error is not None:
+                err(f"{item.path}: {item.error}")
+                status = EXIT_UNREADABLE
+                continue
+            try:
+                img, ex = explain_one(det, item.source, grid=grid)
+            except ImageError as exc:
+                err(f"{item.path}: {exc}")
+                status = EXIT_UNREADABLE
+                continue
+            except MemoryError:
+                err(f"{item.path}: out of memory")
+                status = EXIT_UNREADABLE
+                continue
+            except Exception as exc:  # one bad image must not stop the others
+                err(f"{item.path}: cannot explain: {exception_text(exc)}")
+                status = EXIT_UNREADABLE
+                continue
+            target = Path(out_dir) / output_name(item.path, used)
+            try:
+                render(img, ex, os.path.basename(item.path) or item.path).save(target, "PNG")
+            except OSError as exc:
+                err(f"cannot write {target}: {exc.strerror or exc}")
+                ctx.exit(EXIT_USAGE)
+            click.echo(str(target), file=out)
+            out.flush()
+    except KeyboardInterrupt as exc:
+        err(interrupt_word(exc))
+        ctx.exit(interrupt_status(exc))
+    ctx.exit(EXIT_UNREADABLE if empty and status == EXIT_OK else status)

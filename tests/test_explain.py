@@ -1,0 +1,204 @@
+"""``fakedet explain`` and :mod:`fakedet.inference.explain`: the heatmap follows the score, and
+the command writes one PNG per input, of the expected size, with the faces' boxes where they are."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fakedet.cli import cli
+from fakedet.cli.explain import (FACE_COLOUR, colour, display_scale, explain as explain_cmd, figure_size,
+                                 output_name, picture_origin)
+from fakedet.inference.detector import Detector
+from fakedet.inference.explain import (cell_edges, explain_image, hottest_cells, Occluder,
+                                       random_cells)
+
+from conftest import SHARED_DATA, random_image, write_image
+
+
+@pytest.fixture(scope="module")
+def det(tiny_weights):
+    return Detector.load(tiny_weights, device="cpu", workers=0, provenance=False)
+
+
+def _region_scorer(det, x0, y0, x1, y1):
+    """A stub for Detector.forward whose logit is the mean red level of the view inside the
+    box given as fractions of the image (the view is the whole image resized): the score
+    depends on that region and nothing else."""
+    g = det.config.preprocess.global_size
+
+    def forward(views, patches, busy=None):
+        r = views[:, 0, round(y0 * g):round(y1 * g), round(x0 * g):round(x1 * g)].float()
+        return r.mean(dim=(1, 2)) / 25.0 - 5.0
+
+    return forward
+
+
+# ----------------------------------------------------------------------------- the heatmap
+def test_hottest_cells_fall_on_the_only_region_the_score_reads(det, monkeypatch):
+    # A dark image whose upper half is bright red; the stub reads only a region in the upper
+    # right: cols 6-8, rows 1-2 of the 10 x 10 grid (not symmetric, so a transposed or flipped
+    # map fails). Hiding the region's cells (mean colour: darker) lowers the score; hiding other
+    # bright cells does not change it.
+    w, h = 400, 300
+    arr = np.full((h, w, 3), 40, np.uint8)
+    arr[: h // 2, :, 0] = 200
+    img = Image.fromarray(arr)
+    region = (0.6, 0.1, 0.9, 0.3)  # x0, y0, x1, y1 as fractions
+    monkeypatch.setattr(det, "forward", _region_scorer(det, *region))
+    ex = explain_image(det, img, grid=10, faces=False)
+    assert ex.heat.shape == (10, 10) and ex.grid == 10
+    inside = {(r, c) for r in (1, 2) for c in (6, 7, 8)}
+    hottest = ex.hottest(0.06)  # 6 cells: exactly the region's
+    assert set(hottest) == inside, (hottest, ex.heat.round(2))
+    outside = [ex.heat[r, c] for r in range(10) for c in range(10) if (r, c) not in inside]
+    assert max(abs(v) for v in outside) < 0.05 < min(ex.heat[r, c] for r, c in inside)
+    # the score is the stub's calibrated one
+    z = 200 / 25.0 - 5.0
+    assert ex.p_whole == pytest.approx(1 / (1 + np.exp(-z / det.temperature)), rel=1e-4)
+
+
+def test_heatmap_scores_like_a_scan_and_hiding_cells_changes_the_inputs(det, tmp_path):
+    path = write_image(tmp_path / "a.png", "PNG", size=(160, 120), seed=3)
+    img = Image.open(path).convert("RGB")
+    ex = explain_image(det, img, grid=4, faces=False)
+    scanned = det.predict([str(path)])[0]
+    assert ex.p_whole == pytest.approx(scanned.p_fake, abs=1e-5)
+    assert ex.p_fake == pytest.approx(scanned.p_fake, abs=1e-5) and ex.label == scanned.label
+    assert ex.heat.shape == (4, 4) and np.isfinite(ex.heat).all() and np.abs(ex.heat).max() > 0
+    assert ex.faces is None
+
+
+def test_occluder_hides_exactly_its_cells_and_leaves_itself_unchanged():
+    img = random_image((50, 40))
+    occ = Occluder(img, 5)
+    before = np.asarray(img).copy()
+    out = np.asarray(occ.hidden([(1, 2)]))
+    x0, y0, x1, y1 = occ.box((1, 2))
+    assert (x0, y0, x1, y1) == (20, 8, 30, 16)
+    mask = np.zeros(out.shape[:2], bool)
+    mask[y0:y1, x0:x1] = True
+    assert (out[~mask] == before[~mask]).all()
+    assert (out[mask] == before.reshape(-1, 3).mean(0).round().astype(np.uint8)).all()
+    assert (np.asarray(occ.hidden([])) == before).all()  # restored after each copy
+    blurred = np.asarray(Occluder(img, 5, "blur").hidden([(0, 0)]))
+    assert not (blurred[:8, :10] == before[:8, :10]).all() and (blurred[8:] == before[8:]).all()
+    with pytest.raises(ValueError):
+        Occluder(img, 5, "noise")
+
+
+def test_cell_helpers():
+    assert cell_edges(10, 3) == [0, 3, 7, 10]
+    heat = np.arange(100, dtype=float).reshape(10, 10)
+    assert hottest_cells(heat, 0.1) == [(9, 9 - i) for i in range(10)]
+    cells = random_cells((10, 10), 0.1, np.random.default_rng(0))
+    assert len(cells) == len(set(cells)) == 10
+
+
+def test_small_images_get_no_more_cells_than_pixels(det):
+    ex = explain_image(det, random_image((40, 32)), grid=32, faces=False)
+    assert ex.heat.shape == (32, 32)
+    assert all(b > a for a, b in zip(ex.xs, ex.xs[1:])) and all(b > a for a, b in zip(ex.ys, ex.ys[1:]))
+
+
+# ----------------------------------------------------------------------------- the command
+def test_explain_writes_one_png_per_input_of_the_expected_size(runner, tiny_weights, tmp_path):
+    a = write_image(tmp_path / "in" / "a.jpg", size=(300, 200), seed=1)
+    b = write_image(tmp_path / "in" / "sub" / "a.png", "PNG", size=(1500, 700), seed=2)  # same stem
+    c = write_image(tmp_path / "in" / "c.jpg", size=(48, 64), seed=3)  # enlarged to 512 px
+    bad = tmp_path / "in" / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    out = tmp_path / "out"
+    r = runner.invoke(cli, ["explain", "--no-faces", "--grid", "4", "-w", str(tiny_weights), "-d", "cpu",
+                            str(a), str(bad), str(b), str(c), "-o", str(out)])
+    assert r.exit_code == 3, (r.output, r.stderr)
+    assert "broken.jpg" in r.stderr and "not an image" in r.stderr
+    written = r.stdout.splitlines()
+    assert [p.rsplit("/", 1)[1] for p in written] == ["a.explain.png", "a-2.explain.png", "c.explain.png"]
+    sizes = {}
+    for p in written:
+        with Image.open(p) as im:
+            assert im.format == "PNG" and im.mode == "RGB"
+            sizes[p.rsplit("/", 1)[1]] = im.size
+    assert figure_size(300, 200) == (640, 341 + 184)  # enlarged to 512 px, at least 640 wide
+    assert sizes == {"a.explain.png": figure_size(300, 200), "a-2.explain.png": figure_size(1500, 700),
+                     "c.explain.png": figure_size(48, 64)}
+    assert figure_size(1500, 700) == (1024, 478 + 184)  # scaled down to 1024 px
+    assert figure_size(48, 64) == (640, 512 + 184)  # enlarged to 512 px, at least 640 wide
+    assert sorted(p.name for p in out.iterdir()) == ["a-2.explain.png", "a.explain.png", "c.explain.png"]
+
+
+def test_explain_draws_each_face_box_where_the_face_is(runner, tiny_weights, tmp_path, monkeypatch):
+    from fakedet.model import faces
+
+    box = [100, 80, 260, 250]
+    monkeypatch.setattr(faces, "find_faces", lambda img, detector=None: [(list(box), 0.99)])
+    w, h = 600, 450
+    src = write_image(tmp_path / "face.png", "PNG", size=(w, h), seed=4)
+    r = runner.invoke(cli, ["explain", "--grid", "3", "-w", str(tiny_weights), "-d", "cpu", str(src),
+                            "-o", str(tmp_path / "out")])
+    assert r.exit_code == 0, (r.output, r.stderr)
+    fig = np.asarray(Image.open(r.stdout.strip()))
+    s = display_scale(w, h)
+    ox, oy = picture_origin(w, h)
+    x0, y0, x1, y1 = (round(v * s) for v in box)
+    x0, y0, x1, y1 = ox + x0, oy + y0, ox + x1 - 1, oy + y1 - 1
+    green = np.array(FACE_COLOUR)
+    mid_x, mid_y = (x0 + x1) // 2, (y0 + y1) // 2
+    for x, y in ((x0, mid_y), (x1, mid_y), (mid_x, y1), (x0 + 1, mid_y + 20), (x1 - 1, mid_y - 20)):
+        assert (fig[y, x] == green).all(), (x, y, fig[y, x])
+    # inside the box and well outside it: no box colour
+    assert not (fig[mid_y, mid_x] == green).all()
+    assert not (fig[mid_y, x1 + 12] == green).all() and not (fig[y1 + 12, mid_x] == green).all()
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "lfw_faceswap").is_dir(), reason="needs ../shared/data")
+def test_explain_finds_a_real_face_and_boxes_it(runner, tiny_weights, tmp_path):
+    from test_faces import pasted_face
+
+    img, (fx0, fy0, fx1, fy1) = pasted_face(2)
+    det = Detector.load(tiny_weights, device="cpu", faces=True, workers=0, provenance=False)
+    ex = explain_image(det, img, grid=3)
+    assert ex.faces, "no face found"
+    bx0, by0, bx1, by1 = ex.faces[0].box
+    assert fx0 <= (bx0 + bx1) / 2 <= fx1 and fy0 <= (by0 + by1) / 2 <= fy1
+    assert ex.p_fake == pytest.approx(max([ex.p_whole] + [f.p_fake for f in ex.faces]))
+    assert ex.cutoffs == det.face_cutoffs
+    scanned = det.predict([img])[0]  # the same boxes and scores as scan --faces
+    assert [f["box"] for f in scanned.faces] == [f.box for f in ex.faces]
+    assert [f["p_fake"] for f in scanned.faces] == pytest.approx([f.p_fake for f in ex.faces], abs=1e-5)
+    assert scanned.p_fake == pytest.approx(ex.p_fake, abs=1e-5) and scanned.label == ex.label
+
+
+def test_output_names_and_colour_map():
+    used: set = set()
+    assert [output_name(p, used) for p in ("x/a.jpg", "y/a.png", "A.jpg", "-", "b.tar.gz")] == [
+        "a.explain.png", "a-2.explain.png", "A-3.explain.png", "stdin.explain.png", "b.tar.explain.png"]
+    assert colour(-1) == (59, 76, 192) and colour(1) == (180, 4, 38) and colour(0) == (221, 221, 221)
+    assert colour(5) == colour(1)
+    # lightness falls from the middle towards both ends: a diverging map
+    light = [sum(colour(v)) for v in np.linspace(0, 1, 9)]
+    assert all(a > b for a, b in zip(light, light[1:]))
+
+
+def test_explain_help_has_examples_and_every_option_has_help(runner):
+    import click
+
+    out = runner.invoke(cli, ["explain", "--help"]).output
+    block = out.split("Examples:")[1].split("\n\n")[0]
+    examples = [line for line in block.splitlines() if line.strip()]
+    assert 2 <= len(examples) <= 4 and all(line.split()[0] == "fakedet" for line in examples)
+    for opt in explain_cmd.params:
+        if isinstance(opt, click.Option):
+            assert opt.help, f"explain {opt.opts} has no description"
+    assert runner.invoke(cli, ["help", "explain"]).output == out
+
+
+def test_explain_needs_an_output_folder_and_reports_unusable_weights(runner, tmp_path):
+    src = write_image(tmp_path / "a.jpg")
+    r = runner.invoke(cli, ["explain", str(src)])
+    assert r.exit_code == 2 and "-o" in r.stderr
+    r = runner.invoke(cli, ["explain", str(src), "-w", str(tmp_path / "missing.safetensors"), "-o",
+                            str(tmp_path / "out")])
+    assert r.exit_code == 2 and "missing.safetensors" in r.stderr

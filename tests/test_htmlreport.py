@@ -1,0 +1,490 @@
+"""The HTML report (``scan --report``, ``eval --report``): built from synthetic records and from
+real scans with the tiny model, checked as text, then loaded in a real headless Chromium.
+
+The browser tests run Chromium with its own ``--dump-dom`` and ``--screenshot`` flags and read
+the page's state from the DOM: the report's script records uncaught errors, failed loads,
+``console.error``/``console.warn`` calls and requests its Content-Security-Policy blocked in
+``<html data-errors>``, sets ``data-ready`` once drawn, and takes its view (sort, verdicts shown,
+page) from the URL's fragment; ``#click=ID,...`` clicks the page's own controls. Chromium runs
+with a proxy on a dead local port and every host name unresolvable, so no test needs, or could
+use, a network. Without a Chromium binary (``apt-get install chromium``) those tests are skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fakedet.cli import cli
+from fakedet.cli.htmlreport import HtmlReport, outcome, script_json
+from fakedet.inference.result import Result, label_for
+
+from conftest import write_image
+
+
+def _find_chromium():
+    env = os.environ.get("FAKEDET_CHROMIUM")
+    if env:
+        return env
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+CHROMIUM = _find_chromium()
+browser = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary found (chromium, chromium-browser "
+                             "or google-chrome on PATH, or $FAKEDET_CHROMIUM): apt-get install chromium")
+
+THRESHOLD, REAL_BELOW = 0.8, 0.3
+FACE_THRESHOLD, FACE_REAL_BELOW = 0.9, 0.4
+
+
+class _Det:
+    """What HtmlReport reads of a Detector."""
+
+    def __init__(self, faces=True):
+        self.cutoffs = (THRESHOLD, REAL_BELOW)
+        self.face_cutoffs = (FACE_THRESHOLD, FACE_REAL_BELOW)
+        self.faces = faces
+        self.device = "cpu"
+        self.weights_path = "tiny.safetensors"
+        self.threshold, self.real_below = self.cutoffs
+        self.three_way = True
+
+
+def _jpeg(seed: int, size=(48, 32)) -> bytes:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGB").save(buf, "JPEG", quality=70)
+    return buf.getvalue()
+
+
+def synthetic(n: int, seed: int = 0, thumbs=None) -> list[Result]:
+    """``n`` records: every 7th an error, the others with a face, a whole-image score, a
+    thumbnail of a 480x320 image, and every 5th with provenance evidence."""
+    rng = np.random.default_rng(seed)
+    thumbs = thumbs or [_jpeg(k) for k in range(8)]
+    out = []
+    for i in range(n):
+        path = f"photos/{i:05d}.jpg"
+        if i % 7 == 3:
+            out.append(Result(path, None, None, "not an image (unrecognised format)", face_mode=True,
+                              evidence=[]))
+            continue
+        p = float(rng.random())
+        ev = [{"kind": "xmp", "says": "generated", "detail": "Software: <Firefly>"}] if i % 5 == 0 else []
+        out.append(Result(path, p, label_for(p, FACE_THRESHOLD, FACE_REAL_BELOW), face_mode=True,
+                          faces=[{"box": [100, 40, 220, 200], "p_fake": p}], p_whole=p / 2, evidence=ev,
+                          label_by="model", thumbnail={"jpeg": thumbs[i % len(thumbs)], "width": 480,
+                                                       "height": 320}))
+    return out
+
+
+def write_report(path: Path, results, batch=32, kind="scan", truth=None, summary="done", close=True,
+                 faces=True) -> Path:
+    rep = HtmlReport(str(path), kind, _Det(faces))
+    for k in range(0, len(results), batch):
+        rep.add(results[k:k + batch], truth=None if truth is None else truth[k:k + batch])
+    if close:
+        rep.close(summary)
+    return path
+
+
+# -- the page in Chromium ------------------------------------------------------------------
+
+CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-default-apps", "--disable-extensions", "--mute-audio",
+                  # no network: every request would go to a dead proxy, every name is unresolvable
+                  "--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"]
+
+
+def chromium(tmp_path: Path, page: Path, *args: str, fragment: str = "", timeout: float = 180):
+    profile = tmp_path / f"chromium-profile-{time.monotonic_ns()}"
+    cmd = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, page.resolve().as_uri() + fragment]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    proc.seconds = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-3000:]
+    return proc
+
+
+class Page:
+    """What --dump-dom shows of a report: the <html> attributes and the table's rows."""
+
+    def __init__(self, dom: str, seconds: float = 0.0):
+        self.dom, self.seconds = dom, seconds
+        self.root, self.rows, self.boxes, self.images, self.by_id = {}, [], 0, 0, {}
+        page = self
+
+        class Parser(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                a = dict(attrs)
+                if tag == "html":
+                    page.root = a
+                elif tag == "tr" and "row" in (a.get("class") or "").split():
+                    page.rows.append(a)
+                elif tag == "div" and "box" in (a.get("class") or "").split():
+                    page.boxes += 1
+                elif tag == "img" and (a.get("src") or "").startswith("data:image/jpeg;base64,"):
+                    page.images += 1
+                if "id" in a:
+                    page.by_id[a["id"]] = a
+
+        Parser().feed(dom)
+
+    @property
+    def errors(self) -> list:
+        return json.loads(self.root.get("data-errors", "[]"))
+
+    @property
+    def ids(self) -> list[int]:
+        return [int(r["data-i"]) for r in self.rows]
+
+    @property
+    def verdicts(self) -> list[str]:
+        return [r["data-verdict"] for r in self.rows]
+
+    @property
+    def scores(self) -> list:
+        return [float(r["data-p"]) if r["data-p"] else None for r in self.rows]
+
+
+def open_page(tmp_path: Path, page: Path, fragment: str = "") -> Page:
+    proc = chromium(tmp_path, page, "--dump-dom", fragment=fragment)
+    out = Page(proc.stdout.decode("utf-8"), proc.seconds)
+    assert out.root.get("data-ready") == "1", "the report's script did not finish"
+    assert out.errors == [], out.errors  # no uncaught error, console error or blocked request
+    return out
+
+
+def screenshot(tmp_path: Path, page: Path, fragment: str = "") -> Image.Image:
+    png = tmp_path / "shot.png"
+    chromium(tmp_path, page, f"--screenshot={png}", "--window-size=1280,1000", "--hide-scrollbars",
+             fragment=fragment)
+    return Image.open(png).convert("RGB")
+
+
+# -- the file as text -----------------------------------------------------------------------
+
+EXTERNAL = re.compile(r"""(?:\b(?:src|href|action|poster|data)\s*=\s*["']?\s*(?:https?:)?//)|"""
+                      r"""(?:url\(\s*["']?\s*(?:https?:)?//)|@import|<link\b|<iframe\b|<object\b|<embed\b""",
+                      re.IGNORECASE)
+
+
+def batches(text: str) -> list:
+    found = re.findall(r'<script type="application/json" class="fakedet-batch">(.*?)</script>', text, re.S)
+    return [json.loads(b) for b in found]
+
+
+def test_script_json_cannot_close_its_element():
+    text = script_json({"path": "a</script><script>alert(1)</script><!--x", "p": float("nan")})
+    assert "<" not in text and ">" not in text
+    assert json.loads(text) == {"path": "a</script><script>alert(1)</script><!--x", "p": None}
+
+
+def test_file_is_self_contained_and_holds_every_record(tmp_path):
+    results = synthetic(70)
+    results[1].path = 'evil</script><script>alert("x")</script><img src="https://example.com/x.png">'
+    text = write_report(tmp_path / "r.html", results).read_text("utf-8")
+    assert EXTERNAL.search(text) is None, EXTERNAL.search(text)
+    assert "default-src 'none'" in text  # the page may not fetch anything, whatever it holds
+    rows = [r for b in batches(text) for r in b]
+    assert [r["path"] for r in rows] == [r.path for r in results]
+    assert [r["i"] for r in rows] == list(range(70))
+    assert sum(r["error"] is not None for r in rows) == sum(r.error is not None for r in results)
+    # one thumbnail element per scored image, the JPEG itself
+    thumbs = dict(re.findall(r'<script type="text/plain" id="fdt-t(\d+)">([^<]*)</script>', text))
+    assert set(map(int, thumbs)) == {i for i, r in enumerate(results) if r.error is None}
+    assert base64.b64decode(thumbs["0"]) == results[0].thumbnail["jpeg"]
+    assert text.rstrip().endswith("</html>") and '"complete":true' in text
+
+
+def test_nothing_is_written_without_a_batch(tmp_path):
+    path = tmp_path / "r.html"
+    path.write_text("keep me")
+    rep = HtmlReport(str(path), "scan", _Det())
+    rep.add([])
+    rep.close("nothing")
+    assert path.read_text() == "keep me"
+
+
+def test_outcomes():
+    assert outcome(0, "fake", None) == "fp" and outcome(1, "real", None) == "fn"
+    assert outcome(1, "fake", None) == "tp" and outcome(0, "real", None) == "tn"
+    assert outcome(1, "uncertain", None) == "unc" and outcome(0, None, "broken") == "error"
+
+
+# -- in Chromium ----------------------------------------------------------------------------
+
+@browser
+@pytest.mark.slow
+def test_page_shows_one_row_per_record_sorts_and_filters(tmp_path):
+    results = synthetic(90)
+    page_file = write_report(tmp_path / "r.html", results)
+    page = open_page(tmp_path, page_file)
+    assert page.ids == list(range(90))  # input order, error rows included
+    assert page.verdicts.count("error") == sum(r.error is not None for r in results)
+    scored = [r for r in results if r.error is None]
+    assert page.images == len(scored) and page.boxes == len(scored)  # thumbnails with their face
+    assert page.by_id["count-total"] and "Firefly" in page.dom and "unrecognised format" in page.dom
+    assert page.dom.count("&lt;Firefly&gt;") > 0  # text from the records is text, never markup
+
+    by_p = sorted((r.p_fake, i) for i, r in enumerate(results) if r.error is None)
+    errors = [i for i, r in enumerate(results) if r.error is not None]
+    # the p_fake column's header: highest first, a second click lowest first (errors last)
+    desc = open_page(tmp_path, page_file, "#click=th-p")
+    assert desc.ids == [i for _, i in reversed(by_p)] + errors
+    asc = open_page(tmp_path, page_file, "#click=th-p,th-p")
+    assert asc.ids == [i for _, i in by_p] + errors
+    s = [p for p in asc.scores if p is not None]
+    assert s == sorted(s)
+    assert open_page(tmp_path, page_file, "#sort=p_desc").ids == desc.ids  # the view in the URL
+
+    # filtering: unticking "real" and "errors" leaves the others, in order
+    kept = open_page(tmp_path, page_file, "#click=show-real,show-error")
+    want = [i for i, r in enumerate(results) if r.label in ("fake", "uncertain")]
+    assert kept.ids == want and set(kept.verdicts) == {"fake", "uncertain"}
+    only_fake = open_page(tmp_path, page_file, "#show=fake&sort=p_asc")
+    assert only_fake.ids == [i for p, i in by_p if p >= FACE_THRESHOLD]
+    assert only_fake.by_id["shown"]["data-n"] == str(len(only_fake.ids))
+
+
+@browser
+@pytest.mark.slow
+def test_screenshot_is_not_blank(tmp_path):
+    img = screenshot(tmp_path, write_report(tmp_path / "r.html", synthetic(40)))
+    arr = np.asarray(img, dtype=np.float64)
+    assert arr.var() > 0
+    assert (arr.reshape(-1, 3).std(axis=0) > 5).all()  # text, bars and thumbnails, not one colour
+
+
+@browser
+@pytest.mark.slow
+def test_the_checks_see_errors_and_requests(tmp_path):
+    """The hooks the other tests rely on: an uncaught error, and a request to a server (which
+    the page's policy blocks), both show in data-errors."""
+    text = write_report(tmp_path / "r.html", synthetic(5)).read_text("utf-8")
+    bad = tmp_path / "bad.html"
+    bad.write_text(text.replace("</body>", '<img src="https://example.com/x.png">'
+                                '<script>null.boom();</script></body>'), "utf-8")
+    proc = chromium(tmp_path, bad, "--dump-dom")
+    errors = " ".join(Page(proc.stdout.decode()).errors)
+    assert "example.com" in errors and "null" in errors
+
+
+@browser
+@pytest.mark.slow
+def test_truncated_report_still_shows_the_earlier_rows(tmp_path):
+    results = synthetic(100)
+    text = write_report(tmp_path / "r.html", results, batch=32).read_text("utf-8")
+    # cut in the middle of the third batch's records
+    starts = [m.start() for m in re.finditer('<script type="application/json" class="fakedet-batch">', text)]
+    cut = tmp_path / "cut.html"
+    cut.write_text(text[:starts[2] + 500], "utf-8")
+    page = open_page(tmp_path, cut)
+    assert page.ids == list(range(64))
+    assert "incomplete" in page.dom and "cut short" in page.dom
+    # and cut inside a thumbnail of the third batch
+    mid = text.index('id="fdt-t70"') + 100
+    cut.write_text(text[:mid], "utf-8")
+    assert open_page(tmp_path, cut).ids == list(range(64))
+
+
+@browser
+@pytest.mark.slow
+def test_pages(tmp_path):
+    page_file = write_report(tmp_path / "r.html", synthetic(450))
+    assert open_page(tmp_path, page_file).ids == list(range(200))
+    assert open_page(tmp_path, page_file, "#click=next").ids == list(range(200, 400))
+    assert open_page(tmp_path, page_file, "#page=3").ids == list(range(400, 450))
+    assert open_page(tmp_path, page_file, "#page=3&click=prev2").ids == list(range(200, 400))
+
+
+@browser
+@pytest.mark.slow
+def test_twenty_thousand_records(tmp_path, capsys):
+    n = 20000
+    t0 = time.perf_counter()
+    page_file = write_report(tmp_path / "big.html", synthetic(n, thumbs=[_jpeg(k) for k in range(50)]))
+    written = time.perf_counter() - t0
+    size = page_file.stat().st_size
+    assert size < 50 * 2 ** 20  # about 2 kB per record with a 48x32 thumbnail of noise
+    t0 = time.perf_counter()
+    img = screenshot(tmp_path, page_file)
+    shot = time.perf_counter() - t0
+    assert np.asarray(img, dtype=np.float64).var() > 0
+    # (--dump-dom serialises all 20,000 thumbnails too: slower than the page itself)
+    page = open_page(tmp_path, page_file)
+    assert len(page.rows) == 200 and page.ids == list(range(200))  # the first page
+    assert page.by_id["shown"]["data-n"] == str(n)
+    with capsys.disabled():
+        print(f"\n20,000 records: {size / 2 ** 20:.1f} MiB written in {written:.1f} s; the page parsed and "
+              f"its first page drawn {page.root.get('data-render-ms')} ms after its script started; "
+              f"Chromium from start to screenshot {shot:.1f} s (to the dumped DOM {page.seconds:.1f} s)")
+    assert shot < 120  # generous: shared CI machines
+
+
+# -- from the commands ------------------------------------------------------------------------
+
+@pytest.fixture
+def folder(tmp_path):
+    for k in range(5):
+        write_image(tmp_path / "in" / f"{k}.jpg", seed=k, size=(300, 200))
+    (tmp_path / "in" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    return tmp_path / "in"
+
+
+def scan(runner, tiny_weights, *args):
+    return runner.invoke(cli, ["scan", "--weights", str(tiny_weights), "--workers", "0", *args])
+
+
+def test_scan_report_leaves_records_and_summary_unchanged(runner, tiny_weights, folder, tmp_path):
+    plain = scan(runner, tiny_weights, "-f", "jsonl", str(folder))
+    report = tmp_path / "report.html"
+    r = scan(runner, tiny_weights, "-f", "jsonl", "--report", str(report), str(folder))
+    assert r.exit_code == plain.exit_code == 3, r.stderr
+    assert r.stdout == plain.stdout  # stdout carries only the records, the same ones
+    strip = lambda s: re.sub(r"\(.*\)", "", s)  # noqa: E731 (timings differ)
+    assert strip(r.stderr) == strip(plain.stderr)
+    text = report.read_text("utf-8")
+    rows = [x for b in batches(text) for x in b]
+    records = [json.loads(line) for line in plain.stdout.splitlines()]
+    assert [x["path"] for x in rows] == [x["path"] for x in records]
+    assert [x["p_fake"] for x in rows] == [x["p_fake"] for x in records]
+    assert [(x.get("tw"), x.get("th")) for x in rows] == [(300, 200)] * 5 + [(None, None)]
+    assert text.count('<script type="text/plain" id="fdt-t') == 5
+    for jpeg in re.findall(r'id="fdt-t\d+">([^<]*)<', text):
+        assert max(Image.open(io.BytesIO(base64.b64decode(jpeg))).size) <= 256
+    assert "6 images: " in text and '"complete":true' in text
+    if CHROMIUM:
+        page = open_page(tmp_path, report)
+        assert len(page.rows) == 6 and page.images == 5 and page.verdicts[-1] == "error"
+
+
+def test_scan_report_faces(runner, tiny_weights, folder, tmp_path):
+    report = tmp_path / "report.html"
+    r = scan(runner, tiny_weights, "--faces", "--report", str(report), str(folder / "0.jpg"))
+    assert r.exit_code == 0, r.stderr
+    row = batches(report.read_text("utf-8"))[0][0]
+    assert row["faces"] == [] and row["p_whole"] is not None and row["note"]  # no face in noise
+
+
+def test_scan_report_refuses_inputs_and_the_output(runner, tiny_weights, folder, tmp_path):
+    image = folder / "0.jpg"
+    before = image.read_bytes()
+    r = scan(runner, tiny_weights, "--report", str(image), str(image))
+    assert r.exit_code == 2 and "also an input" in r.stderr and image.read_bytes() == before
+    out = tmp_path / "out.tsv"
+    r = scan(runner, tiny_weights, "-o", str(out), "--report", str(out), str(image))
+    assert r.exit_code == 2 and "same file" in r.stderr and not out.exists()
+    r = scan(runner, tiny_weights, "--report", str(tmp_path / "nope" / "r.html"), str(image))
+    assert r.exit_code == 2 and "No such file" in r.stderr
+
+
+def test_scan_that_finds_nothing_leaves_the_report_alone(runner, tiny_weights, tmp_path):
+    (tmp_path / "empty").mkdir()
+    report = tmp_path / "report.html"
+    report.write_text("old")
+    r = scan(runner, tiny_weights, "--report", str(report), str(tmp_path / "empty"))
+    assert r.exit_code == 2 and report.read_text() == "old"
+
+
+def test_interrupted_scan_leaves_a_readable_report(tmp_path):
+    from fakedet.cli.scan import _run_scan
+
+    results = synthetic(40)
+
+    class Stream:
+        detector = _Det()
+
+        def __iter__(self):
+            yield results[:16]
+            yield results[16:32]
+            raise KeyboardInterrupt
+
+    class Out(io.StringIO):
+        def close(self):  # _run_scan closes a file it was given: keep the text to look at
+            pass
+
+    out = Out()
+    report = tmp_path / "r.html"
+    code = _run_scan(Stream(), "tsv", out, False, True, False, report=HtmlReport(str(report), "scan", _Det()))
+    assert code == 130 and len(out.getvalue().splitlines()) == 32
+    text = report.read_text("utf-8")
+    assert len([x for b in batches(text) for x in b]) == 32
+    assert '"complete":false' in text and "interrupted after 32 records" in text and text.rstrip().endswith("</html>")
+    if CHROMIUM:
+        page = open_page(tmp_path, report)
+        assert page.ids == list(range(32)) and "interrupted" in page.dom
+
+
+def test_eval_report_lists_false_positives_and_negatives_first(runner, tiny_weights, tmp_path):
+    # score six images, then file them so that the highest-scoring real one is a false positive
+    # and one fake below the threshold a false negative
+    src = tmp_path / "src"
+    for k in range(6):
+        write_image(src / f"{k}.jpg", seed=k, size=(200, 150))
+    r = scan(runner, tiny_weights, "-f", "jsonl", str(src))
+    scores = sorted((json.loads(line)["p_fake"], json.loads(line)["path"]) for line in r.stdout.splitlines())
+    assert len({p for p, _ in scores}) == 6
+    threshold = (scores[2][0] + scores[3][0]) / 2
+    data = tmp_path / "data"
+    real = [scores[5], scores[0], scores[1]]  # the first one: labelled fake, a false positive
+    fake = [scores[2], scores[3], scores[4]]  # the first one: labelled real, a false negative
+    for sub, group in (("real", real), ("fake", fake)):
+        (data / sub).mkdir(parents=True)
+        for p, path in group:
+            shutil.copy(path, data / sub / os.path.basename(path))
+    (data / "fake" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    report = tmp_path / "eval.html"
+    args = ["eval", "--weights", str(tiny_weights), "--workers", "0", "-t", f"{threshold:.9f}", str(data)]
+    plain = runner.invoke(cli, args)
+    r = runner.invoke(cli, [*args, "--report", str(report)])
+    assert r.exit_code == plain.exit_code == 3, r.stderr
+    assert r.stdout == plain.stdout  # the figures, unchanged
+    text = report.read_text("utf-8")
+    rows = {os.path.relpath(x["path"], data): x for b in batches(text) for x in b}
+    assert rows[os.path.join("real", os.path.basename(scores[5][1]))]["outcome"] == "fp"
+    assert rows[os.path.join("fake", os.path.basename(scores[2][1]))]["outcome"] == "fn"
+    assert sum(x["outcome"] in ("fp", "fn") for x in rows.values()) == 2 and len(rows) == 7
+    assert "AUC" in text  # the figures' table as the summary
+    if CHROMIUM:
+        page = open_page(tmp_path, report)
+        outcomes = [r["data-outcome"] for r in page.rows]
+        assert outcomes[:2] == ["fp", "fn"] and len(outcomes) == 7
+        assert not {"fp", "fn"} & set(outcomes[2:])
+        assert "error" in outcomes
+        only = open_page(tmp_path, report, "#click=mistakes")
+        assert [r["data-outcome"] for r in only.rows] == ["fp", "fn"]
+
+
+def test_eval_report_refuses_its_input(runner, tiny_weights, tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    write_image(tmp_path / "a.jpg")
+    manifest.write_text("file,label\na.jpg,0\n")
+    r = runner.invoke(cli, ["eval", "--weights", str(tiny_weights), "--report", str(manifest), str(manifest)])
+    assert r.exit_code == 2 and "also an input" in r.stderr
+    assert manifest.read_text() == "file,label\na.jpg,0\n"
+
+
+def test_ci_has_a_browser_for_the_report_tests():
+    """The browser tests skip without Chromium; in CI (.ci/run installs it) they must run."""
+    if not os.environ.get("CI"):
+        pytest.skip("outside CI the browser tests may skip")
+    assert CHROMIUM is not None, "no Chromium in CI: .ci/run must install Debian's chromium"
