@@ -403,3 +403,24 @@ def test_thumbnails_for_reports_keep_the_image_size_and_are_small(tiny_weights, 
         assert bad.thumbnail is None and "thumbnail" not in ok.to_dict()
     (plain, _), = list(load_and_score(paths, tiny_weights, device="cpu", workers=0))
     assert plain.thumbnail is None
+
+
+def test_a_score_does_not_depend_on_the_batch_it_was_in(tmp_path):
+    """The model's kernels compute differently for other batch sizes (logits up to 4e-6 apart
+    on x86-64 for the shipped model); sub-batches are padded to one size, so that -b and -j
+    settings give identical records (benchmarks/faults.py checks this on thousands of files)."""
+    import torch
+
+    from conftest import random_image
+
+    from fakedet.data import decode
+
+    det = Detector.load(device="cpu", workers=0)  # the shipped model: its kernels showed it
+    cfg = det.config.preprocess
+    pre = [decode.preprocess(random_image((160, 120), seed=i), cfg) for i in range(11)]
+    views = torch.from_numpy(np.stack([v for v, _ in pre]))
+    patches = torch.from_numpy(np.stack([p for _, p in pre]))
+    ref = det.forward(views, patches)
+    for bs in (1, 3, 5):
+        got = torch.cat([det.forward(views[i:i + bs], patches[i:i + bs]) for i in range(0, 11, bs)])
+        assert torch.equal(got, ref), (bs, (got - ref).abs().max().item())

@@ -69,3 +69,13 @@ def test_json_stays_valid_utf8_with_undecodable_file_names():
         text = raw.getvalue().decode("utf-8")  # strict: raises on a raw 0xff byte
         recs = [json.loads(line) for line in text.splitlines()] if fmt == "jsonl" else json.loads(text)
         assert recs[0]["path"] == name and recs[1]["path"] == "é.png"
+
+
+def test_csv_quotes_carriage_returns_and_newlines_in_names():
+    records = [Result("a\rb.jpg", 0.5, "real"), Result("c\nd.jpg", 0.5, "real"), Result("e.jpg", 0.5, "real")]
+    buf = io.StringIO()
+    w = Writer(buf, "csv")
+    w.write(records)
+    text = buf.getvalue()
+    assert [row[0] for row in csv.reader(io.StringIO(text, newline=""))][1:] == ["a\rb.jpg", "c\nd.jpg", "e.jpg"]
+    assert text.endswith("e.jpg,0.5000,real,\n") and "\r\n" not in text  # rows end in \n

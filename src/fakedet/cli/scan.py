@@ -127,8 +127,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
                                     provenance=not no_provenance,
                                     **({"thumbnail": THUMBNAIL} if report_path else {}))
         except KeyboardInterrupt:
-            if fmt == "json" and output in (None, "-"):  # stdout still gets a whole document
-                _close_empty_json()
+            if output in (None, "-"):  # stdout still gets a whole document: csv's header, json's []
+                _close_empty_output(fmt)
             raise
 
     if progress is None:
@@ -151,12 +151,13 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     ctx.exit(code)
 
 
-def _close_empty_json() -> None:
-    """``[]`` on stdout, as a json scan that scored nothing writes (a broken pipe is no error)."""
+def _close_empty_output(fmt: str) -> None:
+    """What a scan that scored nothing writes on stdout: csv's header, json's ``[]``, nothing
+    in tsv and jsonl (a broken pipe is no error)."""
     from fakedet.data.writers import Writer
 
     try:
-        Writer(stdout(), "json").close()
+        Writer(stdout(), fmt).close()
     except (OSError, click.ClickException):
         silence_stdout()
 

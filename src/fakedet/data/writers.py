@@ -60,9 +60,12 @@ class Writer:
             self._csv_row(FIELDS)
 
     def _csv_row(self, row) -> None:
+        # The csv module quotes a field that holds a character of the line terminator: with
+        # "\r\n" a carriage return in a file name is quoted too (with "\n" alone it was not, and
+        # csv readers split the record in two); the row itself ends in "\n".
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(row)
-        self.stream.write(buf.getvalue())
+        csv.writer(buf, lineterminator="\r\n").writerow(row)
+        self.stream.write(buf.getvalue()[:-2] + "\n")
 
     def write(self, records: Iterable) -> None:
         """Writes a batch of records and flushes."""

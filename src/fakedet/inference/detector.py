@@ -233,6 +233,13 @@ class Detector:
         ``benchmarks/benchmark.py``.) The model uses at most the intra-op thread count torch had
         in the thread that created the Detector. Only the number of threads changes, not the
         result.
+
+        The model always runs on whole sub-batches of :data:`CPU_SUB_BATCH` images, a shorter
+        one padded with copies of its first image: the convolution kernels' arithmetic depends
+        on the batch size (on a 2-core x86-64 machine, a batch whose size is not a multiple of 4
+        changed scores by up to 4e-6), so without padding an image's score would depend on
+        which images shared its batch, and records would differ between ``-b`` and ``-j``
+        settings (``benchmarks/faults.py`` checks that they do not).
         """
         import torch
 
@@ -243,7 +250,8 @@ class Detector:
                     views = views.pin_memory().to(dev, non_blocking=True)
                     patches = patches.pin_memory().to(dev, non_blocking=True)
                 with torch.autocast("cuda", dtype=torch.bfloat16):
-                    logits = self.model(views, patches)
+                    n = len(views)
+                    logits = self.model(*_padded(views, patches, CPU_SUB_BATCH))[:n]
             else:
                 # Sub-batches keep each activation below glibc's largest mmap threshold (32 MiB),
                 # so the allocator reuses its buffers instead of mapping fresh pages per batch.
@@ -265,7 +273,7 @@ class Detector:
                     n = max(1, full - busy())
                     if n != torch.get_num_threads():
                         torch.set_num_threads(n)
-                out.append(self.model(v, p))
+                out.append(self.model(*_padded(v, p, CPU_SUB_BATCH))[:len(v)])
         finally:
             if torch.get_num_threads() != own:
                 torch.set_num_threads(own)
@@ -286,6 +294,18 @@ class Detector:
             "device": str(self.device),
         })
         return d
+
+
+def _padded(views, patches, multiple: int):
+    """``views`` and ``patches`` with copies of their first image appended up to a multiple of
+    ``multiple`` images (see :meth:`Detector.forward`); as they are when already one."""
+    import torch
+
+    extra = -len(views) % multiple
+    if extra == 0:
+        return views, patches
+    return (torch.cat([views, views[:1].expand(extra, *views.shape[1:])]),
+            torch.cat([patches, patches[:1].expand(extra, *patches.shape[1:])]))
 
 
 def _cat(parts, device):
