@@ -2,7 +2,8 @@
 modules never import each other in a cycle.
 
 Ranks, lowest first: the package root and ``_version``; ``data``; ``model``; ``inference`` and
-``evaluation`` (side by side, and neither imports the other); ``training``; ``cli``. A module
+``evaluation`` (side by side, and neither imports the other); ``training``; ``cli`` and ``ray``
+(the Ray engine, :mod:`fakedet.ray`, beside it). A module
 may import from its own rank or below. Every ``fakedet`` import counts, absolute or relative,
 at module level or inside a function; only the root's lazy public API (the imports inside
 ``fakedet/__init__.py``'s functions) may point up, and ``from fakedet import Detector``
@@ -32,6 +33,7 @@ RANKS = {
     "training": 4,
     "cli": 5,
     "__main__": 5,  # ``python -m fakedet``: the CLI's entry point
+    "ray": 5,  # ``fakedet.ray``: the Ray engine and its Python entry point, beside the CLI
 }
 APART = {frozenset({"inference", "evaluation"})}  # same rank, but must not import each other
 

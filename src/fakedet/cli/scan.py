@@ -15,6 +15,7 @@ from fakedet.cli.common import (CONTEXT, EXIT_FAKE, EXIT_OK, EXIT_PIPE, EXIT_STA
                                 EXIT_UNREADABLE, EXIT_USAGE, STARTED, err, interrupt_status,
                                 interrupt_word, load_errors_exit, silence_stdout, stdin_binary,
                                 stdout, uninterrupted)
+from fakedet.cli import engine
 from fakedet.cli.htmlreport import THUMBNAIL, HtmlReport, ReportWriteError
 from fakedet.cli.options import (faces_option, progress_option, run_options, TWO_WAY_HELP, threshold_option,
                                  weights_option)
@@ -42,8 +43,9 @@ Examples:
                    "without '/' matches names ('*.png', 'thumbs'), one with '/' paths relative to "
                    "the folder given ('raw/*.tif'); a trailing '/' matches folders only. Paths "
                    "named on the command line or in --files-from are always scanned.")
-@click.option("-f", "--format", "fmt", type=click.Choice(["tsv", "csv", "jsonl", "json"]),
-              default="tsv", show_default=True, help="Record format (tsv has no header).")
+@click.option("-f", "--format", "fmt", type=click.Choice(["tsv", "csv", "jsonl", "json", "parquet"]),
+              default="tsv", show_default=True,
+              help="Record format (tsv has no header; parquet needs -o and pyarrow).")
 @threshold_option(TWO_WAY_HELP)
 @weights_option
 @run_options
@@ -61,8 +63,9 @@ Examples:
 @faces_option("Find faces and score each one; p_fake is the maximum over the faces and the "
               "whole image, labelled with the checkpoint's face-mode thresholds (an image with no "
               "face found: the whole-image ones; jsonl/json add a 'faces' list of boxes and scores).")
+@engine.engine_options
 def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, device, batch_size,
-         workers, output, report_path, progress, quiet, exit_code, no_provenance, faces):
+         workers, output, report_path, progress, quiet, exit_code, no_provenance, faces, **engine_opts):
     """Score images: one record per input (path, p_fake, label, error) on stdout.
 
     PATH is an image file, a folder (searched recursively for image files, in sorted order,
@@ -116,16 +119,21 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
 
     if report_path is not None:
         _check_report_path(report_path, output, paths, files_from)
+    engine.check(ctx, engine_opts, fmt, output, faces, report_path)
 
     folders = collections.Counter()  # folders that could not be listed, by path, awaiting their record
     filt = WalkFilter(hidden=hidden, exclude=exclude)
     items = _items(paths, list_stream, null, quiet, folders, filt)
     with load_errors_exit(ctx):  # the first batches decode while the model loads
         try:
-            stream = load_and_score(items, weights, device=device, threshold=threshold,
-                                    batch_size=batch_size, workers=workers, faces=faces,
-                                    provenance=not no_provenance,
-                                    **({"thumbnail": THUMBNAIL} if report_path else {}))
+            if engine_opts["engine"] == "ray":
+                stream = engine.ray_stream(items, weights, engine_opts, device=device, threshold=threshold,
+                                           batch_size=batch_size, provenance=not no_provenance, filt=filt)
+            else:
+                stream = load_and_score(items, weights, device=device, threshold=threshold,
+                                        batch_size=batch_size, workers=workers, faces=faces,
+                                        provenance=not no_provenance,
+                                        **({"thumbnail": THUMBNAIL} if report_path else {}))
         except KeyboardInterrupt:
             if output in (None, "-"):  # stdout still gets a whole document: csv's header, json's []
                 _close_empty_output(fmt)

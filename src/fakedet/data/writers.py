@@ -1,8 +1,12 @@
-"""Data layer: record writers, tsv (default, no header), csv (header), jsonl, json.
+"""Data layer: record writers, tsv (default, no header), csv (header), jsonl, json, parquet.
 
 Every record has the fields ``path``, ``p_fake``, ``label``, ``error``. In tsv and csv ``p_fake``
 has four decimals and missing values are empty; in jsonl/json they are null. A writer flushes
 after every batch so that a reader downstream of a pipe sees records as they are made.
+
+Parquet (for large runs; needs pyarrow, imported only then) goes to a file, never a pipe: one
+row per record with the columns :data:`PARQUET_COLUMNS` (``evidence`` as JSON text, null when
+it was not read), written a row group at a time so that memory stays bounded.
 """
 
 from __future__ import annotations
@@ -10,10 +14,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import IO, Iterable
+from typing import IO, Iterable, Optional
 
 FIELDS = ("path", "p_fake", "label", "error")
-FORMATS = ("tsv", "csv", "jsonl", "json")
+FORMATS = ("tsv", "csv", "jsonl", "json", "parquet")
+PARQUET_COLUMNS = ("path", "p_fake", "label", "error", "evidence", "label_by")
+PARQUET_HINT = "parquet output needs pyarrow: pip install 'fakedet[parquet]'"
+#: records per parquet row group
+PARQUET_ROWS = 8192
 
 
 def _fmt_p(p) -> str:
@@ -46,8 +54,66 @@ def _json_record(r) -> dict:
     return d
 
 
+def parquet_schema():
+    import pyarrow as pa
+
+    return pa.schema([("path", pa.string()), ("p_fake", pa.float64()), ("label", pa.string()),
+                      ("error", pa.string()), ("evidence", pa.string()), ("label_by", pa.string())])
+
+
+def _utf8(text: Optional[str]) -> Optional[str]:
+    """Text parquet can hold: a file name that is not UTF-8 (lone surrogates) gets escapes."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class _Parquet:
+    """Records to a parquet file, opened at the first row group (a scan that writes nothing
+    leaves an existing file as it was), a row group per :data:`PARQUET_ROWS` records."""
+
+    def __init__(self, path: str):
+        try:
+            import pyarrow  # noqa: F401
+            import pyarrow.parquet  # noqa: F401
+        except ImportError:
+            raise RuntimeError(PARQUET_HINT) from None
+        self.path, self.rows, self.writer = path, [], None
+
+    def add(self, r) -> None:
+        ev = r.evidence
+        self.rows.append((_utf8(r.path), r.p_fake, r.label, _utf8(r.error),
+                          None if ev is None else json.dumps(ev, ensure_ascii=False), r.label_by))
+        if len(self.rows) >= PARQUET_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self.rows and self.writer is not None:
+            return
+        schema = parquet_schema()
+        table = pa.table({name: [row[k] for row in self.rows] for k, name in enumerate(PARQUET_COLUMNS)},
+                         schema=schema)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, schema)
+        if self.rows:
+            self.writer.write_table(table)
+        self.rows = []
+
+    def close(self) -> None:
+        self.flush()  # an empty scan still gets a file with the columns
+        self.writer.close()
+
+
 class Writer:
-    """Writes records to a text stream in one of :data:`FORMATS`."""
+    """Writes records to a text stream in one of :data:`FORMATS`; for parquet, ``stream`` is
+    the file's path (or an object with a ``path``), and :meth:`close` finishes the file."""
 
     def __init__(self, stream: IO[str], fmt: str = "tsv"):
         if fmt not in FORMATS:
@@ -56,6 +122,9 @@ class Writer:
         self.fmt = fmt
         self.count = 0
         self._closed = False
+        self._parquet = None
+        if fmt == "parquet":
+            self._parquet = _Parquet(stream if isinstance(stream, str) else stream.path)
         if fmt == "csv":
             self._csv_row(FIELDS)
 
@@ -69,6 +138,11 @@ class Writer:
 
     def write(self, records: Iterable) -> None:
         """Writes a batch of records and flushes."""
+        if self._parquet is not None:
+            for r in records:
+                self._parquet.add(r)
+                self.count += 1
+            return
         for r in records:
             if self.fmt == "tsv":
                 fields = (_tsv_escape(r.path), _fmt_p(r.p_fake), r.label or "", _tsv_escape(r.error or ""))
@@ -88,6 +162,9 @@ class Writer:
         if self._closed:
             return
         self._closed = True
+        if self._parquet is not None:
+            self._parquet.close()
+            return
         if self.fmt == "json":
             self.stream.write("[]\n" if self.count == 0 else "\n]\n")
         self.stream.flush()

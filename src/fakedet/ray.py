@@ -1,0 +1,516 @@
+"""Ray layer (beside the CLI, at the top): scoring on a Ray cluster with Ray Data.
+
+Two entry points:
+
+* :func:`score` for people who already hold a Ray Dataset: ``fakedet.ray.score(ds)`` returns a
+  Dataset of records (columns ``path``, ``p_fake``, ``label``, ``error``, ``evidence`` as a JSON
+  string, ``label_by``). ``ds`` has the columns ``ray.data.read_binary_files(...,
+  include_paths=True)`` gives (``bytes`` and ``path``), or only ``path`` (a local path on every
+  node, or a URI of any filesystem pyarrow supports: ``s3://``, ``gs://``, ``hdfs://``), read in
+  the tasks.
+* :func:`scan_items` for ``fakedet scan --engine ray``: the same inputs as the local engine (the
+  driver walks folders with :func:`fakedet.data.sources.iter_items`, so the records and their
+  order are the same; folder URIs are listed with pyarrow), giving Result batches in input order.
+
+The stages: decoding (reading the bytes, provenance, preprocessing) runs in Ray tasks
+(:func:`decode_batch`, ``map_batches``), near the data; the model runs in a pool of actors
+(:class:`Scorer`, a callable class: ``map_batches(Scorer, concurrency=N)``) that load the
+weights once. The arrays pass between the stages as tensor columns. Actors are restarted and
+their batches retried when a worker process dies (``max_restarts``/``max_task_retries``), and
+Ray Data's streaming executor keeps what is in flight bounded; the CLI also feeds the inputs in
+chunks of :data:`CHUNK`, so the driver never holds more than a chunk's paths.
+
+Ray is imported only inside the functions here: ``import fakedet.ray`` needs no Ray, and
+nothing else in the package imports this module except ``fakedet scan --engine ray``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Optional
+
+import numpy as np
+
+from fakedet.data import decode
+from fakedet.data.sources import IMAGE_EXTENSIONS, Item, WalkFilter
+from fakedet.inference.pipeline import Decoded, Task, prepare_batch
+from fakedet.inference.result import Result
+from fakedet.model import checkpoint as ckpt
+
+INSTALL_HINT = "the ray engine needs Ray: pip install 'fakedet[ray]'"
+#: inputs handed to one Ray Data run by :func:`scan_items` (the driver holds one chunk's paths)
+CHUNK = 50_000
+#: inputs per decoding task
+DECODE_BATCH = 16
+#: an environment variable for the fault-tolerance test: each Scorer appends its PID to a file there
+PID_DIR_ENV = "FAKEDET_RAY_PID_DIR"
+
+
+def available() -> bool:
+    """Whether Ray (with Ray Data) and pyarrow can be imported."""
+    try:
+        import pyarrow  # noqa: F401
+        import ray  # noqa: F401
+        import ray.data  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------- URIs
+def is_uri(path: str) -> bool:
+    """Whether ``path`` names a file through a filesystem scheme (``s3://b/k``, ``gs://``,
+    ``hdfs://``, ``file://``) rather than as a local path."""
+    head, sep, _ = path.partition("://")
+    return bool(sep) and head.isascii() and head.replace("+", "").isalnum() and len(head) > 1
+
+
+def filesystem(uri: str, s3_endpoint: Optional[str] = None):
+    """(pyarrow filesystem, path within it) for ``uri``. For ``s3://`` an endpoint (a local or
+    S3-compatible service) comes from ``s3_endpoint``, else from ``AWS_ENDPOINT_URL``."""
+    from pyarrow import fs
+
+    endpoint = s3_endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if uri.startswith("s3://") and endpoint:
+        scheme, _, host = endpoint.partition("://")
+        if not host:
+            scheme, host = "http", endpoint
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        return (fs.S3FileSystem(endpoint_override=host, scheme=scheme, region=region,
+                                allow_bucket_creation=False), uri[len("s3://"):])
+    return fs.FileSystem.from_uri(uri)
+
+
+def read_uri(uri: str, s3_endpoint: Optional[str] = None, max_bytes: int = decode.MAX_FILE_BYTES) -> bytes:
+    """One file's bytes through pyarrow, failures as :class:`~fakedet.data.decode.ImageError`
+    with the local engine's messages."""
+    from pyarrow import fs
+
+    try:
+        filesys, path = filesystem(uri, s3_endpoint)
+        info = filesys.get_file_info(path)
+        if info.type == fs.FileType.NotFound:
+            raise FileNotFoundError
+        if info.type == fs.FileType.Directory:
+            raise decode.ImageError("is a directory")
+        with filesys.open_input_file(path) as fh:
+            video = decode.video_container(fh.read(512))
+            if video:
+                raise decode.ImageError(decode.video_error(video))
+            if info.size is not None and info.size > max_bytes:
+                raise decode.ImageError(f"file too large: {info.size} bytes exceeds the limit of {max_bytes}")
+            fh.seek(0)
+            data = fh.read(max_bytes + 1)
+    except decode.ImageError:
+        raise
+    except FileNotFoundError:
+        raise decode.ImageError("file not found") from None
+    except PermissionError:
+        raise decode.ImageError("permission denied") from None
+    except (OSError, ValueError) as exc:
+        raise decode.ImageError(f"cannot read file: {decode.exception_text(exc)}") from None
+    if len(data) > max_bytes:
+        raise decode.ImageError(f"file too large: more than {max_bytes} bytes")
+    if not data:
+        raise decode.ImageError("empty file")
+    return data
+
+
+def expand_uri(uri: str, s3_endpoint: Optional[str] = None, filt: Optional[WalkFilter] = None) -> Iterator[Item]:
+    """A URI as items: a file as itself (its reading, and any error, left to the tasks); a
+    folder (prefix) listed recursively, image files only, in sorted order, skipping hidden
+    entries and ``filt``'s exclusions as a local folder walk does."""
+    from pyarrow import fs
+
+    filt = WalkFilter() if filt is None else filt
+    try:
+        filesys, path = filesystem(uri, s3_endpoint)
+        info = filesys.get_file_info(path.rstrip("/") or path)
+    except (OSError, ValueError) as exc:
+        yield Item(uri, error=f"cannot read folder: {decode.exception_text(exc)}", folder=True)
+        return
+    if info.type != fs.FileType.Directory:
+        yield Item(uri, source=uri)
+        return
+    base = path.rstrip("/")
+    try:
+        infos = filesys.get_file_info(fs.FileSelector(base, recursive=True))
+    except (OSError, ValueError) as exc:
+        yield Item(uri, error=f"cannot list folder: {decode.exception_text(exc)}", folder=True)
+        return
+    prefix = uri.rstrip("/")
+    rels = []
+    for i in infos:
+        if i.type != fs.FileType.File:
+            continue
+        rel = i.path[len(base):].lstrip("/")
+        parts = rel.split("/")
+        if os.path.splitext(parts[-1])[1].lower() not in IMAGE_EXTENSIONS:
+            continue
+        if any(filt.skips(name, "/".join(parts[:k + 1]), k < len(parts) - 1) for k, name in enumerate(parts)):
+            continue
+        rels.append(parts)
+    for parts in sorted(rels):  # depth first by name, as the local walk
+        yield Item(prefix + "/" + "/".join(parts), source=prefix + "/" + "/".join(parts))
+
+
+# ----------------------------------------------------------------------------- the stages
+def _safe(text: str) -> str:
+    """Text Arrow can store (file names that are not UTF-8 reach Python as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _evidence_json(evidence: Optional[list]) -> Optional[str]:
+    return None if evidence is None else json.dumps(evidence, ensure_ascii=False)
+
+
+def _null(x) -> bool:
+    # a column of nulls may reach a batch as NaNs (numpy float32 among them)
+    return x is None or (isinstance(x, (float, np.floating)) and x != x)
+
+
+def _column(batch: dict, name: str, n: int) -> list:
+    col = batch.get(name)
+    return [None] * n if col is None else [None if _null(x) else x for x in col]
+
+
+# what a row of the CLI's inputs holds in its ``payload`` column (Arrow columns of one type, no nulls)
+KIND_SOURCE, KIND_BYTES, KIND_ERROR = 0, 1, 2
+
+
+def decode_batch(batch: dict, pre, provenance: bool = True, s3_endpoint: Optional[str] = None) -> dict:
+    """A Ray Data task: rows of inputs -> rows of model inputs (uint8 ``views``/``patches``
+    tensors, zeros where ``error`` is set) with the provenance ``evidence`` as JSON text.
+
+    Input columns: ``path``; optionally ``bytes`` (the file's bytes, as read_binary_files gives;
+    without it ``path`` is read: a local path or a URI); the CLI's rows have ``kind`` and
+    ``payload`` instead (:data:`KIND_SOURCE`: the path or URI to read, fsencoded;
+    :data:`KIND_BYTES`: the bytes; :data:`KIND_ERROR`: the walker's error record, UTF-8), and
+    ``index``, which is passed through. Decoding is :func:`fakedet.inference.pipeline.prepare_batch`'s, so the error
+    messages and the evidence are the local engine's."""
+    paths = [p if isinstance(p, str) else os.fsdecode(p) for p in batch["path"]]
+    n = len(paths)
+    datas = _column(batch, "bytes", n)
+    sources, errors = [None] * n, [None] * n
+    if "kind" in batch:
+        for i, (kind, payload) in enumerate(zip(batch["kind"], batch["payload"])):
+            payload = bytes(payload)
+            if kind == KIND_BYTES:
+                datas[i] = payload
+            elif kind == KIND_ERROR:
+                errors[i] = payload.decode("utf-8", "surrogateescape")
+            else:
+                sources[i] = payload
+    items: list[Item] = []
+    pre_failed: dict[int, str] = {}
+    for i, path in enumerate(paths):
+        if errors[i] is not None:
+            items.append(Item(path, error=str(errors[i])))
+        elif datas[i] is not None:
+            items.append(Item(path, source=bytes(datas[i])))
+        else:
+            src = sources[i] if sources[i] is not None else path
+            src = src if isinstance(src, str) else os.fsdecode(bytes(src))
+            if is_uri(src) and not src.startswith("file://"):
+                try:
+                    items.append(Item(path, source=read_uri(src, s3_endpoint)))
+                except decode.ImageError as exc:
+                    pre_failed[i] = str(exc)
+                    items.append(Item(path, error=str(exc)))
+            else:
+                items.append(Item(path, source=src[len("file://"):] if src.startswith("file://") else src))
+    decoded = prepare_batch(items, Task(pre, provenance=provenance))
+    g, p, k = pre.global_size, pre.patch_size, pre.num_patches
+    views = np.zeros((n, 1, 3, g, g), np.uint8)
+    patches = np.zeros((n, 1, k, 3, p, p), np.uint8)
+    for i, d in enumerate(decoded):
+        if d.error is None:
+            views[i], patches[i] = d.views, d.patches
+    out = {
+        "path": np.array([_safe(x) for x in paths], dtype=object),
+        "error": np.array([d.error for d in decoded], dtype=object),
+        "evidence": np.array([_evidence_json(d.evidence) for d in decoded], dtype=object),
+        "views": views,
+        "patches": patches,
+    }
+    if "index" in batch:
+        out["index"] = np.asarray(batch["index"], dtype=np.int64)
+    return out
+
+
+def _records_table(results: list[Result], index=None):
+    import pyarrow as pa
+
+    cols = {
+        "path": pa.array([_safe(r.path) for r in results], pa.string()),
+        "p_fake": pa.array([r.p_fake for r in results], pa.float64()),
+        "label": pa.array([r.label for r in results], pa.string()),
+        "error": pa.array([r.error for r in results], pa.string()),
+        "evidence": pa.array([_evidence_json(r.evidence) for r in results], pa.string()),
+        "label_by": pa.array([r.label_by for r in results], pa.string()),
+    }
+    if index is not None:
+        cols = {"index": pa.array(np.asarray(index, dtype=np.int64), pa.int64()), **cols}
+    return pa.table(cols)
+
+
+class Scorer:
+    """A Ray Data callable class: loads the :class:`~fakedet.inference.detector.Detector` once
+    per actor, then scores batches of :func:`decode_batch`'s rows into records."""
+
+    def __init__(self, weights: Optional[str] = None, device: str = "cpu", threshold: Optional[float] = None,
+                 batch_size: int = 32):
+        from fakedet.inference.detector import Detector
+
+        self.det = Detector.load(weights, device=device, threshold=threshold, batch_size=batch_size, workers=0)
+        self._pid_dir = os.environ.get(PID_DIR_ENV)
+
+    def __call__(self, batch: dict):
+        if self._pid_dir:  # the fault-tolerance test finds the actor's process here
+            with open(os.path.join(self._pid_dir, "scorer.pids"), "a") as fh:
+                fh.write(f"{os.getpid()}\n")
+        paths = [str(p) for p in batch["path"]]
+        n = len(paths)
+        errors = [None if e is None else str(e) for e in _column(batch, "error", n)]
+        evidence = [None if e is None else json.loads(e) for e in _column(batch, "evidence", n)]
+        decoded = []
+        for i, path in enumerate(paths):
+            if errors[i] is not None:
+                decoded.append(Decoded.failed(path, errors[i], evidence[i]))
+            else:
+                decoded.append(Decoded(path, batch["views"][i], batch["patches"][i], evidence=evidence[i]))
+        results = self.det.score_decoded(decoded)
+        return _records_table(results, batch.get("index"))
+
+
+@dataclass
+class Plan:
+    """How a run uses the cluster: scoring actors, their resources and device."""
+
+    workers: int
+    device: str  # "cpu" or "cuda"
+    actor_cpus: float
+    actor_gpus: float
+    decode_cpus: float
+
+
+def plan(workers: Optional[int] = None, device: str = "auto") -> Plan:
+    """Resources for ``workers`` scoring actors on the connected cluster: one GPU each with
+    ``cuda`` (``auto``: when the cluster has GPUs), else one CPU each while the cluster has CPUs
+    to spare for the decoding tasks, and a share of the CPUs left after one decoding task
+    otherwise (two actors on two CPUs: half a CPU each)."""
+    import ray
+
+    res = ray.cluster_resources()
+    cpus, gpus = float(res.get("CPU", 1)), float(res.get("GPU", 0))
+    cuda = device.startswith("cuda") or (device == "auto" and gpus > 0)
+    if cuda:
+        n = workers or max(1, int(gpus))
+        return Plan(n, "cuda", 1.0, 1.0, 1.0)
+    n = workers or max(1, int(cpus) // 4)
+    actor_cpus = 1.0 if cpus - n >= 1 else max(0.1, (cpus - 1) / n)
+    return Plan(n, "cpu", actor_cpus, 0.0, 1.0 if cpus >= 2 else 0.5)
+
+
+def _configure():
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # records stream out in input order
+    ctx.enable_progress_bars = False
+    for attr in ("print_on_execution_start", "enable_operator_progress_bars"):
+        if hasattr(ctx, attr):
+            setattr(ctx, attr, False)
+    return ctx
+
+
+def _pipeline(ds, pre, plan_: Plan, weights, threshold, batch_size, provenance, s3_endpoint):
+    import warnings
+
+    import ray.data
+
+    ds = ds.map_batches(decode_batch, batch_size=DECODE_BATCH, batch_format="numpy",
+                        fn_kwargs={"pre": pre, "provenance": provenance, "s3_endpoint": s3_endpoint},
+                        num_cpus=plan_.decode_cpus)
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates the remote arguments given as keywords (and restarts an actor
+        # pool's actors by default); earlier versions need them, so they are given either way.
+        warnings.simplefilter("ignore")
+        return ds.map_batches(Scorer, batch_size=batch_size, batch_format="numpy",
+                              compute=ray.data.ActorPoolStrategy(size=plan_.workers),
+                              fn_constructor_kwargs={"weights": None if weights is None else os.fspath(weights),
+                                                     "device": plan_.device, "threshold": threshold,
+                                                     "batch_size": batch_size},
+                              num_cpus=plan_.actor_cpus, num_gpus=plan_.actor_gpus or None,
+                              max_restarts=-1, max_task_retries=-1)
+
+
+def _preprocess_config(weights):
+    meta = ckpt.read_meta(weights if weights is not None else ckpt.default_weights_path())
+    return meta, meta.model_config().preprocess
+
+
+def score(ds, weights: Optional[str | os.PathLike] = None, *, device: str = "auto",
+          threshold: Optional[float] = None, batch_size: int = 32, concurrency: Optional[int] = None,
+          provenance: bool = True, s3_endpoint: Optional[str] = None):
+    """Scores a Ray Dataset of images; returns a Dataset of records (lazy, as Ray Data is).
+
+    ``ds`` has a ``path`` column and either a ``bytes`` column (``ray.data.read_binary_files(
+    paths, include_paths=True)``) or none (each path, local on every node or a URI, is then
+    read in the decoding tasks). The result has one row per input row, in order when the
+    DataContext preserves order, with the columns ``path``, ``p_fake``, ``label``, ``error``,
+    ``evidence`` (JSON text, null with ``provenance=False``) and ``label_by``. ``concurrency``
+    is the number of scoring actors; ``device`` ``cuda`` gives each a GPU. Arguments otherwise
+    as :meth:`fakedet.Detector.load`.
+
+    Example:
+        >>> ds = ray.data.read_binary_files("s3://bucket/images/", include_paths=True)
+        >>> fakedet.ray.score(ds, concurrency=4).write_parquet("s3://bucket/scores/")
+    """
+    _, pre = _preprocess_config(weights)
+    return _pipeline(ds, pre, plan(concurrency, device), weights, threshold, max(1, int(batch_size)),
+                     provenance, s3_endpoint)
+
+
+# ----------------------------------------------------------------------------- the CLI's engine
+@dataclass
+class RunInfo:
+    """What the CLI's summary needs to know of the scoring side (a Detector's attributes)."""
+
+    threshold: float
+    real_below: float
+    three_way: bool
+    device: str
+    faces: bool = False
+
+
+def init(address: Optional[str] = None, num_cpus: Optional[int] = None) -> bool:
+    """Connects to Ray: to ``address``, else to the cluster ``RAY_ADDRESS`` names, else starts a
+    local Ray (with ``num_cpus``). Returns whether this call started it (and so should shut it
+    down); an initialised Ray is used as it is."""
+    import logging
+
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kw: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    if address:
+        ray.init(address=address, **kw)
+    elif os.environ.get("RAY_ADDRESS"):
+        ray.init(**kw)
+    else:
+        ray.init(num_cpus=num_cpus, **kw)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # the records' stream is the progress
+    return True
+
+
+class RayScan:
+    """The Result batches of a ``--engine ray`` scan, in input order (as
+    :class:`fakedet.inference.stream.ResultStream`): iterate once; :meth:`close` stops it."""
+
+    def __init__(self, items: Iterable[Item], weights=None, *, device: str = "auto",
+                 threshold: Optional[float] = None, batch_size: int = 32, workers: Optional[int] = None,
+                 provenance: bool = True, s3_endpoint: Optional[str] = None, filt: Optional[WalkFilter] = None,
+                 shutdown: bool = False, chunk: int = CHUNK):
+        self.meta, self.pre = _preprocess_config(weights)  # a bad checkpoint fails here
+        self.items, self.weights, self.threshold = items, weights, threshold
+        self.batch_size, self.provenance, self.s3_endpoint = max(1, int(batch_size)), provenance, s3_endpoint
+        self.filt, self.shutdown, self.chunk = filt, shutdown, max(1, int(chunk))
+        self.plan = plan(workers, device)
+        if threshold is None:
+            fake_at, real_below = self.meta.cutoffs(faces=False)
+        else:
+            fake_at = real_below = float(threshold)
+        self.detector = RunInfo(fake_at, real_below, real_below < fake_at,
+                                f"ray ({self.plan.workers} {self.plan.device} worker"
+                                f"{'s' if self.plan.workers != 1 else ''})")
+        self._batches = self._run()
+
+    def __iter__(self) -> Iterator[list[Result]]:
+        return self._batches
+
+    def close(self) -> None:
+        self._batches.close()
+
+    def _inputs(self) -> Iterator[Item]:
+        for item in self.items:
+            if item.error is None and isinstance(item.source, str) and item.source == item.path \
+                    and is_uri(item.path) and not os.path.exists(item.path):
+                yield from expand_uri(item.path, self.s3_endpoint, self.filt)
+            else:
+                yield item
+
+    def _run(self) -> Iterator[list[Result]]:
+        import ray
+        import ray.data
+
+        _configure()
+        try:
+            chunk: list[Item] = []
+            for item in self._inputs():
+                chunk.append(item)
+                if len(chunk) >= self.chunk:
+                    yield from self._score_chunk(chunk, ray)
+                    chunk = []
+            if chunk:
+                yield from self._score_chunk(chunk, ray)
+        finally:
+            if self.shutdown:
+                ray.shutdown()
+
+    def _score_chunk(self, items: list[Item], ray) -> Iterator[list[Result]]:
+        rows = []
+        for i, it in enumerate(items):
+            src = it.source
+            if it.error is not None or src is None:
+                kind, payload = KIND_ERROR, (it.error or "no input").encode("utf-8", "surrogateescape")
+            elif isinstance(src, (bytes, bytearray, memoryview)):
+                kind, payload = KIND_BYTES, bytes(src)
+            else:
+                kind, payload = KIND_SOURCE, os.fsencode(src)
+            rows.append({"index": i, "path": _safe(it.path), "kind": kind, "payload": payload})
+        nblocks = max(1, math.ceil(len(rows) / DECODE_BATCH))
+        ds = ray.data.from_items(rows, override_num_blocks=nblocks)
+        ds = _pipeline(ds, self.pre, self.plan, self.weights, self.threshold, self.batch_size,
+                       self.provenance, self.s3_endpoint)
+        pending: dict[int, Result] = {}
+        nxt = 0
+        for table in ds.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=1):
+            d = table.to_pydict()
+            for j, idx in enumerate(d["index"]):
+                ev = d["evidence"][j]
+                pending[idx] = Result(items[idx].path, d["p_fake"][j], d["label"][j], d["error"][j],
+                                      evidence=None if ev is None else json.loads(ev),
+                                      label_by=d["label_by"][j])
+            out = []
+            while nxt in pending:  # in input order, whatever order the blocks came in
+                out.append(pending.pop(nxt))
+                nxt += 1
+            if out:
+                yield out
+        if nxt != len(items) or pending:
+            raise RuntimeError(f"the Ray run gave {nxt + len(pending)} records for {len(items)} inputs")
+
+
+def scan_items(items: Iterable[Item], weights=None, *, address: Optional[str] = None,
+               num_cpus: Optional[int] = None, **kw) -> RayScan:
+    """``fakedet scan --engine ray``: connects (see :func:`init`) and starts scoring ``items``
+    (from :func:`fakedet.data.sources.iter_items`; URIs among them are read through pyarrow,
+    folder URIs listed). Keyword arguments as :class:`RayScan`."""
+    started = init(address, num_cpus)
+    try:
+        return RayScan(items, weights, shutdown=started, **kw)
+    except BaseException:
+        if started:
+            import ray
+
+            ray.shutdown()
+        raise

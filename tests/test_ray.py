@@ -1,0 +1,262 @@
+"""The Ray engine (``fakedet scan --engine ray``, ``fakedet.ray.score``) and parquet output.
+
+Ray runs locally on two CPUs, started once for the module; an S3 bucket is served on loopback by
+moto's server mode, never a real cloud. Skipped where the ray extra is not installed, except
+under CI (``CI=true``), where its absence fails :func:`test_ci_installs_the_ray_extra`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from fakedet.cli import cli
+
+from conftest import image_bytes, write_image
+
+pytestmark = pytest.mark.slow
+
+
+def test_ci_installs_the_ray_extra():
+    """CI installs the test extra, so these tests run there; elsewhere they may be skipped."""
+    if os.environ.get("CI", "").lower() != "true":
+        pytest.skip("not under CI")
+    for name in ("ray", "pyarrow", "moto", "boto3"):
+        assert importlib.util.find_spec(name) is not None, f"CI must install {name} (the test extra)"
+
+
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def ray_local(tmp_path_factory):
+    """A local Ray on two CPUs for the module; its workers get fake AWS credentials and the
+    folder where each scoring actor notes its PID (the killed-worker test reads it)."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    pytest.importorskip("pyarrow")
+    from fakedet import ray as fray
+
+    pid_dir = tmp_path_factory.mktemp("pids")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {**AWS_ENV, fray.PID_DIR_ENV: str(pid_dir)}})
+    yield pid_dir
+    ray.shutdown()
+
+
+@pytest.fixture
+def runner():
+    from click.testing import CliRunner
+
+    try:
+        return CliRunner(mix_stderr=False)
+    except TypeError:
+        return CliRunner()
+
+
+def scan(runner, weights, *args):
+    return runner.invoke(cli, ["scan", "-w", str(weights), "-j", "0", "--no-progress", *args])
+
+
+def jsonl(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def assert_same_records(a: list[dict], b: list[dict], tol: float = 1e-5):
+    assert [r["path"] for r in a] == [r["path"] for r in b]
+    for x, y in zip(a, b):
+        assert set(x) == set(y), x["path"]
+        for key in x:
+            if key == "p_fake" and x[key] is not None and y[key] is not None:
+                assert abs(x[key] - y[key]) <= tol, x["path"]
+            else:
+                assert x[key] == y[key], (x["path"], key)
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """Made-up images with broken, empty, too small, special and missing inputs among them."""
+    root = tmp_path_factory.mktemp("mixed")
+    for i in range(8):
+        write_image(root / f"img{i}.jpg", seed=i, size=(96 + i, 80))
+    write_image(root / "sub" / "a.png", "PNG", seed=20)
+    write_image(root / "sub" / "b.webp", "WEBP", seed=21)
+    write_image(root / ".hidden.jpg", seed=22)
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    (root / "empty.png").write_bytes(b"")
+    write_image(root / "tiny.png", "PNG", size=(20, 20))
+    (root / "notes.txt").write_text("not an image")
+    os.mkfifo(root / "pipe.jpg")
+    listing = root.parent / f"{root.name}-list.txt"
+    listing.write_text(f"{root / 'img1.jpg'}\n{root / 'missing.jpg'}\n{root / 'sub'}\n")
+    return root, listing
+
+
+def test_records_match_the_local_engine(ray_local, runner, tiny_weights, mixed):
+    root, listing = mixed
+    args = ["-f", "jsonl", str(root), "--files-from", str(listing)]
+    local = scan(runner, tiny_weights, *args)
+    ray_run = scan(runner, tiny_weights, "--engine", "ray", *args)
+    assert local.exit_code == ray_run.exit_code == 3, ray_run.stderr  # 3: some inputs unreadable
+    a, b = jsonl(local.stdout), jsonl(ray_run.stdout)
+    assert len(a) == 14 + 4  # the folder (not its hidden file), then the list's entries
+    assert_same_records(a, b)
+    errors = {os.path.basename(r["path"]): r["error"] for r in b if r["error"]}
+    assert errors["pipe.jpg"].startswith("not a regular file")
+    assert errors["missing.jpg"] == "file not found"
+    assert errors["empty.png"] == "empty file"
+    # tsv and csv are the same text from both engines
+    for fmt in ("tsv", "csv"):
+        x = scan(runner, tiny_weights, "-f", fmt, str(root))
+        y = scan(runner, tiny_weights, "--engine", "ray", "-f", fmt, str(root))
+        assert x.stdout == y.stdout
+
+
+def test_parquet_round_trips_from_both_engines(ray_local, runner, tiny_weights, mixed, tmp_path):
+    import pyarrow.parquet as pq
+
+    root, _ = mixed
+    records = jsonl(scan(runner, tiny_weights, "-f", "jsonl", str(root)).stdout)
+    for engine in ("local", "ray"):
+        out = tmp_path / f"{engine}.parquet"
+        r = scan(runner, tiny_weights, "--engine", engine, "-f", "parquet", "-o", str(out), str(root))
+        assert r.exit_code == 3, r.stderr
+        table = pq.read_table(out)
+        assert table.column_names == ["path", "p_fake", "label", "error", "evidence", "label_by"]
+        rows = table.to_pylist()
+        back = [{**row, "evidence": json.loads(row["evidence"])} for row in rows]
+        assert_same_records(records, back, tol=1e-6)  # jsonl rounds to 6 decimals
+    r = scan(runner, tiny_weights, "-f", "parquet", str(root))
+    assert r.exit_code == 2 and "needs -o" in r.stderr
+
+
+def test_score_a_dataset_the_ray_way(ray_local, tiny_weights, tmp_path):
+    import ray.data
+
+    import fakedet
+    import fakedet.ray
+
+    for i in range(5):
+        write_image(tmp_path / f"{i}.jpg", seed=40 + i)
+    (tmp_path / "5.jpg").write_bytes(b"broken")
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    ds = ray.data.read_binary_files(str(tmp_path), include_paths=True)
+    rows = fakedet.ray.score(ds, tiny_weights, concurrency=1, batch_size=4).take_all()
+    assert [os.path.basename(r["path"]) for r in rows] == [f"{i}.jpg" for i in range(6)]
+    det = fakedet.Detector.load(tiny_weights, device="cpu", workers=0)
+    want = det.predict(sorted(str(p) for p in tmp_path.iterdir()))
+    for row, res in zip(rows, want):
+        assert row["error"] == res.error and row["label"] == res.label and row["label_by"] == res.label_by
+        assert (row["p_fake"] is None) == (res.p_fake is None)
+        if res.p_fake is not None:
+            assert abs(row["p_fake"] - res.p_fake) < 1e-5
+        assert json.loads(row["evidence"]) == res.evidence
+
+
+def test_a_killed_scoring_worker_is_replaced_and_no_record_is_lost(ray_local, runner, tiny_weights, tmp_path):
+    folder = tmp_path / "sixty"
+    for i in range(60):
+        write_image(folder / f"{i:02d}.jpg", seed=100 + i, size=(64, 64))
+    pids = ray_local / "scorer.pids"
+    pids.write_text("")
+    killed = []
+
+    def kill_the_first_actor():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            seen = [int(x) for x in pids.read_text().split()]
+            if seen:
+                os.kill(seen[0], signal.SIGKILL)
+                killed.append(seen[0])
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_the_first_actor, daemon=True)
+    killer.start()
+    out = tmp_path / "out.jsonl"
+    r = scan(runner, tiny_weights, "--engine", "ray", "-b", "2", "-f", "jsonl", "-o", str(out), str(folder))
+    killer.join(5)
+    assert killed, "the scoring actor never started"
+    assert r.exit_code == 0, r.stderr
+    records = jsonl(out.read_text())
+    assert [os.path.basename(x["path"]) for x in records] == [f"{i:02d}.jpg" for i in range(60)]
+    assert all(x["error"] is None for x in records)
+    later = [int(x) for x in pids.read_text().split()]
+    assert any(p != killed[0] for p in later), "no batch ran after the kill: the kill came too late"
+    local = jsonl(scan(runner, tiny_weights, "-f", "jsonl", str(folder)).stdout)
+    assert_same_records(local, records)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_s3_uris_are_read_from_a_local_endpoint(ray_local, runner, tiny_weights, tmp_path, monkeypatch):
+    moto_server = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    for key, value in AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+    port = _free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        s3.create_bucket(Bucket="imgs")
+        local = tmp_path / "same"
+        files = {"set/a.jpg": image_bytes(seed=60), "set/b/c.png": image_bytes("PNG", seed=61),
+                 "set/broken.jpg": b"\xff\xd8\xff garbage", "set/notes.txt": b"text"}
+        for key, data in files.items():
+            s3.put_object(Bucket="imgs", Key=key, Body=data)
+            (local / key).parent.mkdir(parents=True, exist_ok=True)
+            (local / key).write_bytes(data)
+        r = scan(runner, tiny_weights, "--engine", "ray", "--ray-s3-endpoint", endpoint, "-f", "jsonl",
+                 "s3://imgs/set/", "s3://imgs/set/a.jpg", "s3://imgs/missing.jpg")
+        assert r.exit_code == 3, r.stderr
+        got = jsonl(r.stdout)
+        assert [x["path"] for x in got] == ["s3://imgs/set/a.jpg", "s3://imgs/set/b/c.png",
+                                             "s3://imgs/set/broken.jpg", "s3://imgs/set/a.jpg",
+                                             "s3://imgs/missing.jpg"]
+        assert got[-1]["error"] == "file not found"
+        want = jsonl(scan(runner, tiny_weights, "-f", "jsonl", str(local / "set"), str(local / "set" / "a.jpg"),
+                          str(local / "missing.jpg")).stdout)
+        for x in got + want:
+            x["path"] = x["path"].replace("s3://imgs/", "").replace(str(local) + "/", "")
+        assert_same_records(want, got)
+    finally:
+        server.stop()
+
+
+def test_without_ray_the_engine_says_how_to_install_it(runner, tiny_weights, tmp_path, monkeypatch):
+    import fakedet.ray
+
+    monkeypatch.setattr(fakedet.ray, "available", lambda: False)
+    write_image(tmp_path / "a.jpg")
+    r = scan(runner, tiny_weights, "--engine", "ray", str(tmp_path / "a.jpg"))
+    assert r.exit_code == 2
+    assert r.stderr.strip() == "fakedet: the ray engine needs Ray: pip install 'fakedet[ray]'"
+
+
+def test_importing_fakedet_and_a_local_scan_import_no_ray(tmp_path, tiny_weights):
+    import subprocess
+    import sys
+
+    write_image(tmp_path / "a.jpg")
+    code = ("import sys; from fakedet.cli import cli\n"
+            "try:\n    cli(['scan', '-w', sys.argv[1], '-q', sys.argv[2]])\n"
+            "except SystemExit:\n    pass\n"
+            "print('ray' in sys.modules, 'pyarrow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tiny_weights), str(tmp_path / "a.jpg")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "False False"
