@@ -36,6 +36,8 @@ import threading
 import time
 import zlib
 
+from fakedet.data import jpeg
+
 SAYS = ("generated", "partly generated", "edited", "captured")
 
 TEXT_LIMIT = 1 << 20            # largest text chunk / EXIF value / JSON we interpret
@@ -163,30 +165,18 @@ class _Scan:
 
     # -- JPEG
     def jpeg(self) -> None:
-        d, n, pos = self.data, len(self.data), 2
+        d, n = self.data, len(self.data)
         ext_xmp: dict[bytes, list] = {}
         jumbf: dict[bytes, list] = {}
-        for _ in range(MAX_SEGMENTS):
-            if pos + 4 > n or not self.tick():
+        for marker, start, end in jpeg.segments(d, MAX_SEGMENTS):
+            if not self.tick():
                 break
-            if d[pos] != 0xFF:
-                break
-            marker = d[pos + 1]
-            if marker == 0xFF:                       # fill byte
-                pos += 1
-                continue
-            if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
-                pos += 2
-                continue
-            if marker in (0xDA, 0xD9):               # start of scan / end of image
-                break
-            length = struct.unpack_from(">H", d, pos + 2)[0]
-            start, end = pos + 4, pos + 2 + length
+            length = end - start + 2
             if length < 2 or end > n:
                 if 0xE0 <= marker <= 0xEF or marker == 0xFE:
                     kind = _jpeg_segment_kind(marker, d[start:start + 40])
                     self.fail(kind, f"JPEG APP{marker - 0xE0} segment could not be read: it declares "
-                              f"{length} bytes but {max(n - pos - 2, 0)} remain"
+                              f"{length} bytes but {max(n - start + 2, 0)} remain"
                               if marker != 0xFE else "JPEG comment could not be read: truncated")
                 break
             if marker == 0xE1:
@@ -195,7 +185,6 @@ class _Scan:
                 self.jpeg_app11(start, end, jumbf)
             elif marker == 0xFE:
                 self.comment(d[start:min(end, start + TEXT_LIMIT)], "JPEG comment")
-            pos = end
         self.extended_xmp(ext_xmp)
         self.jpeg_jumbf(jumbf)
 

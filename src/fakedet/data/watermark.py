@@ -55,6 +55,8 @@ from typing import Optional
 
 import numpy as np
 
+from fakedet.data import jpeg
+
 MISSING = "reading the Stable Diffusion watermark needs the watermark extra: pip install 'fakedet[watermark]'"
 
 # imwatermark's dwtDct (imwatermark/maxDct.py, EmbedMaxDct with its defaults): scales [0, 36, 36]
@@ -165,27 +167,17 @@ def stored_losslessly(data: bytes) -> bool:
 def _jpeg_max_quant_step(data: bytes) -> int:
     """The largest quantisation step in a JPEG's tables (0 when none was found before the
     image data): 1 at quality 100, 2-3 at 98-99, 8 and more at the usual 75-95."""
-    i, n, largest = 2, len(data), 0
-    while i + 4 <= n and data[i] == 0xFF:
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
+    largest = 0
+    for marker, start, end in jpeg.segments(data):
+        if marker != 0xDB or end > len(data):
             continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        length = int.from_bytes(data[i + 2:i + 4], "big")
-        if marker == 0xDA or length < 2:  # start of scan: no table after this is read
-            break
-        if marker == 0xDB:  # one or more tables: a precision/id byte, then 64 steps of 1 or 2 bytes
-            seg, j = data[i + 4:i + 2 + length], 0
-            while j < len(seg):
-                width = 2 if seg[j] >> 4 else 1
-                table = seg[j + 1:j + 1 + 64 * width]
-                steps = [int.from_bytes(table[k:k + width], "big") for k in range(0, len(table) - width + 1, width)]
-                largest = max([largest, *steps])
-                j += 1 + 64 * width
-        i += 2 + length
+        seg, j = data[start:end], 0  # tables: a precision/id byte, then 64 steps of 1 or 2 bytes
+        while j < len(seg):
+            width = 2 if seg[j] >> 4 else 1
+            table = seg[j + 1:j + 1 + 64 * width]
+            steps = [int.from_bytes(table[k:k + width], "big") for k in range(0, len(table) - width + 1, width)]
+            largest = max([largest, *steps])
+            j += 1 + 64 * width
     return largest
 
 
