@@ -424,3 +424,21 @@ def test_a_score_does_not_depend_on_the_batch_it_was_in(tmp_path):
     for bs in (1, 3, 5):
         got = torch.cat([det.forward(views[i:i + bs], patches[i:i + bs]) for i in range(0, 11, bs)])
         assert torch.equal(got, ref), (bs, (got - ref).abs().max().item())
+
+
+def test_a_probability_does_not_depend_on_the_scores_computed_with_it(tiny_weights, monkeypatch):
+    """torch's vectorised sigmoid rounds some values differently from its scalar path, so a
+    p_fake computed over a batch could differ in the last float32 place from the same image
+    scored alone (the fault-injection benchmark's -b 1 and -b 64 runs showed it)."""
+    import torch
+
+    from fakedet.inference.pipeline import Decoded
+
+    det = Detector.load(tiny_weights, device="cpu", workers=0)
+    logits = torch.from_numpy(np.random.default_rng(0).normal(0, 4, 1000).astype(np.float32))
+    dummy = Decoded("x", np.zeros((1, 3, 8, 8), np.uint8), np.zeros((1, 1, 3, 4, 4), np.uint8))
+    calls = iter([logits] + [logits[i:i + 1] for i in range(len(logits))])
+    monkeypatch.setattr(det, "forward", lambda *a, **k: next(calls))
+    together = [r.p_fake for r in det.score_decoded([dummy] * len(logits))]
+    alone = [det.score_decoded([dummy])[0].p_fake for _ in range(len(logits))]
+    assert together == alone

@@ -22,7 +22,7 @@ from fakedet.inference.device import default_workers, resolve_device
 from fakedet.inference.inputs import as_items, is_single_input
 from fakedet.inference.pipeline import DecodedBatch, DecodePipeline, Task, chunks, prepare_batch
 from fakedet.data.provenance import generated_evidence
-from fakedet.inference.result import NO_FACE_NOTE, Result, label_for
+from fakedet.inference.result import NO_FACE_NOTE, Result, calibrated, label_for
 from fakedet.model import checkpoint as ckpt
 
 # Images per forward call on the CPU (see Detector.forward); measured by benchmarks/benchmark.py.
@@ -188,7 +188,7 @@ class Detector:
             views = _cat([batch[i].views for i in ok], self.device)
             patches = _cat([batch[i].patches for i in ok], self.device)
             logits = self.forward(views, patches, busy)
-            p = torch.sigmoid(logits / self.temperature).tolist()
+            p = [calibrated(x, self.temperature) for x in logits.tolist()]
             start = 0
             for i in ok:
                 n = len(batch[i].views)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -59,6 +60,18 @@ class Result:
 
 
 VERDICTS = ("real", "uncertain", "fake")
+
+
+def calibrated(logit: float, temperature: float) -> float:
+    """The calibrated probability ``sigmoid(logit / temperature)``, in double precision and one
+    value at a time: torch's and numpy's vectorised exponentials can round differently from
+    their scalar paths (by one unit in the last place of a float32), so a probability computed
+    over a tensor depended on how many scores shared it, and records on ``-b``/``-j``."""
+    z = float(logit) / float(temperature)
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
 
 
 def label_for(p_fake: float, threshold: float, real_below: Optional[float] = None) -> str:
