@@ -231,8 +231,9 @@ class Detector:
         the scheduler has given a decoder's time slice, and spins meanwhile. (On two cores this
         cost 1024 px scans about 15 % of their throughput and 12-megapixel scans about 25 %;
         ``benchmarks/benchmark.py``.) The model uses at most the intra-op thread count torch had
-        in the thread that created the Detector. Only the number of threads changes, not the
-        result.
+        in the thread that created the Detector. The thread count does change the kernels'
+        arithmetic slightly (logits up to 4e-6 apart between 1 and 2 threads), so with decoding
+        threads a score can differ by about 1e-6 from run to run (docs/reliability.md).
 
         The model always runs on whole sub-batches of :data:`CPU_SUB_BATCH` images, a shorter
         one padded with copies of its first image: the convolution kernels' arithmetic depends
