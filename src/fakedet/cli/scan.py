@@ -112,10 +112,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
                                          param_hint="--files-from")
 
     if output not in (None, "-"):
-        for path in (*paths, *([files_from] if files_from not in (None, "-") else [])):
-            if path != "-" and _same_file(path, output):
-                raise click.BadParameter(f"{output} is also an input: writing the records there would "
-                                         "overwrite it", param_hint="--output")
+        _refuse_an_input(output, "records", "--output", paths, files_from)
 
     if report_path is not None:
         _check_report_path(report_path, output, paths, files_from)
@@ -212,10 +209,15 @@ def _check_report_path(report_path: str, output, paths, files_from) -> None:
     if output not in (None, "-") and (_same_file(output, report_path)
                                       or os.path.abspath(output) == os.path.abspath(report_path)):
         raise click.BadParameter("the report and the records cannot go to the same file", param_hint="--report")
+    _refuse_an_input(report_path, "report", "--report", paths, files_from)
+
+
+def _refuse_an_input(target: str, what: str, hint: str, paths, files_from) -> None:
+    """Refuses to write the ``what`` to ``target`` when it is one of the inputs or the list file."""
     for path in (*paths, *([files_from] if files_from not in (None, "-") else [])):
-        if path != "-" and _same_file(path, report_path):
-            raise click.BadParameter(f"{report_path} is also an input: writing the report there would "
-                                     "overwrite it", param_hint="--report")
+        if path != "-" and _same_file(path, target):
+            raise click.BadParameter(f"{target} is also an input: writing the {what} there would "
+                                     "overwrite it", param_hint=hint)
 
 
 def _same_file(a: str, b: str) -> bool:

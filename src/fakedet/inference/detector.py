@@ -199,7 +199,6 @@ class Detector:
             if d.error is not None:
                 out.append(Result(d.path, None, None, d.error, face_mode=self.faces, evidence=d.evidence))
                 continue
-            thumb = d.thumbnail
             scores = probs[i]
             if any(math.isnan(x) for x in scores):
                 out.append(Result(d.path, None, None, "model produced no score (NaN)", face_mode=self.faces,
@@ -208,7 +207,7 @@ class Detector:
             pf = max(scores)
             fake_at, real_below = self.face_cutoffs if d.boxes else self.cutoffs
             r = Result(d.path, pf, label_for(pf, fake_at, real_below), face_mode=self.faces,
-                       evidence=d.evidence, thumbnail=thumb)
+                       evidence=d.evidence, thumbnail=d.thumbnail)
             if d.evidence is not None:
                 # evidence that the image was generated decides; p_fake stays the model's
                 r.label_by = "evidence" if generated_evidence(d.evidence) else "model"

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from fakedet.data import decode
+from fakedet.data import decode, provenance
 from fakedet.data.sources import Item
-from fakedet.inference.pipeline import Decoded, DecodedBatch, Task, prepare_batch, read_evidence
+from fakedet.inference.pipeline import Decoded, DecodedBatch, Task, prepare_batch
 
 
 def _header(data: bytes) -> Optional[tuple[int, int]]:
@@ -99,7 +99,7 @@ class TensorDecoder:
                     out[i] = prepare_batch([Item(item.path, source=jpeg_raw[k])], self.task)[0]
                     continue
                 # metadata only: the watermark reader works on the CPU, on pixels that are on the GPU here
-                evidence = read_evidence(jpeg_raw[k]) if self.task.provenance else None
+                evidence = provenance.read_evidence(jpeg_raw[k]) if self.task.provenance else None
                 try:
                     view, patches = self._preprocess(img)
                     out[i] = Decoded(item.path, view, patches, evidence=evidence)

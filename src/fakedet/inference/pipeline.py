@@ -51,7 +51,7 @@ class Decoded:
     tensors already on the model's device, stack the whole image first and then one entry per
     detected face; ``boxes`` lists the faces' boxes in face mode and is None otherwise. When
     ``error`` is set, ``views``, ``patches`` and ``boxes`` are None. ``evidence`` lists the
-    provenance evidence found (see :func:`read_evidence`); None when it was not looked for.
+    provenance evidence found (metadata, then the watermark); None when it was not looked for.
     """
 
     path: str
@@ -69,17 +69,14 @@ class Decoded:
         return cls(path, error=error, evidence=evidence)
 
 
-def read_evidence(data: Optional[bytes], rgb: Any = None) -> list[dict]:
-    """Provenance evidence for one input: what its metadata says (:mod:`fakedet.data.provenance`,
-    from the file's bytes ``data``), and with ``rgb`` (its decoded pixels, a PIL image) and the
-    ``watermark`` extra installed, the Stable Diffusion watermark (:mod:`fakedet.data.watermark`).
-    The watermark is read only where it can have survived (an image given as pixels, or a file
-    stored losslessly) and at sizes Stable Diffusion makes: elsewhere it would cost time (30 ms
-    for a 1024 px image on one core) and could not be found."""
-    from fakedet.data import provenance, watermark
+def watermark_evidence(data: Optional[bytes], rgb) -> list[dict]:
+    """The Stable Diffusion watermark in an input's decoded pixels ``rgb`` (a PIL image), with
+    the ``watermark`` extra installed (:mod:`fakedet.data.watermark`); ``data`` are its file
+    bytes (None for an image given as pixels). Read only where the mark can have survived (pixels,
+    or a file stored losslessly) and at sizes Stable Diffusion makes: elsewhere it would cost
+    time (30 ms for a 1024 px image on one core) and could not be found."""
+    from fakedet.data import watermark
 
-    if rgb is None:
-        return provenance.read_evidence(data) if data is not None else []
     if (watermark.worth_reading(*rgb.size) and (data is None or watermark.stored_losslessly(data))
             and watermark.available()):
         return watermark.read_watermark(np.asarray(rgb))
@@ -94,8 +91,9 @@ def thumbnail(img, size: int, quality: int = 80) -> dict:
     the image's own size (see :attr:`Decoded.thumbnail`)."""
     import io
 
-    small = img.copy()
-    small.thumbnail((size, size))
+    from PIL import ImageOps
+
+    small = ImageOps.contain(img, (size, size)) if max(img.size) > size else img  # no full-size copy
     buf = io.BytesIO()
     small.save(buf, "JPEG", quality=quality)
     return {"jpeg": buf.getvalue(), "width": img.width, "height": img.height}
@@ -113,6 +111,8 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
 
     Never raises for a bad input: each failure becomes that item's own error string.
     """
+    from fakedet.data import provenance  # here, not at start-up: its patterns take 15 ms to compile
+
     cfg = task.pre
     out = []
     for item in batch:
@@ -123,10 +123,10 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
         try:
             data = decode.source_bytes(item.source)
             if task.provenance and data is not None:
-                evidence = read_evidence(data)  # before decoding: kept when decoding fails
+                evidence = provenance.read_evidence(data)  # before decoding: kept when decoding fails
             img = decode.load(item.source, cfg, data)
             if task.provenance:
-                evidence += read_evidence(data, img)
+                evidence += watermark_evidence(data, img)
             thumb = thumbnail(img, task.thumbnail) if task.thumbnail else None
             view, patches = decode.preprocess(img, cfg)
             views, patch_sets, boxes = [view], [patches], None
