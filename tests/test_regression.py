@@ -37,7 +37,7 @@ def _stored_and_scored(det, name, key):
     if name not in card:
         pytest.fail(f"the shipped checkpoint has no {key} figures for {name}")
     images = read_manifest(str(SHARED_DATA / name / "manifest.csv"), "test")
-    y, p, errors, labels = score_labelled(det, images, with_verdicts=True)
+    y, p, errors, labels, _ = score_labelled(det, images, with_verdicts=True)
     assert not errors
     return card[name], y, p, labels
 
