@@ -81,29 +81,38 @@ def _random_inputs(det, n, torch):
     return views, patches
 
 
-def test_model_threads_yield_to_busy_decoders_and_are_restored(three_threads):
+def test_scores_do_not_depend_on_batch_split_threads_or_cores(three_threads):
+    """The CPU forward's arithmetic is fixed: the same logits whether the images come in one
+    batch or one at a time, whatever the calling thread's intra-op count."""
     torch, det = three_threads
-    views, patches = _random_inputs(det, 20, torch)
-    seen, busy_counts = [], iter([3, 0, 8])
-
-    def busy():  # all cores busy, none, more than all: one sub-batch each
-        seen.append(torch.get_num_threads())
-        return next(busy_counts)
-
+    views, patches = _random_inputs(det, 21, torch)
     ref = det.forward(views, patches)
-    got = det.forward(views, patches, busy)
-    assert torch.allclose(got, ref, atol=1e-5)
-    assert len(seen) == math.ceil(20 / CPU_SUB_BATCH)  # asked once per sub-batch
-    # the first sub-batch ran on one thread (all cores were busy decoding), the second on three
-    assert seen == [3, 1, 3]
-    assert torch.get_num_threads() == 3
+    one_by_one = torch.cat([det.forward(views[i:i + 1], patches[i:i + 1]) for i in range(21)])
+    assert torch.equal(one_by_one, ref)
+    torch.set_num_threads(1)  # a caller with another count
+    assert torch.equal(det.forward(views, patches), ref)
 
 
-def test_threads_started_after_a_forward_get_the_callers_thread_count(three_threads):
+def test_model_pool_threads_use_the_fixed_count_and_leave_others_alone(three_threads):
     torch, det = three_threads
     import threading
 
-    det.forward(*_random_inputs(det, 16, torch), lambda: 3)  # all busy: the model ran on one thread
+    from fakedet.inference.cpurun import threads_per_sub_batch
+
+    seen_model = []
+    real = det.model
+
+    class Spy(torch.nn.Module):
+        def forward(self, *a):
+            seen_model.append((threading.current_thread().name, torch.get_num_threads()))
+            return real(*a)
+
+    det._cpu.model = Spy()
+    det.forward(*_random_inputs(det, 24, torch))
+    assert len(seen_model) == 24 // CPU_SUB_BATCH, seen_model  # one call per sub-batch
+    assert all(name.startswith("fakedet-model") and n == threads_per_sub_batch(3)
+               for name, n in seen_model), seen_model
+    # the caller keeps its count, and threads started afterwards begin with it
     seen = []
     t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
     t.start()
@@ -111,57 +120,13 @@ def test_threads_started_after_a_forward_get_the_callers_thread_count(three_thre
     assert seen == [3] and torch.get_num_threads() == 3
 
 
-def test_a_thread_started_with_a_lowered_count_still_gets_the_load_time_count(three_threads):
-    torch, det = three_threads
-    import threading
+@pytest.mark.parametrize("cores,per,slots", [(1, 1, 1), (2, 1, 2), (3, 1, 3), (7, 1, 7), (8, 2, 4),
+                                             (16, 4, 4), (64, 16, 4)])
+def test_threads_per_sub_batch(cores, per, slots):
+    from fakedet.inference.cpurun import CpuRunner
 
-    views, patches = _random_inputs(det, 16, torch)
-    seen = []
-
-    def work():
-        torch.set_num_threads(1)  # as if started while another thread's forward had lowered it
-        det.forward(views, patches, lambda: seen.append(torch.get_num_threads()) or 0)
-        seen.append(torch.get_num_threads())
-
-    t = threading.Thread(target=work)
-    t.start()
-    t.join()
-    # second sub-batch saw the three threads the first one was given; then its own count is back
-    assert seen == [1, 3, 1]
-
-
-def test_pipeline_counts_the_decoding_threads_at_work(tiny_weights, mixed, monkeypatch):
-    import threading
-    import time
-
-    from fakedet.inference import pipeline
-    from fakedet.inference.inputs import as_item
-
-    release, started = threading.Event(), []
-    real = pipeline.prepare_batch
-
-    def slow(batch, task):
-        started.append(1)
-        assert release.wait(30)
-        return real(batch, task)
-
-    monkeypatch.setattr(pipeline, "prepare_batch", slow)
-    det = Detector.load(tiny_weights, device="cpu", workers=3)
-    items = [as_item(p, i) for i, p in enumerate(mixed)]
-    pipe = pipeline.DecodePipeline(pipeline.chunks(items, 2), pipeline.Task(det.config.preprocess), 2, 3)
-    try:
-        pipe.prefill(lambda: False, limit=5)  # five batches queued for three threads
-        deadline = time.monotonic() + 30
-        while len(started) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert pipe.busy() == 3
-        release.set()
-        results = [r for batch in pipe.run(det.score_decoded) for r in batch]
-        assert [r.path for r in results] == mixed
-        assert pipe.busy() == 0
-    finally:
-        release.set()
-        pipe.close()
+    r = CpuRunner(None, cores)
+    assert (r.per, r.slots) == (per, slots)
 
 
 def test_threshold_decides_label(tiny_weights, mixed):

@@ -18,6 +18,7 @@ import numpy as np
 
 from fakedet.data.sources import Item
 from fakedet.inference.alloc import tune_malloc
+from fakedet.inference.cpurun import SUB_BATCH, CpuRunner, padded
 from fakedet.inference.device import default_workers, resolve_device
 from fakedet.inference.inputs import as_items, is_single_input
 from fakedet.inference.pipeline import DecodedBatch, DecodePipeline, Task, chunks, prepare_batch
@@ -26,7 +27,7 @@ from fakedet.inference.result import NO_FACE_NOTE, Result, calibrated, label_for
 from fakedet.model import checkpoint as ckpt
 
 # Images per forward call on the CPU (see Detector.forward); measured by benchmarks/benchmark.py.
-CPU_SUB_BATCH = 8
+CPU_SUB_BATCH = SUB_BATCH  # images per model call (fakedet.inference.cpurun)
 
 
 class Detector:
@@ -72,8 +73,8 @@ class Detector:
         self.workers = default_workers() if workers is None else max(0, int(workers))
         import torch  # loaded with the model already
 
-        # the most intra-op threads a CPU forward takes (see forward)
-        self._cpu_threads = torch.get_num_threads()
+        # the CPU forward's threads: as many cores as torch had in the creating thread
+        self._cpu = CpuRunner(model, torch.get_num_threads())
 
     @classmethod
     def load(cls, weights: Optional[str | os.PathLike] = None, device: str = "auto",
@@ -175,11 +176,11 @@ class Detector:
             dec.close()
 
     # ------------------------------------------------------------------ scoring
-    def score_decoded(self, batch: DecodedBatch, busy: Optional[Callable[[], int]] = None) -> list[Result]:
+    def score_decoded(self, batch: DecodedBatch) -> list[Result]:
         """One :class:`Result` per decoded input of ``batch``, in order: the model's calibrated
         probability ``sigmoid(logit / temperature)``, its maximum over the whole image and the
         faces in face mode, labelled by the verdict thresholds (the face-mode ones when a face was
-        found). ``busy`` is as in :meth:`forward`."""
+        found)."""
         import torch
 
         ok = [i for i, d in enumerate(batch) if d.error is None]
@@ -187,7 +188,7 @@ class Detector:
         if ok:
             views = _cat([batch[i].views for i in ok], self.device)
             patches = _cat([batch[i].patches for i in ok], self.device)
-            logits = self.forward(views, patches, busy)
+            logits = self.forward(views, patches)
             p = [calibrated(x, self.temperature) for x in logits.tolist()]
             start = 0
             for i in ok:
@@ -220,26 +221,17 @@ class Detector:
             out.append(r)
         return out
 
-    def forward(self, views, patches, busy: Optional[Callable[[], int]] = None):
+    def forward(self, views, patches):
         """Raw logits for uint8 tensors ``(B,3,G,G)`` and ``(B,K,3,P,P)`` (on any device).
 
-        On the CPU, ``busy`` (the decoding pipeline's :meth:`DecodePipeline.busy`) says how many
-        cores the decoding threads are using; each sub-batch then runs on the others, at least
-        one. Without that, the model's intra-op threads and the decoding threads oversubscribe
-        the cores: every parallel operator of the model waits at its barrier for a thread that
-        the scheduler has given a decoder's time slice, and spins meanwhile. (On two cores this
-        cost 1024 px scans about 15 % of their throughput and 12-megapixel scans about 25 %;
-        ``benchmarks/benchmark.py``.) The model uses at most the intra-op thread count torch had
-        in the thread that created the Detector. The thread count does change the kernels'
-        arithmetic slightly (logits up to 4e-6 apart between 1 and 2 threads), so with decoding
-        threads a score can differ by about 1e-6 from run to run (docs/reliability.md).
-
-        The model always runs on whole sub-batches of :data:`CPU_SUB_BATCH` images, a shorter
-        one padded with copies of its first image: the convolution kernels' arithmetic depends
-        on the batch size (on a 2-core x86-64 machine, a batch whose size is not a multiple of 4
-        changed scores by up to 4e-6), so without padding an image's score would depend on
-        which images shared its batch, and records would differ between ``-b`` and ``-j``
-        settings (``benchmarks/faults.py`` checks that they do not).
+        On the CPU (:mod:`fakedet.inference.cpurun`) the model runs on sub-batches of
+        :data:`CPU_SUB_BATCH` images, a short one padded with copies of its first image, each
+        with an intra-op thread count fixed by the machine's core count, several sub-batches at
+        once in a small pool of threads. The kernels' arithmetic depends on the batch size and
+        on the intra-op thread count (logits up to 4e-6 apart), and both are fixed, so neither
+        ``-b``, nor ``-j``, nor the load of the moment changes a score (``benchmarks/faults.py``
+        checks that records are identical across ``-j`` and ``-b``). On CUDA the batch is padded
+        to a multiple of the same size.
         """
         import torch
 
@@ -251,33 +243,12 @@ class Detector:
                     patches = patches.pin_memory().to(dev, non_blocking=True)
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     n = len(views)
-                    logits = self.model(*_padded(views, patches, CPU_SUB_BATCH))[:n]
+                    logits = self.model(*padded(views, patches, CPU_SUB_BATCH))[:n]
             else:
-                # Sub-batches keep each activation below glibc's largest mmap threshold (32 MiB),
-                # so the allocator reuses its buffers instead of mapping fresh pages per batch.
-                logits = torch.cat(self._cpu_forward(views, patches, busy))
+                # Sub-batches also keep each activation below glibc's largest mmap threshold
+                # (32 MiB), so the allocator reuses its buffers instead of mapping fresh pages.
+                logits = torch.cat(self._cpu(views, patches))
             return logits.float().cpu()
-
-    def _cpu_forward(self, views, patches, busy):
-        import torch
-
-        # torch's count is per thread (OpenMP's), and threads started later begin with the last
-        # count set anywhere: so the calling thread's own count is put back afterwards, and the
-        # most the model takes is the count at load time, not this thread's (a thread started
-        # while another one's count was lowered begins with the lowered count).
-        own, full = torch.get_num_threads(), self._cpu_threads
-        out = []
-        try:
-            for v, p in zip(views.split(CPU_SUB_BATCH), patches.split(CPU_SUB_BATCH)):
-                if busy is not None:
-                    n = max(1, full - busy())
-                    if n != torch.get_num_threads():
-                        torch.set_num_threads(n)
-                out.append(self.model(*_padded(v, p, CPU_SUB_BATCH))[:len(v)])
-        finally:
-            if torch.get_num_threads() != own:
-                torch.set_num_threads(own)
-        return out
 
     # ------------------------------------------------------------------ info
     def info(self) -> dict[str, Any]:
@@ -294,18 +265,6 @@ class Detector:
             "device": str(self.device),
         })
         return d
-
-
-def _padded(views, patches, multiple: int):
-    """``views`` and ``patches`` with copies of their first image appended up to a multiple of
-    ``multiple`` images (see :meth:`Detector.forward`); as they are when already one."""
-    import torch
-
-    extra = -len(views) % multiple
-    if extra == 0:
-        return views, patches
-    return (torch.cat([views, views[:1].expand(extra, *views.shape[1:])]),
-            torch.cat([patches, patches[:1].expand(extra, *patches.shape[1:])]))
 
 
 def _cat(parts, device):

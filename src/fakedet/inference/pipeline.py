@@ -155,8 +155,7 @@ class DecodePipeline:
 
     Each thread decodes a whole batch; only a scan of a single batch is cut into one slice per
     thread, so that it too decodes in parallel. Cutting every batch was no clear gain on two
-    cores (12 MP photos +10 %, 1024 px JPEGs -5 to -10 %, measured with the model yielding
-    threads to busy decoders as :meth:`Detector.forward` does). :meth:`run` keeps ``PIPELINE_DEPTH``
+    cores (12 MP photos +10 %, 1024 px JPEGs -5 to -10 %). :meth:`run` keeps ``PIPELINE_DEPTH``
     batches per thread in flight while the model scores the oldest. :meth:`prefill` lets
     decoding start before the model exists (:func:`fakedet.inference.stream.load_and_score`
     loads the model in a background thread meanwhile: ``import torch`` is most of a short
@@ -193,22 +192,17 @@ class DecodePipeline:
         while not self.exhausted and len(self.pending) < limit and not until():
             self._submit_next()
 
-    def run(self, score: Callable[[DecodedBatch, Callable[[], int]], T]) -> Iterator[T]:
-        """Yields ``score(decoded batch, busy)`` for every batch, in order (``busy`` is
-        :meth:`busy`); closes the pool at the end."""
+    def run(self, score: Callable[[DecodedBatch], T]) -> Iterator[T]:
+        """Yields ``score(decoded batch)`` for every batch, in order; closes the pool at the end."""
         try:
             while True:
                 while not self.exhausted and len(self.pending) < PIPELINE_DEPTH * self.workers:
                     self._submit_next()
                 if not self.pending:
                     return
-                yield score(_gather(self.pending.popleft()), self.busy)
+                yield score(_gather(self.pending.popleft()))
         finally:
             self.close()
-
-    def busy(self) -> int:
-        """How many decoding threads are at work now (slices submitted and not yet finished)."""
-        return min(self.workers, sum(1 for futs in self.pending for f in futs if not f.done()))
 
     def close(self) -> None:
         for futs in self.pending:

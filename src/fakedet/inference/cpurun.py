@@ -1,0 +1,112 @@
+"""Running the model on the CPU so that a score does not depend on how it was run.
+
+A CPU kernel's arithmetic depends on how many intra-op threads share it (the shipped model's
+logits differ by up to 4e-6 between one and two threads) and on the batch size. If the thread
+count followed the load of the moment, or ``-j``/``-b``, the same image would get a slightly
+different ``p_fake`` from run to run. So:
+
+* the model always runs on whole sub-batches of :data:`SUB_BATCH` images (a short one padded
+  with copies of its first image);
+* each sub-batch runs with the same number of intra-op threads, :func:`threads_per_sub_batch`,
+  fixed by the machine's core count alone;
+* the cores are shared by running several sub-batches at once, each in its own thread of a
+  small pool.
+
+On two cores, end to end, this scans as fast as the earlier policy of lowering the model's
+thread count while decoding threads were busy (which made scores depend on timing): a
+single-threaded kernel never waits at a barrier for a thread the scheduler gave to a decoder.
+Limiting how many sub-batches run at once while decoders are busy was slower (measured in the
+commit that introduced this module).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
+
+#: images per model call on the CPU (see the module's docstring)
+SUB_BATCH = 8
+
+
+def threads_per_sub_batch(cores: int) -> int:
+    """Intra-op threads per sub-batch on a machine whose torch uses ``cores`` threads: one up to
+    seven cores, so that a default batch of 32 (four sub-batches) keeps four cores busy, then a
+    quarter of them."""
+    return max(1, int(cores) // 4)
+
+
+def padded(views, patches, multiple: int = SUB_BATCH):
+    """``views`` and ``patches`` with copies of their first image appended up to a multiple of
+    ``multiple`` images; as they are when already one."""
+    import torch
+
+    extra = -len(views) % multiple
+    if not extra:
+        return views, patches
+    return (torch.cat([views, views[:1].expand(extra, *views.shape[1:])]),
+            torch.cat([patches, patches[:1].expand(extra, *patches.shape[1:])]))
+
+
+def _set_threads(n: int) -> None:
+    import torch
+
+    # torch sets a thread's count from the process-wide one on the thread's first use, which
+    # would undo a count set before it: use it first
+    torch.get_num_threads()
+    torch.set_num_threads(n)
+
+
+class CpuRunner:
+    """Runs ``model`` on sub-batches in a pool of ``cores // threads_per_sub_batch`` threads,
+    each with :func:`threads_per_sub_batch` intra-op threads.
+
+    torch's intra-op thread count is per thread, and a thread started later begins with the
+    count last set anywhere; so the pool's threads are all started (and set) at once, and the
+    creating thread's own count is then set again, which leaves every other thread as it was.
+    """
+
+    def __init__(self, model, cores: int):
+        self.model = model
+        self.cores = max(1, int(cores))
+        self.per = threads_per_sub_batch(self.cores)
+        self.slots = max(1, self.cores // self.per)
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._lock = threading.Lock()
+
+    def _start(self) -> ThreadPoolExecutor:
+        import torch
+
+        with self._lock:
+            if self._pool is None:
+                own = torch.get_num_threads()
+                started = threading.Barrier(self.slots)
+                pool = ThreadPoolExecutor(self.slots, thread_name_prefix="fakedet-model",
+                                          initializer=_set_threads, initargs=(self.per,))
+                # one task per thread, each waiting for the others: every thread is started now
+                for f in [pool.submit(started.wait) for _ in range(self.slots)]:
+                    f.result()
+                torch.set_num_threads(own)
+                self._pool = pool
+        return self._pool
+
+    def __call__(self, views, patches) -> list:
+        """The model's outputs for ``views`` and ``patches``, one tensor per sub-batch in order
+        (padding removed)."""
+        import torch
+
+        pool = self._start()
+        subs = list(zip(views.split(SUB_BATCH), patches.split(SUB_BATCH)))
+
+        def run(vp):
+            v, p = vp
+            with torch.inference_mode():
+                return self.model(*padded(v, p))[:len(v)]
+
+        return list(pool.map(run, subs))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+                self._pool = None
