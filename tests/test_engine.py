@@ -1,4 +1,6 @@
 import math
+import os
+import time
 
 import numpy as np
 import pytest
@@ -118,6 +120,36 @@ def test_model_pool_threads_use_the_fixed_count_and_leave_others_alone(three_thr
     t.start()
     t.join()
     assert seen == [3] and torch.get_num_threads() == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_scores_with_its_own_model_threads(three_threads):
+    """A child forked after the parent's model threads started has none of them: it must start
+    its own instead of waiting for the parent's forever."""
+    torch, det = three_threads
+    views, patches = _random_inputs(det, 16, torch)
+    ref = det.forward(views, patches)  # the parent's pool is running
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: score, report, leave without running the parent's exit handlers
+        try:
+            os.close(r)
+            ok = torch.equal(det.forward(views, patches), ref)
+            os.write(w, b"same" if ok else b"different")
+        finally:
+            os._exit(0)
+    os.close(w)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child's forward hung")
+    assert os.read(r, 100) == b"same"
 
 
 @pytest.mark.parametrize("cores,per,slots", [(1, 1, 1), (2, 1, 2), (3, 1, 3), (7, 1, 7), (8, 2, 4),

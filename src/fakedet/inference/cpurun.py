@@ -12,15 +12,15 @@ different ``p_fake`` from run to run. So:
 * the cores are shared by running several sub-batches at once, each in its own thread of a
   small pool.
 
-On two cores, end to end, this scans as fast as the earlier policy of lowering the model's
-thread count while decoding threads were busy (which made scores depend on timing): a
-single-threaded kernel never waits at a barrier for a thread the scheduler gave to a decoder.
-Limiting how many sub-batches run at once while decoders are busy was slower (measured in the
-commit that introduced this module).
+On two cores, end to end, this scans at least as fast as the earlier policy of lowering the
+model's thread count while decoding threads were busy (which made scores depend on timing): a
+single-threaded kernel never waits at a barrier for a thread the scheduler gave to a decoder
+(docs/performance.md, "Decoding threads and the model's threads").
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
@@ -73,10 +73,15 @@ class CpuRunner:
         self.slots = max(1, self.cores // self.per)
         self._pool: Optional[ThreadPoolExecutor] = None
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def _start(self) -> ThreadPoolExecutor:
         import torch
 
+        if self._pid != os.getpid():
+            # a forked child has none of the parent's threads (work given to the parent's pool
+            # would wait forever) and may have its lock held: start afresh
+            self._pool, self._lock, self._pid = None, threading.Lock(), os.getpid()
         with self._lock:
             if self._pool is None:
                 own = torch.get_num_threads()
