@@ -366,6 +366,12 @@ def auc(neg, pos):
     return float(roc_auc(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]))
 
 
+def _method(group: str) -> str:
+    """ffpp_faces' group is ``ffpp-<split>-<method>-v<video>`` (``real`` for the originals)."""
+    parts = group.split("-")
+    return parts[2] if len(parts) > 3 else group
+
+
 def evaluate(args):
     import torch
     from safetensors.torch import load_file
@@ -397,10 +403,10 @@ def evaluate(args):
              "real_flagged": float((s[y == 0] >= t).mean()), "fake_flagged": float((s[y == 1] >= t).mean()),
              "face_found": float(z["found"].mean())}
         if name == "ffpp_faces":
-            methods = sorted({g.split("_")[0] for g in z["group"][y == 1]})
+            method = np.array([_method(g) for g in z["group"]])
             r["methods"] = {}
-            for m in methods:
-                sel = np.array([g.split("_")[0] == m for g in z["group"]]) & (y == 1)
+            for m in sorted(set(method[y == 1])):
+                sel = (method == m) & (y == 1)
                 r["methods"][m] = {"n": int(sel.sum()), "auc": auc(s[y == 0], s[sel])}
         res["sets"][name] = r
         print(name, json.dumps(r), flush=True)
