@@ -12,7 +12,7 @@ import math
 import os
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import numpy as np
 
@@ -26,8 +26,8 @@ from fakedet.data.provenance import generated_evidence
 from fakedet.inference.result import NO_FACE_NOTE, Result, calibrated, label_for
 from fakedet.model import checkpoint as ckpt
 
-# Images per forward call on the CPU (see Detector.forward); measured by benchmarks/benchmark.py.
-CPU_SUB_BATCH = SUB_BATCH  # images per model call (fakedet.inference.cpurun)
+# Images per model call (fakedet.inference.cpurun; the CUDA batch is padded to a multiple of it).
+CPU_SUB_BATCH = SUB_BATCH
 
 
 class Detector:
@@ -181,8 +181,6 @@ class Detector:
         probability ``sigmoid(logit / temperature)``, its maximum over the whole image and the
         faces in face mode, labelled by the verdict thresholds (the face-mode ones when a face was
         found)."""
-        import torch
-
         ok = [i for i, d in enumerate(batch) if d.error is None]
         probs: dict[int, list[float]] = {}
         if ok:
