@@ -186,44 +186,16 @@ def hull_mask(lms, size, rng: random.Random):
 
 
 def self_blend(img: np.ndarray, lms, rng: random.Random) -> np.ndarray:
-    """A perturbed copy of the crop (as in fakedet.training.selfblend.self_blend_v2) blended into
-    it through the deformed landmark hull; half the time the copy is the outside instead."""
+    """A perturbed copy of the crop (fakedet.training.selfblend.perturbed_copy, as self_blend_v2
+    uses) blended into it through the deformed landmark hull; half the time the copy is the
+    outside instead."""
+    from fakedet.training.selfblend import perturbed_copy
+
     h, w = img.shape[:2]
-    src = _perturbed(Image.fromarray(img), rng, (*lms.min(0), *lms.max(0)))
+    src = perturbed_copy(Image.fromarray(img), rng, (*lms.min(0), *lms.max(0)))
     m = hull_mask(lms, w, rng) * rng.choice([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
     a, b = (src, img.astype(np.float32)) if rng.random() < 0.5 else (img.astype(np.float32), src)
     return np.clip(a * m + b * (1 - m) + 0.5, 0, 255).astype(np.uint8)
-
-
-def _perturbed(img: Image.Image, rng: random.Random, box) -> np.ndarray:
-    """The perturbed copy of self_blend_v2 (colour, frequency, small scale and shift)."""
-    from fakedet.training.augment import RESAMPLERS
-
-    w, h = img.size
-    arr = np.asarray(img, dtype=np.float32)
-    src = arr + np.array([rng.uniform(-20, 20) for _ in range(3)], dtype=np.float32)
-    mean = src.mean()
-    src = (src - mean) * rng.uniform(0.9, 1.1) + mean + rng.uniform(-0.08, 0.08) * 255
-    grey = src.mean(axis=2, keepdims=True)
-    src = grey + (src - grey) * rng.uniform(0.75, 1.25)
-    src_img = Image.fromarray(np.clip(src + 0.5, 0, 255).astype(np.uint8))
-    r = rng.random()
-    if r < 0.35:
-        f = rng.uniform(0.35, 0.8)
-        small = src_img.resize((max(8, round(w * f)), max(8, round(h * f))), rng.choice(RESAMPLERS))
-        src_img = small.resize((w, h), rng.choice(RESAMPLERS[1:]))
-    elif r < 0.6:
-        src_img = src_img.filter(ImageFilter.UnsharpMask(rng.uniform(1, 2.5), rng.randint(50, 150), 2))
-    elif r < 0.75:
-        src_img = src_img.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.2)))
-    s = rng.uniform(0.95, 1.05)
-    fw = box[2] - box[0]
-    dx, dy = rng.uniform(-0.03, 0.03) * fw, rng.uniform(-0.03, 0.03) * fw
-    cx, cy = w / 2, h / 2
-    affine = (1 / s, 0, cx - (cx + dx) / s, 0, 1 / s, cy - (cy + dy) / s)
-    src_img = src_img.transform((w, h), Image.Transform.AFFINE, affine,
-                                resample=rng.choice([Image.Resampling.BILINEAR, Image.Resampling.BICUBIC]))
-    return np.asarray(src_img, dtype=np.float32)
 
 
 def augment(img: np.ndarray, size: int, rng: random.Random) -> np.ndarray:

@@ -15,7 +15,7 @@ from fakedet.training import TrainingError, decoders, resolve, train
 from fakedet.training.augment import augment, native_crop
 from fakedet.training.datasets import TrainSet, balanced_weights, with_pseudo_fakes
 from fakedet.training.domain import DomainHeads
-from fakedet.training.selfblend import face_mask, self_blend, self_blend_v2
+from fakedet.training.selfblend import face_mask, perturbed_copy, self_blend, self_blend_v2
 
 ITEMS = [("a", 0, "faces"), ("b", 0, "faces"), ("c", 1, "faces"), ("d", 0, "photos"),
          ("e", 1, "gen"), ("f", 1, "gen"), ("g", 1, "gen")]
@@ -349,3 +349,12 @@ def test_weight_averaging_finishes_with_the_mean_of_the_steps_and_fresh_batchnor
     real_save(ckpt.load(cut / "last.safetensors")[0], meta, cut / "last.safetensors")
     with pytest.raises(TrainingError, match="no weight average"):
         run_recipe(cfg, data, cut, eval_only=True)
+
+
+def test_perturbed_copy_keeps_original_pixels_where_the_shift_leaves_the_frame():
+    """The self-blend's moved copy must not leave black edges (a cue no real image carries)."""
+    img = Image.new("RGB", (96, 96), (128, 128, 128))
+    for seed in range(40):
+        copy = perturbed_copy(img, random.Random(seed), (20, 20, 76, 76))
+        assert copy.shape == (96, 96, 3)
+        assert copy.min() > 40, seed  # grey shifted by colour jitter, never black

@@ -58,13 +58,11 @@ def face_mask(w: int, h: int, rng: random.Random, box=None) -> np.ndarray:
     return np.asarray(soft, dtype=np.float32) / 255.0
 
 
-def self_blend_v2(img: Image.Image, rng: random.Random, box=None) -> Image.Image:
-    """A stronger self-blended pseudo-fake, closer to Shiohara & Yamasaki (CVPR 2022): one of two
-    copies of the face gets a colour shift (per channel, brightness, contrast, saturation) and a
-    frequency change (down- and up-scaling, sharpening or blur), one is slightly rescaled and
-    moved, and they are blended through a warped soft mask around the detected face (``box``)
-    with a random blend ratio. What is left is the blending boundary and the colour and
-    sharpness mismatch inside it: the traces of a face swap or a pasted face edit."""
+def perturbed_copy(img: Image.Image, rng: random.Random, box=None) -> np.ndarray:
+    """The copy of a face crop that a self-blend blends in (float32 array, same size): a colour
+    shift (per channel, brightness, contrast, saturation), sometimes a frequency change (down-
+    and up-scaling, sharpening or blur), then a slight rescale and move relative to the face
+    ``box``; where the moved copy leaves the frame, the original pixels."""
     w, h = img.size
     arr = np.asarray(img, dtype=np.float32)
     src = arr + np.array([rng.uniform(-20, 20) for _ in range(3)], dtype=np.float32)
@@ -92,6 +90,19 @@ def self_blend_v2(img: Image.Image, rng: random.Random, box=None) -> Image.Image
     # Where the moved copy leaves the frame uncovered, keep the original pixels, not black ones.
     covered = Image.new("L", (w, h), 255).transform((w, h), Image.Transform.AFFINE, affine)
     src = np.where(np.asarray(covered)[..., None] == 255, np.asarray(src_img, dtype=np.float32), arr)
+    return src
+
+
+def self_blend_v2(img: Image.Image, rng: random.Random, box=None) -> Image.Image:
+    """A stronger self-blended pseudo-fake, closer to Shiohara & Yamasaki (CVPR 2022): one of two
+    copies of the face gets a colour shift (per channel, brightness, contrast, saturation) and a
+    frequency change (down- and up-scaling, sharpening or blur), one is slightly rescaled and
+    moved, and they are blended through a warped soft mask around the detected face (``box``)
+    with a random blend ratio. What is left is the blending boundary and the colour and
+    sharpness mismatch inside it: the traces of a face swap or a pasted face edit."""
+    w, h = img.size
+    arr = np.asarray(img, dtype=np.float32)
+    src = perturbed_copy(img, rng, box)
     if rng.random() < 0.5:  # the perturbed copy is the outside instead of the face
         arr, src = src, arr
     m = face_mask(w, h, rng, box)[..., None] * rng.choice([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
