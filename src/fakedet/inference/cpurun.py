@@ -109,9 +109,3 @@ class CpuRunner:
                 return self.model(*padded(v, p))[:len(v)]
 
         return list(pool.map(run, subs))
-
-    def close(self) -> None:
-        with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False)
-                self._pool = None
