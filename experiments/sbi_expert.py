@@ -283,7 +283,8 @@ def train(args):
     model = model.to(memory_format=torch.channels_last)  # faster convolutions on the CPU
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     half = args.batch // 2
-    t_end = time.time() + args.minutes * 60
+    t_start = time.time()
+    t_end = t_start + args.minutes * 60
     model.train()
     losses = []
     while step < args.steps and time.time() < t_end:
@@ -308,7 +309,8 @@ def train(args):
         losses.append(loss.item())
         step += 1
         if step % 20 == 0 or step <= 3:
-            print(f"step {step} loss {np.mean(losses[-20:]):.4f} lr {lr:.2e}", flush=True)
+            print(f"step {step} loss {np.mean(losses[-20:]):.4f} lr {lr:.2e} "
+                  f"{time.time() - t_start:.0f} s", flush=True)
         if step % 100 == 0:
             save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
             state.write_text(json.dumps({"step": step, "size": args.size}))
