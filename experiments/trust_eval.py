@@ -1,0 +1,155 @@
+#!/usr/bin/env python
+"""Compare checkpoints by the rules of docs/decisions/2026-12-01-trust-continued.md: per-set
+AUC on val, the three verdicts' thresholds chosen on val of named sources, and the share of a
+held-out source's images labelled ``fake`` (or its AUC) at those thresholds.
+
+    python experiments/trust_eval.py --weights shipped=weights/fakedet-default.safetensors \\
+        --weights A=runs/trust/without_ffpp_unsplash/final.safetensors \\
+        --real-sources dfdc_faceswap,lfw_faceswap,cifake_sd14,stylegan2_faces,imagenet_real_photos,utkface_real \\
+        --fake-sources dfdc_faceswap,lfw_faceswap,cifake_sd14,stylegan2_faces,sd15_finetunes \\
+        --heldout ffpp_faces,unsplash_portraits --heldout-splits train,val --json runs/trust/a.json
+
+Scores are the calibrated ``p_fake`` of ``fakedet.Detector`` (whole image, no face mode, no
+provenance), cached per checkpoint sha256, set and split under ``--cache`` so that a second
+reading costs nothing. An unreadable image is left out and counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fakedet.data.labelled import read_manifest
+from fakedet.data.sets import BY_NAME, PAIRED, manifest
+from fakedet.evaluation.metrics import auc
+from fakedet.evaluation.verdicts import choose
+from fakedet.model import checkpoint as ckpt
+
+PAIRED_SETS = [s.name for s in BY_NAME.values() if s.kind == PAIRED]
+
+
+def scores(weights: Path, name: str, split: str, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, p_fake) of every readable image of one set's split."""
+    f = cache / ckpt.sha256(weights)[:16] / f"{name}.{split}.json"
+    if f.exists():
+        d = json.loads(f.read_text())
+        return np.array(d["y"], dtype=int), np.array(d["p"], dtype=float)
+    from fakedet import Detector  # torch is imported only when scoring is needed
+
+    items = read_manifest(str(manifest(name)), split)
+    det = Detector.load(weights, provenance=False)
+    t0 = time.time()
+    res = det.predict([it.path for it in items])
+    y = [it.label for it, r in zip(items, res) if r.error is None]
+    p = [r.p_fake for r in res if r.error is None]
+    bad = len(items) - len(p)
+    print(f"  scored {name}/{split}: {len(p)} images in {time.time() - t0:.0f} s"
+          + (f", {bad} unreadable" if bad else ""), flush=True)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps({"y": y, "p": p, "unreadable": bad}))
+    return np.array(y, dtype=int), np.array(p, dtype=float)
+
+
+def study(weights: Path, real_sources, fake_sources, heldout, heldout_splits, cache: Path) -> dict:
+    val = {n: scores(weights, n, "val", cache) for n in sorted(set(real_sources) | set(fake_sources) | set(PAIRED_SETS) - set(heldout))}
+    th = choose({n: val[n][1][val[n][0] == 0] for n in real_sources},
+                {n: val[n][1][val[n][0] == 1] for n in fake_sources})
+    out = {"weights": str(weights), "sha256": ckpt.sha256(weights), "t_fake": th.fake, "t_real": th.real,
+           "val_auc": {n: auc(*val[n]) for n in PAIRED_SETS if n in val},
+           "val_fake_caught": {n: float(np.mean(val[n][1][val[n][0] == 1] >= th.fake)) for n in fake_sources},
+           "val_real_labelled_fake": {n: float(np.mean(val[n][1][val[n][0] == 0] >= th.fake)) for n in real_sources},
+           "heldout": {}}
+    out["val_fake_caught_mean"] = float(np.mean(list(out["val_fake_caught"].values())))
+    for n in heldout:
+        parts = [scores(weights, n, s, cache) for s in heldout_splits]
+        y = np.concatenate([a for a, _ in parts])
+        p = np.concatenate([b for _, b in parts])
+        r = {"n": int(len(y)), "real_labelled_fake": float(np.mean(p[y == 0] >= th.fake)) if (y == 0).any() else None,
+             "real_labelled_uncertain": float(np.mean((p[y == 0] >= th.real) & (p[y == 0] < th.fake))) if (y == 0).any() else None,
+             "fake_labelled_fake": float(np.mean(p[y == 1] >= th.fake)) if (y == 1).any() else None,
+             "auc": auc(y, p) if (y == 1).any() and (y == 0).any() else None}
+        out["heldout"][n] = r
+    return out
+
+
+def write(weights: Path, result: dict, out: Path, cache: Path, real_sources: str, fake_sources: str) -> None:
+    """The checkpoint with the three verdicts' thresholds of ``result`` and, for every set, the
+    share of its real and of its fake val and test images given each verdict."""
+    from fakedet.evaluation.verdicts import FAKE_RULE, REAL_RULE, verdict
+
+    model, meta = ckpt.load(weights)
+    t_fake, t_real = result["t_fake"], result["t_real"]
+    meta.verdicts = {"fake": t_fake, "real": t_real,
+                     "rule": f"fake: {FAKE_RULE.format(0.02)}; real: {REAL_RULE.format(0.10)}"}
+    meta.training["verdict_calibration"] = {
+        "script": "experiments/trust_eval.py", "real_sources": real_sources, "fake_sources": fake_sources,
+        "data": "val splits; docs/decisions/2026-12-01-verdicts-and-trust-weights.md"}
+    for split in ("val", "test"):
+        table = {}
+        for name in BY_NAME:
+            y, p = scores(weights, name, split, cache)
+            v = np.array([verdict(x, t_fake, t_real) for x in p])
+
+            def shares(mask):
+                return {k: float(np.mean(v[mask] == k)) for k in ("fake", "uncertain", "real")} if mask.any() else None
+            table[name] = {"n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
+                           "real": shares(y == 0), "fake": shares(y == 1)}
+        meta.evaluation[f"verdicts_{split}"] = table
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.save(model, meta, out)
+    print(f"wrote {out}: t_fake {t_fake:.6f}, t_real {t_real:.6f}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", action="append", required=True, help="NAME=PATH (repeat)")
+    ap.add_argument("--real-sources", required=True)
+    ap.add_argument("--fake-sources", required=True)
+    ap.add_argument("--heldout", default="")
+    ap.add_argument("--heldout-splits", default="train,val")
+    ap.add_argument("--cache", type=Path, default=Path("runs/trust/scores"))
+    ap.add_argument("--json", dest="as_json", type=Path, default=None)
+    ap.add_argument("--write", default=None, metavar="NAME=OUT",
+                    help="write checkpoint NAME with the verdict thresholds chosen here, and its "
+                         "verdict shares on every set's val and test split, to OUT")
+    args = ap.parse_args(argv)
+    split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
+    for n in split(args.real_sources) + split(args.fake_sources) + split(args.heldout):
+        if n not in BY_NAME:
+            ap.error(f"unknown set {n!r}")
+    results = {}
+    for spec in args.weights:
+        name, _, path = spec.partition("=")
+        print(f"{name}: {path}", flush=True)
+        results[name] = study(Path(path), split(args.real_sources), split(args.fake_sources),
+                              split(args.heldout), split(args.heldout_splits), args.cache)
+    names = list(results)
+    print("\n| figure | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
+    rows = [("t_fake", lambda r: f"{r['t_fake']:.6f}"), ("t_real", lambda r: f"{r['t_real']:.6f}")]
+    rows += [(f"val AUC {n}", lambda r, n=n: f"{r['val_auc'][n]:.3f}") for n in results[names[0]]["val_auc"]]
+    rows += [("val fakes labelled fake (mean over fake sources)", lambda r: f"{r['val_fake_caught_mean']:.3f}")]
+    for n in results[names[0]]["heldout"]:
+        for k in ("real_labelled_fake", "real_labelled_uncertain", "fake_labelled_fake", "auc"):
+            if results[names[0]]["heldout"][n][k] is not None:
+                rows.append((f"held-out {n} ({args.heldout_splits}) {k.replace('_', ' ')}",
+                             lambda r, n=n, k=k: f"{r['heldout'][n][k]:.3f}"))
+    for label, fmt in rows:
+        print(f"| {label} | " + " | ".join(fmt(results[m]) for m in names) + " |")
+    if args.write:
+        name, _, out = args.write.partition("=")
+        if name not in results or not out:
+            ap.error("--write NAME=OUT: NAME must be one of the --weights names")
+        write(Path(dict(w.partition("=")[::2] for w in args.weights)[name]), results[name], Path(out),
+              args.cache, args.real_sources, args.fake_sources)
+    if args.as_json:
+        args.as_json.parent.mkdir(parents=True, exist_ok=True)
+        args.as_json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
