@@ -12,7 +12,7 @@ from PIL import Image
 
 from fakedet.model import checkpoint as ckpt
 from fakedet.training import TrainingError, decoders, resolve, train
-from fakedet.training.augment import augment, native_crop
+from fakedet.training.augment import augment, native_crop, reframe
 from fakedet.training.datasets import TrainSet, balanced_weights, with_pseudo_fakes
 from fakedet.training.domain import DomainHeads
 from fakedet.training.selfblend import face_mask, perturbed_copy, self_blend, self_blend_v2
@@ -144,6 +144,29 @@ def test_optional_augmentations_shrink_or_sharpen_and_leave_older_recipes_alone(
         assert not any(np.array_equal(np.asarray(sharp), np.asarray(x)) for x in (img, flipped))
     tiny = augment(photo(40, 40), random.Random(0), dict(base, p_downscale=1.0), 32)
     assert min(tiny.size) >= 32
+
+
+def test_reframing_zooms_in_or_out_keeps_the_size_floor_and_leaves_older_recipes_alone():
+    img = photo(240, 200)
+    base = {"p_crop": 0, "p_resize": 0, "p_blur": 0, "p_noise": 0, "p_jpeg": 0, "p_webp": 0, "p_colour": 0}
+    kinds = set()
+    for seed in range(20):
+        a = augment(img, random.Random(seed), dict(base, p_jpeg=0.5), 32)
+        b = augment(img, random.Random(seed), dict(base, p_jpeg=0.5, p_frame=0), 32)
+        assert np.array_equal(np.asarray(a), np.asarray(b))  # off: the same draws as before
+        out = reframe(img, random.Random(seed), 32)
+        if out.size == img.size:  # zoomed out: the picture shrunk onto a blurred copy of itself
+            assert not np.array_equal(np.asarray(out), np.asarray(img))
+            kinds.add("out")
+        else:  # zoomed in: an unresampled crop of 20-60 % of the area
+            assert 0.2 * 240 * 200 * 0.9 <= out.size[0] * out.size[1] <= 0.6 * 240 * 200
+            arr, sub = np.asarray(img), np.asarray(out)
+            assert any(np.array_equal(arr[y:y + sub.shape[0], x:x + sub.shape[1]], sub)
+                       for y in range(0, 201 - sub.shape[0]) for x in range(0, 241 - sub.shape[1]))
+            kinds.add("in")
+    assert kinds == {"in", "out"}
+    tiny = photo(40, 40)
+    assert min(reframe(tiny, random.Random(1), 32).size) >= 32
 
 
 def _tiny_sets(root: Path):

@@ -20,6 +20,8 @@ def augment(img: Image.Image, rng: random.Random, cfg: Augment | Mapping, min_si
     ``cfg``: the recipe's ``train.augment`` (an :class:`Augment`, or a dict of its keys)."""
     if not isinstance(cfg, Augment):
         cfg = Augment(**cfg)
+    if cfg.p_frame and rng.random() < cfg.p_frame:
+        img = reframe(img, rng, min_size)
     w, h = img.size
     if rng.random() < cfg.p_crop and min(w, h) >= 2 * min_size:
         f = rng.uniform(0.7, 1.0)
@@ -61,6 +63,32 @@ def augment(img: Image.Image, rng: random.Random, cfg: Augment | Mapping, min_si
     elif rng.random() < cfg.p_webp:
         img = recompress(img, "WEBP", rng.randint(50, 100))
     return img
+
+
+def reframe(img: Image.Image, rng: random.Random, min_size: int) -> Image.Image:
+    """A new framing of the same picture, drawn alike for both classes, so that how a photo is
+    framed (a tight face crop, or a head-and-shoulders portrait with background around it)
+    cannot stand in for the label. Half the time it zooms in: a crop of 20-60 % of the area at
+    native resolution. Otherwise it zooms out: the picture, shrunk to 40-75 % of the side, on a
+    backdrop of itself enlarged and strongly blurred (as a blurred-background portrait or a
+    photo posted on a blurred copy of itself looks)."""
+    w, h = img.size
+    if rng.random() < 0.5:
+        f = rng.uniform(0.2, 0.6) ** 0.5
+        cw, ch = max(min_size, int(w * f)), max(min_size, int(h * f))
+        if cw >= w or ch >= h:
+            return img
+        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        return img.crop((x, y, x + cw, y + ch))
+    s = rng.uniform(0.4, 0.75)
+    nw, nh = max(min_size, int(w * s)), max(min_size, int(h * s))
+    if nw >= w or nh >= h:
+        return img
+    back = img.resize((max(1, w // 8), max(1, h // 8)), Image.Resampling.BOX).resize(
+        (w, h), Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(rng.uniform(2.0, 6.0)))
+    x, y = rng.randint(0, w - nw), rng.randint(0, h - nh)
+    back.paste(img.resize((nw, nh), rng.choice(RESAMPLERS[1:]), reducing_gap=None), (x, y))
+    return back
 
 
 def native_crop(img: Image.Image, size: int, rng: random.Random | None) -> Image.Image:

@@ -49,6 +49,7 @@ class Augment:
     p_noise: float = 0.1
     p_jpeg: float = 0.5
     p_webp: float = 0.1
+    p_frame: float = 0.0  # off by default: see augment.reframe
 
 
 @dataclass
