@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""Finds the largest face in every real image of some sets, for self-blended pseudo-fakes.
+"""Finds the largest face in every real image of some sets, for self-blended pseudo-fakes (or in
+every image, real and fake, with ``--all-labels``, for recipes that crop a set's images to their
+faces: ``train.face_crop_sets``).
 
     python experiments/face_boxes.py --sets dfdc_faceswap,lfw_faceswap,stylegan2_faces \
         --out runs/face_boxes.json
@@ -48,6 +50,7 @@ def main(argv=None) -> int:
     ap.add_argument("--splits", default="train", help="comma-separated splits (default: train)")
     ap.add_argument("--out", required=True, help="JSON file to write")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--all-labels", action="store_true", help="fake images too, not only the real ones")
     args = ap.parse_args(argv)
 
     root, splits = Path(args.data), args.splits.split(",")
@@ -55,7 +58,7 @@ def main(argv=None) -> int:
     for name in args.sets.split(","):
         for split in splits:
             for row in read_manifest(manifest(name, root), split):
-                if row.label == 0:
+                if row.label == 0 or args.all_labels:
                     jobs.append((f"{name}/{Path(row.path).name}", row.path))
     t0 = time.time()
     with Pool(args.workers, initializer=_init) as pool:
@@ -63,7 +66,7 @@ def main(argv=None) -> int:
     boxes = {k: v for k, v in sorted(found.items()) if v is not None}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(boxes))
-    print(f"{len(boxes)} of {len(jobs)} real images have a face ({time.time() - t0:.0f} s) -> {args.out}",
+    print(f"{len(boxes)} of {len(jobs)} {'' if args.all_labels else 'real '}images have a face ({time.time() - t0:.0f} s) -> {args.out}",
           file=sys.stderr)
     return 0
 

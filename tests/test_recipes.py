@@ -11,6 +11,7 @@ from fakedet.training import recipe as rc
 
 REPO = Path(__file__).resolve().parents[1]
 LATER_AUGMENT = {"p_frame"}
+LATER_KEYS = {"train.face_crop_sets", "train.face_crop_boxes"}  # likewise, off when empty
 OLD = json.loads((REPO / "tests" / "data" / "old_recipes.json").read_text())["entries"]
 
 
@@ -25,7 +26,7 @@ def settings(r: rc.Recipe) -> dict:
                 # when off, tests/test_training.py), are not in the old snapshot
                 flat.update({f"train.augment.{a}": x for a, x in v.items()
                              if not (a in LATER_AUGMENT and x == 0)})
-            elif k != "calibration_sets":
+            elif k != "calibration_sets" and not (f"{section}.{k}" in LATER_KEYS and v in ([], None)):
                 flat[f"{section}.{k}"] = v
     return flat
 
@@ -39,7 +40,8 @@ def test_every_old_recipe_resolves_to_the_same_training_settings(old):
 
 # Recipes written after the reorganisation, each checked by a test of its own below.
 NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_ffpp_unsplash.json",
-       "configs/trust/without_ffpp_unsplash_frame.json"}
+       "configs/trust/without_ffpp_unsplash_frame.json", "configs/trust/facecrop.json",
+       "configs/trust/without_ffpp_unsplash_facecrop.json"}
 
 
 def test_every_recipe_file_is_covered_and_valid():
@@ -170,3 +172,12 @@ def test_the_trust_runs_of_the_continued_training_decision_differ_only_as_it_say
     dt, db = trust.to_dict(), b.to_dict()
     db["train"]["augment"]["p_frame"] = 0.0
     assert (da["data"], da["train"]) == (dc["data"], dc["train"]) and (dt["data"], dt["train"]) == (db["data"], db["train"])
+    # D is A, and B'' the trust recipe, with stylegan2_faces cropped to its faces
+    d = rc.resolve(REPO / "configs/trust/without_ffpp_unsplash_facecrop.json").to_dict()
+    b2 = rc.resolve(REPO / "configs/trust/facecrop.json").to_dict()
+    for x, base in ((d, da), (b2, dt)):
+        assert x["train"].pop("face_crop_sets") == ["stylegan2_faces"]
+        assert x["train"].pop("face_crop_boxes") == "runs/face_boxes_sg2.json"
+        rest = dict(base["train"])
+        rest.pop("face_crop_sets"), rest.pop("face_crop_boxes")
+        assert (x["data"], x["train"]) == (base["data"], rest)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from fakedet.model import checkpoint as ckpt
 from fakedet.training import TrainingError, decoders, resolve, train
-from fakedet.training.augment import augment, native_crop, reframe
+from fakedet.training.augment import augment, face_crop, native_crop, reframe
 from fakedet.training.datasets import TrainSet, balanced_weights, with_pseudo_fakes
 from fakedet.training.domain import DomainHeads
 from fakedet.training.selfblend import face_mask, perturbed_copy, self_blend, self_blend_v2
@@ -167,6 +167,28 @@ def test_reframing_zooms_in_or_out_keeps_the_size_floor_and_leaves_older_recipes
     assert kinds == {"in", "out"}
     tiny = photo(40, 40)
     assert min(reframe(tiny, random.Random(1), 32).size) >= 32
+
+
+def test_face_crop_is_a_square_around_the_face_kept_inside_the_image():
+    img = photo(300, 200)
+    arr = np.asarray(img)
+    for seed in range(10):
+        out = face_crop(img, (100, 50, 160, 110), random.Random(seed))  # a 60 px face
+        w, h = out.size
+        assert w == h and 72 <= w <= 96  # 1.2-1.6 x 60
+        x = y = None
+        for y in range(0, 201 - h):
+            for x in range(0, 301 - w):
+                if np.array_equal(arr[y:y + h, x:x + w], np.asarray(out)):
+                    break
+            else:
+                continue
+            break
+        assert x <= 100 and x + w >= 160 and y <= 50 and y + h >= 110  # the face is inside
+    edge = face_crop(img, (250, 150, 300, 200), random.Random(0))  # at the corner: moved inside
+    assert edge.size[0] == edge.size[1] <= 200
+    big = face_crop(img, (0, 0, 300, 200), random.Random(0))  # larger than the image: its height
+    assert big.size == (200, 200)
 
 
 def _tiny_sets(root: Path):

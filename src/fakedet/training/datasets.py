@@ -11,7 +11,7 @@ import torch
 from fakedet.data import decode as imageio
 from fakedet.data.labelled import read_manifest
 from fakedet.data.sets import manifest
-from fakedet.training.augment import augment, native_crop
+from fakedet.training.augment import augment, face_crop, native_crop
 from fakedet.training.decoders import decoder_trace
 from fakedet.training.selfblend import self_blend, self_blend_v2
 
@@ -21,8 +21,10 @@ class TrainSet(torch.utils.data.Dataset):
     "recon" for a real image that is turned into a pseudo-fake (label 1) when it is loaded."""
 
     def __init__(self, items, pre, aug_cfg, seed, recon_dir=None, recon_local=0.5, view_crop=False,
-                 sbi_version=1, face_boxes=None, fresh_draws=True):
+                 sbi_version=1, face_boxes=None, fresh_draws=True, crop_boxes=None):
         self.items, self.pre, self.aug_cfg, self.seed = items, pre, aug_cfg, seed
+        # {"<set>/<file name>": box} for the sets whose images are cropped to their face
+        self.crop_boxes = crop_boxes or {}
         self.sbi_version, self.face_boxes = sbi_version, face_boxes or {}
         self.recon_dir, self.recon_local, self.view_crop = recon_dir, recon_local, view_crop
         self.set_index = {name: k for k, name in enumerate(sorted({it[2] for it in items}))}
@@ -45,6 +47,9 @@ class TrainSet(torch.utils.data.Dataset):
             rng = random.Random((self.seed, i, torch.initial_seed()).__hash__())
         try:
             img = imageio.load(path, self.pre)
+            crop = self.crop_boxes.get(f"{name}/{Path(path).name}")
+            if crop is not None:
+                img = face_crop(img, crop, rng)
             if make == "sbi" and self.sbi_version == 2:
                 img = self_blend_v2(img, rng, self.face_boxes.get(f"{name}/{Path(path).name}"))
             elif make == "sbi":

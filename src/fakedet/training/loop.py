@@ -162,6 +162,15 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
             raise TrainingError(f"{boxes_file}: no face boxes; make them with experiments/face_boxes.py")
         face_boxes = json.loads(boxes_file.read_text())
         log.info("self-blending (version %d) through masks around %d detected faces", sbi_version, len(face_boxes))
+    crop_boxes = None
+    if tr.face_crop_sets:
+        boxes_file = Path(tr.face_crop_boxes or "")
+        if not tr.face_crop_boxes or not boxes_file.is_file():
+            raise TrainingError(f"train.face_crop_sets needs train.face_crop_boxes, a file made by "
+                                f"experiments/face_boxes.py --all-labels (got {tr.face_crop_boxes!r})")
+        every = json.loads(boxes_file.read_text())
+        crop_boxes = {k: v for k, v in every.items() if k.split("/", 1)[0] in tr.face_crop_sets}
+        log.info("cropping %d images of %s to their faces", len(crop_boxes), ", ".join(tr.face_crop_sets))
     if shares:
         log.info("pseudo-fake shares of the samples: %s", shares)
     log.info("training on %d images from %s", len(items), ", ".join(train_sets))
@@ -176,7 +185,7 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
                      recon_dir=recon_dir, recon_local=tr.recon_local,
                      view_crop=tr.view_crop,
                      sbi_version=sbi_version, face_boxes=face_boxes,
-                     fresh_draws=not tr.legacy_augment_seed),
+                     fresh_draws=not tr.legacy_augment_seed, crop_boxes=crop_boxes),
             batch_size=bs, sampler=sampler,
             num_workers=tr.workers, drop_last=True, persistent_workers=False)
 

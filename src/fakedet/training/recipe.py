@@ -103,6 +103,11 @@ class Train:
     sbi_sets: list[str] = field(default_factory=list)
     sbi_version: int = 1
     sbi_boxes: Optional[str] = None  # face boxes (experiments/face_boxes.py) for version 2
+    # Sets whose images, real and fake alike, are cropped to their face (box from face_crop_boxes,
+    # made by experiments/face_boxes.py --all-labels) before augmentation: for a set whose two
+    # classes are framed differently (stylegan2_faces: tight crops against aligned portraits).
+    face_crop_sets: list[str] = field(default_factory=list)
+    face_crop_boxes: Optional[str] = None
     recon_share: float = 0.0  # decoder-trace pseudo-fakes' share of the samples
     recon_dir: str = "runs/decoders"
     recon_local: float = 0.5
