@@ -41,7 +41,8 @@ def test_every_old_recipe_resolves_to_the_same_training_settings(old):
 # Recipes written after the reorganisation, each checked by a test of its own below.
 NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_ffpp_unsplash.json",
        "configs/trust/without_ffpp_unsplash_frame.json", "configs/trust/facecrop.json",
-       "configs/trust/without_ffpp_unsplash_facecrop.json"}
+       "configs/trust/without_ffpp_unsplash_facecrop.json", "configs/trust/fresh_without_ffpp_unsplash.json",
+       "configs/trust/fresh_without_ffpp_unsplash_facecrop.json"}
 
 
 def test_every_recipe_file_is_covered_and_valid():
@@ -181,3 +182,14 @@ def test_the_trust_runs_of_the_continued_training_decision_differ_only_as_it_say
         rest = dict(base["train"])
         rest.pop("face_crop_sets"), rest.pop("face_crop_boxes")
         assert (x["data"], x["train"]) == (base["data"], rest)
+
+    # F1 and F2 are A and D trained from ImageNet weights
+    for fresh, cont in (("fresh_without_ffpp_unsplash", "without_ffpp_unsplash"),
+                        ("fresh_without_ffpp_unsplash_facecrop", "without_ffpp_unsplash_facecrop")):
+        f = rc.resolve(REPO / f"configs/trust/{fresh}.json").to_dict()
+        c = rc.resolve(REPO / f"configs/trust/{cont}.json").to_dict()
+        assert (f["train"]["init_from"], f["train"]["init"], f["train"]["lr"], f["train"]["warmup"]) == (
+            None, "efficientnet_lite0", 0.001, 100)
+        for k in ("init_from", "init", "lr", "warmup"):
+            f["train"].pop(k), c["train"].pop(k)
+        assert (f["data"], f["train"]) == (c["data"], c["train"])
