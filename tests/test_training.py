@@ -403,3 +403,32 @@ def test_perturbed_copy_keeps_original_pixels_where_the_shift_leaves_the_frame()
         copy = perturbed_copy(img, random.Random(seed), (20, 20, 76, 76))
         assert copy.shape == (96, 96, 3)
         assert copy.min() > 40, seed  # grey shifted by colour jitter, never black
+
+
+@pytest.mark.slow
+def test_face_crop_sets_need_their_boxes_and_crop_both_classes(tmp_path):
+    data = tmp_path / "data"
+    _tiny_sets(data)
+    cfg = tmp_path / "crop.json"
+    cfg.write_text(json.dumps(_tiny_recipe(face_crop_sets=["faces"])))
+    with pytest.raises(TrainingError, match="face_crop_boxes"):
+        run_recipe(cfg, data, tmp_path / "a")
+    boxes = tmp_path / "boxes.json"
+    # one real and one fake training image of "faces" get a box; "gen" is not named
+    boxes.write_text(json.dumps({"faces/train_0_0.jpg": [4, 4, 24, 24], "faces/train_1_0.jpg": [4, 4, 24, 24],
+                                 "gen/train_0_0.jpg": [4, 4, 24, 24]}))
+    cfg.write_text(json.dumps(_tiny_recipe(face_crop_sets=["faces"], face_crop_boxes=str(boxes))))
+    assert run_recipe(cfg, data, tmp_path / "b") == 0
+
+    from fakedet.model.config import ModelConfig
+    from fakedet.training.datasets import TrainSet
+
+    pre = ModelConfig.from_dict(_tiny_recipe()["model"]).preprocess
+    off = {k: 0 for k in ("p_crop", "p_colour", "p_resize", "p_blur", "p_noise", "p_jpeg", "p_webp")}
+    items = [(str(data / "faces" / "train_0_0.jpg"), 0, "faces", None),
+             (str(data / "faces" / "train_1_0.jpg"), 1, "faces", None)]
+    box = {"faces/train_0_0.jpg": [4, 4, 24, 24], "faces/train_1_0.jpg": [4, 4, 24, 24]}
+    for i in range(2):
+        whole = TrainSet(items, pre, off, 0, fresh_draws=False)[i][0]
+        cropped = TrainSet(items, pre, off, 0, fresh_draws=False, crop_boxes=box)[i][0]
+        assert whole.shape == cropped.shape and not torch.equal(whole, cropped)
