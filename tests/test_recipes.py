@@ -42,7 +42,8 @@ def test_every_old_recipe_resolves_to_the_same_training_settings(old):
 NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_ffpp_unsplash.json",
        "configs/trust/without_ffpp_unsplash_frame.json", "configs/trust/facecrop.json",
        "configs/trust/without_ffpp_unsplash_facecrop.json", "configs/trust/fresh_without_ffpp_unsplash.json",
-       "configs/trust/fresh_without_ffpp_unsplash_facecrop.json"}
+       "configs/trust/fresh_without_ffpp_unsplash_facecrop.json",
+       "configs/trust/fresh_without_ffpp_unsplash_stylegan2.json"}
 
 
 def test_every_recipe_file_is_covered_and_valid():
@@ -193,3 +194,12 @@ def test_the_trust_runs_of_the_continued_training_decision_differ_only_as_it_say
         for k in ("init_from", "init", "lr", "warmup"):
             f["train"].pop(k), c["train"].pop(k)
         assert (f["data"], f["train"]) == (c["data"], c["train"])
+    # F3 is F1 without stylegan2_faces
+    f1 = rc.resolve(REPO / "configs/trust/fresh_without_ffpp_unsplash.json")
+    f3 = rc.resolve(REPO / "configs/trust/fresh_without_ffpp_unsplash_stylegan2.json")
+    assert set(f1.data.train_sets) - set(f3.data.train_sets) == {"stylegan2_faces"}
+    assert set(f1.train.sbi_sets) - set(f3.train.sbi_sets) == {"stylegan2_faces"}
+    assert "stylegan2_faces" not in f3.data.calibration and f3.data.eval_sets == f1.data.eval_sets
+    d1, d3 = f1.to_dict()["train"], f3.to_dict()["train"]
+    d1.pop("sbi_sets"), d3.pop("sbi_sets")
+    assert d1 == d3
