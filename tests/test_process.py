@@ -26,7 +26,12 @@ def many(tmp_path_factory):
 
 
 def fakedet(*args, **kw):
+    """The CLI as a child process. Its stdout is unbuffered on our side too (``bufsize=0``): a
+    buffered ``readline()`` may read past the line into its own buffer, and ``communicate()``
+    then reads the pipe itself, so that text would be lost to the test (a record seemed to be
+    missing from a json array after SIGTERM)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    kw.setdefault("bufsize", 0)
     return subprocess.Popen([sys.executable, "-m", "fakedet", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
@@ -115,7 +120,7 @@ def test_ctrl_c_during_eval_exits_130(tiny_weights, many, tmp_path):
     p = fakedet("eval", "-w", str(tiny_weights), "-j", "1", "-b", "1", "--progress", *[str(tmp_path)] * 3)
     seen = b""
     while b"img" not in seen:  # wait until scoring has begun: the progress bar draws on stderr
-        chunk = p.stderr.read1(4096)
+        chunk = p.stderr.read(4096)  # one read of the raw pipe: what has arrived
         if not chunk:
             break
         seen += chunk
