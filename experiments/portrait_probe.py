@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
     versions = {"as they are": [], "resized to 300 px": [], "face box x1.3": [], "face box x2.2": []}
     for p in paths:
         img = Image.open(p).convert("RGB")
-        versions["as they are"].append(open(p, "rb").read())
+        versions["as they are"].append(Path(p).read_bytes())
         versions["resized to 300 px"].append(jpeg(img.resize((300, 300), Image.LANCZOS)))
         boxes = mtcnn.detect(np.asarray(img))
         if len(boxes):

@@ -17,6 +17,7 @@ reading costs nothing. An unreadable image is left out and counted.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -32,25 +33,32 @@ from fakedet.model import checkpoint as ckpt
 PAIRED_SETS = [s.name for s in BY_NAME.values() if s.kind == PAIRED]
 
 
+@functools.lru_cache(maxsize=None)
+def sha256(weights: Path) -> str:
+    return ckpt.sha256(weights)
+
+
+@functools.lru_cache(maxsize=1)
+def detector(weights: Path):
+    from fakedet import Detector  # torch is imported only when scoring is needed
+
+    return Detector.load(weights, provenance=False)
+
+
 def scores(weights: Path, name: str, split: str, cache: Path) -> tuple[np.ndarray, np.ndarray]:
     """(labels, p_fake) of every readable image of one set's split."""
-    f = cache / ckpt.sha256(weights)[:16] / f"{name}.{split}.json"
+    f = cache / sha256(weights)[:16] / f"{name}.{split}.json"
     if f.exists():
         d = json.loads(f.read_text())
         return np.array(d["y"], dtype=int), np.array(d["p"], dtype=float)
-    from fakedet import Detector  # torch is imported only when scoring is needed
+    from fakedet.evaluation.report import score_labelled
 
-    items = read_manifest(str(manifest(name)), split)
-    det = Detector.load(weights, provenance=False)
     t0 = time.time()
-    res = det.predict([it.path for it in items])
-    y = [it.label for it, r in zip(items, res) if r.error is None]
-    p = [r.p_fake for r in res if r.error is None]
-    bad = len(items) - len(p)
+    y, p, errors = score_labelled(detector(weights), read_manifest(str(manifest(name)), split))
     print(f"  scored {name}/{split}: {len(p)} images in {time.time() - t0:.0f} s"
-          + (f", {bad} unreadable" if bad else ""), flush=True)
+          + (f", {len(errors)} unreadable" if errors else ""), flush=True)
     f.parent.mkdir(parents=True, exist_ok=True)
-    f.write_text(json.dumps({"y": y, "p": p, "unreadable": bad}))
+    f.write_text(json.dumps({"y": [int(v) for v in y], "p": [float(v) for v in p], "unreadable": len(errors)}))
     return np.array(y, dtype=int), np.array(p, dtype=float)
 
 
@@ -58,7 +66,7 @@ def study(weights: Path, real_sources, fake_sources, heldout, heldout_splits, ca
     val = {n: scores(weights, n, "val", cache) for n in sorted(set(real_sources) | set(fake_sources) | set(PAIRED_SETS) - set(heldout))}
     th = choose({n: val[n][1][val[n][0] == 0] for n in real_sources},
                 {n: val[n][1][val[n][0] == 1] for n in fake_sources})
-    out = {"weights": str(weights), "sha256": ckpt.sha256(weights), "t_fake": th.fake, "t_real": th.real,
+    out = {"weights": str(weights), "sha256": sha256(weights), "t_fake": th.fake, "t_real": th.real,
            "val_auc": {n: auc(*val[n]) for n in PAIRED_SETS if n in val},
            "val_fake_caught": {n: float(np.mean(val[n][1][val[n][0] == 1] >= th.fake)) for n in fake_sources},
            "val_real_labelled_fake": {n: float(np.mean(val[n][1][val[n][0] == 0] >= th.fake)) for n in real_sources},
@@ -68,40 +76,13 @@ def study(weights: Path, real_sources, fake_sources, heldout, heldout_splits, ca
         parts = [scores(weights, n, s, cache) for s in heldout_splits]
         y = np.concatenate([a for a, _ in parts])
         p = np.concatenate([b for _, b in parts])
-        r = {"n": int(len(y)), "real_labelled_fake": float(np.mean(p[y == 0] >= th.fake)) if (y == 0).any() else None,
+        r = {"n": int(len(y)), "n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
+             "real_labelled_fake": float(np.mean(p[y == 0] >= th.fake)) if (y == 0).any() else None,
              "real_labelled_uncertain": float(np.mean((p[y == 0] >= th.real) & (p[y == 0] < th.fake))) if (y == 0).any() else None,
              "fake_labelled_fake": float(np.mean(p[y == 1] >= th.fake)) if (y == 1).any() else None,
              "auc": auc(y, p) if (y == 1).any() and (y == 0).any() else None}
         out["heldout"][n] = r
     return out
-
-
-def write(weights: Path, result: dict, out: Path, cache: Path, real_sources: str, fake_sources: str) -> None:
-    """The checkpoint with the three verdicts' thresholds of ``result`` and, for every set, the
-    share of its real and of its fake val and test images given each verdict."""
-    from fakedet.evaluation.verdicts import FAKE_RULE, REAL_RULE, verdict
-
-    model, meta = ckpt.load(weights)
-    t_fake, t_real = result["t_fake"], result["t_real"]
-    meta.verdicts = {"fake": t_fake, "real": t_real,
-                     "rule": f"fake: {FAKE_RULE.format(0.02)}; real: {REAL_RULE.format(0.10)}"}
-    meta.training["verdict_calibration"] = {
-        "script": "experiments/trust_eval.py", "real_sources": real_sources, "fake_sources": fake_sources,
-        "data": "val splits; docs/decisions/2026-12-01-verdicts-and-trust-weights.md"}
-    for split in ("val", "test"):
-        table = {}
-        for name in BY_NAME:
-            y, p = scores(weights, name, split, cache)
-            v = np.array([verdict(x, t_fake, t_real) for x in p])
-
-            def shares(mask):
-                return {k: float(np.mean(v[mask] == k)) for k in ("fake", "uncertain", "real")} if mask.any() else None
-            table[name] = {"n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
-                           "real": shares(y == 0), "fake": shares(y == 1)}
-        meta.evaluation[f"verdicts_{split}"] = table
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ckpt.save(model, meta, out)
-    print(f"wrote {out}: t_fake {t_fake:.6f}, t_real {t_real:.6f}")
 
 
 def main(argv=None) -> int:
@@ -113,9 +94,6 @@ def main(argv=None) -> int:
     ap.add_argument("--heldout-splits", default="train,val")
     ap.add_argument("--cache", type=Path, default=Path("runs/trust/scores"))
     ap.add_argument("--json", dest="as_json", type=Path, default=None)
-    ap.add_argument("--write", default=None, metavar="NAME=OUT",
-                    help="write checkpoint NAME with the verdict thresholds chosen here, and its "
-                         "verdict shares on every set's val and test split, to OUT")
     args = ap.parse_args(argv)
     split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
     for n in split(args.real_sources) + split(args.fake_sources) + split(args.heldout):
@@ -133,18 +111,14 @@ def main(argv=None) -> int:
     rows += [(f"val AUC {n}", lambda r, n=n: f"{r['val_auc'][n]:.3f}") for n in results[names[0]]["val_auc"]]
     rows += [("val fakes labelled fake (mean over fake sources)", lambda r: f"{r['val_fake_caught_mean']:.3f}")]
     for n in results[names[0]]["heldout"]:
+        rows.append((f"held-out {n} ({args.heldout_splits}) images, real / fake",
+                     lambda r, n=n: f"{r['heldout'][n]['n_real']} / {r['heldout'][n]['n_fake']}"))
         for k in ("real_labelled_fake", "real_labelled_uncertain", "fake_labelled_fake", "auc"):
             if results[names[0]]["heldout"][n][k] is not None:
                 rows.append((f"held-out {n} ({args.heldout_splits}) {k.replace('_', ' ')}",
                              lambda r, n=n, k=k: f"{r['heldout'][n][k]:.3f}"))
     for label, fmt in rows:
         print(f"| {label} | " + " | ".join(fmt(results[m]) for m in names) + " |")
-    if args.write:
-        name, _, out = args.write.partition("=")
-        if name not in results or not out:
-            ap.error("--write NAME=OUT: NAME must be one of the --weights names")
-        write(Path(dict(w.partition("=")[::2] for w in args.weights)[name]), results[name], Path(out),
-              args.cache, args.real_sources, args.fake_sources)
     if args.as_json:
         args.as_json.parent.mkdir(parents=True, exist_ok=True)
         args.as_json.write_text(json.dumps(results, indent=2))
