@@ -11,7 +11,7 @@ from fakedet.training import recipe as rc
 
 REPO = Path(__file__).resolve().parents[1]
 LATER_AUGMENT = {"p_frame"}
-LATER_KEYS = {"train.face_crop_sets", "train.face_crop_boxes"}  # likewise, off when empty
+LATER_KEYS = {"train.face_crop_sets", "train.face_crop_boxes", "train.texture_only_sets"}  # likewise, off when empty
 OLD = json.loads((REPO / "tests" / "data" / "old_recipes.json").read_text())["entries"]
 
 
@@ -43,7 +43,9 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/without_ffpp_unsplash_frame.json", "configs/trust/facecrop.json",
        "configs/trust/without_ffpp_unsplash_facecrop.json", "configs/trust/fresh_without_ffpp_unsplash.json",
        "configs/trust/fresh_without_ffpp_unsplash_facecrop.json",
-       "configs/trust/fresh_without_ffpp_unsplash_stylegan2.json"}
+       "configs/trust/fresh_without_ffpp_unsplash_stylegan2.json",
+       "configs/trust/fresh_without_ffpp_unsplash_sd15.json",
+       "configs/trust/fresh_without_ffpp_unsplash_sd15texture.json"}
 
 
 def test_every_recipe_file_is_covered_and_valid():
@@ -203,3 +205,14 @@ def test_the_trust_runs_of_the_continued_training_decision_differ_only_as_it_say
     d1, d3 = f1.to_dict()["train"], f3.to_dict()["train"]
     d1.pop("sbi_sets"), d3.pop("sbi_sets")
     assert d1 == d3
+    # docs/decisions/2026-12-01-sd15-look.md: G1 is F1 without sd15_finetunes (a fake-only set:
+    # no self-blends to drop), G2 is F1 with sd15_finetunes read through the texture branch only
+    g1 = rc.resolve(REPO / "configs/trust/fresh_without_ffpp_unsplash_sd15.json")
+    assert set(f1.data.train_sets) - set(g1.data.train_sets) == {"sd15_finetunes"}
+    assert "sd15_finetunes" not in g1.data.calibration and g1.data.eval_sets == f1.data.eval_sets
+    assert g1.to_dict()["train"] == f1.to_dict()["train"]
+    g2 = rc.resolve(REPO / "configs/trust/fresh_without_ffpp_unsplash_sd15texture.json").to_dict()
+    assert g2["train"].pop("texture_only_sets") == ["sd15_finetunes"] and f1.train.texture_only_sets == []
+    d1 = f1.to_dict()
+    d1["train"].pop("texture_only_sets")
+    assert (g2["data"], g2["train"]) == (d1["data"], d1["train"])

@@ -432,3 +432,25 @@ def test_face_crop_sets_need_their_boxes_and_crop_both_classes(tmp_path):
         whole = TrainSet(items, pre, off, 0, fresh_draws=False)[i][0]
         cropped = TrainSet(items, pre, off, 0, fresh_draws=False, crop_boxes=box)[i][0]
         assert whole.shape == cropped.shape and not torch.equal(whole, cropped)
+
+
+def test_texture_only_rows_keep_their_texture_features_and_pass_no_gradient_to_the_rest():
+    from fakedet.training.loop import texture_features_only
+
+    feats = torch.arange(1.0, 13.0).view(2, 6).requires_grad_()
+    out = texture_features_only(feats, torch.tensor([True, False]), texture_dim=2)
+    assert out[0].tolist() == [0, 0, 0, 0, 5, 6] and torch.equal(out[1], feats[1])
+    out.sum().backward()
+    assert feats.grad[0].tolist() == [0, 0, 0, 0, 1, 1] and feats.grad[1].tolist() == [1] * 6
+
+
+@pytest.mark.slow
+def test_texture_only_sets_must_be_trained_on_and_then_train(tmp_path):
+    data = tmp_path / "data"
+    _tiny_sets(data)
+    cfg = tmp_path / "tex.json"
+    cfg.write_text(json.dumps(_tiny_recipe(texture_only_sets=["elsewhere"])))
+    with pytest.raises(TrainingError, match="elsewhere"):
+        run_recipe(cfg, data, tmp_path / "a")
+    cfg.write_text(json.dumps(_tiny_recipe(texture_only_sets=["gen"])))
+    assert run_recipe(cfg, data, tmp_path / "b") == 0

@@ -83,6 +83,15 @@ def imagenet_init(model: FakeDetector, source: str) -> None:
     log.info("backbone initialised from %s ImageNet weights", source)
 
 
+def texture_features_only(feats: torch.Tensor, rows: torch.Tensor, texture_dim: int) -> torch.Tensor:
+    """``feats`` with every feature but the texture branch's (the last ``texture_dim``, see
+    ``FakeDetector.features``) set to zero in the rows where ``rows`` is true: the head then
+    reads those images' local texture only, and the backbone and colour branch get no gradient
+    from them (``train.texture_only_sets``)."""
+    cols = torch.arange(feats.shape[1], device=feats.device) < feats.shape[1] - texture_dim
+    return feats.masked_fill(rows.to(feats.device)[:, None] & cols[None, :], 0.0)
+
+
 def train(recipe: Recipe, data_root: str | Path, out: str | Path, eval_only: bool = False) -> Path:
     """Trains (or resumes) the run of ``recipe`` in folder ``out`` on the sets under ``data_root``,
     then calibrates and evaluates it; ``eval_only`` skips training and recalibrates the last
@@ -171,6 +180,16 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
         every = json.loads(boxes_file.read_text())
         crop_boxes = {k: v for k, v in every.items() if k.split("/", 1)[0] in tr.face_crop_sets}
         log.info("cropping %d images of %s to their faces", len(crop_boxes), ", ".join(tr.face_crop_sets))
+    texture_only = None
+    if tr.texture_only_sets:
+        unknown = sorted(set(tr.texture_only_sets) - set(train_sets))
+        if unknown or not cfg.use_texture:
+            raise TrainingError(f"train.texture_only_sets needs sets that are trained on and a texture "
+                                f"branch (not trained on: {unknown}; texture branch: {cfg.use_texture})")
+        # indexed like TrainSet.set_index: the sorted set names
+        texture_only = torch.tensor([name in tr.texture_only_sets
+                                     for name in sorted({it[2] for it in train_items})])
+        log.info("the head reads only texture features of %s", ", ".join(tr.texture_only_sets))
     if shares:
         log.info("pseudo-fake shares of the samples: %s", shares)
     log.info("training on %d images from %s", len(items), ", ".join(train_sets))
@@ -233,6 +252,8 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
                 for p in backbone_params:
                     p.requires_grad_(step >= probe)
             feats = model.features(view, patches)
+            if texture_only is not None:
+                feats = texture_features_only(feats, texture_only[set_idx], cfg.texture_dim)
             loss = F.binary_cross_entropy_with_logits(model.logit(feats), label)
             if domain is not None:
                 alpha = dom_w * (2.0 / (1.0 + math.exp(-10.0 * frac)) - 1.0)  # Ganin's ramp

@@ -108,6 +108,12 @@ class Train:
     # classes are framed differently (stylegan2_faces: tight crops against aligned portraits).
     face_crop_sets: list[str] = field(default_factory=list)
     face_crop_boxes: Optional[str] = None
+    # Sets whose images the head learns from through the native-resolution texture branch only:
+    # for their samples the backbone's and colour branch's features are withheld (zeroed) before
+    # the head, so neither gets a gradient from them. For a fake-only set whose content and
+    # composition no real set shares (sd15_finetunes), so that "looks like this set" cannot be
+    # learnt as "fake" while its pixel-level traces still can.
+    texture_only_sets: list[str] = field(default_factory=list)
     recon_share: float = 0.0  # decoder-trace pseudo-fakes' share of the samples
     recon_dir: str = "runs/decoders"
     recon_local: float = 0.5
