@@ -45,7 +45,8 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/fresh_without_ffpp_unsplash_facecrop.json",
        "configs/trust/fresh_without_ffpp_unsplash_stylegan2.json",
        "configs/trust/fresh_without_ffpp_unsplash_sd15.json",
-       "configs/trust/fresh_without_ffpp_unsplash_sd15texture.json"}
+       "configs/trust/fresh_without_ffpp_unsplash_sd15texture.json",
+       "configs/trust/h_sd15texture_4000.json"}
 
 
 def test_every_recipe_file_is_covered_and_valid():
@@ -216,3 +217,9 @@ def test_the_trust_runs_of_the_continued_training_decision_differ_only_as_it_say
     d1 = f1.to_dict()
     d1["train"].pop("texture_only_sets")
     assert (g2["data"], g2["train"]) == (d1["data"], d1["train"])
+    # H is G2 trained as long as the shipped weights (configs/base.json)
+    h = rc.resolve(REPO / "configs/trust/h_sd15texture_4000.json").to_dict()
+    assert h["train"].pop("steps") == rc.resolve(REPO / "configs/base.json").train.steps == 4000
+    g2["train"].pop("steps")
+    g2["train"]["texture_only_sets"] = ["sd15_finetunes"]
+    assert (h["data"], h["train"]) == (g2["data"], g2["train"])
