@@ -46,7 +46,7 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/fresh_without_ffpp_unsplash_stylegan2.json",
        "configs/trust/fresh_without_ffpp_unsplash_sd15.json",
        "configs/trust/fresh_without_ffpp_unsplash_sd15texture.json",
-       "configs/trust/h_sd15texture_4000.json"}
+       "configs/trust/h_sd15texture_4000.json", "configs/trust/h1_without_sd15_4000.json"}
 
 
 def test_every_recipe_file_is_covered_and_valid():
@@ -223,3 +223,9 @@ def test_the_trust_runs_of_the_continued_training_decision_differ_only_as_it_say
     g2["train"].pop("steps")
     g2["train"]["texture_only_sets"] = ["sd15_finetunes"]
     assert (h["data"], h["train"]) == (g2["data"], g2["train"])
+    # H1 is G1 trained as long as the shipped weights
+    h1 = rc.resolve(REPO / "configs/trust/h1_without_sd15_4000.json").to_dict()
+    assert h1["train"].pop("steps") == 4000
+    g1d = g1.to_dict()
+    g1d["train"].pop("steps")
+    assert (h1["data"], h1["train"]) == (g1d["data"], g1d["train"])
