@@ -71,7 +71,9 @@ def test_closed_pipe_ends_every_command_quietly(tiny_weights, many, tmp_path, co
 
 
 def test_ctrl_c_flushes_and_exits_130(tiny_weights, many):
-    p = fakedet("scan", "-w", str(tiny_weights), "-j", "1", "-b", "1", str(many), str(many), str(many))
+    # far more images than can be scored before the signal arrives, even on a loaded machine
+    # (a run of three copies once ended before it); the signal ends the scan at once
+    p = fakedet("scan", "-w", str(tiny_weights), "-j", "1", "-b", "1", *[str(many)] * 50)
     first = p.stdout.readline()  # wait until records flow
     assert first
     p.send_signal(signal.SIGINT)
@@ -117,7 +119,7 @@ def test_a_full_disk_is_reported_not_a_traceback(tiny_weights, many, to_file):
 def test_ctrl_c_during_eval_exits_130(tiny_weights, many, tmp_path):
     (tmp_path / "real").symlink_to(many)
     (tmp_path / "fake").symlink_to(many)
-    p = fakedet("eval", "-w", str(tiny_weights), "-j", "1", "-b", "1", "--progress", *[str(tmp_path)] * 3)
+    p = fakedet("eval", "-w", str(tiny_weights), "-j", "1", "-b", "1", "--progress", *[str(tmp_path)] * 50)
     seen = b""
     while b"img" not in seen:  # wait until scoring has begun: the progress bar draws on stderr
         chunk = p.stderr.read(4096)  # one read of the raw pipe: what has arrived
