@@ -27,7 +27,7 @@ class TrainSet(torch.utils.data.Dataset):
         self.crop_boxes = crop_boxes or {}
         self.sbi_version, self.face_boxes = sbi_version, face_boxes or {}
         self.recon_dir, self.recon_local, self.view_crop = recon_dir, recon_local, view_crop
-        self.set_index = {name: k for k, name in enumerate(sorted({it[2] for it in items}))}
+        self.set_index = {name: k for k, name in enumerate(set_order(items))}
         # Each draw of an image gets augmentations of its own. Recipes trained before this was
         # fixed (``legacy_augment_seed``) seeded them from the image and the worker only, so an
         # image had one fixed variant per loader worker for the whole run; they keep that, so
@@ -82,6 +82,11 @@ class EvalSet(torch.utils.data.Dataset):
             img = native_crop(img, self.pre.global_size, None)
         view, patches = imageio.preprocess(img, self.pre)
         return torch.from_numpy(view), torch.from_numpy(patches)
+
+
+def set_order(items) -> list[str]:
+    """The set names of ``items`` in the order of the set index each sample carries."""
+    return sorted({it[2] for it in items})
 
 
 def load_sets(root: Path, sets: list[str], split: str):

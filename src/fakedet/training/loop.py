@@ -47,7 +47,7 @@ from fakedet.model import checkpoint as ckpt
 from fakedet.model.config import ModelConfig
 from fakedet.model.fused import FakeDetector
 from fakedet.training.averaging import WeightAverage, recompute_bn
-from fakedet.training.datasets import TrainSet, balanced_weights, load_sets, with_pseudo_fakes
+from fakedet.training.datasets import TrainSet, balanced_weights, load_sets, set_order, with_pseudo_fakes
 from fakedet.training.decoders import load_all
 from fakedet.training.domain import DomainHeads
 from fakedet.training.evaluate import calibrate, evaluate
@@ -186,9 +186,7 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
         if unknown or not cfg.use_texture:
             raise TrainingError(f"train.texture_only_sets needs sets that are trained on and a texture "
                                 f"branch (not trained on: {unknown}; texture branch: {cfg.use_texture})")
-        # indexed like TrainSet.set_index: the sorted set names
-        texture_only = torch.tensor([name in tr.texture_only_sets
-                                     for name in sorted({it[2] for it in train_items})])
+        texture_only = torch.tensor([name in tr.texture_only_sets for name in set_order(train_items)])
         log.info("the head reads only texture features of %s", ", ".join(tr.texture_only_sets))
     if shares:
         log.info("pseudo-fake shares of the samples: %s", shares)
