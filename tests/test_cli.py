@@ -443,3 +443,20 @@ def test_info_reads_the_header_without_importing_torch(tiny_weights):
     r = subprocess.run([sys.executable, "-c", code, str(tiny_weights)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "test_efficientnet" in r.stdout and "parameters:" in r.stdout
+
+
+def test_info_names_the_run_a_warm_restart_began_from(runner, tmp_path):
+    """Weights continued from another run (``train.init_from``) say so, with the parent's
+    file, sha256, length and sets: what they learnt first is part of what they are."""
+    from conftest import make_tiny_checkpoint
+    from fakedet.model import checkpoint as ckpt
+
+    path = make_tiny_checkpoint(tmp_path / "child.safetensors")
+    model, meta = ckpt.load(path)
+    meta.training["continued_from"] = {"path": "weights/parent.safetensors", "sha256": "ab" * 32,
+                                       "steps": 4000, "train_sets": ["dfdc_faceswap", "sd15_finetunes"]}
+    ckpt.save(model, meta, path)
+    out = runner.invoke(cli, ["info", "--weights", str(path)]).stdout
+    assert "continued:    from weights/parent.safetensors (sha256 abababababab, 4000 steps on dfdc_faceswap, sd15_finetunes)" in out
+    plain = runner.invoke(cli, ["info", "--weights", str(make_tiny_checkpoint(tmp_path / "plain.safetensors"))]).stdout
+    assert "continued:" not in plain

@@ -74,6 +74,11 @@ def info(weights, as_json):
         took = f", {secs / 60:.0f} min" if secs else ""
         click.echo(f"training:     {tr.get('steps')} steps x {tr.get('batch_size')} images, seed {tr.get('seed')}"
                    f"{took} ({tr.get('script', '')})")
+    parent = tr.get("continued_from")
+    if parent:  # a warm restart: these weights began as another run's
+        sets = f" on {', '.join(parent['train_sets'])}" if parent.get("train_sets") else ""
+        click.echo(f"continued:    from {parent.get('path')} (sha256 {str(parent.get('sha256'))[:12]}, "
+                   f"{parent.get('steps')} steps{sets})")
     ev = d["evaluation"]
     if "test_ece_uncalibrated" in ev and "all" in ev.get("test", {}):
         click.echo(f"calibration:  test ECE {ev['test_ece_uncalibrated']:.4f} at T=1, "

@@ -137,7 +137,8 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
         if ModelConfig.from_dict(parent_meta.model).to_dict() | {"name": None} != cfg.to_dict() | {"name": None}:
             raise TrainingError(f"{parent_path}: its model config differs from the recipe's")
         parent_info = {"path": str(parent_path), "sha256": ckpt.sha256(parent_path),
-                       "steps": parent_meta.training.get("steps")}
+                       "steps": parent_meta.training.get("steps"),
+                       "train_sets": parent_meta.training.get("train_sets")}
     prev_seconds = 0.0  # training time of earlier segments of an interrupted run
     if eval_only and not last.exists():
         raise TrainingError(f"--eval-only: {last} does not exist; train the run first")
