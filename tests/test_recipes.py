@@ -46,7 +46,8 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/fresh_without_ffpp_unsplash_stylegan2.json",
        "configs/trust/fresh_without_ffpp_unsplash_sd15.json",
        "configs/trust/fresh_without_ffpp_unsplash_sd15texture.json",
-       "configs/trust/h_sd15texture_4000.json", "configs/trust/h1_without_sd15_4000.json"}
+       "configs/trust/h_sd15texture_4000.json", "configs/trust/h1_without_sd15_4000.json",
+       "configs/trust/h2_continue_without_sd15.json"}
 
 
 def test_every_recipe_file_is_covered_and_valid():
@@ -152,7 +153,8 @@ def test_the_trust_recipe_is_the_run_its_decision_record_names():
     assert r.data.train_sets == list(BY_NAME) and r.data.eval_sets == list(BY_NAME)
     t = r.train
     assert (t.steps, t.lr, t.warmup, t.seed, t.sbi_share) == (1000, 3e-4, 50, 0, 0.15)
-    assert t.init_from == "weights/fakedet-default.safetensors" and not t.legacy_augment_seed
+    # the weights configs/base.json makes, not weights/: those are H2's since it shipped
+    assert t.init_from == "runs/default/final.safetensors" and not t.legacy_augment_seed
     assert set(t.sbi_sets) == {n for n, s in BY_NAME.items() if s.faces}
 
 
@@ -229,3 +231,10 @@ def test_the_trust_runs_of_the_continued_training_decision_differ_only_as_it_say
     g1d = g1.to_dict()
     g1d["train"].pop("steps")
     assert (h1["data"], h1["train"]) == (g1d["data"], g1d["train"])
+    # H2 is A without sd15_finetunes (training and calibration), continued as A is
+    h2 = rc.resolve(REPO / "configs/trust/h2_continue_without_sd15.json").to_dict()
+    assert h2["data"]["train_sets"] == g1.data.train_sets
+    assert set(da["data"]["train_sets"]) - set(h2["data"]["train_sets"]) == {"sd15_finetunes"}
+    assert h2["train"]["init_from"] == "runs/default/final.safetensors"
+    h2["data"]["train_sets"] = da["data"]["train_sets"]
+    assert (h2["data"], h2["train"]) == (da["data"], da["train"])
