@@ -240,7 +240,8 @@ def test_a_finished_run_can_be_continued_and_records_its_parent(tmp_path):
     second.write_text(json.dumps(_tiny_recipe(init_from=str(parent), steps=1, seed=1)))
     assert run_recipe(second, data, tmp_path / "b") == 0
     info = ckpt.read_meta(tmp_path / "b" / "final.safetensors").training["continued_from"]
-    assert info == {"path": str(parent), "sha256": ckpt.sha256(parent), "steps": 2}
+    assert info == {"path": str(parent), "sha256": ckpt.sha256(parent), "steps": 2,
+                    "train_sets": meta.training["train_sets"]}
 
     # A parent with another architecture is refused before anything is trained.
     other = _tiny_recipe(init_from=str(parent))
