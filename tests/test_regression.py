@@ -1,5 +1,5 @@
 """The shipped weights still reach their model-card figures on the test splits: AUC on the
-sets with both classes (the four paired sets and the unseen ffpp_faces), and how often each
+sets with both classes (the four paired sets and ffpp_faces), and how often each
 verdict is given on every set (real images labelled fake at most 0.02 above, fakes labelled fake
 at most 0.05 below the figures stored in the checkpoint).
 
@@ -18,7 +18,7 @@ from fakedet.evaluation.metrics import auc
 
 from conftest import SHARED_DATA
 
-# the sets with both classes; ffpp_faces is unseen by the weights (its AUC is a transfer figure)
+# the sets with both classes
 AUC_SETS = ["dfdc_faceswap", "lfw_faceswap", "cifake_sd14", "stylegan2_faces", "ffpp_faces"]
 VERDICT_SETS = ["dfdc_faceswap", "lfw_faceswap", "cifake_sd14", "stylegan2_faces", "imagenet_real_photos",
                 "sd15_finetunes", "ffpp_faces", "utkface_real", "unsplash_portraits"]
