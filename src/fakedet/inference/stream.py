@@ -36,7 +36,16 @@ class ResultStream:
         self._pipeline = pipeline
 
     def __iter__(self) -> Iterator[list[Result]]:
-        return iter(self._batches)
+        try:
+            yield from self._batches
+        except RuntimeError as exc:
+            # Ctrl-C or SIGTERM landing inside a wait on a worker's future (threading.Condition
+            # .wait re-acquiring its lock) can leave the lock unacquired; the ``with`` around the
+            # wait then fails with this error, the interruption as its context. It is that
+            # interruption, and the caller must see it as one (flush, status 130 or 143).
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                raise exc.__context__ from None
+            raise
 
     def close(self) -> None:
         if self._pipeline is not None:
