@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import random
 from pathlib import Path
 
@@ -89,11 +90,14 @@ def set_order(items) -> list[str]:
     return sorted({it[2] for it in items})
 
 
-def load_sets(root: Path, sets: list[str], split: str):
-    """(path, label, set) of every image in ``split`` of each set, in the sets' order."""
+def load_sets(root: Path, sets: list[str], split: str, exclude_groups=()):
+    """(path, label, set) of every image in ``split`` of each set, in the sets' order, less
+    those whose manifest ``group`` matches one of the shell patterns ``exclude_groups``."""
     items = []
     for name in sets:
         for row in read_manifest(manifest(name, root), split):
+            if any(fnmatch.fnmatchcase(row.group, pat) for pat in exclude_groups):
+                continue
             items.append((row.path, row.label, name))
     return items
 

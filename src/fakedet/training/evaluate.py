@@ -27,9 +27,11 @@ def logits_for(model, items, pre, batch_size, workers, view_crop=False):
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
-def evaluate(model, root, sets, split, pre, temperature, threshold, bs, workers, view_crop=False):
-    """Metrics over ``split`` of all ``sets`` and of each; also the logits, labels and set names."""
-    items = load_sets(root, sets, split)
+def evaluate(model, root, sets, split, pre, temperature, threshold, bs, workers, view_crop=False,
+             exclude_groups=()):
+    """Metrics over ``split`` of all ``sets`` and of each (less the manifest groups matching
+    ``exclude_groups``); also the logits, labels and set names."""
+    items = load_sets(root, sets, split, exclude_groups)
     z = logits_for(model, items, pre, bs, workers, view_crop)
     p = sigmoid(z / temperature)
     labels = np.array([it[1] for it in items])

@@ -155,7 +155,7 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
     elif cfg.use_backbone and tr.init:
         imagenet_init(model, tr.init)
 
-    items = load_sets(root, train_sets, "train")
+    items = load_sets(root, train_sets, "train", recipe.data.exclude_groups)
     if tr.pseudo_only:  # real images against pseudo-fakes: no generator's fakes are seen
         items = [it for it in items if it[1] == 0]
     shares = {k: v for k, v in (("sbi", tr.sbi_share), ("recon", tr.recon_share)) if v}
@@ -301,9 +301,12 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
     model.eval()
     workers = tr.workers
     vc = tr.view_crop
-    _, zval, yval, nval = evaluate(model, root, calib_sets, "val", pre, 1.0, 0.5, 64, workers, vc)
+    held_out = recipe.data.exclude_groups
+    _, zval, yval, nval = evaluate(model, root, calib_sets, "val", pre, 1.0, 0.5, 64, workers, vc,
+                                   held_out)
     temperature, threshold, rule = calibrate(zval, yval, nval, calib_sets, recipe.calibration)
-    val_res, _, _, _ = evaluate(model, root, calib_sets, "val", pre, temperature, threshold, 64, workers, vc)
+    val_res, _, _, _ = evaluate(model, root, calib_sets, "val", pre, temperature, threshold, 64,
+                                workers, vc, held_out)
     for name, r in val_res.items():
         log.info("val %-22s n=%5d fpr %.4f", name, r["n"], r["fpr"])
     test_res, ztest, ytest, _ = evaluate(model, root, eval_sets, "test", pre, temperature, threshold, 64, workers, vc)

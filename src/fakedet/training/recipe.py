@@ -59,6 +59,10 @@ class Data:
     train_sets: list[str]
     eval_sets: list[str]
     calibration_sets: Optional[list[str]] = None  # None: the training sets
+    # Shell patterns on a manifest's ``group`` column: matching images are left out of training
+    # and of the val calibration (never out of the test figures), e.g. "ffpp-*-Deepfakes-*" to
+    # hold one FaceForensics++ method out of a run.
+    exclude_groups: list[str] = field(default_factory=list)
 
     @property
     def calibration(self) -> list[str]:
