@@ -47,7 +47,8 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/fresh_without_ffpp_unsplash_sd15.json",
        "configs/trust/fresh_without_ffpp_unsplash_sd15texture.json",
        "configs/trust/h_sd15texture_4000.json", "configs/trust/h1_without_sd15_4000.json",
-       "configs/trust/h2_continue_without_sd15.json", "configs/trust/h3_continue_with_ffpp.json"}
+       "configs/trust/h2_continue_without_sd15.json", "configs/trust/h3_continue_with_ffpp.json",
+       *(f"configs/trust/lomo_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
 
 
 def test_every_recipe_file_is_covered_and_valid():
@@ -242,3 +243,19 @@ def test_the_trust_runs_of_the_continued_training_decision_differ_only_as_it_say
     assert h3["data"].pop("train_sets") == g1.data.train_sets + ["ffpp_faces"]
     assert h3["train"].pop("sbi_sets") == h2["train"].pop("sbi_sets") + ["ffpp_faces"]
     assert (h3["data"], h3["train"]) == (h2["data"], h2["train"])
+
+
+@pytest.mark.parametrize("method", ["Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"])
+def test_leave_one_method_out_recipes_are_h3_without_that_method(method):
+    import fnmatch
+
+    h3 = rc.resolve(REPO / "configs/trust/h3_continue_with_ffpp.json").to_dict()
+    lomo = rc.resolve(REPO / f"configs/trust/lomo_{method.lower()}.json").to_dict()
+    patterns = lomo["data"].pop("exclude_groups")
+    assert h3["data"].pop("exclude_groups") == []
+    assert (lomo["data"], lomo["train"], lomo["calibration"]) == (h3["data"], h3["train"], h3["calibration"])
+    # the manifest's groups look like ffpp-<split>-<method>-v<video>; the originals' are "real"
+    hit = lambda g: any(fnmatch.fnmatchcase(g, p) for p in patterns)  # noqa: E731
+    assert hit(f"ffpp-train-{method}-v12") and hit(f"ffpp-test-{method}-v3")
+    others = {"Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures", "real"} - {method}
+    assert not any(hit(f"ffpp-train-{m}-v12") for m in others)

@@ -13,7 +13,7 @@ from PIL import Image
 from fakedet.model import checkpoint as ckpt
 from fakedet.training import TrainingError, decoders, resolve, train
 from fakedet.training.augment import augment, face_crop, native_crop, reframe
-from fakedet.training.datasets import TrainSet, balanced_weights, with_pseudo_fakes
+from fakedet.training.datasets import TrainSet, balanced_weights, load_sets, with_pseudo_fakes
 from fakedet.training.domain import DomainHeads
 from fakedet.training.selfblend import face_mask, perturbed_copy, self_blend, self_blend_v2
 
@@ -222,6 +222,31 @@ def run_recipe(config, data, out, *sets, eval_only=False) -> int:
     """What ``experiments/train.py --config CONFIG --data DATA --out OUT --set ...`` does."""
     train(resolve(config, sets), data, out, eval_only=eval_only)
     return 0
+
+
+def test_excluded_groups_leave_only_their_own_rows(tmp_path):
+    _tiny_sets(tmp_path)
+    every = load_sets(tmp_path, ["faces", "gen"], "train")
+    kept = load_sets(tmp_path, ["faces", "gen"], "train", ["train0", "nothing-*"])
+    gone = {(p, y, n) for p, y, n in every} - set(kept)
+    assert len(every) == 16 and len(kept) == 12
+    assert {Path(p).name for p, _, _ in gone} == {"train_0_0.jpg", "train_1_0.jpg"}
+    assert load_sets(tmp_path, ["faces"], "val", ["train*"]) == load_sets(tmp_path, ["faces"], "val")
+
+
+@pytest.mark.slow
+def test_excluded_groups_are_left_out_of_training_and_calibration_but_not_test(tmp_path, caplog):
+    data = tmp_path / "data"
+    _tiny_sets(data)
+    config = tmp_path / "held.json"
+    recipe = _tiny_recipe()
+    recipe["data"]["exclude_groups"] = ["train0", "val0", "test0"]
+    config.write_text(json.dumps(recipe))
+    with caplog.at_level("INFO", logger="fakedet.training"):
+        assert run_recipe(config, data, tmp_path / "a") == 0
+    assert any("training on 12 images" in r.getMessage() for r in caplog.records)
+    ev = ckpt.read_meta(tmp_path / "a" / "final.safetensors").evaluation
+    assert ev["val"]["faces"]["n"] == 6 and ev["test"]["faces"]["n"] == 8
 
 
 @pytest.mark.slow
