@@ -467,3 +467,59 @@ def test_an_interruption_inside_a_workers_wait_stays_an_interruption():
         yield
     with pytest.raises(RuntimeError, match="a bug"):
         list(ResultStream(None, broken()))
+
+
+class _InterruptedWait:
+    """A future (or event) whose wait fails as Python's does when Ctrl-C or SIGTERM lands while
+    ``threading.Condition.wait`` re-acquires its lock."""
+
+    def __init__(self, signal_exc):
+        self.signal_exc = signal_exc
+
+    def result(self, *a):
+        try:
+            raise self.signal_exc
+        except KeyboardInterrupt:
+            raise RuntimeError("cannot release un-acquired lock")
+
+    wait = result
+
+
+@pytest.mark.parametrize("make", ["KeyboardInterrupt", "Terminated"])
+def test_every_wait_on_a_worker_raises_the_interruption_not_the_lock_error(make, monkeypatch):
+    """Not only the scan's stream: eval's and explain's paths wait on decode futures, on the
+    model threads and on a loading model too. Each of those waits raises the interruption."""
+    import torch
+
+    from fakedet.cli.common import Terminated
+    from fakedet.inference import cpurun, pipeline, stream
+
+    def signal_exc():
+        return KeyboardInterrupt() if make == "KeyboardInterrupt" else Terminated()
+
+    exc = signal_exc()
+    with pytest.raises(type(exc)) as got:
+        pipeline._gather([_InterruptedWait(exc)])
+    assert got.value is exc
+
+    class Pool:
+        def map(self, fn, items):
+            yield from ()
+            _InterruptedWait(exc_map).result()
+
+    exc_map = signal_exc()
+    runner = cpurun.CpuRunner.__new__(cpurun.CpuRunner)
+    monkeypatch.setattr(runner, "_start", lambda: Pool(), raising=False)
+    with pytest.raises(type(exc_map)) as got:
+        runner(torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 3, 4, 4))
+    assert got.value is exc_map
+
+    exc_load = signal_exc()
+    loading = stream._Loading(lambda: None)
+    loading._done = _InterruptedWait(exc_load)
+    with pytest.raises(type(exc_load)) as got:
+        loading.result()
+    assert got.value is exc_load
+
+    with pytest.raises(RuntimeError, match="a bug"), pipeline.waiting():
+        raise RuntimeError("a bug")

@@ -25,6 +25,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
+from fakedet.inference.pipeline import waiting
+
 #: images per model call on the CPU (see the module's docstring)
 SUB_BATCH = 8
 
@@ -89,8 +91,9 @@ class CpuRunner:
                 pool = ThreadPoolExecutor(self.slots, thread_name_prefix="fakedet-model",
                                           initializer=_set_threads, initargs=(self.per,))
                 # one task per thread, each waiting for the others: every thread is started now
-                for f in [pool.submit(started.wait) for _ in range(self.slots)]:
-                    f.result()
+                with waiting():
+                    for f in [pool.submit(started.wait) for _ in range(self.slots)]:
+                        f.result()
                 torch.set_num_threads(own)
                 self._pool = pool
         return self._pool
@@ -108,4 +111,5 @@ class CpuRunner:
             with torch.inference_mode():
                 return self.model(*padded(v, p))[:len(v)]
 
-        return list(pool.map(run, subs))
+        with waiting():
+            return list(pool.map(run, subs))

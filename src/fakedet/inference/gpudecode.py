@@ -23,7 +23,7 @@ from PIL import Image
 
 from fakedet.data import decode, provenance
 from fakedet.data.sources import Item
-from fakedet.inference.pipeline import Decoded, DecodedBatch, Task, prepare_batch
+from fakedet.inference.pipeline import Decoded, DecodedBatch, Task, prepare_batch, waiting
 
 
 def _header(data: bytes) -> Optional[tuple[int, int]]:
@@ -76,7 +76,8 @@ class TensorDecoder:
         out: list = [None] * len(pending)
         jpeg_idx, jpeg_data, jpeg_raw, sizes = [], [], [], []
         for i, (item, fut) in enumerate(pending):
-            data, err = fut.result()
+            with waiting():
+                data, err = fut.result()
             if err is not None:
                 out[i] = Decoded.failed(item.path, err, [] if self.task.provenance else None)
                 continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
@@ -225,4 +226,20 @@ def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 
 def _gather(futures) -> DecodedBatch:
-    return [r for fut in futures for r in fut.result()]
+    with waiting():
+        return [r for fut in futures for r in fut.result()]
+
+
+@contextmanager
+def waiting() -> Iterator[None]:
+    """Around a wait on another thread (a future's result, an event): Ctrl-C or SIGTERM landing
+    while ``threading.Condition.wait`` re-acquires its lock can leave the lock unacquired, and
+    the ``with`` around the wait then fails with ``RuntimeError: cannot release un-acquired
+    lock``, the interruption as its context. It is that interruption, and callers must see it as
+    one (records flushed, status 130 or 143); other errors pass unchanged."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise exc.__context__ from None
+        raise

@@ -17,7 +17,7 @@ from fakedet.data.sources import Item
 from fakedet.inference.detector import Detector
 from fakedet.inference.device import default_workers, gpu_driver_present
 from fakedet.inference.inputs import as_items
-from fakedet.inference.pipeline import DecodePipeline, Task, chunks
+from fakedet.inference.pipeline import DecodePipeline, Task, chunks, waiting
 from fakedet.inference.result import Result
 from fakedet.model import checkpoint as ckpt
 
@@ -36,16 +36,8 @@ class ResultStream:
         self._pipeline = pipeline
 
     def __iter__(self) -> Iterator[list[Result]]:
-        try:
+        with waiting():  # the waits inside are guarded too; this covers any other
             yield from self._batches
-        except RuntimeError as exc:
-            # Ctrl-C or SIGTERM landing inside a wait on a worker's future (threading.Condition
-            # .wait re-acquiring its lock) can leave the lock unacquired; the ``with`` around the
-            # wait then fails with this error, the interruption as its context. It is that
-            # interruption, and the caller must see it as one (flush, status 130 or 143).
-            if isinstance(exc.__context__, KeyboardInterrupt):
-                raise exc.__context__ from None
-            raise
 
     def close(self) -> None:
         if self._pipeline is not None:
@@ -87,8 +79,9 @@ class _Loading:
         return self._done.is_set()
 
     def result(self):
-        while not self._done.wait(0.05):
-            pass
+        with waiting():
+            while not self._done.wait(0.05):
+                pass
         if self._error is not None:
             raise self._error
         return self._value
