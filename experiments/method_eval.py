@@ -7,8 +7,8 @@ checkpoint, the AUC of one method's ffpp_faces fakes against all ffpp_faces real
         --weights lomo_deepfakes=runs/trust/lomo_deepfakes/final.safetensors \\
         --weights H3=runs/trust/h3_continue_with_ffpp/final.safetensors --json runs/trust/lomo.json
 
-Scores are each checkpoint's own calibrated ``p_fake`` (whole image, no face mode), cached like
-``trust_eval.py``'s under ``--cache``.
+Scores are each checkpoint's own calibrated ``p_fake`` (whole image, no face mode), cached
+under ``--cache`` as ``trust_eval.py``'s are (``fakedet.evaluation.scorecache``).
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ import numpy as np
 from fakedet.data.labelled import read_manifest
 from fakedet.data.sets import manifest
 from fakedet.evaluation.metrics import auc
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from trust_eval import scores  # noqa: E402
+from fakedet.evaluation.scorecache import scores
 
 METHODS = ["Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"]
 

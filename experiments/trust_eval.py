@@ -10,56 +10,24 @@ held-out source's images labelled ``fake`` (or its AUC) at those thresholds.
         --heldout ffpp_faces,unsplash_portraits --heldout-splits train,val --json runs/trust/a.json
 
 Scores are the calibrated ``p_fake`` of ``fakedet.Detector`` (whole image, no face mode, no
-provenance), cached per checkpoint sha256, set and split under ``--cache`` so that a second
-reading costs nothing. An unreadable image is left out and counted.
+provenance), cached per checkpoint sha256, set and split under ``--cache``
+(``fakedet.evaluation.scorecache``). An unreadable image is left out and counted.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
-from fakedet.data.labelled import read_manifest
-from fakedet.data.sets import BY_NAME, PAIRED, manifest
+from fakedet.data.sets import BY_NAME, PAIRED
 from fakedet.evaluation.metrics import auc
+from fakedet.evaluation.scorecache import scores, sha256
 from fakedet.evaluation.verdicts import choose
-from fakedet.model import checkpoint as ckpt
 
 PAIRED_SETS = [s.name for s in BY_NAME.values() if s.kind == PAIRED]
-
-
-@functools.lru_cache(maxsize=None)
-def sha256(weights: Path) -> str:
-    return ckpt.sha256(weights)
-
-
-@functools.lru_cache(maxsize=1)
-def detector(weights: Path):
-    from fakedet import Detector  # torch is imported only when scoring is needed
-
-    return Detector.load(weights, provenance=False)
-
-
-def scores(weights: Path, name: str, split: str, cache: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, p_fake) of every readable image of one set's split."""
-    f = cache / sha256(weights)[:16] / f"{name}.{split}.json"
-    if f.exists():
-        d = json.loads(f.read_text())
-        return np.array(d["y"], dtype=int), np.array(d["p"], dtype=float)
-    from fakedet.evaluation.report import score_labelled
-
-    t0 = time.time()
-    y, p, errors = score_labelled(detector(weights), read_manifest(str(manifest(name)), split))
-    print(f"  scored {name}/{split}: {len(p)} images in {time.time() - t0:.0f} s"
-          + (f", {len(errors)} unreadable" if errors else ""), flush=True)
-    f.parent.mkdir(parents=True, exist_ok=True)
-    f.write_text(json.dumps({"y": [int(v) for v in y], "p": [float(v) for v in p], "unreadable": len(errors)}))
-    return np.array(y, dtype=int), np.array(p, dtype=float)
 
 
 def study(weights: Path, real_sources, fake_sources, heldout, heldout_splits, cache: Path) -> dict:

@@ -229,3 +229,28 @@ def test_a_missing_manifest_is_named_plainly(tiny_weights, tmp_path, runner):
     r = runner.invoke(cli, ["eval", str(tmp_path / "none.csv"), "-w", str(tiny_weights)])
     assert r.exit_code == 2 and "cannot read " in r.stderr and "No such file or directory" in r.stderr
     assert "[Errno" not in r.stderr
+
+
+def test_cached_scores_follow_the_manifest_and_are_read_back_without_the_model(tiny_weights, tmp_path, monkeypatch):
+    from fakedet.evaluation import scorecache
+
+    data = tmp_path / "data"
+    (data / "toy").mkdir(parents=True)
+    rows = ["file,label,group,split"]
+    for i in range(4):
+        write_image(data / "toy" / f"{i}.png", seed=i)
+        rows.append(f"{i}.png,{i % 2},g{i},test")
+    (data / "toy" / "nope.png").write_bytes(b"not an image")
+    rows.append("nope.png,1,g9,test")
+    (data / "toy" / "manifest.csv").write_text("\n".join(rows) + "\n")
+    monkeypatch.setenv("FAKEDET_DATA", str(data))
+    y, p = scorecache.scores(tiny_weights, "toy", "test", tmp_path / "cache")
+    assert list(y) == [0, 1, 0, 1] and len(p) == 4 and ((p >= 0) & (p <= 1)).all()
+    stored = json.loads(next((tmp_path / "cache").rglob("toy.test.json")).read_text())
+    assert stored["unreadable"] == 1
+
+    def no_model(weights):
+        raise AssertionError("the cache was not used")
+    monkeypatch.setattr(scorecache, "detector", no_model)
+    y2, p2 = scorecache.scores(tiny_weights, "toy", "test", tmp_path / "cache")
+    assert list(y2) == list(y) and np.allclose(p2, p)

@@ -1,0 +1,50 @@
+"""Evaluation layer: a checkpoint's scores on one labelled set's split, cached on disk.
+
+The experiment scripts that compare checkpoints (``experiments/trust_eval.py``,
+``experiments/method_eval.py``) score the same sets again and again; the scores are the
+calibrated ``p_fake`` of :class:`fakedet.Detector` (whole image, no face mode, no provenance),
+kept under ``cache/<sha256 of the weights, 16 hex digits>/<set>.<split>.json`` so that a second
+reading costs nothing. An unreadable image is left out and counted.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fakedet.data.labelled import read_manifest
+from fakedet.data.sets import manifest
+from fakedet.model import checkpoint as ckpt
+
+
+@functools.lru_cache(maxsize=None)
+def sha256(weights: Path) -> str:
+    return ckpt.sha256(weights)
+
+
+@functools.lru_cache(maxsize=1)
+def detector(weights: Path):
+    from fakedet import Detector  # torch is imported only when scoring is needed
+
+    return Detector.load(weights, provenance=False)
+
+
+def scores(weights: Path, name: str, split: str, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, p_fake) of every readable image of one set's split, in manifest order."""
+    f = cache / sha256(weights)[:16] / f"{name}.{split}.json"
+    if f.exists():
+        d = json.loads(f.read_text())
+        return np.array(d["y"], dtype=int), np.array(d["p"], dtype=float)
+    from fakedet.evaluation.report import score_labelled
+
+    t0 = time.time()
+    y, p, errors = score_labelled(detector(weights), read_manifest(str(manifest(name)), split))
+    print(f"  scored {name}/{split}: {len(p)} images in {time.time() - t0:.0f} s"
+          + (f", {len(errors)} unreadable" if errors else ""), flush=True)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps({"y": [int(v) for v in y], "p": [float(v) for v in p], "unreadable": len(errors)}))
+    return np.array(y, dtype=int), np.array(p, dtype=float)
