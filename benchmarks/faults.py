@@ -3,6 +3,7 @@
 
     python benchmarks/faults.py                                 # 5,000 files, 6 full runs, 24 signal runs
     python benchmarks/faults.py --files 200 --quick --signal-runs 4 --json-out faults.json
+    python benchmarks/faults.py --faces --quick --json-out faults-faces.json  # every scan with --faces
 
 1. Builds a folder (a temp dir, or --dir) of --files entries, reproducible from --seed: small valid
    JPEG/PNG/WebP images (64-160 px) in subfolders, and at least --hostile of hostile ones: random
@@ -451,9 +452,12 @@ def main() -> int:
     ap.add_argument("--p-tolerance", type=float, default=0.0,
                     help="accept p_fake differences up to this, across runs (default 0: as printed)")
     ap.add_argument("-w", "--weights", help="checkpoint passed to fakedet (default: the shipped weights)")
+    ap.add_argument("--faces", action="store_true",
+                    help="every scan in face mode (--faces): the face finder meets the hostile files too")
     ap.add_argument("--json-out", default="faults.json", help="results file (default faults.json)")
     args = ap.parse_args()
-    weights = ["-w", args.weights] if args.weights else []
+    # the options every fakedet run of the benchmark gets
+    weights = (["-w", args.weights] if args.weights else []) + (["--faces"] if args.faces else [])
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         # started in the background by a non-interactive shell (`cmd &`, nohup): SIGINT is ignored
         # and fakedet, started from here, would inherit that and rightly keep ignoring it
@@ -541,7 +545,7 @@ def run(args, root, tmp, weights) -> int:
     stopped = [r for r in runs if not r["finished_first"]]
     times = [r["exit_s"] for r in stopped if r["exit_s"] is not None]
     summary = {
-        "files": folder["entries"], "hostile": folder["hostile"],
+        "files": folder["entries"], "hostile": folder["hostile"], "faces": bool(args.faces),
         "hostile_share": round(folder["hostile"] / folder["entries"], 4), "by_kind": folder["by_kind"],
         "records_expected": len(expected), "chmod_000_readable_as_root": folder["readable_000"],
         "full_runs": len(full), "full_runs_identical": identical, "full_runs_max_p_diff": max_dp,

@@ -19,15 +19,17 @@ pytestmark = [pytest.mark.slow,  # about a minute: builds a folder, starts faked
               pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="the folder needs os.mkfifo (FIFOs)")]
 
 
-def test_hostile_folder_and_signals(tiny_weights, tmp_path):
+@pytest.mark.parametrize("faces", [False, True], ids=["whole-image", "face-mode"])
+def test_hostile_folder_and_signals(tiny_weights, tmp_path, faces):
     out = tmp_path / "faults.json"
     r = subprocess.run([sys.executable, str(SCRIPT), "--files", "200", "--quick", "--signal-runs", "4",
-                        "--seed", "0", "-w", str(tiny_weights), "--json-out", str(out)],
+                        "--seed", "0", "-w", str(tiny_weights), "--json-out", str(out),
+                        *(["--faces"] if faces else [])],
                        capture_output=True, text=True, timeout=900)
     assert out.exists(), r.stdout[-3000:] + r.stderr[-3000:]
     res = json.loads(out.read_text())
     s = res["summary"]
-    assert s["files"] == 200 and s["hostile_share"] >= 0.10
+    assert s["files"] == 200 and s["hostile_share"] >= 0.10 and s["faces"] is faces
     assert {"fifo", "self_link", "dangling_link", "bomb", "non_utf8_name", "zero_length"} <= set(s["by_kind"])
     assert s["full_runs"] == 3 and s["signal_runs"] == 4
     assert "Traceback" not in r.stderr, r.stderr[-3000:]
