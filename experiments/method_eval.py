@@ -34,7 +34,18 @@ def method_of(group: str) -> str:
     return parts[2] if len(parts) > 3 else "?"
 
 
-def per_method(weights: Path, split: str, cache: Path) -> dict:
+def bootstrap_se(y: np.ndarray, p: np.ndarray, draws: int, seed: int = 0) -> float:
+    """Standard error of the AUC, reals and fakes resampled apart (``draws`` times)."""
+    rng = np.random.default_rng(seed)
+    neg, pos = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
+    vals = []
+    for _ in range(draws):
+        idx = np.concatenate([rng.choice(neg, len(neg)), rng.choice(pos, len(pos))])
+        vals.append(auc(y[idx], p[idx]))
+    return float(np.std(vals, ddof=1)) if draws > 1 else float("nan")
+
+
+def per_method(weights: Path, split: str, cache: Path, draws: int = 0) -> dict:
     rows = read_manifest(str(manifest("ffpp_faces")), split)
     y, p = scores(weights, "ffpp_faces", split, cache)
     if len(y) != len(rows):
@@ -49,6 +60,8 @@ def per_method(weights: Path, split: str, cache: Path) -> dict:
         keep = real | (method == m)
         out[m] = auc(y[keep], p[keep])
         out[f"n_{m}"] = int((method == m).sum())
+        if draws:
+            out[f"se_{m}"] = bootstrap_se(y[keep], p[keep], draws)
     return out
 
 
@@ -57,6 +70,8 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", action="append", required=True, help="NAME=PATH (repeat)")
     ap.add_argument("--split", default="test", choices=["train", "val", "test"])
     ap.add_argument("--cache", type=Path, default=Path("runs/trust/scores"))
+    ap.add_argument("--bootstrap", type=int, default=1000,
+                    help="draws for each AUC's standard error, printed as (±se); 0: none")
     ap.add_argument("--json", dest="as_json", type=Path, default=None)
     args = ap.parse_args(argv)
     results = {}
@@ -64,13 +79,14 @@ def main(argv=None) -> int:
         name, _, path = spec.partition("=")
         if not path or not Path(path).is_file():
             ap.error(f"--weights {spec!r}: expected NAME=PATH of a checkpoint")
-        results[name] = per_method(Path(path), args.split, args.cache)
+        results[name] = per_method(Path(path), args.split, args.cache, args.bootstrap)
     first = next(iter(results.values()))
     print(f"\nffpp_faces {args.split}: AUC of each method's fakes against all {first['n_real']} reals")
     print("| checkpoint | all | " + " | ".join(f"{m} (n={first['n_' + m]})" for m in METHODS) + " |")
     print("|---|---|" + "---|" * len(METHODS))
     for name, r in results.items():
-        print(f"| {name} | {r['all']:.3f} | " + " | ".join(f"{r[m]:.3f}" for m in METHODS) + " |")
+        se = lambda m: f" (±{r['se_' + m]:.3f})" if "se_" + m in r else ""  # noqa: E731
+        print(f"| {name} | {r['all']:.3f} | " + " | ".join(f"{r[m]:.3f}{se(m)}" for m in METHODS) + " |")
     if args.as_json:
         args.as_json.write_text(json.dumps({"split": args.split, "results": results}, indent=2))
     return 0
