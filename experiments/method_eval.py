@@ -28,6 +28,12 @@ from fakedet.evaluation.scorecache import scores
 METHODS = ["Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"]
 
 
+def load(weights: Path):
+    from fakedet import Detector  # torch is imported only when something must be scored
+
+    return Detector.load(weights, provenance=False)
+
+
 def method_of(group: str) -> str:
     """'ffpp-test-FaceSwap-v12' -> 'FaceSwap'; the originals' group gives 'real'."""
     parts = group.split("-")
@@ -47,7 +53,7 @@ def bootstrap_se(y: np.ndarray, p: np.ndarray, draws: int, seed: int = 0) -> flo
 
 def per_method(weights: Path, split: str, cache: Path, draws: int = 0) -> dict:
     rows = read_manifest(str(manifest("ffpp_faces")), split)
-    y, p = scores(weights, "ffpp_faces", split, cache)
+    y, p = scores(weights, "ffpp_faces", split, cache, load)
     if len(y) != len(rows):
         raise SystemExit(f"{weights}: {len(rows) - len(y)} ffpp_faces {split} images unreadable; "
                          "per-method figures need every image")

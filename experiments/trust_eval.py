@@ -30,8 +30,14 @@ from fakedet.evaluation.verdicts import choose
 PAIRED_SETS = [s.name for s in BY_NAME.values() if s.kind == PAIRED]
 
 
+def load(weights: Path):
+    from fakedet import Detector  # torch is imported only when something must be scored
+
+    return Detector.load(weights, provenance=False)
+
+
 def study(weights: Path, real_sources, fake_sources, heldout, heldout_splits, cache: Path) -> dict:
-    val = {n: scores(weights, n, "val", cache) for n in sorted(set(real_sources) | set(fake_sources) | set(PAIRED_SETS) - set(heldout))}
+    val = {n: scores(weights, n, "val", cache, load) for n in sorted(set(real_sources) | set(fake_sources) | set(PAIRED_SETS) - set(heldout))}
     th = choose({n: val[n][1][val[n][0] == 0] for n in real_sources},
                 {n: val[n][1][val[n][0] == 1] for n in fake_sources})
     out = {"weights": str(weights), "sha256": sha256(weights), "t_fake": th.fake, "t_real": th.real,
@@ -41,7 +47,7 @@ def study(weights: Path, real_sources, fake_sources, heldout, heldout_splits, ca
            "heldout": {}}
     out["val_fake_caught_mean"] = float(np.mean(list(out["val_fake_caught"].values())))
     for n in heldout:
-        parts = [scores(weights, n, s, cache) for s in heldout_splits]
+        parts = [scores(weights, n, s, cache, load) for s in heldout_splits]
         y = np.concatenate([a for a, _ in parts])
         p = np.concatenate([b for _, b in parts])
         r = {"n": int(len(y)), "n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),

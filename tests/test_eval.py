@@ -244,13 +244,16 @@ def test_cached_scores_follow_the_manifest_and_are_read_back_without_the_model(t
     rows.append("nope.png,1,g9,test")
     (data / "toy" / "manifest.csv").write_text("\n".join(rows) + "\n")
     monkeypatch.setenv("FAKEDET_DATA", str(data))
-    y, p = scorecache.scores(tiny_weights, "toy", "test", tmp_path / "cache")
+    from fakedet import Detector
+
+    y, p = scorecache.scores(tiny_weights, "toy", "test", tmp_path / "cache",
+                             lambda w: Detector.load(w, provenance=False))
     assert list(y) == [0, 1, 0, 1] and len(p) == 4 and ((p >= 0) & (p <= 1)).all()
     stored = json.loads(next((tmp_path / "cache").rglob("toy.test.json")).read_text())
     assert stored["unreadable"] == 1
 
     def no_model(weights):
         raise AssertionError("the cache was not used")
-    monkeypatch.setattr(scorecache, "detector", no_model)
-    y2, p2 = scorecache.scores(tiny_weights, "toy", "test", tmp_path / "cache")
+    scorecache._loaded.clear()
+    y2, p2 = scorecache.scores(tiny_weights, "toy", "test", tmp_path / "cache", no_model)
     assert list(y2) == list(y) and np.allclose(p2, p)

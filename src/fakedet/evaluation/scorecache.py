@@ -2,7 +2,8 @@
 
 The experiment scripts that compare checkpoints (``experiments/trust_eval.py``,
 ``experiments/method_eval.py``) score the same sets again and again; the scores are the
-calibrated ``p_fake`` of :class:`fakedet.Detector` (whole image, no face mode, no provenance),
+calibrated ``p_fake`` of the detector that ``load(weights)`` returns (the scripts pass
+``fakedet.Detector.load(weights, provenance=False)``: whole image, no face mode, no provenance),
 kept under ``cache/<sha256 of the weights, 16 hex digits>/<set>.<split>.json`` so that a second
 reading costs nothing. An unreadable image is left out and counted.
 """
@@ -13,6 +14,7 @@ import functools
 import json
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -26,15 +28,21 @@ def sha256(weights: Path) -> str:
     return ckpt.sha256(weights)
 
 
-@functools.lru_cache(maxsize=1)
-def detector(weights: Path):
-    from fakedet import Detector  # torch is imported only when scoring is needed
-
-    return Detector.load(weights, provenance=False)
+_loaded: dict = {}  # the last detector loaded, by weights path
 
 
-def scores(weights: Path, name: str, split: str, cache: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, p_fake) of every readable image of one set's split, in manifest order."""
+def detector(weights: Path, load: Callable[[Path], Any]):
+    if weights not in _loaded:
+        _loaded.clear()
+        _loaded[weights] = load(weights)
+    return _loaded[weights]
+
+
+def scores(weights: Path, name: str, split: str, cache: Path,
+           load: Callable[[Path], Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, p_fake) of every readable image of one set's split, in manifest order; the
+    detector (``load(weights)``, loaded only when something is not cached) scores them.
+    (Evaluation does not import the inference layer, so the caller says how to load it.)"""
     f = cache / sha256(weights)[:16] / f"{name}.{split}.json"
     if f.exists():
         d = json.loads(f.read_text())
@@ -42,7 +50,7 @@ def scores(weights: Path, name: str, split: str, cache: Path) -> tuple[np.ndarra
     from fakedet.evaluation.report import score_labelled
 
     t0 = time.time()
-    y, p, errors = score_labelled(detector(weights), read_manifest(str(manifest(name)), split))
+    y, p, errors = score_labelled(detector(weights, load), read_manifest(str(manifest(name)), split))
     print(f"  scored {name}/{split}: {len(p)} images in {time.time() - t0:.0f} s"
           + (f", {len(errors)} unreadable" if errors else ""), flush=True)
     f.parent.mkdir(parents=True, exist_ok=True)
