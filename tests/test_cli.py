@@ -460,3 +460,66 @@ def test_info_names_the_run_a_warm_restart_began_from(runner, tmp_path):
     assert "continued:    from weights/parent.safetensors (sha256 abababababab, 4000 steps on dfdc_faceswap, sd15_finetunes)" in out
     plain = runner.invoke(cli, ["info", "--weights", str(make_tiny_checkpoint(tmp_path / "plain.safetensors"))]).stdout
     assert "continued:" not in plain
+
+
+def test_interruptions_are_found_through_causes_and_contexts():
+    from fakedet.cli import common
+
+    ki, term = KeyboardInterrupt(), common.Terminated()
+    try:
+        try:
+            raise term
+        except KeyboardInterrupt as inner:
+            raise RuntimeError("Error calling __set_name__") from inner
+    except RuntimeError as exc:
+        wrapped = exc
+    assert common.interruption_in(wrapped) is term and common.interruption_in(ki) is ki
+    plain = ValueError("no")
+    plain.__context__ = OSError("nor this")
+    assert common.interruption_in(plain) is None and common.interruption_in(None) is None
+    loop = RuntimeError("a")
+    loop.__context__ = RuntimeError("b")
+    loop.__context__.__context__ = loop  # a cycle ends the walk
+    assert common.interruption_in(loop) is None
+
+
+@pytest.mark.parametrize("signal_name, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_interruption_wrapped_in_another_error_at_model_load_is_still_an_interruption(
+        runner, tmp_path, monkeypatch, signal_name, status):
+    """Ctrl-C during ``import torch`` (the model loads in the main thread in face mode) comes
+    out as a RuntimeError caused by the KeyboardInterrupt; it was a traceback and status 1,
+    which means "labelled fake"."""
+    from fakedet.cli import common
+    from fakedet.inference import detector
+
+    def interrupted_load(*a, **k):
+        try:
+            raise KeyboardInterrupt() if signal_name == "SIGINT" else common.Terminated()
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Error calling __set_name__ on 'Field' instance") from exc
+
+    monkeypatch.setattr(detector.Detector, "load", classmethod(lambda cls, *a, **k: interrupted_load()))
+    img = write_image(tmp_path / "a.jpg")
+    res = runner.invoke(cli, ["scan", "--faces", str(img)])
+    assert res.exit_code == status, (res.output, res.stderr)
+    assert ("interrupted" if status == 130 else "terminated") in res.stderr
+
+
+def test_the_entry_point_turns_a_wrapped_interruption_into_its_status(monkeypatch, capsys):
+    import fakedet.cli as cli_module
+
+    def wrapped(*a, **k):
+        try:
+            raise KeyboardInterrupt()
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("while importing") from exc
+
+    monkeypatch.setattr(cli_module.cli, "main", wrapped)
+    assert cli_module._main() == 130
+    assert "interrupted" in capsys.readouterr().err
+
+    def bug(*a, **k):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(cli_module.cli, "main", bug)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli_module._main()

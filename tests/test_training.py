@@ -232,6 +232,9 @@ def test_excluded_groups_leave_only_their_own_rows(tmp_path):
     assert len(every) == 16 and len(kept) == 12
     assert {Path(p).name for p, _, _ in gone} == {"train_0_0.jpg", "train_1_0.jpg"}
     assert load_sets(tmp_path, ["faces"], "val", ["train*"]) == load_sets(tmp_path, ["faces"], "val")
+    removed = {}
+    load_sets(tmp_path, ["faces", "gen"], "train", ["train0", "nothing-*"], removed)
+    assert removed == {"train0": 4}
 
 
 @pytest.mark.slow
@@ -240,13 +243,21 @@ def test_excluded_groups_are_left_out_of_training_and_calibration_but_not_test(t
     _tiny_sets(data)
     config = tmp_path / "held.json"
     recipe = _tiny_recipe()
-    recipe["data"]["exclude_groups"] = ["train0", "val0", "test0"]
+    recipe["data"]["exclude_groups"] = ["*0"]  # train0, val0 and test0 of each set
     config.write_text(json.dumps(recipe))
     with caplog.at_level("INFO", logger="fakedet.training"):
         assert run_recipe(config, data, tmp_path / "a") == 0
     assert any("training on 12 images" in r.getMessage() for r in caplog.records)
     ev = ckpt.read_meta(tmp_path / "a" / "final.safetensors").evaluation
     assert ev["val"]["faces"]["n"] == 6 and ev["test"]["faces"]["n"] == 8
+    assert any("left out: 4 training and 4 val images whose group matches '*0'" in r.getMessage()
+               for r in caplog.records)
+
+    recipe["data"]["exclude_groups"] = ["TRAIN0", "test0"]  # nothing, or only test: refused
+    config.write_text(json.dumps(recipe))
+    with pytest.raises(TrainingError, match="matches no training or val image"):
+        run_recipe(config, data, tmp_path / "b")
+    assert not (tmp_path / "b" / "last.safetensors").exists()
 
 
 @pytest.mark.slow

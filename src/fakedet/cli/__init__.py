@@ -17,7 +17,8 @@ import click
 
 from fakedet._version import __version__
 from fakedet.cli.common import (CONTEXT, EXIT_OK, EXIT_PIPE, EXIT_USAGE, err,
-                                handle_signals, interrupt_status, interrupt_word, silence_stdout)
+                                handle_signals, interrupt_status, interrupt_word, interruption_in,
+                                silence_stdout)
 from fakedet.cli.eval import eval_
 from fakedet.cli.explain import explain
 from fakedet.cli.info import info
@@ -113,6 +114,14 @@ def _main() -> int:
         else:
             err(str(exc))
         return EXIT_USAGE
+    except Exception as exc:
+        # an interruption that came out wrapped in another error (Ctrl-C during an import
+        # becomes a RuntimeError caused by it): still status 130/143, not a traceback and 1
+        signal_exc = interruption_in(exc)
+        if signal_exc is None:
+            raise
+        err(interrupt_word(signal_exc))
+        return interrupt_status(signal_exc)
     return code if isinstance(code, int) else EXIT_OK
 
 

@@ -191,6 +191,26 @@ def load_errors_exit(ctx: click.Context) -> Iterator[None]:
     except KeyboardInterrupt as exc:
         err(interrupt_word(exc))
         ctx.exit(interrupt_status(exc))
+    except Exception as exc:
+        # Ctrl-C during ``import torch`` can come out wrapped: Python reports an interruption
+        # inside a class body's __set_name__ as a RuntimeError caused by it.
+        signal_exc = interruption_in(exc)
+        if signal_exc is None:
+            raise
+        err(interrupt_word(signal_exc))
+        ctx.exit(interrupt_status(signal_exc))
+
+
+def interruption_in(exc: Optional[BaseException]) -> Optional[KeyboardInterrupt]:
+    """The Ctrl-C (KeyboardInterrupt) or SIGTERM (:class:`Terminated`) that ``exc`` is, or that
+    caused it through its chain of causes and contexts; None when there is none."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def nan_to_none(obj):

@@ -90,13 +90,17 @@ def set_order(items) -> list[str]:
     return sorted({it[2] for it in items})
 
 
-def load_sets(root: Path, sets: list[str], split: str, exclude_groups=()):
+def load_sets(root: Path, sets: list[str], split: str, exclude_groups=(), removed=None):
     """(path, label, set) of every image in ``split`` of each set, in the sets' order, less
-    those whose manifest ``group`` matches one of the shell patterns ``exclude_groups``."""
+    those whose manifest ``group`` matches one of the shell patterns ``exclude_groups``; each
+    pattern's count of images left out is added to the dict ``removed`` when one is given."""
     items = []
     for name in sets:
         for row in read_manifest(manifest(name, root), split):
-            if any(fnmatch.fnmatchcase(row.group, pat) for pat in exclude_groups):
+            hit = next((pat for pat in exclude_groups if fnmatch.fnmatchcase(row.group, pat)), None)
+            if hit is not None:
+                if removed is not None:
+                    removed[hit] = removed.get(hit, 0) + 1
                 continue
             items.append((row.path, row.label, name))
     return items

@@ -155,7 +155,18 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
     elif cfg.use_backbone and tr.init:
         imagenet_init(model, tr.init)
 
-    items = load_sets(root, train_sets, "train", recipe.data.exclude_groups)
+    removed: dict = {}
+    items = load_sets(root, train_sets, "train", recipe.data.exclude_groups, removed)
+    removed_val: dict = {}
+    if recipe.data.exclude_groups:
+        load_sets(root, calib_sets, "val", recipe.data.exclude_groups, removed_val)
+    for pattern in recipe.data.exclude_groups:
+        if not (removed.get(pattern) or removed_val.get(pattern)):
+            # a typo would silently rerun the recipe with nothing held out
+            raise TrainingError(f"data.exclude_groups: {pattern!r} matches no training or val "
+                                "image's group (patterns are case-sensitive shell patterns)")
+        log.info("left out: %d training and %d val images whose group matches %r",
+                 removed.get(pattern, 0), removed_val.get(pattern, 0), pattern)
     if tr.pseudo_only:  # real images against pseudo-fakes: no generator's fakes are seen
         items = [it for it in items if it[1] == 0]
     shares = {k: v for k, v in (("sbi", tr.sbi_share), ("recon", tr.recon_share)) if v}
