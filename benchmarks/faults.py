@@ -289,6 +289,8 @@ def full_run(root, j, b, weights) -> dict:
         res["records"] = parse(b"".join(out), "jsonl")
     except ValueError as exc:
         res["records"], res["parse_error"] = [], str(exc)
+    # records made in face mode carry a "faces" list (empty when none was found)
+    res["face_mode_records"] = sum(b'"faces": [' in line for line in b"".join(out).splitlines())
     # the longest wait between two outputs after the first record, and the record that ended it
     gaps = [(b[0] - a[0], a[1]) for a, b in zip(first, first[1:])]
     gap, line = max(gaps, default=(0.0, 0))
@@ -546,6 +548,7 @@ def run(args, root, tmp, weights) -> int:
     times = [r["exit_s"] for r in stopped if r["exit_s"] is not None]
     summary = {
         "files": folder["entries"], "hostile": folder["hostile"], "faces": bool(args.faces),
+        "face_mode_records": [r["face_mode_records"] for r in full],
         "hostile_share": round(folder["hostile"] / folder["entries"], 4), "by_kind": folder["by_kind"],
         "records_expected": len(expected), "chmod_000_readable_as_root": folder["readable_000"],
         "full_runs": len(full), "full_runs_identical": identical, "full_runs_max_p_diff": max_dp,

@@ -30,6 +30,11 @@ def test_hostile_folder_and_signals(tiny_weights, tmp_path, faces):
     res = json.loads(out.read_text())
     s = res["summary"]
     assert s["files"] == 200 and s["hostile_share"] >= 0.10 and s["faces"] is faces
+    # face mode reached fakedet: the scored records of every full run carry their faces (the
+    # 200 entries include about 25 hostile ones, which get an error record and no faces)
+    counts = s["face_mode_records"]
+    assert len(counts) == 3 and len(set(counts)) == 1, counts
+    assert (150 <= counts[0] < 200) if faces else counts[0] == 0, counts
     assert {"fifo", "self_link", "dangling_link", "bomb", "non_utf8_name", "zero_length"} <= set(s["by_kind"])
     assert s["full_runs"] == 3 and s["signal_runs"] == 4
     assert "Traceback" not in r.stderr, r.stderr[-3000:]
