@@ -515,8 +515,8 @@ def test_every_wait_on_a_worker_raises_the_interruption_not_the_lock_error(make,
     assert got.value is exc_map
 
     exc_load = signal_exc()
-    loading = stream._Loading(lambda: None)
-    loading._done = _InterruptedWait(exc_load)
+    loading = stream._Loading.__new__(stream._Loading)  # no thread: only its wait is tried
+    loading._done, loading._error, loading._value = _InterruptedWait(exc_load), None, None
     with pytest.raises(type(exc_load)) as got:
         loading.result()
     assert got.value is exc_load
