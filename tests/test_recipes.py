@@ -11,7 +11,8 @@ from fakedet.training import recipe as rc
 
 REPO = Path(__file__).resolve().parents[1]
 LATER_AUGMENT = {"p_frame"}
-LATER_KEYS = {"train.face_crop_sets", "train.face_crop_boxes", "train.texture_only_sets"}  # likewise, off when empty
+LATER_KEYS = {"train.face_crop_sets", "train.face_crop_boxes", "train.texture_only_sets",
+              "data.exclude_groups"}  # likewise, off when empty
 OLD = json.loads((REPO / "tests" / "data" / "old_recipes.json").read_text())["entries"]
 
 
