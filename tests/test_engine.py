@@ -440,35 +440,6 @@ def test_a_probability_does_not_depend_on_the_scores_computed_with_it(tiny_weigh
     assert together == alone
 
 
-def test_an_interruption_inside_a_workers_wait_stays_an_interruption():
-    """Ctrl-C landing while a wait on a worker's future re-acquires its lock surfaces as
-    ``RuntimeError: cannot release un-acquired lock`` with the KeyboardInterrupt as its context
-    (seen once in CI as a traceback and exit 1 instead of 130); a scan's stream raises the
-    interruption itself, and leaves other errors alone."""
-    from fakedet.cli.common import Terminated
-    from fakedet.inference.stream import ResultStream
-
-    def batches(signal_exc):
-        yield ["first"]
-        try:
-            raise signal_exc
-        except KeyboardInterrupt:
-            raise RuntimeError("cannot release un-acquired lock")
-
-    for exc in (KeyboardInterrupt(), Terminated()):
-        stream = iter(ResultStream(None, batches(exc)))
-        assert next(stream) == ["first"]
-        with pytest.raises(type(exc)) as got:
-            next(stream)
-        assert got.value is exc
-
-    def broken():
-        raise RuntimeError("a bug")
-        yield
-    with pytest.raises(RuntimeError, match="a bug"):
-        list(ResultStream(None, broken()))
-
-
 class _InterruptedWait:
     """A future (or event) whose wait fails as Python's does when Ctrl-C or SIGTERM lands while
     ``threading.Condition.wait`` re-acquires its lock."""

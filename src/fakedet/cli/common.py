@@ -188,12 +188,9 @@ def load_errors_exit(ctx: click.Context) -> Iterator[None]:
     except (CheckpointError, DeviceError) as exc:
         err(str(exc))
         ctx.exit(EXIT_USAGE)
-    except KeyboardInterrupt as exc:
-        err(interrupt_word(exc))
-        ctx.exit(interrupt_status(exc))
-    except Exception as exc:
-        # Ctrl-C during ``import torch`` can come out wrapped: Python reports an interruption
-        # inside a class body's __set_name__ as a RuntimeError caused by it.
+    except (KeyboardInterrupt, Exception) as exc:
+        # an interruption, or one that came out wrapped: Python reports a Ctrl-C during
+        # ``import torch`` inside a class body's __set_name__ as a RuntimeError caused by it
         signal_exc = interruption_in(exc)
         if signal_exc is None:
             raise

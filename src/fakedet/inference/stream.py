@@ -36,8 +36,7 @@ class ResultStream:
         self._pipeline = pipeline
 
     def __iter__(self) -> Iterator[list[Result]]:
-        with waiting():  # the waits inside are guarded too; this covers any other
-            yield from self._batches
+        return iter(self._batches)
 
     def close(self) -> None:
         if self._pipeline is not None:
