@@ -49,6 +49,7 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/fresh_without_ffpp_unsplash_sd15texture.json",
        "configs/trust/h_sd15texture_4000.json", "configs/trust/h1_without_sd15_4000.json",
        "configs/trust/h2_continue_without_sd15.json", "configs/trust/h3_continue_with_ffpp.json",
+       "configs/trust/h4_longer.json",
        *(f"configs/trust/lomo_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
 
 
@@ -244,6 +245,18 @@ def test_the_trust_runs_of_the_continued_training_decision_differ_only_as_it_say
     assert h3["data"].pop("train_sets") == g1.data.train_sets + ["ffpp_faces"]
     assert h3["train"].pop("sbi_sets") == h2["train"].pop("sbi_sets") + ["ffpp_faces"]
     assert (h3["data"], h3["train"]) == (h2["data"], h2["train"])
+
+
+def test_h4_is_h3_continued_from_h3_for_longer_with_another_seed():
+    h3 = rc.resolve(REPO / "configs/trust/h3_continue_with_ffpp.json").to_dict()
+    h4 = rc.resolve(REPO / "configs/trust/h4_longer.json").to_dict()
+    assert h4["train"].pop("init_from") == "runs/trust/h3_continue_with_ffpp/final.safetensors"
+    assert (h4["train"].pop("steps"), h4["train"].pop("seed")) == (2000, 1)
+    assert h4["train"].pop("save_every") == 100
+    for key in ("init_from", "steps", "seed", "save_every"):
+        h3["train"].pop(key)
+    assert (h4["data"], h4["train"], h4["calibration"], h4["model"]) == (
+        h3["data"], h3["train"], h3["calibration"], h3["model"])
 
 
 @pytest.mark.parametrize("method", ["Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"])
