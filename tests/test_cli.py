@@ -445,7 +445,7 @@ def test_info_reads_the_header_without_importing_torch(tiny_weights):
     assert "test_efficientnet" in r.stdout and "parameters:" in r.stdout
 
 
-def test_info_names_the_run_a_warm_restart_began_from(runner, tmp_path):
+def test_info_names_the_run_a_warm_restart_began_from_and_any_interpolation(runner, tmp_path):
     """Weights continued from another run (``train.init_from``) say so, with the parent's
     file, sha256, length and sets: what they learnt first is part of what they are."""
     from conftest import make_tiny_checkpoint
@@ -455,11 +455,13 @@ def test_info_names_the_run_a_warm_restart_began_from(runner, tmp_path):
     model, meta = ckpt.load(path)
     meta.training["continued_from"] = {"path": "weights/parent.safetensors", "sha256": "ab" * 32,
                                        "steps": 4000, "train_sets": ["dfdc_faceswap", "sd15_finetunes"]}
+    meta.training["interpolated_with"] = {"path": "weights/parent.safetensors", "sha256": "cd" * 32, "weight": 0.25}
     ckpt.save(model, meta, path)
     out = runner.invoke(cli, ["info", "--weights", str(path)]).stdout
     assert "continued:    from weights/parent.safetensors (sha256 abababababab, 4000 steps on dfdc_faceswap, sd15_finetunes)" in out
+    assert "interpolated: 0.75 of the trained weights + 0.25 of weights/parent.safetensors (sha256 cdcdcdcdcdcd)" in out
     plain = runner.invoke(cli, ["info", "--weights", str(make_tiny_checkpoint(tmp_path / "plain.safetensors"))]).stdout
-    assert "continued:" not in plain
+    assert "continued:" not in plain and "interpolated:" not in plain
 
 
 def test_interruptions_are_found_through_causes_and_contexts():

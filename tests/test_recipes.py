@@ -12,7 +12,7 @@ from fakedet.training import recipe as rc
 REPO = Path(__file__).resolve().parents[1]
 LATER_AUGMENT = {"p_frame"}
 LATER_KEYS = {"train.face_crop_sets", "train.face_crop_boxes", "train.texture_only_sets",
-              "data.exclude_groups"}  # likewise, off when empty
+              "data.exclude_groups", "train.interpolate_with", "train.interpolate_weight"}  # likewise, off when empty
 OLD = json.loads((REPO / "tests" / "data" / "old_recipes.json").read_text())["entries"]
 
 
@@ -49,7 +49,7 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/fresh_without_ffpp_unsplash_sd15texture.json",
        "configs/trust/h_sd15texture_4000.json", "configs/trust/h1_without_sd15_4000.json",
        "configs/trust/h2_continue_without_sd15.json", "configs/trust/h3_continue_with_ffpp.json",
-       "configs/trust/h4_longer.json",
+       "configs/trust/h4_longer.json", "configs/trust/h4w_interpolated.json",
        *(f"configs/trust/lomo_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
 
 

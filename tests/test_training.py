@@ -491,3 +491,48 @@ def test_texture_only_sets_must_be_trained_on_and_then_train(tmp_path):
         run_recipe(cfg, data, tmp_path / "a")
     cfg.write_text(json.dumps(_tiny_recipe(texture_only_sets=["gen"])))
     assert run_recipe(cfg, data, tmp_path / "b") == 0
+
+
+@pytest.mark.slow
+def test_interpolation_mixes_the_trained_weights_with_the_named_checkpoint(tmp_path):
+    """train.interpolate_with / interpolate_weight (WiSE-FT): the final weights and BatchNorm
+    statistics are (1 - w) * the trained ones + w * the named checkpoint's, recorded in the
+    metadata; a half-given pair or a weight outside (0, 1) is refused before any training."""
+    data = tmp_path / "data"
+    _tiny_sets(data)
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(_tiny_recipe(steps=1)))
+    assert run_recipe(base, data, tmp_path / "parent") == 0
+    parent = tmp_path / "parent" / "final.safetensors"
+    cfg = tmp_path / "mix.json"
+    cfg.write_text(json.dumps(_tiny_recipe(steps=2, seed=1, interpolate_with=str(parent), interpolate_weight=0.25)))
+    out = tmp_path / "mix"
+    assert run_recipe(cfg, data, out) == 0
+    trained = ckpt.load(out / "last.safetensors")[0].state_dict()  # saved before the mix
+    other = ckpt.load(parent)[0].state_dict()
+    model, meta = ckpt.load(out / "final.safetensors")
+    final = model.state_dict()
+    for k in ("head.weight", "backbone.conv_stem.weight", "backbone.bn1.running_mean", "backbone.bn1.running_var"):
+        assert not torch.allclose(trained[k], other[k])
+        assert torch.allclose(final[k], 0.75 * trained[k] + 0.25 * other[k], atol=1e-6)
+    assert meta.training["interpolated_with"] == {"path": str(parent), "sha256": ckpt.sha256(parent), "weight": 0.25}
+    for sets in (["train.interpolate_weight=1.0"], ["train.interpolate_weight=null"],
+                 ["train.interpolate_with=null"]):
+        with pytest.raises(TrainingError, match="interpolate"):
+            run_recipe(cfg, data, tmp_path / "bad", *sets)
+    assert not (tmp_path / "bad" / "last.safetensors").exists()
+
+
+def test_interpolate_refuses_models_of_different_architectures():
+    from fakedet.model.config import ModelConfig
+    from fakedet.model.fused import FakeDetector
+    from fakedet.training.averaging import interpolate
+
+    pre = {"global_size": 32, "patch_size": 16, "num_patches": 2, "min_size": 16}
+    a = FakeDetector(ModelConfig.from_dict({"name": "a", "backbone": "tf_efficientnet_lite0", "preprocess": pre}))
+    b = FakeDetector(ModelConfig.from_dict({"name": "b", "backbone": "tf_efficientnet_lite0", "preprocess": pre,
+                                            "use_colour": False}))
+    with pytest.raises(ValueError, match="architectures"):
+        interpolate(a, b, 0.5)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        interpolate(a, a, 0.0)

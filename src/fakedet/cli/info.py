@@ -79,6 +79,10 @@ def info(weights, as_json):
         sets = f" on {', '.join(parent['train_sets'])}" if parent.get("train_sets") else ""
         click.echo(f"continued:    from {parent.get('path')} (sha256 {str(parent.get('sha256'))[:12]}, "
                    f"{parent.get('steps')} steps{sets})")
+    mix = tr.get("interpolated_with")
+    if mix:  # WiSE-FT: the trained weights mixed with another checkpoint's
+        click.echo(f"interpolated: {1 - mix['weight']:.2f} of the trained weights + {mix['weight']:.2f} of "
+                   f"{mix.get('path')} (sha256 {str(mix.get('sha256'))[:12]})")
     ev = d["evaluation"]
     if "test_ece_uncalibrated" in ev and "all" in ev.get("test", {}):
         click.echo(f"calibration:  test ECE {ev['test_ece_uncalibrated']:.4f} at T=1, "

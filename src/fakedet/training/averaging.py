@@ -1,4 +1,5 @@
-"""Training layer: weight averaging (SWA/SWAD, a run's running mean) and BatchNorm statistics measured afresh."""
+"""Training layer: weight averaging (SWA/SWAD, a run's running mean), interpolation with another
+checkpoint (WiSE-FT) and BatchNorm statistics measured afresh."""
 
 from __future__ import annotations
 
@@ -73,3 +74,17 @@ def recompute_bn(model: FakeDetector, loader, batches: int) -> int:
         m.momentum = momentum
     model.eval()
     return n
+
+
+def interpolate(model: FakeDetector, other: FakeDetector, weight: float) -> None:
+    """Set every floating-point weight and BatchNorm statistic of ``model`` to ``(1 - weight) *
+    its own + weight * other's`` (WiSE-FT, Wortsman et al. 2022: a fine-tuned model mixed with
+    its starting point). The two must have the same architecture; integer buffers
+    (``num_batches_tracked``) stay ``model``'s."""
+    if not 0.0 < weight < 1.0:
+        raise ValueError(f"interpolation weight must lie strictly between 0 and 1, not {weight}")
+    mine, theirs = model.state_dict(), other.state_dict()
+    if mine.keys() != theirs.keys() or any(mine[k].shape != theirs[k].shape for k in mine):
+        raise ValueError("cannot interpolate models of different architectures")
+    model.load_state_dict({k: (1.0 - weight) * v + weight * theirs[k].to(v.dtype) if v.is_floating_point() else v
+                           for k, v in mine.items()})

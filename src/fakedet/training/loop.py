@@ -17,7 +17,10 @@ many steps while the head and branches learn ("LP-FT"). With ``train.average_fro
 of the steps) the run keeps the running mean of its weights over every step from there to the
 end and finishes with that mean, its BatchNorm statistics measured afresh on
 ``train.bn_batches`` training batches (stochastic weight averaging, Izmailov et al. 2018; dense,
-as in SWAD, Cha et al. 2021, a domain-generalisation method).
+as in SWAD, Cha et al. 2021, a domain-generalisation method). With ``train.interpolate_with``
+(a checkpoint of the same architecture, usually the run's starting point) and
+``train.interpolate_weight`` ``w``, the trained weights and BatchNorm statistics become
+``(1 - w) * trained + w * that checkpoint's`` before calibration (WiSE-FT, Wortsman et al. 2022).
 
 At the end the run fits a calibration temperature on the val splits, picks the threshold that
 labels at most ``target_fpr`` of real val images fake (pooled, or averaged over the sets when
@@ -46,7 +49,7 @@ from fakedet.inference.alloc import tune_malloc
 from fakedet.model import checkpoint as ckpt
 from fakedet.model.config import ModelConfig
 from fakedet.model.fused import FakeDetector
-from fakedet.training.averaging import WeightAverage, recompute_bn
+from fakedet.training.averaging import WeightAverage, interpolate, recompute_bn
 from fakedet.training.datasets import TrainSet, balanced_weights, load_sets, set_order, with_pseudo_fakes
 from fakedet.training.decoders import load_all
 from fakedet.training.domain import DomainHeads
@@ -139,6 +142,16 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
         parent_info = {"path": str(parent_path), "sha256": ckpt.sha256(parent_path),
                        "steps": parent_meta.training.get("steps"),
                        "train_sets": parent_meta.training.get("train_sets")}
+    mix_info = None
+    if tr.interpolate_with or tr.interpolate_weight is not None:
+        w = tr.interpolate_weight
+        if not tr.interpolate_with or w is None or not 0.0 < w < 1.0:
+            raise TrainingError("train.interpolate_with needs train.interpolate_weight strictly between 0 "
+                                f"and 1, and the reverse (got {tr.interpolate_with!r}, {w!r})")
+        mix_path = Path(tr.interpolate_with)
+        if ModelConfig.from_dict(ckpt.read_meta(mix_path).model).to_dict() | {"name": None} != cfg.to_dict() | {"name": None}:
+            raise TrainingError(f"{mix_path}: its model config differs from the recipe's")
+        mix_info = {"path": str(mix_path), "sha256": ckpt.sha256(mix_path), "weight": w}
     prev_seconds = 0.0  # training time of earlier segments of an interrupted run
     if eval_only and not last.exists():
         raise TrainingError(f"--eval-only: {last} does not exist; train the run first")
@@ -308,6 +321,10 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
         log.info("finishing with the mean of the weights of steps %d-%d (%d models); BatchNorm "
                  "statistics from %d training batches", avg_start, step, average.n, n_bn)
 
+    if mix_info:  # after the weight average, if any: the finished run's weights are mixed
+        interpolate(model, ckpt.load(Path(mix_info["path"]))[0], mix_info["weight"])
+        log.info("weights and BatchNorm statistics mixed with %s: %.2f of it", mix_info["path"], mix_info["weight"])
+
     # Calibration on val: temperature by NLL, threshold at target FPR on real val images.
     model.eval()
     workers = tr.workers
@@ -335,6 +352,7 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
             "calibration_sets": calib_sets,
             **({"continued_from": parent_info} if parent_info else {}),
             **({"weight_average": averaged} if averaged else {}),
+            **({"interpolated_with": mix_info} if mix_info else {}),
         },
         evaluation={"test": test_res, "val": val_res,
                     "test_ece_uncalibrated": ece_before})

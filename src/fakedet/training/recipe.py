@@ -125,6 +125,11 @@ class Train:
     probe_steps: int = 0  # LP-FT: steps with a frozen backbone first
     average_from: Optional[float] = None  # weight averaging from this fraction of the steps
     bn_batches: int = 50  # batches that measure BatchNorm statistics of averaged weights
+    # A checkpoint of the same architecture (usually the run's own starting point) whose weights
+    # and BatchNorm statistics are mixed into the trained ones at the end, with this weight
+    # (WiSE-FT, Wortsman et al. 2022): (1 - w) * trained + w * other.
+    interpolate_with: Optional[str] = None
+    interpolate_weight: Optional[float] = None
 
 
 @dataclass
