@@ -49,7 +49,7 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/fresh_without_ffpp_unsplash_sd15texture.json",
        "configs/trust/h_sd15texture_4000.json", "configs/trust/h1_without_sd15_4000.json",
        "configs/trust/h2_continue_without_sd15.json", "configs/trust/h3_continue_with_ffpp.json",
-       "configs/trust/h4_longer.json", "configs/trust/h4w_interpolated.json",
+       "configs/trust/h4_longer.json", "configs/trust/h4w_interpolated.json", "configs/trust/h3n_without_sbi.json",
        *(f"configs/trust/lomo_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
 
 
@@ -245,6 +245,15 @@ def test_the_trust_runs_of_the_continued_training_decision_differ_only_as_it_say
     assert h3["data"].pop("train_sets") == g1.data.train_sets + ["ffpp_faces"]
     assert h3["train"].pop("sbi_sets") == h2["train"].pop("sbi_sets") + ["ffpp_faces"]
     assert (h3["data"], h3["train"]) == (h2["data"], h2["train"])
+
+
+def test_h3n_is_h3_without_self_blends():
+    h3 = rc.resolve(REPO / "configs/trust/h3_continue_with_ffpp.json").to_dict()
+    h3n = rc.resolve(REPO / "configs/trust/h3n_without_sbi.json").to_dict()
+    assert (h3["train"].pop("sbi_share"), h3n["train"].pop("sbi_share")) == (0.15, 0.0)
+    assert h3["train"].pop("sbi_sets") and h3n["train"].pop("sbi_sets") == []
+    assert (h3n["data"], h3n["train"], h3n["calibration"], h3n["model"]) == (
+        h3["data"], h3["train"], h3["calibration"], h3["model"])
 
 
 def test_h4_is_h3_continued_from_h3_for_longer_with_another_seed():
