@@ -114,6 +114,15 @@ def train(recipe: Recipe, data_root: str | Path, out: str | Path, eval_only: boo
         handler.close()
 
 
+def _same_architecture(path: Path, cfg: ModelConfig) -> ckpt.CheckpointMeta:
+    """The metadata of a checkpoint that a run starts from or mixes in; its model config (name
+    aside) must be the recipe's."""
+    meta = ckpt.read_meta(path)
+    if ModelConfig.from_dict(meta.model).to_dict() | {"name": None} != cfg.to_dict() | {"name": None}:
+        raise TrainingError(f"{path}: its model config differs from the recipe's")
+    return meta
+
+
 def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
     tune_malloc()
     tr = recipe.train
@@ -136,9 +145,7 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
     parent_info = None
     if tr.init_from:  # a warm restart from a finished run
         parent_path = Path(tr.init_from)
-        parent_meta = ckpt.read_meta(parent_path)
-        if ModelConfig.from_dict(parent_meta.model).to_dict() | {"name": None} != cfg.to_dict() | {"name": None}:
-            raise TrainingError(f"{parent_path}: its model config differs from the recipe's")
+        parent_meta = _same_architecture(parent_path, cfg)
         parent_info = {"path": str(parent_path), "sha256": ckpt.sha256(parent_path),
                        "steps": parent_meta.training.get("steps"),
                        "train_sets": parent_meta.training.get("train_sets")}
@@ -149,8 +156,7 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
             raise TrainingError("train.interpolate_with needs train.interpolate_weight strictly between 0 "
                                 f"and 1, and the reverse (got {tr.interpolate_with!r}, {w!r})")
         mix_path = Path(tr.interpolate_with)
-        if ModelConfig.from_dict(ckpt.read_meta(mix_path).model).to_dict() | {"name": None} != cfg.to_dict() | {"name": None}:
-            raise TrainingError(f"{mix_path}: its model config differs from the recipe's")
+        _same_architecture(mix_path, cfg)
         mix_info = {"path": str(mix_path), "sha256": ckpt.sha256(mix_path), "weight": w}
     prev_seconds = 0.0  # training time of earlier segments of an interrupted run
     if eval_only and not last.exists():
