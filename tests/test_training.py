@@ -497,7 +497,8 @@ def test_texture_only_sets_must_be_trained_on_and_then_train(tmp_path):
 def test_interpolation_mixes_the_trained_weights_with_the_named_checkpoint(tmp_path):
     """train.interpolate_with / interpolate_weight (WiSE-FT): the final weights and BatchNorm
     statistics are (1 - w) * the trained ones + w * the named checkpoint's, recorded in the
-    metadata; a half-given pair or a weight outside (0, 1) is refused before any training."""
+    metadata; a half-given pair, a weight outside (0, 1) or a checkpoint of another architecture
+    is refused before any training."""
     data = tmp_path / "data"
     _tiny_sets(data)
     base = tmp_path / "base.json"
@@ -520,6 +521,8 @@ def test_interpolation_mixes_the_trained_weights_with_the_named_checkpoint(tmp_p
                  ["train.interpolate_with=null"]):
         with pytest.raises(TrainingError, match="interpolate"):
             run_recipe(cfg, data, tmp_path / "bad", *sets)
+    with pytest.raises(TrainingError, match="config differs"):  # another architecture
+        run_recipe(cfg, data, tmp_path / "bad", "model.preprocess.global_size=48")
     assert not (tmp_path / "bad" / "last.safetensors").exists()
 
 
