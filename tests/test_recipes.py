@@ -50,6 +50,7 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/h_sd15texture_4000.json", "configs/trust/h1_without_sd15_4000.json",
        "configs/trust/h2_continue_without_sd15.json", "configs/trust/h3_continue_with_ffpp.json",
        "configs/trust/h4_longer.json", "configs/trust/h4w_interpolated.json", "configs/trust/h3n_without_sbi.json",
+       "configs/trust/h3s_more_sbi.json",
        *(f"configs/trust/lomo_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
 
 
@@ -247,13 +248,18 @@ def test_the_trust_runs_of_the_continued_training_decision_differ_only_as_it_say
     assert (h3["data"], h3["train"]) == (h2["data"], h2["train"])
 
 
-def test_h3n_is_h3_without_self_blends():
+def test_h3n_and_h3s_are_h3_without_self_blends_and_with_twice_their_share():
     h3 = rc.resolve(REPO / "configs/trust/h3_continue_with_ffpp.json").to_dict()
     h3n = rc.resolve(REPO / "configs/trust/h3n_without_sbi.json").to_dict()
-    assert (h3["train"].pop("sbi_share"), h3n["train"].pop("sbi_share")) == (0.15, 0.0)
-    assert h3["train"].pop("sbi_sets") and h3n["train"].pop("sbi_sets") == []
-    assert (h3n["data"], h3n["train"], h3n["calibration"], h3n["model"]) == (
-        h3["data"], h3["train"], h3["calibration"], h3["model"])
+    h3s = rc.resolve(REPO / "configs/trust/h3s_more_sbi.json").to_dict()
+    assert (h3["train"].pop("sbi_share"), h3n["train"].pop("sbi_share"), h3s["train"].pop("sbi_share")) == (
+        0.15, 0.0, 0.3)
+    assert h3n["train"].pop("sbi_sets") == [] and h3s["train"]["sbi_sets"] == h3["train"]["sbi_sets"]
+    h3["train"].pop("sbi_sets")
+    h3s["train"].pop("sbi_sets")
+    for other in (h3n, h3s):
+        assert (other["data"], other["train"], other["calibration"], other["model"]) == (
+            h3["data"], h3["train"], h3["calibration"], h3["model"])
 
 
 def test_h4_is_h3_continued_from_h3_for_longer_with_another_seed():
