@@ -50,7 +50,7 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/h_sd15texture_4000.json", "configs/trust/h1_without_sd15_4000.json",
        "configs/trust/h2_continue_without_sd15.json", "configs/trust/h3_continue_with_ffpp.json",
        "configs/trust/h4_longer.json", "configs/trust/h4w_interpolated.json", "configs/trust/h3n_without_sbi.json",
-       "configs/trust/h3s_more_sbi.json",
+       "configs/trust/h3s_more_sbi.json", "configs/trust/lomo_deepfakes_sbi30.json",
        *(f"configs/trust/lomo_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
 
 
@@ -288,3 +288,11 @@ def test_leave_one_method_out_recipes_are_h3_without_that_method(method):
     assert hit(f"ffpp-train-{method}-v12") and hit(f"ffpp-test-{method}-v3")
     others = {"Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures", "real"} - {method}
     assert not any(hit(f"ffpp-train-{m}-v12") for m in others)
+
+
+def test_lomo_deepfakes_sbi30_is_lomo_deepfakes_with_h3s_self_blend_share():
+    lomo = rc.resolve(REPO / "configs/trust/lomo_deepfakes.json").to_dict()
+    more = rc.resolve(REPO / "configs/trust/lomo_deepfakes_sbi30.json").to_dict()
+    h3s = rc.resolve(REPO / "configs/trust/h3s_more_sbi.json")
+    assert (lomo["train"].pop("sbi_share"), more["train"].pop("sbi_share")) == (0.15, h3s.train.sbi_share)
+    assert (more["data"], more["train"], more["calibration"]) == (lomo["data"], lomo["train"], lomo["calibration"])
