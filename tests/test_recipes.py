@@ -248,6 +248,16 @@ def test_the_trust_runs_of_the_continued_training_decision_differ_only_as_it_say
     assert (h3["data"], h3["train"]) == (h2["data"], h2["train"])
 
 
+def test_h4w_is_h4_mixed_half_and_half_with_h3():
+    h4 = rc.resolve(REPO / "configs/trust/h4_longer.json").to_dict()
+    h4w = rc.resolve(REPO / "configs/trust/h4w_interpolated.json").to_dict()
+    assert h4w["train"].pop("interpolate_with") == h4["train"]["init_from"]
+    assert h4w["train"].pop("interpolate_weight") == 0.5
+    assert (h4["train"].pop("interpolate_with"), h4["train"].pop("interpolate_weight")) == (None, None)
+    assert (h4w["data"], h4w["train"], h4w["calibration"], h4w["model"]) == (
+        h4["data"], h4["train"], h4["calibration"], h4["model"])
+
+
 def test_h3n_and_h3s_are_h3_without_self_blends_and_with_twice_their_share():
     h3 = rc.resolve(REPO / "configs/trust/h3_continue_with_ffpp.json").to_dict()
     h3n = rc.resolve(REPO / "configs/trust/h3n_without_sbi.json").to_dict()
@@ -295,4 +305,5 @@ def test_lomo_deepfakes_sbi30_is_lomo_deepfakes_with_h3s_self_blend_share():
     more = rc.resolve(REPO / "configs/trust/lomo_deepfakes_sbi30.json").to_dict()
     h3s = rc.resolve(REPO / "configs/trust/h3s_more_sbi.json")
     assert (lomo["train"].pop("sbi_share"), more["train"].pop("sbi_share")) == (0.15, h3s.train.sbi_share)
-    assert (more["data"], more["train"], more["calibration"]) == (lomo["data"], lomo["train"], lomo["calibration"])
+    assert (more["data"], more["train"], more["calibration"], more["model"]) == (
+        lomo["data"], lomo["train"], lomo["calibration"], lomo["model"])

@@ -516,7 +516,16 @@ def test_interpolation_mixes_the_trained_weights_with_the_named_checkpoint(tmp_p
     for k in ("head.weight", "backbone.conv_stem.weight", "backbone.bn1.running_mean", "backbone.bn1.running_var"):
         assert not torch.allclose(trained[k], other[k])
         assert torch.allclose(final[k], 0.75 * trained[k] + 0.25 * other[k], atol=1e-6)
-    assert meta.training["interpolated_with"] == {"path": str(parent), "sha256": ckpt.sha256(parent), "weight": 0.25}
+    assert meta.training["interpolated_with"] == {"path": str(parent), "sha256": ckpt.sha256(parent), "weight": 0.25,
+                                                  "trained_sha256": ckpt.sha256(out / "last.safetensors")}
+    # --eval-only mixes the run's last weights again, the same way (how H4w was made from H4)
+    assert run_recipe(cfg, data, out, eval_only=True) == 0
+    again = ckpt.load(out / "final.safetensors")[0].state_dict()
+    assert all(torch.equal(again[k], final[k]) for k in final)
+    # ... and refuses weights without their progress.json rather than start from nothing
+    (out / "progress.json").unlink()
+    with pytest.raises(TrainingError, match="progress.json"):
+        run_recipe(cfg, data, out, eval_only=True)
     for sets in (["train.interpolate_weight=1.0"], ["train.interpolate_weight=null"],
                  ["train.interpolate_with=null"]):
         with pytest.raises(TrainingError, match="interpolate"):

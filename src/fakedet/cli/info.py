@@ -80,7 +80,7 @@ def info(weights, as_json):
         click.echo(f"continued:    from {parent.get('path')} (sha256 {str(parent.get('sha256'))[:12]}, "
                    f"{parent.get('steps')} steps{sets})")
     mix = tr.get("interpolated_with")
-    if mix:  # WiSE-FT: the trained weights mixed with another checkpoint's
+    if mix and isinstance(mix.get("weight"), (int, float)):  # WiSE-FT: mixed with another checkpoint
         click.echo(f"interpolated: {1 - mix['weight']:.2f} of the trained weights + {mix['weight']:.2f} of "
                    f"{mix.get('path')} (sha256 {str(mix.get('sha256'))[:12]})")
     ev = d["evaluation"]

@@ -20,7 +20,8 @@ end and finishes with that mean, its BatchNorm statistics measured afresh on
 as in SWAD, Cha et al. 2021, a domain-generalisation method). With ``train.interpolate_with``
 (a checkpoint of the same architecture, usually the run's starting point) and
 ``train.interpolate_weight`` ``w``, the trained weights and BatchNorm statistics become
-``(1 - w) * trained + w * that checkpoint's`` before calibration (WiSE-FT, Wortsman et al. 2022).
+``(1 - w) * trained + w * that checkpoint's`` before calibration (WiSE-FT, Wortsman et al. 2022);
+the BatchNorm statistics are mixed too, not measured afresh for the mixed network (an approximation).
 
 At the end the run fits a calibration temperature on the val splits, picks the threshold that
 labels at most ``target_fpr`` of real val images fake (pooled, or averaged over the sets when
@@ -159,8 +160,10 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
         _same_architecture(mix_path, cfg)
         mix_info = {"path": str(mix_path), "sha256": ckpt.sha256(mix_path), "weight": w}
     prev_seconds = 0.0  # training time of earlier segments of an interrupted run
-    if eval_only and not last.exists():
-        raise TrainingError(f"--eval-only: {last} does not exist; train the run first")
+    if eval_only and not (last.exists() and progress_file.exists()):
+        # without progress.json the run would start from its parent's (or ImageNet's) weights
+        missing = last if not last.exists() else progress_file
+        raise TrainingError(f"--eval-only: {missing} does not exist; train the run first")
     if last.exists() and progress_file.exists():
         loaded, last_meta = ckpt.load(last)
         model.load_state_dict(loaded.state_dict())
@@ -328,6 +331,8 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
                  "statistics from %d training batches", avg_start, step, average.n, n_bn)
 
     if mix_info:  # after the weight average, if any: the finished run's weights are mixed
+        if last.exists():  # the trained weights that were mixed, so that the result can be traced
+            mix_info["trained_sha256"] = ckpt.sha256(last)
         interpolate(model, ckpt.load(Path(mix_info["path"]))[0], mix_info["weight"])
         log.info("weights and BatchNorm statistics mixed with %s: %.2f of it", mix_info["path"], mix_info["weight"])
 
