@@ -331,7 +331,7 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
                  "statistics from %d training batches", avg_start, step, average.n, n_bn)
 
     if mix_info:  # after the weight average, if any: the finished run's weights are mixed
-        if last.exists():  # the trained weights that were mixed, so that the result can be traced
+        if last.exists() and averaged is None:  # the trained weights mixed (an average is recorded above)
             mix_info["trained_sha256"] = ckpt.sha256(last)
         interpolate(model, ckpt.load(Path(mix_info["path"]))[0], mix_info["weight"])
         log.info("weights and BatchNorm statistics mixed with %s: %.2f of it", mix_info["path"], mix_info["weight"])
