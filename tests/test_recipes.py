@@ -39,6 +39,26 @@ def test_every_old_recipe_resolves_to_the_same_training_settings(old):
     assert settings(r) == old["settings"]
 
 
+
+def test_soups_are_h3s_mixed_with_h4_or_with_h4w():
+    h3s = rc.resolve(REPO / "configs/trust/h3s_more_sbi.json").to_dict()
+    h4 = rc.resolve(REPO / "configs/trust/h4_longer.json")
+    h4w = rc.resolve(REPO / "configs/trust/h4w_interpolated.json")
+    s2 = rc.resolve(REPO / "configs/trust/s2_soup_h3s_h4.json").to_dict()
+    s3 = rc.resolve(REPO / "configs/trust/s3_soup_h3_h3s_h4.json").to_dict()
+    # S2: half H3s, half H4 (H4's run folder is the one its recipe trains into)
+    assert s2["train"].pop("interpolate_with") == "runs/trust/h4_longer/final.safetensors"
+    assert s2["train"].pop("interpolate_weight") == 0.5
+    # S3: H4w is half H3 (H4's parent), half H4; mixed with H3s at 2/3 it gives a third of each
+    assert h4w.train.interpolate_with == h4.train.init_from and h4w.train.interpolate_weight == 0.5
+    assert s3["train"].pop("interpolate_with") == "runs/trust/h4w_interpolated/final.safetensors"
+    w = s3["train"].pop("interpolate_weight")
+    assert abs((1 - w) - 1 / 3) < 1e-9 and abs(w * h4w.train.interpolate_weight - 1 / 3) < 1e-9
+    assert (h3s["train"].pop("interpolate_with"), h3s["train"].pop("interpolate_weight")) == (None, None)
+    for soup in (s2, s3):
+        assert (soup["data"], soup["train"], soup["calibration"], soup["model"]) == (
+            h3s["data"], h3s["train"], h3s["calibration"], h3s["model"])
+
 # Recipes written after the reorganisation, each checked by a test of its own below.
 NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_ffpp_unsplash.json",
        "configs/trust/without_ffpp_unsplash_frame.json", "configs/trust/facecrop.json",
@@ -51,6 +71,7 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/h2_continue_without_sd15.json", "configs/trust/h3_continue_with_ffpp.json",
        "configs/trust/h4_longer.json", "configs/trust/h4w_interpolated.json", "configs/trust/h3n_without_sbi.json",
        "configs/trust/h3s_more_sbi.json", "configs/trust/lomo_deepfakes_sbi30.json",
+       "configs/trust/s2_soup_h3s_h4.json", "configs/trust/s3_soup_h3_h3s_h4.json",
        *(f"configs/trust/lomo_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
 
 
