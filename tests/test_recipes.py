@@ -59,6 +59,16 @@ def test_soups_are_h3s_mixed_with_h4_or_with_h4w():
         assert (soup["data"], soup["train"], soup["calibration"], soup["model"]) == (
             h3s["data"], h3s["train"], h3s["calibration"], h3s["model"])
 
+
+def test_h3u_is_h3_with_the_unsplash_portraits_trained_on_and_self_blended():
+    h3 = rc.resolve(REPO / "configs/trust/h3_continue_with_ffpp.json").to_dict()
+    h3u = rc.resolve(REPO / "configs/trust/h3u_with_unsplash.json").to_dict()
+    for key in (("data", "train_sets"), ("train", "sbi_sets")):
+        assert h3u[key[0]].pop(key[1]) == h3[key[0]].pop(key[1]) + ["unsplash_portraits"]
+    # without the portraits it is H3 itself: H3's held-out figure is its leave-one-source-out one
+    assert (h3u["data"], h3u["train"], h3u["calibration"], h3u["model"]) == (
+        h3["data"], h3["train"], h3["calibration"], h3["model"])
+
 # Recipes written after the reorganisation, each checked by a test of its own below.
 NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_ffpp_unsplash.json",
        "configs/trust/without_ffpp_unsplash_frame.json", "configs/trust/facecrop.json",
@@ -72,6 +82,7 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/h4_longer.json", "configs/trust/h4w_interpolated.json", "configs/trust/h3n_without_sbi.json",
        "configs/trust/h3s_more_sbi.json", "configs/trust/lomo_deepfakes_sbi30.json",
        "configs/trust/s2_soup_h3s_h4.json", "configs/trust/s3_soup_h3_h3s_h4.json",
+       "configs/trust/h3u_with_unsplash.json",
        *(f"configs/trust/lomo_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
 
 
