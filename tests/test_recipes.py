@@ -12,7 +12,8 @@ from fakedet.training import recipe as rc
 REPO = Path(__file__).resolve().parents[1]
 LATER_AUGMENT = {"p_frame"}
 LATER_KEYS = {"train.face_crop_sets", "train.face_crop_boxes", "train.texture_only_sets",
-              "data.exclude_groups", "train.interpolate_with", "train.interpolate_weight"}  # likewise, off when empty
+              "data.exclude_groups", "train.interpolate_with", "train.interpolate_weight",
+              "train.sbi_set_weights"}  # likewise, off when empty
 OLD = json.loads((REPO / "tests" / "data" / "old_recipes.json").read_text())["entries"]
 
 
@@ -27,7 +28,7 @@ def settings(r: rc.Recipe) -> dict:
                 # when off, tests/test_training.py), are not in the old snapshot
                 flat.update({f"train.augment.{a}": x for a, x in v.items()
                              if not (a in LATER_AUGMENT and x == 0)})
-            elif k != "calibration_sets" and not (f"{section}.{k}" in LATER_KEYS and v in ([], None)):
+            elif k != "calibration_sets" and not (f"{section}.{k}" in LATER_KEYS and v in ([], None, {})):
                 flat[f"{section}.{k}"] = v
     return flat
 
@@ -69,6 +70,32 @@ def test_h3u_is_h3_with_the_unsplash_portraits_trained_on_and_self_blended():
     assert (h3u["data"], h3u["train"], h3u["calibration"], h3u["model"]) == (
         h3["data"], h3["train"], h3["calibration"], h3["model"])
 
+
+def test_h3b_is_h3u_with_more_self_blends_of_the_real_only_face_sets():
+    from fakedet.training.datasets import balanced_weights
+    h3u = rc.resolve(REPO / "configs/trust/h3u_with_unsplash.json").to_dict()
+    h3b = rc.resolve(REPO / "configs/trust/h3b_with_unsplash_blended.json").to_dict()
+    weights = h3b["train"].pop("sbi_set_weights")
+    assert h3u["train"].pop("sbi_set_weights") == {}
+    assert (h3b["data"], h3b["train"], h3b["calibration"], h3b["model"]) == (
+        h3u["data"], h3u["train"], h3u["calibration"], h3u["model"])
+    # the sets named are the real-only ones among the self-blended: their look has no genuine fakes
+    assert set(weights) == {"utkface_real", "unsplash_portraits"} <= set(h3b["train"]["sbi_sets"])
+    # shares of the samples (one item per cell is enough): self-blends of a real-only set become
+    # 2/3 of its reals' share, those of every other set 2/3 of what they were; reals unchanged
+    sets = h3b["data"]["train_sets"]
+    real_only = {"imagenet_real_photos", "utkface_real", "unsplash_portraits"}
+    items = [(f"{n}/r.jpg", 0, n, None) for n in sets] + [(f"{n}/f.jpg", 1, n, None) for n in sets
+                                                           if n not in real_only]
+    items += [(f"{n}/s.jpg", 1, n, "sbi") for n in h3b["train"]["sbi_sets"]]
+    share = dict(zip([(it[2], it[1], it[3]) for it in items],
+                     balanced_weights(items, {"sbi": h3b["train"]["sbi_share"]}, {"sbi": weights})))
+    old = dict(zip([(it[2], it[1], it[3]) for it in items], balanced_weights(items, {"sbi": 0.15})))
+    for n in weights:
+        assert share[(n, 1, "sbi")] == pytest.approx(2 / 3 * share[(n, 0, None)])
+    assert share[("dfdc_faceswap", 1, "sbi")] == pytest.approx(2 / 3 * old[("dfdc_faceswap", 1, "sbi")])
+    assert all(share[k] == pytest.approx(old[k]) for k in old if k[2] is None)
+
 # Recipes written after the reorganisation, each checked by a test of its own below.
 NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_ffpp_unsplash.json",
        "configs/trust/without_ffpp_unsplash_frame.json", "configs/trust/facecrop.json",
@@ -82,7 +109,7 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/h4_longer.json", "configs/trust/h4w_interpolated.json", "configs/trust/h3n_without_sbi.json",
        "configs/trust/h3s_more_sbi.json", "configs/trust/lomo_deepfakes_sbi30.json",
        "configs/trust/s2_soup_h3s_h4.json", "configs/trust/s3_soup_h3_h3s_h4.json",
-       "configs/trust/h3u_with_unsplash.json",
+       "configs/trust/h3u_with_unsplash.json", "configs/trust/h3b_with_unsplash_blended.json",
        *(f"configs/trust/lomo_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
 
 

@@ -50,6 +50,17 @@ def test_pseudo_fakes_take_their_share_of_the_fake_half_only():
         balanced_weights(items, {"sbi": 0.3, "recon": 0.3})
 
 
+
+def test_set_weights_spread_a_pseudo_fake_share_unevenly_and_leave_the_rest_alone():
+    items = with_pseudo_fakes(ITEMS + [("p/c.jpg", 0, "photos")], sbi_sets=["faces", "photos"])
+    even = cell_totals(items, balanced_weights(items, {"sbi": 0.2}))
+    tot = cell_totals(items, balanced_weights(items, {"sbi": 0.2}, {"sbi": {"photos": 3}}))
+    assert even[("faces", 1, "sbi")] == pytest.approx(0.1) and even[("photos", 1, "sbi")] == pytest.approx(0.1)
+    assert tot[("faces", 1, "sbi")] == pytest.approx(0.05) and tot[("photos", 1, "sbi")] == pytest.approx(0.15)
+    assert all(tot[k] == pytest.approx(even[k]) for k in even if k[2] != "sbi")  # reals, genuine fakes
+    assert sum(tot.values()) == pytest.approx(1.0)
+    assert balanced_weights(items, {"sbi": 0.2}, {"sbi": {}}) == balanced_weights(items, {"sbi": 0.2})
+
 def test_pseudo_fakes_alone_make_the_whole_fake_half():
     reals = [it for it in ITEMS if it[1] == 0]  # what a pseudo_only recipe keeps
     items = with_pseudo_fakes(reals, sbi_sets=["faces"], recon=True)
@@ -441,6 +452,17 @@ def test_perturbed_copy_keeps_original_pixels_where_the_shift_leaves_the_frame()
         assert copy.shape == (96, 96, 3)
         assert copy.min() > 40, seed  # grey shifted by colour jitter, never black
 
+
+
+def test_sbi_set_weights_must_name_self_blended_sets_with_positive_weights(tmp_path):
+    data = tmp_path / "data"
+    _tiny_sets(data)
+    for weights in ({"gen": 2}, {"faces": 0}, {"faces": "2"}, {"faces": True}):
+        cfg = tmp_path / "w.json"
+        cfg.write_text(json.dumps(_tiny_recipe(sbi_share=0.1, sbi_sets=["faces"], sbi_set_weights=weights)))
+        with pytest.raises(TrainingError, match="sbi_set_weights"):
+            run_recipe(cfg, data, tmp_path / "w")
+        assert not (tmp_path / "w" / "last.safetensors").exists()
 
 @pytest.mark.slow
 def test_face_crop_sets_need_their_boxes_and_crop_both_classes(tmp_path):

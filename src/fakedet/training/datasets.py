@@ -118,12 +118,13 @@ def with_pseudo_fakes(items, sbi_sets=(), recon=False):
     return out
 
 
-def balanced_weights(items, shares=None):
+def balanced_weights(items, shares=None, set_weights=None):
     """Sampling weights. Real images always make up half of the samples, each set's real cell
     the same share; the other half is split between the pseudo-fake kinds (``shares``, e.g.
-    {"sbi": 0.1, "recon": 0.15}, each spread evenly over its sets) and the genuine fake cells,
+    {"sbi": 0.1, "recon": 0.15}, each spread evenly over its sets, or in proportion to
+    ``set_weights`` {kind: {set: weight}}, 1 for a set not named) and the genuine fake cells,
     which share what is left equally."""
-    shares = shares or {}
+    shares, set_weights = shares or {}, set_weights or {}
     counts: dict = {}
     for _, label, name, make in items:
         counts[(name, label, make)] = counts.get((name, label, make), 0) + 1
@@ -138,5 +139,6 @@ def balanced_weights(items, shares=None):
     total.update({c: genuine / len(fake) for c in fake})
     for make in {c[2] for c in counts if c[2]}:
         cells = [c for c in counts if c[2] == make]
-        total.update({c: shares.get(make, 0.0) / len(cells) for c in cells})
+        rel = {c: float(set_weights.get(make, {}).get(c[0], 1.0)) for c in cells}
+        total.update({c: shares.get(make, 0.0) * rel[c] / sum(rel.values()) for c in cells})
     return [total[(name, label, make)] / counts[(name, label, make)] for _, label, name, make in items]

@@ -196,6 +196,11 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
     if shares.get("recon"):
         recon_dir = str(Path(tr.recon_dir).resolve())
         log.info("decoder-trace pseudo-fakes from %d autoencoders in %s", len(load_all(recon_dir)), recon_dir)
+    odd = {k: v for k, v in tr.sbi_set_weights.items()
+           if k not in tr.sbi_sets or isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0}
+    if odd:
+        raise TrainingError(f"train.sbi_set_weights: each key must be one of train.sbi_sets and each "
+                            f"weight a positive number (got {odd})")
     train_items = with_pseudo_fakes(items, tr.sbi_sets if shares.get("sbi") else (),
                                     bool(shares.get("recon")))
     sbi_version, face_boxes = tr.sbi_version, None
@@ -223,14 +228,15 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
         texture_only = torch.tensor([name in tr.texture_only_sets for name in set_order(train_items)])
         log.info("the head reads only texture features of %s", ", ".join(tr.texture_only_sets))
     if shares:
-        log.info("pseudo-fake shares of the samples: %s", shares)
+        log.info("pseudo-fake shares of the samples: %s%s", shares,
+                 f" (self-blends spread by {tr.sbi_set_weights})" if tr.sbi_set_weights else "")
     log.info("training on %d images from %s", len(items), ", ".join(train_sets))
     bs = tr.batch_size
 
     def make_loader(n_batches: int, loader_seed: int):
         sampler = torch.utils.data.WeightedRandomSampler(
-            balanced_weights(train_items, shares), num_samples=n_batches * bs, replacement=True,
-            generator=torch.Generator().manual_seed(loader_seed))
+            balanced_weights(train_items, shares, {"sbi": tr.sbi_set_weights}), num_samples=n_batches * bs,
+            replacement=True, generator=torch.Generator().manual_seed(loader_seed))
         return torch.utils.data.DataLoader(
             TrainSet(train_items, pre, tr.augment, loader_seed,
                      recon_dir=recon_dir, recon_local=tr.recon_local,
