@@ -457,12 +457,21 @@ def test_perturbed_copy_keeps_original_pixels_where_the_shift_leaves_the_frame()
 def test_sbi_set_weights_must_name_self_blended_sets_with_positive_weights(tmp_path):
     data = tmp_path / "data"
     _tiny_sets(data)
-    for weights in ({"gen": 2}, {"faces": 0}, {"faces": "2"}, {"faces": True}):
-        cfg = tmp_path / "w.json"
-        cfg.write_text(json.dumps(_tiny_recipe(sbi_share=0.1, sbi_sets=["faces"], sbi_set_weights=weights)))
+    cfg = tmp_path / "w.json"
+    for share, weights in ((0.1, {"gen": 2}), (0.1, {"faces": 0}), (0.1, {"faces": -1}), (0.1, {"faces": "2"}),
+                           (0.1, {"faces": True}), (0.1, {"faces": float("nan")}), (0.1, {"faces": float("inf")}),
+                           (0.0, {"faces": 2})):  # weights without a share would do nothing
+        cfg.write_text(json.dumps(_tiny_recipe(sbi_share=share, sbi_sets=["faces"], sbi_set_weights=weights)))
         with pytest.raises(TrainingError, match="sbi_set_weights"):
             run_recipe(cfg, data, tmp_path / "w")
         assert not (tmp_path / "w" / "last.safetensors").exists()
+    # accepted weights train; null (the default) spreads evenly, and switches off a base file's weights
+    cfg.write_text(json.dumps(_tiny_recipe(sbi_share=0.1, sbi_sets=["faces"], sbi_set_weights={"faces": 2})))
+    assert run_recipe(cfg, data, tmp_path / "ok") == 0
+    assert json.loads((tmp_path / "ok" / "recipe.json").read_text())["train"]["sbi_set_weights"] == {"faces": 2}
+    child = tmp_path / "child.json"
+    child.write_text(json.dumps({"extends": "w.json", "train": {"sbi_set_weights": None}}))
+    assert resolve(child).train.sbi_set_weights is None
 
 @pytest.mark.slow
 def test_face_crop_sets_need_their_boxes_and_crop_both_classes(tmp_path):

@@ -196,11 +196,13 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
     if shares.get("recon"):
         recon_dir = str(Path(tr.recon_dir).resolve())
         log.info("decoder-trace pseudo-fakes from %d autoencoders in %s", len(load_all(recon_dir)), recon_dir)
-    odd = {k: v for k, v in tr.sbi_set_weights.items()
-           if k not in tr.sbi_sets or isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0}
-    if odd:
+    sbi_weights = tr.sbi_set_weights or {}
+    odd = {k: v for k, v in sbi_weights.items() if k not in tr.sbi_sets or isinstance(v, bool)
+           or not isinstance(v, (int, float)) or not (0 < v < math.inf)}
+    if odd or (sbi_weights and not tr.sbi_share):
         raise TrainingError(f"train.sbi_set_weights: each key must be one of train.sbi_sets and each "
-                            f"weight a positive number (got {odd})")
+                            f"weight a positive finite number, with train.sbi_share above 0 (got {odd or sbi_weights}, "
+                            f"share {tr.sbi_share})")
     train_items = with_pseudo_fakes(items, tr.sbi_sets if shares.get("sbi") else (),
                                     bool(shares.get("recon")))
     sbi_version, face_boxes = tr.sbi_version, None
@@ -229,13 +231,13 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
         log.info("the head reads only texture features of %s", ", ".join(tr.texture_only_sets))
     if shares:
         log.info("pseudo-fake shares of the samples: %s%s", shares,
-                 f" (self-blends spread by {tr.sbi_set_weights})" if tr.sbi_set_weights else "")
+                 f" (self-blends spread by {sbi_weights})" if sbi_weights else "")
     log.info("training on %d images from %s", len(items), ", ".join(train_sets))
     bs = tr.batch_size
 
     def make_loader(n_batches: int, loader_seed: int):
         sampler = torch.utils.data.WeightedRandomSampler(
-            balanced_weights(train_items, shares, {"sbi": tr.sbi_set_weights}), num_samples=n_batches * bs,
+            balanced_weights(train_items, shares, {"sbi": sbi_weights}), num_samples=n_batches * bs,
             replacement=True, generator=torch.Generator().manual_seed(loader_seed))
         return torch.utils.data.DataLoader(
             TrainSet(train_items, pre, tr.augment, loader_seed,

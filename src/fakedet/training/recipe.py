@@ -106,8 +106,8 @@ class Train:
     sbi_share: float = 0.0  # self-blended pseudo-fakes' share of the samples
     sbi_sets: list[str] = field(default_factory=list)
     # relative weights that spread sbi_share over the sbi_sets ({set: weight}, 1 for a set not
-    # named): e.g. more self-blends of a real-only set, whose look has no genuine fakes
-    sbi_set_weights: dict = field(default_factory=dict)
+    # named; null: evenly): e.g. more self-blends of a real-only set, whose look has no genuine fakes
+    sbi_set_weights: Optional[dict] = None
     sbi_version: int = 1
     sbi_boxes: Optional[str] = None  # face boxes (experiments/face_boxes.py) for version 2
     # Sets whose images, real and fake alike, are cropped to their face (box from face_crop_boxes,
