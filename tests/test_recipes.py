@@ -28,7 +28,8 @@ def settings(r: rc.Recipe) -> dict:
                 # when off, tests/test_training.py), are not in the old snapshot
                 flat.update({f"train.augment.{a}": x for a, x in v.items()
                              if not (a in LATER_AUGMENT and x == 0)})
-            elif k != "calibration_sets" and not (f"{section}.{k}" in LATER_KEYS and v in ([], None, {})):
+            elif k != "calibration_sets" and not (f"{section}.{k}" in LATER_KEYS and v in ([], None, {})) \
+                    and not (f"{section}.{k}" == "train.real_share" and v == 0.5):  # later, 0.5 before
                 flat[f"{section}.{k}"] = v
     return flat
 
@@ -96,6 +97,28 @@ def test_h3b_is_h3u_with_more_self_blends_of_the_real_only_face_sets():
     assert share[("dfdc_faceswap", 1, "sbi")] == pytest.approx(2 / 3 * old[("dfdc_faceswap", 1, "sbi")])
     assert all(share[k] == pytest.approx(old[k]) for k in old if k[2] is None)
 
+
+def test_h3g_is_h3s_with_h3s_genuine_fake_share_restored_from_the_reals():
+    from fakedet.training.datasets import balanced_weights
+    h3 = rc.resolve(REPO / "configs/trust/h3_continue_with_ffpp.json")
+    h3s = rc.resolve(REPO / "configs/trust/h3s_more_sbi.json").to_dict()
+    h3g = rc.resolve(REPO / "configs/trust/h3g_more_sbi_same_genuine.json").to_dict()
+    assert (h3s["train"].pop("real_share"), h3g["train"].pop("real_share")) == (0.5, 0.35)
+    assert (h3g["data"], h3g["train"], h3g["calibration"], h3g["model"]) == (
+        h3s["data"], h3s["train"], h3s["calibration"], h3s["model"])
+    # one item per cell: the genuine fakes' share of the samples is H3's, the self-blends' H3s's
+    sets, real_only = h3g["data"]["train_sets"], {"imagenet_real_photos", "utkface_real"}
+    items = [(f"{n}/r.jpg", 0, n, None) for n in sets] + [(f"{n}/f.jpg", 1, n, None) for n in sets
+                                                           if n not in real_only]
+    items += [(f"{n}/s.jpg", 1, n, "sbi") for n in h3g["train"]["sbi_sets"]]
+
+    def by_kind(share, real):
+        w = balanced_weights(items, {"sbi": share}, None, real)
+        return {k: sum(x for it, x in zip(items, w) if (it[1], it[3]) == k) for k in ((0, None), (1, None), (1, "sbi"))}
+    g, old = by_kind(h3g["train"]["sbi_share"], 0.35), by_kind(h3.train.sbi_share, h3.train.real_share)
+    assert g[(1, None)] == pytest.approx(old[(1, None)]) == pytest.approx(0.35)
+    assert g[(1, "sbi")] == pytest.approx(0.30) and g[(0, None)] == pytest.approx(0.35)
+
 # Recipes written after the reorganisation, each checked by a test of its own below.
 NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_ffpp_unsplash.json",
        "configs/trust/without_ffpp_unsplash_frame.json", "configs/trust/facecrop.json",
@@ -110,6 +133,7 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/h3s_more_sbi.json", "configs/trust/lomo_deepfakes_sbi30.json",
        "configs/trust/s2_soup_h3s_h4.json", "configs/trust/s3_soup_h3_h3s_h4.json",
        "configs/trust/h3u_with_unsplash.json", "configs/trust/h3b_with_unsplash_blended.json",
+       "configs/trust/h3g_more_sbi_same_genuine.json",
        *(f"configs/trust/lomo_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
 
 

@@ -61,6 +61,19 @@ def test_set_weights_spread_a_pseudo_fake_share_unevenly_and_leave_the_rest_alon
     assert sum(tot.values()) == pytest.approx(1.0)
     assert balanced_weights(items, {"sbi": 0.2}, {"sbi": {}}) == balanced_weights(items, {"sbi": 0.2})
 
+
+def test_real_share_moves_the_real_half_and_the_genuine_fakes_take_the_rest():
+    items = with_pseudo_fakes(ITEMS, sbi_sets=["faces"])
+    tot = cell_totals(items, balanced_weights(items, {"sbi": 0.3}, None, 0.35))
+    assert tot[("faces", 0, None)] + tot[("photos", 0, None)] == pytest.approx(0.35)
+    assert tot[("faces", 0, None)] == pytest.approx(tot[("photos", 0, None)])
+    assert tot[("faces", 1, "sbi")] == pytest.approx(0.3)
+    assert tot[("faces", 1, None)] + tot[("gen", 1, None)] == pytest.approx(0.35)
+    assert balanced_weights(items, {"sbi": 0.3}, None, 0.5) == balanced_weights(items, {"sbi": 0.3})
+    for bad in (0.0, 1.0, 0.7):  # 0.7 leaves nothing for the genuine fakes beside 0.3 of self-blends
+        with pytest.raises(ValueError):
+            balanced_weights(items, {"sbi": 0.3}, None, bad)
+
 def test_pseudo_fakes_alone_make_the_whole_fake_half():
     reals = [it for it in ITEMS if it[1] == 0]  # what a pseudo_only recipe keeps
     items = with_pseudo_fakes(reals, sbi_sets=["faces"], recon=True)
@@ -465,6 +478,9 @@ def test_sbi_set_weights_must_name_self_blended_sets_with_positive_weights(tmp_p
         with pytest.raises(TrainingError, match="sbi_set_weights"):
             run_recipe(cfg, data, tmp_path / "w")
         assert not (tmp_path / "w" / "last.safetensors").exists()
+    cfg.write_text(json.dumps(_tiny_recipe(real_share=1.0)))
+    with pytest.raises(TrainingError, match="real_share"):
+        run_recipe(cfg, data, tmp_path / "w")
     # accepted weights train; null (the default) spreads evenly, and switches off a base file's weights
     cfg.write_text(json.dumps(_tiny_recipe(sbi_share=0.1, sbi_sets=["faces"], sbi_set_weights={"faces": 2})))
     assert run_recipe(cfg, data, tmp_path / "ok") == 0

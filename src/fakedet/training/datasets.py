@@ -118,9 +118,9 @@ def with_pseudo_fakes(items, sbi_sets=(), recon=False):
     return out
 
 
-def balanced_weights(items, shares=None, set_weights=None):
-    """Sampling weights. Real images always make up half of the samples, each set's real cell
-    the same share; the other half is split between the pseudo-fake kinds (``shares``, e.g.
+def balanced_weights(items, shares=None, set_weights=None, real_share=0.5):
+    """Sampling weights. Real images make up ``real_share`` of the samples (half unless told),
+    each set's real cell the same share; the rest is split between the pseudo-fake kinds (``shares``, e.g.
     {"sbi": 0.1, "recon": 0.15}, each spread evenly over its sets, or in proportion to
     ``set_weights`` {kind: {set: weight}}, 1 for a set not named) and the genuine fake cells,
     which share what is left equally."""
@@ -130,12 +130,14 @@ def balanced_weights(items, shares=None, set_weights=None):
         counts[(name, label, make)] = counts.get((name, label, make), 0) + 1
     real = [c for c in counts if c[1] == 0]
     fake = [c for c in counts if c[1] == 1 and c[2] is None]
-    total = {c: 0.5 / len(real) for c in real}
-    genuine = 0.5 - sum(shares.get(m, 0.0) for m in {c[2] for c in counts if c[2]})
+    if not 0.0 < real_share < 1.0:
+        raise ValueError(f"the real images' share must lie strictly between 0 and 1, not {real_share}")
+    total = {c: real_share / len(real) for c in real}
+    genuine = 1.0 - real_share - sum(shares.get(m, 0.0) for m in {c[2] for c in counts if c[2]})
     if fake and genuine <= 1e-9:
         raise ValueError("pseudo-fake shares must leave room for the genuine fakes")
     if not fake and abs(genuine) > 1e-9:
-        raise ValueError("with no genuine fakes the pseudo-fake shares must add up to 0.5")
+        raise ValueError("with no genuine fakes the pseudo-fake shares must add up to the fake share")
     total.update({c: genuine / len(fake) for c in fake})
     for make in {c[2] for c in counts if c[2]}:
         cells = [c for c in counts if c[2] == make]

@@ -3,8 +3,8 @@
 Every set's train split is used, sampled so that each (set, class) cell has the same weight
 (:func:`fakedet.training.datasets.balanced_weights`), with augmentations drawn alike for both
 classes. Optionally, pseudo-fakes made from the real training images take a fixed share of the
-samples (real images always stay half of them): self-blended faces (``sbi_share``, on the face
-sets in ``sbi_sets``) and decoder-trace reconstructions (``recon_share``, through the
+samples (real images stay half of them unless ``real_share`` says otherwise): self-blended
+faces (``sbi_share``, on the face sets in ``sbi_sets``) and decoder-trace reconstructions (``recon_share``, through the
 autoencoders in ``recon_dir``). The run is resumable: it saves ``last.safetensors`` plus a small
 JSON with the step count; an interrupted run restarts from its last checkpoint (the weights and
 the learning-rate schedule resume; AdamW's moment estimates start afresh). A recipe whose
@@ -203,6 +203,8 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
         raise TrainingError(f"train.sbi_set_weights: each key must be one of train.sbi_sets and each "
                             f"weight a positive finite number, with train.sbi_share above 0 (got {odd or sbi_weights}, "
                             f"share {tr.sbi_share})")
+    if not 0.0 < tr.real_share < 1.0:
+        raise TrainingError(f"train.real_share must lie strictly between 0 and 1, not {tr.real_share}")
     train_items = with_pseudo_fakes(items, tr.sbi_sets if shares.get("sbi") else (),
                                     bool(shares.get("recon")))
     sbi_version, face_boxes = tr.sbi_version, None
@@ -229,6 +231,8 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
                                 f"branch (not trained on: {unknown}; texture branch: {cfg.use_texture})")
         texture_only = torch.tensor([name in tr.texture_only_sets for name in set_order(train_items)])
         log.info("the head reads only texture features of %s", ", ".join(tr.texture_only_sets))
+    if tr.real_share != 0.5:
+        log.info("real images' share of the samples: %s", tr.real_share)
     if shares:
         log.info("pseudo-fake shares of the samples: %s%s", shares,
                  f" (self-blends spread by {sbi_weights})" if sbi_weights else "")
@@ -237,7 +241,7 @@ def _run(recipe: Recipe, root: Path, out: Path, eval_only: bool) -> Path:
 
     def make_loader(n_batches: int, loader_seed: int):
         sampler = torch.utils.data.WeightedRandomSampler(
-            balanced_weights(train_items, shares, {"sbi": sbi_weights}), num_samples=n_batches * bs,
+            balanced_weights(train_items, shares, {"sbi": sbi_weights}, tr.real_share), num_samples=n_batches * bs,
             replacement=True, generator=torch.Generator().manual_seed(loader_seed))
         return torch.utils.data.DataLoader(
             TrainSet(train_items, pre, tr.augment, loader_seed,

@@ -103,6 +103,7 @@ class Train:
     augment: Augment = field(default_factory=Augment)
     view_crop: bool = False  # a native-resolution crop as the view
     pseudo_only: bool = False  # real images against pseudo-fakes only
+    real_share: float = 0.5  # real images' share of the samples; pseudo- and genuine fakes share the rest
     sbi_share: float = 0.0  # self-blended pseudo-fakes' share of the samples
     sbi_sets: list[str] = field(default_factory=list)
     # relative weights that spread sbi_share over the sbi_sets ({set: weight}, 1 for a set not
