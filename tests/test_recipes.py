@@ -17,6 +17,12 @@ LATER_KEYS = {"train.face_crop_sets", "train.face_crop_boxes", "train.texture_on
 OLD = json.loads((REPO / "tests" / "data" / "old_recipes.json").read_text())["entries"]
 
 
+def sections(d: dict) -> tuple:
+    """A resolved recipe's data, train, calibration and model sections: what two runs that differ
+    only in the keys a test has popped must share."""
+    return d["data"], d["train"], d["calibration"], d["model"]
+
+
 def settings(r: rc.Recipe) -> dict:
     """What the trainer reads from a resolved recipe, keyed as in tests/data/old_recipes.json."""
     d = r.to_dict()
@@ -40,84 +46,6 @@ def test_every_old_recipe_resolves_to_the_same_training_settings(old):
     r = rc.resolve(REPO / old["new_config"], seed=old["seed"])
     assert settings(r) == old["settings"]
 
-
-
-def test_soups_are_h3s_mixed_with_h4_or_with_h4w():
-    h3s = rc.resolve(REPO / "configs/trust/h3s_more_sbi.json").to_dict()
-    h4 = rc.resolve(REPO / "configs/trust/h4_longer.json")
-    h4w = rc.resolve(REPO / "configs/trust/h4w_interpolated.json")
-    s2 = rc.resolve(REPO / "configs/trust/s2_soup_h3s_h4.json").to_dict()
-    s3 = rc.resolve(REPO / "configs/trust/s3_soup_h3_h3s_h4.json").to_dict()
-    # S2: half H3s, half H4 (H4's run folder is the one its recipe trains into)
-    assert s2["train"].pop("interpolate_with") == "runs/trust/h4_longer/final.safetensors"
-    assert s2["train"].pop("interpolate_weight") == 0.5
-    # S3: H4w is half H3 (H4's parent), half H4; mixed with H3s at 2/3 it gives a third of each
-    assert h4w.train.interpolate_with == h4.train.init_from and h4w.train.interpolate_weight == 0.5
-    assert s3["train"].pop("interpolate_with") == "runs/trust/h4w_interpolated/final.safetensors"
-    w = s3["train"].pop("interpolate_weight")
-    assert abs((1 - w) - 1 / 3) < 1e-9 and abs(w * h4w.train.interpolate_weight - 1 / 3) < 1e-9
-    assert (h3s["train"].pop("interpolate_with"), h3s["train"].pop("interpolate_weight")) == (None, None)
-    for soup in (s2, s3):
-        assert (soup["data"], soup["train"], soup["calibration"], soup["model"]) == (
-            h3s["data"], h3s["train"], h3s["calibration"], h3s["model"])
-
-
-def test_h3u_is_h3_with_the_unsplash_portraits_trained_on_and_self_blended():
-    h3 = rc.resolve(REPO / "configs/trust/h3_continue_with_ffpp.json").to_dict()
-    h3u = rc.resolve(REPO / "configs/trust/h3u_with_unsplash.json").to_dict()
-    for key in (("data", "train_sets"), ("train", "sbi_sets")):
-        assert h3u[key[0]].pop(key[1]) == h3[key[0]].pop(key[1]) + ["unsplash_portraits"]
-    # without the portraits it is H3 itself: H3's held-out figure is its leave-one-source-out one
-    assert (h3u["data"], h3u["train"], h3u["calibration"], h3u["model"]) == (
-        h3["data"], h3["train"], h3["calibration"], h3["model"])
-
-
-def test_h3b_is_h3u_with_more_self_blends_of_the_real_only_face_sets():
-    from fakedet.training.datasets import balanced_weights
-    h3u = rc.resolve(REPO / "configs/trust/h3u_with_unsplash.json").to_dict()
-    h3b = rc.resolve(REPO / "configs/trust/h3b_with_unsplash_blended.json").to_dict()
-    weights = h3b["train"].pop("sbi_set_weights")
-    assert h3u["train"].pop("sbi_set_weights") is None
-    assert (h3b["data"], h3b["train"], h3b["calibration"], h3b["model"]) == (
-        h3u["data"], h3u["train"], h3u["calibration"], h3u["model"])
-    # the sets named are the real-only ones among the self-blended: their look has no genuine fakes
-    assert set(weights) == {"utkface_real", "unsplash_portraits"} <= set(h3b["train"]["sbi_sets"])
-    # shares of the samples (one item per cell is enough): self-blends of a real-only set become
-    # 2/3 of its reals' share, those of every other set 2/3 of what they were; reals unchanged
-    sets = h3b["data"]["train_sets"]
-    real_only = {"imagenet_real_photos", "utkface_real", "unsplash_portraits"}
-    items = [(f"{n}/r.jpg", 0, n, None) for n in sets] + [(f"{n}/f.jpg", 1, n, None) for n in sets
-                                                           if n not in real_only]
-    items += [(f"{n}/s.jpg", 1, n, "sbi") for n in h3b["train"]["sbi_sets"]]
-    share = dict(zip([(it[2], it[1], it[3]) for it in items],
-                     balanced_weights(items, {"sbi": h3b["train"]["sbi_share"]}, {"sbi": weights})))
-    old = dict(zip([(it[2], it[1], it[3]) for it in items], balanced_weights(items, {"sbi": 0.15})))
-    for n in weights:
-        assert share[(n, 1, "sbi")] == pytest.approx(2 / 3 * share[(n, 0, None)])
-    assert share[("dfdc_faceswap", 1, "sbi")] == pytest.approx(2 / 3 * old[("dfdc_faceswap", 1, "sbi")])
-    assert all(share[k] == pytest.approx(old[k]) for k in old if k[2] is None)
-
-
-def test_h3g_is_h3s_with_h3s_genuine_fake_share_restored_from_the_reals():
-    from fakedet.training.datasets import balanced_weights
-    h3 = rc.resolve(REPO / "configs/trust/h3_continue_with_ffpp.json")
-    h3s = rc.resolve(REPO / "configs/trust/h3s_more_sbi.json").to_dict()
-    h3g = rc.resolve(REPO / "configs/trust/h3g_more_sbi_same_genuine.json").to_dict()
-    assert (h3s["train"].pop("real_share"), h3g["train"].pop("real_share")) == (0.5, 0.35)
-    assert (h3g["data"], h3g["train"], h3g["calibration"], h3g["model"]) == (
-        h3s["data"], h3s["train"], h3s["calibration"], h3s["model"])
-    # one item per cell: the genuine fakes' share of the samples is H3's, the self-blends' H3s's
-    sets, real_only = h3g["data"]["train_sets"], {"imagenet_real_photos", "utkface_real"}
-    items = [(f"{n}/r.jpg", 0, n, None) for n in sets] + [(f"{n}/f.jpg", 1, n, None) for n in sets
-                                                           if n not in real_only]
-    items += [(f"{n}/s.jpg", 1, n, "sbi") for n in h3g["train"]["sbi_sets"]]
-
-    def by_kind(share, real):
-        w = balanced_weights(items, {"sbi": share}, None, real)
-        return {k: sum(x for it, x in zip(items, w) if (it[1], it[3]) == k) for k in ((0, None), (1, None), (1, "sbi"))}
-    g, old = by_kind(h3g["train"]["sbi_share"], 0.35), by_kind(h3.train.sbi_share, h3.train.real_share)
-    assert g[(1, None)] == pytest.approx(old[(1, None)]) == pytest.approx(0.35)
-    assert g[(1, "sbi")] == pytest.approx(0.30) and g[(0, None)] == pytest.approx(0.35)
 
 # Recipes written after the reorganisation, each checked by a test of its own below.
 NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_ffpp_unsplash.json",
@@ -337,8 +265,7 @@ def test_h4w_is_h4_mixed_half_and_half_with_h3():
     assert h4w["train"].pop("interpolate_with") == h4["train"]["init_from"]
     assert h4w["train"].pop("interpolate_weight") == 0.5
     assert (h4["train"].pop("interpolate_with"), h4["train"].pop("interpolate_weight")) == (None, None)
-    assert (h4w["data"], h4w["train"], h4w["calibration"], h4w["model"]) == (
-        h4["data"], h4["train"], h4["calibration"], h4["model"])
+    assert sections(h4w) == sections(h4)
 
 
 def test_h3n_and_h3s_are_h3_without_self_blends_and_with_twice_their_share():
@@ -351,8 +278,7 @@ def test_h3n_and_h3s_are_h3_without_self_blends_and_with_twice_their_share():
     h3["train"].pop("sbi_sets")
     h3s["train"].pop("sbi_sets")
     for other in (h3n, h3s):
-        assert (other["data"], other["train"], other["calibration"], other["model"]) == (
-            h3["data"], h3["train"], h3["calibration"], h3["model"])
+        assert sections(other) == sections(h3)
 
 
 def test_h4_is_h3_continued_from_h3_for_longer_with_another_seed():
@@ -363,8 +289,7 @@ def test_h4_is_h3_continued_from_h3_for_longer_with_another_seed():
     assert h4["train"].pop("save_every") == 100
     for key in ("init_from", "steps", "seed", "save_every"):
         h3["train"].pop(key)
-    assert (h4["data"], h4["train"], h4["calibration"], h4["model"]) == (
-        h3["data"], h3["train"], h3["calibration"], h3["model"])
+    assert sections(h4) == sections(h3)
 
 
 @pytest.mark.parametrize("method", ["Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"])
@@ -388,5 +313,79 @@ def test_lomo_deepfakes_sbi30_is_lomo_deepfakes_with_h3s_self_blend_share():
     more = rc.resolve(REPO / "configs/trust/lomo_deepfakes_sbi30.json").to_dict()
     h3s = rc.resolve(REPO / "configs/trust/h3s_more_sbi.json")
     assert (lomo["train"].pop("sbi_share"), more["train"].pop("sbi_share")) == (0.15, h3s.train.sbi_share)
-    assert (more["data"], more["train"], more["calibration"], more["model"]) == (
-        lomo["data"], lomo["train"], lomo["calibration"], lomo["model"])
+    assert sections(more) == sections(lomo)
+
+
+
+def test_soups_are_h3s_mixed_with_h4_or_with_h4w():
+    h3s = rc.resolve(REPO / "configs/trust/h3s_more_sbi.json").to_dict()
+    h4 = rc.resolve(REPO / "configs/trust/h4_longer.json")
+    h4w = rc.resolve(REPO / "configs/trust/h4w_interpolated.json")
+    s2 = rc.resolve(REPO / "configs/trust/s2_soup_h3s_h4.json").to_dict()
+    s3 = rc.resolve(REPO / "configs/trust/s3_soup_h3_h3s_h4.json").to_dict()
+    # S2: half H3s, half H4 (H4's run folder is the one its recipe trains into)
+    assert s2["train"].pop("interpolate_with") == "runs/trust/h4_longer/final.safetensors"
+    assert s2["train"].pop("interpolate_weight") == 0.5
+    # S3: H4w is half H3 (H4's parent), half H4; mixed with H3s at 2/3 it gives a third of each
+    assert h4w.train.interpolate_with == h4.train.init_from and h4w.train.interpolate_weight == 0.5
+    assert s3["train"].pop("interpolate_with") == "runs/trust/h4w_interpolated/final.safetensors"
+    w = s3["train"].pop("interpolate_weight")
+    assert abs((1 - w) - 1 / 3) < 1e-9 and abs(w * h4w.train.interpolate_weight - 1 / 3) < 1e-9
+    assert (h3s["train"].pop("interpolate_with"), h3s["train"].pop("interpolate_weight")) == (None, None)
+    for soup in (s2, s3):
+        assert sections(soup) == sections(h3s)
+
+
+def test_h3u_is_h3_with_the_unsplash_portraits_trained_on_and_self_blended():
+    h3 = rc.resolve(REPO / "configs/trust/h3_continue_with_ffpp.json").to_dict()
+    h3u = rc.resolve(REPO / "configs/trust/h3u_with_unsplash.json").to_dict()
+    for key in (("data", "train_sets"), ("train", "sbi_sets")):
+        assert h3u[key[0]].pop(key[1]) == h3[key[0]].pop(key[1]) + ["unsplash_portraits"]
+    # without the portraits it is H3 itself: H3's held-out figure is its leave-one-source-out one
+    assert sections(h3u) == sections(h3)
+
+
+def test_h3b_is_h3u_with_more_self_blends_of_the_real_only_face_sets():
+    from fakedet.training.datasets import balanced_weights
+    h3u = rc.resolve(REPO / "configs/trust/h3u_with_unsplash.json").to_dict()
+    h3b = rc.resolve(REPO / "configs/trust/h3b_with_unsplash_blended.json").to_dict()
+    weights = h3b["train"].pop("sbi_set_weights")
+    assert h3u["train"].pop("sbi_set_weights") is None
+    assert sections(h3b) == sections(h3u)
+    # the sets named are the real-only ones among the self-blended: their look has no genuine fakes
+    assert set(weights) == {"utkface_real", "unsplash_portraits"} <= set(h3b["train"]["sbi_sets"])
+    # shares of the samples (one item per cell is enough): self-blends of a real-only set become
+    # 2/3 of its reals' share, those of every other set 2/3 of what they were; reals unchanged
+    sets = h3b["data"]["train_sets"]
+    real_only = {"imagenet_real_photos", "utkface_real", "unsplash_portraits"}
+    items = [(f"{n}/r.jpg", 0, n, None) for n in sets] + [(f"{n}/f.jpg", 1, n, None) for n in sets
+                                                           if n not in real_only]
+    items += [(f"{n}/s.jpg", 1, n, "sbi") for n in h3b["train"]["sbi_sets"]]
+    share = dict(zip([(it[2], it[1], it[3]) for it in items],
+                     balanced_weights(items, {"sbi": h3b["train"]["sbi_share"]}, {"sbi": weights})))
+    old = dict(zip([(it[2], it[1], it[3]) for it in items], balanced_weights(items, {"sbi": 0.15})))
+    for n in weights:
+        assert share[(n, 1, "sbi")] == pytest.approx(2 / 3 * share[(n, 0, None)])
+    assert share[("dfdc_faceswap", 1, "sbi")] == pytest.approx(2 / 3 * old[("dfdc_faceswap", 1, "sbi")])
+    assert all(share[k] == pytest.approx(old[k]) for k in old if k[2] is None)
+
+
+def test_h3g_is_h3s_with_h3s_genuine_fake_share_restored_from_the_reals():
+    from fakedet.training.datasets import balanced_weights
+    h3 = rc.resolve(REPO / "configs/trust/h3_continue_with_ffpp.json")
+    h3s = rc.resolve(REPO / "configs/trust/h3s_more_sbi.json").to_dict()
+    h3g = rc.resolve(REPO / "configs/trust/h3g_more_sbi_same_genuine.json").to_dict()
+    assert (h3s["train"].pop("real_share"), h3g["train"].pop("real_share")) == (0.5, 0.35)
+    assert sections(h3g) == sections(h3s)
+    # one item per cell: the genuine fakes' share of the samples is H3's, the self-blends' H3s's
+    sets, real_only = h3g["data"]["train_sets"], {"imagenet_real_photos", "utkface_real"}
+    items = [(f"{n}/r.jpg", 0, n, None) for n in sets] + [(f"{n}/f.jpg", 1, n, None) for n in sets
+                                                           if n not in real_only]
+    items += [(f"{n}/s.jpg", 1, n, "sbi") for n in h3g["train"]["sbi_sets"]]
+
+    def by_kind(share, real):
+        w = balanced_weights(items, {"sbi": share}, None, real)
+        return {k: sum(x for it, x in zip(items, w) if (it[1], it[3]) == k) for k in ((0, None), (1, None), (1, "sbi"))}
+    g, old = by_kind(h3g["train"]["sbi_share"], 0.35), by_kind(h3.train.sbi_share, h3.train.real_share)
+    assert g[(1, None)] == pytest.approx(old[(1, None)]) == pytest.approx(0.35)
+    assert g[(1, "sbi")] == pytest.approx(0.30) and g[(0, None)] == pytest.approx(0.35)
