@@ -1,0 +1,60 @@
+"""The coding-cost expert study (experiments/coding_cost.py): the coder must be causal and its bits honest."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+spec = importlib.util.spec_from_file_location(
+    "coding_cost", Path(__file__).resolve().parents[1] / "experiments" / "coding_cost.py")
+cc = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(cc)
+
+
+@pytest.mark.parametrize("row,col", [(0, 0), (5, 9), (8, 8), (15, 15)])
+def test_a_pixel_changes_no_prediction_at_or_before_it(row, col):
+    torch.manual_seed(0)
+    coder = cc.Coder(width=8, blocks=3)
+    x = torch.randint(0, 256, (1, 1, 16, 16)).float()
+    y = x.clone()
+    y[0, 0, row, col] = 255 - y[0, 0, row, col]
+    changed = (coder(x) - coder(y)).abs().sum(1)[0] > 1e-6
+    first = row * 16 + col
+    order = torch.arange(256).reshape(16, 16)
+    assert not changed[order <= first].any()
+    if first < 255:
+        assert changed[order > first].any()  # the coder does look at what came before
+
+
+def test_a_uniform_coder_costs_eight_bits_and_d_is_zero():
+    coder = cc.Coder(width=8, blocks=2)
+    with torch.no_grad():
+        for p in coder.out[-1].parameters():
+            p.zero_()
+    luma = np.random.default_rng(0).integers(0, 256, (40, 50), dtype=np.uint8)
+    cost, entropy = cc.cost_and_entropy(coder, torch.from_numpy(luma)[None, None])
+    assert torch.allclose(cost, torch.full_like(cost, 8.0), atol=1e-4)
+    assert torch.allclose(entropy, torch.full_like(entropy, 8.0), atol=1e-4)
+    stats = cc.image_stats(coder, luma)
+    assert abs(stats["d"]) < 1e-4 and abs(stats["half_d"]) < 1e-4 and abs(stats["nll"] - 8) < 1e-4
+
+
+def test_a_confident_coder_is_cheap_where_it_is_right_and_costly_where_wrong():
+    coder = cc.Coder(width=8, blocks=2)
+    with torch.no_grad():
+        for p in coder.out[-1].parameters():
+            p.zero_()
+        coder.out[-1].bias[100] = 20.0  # predicts 100 everywhere, almost surely
+    right = torch.full((1, 1, 8, 8), 100)
+    wrong = torch.full((1, 1, 8, 8), 7)
+    (cost_r, ent), (cost_w, _) = cc.cost_and_entropy(coder, right), cc.cost_and_entropy(coder, wrong)
+    assert cost_r.max() < 0.01 and ent.max() < 0.01 and cost_w.min() > 20
+
+
+def test_downscale_and_crop_keep_native_pixels():
+    a = np.arange(36, dtype=np.uint8).reshape(6, 6)
+    assert cc.downscale2(a).tolist() == [[4, 6, 8], [16, 18, 20], [28, 30, 32]]
+    assert cc.centre_crop(a, 4).tolist() == a[1:5, 1:5].tolist()
+    assert cc.centre_crop(a, 10).shape == (6, 6)
