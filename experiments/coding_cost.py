@@ -7,8 +7,9 @@ predictable than the coder expects (D < 0) is scored as more likely generated (s
 After Cozzolino, Poggi, Niessner and Verdoliva, "Zero-Shot Detection of AI-Generated Images"
 (ECCV 2024). The rule this study is read by: docs/decisions/2026-12-02-coding-cost-expert.md.
 
-    python experiments/coding_cost.py train --out runs/coding/coder.safetensors --steps 1500
-    python experiments/coding_cost.py eval --coder runs/coding/coder.safetensors --json runs/coding/eval.json
+    python experiments/coding_cost.py train --out runs/coding/coder.safetensors --steps 2000
+    python experiments/coding_cost.py eval --coder runs/coding/coder.safetensors --json runs/coding/eval.json \\
+        --rows runs/coding/rows.jsonl
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def image_stats(coder: Coder, luma: np.ndarray) -> dict:
     """The statistics of one image: D (primary), NLL, and D of the 2x-downscaled luma."""
     out = {}
     for name, a in (("", centre_crop(luma, SCORE_CROP)), ("half_", downscale2(centre_crop(luma, SCORE_CROP)))):
-        cost, ent = cost_and_entropy(coder, torch.from_numpy(a)[None, None])
+        cost, ent = cost_and_entropy(coder, torch.from_numpy(a.copy())[None, None])
         out[name + "d"] = float((cost - ent).mean())
         out[name + "nll"] = float(cost.mean())
     return out
@@ -145,9 +146,17 @@ def train(args) -> None:
                                                       "seconds": f"{time.time() - start:.0f}"})
 
 
+_scored: dict = {}  # (path, JPEG quality) -> statistics: an image read twice is scored once
+
+
 def score_items(coder, items, jpeg_quality=None) -> list[dict]:
-    return [dict(image_stats(coder, load_luma(path, jpeg_quality)), label=label, set=name)
-            for path, label, name in items]
+    rows = []
+    for path, label, name in items:
+        key = (path, jpeg_quality)
+        if key not in _scored:
+            _scored[key] = image_stats(coder, load_luma(path, jpeg_quality))
+        rows.append(dict(_scored[key], label=label, set=name))
+    return rows
 
 
 def items_of(root: Path, name: str, split: str | None, label: int | None = None):
@@ -158,6 +167,15 @@ def items_of(root: Path, name: str, split: str | None, label: int | None = None)
 def aucs(rows, stats=("d", "nll", "half_d", "half_nll")) -> dict:
     labels = [r["label"] for r in rows]
     return {s: round(auc(labels, [-r[s] for r in rows]), 4) for s in stats}
+
+
+def equal_weight_quantile(scores_by_source: dict, q: float) -> float:
+    """The score below which a share ``q`` of the images falls, each source weighing the same."""
+    scores = np.concatenate([np.asarray(v, dtype=float) for v in scores_by_source.values()])
+    weights = np.concatenate([np.full(len(v), 1.0 / len(v)) for v in scores_by_source.values()])
+    order = np.argsort(scores)
+    cum = np.cumsum(weights[order]) / weights.sum()
+    return float(scores[order][min(len(scores) - 1, int(np.searchsorted(cum, q)))])
 
 
 def evaluate(args) -> None:
@@ -182,30 +200,31 @@ def evaluate(args) -> None:
         report[key] = aucs(rows[key])
         print(key, len(items), report[key], f"{time.time() - t0:.0f}s", file=sys.stderr, flush=True)
     for key in ("cifake_sd14 val", "stylegan2_faces all"):
-        r = score_items(coder, plan[key], jpeg_quality=50)
+        rows[key + " JPEG q50"] = r = score_items(coder, plan[key], jpeg_quality=50)
         report[key + " JPEG q50"] = aucs(r)
         print(key, "q50", report[key + " JPEG q50"], file=sys.stderr, flush=True)
     # False alarms on unseen real sources, at the 5 % threshold of the training sources' real val
-    # images (each source weighted equally: the 95th percentile of each, averaged is not a rule;
-    # the threshold is the score that 5 % of the pooled, equally weighted reals exceed).
-    calib = [(s, score_items(coder, [(p, 0, s) for p in ps])) for s, ps in real_paths(root, TRAIN_SETS, "val").items()]
-    scores = np.concatenate([[-r["d"] for r in rs] for _, rs in calib])
-    weights = np.concatenate([np.full(len(rs), 1.0 / len(rs)) for _, rs in calib])
-    order = np.argsort(scores)
-    cum = np.cumsum(weights[order]) / weights.sum()
-    threshold = float(scores[order][np.searchsorted(cum, 0.95)])
+    # images, each source weighted equally, for the primary score (-D) and the reversed one (+D).
+    calib = {s: score_items(coder, [(p, 0, s) for p in ps]) for s, ps in real_paths(root, TRAIN_SETS, "val").items()}
     unseen = {"stylegan2_faces reals": [r for r in rows["stylegan2_faces all"] if r["label"] == 0],
               "unsplash_portraits": [r for r in rows["sd15_finetunes vs unsplash_portraits (flagged)"]
                                      if r["label"] == 0]}
     unseen["both"] = unseen["stylegan2_faces reals"] + unseen["unsplash_portraits"]
-    report["threshold (score = -D)"] = round(threshold, 4)
-    report["per training source real val above threshold"] = {
-        s: round(float(np.mean([-r["d"] > threshold for r in rs])), 4) for s, rs in calib}
-    report["unseen real sources above threshold"] = {
-        s: round(float(np.mean([-r["d"] > threshold for r in rs])), 4) for s, rs in unseen.items()}
-    for key in ("cifake_sd14 val", "stylegan2_faces all"):
-        fakes = [r for r in rows[key] if r["label"] == 1]
-        report[key + " fakes above threshold"] = round(float(np.mean([-r["d"] > threshold for r in fakes])), 4)
+    fakes = {key: [r for r in rows[key] if r["label"] == 1] for key in plan}
+    for name, sign in (("-D", -1.0), ("+D", 1.0)):
+        threshold = equal_weight_quantile({s: [sign * r["d"] for r in rs] for s, rs in calib.items()}, 0.95)
+        above = lambda rs: round(float(np.mean([sign * r["d"] > threshold for r in rs])), 4)  # noqa: E731
+        report[f"score {name}"] = {
+            "threshold": round(threshold, 4),
+            "training sources' real val above": {s: above(rs) for s, rs in calib.items()},
+            "unseen real sources above": {s: above(rs) for s, rs in unseen.items()},
+            "fakes above": {key: above(rs) for key, rs in fakes.items()},
+            "AUC": {key: round(auc([r["label"] for r in rs], [sign * r["d"] for r in rs]), 4)
+                    for key, rs in rows.items()}}
+    if args.rows:
+        with open(args.rows, "w") as f:
+            for (path, quality), stats in _scored.items():
+                f.write(json.dumps(dict(stats, path=path, jpeg_quality=quality)) + "\n")
     report["seconds"] = round(time.time() - t0)
     text = json.dumps(report, indent=1)
     print(text)
@@ -227,6 +246,7 @@ def main(argv=None) -> None:
     e = sub.add_parser("eval")
     e.add_argument("--coder", required=True)
     e.add_argument("--json", default=None)
+    e.add_argument("--rows", default=None, help="write every image's statistics here (jsonl)")
     e.add_argument("--data", default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
