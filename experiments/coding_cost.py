@@ -159,9 +159,8 @@ def score_items(coder, items, jpeg_quality=None) -> list[dict]:
     return rows
 
 
-def items_of(root: Path, name: str, split: str | None, label: int | None = None):
-    return [(r.path, r.label, name) for r in read_manifest(manifest(name, root), split)
-            if label is None or r.label == label]
+def items_of(root: Path, name: str, split: str | None):
+    return [(r.path, r.label, name) for r in read_manifest(manifest(name, root), split)]
 
 
 def aucs(rows, stats=("d", "nll", "half_d", "half_nll")) -> dict:
@@ -237,7 +236,7 @@ def main(argv=None) -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
     t.add_argument("--out", required=True)
-    t.add_argument("--steps", type=int, default=1500)
+    t.add_argument("--steps", type=int, default=2000)
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--crop", type=int, default=32)
     t.add_argument("--lr", type=float, default=2e-3)
@@ -249,8 +248,10 @@ def main(argv=None) -> None:
     e.add_argument("--rows", default=None, help="write every image's statistics here (jsonl)")
     e.add_argument("--data", default=None)
     args = ap.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    train(args) if args.cmd == "train" else evaluate(args)
+    if args.cmd == "train":
+        train(args)
+    else:
+        evaluate(args)
 
 
 if __name__ == "__main__":

@@ -69,3 +69,42 @@ def test_the_threshold_weighs_every_real_source_alike():
     assert pooled < 60
     share_above = np.mean(np.asarray(scores["small"]) > threshold)
     assert 0.09 <= share_above <= 0.11
+
+
+def _tiny_data(root):
+    """Every set the study reads, a few small noisy images each, in the data's own layout."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    classes = {"sd15_finetunes": (1,), "imagenet_real_photos": (0,), "utkface_real": (0,),
+               "unsplash_portraits": (0,)}
+    for name in cc.TRAIN_SETS + ["stylegan2_faces", "sd15_finetunes", "unsplash_portraits"]:
+        rows = ["file,label,group,split"]
+        for label in classes.get(name, (0, 1)):
+            folder = root / name / ("fake" if label else "real")
+            folder.mkdir(parents=True, exist_ok=True)
+            for k, split in enumerate(["train", "train", "val", "val", "test"]):
+                arr = rng.integers(0, 256, (36 + 4 * k, 40, 3), dtype=np.uint8)
+                Image.fromarray(arr).save(folder / f"{k}.jpg", quality=90)
+                rows.append(f"{folder.name}/{k}.jpg,{label},g{k},{split}")
+        (root / name / "manifest.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_train_then_eval_end_to_end(tmp_path):
+    import json
+    _tiny_data(tmp_path / "data")
+    coder = tmp_path / "coder.safetensors"
+    cc.main(["train", "--out", str(coder), "--steps", "2", "--batch", "4", "--data", str(tmp_path / "data")])
+    out, rows = tmp_path / "eval.json", tmp_path / "rows.jsonl"
+    cc.main(["eval", "--coder", str(coder), "--json", str(out), "--rows", str(rows),
+             "--data", str(tmp_path / "data")])
+    report = json.loads(out.read_text())
+    for sign in ("-D", "+D"):
+        part = report[f"score {sign}"]
+        assert set(part["unseen real sources above"]) == {"stylegan2_faces reals", "unsplash_portraits", "both"}
+        assert all(0 <= v <= 1 for v in part["AUC"].values())
+    # the two directions rank every set in opposite orders
+    for key, a in report["score -D"]["AUC"].items():
+        assert abs(a + report["score +D"]["AUC"][key] - 1) < 1e-6
+    lines = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert {line["jpeg_quality"] for line in lines} == {None, 50}
+    assert len({line["path"] for line in lines}) == len([ln for ln in lines if ln["jpeg_quality"] is None])
