@@ -177,8 +177,8 @@ def equal_weight_quantile(scores_by_source: dict, q: float) -> float:
     return float(scores[order][min(len(scores) - 1, int(np.searchsorted(cum, q)))])
 
 
+@torch.no_grad()
 def evaluate(args) -> None:
-    torch.set_grad_enabled(False)
     root = data_root() if args.data is None else Path(args.data)
     coder = Coder()
     coder.load_state_dict(load_file(args.coder))

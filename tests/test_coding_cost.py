@@ -97,6 +97,7 @@ def test_train_then_eval_end_to_end(tmp_path):
     out, rows = tmp_path / "eval.json", tmp_path / "rows.jsonl"
     cc.main(["eval", "--coder", str(coder), "--json", str(out), "--rows", str(rows),
              "--data", str(tmp_path / "data")])
+    assert torch.is_grad_enabled()  # the evaluation leaves the process as it found it
     report = json.loads(out.read_text())
     for sign in ("-D", "+D"):
         part = report[f"score {sign}"]
