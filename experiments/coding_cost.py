@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from fakedet.data.labelled import read_manifest
 from fakedet.data.sets import data_root, manifest
-from fakedet.evaluation.metrics import auc
+from fakedet.evaluation.metrics import auc, threshold_at_macro_fpr
 
 TRAIN_SETS = ["dfdc_faceswap", "lfw_faceswap", "ffpp_faces", "cifake_sd14", "imagenet_real_photos",
               "utkface_real"]
@@ -168,15 +168,6 @@ def aucs(rows, stats=("d", "nll", "half_d", "half_nll")) -> dict:
     return {s: round(auc(labels, [-r[s] for r in rows]), 4) for s in stats}
 
 
-def equal_weight_quantile(scores_by_source: dict, q: float) -> float:
-    """The score below which a share ``q`` of the images falls, each source weighing the same."""
-    scores = np.concatenate([np.asarray(v, dtype=float) for v in scores_by_source.values()])
-    weights = np.concatenate([np.full(len(v), 1.0 / len(v)) for v in scores_by_source.values()])
-    order = np.argsort(scores)
-    cum = np.cumsum(weights[order]) / weights.sum()
-    return float(scores[order][min(len(scores) - 1, int(np.searchsorted(cum, q)))])
-
-
 @torch.no_grad()
 def evaluate(args) -> None:
     root = data_root() if args.data is None else Path(args.data)
@@ -211,8 +202,8 @@ def evaluate(args) -> None:
     unseen["both"] = unseen["stylegan2_faces reals"] + unseen["unsplash_portraits"]
     fakes = {key: [r for r in rows[key] if r["label"] == 1] for key in plan}
     for name, sign in (("-D", -1.0), ("+D", 1.0)):
-        threshold = equal_weight_quantile({s: [sign * r["d"] for r in rs] for s, rs in calib.items()}, 0.95)
-        above = lambda rs: round(float(np.mean([sign * r["d"] > threshold for r in rs])), 4)  # noqa: E731
+        threshold = threshold_at_macro_fpr([[sign * r["d"] for r in rs] for rs in calib.values()], 0.05)
+        above = lambda rs: round(float(np.mean([sign * r["d"] >= threshold for r in rs])), 4)  # noqa: E731
         report[f"score {name}"] = {
             "threshold": round(threshold, 4),
             "training sources' real val above": {s: above(rs) for s, rs in calib.items()},

@@ -74,6 +74,7 @@ def test_real_share_moves_the_real_half_and_the_genuine_fakes_take_the_rest():
         with pytest.raises(ValueError):
             balanced_weights(items, {"sbi": 0.3}, None, bad)
 
+
 def test_pseudo_fakes_alone_make_the_whole_fake_half():
     reals = [it for it in ITEMS if it[1] == 0]  # what a pseudo_only recipe keeps
     items = with_pseudo_fakes(reals, sbi_sets=["faces"], recon=True)
