@@ -10,6 +10,7 @@ After Cozzolino, Poggi, Niessner and Verdoliva, "Zero-Shot Detection of AI-Gener
     python experiments/coding_cost.py train --out runs/coding/coder.safetensors --steps 2000
     python experiments/coding_cost.py eval --coder runs/coding/coder.safetensors --json runs/coding/eval.json \\
         --rows runs/coding/rows.jsonl
+    python experiments/coding_cost.py summary --rows runs/coding/rows.jsonl   # per-source means, exploratory AUCs
 """
 
 from __future__ import annotations
@@ -222,6 +223,27 @@ def evaluate(args) -> None:
         Path(args.json).write_text(text + "\n")
 
 
+def summary(args) -> None:
+    """From a --rows file: each set's mean statistics per class (images as stored), and the AUCs
+    of the exploratory native-minus-half-resolution differences (score = +difference)."""
+    by: dict = {}
+    for line in Path(args.rows).read_text().splitlines():
+        r = json.loads(line)
+        if r["jpeg_quality"] is None:  # the data's layout: <set>/<real|fake>/<file>
+            path = Path(r["path"])
+            by.setdefault(path.parent.parent.name, []).append((int(path.parent.name == "fake"), r))
+    report = {"mean by set and class": {
+        f"{name} {'fake' if label else 'real'}": {k: round(float(np.mean([r[k] for y, r in rs if y == label])), 3)
+                                                  for k in ("d", "nll", "half_d")}
+        for name, rs in sorted(by.items()) for label in (0, 1) if any(y == label for y, _ in rs)}}
+    pairs = {name: rs for name, rs in by.items() if len({y for y, _ in rs}) == 2}
+    pairs["sd15_finetunes vs unsplash_portraits"] = by.get("sd15_finetunes", []) + by.get("unsplash_portraits", [])
+    report["AUC of the difference"] = {
+        diff: {name: round(auc([y for y, _ in rs], [r[a] - r[b] for _, r in rs]), 3) for name, rs in sorted(pairs.items())}
+        for diff, (a, b) in {"d - half_d": ("d", "half_d"), "nll - half_nll": ("nll", "half_nll")}.items()}
+    print(json.dumps(report, indent=1))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -238,11 +260,10 @@ def main(argv=None) -> None:
     e.add_argument("--json", default=None)
     e.add_argument("--rows", default=None, help="write every image's statistics here (jsonl)")
     e.add_argument("--data", default=None)
+    m = sub.add_parser("summary")
+    m.add_argument("--rows", required=True)
     args = ap.parse_args(argv)
-    if args.cmd == "train":
-        train(args)
-    else:
-        evaluate(args)
+    {"train": train, "eval": evaluate, "summary": summary}[args.cmd](args)
 
 
 if __name__ == "__main__":

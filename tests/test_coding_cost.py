@@ -78,7 +78,7 @@ def _tiny_data(root):
         (root / name / "manifest.csv").write_text("\n".join(rows) + "\n")
 
 
-def test_train_then_eval_end_to_end(tmp_path):
+def test_train_then_eval_end_to_end(tmp_path, capsys):
     import json
     _tiny_data(tmp_path / "data")
     coder = tmp_path / "coder.safetensors"
@@ -98,3 +98,9 @@ def test_train_then_eval_end_to_end(tmp_path):
     lines = [json.loads(line) for line in rows.read_text().splitlines()]
     assert {line["jpeg_quality"] for line in lines} == {None, 50}
     assert len({line["path"] for line in lines}) == len([ln for ln in lines if ln["jpeg_quality"] is None])
+    capsys.readouterr()  # what the evaluation printed
+    cc.main(["summary", "--rows", str(rows)])
+    summary = json.loads(capsys.readouterr().out)
+    assert "stylegan2_faces real" in summary["mean by set and class"]
+    assert "sd15_finetunes fake" in summary["mean by set and class"]
+    assert set(summary["AUC of the difference"]["d - half_d"]) >= {"cifake_sd14", "sd15_finetunes vs unsplash_portraits"}
