@@ -239,7 +239,8 @@ def summary(args) -> None:
     pairs = {name: rs for name, rs in by.items() if len({y for y, _ in rs}) == 2}
     pairs["sd15_finetunes vs unsplash_portraits"] = by.get("sd15_finetunes", []) + by.get("unsplash_portraits", [])
     report["AUC of the difference"] = {
-        diff: {name: round(auc([y for y, _ in rs], [r[a] - r[b] for _, r in rs]), 3) for name, rs in sorted(pairs.items())}
+        diff: {name: round(auc([y for y, _ in rs], [r[a] - r[b] for _, r in rs]), 3)
+               for name, rs in sorted(pairs.items())}
         for diff, (a, b) in {"d - half_d": ("d", "half_d"), "nll - half_nll": ("nll", "half_nll")}.items()}
     print(json.dumps(report, indent=1))
 
