@@ -62,6 +62,7 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/s2_soup_h3s_h4.json", "configs/trust/s3_soup_h3_h3s_h4.json",
        "configs/trust/h3u_with_unsplash.json", "configs/trust/h3b_with_unsplash_blended.json",
        "configs/trust/h3g_more_sbi_same_genuine.json",
+       "configs/trust/h3x2_soup.json", "configs/trust/h3x3_soup.json",
        *(f"configs/trust/lomo_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
 
 
@@ -334,6 +335,22 @@ def test_soups_are_h3s_mixed_with_h4_or_with_h4w():
     assert (h3s["train"].pop("interpolate_with"), h3s["train"].pop("interpolate_weight")) == (None, None)
     for soup in (s2, s3):
         assert sections(soup) == sections(h3s)
+
+
+def test_seed_soups_are_h3_mixed_with_itself_in_equal_thirds():
+    h3 = rc.resolve(REPO / "configs/trust/h3_continue_with_ffpp.json").to_dict()
+    x2 = rc.resolve(REPO / "configs/trust/h3x2_soup.json").to_dict()
+    x3 = rc.resolve(REPO / "configs/trust/h3x3_soup.json").to_dict()
+    # H3x2: seed 1's network half and half with H3's (seed 0), in the folder H3's recipe trains into
+    assert x2["train"].pop("interpolate_with") == "runs/trust/h3_continue_with_ffpp/final.safetensors"
+    assert x2["train"].pop("interpolate_weight") == 0.5
+    # H3x3: seed 2 mixed at w with H3x2 gives each seed a third
+    assert x3["train"].pop("interpolate_with") == "runs/trust/h3x2_soup/final.safetensors"
+    w = x3["train"].pop("interpolate_weight")
+    assert abs((1 - w) - 1 / 3) < 1e-9 and abs(w * 0.5 - 1 / 3) < 1e-9
+    assert (h3["train"].pop("interpolate_with"), h3["train"].pop("interpolate_weight")) == (None, None)
+    for soup in (x2, x3):
+        assert sections(soup) == sections(h3)
 
 
 def test_h3u_is_h3_with_the_unsplash_portraits_trained_on_and_self_blended():
