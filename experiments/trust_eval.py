@@ -9,6 +9,10 @@ held-out source's images labelled ``fake`` (or its AUC) at those thresholds.
         --fake-sources dfdc_faceswap,lfw_faceswap,cifake_sd14,stylegan2_faces,sd15_finetunes \\
         --heldout ffpp_faces,unsplash_portraits --heldout-splits train,val --json runs/trust/a.json
 
+``--members A,B,C`` adds a column with the mean of those checkpoints' figures (what one run of a
+recipe gives on average, for rules that compare a candidate with its recipe's seeds); the
+thresholds, which are each checkpoint's own, are not averaged.
+
 Scores are the calibrated ``p_fake`` of ``fakedet.Detector`` (whole image, no face mode, no
 provenance), cached per checkpoint sha256, set and split under ``--cache``
 (``fakedet.evaluation.scorecache``). An unreadable image is left out and counted.
@@ -59,6 +63,25 @@ def study(weights: Path, real_sources, fake_sources, heldout, heldout_splits, ca
     return out
 
 
+def members_mean(members: list[dict]) -> dict:
+    """The mean of each figure over several checkpoints' ``study`` results (same sets); the
+    per-checkpoint thresholds, file names and hashes become None."""
+    def mean(values):
+        first = values[0]
+        if isinstance(first, dict):
+            return {k: mean([v[k] for v in values]) for k in first}
+        if isinstance(first, bool) or not isinstance(first, (int, float)) or any(v is None for v in values):
+            return None
+        return float(np.mean(values))
+
+    out = mean(members)
+    out["t_fake"] = out["t_real"] = None
+    for n, r in out["heldout"].items():  # image counts are the same for every member
+        for k in ("n", "n_real", "n_fake"):
+            r[k] = members[0]["heldout"][n][k]
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", action="append", required=True, help="NAME=PATH (repeat)")
@@ -68,20 +91,28 @@ def main(argv=None) -> int:
     ap.add_argument("--heldout-splits", default="train,val")
     ap.add_argument("--cache", type=Path, default=Path("runs/trust/scores"))
     ap.add_argument("--json", dest="as_json", type=Path, default=None)
+    ap.add_argument("--members", default="", help="NAME,NAME,...: add the mean of these checkpoints' figures")
     args = ap.parse_args(argv)
     split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
     for n in split(args.real_sources) + split(args.fake_sources) + split(args.heldout):
         if n not in BY_NAME:
             ap.error(f"unknown set {n!r}")
+    members = split(args.members)
+    unknown = [m for m in members if m not in [w.partition("=")[0] for w in args.weights]]
+    if unknown:  # checked before anything is scored
+        ap.error(f"--members names no --weights entry: {', '.join(unknown)}")
     results = {}
     for spec in args.weights:
         name, _, path = spec.partition("=")
         print(f"{name}: {path}", flush=True)
         results[name] = study(Path(path), split(args.real_sources), split(args.fake_sources),
                               split(args.heldout), split(args.heldout_splits), args.cache)
+    if members:
+        results[f"mean({','.join(members)})"] = members_mean([results[m] for m in members])
     names = list(results)
     print("\n| figure | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
-    rows = [("t_fake", lambda r: f"{r['t_fake']:.6f}"), ("t_real", lambda r: f"{r['t_real']:.6f}")]
+    rows = [("t_fake", lambda r: "–" if r["t_fake"] is None else f"{r['t_fake']:.6f}"),
+            ("t_real", lambda r: "–" if r["t_real"] is None else f"{r['t_real']:.6f}")]
     rows += [(f"val AUC {n}", lambda r, n=n: f"{r['val_auc'][n]:.3f}") for n in results[names[0]]["val_auc"]]
     rows += [("val fakes labelled fake (mean over fake sources)", lambda r: f"{r['val_fake_caught_mean']:.3f}")]
     for n in results[names[0]]["heldout"]:

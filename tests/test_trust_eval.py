@@ -1,0 +1,59 @@
+"""The checkpoint comparison of the trust decisions (experiments/trust_eval.py): the members' mean column."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+spec = importlib.util.spec_from_file_location(
+    "trust_eval", Path(__file__).resolve().parents[1] / "experiments" / "trust_eval.py")
+te = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(te)
+
+
+def result(auc, caught, portraits, t_fake):
+    return {"weights": f"runs/{auc}.safetensors", "sha256": f"{auc}", "t_fake": t_fake, "t_real": t_fake / 2,
+            "val_auc": {"dfdc_faceswap": auc, "ffpp_faces": auc - 0.1},
+            "val_fake_caught": {"dfdc_faceswap": caught}, "val_fake_caught_mean": caught,
+            "val_real_labelled_fake": {"dfdc_faceswap": 0.0},
+            "heldout": {"unsplash_portraits": {"n": 229, "n_real": 229, "n_fake": 0,
+                                               "real_labelled_fake": portraits,
+                                               "real_labelled_uncertain": 0.5,
+                                               "fake_labelled_fake": None, "auc": None}}}
+
+
+def test_the_members_mean_averages_every_figure_and_no_threshold():
+    m = te.members_mean([result(0.8, 0.4, 0.05, 0.99), result(0.9, 0.5, 0.20, 0.95), result(0.85, 0.3, 0.11, 0.9)])
+    assert m["val_auc"]["dfdc_faceswap"] == pytest.approx(0.85)
+    assert m["val_auc"]["ffpp_faces"] == pytest.approx(0.75)
+    assert m["val_fake_caught_mean"] == pytest.approx(0.4)
+    assert m["heldout"]["unsplash_portraits"]["real_labelled_fake"] == pytest.approx(0.12)
+    # a figure that no member has stays missing; counts are not averaged; thresholds are each run's own
+    assert m["heldout"]["unsplash_portraits"]["auc"] is None
+    assert m["heldout"]["unsplash_portraits"]["n_real"] == 229
+    assert m["t_fake"] is None and m["t_real"] is None and m["sha256"] is None
+
+
+def test_a_member_without_weights_is_refused_before_anything_is_scored(monkeypatch, capsys):
+    def study(*a, **k):
+        raise AssertionError("scored before the arguments were checked")
+
+    monkeypatch.setattr(te, "study", study)
+    with pytest.raises(SystemExit) as e:
+        te.main(["--weights", "A=a.safetensors", "--real-sources", "dfdc_faceswap",
+                 "--fake-sources", "dfdc_faceswap", "--members", "A,B"])
+    assert e.value.code == 2
+    assert "--members names no --weights entry: B" in capsys.readouterr().err
+
+
+def test_the_table_prints_the_members_mean_column(monkeypatch, capsys):
+    runs = {"a.safetensors": result(0.8, 0.4, 0.05, 0.99), "b.safetensors": result(0.9, 0.5, 0.20, 0.95)}
+    monkeypatch.setattr(te, "study", lambda path, *a: runs[str(path)])
+    assert te.main(["--weights", "A=a.safetensors", "--weights", "B=b.safetensors",
+                    "--real-sources", "dfdc_faceswap", "--fake-sources", "dfdc_faceswap",
+                    "--members", "A,B"]) == 0
+    out = capsys.readouterr().out
+    assert "| figure | A | B | mean(A,B) |" in out
+    assert "| t_fake | 0.990000 | 0.950000 | – |" in out
+    assert "| val AUC dfdc_faceswap | 0.800 | 0.900 | 0.850 |" in out
+    assert "real labelled fake | 0.050 | 0.200 | 0.125 |" in out
