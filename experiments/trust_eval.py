@@ -32,6 +32,7 @@ from fakedet.evaluation.scorecache import scores, sha256
 from fakedet.evaluation.verdicts import choose
 
 PAIRED_SETS = [s.name for s in BY_NAME.values() if s.kind == PAIRED]
+FACE_SWAP_SETS = ["dfdc_faceswap", "lfw_faceswap", "ffpp_faces"]  # the rules' "mean of the three face sets"
 
 
 def load(weights: Path):
@@ -114,6 +115,9 @@ def main(argv=None) -> int:
     rows = [("t_fake", lambda r: "–" if r["t_fake"] is None else f"{r['t_fake']:.6f}"),
             ("t_real", lambda r: "–" if r["t_real"] is None else f"{r['t_real']:.6f}")]
     rows += [(f"val AUC {n}", lambda r, n=n: f"{r['val_auc'][n]:.3f}") for n in results[names[0]]["val_auc"]]
+    if all(n in results[names[0]]["val_auc"] for n in FACE_SWAP_SETS):
+        rows.append((f"val AUC mean of {', '.join(FACE_SWAP_SETS)}",
+                     lambda r: f"{np.mean([r['val_auc'][n] for n in FACE_SWAP_SETS]):.4f}"))
     rows += [("val fakes labelled fake (mean over fake sources)", lambda r: f"{r['val_fake_caught_mean']:.3f}")]
     for n in results[names[0]]["heldout"]:
         rows.append((f"held-out {n} ({args.heldout_splits}) images, real / fake",
