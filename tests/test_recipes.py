@@ -63,6 +63,7 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/h3u_with_unsplash.json", "configs/trust/h3b_with_unsplash_blended.json",
        "configs/trust/h3g_more_sbi_same_genuine.json",
        "configs/trust/h3x2_soup.json", "configs/trust/h3x3_soup.json",
+       "configs/trust/h5_continue_without_sd15_ever.json",
        *(f"configs/trust/lomo_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
 
 
@@ -351,6 +352,20 @@ def test_seed_soups_are_h3_mixed_with_itself_in_equal_thirds():
     assert (h3["train"].pop("interpolate_with"), h3["train"].pop("interpolate_weight")) == (None, None)
     for soup in (x2, x3):
         assert sections(soup) == sections(h3)
+
+
+def test_h5_is_h3_continued_from_a_stage_one_that_never_saw_sd15():
+    h1 = rc.resolve(REPO / "configs/trust/h1_without_sd15_4000.json", seed=1)
+    h3 = rc.resolve(REPO / "configs/trust/h3_continue_with_ffpp.json").to_dict()
+    h5 = rc.resolve(REPO / "configs/trust/h5_continue_without_sd15_ever.json").to_dict()
+    # stage 1 is H1's recipe with seed 1, trained from ImageNet weights without sd15_finetunes
+    assert "sd15_finetunes" not in h1.data.train_sets and h1.train.init_from is None
+    assert (h1.train.steps, h1.train.seed) == (4000, 1)
+    assert h5["train"].pop("init_from") == "runs/trust/h5_stage1/final.safetensors"
+    assert h3["train"].pop("init_from") == "runs/default/final.safetensors"
+    # stage 2 is H3's, which trains on no sd15_finetunes either
+    assert "sd15_finetunes" not in h5["data"]["train_sets"]
+    assert sections(h5) == sections(h3)
 
 
 def test_h3u_is_h3_with_the_unsplash_portraits_trained_on_and_self_blended():
