@@ -63,7 +63,7 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/h3u_with_unsplash.json", "configs/trust/h3b_with_unsplash_blended.json",
        "configs/trust/h3g_more_sbi_same_genuine.json",
        "configs/trust/h3x2_soup.json", "configs/trust/h3x3_soup.json",
-       "configs/trust/h5_continue_without_sd15_ever.json",
+       "configs/trust/h5_continue_without_sd15_ever.json", "configs/trust/h6_h5_recipe_second_draw.json",
        *(f"configs/trust/lomo_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
 
 
@@ -366,6 +366,17 @@ def test_h5_is_h3_continued_from_a_stage_one_that_never_saw_sd15():
     # stage 2 is H3's, which trains on no sd15_finetunes either
     assert "sd15_finetunes" not in h5["data"]["train_sets"]
     assert sections(h5) == sections(h3)
+
+
+def test_h6_is_h5_with_a_stage_one_of_another_seed():
+    h5 = rc.resolve(REPO / "configs/trust/h5_continue_without_sd15_ever.json").to_dict()
+    h6 = rc.resolve(REPO / "configs/trust/h6_h5_recipe_second_draw.json").to_dict()
+    stage1 = rc.resolve(REPO / "configs/trust/h1_without_sd15_4000.json", seed=2)
+    assert (stage1.train.steps, stage1.train.seed, stage1.train.init_from) == (4000, 2, None)
+    assert "sd15_finetunes" not in stage1.data.train_sets
+    assert h6["train"].pop("init_from") == "runs/trust/h6_stage1/final.safetensors"
+    assert h5["train"].pop("init_from") == "runs/trust/h5_stage1/final.safetensors"
+    assert sections(h6) == sections(h5)
 
 
 def test_h3u_is_h3_with_the_unsplash_portraits_trained_on_and_self_blended():
