@@ -124,13 +124,18 @@ def prepare(args):
     root = data_root()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    for name in TRAIN_SETS + EVAL_SETS:
-        out = work / f"{name}.npz"
+    jobs = [(name, work / f"{name}.npz", "test" if name in EVAL_SETS else None)
+            for name in dict.fromkeys(TRAIN_SETS + EVAL_SETS)]
+    # an evaluated set whose real faces are trained on: its train and val reals apart from its test split
+    jobs += [(name, reals_npz(work, name), "reals") for name in args.train_sets if name in EVAL_SETS]
+    for name, out, only in jobs:
         if out.exists():
             continue
         rows = read_manifest(name)
-        if name in EVAL_SETS:
+        if only == "test":
             rows = [r for r in rows if r["split"] == "test"]
+        elif only == "reals":
+            rows = [r for r in rows if r["split"] in ("train", "val") and r["label"] == "0"]
         crops = np.zeros((len(rows), CROP, CROP, 3), np.uint8)
         lms = np.zeros((len(rows), 468, 2), np.float32)
         found = np.zeros(len(rows), bool)
@@ -160,7 +165,7 @@ def prepare(args):
         np.savez(out, crops=crops, lms=lms, found=found,
                  label=np.array([int(r["label"]) for r in rows]), split=np.array([r["split"] for r in rows]),
                  group=np.array([r["group"] for r in rows]), files=np.array([r["file"] for r in rows]))
-        print(f"{name}: {len(rows)} images, face found in {found.sum()} ({time.time() - t0:.0f} s)", flush=True)
+        print(f"{out.name}: {len(rows)} images, face found in {found.sum()} ({time.time() - t0:.0f} s)", flush=True)
 
 
 # ----------------------------------------------------------------------------- self-blending
@@ -252,10 +257,16 @@ def imagenet_init(model):
     model.backbone.load_state_dict({dk: sv for (_, sv), (dk, dv) in zip(src, dst.items())})
 
 
-def train_data(work: Path):
+def reals_npz(work: Path, name: str) -> Path:
+    """Where a set's real training faces are cached: its own file, or, for a set that is also
+    evaluated (whose own file holds its test split only), a file of its train and val reals."""
+    return work / (f"{name}_reals.npz" if name in EVAL_SETS else f"{name}.npz")
+
+
+def train_data(work: Path, train_sets):
     crops, lms = [], []
-    for name in TRAIN_SETS:
-        z = np.load(work / f"{name}.npz")
+    for name in train_sets:
+        z = np.load(reals_npz(work, name))
         keep = (z["split"] == "train") & z["found"]
         crops.append(z["crops"][keep])
         lms.append(z["lms"][keep])
@@ -267,8 +278,8 @@ def train(args):
     from safetensors.torch import load_file, save_file
 
     work = Path(args.work)
-    crops, lms = train_data(work)
-    print(f"training on {len(crops)} real crops ({', '.join(TRAIN_SETS)}, train split, face found)", flush=True)
+    crops, lms = train_data(work, args.train_sets)
+    print(f"training on {len(crops)} real crops ({', '.join(args.train_sets)}, train split, face found)", flush=True)
     torch.manual_seed(args.seed)
     model = build_model()
     state = work / "state.json"
@@ -313,9 +324,9 @@ def train(args):
                   f"{time.time() - t_start:.0f} s", flush=True)
         if step % 100 == 0:
             save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
-            state.write_text(json.dumps({"step": step, "size": args.size}))
+            state.write_text(json.dumps({"step": step, "size": args.size, "train_sets": args.train_sets}))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
-    state.write_text(json.dumps({"step": step, "size": args.size}))
+    state.write_text(json.dumps({"step": step, "size": args.size, "train_sets": args.train_sets}))
     print(f"stopped at step {step}", flush=True)
 
 
@@ -351,21 +362,23 @@ def evaluate(args):
     from safetensors.torch import load_file
 
     work = Path(args.work)
-    size = json.loads((work / "state.json").read_text())["size"]
+    state = json.loads((work / "state.json").read_text())
+    size = state["size"]
+    train_sets = state.get("train_sets", list(TRAIN_SETS))  # runs before the option: the default sets
     model = build_model()
     model.load_state_dict(load_file(work / "expert.safetensors"))
     model.eval()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     # the threshold: 2 % of the training sets' real val crops at or above it (val only)
     val = []
-    for name in TRAIN_SETS:
-        z = np.load(work / f"{name}.npz")
-        val.append(scores(model, z["crops"][z["split"] == "val"], size))
+    for name in train_sets:
+        z = np.load(reals_npz(work, name))
+        val.append(scores(model, z["crops"][(z["split"] == "val") & (z["label"] == 0)], size))
     val = np.concatenate(val)
     t = float(np.quantile(val, 0.98))
-    res = {"steps": json.loads((work / "state.json").read_text())["step"], "size": size,
+    res = {"steps": state["step"], "size": size, "train_sets": train_sets,
            "threshold_logit": t, "sets": {}}
-    for name in TRAIN_SETS:
+    for name in (n for n in train_sets if n not in EVAL_SETS):
         z = np.load(work / f"{name}.npz")
         s = scores(model, z["crops"][z["split"] == "test"], size)
         res["sets"][name] = {"real_test": int(len(s)), "real_flagged": float((s >= t).mean())}
@@ -399,6 +412,9 @@ def main():
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--minutes", type=float, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-sets", type=lambda v: [n for n in v.split(",") if n], default=list(TRAIN_SETS),
+                    help="sets whose real train faces are self-blended (default: %(default)s); an "
+                         "evaluated set named here is seen in its real class only")
     ap.add_argument("--json")
     args = ap.parse_args()
     {"prepare": prepare, "train": train, "eval": evaluate}[args.step](args)
