@@ -252,6 +252,12 @@ def test_a_signal_while_the_model_loads_acts_at_once(tiny_weights, many, sig, st
     out, err = p.communicate(timeout=60)
     elapsed = time.monotonic() - t0
     assert p.returncode == status, err
-    assert elapsed < 1.0, f"took {elapsed:.2f} s to stop"
+    # "At once" is measured against the wait it replaces, the rest of `import torch`, timed now on
+    # the same machine under the same load: a process that acted only after the import would take
+    # nearly all of it. An absolute bound failed on a loaded 2-core machine (1.16 s for 1.0 s).
+    t1 = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True, timeout=120)
+    import_s = time.monotonic() - t1
+    assert elapsed < max(1.0, 0.5 * import_s), f"took {elapsed:.2f} s to stop (import torch: {import_s:.2f} s)"
     assert out == empty, out  # a whole document on stdout: json's [], csv's header
     assert b"Traceback" not in err and b"terminate called" not in err
