@@ -290,6 +290,9 @@ def train(args):
         model.load_state_dict(load_file(ckpt))
         step = json.loads(state.read_text())["step"]
         print(f"resumed at step {step}", flush=True)
+    elif args.init:  # a new run that starts from another run's weights (e.g. at another size)
+        model.load_state_dict(load_file(Path(args.init) / "expert.safetensors"))
+        print(f"started from {args.init}", flush=True)
     else:
         imagenet_init(model)
     model = model.to(memory_format=torch.channels_last)  # faster convolutions on the CPU
@@ -448,6 +451,7 @@ def main():
     ap.add_argument("--train-sets", type=lambda v: [n for n in v.split(",") if n], default=list(TRAIN_SETS),
                     help="sets whose real train faces are self-blended (default: %(default)s); an "
                          "evaluated set named here is seen in its real class only")
+    ap.add_argument("--init", help="train: start from this work folder's expert instead of ImageNet weights")
     ap.add_argument("--json")
     args = ap.parse_args()
     {"prepare": prepare, "train": train, "eval": evaluate, "probe": probe}[args.step](args)
