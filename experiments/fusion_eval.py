@@ -42,24 +42,17 @@ def main():
     ap.add_argument("--json")
     args = ap.parse_args()
 
-    import torch
-    from safetensors.torch import load_file
-
     from fakedet import Detector
     from fakedet.data.sets import data_root
 
     root = data_root()
     work = Path(args.expert)
-    state = json.loads((work / "state.json").read_text())
-    expert = sbi.build_model()
-    expert.load_state_dict(load_file(work / "expert.safetensors"))
-    expert.eval()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    expert, state = sbi.load_expert(work)
     det = Detector.load(args.weights) if args.weights else Detector.load()
 
     # the reference: real val faces of the expert's training sets
     ref_e, ref_n = [], []
-    for name in state.get("train_sets", list(sbi.TRAIN_SETS)):
+    for name in state["train_sets"]:
         z = np.load(sbi.reals_npz(work, name))
         sel = (z["split"] == "val") & (z["label"] == 0)
         ref_e.append(sbi.scores(expert, z["crops"][sel], state["size"]))

@@ -347,6 +347,21 @@ def scores(model, crops, size, batch=64):
     return np.concatenate(out) if out else np.zeros(0)
 
 
+def load_expert(work: Path):
+    """A trained expert (eval mode) and its ``state.json``; ``train_sets`` filled in for runs
+    made before that option (the default sets)."""
+    import torch
+    from safetensors.torch import load_file
+
+    state = json.loads((work / "state.json").read_text())
+    state.setdefault("train_sets", list(TRAIN_SETS))
+    model = build_model()
+    model.load_state_dict(load_file(work / "expert.safetensors"))
+    model.eval()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    return model, state
+
+
 def auc(neg, pos):
     from fakedet.evaluation.metrics import auc as roc_auc
 
@@ -362,17 +377,11 @@ def _method(group: str) -> str:
 
 
 def evaluate(args):
-    import torch
-    from safetensors.torch import load_file
 
     work = Path(args.work)
-    state = json.loads((work / "state.json").read_text())
+    model, state = load_expert(work)
     size = state["size"]
-    train_sets = state.get("train_sets", list(TRAIN_SETS))  # runs before the option: the default sets
-    model = build_model()
-    model.load_state_dict(load_file(work / "expert.safetensors"))
-    model.eval()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    train_sets = state["train_sets"]
     # the threshold: 2 % of the training sets' real val crops at or above it (val only)
     val = []
     for name in train_sets:
@@ -412,17 +421,10 @@ def probe(args):
     image's index), both scored as ``eval`` scores: at the crop's stored size, resized once to
     the trained size, no JPEG. A high AUC here and a low one on a set's genuine fakes says the
     gap is between the self-blends and those fakes, not that the expert failed to learn its task."""
-    import torch
-    from safetensors.torch import load_file
-
     work = Path(args.work)
-    state = json.loads((work / "state.json").read_text())
+    model, state = load_expert(work)
     size = state["size"]
-    model = build_model()
-    model.load_state_dict(load_file(work / "expert.safetensors"))
-    model.eval()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    res = {"steps": state["step"], "size": size, "train_sets": state.get("train_sets", list(TRAIN_SETS)),
+    res = {"steps": state["step"], "size": size, "train_sets": state["train_sets"],
            "seed": args.seed, "sets": {}}
     for name in dict.fromkeys(TRAIN_SETS + EVAL_SETS):
         z = np.load(work / f"{name}.npz")
