@@ -204,6 +204,77 @@ def self_blend(img: np.ndarray, lms, rng: random.Random) -> np.ndarray:
     return np.clip(a * m + b * (1 - m) + 0.5, 0, 255).astype(np.uint8)
 
 
+# FaceMesh's eyebrow landmarks (both brows, upper and lower edges)
+BROWS = [46, 52, 53, 55, 63, 65, 66, 70, 105, 107, 276, 282, 283, 285, 293, 295, 296, 300, 334, 336]
+
+
+def _shape(lms):
+    """Landmarks without position and scale, for comparing face shapes and poses."""
+    c = lms - lms.mean(0)
+    return c / (np.sqrt((c ** 2).sum(1).mean()) + 1e-6)
+
+
+class Donors:
+    """Where ``swap_blend`` finds another person's face for a target crop: among ``k`` random
+    crops of the target's set from other groups (videos or people), the one whose landmarks
+    are nearest in shape and pose (Face X-ray's nearest-landmark search, on a random subset)."""
+
+    def __init__(self, lms, set_ids, groups, k=16):
+        self.shapes = np.stack([_shape(x) for x in lms]).astype(np.float32)
+        self.by_set = {int(s): np.flatnonzero(set_ids == s) for s in np.unique(set_ids)}
+        self.set_ids, self.groups, self.k = set_ids, groups, k
+
+    def pick(self, i, rng: random.Random):
+        pool = self.by_set[int(self.set_ids[i])]
+        cand = [int(pool[rng.randrange(len(pool))]) for _ in range(self.k)]
+        cand = [j for j in cand if self.groups[j] != self.groups[i]] or cand
+        d = [float(((self.shapes[j] - self.shapes[i]) ** 2).sum()) for j in cand]
+        return cand[int(np.argmin(d))]
+
+
+def colour_transfer(src: np.ndarray, dst: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Reinhard colour transfer in Lab inside ``mask``: ``src`` given ``dst``'s per-channel mean
+    and standard deviation there (what face-swap tools call RCT)."""
+    import cv2
+
+    sel = mask[..., 0] > 0.5
+    if sel.sum() < 16:
+        return src
+    a = cv2.cvtColor(np.clip(src, 0, 255).astype(np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
+    b = cv2.cvtColor(dst.astype(np.uint8), cv2.COLOR_RGB2LAB).astype(np.float32)
+    ma, sa = a[sel].mean(0), a[sel].std(0) + 1e-3
+    mb, sb = b[sel].mean(0), b[sel].std(0) + 1e-3
+    a = np.clip((a - ma) * (sb / sa) + mb, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(a, cv2.COLOR_LAB2RGB).astype(np.float32)
+
+
+def swap_blend(img: np.ndarray, lms, donor: np.ndarray, donor_lms, rng: random.Random) -> np.ndarray:
+    """A pseudo face swap: another real person's face (``donor``) aligned onto the target by a
+    similarity transform fitted to the two sets of landmarks, perturbed as ``self_blend``'s
+    copy is (colour, frequency, a slight move), most times colour-matched to the target inside
+    the mask (Reinhard, as swap tools do), then blended in through the target's deformed
+    landmark hull at a random ratio. Unlike a self-blend, the inside is another identity with
+    another skin and lighting, as in a real swap."""
+    import cv2
+
+    from fakedet.training.selfblend import perturbed_copy
+
+    h, w = img.shape[:2]
+    m_, _ = cv2.estimateAffinePartial2D(donor_lms.astype(np.float32), lms.astype(np.float32))
+    if m_ is None:
+        return self_blend(img, lms, rng)
+    warped = cv2.warpAffine(donor, m_, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    src = perturbed_copy(Image.fromarray(warped), rng, (*lms.min(0), *lms.max(0)))
+    # swap tools replace the inner face (eyebrows to chin), not the forehead and hairline that
+    # FaceMesh's outline reaches: the hull of the landmarks from just above the eyebrows down
+    brow = lms[BROWS, 1].min() - 0.04 * (lms[:, 1].max() - lms[:, 1].min())
+    m = hull_mask(lms[lms[:, 1] >= brow], w, rng)
+    if rng.random() < 0.7:
+        src = colour_transfer(src, img, m)
+    m = m * rng.choice([0.5, 0.75, 1.0, 1.0, 1.0, 1.0])
+    return np.clip(src * m + img.astype(np.float32) * (1 - m) + 0.5, 0, 255).astype(np.uint8)
+
+
 def augment(img: np.ndarray, size: int, rng: random.Random) -> np.ndarray:
     """The same random steps for a real crop and a self-blended one: a random square crop of
     85-100 %, flip, resize to ``size``, sometimes JPEG q60-100."""
@@ -265,13 +336,18 @@ def reals_npz(work: Path, name: str) -> Path:
 
 
 def train_data(work: Path, train_sets):
-    crops, lms = [], []
-    for name in train_sets:
+    """The real train crops (face found) of ``train_sets``, their landmarks, and for each the
+    index of its set and its group (video or person; ``swap_blend`` takes donors from the same
+    set and another group)."""
+    crops, lms, set_ids, groups = [], [], [], []
+    for k, name in enumerate(train_sets):
         z = np.load(reals_npz(work, name))
         keep = (z["split"] == "train") & z["found"]
         crops.append(z["crops"][keep])
         lms.append(z["lms"][keep])
-    return np.concatenate(crops), np.concatenate(lms)
+        set_ids.append(np.full(int(keep.sum()), k))
+        groups.append(np.array([f"{name}/{g}" for g in z["group"][keep]]))
+    return np.concatenate(crops), np.concatenate(lms), np.concatenate(set_ids), np.concatenate(groups)
 
 
 def train(args):
@@ -279,8 +355,10 @@ def train(args):
     from safetensors.torch import load_file, save_file
 
     work = Path(args.work)
-    crops, lms = train_data(work, args.train_sets)
-    print(f"training on {len(crops)} real crops ({', '.join(args.train_sets)}, train split, face found)", flush=True)
+    crops, lms, set_ids, groups = train_data(work, args.train_sets)
+    print(f"training on {len(crops)} real crops ({', '.join(args.train_sets)}, train split, face found); "
+          f"pseudo-fakes: {args.recipe}", flush=True)
+    donors = Donors(lms, set_ids, groups) if args.recipe != "self" else None
     torch.manual_seed(args.seed)
     model = build_model()
     state = work / "state.json"
@@ -310,7 +388,11 @@ def train(args):
         idx = [rng.randrange(len(crops)) for _ in range(half)]
         xs, ys = [], []
         for i in idx:
-            fake = self_blend(crops[i], lms[i], rng)
+            if args.recipe == "swap" or (args.recipe == "mix" and rng.random() < 0.5):
+                j = donors.pick(i, rng)
+                fake = swap_blend(crops[i], lms[i], crops[j], lms[j], rng)
+            else:
+                fake = self_blend(crops[i], lms[i], rng)
             seed = rng.random()
             xs.append(augment(crops[i], args.size, random.Random(seed)))
             xs.append(augment(fake, args.size, random.Random(seed)))  # the same draws for both
@@ -328,9 +410,11 @@ def train(args):
                   f"{time.time() - t_start:.0f} s", flush=True)
         if step % 100 == 0:
             save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
-            state.write_text(json.dumps({"step": step, "size": args.size, "train_sets": args.train_sets}))
+            state.write_text(json.dumps({"step": step, "size": args.size, "train_sets": args.train_sets,
+                                        "recipe": args.recipe}))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
-    state.write_text(json.dumps({"step": step, "size": args.size, "train_sets": args.train_sets}))
+    state.write_text(json.dumps({"step": step, "size": args.size, "train_sets": args.train_sets,
+                                        "recipe": args.recipe}))
     print(f"stopped at step {step}", flush=True)
 
 
@@ -453,6 +537,9 @@ def main():
     ap.add_argument("--train-sets", type=lambda v: [n for n in v.split(",") if n], default=list(TRAIN_SETS),
                     help="sets whose real train faces are self-blended (default: %(default)s); an "
                          "evaluated set named here is seen in its real class only")
+    ap.add_argument("--recipe", choices=["self", "mix", "swap"], default="self",
+                    help="train: pseudo-fakes are self-blends (self), pseudo swaps with another person's "
+                         "face of the same set (swap), or half of each (mix)")
     ap.add_argument("--init", help="train: start from this work folder's expert instead of ImageNet weights")
     ap.add_argument("--json")
     args = ap.parse_args()
