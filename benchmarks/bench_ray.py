@@ -107,7 +107,8 @@ def main() -> None:
         for rep in range(a.repeat):
             lo, r1 = by["local"][rep], by["ray-1"][rep]
             print(f"\nrun {rep + 1} overhead of Ray on one machine (ray-1 vs local): "
-                  f"{r1['wall_s'] - lo['wall_s']:+.1f} s wall, scan rate {r1['img_per_s'] / lo['img_per_s']:.2f}x local")
+                  f"{r1['wall_s'] - lo['wall_s']:+.1f} s wall, "
+                  f"scan rate {r1['img_per_s'] / lo['img_per_s']:.2f}x local")
     if a.json:
         Path(a.json).write_text(json.dumps({"n": a.n, "size": a.size, "rows": rows}, indent=1))
 

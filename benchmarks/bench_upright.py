@@ -35,10 +35,10 @@ def main() -> int:
         data = buf.getvalue()
 
         def new():
-            return imageio.preprocess(imageio.load(data, cfg), cfg)
+            return imageio.preprocess(imageio.load(data, cfg), cfg)  # noqa: B023
 
         def old():
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(io.BytesIO(data))  # noqa: B023
             im.load()
             return imageio.preprocess(imageio.to_rgb(ImageOps.exif_transpose(im) or im), cfg)
 

@@ -107,11 +107,11 @@ def run_cli(args: list[str], stdin_data: bytes | None = None, env=None) -> tuple
 
 
 def bench_size(det, size, paths, device, batch_size, workers, weights, long_n=0):
-    from fakedet.data import decode as imageio
-    from fakedet.inference.pipeline import Task, chunks, decode_pool, prepare_batch
-    from fakedet.data.sources import Item
-
     import torch
+
+    from fakedet.data import decode as imageio
+    from fakedet.data.sources import Item
+    from fakedet.inference.pipeline import Task, chunks, decode_pool, prepare_batch
 
     n = len(paths)
     cfg = det.config.preprocess
@@ -165,7 +165,8 @@ def bench_size(det, size, paths, device, batch_size, workers, weights, long_n=0)
     res["decode"] = n / (time.perf_counter() - t0)
 
     # model-only bound on pre-decoded tensors
-    batches = [(torch.from_numpy(np.concatenate([r.views for r in b])), torch.from_numpy(np.concatenate([r.patches for r in b])))
+    batches = [(torch.from_numpy(np.concatenate([r.views for r in b])),
+                torch.from_numpy(np.concatenate([r.patches for r in b])))
                for b in prepared]
     det.forward(*batches[0])
     if det.device.type == "cuda":
@@ -218,7 +219,8 @@ def bench_decode_strategies(path: str, cfg, repeats: int = 5) -> dict:
         "full decode": full,
         "reduced-size decode (JPEG draft, DCT scaling)": draft,
         "plain bilinear resize of the full image to the view": lambda: big.resize((g, g), Image.Resampling.BILINEAR),
-        "fakedet view (bilinear, reducing_gap=3)": lambda: big.resize((g, g), Image.Resampling.BILINEAR, reducing_gap=3.0),
+        "fakedet view (bilinear, reducing_gap=3)":
+            lambda: big.resize((g, g), Image.Resampling.BILINEAR, reducing_gap=3.0),
         "fakedet view + native patches (imageio.preprocess)": lambda: imageio.preprocess(big, cfg),
         "fakedet total: decode + view + patches": lambda: imageio.preprocess(imageio.load(data, cfg), cfg),
     }
@@ -365,11 +367,14 @@ def main(argv=None) -> int:
     m = results["machine"]
     print(f"\nMachine: {m['platform']}, {m['cpus']} CPUs, torch {m['torch']}, GPU: {m['gpu'] or 'none'}; "
           f"batch {args.batch_size}, workers {results.get('workers')}\n")
-    print("| device | images | n | cli img/s | api img/s | 1-by-1 loop img/s | decode-only img/s | model-only img/s | serial bound img/s | cli / loop | cli / min(bounds) | api / loop | api / min(bounds) | api / serial bound |")
+    print("| device | images | n | cli img/s | api img/s | 1-by-1 loop img/s | decode-only img/s "
+          "| model-only img/s | serial bound img/s | cli / loop | cli / min(bounds) | api / loop "
+          "| api / min(bounds) | api / serial bound |")
     print("|---" * 14 + "|")
     for r in results["runs"]:
         print(f"| {r['device']} | {r['size']} | {r['n']} | {r['cli']:.1f} | {r['api']:.1f} | {r['loop']:.1f} | "
-              f"{r['decode']:.1f} | {r['model']:.1f} | {r['serial']:.1f} | {r['cli/loop']:.2f}x | {r['cli/bound']:.0%} | "
+              f"{r['decode']:.1f} | {r['model']:.1f} | {r['serial']:.1f} | "
+              f"{r['cli/loop']:.2f}x | {r['cli/bound']:.0%} | "
               f"{r['api/loop']:.2f}x | {r['api/bound']:.0%} | {r['api/serial']:.0%} |")
     if any("cli_long" in r for r in results["runs"]):
         print("\n| device | images | long scan n | cli img/s | cli / loop | cli / min(bounds) | cli / serial bound |")

@@ -492,7 +492,8 @@ def run(args, root, tmp, weights) -> int:
         problems = check_full(res, expected)
         failures += problems
         full.append(res)
-        print(f"full run -j {j} -b {b}{' (defaults)' if j is None else ''}: {len(res['records'])} records, exit {res['exit']}, "
+        print(f"full run -j {j} -b {b}{' (defaults)' if j is None else ''}: {len(res['records'])} records, "
+              f"exit {res['exit']}, "
               f"{res['seconds']} s, first record at {res['first_record_s']} s, longest wait "
               f"{res['longest_wait_s']} s, "
               f"{'ok' if not problems else 'FAILED: ' + '; '.join(problems)}")
@@ -501,7 +502,8 @@ def run(args, root, tmp, weights) -> int:
     for r in full[1:]:
         pairs = list(zip(r["records"], ref_records))
         other = sum(x[0] != y[0] or x[2:] != y[2:] for x, y in pairs) + abs(len(r["records"]) - len(ref_records))
-        p_diff = [(x, y) for x, y in pairs if x[0] == y[0] and x[2:] == y[2:] and not same_p(x[1], y[1], "jsonl", args.p_tolerance)]
+        p_diff = [(x, y) for x, y in pairs
+                  if x[0] == y[0] and x[2:] == y[2:] and not same_p(x[1], y[1], "jsonl", args.p_tolerance)]
         max_dp = max((abs(x[1] - y[1]) for x, y in p_diff), default=0.0)
         identity.append({"j": r["j"], "b": r["b"], "path_label_error_differ": other, "p_fake_differ": len(p_diff),
                          "max_p_diff": max_dp, "example": p_diff[0] if p_diff else None})
@@ -536,7 +538,8 @@ def run(args, root, tmp, weights) -> int:
         res = signal_run(root, sig, fmt, to_file, moment, weights, ref, ref_order, tmp, args.p_tolerance)
         res["phase"] = phase
         runs.append(res)
-        failures += [f"signal run {i} ({sig.name}, {fmt}, {res['to']}, at {moment:.2f} s): {p}" for p in res["problems"]]
+        failures += [f"signal run {i} ({sig.name}, {fmt}, {res['to']}, at {moment:.2f} s): {p}"
+                     for p in res["problems"]]
         print(f"signal {i:2d} {sig.name:7s} {fmt:5s} {res['to']:4s} {phase:8s} at {moment:5.2f} s: "
               f"exit {res['exit']}{' (finished first)' if res['finished_first'] else ''}"
               f"{' (signal after the last record)' if res['signal_after_end'] else ''}, "
@@ -573,8 +576,9 @@ def run(args, root, tmp, weights) -> int:
     print("\n| check | result |\n|---|---|")
     for key in ("files", "hostile_share", "records_expected", "full_runs", "full_runs_identical",
                 "full_runs_p_fake_differ", "full_runs_path_label_error_differ", "signal_runs",
-                "signal_runs_stopped", "signal_runs_in_start_up", "signal_runs_with_records", "signal_runs_finished_first",
-                "signal_runs_after_end", "killed_by_default_action", "hangs", "max_exit_s", "median_exit_s", "exit_status_wrong",
+                "signal_runs_stopped", "signal_runs_in_start_up", "signal_runs_with_records",
+                "signal_runs_finished_first", "signal_runs_after_end", "killed_by_default_action", "hangs",
+                "max_exit_s", "median_exit_s", "exit_status_wrong",
                 "parse_failures", "record_mismatches",
                 "record_mismatches_by_field", "tracebacks", "failures", "seconds"):
         print(f"| {key} | {summary[key]} |")
@@ -593,7 +597,8 @@ def run(args, root, tmp, weights) -> int:
                                "python": platform.python_version(),
                                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
                    "commit": commit, "src_uncommitted_changes": bool(dirty),
-                   "args": vars(args), "full_runs": full, "identity": identity, "non_utf8_names": shown, "signal_runs": runs},
+                   "args": vars(args), "full_runs": full, "identity": identity, "non_utf8_names": shown,
+                   "signal_runs": runs},
                   fh, indent=1, default=str)
     print(f"wrote {args.json_out}")
     return 1 if failures else 0

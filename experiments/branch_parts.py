@@ -9,10 +9,12 @@ from the same checkpoint. Diagnostic only.
 
     python experiments/features.py --weights runs/trust/fresh_without_ffpp_unsplash_sd15texture/final.safetensors \\
         --out runs/knn/g2feat --splits val \\
-        --sets sd15_finetunes,unsplash_portraits,imagenet_real_photos,utkface_real,lfw_faceswap,dfdc_faceswap,cifake_sd14,stylegan2_faces
+        --sets \\
+        sd15_finetunes,unsplash_portraits,imagenet_real_photos,utkface_real,lfw_faceswap,dfdc_faceswap,cifake_sd14,stylegan2_faces
     python experiments/branch_parts.py --weights runs/trust/fresh_without_ffpp_unsplash_sd15texture/final.safetensors \\
         --features runs/knn/g2feat --fake sd15_finetunes \\
-        --reals unsplash_portraits,imagenet_real_photos,utkface_real,lfw_faceswap,dfdc_faceswap,cifake_sd14,stylegan2_faces
+        --reals \\
+        unsplash_portraits,imagenet_real_photos,utkface_real,lfw_faceswap,dfdc_faceswap,cifake_sd14,stylegan2_faces
 """
 
 from __future__ import annotations

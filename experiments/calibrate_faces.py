@@ -27,8 +27,8 @@ import numpy as np
 
 from fakedet import Detector
 from fakedet.data.sets import data_root
-from fakedet.evaluation.composites import FACE_SETS, build
 from fakedet.evaluation import verdicts
+from fakedet.evaluation.composites import FACE_SETS, build
 from fakedet.evaluation.metrics import threshold_at_macro_fpr
 from fakedet.model import checkpoint
 
@@ -41,7 +41,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=200, help="composites per set (half real, half fake)")
     ap.add_argument("--target-fpr", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--max-fpr", type=float, default=0.02, help="verdict rule: most real composites labelled fake per set")
+    ap.add_argument("--max-fpr", type=float, default=0.02,
+                    help="verdict rule: most real composites labelled fake per set")
     ap.add_argument("--max-fnr", type=float, default=0.10, help="verdict rule: most fake composites labelled real")
     ap.add_argument("--workers", type=int, default=None)
     args = ap.parse_args(argv)
@@ -101,7 +102,8 @@ def main(argv=None) -> int:
 
     print(f"{len(items)} val composites; face-mode threshold {threshold:.4f} "
           f"(whole-image threshold {whole:.4f}); written to {out}\n")
-    print("| set | real composites | FPR at the face threshold | FPR at the whole-image threshold | TPR at the face threshold |")
+    print("| set | real composites | FPR at the face threshold | FPR at the whole-image threshold "
+          "| TPR at the face threshold |")
     print("|---|---|---|---|---|")
     for name in FACE_SETS:
         s = stats[name]

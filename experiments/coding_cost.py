@@ -204,7 +204,7 @@ def evaluate(args) -> None:
     fakes = {key: [r for r in rows[key] if r["label"] == 1] for key in plan}
     for name, sign in (("-D", -1.0), ("+D", 1.0)):
         threshold = threshold_at_macro_fpr([[sign * r["d"] for r in rs] for rs in calib.values()], 0.05)
-        above = lambda rs: round(float(np.mean([sign * r["d"] >= threshold for r in rs])), 4)  # noqa: E731
+        above = lambda rs: round(float(np.mean([sign * r["d"] >= threshold for r in rs])), 4)  # noqa: E731, B023
         report[f"score {name}"] = {
             "threshold": round(threshold, 4),
             "training sources' real val above": {s: above(rs) for s, rs in calib.items()},

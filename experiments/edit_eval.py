@@ -60,7 +60,8 @@ def main(argv=None) -> int:
     if rep.sets["all"]["errors"]:
         raise SystemExit(f"{rep.sets['all']['errors']} images could not be scored")
     print(f"weights {args.weights or 'shipped'}; threshold {det.threshold:.4f}; {args.split} split\n")
-    print("| set | real images | AUC (original vs self-blended copy) | originals labelled fake | copies labelled fake |")
+    print("| set | real images | AUC (original vs self-blended copy) | originals labelled fake "
+          "| copies labelled fake |")
     print("|---|---|---|---|---|")
     for name in SETS + ["all"]:
         s = rep.sets[name]

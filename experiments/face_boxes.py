@@ -66,8 +66,8 @@ def main(argv=None) -> int:
     boxes = {k: v for k, v in sorted(found.items()) if v is not None}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(boxes))
-    print(f"{len(boxes)} of {len(jobs)} {'' if args.all_labels else 'real '}images have a face ({time.time() - t0:.0f} s) -> {args.out}",
-          file=sys.stderr)
+    print(f"{len(boxes)} of {len(jobs)} {'' if args.all_labels else 'real '}images have a face "
+          f"({time.time() - t0:.0f} s) -> {args.out}", file=sys.stderr)
     return 0
 
 

@@ -195,7 +195,8 @@ def main(argv=None) -> int:
     known = {"indist", "real", "faces", "methods"}
     studies = known if args.study == "all" else set() if args.study == "none" else set(args.study.split(","))
     if studies - known:
-        ap.error(f"unknown study {', '.join(sorted(studies - known))} (choose from {', '.join(sorted(known))}, all, none)")
+        ap.error(f"unknown study {', '.join(sorted(studies - known))} "
+                 f"(choose from {', '.join(sorted(known))}, all, none)")
     out: dict = {"weights": str(args.weights), "sbi_share": args.sbi_share, "l2": args.l2}
 
     shipped = calibrate(Head(w0, b0), feats, sets)  # the checkpoint's own head, same rules
@@ -219,7 +220,8 @@ def main(argv=None) -> int:
                         row[f"{label}_test_real"] = shares(h, p[y == 0]) if (y == 0).any() else None
                         row[f"{label}_test_fake"] = shares(h, p[y == 1]) if (y == 1).any() else None
                     if split == "val":
-                        row[f"{label}_val_fake_tpr"] = float(np.mean(p[y == 1] >= h.thresholds.fake)) if (y == 1).any() else None
+                        row[f"{label}_val_fake_tpr"] = (float(np.mean(p[y == 1] >= h.thresholds.fake))
+                                                        if (y == 1).any() else None)
             rows.append(row)
             print(_fmt_indist(row))
         out["indist"] = rows

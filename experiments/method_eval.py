@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     print("| checkpoint | all | " + " | ".join(f"{m} (n={first['n_' + m]})" for m in METHODS) + " |")
     print("|---|---|" + "---|" * len(METHODS))
     for name, r in results.items():
-        se = lambda m: f" (±{r['se_' + m]:.3f})" if "se_" + m in r else ""  # noqa: E731
+        se = lambda m: f" (±{r['se_' + m]:.3f})" if "se_" + m in r else ""  # noqa: E731, B023
         print(f"| {name} | {r['all']:.3f} | " + " | ".join(f"{r[m]:.3f}{se(m)}" for m in METHODS) + " |")
     if args.reference is not None:
         ref = args.reference

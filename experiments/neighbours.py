@@ -8,7 +8,8 @@ neighbours next to that cell's share of the pool, so that a cell the query image
 stands out. Diagnostic only: it trains nothing.
 
     python experiments/features.py --weights weights/fakedet-default.safetensors --out runs/knn/feat \\
-        --sets dfdc_faceswap,lfw_faceswap,cifake_sd14,stylegan2_faces,imagenet_real_photos,sd15_finetunes,unsplash_portraits \\
+        --sets \\
+        dfdc_faceswap,lfw_faceswap,cifake_sd14,stylegan2_faces,imagenet_real_photos,sd15_finetunes,unsplash_portraits \\
         --splits train --max-per-class 600
     python experiments/neighbours.py --features runs/knn/feat --query unsplash_portraits \\
         --pool dfdc_faceswap,lfw_faceswap,cifake_sd14,stylegan2_faces,imagenet_real_photos,sd15_finetunes
@@ -78,7 +79,8 @@ def main(argv=None) -> int:
         for i in range(n):
             j = order[i, 0]
             q = Path(manifest(args.query)).parent / "real" / qnames[i]
-            t = Path(manifest(tags[j].split(":")[0])).parent / ("fake" if labels[j] and not kinds[j] else "real") / names[j]
+            t = (Path(manifest(tags[j].split(":")[0])).parent / ("fake" if labels[j] and not kinds[j] else "real")
+                 / names[j])
             for row, path in enumerate((q, t)):
                 with Image.open(path) as im:
                     sheet.paste(im.convert("RGB").resize((side, side)), (side * i, side * row))

@@ -92,7 +92,8 @@ def main(argv=None) -> int:
             cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0)
             for key, m in (("face box x1.3", 1.3), ("face box x2.2", 2.2)):
                 h = side * m / 2
-                box = (int(max(0, cx - h)), int(max(0, cy - h)), int(min(img.width, cx + h)), int(min(img.height, cy + h)))
+                box = (int(max(0, cx - h)), int(max(0, cy - h)),
+                       int(min(img.width, cx + h)), int(min(img.height, cy + h)))
                 versions[key].append(jpeg(img.crop(box).resize((300, 300), Image.LANCZOS)))
     print(f"unsplash_portraits, all splits, p_fake (share at or above {args.at}):")
     for key, data in versions.items():

@@ -31,7 +31,6 @@ from fakedet.data.sets import BY_NAME, CORE, PAIRED, data_root, manifest, names
 from fakedet.evaluation.report import report
 
 
-
 def _jpeg(q):
     def f(img):
         buf = io.BytesIO()

@@ -33,9 +33,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True, help="JSON recipe in configs/")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a recipe key, e.g. train.steps=100 or data.train_sets='[\"lfw_faceswap\"]' (repeatable)")
+                    help="override a recipe key, e.g. train.steps=100 or data.train_sets='[\"lfw_faceswap\"]' "
+                         "(repeatable)")
     ap.add_argument("--seed", type=int, help="the run's seed; another than the recipe's adds _seedN to the run's name")
-    ap.add_argument("--data", default=str(data_root()), help="folder of the sets  [default: $FAKEDET_DATA or ../shared/data]")
+    ap.add_argument("--data", default=str(data_root()),
+                    help="folder of the sets  [default: $FAKEDET_DATA or ../shared/data]")
     ap.add_argument("--out", help="run folder (checkpoints, log)  [default: runs/<recipe name>]")
     ap.add_argument("--eval-only", action="store_true", help="skip training; calibrate and evaluate last checkpoint")
     ap.add_argument("--show", action="store_true", help="print the resolved recipe and exit")

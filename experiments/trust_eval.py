@@ -42,7 +42,8 @@ def load(weights: Path):
 
 
 def study(weights: Path, real_sources, fake_sources, heldout, heldout_splits, cache: Path) -> dict:
-    val = {n: scores(weights, n, "val", cache, load) for n in sorted(set(real_sources) | set(fake_sources) | set(PAIRED_SETS) - set(heldout))}
+    val = {n: scores(weights, n, "val", cache, load)
+           for n in sorted(set(real_sources) | set(fake_sources) | set(PAIRED_SETS) - set(heldout))}
     th = choose({n: val[n][1][val[n][0] == 0] for n in real_sources},
                 {n: val[n][1][val[n][0] == 1] for n in fake_sources})
     out = {"weights": str(weights), "sha256": sha256(weights), "t_fake": th.fake, "t_real": th.real,
@@ -57,7 +58,8 @@ def study(weights: Path, real_sources, fake_sources, heldout, heldout_splits, ca
         p = np.concatenate([b for _, b in parts])
         r = {"n": int(len(y)), "n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
              "real_labelled_fake": float(np.mean(p[y == 0] >= th.fake)) if (y == 0).any() else None,
-             "real_labelled_uncertain": float(np.mean((p[y == 0] >= th.real) & (p[y == 0] < th.fake))) if (y == 0).any() else None,
+             "real_labelled_uncertain": (float(np.mean((p[y == 0] >= th.real) & (p[y == 0] < th.fake)))
+                                         if (y == 0).any() else None),
              "fake_labelled_fake": float(np.mean(p[y == 1] >= th.fake)) if (y == 1).any() else None,
              "auc": auc(y, p) if (y == 1).any() and (y == 0).any() else None}
         out["heldout"][n] = r

@@ -4,10 +4,9 @@ import json
 import os
 
 import pytest
+from conftest import fifo_watchdog, image_bytes, write_image
 
 from fakedet.cli import cli
-
-from conftest import fifo_watchdog, image_bytes, write_image
 
 
 @pytest.fixture
@@ -39,7 +38,8 @@ def test_folder_is_recursive_sorted_one_record_per_image(runner, tiny_weights, f
     r = run(runner, tiny_weights, [str(folder)])
     assert r.exit_code == 3, r.stderr
     rows = [line.split("\t") for line in r.stdout.splitlines()]
-    assert rel([row[0] for row in rows], folder) == ["a.png", "b.jpg", os.path.join("sub", "broken.jpg"), os.path.join("sub", "c.webp")]
+    assert rel([row[0] for row in rows], folder) == ["a.png", "b.jpg", os.path.join("sub", "broken.jpg"),
+                                                     os.path.join("sub", "c.webp")]
     assert all(len(row) == 4 for row in rows)
     broken = rows[2]
     assert broken[1] == "" and broken[2] == "" and broken[3]
@@ -430,7 +430,8 @@ def test_hidden_and_excluded_entries_are_skipped_and_counted_in_the_summary(runn
     r = run(runner, tiny_weights, [str(folder / ".thumb.jpg")])  # a named file is scanned
     assert r.exit_code == 0 and r.stdout.startswith(str(folder / ".thumb.jpg")) and "skipped" not in r.stderr
     r = run(runner, tiny_weights, ["-E", "*", str(folder)])
-    assert r.exit_code == 2 and "no image files found" in r.stderr and "2 hidden entries (--hidden scans them), 3 excluded entries" in r.stderr
+    assert (r.exit_code == 2 and "no image files found" in r.stderr
+            and "2 hidden entries (--hidden scans them), 3 excluded entries" in r.stderr)
 
 
 def test_info_reads_the_header_without_importing_torch(tiny_weights):
@@ -449,6 +450,7 @@ def test_info_names_the_run_a_warm_restart_began_from_and_any_interpolation(runn
     """Weights continued from another run (``train.init_from``) say so, with the parent's
     file, sha256, length and sets: what they learnt first is part of what they are."""
     from conftest import make_tiny_checkpoint
+
     from fakedet.model import checkpoint as ckpt
 
     path = make_tiny_checkpoint(tmp_path / "child.safetensors")
@@ -458,7 +460,8 @@ def test_info_names_the_run_a_warm_restart_began_from_and_any_interpolation(runn
     meta.training["interpolated_with"] = {"path": "weights/parent.safetensors", "sha256": "cd" * 32, "weight": 0.25}
     ckpt.save(model, meta, path)
     out = runner.invoke(cli, ["info", "--weights", str(path)]).stdout
-    assert "continued:    from weights/parent.safetensors (sha256 abababababab, 4000 steps on dfdc_faceswap, sd15_finetunes)" in out
+    assert ("continued:    from weights/parent.safetensors (sha256 abababababab, 4000 steps on dfdc_faceswap, "
+            "sd15_finetunes)") in out
     assert "interpolated: 0.75 of the trained weights + 0.25 of weights/parent.safetensors (sha256 cdcdcdcdcdcd)" in out
     plain = runner.invoke(cli, ["info", "--weights", str(make_tiny_checkpoint(tmp_path / "plain.safetensors"))]).stdout
     assert "continued:" not in plain and "interpolated:" not in plain

@@ -3,12 +3,11 @@ import time
 
 import numpy as np
 import pytest
+from conftest import image_bytes, random_image, write_image
 
 from fakedet import Detector
 from fakedet.inference.detector import CPU_SUB_BATCH
 from fakedet.inference.device import DeviceError, resolve_device
-
-from conftest import image_bytes, random_image, write_image
 
 
 @pytest.fixture(scope="module")
@@ -244,9 +243,9 @@ def test_torch_decode_preprocessing_close_to_pil(jpegs):
 
     from fakedet.data import decode as imageio
     from fakedet.data.preprocess import PreprocessConfig
-    from fakedet.inference.pipeline import Task
     from fakedet.data.sources import Item
     from fakedet.inference.gpudecode import TensorDecoder
+    from fakedet.inference.pipeline import Task
 
     cfg = PreprocessConfig(global_size=64, patch_size=32, num_patches=4)
     dec = TensorDecoder(Task(cfg), torch.device("cpu"))
@@ -384,9 +383,8 @@ def test_unusable_weights_fail_the_load_with_a_clear_reason(tiny_weights, tmp_pa
 def test_thumbnails_for_reports_keep_the_image_size_and_are_small(tiny_weights, tmp_path):
     import io
 
-    from PIL import Image
-
     from conftest import write_image
+    from PIL import Image
 
     from fakedet.inference.stream import load_and_score
 
@@ -406,7 +404,6 @@ def test_a_score_does_not_depend_on_the_batch_it_was_in(tmp_path):
     on x86-64 for the shipped model); sub-batches are padded to one size, so that -b and -j
     settings give identical records (benchmarks/faults.py checks this on thousands of files)."""
     import torch
-
     from conftest import random_image
 
     from fakedet.data import decode
@@ -451,7 +448,7 @@ class _InterruptedWait:
         try:
             raise self.signal_exc
         except KeyboardInterrupt:
-            raise RuntimeError("cannot release un-acquired lock")
+            raise RuntimeError("cannot release un-acquired lock")  # noqa: B904 -- implicit context, as CPython's
 
     wait = result
 

@@ -3,11 +3,10 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from fakedet.evaluation import metrics as metrics
-from fakedet.cli import cli
-
 from conftest import write_image
+
+from fakedet.cli import cli
+from fakedet.evaluation import metrics as metrics
 
 
 def test_auc_matches_pairwise_definition():

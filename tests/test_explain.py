@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA, random_image, write_image
 from PIL import Image
 
 from fakedet.cli import cli
-from fakedet.cli.explain import (FACE_COLOUR, colour, display_scale, explain as explain_cmd, figure_size,
-                                 output_name, picture_origin)
+from fakedet.cli.explain import FACE_COLOUR, colour, display_scale, figure_size, output_name, picture_origin
+from fakedet.cli.explain import explain as explain_cmd
 from fakedet.inference.detector import Detector
-from fakedet.inference.explain import (cell_edges, explain_image, hottest_cells, Occluder,
-                                       random_cells)
-
-from conftest import SHARED_DATA, random_image, write_image
+from fakedet.inference.explain import Occluder, cell_edges, explain_image, hottest_cells, random_cells
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,12 @@ import random
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import SHARED_DATA, random_image, write_image
 from PIL import Image
 
 from fakedet import Detector
 from fakedet.cli import cli
 from fakedet.model.faces import MTCNN, face_crop, find_faces
-
-from conftest import SHARED_DATA, random_image, write_image
 
 LFW = SHARED_DATA / "lfw_faceswap"
 
@@ -82,7 +81,8 @@ def test_face_mode_error_records_have_the_face_keys(tiny_weights, tmp_path):
     r = CliRunner().invoke(cli, ["scan", "--faces", "-f", "jsonl", "-w", str(tiny_weights), "-j", "0", str(tmp_path)])
     assert r.exit_code == 3, r.output
     good, bad = [json.loads(line) for line in r.stdout.splitlines()]
-    assert set(good) == set(bad) == {"path", "p_fake", "label", "error", "faces", "p_whole", "note", "evidence", "label_by"}
+    assert set(good) == set(bad) == {"path", "p_fake", "label", "error", "faces", "p_whole", "note", "evidence",
+                                     "label_by"}
     assert bad["faces"] is None and bad["error"]
     plain = CliRunner().invoke(cli, ["scan", "-f", "jsonl", "-w", str(tiny_weights), "-j", "0", str(tmp_path)])
     assert all(set(json.loads(line)) == {"path", "p_fake", "label", "error", "evidence", "label_by"}

@@ -25,13 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_image
 from PIL import Image
 
 from fakedet.cli import cli
 from fakedet.cli.htmlreport import HtmlReport, outcome, script_json
 from fakedet.inference.result import Result, label_for
-
-from conftest import write_image
 
 
 def _find_chromium():
@@ -449,7 +448,7 @@ def test_eval_report_lists_false_positives_and_negatives_first(runner, tiny_weig
     fake = [scores[2], scores[3], scores[4]]  # the first one: labelled real, a false negative
     for sub, group in (("real", real), ("fake", fake)):
         (data / sub).mkdir(parents=True)
-        for p, path in group:
+        for _p, path in group:
             shutil.copy(path, data / sub / os.path.basename(path))
     (data / "fake" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     report = tmp_path / "eval.html"

@@ -2,8 +2,8 @@ import csv
 import io
 import json
 
-from fakedet.inference.detector import Result
 from fakedet.data.writers import Writer
+from fakedet.inference.detector import Result
 
 RECORDS = [
     Result("a.jpg", 0.123456, "real"),

@@ -195,7 +195,8 @@ def test_the_trust_runs_of_the_continued_training_decision_differ_only_as_it_say
     dc["train"]["augment"]["p_frame"] = 0.0
     dt, db = trust.to_dict(), b.to_dict()
     db["train"]["augment"]["p_frame"] = 0.0
-    assert (da["data"], da["train"]) == (dc["data"], dc["train"]) and (dt["data"], dt["train"]) == (db["data"], db["train"])
+    assert ((da["data"], da["train"]) == (dc["data"], dc["train"])
+            and (dt["data"], dt["train"]) == (db["data"], db["train"]))
     # D is A, and B'' the trust recipe, with stylegan2_faces cropped to its faces
     d = rc.resolve(REPO / "configs/trust/without_ffpp_unsplash_facecrop.json").to_dict()
     b2 = rc.resolve(REPO / "configs/trust/facecrop.json").to_dict()

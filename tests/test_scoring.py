@@ -7,13 +7,11 @@ instead of ``>=`` the threshold, or leaving the temperature out of ``sigmoid(log
 import math
 
 import numpy as np
-
 import pytest
+from conftest import TEMPERATURE, random_image
 
 from fakedet import Detector
 from fakedet.inference.result import label_for
-
-from conftest import TEMPERATURE, random_image
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,18 @@ import sys
 import click
 
 from fakedet._version import __version__
-from fakedet.cli.common import (CONTEXT, EXIT_OK, EXIT_PIPE, EXIT_USAGE, err,
-                                handle_signals, interrupt_status, interrupt_word, interruption_in,
-                                silence_stdout)
+from fakedet.cli.common import (
+    CONTEXT,
+    EXIT_OK,
+    EXIT_PIPE,
+    EXIT_USAGE,
+    err,
+    handle_signals,
+    interrupt_status,
+    interrupt_word,
+    interruption_in,
+    silence_stdout,
+)
 from fakedet.cli.eval import eval_
 from fakedet.cli.explain import explain
 from fakedet.cli.info import info

@@ -14,7 +14,6 @@ from typing import IO, Iterator, Optional
 import click
 
 
-
 def _process_start() -> float:
     """When this process started, on the :func:`time.perf_counter` clock: from the kernel's
     start time of the process on Linux (/proc), else now (the CLI is imported first)."""

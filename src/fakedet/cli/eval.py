@@ -7,10 +7,26 @@ import sys
 
 import click
 
-from fakedet.cli.common import (CONTEXT, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, err,
-                                load_errors_exit, nan_to_none, stdout, uninterrupted)
-from fakedet.cli.options import (faces_option, json_option, progress_option, run_options,
-                                 TWO_WAY_HELP, threshold_option, weights_option)
+from fakedet.cli.common import (
+    CONTEXT,
+    EXIT_OK,
+    EXIT_UNREADABLE,
+    EXIT_USAGE,
+    err,
+    load_errors_exit,
+    nan_to_none,
+    stdout,
+    uninterrupted,
+)
+from fakedet.cli.options import (
+    TWO_WAY_HELP,
+    faces_option,
+    json_option,
+    progress_option,
+    run_options,
+    threshold_option,
+    weights_option,
+)
 
 UNREADABLE_SHOWN = 20  # eval names this many unreadable images on stderr
 
@@ -74,9 +90,9 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         try:
             datasets[key] = read_labelled(d, split)
         except OSError as exc:
-            raise click.BadParameter(f"cannot read {d}: {exc.strerror or exc}", param_hint="DATA")
+            raise click.BadParameter(f"cannot read {d}: {exc.strerror or exc}", param_hint="DATA") from exc
         except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="DATA")
+            raise click.BadParameter(str(exc), param_hint="DATA") from exc
     if not any(datasets.values()):
         present = set()
         if split is not None:  # say which splits there are instead

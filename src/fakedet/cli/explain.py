@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
 import click
 
-from fakedet.cli.common import (CONTEXT, EXIT_OK, EXIT_UNREADABLE, EXIT_USAGE, err, interrupt_status,
-                                interrupt_word, load_errors_exit, stdin_binary, stdout)
+from fakedet.cli.common import (
+    CONTEXT,
+    EXIT_OK,
+    EXIT_UNREADABLE,
+    EXIT_USAGE,
+    err,
+    interrupt_status,
+    interrupt_word,
+    load_errors_exit,
+    stdin_binary,
+    stdout,
+)
 from fakedet.cli.options import DeviceType, weights_option
 
 EXAMPLES = """\b

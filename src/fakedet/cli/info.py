@@ -7,7 +7,6 @@ import click
 from fakedet.cli.common import CONTEXT, load_errors_exit, nan_to_none, stdout
 from fakedet.cli.options import json_option, weights_option
 
-
 EXAMPLES = """\b
 Examples:
   fakedet info                             the shipped model
@@ -53,15 +52,18 @@ def info(weights, as_json):
         click.echo(f"face mode:    fake when p_fake >= {fv['fake']:.6f}, real below {fv['real']:.6f} for "
                    f"--faces where a face was found  ({fv.get('rule', 'n/a')})")
     if d.get("face_threshold") is not None and (fv or v):
-        click.echo(f"face two-way: {d['face_threshold']:.4f}  (the earlier face-mode threshold: -t {d['face_threshold']:.4f} --faces gives two verdicts at it; "
+        click.echo(f"face two-way: {d['face_threshold']:.4f}  (the earlier face-mode threshold: "
+                   f"-t {d['face_threshold']:.4f} --faces gives two verdicts at it; "
                    f"{d['training'].get('face_threshold_rule', 'n/a')})")
     elif d.get("face_threshold") is not None:
         click.echo(f"face mode:    threshold {d['face_threshold']:.4f} for --faces  "
                    f"({d['training'].get('face_threshold_rule', 'n/a')})")
     wrong = d["evaluation"].get("verdicts_test")
     if wrong:
-        click.echo("verdicts on the test splits (share of the set's real or fake images; real->fake and fake->real are errors):")
-        click.echo(f"  {'set':<22} {'real->fake':>10} {'real->unc.':>10} {'fake->real':>10} {'fake->unc.':>10} {'fake->fake':>10}")
+        click.echo("verdicts on the test splits (share of the set's real or fake images; "
+                   "real->fake and fake->real are errors):")
+        click.echo(f"  {'set':<22} {'real->fake':>10} {'real->unc.':>10} "
+                   f"{'fake->real':>10} {'fake->unc.':>10} {'fake->fake':>10}")
         for name, r in wrong.items():
             rr, ff = r.get("real") or {}, r.get("fake") or {}
             click.echo(f"  {name:<22} {_f(rr.get('fake'), 10)} {_f(rr.get('uncertain'), 10)} "

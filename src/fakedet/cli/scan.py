@@ -11,15 +11,34 @@ from typing import IO, Iterator, Optional
 
 import click
 
-from fakedet.cli.common import (CONTEXT, EXIT_FAKE, EXIT_OK, EXIT_PIPE, EXIT_STATUS_HELP,
-                                EXIT_UNREADABLE, EXIT_USAGE, STARTED, err, interrupt_status,
-                                interrupt_word, load_errors_exit, silence_stdout, stdin_binary,
-                                stdout, uninterrupted)
 from fakedet.cli import engine
+from fakedet.cli.common import (
+    CONTEXT,
+    EXIT_FAKE,
+    EXIT_OK,
+    EXIT_PIPE,
+    EXIT_STATUS_HELP,
+    EXIT_UNREADABLE,
+    EXIT_USAGE,
+    STARTED,
+    err,
+    interrupt_status,
+    interrupt_word,
+    load_errors_exit,
+    silence_stdout,
+    stdin_binary,
+    stdout,
+    uninterrupted,
+)
 from fakedet.cli.htmlreport import THUMBNAIL, HtmlReport, ReportWriteError
-from fakedet.cli.options import (faces_option, progress_option, run_options, TWO_WAY_HELP, threshold_option,
-                                 weights_option)
-
+from fakedet.cli.options import (
+    TWO_WAY_HELP,
+    faces_option,
+    progress_option,
+    run_options,
+    threshold_option,
+    weights_option,
+)
 
 EXAMPLES = """\b
 Examples:
@@ -109,7 +128,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
                 list_stream = open(files_from, "rb")
             except OSError as exc:
                 raise click.BadParameter(f"cannot open {files_from}: {exc.strerror}",
-                                         param_hint="--files-from")
+                                         param_hint="--files-from") from exc
 
     if output not in (None, "-"):
         _refuse_an_input(output, "records", "--output", paths, files_from)

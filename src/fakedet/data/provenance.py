@@ -202,7 +202,7 @@ class _Scan:
                 ext_xmp.setdefault(guid, [full, []])[1].append((offset, head + 40, end))
 
     def extended_xmp(self, ext_xmp: dict) -> None:
-        for guid, (full, parts) in list(ext_xmp.items())[:4]:
+        for _guid, (full, parts) in list(ext_xmp.items())[:4]:
             if full > XMP_LIMIT:
                 self.fail("xmp", f"extended XMP could not be read: {full} bytes exceed the limit")
                 continue

@@ -13,9 +13,9 @@ from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
-from fakedet.data.sources import Item
 from fakedet.data.labelled import LabelledImage
 from fakedet.data.provenance import generated_evidence
+from fakedet.data.sources import Item
 from fakedet.evaluation.metrics import summarize
 
 

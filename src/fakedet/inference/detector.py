@@ -16,13 +16,13 @@ from typing import Any, Iterable, Iterator, Optional
 
 import numpy as np
 
+from fakedet.data.provenance import generated_evidence
 from fakedet.data.sources import Item
 from fakedet.inference.alloc import tune_malloc
 from fakedet.inference.cpurun import SUB_BATCH, CpuRunner, padded
 from fakedet.inference.device import default_workers, resolve_device
 from fakedet.inference.inputs import as_items, is_single_input
 from fakedet.inference.pipeline import DecodedBatch, DecodePipeline, Task, chunks, prepare_batch
-from fakedet.data.provenance import generated_evidence
 from fakedet.inference.result import NO_FACE_NOTE, Result, calibrated, label_for
 from fakedet.model import checkpoint as ckpt
 

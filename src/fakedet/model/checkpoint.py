@@ -233,7 +233,8 @@ def describe(path: Optional[str | os.PathLike], meta: Optional[CheckpointMeta] =
                                      ("texture", cfg.use_texture)) if on],
         "input": {
             "global_view": f"whole image resized to {pre.global_size}x{pre.global_size} ({pre.interpolation})",
-            "texture_patches": f"{pre.num_patches} native-resolution {pre.patch_size}x{pre.patch_size} crops on a fixed grid",
+            "texture_patches": f"{pre.num_patches} native-resolution {pre.patch_size}x{pre.patch_size} crops "
+                               "on a fixed grid",
             "min_size": pre.min_size,
             "max_pixels": pre.max_pixels,
         },

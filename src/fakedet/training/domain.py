@@ -1,4 +1,5 @@
-"""Training layer: domain heads, a class-conditional adversary that makes the features forget an image's training set."""
+"""Training layer: domain heads, a class-conditional adversary that makes the features forget an image's
+training set."""
 
 from __future__ import annotations
 

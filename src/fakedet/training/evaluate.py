@@ -7,8 +7,7 @@ import logging
 import numpy as np
 import torch
 
-from fakedet.evaluation.metrics import (
-    fit_temperature, sigmoid, summarize, threshold_at_fpr, threshold_at_macro_fpr)
+from fakedet.evaluation.metrics import fit_temperature, sigmoid, summarize, threshold_at_fpr, threshold_at_macro_fpr
 from fakedet.training.datasets import EvalSet, load_sets
 from fakedet.training.recipe import Calibration
 
