@@ -371,8 +371,16 @@ def train(args):
     ckpt = work / "expert.safetensors"
     step = 0
     if ckpt.exists() and state.exists():
+        saved = json.loads(state.read_text())
+        saved.setdefault("train_sets", list(TRAIN_SETS))
+        saved.setdefault("recipe", "self")  # runs made before --recipe
+        asked = {"size": args.size, "train_sets": args.train_sets, "recipe": args.recipe}
+        differ = {k: (saved[k], v) for k, v in asked.items() if saved[k] != v}
+        if differ:
+            sys.exit(f"{work} holds a run with other settings (saved, asked): {differ}; "
+                     "resume with the same ones or use another --work")
         model.load_state_dict(load_file(ckpt))
-        step = json.loads(state.read_text())["step"]
+        step = saved["step"]
         print(f"resumed at step {step}", flush=True)
     elif args.init:  # a new run that starts from another run's weights (e.g. at another size)
         model.load_state_dict(load_file(Path(args.init) / "expert.safetensors"))
@@ -512,6 +520,8 @@ def probe(args):
     set), both scored as ``eval`` scores: at the crop's stored size, resized once to
     the trained size, no JPEG. A high AUC here and a low one on a set's genuine fakes says the
     gap is between the self-blends and those fakes, not that the expert failed to learn its task."""
+    if args.recipe == "mix":
+        sys.exit("probe: --recipe self or swap (one kind of pseudo-fake at a time)")
     work = Path(args.work)
     model, state = load_expert(work)
     size = state["size"]

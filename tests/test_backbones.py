@@ -81,9 +81,9 @@ def test_scan_with_shipped_weights_does_not_import_timm(tmp_path):
 
 
 def test_a_backbone_that_needs_timm_says_how_to_install_it(monkeypatch, tmp_path):
-    from conftest import make_tiny_checkpoint
-
     from fakedet.model import checkpoint as ckpt
+
+    from conftest import make_tiny_checkpoint
 
     path = make_tiny_checkpoint(tmp_path / "tiny.safetensors")  # test_efficientnet: a timm model
     monkeypatch.setitem(sys.modules, "timm", None)  # as if timm were not installed

@@ -4,9 +4,10 @@ import json
 import os
 
 import pytest
-from conftest import fifo_watchdog, image_bytes, write_image
 
 from fakedet.cli import cli
+
+from conftest import fifo_watchdog, image_bytes, write_image
 
 
 @pytest.fixture
@@ -449,9 +450,9 @@ def test_info_reads_the_header_without_importing_torch(tiny_weights):
 def test_info_names_the_run_a_warm_restart_began_from_and_any_interpolation(runner, tmp_path):
     """Weights continued from another run (``train.init_from``) say so, with the parent's
     file, sha256, length and sets: what they learnt first is part of what they are."""
-    from conftest import make_tiny_checkpoint
-
     from fakedet.model import checkpoint as ckpt
+
+    from conftest import make_tiny_checkpoint
 
     path = make_tiny_checkpoint(tmp_path / "child.safetensors")
     model, meta = ckpt.load(path)

@@ -3,11 +3,12 @@ import time
 
 import numpy as np
 import pytest
-from conftest import image_bytes, random_image, write_image
 
 from fakedet import Detector
 from fakedet.inference.detector import CPU_SUB_BATCH
 from fakedet.inference.device import DeviceError, resolve_device
+
+from conftest import image_bytes, random_image, write_image
 
 
 @pytest.fixture(scope="module")
@@ -383,10 +384,11 @@ def test_unusable_weights_fail_the_load_with_a_clear_reason(tiny_weights, tmp_pa
 def test_thumbnails_for_reports_keep_the_image_size_and_are_small(tiny_weights, tmp_path):
     import io
 
-    from conftest import write_image
     from PIL import Image
 
     from fakedet.inference.stream import load_and_score
+
+    from conftest import write_image
 
     big = write_image(tmp_path / "big.png", "PNG", size=(600, 300))
     paths = [str(big), str(tmp_path / "missing.jpg")]
@@ -404,9 +406,10 @@ def test_a_score_does_not_depend_on_the_batch_it_was_in(tmp_path):
     on x86-64 for the shipped model); sub-batches are padded to one size, so that -b and -j
     settings give identical records (benchmarks/faults.py checks this on thousands of files)."""
     import torch
-    from conftest import random_image
 
     from fakedet.data import decode
+
+    from conftest import random_image
 
     det = Detector.load(device="cpu", workers=0)  # the shipped model: its kernels showed it
     cfg = det.config.preprocess

@@ -3,10 +3,11 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import write_image
 
 from fakedet.cli import cli
 from fakedet.evaluation import metrics as metrics
+
+from conftest import write_image
 
 
 def test_auc_matches_pairwise_definition():

@@ -5,11 +5,12 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import random_image
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from fakedet.cli import cli
+
+from conftest import random_image
 
 A1111 = ("a portrait of a woman, detailed\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, "
          "CFG scale: 7, Seed: 1234, Size: 512x512, Model hash: 6ce0161689, Model: v1-5-pruned-emaonly")

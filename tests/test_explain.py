@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, random_image, write_image
 from PIL import Image
 
 from fakedet.cli import cli
@@ -13,6 +12,8 @@ from fakedet.cli.explain import FACE_COLOUR, colour, display_scale, figure_size,
 from fakedet.cli.explain import explain as explain_cmd
 from fakedet.inference.detector import Detector
 from fakedet.inference.explain import Occluder, cell_edges, explain_image, hottest_cells, random_cells
+
+from conftest import SHARED_DATA, random_image, write_image
 
 
 @pytest.fixture(scope="module")

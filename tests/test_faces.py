@@ -4,12 +4,13 @@ import random
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import SHARED_DATA, random_image, write_image
 from PIL import Image
 
 from fakedet import Detector
 from fakedet.cli import cli
 from fakedet.model.faces import MTCNN, face_crop, find_faces
+
+from conftest import SHARED_DATA, random_image, write_image
 
 LFW = SHARED_DATA / "lfw_faceswap"
 

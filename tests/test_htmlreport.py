@@ -25,12 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_image
 from PIL import Image
 
 from fakedet.cli import cli
 from fakedet.cli.htmlreport import HtmlReport, outcome, script_json
 from fakedet.inference.result import Result, label_for
+
+from conftest import write_image
 
 
 def _find_chromium():

@@ -4,12 +4,13 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import image_bytes, random_image
 from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL import features as PIL_features
 
 from fakedet.data import decode as imageio
 from fakedet.model.config import PreprocessConfig
+
+from conftest import image_bytes, random_image
 
 CFG = PreprocessConfig(global_size=64, patch_size=32, num_patches=4, min_size=32)
 

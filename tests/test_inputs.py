@@ -4,11 +4,12 @@ import re
 import socket
 
 import pytest
-from conftest import fifo_watchdog, write_image
 
 from fakedet.data.decode import MAX_FILE_BYTES, ImageError, read_bytes
 from fakedet.data.preprocess import PreprocessConfig
 from fakedet.data.sources import expand, iter_items, read_list, walk
+
+from conftest import fifo_watchdog, write_image
 
 
 def test_walk_is_recursive_sorted_and_skips_non_images(tmp_path):

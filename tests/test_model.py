@@ -2,11 +2,12 @@ import json
 
 import pytest
 import torch
-from conftest import make_tiny_checkpoint, tiny_config_dict
 
 from fakedet.model import checkpoint as ckpt
 from fakedet.model.config import ModelConfig
 from fakedet.model.fused import FakeDetector
+
+from conftest import make_tiny_checkpoint, tiny_config_dict
 
 
 def inputs(b=3, g=64, k=4, p=32):
@@ -138,10 +139,11 @@ def test_corrupt_and_foreign_files_are_refused(tmp_path):
 
 
 def test_shipped_weights_load_and_give_probabilities():
-    from conftest import random_image
     from PIL import Image
 
     from fakedet import Detector
+
+    from conftest import random_image
 
     path = ckpt.default_weights_path()
     assert path.is_file(), f"shipped weights missing at {path}"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import write_image
 
 pytestmark = pytest.mark.slow  # every test here starts fakedet or python as a process

@@ -16,9 +16,10 @@ import threading
 import time
 
 import pytest
-from conftest import image_bytes, write_image
 
 from fakedet.cli import cli
+
+from conftest import image_bytes, write_image
 
 pytestmark = pytest.mark.slow
 

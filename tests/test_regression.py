@@ -8,13 +8,14 @@ the checkpoint's own evaluation metadata, which weights/MODEL_CARD.md reports.
 """
 
 import pytest
-from conftest import SHARED_DATA
 
 from fakedet import Detector
 from fakedet.data.labelled import read_manifest
 from fakedet.evaluation.metrics import auc
 from fakedet.evaluation.report import score_labelled
 from fakedet.model import checkpoint as checkpoint
+
+from conftest import SHARED_DATA
 
 # the sets with both classes
 AUC_SETS = ["dfdc_faceswap", "lfw_faceswap", "cifake_sd14", "stylegan2_faces", "ffpp_faces"]

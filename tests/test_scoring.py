@@ -8,10 +8,11 @@ import math
 
 import numpy as np
 import pytest
-from conftest import TEMPERATURE, random_image
 
 from fakedet import Detector
 from fakedet.inference.result import label_for
+
+from conftest import TEMPERATURE, random_image
 
 
 @pytest.fixture(scope="module")
