@@ -394,6 +394,12 @@ def train(args):
     t_end = t_start + args.minutes * 60
     model.train()
     losses = []
+
+    def save():
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
+        state.write_text(json.dumps({"step": step, "size": args.size, "train_sets": args.train_sets,
+                                     "recipe": args.recipe}))
+
     while step < args.steps and time.time() < t_end:
         rng = random.Random(args.seed * 1_000_003 + step)
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.steps)))
@@ -423,12 +429,8 @@ def train(args):
             print(f"step {step} loss {np.mean(losses[-20:]):.4f} lr {lr:.2e} "
                   f"{time.time() - t_start:.0f} s", flush=True)
         if step % 100 == 0:
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
-            state.write_text(json.dumps({"step": step, "size": args.size, "train_sets": args.train_sets,
-                                        "recipe": args.recipe}))
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
-    state.write_text(json.dumps({"step": step, "size": args.size, "train_sets": args.train_sets,
-                                        "recipe": args.recipe}))
+            save()
+    save()
     print(f"stopped at step {step}", flush=True)
 
 
@@ -475,7 +477,6 @@ def _method(group: str) -> str:
 
 
 def evaluate(args):
-
     work = Path(args.work)
     model, state = load_expert(work)
     size = state["size"]
