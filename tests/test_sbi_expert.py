@@ -1,0 +1,83 @@
+"""The face-expert study's pseudo-fakes (experiments/sbi_expert.py): they change the face and
+only the face, and the autoencoder that redraws faces keeps their shape."""
+
+import importlib.util
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cv2")  # comes with invisible-watermark (test extra)
+spec = importlib.util.spec_from_file_location(
+    "sbi_expert", Path(__file__).resolve().parents[1] / "experiments" / "sbi_expert.py")
+sx = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sx)
+
+
+def face(seed):
+    """A 256 px crop of noise with 468 'landmarks' filling an ellipse in its centre."""
+    r = np.random.default_rng(seed)
+    img = r.integers(0, 256, (sx.CROP, sx.CROP, 3), dtype=np.uint8)
+    t, d = r.uniform(0, 2 * np.pi, 468), np.sqrt(r.uniform(0, 1, 468))
+    lms = np.stack([128 + 55 * d * np.cos(t), 128 + 75 * d * np.sin(t)], 1).astype(np.float32)
+    return img, lms
+
+
+def changed(a, b):
+    return np.abs(a.astype(int) - b.astype(int)).max(2) > 1
+
+
+def pseudo_fakes(seed):
+    img, lms = face(seed)
+    donor, donor_lms = face(seed + 100)
+    ae = sx.build_autoencoder(width=8, dims=16)
+    drawn = sx.redraw(ae, sx.tight_face(img, lms)[None])[0]
+    return img, lms, {
+        "self": sx.self_blend(img, lms, random.Random(seed)),
+        "swap": sx.swap_blend(img, lms, donor, donor_lms, random.Random(seed)),
+        "ae": sx.ae_blend(img, lms, drawn, random.Random(seed)),
+    }
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pseudo_fakes_change_the_face_and_not_the_corners(seed):
+    """Swaps and autoencoder blends replace the inside only (a self-blend's copy is the inside
+    or, half the time, the outside, so it is checked for a change alone)."""
+    img, lms, fakes = pseudo_fakes(seed)
+    corners = np.zeros(img.shape[:2], bool)
+    for ys in (slice(0, 12), slice(-12, None)):
+        for xs in (slice(0, 12), slice(-12, None)):
+            corners[ys, xs] = True
+    centre = np.zeros_like(corners)
+    centre[118:138, 118:138] = True
+    for name, fake in fakes.items():
+        assert fake.shape == img.shape and fake.dtype == np.uint8, name
+        diff = changed(fake, img)
+        if name == "self":
+            assert diff.mean() > 0.1
+            continue
+        assert not diff[corners].any(), name
+        assert diff[centre].mean() > 0.5, name
+
+
+def test_the_autoencoder_redraws_faces_at_their_size():
+    ae = sx.build_autoencoder(width=8, dims=16)
+    faces = np.random.default_rng(0).integers(0, 256, (3, sx.AE_SIZE, sx.AE_SIZE, 3), dtype=np.uint8)
+    out = sx.redraw(ae, faces)
+    assert out.shape == faces.shape and out.dtype == np.uint8
+    img, lms = face(0)
+    assert sx.tight_face(img, lms).shape == (sx.AE_SIZE, sx.AE_SIZE, 3)
+    x0, y0, x1, y1 = sx.face_square(lms, sx.CROP)
+    assert x0 <= lms[:, 0].min() and lms[:, 0].max() <= x1 and y0 <= lms[:, 1].min() and lms[:, 1].max() <= y1
+
+
+def test_donors_come_from_another_group_of_the_same_set():
+    rng = np.random.default_rng(0)
+    lms = rng.uniform(0, 256, (40, 468, 2)).astype(np.float32)
+    sets = np.repeat([0, 1], 20)
+    groups = np.array([f"g{i // 2}" for i in range(40)])
+    donors = sx.Donors(lms, sets, groups)
+    for i in range(40):
+        j = donors.pick(i, random.Random(i))
+        assert sets[j] == sets[i] and groups[j] != groups[i]
