@@ -315,13 +315,15 @@ def build_autoencoder(width=32, dims=256):
         def forward(self, x):
             return self.decoder(self.expand(self.encoder(x)).view(-1, *self.shape))
 
-    torch.manual_seed(0)
-    return FaceAE()
+    with torch.random.fork_rng():  # the same initial weights every time, the caller's stream untouched
+        torch.manual_seed(0)
+        return FaceAE()
 
 
 def face_square(lms, size):
     """The square (integer pixels, inside the crop) that the autoencoder redraws: 1.1x the
-    landmarks' extent, so the whole landmark hull lies inside it."""
+    landmarks' extent, shrunk and moved to lie inside the crop (so where the landmarks reach past
+    the crop, part of the hull lies outside it)."""
     return tuple(int(round(v)) for v in square_box(lms, size, size, margin=1.1))
 
 
@@ -345,8 +347,10 @@ def ae_blend(img: np.ndarray, lms, drawn: np.ndarray, rng: random.Random) -> np.
     """A pseudo-fake whose inside is drawn by a generator, as in the Deepfakes / DeepFaceLab
     pipeline: the face square redrawn by the autoencoder (``drawn``, ``redraw``'s output for
     this face) is scaled back into the crop, perturbed exactly as a self-blend's copy is, and
-    blended in through the deformed landmark hull at a self-blend's ratios. Same person, same
-    pose: what differs from a self-blend is only who drew the inside."""
+    blended in through the deformed landmark hull at a self-blend's ratios, the hull cut to the
+    redrawn square by ``square_window`` (so no edge of the square is blended in, as in a
+    swap tool, whose mask lies inside the face it redraws). Same person, same pose; unlike a
+    self-blend, the redrawn face is always the inside."""
     from fakedet.training.selfblend import perturbed_copy
 
     h, w = img.shape[:2]
@@ -355,8 +359,27 @@ def ae_blend(img: np.ndarray, lms, drawn: np.ndarray, rng: random.Random) -> np.
     canvas[y0:y1, x0:x1] = np.asarray(Image.fromarray(drawn).resize(
         (x1 - x0, y1 - y0), rng.choice([Image.Resampling.BILINEAR, Image.Resampling.BICUBIC])))
     src = perturbed_copy(Image.fromarray(canvas), rng, (*lms.min(0), *lms.max(0)))
-    m = hull_mask(lms, w, rng) * rng.choice([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+    m = hull_mask(lms, w, rng) * square_window((x0, y0, x1, y1), w)
+    m = m * rng.choice([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
     return np.clip(src * m + img.astype(np.float32) * (1 - m) + 0.5, 0, 255).astype(np.uint8)
+
+
+def square_window(box, size):
+    """1 inside ``box`` from 16 % of its side in, falling to 0 at 8 % in, so that the square's
+    edge, even moved by ``perturbed_copy`` (at most about 7 % of the side), is never blended in;
+    edges that lie on the crop's own border are not faded."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, 1)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
+    far = np.full_like(xx, np.inf)
+    d = np.minimum.reduce([xx - x0 if x0 > 0 else far, x1 - xx if x1 < size else far,
+                           yy - y0 if y0 > 0 else far, y1 - yy if y1 < size else far])
+    return np.clip((d - 0.08 * side) / (0.08 * side), 0, 1)[..., None].astype(np.float32)
+
+
+def autoencoder_id(path) -> dict:
+    """Which autoencoder a run used: its folder and the step it was saved at."""
+    return {"path": str(Path(path)), "step": json.loads((Path(path) / "ae_state.json").read_text())["step"]}
 
 
 def load_autoencoder(path: Path):
@@ -383,17 +406,20 @@ def train_autoencoder(args):
     ckpt, state = work / "ae.safetensors", work / "ae_state.json"
     step = 0
     if ckpt.exists() and state.exists():
+        saved = json.loads(state.read_text())
+        if (saved["train_sets"], saved["ae_size"]) != (args.train_sets, AE_SIZE):
+            sys.exit(f"{work} holds an autoencoder of other sets or size: {saved}")
         ae.load_state_dict(load_file(ckpt))
-        step = json.loads(state.read_text())["step"]
+        step = saved["step"]
         print(f"resumed at step {step}", flush=True)
     opt = torch.optim.Adam(ae.parameters(), lr=args.lr)
     t_start = time.time()
     t_end = t_start + args.minutes * 60
     losses = []
 
-    def save():
+    def save(**extra):
         save_file({k: v.contiguous() for k, v in ae.state_dict().items()}, ckpt)
-        state.write_text(json.dumps({"step": step, "train_sets": args.train_sets, "ae_size": AE_SIZE}))
+        state.write_text(json.dumps({"step": step, "train_sets": args.train_sets, "ae_size": AE_SIZE, **extra}))
 
     while step < args.steps and time.time() < t_end:
         rng = np.random.default_rng(args.seed * 1_000_003 + step)
@@ -413,13 +439,16 @@ def train_autoencoder(args):
             save()
     save()
     ae.eval()
-    err = []
+    err = {}
     for name in args.train_sets:
         z = np.load(reals_npz(work, name))
         sel = (z["split"] == "val") & (z["label"] == 0) & z["found"]
+        if not sel.any():
+            continue
         f = np.stack([tight_face(c, p) for c, p in zip(z["crops"][sel], z["lms"][sel])])
-        err.append(np.abs(redraw(ae, f).astype(np.float32) - f).mean() / 255.0)
-        print(f"{name}: val L1 {err[-1]:.4f} ({len(f)} faces)", flush=True)
+        err[name] = float(np.abs(redraw(ae, f).astype(np.float32) - f).mean() / 255.0)
+        print(f"{name}: val L1 {err[name]:.4f} ({len(f)} faces)", flush=True)
+    save(val_l1=err)
     print(f"stopped at step {step}", flush=True)
 
 
@@ -507,11 +536,11 @@ def train(args):
     print(f"training on {len(crops)} real crops ({', '.join(args.train_sets)}, train split, face found); "
           f"pseudo-fakes: {args.recipe}", flush=True)
     donors = Donors(lms, set_ids, groups) if args.recipe in ("swap", "mix") else None
-    ae = ae_path = None
+    ae = ae_path = None  # ae_path: autoencoder_id's record of it
     if args.recipe in ("ae", "aemix"):
         if not args.ae:
             sys.exit("train --recipe ae/aemix needs --ae (a folder holding the autoencoder's ae.safetensors)")
-        ae, ae_path = load_autoencoder(args.ae), args.ae
+        ae, ae_path = load_autoencoder(args.ae), autoencoder_id(args.ae)
     torch.manual_seed(args.seed)
     model = build_model()
     state = work / "state.json"
@@ -521,7 +550,7 @@ def train(args):
         saved = json.loads(state.read_text())
         saved.setdefault("train_sets", list(TRAIN_SETS))
         saved.setdefault("recipe", "self")  # runs made before --recipe
-        saved.setdefault("ae", None)
+        saved.setdefault("ae", None)  # runs made before --recipe ae
         asked = {"size": args.size, "train_sets": args.train_sets, "recipe": args.recipe, "ae": ae_path}
         differ = {k: (saved[k], v) for k, v in asked.items() if saved[k] != v}
         if differ:
@@ -673,12 +702,16 @@ def probe(args):
     gap is between the self-blends and those fakes, not that the expert failed to learn its task."""
     if args.recipe in ("mix", "aemix"):
         sys.exit("probe: --recipe self, swap or ae (one kind of pseudo-fake at a time)")
+    if args.recipe == "ae" and not args.ae:
+        sys.exit("probe --recipe ae needs --ae (a folder holding the autoencoder's ae.safetensors)")
     ae = load_autoencoder(args.ae) if args.recipe == "ae" else None
     work = Path(args.work)
     model, state = load_expert(work)
     size = state["size"]
     res = {"steps": state["step"], "size": size, "train_sets": state["train_sets"],
            "seed": args.seed, "recipe": args.recipe, "sets": {}}
+    if ae is not None:
+        res["ae"] = autoencoder_id(args.ae)
     for name in dict.fromkeys(TRAIN_SETS + EVAL_SETS):
         z = np.load(work / f"{name}.npz")
         keep = np.flatnonzero((z["split"] == "test") & (z["label"] == 0) & z["found"])

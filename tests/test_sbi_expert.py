@@ -81,3 +81,31 @@ def test_donors_come_from_another_group_of_the_same_set():
     for i in range(40):
         j = donors.pick(i, random.Random(i))
         assert sets[j] == sets[i] and groups[j] != groups[i]
+
+
+def test_redraw_keeps_values_and_axes():
+    import torch
+
+    faces = np.random.default_rng(1).integers(0, 256, (2, sx.AE_SIZE, sx.AE_SIZE, 3), dtype=np.uint8)
+    assert np.array_equal(sx.redraw(torch.nn.Identity(), faces), faces)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ae_blend_takes_the_inside_from_the_redrawn_face_only(seed):
+    """Two blends with the same draws and redrawn faces black and white: equal outside the
+    redrawn square, different over the face, and the square's edge never blended in."""
+    img, lms = face(seed)
+    lms = lms * [0.7, 0.6] + [20, 60]  # off centre, not symmetric
+    black, white = (np.full((sx.AE_SIZE, sx.AE_SIZE, 3), v, np.uint8) for v in (0, 255))
+    a = sx.ae_blend(img, lms, black, random.Random(seed)).astype(int)
+    b = sx.ae_blend(img, lms, white, random.Random(seed)).astype(int)
+    x0, y0, x1, y1 = sx.face_square(lms, sx.CROP)
+    inside = np.zeros(img.shape[:2], bool)
+    inside[y0:y1, x0:x1] = True
+    differ = np.abs(a - b).max(2) > 1
+    assert not differ[~inside].any()
+    cx, cy = (int(v) for v in lms.mean(0))
+    assert differ[cy - 5:cy + 5, cx - 5:cx + 5].all()
+    edge = inside & ~np.pad(np.ones((y1 - y0 - 2, x1 - x0 - 2), bool), ((y0 + 1, sx.CROP - y1 + 1),
+                                                                         (x0 + 1, sx.CROP - x1 + 1)))
+    assert not differ[edge].any()
