@@ -730,8 +730,9 @@ def probe(args):
             blends = [ae_blend(reals[k], lms[k], drawn[k], random.Random(args.seed * 1_000_003 + int(keep[k])))
                       for k in range(len(keep))]
         else:
-            blends = [self_blend(z["crops"][i], z["lms"][i], random.Random(args.seed * 1_000_003 + int(i)))
-                      for i in keep]
+            lms = z["lms"][keep]  # read once: each access to an npz member reads the whole array
+            blends = [self_blend(reals[k], lms[k], random.Random(args.seed * 1_000_003 + int(keep[k])))
+                      for k in range(len(keep))]
         blends = np.stack(blends) if len(keep) else reals
         s0, s1 = scores(model, reals, size), scores(model, blends, size)
         key = {"swap": "auc_pseudo_swaps", "ae": "auc_ae_blends"}.get(args.recipe, "auc_self_blends")
