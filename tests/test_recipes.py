@@ -64,7 +64,8 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/h3g_more_sbi_same_genuine.json",
        "configs/trust/h3x2_soup.json", "configs/trust/h3x3_soup.json",
        "configs/trust/h5_continue_without_sd15_ever.json", "configs/trust/h6_h5_recipe_second_draw.json",
-       *(f"configs/trust/lomo_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
+       *(f"configs/trust/lomo_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures")),
+       *(f"configs/trust/lomo_h6_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
 
 
 def test_every_recipe_file_is_covered_and_valid():
@@ -309,6 +310,17 @@ def test_leave_one_method_out_recipes_are_h3_without_that_method(method):
     assert hit(f"ffpp-train-{method}-v12") and hit(f"ffpp-test-{method}-v3")
     others = {"Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures", "real"} - {method}
     assert not any(hit(f"ffpp-train-{m}-v12") for m in others)
+
+
+@pytest.mark.parametrize("method", ["Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"])
+def test_leave_one_method_out_recipes_for_h6_are_h6_without_that_method(method):
+    h6 = rc.resolve(REPO / "configs/trust/h6_h5_recipe_second_draw.json").to_dict()
+    lomo = rc.resolve(REPO / f"configs/trust/lomo_h6_{method.lower()}.json").to_dict()
+    h3_lomo = rc.resolve(REPO / f"configs/trust/lomo_{method.lower()}.json").to_dict()
+    assert lomo["data"].pop("exclude_groups") == h3_lomo["data"]["exclude_groups"] == [f"ffpp-*-{method}-*"]
+    assert h6["data"].pop("exclude_groups") == []
+    assert lomo["train"]["init_from"] == "runs/trust/h6_stage1/final.safetensors"
+    assert (lomo["data"], lomo["train"], lomo["calibration"]) == (h6["data"], h6["train"], h6["calibration"])
 
 
 def test_lomo_deepfakes_sbi30_is_lomo_deepfakes_with_h3s_self_blend_share():
