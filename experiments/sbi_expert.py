@@ -649,6 +649,23 @@ def auc(neg, pos):
     return float(roc_auc(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]))
 
 
+def paired_se(neg: dict, pos: dict, pairs, draws: int = 1000, seed: int = 0) -> dict:
+    """Paired bootstrap standard errors of AUC differences between scorings of the same images:
+    ``neg``/``pos`` map a scoring's name to its scores on the reals / fakes (in the same order
+    for every scoring); each draw resamples reals and fakes apart, the same draw for every
+    scoring. Returns ``{"a-b": se}`` for each ``(a, b)`` in ``pairs``. Images are resampled
+    one by one, not by video, so for frames of the same video the error is understated."""
+    rng = np.random.default_rng(seed)
+    n0, n1 = len(next(iter(neg.values()))), len(next(iter(pos.values())))
+    diffs = {f"{a}-{b}": [] for a, b in pairs}
+    for _ in range(draws):
+        i0, i1 = rng.integers(0, n0, n0), rng.integers(0, n1, n1)
+        a_ = {k: auc(neg[k][i0], pos[k][i1]) for k in neg}
+        for a, b in pairs:
+            diffs[f"{a}-{b}"].append(a_[a] - a_[b])
+    return {k: float(np.std(v, ddof=1)) for k, v in diffs.items()}
+
+
 def _method(group: str) -> str:
     """ffpp_faces' group is ``ffpp-<split>-<method>-v<video>`` (``real`` for the originals)."""
     parts = group.split("-")
@@ -758,8 +775,10 @@ def fuse(args):
     standardised by its mean and standard deviation over the real *val* faces of the expert's
     training sets, and the two are averaged with equal weight (nothing is fitted to labels).
     Test AUC of the network alone (the shipped file unless ``--weights``), the expert alone and
-    the fusion on ffpp_faces (all and per method), dfdc_faceswap and lfw_faceswap. Decision
-    record: docs/decisions/2026-12-03-fusing-the-expert-with-h6.md."""
+    the fusion on ffpp_faces (all and per method), dfdc_faceswap and lfw_faceswap, with paired
+    bootstrap standard errors of their differences (``--bootstrap``). Decision records:
+    docs/decisions/2026-12-03-fusing-the-expert-with-h6.md, and for networks that never saw a
+    method, 2026-12-03-leave-one-method-out-for-h6-and-the-expert.md."""
     from fakedet import Detector
     from fakedet.data.sets import data_root
 
@@ -795,6 +814,11 @@ def fuse(args):
         for cell, sel in cells.items():
             r[cell] = {"n_fake": int(sel.sum()), "network": auc(n[y == 0], n[sel]),
                        "expert": auc(e[y == 0], e[sel]), "fusion": auc(f[y == 0], f[sel])}
+            if args.bootstrap:
+                by = {"network": n, "expert": e, "fusion": f}
+                r[cell]["paired_se"] = paired_se(
+                    {k: v[y == 0] for k, v in by.items()}, {k: v[sel] for k, v in by.items()},
+                    [("fusion", "network"), ("fusion", "expert"), ("expert", "network")], args.bootstrap)
         r["n_real"] = int((y == 0).sum())
         r["correlation_real"] = float(np.corrcoef(e[y == 0], n[y == 0])[0, 1])
         res["sets"][name] = r
@@ -825,6 +849,8 @@ def main():
     ap.add_argument("--ae", help="train/probe with --recipe ae or aemix: the work folder of an `autoencoder` step")
     ap.add_argument("--init", help="train: start from this work folder's expert instead of ImageNet weights")
     ap.add_argument("--weights", help="fuse: the fakedet checkpoint (default: the shipped one)")
+    ap.add_argument("--bootstrap", type=int, default=1000,
+                    help="fuse: paired bootstrap draws for the standard errors of AUC differences (0: none)")
     ap.add_argument("--json")
     args = ap.parse_args()
     steps = {"prepare": prepare, "autoencoder": train_autoencoder, "train": train, "eval": evaluate,

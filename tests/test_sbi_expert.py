@@ -109,3 +109,14 @@ def test_ae_blend_takes_the_inside_from_the_redrawn_face_only(seed):
     edge = inside & ~np.pad(np.ones((y1 - y0 - 2, x1 - x0 - 2), bool), ((y0 + 1, sx.CROP - y1 + 1),
                                                                          (x0 + 1, sx.CROP - x1 + 1)))
     assert not differ[edge].any()
+
+
+def test_paired_standard_errors_pair_the_same_images():
+    r = np.random.default_rng(0)
+    neg, pos = r.normal(0, 1, 150), r.normal(0.8, 1, 100)
+    # a monotone rescoring ranks every resample alike: the paired difference never moves
+    se = sx.paired_se({"a": neg, "b": 3 * neg + 1, "c": neg + r.normal(0, 1, 150)},
+                      {"a": pos, "b": 3 * pos + 1, "c": pos + r.normal(0, 1, 100)},
+                      [("a", "b"), ("a", "c")], draws=200)
+    assert se["a-b"] == 0.0
+    assert 0.01 < se["a-c"] < 0.1
