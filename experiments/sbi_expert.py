@@ -25,13 +25,18 @@ Steps (each cached in ``--work``, so a run can be stopped and resumed):
    dfdc_faceswap, lfw_faceswap, stylegan2_faces; the share of real test images above the score
    that 2 % of the training sets' real val crops exceed (a threshold read from val only).
 4. ``fuse``: the same test sets scored by a fakedet network (the shipped one unless
-   ``--weights``) and by the expert, and by their label-free fusion (``fuse``'s docstring).
+   ``--weights``) and by the expert, and by their label-free fusion (``fuse``'s docstring;
+   the expert's weight ``--weight``).
+5. ``weigh``: that weight chosen on the fused sets' val splits by a rule fixed beforehand
+   (``pick_weight``), from leave-one-method-out networks (``--lomo``) and the shipped one.
 
     python experiments/sbi_expert.py prepare --work runs/sbi
     python experiments/sbi_expert.py train --work runs/sbi --minutes 40
     python experiments/sbi_expert.py eval --work runs/sbi --json runs/sbi/eval.json
     python experiments/sbi_expert.py probe --work runs/sbi --json runs/sbi/probe.json  # real test faces vs self-blends
     python experiments/sbi_expert.py fuse --work runs/sbi --json runs/fusion.json  # with the shipped network
+    python experiments/sbi_expert.py prepare --val --work runs/sbi  # the fused sets' val splits
+    python experiments/sbi_expert.py weigh --work runs/sbi --lomo runs/trust/lomo_h6_* --json runs/weigh.json
 
 ``train --recipe swap`` (or ``mix``, half of each) makes pseudo face swaps with another real face
 of the same set instead of self-blends (``swap_blend``); ``probe --recipe swap`` probes those.
@@ -139,12 +144,14 @@ def prepare(args):
             for name in dict.fromkeys(TRAIN_SETS + EVAL_SETS)]
     # an evaluated set whose real faces are trained on: its train and val reals apart from its test split
     jobs += [(name, reals_npz(work, name), "reals") for name in args.train_sets if name in EVAL_SETS]
+    if args.val:  # the fused sets' val splits, for ``weigh``
+        jobs += [(name, work / f"{name}_val.npz", "val") for name in FUSED_SETS]
     for name, out, only in jobs:
         if out.exists():
             continue
         rows = read_manifest(name)
-        if only == "test":
-            rows = [r for r in rows if r["split"] == "test"]
+        if only in ("test", "val"):
+            rows = [r for r in rows if r["split"] == only]
         elif only == "reals":
             rows = [r for r in rows if r["split"] in ("train", "val") and r["label"] == "0"]
         crops = np.zeros((len(rows), CROP, CROP, 3), np.uint8)
@@ -770,15 +777,34 @@ def _network_logits(det, root: Path, name: str, files) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+def _reference_reals(work: Path, state):
+    """The label-free standardisation's reference, for ``fuse`` and ``weigh``: the real val
+    faces of the expert's training sets, as ``(set, crops, files)``."""
+    for name in state["train_sets"]:
+        z = np.load(reals_npz(work, name))
+        sel = (z["split"] == "val") & (z["label"] == 0)
+        yield name, z["crops"][sel], z["files"][sel]
+
+
+def _norm(x) -> tuple:
+    return float(x.mean()), float(x.std())
+
+
+def _standard(x, norm_pair):
+    return (x - norm_pair[0]) / norm_pair[1]
+
+
 def fuse(args):
     """Does the expert add to a fakedet network? A label-free fusion: each model's logit is
     standardised by its mean and standard deviation over the real *val* faces of the expert's
-    training sets, and the two are averaged with equal weight (nothing is fitted to labels).
+    training sets, and the two are averaged, the expert with weight ``--weight`` (default 0.5,
+    equal weight; nothing is fitted to labels).
     Test AUC of the network alone (the shipped file unless ``--weights``), the expert alone and
     the fusion on ffpp_faces (all and per method), dfdc_faceswap and lfw_faceswap, with paired
     bootstrap standard errors of their differences (``--bootstrap``). Decision records:
-    docs/decisions/2026-12-03-fusing-the-expert-with-h6.md, and for networks that never saw a
-    method, 2026-12-03-leave-one-method-out-for-h6-and-the-expert.md."""
+    docs/decisions/2026-12-03-fusing-the-expert-with-h6.md, for networks that never saw a
+    method 2026-12-03-leave-one-method-out-for-h6-and-the-expert.md, and for the weight
+    2026-12-03-a-weight-for-the-fused-face-score.md."""
     from fakedet import Detector
     from fakedet.data.sets import data_root
 
@@ -786,25 +812,19 @@ def fuse(args):
     work = Path(args.work)
     expert, state = load_expert(work)
     det = Detector.load(args.weights) if args.weights else Detector.load()
+    w = args.weight
+    ref = list(_reference_reals(work, state))
+    norm = {"expert": _norm(np.concatenate([scores(expert, c, state["size"]) for _, c, _ in ref])),
+            "network": _norm(np.concatenate([_network_logits(det, root, n, f) for n, _, f in ref]))}
 
-    # the reference: real val faces of the expert's training sets
-    ref_e, ref_n = [], []
-    for name in state["train_sets"]:
-        z = np.load(reals_npz(work, name))
-        sel = (z["split"] == "val") & (z["label"] == 0)
-        ref_e.append(scores(expert, z["crops"][sel], state["size"]))
-        ref_n.append(_network_logits(det, root, name, z["files"][sel]))
-    ref_e, ref_n = np.concatenate(ref_e), np.concatenate(ref_n)
-    norm = {"expert": (float(ref_e.mean()), float(ref_e.std())),
-            "network": (float(ref_n.mean()), float(ref_n.std()))}
-
-    res = {"expert": str(work), "weights": args.weights or "shipped", "reference_reals": int(len(ref_e)),
-           "norm": norm, "sets": {}}
+    res = {"expert": str(work), "weights": args.weights or "shipped",
+           "reference_reals": int(sum(len(f) for _, _, f in ref)),
+           "norm": norm, "expert_weight": w, "sets": {}}
     for name in FUSED_SETS:
         z = np.load(work / f"{name}.npz")
-        e = (scores(expert, z["crops"], state["size"]) - norm["expert"][0]) / norm["expert"][1]
-        n = (_network_logits(det, root, name, z["files"]) - norm["network"][0]) / norm["network"][1]
-        f = (e + n) / 2
+        e = _standard(scores(expert, z["crops"], state["size"]), norm["expert"])
+        n = _standard(_network_logits(det, root, name, z["files"]), norm["network"])
+        f = w * e + (1 - w) * n
         y = z["label"]
         cells = {"all": y == 1}
         if name == "ffpp_faces":
@@ -828,9 +848,92 @@ def fuse(args):
     return res
 
 
+WEIGHT_GRID = tuple(round(0.1 * k, 1) for k in range(11))
+
+
+def pick_weight(benefit: dict, cost: dict, max_cost: float = 0.01, min_gain: float = 0.02):
+    """The rule of docs/decisions/2026-12-03-a-weight-for-the-fused-face-score.md.
+    ``benefit[w]``: mean val AUC on the held-out methods at expert weight ``w``; ``cost[w]``:
+    ``{set: AUC at w minus AUC at 0}`` for the network that saw every set. A weight is allowed
+    when no cost falls below ``-max_cost``; the allowed weight with the highest benefit wins
+    (ties: the smaller weight). Returns ``(w, passes)``: ``passes`` is False when the winner is
+    0 or gains less than ``min_gain`` over 0."""
+    allowed = [w for w in sorted(benefit) if min(cost[w].values()) >= -max_cost]
+    best = max(allowed, key=lambda w: (benefit[w], -w))  # 0 is always allowed (its costs are 0)
+    return best, bool(best > 0 and benefit[best] - benefit[0] >= min_gain)
+
+
+def _held_out_method(run: Path) -> str:
+    """The FaceForensics++ method a leave-one-method-out run left out (its recipe's one
+    ``exclude_groups`` pattern, ``ffpp-*-<Method>-*``)."""
+    pats = json.loads((run / "recipe.json").read_text())["data"]["exclude_groups"]
+    if len(pats) != 1 or not pats[0].startswith("ffpp-*-"):
+        raise SystemExit(f"{run}: not a leave-one-method-out run (exclude_groups {pats})")
+    return pats[0].split("-")[2]
+
+
+def weigh(args):
+    """The expert's weight in the fused score, chosen on the fused sets' **val** splits
+    (``prepare --val``) by ``pick_weight``: the benefit is read from the leave-one-method-out
+    runs of ``--lomo`` on the method each left out, the cost from the network that saw every
+    set (the shipped one unless ``--weights``) on dfdc_faceswap, lfw_faceswap and ffpp_faces.
+    Decision record: docs/decisions/2026-12-03-a-weight-for-the-fused-face-score.md."""
+    from fakedet import Detector
+    from fakedet.data.sets import data_root
+
+    if not args.lomo:
+        sys.exit("weigh: --lomo RUN... (leave-one-method-out run folders) is needed")
+    runs = [(Path(r), _held_out_method(Path(r))) for r in args.lomo]
+    root = data_root()
+    work = Path(args.work)
+    expert, state = load_expert(work)
+    ref = list(_reference_reals(work, state))
+    e_norm = _norm(np.concatenate([scores(expert, c, state["size"]) for _, c, _ in ref]))
+    val = {}
+    for name in FUSED_SETS:
+        path = work / f"{name}_val.npz"
+        if not path.exists():
+            sys.exit(f"weigh: {path} is missing; run `prepare --val --work {work}` first")
+        z = np.load(path)
+        val[name] = {"y": z["label"], "files": z["files"], "method": np.array([_method(g) for g in z["group"]]),
+                     "e": _standard(scores(expert, z["crops"], state["size"]), e_norm)}
+
+    def network(weights, names):
+        det = Detector.load(weights) if weights else Detector.load()
+        n_norm = _norm(np.concatenate([_network_logits(det, root, n, f) for n, _, f in ref]))
+        return {name: _standard(_network_logits(det, root, name, val[name]["files"]), n_norm) for name in names}
+
+    def by_weight(name, n, sel):
+        e, y = val[name]["e"], val[name]["y"]
+        return {w: auc((w * e + (1 - w) * n)[y == 0], (w * e + (1 - w) * n)[sel]) for w in WEIGHT_GRID}
+
+    res = {"expert": str(work), "weights": args.weights or "shipped", "grid": list(WEIGHT_GRID),
+           "split": "val", "seen": {}, "held_out": {}}
+    seen = network(args.weights, FUSED_SETS)
+    for name in FUSED_SETS:
+        y = val[name]["y"]
+        res["seen"][name] = {"n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
+                             "auc": by_weight(name, seen[name], y == 1)}
+        print("seen", name, json.dumps(res["seen"][name]), flush=True)
+    for run, m in runs:
+        n = network(str(run / "final.safetensors"), ["ffpp_faces"])["ffpp_faces"]
+        v = val["ffpp_faces"]
+        sel = (v["method"] == m) & (v["y"] == 1)
+        res["held_out"][str(run)] = {"method": m, "n_fake": int(sel.sum()), "auc": by_weight("ffpp_faces", n, sel)}
+        print("held out", run, json.dumps(res["held_out"][str(run)]), flush=True)
+    benefit = {w: float(np.mean([r["auc"][w] for r in res["held_out"].values()])) for w in WEIGHT_GRID}
+    cost = {w: {name: r["auc"][w] - r["auc"][0.0] for name, r in res["seen"].items()} for w in WEIGHT_GRID}
+    best, passes = pick_weight(benefit, cost)
+    res.update(benefit=benefit, cost=cost, chosen_weight=best, passes=passes)
+    print(f"benefit {json.dumps(benefit)}\nchosen weight {best}; passes the rule: {passes}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["prepare", "autoencoder", "train", "eval", "probe", "fuse"])
+    ap.add_argument("step", choices=["prepare", "autoencoder", "train", "eval", "probe", "fuse", "weigh"])
     ap.add_argument("--work", default="runs/sbi")
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--batch", type=int, default=32)
@@ -848,13 +951,17 @@ def main():
                          "probe: self, swap or ae")
     ap.add_argument("--ae", help="train/probe with --recipe ae or aemix: the work folder of an `autoencoder` step")
     ap.add_argument("--init", help="train: start from this work folder's expert instead of ImageNet weights")
-    ap.add_argument("--weights", help="fuse: the fakedet checkpoint (default: the shipped one)")
+    ap.add_argument("--weights", help="fuse, weigh: the fakedet checkpoint that saw every set (default: shipped)")
+    ap.add_argument("--weight", type=float, default=0.5,
+                    help="fuse: the expert's weight in the fused score (default %(default)s: equal weight)")
+    ap.add_argument("--lomo", nargs="+", help="weigh: leave-one-method-out run folders (train.py --out)")
+    ap.add_argument("--val", action="store_true", help="prepare: also the fused sets' val splits (for weigh)")
     ap.add_argument("--bootstrap", type=int, default=1000,
                     help="fuse: paired bootstrap draws for the standard errors of AUC differences (0: none)")
     ap.add_argument("--json")
     args = ap.parse_args()
     steps = {"prepare": prepare, "autoencoder": train_autoencoder, "train": train, "eval": evaluate,
-             "probe": probe, "fuse": fuse}
+             "probe": probe, "fuse": fuse, "weigh": weigh}
     steps[args.step](args)
 
 

@@ -120,3 +120,25 @@ def test_paired_standard_errors_pair_the_same_images():
                       [("a", "b"), ("a", "c")], draws=200)
     assert se["a-b"] == 0.0
     assert 0.01 < se["a-c"] < 0.1
+
+
+def test_pick_weight_keeps_the_seen_sets_and_reads_the_benefit():
+    grid = sx.WEIGHT_GRID
+    benefit = {w: 0.70 + 0.2 * w for w in grid}  # the more expert, the better on unseen methods
+    # the seen sets lose more as the expert's weight grows: 0.3 loses under 0.01, 0.4 more
+    cost = {w: {"dfdc_faceswap": -w / 35, "lfw_faceswap": 0.0} for w in grid}
+    assert sx.pick_weight(benefit, cost) == (0.3, True)
+    # a gain under 0.02 over the network alone does not pass
+    flat = {w: 0.70 + 0.05 * w for w in grid}
+    assert sx.pick_weight(flat, cost) == (0.3, False)
+    # ties go to the smaller weight; nothing allowed beyond 0 leaves the network alone
+    assert sx.pick_weight({w: 0.8 for w in grid}, {w: {"x": 0.0} for w in grid}) == (0.0, False)
+    assert sx.pick_weight(benefit, {w: {"x": -0.5 * w} for w in grid}) == (0.0, False)
+
+
+def test_held_out_method_is_read_from_the_recipe(tmp_path):
+    (tmp_path / "recipe.json").write_text('{"data": {"exclude_groups": ["ffpp-*-Face2Face-*"]}}')
+    assert sx._held_out_method(tmp_path) == "Face2Face"
+    (tmp_path / "recipe.json").write_text('{"data": {"exclude_groups": []}}')
+    with pytest.raises(SystemExit):
+        sx._held_out_method(tmp_path)
