@@ -36,7 +36,7 @@ Steps (each cached in ``--work``, so a run can be stopped and resumed):
     python experiments/sbi_expert.py probe --work runs/sbi --json runs/sbi/probe.json  # real test faces vs self-blends
     python experiments/sbi_expert.py fuse --work runs/sbi --json runs/fusion.json  # with the shipped network
     python experiments/sbi_expert.py prepare --val --work runs/sbi  # the fused sets' val splits
-    python experiments/sbi_expert.py weigh --work runs/sbi --lomo runs/trust/lomo_h6_* --json runs/weigh.json
+    python experiments/sbi_expert.py weigh --work runs/sbi --lomo runs/trust/lomo_h6_*/ --json runs/weigh.json
 
 ``train --recipe swap`` (or ``mix``, half of each) makes pseudo face swaps with another real face
 of the same set instead of self-blends (``swap_blend``); ``probe --recipe swap`` probes those.
