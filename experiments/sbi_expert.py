@@ -29,6 +29,8 @@ Steps (each cached in ``--work``, so a run can be stopped and resumed):
    the expert's weight ``--weight``).
 5. ``weigh``: that weight chosen on the fused sets' val splits by a rule fixed beforehand
    (``pick_weight``), from leave-one-method-out networks (``--lomo``) and the shipped one.
+   ``recrop`` places the expert's crops from fakedet's own MTCNN box instead (``weigh --crops
+   mtcnn``).
 
     python experiments/sbi_expert.py prepare --work runs/sbi
     python experiments/sbi_expert.py train --work runs/sbi --minutes 40
@@ -872,6 +874,73 @@ def _held_out_method(run: Path) -> str:
     return pats[0].split("-")[2]
 
 
+def mtcnn_square(box, mapping: dict, w: int, h: int):
+    """The FaceMesh-like square for an MTCNN box ``[x0, y0, x1, y1]``: ``mapping`` holds the
+    median side ratio and centre offset (in box sides) read by ``recrop``; shrunk and shifted
+    to lie inside a ``w`` x ``h`` image, as ``square_box`` does."""
+    side0 = max(box[2] - box[0], box[3] - box[1])
+    cx = (box[0] + box[2]) / 2 + mapping["dx"] * side0
+    cy = (box[1] + box[3]) / 2 + mapping["dy"] * side0
+    side = min(side0 * mapping["ratio"], w, h)
+    x0, y0 = min(max(cx - side / 2, 0), w - side), min(max(cy - side / 2, 0), h - side)
+    return tuple(int(round(v)) for v in (x0, y0, x0 + side, y0 + side))
+
+
+def recrop(args):
+    """The expert's crops placed from fakedet's own MTCNN box instead of FaceMesh's landmarks
+    (docs/decisions/2026-12-03-one-face-finder-for-the-fused-score.md). The box-to-square
+    relation is read from FaceMesh crops of real train faces (no label); then the fused sets'
+    val splits (``<set>_val_mtcnn.npz``) and the standardisation's reference reals
+    (``<set>_refval_mtcnn.npz``) are cropped around their largest MTCNN face, for
+    ``weigh --crops mtcnn``."""
+    from fakedet.data.sets import data_root
+    from fakedet.model.faces import find_faces
+
+    root = data_root()
+    work = Path(args.work)
+    _, state = load_expert(work)
+    ratios, dxs, dys = [], [], []
+    for name in state["train_sets"]:
+        z = np.load(reals_npz(work, name))
+        idx = np.flatnonzero((z["split"] == "train") & z["found"])[:300]
+        crops = z["crops"][idx]
+        for c in crops:  # the FaceMesh square is the whole crop: (CROP, CROP, 2 CROP, 2 CROP) once padded
+            # MTCNN's box reaches past the crop's edges and find_faces clips boxes to the image:
+            # a grey margin keeps it whole
+            padded = np.full((3 * CROP, 3 * CROP, 3), 127, np.uint8)
+            padded[CROP:2 * CROP, CROP:2 * CROP] = c
+            faces = find_faces(Image.fromarray(padded))
+            if not faces:
+                continue
+            b = [v - CROP for v in faces[0][0]]
+            side0 = max(b[2] - b[0], b[3] - b[1])
+            ratios.append(CROP / side0)
+            dxs.append((CROP / 2 - (b[0] + b[2]) / 2) / side0)
+            dys.append((CROP / 2 - (b[1] + b[3]) / 2) / side0)
+    mapping = {"ratio": float(np.median(ratios)), "dx": float(np.median(dxs)), "dy": float(np.median(dys)),
+               "n": len(ratios)}
+    (work / "mtcnn_map.json").write_text(json.dumps(mapping, indent=2))
+    print("mapping", json.dumps(mapping), flush=True)
+
+    jobs = [(name, "val", None, work / f"{name}_val_mtcnn.npz") for name in FUSED_SETS]
+    jobs += [(name, "val", 0, work / f"{name}_refval_mtcnn.npz") for name in state["train_sets"]]
+    for name, split, label, out in jobs:
+        rows = [r for r in read_manifest(name) if r["split"] == split and (label is None or int(r["label"]) == label)]
+        crops = np.zeros((len(rows), CROP, CROP, 3), np.uint8)
+        found = np.zeros(len(rows), bool)
+        t0 = time.time()
+        for i, r in enumerate(rows):
+            img = Image.open(root / name / r["file"]).convert("RGB")
+            faces = find_faces(img)
+            found[i] = bool(faces)
+            box = mtcnn_square(faces[0][0], mapping, img.width, img.height) if faces else (0, 0, img.width, img.height)
+            crops[i] = np.asarray(img.crop(box).resize((CROP, CROP), Image.Resampling.BICUBIC))
+        np.savez(out, crops=crops, found=found, label=np.array([int(r["label"]) for r in rows]),
+                 split=np.array([r["split"] for r in rows]), group=np.array([r["group"] for r in rows]),
+                 files=np.array([r["file"] for r in rows]))
+        print(f"{out.name}: {len(rows)} images, face found in {found.sum()} ({time.time() - t0:.0f} s)", flush=True)
+
+
 def weigh(args):
     """The expert's weight in the fused score, chosen on the fused sets' **val** splits
     (``prepare --val``) by ``pick_weight``: the benefit is read from the leave-one-method-out
@@ -888,12 +957,17 @@ def weigh(args):
     work = Path(args.work)
     expert, state = load_expert(work)
     ref = list(_reference_reals(work, state))
+    suffix, step = ("_val", "prepare --val") if args.crops == "facemesh" else ("_val_mtcnn", "recrop")
+    if args.crops == "mtcnn":  # the same reference reals, cropped from MTCNN's box
+        ref_crops = [np.load(work / f"{name}_refval_mtcnn.npz") for name, _, _ in ref]
+        assert all(list(z["files"]) == list(f) for z, (_, _, f) in zip(ref_crops, ref))
+        ref = [(name, z["crops"], f) for z, (name, _, f) in zip(ref_crops, ref)]
     e_norm = _norm(np.concatenate([scores(expert, c, state["size"]) for _, c, _ in ref]))
     val = {}
     for name in FUSED_SETS:
-        path = work / f"{name}_val.npz"
+        path = work / f"{name}{suffix}.npz"
         if not path.exists():
-            sys.exit(f"weigh: {path} is missing; run `prepare --val --work {work}` first")
+            sys.exit(f"weigh: {path} is missing; run `{step} --work {work}` first")
         z = np.load(path)
         val[name] = {"y": z["label"], "files": z["files"], "method": np.array([_method(g) for g in z["group"]]),
                      "e": _standard(scores(expert, z["crops"], state["size"]), e_norm)}
@@ -908,7 +982,7 @@ def weigh(args):
         return {w: auc((w * e + (1 - w) * n)[y == 0], (w * e + (1 - w) * n)[sel]) for w in WEIGHT_GRID}
 
     res = {"expert": str(work), "weights": args.weights or "shipped", "grid": list(WEIGHT_GRID),
-           "split": "val", "seen": {}, "held_out": {}}
+           "split": "val", "crops": args.crops, "seen": {}, "held_out": {}}
     seen = network(args.weights, FUSED_SETS)
     for name in FUSED_SETS:
         y = val[name]["y"]
@@ -933,7 +1007,7 @@ def weigh(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["prepare", "autoencoder", "train", "eval", "probe", "fuse", "weigh"])
+    ap.add_argument("step", choices=["prepare", "autoencoder", "train", "eval", "probe", "fuse", "recrop", "weigh"])
     ap.add_argument("--work", default="runs/sbi")
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--batch", type=int, default=32)
@@ -956,12 +1030,14 @@ def main():
                     help="fuse: the expert's weight in the fused score (default %(default)s: equal weight)")
     ap.add_argument("--lomo", nargs="+", help="weigh: leave-one-method-out run folders (train.py --out)")
     ap.add_argument("--val", action="store_true", help="prepare: also the fused sets' val splits (for weigh)")
+    ap.add_argument("--crops", choices=["facemesh", "mtcnn"], default="facemesh",
+                    help="weigh: the expert's crops placed by FaceMesh landmarks or by MTCNN's box (recrop)")
     ap.add_argument("--bootstrap", type=int, default=1000,
                     help="fuse: paired bootstrap draws for the standard errors of AUC differences (0: none)")
     ap.add_argument("--json")
     args = ap.parse_args()
     steps = {"prepare": prepare, "autoencoder": train_autoencoder, "train": train, "eval": evaluate,
-             "probe": probe, "fuse": fuse, "weigh": weigh}
+             "probe": probe, "fuse": fuse, "recrop": recrop, "weigh": weigh}
     steps[args.step](args)
 
 

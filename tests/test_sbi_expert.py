@@ -142,3 +142,12 @@ def test_held_out_method_is_read_from_the_recipe(tmp_path):
     (tmp_path / "recipe.json").write_text('{"data": {"exclude_groups": []}}')
     with pytest.raises(SystemExit):
         sx._held_out_method(tmp_path)
+
+
+def test_mtcnn_square_maps_the_box_and_stays_inside():
+    m = {"ratio": 1.5, "dx": 0.0, "dy": -0.1}
+    # a 100 px box in the middle of a 1000 px image: 150 px square, centre 10 px higher
+    assert sx.mtcnn_square([450, 450, 550, 550], m, 1000, 1000) == (425, 415, 575, 565)
+    # at the top-left corner it is shifted inside; larger than the image, it is shrunk to it
+    assert sx.mtcnn_square([0, 0, 100, 100], m, 1000, 1000) == (0, 0, 150, 150)
+    assert sx.mtcnn_square([0, 0, 400, 300], m, 400, 300) == (50, 0, 350, 300)
