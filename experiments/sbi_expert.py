@@ -788,6 +788,13 @@ def _reference_reals(work: Path, state):
         yield name, z["crops"][sel], z["files"][sel]
 
 
+def _mtcnn_reference(work: Path, ref):
+    """The same reference reals as ``_reference_reals``, cropped from MTCNN's box (``recrop``)."""
+    ref_crops = [np.load(work / f"{name}_refval_mtcnn.npz") for name, _, _ in ref]
+    assert all(list(z["files"]) == list(f) for z, (_, _, f) in zip(ref_crops, ref))
+    return [(name, z["crops"], f) for z, (name, _, f) in zip(ref_crops, ref)]
+
+
 def _norm(x) -> tuple:
     return float(x.mean()), float(x.std())
 
@@ -800,7 +807,8 @@ def fuse(args):
     """Does the expert add to a fakedet network? A label-free fusion: each model's logit is
     standardised by its mean and standard deviation over the real *val* faces of the expert's
     training sets, and the two are averaged, the expert with weight ``--weight`` (default 0.5,
-    equal weight; nothing is fitted to labels).
+    equal weight; nothing is fitted to labels); the expert's crops placed by FaceMesh or, with
+    ``--crops mtcnn``, by MTCNN's box (``recrop``).
     Test AUC of the network alone (the shipped file unless ``--weights``), the expert alone and
     the fusion on ffpp_faces (all and per method), dfdc_faceswap and lfw_faceswap, with paired
     bootstrap standard errors of their differences (``--bootstrap``). Decision records:
@@ -816,14 +824,16 @@ def fuse(args):
     det = Detector.load(args.weights) if args.weights else Detector.load()
     w = args.weight
     ref = list(_reference_reals(work, state))
+    if args.crops == "mtcnn":
+        ref = _mtcnn_reference(work, ref)
     norm = {"expert": _norm(np.concatenate([scores(expert, c, state["size"]) for _, c, _ in ref])),
             "network": _norm(np.concatenate([_network_logits(det, root, n, f) for n, _, f in ref]))}
 
     res = {"expert": str(work), "weights": args.weights or "shipped",
            "reference_reals": int(sum(len(f) for _, _, f in ref)),
-           "norm": norm, "expert_weight": w, "sets": {}}
+           "norm": norm, "expert_weight": w, "crops": args.crops, "sets": {}}
     for name in FUSED_SETS:
-        z = np.load(work / f"{name}.npz")
+        z = np.load(work / (f"{name}.npz" if args.crops == "facemesh" else f"{name}_test_mtcnn.npz"))
         e = _standard(scores(expert, z["crops"], state["size"]), norm["expert"])
         n = _standard(_network_logits(det, root, name, z["files"]), norm["network"])
         f = w * e + (1 - w) * n
@@ -890,9 +900,10 @@ def recrop(args):
     """The expert's crops placed from fakedet's own MTCNN box instead of FaceMesh's landmarks
     (docs/decisions/2026-12-03-one-face-finder-for-the-fused-score.md). The box-to-square
     relation is read from FaceMesh crops of real train faces (no label); then the fused sets'
-    val splits (``<set>_val_mtcnn.npz``) and the standardisation's reference reals
-    (``<set>_refval_mtcnn.npz``) are cropped around their largest MTCNN face, for
-    ``weigh --crops mtcnn``."""
+    val and test splits (``<set>_val_mtcnn.npz``, ``<set>_test_mtcnn.npz``) and the
+    standardisation's reference reals (``<set>_refval_mtcnn.npz``) are cropped around their
+    largest MTCNN face, for ``weigh --crops mtcnn`` and ``fuse --crops mtcnn``. Files already
+    there are kept."""
     from fakedet.data.sets import data_root
     from fakedet.model.faces import find_faces
 
@@ -924,7 +935,10 @@ def recrop(args):
 
     jobs = [(name, "val", None, work / f"{name}_val_mtcnn.npz") for name in FUSED_SETS]
     jobs += [(name, "val", 0, work / f"{name}_refval_mtcnn.npz") for name in state["train_sets"]]
+    jobs += [(name, "test", None, work / f"{name}_test_mtcnn.npz") for name in FUSED_SETS]
     for name, split, label, out in jobs:
+        if out.exists():
+            continue
         rows = [r for r in read_manifest(name) if r["split"] == split and (label is None or int(r["label"]) == label)]
         crops = np.zeros((len(rows), CROP, CROP, 3), np.uint8)
         found = np.zeros(len(rows), bool)
@@ -958,10 +972,8 @@ def weigh(args):
     expert, state = load_expert(work)
     ref = list(_reference_reals(work, state))
     suffix, step = ("_val", "prepare --val") if args.crops == "facemesh" else ("_val_mtcnn", "recrop")
-    if args.crops == "mtcnn":  # the same reference reals, cropped from MTCNN's box
-        ref_crops = [np.load(work / f"{name}_refval_mtcnn.npz") for name, _, _ in ref]
-        assert all(list(z["files"]) == list(f) for z, (_, _, f) in zip(ref_crops, ref))
-        ref = [(name, z["crops"], f) for z, (name, _, f) in zip(ref_crops, ref)]
+    if args.crops == "mtcnn":
+        ref = _mtcnn_reference(work, ref)
     e_norm = _norm(np.concatenate([scores(expert, c, state["size"]) for _, c, _ in ref]))
     val = {}
     for name in FUSED_SETS:
@@ -1031,7 +1043,7 @@ def main():
     ap.add_argument("--lomo", nargs="+", help="weigh: leave-one-method-out run folders (train.py --out)")
     ap.add_argument("--val", action="store_true", help="prepare: also the fused sets' val splits (for weigh)")
     ap.add_argument("--crops", choices=["facemesh", "mtcnn"], default="facemesh",
-                    help="weigh: the expert's crops placed by FaceMesh landmarks or by MTCNN's box (recrop)")
+                    help="fuse, weigh: the expert's crops placed by FaceMesh landmarks or by MTCNN's box (recrop)")
     ap.add_argument("--bootstrap", type=int, default=1000,
                     help="fuse: paired bootstrap draws for the standard errors of AUC differences (0: none)")
     ap.add_argument("--json")
