@@ -45,12 +45,17 @@ def main(argv=None) -> int:
                     help="verdict rule: most real composites labelled fake per set")
     ap.add_argument("--max-fnr", type=float, default=0.10, help="verdict rule: most fake composites labelled real")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--expert", default=None,
+                    help="a face expert file (experiments/face_expert.py export): choose the verdicts of the "
+                         "fused face score by the same rule and write them into that file; the network's "
+                         "file is left as it is")
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="fakedet-facecal-"))
     try:
         items = build(Path(args.data), tmp, args.n, args.seed, split="val", bg_splits=("train",))
-        det = Detector.load(args.weights, device="cpu", faces=True, workers=args.workers)
+        det = Detector.load(args.weights, device="cpu", faces=True, workers=args.workers,
+                            expert=args.expert)  # None: the network's own face score
         res = det.predict([it["path"] for it in items])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -89,6 +94,8 @@ def main(argv=None) -> int:
                 for k in ("fake", "uncertain", "real")}
     stats["_found"] = {"with_face": int(found.sum()), "composites": int(len(found))}
 
+    if args.expert:
+        return _write_expert(args, det, fv, stats, items)
     meta = det.meta  # the checkpoint as loaded; only its metadata changes
     meta.face_verdicts = {**fv.to_dict(), "rule": fv.rule + " (val face composites with a face found)"}
     meta.face_threshold = float(threshold)
@@ -110,6 +117,34 @@ def main(argv=None) -> int:
         print(f"| {name} | {s['n_real']} | {s['fpr']:.3f} | {s['fpr_at_whole_image_threshold']:.3f} | {s['tpr']:.3f} |")
     print(f"\nface-mode verdicts: fake at >= {fv.fake:.6f}, real below {fv.real:.6f} "
           f"({stats['_found']['with_face']} of {len(found)} composites with a face found)")
+    print("| set | real: fake / uncertain / real | fakes: fake / uncertain / real |")
+    print("|---|---|---|")
+    for name in FACE_SETS:
+        r, f = stats[name]["real_verdicts"], stats[name]["fake_verdicts"]
+        print(f"| {name} | " + " / ".join(f"{r[k]:.3f}" for k in ("fake", "uncertain", "real")) + " | "
+              + " / ".join(f"{f[k]:.3f}" for k in ("fake", "uncertain", "real")) + " |")
+    return 0
+
+
+def _write_expert(args, det, fv, stats, items) -> int:
+    """The fused face score's verdicts, written into the face expert's file."""
+    import dataclasses
+
+    from safetensors.torch import load_file, save_file
+
+    from fakedet.model import expert as fx
+
+    path = Path(args.expert)
+    _, meta = fx.load(path)
+    meta = dataclasses.replace(meta, face_verdicts={
+        **fv.to_dict(), "rule": fv.rule + f" (val face composites with a face found, {len(items)} composites, "
+                                          "fused face score)"})
+    tensors = load_file(str(path))
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata=meta.to_metadata())
+    tmp.replace(path)
+    print(f"{len(items)} val composites; fused face-mode verdicts: fake at >= {fv.fake:.6f}, "
+          f"real below {fv.real:.6f}; written to {path}")
     print("| set | real: fake / uncertain / real | fakes: fake / uncertain / real |")
     print("|---|---|---|")
     for name in FACE_SETS:

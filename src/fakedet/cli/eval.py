@@ -20,6 +20,7 @@ from fakedet.cli.common import (
 )
 from fakedet.cli.options import (
     TWO_WAY_HELP,
+    face_expert_option,
     faces_option,
     json_option,
     progress_option,
@@ -54,8 +55,9 @@ Examples:
                    "true label, verdict and score, false positives and negatives first.")
 @progress_option
 @faces_option("Score as scan --faces does (maximum over faces and whole image).")
+@face_expert_option
 def eval_(data, split, weights, threshold, device, batch_size, workers, as_json, plots, report_path,
-          progress, faces):
+          progress, faces, face_expert):
     """Measure the model on labelled images.
 
     DATA is a folder with real/ and fake/ subfolders, a folder holding a manifest.csv, or a
@@ -122,7 +124,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
                                      "would overwrite it", param_hint="--report")
     with load_errors_exit(ctx):
         det = Detector.load(weights, device=device, threshold=threshold, batch_size=batch_size,
-                            workers=workers, faces=faces)
+                            workers=workers, faces=faces, expert="auto" if face_expert else None)
     total = sum(len(v) for v in datasets.values())
     bar = tqdm(total=total, unit="img", file=sys.stderr,
                disable=not (sys.stderr.isatty() if progress is None else progress))

@@ -55,6 +55,15 @@ def faces_option(help: str):
     return click.option("--faces", is_flag=True, help=help)
 
 
+def face_expert_option(f):
+    """--face-expert/--no-face-expert (the parameter ``face_expert``)."""
+    return click.option(
+        "--face-expert/--no-face-expert", "face_expert", default=True, show_default=True,
+        help="With --faces: fuse each face's score with the shipped face expert (trained on real "
+             "faces only, weight in `fakedet info`) and label it by the fused score's thresholds; "
+             "--no-face-expert scores faces by the network alone, with its own face thresholds.")(f)
+
+
 def json_option(help: str):
     """--json (the parameter ``as_json``), with the command's own help text."""
     return click.option("--json", "as_json", is_flag=True, help=help)

@@ -33,6 +33,7 @@ from fakedet.cli.common import (
 from fakedet.cli.htmlreport import THUMBNAIL, HtmlReport, ReportWriteError
 from fakedet.cli.options import (
     TWO_WAY_HELP,
+    face_expert_option,
     faces_option,
     progress_option,
     run_options,
@@ -82,9 +83,11 @@ Examples:
 @faces_option("Find faces and score each one; p_fake is the maximum over the faces and the "
               "whole image, labelled with the checkpoint's face-mode thresholds (an image with no "
               "face found: the whole-image ones; jsonl/json add a 'faces' list of boxes and scores).")
+@face_expert_option
 @engine.engine_options
 def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, device, batch_size,
-         workers, output, report_path, progress, quiet, exit_code, no_provenance, faces, **engine_opts):
+         workers, output, report_path, progress, quiet, exit_code, no_provenance, faces, face_expert,
+         **engine_opts):
     """Score images: one record per input (path, p_fake, label, error) on stdout.
 
     PATH is an image file, a folder (searched recursively for image files, in sorted order,
@@ -148,7 +151,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
             else:
                 stream = load_and_score(items, weights, device=device, threshold=threshold,
                                         batch_size=batch_size, workers=workers, faces=faces,
-                                        provenance=not no_provenance,
+                                        provenance=not no_provenance, expert="auto" if face_expert else None,
                                         **({"thumbnail": THUMBNAIL} if report_path else {}))
         except KeyboardInterrupt:
             if output in (None, "-"):  # stdout still gets a whole document: csv's header, json's []

@@ -41,7 +41,7 @@ class Detector:
     def __init__(self, model, meta: ckpt.CheckpointMeta, device, weights_path: Optional[Path] = None,
                  threshold: Optional[float] = None, batch_size: int = 32,
                  workers: Optional[int] = None, faces: bool = False, decode: str = "auto",
-                 provenance: bool = True):
+                 provenance: bool = True, expert=None):
         if decode not in ("auto", "pil", "torch"):
             raise ValueError(f"decode must be auto, pil or torch, not {decode!r}")
         self.model = model
@@ -55,11 +55,18 @@ class Detector:
         self.device = device
         self.weights_path = weights_path
         self.config = meta.model_config()
+        #: in face mode, ``(FaceExpert, ExpertMeta[, path])``: each face's score is the fused one
+        #: (:mod:`fakedet.model.expert`); None: the network's own face score
+        self.expert = expert if self.faces else None
         if threshold is None:
             # the checkpoint's verdicts: (fake at or above, real below); an image in which face
-            # mode found a face gets the face-mode ones, any other image the whole-image ones
+            # mode found a face gets the face-mode ones (the fused score's, with the expert),
+            # any other image the whole-image ones
             self.cutoffs = meta.cutoffs(faces=False)
             self.face_cutoffs = meta.cutoffs(faces=True)
+            fv = self.expert[1].face_verdicts if self.expert is not None else None
+            if fv is not None:
+                self.face_cutoffs = (float(fv["fake"]), float(fv["real"]))
         else:
             if not 0.0 <= float(threshold) <= 1.0:  # also refuses NaN
                 raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
@@ -80,12 +87,16 @@ class Detector:
     def load(cls, weights: Optional[str | os.PathLike] = None, device: str = "auto",
              threshold: Optional[float] = None, batch_size: int = 32,
              workers: Optional[int] = None, faces: bool = False,
-             decode: str = "auto", provenance: bool = True) -> "Detector":
+             decode: str = "auto", provenance: bool = True, expert: Any = "auto") -> "Detector":
         """Loads a checkpoint (the shipped default when ``weights`` is None) onto ``device``.
 
         With ``faces=True`` every image is searched for faces (MTCNN); each face is scored on a
         crop and the image's ``p_fake`` is the maximum over the faces and the whole image; the
         default threshold is then the checkpoint's face-mode one when it has one.
+        ``expert`` (face mode only): ``"auto"`` fuses each face's score with the shipped face
+        expert (``weights/face-expert.safetensors``) when it was made for these weights; a path
+        loads that expert (an error when it was made for other weights); None scores faces by
+        the network alone (the face-mode thresholds are then the checkpoint's).
         ``decode`` picks the decoder: ``pil`` (worker threads), ``torch`` (batched torchvision
         decoding and preprocessing on the model's device) or ``auto`` (torch on CUDA, else pil).
         ``provenance`` reads each image's provenance metadata (C2PA, XMP/EXIF, generation
@@ -112,7 +123,8 @@ class Detector:
             except Exception as exc:
                 raise ckpt.CheckpointError(
                     f"face detector weights {default_mtcnn_path()} cannot be used: {exc}") from None
-        return cls(model, meta, dev, path, threshold, batch_size, workers, faces, decode, provenance)
+        fused = _load_expert(expert, path) if faces else None
+        return cls(model, meta, dev, path, threshold, batch_size, workers, faces, decode, provenance, fused)
 
     # ------------------------------------------------------------------ public API
     def predict(self, inputs: Iterable[Any], batch_size: Optional[int] = None,
@@ -137,6 +149,8 @@ class Detector:
         bs = max(1, int(batch_size or self.batch_size))
         nworkers = self.workers if workers is None else max(0, int(workers))
         task = Task(self.config.preprocess, self.faces, self.provenance, self.thumbnail)
+        if self.expert is not None:
+            task.expert_map, task.expert_size = self.expert[1].box_map, self.expert[1].size
         batches = chunks(items, bs)
         first = next(batches, None)
         if first is None:
@@ -186,8 +200,11 @@ class Detector:
         if ok:
             views = _cat([batch[i].views for i in ok], self.device)
             patches = _cat([batch[i].patches for i in ok], self.device)
-            logits = self.forward(views, patches)
-            p = [calibrated(x, self.temperature) for x in logits.tolist()]
+            logits = self.forward(views, patches).tolist()
+            parts = {}
+            if self.expert is not None:
+                logits, parts = self._fuse_faces(batch, ok, logits)
+            p = [calibrated(x, self.temperature) for x in logits]
             start = 0
             for i in ok:
                 n = len(batch[i].views)
@@ -214,10 +231,33 @@ class Detector:
                     r.label = "fake"
             if d.boxes is not None:
                 r.faces = [{"box": list(b), "p_fake": float(x)} for b, x in zip(d.boxes, scores[1:])]
+                for face, extra in zip(r.faces, parts.get(i, [])):
+                    face.update(extra)
                 r.p_whole = scores[0]
                 r.note = None if d.boxes else NO_FACE_NOTE
             out.append(r)
         return out
+
+    def _fuse_faces(self, batch: DecodedBatch, ok: list[int], logits: list[float]):
+        """Each face's network logit in ``logits`` (laid out as in :meth:`score_decoded`)
+        replaced by the fused logit; also, per input index, each face's ``p_network`` and
+        ``p_expert``."""
+        from fakedet.model import expert as fx
+
+        model, meta = self.expert[:2]
+        crops = [batch[i].expert_crops for i in ok]
+        le = iter(fx.expert_logits(model, np.concatenate(crops)).tolist()) if crops else iter(())
+        out, parts, start = list(logits), {}, 0
+        for i in ok:
+            n = len(batch[i].views)
+            parts[i] = []
+            for k in range(start + 1, start + n):  # the whole image first, then the faces
+                e = next(le)
+                out[k] = float(fx.fuse(logits[k], e, meta))
+                parts[i].append({"p_network": calibrated(logits[k], self.temperature),
+                                 "p_expert": fx.expert_probability(e, meta)})
+            start += n
+        return out, parts
 
     def forward(self, views, patches):
         """Raw logits for uint8 tensors ``(B,3,G,G)`` and ``(B,K,3,P,P)`` (on any device).
@@ -262,7 +302,34 @@ class Detector:
             "temperature": self.temperature,
             "device": str(self.device),
         })
+        if self.expert is not None:
+            m = self.expert[1]
+            d["face_expert"] = {"weights": str(self.expert[2]) if len(self.expert) > 2 else None,
+                                "weight": m.weight, "input": f"{m.size}x{m.size} face square",
+                                "face_verdicts": m.face_verdicts}
         return d
+
+
+def _load_expert(expert, network_path: Path):
+    """``Detector.load``'s ``expert``: ``(FaceExpert, ExpertMeta, path)`` or None."""
+    from fakedet.model import expert as fx
+
+    if expert is None:
+        return None
+    auto = isinstance(expert, str) and expert == "auto"
+    path = fx.default_expert_path() if auto else Path(expert)
+    if auto and not path.is_file():
+        return None
+    try:
+        model, meta = fx.load(path)
+    except fx.ExpertError as exc:
+        raise ckpt.CheckpointError(str(exc)) from None
+    if meta.network_sha256 != ckpt.sha256(network_path):
+        if auto:
+            return None  # made for the shipped network; other weights score faces alone
+        raise ckpt.CheckpointError(f"face expert {path} was made for other network weights "
+                                   f"(sha256 {meta.network_sha256[:12]}…)")
+    return model, meta, path
 
 
 def _cat(parts, device):

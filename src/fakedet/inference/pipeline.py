@@ -42,6 +42,10 @@ class Task:
     provenance: bool = True
     #: the longest side of a JPEG thumbnail to keep for each image (for reports); 0: none
     thumbnail: int = 0
+    #: in face mode with the face expert: its box-to-square map and input size
+    #: (:func:`fakedet.model.expert.expert_crop`); None: no expert crops
+    expert_map: Optional[dict] = None
+    expert_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class Decoded:
     #: with Task.thumbnail: ``{"jpeg": bytes, "width": w, "height": h}``, the image's size as
     #: decoded (face boxes are in its coordinates) and a JPEG of it at most Task.thumbnail px
     thumbnail: Optional[dict] = None
+    #: in face mode with the face expert: its input for each face, ``(F, S, S, 3)`` uint8
+    expert_crops: Any = None
 
     @classmethod
     def failed(cls, path: str, error: str, evidence: Optional[list] = None) -> "Decoded":
@@ -130,17 +136,25 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
                 evidence += watermark_evidence(data, img)
             thumb = thumbnail(img, task.thumbnail) if task.thumbnail else None
             view, patches = decode.preprocess(img, cfg)
-            views, patch_sets, boxes = [view], [patches], None
+            views, patch_sets, boxes, expert_crops = [view], [patches], None, None
             if task.faces:
                 from fakedet.model import faces
 
-                boxes = []
+                boxes, crops = [], []
                 for box, _ in faces.find_faces(img):
                     v, p = decode.preprocess(faces.face_crop(img, box), cfg)
                     views.append(v)
                     patch_sets.append(p)
                     boxes.append(box)
-            out.append(Decoded(item.path, np.stack(views), np.stack(patch_sets), None, boxes, evidence, thumb))
+                    if task.expert_map is not None:
+                        from fakedet.model.expert import expert_crop
+
+                        crops.append(expert_crop(img, box, task.expert_map, task.expert_size))
+                if task.expert_map is not None:
+                    expert_crops = (np.stack(crops) if crops else
+                                    np.zeros((0, task.expert_size, task.expert_size, 3), np.uint8))
+            out.append(Decoded(item.path, np.stack(views), np.stack(patch_sets), None, boxes, evidence, thumb,
+                               expert_crops))
         except decode.ImageError as exc:
             out.append(Decoded.failed(item.path, str(exc), evidence))
         except MemoryError:

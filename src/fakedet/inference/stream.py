@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from fakedet.data.sources import Item
 from fakedet.inference.detector import Detector
@@ -97,7 +97,7 @@ def loading() -> bool:
 def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] = None, *,
                    device: str = "auto", threshold: Optional[float] = None, batch_size: int = 32,
                    workers: Optional[int] = None, faces: bool = False,
-                   provenance: bool = True, thumbnail: int = 0) -> ResultStream:
+                   provenance: bool = True, thumbnail: int = 0, expert: Any = "auto") -> ResultStream:
     """Loads a :class:`Detector` (arguments as :meth:`Detector.load`) and starts scoring
     ``items`` (Items or anything :meth:`Detector.predict` takes); ``thumbnail`` sets
     :attr:`Detector.thumbnail`.
@@ -116,7 +116,7 @@ def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] =
     if faces or device not in ("auto", "cpu") or (device == "auto" and gpu_driver_present()):
         # On a machine with a GPU driver "auto" may mean CUDA, which only torch can tell:
         # there the model loads first, as with device="cuda".
-        det = Detector.load(weights, device=device, **kw)
+        det = Detector.load(weights, device=device, expert=expert, **kw)
         det.thumbnail = thumbnail
         return ResultStream(det, det.iter_batches(items))
     meta = ckpt.read_meta(weights if weights is not None else ckpt.default_weights_path())

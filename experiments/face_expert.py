@@ -1,0 +1,178 @@
+#!/usr/bin/env python
+"""The fused face score of ``fakedet scan --faces``: build the face expert's shipped file and
+read the decision record's rule (docs/decisions/2026-12-03-a-fused-face-mode-in-the-product.md).
+
+    python experiments/face_expert.py export --run runs/sbi_all --out weights/face-expert.safetensors
+    python experiments/calibrate_faces.py --expert weights/face-expert.safetensors   # its face verdicts
+    python experiments/face_expert.py evaluate --json runs/face_mode_val.json         # the rule, on val
+
+``export`` copies a trained expert (``experiments/sbi_expert.py train``; its ``mtcnn_map.json``
+from ``recrop``) into one safetensors file with the fusion's metadata: the weight, the box map,
+the sha256 of the network it pairs with, and the norms, read through the installed tool's own
+face path (``Detector(faces=True)``) on the real **val** images of the expert's training sets,
+largest face only, images with a face only.
+
+``evaluate`` scores the val split of every real source and face set in face mode with the
+expert; each record carries the network's own face scores too (``p_network``), so today's face
+score (the maximum over the whole image and the network's face scores) and the fused one come
+from the same run, each labelled by its own thresholds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fakedet import Detector
+from fakedet.data.labelled import read_manifest
+from fakedet.data.sets import manifest
+from fakedet.evaluation.metrics import auc as roc_auc
+from fakedet.model import checkpoint
+from fakedet.model import expert as fx
+
+FACE_SETS = ("ffpp_faces", "dfdc_faceswap", "lfw_faceswap")
+REAL_SOURCES = ("cifake_sd14", "dfdc_faceswap", "ffpp_faces", "imagenet_real_photos", "lfw_faceswap",
+                "stylegan2_faces", "unsplash_portraits", "utkface_real")
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-300), 1 - 1e-16)
+    return math.log(p) - math.log1p(-p)
+
+
+def _write(path: Path, state: dict, meta: fx.ExpertMeta) -> None:
+    from safetensors.torch import save_file
+
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=meta.to_metadata())
+    tmp.replace(path)
+
+
+def export(args) -> int:
+    from safetensors.torch import load_file
+
+    run = Path(args.run)
+    state = json.loads((run / "state.json").read_text())
+    box_map = json.loads((run / "mtcnn_map.json").read_text())
+    tensors = load_file(str(run / "expert.safetensors"))
+    network = Path(args.weights) if args.weights else checkpoint.default_weights_path()
+    out = Path(args.out)
+    # first with identity norms: then p_network and p_expert are sigmoids of the raw logits
+    meta = fx.ExpertMeta(size=int(state["size"]), weight=args.weight, norm_expert=(0.0, 1.0),
+                         norm_network=(0.0, 1.0), box_map={k: box_map[k] for k in ("ratio", "dx", "dy")},
+                         network_sha256=checkpoint.sha256(network))
+    _write(out, tensors, meta)
+    det = Detector.load(network, device="cpu", faces=True, expert=out)
+    paths = [im.path for name in state["train_sets"]
+             for im in read_manifest(manifest(name), split="val") if im.label == 0]
+    le, ln = [], []
+    for r in det.predict_iter(paths):
+        if r.ok and r.faces:
+            ln.append(det.temperature * _logit(r.faces[0]["p_network"]))
+            le.append(_logit(r.faces[0]["p_expert"]))
+    le, ln = np.array(le), np.array(ln)
+    meta = fx.ExpertMeta(size=meta.size, weight=meta.weight, norm_expert=(float(le.mean()), float(le.std())),
+                         norm_network=(float(ln.mean()), float(ln.std())), box_map=meta.box_map,
+                         network_sha256=meta.network_sha256)
+    _write(out, tensors, meta)
+    print(f"{out}: norms from {len(le)} of {len(paths)} real val images with a face "
+          f"({', '.join(state['train_sets'])}); {json.dumps(json.loads(meta.to_metadata()['fakedet_face_expert']))}")
+    return 0
+
+
+def _auc(neg, pos) -> float:
+    if len(neg) == 0 or len(pos) == 0:
+        return float("nan")
+    return float(roc_auc(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]))
+
+
+def _label(p: float, cut: tuple) -> str:
+    return "fake" if p >= cut[0] else ("real" if p < cut[1] else "uncertain")
+
+
+def evaluate(args) -> int:
+    expert_path = Path(args.expert) if args.expert else fx.default_expert_path()
+    det = Detector.load(args.weights, device="cpu", faces=True, expert=expert_path)
+    meta = det.expert[1]
+    if meta.face_verdicts is None:
+        sys.exit(f"{expert_path} has no face verdicts yet: run experiments/calibrate_faces.py --expert first")
+    whole = det.cutoffs
+    today_face = det.meta.cutoffs(faces=True)
+    fused_face = det.face_cutoffs
+    names = sorted(set(FACE_SETS) | set(REAL_SOURCES))
+    rows = {}
+    for name in names:
+        ims = [im for im in read_manifest(manifest(name), split=args.split)
+               if name in FACE_SETS or im.label == 0]
+        recs = det.predict([im.path for im in ims])
+        bad = [r.error for r in recs if not r.ok]
+        if bad:
+            sys.exit(f"{name}: {len(bad)} images could not be scored: {bad[:3]}")
+        y = np.array([im.label for im in ims])
+        face = np.array([bool(r.faces) for r in recs])
+        fused = np.array([r.p_fake for r in recs])
+        today = np.array([max([r.p_whole] + [f["p_network"] for f in r.faces]) if r.faces else r.p_fake
+                          for r in recs])
+        expert = np.array([r.faces[0]["p_expert"] if r.faces else np.nan for r in recs])
+        network_face = np.array([r.faces[0]["p_network"] if r.faces else np.nan for r in recs])
+        lab_today = [_label(p, today_face if f else whole) for p, f in zip(today, face)]
+        lab_fused = [_label(p, fused_face if f else whole) for p, f in zip(fused, face)]
+        real = y == 0
+        row = {"n_real": int(real.sum()), "n_fake": int((~real).sum()), "with_face": int(face.sum()),
+               "fake_share_real": {"today": float(np.mean([lbl == "fake" for lbl, r in zip(lab_today, real) if r])),
+                                   "fused": float(np.mean([lbl == "fake" for lbl, r in zip(lab_fused, real) if r]))}}
+        if name in FACE_SETS:
+            row["auc"] = {"today": _auc(today[real], today[~real]), "fused": _auc(fused[real], fused[~real])}
+            ok = face
+            row["auc_largest_face"] = {  # description only: the images with a face
+                "network": _auc(network_face[ok & real], network_face[ok & ~real]),
+                "expert": _auc(expert[ok & real], expert[ok & ~real])}
+            row["fake_caught"] = {
+                "today": float(np.mean([lbl == "fake" for lbl, r in zip(lab_today, real) if not r])),
+                "fused": float(np.mean([lbl == "fake" for lbl, r in zip(lab_fused, real) if not r]))}
+        rows[name] = row
+        print(name, json.dumps(row), flush=True)
+
+    cost = {n: rows[n]["auc"]["fused"] - rows[n]["auc"]["today"] for n in FACE_SETS}
+    share_ok = {}
+    for n in REAL_SOURCES:
+        s = rows[n]["fake_share_real"]
+        share_ok[n] = s["fused"] <= max(s["today"], 0.02) + 1.0 / max(1, rows[n]["n_real"]) + 1e-12
+    res = {"split": args.split, "expert": str(expert_path), "weights": str(det.weights_path),
+           "cutoffs": {"whole_image": list(whole), "face_today": list(today_face), "face_fused": list(fused_face)},
+           "sets": rows, "cost": cost, "cost_ok": all(c >= -0.01 for c in cost.values()), "share_ok": share_ok}
+    res["rule_1_2"] = bool(res["cost_ok"] and all(share_ok.values()))
+    print(f"cost {json.dumps(cost)}; shares within the bound: {json.dumps(share_ok)}; "
+          f"rules 1 and 2 hold: {res['rule_1_2']}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("export", help="the expert's shipped file, with norms read on real val faces")
+    e.add_argument("--run", required=True, help="an sbi_expert.py run folder (expert.safetensors, mtcnn_map.json)")
+    e.add_argument("--out", default=str(fx.default_expert_path()))
+    e.add_argument("--weights", default=None, help="the network it pairs with [default: the shipped one]")
+    e.add_argument("--weight", type=float, default=0.2, help="the expert's weight w in the fused logit")
+    v = sub.add_parser("evaluate", help="today's face mode against the fused one, by the record's rule")
+    v.add_argument("--expert", default=None, help="[default: the shipped face expert]")
+    v.add_argument("--weights", default=None)
+    v.add_argument("--split", default="val")
+    v.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    if args.cmd == "export":
+        return export(args)
+    return evaluate(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Model layer: the face expert of ``fakedet scan --faces`` and its fusion with the network.
+
+The expert is an EfficientNet-Lite0 trained on real faces only, each against a self-blended copy
+of itself (``experiments/sbi_expert.py``; it has seen no fake image). In face mode each face
+MTCNN finds is scored by both models: the network on its usual face crop, the expert on a square
+mapped from the same box. The two logits are fused in the network's units::
+
+    l = (1 - w) * l_n + w * (mu_n + sd_n * (l_e - mu_e) / sd_e)
+
+with ``mu`` and ``sd`` each model's mean and standard deviation over real val faces (no other
+label read), so that ``w = 0`` is the network's own face score. Decision record:
+docs/decisions/2026-12-03-a-fused-face-mode-in-the-product.md.
+
+Everything the fusion needs ships in one safetensors file: the expert's tensors, and in its
+metadata the weight, the norms, the box-to-square map, the face-mode verdict thresholds for the
+fused score and the sha256 of the network the norms were read for (the fusion is used only with
+that network).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PIL import Image
+
+FACE_EXPERT_WEIGHTS = "face-expert.safetensors"
+#: the square crop is first resized to this (as the expert's training crops were stored), then
+#: to the expert's input size
+STORED_CROP = 256
+MEAN = 0.5  # EfficientNet-Lite's (TensorFlow) normalisation, every channel
+STD = 0.5
+
+
+class ExpertError(ValueError):
+    """The face expert's file is missing, unreadable or inconsistent."""
+
+
+class FaceExpert(nn.Module):
+    """EfficientNet-Lite0 features and one linear logit."""
+
+    def __init__(self):
+        super().__init__()
+        from fakedet.model.backbones import create_backbone
+
+        self.backbone = create_backbone("tf_efficientnet_lite0")
+        self.head = nn.Linear(self.backbone.num_features, 1)
+
+    def forward(self, x):
+        return self.head(self.backbone(x)).squeeze(1)
+
+
+@dataclass(frozen=True)
+class ExpertMeta:
+    """What the fusion needs besides the expert's tensors."""
+
+    size: int  # the expert's input side, px
+    weight: float  # w, the expert's share of the fused logit
+    norm_expert: tuple[float, float]  # (mean, sd) of the expert's logits over the reference reals
+    norm_network: tuple[float, float]  # the same for the network's face logits
+    box_map: dict  # MTCNN box -> square: {"ratio", "dx", "dy"} (see ``expert_square``)
+    network_sha256: str  # the network the norms were read for
+    face_verdicts: Optional[dict] = None  # {"fake", "real", "rule"} for the fused face score
+
+    def to_metadata(self) -> dict[str, str]:
+        return {"fakedet_face_expert": json.dumps({
+            "size": self.size, "weight": self.weight, "norm_expert": list(self.norm_expert),
+            "norm_network": list(self.norm_network), "box_map": self.box_map,
+            "network_sha256": self.network_sha256, "face_verdicts": self.face_verdicts})}
+
+    @classmethod
+    def from_metadata(cls, md: Optional[dict]) -> "ExpertMeta":
+        try:
+            d = json.loads((md or {})["fakedet_face_expert"])
+            meta = cls(size=int(d["size"]), weight=float(d["weight"]),
+                       norm_expert=(float(d["norm_expert"][0]), float(d["norm_expert"][1])),
+                       norm_network=(float(d["norm_network"][0]), float(d["norm_network"][1])),
+                       box_map={k: float(d["box_map"][k]) for k in ("ratio", "dx", "dy")},
+                       network_sha256=str(d["network_sha256"]), face_verdicts=d.get("face_verdicts"))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ExpertError(f"face expert metadata missing or malformed: {exc!r}") from None
+        if not (0.0 <= meta.weight <= 1.0) or meta.norm_expert[1] <= 0 or meta.norm_network[1] <= 0 \
+                or meta.size < 16 or meta.box_map["ratio"] <= 0:
+            raise ExpertError(f"face expert metadata out of range: {d}")
+        return meta
+
+
+def default_expert_path() -> Path:
+    from fakedet.model.checkpoint import default_weights_path
+
+    return default_weights_path().parent / FACE_EXPERT_WEIGHTS
+
+
+def load(path: Path) -> tuple[FaceExpert, ExpertMeta]:
+    """The expert (eval mode, CPU) and its metadata, from safetensors only."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ExpertError(f"face expert weights not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = ExpertMeta.from_metadata(f.metadata())
+        state = load_file(str(path))
+        model = FaceExpert()
+        model.load_state_dict(state)
+    except ExpertError:
+        raise
+    except Exception as exc:
+        raise ExpertError(f"face expert weights {path} cannot be used: {exc}") from None
+    return model.eval(), meta
+
+
+def expert_square(box: Sequence[float], box_map: dict, w: int, h: int) -> tuple[int, int, int, int]:
+    """The expert's square for an MTCNN box ``[x0, y0, x1, y1]``: the box's longer side times
+    ``ratio``, its centre moved by ``(dx, dy)`` box sides; shrunk and shifted to lie inside a
+    ``w`` x ``h`` image."""
+    side0 = max(box[2] - box[0], box[3] - box[1])
+    cx = (box[0] + box[2]) / 2 + box_map["dx"] * side0
+    cy = (box[1] + box[3]) / 2 + box_map["dy"] * side0
+    side = min(side0 * box_map["ratio"], w, h)
+    x0, y0 = min(max(cx - side / 2, 0), w - side), min(max(cy - side / 2, 0), h - side)
+    return tuple(int(round(v)) for v in (x0, y0, x0 + side, y0 + side))
+
+
+def expert_crop(img: Image.Image, box: Sequence[float], box_map: dict, size: int) -> np.ndarray:
+    """The expert's input for one face, ``(size, size, 3)`` uint8: the mapped square, resized to
+    :data:`STORED_CROP` (bicubic) and then to ``size`` (bilinear), as in training."""
+    sq = expert_square(box, box_map, img.width, img.height)
+    crop = img.crop(sq).resize((STORED_CROP, STORED_CROP), Image.Resampling.BICUBIC)
+    return np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR))
+
+
+def expert_logits(model: FaceExpert, crops: np.ndarray) -> np.ndarray:
+    """The expert's logits for ``(N, S, S, 3)`` uint8 crops."""
+    if len(crops) == 0:
+        return np.zeros(0, np.float64)
+    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float()
+    x = (x / 255.0 - MEAN) / STD
+    with torch.inference_mode():
+        return model(x).double().numpy()
+
+
+def fuse(l_network, l_expert, meta: ExpertMeta):
+    """The fused logit, in the network's units (``w = 0``: ``l_network``)."""
+    (mu_n, sd_n), (mu_e, sd_e) = meta.norm_network, meta.norm_expert
+    w = meta.weight
+    return (1 - w) * np.asarray(l_network, np.float64) + w * (mu_n + sd_n * (np.asarray(l_expert) - mu_e) / sd_e)
+
+
+def expert_probability(l_expert: float, meta: ExpertMeta) -> float:
+    """The expert's own score, ``sigmoid`` of its standardised logit (0.5 at the reference
+    reals' mean; for reading, not for verdicts)."""
+    z = (l_expert - meta.norm_expert[0]) / meta.norm_expert[1]
+    return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0

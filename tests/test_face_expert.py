@@ -1,0 +1,144 @@
+"""The face expert of face mode and its fusion with the network (fakedet.model.expert)."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import save_file
+
+from fakedet import Detector
+from fakedet.cli import cli
+from fakedet.model import checkpoint
+from fakedet.model import expert as fx
+from fakedet.model import faces as faces_mod
+
+from conftest import write_image
+
+BOX = [40, 30, 120, 110]
+
+
+def make_expert(path, network, weight=0.2, face_verdicts=None, seed=0, **kw):
+    torch.manual_seed(seed)
+    model = fx.FaceExpert()
+    meta = fx.ExpertMeta(size=kw.get("size", 64), weight=weight, norm_expert=kw.get("norm_expert", (0.1, 0.5)),
+                         norm_network=kw.get("norm_network", (-2.0, 1.5)),
+                         box_map={"ratio": 0.945, "dx": 0.004, "dy": 0.048},
+                         network_sha256=checkpoint.sha256(network), face_verdicts=face_verdicts)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=meta.to_metadata())
+    return path
+
+
+@pytest.fixture
+def one_face(monkeypatch):
+    """Every image has one face at BOX (MTCNN finds none in generated images)."""
+    monkeypatch.setattr(faces_mod, "find_faces", lambda img, detector=None: [(list(BOX), 0.99)])
+
+
+def test_fusion_at_weight_zero_is_the_network_and_at_one_the_expert_in_network_units():
+    meta = fx.ExpertMeta(64, 0.0, (1.0, 2.0), (-3.0, 0.5), {"ratio": 1, "dx": 0, "dy": 0}, "x")
+    assert fx.fuse(1.234, 99.0, meta) == pytest.approx(1.234)
+    one = dataclasses.replace(meta, weight=1.0)
+    # the expert one sd above its reference mean lands one network sd above the network's mean
+    assert fx.fuse(5.0, 3.0, one) == pytest.approx(-3.0 + 0.5)
+    half = dataclasses.replace(meta, weight=0.5)
+    assert fx.fuse(0.0, 1.0, half) == pytest.approx(0.5 * 0 + 0.5 * -3.0)
+    assert fx.expert_probability(1.0, meta) == pytest.approx(0.5)
+
+
+def test_metadata_round_trip_and_refusals():
+    meta = fx.ExpertMeta(128, 0.2, (0.1, 0.5), (-2.0, 1.5), {"ratio": 0.9, "dx": 0.0, "dy": 0.05}, "ab",
+                         {"fake": 0.9, "real": 0.5, "rule": "r"})
+    assert fx.ExpertMeta.from_metadata(meta.to_metadata()) == meta
+    with pytest.raises(fx.ExpertError):
+        fx.ExpertMeta.from_metadata({})
+    bad = json.loads(meta.to_metadata()["fakedet_face_expert"])
+    bad["norm_expert"] = [0.0, 0.0]
+    with pytest.raises(fx.ExpertError, match="out of range"):
+        fx.ExpertMeta.from_metadata({"fakedet_face_expert": json.dumps(bad)})
+
+
+def test_expert_square_follows_the_map_and_stays_inside():
+    m = {"ratio": 0.5, "dx": 0.25, "dy": 0.0}
+    assert fx.expert_square([100, 100, 200, 200], m, 1000, 1000) == (150, 125, 200, 175)
+    x0, y0, x1, y1 = fx.expert_square([0, 0, 300, 300], {"ratio": 2.0, "dx": -0.5, "dy": 0}, 400, 350)
+    assert (x0, y0) == (0, 0) and x1 - x0 == y1 - y0 == 350
+
+
+def test_load_refuses_a_missing_or_broken_file(tmp_path):
+    with pytest.raises(fx.ExpertError, match="not found"):
+        fx.load(tmp_path / "none.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(fx.ExpertError):
+        fx.load(tmp_path / "bad.safetensors")
+
+
+def test_face_records_carry_both_scores_and_weight_zero_is_todays_score(tiny_weights, tmp_path, one_face):
+    paths = [str(write_image(tmp_path / f"{i}.jpg", size=(200, 160), seed=i)) for i in range(3)]
+    plain = Detector.load(tiny_weights, device="cpu", faces=True, expert=None).predict(paths, workers=0)
+    w0 = make_expert(tmp_path / "w0.safetensors", tiny_weights, weight=0.0)
+    zero = Detector.load(tiny_weights, device="cpu", faces=True, expert=w0).predict(paths, workers=0)
+    w5 = make_expert(tmp_path / "w5.safetensors", tiny_weights, weight=0.5, norm_expert=(0.0, 0.01))
+    fused = Detector.load(tiny_weights, device="cpu", faces=True, expert=w5).predict(paths, workers=2,
+                                                                                     batch_size=2)
+    for a, b, c in zip(plain, zero, fused):
+        assert len(a.faces) == len(b.faces) == len(c.faces) == 1
+        assert b.p_fake == pytest.approx(a.p_fake, abs=1e-9)
+        assert b.faces[0]["p_fake"] == pytest.approx(a.faces[0]["p_fake"], abs=1e-9)
+        assert c.faces[0]["p_network"] == pytest.approx(a.faces[0]["p_fake"], abs=1e-6)
+        assert 0.0 <= c.faces[0]["p_expert"] <= 1.0
+        assert c.p_fake == pytest.approx(max(c.p_whole, c.faces[0]["p_fake"]))
+    # a tiny sd for the expert's norm: its score moves the fused one far from the network's
+    assert any(abs(c.faces[0]["p_fake"] - a.faces[0]["p_fake"]) > 0.01 for a, c in zip(plain, fused))
+
+
+def test_an_expert_made_for_other_weights(tiny_weights, tiny_weights_calibrated, tmp_path, one_face):
+    other = make_expert(tmp_path / "other.safetensors", tiny_weights_calibrated)
+    with pytest.raises(checkpoint.CheckpointError, match="other network weights"):
+        Detector.load(tiny_weights, device="cpu", faces=True, expert=other)
+    assert Detector.load(tiny_weights, device="cpu", faces=False, expert=other).expert is None
+
+
+def test_fused_face_verdicts_replace_the_checkpoints(tiny_weights, tmp_path, one_face):
+    verdicts = {"fake": 0.77, "real": 0.33, "rule": "r"}
+    path = make_expert(tmp_path / "v.safetensors", tiny_weights, face_verdicts=verdicts)
+    det = Detector.load(tiny_weights, device="cpu", faces=True, expert=path)
+    assert det.face_cutoffs == (0.77, 0.33) and det.cutoffs == checkpoint.read_meta(tiny_weights).cutoffs(False)
+    assert det.info()["face_expert"]["weight"] == 0.2
+    two_way = Detector.load(tiny_weights, device="cpu", faces=True, expert=path, threshold=0.6)
+    assert two_way.face_cutoffs == (0.6, 0.6)
+
+
+def test_the_shipped_expert_pairs_with_the_shipped_weights():
+    path = fx.default_expert_path()
+    if not path.is_file():
+        pytest.skip("no face expert shipped")
+    _, meta = fx.load(path)
+    assert meta.network_sha256 == checkpoint.sha256(checkpoint.default_weights_path())
+    assert meta.face_verdicts is not None and meta.face_verdicts["real"] <= meta.face_verdicts["fake"]
+
+
+def test_scan_faces_jsonl_lists_both_scores(tiny_weights, tmp_path, one_face, monkeypatch):
+    path = make_expert(tmp_path / "e.safetensors", tiny_weights)
+    monkeypatch.setattr(fx, "default_expert_path", lambda: path)
+    img = write_image(tmp_path / "in" / "a.jpg", size=(200, 160))
+    r = CliRunner().invoke(cli, ["scan", "--faces", "-f", "jsonl", "-w", str(tiny_weights), "-j", "0", str(img)])
+    assert r.exit_code == 0, r.output
+    face = json.loads(r.stdout)["faces"][0]
+    assert set(face) == {"box", "p_fake", "p_network", "p_expert"}
+    r = CliRunner().invoke(cli, ["scan", "--faces", "--no-face-expert", "-f", "jsonl", "-w", str(tiny_weights),
+                                 "-j", "0", str(img)])
+    assert r.exit_code == 0, r.output
+    assert set(json.loads(r.stdout)["faces"][0]) == {"box", "p_fake"}
+
+
+def test_expert_crop_matches_training_resizes(tmp_path):
+    from PIL import Image
+
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    crop = fx.expert_crop(img, [100, 50, 200, 150], {"ratio": 1.0, "dx": 0, "dy": 0}, 128)
+    ref = img.crop((100, 50, 200, 150)).resize((256, 256), Image.Resampling.BICUBIC).resize(
+        (128, 128), Image.Resampling.BILINEAR)
+    assert crop.shape == (128, 128, 3) and np.array_equal(crop, np.asarray(ref))
