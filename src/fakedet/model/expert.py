@@ -92,9 +92,11 @@ class ExpertMeta:
 
 
 def default_expert_path() -> Path:
-    from fakedet.model.checkpoint import default_weights_path
+    """The shipped face expert: inside the installed package (wheel) or in the repository's
+    weights/ folder."""
+    from fakedet.model.checkpoint import locate_weights
 
-    return default_weights_path().parent / FACE_EXPERT_WEIGHTS
+    return locate_weights(FACE_EXPERT_WEIGHTS)
 
 
 def load(path: Path) -> tuple[FaceExpert, ExpertMeta]:

@@ -1,0 +1,80 @@
+#!/usr/bin/env python
+"""Face-mode throughput with and without the face expert, in the same run.
+
+    python benchmarks/face_mode.py                      # val images of the face sets in ../shared/data
+    python benchmarks/face_mode.py --images DIR --rounds 5 --json runs/face_mode_speed.json
+
+``Detector.load(faces=True)`` (API, default workers, the model already loaded) scores the same
+images with the network alone (``expert=None``, today's face mode) and with the shipped face
+expert (``expert="auto"``), alternating, ``--rounds`` times each after one warm-up pass of each;
+it reports the median images/s of each and their ratio. The images: every image under
+``--images``, or the first ``--n`` val images of each face set (ffpp_faces, dfdc_faceswap,
+lfw_faceswap) read from their manifests. Decision record:
+docs/decisions/2026-12-03-a-fused-face-mode-in-the-product.md (rule 3: the ratio at least 0.6).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from fakedet import Detector
+from fakedet.data.labelled import read_manifest
+from fakedet.data.sets import manifest
+from fakedet.data.sources import walk
+from fakedet.model import expert as fx
+
+FACE_SETS = ("ffpp_faces", "dfdc_faceswap", "lfw_faceswap")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", default=None, help="a folder of images [default: the face sets' val images]")
+    ap.add_argument("--n", type=int, default=70, help="val images per face set")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    if not fx.default_expert_path().is_file():
+        sys.exit(f"no face expert at {fx.default_expert_path()}")
+    if args.images:
+        paths = [it.path for it in walk(args.images)]
+    else:
+        paths = [im.path for name in FACE_SETS for im in read_manifest(manifest(name), split="val")[:args.n]]
+    modes = {"network": Detector.load(device="cpu", faces=True, expert=None),
+             "fused": Detector.load(device="cpu", faces=True, expert="auto")}
+    if modes["fused"].expert is None:
+        sys.exit("the shipped face expert was not made for the shipped weights")
+    times = {k: [] for k in modes}
+    for rnd in range(args.rounds + 1):  # round 0 warms up
+        for name, det in modes.items():
+            t0 = time.perf_counter()
+            res = det.predict(paths)
+            dt = time.perf_counter() - t0
+            if any(not r.ok for r in res):
+                sys.exit(f"{name}: {sum(not r.ok for r in res)} images failed")
+            if rnd:
+                times[name].append(dt)
+    ips = {k: len(paths) / statistics.median(v) for k, v in times.items()}
+    res = {"images": len(paths), "rounds": args.rounds, "images_per_s": ips,
+           "ratio_fused_to_network": ips["fused"] / ips["network"],
+           "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                       "python": platform.python_version()},
+           "workers": modes["fused"].workers}
+    print(f"| face mode | images/s ({len(paths)} images, median of {args.rounds}) |\n|---|---|")
+    for k, v in ips.items():
+        print(f"| {k} | {v:.1f} |")
+    print(f"fused / network: {res['ratio_fused_to_network']:.2f}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
