@@ -22,7 +22,7 @@ BOX = [40, 30, 120, 110]
 
 def make_expert(path, network, weight=0.2, face_verdicts=None, seed=0, **kw):
     torch.manual_seed(seed)
-    model = fx.FaceExpert()
+    model = fx.build_model()
     meta = fx.ExpertMeta(size=kw.get("size", 64), weight=weight, norm_expert=kw.get("norm_expert", (0.1, 0.5)),
                          norm_network=kw.get("norm_network", (-2.0, 1.5)),
                          box_map={"ratio": 0.945, "dx": 0.004, "dy": 0.048},

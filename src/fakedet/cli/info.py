@@ -28,6 +28,7 @@ def info(weights, as_json):
     with load_errors_exit(click.get_current_context()):
         # from the file's header: neither torch nor the model is loaded
         d = ckpt.describe(weights if weights is not None else ckpt.default_weights_path())
+    d["face_expert"] = _face_expert(d["sha256"])
     if as_json:
         click.echo(json.dumps(nan_to_none(d), indent=2, allow_nan=False))
         return
@@ -58,6 +59,16 @@ def info(weights, as_json):
     elif d.get("face_threshold") is not None:
         click.echo(f"face mode:    threshold {d['face_threshold']:.4f} for --faces  "
                    f"({d['training'].get('face_threshold_rule', 'n/a')})")
+    fe = d.get("face_expert")
+    if fe and fe.get("error"):
+        click.echo(f"face expert:  {fe['weights']} cannot be used: {fe['error']}")
+    elif fe:
+        click.echo(f"face expert:  --faces fuses each face's score with {fe['weights']} (trained on real "
+                   f"faces only, weight {fe['weight']:g}); --no-face-expert: the network alone")
+        fv = fe["face_verdicts"]
+        if fv:
+            click.echo(f"fused faces:  fake when p_fake >= {fv['fake']:.6f}, real below {fv['real']:.6f} for "
+                       f"--faces where a face was found  ({fv.get('rule', 'n/a')})")
     wrong = d["evaluation"].get("verdicts_test")
     if wrong:
         click.echo("verdicts on the test splits (share of the set's real or fake images; "
@@ -99,6 +110,24 @@ def info(weights, as_json):
                        f" {_f(r.get('accuracy'))} {_f(r.get('fpr'))}")
     click.echo(f"weights:      {d['weights']}")
     click.echo(f"sha256:       {d['sha256']}")
+
+
+def _face_expert(sha256: str):
+    """The shipped face expert, when it was made for the weights of ``sha256``: its file,
+    weight and fused face verdicts (or the reason it cannot be read); else None."""
+    from fakedet.model import expert as fx
+
+    path = fx.default_expert_path()
+    if not path.is_file():
+        return None
+    try:
+        m = fx.read_meta(path)
+    except fx.ExpertError as exc:
+        return {"weights": str(path), "error": str(exc)}
+    if m.network_sha256 != sha256:
+        return None  # made for the shipped network; --faces with these weights scores faces alone
+    return {"weights": str(path), "weight": m.weight, "input": f"{m.size}x{m.size} face square",
+            "face_verdicts": m.face_verdicts}
 
 
 VERDICT_MEANINGS = (

@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-import torch
-import torch.nn as nn
 from PIL import Image
 
 FACE_EXPERT_WEIGHTS = "face-expert.safetensors"
@@ -42,18 +40,23 @@ class ExpertError(ValueError):
     """The face expert's file is missing, unreadable or inconsistent."""
 
 
-class FaceExpert(nn.Module):
-    """EfficientNet-Lite0 features and one linear logit."""
+def build_model():
+    """The expert's network: EfficientNet-Lite0 features and one linear logit (torch is
+    imported here, so that reading the metadata does not need it)."""
+    import torch.nn as nn
 
-    def __init__(self):
-        super().__init__()
-        from fakedet.model.backbones import create_backbone
+    from fakedet.model.backbones import create_backbone
 
-        self.backbone = create_backbone("tf_efficientnet_lite0")
-        self.head = nn.Linear(self.backbone.num_features, 1)
+    class FaceExpert(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = create_backbone("tf_efficientnet_lite0")
+            self.head = nn.Linear(self.backbone.num_features, 1)
 
-    def forward(self, x):
-        return self.head(self.backbone(x)).squeeze(1)
+        def forward(self, x):
+            return self.head(self.backbone(x)).squeeze(1)
+
+    return FaceExpert()
 
 
 @dataclass(frozen=True)
@@ -99,19 +102,30 @@ def default_expert_path() -> Path:
     return locate_weights(FACE_EXPERT_WEIGHTS)
 
 
-def load(path: Path) -> tuple[FaceExpert, ExpertMeta]:
-    """The expert (eval mode, CPU) and its metadata, from safetensors only."""
+def read_meta(path: Path) -> ExpertMeta:
+    """The expert file's metadata alone (no tensor read, torch not imported)."""
     from safetensors import safe_open
-    from safetensors.torch import load_file
 
     path = Path(path)
     if not path.is_file():
         raise ExpertError(f"face expert weights not found: {path}")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = ExpertMeta.from_metadata(f.metadata())
+        with safe_open(str(path), framework="numpy") as f:
+            md = f.metadata()
+    except Exception as exc:
+        raise ExpertError(f"face expert weights {path} cannot be read: {exc}") from None
+    return ExpertMeta.from_metadata(md)
+
+
+def load(path: Path):
+    """The expert (eval mode, CPU) and its metadata, from safetensors only."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta = read_meta(path)
+    try:
         state = load_file(str(path))
-        model = FaceExpert()
+        model = build_model()
         model.load_state_dict(state)
     except ExpertError:
         raise
@@ -140,8 +154,10 @@ def expert_crop(img: Image.Image, box: Sequence[float], box_map: dict, size: int
     return np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR))
 
 
-def expert_logits(model: FaceExpert, crops: np.ndarray) -> np.ndarray:
+def expert_logits(model, crops: np.ndarray) -> np.ndarray:
     """The expert's logits for ``(N, S, S, 3)`` uint8 crops."""
+    import torch
+
     if len(crops) == 0:
         return np.zeros(0, np.float64)
     x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float()
