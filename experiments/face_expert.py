@@ -62,20 +62,30 @@ def export(args) -> int:
     tensors = load_file(str(run / "expert.safetensors"))
     network = Path(args.weights) if args.weights else checkpoint.default_weights_path()
     out = Path(args.out)
-    # first with identity norms: then p_network and p_expert are sigmoids of the raw logits
+    # first with identity norms, in a file of its own (not at the shipped path, where "auto"
+    # would find it): then p_network and p_expert are sigmoids of the raw logits
     meta = fx.ExpertMeta(size=int(state["size"]), weight=args.weight, norm_expert=(0.0, 1.0),
                          norm_network=(0.0, 1.0), box_map={k: box_map[k] for k in ("ratio", "dx", "dy")},
                          network_sha256=checkpoint.sha256(network))
-    _write(out, tensors, meta)
-    det = Detector.load(network, device="cpu", faces=True, expert=out)
-    paths = [im.path for name in state["train_sets"]
-             for im in read_manifest(manifest(name), split="val") if im.label == 0]
+    first = out.with_name(out.stem + ".identity-norms.safetensors")
+    _write(first, tensors, meta)
+    try:
+        det = Detector.load(network, device="cpu", faces=True, expert=first)
+        recs = det.predict(paths_of_reference(state))
+    finally:
+        first.unlink()
     le, ln = [], []
-    for r in det.predict_iter(paths):
+    for r in recs:
         if r.ok and r.faces:
-            ln.append(det.temperature * _logit(r.faces[0]["p_network"]))
-            le.append(_logit(r.faces[0]["p_expert"]))
+            pn, pe = r.faces[0]["p_network"], r.faces[0]["p_expert"]
+            if not (0.0 < pn < 1.0 and 0.0 < pe < 1.0):  # a saturated probability hides its logit
+                sys.exit(f"{r.path}: a face score saturated (p_network {pn}, p_expert {pe})")
+            ln.append(det.temperature * _logit(pn))
+            le.append(_logit(pe))
+    if len(le) < 100:
+        sys.exit(f"only {len(le)} reference faces found: too few for the norms")
     le, ln = np.array(le), np.array(ln)
+    paths = recs
     meta = fx.ExpertMeta(size=meta.size, weight=meta.weight, norm_expert=(float(le.mean()), float(le.std())),
                          norm_network=(float(ln.mean()), float(ln.std())), box_map=meta.box_map,
                          network_sha256=meta.network_sha256)
@@ -83,6 +93,12 @@ def export(args) -> int:
     print(f"{out}: norms from {len(le)} of {len(paths)} real val images with a face "
           f"({', '.join(state['train_sets'])}); {json.dumps(json.loads(meta.to_metadata()['fakedet_face_expert']))}")
     return 0
+
+
+def paths_of_reference(state: dict) -> list[str]:
+    """The reference reals: the real val images of the expert's training sets."""
+    return [im.path for name in state["train_sets"]
+            for im in read_manifest(manifest(name), split="val") if im.label == 0]
 
 
 def _auc(neg, pos) -> float:

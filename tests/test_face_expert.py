@@ -23,12 +23,25 @@ BOX = [40, 30, 120, 110]
 def make_expert(path, network, weight=0.2, face_verdicts=None, seed=0, **kw):
     torch.manual_seed(seed)
     model = fx.build_model()
+    # a freshly made network gives every input the same logit; small running variances make
+    # its logit depend on the input, so that a crop given to the wrong face shows
+    state = model.state_dict()
+    for k, v in state.items():
+        if k.endswith("running_var"):
+            v.fill_(0.05)
     meta = fx.ExpertMeta(size=kw.get("size", 64), weight=weight, norm_expert=kw.get("norm_expert", (0.1, 0.5)),
                          norm_network=kw.get("norm_network", (-2.0, 1.5)),
                          box_map={"ratio": 0.945, "dx": 0.004, "dy": 0.048},
                          network_sha256=checkpoint.sha256(network), face_verdicts=face_verdicts)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=meta.to_metadata())
     return path
+
+
+@pytest.fixture
+def faces_by_width(monkeypatch):
+    """Generated images get 0, 1 or 2 faces by their width (120, 200, 240 px)."""
+    boxes = {120: [], 200: [([40, 30, 120, 110], 0.99)], 240: [([10, 10, 90, 90], 0.99), ([120, 60, 230, 150], 0.98)]}
+    monkeypatch.setattr(faces_mod, "find_faces", lambda img, detector=None: [(list(b), s) for b, s in boxes[img.width]])
 
 
 @pytest.fixture
@@ -120,8 +133,65 @@ def test_the_shipped_expert_pairs_with_the_shipped_weights():
     assert meta.face_verdicts is not None and meta.face_verdicts["real"] <= meta.face_verdicts["fake"]
 
 
-def test_scan_faces_jsonl_lists_both_scores(tiny_weights, tmp_path, one_face, monkeypatch):
+def test_each_face_gets_its_own_crops_fused_score(tiny_weights, tmp_path, faces_by_width):
+    """Batches mixing images with 0, 1 and 2 faces and an unreadable file: each face's fused
+    score is the one computed by hand from its own crop; records are the same at any -b/-j."""
+    from PIL import Image
+
+    sizes = [(200, 160), (240, 170), (120, 90), (240, 170), (200, 160)]
+    paths = [str(write_image(tmp_path / f"{i}.png", "PNG", size=s, seed=i)) for i, s in enumerate(sizes)]
+    (tmp_path / "broken.jpg").write_bytes(b"garbage")
+    paths.insert(2, str(tmp_path / "broken.jpg"))
+    path = make_expert(tmp_path / "e.safetensors", tiny_weights, weight=0.5, norm_expert=(0.0, 1.0))
+    det = Detector.load(tiny_weights, device="cpu", faces=True, expert=path)
+    model, meta = fx.load(path)
+    plain = Detector.load(tiny_weights, device="cpu", faces=True, expert=None).predict(paths, workers=0)
+    runs = [det.predict(paths, workers=j, batch_size=b) for j, b in ((0, 1), (0, 7), (2, 3))]
+    for recs in runs[1:]:
+        assert [r.to_dict() for r in recs] == [r.to_dict() for r in runs[0]]
+    recs = runs[0]
+    assert recs[2].error and recs[2].faces is None
+    assert [len(r.faces) for i, r in enumerate(recs) if i != 2] == [1, 2, 0, 2, 1]
+    for p, r, q in zip(paths, recs, plain):
+        if r.error:
+            continue
+        img = Image.open(p).convert("RGB")
+        for face, qf in zip(r.faces, q.faces):
+            le = fx.expert_logits(model, fx.expert_crop(img, face["box"], meta.box_map, meta.size)[None])[0]
+            ln = det.temperature * float(np.log(qf["p_fake"] / (1 - qf["p_fake"])))
+            want = 1 / (1 + np.exp(-fx.fuse(ln, le, meta) / det.temperature))
+            assert face["p_fake"] == pytest.approx(want, abs=1e-5)
+            assert face["p_network"] == pytest.approx(qf["p_fake"], abs=1e-9)
+        assert r.p_fake == pytest.approx(max([r.p_whole] + [f["p_fake"] for f in r.faces]))
+
+
+def test_auto_skips_an_expert_without_verdicts(tiny_weights, tmp_path, monkeypatch):
     path = make_expert(tmp_path / "e.safetensors", tiny_weights)
+    monkeypatch.setattr(fx, "default_expert_path", lambda: path)
+    assert Detector.load(tiny_weights, device="cpu", faces=True).expert is None
+    assert Detector.load(tiny_weights, device="cpu", faces=True, expert=path).expert is not None
+
+
+def test_the_crop_is_the_experiments_crop():
+    """The product places the expert's square as experiments/sbi_expert.py did in training."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "sbi_expert", Path(__file__).resolve().parents[1] / "experiments" / "sbi_expert.py")
+    sbi = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sbi)
+    m = {"ratio": 0.945, "dx": 0.004, "dy": 0.048}
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        x0, y0 = rng.integers(-20, 300, 2)
+        s = int(rng.integers(10, 400))
+        box, w, h = [int(x0), int(y0), int(x0) + s, int(y0) + int(s * rng.uniform(0.8, 1.3))], 320, 240
+        assert fx.expert_square(box, m, w, h) == sbi.mtcnn_square(box, m, w, h)
+
+
+def test_scan_faces_jsonl_lists_both_scores(tiny_weights, tmp_path, one_face, monkeypatch):
+    path = make_expert(tmp_path / "e.safetensors", tiny_weights, face_verdicts={"fake": 0.9, "real": 0.1, "rule": "r"})
     monkeypatch.setattr(fx, "default_expert_path", lambda: path)
     img = write_image(tmp_path / "in" / "a.jpg", size=(200, 160))
     r = CliRunner().invoke(cli, ["scan", "--faces", "-f", "jsonl", "-w", str(tiny_weights), "-j", "0", str(img)])

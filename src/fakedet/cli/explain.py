@@ -268,7 +268,8 @@ def explain(paths, out_dir, weights, device, faces, grid):
         err(f"cannot create the output folder {out_dir}: {exc.strerror or exc}")
         ctx.exit(EXIT_USAGE)
     with load_errors_exit(ctx):
-        det = Detector.load(weights, device=device, faces=faces, workers=0, provenance=False)
+        det = Detector.load(weights, device=device, faces=faces, workers=0, provenance=False,
+                            expert=None)  # the heatmap and the face scores are the network's
 
     status = EXIT_OK
     used: set = set()

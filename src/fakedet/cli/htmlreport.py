@@ -152,7 +152,8 @@ class HtmlReport:
             if "p_whole" in d:
                 d["p_whole"] = _round(d["p_whole"])
             if d.get("faces"):
-                d["faces"] = [{**f, "p_fake": _round(f.get("p_fake"))} for f in d["faces"]]
+                d["faces"] = [{k: _round(v) if k in ("p_fake", "p_network", "p_expert") else v
+                               for k, v in f.items()} for f in d["faces"]]
             d["i"] = i
             model_label = getattr(r, "model_label", None)
             if model_label is not None and model_label != d.get("label"):

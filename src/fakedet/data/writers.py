@@ -50,7 +50,8 @@ def _json_record(r) -> dict:
         if d.get(key) is not None:
             d[key] = round(d[key], 6)
     if d.get("faces"):
-        d["faces"] = [{**face, "p_fake": round(face["p_fake"], 6)} for face in d["faces"]]
+        d["faces"] = [{k: round(v, 6) if k in ("p_fake", "p_network", "p_expert") else v for k, v in face.items()}
+                      for face in d["faces"]]
     return d
 
 

@@ -113,3 +113,20 @@ class CpuRunner:
 
         with waiting():
             return list(pool.map(run, subs))
+
+    def run(self, model, x) -> list:
+        """Another ``model`` of one input tensor run the same way: sub-batches of
+        :data:`SUB_BATCH` (a short one padded with copies of its first row) in the same pool,
+        each with the same intra-op thread count; its outputs, one tensor per sub-batch."""
+        import torch
+
+        pool = self._start()
+
+        def one(sub):
+            extra = -len(sub) % SUB_BATCH
+            full = torch.cat([sub, sub[:1].expand(extra, *sub.shape[1:])]) if extra else sub
+            with torch.inference_mode():
+                return model(full)[:len(sub)]
+
+        with waiting():
+            return list(pool.map(one, x.split(SUB_BATCH)))

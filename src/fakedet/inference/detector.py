@@ -124,6 +124,8 @@ class Detector:
                 raise ckpt.CheckpointError(
                     f"face detector weights {default_mtcnn_path()} cannot be used: {exc}") from None
         fused = _load_expert(expert, path) if faces else None
+        if fused is not None and dev.type == "cuda":
+            fused = (fused[0].to(dev), *fused[1:])
         return cls(model, meta, dev, path, threshold, batch_size, workers, faces, decode, provenance, fused)
 
     # ------------------------------------------------------------------ public API
@@ -246,7 +248,14 @@ class Detector:
 
         model, meta = self.expert[:2]
         crops = [batch[i].expert_crops for i in ok]
-        le = iter(fx.expert_logits(model, np.concatenate(crops)).tolist()) if crops else iter(())
+        x = np.concatenate(crops) if crops else np.zeros((0, meta.size, meta.size, 3), np.uint8)
+        if self.device.type == "cuda" and len(x):
+            import torch
+
+            with torch.inference_mode():
+                le = iter(model(fx.to_input(x).to(self.device)).double().cpu().numpy().tolist())
+        else:
+            le = iter(fx.expert_logits(model, x, self._cpu).tolist())
         out, parts, start = list(logits), {}, 0
         for i in ok:
             n = len(batch[i].views)
@@ -321,14 +330,17 @@ def _load_expert(expert, network_path: Path):
     if auto and not path.is_file():
         return None
     try:
+        meta = fx.read_meta(path)
+        if meta.network_sha256 != ckpt.sha256(network_path):
+            if auto:
+                return None  # made for the shipped network; other weights score faces alone
+            raise ckpt.CheckpointError(f"face expert {path} was made for other network weights "
+                                       f"(sha256 {meta.network_sha256[:12]}…)")
+        if auto and meta.face_verdicts is None:
+            return None  # not calibrated yet: its fused scores have no thresholds
         model, meta = fx.load(path)
     except fx.ExpertError as exc:
         raise ckpt.CheckpointError(str(exc)) from None
-    if meta.network_sha256 != ckpt.sha256(network_path):
-        if auto:
-            return None  # made for the shipped network; other weights score faces alone
-        raise ckpt.CheckpointError(f"face expert {path} was made for other network weights "
-                                   f"(sha256 {meta.network_sha256[:12]}…)")
     return model, meta, path
 
 

@@ -88,8 +88,10 @@ class ExpertMeta:
                        network_sha256=str(d["network_sha256"]), face_verdicts=d.get("face_verdicts"))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ExpertError(f"face expert metadata missing or malformed: {exc!r}") from None
-        if not (0.0 <= meta.weight <= 1.0) or meta.norm_expert[1] <= 0 or meta.norm_network[1] <= 0 \
-                or meta.size < 16 or meta.box_map["ratio"] <= 0:
+        numbers = [meta.weight, *meta.norm_expert, *meta.norm_network, *meta.box_map.values()]
+        if not all(math.isfinite(v) for v in numbers) or not (0.0 <= meta.weight <= 1.0) \
+                or meta.norm_expert[1] <= 0 or meta.norm_network[1] <= 0 or meta.size < 16 \
+                or meta.box_map["ratio"] <= 0:
             raise ExpertError(f"face expert metadata out of range: {d}")
         return meta
 
@@ -154,14 +156,25 @@ def expert_crop(img: Image.Image, box: Sequence[float], box_map: dict, size: int
     return np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR))
 
 
-def expert_logits(model, crops: np.ndarray) -> np.ndarray:
-    """The expert's logits for ``(N, S, S, 3)`` uint8 crops."""
+def to_input(crops: np.ndarray):
+    """``(N, S, S, 3)`` uint8 crops as the expert's float input ``(N, 3, S, S)``."""
+    import torch
+
+    x = torch.from_numpy(np.array(crops, dtype=np.uint8)).permute(0, 3, 1, 2).float()  # a writable copy
+    return (x / 255.0 - MEAN) / STD
+
+
+def expert_logits(model, crops: np.ndarray, runner=None) -> np.ndarray:
+    """The expert's logits for ``(N, S, S, 3)`` uint8 crops; with ``runner`` (a
+    :class:`~fakedet.inference.cpurun.CpuRunner`) in its fixed sub-batches and threads, so that
+    a logit does not depend on the batch it came in."""
     import torch
 
     if len(crops) == 0:
         return np.zeros(0, np.float64)
-    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float()
-    x = (x / 255.0 - MEAN) / STD
+    x = to_input(crops)
+    if runner is not None:
+        return torch.cat(runner.run(model, x)).double().numpy()
     with torch.inference_mode():
         return model(x).double().numpy()
 
