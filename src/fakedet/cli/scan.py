@@ -81,8 +81,9 @@ Examples:
               help="Do not read provenance metadata (C2PA, XMP/EXIF, generation parameters) or "
                    "watermarks: labels then come from the model alone.")
 @faces_option("Find faces and score each one; p_fake is the maximum over the faces and the "
-              "whole image, labelled with the checkpoint's face-mode thresholds (an image with no "
-              "face found: the whole-image ones; jsonl/json add a 'faces' list of boxes and scores).")
+              "whole image, labelled with face-mode thresholds (an image with no face found: the "
+              "whole-image ones; jsonl/json add a 'faces' list of boxes and scores). With the shipped "
+              "face expert each face's score is the fused one (see --no-face-expert).")
 @face_expert_option
 @engine.engine_options
 def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, device, batch_size,
