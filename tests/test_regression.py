@@ -56,3 +56,32 @@ def test_test_split_verdicts_match_model_card(det, name):
         assert (labels[y == 0] == "fake").mean() <= card["real"]["fake"] + 0.02
     if card["fake"] is not None:
         assert (labels[y == 1] == "fake").mean() >= card["fake"]["fake"] - 0.05
+
+
+@pytest.mark.parametrize("name", ["lfw_faceswap", "ffpp_faces"])
+def test_fused_face_mode_on_the_test_splits(name):
+    """The shipped face expert in --faces (model card, "A fused face score in --faces"): alone
+    it ranks the set's swaps well above chance on the largest face (0.834 and 0.690 when
+    shipped); fused, face mode's AUC is no lower than the network's alone by more than 0.01 and
+    no more real images get ``fake``."""
+    from fakedet.model import expert as fx
+
+    if not fx.default_expert_path().is_file():
+        pytest.skip("no face expert shipped")
+    import numpy as np
+
+    images = read_manifest(str(SHARED_DATA / name / "manifest.csv"), "test")
+    det = Detector.load(device="cpu", faces=True)
+    assert det.expert is not None, "the shipped face expert does not pair with the shipped weights"
+    recs = det.predict([im.path for im in images])
+    assert all(r.ok for r in recs)
+    y = np.array([im.label for im in images])
+    face = np.array([bool(r.faces) for r in recs])
+    expert = np.array([r.faces[0]["p_expert"] if r.faces else 0.5 for r in recs])
+    assert face.mean() > 0.95
+    assert auc(y[face], expert[face]) >= {"lfw_faceswap": 0.80, "ffpp_faces": 0.66}[name]
+    fused = np.array([r.p_fake for r in recs])
+    alone = np.array([max([r.p_whole] + [f["p_network"] for f in r.faces]) for r in recs])
+    assert auc(y, fused) >= auc(y, alone) - 0.01
+    t_alone = det.meta.cutoffs(faces=True)[0]
+    assert ((fused >= det.face_cutoffs[0]) & (y == 0)).sum() <= ((alone >= t_alone) & (y == 0)).sum() + 1
