@@ -10,6 +10,9 @@ the false-positive rate on real images at the checkpoint's threshold, per set an
   original, png (lossless re-save), jpeg75, jpeg50, half (0.5x bicubic downscale),
   blur (Gaussian, radius 1), double (2x bicubic upscale, as a high-resolution copy would be)
 
+With ``--faces`` the images are scored as ``scan --faces`` scores them (with the shipped face
+expert unless ``--no-face-expert``), labelled by the face-mode thresholds where a face is found.
+
 Images that a perturbation makes too small to analyse (cifake's 32 px images halved) are
 reported as errors and left out of that row.
 """
@@ -82,13 +85,17 @@ def main(argv=None) -> int:
                     help="comma-separated sets, 'core' (the six original sets) or 'all' (all nine)")
     ap.add_argument("--conditions", default=",".join(PERTURBATIONS),
                     help="comma-separated subset of: " + ", ".join(PERTURBATIONS))
+    ap.add_argument("--faces", action="store_true", help="score as scan --faces does")
+    ap.add_argument("--no-face-expert", action="store_true", help="with --faces: the network alone")
     args = ap.parse_args(argv)
 
-    det = Detector.load(args.weights, device="cpu", workers=args.workers)
+    det = Detector.load(args.weights, device="cpu", workers=args.workers, faces=args.faces,
+                        expert=None if args.no_face_expert else "auto")
     sets = (list(CORE) if args.sets == "core" else list(BY_NAME) if args.sets == "all"
             else [s for s in args.sets.split(",") if s])
     base = sample(Path(args.data), args.per_set, args.seed, sets)
-    results = {"threshold": det.threshold, "per_set": args.per_set, "conditions": {}}
+    results = {"threshold": det.threshold, "per_set": args.per_set, "faces": args.faces,
+               "face_expert": det.expert is not None, "conditions": {}}
     for cond in args.conditions.split(","):
         fn = PERTURBATIONS[cond]
         datasets = {}
