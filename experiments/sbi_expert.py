@@ -887,13 +887,12 @@ def _held_out_method(run: Path) -> str:
 def mtcnn_square(box, mapping: dict, w: int, h: int):
     """The FaceMesh-like square for an MTCNN box ``[x0, y0, x1, y1]``: ``mapping`` holds the
     median side ratio and centre offset (in box sides) read by ``recrop``; shrunk and shifted
-    to lie inside a ``w`` x ``h`` image, as ``square_box`` does."""
-    side0 = max(box[2] - box[0], box[3] - box[1])
-    cx = (box[0] + box[2]) / 2 + mapping["dx"] * side0
-    cy = (box[1] + box[3]) / 2 + mapping["dy"] * side0
-    side = min(side0 * mapping["ratio"], w, h)
-    x0, y0 = min(max(cx - side / 2, 0), w - side), min(max(cy - side / 2, 0), h - side)
-    return tuple(int(round(v)) for v in (x0, y0, x0 + side, y0 + side))
+    to lie inside a ``w`` x ``h`` image, as ``square_box`` does. The installed tool's own
+    function (``fakedet.model.expert.expert_square``), so that the crops trained on and
+    shipped are placed alike."""
+    from fakedet.model.expert import expert_square
+
+    return expert_square(box, mapping, w, h)
 
 
 def recrop(args):

@@ -172,24 +172,6 @@ def test_auto_skips_an_expert_without_verdicts(tiny_weights, tmp_path, monkeypat
     assert Detector.load(tiny_weights, device="cpu", faces=True, expert=path).expert is not None
 
 
-def test_the_crop_is_the_experiments_crop():
-    """The product places the expert's square as experiments/sbi_expert.py did in training."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "sbi_expert", Path(__file__).resolve().parents[1] / "experiments" / "sbi_expert.py")
-    sbi = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sbi)
-    m = {"ratio": 0.945, "dx": 0.004, "dy": 0.048}
-    rng = np.random.default_rng(1)
-    for _ in range(50):
-        x0, y0 = rng.integers(-20, 300, 2)
-        s = int(rng.integers(10, 400))
-        box, w, h = [int(x0), int(y0), int(x0) + s, int(y0) + int(s * rng.uniform(0.8, 1.3))], 320, 240
-        assert fx.expert_square(box, m, w, h) == sbi.mtcnn_square(box, m, w, h)
-
-
 def test_scan_faces_jsonl_lists_both_scores(tiny_weights, tmp_path, one_face, monkeypatch):
     path = make_expert(tmp_path / "e.safetensors", tiny_weights, face_verdicts={"fake": 0.9, "real": 0.1, "rule": "r"})
     monkeypatch.setattr(fx, "default_expert_path", lambda: path)
