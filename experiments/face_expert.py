@@ -35,7 +35,9 @@ from fakedet.evaluation.metrics import auc as roc_auc
 from fakedet.model import checkpoint
 from fakedet.model import expert as fx
 
-FACE_SETS = ("ffpp_faces", "dfdc_faceswap", "lfw_faceswap")
+FACE_SETS = ("ffpp_faces", "dfdc_faceswap", "lfw_faceswap")  # the rule's cost is read on these
+#: paired sets whose AUC is reported as description only (wholly generated faces)
+DESCRIBED_SETS = ("stylegan2_faces",)
 REAL_SOURCES = ("cifake_sd14", "dfdc_faceswap", "ffpp_faces", "imagenet_real_photos", "lfw_faceswap",
                 "stylegan2_faces", "unsplash_portraits", "utkface_real")
 
@@ -107,6 +109,11 @@ def _auc(neg, pos) -> float:
     return float(roc_auc(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]))
 
 
+def _shares(labels, sel) -> dict:
+    picked = [lbl for lbl, s in zip(labels, sel) if s]
+    return {v: float(np.mean([lbl == v for lbl in picked])) if picked else None for v in ("fake", "uncertain", "real")}
+
+
 def _label(p: float, cut: tuple) -> str:
     return "fake" if p >= cut[0] else ("real" if p < cut[1] else "uncertain")
 
@@ -120,11 +127,12 @@ def evaluate(args) -> int:
     whole = det.cutoffs
     today_face = det.meta.cutoffs(faces=True)
     fused_face = det.face_cutoffs
-    names = sorted(set(FACE_SETS) | set(REAL_SOURCES))
+    paired = FACE_SETS + DESCRIBED_SETS
+    names = sorted(set(paired) | set(REAL_SOURCES))
     rows = {}
     for name in names:
         ims = [im for im in read_manifest(manifest(name), split=args.split)
-               if name in FACE_SETS or im.label == 0]
+               if name in paired or im.label == 0]
         recs = det.predict([im.path for im in ims])
         bad = [r.error for r in recs if not r.ok]
         if bad:
@@ -141,13 +149,16 @@ def evaluate(args) -> int:
         real = y == 0
         row = {"n_real": int(real.sum()), "n_fake": int((~real).sum()), "with_face": int(face.sum()),
                "fake_share_real": {"today": float(np.mean([lbl == "fake" for lbl, r in zip(lab_today, real) if r])),
-                                   "fused": float(np.mean([lbl == "fake" for lbl, r in zip(lab_fused, real) if r]))}}
-        if name in FACE_SETS:
+                                   "fused": float(np.mean([lbl == "fake" for lbl, r in zip(lab_fused, real) if r]))},
+               # description: every verdict's share of the real (and fake) images, in each mode
+               "verdicts_real": {m: _shares(lab, real) for m, lab in (("today", lab_today), ("fused", lab_fused))}}
+        if name in paired:
             row["auc"] = {"today": _auc(today[real], today[~real]), "fused": _auc(fused[real], fused[~real])}
             ok = face
             row["auc_largest_face"] = {  # description only: the images with a face
                 "network": _auc(network_face[ok & real], network_face[ok & ~real]),
                 "expert": _auc(expert[ok & real], expert[ok & ~real])}
+            row["verdicts_fake"] = {m: _shares(lab, ~real) for m, lab in (("today", lab_today), ("fused", lab_fused))}
             row["fake_caught"] = {
                 "today": float(np.mean([lbl == "fake" for lbl, r in zip(lab_today, real) if not r])),
                 "fused": float(np.mean([lbl == "fake" for lbl, r in zip(lab_fused, real) if not r]))}
