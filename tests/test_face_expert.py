@@ -169,6 +169,7 @@ def test_auto_skips_an_expert_without_verdicts(tiny_weights, tmp_path, monkeypat
     path = make_expert(tmp_path / "e.safetensors", tiny_weights)
     monkeypatch.setattr(fx, "default_expert_path", lambda: path)
     assert Detector.load(tiny_weights, device="cpu", faces=True).expert is None
+    assert Detector.load(tiny_weights, device="cpu", faces=True, expert=True).expert is None
     assert Detector.load(tiny_weights, device="cpu", faces=True, expert=path).expert is not None
 
 
@@ -180,10 +181,14 @@ def test_scan_faces_jsonl_lists_both_scores(tiny_weights, tmp_path, one_face, mo
     assert r.exit_code == 0, r.output
     face = json.loads(r.stdout)["faces"][0]
     assert set(face) == {"box", "p_fake", "p_network", "p_expert"}
+    assert "faces scored with the face expert" in r.stderr
+    assert Detector.load(tiny_weights, device="cpu", faces=True, expert=True).expert is not None
+    assert Detector.load(tiny_weights, device="cpu", faces=True, expert=False).expert is None
     r = CliRunner().invoke(cli, ["scan", "--faces", "--no-face-expert", "-f", "jsonl", "-w", str(tiny_weights),
                                  "-j", "0", str(img)])
     assert r.exit_code == 0, r.output
     assert set(json.loads(r.stdout)["faces"][0]) == {"box", "p_fake"}
+    assert "faces scored by the network alone" in r.stderr
 
 
 def test_expert_crop_matches_training_resizes(tmp_path):

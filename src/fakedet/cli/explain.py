@@ -229,8 +229,9 @@ def output_name(path: str, used: set) -> str:
 @click.option("-d", "--device", type=DeviceType(), default="auto", show_default=True,
               help="auto (GPU when present), cpu, cuda or cuda:N.")
 @click.option("--faces/--no-faces", default=True, show_default=True,
-              help="Find faces (MTCNN), draw each one's box and score it on its crop; p_fake is "
-                   "then the maximum over the faces and the whole image, as in scan --faces.")
+              help="Find faces (MTCNN), draw each one's box and score it on its crop by the network "
+                   "alone; p_fake is then the maximum over the faces and the whole image, as in "
+                   "scan --faces --no-face-expert (the heatmap is the network's).")
 @click.option("--grid", type=click.IntRange(2, 32), default=10, show_default=True,
               help="Heatmap cells per side: grid x grid occluded copies are scored, so the time "
                    "grows with its square.")

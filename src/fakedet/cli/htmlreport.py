@@ -106,6 +106,7 @@ class HtmlReport:
             "real_below": cutoffs[1],
             "face_threshold": list(det.face_cutoffs)[0] if faces else None,
             "face_real_below": list(det.face_cutoffs)[1] if faces else None,
+            "face_expert": faces and getattr(det, "expert", None) is not None,
             "page_rows": PAGE_ROWS,
         }
 
@@ -381,6 +382,7 @@ function start(){
  if(meta.weights)m.push('weights '+meta.weights);if(meta.device)m.push(meta.device);if(meta.faces)m.push('face mode');
  var rule=meta.real_below<meta.threshold?'fake at p_fake \u2265 '+meta.threshold.toFixed(6)+', real below '+meta.real_below.toFixed(6)+', uncertain between':'fake at p_fake \u2265 '+(meta.threshold==null?'?':meta.threshold.toFixed(4));
  if(meta.faces)rule+='; images with a face: fake at \u2265 '+meta.face_threshold.toFixed(6)+', real below '+meta.face_real_below.toFixed(6);
+ if(meta.faces)rule+=meta.face_expert?' (faces scored with the face expert)':' (faces scored by the network alone)';
  m.push(rule);$('meta').textContent=m.join(' \u00b7 ');
  var w=[];if(!summary)w.push('This report is incomplete: the run was interrupted or is still running; it shows the '+rows.length+' records written so far.');
  else if(summary.complete===false)w.push('The run was interrupted: '+rows.length+' records.');

@@ -388,7 +388,9 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
         err(_summary(det, n - n_folders, n_fake, n_unc, n_err - n_folders, n_folders, elapsed,
                      time.perf_counter() - STARTED, filt))
         if det.faces:
-            err(f"{n_noface} image{'s' if n_noface != 1 else ''} without a face scored as a whole")
+            expert = "with the face expert" if det.expert is not None else "by the network alone"
+            err(f"faces scored {expert}; {n_noface} image{'s' if n_noface != 1 else ''} without a face "
+                "scored as a whole (whole-image thresholds)")
         if n_evidence:
             err(f"{n_evidence} image{'s' if n_evidence != 1 else ''} with provenance evidence, "
                 f"{n_by_evidence} labelled fake by it (jsonl/json list it)")

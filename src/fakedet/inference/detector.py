@@ -95,8 +95,8 @@ class Detector:
         default threshold is then the checkpoint's face-mode one when it has one.
         ``expert`` (face mode only): ``"auto"`` fuses each face's score with the shipped face
         expert (``weights/face-expert.safetensors``) when it was made for these weights; a path
-        loads that expert (an error when it was made for other weights); None scores faces by
-        the network alone (the face-mode thresholds are then the checkpoint's).
+        loads that expert (an error when it was made for other weights); None (or False) scores
+        faces by the network alone (the face-mode thresholds are then the checkpoint's).
         ``decode`` picks the decoder: ``pil`` (worker threads), ``torch`` (batched torchvision
         decoding and preprocessing on the model's device) or ``auto`` (torch on CUDA, else pil).
         ``provenance`` reads each image's provenance metadata (C2PA, XMP/EXIF, generation
@@ -323,8 +323,10 @@ def _load_expert(expert, network_path: Path):
     """``Detector.load``'s ``expert``: ``(FaceExpert, ExpertMeta, path)`` or None."""
     from fakedet.model import expert as fx
 
-    if expert is None:
+    if expert is None or expert is False:
         return None
+    if expert is True:
+        expert = "auto"
     auto = isinstance(expert, str) and expert == "auto"
     path = fx.default_expert_path() if auto else Path(expert)
     if auto and not path.is_file():
