@@ -129,9 +129,12 @@ def evaluate(args) -> int:
     fused_face = det.face_cutoffs
     paired = FACE_SETS + DESCRIBED_SETS
     names = sorted(set(paired) | set(REAL_SOURCES))
+    if args.sets:
+        names = [n for n in args.sets.split(",") if n]
     rows = {}
     for name in names:
-        ims = [im for im in read_manifest(manifest(name), split=args.split)
+        split = None if args.split == "all" else args.split
+        ims = [im for im in read_manifest(manifest(name), split=split)
                if name in paired or im.label == 0]
         recs = det.predict([im.path for im in ims])
         bad = [r.error for r in recs if not r.ok]
@@ -165,9 +168,9 @@ def evaluate(args) -> int:
         rows[name] = row
         print(name, json.dumps(row), flush=True)
 
-    cost = {n: rows[n]["auc"]["fused"] - rows[n]["auc"]["today"] for n in FACE_SETS}
+    cost = {n: rows[n]["auc"]["fused"] - rows[n]["auc"]["today"] for n in FACE_SETS if n in rows}
     share_ok = {}
-    for n in REAL_SOURCES:
+    for n in (n for n in REAL_SOURCES if n in rows):
         s = rows[n]["fake_share_real"]
         share_ok[n] = s["fused"] <= max(s["today"], 0.02) + 1.0 / max(1, rows[n]["n_real"]) + 1e-12
     res = {"split": args.split, "expert": str(expert_path), "weights": str(det.weights_path),
@@ -193,7 +196,8 @@ def main(argv=None) -> int:
     v = sub.add_parser("evaluate", help="today's face mode against the fused one, by the record's rule")
     v.add_argument("--expert", default=None, help="[default: the shipped face expert]")
     v.add_argument("--weights", default=None)
-    v.add_argument("--split", default="val")
+    v.add_argument("--split", default="val", help="val, test, train or all (every image)")
+    v.add_argument("--sets", default=None, help="comma-separated sets [default: every real source and face set]")
     v.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.cmd == "export":
