@@ -117,12 +117,7 @@ def main(argv=None) -> int:
         print(f"| {name} | {s['n_real']} | {s['fpr']:.3f} | {s['fpr_at_whole_image_threshold']:.3f} | {s['tpr']:.3f} |")
     print(f"\nface-mode verdicts: fake at >= {fv.fake:.6f}, real below {fv.real:.6f} "
           f"({stats['_found']['with_face']} of {len(found)} composites with a face found)")
-    print("| set | real: fake / uncertain / real | fakes: fake / uncertain / real |")
-    print("|---|---|---|")
-    for name in FACE_SETS:
-        r, f = stats[name]["real_verdicts"], stats[name]["fake_verdicts"]
-        print(f"| {name} | " + " / ".join(f"{r[k]:.3f}" for k in ("fake", "uncertain", "real")) + " | "
-              + " / ".join(f"{f[k]:.3f}" for k in ("fake", "uncertain", "real")) + " |")
+    _print_verdicts(stats)
     return 0
 
 
@@ -130,28 +125,28 @@ def _write_expert(args, det, fv, stats, items) -> int:
     """The fused face score's verdicts, written into the face expert's file."""
     import dataclasses
 
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     from fakedet.model import expert as fx
 
     path = Path(args.expert)
-    _, meta = fx.load(path)
-    meta = dataclasses.replace(meta, face_verdicts={
+    meta = dataclasses.replace(fx.read_meta(path), face_verdicts={
         **fv.to_dict(), "rule": fv.rule + f" (val face composites with a face found, {len(items)} composites, "
                                           "fused face score)"})
-    tensors = load_file(str(path))
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp), metadata=meta.to_metadata())
-    tmp.replace(path)
+    fx.save(path, load_file(str(path)), meta)
     print(f"{len(items)} val composites; fused face-mode verdicts: fake at >= {fv.fake:.6f}, "
           f"real below {fv.real:.6f}; written to {path}")
+    _print_verdicts(stats)
+    return 0
+
+
+def _print_verdicts(stats) -> None:
     print("| set | real: fake / uncertain / real | fakes: fake / uncertain / real |")
     print("|---|---|---|")
     for name in FACE_SETS:
         r, f = stats[name]["real_verdicts"], stats[name]["fake_verdicts"]
         print(f"| {name} | " + " / ".join(f"{r[k]:.3f}" for k in ("fake", "uncertain", "real")) + " | "
               + " / ".join(f"{f[k]:.3f}" for k in ("fake", "uncertain", "real")) + " |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -47,14 +47,6 @@ def _logit(p: float) -> float:
     return math.log(p) - math.log1p(-p)
 
 
-def _write(path: Path, state: dict, meta: fx.ExpertMeta) -> None:
-    from safetensors.torch import save_file
-
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=meta.to_metadata())
-    tmp.replace(path)
-
-
 def export(args) -> int:
     from safetensors.torch import load_file
 
@@ -70,7 +62,7 @@ def export(args) -> int:
                          norm_network=(0.0, 1.0), box_map={k: box_map[k] for k in ("ratio", "dx", "dy")},
                          network_sha256=checkpoint.sha256(network))
     first = out.with_name(out.stem + ".identity-norms.safetensors")
-    _write(first, tensors, meta)
+    fx.save(first, tensors, meta)
     try:
         det = Detector.load(network, device="cpu", faces=True, expert=first)
         recs = det.predict(paths_of_reference(state))
@@ -91,7 +83,7 @@ def export(args) -> int:
     meta = fx.ExpertMeta(size=meta.size, weight=meta.weight, norm_expert=(float(le.mean()), float(le.std())),
                          norm_network=(float(ln.mean()), float(ln.std())), box_map=meta.box_map,
                          network_sha256=meta.network_sha256)
-    _write(out, tensors, meta)
+    fx.save(out, tensors, meta)
     print(f"{out}: norms from {len(le)} of {len(paths)} real val images with a face "
           f"({', '.join(state['train_sets'])}); {json.dumps(json.loads(meta.to_metadata()['fakedet_face_expert']))}")
     return 0
@@ -149,22 +141,20 @@ def evaluate(args) -> int:
         network_face = np.array([r.faces[0]["p_network"] if r.faces else np.nan for r in recs])
         lab_today = [_label(p, today_face if f else whole) for p, f in zip(today, face)]
         lab_fused = [_label(p, fused_face if f else whole) for p, f in zip(fused, face)]
+        modes = (("today", lab_today), ("fused", lab_fused))
         real = y == 0
         row = {"n_real": int(real.sum()), "n_fake": int((~real).sum()), "with_face": int(face.sum()),
-               "fake_share_real": {"today": float(np.mean([lbl == "fake" for lbl, r in zip(lab_today, real) if r])),
-                                   "fused": float(np.mean([lbl == "fake" for lbl, r in zip(lab_fused, real) if r]))},
-               # description: every verdict's share of the real (and fake) images, in each mode
-               "verdicts_real": {m: _shares(lab, real) for m, lab in (("today", lab_today), ("fused", lab_fused))}}
+               # every verdict's share of the real (and fake) images, in each mode (description)
+               "verdicts_real": {m: _shares(lab, real) for m, lab in modes}}
+        row["fake_share_real"] = {m: v["fake"] for m, v in row["verdicts_real"].items()}  # the rule's
         if name in paired:
             row["auc"] = {"today": _auc(today[real], today[~real]), "fused": _auc(fused[real], fused[~real])}
             ok = face
             row["auc_largest_face"] = {  # description only: the images with a face
                 "network": _auc(network_face[ok & real], network_face[ok & ~real]),
                 "expert": _auc(expert[ok & real], expert[ok & ~real])}
-            row["verdicts_fake"] = {m: _shares(lab, ~real) for m, lab in (("today", lab_today), ("fused", lab_fused))}
-            row["fake_caught"] = {
-                "today": float(np.mean([lbl == "fake" for lbl, r in zip(lab_today, real) if not r])),
-                "fused": float(np.mean([lbl == "fake" for lbl, r in zip(lab_fused, real) if not r]))}
+            row["verdicts_fake"] = {m: _shares(lab, ~real) for m, lab in modes}
+            row["fake_caught"] = {m: v["fake"] for m, v in row["verdicts_fake"].items()}
         rows[name] = row
         print(name, json.dumps(row), flush=True)
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from safetensors.torch import save_file
 
 from fakedet import Detector
 from fakedet.cli import cli
@@ -33,7 +32,7 @@ def make_expert(path, network, weight=0.2, face_verdicts=None, seed=0, **kw):
                          norm_network=kw.get("norm_network", (-2.0, 1.5)),
                          box_map={"ratio": 0.945, "dx": 0.004, "dy": 0.048},
                          network_sha256=checkpoint.sha256(network), face_verdicts=face_verdicts)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=meta.to_metadata())
+    fx.save(path, model.state_dict(), meta)
     return path
 
 

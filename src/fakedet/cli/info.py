@@ -126,8 +126,7 @@ def _face_expert(sha256: str):
         return {"weights": str(path), "error": str(exc)}
     if m.network_sha256 != sha256:
         return None  # made for the shipped network; --faces with these weights scores faces alone
-    return {"weights": str(path), "weight": m.weight, "input": f"{m.size}x{m.size} face square",
-            "face_verdicts": m.face_verdicts}
+    return {"weights": str(path), **m.describe()}
 
 
 VERDICT_MEANINGS = (

@@ -249,13 +249,8 @@ class Detector:
         model, meta = self.expert[:2]
         crops = [batch[i].expert_crops for i in ok]
         x = np.concatenate(crops) if crops else np.zeros((0, meta.size, meta.size, 3), np.uint8)
-        if self.device.type == "cuda" and len(x):
-            import torch
-
-            with torch.inference_mode():
-                le = iter(model(fx.to_input(x).to(self.device)).double().cpu().numpy().tolist())
-        else:
-            le = iter(fx.expert_logits(model, x, self._cpu).tolist())
+        cuda = self.device if self.device.type == "cuda" else None
+        le = iter(fx.expert_logits(model, x, self._cpu, device=cuda).tolist())
         out, parts, start = list(logits), {}, 0
         for i in ok:
             n = len(batch[i].views)
@@ -312,10 +307,8 @@ class Detector:
             "device": str(self.device),
         })
         if self.expert is not None:
-            m = self.expert[1]
             d["face_expert"] = {"weights": str(self.expert[2]) if len(self.expert) > 2 else None,
-                                "weight": m.weight, "input": f"{m.size}x{m.size} face square",
-                                "face_verdicts": m.face_verdicts}
+                                **self.expert[1].describe()}
         return d
 
 

@@ -77,6 +77,11 @@ class ExpertMeta:
             "norm_network": list(self.norm_network), "box_map": self.box_map,
             "network_sha256": self.network_sha256, "face_verdicts": self.face_verdicts})}
 
+    def describe(self) -> dict:
+        """What ``fakedet info`` and ``Detector.info`` show of it."""
+        return {"weight": self.weight, "input": f"{self.size}x{self.size} face square",
+                "face_verdicts": self.face_verdicts}
+
     @classmethod
     def from_metadata(cls, md: Optional[dict]) -> "ExpertMeta":
         try:
@@ -136,6 +141,16 @@ def load(path: Path):
     return model.eval(), meta
 
 
+def save(path: Path, tensors: dict, meta: ExpertMeta) -> None:
+    """Writes the expert's tensors and metadata to ``path`` (atomically)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta.to_metadata())
+    tmp.replace(path)
+
+
 def expert_square(box: Sequence[float], box_map: dict, w: int, h: int) -> tuple[int, int, int, int]:
     """The expert's square for an MTCNN box ``[x0, y0, x1, y1]``: the box's longer side times
     ``ratio``, its centre moved by ``(dx, dy)`` box sides; shrunk and shifted to lie inside a
@@ -164,19 +179,19 @@ def to_input(crops: np.ndarray):
     return (x / 255.0 - MEAN) / STD
 
 
-def expert_logits(model, crops: np.ndarray, runner=None) -> np.ndarray:
-    """The expert's logits for ``(N, S, S, 3)`` uint8 crops; with ``runner`` (a
-    :class:`~fakedet.inference.cpurun.CpuRunner`) in its fixed sub-batches and threads, so that
-    a logit does not depend on the batch it came in."""
+def expert_logits(model, crops: np.ndarray, runner=None, device=None) -> np.ndarray:
+    """The expert's logits for ``(N, S, S, 3)`` uint8 crops: on ``device`` (the model's) when
+    given, else with ``runner`` (a :class:`~fakedet.inference.cpurun.CpuRunner`) in its fixed
+    sub-batches and threads, so that a logit does not depend on the batch it came in."""
     import torch
 
     if len(crops) == 0:
         return np.zeros(0, np.float64)
     x = to_input(crops)
-    if runner is not None:
+    if runner is not None and device is None:
         return torch.cat(runner.run(model, x)).double().numpy()
     with torch.inference_mode():
-        return model(x).double().numpy()
+        return model(x if device is None else x.to(device)).double().cpu().numpy()
 
 
 def fuse(l_network, l_expert, meta: ExpertMeta):
@@ -189,5 +204,6 @@ def fuse(l_network, l_expert, meta: ExpertMeta):
 def expert_probability(l_expert: float, meta: ExpertMeta) -> float:
     """The expert's own score, ``sigmoid`` of its standardised logit (0.5 at the reference
     reals' mean; for reading, not for verdicts)."""
-    z = (l_expert - meta.norm_expert[0]) / meta.norm_expert[1]
-    return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+    from fakedet.inference.result import calibrated
+
+    return calibrated((l_expert - meta.norm_expert[0]) / meta.norm_expert[1], 1.0)
