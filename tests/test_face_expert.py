@@ -57,7 +57,7 @@ def test_fusion_at_weight_zero_is_the_network_and_at_one_the_expert_in_network_u
     assert fx.fuse(5.0, 3.0, one) == pytest.approx(-3.0 + 0.5)
     half = dataclasses.replace(meta, weight=0.5)
     assert fx.fuse(0.0, 1.0, half) == pytest.approx(0.5 * 0 + 0.5 * -3.0)
-    assert fx.expert_probability(1.0, meta) == pytest.approx(0.5)
+    assert fx.standardised(1.0, meta) == 0.0 and fx.standardised(5.0, meta) == pytest.approx(2.0)
 
 
 def test_metadata_round_trip_and_refusals():

@@ -259,7 +259,7 @@ class Detector:
                 e = next(le)
                 out[k] = float(fx.fuse(logits[k], e, meta))
                 parts[i].append({"p_network": calibrated(logits[k], self.temperature),
-                                 "p_expert": fx.expert_probability(e, meta)})
+                                 "p_expert": calibrated(fx.standardised(e, meta), 1.0)})
             start += n
         return out, parts
 

@@ -201,9 +201,7 @@ def fuse(l_network, l_expert, meta: ExpertMeta):
     return (1 - w) * np.asarray(l_network, np.float64) + w * (mu_n + sd_n * (np.asarray(l_expert) - mu_e) / sd_e)
 
 
-def expert_probability(l_expert: float, meta: ExpertMeta) -> float:
-    """The expert's own score, ``sigmoid`` of its standardised logit (0.5 at the reference
-    reals' mean; for reading, not for verdicts)."""
-    from fakedet.inference.result import calibrated
-
-    return calibrated((l_expert - meta.norm_expert[0]) / meta.norm_expert[1], 1.0)
+def standardised(l_expert: float, meta: ExpertMeta) -> float:
+    """The expert's logit standardised by its reference reals (0 at their mean); its sigmoid is
+    the ``p_expert`` of a face record (for reading, not for verdicts)."""
+    return (l_expert - meta.norm_expert[0]) / meta.norm_expert[1]
