@@ -148,6 +148,8 @@ def prepare(args):
     jobs += [(name, reals_npz(work, name), "reals") for name in args.train_sets if name in EVAL_SETS]
     if args.val:  # the fused sets' val splits, for ``weigh``
         jobs += [(name, work / f"{name}_val.npz", "val") for name in FUSED_SETS]
+    # genuine fakes (train and val splits) for ``train --genuine`` and ``heldout``
+    jobs += [(name, fakes_npz(work, name), "fakes") for name in args.genuine]
     for name, out, only in jobs:
         if out.exists():
             continue
@@ -156,6 +158,8 @@ def prepare(args):
             rows = [r for r in rows if r["split"] == only]
         elif only == "reals":
             rows = [r for r in rows if r["split"] in ("train", "val") and r["label"] == "0"]
+        elif only == "fakes":
+            rows = [r for r in rows if r["split"] in ("train", "val") and r["label"] == "1"]
         crops = np.zeros((len(rows), CROP, CROP, 3), np.uint8)
         lms = np.zeros((len(rows), 468, 2), np.float32)
         found = np.zeros(len(rows), bool)
@@ -521,6 +525,24 @@ def reals_npz(work: Path, name: str) -> Path:
     return work / (f"{name}_reals.npz" if name in EVAL_SETS else f"{name}.npz")
 
 
+def fakes_npz(work: Path, name: str) -> Path:
+    """Where a set's genuine fakes of its train and val splits are cached (``prepare --genuine``)."""
+    return work / f"{name}_fakes.npz"
+
+
+def genuine_data(work: Path, genuine, leave_out=None):
+    """The genuine fake train crops (face found) of the sets ``genuine``; ``leave_out`` names a
+    FaceForensics++ method whose fakes are left out (a leave-one-method-out run)."""
+    crops = []
+    for name in genuine:
+        z = np.load(fakes_npz(work, name))
+        keep = (z["split"] == "train") & z["found"]
+        if leave_out:
+            keep &= np.array([_method(g) != leave_out for g in z["group"]])
+        crops.append(z["crops"][keep])
+    return np.concatenate(crops) if crops else np.zeros((0, CROP, CROP, 3), np.uint8)
+
+
 def train_data(work: Path, train_sets):
     """The real train crops (face found) of ``train_sets``, their landmarks, and for each the
     index of its set and its group (video or person; ``swap_blend`` takes donors from the same
@@ -544,6 +566,11 @@ def train(args):
     crops, lms, set_ids, groups = train_data(work, args.train_sets)
     print(f"training on {len(crops)} real crops ({', '.join(args.train_sets)}, train split, face found); "
           f"pseudo-fakes: {args.recipe}", flush=True)
+    genuine = genuine_data(work, args.genuine, args.leave_out)
+    if args.genuine:
+        print(f"genuine fakes: {len(genuine)} crops ({', '.join(args.genuine)}, train split, face found"
+              f"{', without ' + args.leave_out if args.leave_out else ''}), "
+              f"{args.genuine_share:.0%} of the fakes of each batch", flush=True)
     donors = Donors(lms, set_ids, groups) if args.recipe in ("swap", "mix") else None
     ae = ae_path = None  # ae_path: autoencoder_id's record of it
     if args.recipe in ("ae", "aemix"):
@@ -560,7 +587,11 @@ def train(args):
         saved.setdefault("train_sets", list(TRAIN_SETS))
         saved.setdefault("recipe", "self")  # runs made before --recipe
         saved.setdefault("ae", None)  # runs made before --recipe ae
-        asked = {"size": args.size, "train_sets": args.train_sets, "recipe": args.recipe, "ae": ae_path}
+        for k, v in {"genuine": [], "leave_out": None, "genuine_share": 0.0}.items():  # runs made before --genuine
+            saved.setdefault(k, v)
+        asked = {"size": args.size, "train_sets": args.train_sets, "recipe": args.recipe, "ae": ae_path,
+                 "genuine": args.genuine, "leave_out": args.leave_out,
+                 "genuine_share": args.genuine_share if args.genuine else 0.0}
         differ = {k: (saved[k], v) for k, v in asked.items() if saved[k] != v}
         if differ:
             sys.exit(f"{work} holds a run with other settings (saved, asked): {differ}; "
@@ -584,7 +615,9 @@ def train(args):
     def save():
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
         state.write_text(json.dumps({"step": step, "size": args.size, "train_sets": args.train_sets,
-                                     "recipe": args.recipe, "ae": ae_path}))
+                                     "recipe": args.recipe, "ae": ae_path, "genuine": args.genuine,
+                                     "leave_out": args.leave_out,
+                                     "genuine_share": args.genuine_share if args.genuine else 0.0}))
 
     while step < args.steps and time.time() < t_end:
         rng = random.Random(args.seed * 1_000_003 + step)
@@ -594,7 +627,9 @@ def train(args):
         idx = [rng.randrange(len(crops)) for _ in range(half)]
         xs, ys = [], []
         for i in idx:
-            if args.recipe == "swap" or (args.recipe == "mix" and rng.random() < 0.5):
+            if len(genuine) and rng.random() < args.genuine_share:  # a genuine fake, not made from this real
+                fake = genuine[rng.randrange(len(genuine))]
+            elif args.recipe == "swap" or (args.recipe == "mix" and rng.random() < 0.5):
                 j = donors.pick(i, rng)
                 fake = swap_blend(crops[i], lms[i], crops[j], lms[j], rng)
             elif args.recipe == "ae" or (args.recipe == "aemix" and rng.random() < 0.5):
@@ -714,6 +749,35 @@ def evaluate(args):
                 r["methods"][m] = {"n": int(sel.sum()), "auc": auc(s[y == 0], s[sel])}
         res["sets"][name] = r
         print(name, json.dumps(r), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return res
+
+
+def heldout(args):
+    """The expert's ranking of one FaceForensics++ method (``--leave-out``) against the real
+    videos: its train and val fakes (``prepare --genuine ffpp_faces``) against ffpp_faces' real
+    val faces (no test image; for a run trained without that method, none of those fakes was
+    seen), and, as a description, its test fakes against the real test faces."""
+    work = Path(args.work)
+    if not args.leave_out:
+        sys.exit("heldout needs --leave-out METHOD")
+    model, state = load_expert(work)
+    size = state["size"]
+    fk = np.load(fakes_npz(work, "ffpp_faces"))
+    rl = np.load(reals_npz(work, "ffpp_faces"))
+    te = np.load(work / "ffpp_faces.npz")
+    sel = np.array([_method(g) == args.leave_out for g in fk["group"]])
+    neg = scores(model, rl["crops"][rl["split"] == "val"], size)
+    pos = scores(model, fk["crops"][sel], size)
+    tsel = np.array([_method(g) == args.leave_out for g in te["group"]]) & (te["label"] == 1)
+    tneg = scores(model, te["crops"][te["label"] == 0], size)
+    tpos = scores(model, te["crops"][tsel], size)
+    res = {"work": str(work), "method": args.leave_out, "trained_without": state.get("leave_out"),
+           "genuine": state.get("genuine", []), "steps": state["step"],
+           "non_test": {"n_real": int(len(neg)), "n_fake": int(len(pos)), "auc": auc(neg, pos)},
+           "test": {"n_real": int(len(tneg)), "n_fake": int(len(tpos)), "auc": auc(tneg, tpos)}}
+    print(json.dumps(res), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return res
@@ -1018,7 +1082,8 @@ def weigh(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["prepare", "autoencoder", "train", "eval", "probe", "fuse", "recrop", "weigh"])
+    ap.add_argument("step", choices=["prepare", "autoencoder", "train", "eval", "probe", "fuse", "recrop", "weigh",
+                                         "heldout"])
     ap.add_argument("--work", default="runs/sbi")
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--batch", type=int, default=32)
@@ -1034,6 +1099,13 @@ def main():
                          "face of the same set (swap), half of each (mix), faces redrawn by the "
                          "autoencoder of --ae (ae), or half self-blends, half those (aemix); "
                          "probe: self, swap or ae")
+    ap.add_argument("--genuine", type=lambda v: [n for n in v.split(",") if n], default=[],
+                    help="prepare, train: sets whose genuine fake train faces are trained on beside the "
+                         "pseudo-fakes (e.g. ffpp_faces,dfdc_faceswap,lfw_faceswap,stylegan2_faces)")
+    ap.add_argument("--genuine-share", type=float, default=0.5,
+                    help="train: the share of each batch's fakes drawn from the genuine ones (default %(default)s)")
+    ap.add_argument("--leave-out", help="train: a FaceForensics++ method whose genuine fakes are left out; "
+                                        "heldout: the method to score")
     ap.add_argument("--ae", help="train/probe with --recipe ae or aemix: the work folder of an `autoencoder` step")
     ap.add_argument("--init", help="train: start from this work folder's expert instead of ImageNet weights")
     ap.add_argument("--weights", help="fuse, weigh: the fakedet checkpoint that saw every set (default: shipped)")
@@ -1048,7 +1120,8 @@ def main():
     ap.add_argument("--json")
     args = ap.parse_args()
     steps = {"prepare": prepare, "autoencoder": train_autoencoder, "train": train, "eval": evaluate,
-             "probe": probe, "fuse": fuse, "recrop": recrop, "weigh": weigh}
+             "probe": probe, "fuse": fuse, "recrop": recrop, "weigh": weigh,
+             "heldout": heldout}
     steps[args.step](args)
 
 
