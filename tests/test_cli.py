@@ -190,9 +190,29 @@ def test_info(runner, tiny_weights):
     assert r.exit_code == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["backbone"] == "test_efficientnet" and len(d["sha256"]) == 64
+    assert d["backbone_built_by"] == "timm"  # a timm test model: only timm builds it
     assert d["threshold"] == 0.5 and d["temperature"] == 1.0
     r = runner.invoke(cli, ["info", "--weights", str(tiny_weights)])
     assert "test_efficientnet" in r.stdout and "sha256" in r.stdout
+    assert "built by timm: pip install 'fakedet[timm]'" in r.stdout
+
+
+def test_info_says_the_shipped_backbone_needs_no_timm(runner):
+    r = runner.invoke(cli, ["info", "--json"])
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["backbone"] == "tf_efficientnet_lite0" and d["backbone_built_by"] == "fakedet"
+    assert "built by fakedet without timm" in runner.invoke(cli, ["info"]).stdout
+
+
+def test_backbone_builder_names_match_the_native_builders():
+    from fakedet.model.backbones import LITE_VARIANTS
+    from fakedet.model.config import NATIVE_BACKBONES, backbone_builder
+
+    assert tuple(LITE_VARIANTS) == NATIVE_BACKBONES
+    assert backbone_builder("tf_efficientnet_lite0") == "fakedet"
+    assert backbone_builder("tf_efficientnet_lite0", {"drop_rate": 0.1}) == "timm"
+    assert backbone_builder("resnet18") == "timm"
 
 
 def test_weights_that_fail_to_load_after_decoding_started(runner, tiny_weights, folder, tmp_path):

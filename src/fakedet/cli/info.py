@@ -33,7 +33,9 @@ def info(weights, as_json):
         click.echo(json.dumps(nan_to_none(d), indent=2, allow_nan=False))
         return
     click.echo(f"model:        {d['name']}")
-    click.echo(f"backbone:     {d['backbone']} (timm)")
+    built = ("timm's architecture, built by fakedet without timm" if d["backbone_built_by"] == "fakedet"
+             else "built by timm: pip install 'fakedet[timm]'")
+    click.echo(f"backbone:     {d['backbone']} ({built})")
     click.echo(f"branches:     {', '.join(d['branches'])}")
     click.echo(f"parameters:   {d['parameters']:,}")
     for k, v in d["input"].items():

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fakedet.model.config import NATIVE_BACKBONES, backbone_builder
+
 # name: (channel multiplier, depth multiplier), as in timm's _gen_efficientnet_lite
 LITE_VARIANTS = {
     "tf_efficientnet_lite0": (1.0, 1.0),
@@ -26,6 +28,7 @@ LITE_VARIANTS = {
     "tf_efficientnet_lite3": (1.2, 1.4),
     "tf_efficientnet_lite4": (1.4, 1.8),
 }
+assert tuple(LITE_VARIANTS) == NATIVE_BACKBONES
 
 # (block type, repeats, kernel, stride, expansion, out channels) per stage
 _LITE_STAGES = [
@@ -183,7 +186,7 @@ def fold_batchnorm(model: nn.Module) -> int:
 
 def create_backbone(name: str, **kwargs) -> nn.Module:
     """A backbone returning pooled features, with ``num_features`` set; never downloads."""
-    if name in LITE_VARIANTS and not kwargs:
+    if backbone_builder(name, kwargs) == "fakedet":
         return EfficientNetLite(*LITE_VARIANTS[name])
     try:
         import timm  # any other backbone: timm builds it (slower start-up)

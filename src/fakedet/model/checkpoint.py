@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from fakedet.model.config import ModelConfig
+from fakedet.model.config import ModelConfig, backbone_builder
 
 FORMAT_VERSION = 1
 META_KEY = "fakedet"
@@ -229,6 +229,7 @@ def describe(path: Optional[str | os.PathLike], meta: Optional[CheckpointMeta] =
     return {
         "name": cfg.name,
         "backbone": cfg.backbone,
+        "backbone_built_by": backbone_builder(cfg.backbone, cfg.backbone_kwargs),
         "branches": [n for n, on in (("backbone", cfg.use_backbone), ("colour", cfg.use_colour),
                                      ("texture", cfg.use_texture)) if on],
         "input": {

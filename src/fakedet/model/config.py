@@ -15,7 +15,16 @@ from typing import Any
 
 from fakedet.data.preprocess import PreprocessConfig
 
-__all__ = ["ModelConfig", "PreprocessConfig"]
+__all__ = ["NATIVE_BACKBONES", "ModelConfig", "PreprocessConfig", "backbone_builder"]
+
+#: backbones that :mod:`fakedet.model.backbones` builds itself (timm's architecture and parameter
+#: names, without importing timm); any other name is built by ``timm.create_model``
+NATIVE_BACKBONES = tuple(f"tf_efficientnet_lite{i}" for i in range(5))
+
+
+def backbone_builder(name: str, kwargs: dict | None = None) -> str:
+    """Who builds the backbone ``name``: ``"fakedet"`` (no timm needed) or ``"timm"``."""
+    return "fakedet" if name in NATIVE_BACKBONES and not kwargs else "timm"
 
 
 @dataclass
