@@ -38,16 +38,18 @@ def main(argv=None) -> int:
     ap.add_argument("--images", default=None, help="a folder of images [default: the face sets' val images]")
     ap.add_argument("--n", type=int, default=70, help="val images per face set")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--expert", default=None, help="a face expert file [default: the shipped one]")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    if not fx.default_expert_path().is_file():
-        sys.exit(f"no face expert at {fx.default_expert_path()}")
+    expert = Path(args.expert) if args.expert else fx.default_expert_path()
+    if not expert.is_file():
+        sys.exit(f"no face expert at {expert}")
     if args.images:
         paths = [it.path for it in walk(args.images)]
     else:
         paths = [im.path for name in FACE_SETS for im in read_manifest(manifest(name), split="val")[:args.n]]
     modes = {"network": Detector.load(device="cpu", faces=True, expert=None),
-             "fused": Detector.load(device="cpu", faces=True, expert="auto")}
+             "fused": Detector.load(device="cpu", faces=True, expert=expert if args.expert else "auto")}
     if modes["fused"].expert is None:
         sys.exit("the shipped face expert was not made for the shipped weights")
     times = {k: [] for k in modes}
@@ -61,7 +63,7 @@ def main(argv=None) -> int:
             if rnd:
                 times[name].append(dt)
     ips = {k: len(paths) / statistics.median(v) for k, v in times.items()}
-    res = {"images": len(paths), "rounds": args.rounds, "images_per_s": ips,
+    res = {"images": len(paths), "rounds": args.rounds, "images_per_s": ips, "expert": str(expert),
            "ratio_fused_to_network": ips["fused"] / ips["network"],
            "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                        "python": platform.python_version()},

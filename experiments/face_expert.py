@@ -58,9 +58,12 @@ def export(args) -> int:
     out = Path(args.out)
     # first with identity norms, in a file of its own (not at the shipped path, where "auto"
     # would find it): then p_network and p_expert are sigmoids of the raw logits
+    training = {"recipe": state.get("recipe", "self"), "real_sets": list(state["train_sets"]),
+                "genuine_fakes": list(state.get("genuine") or []), "left_out": state.get("leave_out"),
+                "steps": int(state["step"])}
     meta = fx.ExpertMeta(size=int(state["size"]), weight=args.weight, norm_expert=(0.0, 1.0),
                          norm_network=(0.0, 1.0), box_map={k: box_map[k] for k in ("ratio", "dx", "dy")},
-                         network_sha256=checkpoint.sha256(network))
+                         network_sha256=checkpoint.sha256(network), training=training)
     first = out.with_name(out.stem + ".identity-norms.safetensors")
     fx.save(first, tensors, meta)
     try:
@@ -82,7 +85,7 @@ def export(args) -> int:
     paths = recs
     meta = fx.ExpertMeta(size=meta.size, weight=meta.weight, norm_expert=(float(le.mean()), float(le.std())),
                          norm_network=(float(ln.mean()), float(ln.std())), box_map=meta.box_map,
-                         network_sha256=meta.network_sha256)
+                         network_sha256=meta.network_sha256, training=meta.training)
     fx.save(out, tensors, meta)
     print(f"{out}: norms from {len(le)} of {len(paths)} real val images with a face "
           f"({', '.join(state['train_sets'])}); {json.dumps(json.loads(meta.to_metadata()['fakedet_face_expert']))}")

@@ -72,6 +72,26 @@ def test_metadata_round_trip_and_refusals():
         fx.ExpertMeta.from_metadata({"fakedet_face_expert": json.dumps(bad)})
 
 
+def test_the_training_record_round_trips_and_says_what_the_expert_learnt_from():
+    base = fx.ExpertMeta(128, 0.2, (0.1, 0.5), (-2.0, 1.5), {"ratio": 0.9, "dx": 0.0, "dy": 0.05}, "ab")
+    assert "training" not in json.loads(base.to_metadata()["fakedet_face_expert"])  # files before it: unchanged
+    assert base.trained_on() == "(not recorded in the file)"
+    real_only = dataclasses.replace(base, training={"real_sets": ["utkface_real", "lfw_faceswap"],
+                                                    "genuine_fakes": [], "left_out": None, "steps": 10})
+    assert fx.ExpertMeta.from_metadata(real_only.to_metadata()) == real_only
+    assert real_only.trained_on() == "self-blends of the real faces of utkface_real, lfw_faceswap (no genuine fake)"
+    both = dataclasses.replace(real_only, training={**real_only.training, "genuine_fakes": ["ffpp_faces"],
+                                                    "left_out": "FaceSwap"})
+    assert fx.ExpertMeta.from_metadata(both.to_metadata()).trained_on() == (
+        "self-blends of the real faces of utkface_real, lfw_faceswap and genuine fakes of ffpp_faces "
+        "(without FaceSwap)")
+    assert both.describe()["trained_on"] == both.trained_on()
+    bad = json.loads(base.to_metadata()["fakedet_face_expert"])
+    bad["training"] = "everything"
+    with pytest.raises(fx.ExpertError, match="malformed"):
+        fx.ExpertMeta.from_metadata({"fakedet_face_expert": json.dumps(bad)})
+
+
 def test_expert_square_follows_the_map_and_stays_inside():
     m = {"ratio": 0.5, "dx": 0.25, "dy": 0.0}
     assert fx.expert_square([100, 100, 200, 200], m, 1000, 1000) == (150, 125, 200, 175)

@@ -65,8 +65,9 @@ def info(weights, as_json):
     if fe and fe.get("error"):
         click.echo(f"face expert:  {fe['weights']} cannot be used: {fe['error']}")
     elif fe:
-        click.echo(f"face expert:  --faces fuses each face's score with {fe['weights']} (trained on real "
-                   f"faces only, weight {fe['weight']:g}); --no-face-expert: the network alone")
+        click.echo(f"face expert:  --faces fuses each face's score with {fe['weights']} (weight "
+                   f"{fe['weight']:g}); --no-face-expert: the network alone")
+        click.echo(f"              trained on: {fe['trained_on']}")
         fv = fe["face_verdicts"]
         if fv:
             click.echo(f"fused faces:  fake when p_fake >= {fv['fake']:.6f}, real below {fv['real']:.6f} for "

@@ -1,7 +1,8 @@
 """Model layer: the face expert of ``fakedet scan --faces`` and its fusion with the network.
 
-The expert is an EfficientNet-Lite0 trained on real faces only, each against a self-blended copy
-of itself (``experiments/sbi_expert.py``; it has seen no fake image). In face mode each face
+The expert is an EfficientNet-Lite0 trained on real faces, each against a self-blended copy of
+itself and, in files whose ``training`` record says so, against genuine fakes of the face sets
+(``experiments/sbi_expert.py``; ``ExpertMeta.trained_on`` says which). In face mode each face
 MTCNN finds is scored by both models: the network on its usual face crop, the expert on a square
 mapped from the same box. The two logits are fused in the network's units::
 
@@ -70,16 +71,36 @@ class ExpertMeta:
     box_map: dict  # MTCNN box -> square: {"ratio", "dx", "dy"} (see ``expert_square``)
     network_sha256: str  # the network the norms were read for
     face_verdicts: Optional[dict] = None  # {"fake", "real", "rule"} for the fused face score
+    #: what it was trained on: {"real_sets": [...], "genuine_fakes": [...], "left_out": method or
+    #: None, "steps": n}; None in files written before it was recorded
+    training: Optional[dict] = None
 
     def to_metadata(self) -> dict[str, str]:
-        return {"fakedet_face_expert": json.dumps({
-            "size": self.size, "weight": self.weight, "norm_expert": list(self.norm_expert),
-            "norm_network": list(self.norm_network), "box_map": self.box_map,
-            "network_sha256": self.network_sha256, "face_verdicts": self.face_verdicts})}
+        d = {"size": self.size, "weight": self.weight, "norm_expert": list(self.norm_expert),
+             "norm_network": list(self.norm_network), "box_map": self.box_map,
+             "network_sha256": self.network_sha256, "face_verdicts": self.face_verdicts}
+        if self.training is not None:
+            d["training"] = self.training
+        return {"fakedet_face_expert": json.dumps(d)}
+
+    def trained_on(self) -> str:
+        """In plain words, what the expert learnt from."""
+        t = self.training
+        if not t:
+            return "(not recorded in the file)"
+        words = f"self-blends of the real faces of {', '.join(t.get('real_sets') or [])}"
+        if t.get("genuine_fakes"):
+            words += f" and genuine fakes of {', '.join(t['genuine_fakes'])}"
+            if t.get("left_out"):
+                words += f" (without {t['left_out']})"
+        else:
+            words += " (no genuine fake)"
+        return words
 
     def describe(self) -> dict:
         """What ``fakedet info`` and ``Detector.info`` show of it."""
         return {"weight": self.weight, "input": f"{self.size}x{self.size} face square",
+                "trained_on": self.trained_on(), "training": self.training,
                 "face_verdicts": self.face_verdicts}
 
     @classmethod
@@ -90,7 +111,10 @@ class ExpertMeta:
                        norm_expert=(float(d["norm_expert"][0]), float(d["norm_expert"][1])),
                        norm_network=(float(d["norm_network"][0]), float(d["norm_network"][1])),
                        box_map={k: float(d["box_map"][k]) for k in ("ratio", "dx", "dy")},
-                       network_sha256=str(d["network_sha256"]), face_verdicts=d.get("face_verdicts"))
+                       network_sha256=str(d["network_sha256"]), face_verdicts=d.get("face_verdicts"),
+                       training=d.get("training"))
+            if meta.training is not None and not isinstance(meta.training, dict):
+                raise TypeError(f"training is {type(meta.training).__name__}, not a mapping")
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ExpertError(f"face expert metadata missing or malformed: {exc!r}") from None
         numbers = [meta.weight, *meta.norm_expert, *meta.norm_network, *meta.box_map.values()]
