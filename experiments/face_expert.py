@@ -178,6 +178,36 @@ def evaluate(args) -> int:
     return 0
 
 
+def compare(args) -> int:
+    """Two ``evaluate`` JSONs of the same split, a candidate expert against the current one:
+    each face set's fused face-mode AUC, the difference and its mean, and each real source's
+    `fake` share with its bound, max(current, 2 %) + one image
+    (docs/decisions/2026-12-04-a-face-expert-that-also-sees-genuine-fakes.md, rules 1 and 2)."""
+    new, old = (json.loads(Path(p).read_text()) for p in (args.candidate, args.current))
+    if new["split"] != old["split"]:
+        sys.exit(f"different splits: {new['split']} and {old['split']}")
+    diffs = {}
+    print("| set | AUC, current expert | AUC, candidate | difference |\n|---|---|---|---|")
+    for name in FACE_SETS:
+        a, b = old["sets"][name]["auc"]["fused"], new["sets"][name]["auc"]["fused"]
+        diffs[name] = b - a
+        print(f"| {name} | {a:.4f} | {b:.4f} | {b - a:+.4f} |")
+    mean = float(np.mean(list(diffs.values())))
+    print(f"mean difference {mean:+.4f}; smallest {min(diffs.values()):+.4f}")
+    shares = {}
+    for name, r in new["sets"].items():
+        if name not in old["sets"] or not r["n_real"]:
+            continue
+        cur, cand = old["sets"][name]["fake_share_real"]["fused"], r["fake_share_real"]["fused"]
+        bound = max(cur, 0.02) + 1 / r["n_real"]
+        shares[name] = {"current": cur, "candidate": cand, "bound": bound, "ok": cand <= bound}
+        print(f"{name}: real labelled fake {cur:.4f} -> {cand:.4f} (bound {bound:.4f})")
+    res = {"auc_difference": diffs, "mean_difference": mean, "shares": shares}
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -192,9 +222,15 @@ def main(argv=None) -> int:
     v.add_argument("--split", default="val", help="val, test, train or all (every image)")
     v.add_argument("--sets", default=None, help="comma-separated sets [default: every real source and face set]")
     v.add_argument("--json", default=None)
+    c = sub.add_parser("compare", help="two evaluate JSONs: a candidate expert against the current one")
+    c.add_argument("candidate")
+    c.add_argument("current")
+    c.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.cmd == "export":
         return export(args)
+    if args.cmd == "compare":
+        return compare(args)
     return evaluate(args)
 
 
