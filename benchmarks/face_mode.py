@@ -6,8 +6,8 @@
 
 ``Detector.load(faces=True)`` (API, default workers, the model already loaded) scores the same
 images with the network alone (``expert=None``, today's face mode) and with the shipped face
-expert (``expert="auto"``), alternating, ``--rounds`` times each after one warm-up pass of each;
-it reports the median images/s of each and their ratio. The images: every image under
+expert (``expert="auto"``; ``--expert FILE``: that file), alternating, ``--rounds`` times each
+after one warm-up pass of each; it reports the median images/s of each and their ratio. The images: every image under
 ``--images``, or the first ``--n`` val images of each face set (ffpp_faces, dfdc_faceswap,
 lfw_faceswap) read from their manifests. Decision record:
 docs/decisions/2026-12-03-a-fused-face-mode-in-the-product.md (rule 3: the ratio at least 0.6).
@@ -29,6 +29,7 @@ from fakedet.data.labelled import read_manifest
 from fakedet.data.sets import manifest
 from fakedet.data.sources import walk
 from fakedet.model import expert as fx
+from fakedet.model.checkpoint import CheckpointError
 
 FACE_SETS = ("ffpp_faces", "dfdc_faceswap", "lfw_faceswap")
 
@@ -48,10 +49,13 @@ def main(argv=None) -> int:
         paths = [it.path for it in walk(args.images)]
     else:
         paths = [im.path for name in FACE_SETS for im in read_manifest(manifest(name), split="val")[:args.n]]
-    modes = {"network": Detector.load(device="cpu", faces=True, expert=None),
-             "fused": Detector.load(device="cpu", faces=True, expert=expert if args.expert else "auto")}
-    if modes["fused"].expert is None:
-        sys.exit("the shipped face expert was not made for the shipped weights")
+    try:
+        modes = {"network": Detector.load(device="cpu", faces=True, expert=None),
+                 "fused": Detector.load(device="cpu", faces=True, expert=expert if args.expert else "auto")}
+    except (fx.ExpertError, CheckpointError) as exc:
+        sys.exit(f"{expert}: {exc}")
+    if modes["fused"].expert is None:  # "auto" skips an expert made for other weights or uncalibrated
+        sys.exit("the shipped face expert was not made for the shipped weights, or has no verdicts")
     times = {k: [] for k in modes}
     for rnd in range(args.rounds + 1):  # round 0 warms up
         for name, det in modes.items():

@@ -84,6 +84,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--weights", default=None)
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--expert", default="auto", help="the face expert file for --faces [default: the shipped one]")
     ap.add_argument("--json", default="face_eval.json")
     args = ap.parse_args(argv)
     out = Path(tempfile.mkdtemp(prefix="fakedet-faces-"))
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
         if haar:
             res["detectors"]["haar"] = haar
         res["whole_image"] = score(items, args.weights, False, args.workers)
-        res["faces"] = score(items, args.weights, True, args.workers)  # with the face expert when it pairs
+        res["faces"] = score(items, args.weights, True, args.workers, expert=args.expert)  # when it pairs
         res["faces_network"] = score(items, args.weights, True, args.workers, expert=None)
     finally:
         shutil.rmtree(out, ignore_errors=True)

@@ -12,6 +12,10 @@ the sha256 of the network it pairs with, and the norms, read through the install
 face path (``Detector(faces=True)``) on the real **val** images of the expert's training sets,
 largest face only, images with a face only.
 
+``compare CANDIDATE.json CURRENT.json`` reads two ``evaluate`` JSONs of the same split and
+network, a candidate expert against the current one, by rules 1 and 2 of
+docs/decisions/2026-12-04-a-face-expert-that-also-sees-genuine-fakes.md.
+
 ``evaluate`` scores the val split of every real source and face set in face mode with the
 expert; each record carries the network's own face scores too (``p_network``), so today's face
 score (the maximum over the whole image and the network's face scores) and the fused one come
@@ -184,8 +188,9 @@ def compare(args) -> int:
     `fake` share with its bound, max(current, 2 %) + one image
     (docs/decisions/2026-12-04-a-face-expert-that-also-sees-genuine-fakes.md, rules 1 and 2)."""
     new, old = (json.loads(Path(p).read_text()) for p in (args.candidate, args.current))
-    if new["split"] != old["split"]:
-        sys.exit(f"different splits: {new['split']} and {old['split']}")
+    for key in ("split", "weights"):
+        if new[key] != old[key]:
+            sys.exit(f"different {key}: {new[key]} and {old[key]}")
     diffs = {}
     print("| set | AUC, current expert | AUC, candidate | difference |\n|---|---|---|---|")
     for name in FACE_SETS:
@@ -194,15 +199,21 @@ def compare(args) -> int:
         print(f"| {name} | {a:.4f} | {b:.4f} | {b - a:+.4f} |")
     mean = float(np.mean(list(diffs.values())))
     print(f"mean difference {mean:+.4f}; smallest {min(diffs.values()):+.4f}")
+    if set(new["sets"]) != set(old["sets"]):
+        sys.exit(f"different sets: {sorted(new['sets'])} and {sorted(old['sets'])}")
     shares = {}
     for name, r in new["sets"].items():
-        if name not in old["sets"] or not r["n_real"]:
+        if not r["n_real"]:
             continue
         cur, cand = old["sets"][name]["fake_share_real"]["fused"], r["fake_share_real"]["fused"]
         bound = max(cur, 0.02) + 1 / r["n_real"]
-        shares[name] = {"current": cur, "candidate": cand, "bound": bound, "ok": cand <= bound}
+        shares[name] = {"current": cur, "candidate": cand, "bound": bound, "ok": cand <= bound + 1e-12}
         print(f"{name}: real labelled fake {cur:.4f} -> {cand:.4f} (bound {bound:.4f})")
-    res = {"auc_difference": diffs, "mean_difference": mean, "shares": shares}
+    rule_1 = mean >= 0.01 and min(diffs.values()) >= -0.01
+    rule_2 = all(v["ok"] for v in shares.values())
+    print(f"rule 1 (mean gain >= 0.01, none falls by more than 0.01): {'holds' if rule_1 else 'fails'}; "
+          f"rule 2 (real fake shares within their bounds): {'holds' if rule_2 else 'fails'}")
+    res = {"auc_difference": diffs, "mean_difference": mean, "shares": shares, "rule_1": rule_1, "rule_2": rule_2}
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""A face-swap expert trained on real faces only: self-blended images with landmark masks.
+"""A face-swap expert trained on real faces, self-blended with landmark masks (and, with
+``--genuine``, on genuine fakes too).
 
 Question this experiment answers (issue 18, "a face-swap expert"): does a small CNN trained on
 self-blended images (Shiohara & Yamasaki, CVPR 2022) made from the real faces of
@@ -39,6 +40,13 @@ Steps (each cached in ``--work``, so a run can be stopped and resumed):
     python experiments/sbi_expert.py fuse --work runs/sbi --json runs/fusion.json  # with the shipped network
     python experiments/sbi_expert.py prepare --val --work runs/sbi  # the fused sets' val splits
     python experiments/sbi_expert.py weigh --work runs/sbi --lomo runs/trust/lomo_h6_*/ --json runs/weigh.json
+
+``prepare --genuine SETS`` also crops those sets' genuine fakes (train and val splits), and
+``train --genuine SETS`` draws half of each batch's fakes (``--genuine-share``) from their train
+split instead of self-blends; ``--leave-out METHOD`` leaves one FaceForensics++ method's fakes
+out. ``heldout --leave-out METHOD`` scores that method's train and val fakes against ffpp_faces'
+real val faces (no test image; ``--test`` adds the test split). Decision record:
+docs/decisions/2026-12-04-a-face-expert-that-also-sees-genuine-fakes.md.
 
 ``train --recipe swap`` (or ``mix``, half of each) makes pseudo face swaps with another real face
 of the same set instead of self-blends (``swap_blend``); ``probe --recipe swap`` probes those.
@@ -533,12 +541,17 @@ def fakes_npz(work: Path, name: str) -> Path:
 def genuine_data(work: Path, genuine, leave_out=None):
     """The genuine fake train crops (face found) of the sets ``genuine``; ``leave_out`` names a
     FaceForensics++ method whose fakes are left out (a leave-one-method-out run)."""
+    if leave_out and "ffpp_faces" not in genuine:
+        sys.exit("--leave-out names a FaceForensics++ method: it needs ffpp_faces in --genuine")
     crops = []
     for name in genuine:
         z = np.load(fakes_npz(work, name))
         keep = (z["split"] == "train") & z["found"]
-        if leave_out:
-            keep &= np.array([_method(g) != leave_out for g in z["group"]])
+        if leave_out and name == "ffpp_faces":
+            methods = np.array([_method(g) for g in z["group"]])
+            if leave_out not in set(methods):
+                sys.exit(f"--leave-out {leave_out!r} is none of ffpp_faces' methods: {sorted(set(methods))}")
+            keep &= methods != leave_out
         crops.append(z["crops"][keep])
     return np.concatenate(crops) if crops else np.zeros((0, CROP, CROP, 3), np.uint8)
 
@@ -758,7 +771,8 @@ def heldout(args):
     """The expert's ranking of one FaceForensics++ method (``--leave-out``) against the real
     videos: its train and val fakes (``prepare --genuine ffpp_faces``) against ffpp_faces' real
     val faces (no test image; for a run trained without that method, none of those fakes was
-    seen), and, as a description, its test fakes against the real test faces."""
+    seen), and with ``--test``, as a description read after a decision, its test fakes against
+    the real test faces."""
     work = Path(args.work)
     if not args.leave_out:
         sys.exit("heldout needs --leave-out METHOD")
@@ -766,17 +780,21 @@ def heldout(args):
     size = state["size"]
     fk = np.load(fakes_npz(work, "ffpp_faces"))
     rl = np.load(reals_npz(work, "ffpp_faces"))
-    te = np.load(work / "ffpp_faces.npz")
     sel = np.array([_method(g) == args.leave_out for g in fk["group"]])
+    if not sel.any():
+        sys.exit(f"{args.leave_out!r} is none of ffpp_faces' methods: "
+                 f"{sorted({_method(g) for g in fk['group']})}")
     neg = scores(model, rl["crops"][rl["split"] == "val"], size)
     pos = scores(model, fk["crops"][sel], size)
-    tsel = np.array([_method(g) == args.leave_out for g in te["group"]]) & (te["label"] == 1)
-    tneg = scores(model, te["crops"][te["label"] == 0], size)
-    tpos = scores(model, te["crops"][tsel], size)
     res = {"work": str(work), "method": args.leave_out, "trained_without": state.get("leave_out"),
            "genuine": state.get("genuine", []), "steps": state["step"],
-           "non_test": {"n_real": int(len(neg)), "n_fake": int(len(pos)), "auc": auc(neg, pos)},
-           "test": {"n_real": int(len(tneg)), "n_fake": int(len(tpos)), "auc": auc(tneg, tpos)}}
+           "non_test": {"n_real": int(len(neg)), "n_fake": int(len(pos)), "auc": auc(neg, pos)}}
+    if args.test:  # description, read after a decision
+        te = np.load(work / "ffpp_faces.npz")
+        tsel = np.array([_method(g) == args.leave_out for g in te["group"]]) & (te["label"] == 1)
+        tneg = scores(model, te["crops"][te["label"] == 0], size)
+        tpos = scores(model, te["crops"][tsel], size)
+        res["test"] = {"n_real": int(len(tneg)), "n_fake": int(len(tpos)), "auc": auc(tneg, tpos)}
     print(json.dumps(res), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
@@ -1080,6 +1098,13 @@ def weigh(args):
     return res
 
 
+def _share(v: str) -> float:
+    x = float(v)
+    if not 0.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"a share between 0 and 1, not {v}")
+    return x
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("step", choices=["prepare", "autoencoder", "train", "eval", "probe", "fuse", "recrop", "weigh",
@@ -1102,10 +1127,12 @@ def main():
     ap.add_argument("--genuine", type=lambda v: [n for n in v.split(",") if n], default=[],
                     help="prepare, train: sets whose genuine fake train faces are trained on beside the "
                          "pseudo-fakes (e.g. ffpp_faces,dfdc_faceswap,lfw_faceswap,stylegan2_faces)")
-    ap.add_argument("--genuine-share", type=float, default=0.5,
+    ap.add_argument("--genuine-share", type=_share, default=0.5,
                     help="train: the share of each batch's fakes drawn from the genuine ones (default %(default)s)")
-    ap.add_argument("--leave-out", help="train: a FaceForensics++ method whose genuine fakes are left out; "
-                                        "heldout: the method to score")
+    ap.add_argument("--leave-out", help="train: a FaceForensics++ method (Deepfakes, FaceSwap, Face2Face, "
+                                        "NeuralTextures) whose genuine fakes are left out; heldout: the "
+                                        "method to score (needs prepare --genuine ffpp_faces)")
+    ap.add_argument("--test", action="store_true", help="heldout: also the test split (description only)")
     ap.add_argument("--ae", help="train/probe with --recipe ae or aemix: the work folder of an `autoencoder` step")
     ap.add_argument("--init", help="train: start from this work folder's expert instead of ImageNet weights")
     ap.add_argument("--weights", help="fuse, weigh: the fakedet checkpoint that saw every set (default: shipped)")

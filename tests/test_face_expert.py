@@ -86,10 +86,14 @@ def test_the_training_record_round_trips_and_says_what_the_expert_learnt_from():
         "self-blends of the real faces of utkface_real, lfw_faceswap and genuine fakes of ffpp_faces "
         "(without FaceSwap)")
     assert both.describe()["trained_on"] == both.trained_on()
-    bad = json.loads(base.to_metadata()["fakedet_face_expert"])
-    bad["training"] = "everything"
-    with pytest.raises(fx.ExpertError, match="malformed"):
-        fx.ExpertMeta.from_metadata({"fakedet_face_expert": json.dumps(bad)})
+    swaps = dataclasses.replace(real_only, training={**real_only.training, "recipe": "swap"})
+    assert swaps.trained_on().startswith("pseudo swaps of the real faces of utkface_real")
+    for training in ("everything", {"real_sets": [1, 2]}, {"real_sets": "abc"}, {"left_out": ["x"]},
+                     {"steps": -1}, {"steps": True}, {"recipe": 3}):
+        bad = json.loads(base.to_metadata()["fakedet_face_expert"])
+        bad["training"] = training
+        with pytest.raises(fx.ExpertError, match="malformed"):
+            fx.ExpertMeta.from_metadata({"fakedet_face_expert": json.dumps(bad)})
 
 
 def test_expert_square_follows_the_map_and_stays_inside():
@@ -218,3 +222,37 @@ def test_expert_crop_matches_training_resizes(tmp_path):
     ref = img.crop((100, 50, 200, 150)).resize((256, 256), Image.Resampling.BICUBIC).resize(
         (128, 128), Image.Resampling.BILINEAR)
     assert crop.shape == (128, 128, 3) and np.array_equal(crop, np.asarray(ref))
+
+
+def _evaluate_json(path, aucs, shares, weights="w.safetensors"):
+    sets = {name: {"n_real": 100, "auc": {"fused": a}, "fake_share_real": {"fused": shares.get(name, 0.0)}}
+            for name, a in aucs.items()}
+    sets["cifake_sd14"] = {"n_real": 100, "fake_share_real": {"fused": shares.get("cifake_sd14", 0.0)}}
+    path.write_text(json.dumps({"split": "val", "weights": weights, "sets": sets}))
+    return str(path)
+
+
+def test_compare_reads_rules_one_and_two(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "face_expert_cli", Path(__file__).resolve().parents[1] / "experiments" / "face_expert.py")
+    fe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fe)
+    cur = _evaluate_json(tmp_path / "cur.json", {"ffpp_faces": 0.78, "dfdc_faceswap": 0.82, "lfw_faceswap": 0.92}, {})
+    good = _evaluate_json(tmp_path / "good.json", {"ffpp_faces": 0.81, "dfdc_faceswap": 0.83, "lfw_faceswap": 0.92},
+                          {"cifake_sd14": 0.03})  # at the bound: max(0, 2 %) + 1 of 100
+    out = tmp_path / "r.json"
+    fe.main(["compare", good, cur, "--json", str(out)])
+    r = json.loads(out.read_text())
+    assert r["mean_difference"] == pytest.approx(0.04 / 3) and r["rule_1"] and r["rule_2"]
+    small = _evaluate_json(tmp_path / "small.json", {"ffpp_faces": 0.80, "dfdc_faceswap": 0.80, "lfw_faceswap": 0.95},
+                           {"cifake_sd14": 0.031})
+    fe.main(["compare", small, cur, "--json", str(out)])
+    r = json.loads(out.read_text())
+    assert not r["rule_1"] and not r["rule_2"]  # dfdc fell by 0.02; cifake past its bound
+    other = _evaluate_json(tmp_path / "other.json", {"ffpp_faces": 0.9, "dfdc_faceswap": 0.9, "lfw_faceswap": 0.9},
+                           {}, weights="another.safetensors")
+    with pytest.raises(SystemExit, match="different weights"):
+        fe.main(["compare", other, cur])

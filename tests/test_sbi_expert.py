@@ -151,3 +151,25 @@ def test_mtcnn_square_maps_the_box_and_stays_inside():
     # at the top-left corner it is shifted inside; larger than the image, it is shrunk to it
     assert sx.mtcnn_square([0, 0, 100, 100], m, 1000, 1000) == (0, 0, 150, 150)
     assert sx.mtcnn_square([0, 0, 400, 300], m, 400, 300) == (50, 0, 350, 300)
+
+
+def _fakes_npz(path, groups, splits):
+    n = len(groups)
+    crops = np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, sx.CROP, sx.CROP, 3), np.uint8)
+    np.savez(path, crops=crops, lms=np.zeros((n, 468, 2), np.float32), found=np.ones(n, bool),
+             label=np.ones(n, int), split=np.array(splits), group=np.array(groups), files=np.array(groups))
+
+
+def test_genuine_fakes_are_train_split_only_and_leave_one_method_out(tmp_path):
+    ffpp = ["ffpp-train-Deepfakes-v1", "ffpp-train-FaceSwap-v2", "ffpp-val-FaceSwap-v3", "ffpp-train-Face2Face-v4"]
+    _fakes_npz(sx.fakes_npz(tmp_path, "ffpp_faces"), ffpp, ["train", "train", "val", "train"])
+    # another set whose group names could be misread as a method
+    _fakes_npz(sx.fakes_npz(tmp_path, "lfw_faceswap"), ["FaceSwap-x", "y"], ["train", "test"])
+    all_ = sx.genuine_data(tmp_path, ["ffpp_faces", "lfw_faceswap"])
+    assert sorted(all_[:, 0, 0, 0].tolist()) == [0, 0, 1, 3]  # train split only: ffpp 0, 1, 3 and lfw's 0
+    without = sx.genuine_data(tmp_path, ["ffpp_faces", "lfw_faceswap"], leave_out="FaceSwap")
+    assert sorted(without[:, 0, 0, 0].tolist()) == [0, 0, 3]  # FaceSwap's train fake gone, lfw's kept
+    with pytest.raises(SystemExit, match="none of ffpp_faces' methods"):
+        sx.genuine_data(tmp_path, ["ffpp_faces"], leave_out="Faceswap")
+    with pytest.raises(SystemExit, match="needs ffpp_faces"):
+        sx.genuine_data(tmp_path, ["lfw_faceswap"], leave_out="FaceSwap")

@@ -67,7 +67,7 @@ def info(weights, as_json):
     elif fe:
         click.echo(f"face expert:  --faces fuses each face's score with {fe['weights']} (weight "
                    f"{fe['weight']:g}); --no-face-expert: the network alone")
-        click.echo(f"              trained on: {fe['trained_on']}")
+        click.echo(f"              learnt from: {fe['trained_on']}")
         fv = fe["face_verdicts"]
         if fv:
             click.echo(f"fused faces:  fake when p_fake >= {fv['fake']:.6f}, real below {fv['real']:.6f} for "

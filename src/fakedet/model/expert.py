@@ -60,6 +60,22 @@ def build_model():
     return FaceExpert()
 
 
+def _check_training(t) -> None:
+    """Raise TypeError unless ``t`` is a well-formed training record (see ExpertMeta.training)."""
+    if not isinstance(t, dict):
+        raise TypeError(f"training is {type(t).__name__}, not a mapping")
+    for key in ("real_sets", "genuine_fakes"):
+        v = t.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise TypeError(f"training[{key!r}] is not a list of names: {v!r}")
+    for key in ("left_out", "recipe"):
+        if t.get(key) is not None and not isinstance(t[key], str):
+            raise TypeError(f"training[{key!r}] is not a name: {t[key]!r}")
+    steps = t.get("steps", 0)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise TypeError(f"training['steps'] is not a count: {steps!r}")
+
+
 @dataclass(frozen=True)
 class ExpertMeta:
     """What the fusion needs besides the expert's tensors."""
@@ -71,8 +87,9 @@ class ExpertMeta:
     box_map: dict  # MTCNN box -> square: {"ratio", "dx", "dy"} (see ``expert_square``)
     network_sha256: str  # the network the norms were read for
     face_verdicts: Optional[dict] = None  # {"fake", "real", "rule"} for the fused face score
-    #: what it was trained on: {"real_sets": [...], "genuine_fakes": [...], "left_out": method or
-    #: None, "steps": n}; None in files written before it was recorded
+    #: what it was trained on: {"recipe": pseudo-fakes ("self", "swap", "mix", "ae", "aemix"),
+    #: "real_sets": [...], "genuine_fakes": [...], "left_out": a method or None, "steps": n};
+    #: None in files written before it was recorded
     training: Optional[dict] = None
 
     def to_metadata(self) -> dict[str, str]:
@@ -88,7 +105,11 @@ class ExpertMeta:
         t = self.training
         if not t:
             return "(not recorded in the file)"
-        words = f"self-blends of the real faces of {', '.join(t.get('real_sets') or [])}"
+        made = {"self": "self-blends", "swap": "pseudo swaps", "mix": "self-blends and pseudo swaps",
+                "ae": "autoencoder-redrawn blends", "aemix": "self-blends and autoencoder-redrawn blends"}
+        recipe = t.get("recipe") or "self"
+        sets = ", ".join(t.get("real_sets") or [])
+        words = f"{made.get(recipe, recipe + ' pseudo-fakes')} of the real faces of {sets}"
         if t.get("genuine_fakes"):
             words += f" and genuine fakes of {', '.join(t['genuine_fakes'])}"
             if t.get("left_out"):
@@ -113,8 +134,8 @@ class ExpertMeta:
                        box_map={k: float(d["box_map"][k]) for k in ("ratio", "dx", "dy")},
                        network_sha256=str(d["network_sha256"]), face_verdicts=d.get("face_verdicts"),
                        training=d.get("training"))
-            if meta.training is not None and not isinstance(meta.training, dict):
-                raise TypeError(f"training is {type(meta.training).__name__}, not a mapping")
+            if meta.training is not None:
+                _check_training(meta.training)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ExpertError(f"face expert metadata missing or malformed: {exc!r}") from None
         numbers = [meta.weight, *meta.norm_expert, *meta.norm_network, *meta.box_map.values()]
