@@ -219,6 +219,93 @@ def compare(args) -> int:
     return 0
 
 
+WEIGHT_GRID = tuple(round(0.1 * k, 1) for k in range(11))
+
+
+def _logit_arr(p):
+    p = np.clip(np.asarray(p, np.float64), 1e-15, 1 - 1e-15)
+    return np.log(p) - np.log1p(-p)
+
+
+def image_scores_by_weight(det, paths, grid=WEIGHT_GRID) -> dict:
+    """Each image's face-mode score (in logit units over T) for every expert weight in ``grid``,
+    from one face-mode pass of ``det`` (its expert's norms; the weight in the file is ignored):
+    each face's fused logit ``(1 - w)·l_n + w·(mu_n + sd_n·z_e)`` rebuilt from the record's
+    ``p_network`` and ``p_expert``, and the image's score the maximum over its faces and the
+    whole image, as ``Detector`` does. ``w = 0`` is the network's own face mode."""
+    meta, t = det.expert[1], det.temperature
+    (mu_n, sd_n) = meta.norm_network
+    recs = det.predict(paths)
+    bad = [r.error for r in recs if not r.ok]
+    if bad:
+        sys.exit(f"{len(bad)} images could not be scored: {bad[:3]}")
+    out = {}
+    for w in grid:
+        s = []
+        for r in recs:
+            best = float(_logit_arr(r.p_whole))
+            for f in r.faces:
+                ln, ze = t * float(_logit_arr(f["p_network"])), float(_logit_arr(f["p_expert"]))
+                best = max(best, ((1 - w) * ln + w * (mu_n + sd_n * ze)) / t)
+            s.append(best)
+        out[w] = np.array(s)
+    return out
+
+
+def weigh(args) -> int:
+    """The rule of docs/decisions/2026-12-04-a-weight-for-g-from-faceswap-held-out.md: the expert
+    weight chosen on a FaceForensics++ method that neither the leave-one-method-out network
+    (``--lomo-weights``) nor its expert (``--heldout-expert``, exported paired with it) saw, among
+    the weights that cost the network that saw every set (the shipped one) at most 0.01 val AUC
+    on each face set with ``--cost-expert``; compared with ``--reference-expert`` (paired with the
+    same leave-one-method-out network) at ``--reference-weight``. No test image is read."""
+    ims = read_manifest(manifest("ffpp_faces"))
+    method = [im.group.split("-")[2] if im.group.count("-") >= 3 else im.group for im in ims]
+    held = [im for im, m in zip(ims, method) if im.label == 1 and m == args.method and im.split in ("train", "val")]
+    reals = [im for im in ims if im.label == 0 and im.split == "val"]
+    if not held:
+        sys.exit(f"no {args.method} fakes in ffpp_faces")
+    paths = [im.path for im in reals + held]
+    y = np.r_[np.zeros(len(reals)), np.ones(len(held))]
+
+    def auc_of(s):
+        return _auc(s[y == 0], s[y == 1])
+
+    lomo = Detector.load(args.lomo_weights, device="cpu", faces=True, expert=args.heldout_expert)
+    benefit = {w: auc_of(s) for w, s in image_scores_by_weight(lomo, paths).items()}
+    ref_det = Detector.load(args.lomo_weights, device="cpu", faces=True, expert=args.reference_expert)
+    reference = auc_of(image_scores_by_weight(ref_det, paths, (args.reference_weight,))[args.reference_weight])
+    seen = Detector.load(args.weights, device="cpu", faces=True, expert=args.cost_expert)
+    cost, seen_auc = {w: {} for w in WEIGHT_GRID}, {}
+    for name in FACE_SETS:
+        v = read_manifest(manifest(name), split="val")
+        yv = np.array([im.label for im in v])
+        by_w = image_scores_by_weight(seen, [im.path for im in v])
+        seen_auc[name] = {w: _auc(s[yv == 0], s[yv == 1]) for w, s in by_w.items()}
+        for w in WEIGHT_GRID:
+            cost[w][name] = seen_auc[name][w] - seen_auc[name][0.0]
+    allowed = [w for w in WEIGHT_GRID if min(cost[w].values()) >= -0.01]
+    best = max(allowed, key=lambda w: (benefit[w], -w))
+    rule_1 = bool(best > 0 and benefit[best] >= reference + 0.02)
+    print(f"{args.method}: {len(held)} train and val fakes against {len(reals)} real val faces of ffpp_faces")
+    print("| w | benefit (unseen method) | " + " | ".join(f"cost {n}" for n in FACE_SETS) + " | allowed |")
+    print("|---|---|" + "---|" * len(FACE_SETS) + "---|")
+    for w in WEIGHT_GRID:
+        print(f"| {w:.1f} | {benefit[w]:.4f} | " + " | ".join(f"{cost[w][n]:+.4f}" for n in FACE_SETS)
+              + f" | {'yes' if w in allowed else 'no'} |")
+    print(f"reference (--reference-expert at w = {args.reference_weight}): {reference:.4f}")
+    print(f"chosen weight {best}; benefit {benefit[best]:.4f}; rule 1 (w > 0 and at least the reference "
+          f"+ 0.02): {'holds' if rule_1 else 'fails'}")
+    res = {"method": args.method, "n_fake": len(held), "n_real": len(reals), "lomo_weights": args.lomo_weights,
+           "heldout_expert": args.heldout_expert, "reference_expert": args.reference_expert,
+           "reference_weight": args.reference_weight, "cost_expert": args.cost_expert,
+           "weights": args.weights or "shipped", "benefit": benefit, "reference": reference, "cost": cost,
+           "seen_auc": seen_auc, "allowed": allowed, "chosen_weight": best, "rule_1": rule_1}
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -237,7 +324,19 @@ def main(argv=None) -> int:
     c.add_argument("candidate")
     c.add_argument("current")
     c.add_argument("--json", default=None)
+    g = sub.add_parser("weigh", help="an expert's weight from a FaceForensics++ method held out of both models")
+    g.add_argument("--method", default="FaceSwap")
+    g.add_argument("--lomo-weights", required=True, help="a network trained without --method")
+    g.add_argument("--heldout-expert", required=True,
+                   help="an expert trained without it, exported paired with that network")
+    g.add_argument("--reference-expert", required=True, help="the current expert, exported paired with that network")
+    g.add_argument("--reference-weight", type=float, default=0.2)
+    g.add_argument("--cost-expert", required=True, help="the candidate expert paired with --weights")
+    g.add_argument("--weights", default=None, help="the network that saw every set [default: the shipped one]")
+    g.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    if args.cmd == "weigh":
+        return weigh(args)
     if args.cmd == "export":
         return export(args)
     if args.cmd == "compare":
