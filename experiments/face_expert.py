@@ -25,6 +25,7 @@ from the same run, each labelled by its own thresholds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -234,19 +235,20 @@ def image_scores_by_weight(det, paths, grid=WEIGHT_GRID) -> dict:
     ``p_network`` and ``p_expert``, and the image's score the maximum over its faces and the
     whole image, as ``Detector`` does. ``w = 0`` is the network's own face mode."""
     meta, t = det.expert[1], det.temperature
-    (mu_n, sd_n) = meta.norm_network
+    (mu_e, sd_e) = meta.norm_expert
     recs = det.predict(paths)
     bad = [r.error for r in recs if not r.ok]
     if bad:
         sys.exit(f"{len(bad)} images could not be scored: {bad[:3]}")
     out = {}
     for w in grid:
+        at_w = dataclasses.replace(meta, weight=w)
         s = []
         for r in recs:
             best = float(_logit_arr(r.p_whole))
-            for f in r.faces:
-                ln, ze = t * float(_logit_arr(f["p_network"])), float(_logit_arr(f["p_expert"]))
-                best = max(best, ((1 - w) * ln + w * (mu_n + sd_n * ze)) / t)
+            for f in r.faces:  # back to the raw logits, then the tool's own fusion
+                ln, le = t * float(_logit_arr(f["p_network"])), mu_e + sd_e * float(_logit_arr(f["p_expert"]))
+                best = max(best, float(fx.fuse(ln, le, at_w)) / t)
             s.append(best)
         out[w] = np.array(s)
     return out
