@@ -16,6 +16,9 @@ largest face only, images with a face only.
 network, a candidate expert against the current one, by rules 1 and 2 of
 docs/decisions/2026-12-04-a-face-expert-that-also-sees-genuine-fakes.md.
 
+``pool WEIGH.json...`` reads several ``weigh`` JSONs, one per held-out method, together: the
+weight with the best mean benefit (docs/decisions/2026-12-04-g-weight-on-two-more-held-out-methods.md).
+
 ``evaluate`` scores the val split of every real source and face set in face mode with the
 expert; each record carries the network's own face scores too (``p_network``), so today's face
 score (the maximum over the whole image and the network's face scores) and the fused one come
@@ -308,6 +311,49 @@ def weigh(args) -> int:
     return 0
 
 
+def pool(args) -> int:
+    """Several ``weigh`` JSONs, one per held-out method, read together by the rule of
+    docs/decisions/2026-12-04-g-weight-on-two-more-held-out-methods.md: the mean benefit over the
+    methods for every weight; w** the weight with the highest mean (ties: the smaller), among
+    those every JSON allows; it replaces ``--current`` only if it beats it by ``--margin``
+    (the record's val checks come after, with ``compare``)."""
+    runs = [json.loads(Path(p).read_text()) for p in args.weigh]
+    methods = [r["method"] for r in runs]
+    if len(set(methods)) != len(methods):
+        sys.exit(f"one method twice: {methods}")
+    for key in ("weights", "cost_expert"):
+        if len({str(r[key]) for r in runs}) != 1:
+            sys.exit(f"different {key}: {[r[key] for r in runs]}")
+    grid = sorted({float(w) for w in runs[0]["benefit"]})
+    if any(sorted(float(w) for w in r["benefit"]) != grid for r in runs):
+        sys.exit("the JSONs were weighed on different weight grids")
+    if args.current not in grid:
+        sys.exit(f"--current {args.current} is not on the grid {grid}")
+    def at(r, w):
+        return next(v for k, v in r["benefit"].items() if float(k) == w)
+    mean = {w: float(np.mean([at(r, w) for r in runs])) for w in grid}
+    allowed = [w for w in grid if all(any(float(a) == w for a in r["allowed"]) for r in runs)]
+    if not allowed:
+        sys.exit("no weight is allowed by every JSON's cost rule")
+    best = max(allowed, key=lambda w: (mean[w], -w))
+    change = bool(best != args.current and mean[best] >= mean[args.current] + args.margin)
+    print("| w | " + " | ".join(methods) + " | mean |\n|---|" + "---|" * (len(methods) + 1))
+    for w in grid:
+        print(f"| {w:.1f} | " + " | ".join(f"{at(r, w):.4f}" for r in runs) + f" | {mean[w]:.4f} |")
+    print("| reference | " + " | ".join(f"{r['reference']:.4f}" for r in runs)
+          + f" | {float(np.mean([r['reference'] for r in runs])):.4f} |")
+    print(f"w** = {best} (mean benefit {mean[best]:.4f}); current {args.current} ({mean[args.current]:.4f}); "
+          f"{'change, if the val checks hold' if change else 'keep the current weight'} "
+          f"(margin {args.margin})")
+    res = {"methods": methods, "mean_benefit": mean, "allowed": allowed, "chosen_weight": best,
+           "current": args.current, "margin": args.margin, "change": change,
+           "reference": {m: r["reference"] for m, r in zip(methods, runs)},
+           "benefit": {m: r["benefit"] for m, r in zip(methods, runs)}}
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -336,7 +382,14 @@ def main(argv=None) -> int:
     g.add_argument("--cost-expert", required=True, help="the candidate expert paired with --weights")
     g.add_argument("--weights", default=None, help="the network that saw every set [default: the shipped one]")
     g.add_argument("--json", default=None)
+    o = sub.add_parser("pool", help="several weigh JSONs (one per held-out method): the weight with the best mean")
+    o.add_argument("weigh", nargs="+")
+    o.add_argument("--current", type=float, required=True, help="the shipped expert's weight")
+    o.add_argument("--margin", type=float, default=0.005, help="mean benefit a new weight must gain")
+    o.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    if args.cmd == "pool":
+        return pool(args)
     if args.cmd == "weigh":
         return weigh(args)
     if args.cmd == "export":

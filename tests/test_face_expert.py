@@ -256,3 +256,42 @@ def test_compare_reads_rules_one_and_two(tmp_path):
                            {}, weights="another.safetensors")
     with pytest.raises(SystemExit, match="different weights"):
         fe.main(["compare", other, cur])
+
+
+def _weigh_json(path, method, benefit, reference=0.7, allowed=None, weights="shipped", cost_expert="g.safetensors"):
+    grid = [round(0.1 * k, 1) for k in range(11)]
+    path.write_text(json.dumps({"method": method, "weights": weights, "cost_expert": cost_expert,
+                                "benefit": {str(w): b for w, b in zip(grid, benefit)}, "reference": reference,
+                                "allowed": grid if allowed is None else allowed}))
+    return str(path)
+
+
+def test_pool_takes_the_best_mean_and_changes_only_past_the_margin(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "face_expert_cli", Path(__file__).resolve().parents[1] / "experiments" / "face_expert.py")
+    fe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fe)
+    rise = [0.70 + 0.01 * k for k in range(11)]  # best at 1.0
+    fall = [0.80 - 0.02 * k for k in range(11)]  # best at 0
+    a = _weigh_json(tmp_path / "a.json", "FaceSwap", rise)
+    b = _weigh_json(tmp_path / "b.json", "Face2Face", fall)
+    out = tmp_path / "p.json"
+    fe.main(["pool", a, b, "--current", "0.7", "--json", str(out)])
+    r = json.loads(out.read_text())
+    # means: 0.75 - 0.005 k, best at 0 (0.75) against 0.7's 0.715: a change
+    assert r["chosen_weight"] == 0.0 and r["change"] and r["mean_benefit"]["0.7"] == pytest.approx(0.715)
+    flat = _weigh_json(tmp_path / "c.json", "Face2Face", [0.8 - 0.001 * k for k in range(11)])
+    fe.main(["pool", _weigh_json(tmp_path / "d.json", "FaceSwap", [0.8] * 11), flat, "--current", "0.7",
+             "--json", str(out)])
+    r = json.loads(out.read_text())
+    assert r["chosen_weight"] == 0.0 and not r["change"]  # 0.0035 better: inside the margin
+    limited = _weigh_json(tmp_path / "e.json", "NeuralTextures", fall, allowed=[0.5, 0.6, 0.7])
+    fe.main(["pool", a, limited, "--current", "0.7", "--json", str(out)])
+    assert json.loads(out.read_text())["chosen_weight"] == 0.5  # only weights every JSON allows
+    with pytest.raises(SystemExit, match="one method twice"):
+        fe.main(["pool", a, a, "--current", "0.7"])
+    with pytest.raises(SystemExit, match="different cost_expert"):
+        fe.main(["pool", a, _weigh_json(tmp_path / "f.json", "Deepfakes", rise, cost_expert="x"), "--current", "0.7"])
