@@ -1,0 +1,51 @@
+"""experiments/robustness.py's everyday edits: each gives a decodable JPEG of the expected size,
+the same bytes for the same image, and changes the pixels it says it changes."""
+
+import importlib.util
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(scope="module")
+def rb():
+    spec = importlib.util.spec_from_file_location(
+        "robustness_cli", Path(__file__).resolve().parents[1] / "experiments" / "robustness.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _photo():
+    rng = np.random.default_rng(0)
+    a = np.clip(rng.normal(120, 40, (90, 120, 3)), 0, 255).astype(np.uint8)
+    return Image.fromarray(a)
+
+
+def _decode(b):
+    with Image.open(io.BytesIO(b)) as im:
+        assert im.format == "JPEG"
+        return np.asarray(im.convert("RGB"), np.float32)
+
+
+@pytest.mark.parametrize("name", ["jpeg90", "crop", "bright", "contrast", "saturate", "warm", "sharpen",
+                                  "noise", "rotate"])
+def test_each_edit_is_a_jpeg_and_the_same_twice(rb, name):
+    img = _photo()
+    a, b = rb.EDITS[name](img), rb.EDITS[name](img)
+    assert a == b
+    size = {"crop": (96, 72), "rotate": (108, 81)}.get(name, (120, 90))
+    assert _decode(a).shape == (size[1], size[0], 3)
+
+
+def test_edits_change_what_they_say(rb):
+    img = _photo()
+    base = _decode(rb.EDITS["jpeg90"](img))
+    assert _decode(rb.EDITS["bright"](img)).mean() > base.mean() + 15
+    warm = _decode(rb.EDITS["warm"](img))
+    assert warm[..., 0].mean() > base[..., 0].mean() + 5 and warm[..., 2].mean() < base[..., 2].mean() - 5
+    assert _decode(rb.EDITS["contrast"](img)).std() > base.std() * 1.15
+    assert "original" in rb.PERTURBATIONS and set(rb.EDITS) <= set(rb.PERTURBATIONS)
