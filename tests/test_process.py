@@ -281,3 +281,49 @@ def test_a_signal_while_the_model_loads_acts_at_once(tiny_weights, many, sig, st
     assert elapsed < max(1.0, 0.5 * import_s), f"took {elapsed:.2f} s to stop (import torch: {import_s:.2f} s)"
     assert out == empty, out  # a whole document on stdout: json's [], csv's header
     assert b"Traceback" not in err and b"terminate called" not in err
+
+
+_BREAK_IMPORT = """
+import sys
+KIND = sys.argv[1]
+class Breaker:  # an import of the CLI that ends in a Ctrl-C, or an error it caused, or another error
+    def find_spec(self, name, path=None, target=None):
+        if name == "fakedet.cli":
+            if KIND == "interrupt":
+                raise KeyboardInterrupt
+            if KIND == "wrapped":
+                try:
+                    raise KeyboardInterrupt
+                except KeyboardInterrupt as exc:
+                    raise RuntimeError("an import cut short") from exc
+            raise ValueError("a broken install")
+sys.meta_path.insert(0, Breaker())
+sys.argv = ["fakedet", "--version"]
+from fakedet.__main__ import main
+main()
+"""
+
+
+@pytest.mark.parametrize("kind", ["interrupt", "wrapped"])
+def test_ctrl_c_while_the_cli_imports_exits_130_without_a_traceback(kind):
+    """``python -m fakedet`` and the ``fakedet`` command start in fakedet.__main__.main, which
+    imports the CLI before its signal handling exists: a Ctrl-C there still ends as one later
+    does."""
+    r = subprocess.run([sys.executable, "-c", _BREAK_IMPORT, kind], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 130, r.stderr
+    assert r.stderr == "fakedet: interrupted\n"
+
+
+def test_other_errors_while_the_cli_imports_are_not_taken_for_ctrl_c():
+    r = subprocess.run([sys.executable, "-c", _BREAK_IMPORT, "other"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 1
+    assert "Traceback" in r.stderr and "ValueError: a broken install" in r.stderr
+
+
+def test_the_fakedet_command_starts_where_python_m_fakedet_does():
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "fakedet"]
+    assert ep.value == "fakedet.__main__:main"
