@@ -278,8 +278,10 @@ def weigh(args) -> int:
 
     lomo = Detector.load(args.lomo_weights, device="cpu", faces=True, expert=args.heldout_expert)
     benefit = {w: auc_of(s) for w, s in image_scores_by_weight(lomo, paths).items()}
-    ref_det = Detector.load(args.lomo_weights, device="cpu", faces=True, expert=args.reference_expert)
-    reference = auc_of(image_scores_by_weight(ref_det, paths, (args.reference_weight,))[args.reference_weight])
+    reference = None  # without --reference-expert: not measured (and rule 1 not applied)
+    if args.reference_expert:
+        ref_det = Detector.load(args.lomo_weights, device="cpu", faces=True, expert=args.reference_expert)
+        reference = auc_of(image_scores_by_weight(ref_det, paths, (args.reference_weight,))[args.reference_weight])
     seen = Detector.load(args.weights, device="cpu", faces=True, expert=args.cost_expert)
     cost, seen_auc = {w: {} for w in WEIGHT_GRID}, {}
     for name in FACE_SETS:
@@ -291,16 +293,20 @@ def weigh(args) -> int:
             cost[w][name] = seen_auc[name][w] - seen_auc[name][0.0]
     allowed = [w for w in WEIGHT_GRID if min(cost[w].values()) >= -0.01]
     best = max(allowed, key=lambda w: (benefit[w], -w))
-    rule_1 = bool(best > 0 and benefit[best] >= reference + 0.02)
+    rule_1 = None if reference is None else bool(best > 0 and benefit[best] >= reference + 0.02)
     print(f"{args.method}: {len(held)} train and val fakes against {len(reals)} real val faces of ffpp_faces")
     print("| w | benefit (unseen method) | " + " | ".join(f"cost {n}" for n in FACE_SETS) + " | allowed |")
     print("|---|---|" + "---|" * len(FACE_SETS) + "---|")
     for w in WEIGHT_GRID:
         print(f"| {w:.1f} | {benefit[w]:.4f} | " + " | ".join(f"{cost[w][n]:+.4f}" for n in FACE_SETS)
               + f" | {'yes' if w in allowed else 'no'} |")
-    print(f"reference (--reference-expert at w = {args.reference_weight}): {reference:.4f}")
-    print(f"chosen weight {best}; benefit {benefit[best]:.4f}; rule 1 (w > 0 and at least the reference "
-          f"+ 0.02): {'holds' if rule_1 else 'fails'}")
+    if reference is None:
+        print(f"reference: not measured (no --reference-expert); chosen weight {best}; "
+              f"benefit {benefit[best]:.4f}; rule 1 not applied")
+    else:
+        print(f"reference (--reference-expert at w = {args.reference_weight}): {reference:.4f}")
+        print(f"chosen weight {best}; benefit {benefit[best]:.4f}; rule 1 (w > 0 and at least the reference "
+              f"+ 0.02): {'holds' if rule_1 else 'fails'}")
     res = {"method": args.method, "n_fake": len(held), "n_real": len(reals), "lomo_weights": args.lomo_weights,
            "heldout_expert": args.heldout_expert, "reference_expert": args.reference_expert,
            "reference_weight": args.reference_weight, "cost_expert": args.cost_expert,
@@ -340,8 +346,9 @@ def pool(args) -> int:
     print("| w | " + " | ".join(methods) + " | mean |\n|---|" + "---|" * (len(methods) + 1))
     for w in grid:
         print(f"| {w:.1f} | " + " | ".join(f"{at(r, w):.4f}" for r in runs) + f" | {mean[w]:.4f} |")
-    print("| reference | " + " | ".join(f"{r['reference']:.4f}" for r in runs)
-          + f" | {float(np.mean([r['reference'] for r in runs])):.4f} |")
+    refs = [r.get("reference") for r in runs]
+    print("| reference | " + " | ".join("–" if x is None else f"{x:.4f}" for x in refs) + " | "
+          + ("–" if None in refs else f"{float(np.mean(refs)):.4f}") + " |")
     print(f"w** = {best} (mean benefit {mean[best]:.4f}); current {args.current} ({mean[args.current]:.4f}); "
           f"{'change, if the val checks hold' if change else 'keep the current weight'} "
           f"(margin {args.margin})")
@@ -377,7 +384,8 @@ def main(argv=None) -> int:
     g.add_argument("--lomo-weights", required=True, help="a network trained without --method")
     g.add_argument("--heldout-expert", required=True,
                    help="an expert trained without it, exported paired with that network")
-    g.add_argument("--reference-expert", required=True, help="the current expert, exported paired with that network")
+    g.add_argument("--reference-expert", default=None,
+                   help="the current expert, paired with that network [default: none; rule 1 not applied]")
     g.add_argument("--reference-weight", type=float, default=0.2)
     g.add_argument("--cost-expert", required=True, help="the candidate expert paired with --weights")
     g.add_argument("--weights", default=None, help="the network that saw every set [default: the shipped one]")

@@ -291,6 +291,11 @@ def test_pool_takes_the_best_mean_and_changes_only_past_the_margin(tmp_path):
     limited = _weigh_json(tmp_path / "e.json", "NeuralTextures", fall, allowed=[0.5, 0.6, 0.7])
     fe.main(["pool", a, limited, "--current", "0.7", "--json", str(out)])
     assert json.loads(out.read_text())["chosen_weight"] == 0.5  # only weights every JSON allows
+    # a weigh run without --reference-expert (reference null) pools the same; its reference prints as –
+    no_ref = _weigh_json(tmp_path / "g.json", "Face2Face", fall, reference=None)
+    fe.main(["pool", a, no_ref, "--current", "0.7", "--json", str(out)])
+    r = json.loads(out.read_text())
+    assert r["chosen_weight"] == 0.0 and r["reference"]["Face2Face"] is None
     with pytest.raises(SystemExit, match="one method twice"):
         fe.main(["pool", a, a, "--current", "0.7"])
     with pytest.raises(SystemExit, match="different cost_expert"):
