@@ -26,6 +26,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / PACKAGE
 RANKS = {
     "": 0,  # the package root
     "_version": 0,
+    "_interrupt": 0,  # the entry point's interruption check, import-free
     "data": 1,
     "model": 2,
     "inference": 3,

@@ -7,26 +7,16 @@ traceback; here it ends as one later does: ``fakedet: interrupted`` and status 1
 
 import sys
 
+from fakedet._interrupt import interruption_in
+
 EXIT_INTERRUPTED = 130  # as fakedet.cli.common's; importing that module is what is guarded
-
-
-def _interruption(exc):
-    """Whether ``exc`` is a Ctrl-C, or an error a Ctrl-C caused (an import interrupted half-way
-    can surface as another error whose cause or context is the KeyboardInterrupt)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def main() -> None:
     try:
         from fakedet.cli import main as cli_main
     except (KeyboardInterrupt, Exception) as exc:
-        if not _interruption(exc):
+        if interruption_in(exc) is None:
             raise
         sys.stderr.write("fakedet: interrupted\n")
         sys.stderr.flush()

@@ -13,6 +13,8 @@ from typing import IO, Iterator, Optional
 
 import click
 
+from fakedet._interrupt import interruption_in  # noqa: F401  (the CLI's modules import it from here)
+
 
 def _process_start() -> float:
     """When this process started, on the :func:`time.perf_counter` clock: from the kernel's
@@ -195,18 +197,6 @@ def load_errors_exit(ctx: click.Context) -> Iterator[None]:
             raise
         err(interrupt_word(signal_exc))
         ctx.exit(interrupt_status(signal_exc))
-
-
-def interruption_in(exc: Optional[BaseException]) -> Optional[KeyboardInterrupt]:
-    """The Ctrl-C (KeyboardInterrupt) or SIGTERM (:class:`Terminated`) that ``exc`` is, or that
-    caused it through its chain of causes and contexts; None when there is none."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
 
 
 def nan_to_none(obj):
