@@ -7,7 +7,7 @@ read the decision record's rule (docs/decisions/2026-12-03-a-fused-face-mode-in-
     python experiments/face_expert.py evaluate --json runs/face_mode_val.json         # the rule, on val
 
 ``export`` copies a trained expert (``experiments/sbi_expert.py train``; its ``mtcnn_map.json``
-from ``recrop``) into one safetensors file with the fusion's metadata: the weight, the box map,
+from ``recrop``, or ``--box-map`` from an expert made from the same crops) into one safetensors file with the fusion's metadata: the weight, the box map,
 the sha256 of the network it pairs with, and the norms, read through the installed tool's own
 face path (``Detector(faces=True)``) on the real **val** images of the expert's training sets,
 largest face only, images with a face only.
@@ -55,12 +55,31 @@ def _logit(p: float) -> float:
     return math.log(p) - math.log1p(-p)
 
 
+def read_box_map(run: Path, source: str | None = None) -> dict:
+    """The MTCNN-box-to-square map an export stores: from ``source`` (a JSON file such as
+    ``recrop``'s ``mtcnn_map.json``, or an exported expert's ``.safetensors``, whose metadata
+    holds the map it was made with), else from the run folder's ``mtcnn_map.json``. The map is
+    a property of the face finders, read on real train faces, not of the expert's weights: runs
+    that share their crops share it."""
+    path = Path(source) if source else run / "mtcnn_map.json"
+    if not path.is_file():
+        raise SystemExit(f"{path}: no box map; run `sbi_expert.py recrop --work {run}` or pass "
+                         "--box-map (a mtcnn_map.json or an exported expert made from the same crops)")
+    if path.suffix == ".safetensors":
+        return dict(fx.read_meta(path).box_map)
+    d = json.loads(path.read_text())
+    try:
+        return {k: float(d[k]) for k in ("ratio", "dx", "dy")}
+    except (KeyError, TypeError, ValueError):
+        raise SystemExit(f"{path}: not a box map (needs ratio, dx, dy)") from None
+
+
 def export(args) -> int:
     from safetensors.torch import load_file
 
     run = Path(args.run)
     state = json.loads((run / "state.json").read_text())
-    box_map = json.loads((run / "mtcnn_map.json").read_text())
+    box_map = read_box_map(run, args.box_map)
     tensors = load_file(str(run / "expert.safetensors"))
     network = Path(args.weights) if args.weights else checkpoint.default_weights_path()
     out = Path(args.out)
@@ -369,6 +388,8 @@ def main(argv=None) -> int:
     e.add_argument("--out", default=str(fx.default_expert_path()))
     e.add_argument("--weights", default=None, help="the network it pairs with [default: the shipped one]")
     e.add_argument("--weight", type=float, default=0.2, help="the expert's weight w in the fused logit")
+    e.add_argument("--box-map", default=None, help="where the box map comes from when the run folder has no "
+                   "mtcnn_map.json: a JSON map, or an exported expert made from the same crops")
     v = sub.add_parser("evaluate", help="today's face mode against the fused one, by the record's rule")
     v.add_argument("--expert", default=None, help="[default: the shipped face expert]")
     v.add_argument("--weights", default=None)

@@ -300,3 +300,24 @@ def test_pool_takes_the_best_mean_and_changes_only_past_the_margin(tmp_path):
         fe.main(["pool", a, a, "--current", "0.7"])
     with pytest.raises(SystemExit, match="different cost_expert"):
         fe.main(["pool", a, _weigh_json(tmp_path / "f.json", "Deepfakes", rise, cost_expert="x"), "--current", "0.7"])
+
+
+def test_export_reads_the_box_map_from_the_run_a_json_or_an_exported_expert(tmp_path, tiny_weights):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "face_expert_cli", Path(__file__).resolve().parents[1] / "experiments" / "face_expert.py")
+    fe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fe)
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(SystemExit, match="no box map"):
+        fe.read_box_map(run)
+    (run / "mtcnn_map.json").write_text(json.dumps({"ratio": 0.9, "dx": 0.01, "dy": 0.05, "n": 12}))
+    assert fe.read_box_map(run) == {"ratio": 0.9, "dx": 0.01, "dy": 0.05}
+    expert = make_expert(tmp_path / "e.safetensors", tiny_weights)
+    assert fe.read_box_map(run, str(expert)) == {"ratio": 0.945, "dx": 0.004, "dy": 0.048}
+    (tmp_path / "bad.json").write_text(json.dumps({"ratio": 0.9}))
+    with pytest.raises(SystemExit, match="not a box map"):
+        fe.read_box_map(run, str(tmp_path / "bad.json"))
