@@ -2,12 +2,13 @@
 """The fused face score of ``fakedet scan --faces``: build the face expert's shipped file and
 read the decision record's rule (docs/decisions/2026-12-03-a-fused-face-mode-in-the-product.md).
 
-    python experiments/face_expert.py export --run runs/sbi_all --out weights/face-expert.safetensors
+    python experiments/face_expert.py export --run runs/sbi_g --weight 0.7 --out weights/face-expert.safetensors
     python experiments/calibrate_faces.py --expert weights/face-expert.safetensors   # its face verdicts
     python experiments/face_expert.py evaluate --json runs/face_mode_val.json         # the rule, on val
 
 ``export`` copies a trained expert (``experiments/sbi_expert.py train``; its ``mtcnn_map.json``
-from ``recrop``, or ``--box-map`` from an expert made from the same crops) into one safetensors file with the fusion's metadata: the weight, the box map,
+from ``recrop``, or ``--box-map`` from an expert made from the same crops) into one safetensors
+file with the fusion's metadata: the weight, the box map,
 the sha256 of the network it pairs with, and the norms, read through the installed tool's own
 face path (``Detector(faces=True)``) on the real **val** images of the expert's training sets,
 largest face only, images with a face only.
@@ -385,9 +386,12 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("export", help="the expert's shipped file, with norms read on real val faces")
     e.add_argument("--run", required=True, help="an sbi_expert.py run folder (expert.safetensors, mtcnn_map.json)")
-    e.add_argument("--out", default=str(fx.default_expert_path()))
+    e.add_argument("--out", required=True, help="the file to write (the shipped one is "
+                   f"{fx.default_expert_path().name} in weights/)")
     e.add_argument("--weights", default=None, help="the network it pairs with [default: the shipped one]")
-    e.add_argument("--weight", type=float, default=0.2, help="the expert's weight w in the fused logit")
+    e.add_argument("--weight", type=float, default=0.2, help="the expert's weight w in the fused logit "
+                   "[default: 0.2, the first expert's, as the earlier records ran it; the shipped G's is 0.7; "
+                   "weigh and pool try every weight whatever the file holds]")
     e.add_argument("--box-map", default=None, help="where the box map comes from when the run folder has no "
                    "mtcnn_map.json: a JSON map, or an exported expert made from the same crops")
     v = sub.add_parser("evaluate", help="today's face mode against the fused one, by the record's rule")

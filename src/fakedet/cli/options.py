@@ -60,7 +60,8 @@ def face_expert_option(f):
     return click.option(
         "--face-expert/--no-face-expert", "face_expert", default=True, show_default=True,
         help="With --faces: fuse each face's score with the shipped face expert (trained on real "
-             "faces only, weight in `fakedet info`) and label it by the fused score's thresholds; "
+             "faces, self-blends of them and the face sets' fakes; what it learnt from and its weight "
+             "in `fakedet info`) and label it by the fused score's thresholds; "
              "--no-face-expert scores faces by the network alone, with its own face thresholds.")(f)
 
 
