@@ -76,7 +76,7 @@ Examples:
   fakedet help scan                 a command's options, examples and exit statuses
 
 Exit status: 0 ok, 1 fake found (scan --exit-code), 2 usage error, 3 unreadable
-inputs, 130/143 interrupted; the details: fakedet scan --help"""
+inputs, 130/143 interrupted, 141 output closed early; the details: fakedet scan --help"""
 
 
 @click.group(cls=DefaultGroup, context_settings=CONTEXT, epilog=TOP_EPILOG)

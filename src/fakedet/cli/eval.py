@@ -38,6 +38,15 @@ Examples:
   fakedet eval --split test data/manifest.csv
   fakedet eval --json a/ b/ > figures.json  per DATA and over both
   fakedet eval --plots plots/ testset/     also ROC, histogram and reliability PNGs
+
+\b
+Exit status:
+  0  every image was scored and the figures printed
+  2  usage error: no labelled images, unusable weights or device, or
+     the plots or report cannot be written
+  3  some images could not be read (the figures leave them out and
+     name them on stderr)
+  130 interrupted (Ctrl-C); 143 terminated (SIGTERM)
 """
 
 
