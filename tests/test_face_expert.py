@@ -224,6 +224,19 @@ def test_expert_crop_matches_training_resizes(tmp_path):
     assert crop.shape == (128, 128, 3) and np.array_equal(crop, np.asarray(ref))
 
 
+@pytest.fixture(scope="module")
+def fe():
+    """experiments/face_expert.py, the script, loaded as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "face_expert_cli", Path(__file__).resolve().parents[1] / "experiments" / "face_expert.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _evaluate_json(path, aucs, shares, weights="w.safetensors"):
     sets = {name: {"n_real": 100, "auc": {"fused": a}, "fake_share_real": {"fused": shares.get(name, 0.0)}}
             for name, a in aucs.items()}
@@ -232,14 +245,7 @@ def _evaluate_json(path, aucs, shares, weights="w.safetensors"):
     return str(path)
 
 
-def test_compare_reads_rules_one_and_two(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "face_expert_cli", Path(__file__).resolve().parents[1] / "experiments" / "face_expert.py")
-    fe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fe)
+def test_compare_reads_rules_one_and_two(tmp_path, fe):
     cur = _evaluate_json(tmp_path / "cur.json", {"ffpp_faces": 0.78, "dfdc_faceswap": 0.82, "lfw_faceswap": 0.92}, {})
     good = _evaluate_json(tmp_path / "good.json", {"ffpp_faces": 0.81, "dfdc_faceswap": 0.83, "lfw_faceswap": 0.92},
                           {"cifake_sd14": 0.03})  # at the bound: max(0, 2 %) + 1 of 100
@@ -266,14 +272,7 @@ def _weigh_json(path, method, benefit, reference=0.7, allowed=None, weights="shi
     return str(path)
 
 
-def test_pool_takes_the_best_mean_and_changes_only_past_the_margin(tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "face_expert_cli", Path(__file__).resolve().parents[1] / "experiments" / "face_expert.py")
-    fe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fe)
+def test_pool_takes_the_best_mean_and_changes_only_past_the_margin(tmp_path, fe):
     rise = [0.70 + 0.01 * k for k in range(11)]  # best at 1.0
     fall = [0.80 - 0.02 * k for k in range(11)]  # best at 0
     a = _weigh_json(tmp_path / "a.json", "FaceSwap", rise)
@@ -302,14 +301,7 @@ def test_pool_takes_the_best_mean_and_changes_only_past_the_margin(tmp_path):
         fe.main(["pool", a, _weigh_json(tmp_path / "f.json", "Deepfakes", rise, cost_expert="x"), "--current", "0.7"])
 
 
-def test_export_reads_the_box_map_from_the_run_a_json_or_an_exported_expert(tmp_path, tiny_weights):
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "face_expert_cli", Path(__file__).resolve().parents[1] / "experiments" / "face_expert.py")
-    fe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fe)
+def test_export_reads_the_box_map_from_the_run_a_json_or_an_exported_expert(tmp_path, tiny_weights, fe):
     run = tmp_path / "run"
     run.mkdir()
     with pytest.raises(SystemExit, match="no box map"):
