@@ -221,15 +221,43 @@ def hull_mask(lms, size, rng: random.Random):
     return np.asarray(m, np.float32)[..., None] / 255.0
 
 
-def self_blend(img: np.ndarray, lms, rng: random.Random) -> np.ndarray:
+# FaceMesh's outer lip contour, and its nose tip
+LIPS = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39, 37, 0, 267, 269, 270, 409]
+NOSE_TIP = 1
+
+
+def part_mask(lms, size, rng: random.Random):
+    """A soft mask over part of the face, as a re-enactment redraws the mouth or the expression
+    rather than the whole face: half the time the outer lips' hull grown 1.3-1.9 times (the
+    mouth and around it), half the time the hull of the landmarks below the nose tip (the lower
+    face); its outline deformed and blurred as ``hull_mask`` does."""
+    import cv2
+    from PIL import ImageDraw
+
+    sel = lms[LIPS] if rng.random() < 0.5 else lms[lms[:, 1] >= lms[NOSE_TIP, 1]]
+    grow = rng.uniform(1.3, 1.9) if len(sel) == len(LIPS) else rng.uniform(0.9, 1.05)
+    pts = cv2.convexHull(sel.astype(np.float32)).reshape(-1, 2)
+    c = pts.mean(0)
+    theta = np.arctan2(pts[:, 1] - c[1], pts[:, 0] - c[0])
+    scale = grow + sum(rng.uniform(-0.06, 0.06) * np.cos(k * theta + rng.uniform(0, 6.3)) for k in (2, 3))
+    pts = c + (pts - c) * scale[:, None]
+    m = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(m).polygon([tuple(p) for p in pts], fill=255)
+    m = m.filter(ImageFilter.GaussianBlur(rng.uniform(1.0, 0.04 * size)))
+    return np.asarray(m, np.float32)[..., None] / 255.0
+
+
+def self_blend(img: np.ndarray, lms, rng: random.Random, parts: float = 0.0) -> np.ndarray:
     """A perturbed copy of the crop (fakedet.training.selfblend.perturbed_copy, as self_blend_v2
     uses) blended into it through the deformed landmark hull; half the time the copy is the
-    outside instead."""
+    outside instead. With ``parts`` > 0, that share of the blends goes through ``part_mask``
+    instead of the hull (``parts`` = 0 draws exactly what it drew before the option)."""
     from fakedet.training.selfblend import perturbed_copy
 
     h, w = img.shape[:2]
     src = perturbed_copy(Image.fromarray(img), rng, (*lms.min(0), *lms.max(0)))
-    m = hull_mask(lms, w, rng) * rng.choice([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+    mask = part_mask if parts > 0 and rng.random() < parts else hull_mask
+    m = mask(lms, w, rng) * rng.choice([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
     a, b = (src, img.astype(np.float32)) if rng.random() < 0.5 else (img.astype(np.float32), src)
     return np.clip(a * m + b * (1 - m) + 0.5, 0, 255).astype(np.uint8)
 
@@ -648,7 +676,7 @@ def train(args):
             elif args.recipe == "ae" or (args.recipe == "aemix" and rng.random() < 0.5):
                 fake = ae_blend(crops[i], lms[i], redraw(ae, tight_face(crops[i], lms[i])[None])[0], rng)
             else:
-                fake = self_blend(crops[i], lms[i], rng)
+                fake = self_blend(crops[i], lms[i], rng, parts=0.5 if args.recipe == "parts" else 0.0)
             seed = rng.random()
             xs.append(augment(crops[i], args.size, random.Random(seed)))
             xs.append(augment(fake, args.size, random.Random(seed)))  # the same draws for both
@@ -1119,8 +1147,9 @@ def main():
     ap.add_argument("--train-sets", type=lambda v: [n for n in v.split(",") if n], default=list(TRAIN_SETS),
                     help="sets whose real train faces are self-blended (default: %(default)s); an "
                          "evaluated set named here is seen in its real class only")
-    ap.add_argument("--recipe", choices=["self", "mix", "swap", "ae", "aemix"], default="self",
-                    help="train: pseudo-fakes are self-blends (self), pseudo swaps with another person's "
+    ap.add_argument("--recipe", choices=["self", "parts", "mix", "swap", "ae", "aemix"], default="self",
+                    help="train: pseudo-fakes are self-blends (self), self-blends half of them through a "
+                         "mouth or lower-face mask (parts), pseudo swaps with another person's "
                          "face of the same set (swap), half of each (mix), faces redrawn by the "
                          "autoencoder of --ae (ae), or half self-blends, half those (aemix); "
                          "probe: self, swap or ae")
