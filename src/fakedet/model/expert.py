@@ -87,7 +87,7 @@ class ExpertMeta:
     box_map: dict  # MTCNN box -> square: {"ratio", "dx", "dy"} (see ``expert_square``)
     network_sha256: str  # the network the norms were read for
     face_verdicts: Optional[dict] = None  # {"fake", "real", "rule"} for the fused face score
-    #: what it was trained on: {"recipe": pseudo-fakes ("self", "swap", "mix", "ae", "aemix"),
+    #: what it was trained on: {"recipe": pseudo-fakes ("self", "parts", "swap", "mix", "ae", "aemix"),
     #: "real_sets": [...], "genuine_fakes": [...], "left_out": a method or None, "steps": n};
     #: None in files written before it was recorded
     training: Optional[dict] = None
@@ -105,7 +105,8 @@ class ExpertMeta:
         t = self.training
         if not t:
             return "(not recorded in the file)"
-        made = {"self": "self-blends", "swap": "pseudo swaps", "mix": "self-blends and pseudo swaps",
+        made = {"self": "self-blends", "parts": "self-blends (half through a mouth or lower-face mask)",
+                "swap": "pseudo swaps", "mix": "self-blends and pseudo swaps",
                 "ae": "autoencoder-redrawn blends", "aemix": "self-blends and autoencoder-redrawn blends"}
         recipe = t.get("recipe") or "self"
         sets = ", ".join(t.get("real_sets") or [])
