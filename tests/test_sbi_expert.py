@@ -173,3 +173,24 @@ def test_genuine_fakes_are_train_split_only_and_leave_one_method_out(tmp_path):
         sx.genuine_data(tmp_path, ["ffpp_faces"], leave_out="Faceswap")
     with pytest.raises(SystemExit, match="needs ffpp_faces"):
         sx.genuine_data(tmp_path, ["lfw_faceswap"], leave_out="FaceSwap")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_part_masks_cover_the_mouth_or_the_lower_face_and_not_the_brows(seed):
+    img, lms = face(seed)
+    lms[sx.NOSE_TIP] = (128, 128)  # the nose tip in the face's centre
+    lms[sx.LIPS] = (lms[sx.LIPS] - 128) * [0.6, 0.3] + [128, 175]  # a mouth below it
+    m = sx.part_mask(lms, sx.CROP, random.Random(seed))[..., 0]
+    assert m.max() > 0.9
+    ys = np.flatnonzero(m.max(1) > 0.5)
+    assert ys.min() > 100  # nothing of it up at the brows
+    assert 0.0 < (m > 0.5).mean() < 0.5
+
+
+def test_parts_zero_draws_the_blend_it_drew_before_and_parts_one_only_part_masks():
+    img, lms = face(3)
+    assert (sx.self_blend(img, lms, random.Random(7)) == sx.self_blend(img, lms, random.Random(7), parts=0.0)).all()
+    lms[sx.NOSE_TIP] = (128, 150)
+    part = sx.self_blend(img, lms, random.Random(7), parts=1.0)
+    assert not changed(img, part)[:110].any()  # above the nose tip nothing changed
+    assert changed(img, part).any()
