@@ -16,6 +16,10 @@ alone is the baseline for them): crop (the central 80 %), bright (brightness x1.
 mask, radius 2, 80 %), noise (Gaussian, sd 4 grey levels, seeded by the image), rotate (3 degrees,
 then the central 90 % so that no corner is blank). ``--conditions edits`` runs those nine.
 
+and screenshots (``--conditions screens``): the image shown at another size and captured, bilinear
+as a display scales it: shot125 (125 %, PNG), shot075 (75 %, PNG), shot075j (75 %, then sent on
+as a JPEG q85).
+
 With ``--faces`` the images are scored as ``scan --faces`` scores them (with the shipped face
 expert unless ``--no-face-expert``), labelled by the face-mode thresholds where a face is found.
 
@@ -94,6 +98,21 @@ EDITS = {
     "rotate": _edited(lambda img: _centre(img.rotate(3, resample=Image.Resampling.BICUBIC), 0.9)),
 }
 
+def _shown(scale, save):
+    """The image as a screenshot captures it: shown at ``scale`` times its size (bilinear, as a
+    browser or a phone's display scales it), then saved by ``save``."""
+    def f(img):
+        return save(img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                               Image.Resampling.BILINEAR))
+    return f
+
+
+SCREENS = {
+    "shot125": _shown(1.25, _png),  # zoomed to 125 % (a high-density display), a PNG screenshot
+    "shot075": _shown(0.75, _png),  # shown smaller than its size, a PNG screenshot
+    "shot075j": _shown(0.75, _jpeg(85)),  # the same screenshot sent on as a JPEG (q85)
+}
+
 PERTURBATIONS = {
     "original": None,
     "png": _png,
@@ -104,6 +123,7 @@ PERTURBATIONS = {
     "blur": lambda img: _png(img.filter(ImageFilter.GaussianBlur(1.0))),
     "double": lambda img: _png(img.resize((img.width * 2, img.height * 2), Image.Resampling.BICUBIC)),
     **EDITS,
+    **SCREENS,
 }
 
 
@@ -130,9 +150,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default="robustness.json")
     ap.add_argument("--sets", default="core",
                     help="comma-separated sets, 'core' (the six original sets) or 'all' (all nine)")
-    ap.add_argument("--conditions", default=",".join(k for k in PERTURBATIONS if k not in EDITS),
+    ap.add_argument("--conditions", default=",".join(k for k in PERTURBATIONS if k not in EDITS and k not in SCREENS),
                     help="comma-separated subset of: " + ", ".join(PERTURBATIONS)
-                    + "; 'edits' for the everyday edits [default: all but the edits]")
+                    + "; 'edits' for the everyday edits, 'screens' for the screenshots "
+                      "[default: all but those two groups]")
     ap.add_argument("--faces", action="store_true", help="score as scan --faces does")
     ap.add_argument("--no-face-expert", action="store_true", help="with --faces: the network alone")
     args = ap.parse_args(argv)
@@ -144,7 +165,8 @@ def main(argv=None) -> int:
     base = sample(Path(args.data), args.per_set, args.seed, sets)
     results = {"threshold": det.threshold, "per_set": args.per_set, "faces": args.faces,
                "face_expert": det.expert is not None, "conditions": {}}
-    conditions = ["original", *EDITS] if args.conditions == "edits" else args.conditions.split(",")
+    groups = {"edits": ["original", *EDITS], "screens": ["original", *SCREENS]}
+    conditions = groups.get(args.conditions) or args.conditions.split(",")
     unknown = [c for c in conditions if c not in PERTURBATIONS]
     if unknown:
         sys.exit(f"unknown conditions {unknown}; known: {', '.join(PERTURBATIONS)}")

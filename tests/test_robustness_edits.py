@@ -49,3 +49,19 @@ def test_edits_change_what_they_say(rb):
     assert warm[..., 0].mean() > base[..., 0].mean() + 5 and warm[..., 2].mean() < base[..., 2].mean() - 5
     assert _decode(rb.EDITS["contrast"](img)).std() > base.std() * 1.15
     assert "original" in rb.PERTURBATIONS and set(rb.EDITS) <= set(rb.PERTURBATIONS)
+
+
+@pytest.mark.parametrize("name,fmt,size", [("shot125", "PNG", (150, 112)), ("shot075", "PNG", (90, 68)),
+                                           ("shot075j", "JPEG", (90, 68))])
+def test_screenshots_are_the_image_at_another_size_in_their_format(rb, name, fmt, size):
+    yy, xx = np.mgrid[0:90, 0:120]
+    smooth = np.stack([xx * 2, yy * 2, 128 + 60 * np.sin(xx / 9.0) * np.cos(yy / 7.0)], 2)
+    img = Image.fromarray(smooth.astype(np.uint8))  # a picture with no detail finer than scaling keeps
+    b = rb.SCREENS[name](img)
+    assert b == rb.SCREENS[name](img)
+    with Image.open(io.BytesIO(b)) as im:
+        assert im.format == fmt and im.size == size
+        shown = im.convert("RGB")
+    back = np.asarray(shown.resize((120, 90), Image.Resampling.BILINEAR), np.float32)
+    assert np.abs(back - smooth).mean() < 4  # the same picture
+    assert set(rb.SCREENS) <= set(rb.PERTURBATIONS)
