@@ -16,8 +16,8 @@ alone is the baseline for them): crop (the central 80 %), bright (brightness x1.
 mask, radius 2, 80 %), noise (Gaussian, sd 4 grey levels, seeded by the image), rotate (3 degrees,
 then the central 90 % so that no corner is blank). ``--conditions edits`` runs those nine.
 
-and screenshots (``--conditions screens``): the image shown at another size and captured, bilinear
-as a display scales it: shot125 (125 %, PNG), shot075 (75 %, PNG), shot075j (75 %, then sent on
+Screenshots (``--conditions screens``): the image shown at another size and captured, bilinear as
+a display scales it: shot125 (125 %, PNG), shot075 (75 %, PNG), shot075j (75 %, then sent on
 as a JPEG q85).
 
 With ``--faces`` the images are scored as ``scan --faces`` scores them (with the shipped face
@@ -97,6 +97,7 @@ EDITS = {
     "noise": _edited(_noise),
     "rotate": _edited(lambda img: _centre(img.rotate(3, resample=Image.Resampling.BICUBIC), 0.9)),
 }
+
 
 def _shown(scale, save):
     """The image as a screenshot captures it: shown at ``scale`` times its size (bilinear, as a
