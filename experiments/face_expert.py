@@ -5,6 +5,8 @@ read the decision record's rule (docs/decisions/2026-12-03-a-fused-face-mode-in-
     python experiments/face_expert.py export --run runs/sbi_g --weight 0.7 --out weights/face-expert.safetensors
     python experiments/calibrate_faces.py --expert weights/face-expert.safetensors   # its face verdicts
     python experiments/face_expert.py evaluate --json runs/face_mode_val.json         # the rule, on val
+    python experiments/face_expert.py mirror --json runs/mirror.json                  # mirrored views
+    python experiments/face_expert.py lomo --json runs/lomo_face_mode_test.json       # held-out methods, test
 
 ``export`` copies a trained expert (``experiments/sbi_expert.py train``; its ``mtcnn_map.json``
 from ``recrop``, or ``--box-map`` from an expert made from the same crops) into one safetensors
@@ -20,6 +22,27 @@ docs/decisions/2026-12-04-a-face-expert-that-also-sees-genuine-fakes.md.
 ``pool WEIGH.json...`` reads several ``weigh`` JSONs, one per held-out method, together: the
 weight with the best mean benefit (docs/decisions/2026-12-04-g-weight-on-two-more-held-out-methods.md).
 
+``mirror`` (docs/decisions/2026-12-04-mirrored-views-in-face-mode.md) records, in one face-mode
+pass per detector, the network's raw logits (the whole image, then each face) on each input and
+on its left-right mirror (view and native-resolution patches together), and the expert's on each
+face square and its mirror, and rebuilds four candidates: 0 (as shipped), E (the expert's logit
+averaged over the square and its mirror), N (the network's logits averaged over the input and
+its mirror), EN (both). For each, the fusion's norms are read again from its own logits on the
+expert's reference reals, and an image's score is the maximum over its whole-image logit and its
+faces' fused logits at w = 0.7. Benefit: for each FaceForensics++ method, the network and the
+expert trained without it (``--lomo``, ``--heldout``), the method's train and val fakes against
+ffpp_faces' real val faces; cost: the shipped pair on the seen face sets' val splits. Before the
+passes, candidate 0 rebuilt is checked against the tool's own ``p_fake``.
+
+``recipe`` (docs/decisions/2026-12-04-mouth-and-lower-face-self-blends.md) scores
+``sbi_expert.py train`` run folders, each trained without ``--method``, paired with a network
+trained without it, as ``mirror`` scores candidate 0 (and E, for reading).
+
+``lomo`` reports face mode's leave-one-method-out figures on a split (default test; description,
+read by no rule): each method's fakes against ffpp_faces' reals of that split, the held-out pairs
+of ``mirror``, network alone (w = 0) and fused at the shipped weight; the ``fake`` shares at the
+shipped face-mode threshold are a reading only (the held-out pairs carry no verdicts of their own).
+
 ``evaluate`` scores the val split of every real source and face set in face mode with the
 expert; each record carries the network's own face scores too (``p_network``), so today's face
 score (the maximum over the whole image and the network's face scores) and the fused one come
@@ -33,6 +56,7 @@ import dataclasses
 import json
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +78,11 @@ REAL_SOURCES = ("cifake_sd14", "dfdc_faceswap", "ffpp_faces", "imagenet_real_pho
 def _logit(p: float) -> float:
     p = min(max(p, 1e-300), 1 - 1e-16)
     return math.log(p) - math.log1p(-p)
+
+
+def method_of(im) -> str:
+    """The FaceForensics++ method of an ffpp_faces image ("real" for its real videos)."""
+    return im.group.split("-")[2] if im.group.count("-") >= 3 else im.group
 
 
 def read_box_map(run: Path, source: str | None = None) -> dict:
@@ -285,8 +314,7 @@ def weigh(args) -> int:
     on each face set with ``--cost-expert``; compared with ``--reference-expert`` (paired with the
     same leave-one-method-out network) at ``--reference-weight``. No test image is read."""
     ims = read_manifest(manifest("ffpp_faces"))
-    method = [im.group.split("-")[2] if im.group.count("-") >= 3 else im.group for im in ims]
-    held = [im for im, m in zip(ims, method) if im.label == 1 and m == args.method and im.split in ("train", "val")]
+    held = [im for im in ims if im.label == 1 and method_of(im) == args.method and im.split in ("train", "val")]
     reals = [im for im in ims if im.label == 0 and im.split == "val"]
     if not held:
         sys.exit(f"no {args.method} fakes in ffpp_faces")
@@ -381,6 +409,248 @@ def pool(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ probes of 2026-12-04 (session 36)
+METHODS = ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures")
+CANDIDATES = ("0", "E", "N", "EN")
+PROBE_WEIGHT = 0.7
+
+
+def mirrored_logits(det: Detector, paths: list[str]) -> dict[str, dict]:
+    """Per path: ``ln``/``ln_m`` the network's raw logits (whole image first, then each face) on
+    the input and its mirror, ``le``/``le_m`` the expert's on each face square and its mirror.
+    The tool's own decoding, face finding, model calls and CPU runner are used; only the scoring
+    step is replaced."""
+    import torch
+
+    from fakedet.inference.detector import _cat
+    from fakedet.inference.result import Result
+
+    model = det.expert[0]
+    out: dict[str, dict] = {}
+
+    def score(batch):
+        ok = [i for i, d in enumerate(batch) if d.error is None]
+        if ok:
+            views = _cat([batch[i].views for i in ok], det.device)
+            patches = _cat([batch[i].patches for i in ok], det.device)
+            ln = det.forward(views, patches).double().numpy()
+            ln_m = det.forward(torch.flip(views, dims=[-1]).contiguous(),
+                               torch.flip(patches, dims=[-1]).contiguous()).double().numpy()
+            crops = np.concatenate([batch[i].expert_crops for i in ok])
+            le = fx.expert_logits(model, crops, det._cpu)
+            le_m = fx.expert_logits(model, np.ascontiguousarray(crops[:, :, ::-1]), det._cpu)
+            s = e = 0
+            for i in ok:
+                n = len(batch[i].views)
+                out[batch[i].path] = {"ln": ln[s:s + n], "ln_m": ln_m[s:s + n],
+                                      "le": le[e:e + n - 1], "le_m": le_m[e:e + n - 1]}
+                s, e = s + n, e + n - 1
+        return [Result(d.path, None, None, d.error or "recorded by face_expert.py mirror") for d in batch]
+
+    det.score_decoded = score
+    try:
+        recs = det.predict(paths)
+    finally:
+        del det.score_decoded
+    missing = [r.path for r in recs if r.path not in out]
+    if missing:
+        sys.exit(f"{len(missing)} images could not be scored: {[r.error for r in recs if r.path in missing][:3]}")
+    return out
+
+
+def candidate_logits(rec: dict, c: str) -> tuple[np.ndarray, np.ndarray]:
+    ln = (rec["ln"] + rec["ln_m"]) / 2 if "N" in c else rec["ln"]
+    le = (rec["le"] + rec["le_m"]) / 2 if "E" in c else rec["le"]
+    return ln, le
+
+
+def candidate_norms(recs: list[dict], c: str) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(network, expert) mean and sd over the reference reals' largest faces, for candidate c."""
+    ln, le = [], []
+    for r in recs:
+        if len(r["le"]):
+            a, b = candidate_logits(r, c)
+            ln.append(a[1])
+            le.append(b[0])
+    if len(le) < 100:
+        sys.exit(f"only {len(le)} reference faces")
+    ln, le = np.array(ln), np.array(le)
+    return (float(ln.mean()), float(ln.std())), (float(le.mean()), float(le.std()))
+
+
+def candidate_score(rec: dict, c: str, nrm) -> float:
+    (mu_n, sd_n), (mu_e, sd_e) = nrm
+    ln, le = candidate_logits(rec, c)
+    fused = (1 - PROBE_WEIGHT) * ln[1:] + PROBE_WEIGHT * (mu_n + sd_n * (le - mu_e) / sd_e)
+    return float(max([ln[0], *fused]))
+
+
+def candidate_scores(det: Detector, paths: list[str]) -> dict[str, np.ndarray]:
+    """Each candidate's image scores for ``paths`` (network units, before the temperature), the
+    norms read on the expert's reference reals in the same pass."""
+    meta = det.expert[1]
+    ref = [im.path for name in meta.training["real_sets"]
+           for im in read_manifest(manifest(name), split="val") if im.label == 0]
+    logits = mirrored_logits(det, sorted(set(paths) | set(ref)))
+    out = {}
+    for c in CANDIDATES:
+        nrm = candidate_norms([logits[p] for p in ref], c)
+        out[c] = np.array([candidate_score(logits[p], c, nrm) for p in paths])
+    return out
+
+
+def mirror_check(det: Detector, paths: list[str]) -> None:
+    """Candidate 0, rebuilt with the file's own norms, against the tool's p_fake."""
+    from fakedet.inference.result import calibrated
+
+    recs = det.predict(paths)
+    logits = mirrored_logits(det, paths)
+    meta = det.expert[1]
+    nrm = (meta.norm_network, meta.norm_expert)
+    for r in recs:
+        (mu_n, sd_n), (mu_e, sd_e) = nrm
+        ln, le = logits[r.path]["ln"], logits[r.path]["le"]
+        fused = (1 - meta.weight) * ln[1:] + meta.weight * (mu_n + sd_n * (le - mu_e) / sd_e)
+        p = calibrated(float(max([ln[0], *fused])), det.temperature)
+        if abs(p - r.p_fake) > 1e-4:
+            sys.exit(f"rebuilt score {p:.6f} != the tool's {r.p_fake:.6f} for {r.path}")
+    print(f"check: candidate 0 rebuilt = the tool's p_fake on {len(recs)} images")
+
+
+def mirror(args) -> int:
+    """The probe of docs/decisions/2026-12-04-mirrored-views-in-face-mode.md (see the module's docstring)."""
+    res: dict = {"weight": PROBE_WEIGHT, "benefit": {}, "cost": {}}
+
+    seen = Detector.load(None, device="cpu", faces=True, expert="auto")
+    if seen.expert is None or seen.expert[1].training is None:
+        sys.exit("the shipped face expert (with its training record) is needed")
+    val = {n: read_manifest(manifest(n), split="val") for n in FACE_SETS}
+    mirror_check(seen, [im.path for im in val["ffpp_faces"][:24]])
+    paths = [im.path for n in FACE_SETS for im in val[n]]
+    s = candidate_scores(seen, paths)
+    start = 0
+    for n in FACE_SETS:
+        y = np.array([im.label for im in val[n]])
+        sl = slice(start, start + len(y))
+        res["cost"][n] = {c: _auc(s[c][sl][y == 0], s[c][sl][y == 1]) for c in CANDIDATES}
+        start += len(y)
+        print(n, json.dumps(res["cost"][n]), flush=True)
+
+    for m in args.methods.split(","):
+        paths, y = heldout_images(m)
+        low = m.lower()
+        det = Detector.load(Path(args.lomo) / f"lomo_h6_{low}" / "final.safetensors", device="cpu", faces=True,
+                            expert=Path(args.heldout) / f"fe_g_no{low}_lomo_{low}.safetensors")
+        s = candidate_scores(det, paths)
+        res["benefit"][m] = {c: _auc(s[c][y == 0], s[c][y == 1]) for c in CANDIDATES}
+        print(m, int(y.sum()), "fakes", json.dumps(res["benefit"][m]), flush=True)
+
+    methods = list(res["benefit"])
+    print("\n| candidate | " + " | ".join(methods) + " | mean gain | worst method gain | "
+          + " | ".join(f"{n} gain" for n in FACE_SETS) + " | passes |")
+    print("|---|" + "---|" * (len(methods) + 3 + len(FACE_SETS)))
+    res["rule"] = {}
+    for c in CANDIDATES:
+        gains = [res["benefit"][m][c] - res["benefit"][m]["0"] for m in methods]
+        costs = [res["cost"][n][c] - res["cost"][n]["0"] for n in FACE_SETS]
+        ok = c != "0" and np.mean(gains) >= 0.010 and min(gains) >= -0.005 and min(costs) >= -0.005
+        res["rule"][c] = {"mean_gain": float(np.mean(gains)), "worst_gain": float(min(gains)),
+                          "worst_cost": float(min(costs)), "passes": bool(ok)}
+        print(f"| {c} | " + " | ".join(f"{res['benefit'][m][c]:.4f}" for m in methods)
+              + f" | {np.mean(gains):+.4f} | {min(gains):+.4f} | " + " | ".join(f"{x:+.4f}" for x in costs)
+              + f" | {'yes' if ok else ('–' if c == '0' else 'no')} |")
+    passing = [c for c in CANDIDATES if res["rule"][c]["passes"]]
+    chosen = None
+    if passing:
+        chosen = max(passing, key=lambda c: res["rule"][c]["mean_gain"])
+        if "E" in passing and res["rule"]["E"]["mean_gain"] >= res["rule"][chosen]["mean_gain"] - 0.005:
+            chosen = "E"
+    res["chosen"] = chosen
+    print(f"chosen: {chosen or 'none (nothing changes)'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+def heldout_images(method: str) -> tuple[list[str], np.ndarray]:
+    """ffpp_faces' real val faces, then ``method``'s train and val fakes; their labels."""
+    ims = read_manifest(manifest("ffpp_faces"))
+    reals = [im.path for im in ims if im.label == 0 and im.split == "val"]
+    held = [im.path for im in ims if im.label == 1 and method_of(im) == method and im.split in ("train", "val")]
+    if not held:
+        sys.exit(f"no {method} fakes in ffpp_faces")
+    return reals + held, np.r_[np.zeros(len(reals)), np.ones(len(held))]
+
+
+def run_expert_file(run: Path, network: Path, box_map_from: str | None, out: Path) -> Path:
+    """The run's expert as a file paired with ``network`` (identity norms: ``candidate_scores``
+    reads its own)."""
+    from safetensors.torch import load_file
+
+    state = json.loads((run / "state.json").read_text())
+    box_map = read_box_map(run, box_map_from)
+    training = {"recipe": state.get("recipe", "self"), "real_sets": list(state["train_sets"]),
+                "genuine_fakes": list(state.get("genuine") or []), "left_out": state.get("leave_out"),
+                "steps": int(state["step"])}
+    meta = fx.ExpertMeta(size=int(state["size"]), weight=PROBE_WEIGHT, norm_expert=(0.0, 1.0), norm_network=(0.0, 1.0),
+                         box_map={k: box_map[k] for k in ("ratio", "dx", "dy")},
+                         network_sha256=checkpoint.sha256(network), training=training)
+    fx.save(out, load_file(str(run / "expert.safetensors")), meta)
+    return out
+
+
+def recipe(args) -> int:
+    """The probe of docs/decisions/2026-12-04-mouth-and-lower-face-self-blends.md (see the module's docstring)."""
+    paths, y = heldout_images(args.method)
+    network = Path(args.network)
+    res = {"method": args.method, "network": str(network), "n_fake": int(y.sum()), "n_real": int((y == 0).sum()),
+           "weight": PROBE_WEIGHT, "runs": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in map(Path, args.runs):
+            state = json.loads((run / "state.json").read_text())
+            if state.get("leave_out") != args.method:
+                sys.exit(f"{run} was not trained without {args.method} (leave_out: {state.get('leave_out')})")
+            f = run_expert_file(run, network, args.box_map, Path(tmp) / f"{run.name}.safetensors")
+            det = Detector.load(network, device="cpu", faces=True, expert=f)
+            s = candidate_scores(det, paths)
+            res["runs"][str(run)] = {"recipe": state.get("recipe", "self"), "steps": state["step"],
+                                     "auc": _auc(s["0"][y == 0], s["0"][y == 1]),
+                                     "auc_mirrored_expert": _auc(s["E"][y == 0], s["E"][y == 1])}
+            print(f"{run}: {json.dumps(res['runs'][str(run)])}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+def lomo(args) -> int:
+    """Face mode's leave-one-method-out figures (description; see the module's docstring)."""
+    shipped = fx.read_meta(fx.default_expert_path())
+    w = shipped.weight
+    fake_at = float(shipped.face_verdicts["fake"])
+    ims = read_manifest(manifest("ffpp_faces"), split=args.split)
+    reals = [im.path for im in ims if im.label == 0]
+    res = {"split": args.split, "weight": w, "fake_at": fake_at, "n_real": len(reals), "methods": {}}
+    print(f"| method ({args.split}) | fakes | network alone, face mode | fused at w = {w} | "
+          f"fakes `fake` | reals `fake` |\n|---|---|---|---|---|---|")
+    for m in METHODS:
+        held = [im.path for im in ims if im.label == 1 and method_of(im) == m]
+        low = m.lower()
+        det = Detector.load(Path(args.lomo) / f"lomo_h6_{low}" / "final.safetensors", device="cpu", faces=True,
+                            expert=Path(args.heldout) / f"fe_g_no{low}_lomo_{low}.safetensors")
+        s = image_scores_by_weight(det, reals + held, (0.0, w))
+        y = np.r_[np.zeros(len(reals)), np.ones(len(held))]
+        p = 1 / (1 + np.exp(-s[w]))  # image_scores_by_weight's scores are already over T
+        r = {"n_fake": len(held), "auc_network": _auc(s[0.0][y == 0], s[0.0][y == 1]),
+             "auc_fused": _auc(s[w][y == 0], s[w][y == 1]),
+             "fakes_fake": float((p[y == 1] >= fake_at).mean()), "reals_fake": float((p[y == 0] >= fake_at).mean())}
+        res["methods"][m] = r
+        print(f"| {m} | {len(held)} | {r['auc_network']:.3f} | {r['auc_fused']:.3f} | "
+              f"{r['fakes_fake']:.3f} | {r['reals_fake']:.3f} |", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -420,7 +690,27 @@ def main(argv=None) -> int:
     o.add_argument("--current", type=float, required=True, help="the shipped expert's weight")
     o.add_argument("--margin", type=float, default=0.005, help="mean benefit a new weight must gain")
     o.add_argument("--json", default=None)
+    m = sub.add_parser("mirror", help="face mode with each input and its mirror averaged, on methods held out "
+                       "of both models and on the seen sets (val)")
+    m.add_argument("--lomo", default="runs/trust", help="folder of lomo_h6_<m>/final.safetensors")
+    m.add_argument("--heldout", default="runs", help="folder of fe_g_no<m>_lomo_<m>.safetensors")
+    m.add_argument("--methods", default=",".join(METHODS))
+    m.add_argument("--json", default=None)
+    r = sub.add_parser("recipe", help="sbi_expert.py runs compared on one method held out of them and the network")
+    r.add_argument("--method", required=True, help="Deepfakes, FaceSwap, Face2Face or NeuralTextures")
+    r.add_argument("--network", required=True, help="a network trained without --method")
+    r.add_argument("--runs", nargs="+", required=True, help="sbi_expert.py run folders, each trained without it")
+    r.add_argument("--box-map", default=None, help="as export --box-map")
+    r.add_argument("--json", default=None)
+    h = sub.add_parser("lomo", help="face mode's leave-one-method-out figures on a split (description)")
+    h.add_argument("--lomo", default="runs/trust", help="folder of lomo_h6_<m>/final.safetensors")
+    h.add_argument("--heldout", default="runs", help="folder of fe_g_no<m>_lomo_<m>.safetensors")
+    h.add_argument("--split", default="test")
+    h.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    steps = {"mirror": mirror, "recipe": recipe, "lomo": lomo}
+    if args.cmd in steps:
+        return steps[args.cmd](args)
     if args.cmd == "pool":
         return pool(args)
     if args.cmd == "weigh":

@@ -315,24 +315,16 @@ def test_export_reads_the_box_map_from_the_run_a_json_or_an_exported_expert(tmp_
         fe.read_box_map(run, str(tmp_path / "bad.json"))
 
 
-def test_mirror_eval_records_the_tools_logits_and_the_mirrors(tiny_weights, tmp_path, one_face):
-    """experiments/mirror_eval.py: its unmirrored logits are the tool's own (its candidate 0
-    rebuilds the tool's p_fake), and its mirrored expert logits are the expert's on the mirrored
-    square."""
-    import importlib.util
-    from pathlib import Path
-
+def test_mirror_records_the_tools_logits_and_the_mirrors(tiny_weights, tmp_path, one_face, fe):
+    """face_expert.py mirror: its unmirrored logits are the tool's own (its candidate 0 rebuilds
+    the tool's p_fake), and its mirrored expert logits are the expert's on the mirrored square."""
     from PIL import Image
 
-    spec = importlib.util.spec_from_file_location(
-        "mirror_eval", Path(__file__).resolve().parents[1] / "experiments" / "mirror_eval.py")
-    me = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(me)
     paths = [str(write_image(tmp_path / f"{i}.jpg", size=(200, 160), seed=i)) for i in range(3)]
     f = make_expert(tmp_path / "e.safetensors", tiny_weights, weight=0.7, norm_expert=(0.0, 0.05))
     det = Detector.load(tiny_weights, device="cpu", faces=True, expert=f, workers=0)
-    me.check(det, paths)  # exits unless candidate 0 rebuilt = p_fake
-    rec = me.mirrored_logits(det, paths)
+    fe.mirror_check(det, paths)  # exits unless candidate 0 rebuilt = p_fake
+    rec = fe.mirrored_logits(det, paths)
     model, meta = det.expert[:2]
     for p in paths:
         crop = fx.expert_crop(Image.open(p).convert("RGB"), BOX, meta.box_map, meta.size)
@@ -342,6 +334,6 @@ def test_mirror_eval_records_the_tools_logits_and_the_mirrors(tiny_weights, tmp_
         assert len(rec[p]["ln"]) == len(rec[p]["ln_m"]) == 2  # the whole image, then the face
     assert any(abs(rec[p]["le_m"][0] - rec[p]["le"][0]) > 1e-4 for p in paths)  # a mirror is another input
     nrm = (meta.norm_network, meta.norm_expert)
-    zero = [me.image_score(rec[p], "0", nrm) for p in paths]
-    both = [me.image_score(rec[p], "EN", nrm) for p in paths]
+    zero = [fe.candidate_score(rec[p], "0", nrm) for p in paths]
+    both = [fe.candidate_score(rec[p], "EN", nrm) for p in paths]
     assert zero != both
