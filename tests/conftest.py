@@ -17,6 +17,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FAKEDET_DATA", REPO.parent / "shared" / "data"))
 
 
+def load_experiment(name: str):
+    """``experiments/<name>.py``, a script and not part of the package, loaded as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_config_dict(**overrides) -> dict:
     cfg = {
         "name": "tiny-test",

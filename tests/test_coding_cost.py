@@ -1,16 +1,13 @@
 """The coding-cost expert study (experiments/coding_cost.py): the coder must be causal and its bits honest."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-spec = importlib.util.spec_from_file_location(
-    "coding_cost", Path(__file__).resolve().parents[1] / "experiments" / "coding_cost.py")
-cc = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cc)
+from conftest import load_experiment
+
+cc = load_experiment("coding_cost")
 
 
 @pytest.mark.parametrize("row,col", [(0, 0), (5, 9), (8, 8), (15, 15)])

@@ -14,7 +14,7 @@ from fakedet.model import checkpoint
 from fakedet.model import expert as fx
 from fakedet.model import faces as faces_mod
 
-from conftest import write_image
+from conftest import load_experiment, write_image
 
 BOX = [40, 30, 120, 110]
 
@@ -227,14 +227,7 @@ def test_expert_crop_matches_training_resizes(tmp_path):
 @pytest.fixture(scope="module")
 def fe():
     """experiments/face_expert.py, the script, loaded as a module."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "face_expert_cli", Path(__file__).resolve().parents[1] / "experiments" / "face_expert.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("face_expert")
 
 
 def _evaluate_json(path, aucs, shares, weights="w.safetensors"):

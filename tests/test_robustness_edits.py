@@ -1,22 +1,18 @@
 """experiments/robustness.py's everyday edits: each gives a decodable JPEG of the expected size,
 the same bytes for the same image, and changes the pixels it says it changes."""
 
-import importlib.util
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import load_experiment
+
 
 @pytest.fixture(scope="module")
 def rb():
-    spec = importlib.util.spec_from_file_location(
-        "robustness_cli", Path(__file__).resolve().parents[1] / "experiments" / "robustness.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_experiment("robustness")
 
 
 def _photo():

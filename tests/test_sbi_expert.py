@@ -1,18 +1,15 @@
 """The face-expert study's pseudo-fakes (experiments/sbi_expert.py): they change the face and
 only the face, and the autoencoder that redraws faces keeps their shape."""
 
-import importlib.util
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import load_experiment
+
 pytest.importorskip("cv2")  # comes with invisible-watermark (test extra)
-spec = importlib.util.spec_from_file_location(
-    "sbi_expert", Path(__file__).resolve().parents[1] / "experiments" / "sbi_expert.py")
-sx = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(sx)
+sx = load_experiment("sbi_expert")
 
 
 def face(seed):

@@ -1,14 +1,11 @@
 """The checkpoint comparison of the trust decisions (experiments/trust_eval.py): the members' mean column."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-spec = importlib.util.spec_from_file_location(
-    "trust_eval", Path(__file__).resolve().parents[1] / "experiments" / "trust_eval.py")
-te = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(te)
+from conftest import load_experiment
+
+te = load_experiment("trust_eval")
 
 
 def result(auc, caught, portraits, t_fake):
