@@ -82,7 +82,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
 
     from fakedet.data.labelled import read_labelled
     from fakedet.evaluation.report import format_table, report, write_plots
-    from fakedet.inference.detector import Detector
+    from fakedet.inference.stream import load_detector
 
     ctx = click.get_current_context()
     stdout()
@@ -132,7 +132,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
             raise click.BadParameter(f"{report_path} is also an input: writing the report there "
                                      "would overwrite it", param_hint="--report")
     with load_errors_exit(ctx):
-        det = Detector.load(weights, device=device, threshold=threshold, batch_size=batch_size,
+        det = load_detector(weights, device=device, threshold=threshold, batch_size=batch_size,
                             workers=workers, faces=faces, expert="auto" if face_expert else None)
     total = sum(len(v) for v in datasets.values())
     bar = tqdm(total=total, unit="img", file=sys.stderr,

@@ -260,8 +260,8 @@ def explain(paths, out_dir, weights, device, faces, grid):
     """
     from fakedet.data.decode import ImageError, exception_text
     from fakedet.data.sources import iter_items
-    from fakedet.inference.detector import Detector
     from fakedet.inference.explain import explain as explain_one
+    from fakedet.inference.stream import load_detector
 
     ctx = click.get_current_context()
     out = stdout()
@@ -271,7 +271,7 @@ def explain(paths, out_dir, weights, device, faces, grid):
         err(f"cannot create the output folder {out_dir}: {exc.strerror or exc}")
         ctx.exit(EXIT_USAGE)
     with load_errors_exit(ctx):
-        det = Detector.load(weights, device=device, faces=faces, workers=0, provenance=False,
+        det = load_detector(weights, device=device, faces=faces, workers=0, provenance=False,
                             expert=None)  # the heatmap and the face scores are the network's
 
     status = EXIT_OK

@@ -94,6 +94,19 @@ def loading() -> bool:
     return bool(_Loading.running)
 
 
+def load_detector(weights: Optional[str | os.PathLike] = None, **kw) -> Detector:
+    """``Detector.load(weights, **kw)`` for a command: the load runs in a background thread while
+    the calling thread waits in slices that Ctrl-C and SIGTERM interrupt at once.
+
+    The CLI's handlers raise the interruption in the main thread. Raised there during ``import
+    torch`` it can land in Python code that libtorch's C++ is running (``torch._C._c10d_init``
+    calls back into Python), where it cannot be handled: the process aborts (SIGABRT, no
+    output). In a background thread the import never sees it; an interrupted command then ends
+    as :func:`loading` describes.
+    """
+    return _Loading(Detector.load, weights, **kw).result()
+
+
 def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] = None, *,
                    device: str = "auto", threshold: Optional[float] = None, batch_size: int = 32,
                    workers: Optional[int] = None, faces: bool = False,
@@ -116,7 +129,7 @@ def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] =
     if faces or device not in ("auto", "cpu") or (device == "auto" and gpu_driver_present()):
         # On a machine with a GPU driver "auto" may mean CUDA, which only torch can tell:
         # there the model loads first, as with device="cuda".
-        det = Detector.load(weights, device=device, expert=expert, **kw)
+        det = load_detector(weights, device=device, expert=expert, **kw)
         det.thumbnail = thumbnail
         return ResultStream(det, det.iter_batches(items))
     meta = ckpt.read_meta(weights if weights is not None else ckpt.default_weights_path())
