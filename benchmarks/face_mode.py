@@ -3,6 +3,7 @@
 
     python benchmarks/face_mode.py                      # val images of the face sets in ../shared/data
     python benchmarks/face_mode.py --images DIR --rounds 5 --json runs/face_mode_speed.json
+    python benchmarks/face_mode.py --whole --images ../shared/data/unsplash_portraits/real --resize 4032x3024
 
 ``Detector.load(faces=True)`` (API, default workers, the model already loaded) scores the same
 images with the network alone (``expert=None``, today's face mode) and with the shipped face
@@ -11,6 +12,13 @@ after one warm-up pass of each; it reports the median images/s of each and their
 ``--images``, or the first ``--n`` val images of each face set (ffpp_faces, dfdc_faceswap,
 lfw_faceswap) read from their manifests. Decision record:
 docs/decisions/2026-12-03-a-fused-face-mode-in-the-product.md (rule 3: the ratio at least 0.6).
+
+``--whole`` adds the default scan (``faces=False``, the whole image only) to the alternation and
+reports face mode's speed against it, the comparison that decides whether face mode could be the
+default (docs/decisions/2026-12-04-face-mode-speed-against-the-default-scan.md). ``--resize WxH``
+first makes a photo of that size from each image (centre crop to the aspect, bicubic resize, JPEG
+quality 90, in a temporary folder), so that portraits stand in for 1024 px or 12 MP photos
+with a face in them.
 """
 
 from __future__ import annotations
@@ -21,8 +29,11 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+from PIL import Image, ImageOps
 
 from fakedet import Detector
 from fakedet.data.labelled import read_manifest
@@ -37,18 +48,41 @@ FACE_SETS = ("ffpp_faces", "dfdc_faceswap", "lfw_faceswap")
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", default=None, help="a folder of images [default: the face sets' val images]")
-    ap.add_argument("--n", type=int, default=70, help="val images per face set")
+    ap.add_argument("--n", type=int, default=None,
+                    help="val images per face set (default 70), or the first N images under --images (default all)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--expert", default=None, help="a face expert file [default: the shipped one]")
+    ap.add_argument("--whole", action="store_true", help="also time the default scan (the whole image only)")
+    ap.add_argument("--resize", default=None, metavar="WxH", help="score photos of this size made from the images")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     expert = Path(args.expert) if args.expert else fx.default_expert_path()
     if not expert.is_file():
         sys.exit(f"no face expert at {expert}")
     if args.images:
-        paths = [it.path for it in walk(args.images)]
+        paths = sorted(it.path for it in walk(args.images))[:args.n]
     else:
-        paths = [im.path for name in FACE_SETS for im in read_manifest(manifest(name), split="val")[:args.n]]
+        n = 70 if args.n is None else args.n
+        paths = [im.path for name in FACE_SETS for im in read_manifest(manifest(name), split="val")[:n]]
+    with tempfile.TemporaryDirectory(prefix="fakedet-face-speed-") as tmp:
+        if args.resize:
+            paths = resized(paths, args.resize, tmp)
+        return measure(args, paths, expert)
+
+
+def resized(paths: list, size: str, folder: str) -> list:
+    """Each image centre-cropped to ``size``'s aspect and resized to it, as a JPEG (q90) in ``folder``."""
+    w, h = (int(v) for v in size.lower().split("x"))
+    out = []
+    for i, p in enumerate(paths):
+        with Image.open(p) as im:
+            photo = ImageOps.fit(ImageOps.exif_transpose(im).convert("RGB"), (w, h), Image.Resampling.BICUBIC)
+        out.append(os.path.join(folder, f"{i:05d}.jpg"))
+        photo.save(out[-1], quality=90)
+    return out
+
+
+def measure(args, paths: list, expert: Path) -> int:
     try:
         modes = {"network": Detector.load(device="cpu", faces=True, expert=None),
                  "fused": Detector.load(device="cpu", faces=True, expert=expert if args.expert else "auto")}
@@ -56,6 +90,8 @@ def main(argv=None) -> int:
         sys.exit(f"{expert}: {exc}")
     if modes["fused"].expert is None:  # "auto" skips an expert made for other weights or uncalibrated
         sys.exit("the shipped face expert was not made for the shipped weights, or has no verdicts")
+    if args.whole:
+        modes["whole"] = Detector.load(device="cpu", faces=False)
     times = {k: [] for k in modes}
     for rnd in range(args.rounds + 1):  # round 0 warms up
         for name, det in modes.items():
@@ -67,8 +103,10 @@ def main(argv=None) -> int:
             if rnd:
                 times[name].append(dt)
     ips = {k: len(paths) / statistics.median(v) for k, v in times.items()}
+    faces_found = sum(bool(r.faces) for r in modes["network"].predict(paths))
     res = {"images": len(paths), "rounds": args.rounds, "images_per_s": ips, "expert": str(expert),
-           "ratio_fused_to_network": ips["fused"] / ips["network"],
+           "ratio_fused_to_network": ips["fused"] / ips["network"], "resize": args.resize,
+           "faces_found": faces_found,
            "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                        "python": platform.python_version()},
            "workers": modes["fused"].workers}
@@ -76,6 +114,11 @@ def main(argv=None) -> int:
     for k, v in ips.items():
         print(f"| {k} | {v:.1f} |")
     print(f"fused / network: {res['ratio_fused_to_network']:.2f}")
+    if args.whole:
+        for k in ("network", "fused"):
+            res[f"ratio_{k}_to_whole"] = ips[k] / ips["whole"]
+            print(f"{k} / whole: {res[f'ratio_{k}_to_whole']:.2f}")
+    print(f"images with a face found: {faces_found} of {len(paths)}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(res, indent=2))
