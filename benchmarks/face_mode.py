@@ -18,7 +18,9 @@ reports face mode's speed against it, the comparison that decides whether face m
 default (docs/decisions/2026-12-04-face-mode-speed-against-the-default-scan.md). ``--resize WxH``
 first makes a photo of that size from each image (centre crop to the aspect, bicubic resize, JPEG
 quality 90, in a temporary folder), so that portraits stand in for 1024 px or 12 MP photos
-with a face in them.
+with a face in them. ``--detect-side N`` (a probe; the product's is
+``fakedet.model.faces.DETECT_MAX_SIDE``) makes the face finder search a copy at most N pixels
+on a side, which skips faces under about 32 / N of the image's longer side.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from fakedet.data.labelled import read_manifest
 from fakedet.data.sets import manifest
 from fakedet.data.sources import walk
 from fakedet.model import expert as fx
+from fakedet.model import faces
 from fakedet.model.checkpoint import CheckpointError
 
 FACE_SETS = ("ffpp_faces", "dfdc_faceswap", "lfw_faceswap")
@@ -54,8 +57,12 @@ def main(argv=None) -> int:
     ap.add_argument("--expert", default=None, help="a face expert file [default: the shipped one]")
     ap.add_argument("--whole", action="store_true", help="also time the default scan (the whole image only)")
     ap.add_argument("--resize", default=None, metavar="WxH", help="score photos of this size made from the images")
+    ap.add_argument("--detect-side", type=int, default=None, metavar="N",
+                    help=f"face finding on a copy at most N px on a side (default {faces.DETECT_MAX_SIDE})")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    if args.detect_side:
+        faces.DETECT_MAX_SIDE = args.detect_side
     expert = Path(args.expert) if args.expert else fx.default_expert_path()
     if not expert.is_file():
         sys.exit(f"no face expert at {expert}")
@@ -106,6 +113,7 @@ def measure(args, paths: list, expert: Path) -> int:
     faces_found = sum(bool(r.faces) for r in modes["network"].predict(paths))
     res = {"images": len(paths), "rounds": args.rounds, "images_per_s": ips, "expert": str(expert),
            "ratio_fused_to_network": ips["fused"] / ips["network"], "resize": args.resize,
+           "detect_max_side": faces.DETECT_MAX_SIDE,
            "faces_found": faces_found,
            "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                        "python": platform.python_version()},

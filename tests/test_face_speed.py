@@ -24,11 +24,12 @@ def test_face_mode_is_timed_against_the_default_scan_on_resized_photos(tmp_path)
         write_image(tmp_path / "in" / f"{i}.png", "PNG", size=(200, 300), seed=i)
     out = tmp_path / "speed.json"
     r = subprocess.run([sys.executable, str(SCRIPT), "--whole", "--rounds", "1", "--images", str(tmp_path / "in"),
-                        "--n", "2", "--resize", "320x240", "--json", str(out)],
+                        "--n", "2", "--resize", "320x240", "--detect-side", "160", "--json", str(out)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["images"] == 2 and res["resize"] == "320x240"  # --n: the first two images
+    assert res["detect_max_side"] == 160
     assert set(res["images_per_s"]) == {"network", "fused", "whole"}
     assert all(v > 0 for v in res["images_per_s"].values())
     ips = res["images_per_s"]
