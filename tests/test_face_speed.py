@@ -37,3 +37,24 @@ def test_face_mode_is_timed_against_the_default_scan_on_resized_photos(tmp_path)
     assert res["ratio_network_to_whole"] == pytest.approx(ips["network"] / ips["whole"])
     assert res["faces_found"] == 0  # generated gradients and noise: no face
     assert "fused / whole:" in r.stdout
+
+
+def test_cached_faces_find_each_image_s_faces_once(tmp_path, monkeypatch):
+    """--cached-faces: the timed passes ask the cache, which calls the face finder once per image."""
+    import importlib.util
+
+    from fakedet.model import faces
+
+    spec = importlib.util.spec_from_file_location("face_mode_bench", SCRIPT)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    calls = []
+    monkeypatch.setattr(faces, "find_faces", lambda img, detector=None: calls.append(img.size) or [([0, 0, 4, 4], 0.9)])
+    bench.cache_faces()
+    from conftest import random_image
+
+    a, b = random_image((40, 30), seed=1), random_image((40, 30), seed=2)
+    for _ in range(3):
+        assert faces.find_faces(a) == [([0, 0, 4, 4], 0.9)]
+        faces.find_faces(b)
+    assert calls == [(40, 30), (40, 30)]
