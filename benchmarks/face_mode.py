@@ -37,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from PIL import Image, ImageOps
 
 from fakedet import Detector
@@ -53,13 +54,14 @@ FACE_SETS = ("ffpp_faces", "dfdc_faceswap", "lfw_faceswap")
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", default=None, help="a folder of images [default: the face sets' val images]")
-    ap.add_argument("--n", type=int, default=None,
+    ap.add_argument("--n", type=positive, default=None,
                     help="val images per face set (default 70), or the first N images under --images (default all)")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=positive, default=3)
     ap.add_argument("--expert", default=None, help="a face expert file [default: the shipped one]")
     ap.add_argument("--whole", action="store_true", help="also time the default scan (the whole image only)")
-    ap.add_argument("--resize", default=None, metavar="WxH", help="score photos of this size made from the images")
-    ap.add_argument("--detect-side", type=int, default=None, metavar="N",
+    ap.add_argument("--resize", type=size, default=None, metavar="WxH",
+                    help="score photos of this size made from the images")
+    ap.add_argument("--detect-side", type=positive, default=None, metavar="N",
                     help=f"face finding on a copy at most N px on a side (default {faces.DETECT_MAX_SIDE})")
     ap.add_argument("--cached-faces", action="store_true",
                     help="time face mode with the faces found in the warm-up pass (a finder that costs nothing)")
@@ -77,6 +79,8 @@ def main(argv=None) -> int:
     else:
         n = 70 if args.n is None else args.n
         paths = [im.path for name in FACE_SETS for im in read_manifest(manifest(name), split="val")[:n]]
+    if not paths:
+        sys.exit("no images to time")
     with tempfile.TemporaryDirectory(prefix="fakedet-face-speed-") as tmp:
         if args.resize:
             paths = resized(paths, args.resize, tmp)
@@ -85,8 +89,9 @@ def main(argv=None) -> int:
 
 def cache_faces() -> None:
     """``faces.find_faces`` (looked up at each call by the decode pipeline) answers from a cache
-    after its first call on an image. An image is known by its size and 16 of its pixels, read
-    in microseconds: the images timed here are distinct photos."""
+    after its first call on an image. An image is known by its size, mode and 16 of its pixels
+    (a 4x4 grid), read in microseconds: two images alike at all 16 would share their faces, which
+    the distinct photos timed here are not."""
     find = faces.find_faces
     cache: dict = {}
 
@@ -98,6 +103,20 @@ def cache_faces() -> None:
         return cache[key]
 
     faces.find_faces = cached
+
+
+def positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return n
+
+
+def size(text: str) -> str:
+    w, sep, h = text.lower().partition("x")
+    if not (sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1024x768, not {text!r}")
+    return f"{int(w)}x{int(h)}"
 
 
 def resized(paths: list, size: str, folder: str) -> list:
@@ -139,7 +158,7 @@ def measure(args, paths: list, expert: Path) -> int:
            "detect_max_side": faces.DETECT_MAX_SIDE, "cached_faces": args.cached_faces,
            "faces_found": faces_found,
            "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                       "python": platform.python_version()},
+                       "python": platform.python_version(), "torch": torch.__version__},
            "workers": modes["fused"].workers}
     print(f"| face mode | images/s ({len(paths)} images, median of {args.rounds}) |\n|---|---|")
     for k, v in ips.items():

@@ -39,22 +39,24 @@ def test_face_mode_is_timed_against_the_default_scan_on_resized_photos(tmp_path)
     assert "fused / whole:" in r.stdout
 
 
-def test_cached_faces_find_each_image_s_faces_once(tmp_path, monkeypatch):
-    """--cached-faces: the timed passes ask the cache, which calls the face finder once per image."""
+def test_cached_faces_find_each_image_s_faces_once(tiny_weights, tmp_path, monkeypatch):
+    """--cached-faces: face mode's decode pipeline asks the cache, which calls the face finder
+    once per image; the records are the same as without it."""
     import importlib.util
 
+    from fakedet import Detector
     from fakedet.model import faces
 
     spec = importlib.util.spec_from_file_location("face_mode_bench", SCRIPT)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    paths = [write_image(tmp_path / f"{i}.jpg", size=(120, 90), seed=i) for i in range(2)]
+    det = Detector.load(tiny_weights, device="cpu", faces=True, workers=0, expert=None)
+    plain = det.predict(paths)
     calls = []
-    monkeypatch.setattr(faces, "find_faces", lambda img, detector=None: calls.append(img.size) or [([0, 0, 4, 4], 0.9)])
+    find = faces.find_faces
+    monkeypatch.setattr(faces, "find_faces", lambda img, detector=None: calls.append(img.size) or find(img, detector))
     bench.cache_faces()
-    from conftest import random_image
-
-    a, b = random_image((40, 30), seed=1), random_image((40, 30), seed=2)
-    for _ in range(3):
-        assert faces.find_faces(a) == [([0, 0, 4, 4], 0.9)]
-        faces.find_faces(b)
-    assert calls == [(40, 30), (40, 30)]
+    first, second = det.predict(paths), det.predict(paths)
+    assert calls == [(120, 90), (120, 90)]
+    assert [r.to_dict() for r in first] == [r.to_dict() for r in second] == [r.to_dict() for r in plain]
