@@ -107,7 +107,7 @@ def _main() -> int:
     # "labelled fake"; every command reports an interruption as status 130 instead. SIGTERM
     # (timeout, kill, docker stop, systemd) takes the same path, ending with status 143.
     try:
-        with handle_signals():
+        with handle_signals(ending=True):
             code = cli.main(prog_name="fakedet", standalone_mode=False)
     except click.exceptions.Abort as exc:
         cause = exc.__cause__ or exc.__context__

@@ -72,10 +72,32 @@ def interrupt_word(exc: BaseException) -> str:
 # Interruptions that arrived inside an uninterrupted() block, raised at its end.
 _defer_depth = 0
 _pending: Optional[BaseException] = None
+_settled = False  # see settled()
+_handling = False  # handle_signals' handlers are installed
+
+
+def settled() -> None:
+    """The command's work is done and its output written: a Ctrl-C or SIGTERM from here on has
+    nothing left to stop, so it no longer raises. Raised now it would land wherever the exit
+    happens to be: in a thread pool's clean-up callback, where Python prints it and drops it
+    (a traceback, and status 0), or in the restoring of the handlers (a traceback, and status 1,
+    which means "fake"). The command ends with the status of its completed work, at once; a
+    second signal ends the process by the signal's default action. Only where
+    :func:`handle_signals` installed the handlers (elsewhere, e.g. a command run in-process by a
+    test, nothing changes)."""
+    global _settled
+    _settled = _handling
 
 
 def _interrupt(exc: BaseException) -> None:
     global _pending
+    if _settled:
+        import signal
+
+        for name in ("SIGINT", "SIGTERM"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_DFL)
+        return
     if _defer_depth:
         if _pending is None:
             _pending = exc
@@ -104,13 +126,15 @@ def uninterrupted() -> Iterator[None]:
 
 
 @contextmanager
-def handle_signals() -> Iterator[None]:
+def handle_signals(ending: bool = False) -> Iterator[None]:
     """Within the block, Ctrl-C raises KeyboardInterrupt and SIGTERM :class:`Terminated` in the
     main thread, or at the end of an :func:`uninterrupted` block. A second SIGTERM (during the
     clean-up the first one started) ends the process at once, as by default. Nothing is
     installed outside the main thread, nor for a signal that was ignored when the process
     started (a background job's SIGINT, ``nohup``-style launchers); the previous handlers come
-    back afterwards."""
+    back afterwards. With ``ending`` (the ``fakedet`` command, whose process ends after the
+    block) the signals get their default action afterwards instead: Python's own Ctrl-C
+    handler would raise into the interpreter's shutdown (a traceback, "Exception ignored")."""
     import signal
     import threading
 
@@ -138,11 +162,16 @@ def handle_signals() -> Iterator[None]:
                 installed.append((signum, previous))
         except (ValueError, OSError):
             pass
+    global _settled, _handling
+    _handling, _settled = True, False
     try:
         yield
     finally:
+        # restoring a handler runs a signal that is pending: it must not raise here
+        settled()
         for signum, previous in installed:
-            signal.signal(signum, previous)
+            signal.signal(signum, signal.SIG_DFL if ending else previous)
+        _handling = _settled = False
 
 
 def err(msg: str) -> None:

@@ -15,6 +15,7 @@ from fakedet.cli.common import (
     err,
     load_errors_exit,
     nan_to_none,
+    settled,
     stdout,
     uninterrupted,
 )
@@ -191,6 +192,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
                 + (f" ({exc.filename})" if exc.filename else ""))
             ctx.exit(EXIT_USAGE)
     errors = sum(result.sets[k].get("errors", 0) for k in datasets)
+    settled()
     ctx.exit(EXIT_UNREADABLE if errors else EXIT_OK)
 
 

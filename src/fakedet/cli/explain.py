@@ -21,6 +21,7 @@ from fakedet.cli.common import (
     interrupt_status,
     interrupt_word,
     load_errors_exit,
+    settled,
     stdin_binary,
     stdout,
 )
@@ -311,6 +312,8 @@ def explain(paths, out_dir, weights, device, faces, grid):
             click.echo(str(target), file=out)
             out.flush()
     except KeyboardInterrupt as exc:
+        settled()
         err(interrupt_word(exc))
         ctx.exit(interrupt_status(exc))
+    settled()
     ctx.exit(EXIT_UNREADABLE if empty and status == EXIT_OK else status)

@@ -25,6 +25,7 @@ from fakedet.cli.common import (
     interrupt_status,
     interrupt_word,
     load_errors_exit,
+    settled,
     silence_stdout,
     stdin_binary,
     stdout,
@@ -174,6 +175,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         counter = _Counter(paths, files_from, null, filt)
     report = HtmlReport(report_path, "scan", stream.detector) if report_path else None  # opened at the first batch
     code = _run_scan(stream, fmt, out_stream, progress, quiet, exit_code, folders, counter, filt, report)
+    settled()
     if list_stream is not None and files_from != "-":
         list_stream.close()
     ctx.exit(code)
