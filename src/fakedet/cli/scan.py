@@ -145,6 +145,12 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     folders = collections.Counter()  # folders that could not be listed, by path, awaiting their record
     filt = WalkFilter(hidden=hidden, exclude=exclude)
     items = _items(paths, list_stream, null, quiet, folders, filt)
+    if list_stream is not None:
+        # Paths from a list may arrive slowly (`inotifywait -m ... | fakedet scan --files-from -`):
+        # read in a thread, each is scored as it comes instead of when a batch is full.
+        from fakedet.inference.pipeline import LiveItems
+
+        items = LiveItems(items)
     with load_errors_exit(ctx):  # the first batches decode while the model loads
         try:
             if engine_opts["engine"] == "ray":

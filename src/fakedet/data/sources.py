@@ -182,8 +182,10 @@ def read_list(stream: IO[bytes], null: bool = False) -> Iterator[str]:
     """Paths from a list file, one per line or NUL-separated, read lazily."""
     sep = b"\0" if null else b"\n"
     buf = b""
+    # read1: what has arrived, without waiting for 64 KiB (a pipe's paths may come one by one)
+    read = getattr(stream, "read1", stream.read)
     while True:
-        chunk = stream.read(65536)
+        chunk = read(65536)
         if not chunk:
             break
         buf += chunk

@@ -22,7 +22,7 @@ from fakedet.inference.alloc import tune_malloc
 from fakedet.inference.cpurun import SUB_BATCH, CpuRunner, padded
 from fakedet.inference.device import default_workers, resolve_device
 from fakedet.inference.inputs import as_items, is_single_input
-from fakedet.inference.pipeline import DecodedBatch, DecodePipeline, Task, chunks, prepare_batch
+from fakedet.inference.pipeline import DecodedBatch, DecodePipeline, Task, chunks, prepare_batch, ready
 from fakedet.inference.result import NO_FACE_NOTE, Result, calibrated, label_for
 from fakedet.model import checkpoint as ckpt
 
@@ -157,20 +157,22 @@ class Detector:
         first = next(batches, None)
         if first is None:
             return
-        second = next(batches, None)
+        # One input alone is decoded in the calling thread; of inputs still arriving (LiveItems)
+        # a second batch is not waited for.
+        known = ready(batches)
+        second = next(batches, None) if known else None
+        rest = _Prepended([first] if second is None else [first, second], batches)
         use_torch = not self.faces and not self.thumbnail and (self.decode == "torch" or
                                         (self.decode == "auto" and self.device.type == "cuda"))
         if use_torch:
-            yield from self._iter_tensor_batches(_prepend(first, second, batches) if second else [first],
-                                                 task, max(4, nworkers))
+            yield from self._iter_tensor_batches(rest, task, max(4, nworkers))
             return
-        if nworkers == 0 or (second is None and len(first) == 1):
+        if nworkers == 0 or (known and second is None and len(first) == 1):
             # No workers, or one input: decode in the calling thread.
-            for batch in ([first] if second is None else _prepend(first, second, batches)):
+            for batch in rest:
                 yield self.score_decoded(prepare_batch(batch, task))
             return
-        pipe = DecodePipeline(_prepend(first, second, batches) if second else iter([first]), task,
-                              bs, nworkers)
+        pipe = DecodePipeline(rest, task, bs, nworkers)
         yield from pipe.run(self.score_decoded)
 
     def _iter_tensor_batches(self, batches, task, threads):
@@ -181,7 +183,8 @@ class Detector:
         try:
             for batch in batches:
                 pending.append(dec.read(batch))  # file reads run ahead in threads
-                if len(pending) >= 3:
+                # ... but inputs still arriving are not waited for while a batch can be scored
+                while pending and (len(pending) >= 3 or not ready(batches)):
                     yield self.score_decoded(dec.prepare(pending.popleft()))
             while pending:
                 yield self.score_decoded(dec.prepare(pending.popleft()))
@@ -348,7 +351,18 @@ def _cat(parts, device):
     return torch.cat([torch.from_numpy(p).to(device) if isinstance(p, np.ndarray) else p for p in parts])
 
 
-def _prepend(first, second, rest):
-    yield first
-    yield second
-    yield from rest
+class _Prepended:
+    """The batches ``first`` (already read), then those of ``rest``, keeping ``rest``'s
+    :func:`ready`."""
+
+    def __init__(self, first: list, rest):
+        self._first, self._rest = deque(first), rest
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self._first.popleft() if self._first else next(self._rest)
+
+    def ready(self) -> bool:
+        return bool(self._first) or ready(self._rest)

@@ -10,6 +10,7 @@ import numpy as np
 
 from fakedet.data.decode import exception_text
 from fakedet.data.sources import Item
+from fakedet.inference.pipeline import LiveItems
 
 
 def is_single_input(inputs: Any) -> bool:
@@ -20,7 +21,10 @@ def is_single_input(inputs: Any) -> bool:
 
 
 def as_items(inputs: Iterable[Any]) -> Iterator[Item]:
-    """Each input as an :class:`Item` (Items pass through), lazily and in order."""
+    """Each input as an :class:`Item` (Items pass through), lazily and in order; a
+    :class:`~fakedet.inference.pipeline.LiveItems` passes through whole (its inputs are Items)."""
+    if isinstance(inputs, LiveItems):
+        return inputs
     return (as_item(x, i) for i, x in enumerate(inputs))
 
 

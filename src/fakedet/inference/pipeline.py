@@ -14,6 +14,8 @@ between processes, without a pool start-up, and without asking a user's script f
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -30,6 +32,8 @@ from fakedet.data.sources import Item
 PIPELINE_DEPTH = 2
 # Batches that may be decoded ahead while the model is still loading (DecodePipeline.prefill).
 STARTUP_DEPTH = 16
+# Seconds a batch of LiveItems waits for its next input before it is scored as it is.
+LINGER = 0.1
 
 
 @dataclass
@@ -183,35 +187,50 @@ class DecodePipeline:
         self.step = max(1, math.ceil(batch_size / self.workers))
         self.pool = decode_pool(self.workers)
         self.pending: deque = deque()
-        # A single-batch scan is known once a second batch is asked for and none comes.
+        # A single-batch scan is known once a second batch is asked for and none comes; of
+        # inputs still arriving (LiveItems) that is not known, and a second is not waited for.
         first = next(self.batches, None)
-        second = next(self.batches, None) if first is not None else None
+        known = first is not None and ready(self.batches)
+        second = next(self.batches, None) if known else None
         self._ready = deque(b for b in (first, second) if b is not None)
-        self._single = second is None
-        self.exhausted = not self._ready
+        self._single = known and second is None
+        self.exhausted = first is None or self._single
+
+    def _more(self, block: bool) -> bool:
+        """Whether a batch is ready to submit, reading the next one from the stream if need be;
+        unless ``block``, only when that needs no wait for input (see :func:`ready`)."""
+        if self._ready:
+            return True
+        if self.exhausted or (not block and not ready(self.batches)):
+            return False
+        nxt = next(self.batches, None)
+        if nxt is None:
+            self.exhausted = True
+            return False
+        self._ready.append(nxt)
+        return True
 
     def _submit_next(self) -> None:
         batch = self._ready.popleft()
         cut = self.step if self._single else len(batch)
         self.pending.append([self.pool.submit(prepare_batch, batch[i:i + cut], self.task)
                              for i in range(0, len(batch), cut)])
-        if not self._ready:  # read the next batch only after this one is on its way
-            nxt = next(self.batches, None)
-            if nxt is None:
-                self.exhausted = True
-            else:
-                self._ready.append(nxt)
 
     def prefill(self, until: Callable[[], bool], limit: int = STARTUP_DEPTH) -> None:
-        """Submits batches until ``until()`` is true or ``limit`` batches are in flight."""
-        while not self.exhausted and len(self.pending) < limit and not until():
+        """Submits batches until ``until()`` is true or ``limit`` batches are in flight (or, with
+        some in flight, the inputs have to be waited for)."""
+        while len(self.pending) < limit and not until() and self._more(block=not self.pending):
             self._submit_next()
 
     def run(self, score: Callable[[DecodedBatch], T]) -> Iterator[T]:
-        """Yields ``score(decoded batch)`` for every batch, in order; closes the pool at the end."""
+        """Yields ``score(decoded batch)`` for every batch, in order; closes the pool at the end.
+
+        Up to ``PIPELINE_DEPTH`` batches per thread decode ahead, but inputs are waited for only
+        when nothing is in flight: of inputs that arrive slowly each batch is scored (and its
+        records written) as soon as it is decoded."""
         try:
             while True:
-                while not self.exhausted and len(self.pending) < PIPELINE_DEPTH * self.workers:
+                while len(self.pending) < PIPELINE_DEPTH * self.workers and self._more(block=not self.pending):
                     self._submit_next()
                 if not self.pending:
                     return
@@ -227,16 +246,99 @@ class DecodePipeline:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    """Consecutive lists of ``size`` items (the last may be shorter), read lazily: the batches."""
-    batch: list[Item] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def chunks(items: Iterable[Item], size: int) -> "Batches":
+    """Consecutive lists of ``size`` items (the last may be shorter), read lazily: the batches.
+    Of :class:`LiveItems` a batch also ends when the next input is :data:`LINGER` seconds late."""
+    return Batches(items, size)
+
+
+class Batches:
+    """The iterator :func:`chunks` returns; :func:`ready` tells whether its next batch (or its
+    end) can be had without waiting for inputs to arrive."""
+
+    def __init__(self, items: Iterable[Item], size: int, linger: float = LINGER):
+        self._items = iter(items)
+        self._size, self._linger = max(1, int(size)), linger
+        self._live = isinstance(items, LiveItems)
+
+    def __iter__(self) -> "Batches":
+        return self
+
+    def __next__(self) -> list[Item]:
+        batch: list[Item] = []
+        for item in self._items:
+            batch.append(item)
+            if len(batch) >= self._size or (self._live and not self._items.poll(self._linger)):
+                return batch
+        if batch:
+            return batch
+        raise StopIteration
+
+    def ready(self) -> bool:
+        return not self._live or self._items.poll(0)
+
+
+def ready(batches: Iterator) -> bool:
+    """Whether ``next(batches)`` can return without waiting for inputs to arrive: always, except
+    for the :class:`Batches` of :class:`LiveItems` that have no input waiting."""
+    check = getattr(batches, "ready", None)
+    return True if check is None else check()
+
+
+class LiveItems:
+    """Items that may arrive slowly (paths read from a pipe: ``inotifywait ... | fakedet scan
+    --files-from -``), read in a background thread so that a scan can tell whether the next one
+    is waiting: :class:`Batches` of them end early and :class:`DecodePipeline` does not wait for
+    more before it scores what it has, so each input's record comes out soon after it arrives
+    instead of waiting for a whole batch (or for the end of the stream).
+
+    The reading thread keeps at most ``depth`` items ahead, and is a daemon: a scan that stops
+    early (an interruption, a closed pipe) does not wait for an input that may never come. An
+    error raised while reading is raised again, in order, by :meth:`__next__`.
+    """
+
+    _END = object()
+
+    def __init__(self, items: Iterable[Item], depth: int = 1024):
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._head = None  # an entry taken from the queue by poll(), not yet returned
+        self._thread = threading.Thread(target=self._read, args=(iter(items),), name="fakedet-inputs",
+                                        daemon=True)
+        self._thread.start()
+
+    def _read(self, items: Iterator[Item]) -> None:
+        try:
+            for item in items:
+                self._queue.put((item, None))
+        except Exception as exc:
+            self._queue.put((None, exc))
+        else:
+            self._queue.put((LiveItems._END, None))
+
+    def poll(self, timeout: float) -> bool:
+        """Whether :meth:`__next__` can return (an item, an error or the end) without waiting,
+        after waiting up to ``timeout`` seconds for that."""
+        if self._head is None:
+            try:
+                self._head = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                return False
+        return True
+
+    def __iter__(self) -> "LiveItems":
+        return self
+
+    def __next__(self) -> Item:
+        with waiting():  # in slices, so that Ctrl-C and SIGTERM are handled at once
+            while not self.poll(0.05):
+                pass
+        item, error = self._head
+        if item is LiveItems._END:
+            raise StopIteration  # (the end stays at the head: the iterator stays exhausted)
+        self._head = None
+        if error is not None:
+            raise error
+        return item
 
 
 def _gather(futures) -> DecodedBatch:

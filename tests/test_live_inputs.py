@@ -1,0 +1,115 @@
+"""Inputs that arrive slowly (paths from a pipe): each is scored when it comes, not when a batch
+fills up or the stream ends."""
+
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from fakedet.data.sources import Item, read_list
+from fakedet.inference.pipeline import Batches, LiveItems, ready
+
+from conftest import write_image
+
+
+def _gated(items, gates):
+    """``items`` in order; before item i (i >= 1) waits for ``gates[i - 1]`` (at most 30 s)."""
+    for i, item in enumerate(items):
+        if i:
+            gates[i - 1].wait(30)
+        yield item
+
+
+def test_read_list_gives_a_path_as_soon_as_its_line_is_complete():
+    r, w = os.pipe()
+    os.write(w, b"a.jpg\nb.j")
+    got = []
+    with os.fdopen(r, "rb") as stream:
+        t = threading.Thread(target=lambda: got.append(next(read_list(stream))), daemon=True)
+        try:
+            t.start()
+            t.join(10)
+            before_the_end = list(got)
+        finally:
+            os.close(w)  # the end of the list: a reader still waiting returns
+            t.join(10)
+    assert before_the_end == ["a.jpg"], "read_list waited for more of the stream than one line"
+
+
+def test_batches_of_live_items_end_when_the_next_input_is_late():
+    gates = [threading.Event(), threading.Event()]  # hold "b" and "c" back
+    batches = Batches(LiveItems(_gated([Item("a"), Item("b"), Item("c")], gates)), size=32, linger=0.05)
+    assert [i.path for i in next(batches)] == ["a"]
+    assert not ready(batches)  # nothing waiting: the next batch would wait for input
+    for gate in gates:
+        gate.set()
+    assert [i.path for b in batches for i in b] == ["b", "c"]
+    assert ready(batches)  # the end has come
+
+
+def test_batches_of_a_list_are_full_and_always_ready():
+    batches = Batches([Item(str(i)) for i in range(5)], size=2)
+    assert ready(batches)
+    assert [len(b) for b in batches] == [2, 2, 1]
+
+
+def test_live_items_raise_a_reading_error_in_order():
+    def broken():
+        yield Item("a")
+        raise OSError("list file gone")
+
+    items = LiveItems(broken())
+    assert next(items).path == "a"
+    with pytest.raises(OSError, match="list file gone"):
+        next(items)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_scan_of_live_inputs_scores_each_before_the_next_arrives(tiny_weights, tmp_path, workers):
+    """The next input is released only once the previous one's record has come out: a scan that
+    waited for a full batch (or read ahead for the decoding threads) would stall here."""
+    from fakedet import Detector
+
+    paths = [write_image(tmp_path / f"{i}.jpg", size=(64, 64), seed=i) for i in range(4)]
+    gates = [threading.Event() for _ in paths]
+    det = Detector.load(tiny_weights, device="cpu", workers=workers, batch_size=32)
+    seen = []
+    done = threading.Event()
+
+    def consume():
+        for batch in det.iter_batches(LiveItems(_gated([Item(str(p), source=str(p)) for p in paths], gates))):
+            seen.extend(r.path for r in batch)
+            gates[len(seen) - 1].set()
+        done.set()
+
+    threading.Thread(target=consume, daemon=True).start()
+    assert done.wait(60), f"stalled after {len(seen)} records: the scan waited for inputs not yet given"
+    assert seen == [str(p) for p in paths]
+
+
+@pytest.mark.slow
+def test_scan_files_from_a_pipe_writes_each_record_before_the_next_path(tiny_weights, tmp_path):
+    paths = [write_image(tmp_path / f"{i}.jpg", size=(64, 64), seed=i) for i in range(3)]
+    p = subprocess.Popen([sys.executable, "-m", "fakedet", "scan", "-w", str(tiny_weights),
+                          "--files-from", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, bufsize=0, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        for path in paths:
+            p.stdin.write(f"{path}\n".encode())
+            p.stdin.flush()
+            deadline = time.monotonic() + 60
+            line = b""
+            while not line.endswith(b"\n") and time.monotonic() < deadline:
+                if select.select([p.stdout], [], [], 1)[0]:
+                    line += p.stdout.read(1)
+            assert line.startswith(str(path).encode()), f"no record for {path} while the list stayed open"
+        out, err = p.communicate(timeout=60)  # closes the list: the scan ends
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err
+    assert out == b""
