@@ -307,7 +307,9 @@ def test_an_interruption_while_records_are_written_waits_for_the_batch_end():
         common._interrupt(KeyboardInterrupt())  # outside a block: at once
     assert common.interrupt_status(common.Terminated()) == 143
     assert common.interrupt_status(KeyboardInterrupt()) == 130
-    assert "143" in common.EXIT_STATUS_HELP
+    assert common.interrupt_status(common.HungUp()) == 129
+    assert common.interrupt_word(common.HungUp()) == "hung up"
+    assert "143" in common.EXIT_STATUS_HELP and "129" in common.EXIT_STATUS_HELP
 
 
 def test_signal_handlers_are_restored():

@@ -33,8 +33,9 @@ def fakedet(*args, **kw):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     kw.setdefault("bufsize", 0)
     kw.setdefault("preexec_fn", _interruptible)
+    stderr = kw.pop("stderr_to", subprocess.PIPE)
     return subprocess.Popen([sys.executable, "-m", "fakedet", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+                            stdout=subprocess.PIPE, stderr=stderr, **kw)
 
 
 def _interruptible():
@@ -211,6 +212,42 @@ def test_sigterm_closes_the_json_array_and_exits_143(tiny_weights, two_hundred):
     assert 1 <= len(records) < 200
     assert [os.path.basename(r["path"]) for r in records] == [f"{i:03d}.jpg" for i in range(len(records))]
     assert b"Traceback" not in err and f"terminated after {len(records)} records".encode() in err
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP")
+@pytest.mark.parametrize("sig, times, status", [("SIGHUP", 1, 129), ("SIGHUP", 2, 129), ("SIGTERM", 1, 143),
+                                                ("SIGINT", 1, 130)])
+def test_a_signal_while_the_list_of_paths_waits_closes_the_json_file(tiny_weights, two_hundred, tmp_path,
+                                                                     sig, times, status):
+    """The terminal (or ssh session) that started a scan closes: the kernel sends SIGHUP, the
+    shell sends its jobs another, and the terminal takes no more writes. The records already
+    made must stay a whole json document, as after SIGTERM and Ctrl-C. The paths come from a
+    list that stays open, so the scan is still running, waiting for more (read in a background
+    thread, which Python's shutdown would abort under), when the signal comes."""
+    import pty
+    import time
+
+    master, terminal = pty.openpty()
+    out = tmp_path / "scores.json"
+    p = fakedet("scan", "--format", "json", "-o", str(out), "--progress", "-w", str(tiny_weights),
+                "--files-from", "-", stdin=subprocess.PIPE, stderr_to=terminal)
+    os.close(terminal)
+    for name in ("000.jpg", "001.jpg"):
+        p.stdin.write(f"{two_hundred / name}\n".encode())
+    p.stdin.flush()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and p.poll() is None and "001.jpg" not in (
+            out.read_text() if out.exists() else ""):
+        time.sleep(0.05)
+    assert p.poll() is None, "the scan ended before the hang-up"
+    os.close(master)  # the terminal goes away ...
+    for _ in range(times):
+        p.send_signal(getattr(signal, sig))  # ... and its processes are told
+    p.wait(60)
+    p.stdin.close()
+    assert p.returncode == status
+    records = json.loads(out.read_text())  # the array was closed
+    assert [os.path.basename(r["path"]) for r in records] == ["000.jpg", "001.jpg"]
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")

@@ -76,7 +76,7 @@ Examples:
   fakedet help scan                 a command's options, examples and exit statuses
 
 Exit status: 0 ok, 1 fake found (scan --exit-code), 2 usage error, 3 unreadable
-inputs, 130/143 interrupted, 141 output closed early; the details: fakedet scan --help"""
+inputs, 130/143/129 interrupted, 141 output closed early; the details: fakedet scan --help"""
 
 
 @click.group(cls=DefaultGroup, context_settings=CONTEXT, epilog=TOP_EPILOG)
@@ -138,9 +138,12 @@ def _exit(code: int) -> None:
     """Ends the process with ``code``. A scan interrupted while its model was still loading (in a
     background thread, see fakedet.inference.stream) ends at once with ``os._exit``, once its
     output is flushed: a normal exit would run libtorch's exit-time destructors under that
-    thread and abort the process."""
+    thread and abort the process. So does a scan that stopped while still reading a list of
+    paths (``--files-from -``) in a background thread: Python's shutdown aborts under a thread
+    blocked reading stdin (see fakedet.inference.pipeline.reading)."""
     stream = sys.modules.get("fakedet.inference.stream")
-    if stream is not None and stream.loading():
+    pipeline = sys.modules.get("fakedet.inference.pipeline")
+    if (stream is not None and stream.loading()) or (pipeline is not None and pipeline.reading()):
         for f in (sys.stdout, sys.stderr):
             try:
                 if f is not None:

@@ -37,6 +37,7 @@ STARTED = _process_start()  # "with start-up" in the scan summary is measured fr
 
 EXIT_OK, EXIT_FAKE, EXIT_USAGE, EXIT_UNREADABLE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 3, 130, 141
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
+EXIT_HUNG_UP = 129  # 128 + SIGHUP
 
 EXIT_STATUS_HELP = """\b
 Exit status:
@@ -48,6 +49,7 @@ Exit status:
   3  some inputs could not be read (all others were still scored)
   130 interrupted (Ctrl-C) after flushing the records already made
   143 terminated (SIGTERM: timeout, kill, docker stop), likewise
+  129 hung up (SIGHUP: the terminal or ssh session closed), likewise
   141 stdout was closed by its reader (e.g. `| head`); stopped quietly
 When several apply, 2 takes precedence over 3, and 3 over 1."""
 
@@ -60,12 +62,22 @@ class Terminated(KeyboardInterrupt):
     closed, the summary written), then exits with status 143."""
 
 
+class HungUp(Terminated):
+    """SIGHUP (the terminal or ssh session that started the command closed), handled as
+    SIGTERM; the exit status is 129. A command started with SIGHUP ignored (``nohup``) keeps it
+    ignored."""
+
+
 def interrupt_status(exc: BaseException) -> int:
-    """The exit status for an interruption: 143 for SIGTERM, 130 for Ctrl-C."""
+    """The exit status for an interruption: 129 for SIGHUP, 143 for SIGTERM, 130 for Ctrl-C."""
+    if isinstance(exc, HungUp):
+        return EXIT_HUNG_UP
     return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 def interrupt_word(exc: BaseException) -> str:
+    if isinstance(exc, HungUp):
+        return "hung up"
     return "terminated" if isinstance(exc, Terminated) else "interrupted"
 
 
@@ -97,6 +109,8 @@ def _interrupt(exc: BaseException) -> None:
         for name in ("SIGINT", "SIGTERM"):
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), signal.SIG_DFL)
+        if hasattr(signal, "SIGHUP"):  # hang-ups come in pairs: see handle_signals
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
         return
     if _defer_depth:
         if _pending is None:
@@ -127,9 +141,12 @@ def uninterrupted() -> Iterator[None]:
 
 @contextmanager
 def handle_signals(ending: bool = False) -> Iterator[None]:
-    """Within the block, Ctrl-C raises KeyboardInterrupt and SIGTERM :class:`Terminated` in the
-    main thread, or at the end of an :func:`uninterrupted` block. A second SIGTERM (during the
-    clean-up the first one started) ends the process at once, as by default. Nothing is
+    """Within the block, Ctrl-C raises KeyboardInterrupt, SIGTERM :class:`Terminated` and SIGHUP
+    :class:`HungUp` in the main thread, or at the end of an :func:`uninterrupted` block. A second
+    SIGTERM (during the clean-up the first one started) ends the process at once, as by default;
+    a second SIGHUP is ignored, because a closing terminal sends two (the kernel's to the
+    foreground job, then the shell's to each of its jobs), and the first one's clean-up must
+    finish. Nothing is
     installed outside the main thread, nor for a signal that was ignored when the process
     started (a background job's SIGINT, ``nohup``-style launchers); the previous handlers come
     back afterwards. With ``ending`` (the ``fakedet`` command, whose process ends after the
@@ -146,12 +163,17 @@ def handle_signals(ending: bool = False) -> Iterator[None]:
         _interrupt(KeyboardInterrupt())
 
     def on_sigterm(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one is not caught
+        signal.signal(signum, signal.SIG_DFL)  # a second one is not caught
         _interrupt(Terminated())
+
+    def on_sighup(signum, frame):
+        signal.signal(signum, signal.SIG_IGN)
+        _interrupt(HungUp())
 
     installed = []
     for name, handler, replaces in (("SIGINT", on_sigint, signal.default_int_handler),
-                                    ("SIGTERM", on_sigterm, signal.SIG_DFL)):
+                                    ("SIGTERM", on_sigterm, signal.SIG_DFL),
+                                    ("SIGHUP", on_sighup, signal.SIG_DFL)):
         signum = getattr(signal, name, None)
         if signum is None:
             continue
@@ -175,8 +197,12 @@ def handle_signals(ending: bool = False) -> Iterator[None]:
 
 
 def err(msg: str) -> None:
-    """A message on stderr, prefixed with the program's name."""
-    click.echo(f"fakedet: {msg}", err=True)
+    """A message on stderr, prefixed with the program's name. A stderr that cannot take it (the
+    terminal is gone after a hang-up: EIO) loses the message, not the command's records."""
+    try:
+        click.echo(f"fakedet: {msg}", err=True)
+    except OSError:
+        pass
 
 
 def stdin_binary():

@@ -47,7 +47,7 @@ Exit status:
      the plots or report cannot be written
   3  some images could not be read (the figures leave them out and
      name them on stderr)
-  130 interrupted (Ctrl-C); 143 terminated (SIGTERM)
+  130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 129 hung up (SIGHUP)
 """
 
 

@@ -256,8 +256,8 @@ def explain(paths, out_dir, weights, device, faces, grid):
       0  every image was explained
       2  usage error, unusable weights or device, or the PNGs cannot be written
       3  some inputs could not be read (the others were still written)
-      130 interrupted (Ctrl-C); 143 terminated (SIGTERM); the PNGs already
-          written are kept
+      130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 129 hung up
+          (SIGHUP); the PNGs already written are kept
     """
     from fakedet.data.decode import ImageError, exception_text
     from fakedet.data.sources import iter_items

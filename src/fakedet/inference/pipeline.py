@@ -278,6 +278,14 @@ class Batches:
         return not self._live or self._items.poll(0)
 
 
+def reading() -> bool:
+    """Whether a :class:`LiveItems` thread is still reading its inputs. A process that ends then
+    must end with ``os._exit`` once its output is flushed: at the interpreter's shutdown a thread
+    blocked reading stdin holds the buffer's lock, and Python aborts ("could not acquire lock for
+    <_io.BufferedReader name='<stdin>'> at interpreter shutdown", SIGABRT)."""
+    return bool(LiveItems.running)
+
+
 def ready(batches: Iterator) -> bool:
     """Whether ``next(batches)`` can return without waiting for inputs to arrive: always, except
     for the :class:`Batches` of :class:`LiveItems` that have no input waiting."""
@@ -294,14 +302,18 @@ class LiveItems:
 
     The reading thread keeps at most ``depth`` items ahead, and is a daemon: a scan that stops
     early (an interruption, a closed pipe) does not wait for an input that may never come. An
-    error raised while reading is raised again, in order, by :meth:`__next__`.
+    error raised while reading is raised again, in order, by :meth:`__next__`. A process that
+    stops while the thread still waits on stdin must end with ``os._exit`` (see
+    :func:`reading`).
     """
 
     _END = object()
+    running: set = set()  # the readers not finished yet
 
     def __init__(self, items: Iterable[Item], depth: int = 1024):
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._head = None  # an entry taken from the queue by poll(), not yet returned
+        LiveItems.running.add(self)
         self._thread = threading.Thread(target=self._read, args=(iter(items),), name="fakedet-inputs",
                                         daemon=True)
         self._thread.start()
@@ -314,6 +326,8 @@ class LiveItems:
             self._queue.put((None, exc))
         else:
             self._queue.put((LiveItems._END, None))
+        finally:
+            LiveItems.running.discard(self)
 
     def poll(self, timeout: float) -> bool:
         """Whether :meth:`__next__` can return (an item, an error or the end) without waiting,
