@@ -312,6 +312,25 @@ def test_an_interruption_while_records_are_written_waits_for_the_batch_end():
     assert "143" in common.EXIT_STATUS_HELP and "129" in common.EXIT_STATUS_HELP
 
 
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGHUP"), reason="no SIGHUP")
+def test_a_hang_up_raises_once_and_the_second_is_ignored():
+    """A closing terminal sends SIGHUP twice (the kernel's, then the shell's): the second must
+    not end the process while the first one's clean-up runs."""
+    import signal
+
+    from fakedet.cli import common
+
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL:
+        pytest.skip("SIGHUP is not at its default action here (nohup?): fakedet leaves it alone")
+    with common.handle_signals():
+        with pytest.raises(common.HungUp):
+            os.kill(os.getpid(), signal.SIGHUP)
+            for _ in range(1000):  # the handler runs between bytecodes
+                pass
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+
+
 def test_signal_handlers_are_restored():
     import signal
 

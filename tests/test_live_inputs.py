@@ -16,11 +16,12 @@ from fakedet.inference.pipeline import Batches, LiveItems, ready
 from conftest import write_image
 
 
-def _gated(items, gates):
-    """``items`` in order; before item i (i >= 1) waits for ``gates[i - 1]`` (at most 30 s)."""
+def _gated(items, gates, late=None):
+    """``items`` in order; before item i (i >= 1) waits for ``gates[i - 1]``, at most 10 s,
+    noting in ``late`` each item that had to go without its gate."""
     for i, item in enumerate(items):
-        if i:
-            gates[i - 1].wait(30)
+        if i and not gates[i - 1].wait(10) and late is not None:
+            late.append(i)
         yield item
 
 
@@ -77,18 +78,80 @@ def test_a_scan_of_live_inputs_scores_each_before_the_next_arrives(tiny_weights,
     paths = [write_image(tmp_path / f"{i}.jpg", size=(64, 64), seed=i) for i in range(4)]
     gates = [threading.Event() for _ in paths]
     det = Detector.load(tiny_weights, device="cpu", workers=workers, batch_size=32)
-    seen = []
+    seen, late = [], []
     done = threading.Event()
 
     def consume():
-        for batch in det.iter_batches(LiveItems(_gated([Item(str(p), source=str(p)) for p in paths], gates))):
+        for batch in det.iter_batches(LiveItems(_gated([str(p) for p in paths], gates, late))):
             seen.extend(r.path for r in batch)
             gates[len(seen) - 1].set()
         done.set()
 
     threading.Thread(target=consume, daemon=True).start()
-    assert done.wait(60), f"stalled after {len(seen)} records: the scan waited for inputs not yet given"
+    assert done.wait(60), f"stalled after {len(seen)} records"
     assert seen == [str(p) for p in paths]
+    assert not late, f"inputs {late} came only because the scan waited for them before scoring"
+
+
+def _broken_after(n, exc):
+    for i in range(n):
+        yield Item(str(i))
+    raise exc
+
+
+def test_an_error_of_the_inputs_ends_the_batches_after_the_batch_begun():
+    batches = Batches(_broken_after(3, OSError("gone")), size=2)
+    assert [[i.path for i in b] for b in batches] == [["0", "1"], ["2"]]
+    with pytest.raises(OSError, match="gone"):
+        batches.check()
+
+
+def test_live_items_keep_raising_their_error():
+    items = LiveItems(_broken_after(1, OSError("gone")))
+    assert next(items).path == "0"
+    for _ in range(2):  # raised again, never a wait for an item that cannot come
+        with pytest.raises(OSError, match="gone"):
+            next(items)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_records_before_an_error_of_the_inputs_are_scored_before_it_is_raised(tiny_weights, tmp_path,
+                                                                                  workers):
+    from fakedet import Detector
+
+    paths = [str(write_image(tmp_path / f"{i}.jpg", size=(64, 64), seed=i)) for i in range(5)]
+
+    def inputs():
+        yield from paths
+        raise OSError("the list broke off")
+
+    det = Detector.load(tiny_weights, device="cpu", workers=workers, batch_size=2)
+    seen = []
+    with pytest.raises(OSError, match="broke off"):
+        for batch in det.iter_batches(inputs()):
+            seen.extend(r.path for r in batch)
+    assert seen == paths
+
+
+def test_scan_keeps_the_records_made_when_the_list_breaks_off(runner, tiny_weights, tmp_path, monkeypatch):
+    import json
+
+    from fakedet.cli import cli
+    from fakedet.data import sources
+
+    a, b = (str(write_image(tmp_path / f"{n}.jpg", size=(64, 64), seed=i)) for i, n in enumerate("ab"))
+
+    def broken_list(stream, null=False):
+        yield b
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(sources, "read_list", broken_list)
+    (tmp_path / "list.txt").write_text(b + "\n")
+    res = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-f", "json", a, "--files-from",
+                              str(tmp_path / "list.txt")])
+    assert res.exit_code == 2, res.stderr
+    assert [r["path"] for r in json.loads(res.stdout)] == [a, b]
+    assert f"cannot read --files-from {tmp_path / 'list.txt'}: Input/output error" in res.stderr
 
 
 @pytest.mark.slow

@@ -39,11 +39,13 @@ def fakedet(*args, **kw):
 
 
 def _interruptible():
-    """In the child, before fakedet starts: SIGINT as in a terminal's foreground job. A test run
-    started in the background (``cmd &`` in a script, nohup) passes SIGINT on ignored, and
-    fakedet, like any program, keeps an ignored SIGINT ignored, so the ctrl-c tests would
-    measure the launching shell instead of fakedet."""
+    """In the child, before fakedet starts: SIGINT (and SIGHUP) as in a terminal's foreground
+    job. A test run started in the background (``cmd &`` in a script, nohup) passes SIGINT (and
+    nohup SIGHUP) on ignored, and fakedet, like any program, keeps an ignored signal ignored, so
+    the ctrl-c and hang-up tests would measure the launching shell instead of fakedet."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def test_version_does_not_import_torch():

@@ -99,7 +99,14 @@ _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF
 
 
 def main() -> None:
-    _exit(_main())
+    try:
+        code = _main()
+    except Exception:  # a bug: its traceback, status 1, and still the exit below
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    _exit(code)
 
 
 def _main() -> int:

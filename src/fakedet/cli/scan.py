@@ -144,7 +144,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
 
     folders = collections.Counter()  # folders that could not be listed, by path, awaiting their record
     filt = WalkFilter(hidden=hidden, exclude=exclude)
-    items = _items(paths, list_stream, null, quiet, folders, filt)
+    items = _items(paths, list_stream, null, quiet, folders, filt, files_from)
     if list_stream is not None:
         # Paths from a list may arrive slowly (`inotifywait -m ... | fakedet scan --files-from -`):
         # read in a thread, each is scored as it comes instead of when a batch is full.
@@ -258,20 +258,32 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _items(paths, list_stream, null, quiet, folders: collections.Counter, filt) -> Iterator:
+class InputsError(Exception):
+    """The inputs cannot be read further (the --files-from list failed mid-way): the scan
+    stops, keeping the records made, with status 2."""
+
+
+def _items(paths, list_stream, null, quiet, folders: collections.Counter, filt,
+           files_from: Optional[str] = None) -> Iterator:
     """All inputs, warning (on stderr) about folders that hold no image and counting in
-    ``folders`` the error records that stand for a folder that could not be listed."""
+    ``folders`` the error records that stand for a folder that could not be listed. A read
+    error of the list of paths becomes an :class:`InputsError` naming it."""
     from fakedet.data.sources import iter_items
 
     def warn(path):
         skipped = f" ({_skipped_text(filt)})" if filt.skipped else ""
         err(f"warning: no image files found in {path}{skipped}")
 
-    for item in iter_items(paths, list_stream, null, stdin_binary(),
-                           on_empty=None if quiet else warn, filt=filt):
-        if item.folder:
-            folders[item.path] += 1
-        yield item
+    try:
+        for item in iter_items(paths, list_stream, null, stdin_binary(),
+                               on_empty=None if quiet else warn, filt=filt):
+            if item.folder:
+                folders[item.path] += 1
+            yield item
+    except OSError as exc:
+        what = f"--files-from {files_from}" if files_from not in (None, "-") else \
+            "--files-from - (stdin)" if files_from == "-" else "the inputs"
+        raise InputsError(f"cannot read {what}: {exc.strerror or exc}") from exc
 
 
 class _Counter:
@@ -316,6 +328,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     bar = tqdm(unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     interrupted: Optional[BaseException] = None
     write_error = None
+    inputs_error: Optional[InputsError] = None
     finished = False  # every batch was read
     try:
         for results in stream:
@@ -356,6 +369,15 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             silence_stdout()
         except OSError as exc:
             write_error = exc
+    except InputsError as exc:  # the list of paths broke off: keep what was made
+        inputs_error = exc
+        try:
+            if writer is not None or out_stream is sys.stdout:
+                get_writer().close()
+        except BrokenPipeError:
+            silence_stdout()
+        except OSError as exc:
+            write_error = exc
     except OSError as exc:  # a full disk, a lost network share: the records cannot be kept
         write_error = exc
     finally:
@@ -389,6 +411,9 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if interrupted is not None:
         err(f"{interrupt_word(interrupted)} after {n} records")
         return interrupt_status(interrupted)
+    if inputs_error is not None:
+        err(f"{inputs_error}; stopped after {n} records")
+        return EXIT_USAGE
     if n == 0:
         err("no images found")
         return EXIT_USAGE

@@ -146,7 +146,8 @@ class Detector:
     def iter_batches(self, items: Iterable[Item], batch_size: Optional[int] = None,
                      workers: Optional[int] = None) -> Iterator[list[Result]]:
         """Scores a stream of :class:`Item` (or of anything :meth:`predict` takes) and yields
-        each batch's results, in input order."""
+        each batch's results, in input order. An error raised by ``items`` itself is raised
+        once the inputs before it have been scored and yielded."""
         items = as_items(items)
         bs = max(1, int(batch_size or self.batch_size))
         nworkers = self.workers if workers is None else max(0, int(workers))
@@ -156,6 +157,7 @@ class Detector:
         batches = chunks(items, bs)
         first = next(batches, None)
         if first is None:
+            batches.check()
             return
         # One input alone is decoded in the calling thread; of inputs still arriving (LiveItems)
         # a second batch is not waited for.
@@ -166,14 +168,13 @@ class Detector:
                                         (self.decode == "auto" and self.device.type == "cuda"))
         if use_torch:
             yield from self._iter_tensor_batches(rest, task, max(4, nworkers))
-            return
-        if nworkers == 0 or (known and second is None and len(first) == 1):
+        elif nworkers == 0 or (known and second is None and len(first) == 1):
             # No workers, or one input: decode in the calling thread.
             for batch in rest:
                 yield self.score_decoded(prepare_batch(batch, task))
-            return
-        pipe = DecodePipeline(rest, task, bs, nworkers)
-        yield from pipe.run(self.score_decoded)
+        else:
+            yield from DecodePipeline(rest, task, bs, nworkers).run(self.score_decoded)
+        batches.check()  # an error of the inputs, raised after every record made before it
 
     def _iter_tensor_batches(self, batches, task, threads):
         from fakedet.inference.gpudecode import TensorDecoder

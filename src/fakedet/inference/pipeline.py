@@ -254,28 +254,49 @@ def chunks(items: Iterable[Item], size: int) -> "Batches":
 
 class Batches:
     """The iterator :func:`chunks` returns; :func:`ready` tells whether its next batch (or its
-    end) can be had without waiting for inputs to arrive."""
+    end) can be had without waiting for inputs to arrive.
+
+    An error raised by the inputs (a list of paths that cannot be read further) ends the
+    batches there, after the batch begun before it; :meth:`check` raises it. A consumer calls
+    that once every batch read has been scored, so that no record made is lost to the error.
+    """
 
     def __init__(self, items: Iterable[Item], size: int, linger: float = LINGER):
         self._items = iter(items)
         self._size, self._linger = max(1, int(size)), linger
         self._live = isinstance(items, LiveItems)
+        self.error: Optional[Exception] = None
 
     def __iter__(self) -> "Batches":
         return self
 
     def __next__(self) -> list[Item]:
         batch: list[Item] = []
-        for item in self._items:
-            batch.append(item)
-            if len(batch) >= self._size or (self._live and not self._items.poll(self._linger)):
-                return batch
+        if self.error is None:
+            try:
+                for item in self._items:
+                    batch.append(item)
+                    if len(batch) >= self._size or (self._live and not self._items.poll(self._linger)):
+                        return batch
+            except Exception as exc:
+                self.error = exc
         if batch:
             return batch
         raise StopIteration
 
     def ready(self) -> bool:
-        return not self._live or self._items.poll(0)
+        return not self._live or self.error is not None or self._items.poll(0)
+
+    def check(self) -> None:
+        """Raises the inputs' error, if one ended the batches."""
+        if self.error is not None:
+            raise self.error
+
+
+def checked(results: Iterator[T], batches: "Batches") -> Iterator[T]:
+    """``results`` (a scan's, of ``batches``), then the inputs' error if one ended them."""
+    yield from results
+    batches.check()
 
 
 def reading() -> bool:
@@ -310,7 +331,7 @@ class LiveItems:
     _END = object()
     running: set = set()  # the readers not finished yet
 
-    def __init__(self, items: Iterable[Item], depth: int = 1024):
+    def __init__(self, items: Iterable[Any], depth: int = 1024):
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._head = None  # an entry taken from the queue by poll(), not yet returned
         LiveItems.running.add(self)
@@ -318,23 +339,26 @@ class LiveItems:
                                         daemon=True)
         self._thread.start()
 
-    def _read(self, items: Iterator[Item]) -> None:
+    def _read(self, items: Iterator[Any]) -> None:
+        from fakedet.inference.inputs import as_item  # (that module imports this one)
+
         try:
-            for item in items:
-                self._queue.put((item, None))
+            for i, item in enumerate(items):
+                self._queue.put((as_item(item, i), None))
         except Exception as exc:
-            self._queue.put((None, exc))
+            last = (None, exc)
         else:
-            self._queue.put((LiveItems._END, None))
-        finally:
-            LiveItems.running.discard(self)
+            last = (LiveItems._END, None)
+        LiveItems.running.discard(self)  # reading is over before the consumer can see its end
+        self._queue.put(last)
 
     def poll(self, timeout: float) -> bool:
         """Whether :meth:`__next__` can return (an item, an error or the end) without waiting,
         after waiting up to ``timeout`` seconds for that."""
         if self._head is None:
             try:
-                self._head = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+                with waiting():  # a timed wait that a signal can interrupt (see waiting)
+                    self._head = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
             except queue.Empty:
                 return False
         return True
@@ -349,9 +373,9 @@ class LiveItems:
         item, error = self._head
         if item is LiveItems._END:
             raise StopIteration  # (the end stays at the head: the iterator stays exhausted)
-        self._head = None
         if error is not None:
-            raise error
+            raise error  # (and stays at the head too)
+        self._head = None
         return item
 
 

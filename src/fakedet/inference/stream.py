@@ -17,7 +17,7 @@ from fakedet.data.sources import Item
 from fakedet.inference.detector import Detector
 from fakedet.inference.device import default_workers, gpu_driver_present
 from fakedet.inference.inputs import as_items
-from fakedet.inference.pipeline import DecodePipeline, Task, chunks, waiting
+from fakedet.inference.pipeline import DecodePipeline, Task, checked, chunks, waiting
 from fakedet.inference.result import Result
 from fakedet.model import checkpoint as ckpt
 
@@ -147,8 +147,8 @@ def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] =
     sys.setswitchinterval(1e-4)
     pipe = None
     try:
-        pipe = DecodePipeline(chunks(as_items(items), bs), Task(pre, provenance=provenance, thumbnail=thumbnail),
-                              bs, nworkers)
+        batches = chunks(as_items(items), bs)
+        pipe = DecodePipeline(batches, Task(pre, provenance=provenance, thumbnail=thumbnail), bs, nworkers)
         pipe.prefill(future.done)
         det = future.result()
         det.thumbnail = thumbnail
@@ -158,4 +158,4 @@ def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] =
         raise
     finally:
         sys.setswitchinterval(switch)
-    return ResultStream(det, pipe.run(det.score_decoded), pipe)
+    return ResultStream(det, checked(pipe.run(det.score_decoded), batches), pipe)
