@@ -45,7 +45,7 @@ Exit status:
   1  with --exit-code only: at least one image was labelled fake
   2  usage error, or nothing could run (no inputs found, unreadable
      weights, unavailable device), or the records could not be
-     written (disk full)
+     written (disk full), or a --files-from list broke off
   3  some inputs could not be read (all others were still scored)
   130 interrupted (Ctrl-C) after flushing the records already made
   143 terminated (SIGTERM: timeout, kill, docker stop), likewise
