@@ -360,17 +360,13 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
         # The reader went away (`fakedet scan dir | head`): stop quietly.
         silence_stdout()
         return EXIT_PIPE
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (common.Terminated)
-        interrupted = exc
-        try:
-            if writer is not None or out_stream is sys.stdout:
-                get_writer().close()
-        except BrokenPipeError:
-            silence_stdout()
-        except OSError as exc:
-            write_error = exc
-    except InputsError as exc:  # the list of paths broke off: keep what was made
-        inputs_error = exc
+    except (KeyboardInterrupt, InputsError) as exc:
+        # Ctrl-C, SIGTERM or SIGHUP (common.Terminated), or the list of paths broke off: the
+        # records made are kept, a json array closed
+        if isinstance(exc, InputsError):
+            inputs_error = exc
+        else:
+            interrupted = exc
         try:
             if writer is not None or out_stream is sys.stdout:
                 get_writer().close()
