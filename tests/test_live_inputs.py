@@ -52,6 +52,20 @@ def test_batches_of_live_items_end_when_the_next_input_is_late():
     assert ready(batches)  # the end has come
 
 
+def test_a_live_batch_is_scored_soon_after_its_first_input_however_steadily_more_come():
+    """Inputs each 0.03 s after the last never leave a 0.1 s gap: without a deadline the first
+    batch would wait for all 32."""
+    import time as _time
+
+    def steady():
+        for i in range(40):
+            _time.sleep(0.03)
+            yield Item(str(i))
+
+    batches = Batches(LiveItems(steady()), size=32, linger=0.1, wait=0.2)
+    assert len(next(batches)) < 20
+
+
 def test_batches_of_a_list_are_full_and_always_ready():
     batches = Batches([Item(str(i)) for i in range(5)], size=2)
     assert ready(batches)

@@ -34,8 +34,9 @@ def fakedet(*args, **kw):
     kw.setdefault("bufsize", 0)
     kw.setdefault("preexec_fn", _interruptible)
     stderr = kw.pop("stderr_to", subprocess.PIPE)
+    stdout = kw.pop("stdout_to", subprocess.PIPE)
     return subprocess.Popen([sys.executable, "-m", "fakedet", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=stderr, **kw)
+                            stdout=stdout, stderr=stderr, **kw)
 
 
 def _interruptible():
@@ -250,6 +251,60 @@ def test_a_signal_while_the_list_of_paths_waits_closes_the_json_file(tiny_weight
     assert p.returncode == status
     records = json.loads(out.read_text())  # the array was closed
     assert [os.path.basename(r["path"]) for r in records] == ["000.jpg", "001.jpg"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP")
+def test_a_hang_up_of_the_terminal_that_shows_the_records_is_still_129(tiny_weights, two_hundred):
+    """The records go to the terminal itself (json, the array still open): once it is gone the
+    closing ``]`` cannot be written (EIO). That is the hang-up, not a failure to keep records:
+    129, not 2."""
+    import pty
+    import time
+
+    master, terminal = pty.openpty()
+    p = fakedet("scan", "--format", "json", "-w", str(tiny_weights), "--files-from", "-",
+                stdin=subprocess.PIPE, stdout_to=terminal, stderr_to=terminal)
+    os.close(terminal)
+    p.stdin.write(f"{two_hundred / '000.jpg'}\n".encode())
+    p.stdin.flush()
+    shown, deadline = b"", time.monotonic() + 60
+    while b"000.jpg" not in shown and time.monotonic() < deadline and p.poll() is None:
+        try:
+            shown += os.read(master, 65536)
+        except OSError:
+            break
+    assert b"000.jpg" in shown and p.poll() is None
+    os.close(master)
+    p.send_signal(signal.SIGHUP)
+    p.wait(60)
+    p.stdin.close()
+    assert p.returncode == 129
+
+
+_TWO_SIGTERMS = """
+import os, signal, sys
+from fakedet.cli import common
+common.REPEAT_IGNORED_S = float(sys.argv[1])
+with common.handle_signals():
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        sum(range(1000))  # the handler runs between bytecodes
+    except common.Terminated:
+        print("stopping", flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)  # a second, during the clean-up
+    sum(range(1000))
+    print("cleaned up", flush=True)
+"""
+
+
+@pytest.mark.parametrize("window, status, out", [(1.0, 0, "stopping\ncleaned up\n"),
+                                                 (0.0, -signal.SIGTERM, "stopping\n")])
+def test_a_second_sigterm_at_once_is_the_same_stop_and_a_later_one_ends_the_process(window, status, out):
+    """GNU timeout sends SIGTERM to the command, then to its process group: two at once. The
+    second used to end the process during the first one's clean-up (a json file left open)."""
+    r = subprocess.run([sys.executable, "-c", _TWO_SIGTERMS, str(window)], capture_output=True, text=True,
+                       timeout=60)
+    assert (r.returncode, r.stdout) == (status, out), r.stderr
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")

@@ -81,6 +81,9 @@ def interrupt_word(exc: BaseException) -> str:
     return "terminated" if isinstance(exc, Terminated) else "interrupted"
 
 
+# A SIGTERM this soon after the first is the same stop sent twice (see handle_signals).
+REPEAT_IGNORED_S = 1.0
+
 # Interruptions that arrived inside an uninterrupted() block, raised at its end.
 _defer_depth = 0
 _pending: Optional[BaseException] = None
@@ -143,10 +146,11 @@ def uninterrupted() -> Iterator[None]:
 def handle_signals(ending: bool = False) -> Iterator[None]:
     """Within the block, Ctrl-C raises KeyboardInterrupt, SIGTERM :class:`Terminated` and SIGHUP
     :class:`HungUp` in the main thread, or at the end of an :func:`uninterrupted` block. A second
-    SIGTERM (during the clean-up the first one started) ends the process at once, as by default;
-    a second SIGHUP is ignored, because a closing terminal sends two (the kernel's to the
-    foreground job, then the shell's to each of its jobs), and the first one's clean-up must
-    finish. Nothing is
+    SIGTERM during the clean-up the first one started ends the process at once, as by default,
+    unless it comes within :data:`REPEAT_IGNORED_S` of the first: GNU ``timeout`` sends two at
+    once (to the command, then to its process group). A second SIGHUP is always ignored, because
+    a closing terminal sends two (the kernel's to the foreground job, then the shell's to each
+    of its jobs), and the first one's clean-up must finish. Nothing is
     installed outside the main thread, nor for a signal that was ignored when the process
     started (a background job's SIGINT, ``nohup``-style launchers); the previous handlers come
     back afterwards. With ``ending`` (the ``fakedet`` command, whose process ends after the
@@ -162,8 +166,16 @@ def handle_signals(ending: bool = False) -> Iterator[None]:
     def on_sigint(signum, frame):
         _interrupt(KeyboardInterrupt())
 
+    terminated_at: list = []
+
     def on_sigterm(signum, frame):
-        signal.signal(signum, signal.SIG_DFL)  # a second one is not caught
+        if terminated_at:  # a second one
+            if time.monotonic() - terminated_at[0] < REPEAT_IGNORED_S:
+                return  # the same stop, sent twice
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)  # ends the process, as by default
+            return
+        terminated_at.append(time.monotonic())
         _interrupt(Terminated())
 
     def on_sighup(signum, frame):

@@ -21,6 +21,7 @@ from fakedet.cli.common import (
     EXIT_UNREADABLE,
     EXIT_USAGE,
     STARTED,
+    HungUp,
     err,
     interrupt_status,
     interrupt_word,
@@ -386,7 +387,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             try:
                 line = _summary(det, n - n_folders, n_fake, n_unc, n_err - n_folders, n_folders,
                                 time.perf_counter() - t0, time.perf_counter() - STARTED, filt)
-                stop = f"{interrupt_word(interrupted)} after {n} records; " if interrupted else ""
+                stop = (f"{interrupt_word(interrupted)} after {n} records; " if interrupted else
+                        f"{inputs_error}; stopped after {n} records; " if inputs_error else "")
                 report.close(stop + line, complete=finished and write_error is None)
             except OSError as exc:
                 write_error = write_error or exc
@@ -396,6 +398,10 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             except OSError as exc:
                 write_error = write_error or exc
     elapsed = time.perf_counter() - t0
+    if (write_error is not None and isinstance(interrupted, HungUp) and out_stream is sys.stdout
+            and not isinstance(write_error, ReportWriteError)):
+        silence_stdout()  # the records were going to the terminal that hung up: it is gone
+        write_error = None
     if write_error is not None:
         if isinstance(write_error, ReportWriteError):  # the report's file, not the records
             err(write_error.strerror)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -32,8 +33,11 @@ from fakedet.data.sources import Item
 PIPELINE_DEPTH = 2
 # Batches that may be decoded ahead while the model is still loading (DecodePipeline.prefill).
 STARTUP_DEPTH = 16
-# Seconds a batch of LiveItems waits for its next input before it is scored as it is.
+# Seconds a batch of LiveItems waits for its next input before it is scored as it is ...
 LINGER = 0.1
+# ... and the longest it waits for more after its first input came (inputs that come steadily,
+# each less than LINGER after the last, would otherwise wait for a whole batch).
+BATCH_WAIT = 0.5
 
 
 @dataclass
@@ -248,7 +252,8 @@ class DecodePipeline:
 
 def chunks(items: Iterable[Item], size: int) -> "Batches":
     """Consecutive lists of ``size`` items (the last may be shorter), read lazily: the batches.
-    Of :class:`LiveItems` a batch also ends when the next input is :data:`LINGER` seconds late."""
+    Of :class:`LiveItems` a batch also ends when the next input is :data:`LINGER` seconds late,
+    or :data:`BATCH_WAIT` seconds after its first input came."""
     return Batches(items, size)
 
 
@@ -261,9 +266,9 @@ class Batches:
     that once every batch read has been scored, so that no record made is lost to the error.
     """
 
-    def __init__(self, items: Iterable[Item], size: int, linger: float = LINGER):
+    def __init__(self, items: Iterable[Item], size: int, linger: float = LINGER, wait: float = BATCH_WAIT):
         self._items = iter(items)
-        self._size, self._linger = max(1, int(size)), linger
+        self._size, self._linger, self._wait = max(1, int(size)), linger, wait
         self._live = isinstance(items, LiveItems)
         self.error: Optional[Exception] = None
 
@@ -276,13 +281,20 @@ class Batches:
             try:
                 for item in self._items:
                     batch.append(item)
-                    if len(batch) >= self._size or (self._live and not self._items.poll(self._linger)):
+                    if len(batch) >= self._size or (self._live and not self._more_soon(len(batch) == 1)):
                         return batch
             except Exception as exc:
                 self.error = exc
         if batch:
             return batch
         raise StopIteration
+
+    def _more_soon(self, first: bool) -> bool:
+        """Whether a live batch's next input comes in time to join it."""
+        now = time.monotonic()
+        if first:
+            self._deadline = now + self._wait
+        return self._items.poll(min(self._linger, max(0.0, self._deadline - now)))
 
     def ready(self) -> bool:
         return not self._live or self.error is not None or self._items.poll(0)
