@@ -162,10 +162,12 @@ def test_scan_keeps_the_records_made_when_the_list_breaks_off(runner, tiny_weigh
     monkeypatch.setattr(sources, "read_list", broken_list)
     (tmp_path / "list.txt").write_text(b + "\n")
     res = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-f", "json", a, "--files-from",
-                              str(tmp_path / "list.txt")])
+                              str(tmp_path / "list.txt"), "--report", str(tmp_path / "r.html")])
     assert res.exit_code == 2, res.stderr
     assert [r["path"] for r in json.loads(res.stdout)] == [a, b]
-    assert f"cannot read --files-from {tmp_path / 'list.txt'}: Input/output error" in res.stderr
+    reason = f"cannot read --files-from {tmp_path / 'list.txt'}: Input/output error"
+    assert reason in res.stderr
+    assert reason in (tmp_path / "r.html").read_text()  # the report says why it ends early
 
 
 @pytest.mark.slow
