@@ -291,14 +291,16 @@ with common.handle_signals():
         sum(range(1000))  # the handler runs between bytecodes
     except common.Terminated:
         print("stopping", flush=True)
-    os.kill(os.getpid(), signal.SIGTERM)  # a second, during the clean-up
-    sum(range(1000))
+    import time
+    time.sleep(0.3)  # (the first one's clean-up)
+    os.kill(os.getpid(), signal.SIGTERM)  # a second
+    time.sleep(0.5)
     print("cleaned up", flush=True)
 """
 
 
 @pytest.mark.parametrize("window, status, out", [(1.0, 0, "stopping\ncleaned up\n"),
-                                                 (0.0, -signal.SIGTERM, "stopping\n")])
+                                                 (0.1, -signal.SIGTERM, "stopping\n")])
 def test_a_second_sigterm_at_once_is_the_same_stop_and_a_later_one_ends_the_process(window, status, out):
     """GNU timeout sends SIGTERM to the command, then to its process group: two at once. The
     second used to end the process during the first one's clean-up (a json file left open)."""

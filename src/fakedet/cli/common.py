@@ -166,16 +166,9 @@ def handle_signals(ending: bool = False) -> Iterator[None]:
     def on_sigint(signum, frame):
         _interrupt(KeyboardInterrupt())
 
-    terminated_at: list = []
-
     def on_sigterm(signum, frame):
-        if terminated_at:  # a second one
-            if time.monotonic() - terminated_at[0] < REPEAT_IGNORED_S:
-                return  # the same stop, sent twice
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)  # ends the process, as by default
-            return
-        terminated_at.append(time.monotonic())
+        signal.signal(signum, signal.SIG_IGN)  # a second one at once is the same stop ...
+        _default_after(signum, REPEAT_IGNORED_S)  # ... a later one ends the process
         _interrupt(Terminated())
 
     def on_sighup(signum, frame):
@@ -206,6 +199,28 @@ def handle_signals(ending: bool = False) -> Iterator[None]:
         for signum, previous in installed:
             signal.signal(signum, signal.SIG_DFL if ending else previous)
         _handling = _settled = False
+
+
+def _default_after(signum: int, seconds: float) -> None:
+    """Gives ``signum`` its default action again after ``seconds``, at the kernel's level, from a
+    timer thread: Python lets only the main thread set a handler, and by then that thread may be
+    busy in C code (a write to a full pipe), where a handler of Python's would not run, nor end
+    the process. Where libc cannot be called (ctypes), the signal stays ignored."""
+    import threading
+
+    def reset() -> None:
+        try:
+            import ctypes
+
+            libc_signal = ctypes.CDLL(None).signal
+            libc_signal.argtypes, libc_signal.restype = [ctypes.c_int, ctypes.c_void_p], ctypes.c_void_p
+            libc_signal(signum, None)  # SIG_DFL, the null handler
+        except (OSError, AttributeError, TypeError):
+            pass
+
+    timer = threading.Timer(seconds, reset)
+    timer.daemon = True
+    timer.start()
 
 
 def err(msg: str) -> None:
