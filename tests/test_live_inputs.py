@@ -192,3 +192,27 @@ def test_scan_files_from_a_pipe_writes_each_record_before_the_next_path(tiny_wei
             p.kill()
     assert p.returncode == 0, err
     assert out == b""
+
+
+@pytest.mark.slow
+def test_the_progress_bar_shows_the_first_record_before_the_next_path(tiny_weights, tmp_path):
+    paths = [write_image(tmp_path / f"{i}.jpg", size=(64, 64), seed=i) for i in range(2)]
+    err = open(tmp_path / "err.txt", "wb")
+    out = tmp_path / "out.tsv"
+    p = subprocess.Popen([sys.executable, "-m", "fakedet", "scan", "-w", str(tiny_weights), "--progress",
+                          "-o", str(out), "--files-from", "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=err, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        p.stdin.write(f"{paths[0]}\n".encode())
+        p.stdin.flush()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (out.exists() and out.read_text()):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        shown = (tmp_path / "err.txt").read_text()
+        p.communicate(input=f"{paths[1]}\n".encode(), timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        err.close()
+    assert "\r1img" in shown or "\n1img" in shown or shown.startswith("1img"), shown

@@ -352,6 +352,10 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                     bar.total = max(counter.total, n)
                     bar.refresh()
                 bar.update(len(results))
+                if bar.n == len(results):
+                    # the first records: shown at once (tqdm skips an update within 0.1 s of
+                    # the last it drew, and of a slow list the next may be long in coming)
+                    bar.refresh()
                 if report is not None:
                     report.add(results)
         finished = True
