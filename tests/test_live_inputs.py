@@ -216,3 +216,46 @@ def test_the_progress_bar_shows_the_first_record_before_the_next_path(tiny_weigh
             p.kill()
         err.close()
     assert "\r1img" in shown or "\n1img" in shown or shown.startswith("1img"), shown
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_records_and_the_progress_bar_on_one_terminal_keep_their_own_lines(tiny_weights, tmp_path):
+    """`fakedet scan DIR` typed at a terminal: stdout and stderr are the same terminal, and no
+    record may start on the line where the progress bar was drawn."""
+    import fcntl
+    import struct
+    import termios
+
+    folder = tmp_path / "imgs"
+    for i in range(20):
+        write_image(folder / f"{i:02d}.jpg", size=(64, 64), seed=i)
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a bar needs a width
+    p = subprocess.Popen([sys.executable, "-m", "fakedet", "scan", "-w", str(tiny_weights), "-b", "4",
+                          str(folder)], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    shown = b""
+    try:
+        while True:
+            if not select.select([master], [], [], 120)[0]:
+                break
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the other end closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+        p.wait(60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+    text = shown.decode("utf-8", "replace")
+    assert p.returncode == 0, text
+    assert "img" in text, text  # the bar was drawn
+    starts = [i for i in range(len(text)) if text.startswith(str(folder), i)]
+    assert len(starts) == 20, text
+    for i in starts:  # each record begins a line (after the bar was wiped with \r)
+        assert i == 0 or text[i - 1] in "\r\n", text[max(0, i - 120):i + 40]

@@ -307,6 +307,13 @@ class _Counter:
         self.stopping.set()
 
 
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
               folders: Optional[collections.Counter] = None, counter: Optional[_Counter] = None,
               filt=None, report: Optional[HtmlReport] = None) -> int:
@@ -327,6 +334,9 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     n = n_fake = n_unc = n_err = n_noface = n_folders = n_evidence = n_by_evidence = 0
     t0 = time.perf_counter()
     bar = tqdm(unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    # records and the bar on one terminal: the bar is wiped before each batch is written and drawn
+    # again below it, so that no record starts on the bar's line
+    shared = progress and out_stream is sys.stdout and _isatty(sys.stdout)
     interrupted: Optional[BaseException] = None
     write_error = None
     inputs_error: Optional[InputsError] = None
@@ -336,6 +346,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             # a batch is written whole and counted, or not at all: an interruption arriving
             # inside the block takes effect at its end
             with uninterrupted():
+                if shared:
+                    bar.clear()
                 get_writer().write(results)
                 n += len(results)
                 n_err += sum(1 for r in results if r.error is not None)
@@ -352,7 +364,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                     bar.total = max(counter.total, n)
                     bar.refresh()
                 bar.update(len(results))
-                if bar.n == len(results):
+                if shared or bar.n == len(results):
                     # the first records: shown at once (tqdm skips an update within 0.1 s of
                     # the last it drew, and of a slow list the next may be long in coming)
                     bar.refresh()
