@@ -120,6 +120,55 @@ def test_records_match_the_local_engine(ray_local, runner, tiny_weights, mixed):
         assert x.stdout == y.stdout
 
 
+def _gated(paths, gates, late):
+    """``paths`` in order; before path i (i >= 1) waits for ``gates[i - 1]``, at most 30 s,
+    noting in ``late`` each path that had to go without its gate."""
+    for i, path in enumerate(paths):
+        if i and not gates[i - 1].wait(30):
+            late.append(i)
+        yield path
+
+
+def test_a_list_still_arriving_is_scored_as_it_comes(ray_local, tiny_weights, tmp_path):
+    """``--files-from -`` fed slowly: the next path comes only once the previous one's record is
+    out. A scan that waited for a full chunk (50,000 paths) or the list's end would stall here."""
+    from fakedet import ray as fray
+    from fakedet.data.sources import Item
+    from fakedet.inference.pipeline import LiveItems
+
+    paths = [str(write_image(tmp_path / f"{i}.jpg", size=(64, 64), seed=i)) for i in range(3)]
+    gates = [threading.Event() for _ in paths]
+    seen, late = [], []
+    scan_ = fray.scan_items(LiveItems(Item(p) for p in _gated(paths, gates, late)), tiny_weights,
+                            device="cpu", workers=1)
+    try:
+        for batch in scan_:
+            seen.extend(r.path for r in batch)
+            gates[len(seen) - 1].set()
+    finally:
+        scan_.close()
+    assert seen == paths
+    assert not late, f"paths {late} came only because the scan waited for them before scoring"
+
+
+def test_a_list_that_breaks_off_keeps_the_records_before_it(ray_local, tiny_weights, tmp_path):
+    from fakedet import ray as fray
+    from fakedet.data.sources import Item
+
+    paths = [str(write_image(tmp_path / f"{i}.jpg", size=(64, 64), seed=i)) for i in range(3)]
+
+    def broken():
+        yield from (Item(p) for p in paths)
+        raise OSError(5, "Input/output error")
+
+    seen = []
+    scan_ = fray.scan_items(broken(), tiny_weights, device="cpu", workers=1)
+    with pytest.raises(OSError, match="Input/output"):
+        for batch in scan_:
+            seen.extend(r.path for r in batch)
+    assert seen == paths
+
+
 def test_parquet_round_trips_from_both_engines(ray_local, runner, tiny_weights, mixed, tmp_path):
     import pyarrow.parquet as pq
 

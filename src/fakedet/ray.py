@@ -18,7 +18,11 @@ The stages: decoding (reading the bytes, provenance, preprocessing) runs in Ray 
 weights once. The arrays pass between the stages as tensor columns. Actors are restarted and
 their batches retried when a worker process dies (``max_restarts``/``max_task_retries``), and
 Ray Data's streaming executor keeps what is in flight bounded; the CLI also feeds the inputs in
-chunks of :data:`CHUNK`, so the driver never holds more than a chunk's paths.
+chunks of :data:`CHUNK`, so the driver never holds more than a chunk's paths. Of a list of paths
+that arrives slowly (``--files-from -`` from a pipe) a chunk also ends when the list goes quiet
+for :data:`LIVE_QUIET` seconds, or :data:`LIVE_WAIT` seconds after its first path came, so that
+each path is scored soon after it arrives; a list that breaks off mid-way is scored up to
+there before its error is raised.
 
 Ray is imported only inside the functions here: ``import fakedet.ray`` needs no Ray, and
 nothing else in the package imports this module except ``fakedet scan --engine ray``.
@@ -29,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Optional
 
@@ -36,13 +41,19 @@ import numpy as np
 
 from fakedet.data import decode
 from fakedet.data.sources import IMAGE_EXTENSIONS, Item, WalkFilter
-from fakedet.inference.pipeline import Decoded, Task, prepare_batch
+from fakedet.inference.pipeline import Decoded, LiveItems, Task, prepare_batch
 from fakedet.inference.result import Result
 from fakedet.model import checkpoint as ckpt
 
 INSTALL_HINT = "the ray engine needs Ray: pip install 'fakedet[ray]'"
 #: inputs handed to one Ray Data run by :func:`scan_items` (the driver holds one chunk's paths)
 CHUNK = 50_000
+#: seconds without a new path that end a chunk of a list still arriving (each chunk is one Ray
+#: Data run, whose scoring actors load the model: a chunk costs seconds, so it is not cut at the
+#: local engine's 0.1 s)
+LIVE_QUIET = 1.0
+#: a chunk of a list still arriving is scored at most this many seconds after its first path came
+LIVE_WAIT = 5.0
 #: inputs per decoding task
 DECODE_BATCH = 16
 #: an environment variable for the fault-tolerance test: each Scorer appends its PID to a file there
@@ -440,13 +451,42 @@ class RayScan:
     def close(self) -> None:
         self._batches.close()
 
-    def _inputs(self) -> Iterator[Item]:
-        for item in self.items:
-            if item.error is None and isinstance(item.source, str) and item.source == item.path \
-                    and is_uri(item.path) and not os.path.exists(item.path):
-                yield from expand_uri(item.path, self.s3_endpoint, self.filt)
-            else:
-                yield item
+    def _expand(self, item: Item) -> Iterator[Item]:
+        if item.error is None and isinstance(item.source, str) and item.source == item.path \
+                and is_uri(item.path) and not os.path.exists(item.path):
+            yield from expand_uri(item.path, self.s3_endpoint, self.filt)
+        else:
+            yield item
+
+    def _chunks(self) -> Iterator[list[Item]]:
+        """The inputs (folder URIs listed) in chunks of at most ``chunk``; of :class:`LiveItems`
+        a chunk also ends when the next input is :data:`LIVE_QUIET` seconds late or
+        :data:`LIVE_WAIT` seconds after the chunk's first input came. An error raised by the
+        inputs (a list that cannot be read further) is raised after the chunk begun before it."""
+        live = self.items if isinstance(self.items, LiveItems) else None
+        chunk: list[Item] = []
+        first = 0.0
+        error: Optional[Exception] = None
+        try:
+            for top in self.items:
+                for item in self._expand(top):
+                    if not chunk:
+                        first = time.monotonic()
+                    chunk.append(item)
+                    if len(chunk) >= self.chunk:
+                        yield chunk
+                        chunk = []
+                if chunk and live is not None:
+                    left = first + LIVE_WAIT - time.monotonic()
+                    if not live.poll(min(LIVE_QUIET, max(0.0, left))):
+                        yield chunk
+                        chunk = []
+        except Exception as exc:
+            error = exc
+        if chunk:
+            yield chunk
+        if error is not None:
+            raise error
 
     def _run(self) -> Iterator[list[Result]]:
         import ray
@@ -454,13 +494,7 @@ class RayScan:
 
         _configure()
         try:
-            chunk: list[Item] = []
-            for item in self._inputs():
-                chunk.append(item)
-                if len(chunk) >= self.chunk:
-                    yield from self._score_chunk(chunk, ray)
-                    chunk = []
-            if chunk:
+            for chunk in self._chunks():
                 yield from self._score_chunk(chunk, ray)
         finally:
             if self.shutdown:
