@@ -11,6 +11,16 @@ weight, with the expert file's norms. It prints each paired set's val AUC per we
 real source, the median network logit and the median fused logit's shift at each weight (the
 fused score moves real images that the network finds plainly real towards the middle). Nothing
 here ships; it says whether a face gate for the default scan is worth building.
+
+    python experiments/expert_whole_image.py --speed --json runs/expert_whole_image_speed.json
+
+``--speed`` (a probe of cost, no scores) times, on the first 70 val images of each face set
+(ffpp_faces, dfdc_faceswap, lfw_faceswap; face crops, where the network's share of the time is
+largest), the default scan through the API (``Detector.predict``, the model loaded, one warm-up
+pass, the median of ``--rounds``) and, apart, what the expert adds per image: its centred-square
+crop from the decoded image and its forward pass in batches of 32 (decoding not counted again).
+Their sum against the scan alone is the ratio a default scan fused with the expert could reach at
+best, against the issue's bound of 0.60 of today's images/s.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -41,8 +52,12 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default=None, help="the network [default: the shipped one]")
     ap.add_argument("--expert", default=None, help="[default: the shipped face expert]")
     ap.add_argument("--split", default="val", choices=("val", "train"))
+    ap.add_argument("--speed", action="store_true", help="time the scan and the expert's added cost instead")
+    ap.add_argument("--rounds", type=int, default=3, help="--speed: timed passes of each")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    if args.speed:
+        return speed(args)
     det = Detector.load(args.weights, device="cpu", provenance=False)
     model, meta = fx.load(Path(args.expert) if args.expert else fx.default_expert_path())
     t = det.temperature
@@ -82,6 +97,49 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"split": args.split, "weights": str(det.weights_path),
                                                "grid": GRID, "sets": out}, indent=2))
+    return 0
+
+
+def speed(args) -> int:
+    import platform
+    import statistics
+    import time
+
+    import torch
+
+    paths = [im.path for name in ("ffpp_faces", "dfdc_faceswap", "lfw_faceswap")
+             for im in read_manifest(manifest(name), split="val")[:70]]
+    det = Detector.load(args.weights, device="cpu")  # the default scan's settings (provenance too)
+    model, meta = fx.load(Path(args.expert) if args.expert else fx.default_expert_path())
+    images = []
+    for p in paths:
+        with Image.open(p) as img:
+            images.append(img.convert("RGB"))
+
+    def expert_pass() -> None:
+        for i in range(0, len(images), 32):
+            crops = [fx.expert_crop(img, [0, 0, img.width, img.height], WHOLE, meta.size) for img in images[i:i + 32]]
+            fx.expert_logits(model, np.stack(crops))
+
+    det.predict(paths)
+    expert_pass()
+    scan_s, expert_s = [], []
+    for _ in range(max(1, args.rounds)):
+        t = time.perf_counter()
+        det.predict(paths)
+        scan_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        expert_pass()
+        expert_s.append(time.perf_counter() - t)
+    scan, extra = statistics.median(scan_s), statistics.median(expert_s)
+    out = {"images": len(paths), "rounds": args.rounds, "scan_img_s": len(paths) / scan,
+           "expert_ms_per_img": 1000 * extra / len(paths), "fused_img_s_at_best": len(paths) / (scan + extra),
+           "ratio_at_best": scan / (scan + extra), "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
+    print(f"default scan {out['scan_img_s']:.1f} img/s; the expert adds {out['expert_ms_per_img']:.2f} ms/img; "
+          f"fused at best {out['fused_img_s_at_best']:.1f} img/s: ratio {out['ratio_at_best']:.2f} (bound 0.60)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
     return 0
 
 
