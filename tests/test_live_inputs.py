@@ -218,21 +218,15 @@ def test_the_progress_bar_shows_the_first_record_before_the_next_path(tiny_weigh
     assert "\r1img" in shown or "\n1img" in shown or shown.startswith("1img"), shown
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
-def test_records_and_the_progress_bar_on_one_terminal_keep_their_own_lines(tiny_weights, tmp_path):
-    """`fakedet scan DIR` typed at a terminal: stdout and stderr are the same terminal, and no
-    record may start on the line where the progress bar was drawn."""
+def _on_a_terminal(tiny_weights, folder, *args):
+    """What a terminal shows of ``fakedet scan`` with stdout and stderr both on it (a pty)."""
     import fcntl
     import struct
     import termios
 
-    folder = tmp_path / "imgs"
-    for i in range(20):
-        write_image(folder / f"{i:02d}.jpg", size=(64, 64), seed=i)
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a bar needs a width
-    p = subprocess.Popen([sys.executable, "-m", "fakedet", "scan", "-w", str(tiny_weights), "-b", "4",
+    p = subprocess.Popen([sys.executable, "-m", "fakedet", "scan", "-w", str(tiny_weights), "-b", "4", *args,
                           str(folder)], stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
     os.close(slave)
     shown = b""
@@ -254,8 +248,39 @@ def test_records_and_the_progress_bar_on_one_terminal_keep_their_own_lines(tiny_
         os.close(master)
     text = shown.decode("utf-8", "replace")
     assert p.returncode == 0, text
-    assert "img" in text, text  # the bar was drawn
-    starts = [i for i in range(len(text)) if text.startswith(str(folder), i)]
+    return text
+
+
+@pytest.fixture
+def twenty(tmp_path):
+    folder = tmp_path / "imgs"
+    for i in range(20):
+        write_image(folder / f"{i:02d}.jpg", size=(64, 64), seed=i)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_records_and_the_progress_bar_on_one_terminal_keep_their_own_lines(tiny_weights, twenty):
+    """`fakedet scan DIR` typed at a terminal: stdout and stderr are the same terminal, and no
+    record may start on the line where the progress bar was drawn."""
+    text = _on_a_terminal(tiny_weights, twenty)
+    assert "img/s]" in text, text  # the bar was drawn
+    starts = [i for i in range(len(text)) if text.startswith(str(twenty), i)]
     assert len(starts) == 20, text
     for i in starts:  # each record begins a line (after the bar was wiped with \r)
         assert i == 0 or text[i - 1] in "\r\n", text[max(0, i - 120):i + 40]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_json_records_on_the_bars_terminal_stay_whole(tiny_weights, twenty):
+    """A json array's last record of a batch waits on its line for the next comma: a bar drawn
+    there would be wiped over the record. json on the bar's terminal gets no bar."""
+    import json
+
+    text = _on_a_terminal(tiny_weights, twenty, "-f", "json")
+    records, _, summary = text.replace("\r\n", "\n").partition("\nfakedet: ")
+    assert "img/s]" not in records, text
+    assert len(json.loads(records)) == 20, text
+    assert summary.startswith("20 images"), text

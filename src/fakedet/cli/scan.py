@@ -307,9 +307,10 @@ class _Counter:
         self.stopping.set()
 
 
-def _isatty(stream) -> bool:
+def _same_terminal(a, b) -> bool:
+    """Whether two streams write to the same terminal."""
     try:
-        return stream.isatty()
+        return a.isatty() and b.isatty() and os.path.samestat(os.fstat(a.fileno()), os.fstat(b.fileno()))
     except (AttributeError, ValueError, OSError):
         return False
 
@@ -333,10 +334,14 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     folders = collections.Counter() if folders is None else folders
     n = n_fake = n_unc = n_err = n_noface = n_folders = n_evidence = n_by_evidence = 0
     t0 = time.perf_counter()
+    # Records and the bar on one terminal: the bar is wiped before each batch is written and drawn
+    # again below it, so that no record starts on the bar's line. A json array's last record of a
+    # batch waits for the next one's comma on its line, where the bar would be drawn: json records
+    # on the bar's terminal get no bar (they show the progress themselves).
+    shared = progress and out_stream is sys.stdout and _same_terminal(sys.stdout, sys.stderr)
+    if shared and fmt == "json":
+        progress = shared = False
     bar = tqdm(unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
-    # records and the bar on one terminal: the bar is wiped before each batch is written and drawn
-    # again below it, so that no record starts on the bar's line
-    shared = progress and out_stream is sys.stdout and _isatty(sys.stdout)
     interrupted: Optional[BaseException] = None
     write_error = None
     inputs_error: Optional[InputsError] = None
