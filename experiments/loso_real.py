@@ -43,7 +43,7 @@ def held_out(run: Path) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path)
-    ap.add_argument("--cache", type=Path, default=Path("runs/trust/scores"))
+    ap.add_argument("--cache", type=Path, default=Path("runs/loso_real/scores"))
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     rows = {}
