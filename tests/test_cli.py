@@ -256,6 +256,34 @@ def test_output_file_is_never_an_input_and_is_kept_when_nothing_is_scored(runner
     assert keep.read_text().startswith(str(photo))
 
 
+@pytest.mark.parametrize("option", ["-o", "--report"])
+@pytest.mark.parametrize("how", ["folder", "files-from"])
+def test_records_and_reports_never_go_over_an_image_of_a_folder_or_list(runner, tiny_weights, folder, tmp_path,
+                                                                         option, how):
+    """An image found in a scanned folder, or named in a --files-from list, is an input too: the
+    check of the paths typed cannot see it, so no output goes over an existing image."""
+    photo = folder / "b.jpg"
+    before = photo.read_bytes()
+    if how == "folder":
+        inputs = [str(folder)]
+    else:
+        listing = tmp_path.parent / f"{tmp_path.name}-list.txt"
+        listing.write_text(f"{photo}\n")
+        inputs = ["--files-from", str(listing)]
+    r = run(runner, tiny_weights, [option, str(photo), *inputs])
+    assert r.exit_code == 2, r.stderr
+    assert "is an image (JPEG)" in r.stderr and "overwrite" in r.stderr
+    assert photo.read_bytes() == before
+
+
+def test_records_may_replace_a_file_that_is_no_image(runner, tiny_weights, folder, tmp_path):
+    for name, text in (("old.tsv", "x\t0.5\tfake\t\n"), ("notes.jpg", "not an image at all\n")):
+        target = tmp_path.parent / f"{tmp_path.name}-{name}"
+        target.write_text(text)
+        assert run(runner, tiny_weights, ["-o", str(target), str(folder / "a.png")]).exit_code == 0
+        assert target.read_text().startswith(str(folder / "a.png"))
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
 @pytest.mark.parametrize("how", ["folder", "named", "files-from"])
 def test_named_pipe_gets_an_error_record_and_the_rest_are_scored(runner, tiny_weights, tmp_path, how):

@@ -481,6 +481,10 @@ def test_eval_report_refuses_its_input(runner, tiny_weights, tmp_path):
     r = runner.invoke(cli, ["eval", "--weights", str(tiny_weights), "--report", str(manifest), str(manifest)])
     assert r.exit_code == 2 and "also an input" in r.stderr
     assert manifest.read_text() == "file,label\na.jpg,0\n"
+    image = tmp_path / "a.jpg"
+    before = image.read_bytes()
+    r = runner.invoke(cli, ["eval", "--weights", str(tiny_weights), "--report", str(image), str(manifest)])
+    assert r.exit_code == 2 and "is an image (JPEG)" in r.stderr and image.read_bytes() == before
 
 
 def test_ci_has_a_browser_for_the_report_tests():

@@ -232,6 +232,37 @@ def err(msg: str) -> None:
         pass
 
 
+def same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_an_image(target: str, what: str, hint: str) -> None:
+    """Refuses to write the ``what`` (records, a report) over an existing image or video: no
+    output of fakedet is one, and an image found in a folder or a list being scanned would be
+    lost (a check of the paths typed cannot see those). Only a regular file is looked at, and
+    only its first bytes are read."""
+    if not os.path.isfile(target):
+        return
+    kind = None
+    try:
+        with open(target, "rb") as fh:
+            head = fh.read(16)
+        if head[4:8] == b"ftyp":  # ISO media: HEIC, AVIF, MP4, MOV
+            kind = "an image or video"
+        else:
+            from PIL import Image
+
+            with Image.open(target) as img:
+                kind = f"an image ({img.format})"
+    except Exception:  # not an image (or unreadable): nothing to protect
+        return
+    raise click.BadParameter(f"{target} is {kind}: writing the {what} there would overwrite it",
+                             param_hint=hint)
+
+
 def stdin_binary():
     return getattr(sys.stdin, "buffer", sys.stdin)
 

@@ -15,6 +15,8 @@ from fakedet.cli.common import (
     err,
     load_errors_exit,
     nan_to_none,
+    refuse_an_image,
+    same_file,
     settled,
     stdout,
     uninterrupted,
@@ -129,9 +131,10 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         if not os.path.isdir(os.path.dirname(os.path.abspath(report_path))):
             raise click.BadParameter(f"cannot write {report_path}: No such file or directory",
                                      param_hint="--report")
-        if any(_same_file(d, report_path) for d in data):
+        if any(same_file(d, report_path) for d in data):
             raise click.BadParameter(f"{report_path} is also an input: writing the report there "
                                      "would overwrite it", param_hint="--report")
+        refuse_an_image(report_path, "report", "--report")
     with load_errors_exit(ctx):
         det = load_detector(weights, device=device, threshold=threshold, batch_size=batch_size,
                             workers=workers, faces=faces, expert="auto" if face_expert else None)
@@ -194,10 +197,3 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     errors = sum(result.sets[k].get("errors", 0) for k in datasets)
     settled()
     ctx.exit(EXIT_UNREADABLE if errors else EXIT_OK)
-
-
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False

@@ -26,6 +26,8 @@ from fakedet.cli.common import (
     interrupt_status,
     interrupt_word,
     load_errors_exit,
+    refuse_an_image,
+    same_file,
     settled,
     silence_stdout,
     stdin_binary,
@@ -238,25 +240,20 @@ def _check_report_path(report_path: str, output, paths, files_from) -> None:
     """Refuses a --report FILE that is an input or the -o file, or whose folder is missing."""
     if not os.path.isdir(os.path.dirname(os.path.abspath(report_path))):
         raise click.BadParameter(f"cannot write {report_path}: No such file or directory", param_hint="--report")
-    if output not in (None, "-") and (_same_file(output, report_path)
+    if output not in (None, "-") and (same_file(output, report_path)
                                       or os.path.abspath(output) == os.path.abspath(report_path)):
         raise click.BadParameter("the report and the records cannot go to the same file", param_hint="--report")
     _refuse_an_input(report_path, "report", "--report", paths, files_from)
 
 
 def _refuse_an_input(target: str, what: str, hint: str, paths, files_from) -> None:
-    """Refuses to write the ``what`` to ``target`` when it is one of the inputs or the list file."""
+    """Refuses to write the ``what`` to ``target`` when it is one of the inputs or the list file,
+    or an existing image (which a folder or list being scanned may hold)."""
     for path in (*paths, *([files_from] if files_from not in (None, "-") else [])):
-        if path != "-" and _same_file(path, target):
+        if path != "-" and same_file(path, target):
             raise click.BadParameter(f"{target} is also an input: writing the {what} there would "
                                      "overwrite it", param_hint=hint)
-
-
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+    refuse_an_image(target, what, hint)
 
 
 class InputsError(Exception):
