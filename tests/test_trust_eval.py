@@ -55,3 +55,19 @@ def test_the_table_prints_the_members_mean_column(monkeypatch, capsys):
     assert "| val AUC dfdc_faceswap | 0.800 | 0.900 | 0.850 |" in out
     assert "real labelled fake | 0.050 | 0.200 | 0.125 |" in out
     assert "| val AUC mean of dfdc_faceswap, lfw_faceswap, ffpp_faces | 0.7833 | 0.8833 | 0.8333 |" in out
+
+
+def test_leave_one_real_source_out_chooses_the_loosest_rule_that_keeps_every_source_within_the_bound():
+    lr = load_experiment("loso_real")
+    grid = {0.02: {"a": 0.16, "b": 0.01}, 0.01: {"a": 0.05, "b": 0.0}, 0.005: {"a": 0.02, "b": 0.0}}
+    assert lr.choose_rule(grid) == (0.01, True)  # 0.05 is within the bound of 0.05
+    # none within: the smallest worst share, the looser rule on a tie
+    grid = {0.02: {"a": 0.30}, 0.01: {"a": 0.12}, 0.005: {"a": 0.12}}
+    assert lr.choose_rule(grid) == (0.01, False)
+
+
+def test_leave_one_real_source_out_reads_the_source_from_the_run_folder(tmp_path):
+    lr = load_experiment("loso_real")
+    assert lr.held_out(tmp_path / "without_lfw_faceswap") == "lfw_faceswap"
+    with pytest.raises(SystemExit):
+        lr.held_out(tmp_path / "loso-lfw")
