@@ -159,7 +159,7 @@ def shares(head: Head, p) -> dict:
 def refit(feats: Features, sets, w0, b0, args, drop=None) -> Head:
     X, y, cells = gather(feats, sets, "train", sbi=args.sbi_share > 0, drop=drop)
     W, b = fit_head(X, y, cell_weights(y, cells, args.sbi_share), w0, b0, args.l2)
-    return calibrate(Head(W, b), feats, sets)
+    return calibrate(Head(W, b), feats, sets, max_fpr=args.max_fpr)
 
 
 def all_images(feats: Features, name: str):
@@ -184,6 +184,9 @@ def main(argv=None) -> int:
                     help="write a checkpoint with the --head chosen and its verdict thresholds")
     ap.add_argument("--head", choices=("checkpoint", "refit"), default=None,
                     help="with --write: the checkpoint's own head and temperature, or the refit")
+    ap.add_argument("--max-fpr", type=float, default=0.02,
+                    help="the fake verdict's rule: the share of each real source's val images allowed at or "
+                         "above its threshold [default: 0.02]")
     ap.add_argument("--json", dest="as_json", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -199,7 +202,7 @@ def main(argv=None) -> int:
                  f"(choose from {', '.join(sorted(known))}, all, none)")
     out: dict = {"weights": str(args.weights), "sbi_share": args.sbi_share, "l2": args.l2}
 
-    shipped = calibrate(Head(w0, b0), feats, sets)  # the checkpoint's own head, same rules
+    shipped = calibrate(Head(w0, b0), feats, sets, max_fpr=args.max_fpr)  # the checkpoint's own head, same rules
     full = refit(feats, sets, w0, b0, args)
     for label, h in (("checkpoint head", shipped), ("refit head", full)):
         print(f"{label}: T {h.temperature:.3f}, t_fake {h.thresholds.fake:.4f}, t_real {h.thresholds.real:.4f}")
@@ -234,7 +237,7 @@ def main(argv=None) -> int:
         for name in [s for s in sets if BY_NAME[s].kind != FAKE_ONLY]:
             rest = [s for s in sets if s != name]
             h = refit(feats, rest, w0, b0, args)
-            base = calibrate(Head(w0, b0), feats, rest)
+            base = calibrate(Head(w0, b0), feats, rest, max_fpr=args.max_fpr)
             X, y, _ = all_images(feats, name)
             row = {"set": name, "n_real": int((y == 0).sum()), "refit": shares(h, h.p(X[y == 0])),
                    "checkpoint": shares(base, base.p(X[y == 0])),
@@ -297,7 +300,8 @@ def main(argv=None) -> int:
                 "sbi_share": args.sbi_share, "l2": args.l2,
                 "train_cap": "at most 4,000 images per set, split and class (experiments/features.py)"}
         else:  # the checkpoint's head and temperature as they are; only the verdicts are new
-            chosen = calibrate(Head(w0, b0, meta.temperature), feats, sets, temperature=False)
+            chosen = calibrate(Head(w0, b0, meta.temperature), feats, sets, max_fpr=args.max_fpr,
+                               temperature=False)
         meta.verdicts = chosen.thresholds.to_dict()
         meta.training["verdict_calibration"] = {
             "script": "experiments/head.py", "sets": sets,

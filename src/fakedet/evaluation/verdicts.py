@@ -14,8 +14,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-FAKE_RULE = "no real val source has more than {:.0%} of its images labelled fake"
-REAL_RULE = "at most {:.0%} of fake val images labelled real, averaged over the fake sources"
+FAKE_RULE = "no real val source has more than {} of its images labelled fake"
+REAL_RULE = "at most {} of fake val images labelled real, averaged over the fake sources"
+
+
+def percent(share: float) -> str:
+    """0.02 -> '2%', 0.005 -> '0.5%'."""
+    return f"{100 * share:.4g}%"
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ def choose(real_by_source: Mapping[str, Sequence[float]], fake_by_source: Mappin
     """Both thresholds from val scores grouped by source."""
     t_fake = fake_threshold(list(real_by_source.values()), max_fpr)
     t_real = real_threshold(list(fake_by_source.values()), max_fnr, cap=t_fake)
-    rule = f"fake: {FAKE_RULE.format(max_fpr)}; real: {REAL_RULE.format(max_fnr)}"
+    rule = f"fake: {FAKE_RULE.format(percent(max_fpr))}; real: {REAL_RULE.format(percent(max_fnr))}"
     return VerdictThresholds(fake=t_fake, real=t_real, rule=rule)
 
 

@@ -1,0 +1,31 @@
+"""The three verdicts' threshold rules (fakedet.evaluation.verdicts), read from val scores only."""
+
+import numpy as np
+
+from fakedet.evaluation.verdicts import choose, fake_threshold, percent, real_threshold, verdict
+
+
+def test_the_fake_threshold_keeps_every_real_source_within_its_share():
+    easy = np.linspace(0.0, 0.5, 100)  # a large easy source
+    hard = np.linspace(0.5, 0.99, 50)  # a small hard one: it sets the threshold
+    for share in (0.02, 0.005):
+        t = fake_threshold([easy, hard], share)
+        for g in (easy, hard):
+            assert np.mean(g >= t) <= share
+        assert np.mean(hard >= np.nextafter(t, 0)) > share  # the smallest such threshold
+    assert fake_threshold([easy, hard], 0.005) > fake_threshold([easy, hard], 0.02) > 0.9
+
+
+def test_the_real_threshold_lets_at_most_the_share_of_fakes_below_it_and_stays_under_the_fake_one():
+    fakes = [np.linspace(0.1, 1.0, 100), np.linspace(0.0, 0.3, 10)]
+    t = real_threshold(fakes, 0.10, cap=0.2)
+    assert t <= 0.2
+    assert np.mean([np.mean(f < t) for f in fakes]) <= 0.10
+
+
+def test_the_rule_names_its_shares_as_they_are():
+    th = choose({"a": np.linspace(0, 1, 1000)}, {"b": np.linspace(0, 1, 1000)}, max_fpr=0.005)
+    assert "more than 0.5% of its images" in th.rule and "at most 10% of fake" in th.rule
+    assert percent(0.02) == "2%" and percent(0.001) == "0.1%"
+    assert verdict(th.fake, th.fake, th.real) == "fake"
+    assert verdict(np.nextafter(th.real, 0), th.fake, th.real) == "real"
