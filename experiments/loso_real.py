@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     if args.shipped is not None:
         shipped_rules(args.shipped, args.cache)
         return 0
+    args.runs = [r for r in args.runs if r.is_dir()]  # (a shell glob also names the runs' logs)
     rows = {}
     for run in args.runs:
         s = held_out(run)
