@@ -651,6 +651,25 @@ def lomo(args) -> int:
     return 0
 
 
+def repoint(args) -> int:
+    """The expert's norms were read from the network's scores, which its tensors alone decide: a
+    network file that differs only in its metadata (verdict thresholds, records) is the same
+    network. Checks that, then writes the expert with the new file's sha256."""
+    from safetensors.numpy import load_file
+    from safetensors.torch import load_file as load_torch
+
+    meta = fx.read_meta(Path(args.expert))
+    if meta.network_sha256 != checkpoint.sha256(args.old):
+        sys.exit(f"{args.expert} was not made for {args.old}")
+    old, new = load_file(args.old), load_file(args.new)
+    if set(old) != set(new) or any(not np.array_equal(old[k], new[k]) for k in old):
+        sys.exit(f"{args.new} holds other tensors than {args.old}: the expert's norms do not apply to it")
+    sha = checkpoint.sha256(args.new)
+    fx.save(Path(args.out), load_torch(args.expert), dataclasses.replace(meta, network_sha256=sha))
+    print(f"wrote {args.out}: paired with {args.new} (sha256 {sha[:12]}…), tensors as {args.old}'s")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -707,8 +726,14 @@ def main(argv=None) -> int:
     h.add_argument("--heldout", default="runs", help="folder of fe_g_no<m>_lomo_<m>.safetensors")
     h.add_argument("--split", default="test")
     h.add_argument("--json", default=None)
+    t = sub.add_parser("repoint", help="pair the expert with a network file whose tensors are those of the "
+                       "network it was made for (only the network's metadata changed, e.g. its verdict thresholds)")
+    t.add_argument("--expert", required=True)
+    t.add_argument("--old", required=True, help="the network file the expert was made for")
+    t.add_argument("--new", required=True, help="the network file to pair it with")
+    t.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    steps = {"mirror": mirror, "recipe": recipe, "lomo": lomo}
+    steps = {"mirror": mirror, "recipe": recipe, "lomo": lomo, "repoint": repoint}
     if args.cmd in steps:
         return steps[args.cmd](args)
     if args.cmd == "pool":

@@ -187,6 +187,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-fpr", type=float, default=0.02,
                     help="the fake verdict's rule: the share of each real source's val images allowed at or "
                          "above its threshold [default: 0.02]")
+    ap.add_argument("--record", default="docs/decisions/2026-12-01-verdicts-and-trust-weights.md",
+                    help="--write: the decision record the written thresholds' rule comes from")
     ap.add_argument("--json", dest="as_json", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -304,8 +306,8 @@ def main(argv=None) -> int:
                                temperature=False)
         meta.verdicts = chosen.thresholds.to_dict()
         meta.training["verdict_calibration"] = {
-            "script": "experiments/head.py", "sets": sets,
-            "data": "val splits; docs/decisions/2026-12-01-verdicts-and-trust-weights.md"}
+            "script": "experiments/head.py", "sets": sets, "max_fpr": args.max_fpr,
+            "data": f"val splits; {args.record}"}
         for split in ("val", "test"):
             table = {}
             for name in sets:
