@@ -61,7 +61,10 @@ def command_args(command: str, root: Path, out: Path) -> list[str]:
 def one_run(args, root: Path, out: Path, moment: float) -> dict:
     cmd = [sys.executable, "-m", "fakedet", *command_args(args.command, root, out),
            *(["-w", args.weights] if args.weights else [])]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # started as from a terminal: with Ctrl-C's default action even where this driver runs as a
+    # background job, whose children inherit SIGINT ignored (fakedet then leaves it alone)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < moment and p.poll() is None:
         time.sleep(0.005)

@@ -26,12 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fakedet.data.sets import BY_NAME, PAIRED
-from fakedet.evaluation.metrics import auc
-from fakedet.evaluation.scorecache import scores, sha256
-from fakedet.evaluation.verdicts import choose
+from fakedet.data.sets import BY_NAME
+from fakedet.evaluation.trust import study
 
-PAIRED_SETS = [s.name for s in BY_NAME.values() if s.kind == PAIRED]
 FACE_SWAP_SETS = ["dfdc_faceswap", "lfw_faceswap", "ffpp_faces"]  # the rules' "mean of the three face sets"
 
 
@@ -39,31 +36,6 @@ def load(weights: Path):
     from fakedet import Detector  # torch is imported only when something must be scored
 
     return Detector.load(weights, provenance=False)
-
-
-def study(weights: Path, real_sources, fake_sources, heldout, heldout_splits, cache: Path) -> dict:
-    val = {n: scores(weights, n, "val", cache, load)
-           for n in sorted(set(real_sources) | set(fake_sources) | set(PAIRED_SETS) - set(heldout))}
-    th = choose({n: val[n][1][val[n][0] == 0] for n in real_sources},
-                {n: val[n][1][val[n][0] == 1] for n in fake_sources})
-    out = {"weights": str(weights), "sha256": sha256(weights), "t_fake": th.fake, "t_real": th.real,
-           "val_auc": {n: auc(*val[n]) for n in PAIRED_SETS if n in val},
-           "val_fake_caught": {n: float(np.mean(val[n][1][val[n][0] == 1] >= th.fake)) for n in fake_sources},
-           "val_real_labelled_fake": {n: float(np.mean(val[n][1][val[n][0] == 0] >= th.fake)) for n in real_sources},
-           "heldout": {}}
-    out["val_fake_caught_mean"] = float(np.mean(list(out["val_fake_caught"].values())))
-    for n in heldout:
-        parts = [scores(weights, n, s, cache, load) for s in heldout_splits]
-        y = np.concatenate([a for a, _ in parts])
-        p = np.concatenate([b for _, b in parts])
-        r = {"n": int(len(y)), "n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
-             "real_labelled_fake": float(np.mean(p[y == 0] >= th.fake)) if (y == 0).any() else None,
-             "real_labelled_uncertain": (float(np.mean((p[y == 0] >= th.real) & (p[y == 0] < th.fake)))
-                                         if (y == 0).any() else None),
-             "fake_labelled_fake": float(np.mean(p[y == 1] >= th.fake)) if (y == 1).any() else None,
-             "auc": auc(y, p) if (y == 1).any() and (y == 0).any() else None}
-        out["heldout"][n] = r
-    return out
 
 
 def members_mean(members: list[dict]) -> dict:
@@ -109,7 +81,7 @@ def main(argv=None) -> int:
         name, _, path = spec.partition("=")
         print(f"{name}: {path}", flush=True)
         results[name] = study(Path(path), split(args.real_sources), split(args.fake_sources),
-                              split(args.heldout), split(args.heldout_splits), args.cache)
+                              split(args.heldout), split(args.heldout_splits), args.cache, load)
     if members:
         results[f"mean({','.join(members)})"] = members_mean([results[m] for m in members])
     names = list(results)

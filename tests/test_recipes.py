@@ -65,7 +65,10 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        "configs/trust/h3x2_soup.json", "configs/trust/h3x3_soup.json",
        "configs/trust/h5_continue_without_sd15_ever.json", "configs/trust/h6_h5_recipe_second_draw.json",
        *(f"configs/trust/lomo_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures")),
-       *(f"configs/trust/lomo_h6_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
+       *(f"configs/trust/lomo_h6_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures")),
+       *(f"configs/loso_real/without_{s}.json" for s in ("dfdc_faceswap", "lfw_faceswap", "cifake_sd14",
+                                                          "stylegan2_faces", "imagenet_real_photos", "utkface_real",
+                                                          "ffpp_faces"))}
 
 
 def test_every_recipe_file_is_covered_and_valid():
@@ -321,6 +324,23 @@ def test_leave_one_method_out_recipes_for_h6_are_h6_without_that_method(method):
     assert h6["data"].pop("exclude_groups") == []
     assert lomo["train"]["init_from"] == "runs/trust/h6_stage1/final.safetensors"
     assert (lomo["data"], lomo["train"], lomo["calibration"]) == (h6["data"], h6["train"], h6["calibration"])
+
+
+@pytest.mark.parametrize("source", ["dfdc_faceswap", "lfw_faceswap", "cifake_sd14", "stylegan2_faces",
+                                    "imagenet_real_photos", "utkface_real", "ffpp_faces"])
+def test_leave_one_real_source_out_recipes_are_h6s_sets_without_that_source_in_one_short_stage(source):
+    h6 = rc.resolve(REPO / "configs/trust/h6_h5_recipe_second_draw.json").to_dict()
+    r = rc.resolve(REPO / f"configs/loso_real/without_{source}.json").to_dict()
+    assert r["data"].pop("train_sets") == [s for s in h6["data"].pop("train_sets") if s != source]
+    assert r["train"].pop("sbi_sets") == [s for s in h6["train"].pop("sbi_sets") if s != source]
+    assert r["data"].pop("eval_sets") == ["imagenet_real_photos"]  # (calibration reads the val splits)
+    # one stage from ImageNet weights, 400 steps at the first stage's learning rate
+    assert (r["train"].pop("init"), r["train"].pop("init_from")) == ("efficientnet_lite0", None)
+    assert (r["train"].pop("steps"), r["train"].pop("lr"), r["train"].pop("warmup")) == (400, 0.001, 100)
+    for key in ("init", "init_from", "steps", "lr", "warmup"):
+        h6["train"].pop(key)
+    h6["data"].pop("eval_sets")
+    assert (r["data"], r["train"], r["calibration"]) == (h6["data"], h6["train"], h6["calibration"])
 
 
 def test_lomo_deepfakes_sbi30_is_lomo_deepfakes_with_h3s_self_blend_share():
