@@ -653,8 +653,10 @@ def lomo(args) -> int:
 
 def repoint(args) -> int:
     """The expert's norms were read from the network's scores, which its tensors alone decide: a
-    network file that differs only in its metadata (verdict thresholds, records) is the same
-    network. Checks that, then writes the expert with the new file's sha256."""
+    network file that differs only in its verdict thresholds and records (not in its temperature,
+    which turns the fused logit into p_fake) is the same network. Checks both, then writes the
+    expert with the new file's sha256. (Its fused verdict thresholds stay; ``calibrate_faces.py
+    --expert`` re-chooses them.)"""
     from safetensors.numpy import load_file
     from safetensors.torch import load_file as load_torch
 
@@ -664,6 +666,8 @@ def repoint(args) -> int:
     old, new = load_file(args.old), load_file(args.new)
     if set(old) != set(new) or any(not np.array_equal(old[k], new[k]) for k in old):
         sys.exit(f"{args.new} holds other tensors than {args.old}: the expert's norms do not apply to it")
+    if checkpoint.read_meta(args.old).temperature != checkpoint.read_meta(args.new).temperature:
+        sys.exit(f"{args.new} has another temperature than {args.old}: the fused scores would differ")
     sha = checkpoint.sha256(args.new)
     fx.save(Path(args.out), load_torch(args.expert), dataclasses.replace(meta, network_sha256=sha))
     print(f"wrote {args.out}: paired with {args.new} (sha256 {sha[:12]}…), tensors as {args.old}'s")
