@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Optional
 
@@ -41,7 +40,7 @@ import numpy as np
 
 from fakedet.data import decode
 from fakedet.data.sources import IMAGE_EXTENSIONS, Item, WalkFilter
-from fakedet.inference.pipeline import Decoded, LiveItems, Task, prepare_batch
+from fakedet.inference.pipeline import Batches, Decoded, Task, prepare_batch
 from fakedet.inference.result import Result
 from fakedet.model import checkpoint as ckpt
 
@@ -459,34 +458,22 @@ class RayScan:
             yield item
 
     def _chunks(self) -> Iterator[list[Item]]:
-        """The inputs (folder URIs listed) in chunks of at most ``chunk``; of :class:`LiveItems`
-        a chunk also ends when the next input is :data:`LIVE_QUIET` seconds late or
-        :data:`LIVE_WAIT` seconds after the chunk's first input came. An error raised by the
-        inputs (a list that cannot be read further) is raised after the chunk begun before it."""
-        live = self.items if isinstance(self.items, LiveItems) else None
-        chunk: list[Item] = []
-        first = 0.0
-        error: Optional[Exception] = None
-        try:
-            for top in self.items:
-                for item in self._expand(top):
-                    if not chunk:
-                        first = time.monotonic()
-                    chunk.append(item)
+        """The inputs (folder URIs listed) in chunks of at most ``chunk``, cut as
+        :class:`~fakedet.inference.pipeline.Batches` cuts the local engine's batches, with
+        :data:`LIVE_QUIET` and :data:`LIVE_WAIT` for a list still arriving. An error raised by the
+        inputs (a list that cannot be read further) is raised after the chunks read before it."""
+        batches = Batches(self.items, self.chunk, linger=LIVE_QUIET, wait=LIVE_WAIT)
+        for top in batches:
+            chunk: list[Item] = []
+            for item in top:
+                for one in self._expand(item):
+                    chunk.append(one)
                     if len(chunk) >= self.chunk:
                         yield chunk
                         chunk = []
-                if chunk and live is not None:
-                    left = first + LIVE_WAIT - time.monotonic()
-                    if not live.poll(min(LIVE_QUIET, max(0.0, left))):
-                        yield chunk
-                        chunk = []
-        except Exception as exc:
-            error = exc
-        if chunk:
-            yield chunk
-        if error is not None:
-            raise error
+            if chunk:
+                yield chunk
+        batches.check()
 
     def _run(self) -> Iterator[list[Result]]:
         import ray
