@@ -21,6 +21,9 @@ pass, the median of ``--rounds``) and, apart, what the expert adds per image: it
 crop from the decoded image and its forward pass in batches of 32 (decoding not counted again).
 Their sum against the scan alone is the ratio a default scan fused with the expert could reach at
 best, against the issue's bound of 0.60 of today's images/s.
+
+``--size S`` feeds the expert an S px square instead of its own input size (no retraining; the
+fusion keeps the norms the expert file holds): docs/decisions/2026-12-05-a-smaller-input-for-the-face-expert.md.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default=None, help="the network [default: the shipped one]")
     ap.add_argument("--expert", default=None, help="[default: the shipped face expert]")
     ap.add_argument("--split", default="val", choices=("val", "train"))
+    ap.add_argument("--size", type=int, default=None,
+                    help="the expert's input side, px [default: the expert file's own]; its norms stay")
     ap.add_argument("--speed", action="store_true", help="time the scan and the expert's added cost instead")
     ap.add_argument("--rounds", type=int, default=3, help="--speed: timed passes of each")
     ap.add_argument("--json", default=None)
@@ -60,6 +65,7 @@ def main(argv=None) -> int:
         return speed(args)
     det = Detector.load(args.weights, device="cpu", provenance=False)
     model, meta = fx.load(Path(args.expert) if args.expert else fx.default_expert_path())
+    size = args.size or meta.size
     t = det.temperature
     out = {}
     for name in SETS:
@@ -74,7 +80,7 @@ def main(argv=None) -> int:
         for im in items:
             with Image.open(im.path) as img:
                 img = img.convert("RGB")
-                crops.append(fx.expert_crop(img, [0, 0, img.width, img.height], WHOLE, meta.size))
+                crops.append(fx.expert_crop(img, [0, 0, img.width, img.height], WHOLE, size))
         le = fx.expert_logits(model, np.stack(crops))
         y = np.array([im.label for im in items])
         fused = {w: fx.fuse(ln, le, dataclasses.replace(meta, weight=w)) for w in GRID}
@@ -84,7 +90,7 @@ def main(argv=None) -> int:
         if r["n_real"]:
             r["median_real_logit"] = {str(w): float(np.median(s[y == 0])) for w, s in fused.items()}
         out[name] = r
-    print(f"{args.split} AUC by the expert's weight w (w = 0: the network alone; 1: the expert alone)")
+    print(f"{args.split} AUC by the expert's weight w ({size} px input; w = 0: the network alone; 1: the expert alone)")
     print("| set | " + " | ".join(f"w {w}" for w in GRID) + " |\n|---|" + "---|" * len(GRID))
     for name, r in out.items():
         if "auc" in r:
@@ -95,7 +101,7 @@ def main(argv=None) -> int:
         if "median_real_logit" in r:
             print(f"| {name} | " + " | ".join(f"{r['median_real_logit'][str(w)]:+.2f}" for w in GRID) + " |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"split": args.split, "weights": str(det.weights_path),
+        Path(args.json).write_text(json.dumps({"split": args.split, "weights": str(det.weights_path), "size": size,
                                                "grid": GRID, "sets": out}, indent=2))
     return 0
 
@@ -111,6 +117,7 @@ def speed(args) -> int:
              for im in read_manifest(manifest(name), split="val")[:70]]
     det = Detector.load(args.weights, device="cpu")  # the default scan's settings (provenance too)
     model, meta = fx.load(Path(args.expert) if args.expert else fx.default_expert_path())
+    size = args.size or meta.size
     images = []
     for p in paths:
         with Image.open(p) as img:
@@ -118,7 +125,7 @@ def speed(args) -> int:
 
     def expert_pass() -> None:
         for i in range(0, len(images), 32):
-            crops = [fx.expert_crop(img, [0, 0, img.width, img.height], WHOLE, meta.size) for img in images[i:i + 32]]
+            crops = [fx.expert_crop(img, [0, 0, img.width, img.height], WHOLE, size) for img in images[i:i + 32]]
             fx.expert_logits(model, np.stack(crops))
 
     det.predict(paths)
@@ -132,7 +139,7 @@ def speed(args) -> int:
         expert_pass()
         expert_s.append(time.perf_counter() - t)
     scan, extra = statistics.median(scan_s), statistics.median(expert_s)
-    out = {"images": len(paths), "rounds": args.rounds, "scan_img_s": len(paths) / scan,
+    out = {"images": len(paths), "rounds": args.rounds, "size": size, "scan_img_s": len(paths) / scan,
            "expert_ms_per_img": 1000 * extra / len(paths), "fused_img_s_at_best": len(paths) / (scan + extra),
            "ratio_at_best": scan / (scan + extra), "torch": torch.__version__, "threads": torch.get_num_threads(),
            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
