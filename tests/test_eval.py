@@ -257,3 +257,57 @@ def test_cached_scores_follow_the_manifest_and_are_read_back_without_the_model(t
     scorecache._loaded.clear()
     y2, p2 = scorecache.scores(tiny_weights, "toy", "test", tmp_path / "cache", no_model)
     assert list(y2) == list(y) and np.allclose(p2, p)
+
+
+def test_a_folders_manifest_is_an_input_the_report_may_not_overwrite(tiny_weights, labelled, runner):
+    (labelled / "fake" / "broken.jpg").unlink()
+    man = labelled / "manifest.csv"
+    man.write_text("file,label\nreal/r0.jpg,real\nfake/f0.png,fake\n")
+    r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0", "--report", str(man)])
+    assert r.exit_code == 2 and "is also an input" in r.stderr
+    assert man.read_text().startswith("file,label")
+
+
+def test_a_broken_or_binary_manifest_is_a_usage_error_not_a_traceback(tiny_weights, labelled, runner):
+    man = labelled / "quote.csv"
+    man.write_text('file,label\n"oops.png,real\n' + "a.png,real\n" * 20000)  # an unclosed quote
+    r = runner.invoke(cli, ["eval", str(man), "-w", str(tiny_weights)])
+    assert r.exit_code == 2 and "not a readable CSV file" in r.stderr and "Traceback" not in r.stderr
+    photo = labelled / "real" / "r0.jpg"
+    r = runner.invoke(cli, ["eval", str(photo), "-w", str(tiny_weights)])
+    assert r.exit_code == 2 and "not a UTF-8 text file" in r.stderr and str(photo) in r.stderr
+
+
+def test_manifest_errors_give_the_line_the_row_is_on(labelled):
+    from fakedet.data.labelled import read_manifest
+
+    man = labelled / "m.csv"
+    man.write_text('file,label\n\nreal/r0.jpg,real\n"fake/\nf0.png",fake\nreal/r1.jpg,bogus\n')
+    with pytest.raises(ValueError, match=r"m\.csv:6: label must be"):
+        read_manifest(str(man))
+
+
+def test_eval_counts_what_a_folder_walk_could_not_use(tiny_weights, labelled, runner):
+    import os
+
+    fifo = labelled / "real" / "pipe.png"
+    os.mkfifo(fifo)
+    r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert r.exit_code == 3
+    rep = json.loads(r.stdout)
+    assert rep["sets"][labelled.name]["errors"] == 2  # the pipe and broken.jpg
+    assert {u["path"]: u["error"] for u in rep["unreadable"]}[str(fifo)].startswith("not a regular file")
+    assert f"cannot score {fifo}" in r.stderr
+
+
+def test_plots_show_a_set_name_with_dollars_as_typed(tiny_weights, labelled, tmp_path, runner):
+    pytest.importorskip("matplotlib")
+    import shutil
+
+    (labelled / "fake" / "broken.jpg").unlink()
+    named = tmp_path / "cost_$5_vs_$10"
+    shutil.copytree(labelled / "real", named / "real")
+    shutil.copytree(labelled / "fake", named / "fake")
+    r = runner.invoke(cli, ["eval", str(named), "-w", str(tiny_weights), "-j", "0", "--plots", str(tmp_path / "p")])
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "p" / "roc.png").is_file()

@@ -131,7 +131,9 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         if not os.path.isdir(os.path.dirname(os.path.abspath(report_path))):
             raise click.BadParameter(f"cannot write {report_path}: No such file or directory",
                                      param_hint="--report")
-        if any(same_file(d, report_path) for d in data):
+        # a folder's manifest.csv is an input too, as much as a manifest named on the command line
+        inputs = [os.path.join(d, "manifest.csv") if os.path.isdir(d) else d for d in data]
+        if any(same_file(d, report_path) for d in inputs):
             raise click.BadParameter(f"{report_path} is also an input: writing the report there "
                                      "would overwrite it", param_hint="--report")
         refuse_an_image(report_path, "report", "--report")

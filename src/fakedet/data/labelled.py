@@ -18,10 +18,21 @@ class LabelledImage:
     label: int  # 0 real, 1 fake
     group: str = ""
     split: str = ""
+    error: Optional[str] = None  # known unusable before scoring (a folder walk's error): an error record
 
 
 def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]:
     """Reads ``file,label[,group][,split]`` rows; files are relative to the manifest's folder."""
+    try:
+        return _read_manifest(path, split)
+    except csv.Error as exc:  # an unclosed quote, say: not a ValueError of its own
+        raise ValueError(f"{path}: not a readable CSV file ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a UTF-8 text file, so not a manifest CSV (expected columns "
+                         "file,label[,split], or a folder with real/ and fake/)") from exc
+
+
+def _read_manifest(path: str, split: Optional[str]) -> list[LabelledImage]:
     root = os.path.dirname(os.path.abspath(path))
     out = []
     # utf-8-sig: spreadsheet programs often start a UTF-8 CSV with a byte-order mark
@@ -33,7 +44,8 @@ def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]
             raise ValueError(f"{path}: a manifest needs 'file' and 'label' columns")
         if split is not None and "split" not in reader.fieldnames:
             raise ValueError(f"{path}: --split given but the manifest has no 'split' column")
-        for n, row in enumerate(reader, start=2):
+        for row in reader:
+            n = reader.line_num  # the line the row ends on (blank lines and quoted newlines counted)
             label = LABELS.get(str(row["label"]).strip().lower())
             if label is None:
                 raise ValueError(f"{path}:{n}: label must be 0/1/real/fake, got {row['label']!r}")
@@ -56,7 +68,9 @@ def read_folder(root: str) -> list[LabelledImage]:
         sub = os.path.join(root, name)
         if os.path.isdir(sub):
             found = True
-            out.extend(LabelledImage(it.path, label) for it in walk(sub) if it.error is None)
+            # a file or folder the walk could not use is kept, with its error, so that it is
+            # counted and named as an error record instead of vanishing from the figures
+            out.extend(LabelledImage(it.path, label, error=it.error) for it in walk(sub))
     if not found:
         raise ValueError(f"{root}: expected real/ and fake/ subfolders")
     return out

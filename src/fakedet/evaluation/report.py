@@ -30,7 +30,7 @@ def score_labelled(det, images: list[LabelledImage], batch_size: Optional[int] =
     the LabelledImages they belong to (for a per-image report)."""
     labels, probs, errors, verdicts = [], [], [], []
     evidence = {"real": {"any": 0, "generated": 0}, "fake": {"any": 0, "generated": 0}}
-    items = (Item(im.path, source=im.path) for im in images)
+    items = (Item(im.path, source=im.path, error=im.error) for im in images)
     i = 0
     for batch in det.iter_batches(items, batch_size, workers):
         if on_batch is not None:
@@ -132,13 +132,13 @@ def write_plots(scores: dict, threshold: float, folder: str) -> list[str]:
     for name, (y, p) in scores.items():
         if 0 < y.sum() < len(y):
             fpr, tpr, _ = roc_curve(y, p)
-            ax.plot(fpr, tpr, label=name)
+            ax.plot(fpr, tpr, label=_literal(name))
         else:
             one_class.append(name)
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC")
     if one_class:
-        ax.text(0.98, 0.02, "no curve (one class only): " + ", ".join(one_class), fontsize=7,
+        ax.text(0.98, 0.02, "no curve (one class only): " + ", ".join(map(_literal, one_class)), fontsize=7,
                 ha="right", va="bottom", transform=ax.transAxes, wrap=True)
     if len(one_class) < len(scores):
         ax.legend(fontsize=7)
@@ -165,6 +165,12 @@ def write_plots(scores: dict, threshold: float, folder: str) -> list[str]:
     ax.set(xlabel="mean p_fake", ylabel="fraction fake", title="reliability")
     paths.append(_save(fig, folder, "reliability.png"))
     return paths
+
+
+def _literal(name: str) -> str:
+    """A set's name as matplotlib text, shown as typed: a ``$`` would start mathtext, and a
+    name such as ``cost_$5`` would stop the plot with a parse error."""
+    return name.replace("$", r"\$")
 
 
 def _save(fig, folder, name) -> str:
