@@ -340,11 +340,10 @@ def names_check(expected: list, weights) -> tuple[dict, list[str]]:
 
 
 def same_p(got, want, fmt, tol) -> bool:
-    """p_fake as printed (tsv/csv: 4 decimals, jsonl/json: 6) against the full run's (6 decimals);
-    tsv/csv allow for rounding the 6-decimal value again."""
+    """p_fake as printed (6 decimals in every format) against the full run's (6 decimals)."""
     if got is None or want is None:
         return got is None and want is None
-    return abs(got - want) <= tol + (5e-5 + 5e-7 if fmt in ("tsv", "csv") else 1e-9)
+    return abs(got - want) <= tol + 1e-9
 
 
 def signal_run(root, sig, fmt, to_file, moment, weights, ref: dict, ref_order: list, tmp, tol) -> dict:

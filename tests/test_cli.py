@@ -46,7 +46,7 @@ def test_folder_is_recursive_sorted_one_record_per_image(runner, tiny_weights, f
     assert broken[1] == "" and broken[2] == "" and broken[3]
     for row in (rows[0], rows[1], rows[3]):
         assert 0.0 <= float(row[1]) <= 1.0 and row[2] in ("fake", "real") and row[3] == ""
-        assert len(row[1].split(".")[1]) == 4
+        assert len(row[1].split(".")[1]) == 6
     assert "4 images" in r.stderr  # the summary goes to stderr, never into the records
 
 

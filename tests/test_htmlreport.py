@@ -255,6 +255,8 @@ def test_page_shows_one_row_per_record_sorts_and_filters(tmp_path):
     s = [p for p in asc.scores if p is not None]
     assert s == sorted(s)
     assert open_page(tmp_path, page_file, "#sort=p_desc").ids == desc.ids  # the view in the URL
+    # a fragment that is not valid percent-encoding (a link cut short, say) is ignored, not fatal
+    assert open_page(tmp_path, page_file, "#sort=%zz").ids == list(range(90))
 
     # filtering: unticking "real" and "errors" leaves the others, in order
     kept = open_page(tmp_path, page_file, "#click=show-real,show-error")

@@ -6,7 +6,7 @@ from fakedet.data.writers import Writer
 from fakedet.inference.detector import Result
 
 RECORDS = [
-    Result("a.jpg", 0.123456, "real"),
+    Result("a.jpg", 0.1234564, "real"),
     Result("b\tc.jpg", 0.9, "fake"),
     Result("bad, \"x\".png", None, None, "not an image (unrecognised format)"),
 ]
@@ -23,16 +23,26 @@ def render(fmt):
 
 def test_tsv_has_no_header_and_four_columns():
     lines = render("tsv").splitlines()
-    assert lines[0] == "a.jpg\t0.1235\treal\t"
-    assert lines[1] == "b\\tc.jpg\t0.9000\tfake\t"
+    assert lines[0] == "a.jpg\t0.123456\treal\t"
+    assert lines[1] == "b\\tc.jpg\t0.900000\tfake\t"
     assert lines[2].split("\t") == ['bad, "x".png', "", "", "not an image (unrecognised format)"]
 
 
 def test_csv_has_header_and_quotes():
     rows = list(csv.reader(io.StringIO(render("csv"))))
     assert rows[0] == ["path", "p_fake", "label", "error"]
-    assert rows[1] == ["a.jpg", "0.1235", "real", ""]
+    assert rows[1] == ["a.jpg", "0.123456", "real", ""]
     assert rows[3] == ['bad, "x".png', "", "", "not an image (unrecognised format)"]
+
+
+def test_scores_either_side_of_a_threshold_print_apart():
+    """Six decimals, as many as the verdict thresholds have (0.998230): with four, a score just
+    above and one just below the `fake` threshold would both print as 0.9982."""
+    buf = io.StringIO()
+    w = Writer(buf, "tsv")
+    w.write([Result("x.jpg", 0.99824, "fake"), Result("y.jpg", 0.99822, "uncertain")])
+    w.close()
+    assert [line.split("\t")[1] for line in buf.getvalue().splitlines()] == ["0.998240", "0.998220"]
 
 
 def test_jsonl_one_object_per_line_with_exact_keys():
@@ -78,4 +88,4 @@ def test_csv_quotes_carriage_returns_and_newlines_in_names():
     w.write(records)
     text = buf.getvalue()
     assert [row[0] for row in csv.reader(io.StringIO(text, newline=""))][1:] == ["a\rb.jpg", "c\nd.jpg", "e.jpg"]
-    assert text.endswith("e.jpg,0.5000,real,\n") and "\r\n" not in text  # rows end in \n
+    assert text.endswith("e.jpg,0.500000,real,\n") and "\r\n" not in text  # rows end in \n

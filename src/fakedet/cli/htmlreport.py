@@ -258,10 +258,11 @@ var RANK={fp:0,fn:1,error:2,unc:3,tp:4,tn:5};
 var meta={},rows=[],summary=null,lost=0,state={};
 function $(id){return document.getElementById(id);}
 function el(tag,cls,text){var e=document.createElement(tag);if(cls)e.className=cls;if(text!=null)e.textContent=text;return e;}
-function fmt(p){return p==null?'':p.toFixed(4);}
+function fmt(p){return p==null?'':p.toFixed(6);}
 function verdict(r){return r.error!=null?'error':(r.label||'error');}
+function dec(t){try{return decodeURIComponent(t);}catch(e){return t;}}
 function parseHash(){var h={},s=location.hash.replace(/^#/,'');
- s.split('&').forEach(function(kv){if(!kv)return;var i=kv.indexOf('=');var k=i<0?kv:kv.slice(0,i);h[decodeURIComponent(k)]=i<0?'':decodeURIComponent(kv.slice(i+1));});return h;}
+ s.split('&').forEach(function(kv){if(!kv)return;var i=kv.indexOf('=');var k=i<0?kv:kv.slice(0,i);h[dec(k)]=i<0?'':dec(kv.slice(i+1));});return h;}
 function load(){
  try{meta=JSON.parse($('fakedet-meta').textContent);}catch(e){meta={};}
  var bs=document.querySelectorAll('script.fakedet-batch');

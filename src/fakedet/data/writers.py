@@ -1,7 +1,9 @@
 """Data layer: record writers, tsv (default, no header), csv (header), jsonl, json, parquet.
 
-Every record has the fields ``path``, ``p_fake``, ``label``, ``error``. In tsv and csv ``p_fake``
-has four decimals and missing values are empty; in jsonl/json they are null. A writer flushes
+Every record has the fields ``path``, ``p_fake``, ``label``, ``error``. ``p_fake`` has six decimals
+in every format (the verdict thresholds, 0.998230 for one, need them: with four, a ``fake`` and an
+``uncertain`` record could show the same score); in tsv and csv missing values are empty, in
+jsonl/json null. A writer flushes
 after every batch so that a reader downstream of a pipe sees records as they are made.
 
 Parquet (for large runs; needs pyarrow, imported only then) goes to a file, never a pipe: one
@@ -25,7 +27,7 @@ PARQUET_ROWS = 8192
 
 
 def _fmt_p(p) -> str:
-    return "" if p is None else f"{p:.4f}"
+    return "" if p is None else f"{p:.6f}"
 
 
 def _tsv_escape(text: str) -> str:
