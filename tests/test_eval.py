@@ -258,6 +258,20 @@ def test_cached_scores_follow_the_manifest_and_are_read_back_without_the_model(t
     y2, p2 = scorecache.scores(tiny_weights, "toy", "test", tmp_path / "cache", no_model)
     assert list(y2) == list(y) and np.allclose(p2, p)
 
+    # a run stopped while writing the cache leaves no half-written cache behind
+    from pathlib import Path
+
+    written = Path.write_text
+
+    def cut_short(self, text, *a, **k):
+        written(self, text[:10], *a, **k)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Path, "write_text", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        scorecache.scores(tiny_weights, "toy", "test", tmp_path / "cache2",
+                          lambda w: Detector.load(w, provenance=False))
+    assert not list((tmp_path / "cache2").rglob("*.json"))
+
 
 def test_a_folders_manifest_is_an_input_the_report_may_not_overwrite(tiny_weights, labelled, runner):
     (labelled / "fake" / "broken.jpg").unlink()

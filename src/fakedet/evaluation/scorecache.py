@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -54,5 +55,8 @@ def scores(weights: Path, name: str, split: str, cache: Path,
     print(f"  scored {name}/{split}: {len(p)} images in {time.time() - t0:.0f} s"
           + (f", {len(errors)} unreadable" if errors else ""), flush=True)
     f.parent.mkdir(parents=True, exist_ok=True)
-    f.write_text(json.dumps({"y": [int(v) for v in y], "p": [float(v) for v in p], "unreadable": len(errors)}))
+    # written aside and renamed: a run stopped mid-write must not leave a cache every later run trips on
+    tmp = f.with_name(f"{f.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"y": [int(v) for v in y], "p": [float(v) for v in p], "unreadable": len(errors)}))
+    os.replace(tmp, f)
     return np.array(y, dtype=int), np.array(p, dtype=float)
