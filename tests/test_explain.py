@@ -201,3 +201,21 @@ def test_explain_needs_an_output_folder_and_reports_unusable_weights(runner, tmp
     r = runner.invoke(cli, ["explain", str(src), "-w", str(tmp_path / "missing.safetensors"), "-o",
                             str(tmp_path / "out")])
     assert r.exit_code == 2 and "missing.safetensors" in r.stderr
+
+
+def test_explain_into_the_folder_it_explains_keeps_its_inputs_and_skips_its_own_pngs(runner, tiny_weights, tmp_path):
+    folder = tmp_path / "in"
+    write_image(folder / "a.jpg", size=(80, 60), seed=1)
+    own = write_image(folder / "x.explain.png", "PNG", size=(80, 60), seed=2)  # a user's image of that name
+    write_image(folder / "x.bmp", "BMP", size=(80, 60), seed=3)
+    before = own.read_bytes()
+    args = ["explain", "--no-faces", "--grid", "2", "-w", str(tiny_weights), "-d", "cpu", str(folder), "-o", str(folder)]
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 0, (r.output, r.stderr)
+    assert own.read_bytes() == before  # never replaced by the PNG of x.bmp
+    first = sorted(p.name for p in folder.iterdir())
+    assert first == ["a.explain.png", "a.jpg", "x-2.explain.png", "x.bmp", "x.explain.explain.png", "x.explain.png"]
+    r = runner.invoke(cli, args)  # again: the PNGs it wrote are not inputs, and are replaced in place
+    assert r.exit_code == 0, (r.output, r.stderr)
+    assert "skipped 3 PNGs an earlier explain wrote" in r.stderr
+    assert sorted(p.name for p in folder.iterdir()) == first and own.read_bytes() == before

@@ -207,6 +207,22 @@ def _text_size(draw, text: str, font) -> tuple[int, int]:
     return x1 - x0, y1 - y0
 
 
+#: the PNG text chunk that marks a file as an explain PNG (Software, as other tools set it)
+MARK = ("Software", "fakedet explain")
+
+
+def made_by_explain(path) -> bool:
+    """Whether ``path`` is a PNG this command wrote (its :data:`MARK`): one that a later run may
+    replace, and that a folder walk does not explain again. Reads only the file's first chunks."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.format == "PNG" and im.info.get(MARK[0]) == MARK[1]
+    except Exception:
+        return False
+
+
 def output_name(path: str, used: set) -> str:
     """The PNG's file name for the input ``path``: ``<stem>.explain.png``, with ``-2``, ``-3``...
     after the stem when an earlier input of this run already took the name."""
@@ -283,8 +299,18 @@ def explain(paths, out_dir, weights, device, faces, grid):
         err(f"{path}: no image files found")
         empty.append(path)
 
+    from PIL.PngImagePlugin import PngInfo
+
+    mark = PngInfo()
+    mark.add_text(*MARK)
+    typed = {os.path.abspath(p) for p in paths if p != "-"}
+    earlier = 0  # explain PNGs met in a folder walk, and skipped
     try:
         for item in iter_items(paths, stdin=stdin_binary(), on_empty=on_empty):
+            if (item.error is None and isinstance(item.source, str) and item.path.endswith(".explain.png")
+                    and os.path.abspath(item.path) not in typed and made_by_explain(item.path)):
+                earlier += 1  # an earlier run's output in a folder being explained: not an input
+                continue
             if item.error is not None:
                 err(f"{item.path}: {item.error}")
                 status = EXIT_UNREADABLE
@@ -304,8 +330,12 @@ def explain(paths, out_dir, weights, device, faces, grid):
                 status = EXIT_UNREADABLE
                 continue
             target = Path(out_dir) / output_name(item.path, used)
+            # a file there that this command did not write (an input of this run, say, when -o is
+            # the folder being explained) is never replaced: the PNG takes the next free name
+            while os.path.lexists(target) and not made_by_explain(target):
+                target = Path(out_dir) / output_name(item.path, used)
             try:
-                render(img, ex, os.path.basename(item.path) or item.path).save(target, "PNG")
+                render(img, ex, os.path.basename(item.path) or item.path).save(target, "PNG", pnginfo=mark)
             except OSError as exc:
                 err(f"cannot write {target}: {exc.strerror or exc}")
                 ctx.exit(EXIT_USAGE)
@@ -315,5 +345,8 @@ def explain(paths, out_dir, weights, device, faces, grid):
         settled()
         err(interrupt_word(exc))
         ctx.exit(interrupt_status(exc))
+    if earlier:
+        err(f"skipped {earlier} PNG{'s' if earlier != 1 else ''} an earlier explain wrote "
+            "(name one to explain it)")
     settled()
     ctx.exit(EXIT_UNREADABLE if empty and status == EXIT_OK else status)
