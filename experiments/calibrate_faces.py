@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     y = np.array([it["label"] for it in items])
     names = np.array([it["set"] for it in items])
     reals = {name: p[(y == 0) & (names == name)] for name in FACE_SETS}
-    threshold = threshold_at_macro_fpr(list(reals.values()), args.target_fpr)
+    threshold = min(threshold_at_macro_fpr(list(reals.values()), args.target_fpr), 1.0)  # p = 1.0 reals
     whole = det.meta.threshold
     stats = {name: {"n_real": int(len(v)), "fpr": float((v >= threshold).mean()),
                     "fpr_at_whole_image_threshold": float((v >= whole).mean()),

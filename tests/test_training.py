@@ -596,3 +596,17 @@ def test_interpolate_refuses_models_of_different_architectures():
         interpolate(a, b, 0.5)
     with pytest.raises(ValueError, match="between 0 and 1"):
         interpolate(a, a, 0.0)
+
+
+@pytest.mark.parametrize("rule", ["pooled", "macro"])
+def test_calibration_never_sets_a_threshold_above_one(rule):
+    """Real val images scored 1.0 (a logit far beyond the float's reach) would put the threshold
+    "just above" them past 1, which Detector refuses to load: 1.0 is the strictest there is."""
+    from fakedet.training.evaluate import calibrate
+    from fakedet.training.recipe import Calibration
+
+    z = np.array([80.0, 90.0, -3.0, -2.0, 85.0, 95.0, 4.0, 5.0])
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    names = np.array(["a"] * 4 + ["a"] * 4)
+    _, threshold, _ = calibrate(z, y, names, ["a"], Calibration(target_fpr=0.05, rule=rule))
+    assert threshold == 1.0

@@ -56,5 +56,8 @@ def calibrate(zval, yval, nval, sets: list[str], calibration: Calibration) -> tu
     else:
         threshold = threshold_at_fpr(pval[yval == 0], target_fpr)
         rule = f"at most {target_fpr:.0%} of real val images labelled fake"
+    # a real val image scored exactly 1.0 puts "just above it" past 1, which no probability
+    # reaches and Detector refuses: 1.0 is then the strictest threshold there is
+    threshold = min(threshold, 1.0)
     log.info("temperature %.3f, threshold %.4f (%s)", temperature, threshold, rule)
     return temperature, threshold, rule
