@@ -255,3 +255,59 @@ def test_named_paths_and_list_entries_are_scanned_whatever_the_filter(tmp_path):
     listed = io.BytesIO(os.fsencode(str(tmp_path / "a" / "1.png")) + b"\n")
     assert _names(iter_items(named, listed, filt=filt), tmp_path) == [".hidden.png", "a/1.png"]
     assert filt.skipped_excluded == 1  # .git/objects/x.png, found by walking the named .git
+
+
+def test_read_list_drops_a_byte_order_mark_even_split_across_reads():
+    assert list(read_list(io.BytesIO(b"\xef\xbb\xbfa.jpg\r\nb.jpg\r\n"))) == ["a.jpg", "b.jpg"]
+
+    class Trickle(io.RawIOBase):  # one byte per read, as a slow pipe may give them
+        def __init__(self, data):
+            self.data = data
+
+        def readable(self):
+            return True
+
+        def read1(self, n=-1):
+            out, self.data = self.data[:1], self.data[1:]
+            return out
+
+    assert list(read_list(Trickle(b"\xef\xbb\xbfa.jpg\nb.jpg"))) == ["a.jpg", "b.jpg"]
+    assert list(read_list(io.BytesIO(b"a\xef\xbb\xbf.jpg"))) == ["a\ufeff.jpg"]  # only at the start
+
+
+def test_stdin_dash_is_bounded_like_a_file(monkeypatch):
+    """``fakedet scan - < /dev/zero`` must end: no more than one image file may hold is read."""
+    from fakedet.data import decode
+
+    class Zeros(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def read(self, n=-1):
+            assert n is not None and n >= 0, "read to the end of an endless stream"
+            return b"\0" * n
+
+    monkeypatch.setattr(decode, "MAX_FILE_BYTES", 1000)
+    (item,) = list(expand("-", Zeros()))
+    assert item.source is None and item.error == "input too large: more than 1000 bytes on standard input"
+    (item,) = list(expand("-", io.BytesIO(b"x" * 1000)))
+    assert item.source == b"x" * 1000 and item.error is None
+
+
+def test_a_gif_is_never_taken_for_a_transport_stream():
+    """A transport stream is sniffed by its sync byte 0x47 ("G") every 188 bytes; a GIF starts
+    with "G" too, and its palette may hold 0x47 at bytes 188 and 376 (here it does)."""
+    from PIL import Image
+
+    from fakedet.data.decode import load, video_container
+
+    palette = [(i * 37 + c * 11) % 256 for i in range(256) for c in range(3)]
+    palette[175] = palette[363] = 0x47  # file offsets 188 and 376: entries 58 (green), 121 (red)
+    img = Image.frombytes("P", (16, 16), bytes(range(256)))
+    img.putpalette(palette)
+    buf = io.BytesIO()
+    img.save(buf, "GIF", optimize=False)
+    data = buf.getvalue()
+    assert data[0] == data[188] == data[376] == 0x47
+    assert video_container(data[:512]) == ""
+    assert load(data, PreprocessConfig(min_size=8)).size == (16, 16)

@@ -154,8 +154,14 @@ def expand(path: str, stdin: Optional[IO[bytes]] = None, filt: Optional[WalkFilt
     """One command-line PATH -> items: a file as itself, a folder walked (skipping what ``filt``
     says), ``-`` read from stdin."""
     if path == "-":
-        data = stdin.read() if stdin is not None else b""
-        yield Item("-", source=data)
+        from fakedet.data.decode import MAX_FILE_BYTES  # decode imports this module
+
+        # no more than one image file may hold (``fakedet scan - < /dev/zero`` must end)
+        data = stdin.read(MAX_FILE_BYTES + 1) if stdin is not None else b""
+        if len(data) > MAX_FILE_BYTES:
+            yield Item("-", error=f"input too large: more than {MAX_FILE_BYTES} bytes on standard input")
+        else:
+            yield Item("-", source=data)
     elif os.path.isdir(path):
         yield from walk(path, filt=filt)
     else:
@@ -178,10 +184,14 @@ def _file_item(path: str, entry: Optional[os.DirEntry] = None) -> Item:
     return Item(path, error=not_regular_error(mode))
 
 
+_BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark
+
+
 def read_list(stream: IO[bytes], null: bool = False) -> Iterator[str]:
     """Paths from a list file, one per line or NUL-separated, read lazily."""
     sep = b"\0" if null else b"\n"
     buf = b""
+    first = True
     # read1: what has arrived, without waiting for 64 KiB (a pipe's paths may come one by one)
     read = getattr(stream, "read1", stream.read)
     while True:
@@ -189,6 +199,12 @@ def read_list(stream: IO[bytes], null: bool = False) -> Iterator[str]:
         if not chunk:
             break
         buf += chunk
+        if first:  # a list saved by Notepad or PowerShell starts with a byte-order mark
+            if len(buf) < len(_BOM) and _BOM.startswith(buf):
+                continue  # too few bytes yet to tell
+            if buf.startswith(_BOM):
+                buf = buf[len(_BOM):]
+            first = False
         *parts, buf = buf.split(sep)
         for part in parts:
             name = _decode_name(part, null)
