@@ -187,3 +187,48 @@ def test_preprocess_is_deterministic_without_rng():
     a = imageio.preprocess(img, CFG)
     b = imageio.preprocess(img, CFG)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_a_turned_photo_with_a_malformed_exif_tag_is_still_scored():
+    """Orientation 6 beside a negative ImageWidth (a signed short): rewriting the EXIF, as
+    ``ImageOps.exif_transpose`` does, fails on it; the pixels are fine and are turned."""
+    img = random_image((64, 40))
+    # a little-endian TIFF header and one IFD: Orientation = 6 (SHORT), ImageWidth = -5 (SSHORT)
+    ifd = struct.pack("<H", 2) + struct.pack("<HHIHH", 0x0100, 8, 1, 0xFFFB, 0) \
+        + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack("<I", 0)
+    exif = b"Exif\x00\x00" + b"II*\x00" + struct.pack("<I", 8) + ifd
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif)
+    with pytest.raises(struct.error):  # the failure this guards against, as Pillow has it
+        ImageOps.exif_transpose(Image.open(io.BytesIO(buf.getvalue())))
+    assert load(buf.getvalue()).size == (40, 64)
+
+
+def test_a_png_with_an_oversized_text_chunk_is_scored_from_its_pixels():
+    from PIL import PngImagePlugin
+
+    img = random_image((40, 40))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    data = buf.getvalue()
+    body = b"parameters\x00\x00" + zlib.compress(b"a" * (PngImagePlugin.MAX_TEXT_CHUNK + 10))
+    chunk = len(body).to_bytes(4, "big") + b"zTXt" + body
+    chunk += zlib.crc32(b"zTXt" + body).to_bytes(4, "big")
+    at = data.index(b"IDAT") - 4  # before the pixels, where Image.open reads it
+    bomb = data[:at] + chunk + data[at:]
+    got = load(bomb)
+    assert np.array_equal(np.asarray(got), np.asarray(img))
+
+
+def test_a_jpeg_of_thousands_of_scans_is_refused_before_decoding():
+    img = random_image((64, 64))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    assert load(data).size == (64, 64)  # an ordinary progressive JPEG
+    first = data.index(b"\xff\xda")
+    end = data.rindex(b"\xff\xd9")
+    scan = data[first:end]  # every scan of the image, repeated over and over
+    many = data[:first] + scan * (imageio.MAX_JPEG_SCANS // scan.count(b"\xff\xda") + 1) + data[end:]
+    with pytest.raises(imageio.ImageError, match=r"^JPEG with too many scans: \d+ exceeds the limit of 100"):
+        load(many)
