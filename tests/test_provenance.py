@@ -663,3 +663,16 @@ def test_mutated_files_never_raise():
         items = read_evidence(bytes(data[:rng.randrange(len(data)) if rng.random() < 0.2 else None]),
                               use_c2pa=False)
         _assert_shape(items)
+
+
+def test_a_null_json_field_neither_breaks_the_reader_nor_hides_other_evidence(monkeypatch):
+    data = _png_text(("parameters", A1111), ("Comment", json.dumps({"app_id": None})))
+    items = read_evidence(data)
+    assert [it["says"] for it in items if it["kind"] == "parameters"] == ["generated"]
+    assert not any("could not be read" in it["detail"] for it in items)
+
+    # a reader's bug after some evidence was found keeps that evidence beside the failure
+    monkeypatch.setattr(provenance, "_json_parameters", lambda *a, **k: (_ for _ in ()).throw(AttributeError()))
+    items = read_evidence(data)
+    assert any(it["kind"] == "parameters" and it["says"] == "generated" for it in items)
+    assert any("metadata could not be read: AttributeError" in it["detail"] for it in items)

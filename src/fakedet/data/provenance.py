@@ -67,12 +67,14 @@ def read_evidence(data: bytes, *, use_c2pa: bool = True) -> list[dict]:
     """Evidence items from an image file's bytes, in file order, duplicates merged. Each item:
     {"kind": str, "says": one of SAYS or None, "detail": str}; C2PA items add "signature".
     Never raises (any failure is an item with says None and a detail saying what could not be read)."""
+    scan = None
     try:
         scan = _Scan(data if isinstance(data, bytes) else bytes(data), use_c2pa)
         scan.run()
         items = scan.items
-    except Exception as exc:  # the reader's own bug must not break a scan
-        items = [_item("metadata", None, f"metadata could not be read: {type(exc).__name__}")]
+    except Exception as exc:  # the reader's own bug must not break a scan, nor lose what it found
+        items = list(scan.items) if scan is not None else []
+        items.append(_item("metadata", None, f"metadata could not be read: {type(exc).__name__}"))
     return _merge(items)
 
 
@@ -789,7 +791,7 @@ def _json_parameters(obj: dict, key: str, context: dict) -> dict | None:
         types = _unique(n.get("type") for n in obj["nodes"][:500] if isinstance(n, dict))
         return _item("parameters", "generated",
                      f"ComfyUI workflow: {len(obj['nodes'])} nodes ({', '.join(types[:6])})")
-    if key.startswith("invokeai") or obj.get("app_id", "").startswith("invoke-ai"):
+    if key.startswith("invokeai") or str(obj.get("app_id") or "").startswith("invoke-ai"):
         model = obj.get("model")
         model = model.get("name") if isinstance(model, dict) else model
         return _item("parameters", "generated", "InvokeAI metadata: " + _fields(
