@@ -537,6 +537,30 @@ def test_info_names_the_run_a_warm_restart_began_from_and_any_interpolation(runn
     assert "continued:" not in plain and "interpolated:" not in plain
 
 
+@pytest.mark.parametrize("field, value", [
+    ("evaluation.test", {"setA": {"auc": 0.9}, "setB": 3}),
+    ("training.continued_from", "x"),
+    ("evaluation.verdicts_test", {"a": [1, 2]}),
+    ("training.train_seconds", "x"),
+    ("training.train_sets", 5),
+    ("evaluation.test_ece_uncalibrated", "x"),
+])
+def test_info_shows_a_malformed_metadata_field_as_missing_not_a_traceback(runner, tmp_path, field, value):
+    from fakedet.model import checkpoint as ckpt
+
+    from conftest import make_tiny_checkpoint
+
+    path = make_tiny_checkpoint(tmp_path / "odd.safetensors")
+    model, meta = ckpt.load(path)
+    meta.training.setdefault("steps", 10)
+    section, key = field.split(".")
+    getattr(meta, section)[key] = value
+    ckpt.save(model, meta, path)
+    r = runner.invoke(cli, ["info", "--weights", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "sha256:" in r.stdout and r.exception is None
+
+
 def test_interruptions_are_found_through_causes_and_contexts():
     from fakedet.cli import common
 

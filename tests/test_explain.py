@@ -209,7 +209,8 @@ def test_explain_into_the_folder_it_explains_keeps_its_inputs_and_skips_its_own_
     own = write_image(folder / "x.explain.png", "PNG", size=(80, 60), seed=2)  # a user's image of that name
     write_image(folder / "x.bmp", "BMP", size=(80, 60), seed=3)
     before = own.read_bytes()
-    args = ["explain", "--no-faces", "--grid", "2", "-w", str(tiny_weights), "-d", "cpu", str(folder), "-o", str(folder)]
+    args = ["explain", "--no-faces", "--grid", "2", "-w", str(tiny_weights), "-d", "cpu",
+            str(folder), "-o", str(folder)]
     r = runner.invoke(cli, args)
     assert r.exit_code == 0, (r.output, r.stderr)
     assert own.read_bytes() == before  # never replaced by the PNG of x.bmp

@@ -72,44 +72,51 @@ def info(weights, as_json):
         if fv:
             click.echo(f"fused faces:  fake when p_fake >= {fv['fake']:.6f}, real below {fv['real']:.6f} for "
                        f"--faces where a face was found  ({fv.get('rule', 'n/a')})")
-    wrong = d["evaluation"].get("verdicts_test")
+    # what follows comes from the file's free-form metadata: a field of the wrong type is shown
+    # as "-" (or left out), never a traceback
+    ev = _dict(d.get("evaluation"))
+    wrong = _dict(ev.get("verdicts_test"))
     if wrong:
         click.echo("verdicts on the test splits (share of the set's real or fake images; "
                    "real->fake and fake->real are errors):")
         click.echo(f"  {'set':<22} {'real->fake':>10} {'real->unc.':>10} "
                    f"{'fake->real':>10} {'fake->unc.':>10} {'fake->fake':>10}")
         for name, r in wrong.items():
-            rr, ff = r.get("real") or {}, r.get("fake") or {}
+            rr, ff = _dict(_dict(r).get("real")), _dict(_dict(r).get("fake"))
             click.echo(f"  {name:<22} {_f(rr.get('fake'), 10)} {_f(rr.get('uncertain'), 10)} "
                        f"{_f(ff.get('real'), 10)} {_f(ff.get('uncertain'), 10)} {_f(ff.get('fake'), 10)}")
     click.echo(f"temperature:  {d['temperature']:.4f}")
-    tr = d["training"]
-    click.echo(f"trained on:   {', '.join(tr.get('train_sets', [])) or 'n/a'}")
+    tr = _dict(d.get("training"))
+    sets = tr.get("train_sets")
+    click.echo(f"trained on:   {', '.join(map(str, sets)) if isinstance(sets, list) and sets else 'n/a'}")
     if tr.get("steps"):
         secs = tr.get("train_seconds")
-        took = f", {secs / 60:.0f} min" if secs else ""
+        took = f", {secs / 60:.0f} min" if isinstance(secs, (int, float)) and secs else ""
         click.echo(f"training:     {tr.get('steps')} steps x {tr.get('batch_size')} images, seed {tr.get('seed')}"
                    f"{took} ({tr.get('script', '')})")
-    parent = tr.get("continued_from")
+    parent = _dict(tr.get("continued_from"))
     if parent:  # a warm restart: these weights began as another run's
-        sets = f" on {', '.join(parent['train_sets'])}" if parent.get("train_sets") else ""
+        sets = parent.get("train_sets")
+        sets = f" on {', '.join(map(str, sets))}" if isinstance(sets, list) and sets else ""
         click.echo(f"continued:    from {parent.get('path')} (sha256 {str(parent.get('sha256'))[:12]}, "
                    f"{parent.get('steps')} steps{sets})")
-    mix = tr.get("interpolated_with")
+    mix = _dict(tr.get("interpolated_with"))
     if mix and isinstance(mix.get("weight"), (int, float)):  # WiSE-FT: mixed with another checkpoint
         click.echo(f"interpolated: {1 - mix['weight']:.2f} of the trained weights + {mix['weight']:.2f} of "
                    f"{mix.get('path')} (sha256 {str(mix.get('sha256'))[:12]})")
-    ev = d["evaluation"]
-    if "test_ece_uncalibrated" in ev and "all" in ev.get("test", {}):
-        click.echo(f"calibration:  test ECE {ev['test_ece_uncalibrated']:.4f} at T=1, "
-                   f"{ev['test']['all']['ece']:.4f} at T={d['temperature']:.3f}")
-    test = d["evaluation"].get("test", {})
+    test = _dict(ev.get("test"))
+    if "test_ece_uncalibrated" in ev and "all" in test:
+        click.echo(f"calibration:  test ECE {_f(ev['test_ece_uncalibrated'], 0)} at T=1, "
+                   f"{_f(_dict(test['all']).get('ece'), 0)} at T={d['temperature']:.3f}")
     if test:
         click.echo(f"evaluation (test splits, when trained; acc and FPR at the two-way threshold "
                    f"{d['two_way_threshold']:.4f}):")
         click.echo(f"  {'set':<22} {'n':>6} {'AUC':>7} {'TPR@5%FPR':>10} {'acc':>7} {'FPR':>7}")
         for name, r in test.items():
-            click.echo(f"  {name:<22} {r['n']:>6} {_f(r.get('auc'))} {_f(r.get('tpr_at_5pct_fpr'), 10)}"
+            r = _dict(r)
+            n = r.get("n")
+            click.echo(f"  {name:<22} {n if isinstance(n, int) else '-':>6} {_f(r.get('auc'))} "
+                       f"{_f(r.get('tpr_at_5pct_fpr'), 10)}"
                        f" {_f(r.get('accuracy'))} {_f(r.get('fpr'))}")
     click.echo(f"weights:      {d['weights']}")
     click.echo(f"sha256:       {d['sha256']}")
@@ -140,6 +147,11 @@ VERDICT_MEANINGS = (
 
 
 def _f(x, width: int = 7) -> str:
-    if x is None or (isinstance(x, float) and x != x):
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x:
         return f"{'-':>{width}}"
     return f"{x:>{width}.4f}"
+
+
+def _dict(x) -> dict:
+    """``x`` when it is a dict, else an empty one (a metadata field of the wrong type)."""
+    return x if isinstance(x, dict) else {}
