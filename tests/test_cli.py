@@ -622,3 +622,28 @@ def test_the_entry_point_turns_a_wrapped_interruption_into_its_status(monkeypatc
     monkeypatch.setattr(cli_module.cli, "main", bug)
     with pytest.raises(RuntimeError, match="a bug"):
         cli_module._main()
+
+
+def test_face_mode_without_a_usable_torchvision_is_a_clear_error_not_a_crash(runner, tiny_weights, tmp_path,
+                                                                              monkeypatch):
+    """A torchvision built for another torch fails at import ('operator torchvision::nms does not
+    exist'); face mode then says so, with status 2, instead of a traceback and status 1."""
+    import sys
+
+    img = write_image(tmp_path / "a.jpg")
+    monkeypatch.setitem(sys.modules, "fakedet.model.faces", None)  # its import now fails
+    r = runner.invoke(cli, ["scan", "--faces", "--exit-code", "-w", str(tiny_weights), "-j", "0", str(img)])
+    assert r.exit_code == 2, r.output
+    assert "face mode needs torchvision, which cannot be imported here" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_a_bug_ends_with_its_own_status_never_the_fake_one(monkeypatch, capsys):
+    import fakedet.cli as cli_module
+
+    def bug():
+        raise ZeroDivisionError("a bug")
+    monkeypatch.setattr(cli_module, "_main", bug)
+    with pytest.raises(SystemExit) as stop:
+        cli_module.main()
+    assert stop.value.code == 70 and "ZeroDivisionError: a bug" in capsys.readouterr().err

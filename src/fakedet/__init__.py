@@ -11,7 +11,7 @@ side by side, ``training``, and the ``cli`` on top. ``tests/test_layers.py`` che
 
 from fakedet._version import __version__
 
-__all__ = ["CheckpointError", "Detector", "DeviceError", "Result", "__version__"]
+__all__ = ["CheckpointError", "DependencyError", "Detector", "DeviceError", "Result", "__version__"]
 
 
 def __getattr__(name):
@@ -29,6 +29,10 @@ def __getattr__(name):
         from fakedet.inference.device import DeviceError
 
         return DeviceError
+    if name == "DependencyError":
+        from fakedet.inference.device import DependencyError
+
+        return DependencyError
     if name == "CheckpointError":
         from fakedet.model.checkpoint import CheckpointError
 

@@ -10,6 +10,7 @@ import sys
 from fakedet._interrupt import interruption_in
 
 EXIT_INTERRUPTED = 130  # as fakedet.cli.common's; importing that module is what is guarded
+EXIT_INTERNAL = 70  # likewise: a broken install is no "labelled fake" (status 1)
 
 
 def main() -> None:
@@ -17,7 +18,11 @@ def main() -> None:
         from fakedet.cli import main as cli_main
     except (KeyboardInterrupt, Exception) as exc:
         if interruption_in(exc) is None:
-            raise
+            import traceback
+
+            traceback.print_exc()
+            sys.stderr.flush()
+            raise SystemExit(EXIT_INTERNAL) from None
         sys.stderr.write("fakedet: interrupted\n")
         sys.stderr.flush()
         raise SystemExit(EXIT_INTERRUPTED) from None

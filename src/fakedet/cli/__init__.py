@@ -18,6 +18,7 @@ import click
 from fakedet._version import __version__
 from fakedet.cli.common import (
     CONTEXT,
+    EXIT_INTERNAL,
     EXIT_OK,
     EXIT_PIPE,
     EXIT_USAGE,
@@ -76,7 +77,8 @@ Examples:
   fakedet help scan                 a command's options, examples and exit statuses
 
 Exit status: 0 ok, 1 fake found (scan --exit-code), 2 usage error, 3 unreadable
-inputs, 130/143/129 interrupted, 141 output closed early; the details: fakedet scan --help"""
+inputs, 130/143/129 interrupted, 141 output closed early, 70 internal error; the details:
+fakedet scan --help"""
 
 
 @click.group(cls=DefaultGroup, context_settings=CONTEXT, epilog=TOP_EPILOG)
@@ -101,11 +103,11 @@ _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF
 def main() -> None:
     try:
         code = _main()
-    except Exception:  # a bug: its traceback, status 1, and still the exit below
+    except Exception:  # a bug: its traceback, its own status (1 means "labelled fake"), the exit below
         import traceback
 
         traceback.print_exc()
-        code = 1
+        code = EXIT_INTERNAL
     _exit(code)
 
 

@@ -38,6 +38,7 @@ STARTED = _process_start()  # "with start-up" in the scan summary is measured fr
 EXIT_OK, EXIT_FAKE, EXIT_USAGE, EXIT_UNREADABLE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 3, 130, 141
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
 EXIT_HUNG_UP = 129  # 128 + SIGHUP
+EXIT_INTERNAL = 70  # a bug (BSD's EX_SOFTWARE): never 1, which --exit-code gives to "labelled fake"
 
 EXIT_STATUS_HELP = """\b
 Exit status:
@@ -51,6 +52,8 @@ Exit status:
   143 terminated (SIGTERM: timeout, kill, docker stop), likewise
   129 hung up (SIGHUP: the terminal or ssh session closed), likewise
   141 stdout was closed by its reader (e.g. `| head`); stopped quietly
+  70 internal error (a bug in fakedet or a broken install): a traceback
+     on stderr
 When several apply, 2 takes precedence over 3, and 3 over 1."""
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -292,14 +295,14 @@ def silence_stdout() -> None:
 
 @contextmanager
 def load_errors_exit(ctx: click.Context) -> Iterator[None]:
-    """Loading a model: unusable weights or devices end the command with status 2 and the
+    """Loading a model: unusable weights, devices or packages end the command with status 2 and the
     reason, an interruption with status 130 (143 for SIGTERM)."""
-    from fakedet.inference.device import DeviceError
+    from fakedet.inference.device import DependencyError, DeviceError
     from fakedet.model.checkpoint import CheckpointError
 
     try:
         yield
-    except (CheckpointError, DeviceError) as exc:
+    except (CheckpointError, DeviceError, DependencyError) as exc:
         err(str(exc))
         ctx.exit(EXIT_USAGE)
     except (KeyboardInterrupt, Exception) as exc:

@@ -50,6 +50,7 @@ Exit status:
   3  some images could not be read (the figures leave them out and
      name them on stderr)
   130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 129 hung up (SIGHUP)
+  70 internal error (a bug or a broken install; a traceback on stderr)
 """
 
 

@@ -274,6 +274,7 @@ def explain(paths, out_dir, weights, device, faces, grid):
       3  some inputs could not be read (the others were still written)
       130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 129 hung up
           (SIGHUP); the PNGs already written are kept
+      70 internal error (a bug or a broken install; a traceback on stderr)
     """
     from fakedet.data.decode import ImageError, exception_text
     from fakedet.data.sources import iter_items

@@ -20,7 +20,7 @@ from fakedet.data.provenance import generated_evidence
 from fakedet.data.sources import Item
 from fakedet.inference.alloc import tune_malloc
 from fakedet.inference.cpurun import SUB_BATCH, CpuRunner, padded
-from fakedet.inference.device import default_workers, resolve_device
+from fakedet.inference.device import DependencyError, default_workers, resolve_device
 from fakedet.inference.inputs import as_items, is_single_input
 from fakedet.inference.pipeline import DecodedBatch, DecodePipeline, Task, chunks, prepare_batch, ready
 from fakedet.inference.result import NO_FACE_NOTE, Result, calibrated, label_for
@@ -106,6 +106,7 @@ class Detector:
         Raises:
             CheckpointError: the weights are missing, unreadable or do not match their config.
             DeviceError: the device is unavailable.
+            DependencyError: ``faces=True`` and torchvision cannot be imported.
         """
         dev = resolve_device(device)
         if dev.type == "cpu":
@@ -114,7 +115,13 @@ class Detector:
         model, meta = ckpt.load(path, device="cpu")
         model = model.to(dev).fuse_for_inference()
         if faces:
-            from fakedet.model.faces import default_mtcnn_path, get_detector
+            try:
+                from fakedet.model.faces import default_mtcnn_path, get_detector
+            except Exception as exc:  # torchvision's own import failing, not fakedet's code
+                raise DependencyError(
+                    f"face mode needs torchvision, which cannot be imported here: {exc} (torch and "
+                    "torchvision must be a matching pair: install them together, as the README "
+                    "says; the default scan works without it)") from None
 
             if not default_mtcnn_path().is_file():
                 raise ckpt.CheckpointError(f"face detector weights not found: {default_mtcnn_path()}")

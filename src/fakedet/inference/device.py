@@ -13,6 +13,11 @@ class DeviceError(Exception):
     """The requested device cannot be used."""
 
 
+class DependencyError(Exception):
+    """A package the requested mode needs cannot be imported here (face mode's torchvision
+    beside a torch it was not built for, say)."""
+
+
 def gpu_driver_present() -> bool:
     """Whether this machine shows a GPU driver (NVIDIA, ROCm or WSL's), checked without torch.
     Where none is, ``device="auto"`` is certain to mean the CPU before torch is imported."""
