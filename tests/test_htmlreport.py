@@ -399,6 +399,22 @@ def test_scan_report_refuses_inputs_and_the_output(runner, tiny_weights, folder,
     assert r.exit_code == 2 and "No such file" in r.stderr
 
 
+def test_outputs_in_the_scanned_folder_are_not_inputs(runner, tiny_weights, tmp_path):
+    """A report named like an image (or the records) inside the folder being scanned, from an
+    earlier run: skipped with a note, never read as an input and then overwritten mid-scan."""
+    folder = tmp_path / "s"
+    write_image(folder / "a.jpg", seed=1)
+    report, records = folder / "zz.png", folder / "zz.jpg"
+    for _ in range(2):  # the second run finds the first run's files
+        r = scan(runner, tiny_weights, "--report", str(report), "-o", str(records), str(folder))
+        assert r.exit_code == 0, r.stderr
+        lines = records.read_text().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{folder / 'a.jpg'}\t")
+        assert len(batches(report.read_text("utf-8"))[0]) == 1
+    assert f"skipped {report}: this scan writes its report there" in r.stderr
+    assert f"skipped {records}: this scan writes its records there" in r.stderr
+
+
 def test_scan_that_finds_nothing_leaves_the_report_alone(runner, tiny_weights, tmp_path):
     (tmp_path / "empty").mkdir()
     report = tmp_path / "report.html"

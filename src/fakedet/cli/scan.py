@@ -147,7 +147,9 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
 
     folders = collections.Counter()  # folders that could not be listed, by path, awaiting their record
     filt = WalkFilter(hidden=hidden, exclude=exclude)
-    items = _items(paths, list_stream, null, quiet, folders, filt, files_from)
+    own = {os.path.realpath(p): what for p, what in ((output, "records"), (report_path, "report"))
+           if p not in (None, "-")}
+    items = _items(paths, list_stream, null, quiet, folders, filt, files_from, own)
     if list_stream is not None:
         # Paths from a list may arrive slowly (`inotifywait -m ... | fakedet scan --files-from -`):
         # read in a thread, each is scored as it comes instead of when a batch is full.
@@ -262,10 +264,13 @@ class InputsError(Exception):
 
 
 def _items(paths, list_stream, null, quiet, folders: collections.Counter, filt,
-           files_from: Optional[str] = None) -> Iterator:
+           files_from: Optional[str] = None, own: Optional[dict] = None) -> Iterator:
     """All inputs, warning (on stderr) about folders that hold no image and counting in
     ``folders`` the error records that stand for a folder that could not be listed. A read
-    error of the list of paths becomes an :class:`InputsError` naming it."""
+    error of the list of paths becomes an :class:`InputsError` naming it. ``own`` maps the
+    real paths of this scan's output files (-o, --report) to what goes there: found in a folder
+    or a list (an earlier run's report named ``x.png``, say), such a file is no input, and is
+    skipped with a note instead of being read and then overwritten."""
     from fakedet.data.sources import iter_items
 
     def warn(path):
@@ -277,6 +282,11 @@ def _items(paths, list_stream, null, quiet, folders: collections.Counter, filt,
                                on_empty=None if quiet else warn, filt=filt):
             if item.folder:
                 folders[item.path] += 1
+            elif own and item.error is None and isinstance(item.source, str) \
+                    and os.path.realpath(item.path) in own:
+                if not quiet:
+                    err(f"skipped {item.path}: this scan writes its {own[os.path.realpath(item.path)]} there")
+                continue
             yield item
     except OSError as exc:
         what = f"--files-from {files_from}" if files_from not in (None, "-") else \
