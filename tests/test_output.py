@@ -89,3 +89,11 @@ def test_csv_quotes_carriage_returns_and_newlines_in_names():
     text = buf.getvalue()
     assert [row[0] for row in csv.reader(io.StringIO(text, newline=""))][1:] == ["a\rb.jpg", "c\nd.jpg", "e.jpg"]
     assert text.endswith("e.jpg,0.500000,real,\n") and "\r\n" not in text  # rows end in \n
+
+
+def test_tsv_escapes_every_control_character_so_a_name_cannot_drive_the_terminal():
+    buf = io.StringIO()
+    w = Writer(buf, "tsv")
+    w.write([Result("red\x1b[31m\x9b2J\x07.jpg", None, None, "bad\x00")])
+    w.close()
+    assert buf.getvalue() == "red\\x1b[31m\\x9b2J\\x07.jpg\t\t\tbad\\x00\n"

@@ -278,6 +278,7 @@ def explain(paths, out_dir, weights, device, faces, grid):
     """
     from fakedet.data.decode import ImageError, exception_text
     from fakedet.data.sources import iter_items
+    from fakedet.data.writers import tsv_escape
     from fakedet.inference.explain import explain as explain_one
     from fakedet.inference.stream import load_detector
 
@@ -340,7 +341,7 @@ def explain(paths, out_dir, weights, device, faces, grid):
             except OSError as exc:
                 err(f"cannot write {target}: {exc.strerror or exc}")
                 ctx.exit(EXIT_USAGE)
-            click.echo(str(target), file=out)
+            click.echo(tsv_escape(str(target)), file=out)  # one line each, as scan's records
             out.flush()
     except KeyboardInterrupt as exc:
         settled()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import IO, Iterable, Optional
 
 FIELDS = ("path", "p_fake", "label", "error")
@@ -30,8 +31,16 @@ def _fmt_p(p) -> str:
     return "" if p is None else f"{p:.6f}"
 
 
-def _tsv_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+#: control characters other than tab, newline and carriage return (C0, DEL, C1): a file name
+#: holding ESC or CSI would otherwise send escape sequences to the terminal showing the records
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def tsv_escape(text: str) -> str:
+    r"""One tsv field on one line, safe on a terminal: backslash, tab, newline and carriage return
+    as ``\\``, ``\t``, ``\n``, ``\r``, other control characters as ``\xHH``."""
+    text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _json_line(r) -> str:
@@ -148,7 +157,7 @@ class Writer:
             return
         for r in records:
             if self.fmt == "tsv":
-                fields = (_tsv_escape(r.path), _fmt_p(r.p_fake), r.label or "", _tsv_escape(r.error or ""))
+                fields = (tsv_escape(r.path), _fmt_p(r.p_fake), r.label or "", tsv_escape(r.error or ""))
                 self.stream.write("\t".join(fields) + "\n")
             elif self.fmt == "csv":
                 self._csv_row((r.path, _fmt_p(r.p_fake), r.label or "", r.error or ""))
