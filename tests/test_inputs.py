@@ -311,3 +311,27 @@ def test_a_gif_is_never_taken_for_a_transport_stream():
     assert data[0] == data[188] == data[376] == 0x47
     assert video_container(data[:512]) == ""
     assert load(data, PreprocessConfig(min_size=8)).size == (16, 16)
+
+
+def test_walk_goes_deeper_than_pythons_recursion_limit(tmp_path):
+    import sys
+
+    depth = sys.getrecursionlimit() + 100
+    deep = tmp_path
+    for _ in range(depth):
+        deep = deep / "d"
+    # os.makedirs itself recurses; build the tree level by level, relative to the last one
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        for _ in range(depth):
+            os.mkdir("d")
+            os.chdir("d")
+        with open("x.jpg", "wb") as fh:
+            fh.write(b"x")
+    finally:
+        os.chdir(cwd)
+    write_image(tmp_path / "a.jpg")
+    write_image(tmp_path / "z.jpg")
+    got = [os.path.relpath(i.path, tmp_path) for i in walk(str(tmp_path))]
+    assert got == ["a.jpg", os.path.join(*["d"] * depth, "x.jpg"), "z.jpg"]

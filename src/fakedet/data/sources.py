@@ -112,30 +112,25 @@ class WalkFilter:
 def walk(folder: str, _seen: Optional[set] = None, filt: Optional[WalkFilter] = None,
          _rel: str = "") -> Iterator[Item]:
     """Yields the image files under ``folder``, depth first, entries sorted by name, skipping
-    what ``filt`` says (by default: hidden entries)."""
+    what ``filt`` says (by default: hidden entries). The open folders are kept on a stack of
+    their own, not in nested calls, so that however deep the tree, the walk never reaches
+    Python's recursion limit."""
     seen = set() if _seen is None else _seen
     filt = WalkFilter() if filt is None else filt
-    try:
-        st = os.stat(folder)
-    except OSError as exc:
-        yield Item(folder, error=f"cannot read folder: {exc.strerror}", folder=True)
+    error, entries = _listing(folder, seen)
+    if error is not None:
+        yield error
+    if not entries:
         return
-    key = (st.st_dev, st.st_ino)
-    if key in seen:
-        return  # a symlink loop or a folder linked twice: already scanned
-    seen.add(key)
-    try:
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except PermissionError:
-        yield Item(folder, error="permission denied (cannot list folder)", folder=True)
-        return
-    except OSError as exc:
-        yield Item(folder, error=f"cannot list folder: {exc.strerror}", folder=True)
-        return
-    for entry in entries:
-        path = os.path.join(folder, entry.name)
-        rel = f"{_rel}/{entry.name}" if _rel else entry.name
+    stack = [(folder, _rel, iter(entries))]
+    while stack:
+        parent, parent_rel, it = stack[-1]
+        entry = next(it, None)
+        if entry is None:
+            stack.pop()
+            continue
+        path = os.path.join(parent, entry.name)
+        rel = f"{parent_rel}/{entry.name}" if parent_rel else entry.name
         try:
             is_dir = entry.is_dir()  # follows symlinks
         except OSError:
@@ -145,9 +140,33 @@ def walk(folder: str, _seen: Optional[set] = None, filt: Optional[WalkFilter] = 
         if filt.skips(entry.name, rel, is_dir):
             continue
         if is_dir:
-            yield from walk(path, seen, filt, rel)
+            error, sub = _listing(path, seen)
+            if error is not None:
+                yield error
+            elif sub:
+                stack.append((path, rel, iter(sub)))
         else:
             yield _file_item(path, entry)
+
+
+def _listing(folder: str, seen: set) -> tuple[Optional[Item], Optional[list]]:
+    """A folder's entries sorted by name, or the error record of a folder that cannot be
+    listed; (None, None) for a folder already walked (a symlink loop, or a folder linked twice)."""
+    try:
+        st = os.stat(folder)
+    except OSError as exc:
+        return Item(folder, error=f"cannot read folder: {exc.strerror}", folder=True), None
+    key = (st.st_dev, st.st_ino)
+    if key in seen:
+        return None, None
+    seen.add(key)
+    try:
+        with os.scandir(folder) as it:
+            return None, sorted(it, key=lambda e: e.name)
+    except PermissionError:
+        return Item(folder, error="permission denied (cannot list folder)", folder=True), None
+    except OSError as exc:
+        return Item(folder, error=f"cannot list folder: {exc.strerror}", folder=True), None
 
 
 def expand(path: str, stdin: Optional[IO[bytes]] = None, filt: Optional[WalkFilter] = None) -> Iterator[Item]:
