@@ -399,6 +399,18 @@ def test_scan_report_refuses_inputs_and_the_output(runner, tiny_weights, folder,
     assert r.exit_code == 2 and "No such file" in r.stderr
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_report_that_cannot_be_written_costs_no_record(runner, tiny_weights, tmp_path):
+    """The report's disk is full: every record is still written (a json array closed), the
+    report's error is said at once, and the status is 2."""
+    for i in range(4):
+        write_image(tmp_path / "in" / f"{i}.jpg", seed=i)
+    r = scan(runner, tiny_weights, "-b", "2", "-f", "json", "--report", "/dev/full", str(tmp_path / "in"))
+    assert r.exit_code == 2, r.stderr
+    assert len(json.loads(r.stdout)) == 4
+    assert "the scan goes on without the report" in r.stderr
+
+
 def test_outputs_in_the_scanned_folder_are_not_inputs(runner, tiny_weights, tmp_path):
     """A report named like an image (or the records) inside the folder being scanned, from an
     earlier run: skipped with a note, never read as an input and then overwritten mid-scan."""

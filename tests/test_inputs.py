@@ -333,5 +333,11 @@ def test_walk_goes_deeper_than_pythons_recursion_limit(tmp_path):
         os.chdir(cwd)
     write_image(tmp_path / "a.jpg")
     write_image(tmp_path / "z.jpg")
-    got = [os.path.relpath(i.path, tmp_path) for i in walk(str(tmp_path))]
-    assert got == ["a.jpg", os.path.join(*["d"] * depth, "x.jpg"), "z.jpg"]
+    try:
+        got = [os.path.relpath(i.path, tmp_path) for i in walk(str(tmp_path))]
+        assert got == ["a.jpg", os.path.join(*["d"] * depth, "x.jpg"), "z.jpg"]
+    finally:  # bottom up, one level at a time: shutil.rmtree (pytest's clean-up) recurses
+        os.remove(deep / "x.jpg")
+        while deep != tmp_path:
+            os.rmdir(deep)
+            deep = deep.parent

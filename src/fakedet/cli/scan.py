@@ -353,6 +353,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     write_error = None
     inputs_error: Optional[InputsError] = None
     finished = False  # every batch was read
+    report_error: Optional[ReportWriteError] = None
     try:
         for results in stream:
             # a batch is written whole and counted, or not at all: an interruption arriving
@@ -381,7 +382,11 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                     # the last it drew, and of a slow list the next may be long in coming)
                     bar.refresh()
                 if report is not None:
-                    report.add(results)
+                    try:
+                        report.add(results)
+                    except ReportWriteError as exc:  # the report's file, not the records: they go on
+                        report_error, report = exc, None
+                        err(f"{exc.strerror}; the scan goes on without the report")
         finished = True
         if writer is not None or out_stream is sys.stdout:  # stdout gets json's [] even for none
             get_writer().close()
@@ -457,6 +462,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
         if n_evidence:
             err(f"{n_evidence} image{'s' if n_evidence != 1 else ''} with provenance evidence, "
                 f"{n_by_evidence} labelled fake by it (jsonl/json list it)")
+    if report_error is not None:  # every record was written, the report was not
+        return EXIT_USAGE
     if n_err:
         return EXIT_UNREADABLE
     if exit_code and n_fake:
