@@ -2,6 +2,8 @@ import csv
 import io
 import json
 
+import pytest
+
 from fakedet.data.writers import Writer
 from fakedet.inference.detector import Result
 
@@ -97,3 +99,15 @@ def test_tsv_escapes_every_control_character_so_a_name_cannot_drive_the_terminal
     w.write([Result("red\x1b[31m\x9b2J\x07.jpg", None, None, "bad\x00")])
     w.close()
     assert buf.getvalue() == "red\\x1b[31m\\x9b2J\\x07.jpg\t\t\tbad\\x00\n"
+
+
+def test_parquet_holds_evidence_text_with_a_lone_surrogate(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    from fakedet.data.writers import _Parquet
+
+    ev = [{"kind": "parameters", "says": "generated", "detail": "sampler \ud800x"}]
+    out = _Parquet(str(tmp_path / "r.parquet"))
+    out.add(Result("a\udcff.png", 0.5, "uncertain", evidence=ev, label_by="model"))
+    out.close()
+    row = pq.read_table(tmp_path / "r.parquet").to_pylist()[0]
+    assert json.loads(row["evidence"]) == ev and row["path"] == "a\\xff.png"

@@ -81,7 +81,21 @@ def _utf8(text: Optional[str]) -> Optional[str]:
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a surrogate no undecodable byte makes (from text, not a name)
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _json_text(obj) -> str:
+    """``obj`` as JSON text parquet can hold: with ASCII escapes when it holds a lone surrogate
+    (metadata text can: a JSON "\\ud800" in an image's generation parameters)."""
+    text = json.dumps(obj, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, ensure_ascii=True)
+    return text
 
 
 class _Parquet:
@@ -99,7 +113,7 @@ class _Parquet:
     def add(self, r) -> None:
         ev = r.evidence
         self.rows.append((_utf8(r.path), r.p_fake, r.label, _utf8(r.error),
-                          None if ev is None else json.dumps(ev, ensure_ascii=False), r.label_by))
+                          None if ev is None else _json_text(ev), r.label_by))
         if len(self.rows) >= PARQUET_ROWS:
             self.flush()
 
