@@ -647,3 +647,22 @@ def test_a_bug_ends_with_its_own_status_never_the_fake_one(monkeypatch, capsys):
     with pytest.raises(SystemExit) as stop:
         cli_module.main()
     assert stop.value.code == 70 and "ZeroDivisionError: a bug" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt, doc", [("json", "[]\n"), ("csv", "path,p_fake,label,error\n")])
+def test_an_interruption_while_the_scan_imports_still_leaves_a_whole_document(runner, tiny_weights, tmp_path,
+                                                                                monkeypatch, fmt, doc):
+    """Ctrl-C in the tenth of a second the scan spends importing its pipeline: stdout gets
+    json's [] or csv's header, as after a later interruption, not nothing."""
+    import sys
+    import types
+
+    img = write_image(tmp_path / "a.jpg")
+    slow = types.ModuleType("fakedet.inference.stream")
+
+    def interrupted(name):
+        raise KeyboardInterrupt
+    slow.__getattr__ = interrupted
+    monkeypatch.setitem(sys.modules, "fakedet.inference.stream", slow)
+    r = runner.invoke(cli, ["scan", "-f", fmt, "-w", str(tiny_weights), str(img)])
+    assert r.exit_code != 0 and r.stdout == doc  # (the runner reports the Ctrl-C as click's Abort)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import sys
 import threading
@@ -25,6 +26,7 @@ from fakedet.cli.common import (
     err,
     interrupt_status,
     interrupt_word,
+    interruption_in,
     load_errors_exit,
     refuse_an_image,
     same_file,
@@ -117,7 +119,9 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     ('label_by': 'evidence'). Metadata can be removed or forged: its absence says nothing.
     """
     from fakedet.data.sources import WalkFilter
-    from fakedet.inference.stream import load_and_score
+
+    with _whole_document_if_interrupted(output, fmt):  # numpy and the pipeline: a tenth of a second
+        from fakedet.inference.stream import load_and_score
 
     ctx = click.get_current_context()
     if not paths and not files_from:
@@ -150,26 +154,22 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     own = {os.path.realpath(p): what for p, what in ((output, "records"), (report_path, "report"))
            if p not in (None, "-")}
     items = _items(paths, list_stream, null, quiet, folders, filt, files_from, own)
-    if list_stream is not None:
-        # Paths from a list may arrive slowly (`inotifywait -m ... | fakedet scan --files-from -`):
-        # read in a thread, each is scored as it comes instead of when a batch is full.
-        from fakedet.inference.pipeline import LiveItems
+    with load_errors_exit(ctx), _whole_document_if_interrupted(output, fmt):
+        if list_stream is not None:
+            # Paths from a list may arrive slowly (`inotifywait -m ... | fakedet scan --files-from -`):
+            # read in a thread, each is scored as it comes instead of when a batch is full.
+            from fakedet.inference.pipeline import LiveItems
 
-        items = LiveItems(items)
-    with load_errors_exit(ctx):  # the first batches decode while the model loads
-        try:
-            if engine_opts["engine"] == "ray":
-                stream = engine.ray_stream(items, weights, engine_opts, device=device, threshold=threshold,
-                                           batch_size=batch_size, provenance=not no_provenance, filt=filt)
-            else:
-                stream = load_and_score(items, weights, device=device, threshold=threshold,
-                                        batch_size=batch_size, workers=workers, faces=faces,
-                                        provenance=not no_provenance, expert="auto" if face_expert else None,
-                                        **({"thumbnail": THUMBNAIL} if report_path else {}))
-        except KeyboardInterrupt:
-            if output in (None, "-"):  # stdout still gets a whole document: csv's header, json's []
-                _close_empty_output(fmt)
-            raise
+            items = LiveItems(items)
+        # the first batches decode while the model loads
+        if engine_opts["engine"] == "ray":
+            stream = engine.ray_stream(items, weights, engine_opts, device=device, threshold=threshold,
+                                       batch_size=batch_size, provenance=not no_provenance, filt=filt)
+        else:
+            stream = load_and_score(items, weights, device=device, threshold=threshold,
+                                    batch_size=batch_size, workers=workers, faces=faces,
+                                    provenance=not no_provenance, expert="auto" if face_expert else None,
+                                    **({"thumbnail": THUMBNAIL} if report_path else {}))
 
     if progress is None:
         progress = sys.stderr.isatty()
@@ -190,6 +190,18 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     if list_stream is not None and files_from != "-":
         list_stream.close()
     ctx.exit(code)
+
+
+@contextlib.contextmanager
+def _whole_document_if_interrupted(output, fmt: str):
+    """Ctrl-C or SIGTERM before the scan's first batch: stdout still gets a whole document
+    (csv's header, json's ``[]``), as it does after one."""
+    try:
+        yield
+    except BaseException as exc:  # an interruption may come out wrapped (Ctrl-C during an import)
+        if output in (None, "-") and interruption_in(exc) is not None:
+            _close_empty_output(fmt)
+        raise
 
 
 def _close_empty_output(fmt: str) -> None:
