@@ -494,3 +494,24 @@ def test_every_wait_on_a_worker_raises_the_interruption_not_the_lock_error(make,
 
     with pytest.raises(RuntimeError, match="a bug"), pipeline.waiting():
         raise RuntimeError("a bug")
+
+
+def test_a_short_scan_of_one_batch_is_decoded_by_every_thread(tiny_weights, tmp_path, monkeypatch):
+    """Nine images, a batch size of 32 and two threads: the one batch is cut in two slices, by
+    its own length, not in one slice of up to 16 that a single thread would decode."""
+    from fakedet.data.sources import Item
+    from fakedet.inference import pipeline as pl
+    from fakedet.model.config import PreprocessConfig
+
+    sizes = []
+    real = pl.prepare_batch
+
+    def counted(batch, task):
+        sizes.append(len(batch))
+        return real(batch, task)
+    monkeypatch.setattr(pl, "prepare_batch", counted)
+    paths = [write_image(tmp_path / f"{i}.jpg", seed=i) for i in range(9)]
+    pipe = pl.DecodePipeline(iter([[Item(str(p), source=str(p)) for p in paths]]),
+                             pl.Task(PreprocessConfig(), provenance=False), 32, 2)
+    decoded = list(pipe.run(lambda d: d))
+    assert sorted(sizes) == [4, 5] and len(decoded) == 1

@@ -188,7 +188,6 @@ class DecodePipeline:
     def __init__(self, batches: Iterator[list[Item]], task: Task, batch_size: int, workers: int):
         self.batches, self.task = batches, task
         self.workers = max(1, workers)
-        self.step = max(1, math.ceil(batch_size / self.workers))
         self.pool = decode_pool(self.workers)
         self.pending: deque = deque()
         # A single-batch scan is known once a second batch is asked for and none comes; of
@@ -216,7 +215,9 @@ class DecodePipeline:
 
     def _submit_next(self) -> None:
         batch = self._ready.popleft()
-        cut = self.step if self._single else len(batch)
+        # the one batch of a short scan is cut in as many slices as threads: its own length, not
+        # the batch size it may fall short of, decides the slices' size
+        cut = max(1, math.ceil(len(batch) / self.workers)) if self._single else len(batch)
         self.pending.append([self.pool.submit(prepare_batch, batch[i:i + cut], self.task)
                              for i in range(0, len(batch), cut)])
 
