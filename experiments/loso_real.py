@@ -12,6 +12,12 @@ prints, per held-out source, the share of its real images labelled ``fake`` agai
 bound of 0.05, the shares ``uncertain`` and ``real``, and for a paired set its fakes' AUC and the
 share of them labelled ``fake``. Record: docs/decisions/2026-12-05-leave-one-real-source-out.md.
 Scores are cached under ``--cache`` (per checkpoint sha256), so a rerun only prints.
+
+``--real-rules`` (record: docs/decisions/2026-12-05-the-real-verdict-on-unseen-fakes.md) reads the
+runs that held out a paired set instead: at each run's `fake` threshold by the shipped rule
+(0.1 %), its `real` threshold by each candidate rule on the val fakes of the sets it trained on,
+and the share labelled `real` of the held-out set's fakes, of sd15_finetunes' fakes (unseen by
+every run) and of the held-out set's reals (train and val; test apart), then the record's choice.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import numpy as np
 
 from fakedet.evaluation.scorecache import scores
 from fakedet.evaluation.trust import study
-from fakedet.evaluation.verdicts import fake_threshold
+from fakedet.evaluation.verdicts import fake_threshold, real_threshold, real_threshold_per_source
 
 SETS = ("dfdc_faceswap", "lfw_faceswap", "cifake_sd14", "stylegan2_faces", "imagenet_real_photos",
         "utkface_real", "ffpp_faces")
@@ -57,11 +63,15 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--shipped", type=Path, default=None,
                     help="instead: these weights' fake threshold by each candidate rule on their val splits")
+    ap.add_argument("--real-rules", action="store_true",
+                    help="instead: the real verdict's candidate rules on the held-out paired sets' fakes")
     args = ap.parse_args(argv)
     if args.shipped is not None:
         shipped_rules(args.shipped, args.cache)
         return 0
     args.runs = [r for r in args.runs if r.is_dir()]  # (a shell glob also names the runs' logs)
+    if args.real_rules:
+        return real_rules(args.runs, args.cache, args.json)
     rows = {}
     for run in args.runs:
         s = held_out(run)
@@ -136,6 +146,76 @@ def rule_grid(runs, cache: Path) -> dict:
         for r in RULES:
             out[r][s] = float(np.mean(held >= fake_threshold(real_val, r)))
     return out if out[RULES[0]] else {}
+
+
+#: the shipped `fake` rule since 2026-12-05
+FAKE_RULE = 0.001
+#: the `real` rule's candidates, loosest first: (family, share); "averaged" is the shipped family
+REAL_RULES = tuple((fam, x) for x in (0.10, 0.05, 0.02, 0.01) for fam in ("averaged", "per-source"))
+REAL_BOUND = 0.10
+UNSEEN_FAKES = "sd15_finetunes"
+
+
+def real_rules(runs, cache: Path, json_path) -> int:
+    """The record's table and choice (see the module's docstring)."""
+    out = {}
+    for run in runs:
+        s = held_out(run)
+        weights = run / "final.safetensors"
+        if s not in PAIRED or not weights.exists():
+            continue
+        print(f"{run}", flush=True)
+        val = {n: scores(weights, n, "val", cache, load) for n in SETS if n != s}
+        t_fake = fake_threshold([p[y == 0] for y, p in val.values()], FAKE_RULE)
+        fakes = [p[y == 1] for n, (y, p) in val.items() if n in PAIRED]
+
+        held, held_test = _part(weights, s, ("train", "val"), cache), _part(weights, s, ("test",), cache)
+        sd15 = _part(weights, UNSEEN_FAKES, ("train", "val"), cache)
+        sd15_test = _part(weights, UNSEEN_FAKES, ("test",), cache)
+        row = {"t_fake": t_fake, "rules": {}}
+        for fam, x in REAL_RULES:
+            pick = real_threshold if fam == "averaged" else real_threshold_per_source
+            t = pick(fakes, x, cap=t_fake)
+            row["rules"][f"{fam} {x}"] = {
+                "t_real": t, "heldout_fakes_real": _below(held, 1, t), "sd15_real": _below(sd15, 1, t),
+                "heldout_reals_real": _below(held, 0, t), "test": {
+                    "heldout_fakes_real": _below(held_test, 1, t), "sd15_real": _below(sd15_test, 1, t),
+                    "heldout_reals_real": _below(held_test, 0, t)}}
+        out[s] = row
+    if not out:
+        return 1
+    names = list(out)
+    print(f"\nshare labelled `real` (train and val), at each run's `fake` threshold by the {FAKE_RULE} rule")
+    print("| `real` rule | " + " | ".join(f"{n} fakes" for n in names) + f" | {UNSEEN_FAKES} (worst run) "
+          "| worst | held-out reals labelled `real`: " + ", ".join(names) + " |")
+    print("|---|" + "---|" * (len(names) + 3))
+    worst = {}
+    for fam, x in REAL_RULES:
+        key = f"{fam} {x}"
+        held = [out[n]["rules"][key]["heldout_fakes_real"] for n in names]
+        sd15 = max(out[n]["rules"][key]["sd15_real"] for n in names)
+        worst[key] = max(held + [sd15])
+        reals = ", ".join(f"{out[n]['rules'][key]['heldout_reals_real']:.3f}" for n in names)
+        print(f"| {key} | " + " | ".join(f"{h:.3f}" for h in held) + f" | {sd15:.3f} | {worst[key]:.3f} | {reals} |")
+    ok = [f"{fam} {x}" for fam, x in REAL_RULES if worst[f"{fam} {x}"] <= REAL_BOUND]
+    chosen = ok[0] if ok else min(worst, key=worst.get)
+    print(f"\nchosen by the record's rule: {chosen}" + ("" if ok else " (none keeps every source within "
+                                                              f"{REAL_BOUND}: the smallest worst share)"))
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps({"runs": out, "worst": worst, "chosen": chosen}, indent=2))
+    return 0
+
+
+def _part(weights: Path, name: str, splits, cache: Path):
+    got = [scores(weights, name, split, cache, load) for split in splits]
+    return np.concatenate([y for y, _ in got]), np.concatenate([p for _, p in got])
+
+
+def _below(yp, label: int, t: float):
+    """The share of ``label``'s images scored below ``t`` (labelled `real`); None when none."""
+    y, p = yp
+    return float(np.mean(p[y == label] < t)) if (y == label).any() else None
 
 
 def shipped_rules(weights: Path, cache: Path) -> None:

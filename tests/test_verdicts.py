@@ -29,3 +29,17 @@ def test_the_rule_names_its_shares_as_they_are():
     assert percent(0.02) == "2%" and percent(0.001) == "0.1%"
     assert verdict(th.fake, th.fake, th.real) == "fake"
     assert verdict(np.nextafter(th.real, 0), th.fake, th.real) == "real"
+
+
+def test_the_per_source_real_rule_holds_every_fake_source_to_the_share():
+    from fakedet.evaluation import verdicts
+
+    easy = np.linspace(0.5, 1.0, 100)  # fakes the model is sure of
+    hard = np.linspace(0.0, 0.5, 20)   # an unseen-looking source: half its fakes score low
+    averaged = verdicts.real_threshold([easy, hard], 0.10)
+    per_source = verdicts.real_threshold_per_source([easy, hard], 0.10)
+    assert np.mean(hard < averaged) > 0.10  # the average hides the hard source
+    assert np.mean(hard < per_source) <= 0.10 and np.mean(easy < per_source) <= 0.10
+    assert per_source < averaged
+    th = verdicts.choose({"r": [0.0, 0.1]}, {"e": easy, "h": hard}, 0.02, 0.10, real_rule="per-source")
+    assert th.real == per_source and "no fake val source has more than 10% of its images labelled real" in th.rule

@@ -4,7 +4,8 @@ val scores by the rules in docs/decisions/2026-12-01-verdicts-and-trust-weights.
 - ``t_fake``: the smallest threshold at which no real source has more than ``max_fpr`` of its
   real images at or above it (every source counts alike, whatever its size);
 - ``t_real``: the largest threshold at which at most ``max_fnr`` of the fake images, averaged
-  over the fake sources, fall below it; never above ``t_fake``.
+  over the fake sources, fall below it (or, by the per-source rule, of every fake source's
+  images); never above ``t_fake``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 FAKE_RULE = "no real val source has more than {} of its images labelled fake"
 REAL_RULE = "at most {} of fake val images labelled real, averaged over the fake sources"
+REAL_RULE_PER_SOURCE = "no fake val source has more than {} of its images labelled real"
 
 
 def percent(share: float) -> str:
@@ -72,12 +74,25 @@ def real_threshold(fake_scores_by_source: Sequence[Sequence[float]], max_fnr: fl
     return float(ok.max()) if len(ok) else 0.0
 
 
+def real_threshold_per_source(fake_scores_by_source: Sequence[Sequence[float]], max_fnr: float = 0.10,
+                              cap: float = 1.0) -> float:
+    """Largest threshold (at most ``cap``) at which no source has more than ``max_fnr`` of its
+    fake scores below it: every source counts alike, as the ``fake`` rule counts real sources."""
+    ts = [real_threshold([g], max_fnr, cap) for g in fake_scores_by_source if len(g)]
+    return min(ts) if ts else 0.0
+
+
 def choose(real_by_source: Mapping[str, Sequence[float]], fake_by_source: Mapping[str, Sequence[float]],
-           max_fpr: float = 0.02, max_fnr: float = 0.10) -> VerdictThresholds:
-    """Both thresholds from val scores grouped by source."""
+           max_fpr: float = 0.02, max_fnr: float = 0.10, real_rule: str = "averaged") -> VerdictThresholds:
+    """Both thresholds from val scores grouped by source; ``real_rule`` is ``averaged`` (the
+    share of fakes below ``t_real`` averaged over the fake sources) or ``per-source``."""
+    if real_rule not in ("averaged", "per-source"):
+        raise ValueError(f"real_rule must be 'averaged' or 'per-source', got {real_rule!r}")
     t_fake = fake_threshold(list(real_by_source.values()), max_fpr)
-    t_real = real_threshold(list(fake_by_source.values()), max_fnr, cap=t_fake)
-    rule = f"fake: {FAKE_RULE.format(percent(max_fpr))}; real: {REAL_RULE.format(percent(max_fnr))}"
+    pick = real_threshold if real_rule == "averaged" else real_threshold_per_source
+    t_real = pick(list(fake_by_source.values()), max_fnr, cap=t_fake)
+    words = REAL_RULE if real_rule == "averaged" else REAL_RULE_PER_SOURCE
+    rule = f"fake: {FAKE_RULE.format(percent(max_fpr))}; real: {words.format(percent(max_fnr))}"
     return VerdictThresholds(fake=t_fake, real=t_real, rule=rule)
 
 
