@@ -70,6 +70,8 @@ class TensorDecoder:
             return decode.read_bytes(item.source), None
         except decode.ImageError as exc:
             return None, str(exc)
+        except MemoryError:
+            return None, "out of memory"
 
     def prepare(self, pending) -> DecodedBatch:
         cfg = self.cfg
@@ -82,8 +84,10 @@ class TensorDecoder:
                 out[i] = Decoded.failed(item.path, err, [] if self.task.provenance else None)
                 continue
             size = _header(data) if data is not None else None
-            if size is None or min(size) < cfg.min_size or size[0] * size[1] > cfg.max_pixels:
-                # not a plain JPEG, or outside the limits: the PIL path decides and explains
+            if (size is None or min(size) < cfg.min_size or size[0] * size[1] > cfg.max_pixels
+                    or data.count(b"\xff\xda") > decode.MAX_JPEG_SCANS):
+                # not a plain JPEG, or outside the limits (too many scans among them): the PIL
+                # path decides and explains
                 src = Item(item.path, source=data if data is not None else item.source)
                 out[i] = prepare_batch([src], self.task)[0]
                 continue
@@ -106,6 +110,9 @@ class TensorDecoder:
                     out[i] = Decoded(item.path, view, patches, evidence=evidence)
                 except decode.ImageError as exc:
                     out[i] = Decoded.failed(item.path, str(exc), evidence)
+                except (MemoryError, RuntimeError) as exc:  # the device's memory: this image's record
+                    out[i] = Decoded.failed(item.path, f"cannot preprocess: {decode.exception_text(exc)}",
+                                            evidence)
         return out
 
     def _decode(self, data: list[torch.Tensor]) -> Optional[list[Optional[torch.Tensor]]]:
