@@ -1,0 +1,97 @@
+#!/usr/bin/env python
+"""Re-choose a checkpoint's `real` threshold by another rule on its val splits, keeping its
+network, temperature and `fake` threshold; write the result as a new checkpoint.
+
+    python experiments/real_rule.py --weights weights/fakedet-default.safetensors \
+        --rule "per-source 0.05" --out runs/real_rule.safetensors \
+        --record docs/decisions/2026-12-05-the-real-verdict-on-unseen-fakes.md
+
+The nine sets' val splits are scored through the API (``Detector``, cached under ``--cache`` by
+the checkpoint's sha256) as ``experiments/head.py`` chose the shipped thresholds: each set with
+real val images is a real source, each with fake val images a fake source. The `fake` threshold
+is recomputed by the checkpoint's own rule (``verdict_calibration.max_fpr``) as a check, and kept
+as it is; the `real` threshold is chosen by ``--rule`` (``averaged X`` or ``per-source X``, see
+:func:`fakedet.evaluation.verdicts.choose`). The checkpoint's verdict tables (val and test
+shares of each verdict per set, which ``fakedet info`` prints and ``tests/test_regression.py``
+checks) are recomputed at the new thresholds; ``--dry-run`` prints them without writing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from fakedet.data.sets import BY_NAME
+from fakedet.evaluation import verdicts
+from fakedet.evaluation.scorecache import scores
+from fakedet.model import checkpoint as ckpt
+
+
+def load(weights: Path):
+    from fakedet import Detector
+
+    return Detector.load(weights, provenance=False)
+
+
+def shares(p, t_fake: float, t_real: float) -> dict:
+    v = np.array([verdicts.verdict(x, t_fake, t_real) for x in p])
+    return {k: float(np.mean(v == k)) for k in ("fake", "uncertain", "real")}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", type=Path, default=ckpt.default_weights_path())
+    ap.add_argument("--rule", required=True, help='"averaged X" or "per-source X"')
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--record", required=True, help="the decision record the rule comes from")
+    ap.add_argument("--cache", type=Path, default=Path("runs/loso_real/scores"))
+    ap.add_argument("--dry-run", action="store_true")
+    args = ap.parse_args(argv)
+    family, share = args.rule.split()
+    share = float(share)
+    model, meta = ckpt.load(args.weights)
+    max_fpr = float(meta.training["verdict_calibration"]["max_fpr"])
+    sets = list(BY_NAME)
+    val = {n: scores(args.weights, n, "val", args.cache, load) for n in sets}
+    real = {n: p[y == 0] for n, (y, p) in val.items() if (y == 0).any()}
+    fake = {n: p[y == 1] for n, (y, p) in val.items() if (y == 1).any()}
+    chosen = verdicts.choose(real, fake, max_fpr, share, real_rule=family)
+    t_fake = float(meta.verdicts["fake"])
+    print(f"fake threshold: kept {t_fake:.6f} (recomputed by its rule: {chosen.fake:.6f})")
+    print(f"real threshold: {float(meta.verdicts['real']):.6f} -> {chosen.real:.6f} ({args.rule})")
+    tables = {}
+    for split in ("val", "test"):
+        table = {}
+        for n in sets:
+            y, p = val[n] if split == "val" else scores(args.weights, n, split, args.cache, load)
+            table[n] = {"n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
+                        "real": shares(p[y == 0], t_fake, chosen.real) if (y == 0).any() else None,
+                        "fake": shares(p[y == 1], t_fake, chosen.real) if (y == 1).any() else None}
+        tables[split] = table
+        print(f"\n{split}: share labelled `real` (reals / fakes), before -> after")
+        for n, r in table.items():
+            old = meta.evaluation[f"verdicts_{split}"][n]
+
+            def f(d, k):
+                return "-" if d is None else f"{d[k]:.3f}"
+            print(f"  {n:22s} reals {f(old['real'], 'real')} -> {f(r['real'], 'real')}   "
+                  f"fakes {f(old['fake'], 'real')} -> {f(r['fake'], 'real')}")
+    if args.dry_run or args.out is None:
+        return 0
+    rule = chosen.rule.split("; real: ")[1]
+    meta.verdicts = {"fake": t_fake, "real": chosen.real,
+                     "rule": meta.verdicts["rule"].split("; real: ")[0] + "; real: " + rule}
+    meta.training["verdict_calibration"] = {**meta.training["verdict_calibration"], "real_rule": args.rule,
+                                            "real_rule_script": "experiments/real_rule.py",
+                                            "data": f"val splits; {args.record}"}
+    for split, table in tables.items():
+        meta.evaluation[f"verdicts_{split}"] = table
+    ckpt.save(model, meta, args.out)
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
