@@ -49,8 +49,11 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path, default=Path("runs/loso_real/scores"))
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args(argv)
-    family, share = args.rule.split()
-    share = float(share)
+    try:
+        family, share = args.rule.split()
+        share = float(share)
+    except ValueError:
+        ap.error(f'--rule must be "averaged X" or "per-source X", got {args.rule!r}')
     model, meta = ckpt.load(args.weights)
     max_fpr = float(meta.training["verdict_calibration"]["max_fpr"])
     sets = list(BY_NAME)
@@ -60,6 +63,9 @@ def main(argv=None) -> int:
     chosen = verdicts.choose(real, fake, max_fpr, share, real_rule=family)
     t_fake = float(meta.verdicts["fake"])
     print(f"fake threshold: kept {t_fake:.6f} (recomputed by its rule: {chosen.fake:.6f})")
+    if abs(chosen.fake - t_fake) > 1e-9:  # the real threshold is capped at the recomputed one
+        raise SystemExit("the recomputed fake threshold differs from the checkpoint's: other scores "
+                         "or another rule than the one it was chosen by; nothing written")
     print(f"real threshold: {float(meta.verdicts['real']):.6f} -> {chosen.real:.6f} ({args.rule})")
     tables = {}
     for split in ("val", "test"):

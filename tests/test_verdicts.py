@@ -43,3 +43,10 @@ def test_the_per_source_real_rule_holds_every_fake_source_to_the_share():
     assert per_source < averaged
     th = verdicts.choose({"r": [0.0, 0.1]}, {"e": easy, "h": hard}, 0.02, 0.10, real_rule="per-source")
     assert th.real == per_source and "no fake val source has more than 10% of its images labelled real" in th.rule
+
+
+def test_a_tiny_threshold_is_printed_with_the_digits_that_place_it():
+    from fakedet.evaluation.verdicts import threshold_text
+
+    assert threshold_text(1.1323e-6) == "1.13e-06"  # not 0.000001, which a score just above it prints as
+    assert threshold_text(0.99823025) == "0.998230" and threshold_text(0.00153) == "0.001530"

@@ -22,6 +22,7 @@ def info(weights, as_json):
     """Describe the model: backbone, input handling, verdicts, training and evaluation."""
     import json
 
+    from fakedet.evaluation.verdicts import threshold_text
     from fakedet.model import checkpoint as ckpt
 
     stdout()
@@ -42,7 +43,7 @@ def info(weights, as_json):
         click.echo(f"input:        {k}: {v}")
     v, fv = d.get("verdicts"), d.get("face_verdicts")
     if v:
-        click.echo(f"verdicts:     fake when p_fake >= {v['fake']:.6f}, real below {v['real']:.6f}, "
+        click.echo(f"verdicts:     fake when p_fake >= {v['fake']:.6f}, real below {threshold_text(v['real'])}, "
                    f"uncertain between  ({v.get('rule', 'n/a')})")
         for line in VERDICT_MEANINGS:
             click.echo(f"              {line}")
@@ -52,7 +53,7 @@ def info(weights, as_json):
     click.echo(f"two-way:      {d['two_way_threshold']:.4f}  ({two_way}; "
                f"{d['training'].get('threshold_rule', 'n/a')})")
     if fv:
-        click.echo(f"face mode:    fake when p_fake >= {fv['fake']:.6f}, real below {fv['real']:.6f} for "
+        click.echo(f"face mode:    fake when p_fake >= {fv['fake']:.6f}, real below {threshold_text(fv['real'])} for "
                    f"--faces where a face was found  ({fv.get('rule', 'n/a')})")
     if d.get("face_threshold") is not None and (fv or v):
         click.echo(f"face two-way: {d['face_threshold']:.4f}  (the earlier face-mode threshold: "
@@ -70,7 +71,8 @@ def info(weights, as_json):
         click.echo(f"              learnt from: {fe['trained_on']}")
         fv = fe["face_verdicts"]
         if fv:
-            click.echo(f"fused faces:  fake when p_fake >= {fv['fake']:.6f}, real below {fv['real']:.6f} for "
+            click.echo(f"fused faces:  fake when p_fake >= {fv['fake']:.6f}, "
+                       f"real below {threshold_text(fv['real'])} for "
                        f"--faces where a face was found  ({fv.get('rule', 'n/a')})")
     # what follows comes from the file's free-form metadata: a field of the wrong type is shown
     # as "-" (or left out), never a traceback

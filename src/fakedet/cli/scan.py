@@ -501,9 +501,11 @@ def _summary(det, n_images, n_fake, n_unc, n_err, n_folders, elapsed, wall, filt
     (each has its own error record, but is no image), entries the folder walk skipped (hidden or
     excluded), the time and the scoring rate (none when nothing was scored), the wall time since
     the process started, and the verdict rule."""
+    from fakedet.evaluation.verdicts import threshold_text
+
     three_way = det.three_way
     unc = f"{n_unc} uncertain, " if three_way else ""
-    rule = (f"fake at >= {det.threshold:.6f}, real below {det.real_below:.6f}" if three_way
+    rule = (f"fake at >= {det.threshold:.6f}, real below {threshold_text(det.real_below)}" if three_way
             else f"threshold {det.threshold:.4f}")
     scored = n_images - n_err
     line = (f"{n_images} image{'s' if n_images != 1 else ''}: {n_fake} fake, {unc}"

@@ -17,6 +17,7 @@ from fakedet.data.labelled import LabelledImage
 from fakedet.data.provenance import generated_evidence
 from fakedet.data.sources import Item
 from fakedet.evaluation.metrics import summarize
+from fakedet.evaluation.verdicts import threshold_text
 
 
 def score_labelled(det, images: list[LabelledImage], batch_size: Optional[int] = None,
@@ -203,7 +204,7 @@ def format_table(rep: dict) -> Iterable[str]:
         yield f"{name:<22}" + "".join(cells)
     real_below = rep.get("real_below")
     if real_below is not None and real_below < rep["threshold"]:
-        rule = f"fake at p_fake >= {rep['threshold']:.6f}, real below {real_below:.6f}, uncertain between"
+        rule = f"fake at p_fake >= {rep['threshold']:.6f}, real below {threshold_text(real_below)}, uncertain between"
     else:
         rule = f"threshold {rep['threshold']:.4f}"
     yield (f"{rule}; AUC/AP/TPR@ need both classes; FPR = real images labelled fake, "

@@ -20,6 +20,13 @@ REAL_RULE = "at most {} of fake val images labelled real, averaged over the fake
 REAL_RULE_PER_SOURCE = "no fake val source has more than {} of its images labelled real"
 
 
+def threshold_text(t: float) -> str:
+    """A threshold as text with the digits that place it: six decimals (records print scores so),
+    or, below 0.001, three significant digits (the `real` threshold, 1.13e-06, would print as
+    0.000001 and seem to label that score `real`)."""
+    return f"{t:.6f}" if t >= 1e-3 or t == 0 else f"{t:.3g}"
+
+
 def percent(share: float) -> str:
     """0.02 -> '2%', 0.005 -> '0.5%'."""
     return f"{100 * share:.4g}%"
