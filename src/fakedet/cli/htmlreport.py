@@ -259,6 +259,7 @@ var meta={},rows=[],summary=null,lost=0,state={};
 function $(id){return document.getElementById(id);}
 function el(tag,cls,text){var e=document.createElement(tag);if(cls)e.className=cls;if(text!=null)e.textContent=text;return e;}
 function fmt(p){return p==null?'':p.toFixed(6);}
+function thr(p){return p>=1e-3||p===0?p.toFixed(6):p.toPrecision(3);}
 function verdict(r){return r.error!=null?'error':(r.label||'error');}
 function dec(t){try{return decodeURIComponent(t);}catch(e){return t;}}
 function parseHash(){var h={},s=location.hash.replace(/^#/,'');
@@ -297,7 +298,7 @@ function drawHist(){
  var nl=0;
  function tline(p,label,dash,cls){if(p==null)return;var x=L+p*pw,right=p>0.7;
   add('line',{x1:x,y1:TOP-4,x2:x,y2:TOP+ph,stroke:'#000','stroke-width':1.2,'stroke-dasharray':dash,'class':'threshold '+cls});
-  add('text',{x:right?x-3:x+3,y:TOP+6+11*nl++,'font-size':9,'text-anchor':right?'end':'start'},label+' '+p.toFixed(3));}
+  add('text',{x:right?x-3:x+3,y:TOP+6+11*nl++,'font-size':9,'text-anchor':right?'end':'start'},label+' '+thr(p));}
  tline(meta.threshold,'fake \u2265','', 'fake');
  if(meta.real_below!=null&&meta.real_below<meta.threshold)tline(meta.real_below,'real <','4 3','real');
  if(meta.faces){tline(meta.face_threshold,'face: fake \u2265','1 2','face-fake');
