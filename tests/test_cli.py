@@ -666,3 +666,20 @@ def test_an_interruption_while_the_scan_imports_still_leaves_a_whole_document(ru
     monkeypatch.setitem(sys.modules, "fakedet.inference.stream", slow)
     r = runner.invoke(cli, ["scan", "-f", fmt, "-w", str(tiny_weights), str(img)])
     assert r.exit_code != 0 and r.stdout == doc  # (the runner reports the Ctrl-C as click's Abort)
+
+
+def test_an_option_before_the_command_name_is_a_usage_error_not_a_file(runner, tiny_weights, tmp_path):
+    img = write_image(tmp_path / "a.jpg")
+    r = runner.invoke(cli, ["-q", "scan", "-w", str(tiny_weights), str(img)])
+    assert r.exit_code == 2 and "options go after the command's name: fakedet scan" in r.stderr
+    r = runner.invoke(cli, ["-t", "0.5", "eval", str(tmp_path)])
+    assert r.exit_code == 2 and "fakedet eval [OPTIONS]" in r.stderr
+    r = runner.invoke(cli, ["-q", "-w", str(tiny_weights), "-j", "0", str(img)])  # no command: a scan
+    assert r.exit_code == 0, r.stderr
+
+
+@pytest.mark.parametrize("command", ["scan", "eval"])
+def test_a_nan_threshold_is_a_usage_error(runner, tiny_weights, tmp_path, command):
+    img = write_image(tmp_path / "real" / "a.jpg")
+    r = runner.invoke(cli, [command, "-t", "nan", "-w", str(tiny_weights), str(img if command == "scan" else tmp_path)])
+    assert r.exit_code == 2 and "nan is not a threshold" in r.stderr

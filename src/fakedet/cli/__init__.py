@@ -52,6 +52,12 @@ class DefaultGroup(click.Group):
                          "to score a file named help: fakedet scan help")
             args = [*args[1:], "--help"]
         elif args and args[0] not in self.commands and args[0] not in ("-h", "--help", "-V", "--version"):
+            named = args[:args.index("--")] if "--" in args else args  # after --, names are files
+            command = next((a for a in named if a in self.commands), None)
+            if args[0].startswith("-") and command is not None:
+                # `fakedet -q eval data/` would score a file named eval: options follow the command
+                ctx.fail(f"options go after the command's name: fakedet {command} [OPTIONS] ...; "
+                         f"to scan a file named {command}: fakedet scan [OPTIONS] ./{command}")
             args = [self.default_command, *args]
         try:  # --help and --version print while the arguments are parsed
             return super().parse_args(ctx, args)

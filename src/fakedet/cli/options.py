@@ -27,7 +27,14 @@ TWO_WAY_HELP = ("Two verdicts instead of three: 'fake' when p_fake >= P, else 'r
 
 def threshold_option(help: str):
     """-t/--threshold, with the command's own help text."""
-    return click.option("-t", "--threshold", type=click.FloatRange(0.0, 1.0), default=None, help=help)
+    return click.option("-t", "--threshold", type=click.FloatRange(0.0, 1.0), default=None, help=help,
+                        callback=_not_nan)
+
+
+def _not_nan(ctx, param, value):
+    if value is not None and value != value:  # FloatRange lets nan through: no comparison fails
+        raise click.BadParameter("nan is not a threshold in [0, 1]")
+    return value
 
 
 def run_options(f):
