@@ -325,3 +325,9 @@ def test_plots_show_a_set_name_with_dollars_as_typed(tiny_weights, labelled, tmp
     r = runner.invoke(cli, ["eval", str(named), "-w", str(tiny_weights), "-j", "0", "--plots", str(tmp_path / "p")])
     assert r.exit_code == 0, r.stderr
     assert (tmp_path / "p" / "roc.png").is_file()
+
+
+def test_eval_messages_escape_control_characters_in_names(tiny_weights, labelled, runner):
+    (labelled / "fake" / "broken.jpg").rename(labelled / "fake" / "e\x1b]0;pwned\x07x.jpg")
+    r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
+    assert r.exit_code == 3 and "e\\x1b]0;pwned\\x07x.jpg" in r.stderr and "\x1b" not in r.stderr

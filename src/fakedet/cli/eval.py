@@ -85,6 +85,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     from tqdm import tqdm
 
     from fakedet.data.labelled import read_labelled
+    from fakedet.data.writers import tsv_escape
     from fakedet.evaluation.report import format_table, report, write_plots
     from fakedet.inference.stream import load_detector
 
@@ -175,7 +176,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     rep["split"] = split
     unreadable = result.unreadable
     for u in unreadable[:UNREADABLE_SHOWN]:
-        err(f"cannot score {u['path']}: {u['error']}")
+        err(f"cannot score {tsv_escape(u['path'])}: {tsv_escape(u['error'])}")  # a name cannot drive the terminal
     if len(unreadable) > UNREADABLE_SHOWN:
         err(f"... and {len(unreadable) - UNREADABLE_SHOWN} more unreadable images (--json lists them all)")
     if as_json:

@@ -314,21 +314,21 @@ def explain(paths, out_dir, weights, device, faces, grid):
                 earlier += 1  # an earlier run's output in a folder being explained: not an input
                 continue
             if item.error is not None:
-                err(f"{item.path}: {item.error}")
+                err(f"{tsv_escape(item.path)}: {item.error}")
                 status = EXIT_UNREADABLE
                 continue
             try:
                 img, ex = explain_one(det, item.source, grid=grid)
             except ImageError as exc:
-                err(f"{item.path}: {exc}")
+                err(f"{tsv_escape(item.path)}: {exc}")
                 status = EXIT_UNREADABLE
                 continue
             except MemoryError:
-                err(f"{item.path}: out of memory")
+                err(f"{tsv_escape(item.path)}: out of memory")
                 status = EXIT_UNREADABLE
                 continue
             except Exception as exc:  # one bad image must not stop the others
-                err(f"{item.path}: cannot explain: {exception_text(exc)}")
+                err(f"{tsv_escape(item.path)}: cannot explain: {exception_text(exc)}")
                 status = EXIT_UNREADABLE
                 continue
             target = Path(out_dir) / output_name(item.path, used)
