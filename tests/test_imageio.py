@@ -232,3 +232,16 @@ def test_a_jpeg_of_thousands_of_scans_is_refused_before_decoding():
     many = data[:first] + scan * (imageio.MAX_JPEG_SCANS // scan.count(b"\xff\xda") + 1) + data[end:]
     with pytest.raises(imageio.ImageError, match=r"^JPEG with too many scans: \d+ exceeds the limit of 100"):
         load(many)
+
+
+def test_the_gpu_path_leaves_a_jpeg_of_too_many_scans_to_the_cpu_path():
+    pytest.importorskip("torchvision")
+    from fakedet.inference.gpudecode import _header
+
+    buf = io.BytesIO()
+    random_image((64, 64)).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    first, end = data.index(b"\xff\xda"), data.rindex(b"\xff\xd9")
+    scan = data[first:end]
+    many = data[:first] + scan * (imageio.MAX_JPEG_SCANS // scan.count(b"\xff\xda") + 1) + data[end:]
+    assert _header(data) == (64, 64) and _header(many) is None

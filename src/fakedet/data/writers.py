@@ -2,10 +2,9 @@
 
 Every record has the fields ``path``, ``p_fake``, ``label``, ``error``. ``p_fake`` has six decimals
 in every format (the ``fake`` threshold, 0.998230, needs them: with four, a ``fake`` and an
-``uncertain`` record could show the same score; the ``real`` threshold, 1.13e-6, is finer
-still); in tsv and csv missing values are empty, in
-jsonl/json null. A writer flushes
-after every batch so that a reader downstream of a pipe sees records as they are made.
+``uncertain`` record could show the same score; the ``real`` threshold, 1.13e-6, is finer still);
+in tsv and csv missing values are empty, in jsonl/json null. A writer flushes after every batch
+so that a reader downstream of a pipe sees records as they are made.
 
 Parquet (for large runs; needs pyarrow, imported only then) goes to a file, never a pipe: one
 row per record with the columns :data:`PARQUET_COLUMNS` (``evidence`` as JSON text, null when

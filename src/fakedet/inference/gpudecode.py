@@ -27,7 +27,8 @@ from fakedet.inference.pipeline import Decoded, DecodedBatch, Task, prepare_batc
 
 
 def _header(data: bytes) -> Optional[tuple[int, int]]:
-    """(width, height) if ``data`` is an RGB or grayscale JPEG, else None."""
+    """(width, height) if ``data`` is an RGB or grayscale JPEG the GPU may decode, else None (a
+    progressive one of too many scans among them: the CPU path refuses it)."""
     if not data.startswith(b"\xff\xd8"):
         return None
     try:
@@ -35,6 +36,8 @@ def _header(data: bytes) -> Optional[tuple[int, int]]:
             warnings.simplefilter("ignore")
             img = Image.open(io.BytesIO(data))
         if img.format != "JPEG" or img.mode not in ("RGB", "L"):
+            return None
+        if img.info.get("progressive") and decode.too_many_scans(data):
             return None
         return img.size
     except Exception:
@@ -84,10 +87,8 @@ class TensorDecoder:
                 out[i] = Decoded.failed(item.path, err, [] if self.task.provenance else None)
                 continue
             size = _header(data) if data is not None else None
-            if (size is None or min(size) < cfg.min_size or size[0] * size[1] > cfg.max_pixels
-                    or data.count(b"\xff\xda") > decode.MAX_JPEG_SCANS):
-                # not a plain JPEG, or outside the limits (too many scans among them): the PIL
-                # path decides and explains
+            if size is None or min(size) < cfg.min_size or size[0] * size[1] > cfg.max_pixels:
+                # not a plain JPEG, or outside the limits: the PIL path decides and explains
                 src = Item(item.path, source=data if data is not None else item.source)
                 out[i] = prepare_batch([src], self.task)[0]
                 continue
