@@ -116,3 +116,18 @@ def test_ci_installs_the_extras_the_provenance_tests_need():
         pytest.skip("outside CI the c2pa and watermark extras are optional")
     for name in ("c2pa", "cryptography", "imwatermark", "cv2"):
         importlib.import_module(name)
+
+
+def test_explain_draws_the_verdict_a_scan_prints_for_evidence_of_generation(tiny_weights, images):
+    from fakedet import Detector
+    from fakedet.inference.explain import explain
+
+    det = Detector.load(tiny_weights, device="cpu", threshold=1.0, workers=0, provenance=False)
+    _, gen = explain(det, str(images / "generated.png"), grid=2)
+    assert gen.label == "fake" and gen.label_by == "evidence"
+    assert any(e["kind"] == "parameters" and e["says"] == "generated" for e in gen.evidence)
+    _, plain = explain(det, (images / "plain.png").read_bytes(), grid=2)
+    assert plain.label == "real" and plain.label_by == "model" and plain.evidence == []
+    assert gen.p_fake == plain.p_fake  # the heatmap and p_fake stay the model's
+    _, off = explain(det, str(images / "generated.png"), grid=2, provenance=False)
+    assert off.label == "real" and off.evidence is None

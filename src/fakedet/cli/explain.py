@@ -154,6 +154,8 @@ def render(img, ex, name: str = ""):
     # ---- the legend band: every line fits in MIN_WIDTH
     x, y = 10, dh + 8
     verdict = f"{ex.label.upper()}   p_fake {_fmt_p(ex.p_fake)}"
+    if ex.label_by == "evidence":
+        verdict = f"{ex.label.upper()} (provenance)   p_fake {_fmt_p(ex.p_fake)}"
     d.text((x, y), verdict, fill=VERDICT_COLOURS.get(ex.label, TEXT), font=big)
     if name:
         room = fw - (x + _text_size(d, verdict, big)[0] + 30)

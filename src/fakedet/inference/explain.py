@@ -86,6 +86,9 @@ class Explanation:
         cutoffs: ``(fake at or above, real below)``: the face-mode thresholds when a face was
             found, else the whole-image ones.
         fill: how hidden cells were filled.
+        evidence: the provenance evidence read from the file, as a scan reads it (None when not
+            read); ``label_by`` is ``"evidence"`` where it says the image was generated, which
+            labels it ``fake`` as a scan does (the heatmap still explains the model's score).
     """
 
     width: int
@@ -102,6 +105,8 @@ class Explanation:
     fill: str = "mean"
     grid: int = DEFAULT_GRID
     z_whole: float = math.nan
+    evidence: Optional[list] = None
+    label_by: str = "model"
 
     def hottest(self, share: float = 0.1) -> list[tuple[int, int]]:
         """The ``(row, col)`` cells of the hottest ``share`` of the grid, hottest first."""
@@ -239,12 +244,24 @@ def explain_image(det, img: Image.Image, grid: int = DEFAULT_GRID, faces: Option
 
 
 def explain(det, source: Any, grid: int = DEFAULT_GRID, faces: Optional[bool] = None,
-            fill: str = "mean") -> tuple[Image.Image, Explanation]:
+            fill: str = "mean", provenance: bool = True) -> tuple[Image.Image, Explanation]:
     """Decodes ``source`` (a path, bytes or PIL image) as a scan does and explains it:
-    ``(the upright RGB image, its Explanation)``.
+    ``(the upright RGB image, its Explanation)``. With ``provenance`` the file's provenance
+    evidence is read as a scan reads it, and evidence that the image was generated labels it
+    ``fake``, so that the verdict drawn is the one a scan prints.
 
     Raises:
         ImageError: the input cannot be read or is too small or too large.
     """
-    img = decode.load(source, det.config.preprocess)
-    return img, explain_image(det, img, grid, faces, fill)
+    data = decode.source_bytes(source)
+    img = decode.load(source, det.config.preprocess, data)
+    ex = explain_image(det, img, grid, faces, fill)
+    if provenance:
+        from fakedet.data import provenance as prov
+        from fakedet.data.provenance import generated_evidence
+        from fakedet.inference.pipeline import watermark_evidence
+
+        ex.evidence = (prov.read_evidence(data) if data is not None else []) + watermark_evidence(data, img)
+        if generated_evidence(ex.evidence):
+            ex.label, ex.label_by = "fake", "evidence"
+    return img, ex
