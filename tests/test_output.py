@@ -1,3 +1,4 @@
+import base64
 import csv
 import io
 import json
@@ -79,8 +80,19 @@ def test_json_stays_valid_utf8_with_undecodable_file_names():
         w.write([Result(name, 0.5, "fake"), Result("é.png", 0.1, "real")])
         w.close()
         text = raw.getvalue().decode("utf-8")  # strict: raises on a raw 0xff byte
+        assert "\\ud" not in text  # no unpaired surrogate escape, which strict parsers reject
         recs = [json.loads(line) for line in text.splitlines()] if fmt == "jsonl" else json.loads(text)
-        assert recs[0]["path"] == name and recs[1]["path"] == "é.png"
+        assert recs[0]["path"] == "x\\xffé.png" and recs[1]["path"] == "é.png"
+        assert base64.b64decode(recs[0]["path_bytes"]) == b"x\xff\xc3\xa9.png"  # the exact name
+        assert "path_bytes" not in recs[1]
+
+
+def test_json_writes_lone_surrogates_in_metadata_as_text():
+    ev = [{"kind": "parameters", "says": "generated", "detail": "sampler \ud800x"}]
+    buf = io.StringIO()
+    Writer(buf, "jsonl").write([Result("a.png", 0.5, "fake", evidence=ev, label_by="evidence")])
+    buf.getvalue().encode("utf-8")  # strict
+    assert json.loads(buf.getvalue())["evidence"][0]["detail"] == "sampler \\ud800x"
 
 
 def test_csv_quotes_carriage_returns_and_newlines_in_names():

@@ -44,15 +44,40 @@ def tsv_escape(text: str) -> str:
 
 
 def _json_line(r) -> str:
-    """One record as JSON text. File names that are not valid UTF-8 reach here as lone surrogates
-    (surrogateescape); written raw they would make the output invalid UTF-8, so such a record is
-    written with ASCII escapes instead."""
-    text = json.dumps(_json_record(r), ensure_ascii=False)
+    """One record as JSON text, valid UTF-8 that strict parsers accept. A file name that is not
+    valid UTF-8 reaches here with lone surrogates (surrogateescape): its ``path`` is written with
+    each undecodable byte as the text ``\\xHH`` (as parquet and the HTML report write it), and
+    ``path_bytes`` holds the name's exact bytes in base64, so that the file can still be found.
+    Other text with a lone surrogate (metadata can hold one) is written the same way."""
+    d = _json_record(r)
+    text = json.dumps(d, ensure_ascii=False)
     try:
         text.encode("utf-8")
+        return text
     except UnicodeEncodeError:
-        text = json.dumps(_json_record(r), ensure_ascii=True)
-    return text
+        pass
+    if _utf8(d["path"]) != d["path"]:
+        try:
+            raw = d["path"].encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a surrogate no undecodable byte makes
+            raw = None
+        if raw is not None:
+            import base64
+
+            d = {"path": d["path"], "path_bytes": base64.b64encode(raw).decode("ascii"),
+                 **{k: v for k, v in d.items() if k != "path"}}
+    return json.dumps(_utf8_all(d), ensure_ascii=False)
+
+
+def _utf8_all(obj):
+    """``obj`` with every string made valid UTF-8 by :func:`_utf8`."""
+    if isinstance(obj, str):
+        return _utf8(obj)
+    if isinstance(obj, dict):
+        return {_utf8_all(k): _utf8_all(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_utf8_all(v) for v in obj]
+    return obj
 
 
 def _json_record(r) -> dict:
