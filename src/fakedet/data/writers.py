@@ -46,7 +46,7 @@ def tsv_escape(text: str) -> str:
 def _json_line(r) -> str:
     """One record as JSON text, valid UTF-8 that strict parsers accept. A file name that is not
     valid UTF-8 reaches here with lone surrogates (surrogateescape): its ``path`` is written with
-    each undecodable byte as the text ``\\xHH`` (as parquet and the HTML report write it), and
+    each undecodable byte as the text ``\\xHH`` (as parquet writes it), and
     ``path_bytes`` holds the name's exact bytes in base64, so that the file can still be found.
     Other text with a lone surrogate (metadata can hold one) is written the same way."""
     d = _json_record(r)
