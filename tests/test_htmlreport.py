@@ -399,6 +399,17 @@ def test_scan_report_refuses_inputs_and_the_output(runner, tiny_weights, folder,
     assert r.exit_code == 2 and "No such file" in r.stderr
 
 
+def test_report_dash_is_a_usage_error_not_a_file_named_dash(runner, tiny_weights, folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = scan(runner, tiny_weights, "--report", "-", str(folder / "0.jpg"))
+    assert r.exit_code == 2 and "needs a file name" in r.stderr and not (tmp_path / "-").exists()
+    manifest = tmp_path / "manifest.csv"
+    write_image(tmp_path / "a.jpg")
+    manifest.write_text("file,label\na.jpg,0\n")
+    r = runner.invoke(cli, ["eval", "--weights", str(tiny_weights), "--report", "-", str(manifest)])
+    assert r.exit_code == 2 and "needs a file name" in r.stderr and not (tmp_path / "-").exists()
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_a_report_that_cannot_be_written_costs_no_record(runner, tiny_weights, tmp_path):
     """The report's disk is full: every record is still written (a json array closed), the

@@ -242,6 +242,16 @@ def same_file(a: str, b: str) -> bool:
         return False
 
 
+def check_report_folder(report_path: str) -> None:
+    """Refuses a --report FILE that is ``-`` (stdout holds the records or the table; a file named
+    ``-`` is ``./-``) or whose folder is missing."""
+    if report_path == "-":
+        raise click.BadParameter("the HTML report needs a file name, not '-' (stdout holds the "
+                                 "output; for a file named -, give ./-)", param_hint="--report")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(report_path))):
+        raise click.BadParameter(f"cannot write {report_path}: No such file or directory", param_hint="--report")
+
+
 def refuse_an_image(target: str, what: str, hint: str) -> None:
     """Refuses to write the ``what`` (records, a report) over an existing image or video: no
     output of fakedet is one, and an image found in a folder or a list being scanned would be

@@ -12,6 +12,7 @@ from fakedet.cli.common import (
     EXIT_OK,
     EXIT_UNREADABLE,
     EXIT_USAGE,
+    check_report_folder,
     err,
     load_errors_exit,
     nan_to_none,
@@ -130,9 +131,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
             err("--plots needs matplotlib: pip install matplotlib (or the package's plots extra)")
             ctx.exit(EXIT_USAGE)
     if report_path is not None:
-        if not os.path.isdir(os.path.dirname(os.path.abspath(report_path))):
-            raise click.BadParameter(f"cannot write {report_path}: No such file or directory",
-                                     param_hint="--report")
+        check_report_folder(report_path)
         # a folder's manifest.csv is an input too, as much as a manifest named on the command line
         inputs = [os.path.join(d, "manifest.csv") if os.path.isdir(d) else d for d in data]
         if any(same_file(d, report_path) for d in inputs):

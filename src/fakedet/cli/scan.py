@@ -23,6 +23,7 @@ from fakedet.cli.common import (
     EXIT_USAGE,
     STARTED,
     HungUp,
+    check_report_folder,
     err,
     interrupt_status,
     interrupt_word,
@@ -252,8 +253,7 @@ class _LazyFile:
 
 def _check_report_path(report_path: str, output, paths, files_from) -> None:
     """Refuses a --report FILE that is an input or the -o file, or whose folder is missing."""
-    if not os.path.isdir(os.path.dirname(os.path.abspath(report_path))):
-        raise click.BadParameter(f"cannot write {report_path}: No such file or directory", param_hint="--report")
+    check_report_folder(report_path)
     if output not in (None, "-") and (same_file(output, report_path)
                                       or os.path.abspath(output) == os.path.abspath(report_path)):
         raise click.BadParameter("the report and the records cannot go to the same file", param_hint="--report")
