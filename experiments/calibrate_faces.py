@@ -49,6 +49,12 @@ def main(argv=None) -> int:
                     help="a face expert file (experiments/face_expert.py export): choose the verdicts of the "
                          "fused face score by the same rule and write them into that file; the network's "
                          "file is left as it is")
+    ap.add_argument("--real-rule", choices=("averaged", "per-source"), default="averaged",
+                    help="how --max-fnr counts fakes labelled real: averaged over the face sets, or per set")
+    ap.add_argument("--real-only", action="store_true",
+                    help="replace only the face-mode `real` threshold; every other threshold and table of "
+                         "the file is kept, after checking that the `fake` threshold recomputed here equals "
+                         "the stored one")
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="fakedet-facecal-"))
@@ -78,7 +84,7 @@ def main(argv=None) -> int:
     found = np.array([bool(r.faces) for r in res])
     fv = verdicts.choose({n: p[found & (y == 0) & (names == n)] for n in FACE_SETS},
                          {n: p[found & (y == 1) & (names == n)] for n in FACE_SETS},
-                         args.max_fpr, args.max_fnr)
+                         args.max_fpr, args.max_fnr, real_rule=args.real_rule)
     # A face-mode score is a maximum that includes the whole-image score, so a face-mode `fake`
     # threshold below the whole-image one would call fake images whose whole-image score the
     # whole-image rule kept from `fake` (crisp real portraits, which the composites lack).
@@ -94,6 +100,8 @@ def main(argv=None) -> int:
                 for k in ("fake", "uncertain", "real")}
     stats["_found"] = {"with_face": int(found.sum()), "composites": int(len(found))}
 
+    if args.real_only:
+        return _write_real_only(args, det, fv, stats, items)
     if args.expert:
         return _write_expert(args, det, fv, stats, items)
     meta = det.meta  # the checkpoint as loaded; only its metadata changes
@@ -137,6 +145,56 @@ def _write_expert(args, det, fv, stats, items) -> int:
     print(f"{len(items)} val composites; fused face-mode verdicts: fake at >= {fv.fake:.6f}, "
           f"real below {fv.real:.6f}; written to {path}")
     _print_verdicts(stats)
+    return 0
+
+
+def replace_real_rule(rule: str, words: str) -> str:
+    """``rule`` ("fake: ...; real: <words>[; more][ (where)]") with its real clause's words
+    replaced, what follows them (a further clause, the data in brackets) kept."""
+    head, _, tail = rule.partition("; real: ")
+    cut = [i for i in (tail.find("; "), tail.find(" (")) if i >= 0]
+    return f"{head}; real: {words}{tail[min(cut):] if cut else ''}"
+
+
+def _write_real_only(args, det, fv, stats, items) -> int:
+    """Replace only the face-mode `real` threshold (of the expert's file with ``--expert``, else of
+    the network's), keeping the stored `fake` threshold, which must equal the one recomputed here."""
+    import dataclasses
+
+    from safetensors.torch import load_file
+
+    from fakedet.model import expert as fx
+
+    if args.expert:
+        path = Path(args.expert)
+        meta = fx.read_meta(path)
+    else:
+        path = Path(det.weights_path)
+        meta = det.meta
+    old = dict(meta.face_verdicts or {})
+    if "fake" not in old or "real" not in old:
+        sys.exit(f"{path} holds no face-mode verdicts to keep; run without --real-only")
+    if abs(float(old["fake"]) - fv.fake) > 1e-9:
+        sys.exit(f"the recomputed face-mode fake threshold {fv.fake:.6f} differs from the stored "
+                 f"{float(old['fake']):.6f}: other composites or scores than it was chosen on; nothing written")
+    if fv.real > float(old["real"]):
+        sys.exit(f"the new real threshold {fv.real:.6f} is above the stored {float(old['real']):.6f}; "
+                 "nothing written")
+    words = fv.rule.split("; real: ")[1].split("; never below")[0]
+    new = {**old, "real": float(fv.real), "rule": replace_real_rule(str(old.get("rule", "")), words)}
+    print(f"{len(items)} val composites; face-mode real threshold {float(old['real']):.6f} -> {fv.real:.6f} "
+          f"({args.real_rule}, {args.max_fnr:g}); fake threshold kept at {float(old['fake']):.6f}")
+    _print_verdicts(stats)
+    out = Path(args.out) if args.out else path
+    if args.expert:
+        fx.save(out, load_file(str(path)), dataclasses.replace(meta, face_verdicts=new))
+    else:
+        meta.face_verdicts = new
+        for n in FACE_SETS:  # the verdict shares at the new thresholds; the rest of the table is kept
+            meta.evaluation.setdefault("faces_val", {}).setdefault(n, {}).update(
+                {k: stats[n][k] for k in ("real_verdicts", "fake_verdicts")})
+        checkpoint.save(checkpoint.load(det.weights_path)[0], meta, out)
+    print(f"written to {out}: {new['rule']}")
     return 0
 
 

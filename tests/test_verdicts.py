@@ -50,3 +50,21 @@ def test_a_tiny_threshold_is_printed_with_the_digits_that_place_it():
 
     assert threshold_text(1.1323e-6) == "1.13e-06"  # not 0.000001, which a score just above it prints as
     assert threshold_text(0.99823025) == "0.998230" and threshold_text(0.00153) == "0.001530"
+
+
+def test_calibrate_faces_replaces_only_the_real_clause_of_a_rule():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "calibrate_faces.py"
+    spec = importlib.util.spec_from_file_location("calibrate_faces", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    new = "no fake val source has more than 1% of its images labelled real"
+    fused = ("fake: F; real: at most 10% of fake val images labelled real, averaged over the fake sources; "
+             "never below the whole-image fake threshold (val face composites, fused face score)")
+    assert mod.replace_real_rule(fused, new) == (
+        f"fake: F; real: {new}; never below the whole-image fake threshold (val face composites, fused face score)")
+    alone = "fake: F; real: at most 10% of fake val images labelled real, averaged over the fake sources (val)"
+    assert mod.replace_real_rule(alone, new) == f"fake: F; real: {new} (val)"
+    assert mod.replace_real_rule("fake: F; real: old", new) == f"fake: F; real: {new}"
