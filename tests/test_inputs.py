@@ -294,6 +294,22 @@ def test_stdin_dash_is_bounded_like_a_file(monkeypatch):
     assert item.source == b"x" * 1000 and item.error is None
 
 
+def test_a_stdin_read_error_is_that_inputs_record_and_the_others_go_on(tmp_path):
+    """``-`` next to other paths: a read error on stdin (EIO from a terminal gone) is one error
+    record, not the end of the scan."""
+    class Broken(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def read(self, n=-1):
+            raise OSError(5, "Input/output error")
+
+    (tmp_path / "a.png").write_bytes(b"x")
+    items = list(iter_items(["-", str(tmp_path / "a.png")], stdin=Broken()))
+    assert [i.path for i in items] == ["-", str(tmp_path / "a.png")]
+    assert items[0].error == "cannot read standard input: Input/output error" and items[1].error is None
+
+
 def test_a_gif_is_never_taken_for_a_transport_stream():
     """A transport stream is sniffed by its sync byte 0x47 ("G") every 188 bytes; a GIF starts
     with "G" too, and its palette may hold 0x47 at bytes 188 and 376 (here it does)."""

@@ -176,7 +176,11 @@ def expand(path: str, stdin: Optional[IO[bytes]] = None, filt: Optional[WalkFilt
         from fakedet.data.decode import MAX_FILE_BYTES  # decode imports this module
 
         # no more than one image file may hold (``fakedet scan - < /dev/zero`` must end)
-        data = stdin.read(MAX_FILE_BYTES + 1) if stdin is not None else b""
+        try:
+            data = stdin.read(MAX_FILE_BYTES + 1) if stdin is not None else b""
+        except OSError as exc:  # a terminal gone, a read error on a pipe or a file: this input only
+            yield Item("-", error=f"cannot read standard input: {exc.strerror or exc}")
+            return
         if len(data) > MAX_FILE_BYTES:
             yield Item("-", error=f"input too large: more than {MAX_FILE_BYTES} bytes on standard input")
         else:
