@@ -469,8 +469,13 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                      time.perf_counter() - STARTED, filt))
         if det.faces:
             expert = "with the face expert" if det.expert is not None else "by the network alone"
+            from fakedet.evaluation.verdicts import threshold_text
+
+            fake_at, real_below = det.cutoffs
+            whole = (f"fake at >= {fake_at:.6f}, real below {threshold_text(real_below)}" if real_below < fake_at
+                     else f"threshold {fake_at:.4f}")
             err(f"faces scored {expert}; {n_noface} image{'s' if n_noface != 1 else ''} without a face "
-                "scored as a whole (whole-image thresholds)")
+                f"scored as a whole (whole-image thresholds: {whole})")
         if n_evidence:
             err(f"{n_evidence} image{'s' if n_evidence != 1 else ''} with provenance evidence, "
                 f"{n_by_evidence} labelled fake by it (jsonl/json list it)")
