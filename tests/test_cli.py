@@ -683,3 +683,24 @@ def test_a_nan_threshold_is_a_usage_error(runner, tiny_weights, tmp_path, comman
     img = write_image(tmp_path / "real" / "a.jpg")
     r = runner.invoke(cli, [command, "-t", "nan", "-w", str(tiny_weights), str(img if command == "scan" else tmp_path)])
     assert r.exit_code == 2 and "nan is not a threshold" in r.stderr
+
+
+def test_a_signal_while_the_json_array_is_closed_still_closes_it(runner, tiny_weights, folder, monkeypatch):
+    """Ctrl-C landing inside the writer's close (after it marks itself closed, before the ``]``)
+    takes effect once the array is closed: the output parses and the status says interrupted."""
+    from fakedet.cli import common
+    from fakedet.data import writers
+
+    close = writers.Writer.close
+
+    def close_with_a_signal(self):
+        if not self._closed and self.fmt == "json":
+            self._closed = True
+            common._interrupt(KeyboardInterrupt())  # what the SIGINT handler does, just then
+            self._closed = False
+        close(self)
+
+    monkeypatch.setattr(writers.Writer, "close", close_with_a_signal)
+    r = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", "-f", "json", str(folder)])
+    assert r.exit_code == 130
+    assert len(json.loads(r.stdout)) == 4  # a.png, b.jpg, sub/broken.jpg, sub/c.webp

@@ -401,7 +401,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                         err(f"{exc.strerror}; the scan goes on without the report")
         finished = True
         if writer is not None or out_stream is sys.stdout:  # stdout gets json's [] even for none
-            get_writer().close()
+            with uninterrupted():  # a signal now takes effect once the array is closed
+                get_writer().close()
     except BrokenPipeError:
         # The reader went away (`fakedet scan dir | head`): stop quietly.
         silence_stdout()
@@ -415,7 +416,11 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             interrupted = exc
         try:
             if writer is not None or out_stream is sys.stdout:
-                get_writer().close()
+                try:
+                    with uninterrupted():
+                        get_writer().close()
+                except KeyboardInterrupt:  # a second signal: the first decides the status
+                    pass
         except BrokenPipeError:
             silence_stdout()
         except OSError as exc:
