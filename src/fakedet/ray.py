@@ -40,6 +40,7 @@ import numpy as np
 
 from fakedet.data import decode
 from fakedet.data.sources import IMAGE_EXTENSIONS, Item, WalkFilter
+from fakedet.data.writers import json_text, utf8_text
 from fakedet.inference.pipeline import Batches, Decoded, Task, prepare_batch
 from fakedet.inference.result import Result
 from fakedet.model import checkpoint as ckpt
@@ -168,17 +169,8 @@ def expand_uri(uri: str, s3_endpoint: Optional[str] = None, filt: Optional[WalkF
 
 
 # ----------------------------------------------------------------------------- the stages
-def _safe(text: str) -> str:
-    """Text Arrow can store (file names that are not UTF-8 reach Python as lone surrogates)."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
 def _evidence_json(evidence: Optional[list]) -> Optional[str]:
-    return None if evidence is None else json.dumps(evidence, ensure_ascii=False)
+    return None if evidence is None else json_text(evidence)  # lone surrogates as text Arrow can store
 
 
 def _null(x) -> bool:
@@ -244,7 +236,7 @@ def decode_batch(batch: dict, pre, provenance: bool = True, s3_endpoint: Optiona
         if d.error is None:
             views[i], patches[i] = d.views, d.patches
     out = {
-        "path": np.array([_safe(x) for x in paths], dtype=object),
+        "path": np.array([utf8_text(x) for x in paths], dtype=object),
         "error": np.array([d.error for d in decoded], dtype=object),
         "evidence": np.array([_evidence_json(d.evidence) for d in decoded], dtype=object),
         "views": views,
@@ -259,7 +251,7 @@ def _records_table(results: list[Result], index=None):
     import pyarrow as pa
 
     cols = {
-        "path": pa.array([_safe(r.path) for r in results], pa.string()),
+        "path": pa.array([utf8_text(r.path) for r in results], pa.string()),
         "p_fake": pa.array([r.p_fake for r in results], pa.float64()),
         "label": pa.array([r.label for r in results], pa.string()),
         "error": pa.array([r.error for r in results], pa.string()),
@@ -497,7 +489,7 @@ class RayScan:
                 kind, payload = KIND_BYTES, bytes(src)
             else:
                 kind, payload = KIND_SOURCE, os.fsencode(src)
-            rows.append({"index": i, "path": _safe(it.path), "kind": kind, "payload": payload})
+            rows.append({"index": i, "path": utf8_text(it.path), "kind": kind, "payload": payload})
         nblocks = max(1, math.ceil(len(rows) / DECODE_BATCH))
         ds = ray.data.from_items(rows, override_num_blocks=nblocks)
         ds = _pipeline(ds, self.pre, self.plan, self.weights, self.threshold, self.batch_size,

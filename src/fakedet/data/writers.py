@@ -47,8 +47,9 @@ def _json_line(r) -> str:
     """One record as JSON text, valid UTF-8 that strict parsers accept. A file name that is not
     valid UTF-8 reaches here with lone surrogates (surrogateescape): its ``path`` is written with
     each undecodable byte as the text ``\\xHH`` (as parquet writes it), and
-    ``path_bytes`` holds the name's exact bytes in base64, so that the file can still be found.
-    Other text with a lone surrogate (metadata can hold one) is written the same way."""
+    ``path_bytes`` (right after ``path``) holds the name's exact bytes in base64, so that the file
+    can still be found: where it is present it, not ``path``, names the file. Other text with a
+    lone surrogate (metadata can hold one) is made valid UTF-8 by :func:`utf8_text`."""
     d = _json_record(r)
     text = json.dumps(d, ensure_ascii=False)
     try:
@@ -56,7 +57,7 @@ def _json_line(r) -> str:
         return text
     except UnicodeEncodeError:
         pass
-    if _utf8(d["path"]) != d["path"]:
+    if utf8_text(d["path"]) != d["path"]:
         try:
             raw = d["path"].encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:  # a surrogate no undecodable byte makes
@@ -70,9 +71,9 @@ def _json_line(r) -> str:
 
 
 def _utf8_all(obj):
-    """``obj`` with every string made valid UTF-8 by :func:`_utf8`."""
+    """``obj`` with every string made valid UTF-8 by :func:`utf8_text`."""
     if isinstance(obj, str):
-        return _utf8(obj)
+        return utf8_text(obj)
     if isinstance(obj, dict):
         return {_utf8_all(k): _utf8_all(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -98,8 +99,10 @@ def parquet_schema():
                       ("error", pa.string()), ("evidence", pa.string()), ("label_by", pa.string())])
 
 
-def _utf8(text: Optional[str]) -> Optional[str]:
-    """Text parquet can hold: a file name that is not UTF-8 (lone surrogates) gets escapes."""
+def utf8_text(text: Optional[str]) -> Optional[str]:
+    """Valid UTF-8 text (what parquet, Arrow and strict JSON parsers accept): a file name that is
+    not UTF-8 (its undecodable bytes as lone surrogates, ``\\udc80``-``\\udcff``) gets each such
+    byte as the text ``\\xHH``; any other lone surrogate becomes the text ``\\udXXX``."""
     if text is None:
         return None
     try:
@@ -112,7 +115,7 @@ def _utf8(text: Optional[str]) -> Optional[str]:
             return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _json_text(obj) -> str:
+def json_text(obj) -> str:
     """``obj`` as JSON text parquet can hold: with ASCII escapes when it holds a lone surrogate
     (metadata text can: a JSON "\\ud800" in an image's generation parameters)."""
     text = json.dumps(obj, ensure_ascii=False)
@@ -137,8 +140,8 @@ class _Parquet:
 
     def add(self, r) -> None:
         ev = r.evidence
-        self.rows.append((_utf8(r.path), r.p_fake, r.label, _utf8(r.error),
-                          None if ev is None else _json_text(ev), r.label_by))
+        self.rows.append((utf8_text(r.path), r.p_fake, r.label, utf8_text(r.error),
+                          None if ev is None else json_text(ev), r.label_by))
         if len(self.rows) >= PARQUET_ROWS:
             self.flush()
 
