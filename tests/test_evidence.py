@@ -123,11 +123,33 @@ def test_explain_draws_the_verdict_a_scan_prints_for_evidence_of_generation(tiny
     from fakedet.inference.explain import explain
 
     det = Detector.load(tiny_weights, device="cpu", threshold=1.0, workers=0, provenance=False)
-    _, gen = explain(det, str(images / "generated.png"), grid=2)
+    _, gen = explain(det, str(images / "generated.png"), grid=2, provenance=True)
     assert gen.label == "fake" and gen.label_by == "evidence"
     assert any(e["kind"] == "parameters" and e["says"] == "generated" for e in gen.evidence)
-    _, plain = explain(det, (images / "plain.png").read_bytes(), grid=2)
+    _, plain = explain(det, (images / "plain.png").read_bytes(), grid=2, provenance=True)
     assert plain.label == "real" and plain.label_by == "model" and plain.evidence == []
     assert gen.p_fake == plain.p_fake  # the heatmap and p_fake stay the model's
-    _, off = explain(det, str(images / "generated.png"), grid=2, provenance=False)
+    _, off = explain(det, str(images / "generated.png"), grid=2)  # as the detector: loaded without
     assert off.label == "real" and off.evidence is None
+    on = Detector.load(tiny_weights, device="cpu", threshold=1.0, workers=0)
+    assert explain(on, str(images / "generated.png"), grid=2)[1].label_by == "evidence"
+
+
+def test_explain_command_draws_the_provenance_verdict_unless_told_not_to(tiny_weights, images, tmp_path,
+                                                                       monkeypatch):
+    import fakedet.inference.explain as mod
+
+    seen = []
+    real_explain = mod.explain
+
+    def spy(*a, **k):
+        img, ex = real_explain(*a, **k)
+        seen.append((ex.label, ex.label_by))
+        return img, ex
+
+    monkeypatch.setattr(mod, "explain", spy)
+    for extra in ([], ["--no-provenance"]):
+        r = CliRunner().invoke(cli, ["explain", "-w", str(tiny_weights), "--grid", "2", "--no-faces",
+                                     "-o", str(tmp_path / "out"), *extra, str(images / "generated.png")])
+        assert r.exit_code == 0, r.output
+    assert seen == [("fake", "evidence"), (seen[1][0], "model")]

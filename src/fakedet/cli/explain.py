@@ -170,7 +170,11 @@ def render(img, ex, name: str = ""):
         rule = f"fake at >= {_fmt_p(fake_at)}, real below {_fmt_p(real_below)}, uncertain between"
     else:
         rule = f"fake at >= {_fmt_p(fake_at)}, else real"
-    d.text((x, y), f"{rule} ({which} thresholds)", fill=TEXT, font=small)
+    if ex.label_by == "evidence":
+        rule = f"verdict from provenance evidence, not p_fake ({which} fake threshold {_fmt_p(fake_at)})"
+    else:
+        rule = f"{rule} ({which} thresholds)"
+    d.text((x, y), rule, fill=TEXT, font=small)
     y += 20
     if ex.faces is None:
         faces = "faces not looked for"
@@ -254,7 +258,10 @@ def output_name(path: str, used: set) -> str:
 @click.option("--grid", type=click.IntRange(2, 32), default=10, show_default=True,
               help="Heatmap cells per side: grid x grid occluded copies are scored, so the time "
                    "grows with its square.")
-def explain(paths, out_dir, weights, device, faces, grid):
+@click.option("--no-provenance", "no_provenance", is_flag=True,
+              help="Do not read provenance metadata or watermarks: the verdict drawn is then the "
+                   "model's alone, as in scan --no-provenance.")
+def explain(paths, out_dir, weights, device, faces, grid, no_provenance):
     """Draw where the model's evidence lies in each image: one PNG per IMAGE.
 
     Each PNG shows the picture with a heatmap over it, the faces found with their boxes
@@ -320,7 +327,7 @@ def explain(paths, out_dir, weights, device, faces, grid):
                 status = EXIT_UNREADABLE
                 continue
             try:
-                img, ex = explain_one(det, item.source, grid=grid)
+                img, ex = explain_one(det, item.source, grid=grid, provenance=not no_provenance)
             except ImageError as exc:
                 err(f"{tsv_escape(item.path)}: {exc}")
                 status = EXIT_UNREADABLE

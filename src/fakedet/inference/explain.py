@@ -244,11 +244,11 @@ def explain_image(det, img: Image.Image, grid: int = DEFAULT_GRID, faces: Option
 
 
 def explain(det, source: Any, grid: int = DEFAULT_GRID, faces: Optional[bool] = None,
-            fill: str = "mean", provenance: bool = True) -> tuple[Image.Image, Explanation]:
+            fill: str = "mean", provenance: Optional[bool] = None) -> tuple[Image.Image, Explanation]:
     """Decodes ``source`` (a path, bytes or PIL image) as a scan does and explains it:
-    ``(the upright RGB image, its Explanation)``. With ``provenance`` the file's provenance
-    evidence is read as a scan reads it, and evidence that the image was generated labels it
-    ``fake``, so that the verdict drawn is the one a scan prints.
+    ``(the upright RGB image, its Explanation)``. With ``provenance`` (None: as ``det`` was
+    loaded) the file's provenance evidence is read as a scan reads it, and evidence that the image
+    was generated labels it ``fake``, so that the verdict drawn is the one a scan prints.
 
     Raises:
         ImageError: the input cannot be read or is too small or too large.
@@ -256,7 +256,7 @@ def explain(det, source: Any, grid: int = DEFAULT_GRID, faces: Optional[bool] = 
     data = decode.source_bytes(source)
     img = decode.load(source, det.config.preprocess, data)
     ex = explain_image(det, img, grid, faces, fill)
-    if provenance:
+    if det.provenance if provenance is None else provenance:
         from fakedet.data import provenance as prov
         from fakedet.data.provenance import generated_evidence
         from fakedet.inference.pipeline import watermark_evidence
