@@ -157,8 +157,8 @@ def _unreadable_format(data: bytes) -> ImageError:
     if video:
         return ImageError(video_error(video))
     if data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):  # TIFF and BigTIFF byte orders
-        return ImageError("TIFF image of a kind Pillow cannot read (its compression, sample format "
-                          "or layout), or corrupt: convert it to PNG")
+        return ImageError("TIFF image (or camera RAW file built on TIFF) of a kind Pillow cannot read "
+                          "(its compression, sample format or layout), or corrupt: convert it to PNG or JPEG")
     return ImageError("not an image (unrecognised format)")
 
 
