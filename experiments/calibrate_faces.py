@@ -18,6 +18,7 @@ Only val and train images are read: never the test labels.
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import sys
 import tempfile
@@ -89,19 +90,17 @@ def main(argv=None) -> int:
     # threshold below the whole-image one would call fake images whose whole-image score the
     # whole-image rule kept from `fake` (crisp real portraits, which the composites lack).
     whole_fake = (det.meta.verdicts or {}).get("fake")
+    rule_fake = fv.fake  # the rule's own, before the floor (reported by --real-only)
     if whole_fake is not None and fv.fake < whole_fake:
         fv = verdicts.VerdictThresholds(fake=float(whole_fake), real=min(fv.real, float(whole_fake)),
                                         rule=fv.rule + "; never below the whole-image fake threshold")
-    for name in FACE_SETS:
-        for cls, lab in (("real", 0), ("fake", 1)):
-            sel = found & (y == lab) & (names == name)
-            stats[name][f"{cls}_verdicts"] = {
-                k: float(np.mean([verdicts.verdict(x, fv.fake, fv.real) == k for x in p[sel]])) if sel.any() else None
-                for k in ("fake", "uncertain", "real")}
+    for name, d in _shares(p, y, names, found, fv.fake, fv.real).items():
+        stats[name].update(d)
     stats["_found"] = {"with_face": int(found.sum()), "composites": int(len(found))}
 
     if args.real_only:
-        return _write_real_only(args, det, fv, stats, items)
+        shares = functools.partial(_shares, p, y, names, found)
+        return _write_real_only(args, det, fv, stats, items, rule_fake, shares)
     if args.expert:
         return _write_expert(args, det, fv, stats, items)
     meta = det.meta  # the checkpoint as loaded; only its metadata changes
@@ -156,7 +155,33 @@ def replace_real_rule(rule: str, words: str) -> str:
     return f"{head}; real: {words}{tail[min(cut):] if cut else ''}"
 
 
-def _write_real_only(args, det, fv, stats, items) -> int:
+def refuse_real_only(old: dict, fv) -> "str | None":
+    """Why ``--real-only`` must not write ``fv``'s `real` threshold over the stored verdicts
+    ``old`` (None: it may): none stored, a recomputed `fake` threshold that differs from the
+    stored one (other composites or scores), or a `real` threshold above the stored one."""
+    if "fake" not in old or "real" not in old:
+        return "it holds no face-mode verdicts to keep; run without --real-only"
+    if abs(float(old["fake"]) - fv.fake) > 1e-9:
+        return (f"the recomputed face-mode fake threshold {fv.fake:.6f} differs from the stored "
+                f"{float(old['fake']):.6f}: other composites or scores than it was chosen on; nothing written")
+    if fv.real > float(old["real"]):
+        return f"the new real threshold {fv.real:.6f} is above the stored {float(old['real']):.6f}; nothing written"
+    return None
+
+
+def _shares(p, y, names, found, fake_at: float, real_below: float) -> dict:
+    """Per face set and class, the shares labelled fake / uncertain / real at two thresholds."""
+    out = {}
+    for name in FACE_SETS:
+        for cls, lab in (("real", 0), ("fake", 1)):
+            sel = found & (y == lab) & (names == name)
+            v = [verdicts.verdict(x, fake_at, real_below) for x in p[sel]]
+            out.setdefault(name, {})[f"{cls}_verdicts"] = {k: float(np.mean([x == k for x in v])) if v else None
+                                                           for k in ("fake", "uncertain", "real")}
+    return out
+
+
+def _write_real_only(args, det, fv, stats, items, rule_fake, shares) -> int:
     """Replace only the face-mode `real` threshold (of the expert's file with ``--expert``, else of
     the network's), keeping the stored `fake` threshold, which must equal the one recomputed here."""
     import dataclasses
@@ -172,14 +197,14 @@ def _write_real_only(args, det, fv, stats, items) -> int:
         path = Path(det.weights_path)
         meta = det.meta
     old = dict(meta.face_verdicts or {})
-    if "fake" not in old or "real" not in old:
-        sys.exit(f"{path} holds no face-mode verdicts to keep; run without --real-only")
-    if abs(float(old["fake"]) - fv.fake) > 1e-9:
-        sys.exit(f"the recomputed face-mode fake threshold {fv.fake:.6f} differs from the stored "
-                 f"{float(old['fake']):.6f}: other composites or scores than it was chosen on; nothing written")
-    if fv.real > float(old["real"]):
-        sys.exit(f"the new real threshold {fv.real:.6f} is above the stored {float(old['real']):.6f}; "
-                 "nothing written")
+    why = refuse_real_only(old, fv)
+    if why:
+        sys.exit(f"{path}: {why}")
+    print(f"the fake rule's own threshold on these composites: {rule_fake:.6f}"
+          + (f", floored at the whole-image one, {fv.fake:.6f}" if rule_fake < fv.fake else ""))
+    print(f"before (stored thresholds: fake at >= {float(old['fake']):.6f}, real below {float(old['real']):.6f}):")
+    _print_verdicts(shares(float(old["fake"]), float(old["real"])))
+    print("after:")
     words = fv.rule.split("; real: ")[1].split("; never below")[0]
     new = {**old, "real": float(fv.real), "rule": replace_real_rule(str(old.get("rule", "")), words)}
     print(f"{len(items)} val composites; face-mode real threshold {float(old['real']):.6f} -> {fv.real:.6f} "

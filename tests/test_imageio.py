@@ -250,7 +250,7 @@ def test_the_gpu_path_leaves_a_jpeg_of_too_many_scans_to_the_cpu_path():
 def test_a_tiff_pillow_cannot_read_is_named_as_a_tiff():
     # a TIFF header whose only tag (compression) holds a value no codec knows
     data = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1) + struct.pack("<HHII", 259, 3, 1, 60000) + bytes(4)
-    with pytest.raises(imageio.ImageError, match=r"TIFF image \(or camera RAW file built on TIFF\) of a kind Pillow cannot read"):
+    with pytest.raises(imageio.ImageError, match=r"TIFF image \(or camera RAW file built on TIFF\) of a kind"):
         load(data)
     with pytest.raises(imageio.ImageError, match=r"not an image \(unrecognised format\)"):
         load(b"IX*\x00" + data[4:])

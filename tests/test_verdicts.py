@@ -68,3 +68,20 @@ def test_calibrate_faces_replaces_only_the_real_clause_of_a_rule():
     alone = "fake: F; real: at most 10% of fake val images labelled real, averaged over the fake sources (val)"
     assert mod.replace_real_rule(alone, new) == f"fake: F; real: {new} (val)"
     assert mod.replace_real_rule("fake: F; real: old", new) == f"fake: F; real: {new}"
+
+
+def test_calibrate_faces_real_only_refuses_what_its_record_forbids():
+    import importlib.util
+    from pathlib import Path
+
+    from fakedet.evaluation.verdicts import VerdictThresholds
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "calibrate_faces.py"
+    spec = importlib.util.spec_from_file_location("calibrate_faces", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    stored = {"fake": 0.99, "real": 0.3, "rule": "fake: F; real: R"}
+    assert mod.refuse_real_only(stored, VerdictThresholds(0.99, 0.05, "")) is None
+    assert "differs from the stored" in mod.refuse_real_only(stored, VerdictThresholds(0.98, 0.05, ""))
+    assert "above the stored" in mod.refuse_real_only(stored, VerdictThresholds(0.99, 0.4, ""))
+    assert "no face-mode verdicts" in mod.refuse_real_only({}, VerdictThresholds(0.99, 0.05, ""))
