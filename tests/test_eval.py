@@ -72,6 +72,19 @@ def test_eval_folder_json(tiny_weights, labelled):
         assert 0.0 <= res[key] <= 1.0
 
 
+def test_eval_json_names_an_undecodable_file_as_scan_does(tiny_weights, labelled):
+    import base64
+    import os
+
+    os.rename(labelled / "fake" / "broken.jpg", os.path.join(os.fsencode(labelled / "fake"), b"e\xff.jpg"))
+    r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert r.exit_code == 3, r.output
+    assert "\\ud" not in r.stdout and "\udcff" not in r.stdout  # no unpaired surrogate, escaped or raw
+    (u,) = json.loads(r.stdout)["unreadable"]
+    assert u["path"].endswith("e\\xff.jpg") and base64.b64decode(u["path_bytes"]).endswith(b"/e\xff.jpg")
+    assert "e\\xff.jpg" in r.stderr and "\udcff" not in r.stderr
+
+
 def test_eval_manifest_split_and_table(tiny_weights, labelled, tmp_path):
     (labelled / "fake" / "broken.jpg").unlink()
     man = labelled / "manifest.csv"

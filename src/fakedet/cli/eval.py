@@ -86,7 +86,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     from tqdm import tqdm
 
     from fakedet.data.labelled import read_labelled
-    from fakedet.data.writers import tsv_escape
+    from fakedet.data.writers import path_fields, tsv_escape, utf8_all, utf8_text
     from fakedet.evaluation.report import format_table, report, write_plots
     from fakedet.inference.stream import load_detector
 
@@ -174,12 +174,14 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     rep["weights"] = str(det.weights_path)
     rep["split"] = split
     unreadable = result.unreadable
-    for u in unreadable[:UNREADABLE_SHOWN]:
-        err(f"cannot score {tsv_escape(u['path'])}: {tsv_escape(u['error'])}")  # a name cannot drive the terminal
+    for u in unreadable[:UNREADABLE_SHOWN]:  # a name cannot drive the terminal, nor show as \udcff
+        err(f"cannot score {utf8_text(tsv_escape(u['path']))}: {utf8_text(tsv_escape(u['error']))}")
     if len(unreadable) > UNREADABLE_SHOWN:
         err(f"... and {len(unreadable) - UNREADABLE_SHOWN} more unreadable images (--json lists them all)")
     if as_json:
-        click.echo(json.dumps(nan_to_none(rep), indent=2))
+        # names that are not UTF-8 as scan's json writes them: \xHH text, with path_bytes
+        rep["unreadable"] = [{"set": u["set"], **path_fields(u["path"]), "error": u["error"]} for u in unreadable]
+        click.echo(json.dumps(utf8_all(nan_to_none(rep)), indent=2))
     else:
         for line in format_table(rep):
             click.echo(line)

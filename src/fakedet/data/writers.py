@@ -57,27 +57,33 @@ def _json_line(r) -> str:
         return text
     except UnicodeEncodeError:
         pass
-    if utf8_text(d["path"]) != d["path"]:
-        try:
-            raw = d["path"].encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:  # a surrogate no undecodable byte makes
-            raw = None
-        if raw is not None:
-            import base64
-
-            d = {"path": d["path"], "path_bytes": base64.b64encode(raw).decode("ascii"),
-                 **{k: v for k, v in d.items() if k != "path"}}
-    return json.dumps(_utf8_all(d), ensure_ascii=False)
+    d = {**path_fields(d["path"]), **{k: v for k, v in d.items() if k != "path"}}
+    return json.dumps(utf8_all(d), ensure_ascii=False)
 
 
-def _utf8_all(obj):
-    """``obj`` with every string made valid UTF-8 by :func:`utf8_text`."""
+def path_fields(path: str) -> dict:
+    """``{"path": ...}`` for a JSON record: a name that is not valid UTF-8 as :func:`utf8_text`
+    writes it, with ``path_bytes``, its exact bytes in base64."""
+    text = utf8_text(path)
+    if text == path:
+        return {"path": path}
+    try:
+        raw = path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no undecodable byte makes: no bytes to give
+        return {"path": text}
+    import base64
+
+    return {"path": text, "path_bytes": base64.b64encode(raw).decode("ascii")}
+
+
+def utf8_all(obj):
+    """``obj`` with every string (keys too) made valid UTF-8 by :func:`utf8_text`."""
     if isinstance(obj, str):
         return utf8_text(obj)
     if isinstance(obj, dict):
-        return {_utf8_all(k): _utf8_all(v) for k, v in obj.items()}
+        return {utf8_all(k): utf8_all(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_utf8_all(v) for v in obj]
+        return [utf8_all(v) for v in obj]
     return obj
 
 
