@@ -220,3 +220,15 @@ def test_explain_into_the_folder_it_explains_keeps_its_inputs_and_skips_its_own_
     assert r.exit_code == 0, (r.output, r.stderr)
     assert "skipped 3 PNGs an earlier explain wrote" in r.stderr
     assert sorted(p.name for p in folder.iterdir()) == first and own.read_bytes() == before
+
+
+def test_explain_with_nothing_to_explain_says_so_as_scan_does(runner, tiny_weights, tmp_path):
+    (tmp_path / "empty").mkdir()
+    base = ["explain", "--no-faces", "--grid", "2", "-w", str(tiny_weights), "-d", "cpu", "-o", str(tmp_path / "out")]
+    r = runner.invoke(cli, [*base, str(tmp_path / "empty")])
+    assert r.exit_code == 2 and "no images found" in r.stderr and "no image files found in" in r.stderr
+    a = write_image(tmp_path / "a.jpg", size=(80, 60), seed=1)
+    r = runner.invoke(cli, [*base, str(tmp_path / "empty"), str(a)])  # an empty folder beside an image: a warning
+    assert r.exit_code == 0 and "warning: no image files found in" in r.stderr
+    r = runner.invoke(cli, [*base, str(tmp_path / "out")])  # only PNGs an earlier run wrote
+    assert r.exit_code == 2 and "skipped 1 PNG an earlier explain wrote" in r.stderr and "no images found" in r.stderr

@@ -279,7 +279,8 @@ def explain(paths, out_dir, weights, device, faces, grid, no_provenance):
     \b
     Exit status:
       0  every image was explained
-      2  usage error, unusable weights or device, or the PNGs cannot be written
+      2  usage error, no images found, unusable weights or device, or the PNGs
+         cannot be written
       3  some inputs could not be read (the others were still written)
       130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 129 hung up
           (SIGHUP); the PNGs already written are kept
@@ -304,11 +305,9 @@ def explain(paths, out_dir, weights, device, faces, grid, no_provenance):
 
     status = EXIT_OK
     used: set = set()
-    empty: list = []
 
-    def on_empty(path: str) -> None:
-        err(f"{path}: no image files found")
-        empty.append(path)
+    def on_empty(path: str) -> None:  # a warning, as in scan; nothing at all to explain is an error
+        err(f"warning: no image files found in {tsv_escape(path)}")
 
     from PIL.PngImagePlugin import PngInfo
 
@@ -316,12 +315,14 @@ def explain(paths, out_dir, weights, device, faces, grid, no_provenance):
     mark.add_text(*MARK)
     typed = {os.path.abspath(p) for p in paths if p != "-"}
     earlier = 0  # explain PNGs met in a folder walk, and skipped
+    attempted = 0  # inputs explained or reported as unreadable
     try:
         for item in iter_items(paths, stdin=stdin_binary(), on_empty=on_empty):
             if (item.error is None and isinstance(item.source, str) and item.path.endswith(".explain.png")
                     and os.path.abspath(item.path) not in typed and made_by_explain(item.path)):
                 earlier += 1  # an earlier run's output in a folder being explained: not an input
                 continue
+            attempted += 1
             if item.error is not None:
                 err(f"{tsv_escape(item.path)}: {item.error}")
                 status = EXIT_UNREADABLE
@@ -360,4 +361,7 @@ def explain(paths, out_dir, weights, device, faces, grid, no_provenance):
         err(f"skipped {earlier} PNG{'s' if earlier != 1 else ''} an earlier explain wrote "
             "(name one to explain it)")
     settled()
-    ctx.exit(EXIT_UNREADABLE if empty and status == EXIT_OK else status)
+    if not attempted:
+        err("no images found")
+        ctx.exit(EXIT_USAGE)
+    ctx.exit(status)
