@@ -29,6 +29,7 @@ Prints a table, writes --json-out, and exits 1 if any check fails.
 from __future__ import annotations
 
 import argparse
+import base64
 import csv
 import datetime
 import io
@@ -206,6 +207,14 @@ def _record(path, p, label, error) -> tuple:
     return (path, None if p in (None, "") else float(p), label or None, error or None)
 
 
+def _json_record(d: dict) -> tuple:
+    """A json/jsonl record's fields; a name that is not UTF-8 comes back from its exact bytes
+    (``path_bytes``), as a reader finds the file."""
+    if "path_bytes" in d:
+        d = {**d, "path": os.fsdecode(base64.b64decode(d["path_bytes"]))}
+    return _record(*(d[k] for k in FIELDS))
+
+
 def parse(data: bytes, fmt: str) -> list[tuple]:
     """Records (path, p_fake, label, error) from one output; ValueError says why it does not parse."""
     if fmt in ("jsonl", "json"):
@@ -224,7 +233,7 @@ def parse(data: bytes, fmt: str) -> list[tuple]:
             raise ValueError(f"not a complete JSON document: {exc}; ends {text[-80:]!r}") from None
         if not isinstance(doc, list):
             raise ValueError("not a JSON array")
-        return [_record(*(d[k] for k in FIELDS)) for d in doc]
+        return [_json_record(d) for d in doc]
     if fmt == "jsonl":
         out = []
         for n, line in enumerate(text.splitlines(), 1):
@@ -232,7 +241,7 @@ def parse(data: bytes, fmt: str) -> list[tuple]:
                 d = json.loads(line)
             except json.JSONDecodeError:
                 raise ValueError(f"line {n} is not JSON: {line[:80]!r}") from None
-            out.append(_record(*(d[k] for k in FIELDS)))
+            out.append(_json_record(d))
         return out
     if fmt == "csv":
         rows = list(csv.reader(io.StringIO(text, newline="")))
