@@ -428,7 +428,7 @@ def signal_run(root, sig, fmt, to_file, moment, weights, ref: dict, ref_order: l
         if v:
             problems.append(f"{len(v)} records differ from the full run ({k}), e.g. {v[0]!r}")
     word = "interrupted" if sig == signal.SIGINT else "terminated"
-    m = re.search(word + r"(?: after (\d+) records)?", stderr)
+    m = re.search(word + r"(?: after (\d+) records?)?", stderr)
     # The signal came after the scan had written every record and its ordinary summary (a short
     # folder's scan ends soon after its first record): nothing was left to stop, so finishing
     # (exit 3) is as right as stopping (128+N). The records are still checked above.

@@ -704,3 +704,19 @@ def test_a_signal_while_the_json_array_is_closed_still_closes_it(runner, tiny_we
     r = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", "-f", "json", str(folder)])
     assert r.exit_code == 130
     assert len(json.loads(r.stdout)) == 4  # a.png, b.jpg, sub/broken.jpg, sub/c.webp
+
+
+def test_a_stop_after_one_record_says_record(runner, tiny_weights, tmp_path, monkeypatch):
+    from fakedet.cli import common
+    from fakedet.data import writers
+
+    write_image(tmp_path / "a.png", "PNG", seed=1)
+    write = writers.Writer.write
+
+    def write_then_stop(self, records):
+        write(self, records)
+        common._interrupt(KeyboardInterrupt())
+
+    monkeypatch.setattr(writers.Writer, "write", write_then_stop)
+    r = run(runner, tiny_weights, [str(tmp_path / "a.png")])
+    assert r.exit_code == 130 and "interrupted after 1 record\n" in r.stderr

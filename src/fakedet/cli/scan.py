@@ -437,8 +437,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             try:
                 line = _summary(det, n - n_folders, n_fake, n_unc, n_err - n_folders, n_folders,
                                 time.perf_counter() - t0, time.perf_counter() - STARTED, filt)
-                stop = (f"{interrupt_word(interrupted)} after {n} records; " if interrupted else
-                        f"{inputs_error}; stopped after {n} records; " if inputs_error else "")
+                stop = (f"{interrupt_word(interrupted)} after {n} record{'s' if n != 1 else ''}; " if interrupted else
+                        f"{inputs_error}; stopped after {n} record{'s' if n != 1 else ''}; " if inputs_error else "")
                 report.close(stop + line, complete=finished and write_error is None)
             except OSError as exc:
                 write_error = write_error or exc
@@ -461,10 +461,10 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             err(f"cannot write the records: {write_error.strerror or write_error}")
         return EXIT_USAGE
     if interrupted is not None:
-        err(f"{interrupt_word(interrupted)} after {n} records")
+        err(f"{interrupt_word(interrupted)} after {n} record{'s' if n != 1 else ''}")
         return interrupt_status(interrupted)
     if inputs_error is not None:
-        err(f"{inputs_error}; stopped after {n} records")
+        err(f"{inputs_error}; stopped after {n} record{'s' if n != 1 else ''}")
         return EXIT_USAGE
     if n == 0:
         err("no images found")
