@@ -208,7 +208,9 @@ def evaluate(args) -> int:
                "verdicts_real": {m: _shares(lab, real) for m, lab in modes}}
         row["fake_share_real"] = {m: v["fake"] for m, v in row["verdicts_real"].items()}  # the rule's
         if name in paired:
-            row["auc"] = {"today": _auc(today[real], today[~real]), "fused": _auc(fused[real], fused[~real])}
+            whole_p = np.array([r.p_whole for r in recs])  # the default scan's score of the image
+            row["auc"] = {"today": _auc(today[real], today[~real]), "fused": _auc(fused[real], fused[~real]),
+                          "whole_image": _auc(whole_p[real], whole_p[~real])}
             ok = face
             row["auc_largest_face"] = {  # description only: the images with a face
                 "network": _auc(network_face[ok & real], network_face[ok & ~real]),
