@@ -132,3 +132,33 @@ def test_the_ray_engine_stores_evidence_and_names_with_lone_surrogates_as_valid_
     text.encode("utf-8")  # strict: Arrow refuses a lone surrogate
     assert json.loads(text)[0]["detail"] == "sampler \ud800x"
     assert _evidence_json(None) is None
+
+
+def test_every_command_prints_names_that_are_not_utf8_on_a_strict_utf8_stdout(tiny_weights, tmp_path):
+    """explain's PNG paths, eval's table (a set folder's name) and stderr lines: a stdout that
+    refuses lone surrogates (a UTF-8 locale) must not crash a command after its work is done."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import write_image
+
+    bad = os.fsencode(tmp_path) + b"/set\xff"
+    os.makedirs(bad + b"/real")
+    os.makedirs(bad + b"/fake")
+    for i, kind in enumerate((b"real", b"fake", b"real", b"fake")):
+        name = (bad + b"/" + kind + b"/i%d\xfe.png" % i).decode("utf-8", "surrogateescape")
+        write_image(Path(name), "PNG", size=(64, 48), seed=i)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "OMP_NUM_THREADS": "1"}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "fakedet", *args], capture_output=True, env=env, timeout=300)
+
+    r = run("explain", "--no-faces", "--grid", "2", "-w", str(tiny_weights), "-d", "cpu",
+            "-o", str(tmp_path / "out"), bad.decode("utf-8", "surrogateescape") + "/real")
+    assert r.returncode == 0 and b"Traceback" not in r.stderr, r.stderr[-2000:]
+    assert sorted(r.stdout.splitlines()) == sorted(os.fsencode(tmp_path / "out") + b"/i%d\xfe.explain.png" % i
+                                                   for i in (0, 2))  # the name's own bytes, as tsv writes it
+    r = run("eval", "-w", str(tiny_weights), "-j", "0", bad.decode("utf-8", "surrogateescape"))
+    assert r.returncode == 0 and b"Traceback" not in r.stderr and b"set\xff" in r.stdout, r.stderr[-2000:]

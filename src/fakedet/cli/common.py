@@ -229,8 +229,10 @@ def _default_after(signum: int, seconds: float) -> None:
 def err(msg: str) -> None:
     """A message on stderr, prefixed with the program's name. A stderr that cannot take it (the
     terminal is gone after a hang-up: EIO) loses the message, not the command's records."""
+    from fakedet.data.writers import utf8_text  # a name that is not UTF-8 shows its bytes as \xHH
+
     try:
-        click.echo(f"fakedet: {msg}", err=True)
+        click.echo(f"fakedet: {utf8_text(msg)}", err=True)
     except OSError:
         pass
 
@@ -288,9 +290,14 @@ class OutputError(click.ClickException):
 
 def stdout() -> IO[str]:
     """sys.stdout, or a clear error when it was closed (``fakedet ... >&-``): records written
-    nowhere would be lost without a word."""
+    nowhere would be lost without a word. File names that are not UTF-8 are written as their
+    bytes, as tsv records write them (a UTF-8 stdout would refuse them)."""
     if sys.stdout is None:
         raise OutputError("cannot write the output: standard output is closed (use -o FILE)")
+    try:
+        sys.stdout.reconfigure(errors="surrogateescape")  # file names that are not UTF-8 pass through
+    except (AttributeError, ValueError, OSError):  # not a TextIOWrapper (a test's capture)
+        pass
     return sys.stdout
 
 

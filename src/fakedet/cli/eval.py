@@ -86,7 +86,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     from tqdm import tqdm
 
     from fakedet.data.labelled import read_labelled
-    from fakedet.data.writers import path_fields, tsv_escape, utf8_all, utf8_text
+    from fakedet.data.writers import path_fields, tsv_escape, utf8_all
     from fakedet.evaluation.report import format_table, report, write_plots
     from fakedet.inference.stream import load_detector
 
@@ -174,8 +174,8 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     rep["weights"] = str(det.weights_path)
     rep["split"] = split
     unreadable = result.unreadable
-    for u in unreadable[:UNREADABLE_SHOWN]:  # a name cannot drive the terminal, nor show as \udcff
-        err(f"cannot score {utf8_text(tsv_escape(u['path']))}: {utf8_text(tsv_escape(u['error']))}")
+    for u in unreadable[:UNREADABLE_SHOWN]:  # a name cannot drive the terminal
+        err(f"cannot score {tsv_escape(u['path'])}: {tsv_escape(u['error'])}")
     if len(unreadable) > UNREADABLE_SHOWN:
         err(f"... and {len(unreadable) - UNREADABLE_SHOWN} more unreadable images (--json lists them all)")
     if as_json:

@@ -218,12 +218,7 @@ def _close_empty_output(fmt: str) -> None:
 
 def _open_output(output: Optional[str]) -> IO[str]:
     if output is None or output == "-":
-        out = stdout()
-        try:
-            out.reconfigure(errors="surrogateescape")  # undecodable file names pass through
-        except (AttributeError, ValueError, OSError):
-            pass
-        return out
+        return stdout()  # undecodable file names pass through
     parent = os.path.dirname(os.path.abspath(output))  # (click refuses a directory itself)
     if not os.path.isdir(parent):
         raise click.BadParameter(f"cannot write {output}: No such file or directory", param_hint="--output")
