@@ -192,6 +192,12 @@ def batches(text: str) -> list:
     return [json.loads(b) for b in found]
 
 
+def test_script_json_writes_no_lone_surrogate():
+    text = script_json({"path": "a\udcff.png", "set": "s\udcfe", "detail": "x\ud800"})
+    json.dumps(json.loads(text), ensure_ascii=False).encode("utf-8")  # no unpaired surrogate anywhere
+    assert json.loads(text) == {"path": "a\\xff.png", "set": "s\\xfe", "detail": "x\\ud800"}
+
+
 def test_script_json_cannot_close_its_element():
     text = script_json({"path": "a</script><script>alert(1)</script><!--x", "p": float("nan")})
     assert "<" not in text and ">" not in text

@@ -31,6 +31,7 @@ import math
 from typing import IO, Optional, Sequence
 
 from fakedet._version import __version__
+from fakedet.data.writers import path_fields, utf8_all
 
 THUMBNAIL = 256  # the longest side of the thumbnails a report embeds, in px
 PAGE_ROWS = 200  # table rows per page
@@ -52,10 +53,11 @@ def _clean(obj):
 
 
 def script_json(obj) -> str:
-    """JSON text that is safe inside a ``<script>`` element: ASCII only (undecodable file names
-    stay lone-surrogate escapes) and no ``<`` at all, so neither ``</script>`` nor ``<!--`` can
-    end or upset the element."""
-    text = json.dumps(_clean(obj), ensure_ascii=True, separators=(",", ":"), allow_nan=False, default=str)
+    """JSON text that is safe inside a ``<script>`` element: ASCII only, valid UTF-8 throughout
+    (a file name that is not UTF-8 as the text ``\\xHH``, as json records write it; no lone
+    surrogate escapes) and no ``<`` at all, so neither ``</script>`` nor ``<!--`` can end or
+    upset the element."""
+    text = json.dumps(utf8_all(_clean(obj)), ensure_ascii=True, separators=(",", ":"), allow_nan=False, default=str)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -149,6 +151,7 @@ class HtmlReport:
         for k, r in enumerate(results):
             i = self.count + k
             d = r.to_dict()
+            d.update(path_fields(d["path"]))  # a name that is not UTF-8: \xHH text and path_bytes
             d["p_fake"] = _round(d.get("p_fake"))
             if "p_whole" in d:
                 d["p_whole"] = _round(d["p_whole"])
