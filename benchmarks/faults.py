@@ -52,6 +52,8 @@ import zlib
 import numpy as np
 from PIL import Image
 
+from fakedet.data.writers import utf8_text
+
 FIELDS = ["path", "p_fake", "label", "error"]
 FORMATS = ["tsv", "csv", "jsonl", "json"]
 COMBOS = [(j, b) for j in (0, 1, 8) for b in (1, 64)]
@@ -528,9 +530,10 @@ def run(args, root, tmp, weights) -> int:
 
     shown, problems = names_check(expected, weights)
     failures += problems
-    jsonl_line = next((json.dumps(r[0])[:60] for r in ref_records if any(0xDC80 <= ord(c) <= 0xDCFF for c in r[0])), "")
+    jsonl_line = next((json.dumps(utf8_text(r[0]))[:60] for r in ref_records
+                       if any(0xDC80 <= ord(c) <= 0xDCFF for c in r[0])), "")
     shown["jsonl"] = jsonl_line
-    print(f"non-UTF-8 names: jsonl path {shown['jsonl']} (lone surrogates, \\udcXX for byte XX); "
+    print(f"non-UTF-8 names: jsonl path {shown['jsonl']} (\\xHH text for byte XX, the bytes in path_bytes); "
           f"tsv {shown['tsv'][:70]}; map back to the files: {not problems}")
 
     # signal runs: moments in start-up (before the first record) or in the scan's first 20 s

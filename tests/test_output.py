@@ -162,3 +162,21 @@ def test_every_command_prints_names_that_are_not_utf8_on_a_strict_utf8_stdout(ti
                                                    for i in (0, 2))  # the name's own bytes, as tsv writes it
     r = run("eval", "-w", str(tiny_weights), "-j", "0", bad.decode("utf-8", "surrogateescape"))
     assert r.returncode == 0 and b"Traceback" not in r.stderr and b"set\xff" in r.stdout, r.stderr[-2000:]
+
+
+def test_info_json_and_explain_dash_twice(tiny_weights, tmp_path):
+    import os
+    import shutil
+
+    from click.testing import CliRunner
+
+    from fakedet.cli import cli
+
+    odd = (os.fsencode(tmp_path) + b"/w\xff.safetensors").decode("utf-8", "surrogateescape")
+    shutil.copy(tiny_weights, odd)
+    r = CliRunner().invoke(cli, ["info", "--json", "-w", odd])
+    assert r.exit_code == 0, r.output
+    r.stdout.encode("utf-8")  # strict: no lone surrogate
+    assert json.loads(r.stdout)["weights"].endswith("w\\xff.safetensors")
+    r = CliRunner().invoke(cli, ["explain", "-o", str(tmp_path / "out"), "-", "-"], input=b"")
+    assert r.exit_code == 2 and "only once" in r.stderr

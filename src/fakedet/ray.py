@@ -237,7 +237,7 @@ def decode_batch(batch: dict, pre, provenance: bool = True, s3_endpoint: Optiona
             views[i], patches[i] = d.views, d.patches
     out = {
         "path": np.array([utf8_text(x) for x in paths], dtype=object),
-        "error": np.array([d.error for d in decoded], dtype=object),
+        "error": np.array([utf8_text(d.error) for d in decoded], dtype=object),
         "evidence": np.array([_evidence_json(d.evidence) for d in decoded], dtype=object),
         "views": views,
         "patches": patches,
@@ -254,7 +254,7 @@ def _records_table(results: list[Result], index=None):
         "path": pa.array([utf8_text(r.path) for r in results], pa.string()),
         "p_fake": pa.array([r.p_fake for r in results], pa.float64()),
         "label": pa.array([r.label for r in results], pa.string()),
-        "error": pa.array([r.error for r in results], pa.string()),
+        "error": pa.array([utf8_text(r.error) for r in results], pa.string()),
         "evidence": pa.array([_evidence_json(r.evidence) for r in results], pa.string()),
         "label_by": pa.array([r.label_by for r in results], pa.string()),
     }

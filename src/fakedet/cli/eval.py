@@ -14,6 +14,7 @@ from fakedet.cli.common import (
     EXIT_USAGE,
     check_report_folder,
     err,
+    interrupt_word,
     load_errors_exit,
     nan_to_none,
     refuse_an_image,
@@ -162,7 +163,8 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         if html is not None:
             if isinstance(exc, KeyboardInterrupt):
                 try:
-                    html.close(f"interrupted after {html.count} images", complete=False)
+                    n = html.count
+                    html.close(f"{interrupt_word(exc)} after {n} image{'s' if n != 1 else ''}", complete=False)
                 except OSError:
                     pass
             elif isinstance(exc, ReportWriteError):

@@ -293,6 +293,8 @@ def explain(paths, out_dir, weights, device, faces, grid, no_provenance):
     from fakedet.inference.stream import load_detector
 
     ctx = click.get_current_context()
+    if list(paths).count("-") > 1:
+        raise click.UsageError("'-' (stdin) can be given only once")
     out = stdout()
     try:
         os.makedirs(out_dir, exist_ok=True)

@@ -31,7 +31,9 @@ def info(weights, as_json):
         d = ckpt.describe(weights if weights is not None else ckpt.default_weights_path())
     d["face_expert"] = _face_expert(d["sha256"])
     if as_json:
-        click.echo(json.dumps(nan_to_none(d), indent=2, allow_nan=False))
+        from fakedet.data.writers import utf8_all
+
+        click.echo(json.dumps(utf8_all(nan_to_none(d)), indent=2, allow_nan=False))  # no lone surrogates
         return
     click.echo(f"model:        {d['name']}")
     built = ("timm's architecture, built by fakedet without timm" if d["backbone_built_by"] == "fakedet"
