@@ -122,14 +122,10 @@ def utf8_text(text: Optional[str]) -> Optional[str]:
 
 
 def json_text(obj) -> str:
-    """``obj`` as JSON text parquet can hold: with ASCII escapes when it holds a lone surrogate
-    (metadata text can: a JSON "\\ud800" in an image's generation parameters)."""
-    text = json.dumps(obj, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(obj, ensure_ascii=True)
-    return text
+    """``obj`` as JSON text parquet and Arrow can hold and strict parsers read: a lone surrogate
+    (metadata text can hold one: a JSON "\\ud800" in an image's generation parameters) written
+    as :func:`utf8_text` writes it, never as an unpaired surrogate escape."""
+    return json.dumps(utf8_all(obj), ensure_ascii=False)
 
 
 class _Parquet:
