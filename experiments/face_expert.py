@@ -411,6 +411,62 @@ def pool(args) -> int:
     return 0
 
 
+def weigh_set(args) -> int:
+    """The benefit side of docs/decisions/2026-12-05-the-expert-weight-on-unseen-face-sets.md:
+    face-mode AUC at every weight on one face set's split (val), scored by a network and an expert
+    both trained without that set (``--weights``, ``--expert``, exported paired with it)."""
+    ims = read_manifest(manifest(args.set), split=None if args.split == "all" else args.split)
+    y = np.array([im.label for im in ims])
+    if y.min() == y.max():
+        sys.exit(f"{args.set} {args.split}: needs both real and fake images")
+    det = Detector.load(args.weights, device="cpu", faces=True, expert=args.expert)
+    by_w = image_scores_by_weight(det, [im.path for im in ims])
+    benefit = {w: _auc(s[y == 0], s[y == 1]) for w, s in by_w.items()}
+    print(f"{args.set} ({args.split}): {int((y == 0).sum())} real, {int((y == 1).sum())} fake")
+    print("| w | face-mode AUC |\n|---|---|")
+    for w, a in benefit.items():
+        print(f"| {w:.1f} | {a:.4f} |")
+    res = {"set": args.set, "split": args.split, "weights": args.weights, "expert": args.expert,
+           "n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()), "benefit": benefit}
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+def pool_sets(args) -> int:
+    """Several ``weigh-set`` JSONs (one per held-out face set, each its own pair of models): the
+    mean face-mode AUC at every weight, w** (highest mean; ties: the smaller) and whether it beats
+    ``--current`` by ``--margin`` (rule 1 of the 2026-12-05 record; rules 2 and 3 are read apart)."""
+    runs = [json.loads(Path(p).read_text()) for p in args.weigh]
+    sets = [r["set"] for r in runs]
+    if len(set(sets)) != len(sets):
+        sys.exit(f"one set twice: {sets}")
+    if len({r["split"] for r in runs}) != 1:
+        sys.exit(f"different splits: {[r['split'] for r in runs]}")
+    grid = sorted(float(w) for w in runs[0]["benefit"])
+    if any(sorted(float(w) for w in r["benefit"]) != grid for r in runs):
+        sys.exit("the JSONs were weighed on different weight grids")
+    if args.current not in grid:
+        sys.exit(f"--current {args.current} is not on the grid {grid}")
+
+    def at(r, w):
+        return next(v for k, v in r["benefit"].items() if float(k) == w)
+    mean = {w: float(np.mean([at(r, w) for r in runs])) for w in grid}
+    best = max(grid, key=lambda w: (mean[w], -w))
+    change = bool(best != args.current and mean[best] >= mean[args.current] + args.margin)
+    print("| w | " + " | ".join(sets) + " | mean |\n|---|" + "---|" * (len(sets) + 1))
+    for w in grid:
+        print(f"| {w:.1f} | " + " | ".join(f"{at(r, w):.4f}" for r in runs) + f" | {mean[w]:.4f} |")
+    print(f"w** = {best} (mean {mean[best]:.4f}); current {args.current} ({mean[args.current]:.4f}); rule 1 "
+          f"{'holds' if change else 'fails'} (margin {args.margin})")
+    res = {"sets": sets, "split": runs[0]["split"], "mean_benefit": mean, "chosen_weight": best,
+           "current": args.current, "margin": args.margin, "rule_1": change,
+           "benefit": {s: r["benefit"] for s, r in zip(sets, runs)}}
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
 # ------------------------------------------------------------------ probes of 2026-12-04 (session 36)
 METHODS = ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures")
 CANDIDATES = ("0", "E", "N", "EN")
@@ -715,6 +771,17 @@ def main(argv=None) -> int:
     o.add_argument("--current", type=float, required=True, help="the shipped expert's weight")
     o.add_argument("--margin", type=float, default=0.005, help="mean benefit a new weight must gain")
     o.add_argument("--json", default=None)
+    ws = sub.add_parser("weigh-set", help="face-mode AUC at every expert weight on a face set held out of both models")
+    ws.add_argument("--set", required=True, help="the held-out face set")
+    ws.add_argument("--weights", required=True, help="a network trained without --set")
+    ws.add_argument("--expert", required=True, help="an expert trained without --set, exported paired with it")
+    ws.add_argument("--split", default="val", help="val, test, train or all")
+    ws.add_argument("--json", default=None)
+    ps = sub.add_parser("pool-sets", help="several weigh-set JSONs: the weight with the best mean")
+    ps.add_argument("weigh", nargs="+")
+    ps.add_argument("--current", type=float, required=True, help="the shipped expert's weight")
+    ps.add_argument("--margin", type=float, default=0.01, help="mean AUC a new weight must gain")
+    ps.add_argument("--json", default=None)
     m = sub.add_parser("mirror", help="face mode with each input and its mirror averaged, on methods held out "
                        "of both models and on the seen sets (val)")
     m.add_argument("--lomo", default="runs/trust", help="folder of lomo_h6_<m>/final.safetensors")
@@ -739,7 +806,8 @@ def main(argv=None) -> int:
     t.add_argument("--new", required=True, help="the network file to pair it with")
     t.add_argument("--out", required=True)
     args = ap.parse_args(argv)
-    steps = {"mirror": mirror, "recipe": recipe, "lomo": lomo, "repoint": repoint}
+    steps = {"mirror": mirror, "recipe": recipe, "lomo": lomo, "repoint": repoint, "weigh-set": weigh_set,
+             "pool-sets": pool_sets}
     if args.cmd in steps:
         return steps[args.cmd](args)
     if args.cmd == "pool":
