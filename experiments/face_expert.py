@@ -282,15 +282,19 @@ def _logit_arr(p):
     return np.log(p) - np.log1p(-p)
 
 
-def image_scores_by_weight(det, paths, grid=WEIGHT_GRID) -> dict:
+def image_scores_by_weight(det, paths, grid=WEIGHT_GRID, whole: bool = True, recs=None) -> dict:
     """Each image's face-mode score (in logit units over T) for every expert weight in ``grid``,
     from one face-mode pass of ``det`` (its expert's norms; the weight in the file is ignored):
     each face's fused logit ``(1 - w)·l_n + w·(mu_n + sd_n·z_e)`` rebuilt from the record's
     ``p_network`` and ``p_expert``, and the image's score the maximum over its faces and the
-    whole image, as ``Detector`` does. ``w = 0`` is the network's own face mode."""
+    whole image, as ``Detector`` does. ``w = 0`` is the network's own face mode. With ``whole``
+    false, an image with a face found is scored by its faces alone (S1 of
+    docs/decisions/2026-12-05-the-whole-image-in-face-mode.md). ``recs``: that pass's records,
+    when the caller already has them."""
     meta, t = det.expert[1], det.temperature
     (mu_e, sd_e) = meta.norm_expert
-    recs = det.predict(paths)
+    if recs is None:
+        recs = det.predict(paths)
     bad = [r.error for r in recs if not r.ok]
     if bad:
         sys.exit(f"{len(bad)} images could not be scored: {bad[:3]}")
@@ -299,7 +303,7 @@ def image_scores_by_weight(det, paths, grid=WEIGHT_GRID) -> dict:
         at_w = dataclasses.replace(meta, weight=w)
         s = []
         for r in recs:
-            best = float(_logit_arr(r.p_whole))
+            best = float(_logit_arr(r.p_whole)) if whole or not r.faces else -math.inf
             for f in r.faces:  # back to the raw logits, then the tool's own fusion
                 ln, le = t * float(_logit_arr(f["p_network"])), mu_e + sd_e * float(_logit_arr(f["p_expert"]))
                 best = max(best, float(fx.fuse(ln, le, at_w)) / t)
@@ -462,6 +466,39 @@ def pool_sets(args) -> int:
     res = {"sets": sets, "split": runs[0]["split"], "mean_benefit": mean, "chosen_weight": best,
            "current": args.current, "margin": args.margin, "rule_1": change,
            "benefit": {s: r["benefit"] for s, r in zip(sets, runs)}}
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+def whole_image(args) -> int:
+    """S0 and S1 of docs/decisions/2026-12-05-the-whole-image-in-face-mode.md on each of
+    ``--sets`` (``a+b``: a's fakes against b's reals), from one face-mode pass per set at the
+    weight in the expert's file: the face-mode AUC with the whole image in the maximum (S0) and
+    without it when a face is found (S1)."""
+    det = Detector.load(args.weights, device="cpu", faces=True, expert=args.expert)
+    w = det.expert[1].weight
+    split = None if args.split == "all" else args.split
+    rows = {}
+    for entry in [e for e in args.sets.split(",") if e]:
+        fakes_of, _, reals_of = entry.partition("+")
+        ims = [im for im in read_manifest(manifest(fakes_of), split=split) if im.label == 1 or not reals_of]
+        if reals_of:
+            ims += [im for im in read_manifest(manifest(reals_of), split=split) if im.label == 0]
+        y = np.array([im.label for im in ims])
+        if len(ims) == 0 or y.min() == y.max():
+            sys.exit(f"{entry} {args.split}: needs both real and fake images")
+        paths = [im.path for im in ims]
+        recs = det.predict(paths)
+        s0 = image_scores_by_weight(det, paths, (w,), recs=recs)[w]
+        s1 = image_scores_by_weight(det, paths, (w,), whole=False, recs=recs)[w]
+        rows[entry] = {"n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
+                       "s0": _auc(s0[y == 0], s0[y == 1]), "s1": _auc(s1[y == 0], s1[y == 1])}
+        r = rows[entry]
+        print(f"| {entry} | {r['n_real']} / {r['n_fake']} | {r['s0']:.4f} | {r['s1']:.4f} | "
+              f"{r['s1'] - r['s0']:+.4f} |", flush=True)
+    res = {"split": args.split, "weights": args.weights or "shipped", "expert": args.expert or "shipped",
+           "weight": w, "sets": rows}
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0
@@ -782,6 +819,12 @@ def main(argv=None) -> int:
     ps.add_argument("--current", type=float, required=True, help="the shipped expert's weight")
     ps.add_argument("--margin", type=float, default=0.01, help="mean AUC a new weight must gain")
     ps.add_argument("--json", default=None)
+    wi = sub.add_parser("whole-image", help="face-mode AUC with and without the whole image in the maximum")
+    wi.add_argument("--weights", default=None, help="[default: the shipped network]")
+    wi.add_argument("--expert", default=None, help="[default: the shipped face expert]")
+    wi.add_argument("--sets", required=True, help="comma-separated sets; a+b: a's fakes against b's reals")
+    wi.add_argument("--split", default="val")
+    wi.add_argument("--json", default=None)
     m = sub.add_parser("mirror", help="face mode with each input and its mirror averaged, on methods held out "
                        "of both models and on the seen sets (val)")
     m.add_argument("--lomo", default="runs/trust", help="folder of lomo_h6_<m>/final.safetensors")
@@ -807,7 +850,7 @@ def main(argv=None) -> int:
     t.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     steps = {"mirror": mirror, "recipe": recipe, "lomo": lomo, "repoint": repoint, "weigh-set": weigh_set,
-             "pool-sets": pool_sets}
+             "pool-sets": pool_sets, "whole-image": whole_image}
     if args.cmd in steps:
         return steps[args.cmd](args)
     if args.cmd == "pool":
