@@ -282,15 +282,17 @@ def _logit_arr(p):
     return np.log(p) - np.log1p(-p)
 
 
-def image_scores_by_weight(det, paths, grid=WEIGHT_GRID, whole: bool = True, recs=None) -> dict:
+def image_scores_by_weight(det, paths, grid=WEIGHT_GRID, whole: "bool | str" = True, recs=None) -> dict:
     """Each image's face-mode score (in logit units over T) for every expert weight in ``grid``,
     from one face-mode pass of ``det`` (its expert's norms; the weight in the file is ignored):
     each face's fused logit ``(1 - w)·l_n + w·(mu_n + sd_n·z_e)`` rebuilt from the record's
     ``p_network`` and ``p_expert``, and the image's score the maximum over its faces and the
     whole image, as ``Detector`` does. ``w = 0`` is the network's own face mode. With ``whole``
     false, an image with a face found is scored by its faces alone (S1 of
-    docs/decisions/2026-12-05-the-whole-image-in-face-mode.md). ``recs``: that pass's records,
-    when the caller already has them."""
+    docs/decisions/2026-12-05-the-whole-image-in-face-mode.md); with ``whole="mean"``, by the
+    mean of the whole image's logit and its most suspicious face's (S2 of
+    docs/decisions/2026-12-05-the-whole-image-averaged-in-face-mode.md). ``recs``: that pass's
+    records, when the caller already has them."""
     meta, t = det.expert[1], det.temperature
     (mu_e, sd_e) = meta.norm_expert
     if recs is None:
@@ -303,10 +305,13 @@ def image_scores_by_weight(det, paths, grid=WEIGHT_GRID, whole: bool = True, rec
         at_w = dataclasses.replace(meta, weight=w)
         s = []
         for r in recs:
-            best = float(_logit_arr(r.p_whole)) if whole or not r.faces else -math.inf
+            l_whole = float(_logit_arr(r.p_whole))
+            best = l_whole if whole is True or not r.faces else -math.inf
             for f in r.faces:  # back to the raw logits, then the tool's own fusion
                 ln, le = t * float(_logit_arr(f["p_network"])), mu_e + sd_e * float(_logit_arr(f["p_expert"]))
                 best = max(best, float(fx.fuse(ln, le, at_w)) / t)
+            if whole == "mean" and r.faces:
+                best = (l_whole + best) / 2
             s.append(best)
         out[w] = np.array(s)
     return out
@@ -472,11 +477,11 @@ def pool_sets(args) -> int:
 
 
 def whole_image(args) -> int:
-    """S0 and S1 of docs/decisions/2026-12-05-the-whole-image-in-face-mode.md on each of
+    """S0, S1 and S2 of the 2026-12-05 whole-image records (docs/decisions/) on each of
     ``--sets`` (``a+b``: a's fakes against b's reals), from one face-mode pass per set at the
-    weight in the expert's file: the face-mode AUC with the whole image in the maximum (S0) and
-    without it when a face is found (S1)."""
-    det = Detector.load(args.weights, device="cpu", faces=True, expert=args.expert)
+    weight in the expert's file: the face-mode AUC with the whole image in the maximum (S0),
+    without it when a face is found (S1), and averaged with the most suspicious face (S2)."""
+    det = Detector.load(args.weights, device="cpu", faces=True, expert=args.expert or fx.default_expert_path())
     w = det.expert[1].weight
     split = None if args.split == "all" else args.split
     rows = {}
@@ -492,11 +497,13 @@ def whole_image(args) -> int:
         recs = det.predict(paths)
         s0 = image_scores_by_weight(det, paths, (w,), recs=recs)[w]
         s1 = image_scores_by_weight(det, paths, (w,), whole=False, recs=recs)[w]
+        s2 = image_scores_by_weight(det, paths, (w,), whole="mean", recs=recs)[w]
         rows[entry] = {"n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
-                       "s0": _auc(s0[y == 0], s0[y == 1]), "s1": _auc(s1[y == 0], s1[y == 1])}
+                       "s0": _auc(s0[y == 0], s0[y == 1]), "s1": _auc(s1[y == 0], s1[y == 1]),
+                       "s2": _auc(s2[y == 0], s2[y == 1])}
         r = rows[entry]
         print(f"| {entry} | {r['n_real']} / {r['n_fake']} | {r['s0']:.4f} | {r['s1']:.4f} | "
-              f"{r['s1'] - r['s0']:+.4f} |", flush=True)
+              f"{r['s1'] - r['s0']:+.4f} | {r['s2']:.4f} | {r['s2'] - r['s0']:+.4f} |", flush=True)
     res = {"split": args.split, "weights": args.weights or "shipped", "expert": args.expert or "shipped",
            "weight": w, "sets": rows}
     if args.json:
