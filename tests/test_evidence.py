@@ -153,3 +153,15 @@ def test_explain_command_draws_the_provenance_verdict_unless_told_not_to(tiny_we
                                      "-o", str(tmp_path / "out"), *extra, str(images / "generated.png")])
         assert r.exit_code == 0, r.output
     assert seen == [("fake", "evidence"), (seen[1][0], "model")]
+
+
+def test_items_that_say_nothing_are_not_counted_as_evidence(tiny_weights, tmp_path):
+    """A PNG whose generation-parameters text cannot be read gets an item with says None (listed
+    in jsonl); the summary counts only images with evidence that says something."""
+    info = PngInfo()
+    info.add_text("prompt", "{not json")
+    random_image((96, 96), seed=8).save(tmp_path / "odd.png", pnginfo=info)
+    r = scan(tiny_weights, "-t", "1", "-f", "jsonl", str(tmp_path / "odd.png"))
+    rec = json.loads(r.stdout)
+    assert [e["says"] for e in rec["evidence"]] == [None] and rec["label_by"] == "model"
+    assert "provenance evidence" not in r.stderr

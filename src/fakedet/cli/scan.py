@@ -47,6 +47,7 @@ from fakedet.cli.options import (
     threshold_option,
     weights_option,
 )
+from fakedet.data.provenance import telling_evidence
 
 EXAMPLES = """\b
 Examples:
@@ -374,7 +375,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 n_fake += sum(1 for r in results if r.label == "fake")
                 n_unc += sum(1 for r in results if r.label == "uncertain")
                 n_noface += sum(1 for r in results if r.faces == [])
-                n_evidence += sum(1 for r in results if r.evidence)
+                n_evidence += sum(1 for r in results if telling_evidence(r.evidence))
                 n_by_evidence += sum(1 for r in results if r.label_by == "evidence")
                 for r in results:
                     if r.error is not None and folders[r.path] > 0:

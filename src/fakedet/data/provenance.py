@@ -1032,6 +1032,12 @@ def _action_says(name: str, code: str, action: dict) -> str | None:
 GENERATED = ("generated", "partly generated")
 
 
+def telling_evidence(evidence: "list | None") -> list:
+    """The evidence items that say something of the image's making (not the items saying only
+    what could not be read, or present but unread, which have says None)."""
+    return [e for e in evidence or () if e.get("says") is not None]
+
+
 def generated_evidence(evidence: "list | None") -> list:
     """The evidence items that say the image was generated or partly generated."""
     return [e for e in evidence or () if e.get("says") in GENERATED]

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Optional
 import numpy as np
 
 from fakedet.data.labelled import LabelledImage
-from fakedet.data.provenance import generated_evidence
+from fakedet.data.provenance import generated_evidence, telling_evidence
 from fakedet.data.sources import Item
 from fakedet.evaluation.metrics import summarize
 from fakedet.evaluation.verdicts import threshold_text
@@ -39,7 +39,7 @@ def score_labelled(det, images: list[LabelledImage], batch_size: Optional[int] =
         for r in batch:
             im = images[i]
             i += 1
-            if r.evidence:
+            if telling_evidence(r.evidence):
                 counts = evidence["fake" if im.label else "real"]
                 counts["any"] += 1
                 counts["generated"] += bool(generated_evidence(r.evidence))
