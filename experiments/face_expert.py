@@ -511,6 +511,36 @@ def whole_image(args) -> int:
     return 0
 
 
+def fake_share(args) -> int:
+    """How often face mode labels a held-out set's genuine images `fake`, with the pair of models
+    trained without it and its face-mode `fake` threshold chosen as the shipped one is: the
+    expert file's own (2 % rule on val composites of the sets it saw) floored at the network's
+    whole-image `fake` threshold (``--floor``: the 0.1 % per-source rule of that network, chosen
+    without the set). Images with no face found are labelled by ``--floor`` too."""
+    det = Detector.load(args.weights, device="cpu", faces=True, expert=args.expert)
+    fv = det.expert[1].face_verdicts
+    if fv is None:
+        sys.exit(f"{args.expert} has no face verdicts: run experiments/calibrate_faces.py --expert first")
+    face_at = max(float(fv["fake"]), args.floor)
+    splits = [x for x in args.splits.split(",") if x]
+    ims = [im for im in read_manifest(manifest(args.set)) if im.label == 0 and im.split in splits]
+    recs = det.predict([im.path for im in ims])
+    bad = [r.error for r in recs if not r.ok]
+    if bad:
+        sys.exit(f"{len(bad)} images could not be scored: {bad[:3]}")
+    fake = [r.p_fake >= (face_at if r.faces else args.floor) for r in recs]
+    res = {"set": args.set, "splits": splits, "weights": args.weights, "expert": args.expert,
+           "n_real": len(recs), "with_face": sum(bool(r.faces) for r in recs),
+           "fake_at_own_rule": float(fv["fake"]), "floor": args.floor, "fake_at": face_at,
+           "share_fake": float(np.mean(fake)) if fake else None,
+           "share_fake_unfloored": float(np.mean([r.p_fake >= (float(fv["fake"]) if r.faces else args.floor)
+                                                  for r in recs])) if recs else None}
+    print(json.dumps(res))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
 # ------------------------------------------------------------------ probes of 2026-12-04 (session 36)
 METHODS = ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures")
 CANDIDATES = ("0", "E", "N", "EN")
@@ -832,6 +862,14 @@ def main(argv=None) -> int:
     wi.add_argument("--sets", required=True, help="comma-separated sets; a+b: a's fakes against b's reals")
     wi.add_argument("--split", default="val")
     wi.add_argument("--json", default=None)
+    fs = sub.add_parser("fake-share", help="a held-out set's genuine images labelled fake in face mode, "
+                        "by the pair trained without it, at the shipped kind of threshold")
+    fs.add_argument("--set", required=True)
+    fs.add_argument("--weights", required=True, help="a network trained and calibrated without --set")
+    fs.add_argument("--expert", required=True, help="an expert trained without --set, with face verdicts")
+    fs.add_argument("--floor", type=float, required=True, help="the network's whole-image fake threshold")
+    fs.add_argument("--splits", default="val,test")
+    fs.add_argument("--json", default=None)
     m = sub.add_parser("mirror", help="face mode with each input and its mirror averaged, on methods held out "
                        "of both models and on the seen sets (val)")
     m.add_argument("--lomo", default="runs/trust", help="folder of lomo_h6_<m>/final.safetensors")
@@ -857,7 +895,8 @@ def main(argv=None) -> int:
     t.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     steps = {"mirror": mirror, "recipe": recipe, "lomo": lomo, "repoint": repoint, "weigh-set": weigh_set,
-             "pool-sets": pool_sets, "whole-image": whole_image}
+             "pool-sets": pool_sets, "whole-image": whole_image,
+             "fake-share": fake_share}
     if args.cmd in steps:
         return steps[args.cmd](args)
     if args.cmd == "pool":
