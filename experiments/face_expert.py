@@ -282,7 +282,8 @@ def _logit_arr(p):
     return np.log(p) - np.log1p(-p)
 
 
-def image_scores_by_weight(det, paths, grid=WEIGHT_GRID, whole: "bool | str" = True, recs=None) -> dict:
+def image_scores_by_weight(det, paths, grid=WEIGHT_GRID, whole: "bool | str" = True, recs=None,
+                           gate: float | None = None) -> dict:
     """Each image's face-mode score (in logit units over T) for every expert weight in ``grid``,
     from one face-mode pass of ``det`` (its expert's norms; the weight in the file is ignored):
     each face's fused logit ``(1 - w)·l_n + w·(mu_n + sd_n·z_e)`` rebuilt from the record's
@@ -291,7 +292,9 @@ def image_scores_by_weight(det, paths, grid=WEIGHT_GRID, whole: "bool | str" = T
     false, an image with a face found is scored by its faces alone (S1 of
     docs/decisions/2026-12-05-the-whole-image-in-face-mode.md); with ``whole="mean"``, by the
     mean of the whole image's logit and its most suspicious face's (S2 of
-    docs/decisions/2026-12-05-the-whole-image-averaged-in-face-mode.md). ``recs``: that pass's
+    docs/decisions/2026-12-05-the-whole-image-averaged-in-face-mode.md); with ``whole="gate"``,
+    by its faces and, when ``p_whole`` is at least ``gate``, the whole image too (S3 of
+    docs/decisions/2026-12-05-the-whole-image-when-it-is-sure.md). ``recs``: that pass's
     records, when the caller already has them."""
     meta, t = det.expert[1], det.temperature
     (mu_e, sd_e) = meta.norm_expert
@@ -306,7 +309,8 @@ def image_scores_by_weight(det, paths, grid=WEIGHT_GRID, whole: "bool | str" = T
         s = []
         for r in recs:
             l_whole = float(_logit_arr(r.p_whole))
-            best = l_whole if whole is True or not r.faces else -math.inf
+            counts = whole is True or not r.faces or (whole == "gate" and r.p_whole >= gate)
+            best = l_whole if counts else -math.inf
             for f in r.faces:  # back to the raw logits, then the tool's own fusion
                 ln, le = t * float(_logit_arr(f["p_network"])), mu_e + sd_e * float(_logit_arr(f["p_expert"]))
                 best = max(best, float(fx.fuse(ln, le, at_w)) / t)
@@ -501,11 +505,15 @@ def whole_image(args) -> int:
         rows[entry] = {"n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
                        "s0": _auc(s0[y == 0], s0[y == 1]), "s1": _auc(s1[y == 0], s1[y == 1]),
                        "s2": _auc(s2[y == 0], s2[y == 1])}
+        if args.gate is not None:
+            s3 = image_scores_by_weight(det, paths, (w,), whole="gate", recs=recs, gate=args.gate)[w]
+            rows[entry]["s3"] = _auc(s3[y == 0], s3[y == 1])
         r = rows[entry]
         print(f"| {entry} | {r['n_real']} / {r['n_fake']} | {r['s0']:.4f} | {r['s1']:.4f} | "
-              f"{r['s1'] - r['s0']:+.4f} | {r['s2']:.4f} | {r['s2'] - r['s0']:+.4f} |", flush=True)
+              f"{r['s1'] - r['s0']:+.4f} | {r['s2']:.4f} | {r['s2'] - r['s0']:+.4f} |"
+              + (f" {r['s3']:.4f} | {r['s3'] - r['s0']:+.4f} |" if "s3" in r else ""), flush=True)
     res = {"split": args.split, "weights": args.weights or "shipped", "expert": args.expert or "shipped",
-           "weight": w, "sets": rows}
+           "weight": w, "gate": args.gate, "sets": rows}
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0
@@ -861,6 +869,8 @@ def main(argv=None) -> int:
     wi.add_argument("--expert", default=None, help="[default: the shipped face expert]")
     wi.add_argument("--sets", required=True, help="comma-separated sets; a+b: a's fakes against b's reals")
     wi.add_argument("--split", default="val")
+    wi.add_argument("--gate", type=float, default=None, help="also S3: the whole image counts when its p_fake "
+                    "is at least this (the network's whole-image fake threshold)")
     wi.add_argument("--json", default=None)
     fs = sub.add_parser("fake-share", help="a held-out set's genuine images labelled fake in face mode, "
                         "by the pair trained without it, at the shipped kind of threshold")
