@@ -549,6 +549,27 @@ def fake_share(args) -> int:
     return 0
 
 
+def set_gate(args) -> int:
+    """The expert's file with the whole image's gate of
+    docs/decisions/2026-12-05-the-whole-image-when-it-is-sure.md: the paired network's whole-image
+    `fake` threshold (its verdicts in the network's file). Tensors and norms unchanged; the face
+    verdicts are dropped, for ``calibrate_faces.py --expert`` to re-choose them."""
+    from safetensors.torch import load_file
+
+    network = Path(args.weights) if args.weights else checkpoint.default_weights_path()
+    meta = fx.read_meta(Path(args.expert))
+    if meta.network_sha256 != checkpoint.sha256(network):
+        sys.exit(f"{args.expert} was not made for {network}")
+    fake_at, real_below = checkpoint.read_meta(network).cutoffs(faces=False)
+    if not real_below < fake_at:
+        sys.exit(f"{network} has no three-way whole-image verdicts: no fake threshold to gate on")
+    fx.save(Path(args.out), load_file(args.expert),
+            dataclasses.replace(meta, whole_gate=float(fake_at), face_verdicts=None))
+    print(f"wrote {args.out}: the whole image counts in face mode at p_whole >= {fake_at:.6f}; "
+          "face verdicts to be chosen (calibrate_faces.py --expert)")
+    return 0
+
+
 # ------------------------------------------------------------------ probes of 2026-12-04 (session 36)
 METHODS = ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures")
 CANDIDATES = ("0", "E", "N", "EN")
@@ -880,6 +901,10 @@ def main(argv=None) -> int:
     fs.add_argument("--floor", type=float, required=True, help="the network's whole-image fake threshold")
     fs.add_argument("--splits", default="val,test")
     fs.add_argument("--json", default=None)
+    sg = sub.add_parser("gate", help="the expert's file with the whole image gated at the network's fake threshold")
+    sg.add_argument("--expert", required=True)
+    sg.add_argument("--weights", default=None, help="the network it pairs with [default: the shipped one]")
+    sg.add_argument("--out", required=True)
     m = sub.add_parser("mirror", help="face mode with each input and its mirror averaged, on methods held out "
                        "of both models and on the seen sets (val)")
     m.add_argument("--lomo", default="runs/trust", help="folder of lomo_h6_<m>/final.safetensors")
@@ -906,7 +931,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     steps = {"mirror": mirror, "recipe": recipe, "lomo": lomo, "repoint": repoint, "weigh-set": weigh_set,
              "pool-sets": pool_sets, "whole-image": whole_image,
-             "fake-share": fake_share}
+             "fake-share": fake_share, "gate": set_gate}
     if args.cmd in steps:
         return steps[args.cmd](args)
     if args.cmd == "pool":

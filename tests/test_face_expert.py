@@ -31,7 +31,8 @@ def make_expert(path, network, weight=0.2, face_verdicts=None, seed=0, **kw):
     meta = fx.ExpertMeta(size=kw.get("size", 64), weight=weight, norm_expert=kw.get("norm_expert", (0.1, 0.5)),
                          norm_network=kw.get("norm_network", (-2.0, 1.5)),
                          box_map={"ratio": 0.945, "dx": 0.004, "dy": 0.048},
-                         network_sha256=checkpoint.sha256(network), face_verdicts=face_verdicts)
+                         network_sha256=checkpoint.sha256(network), face_verdicts=face_verdicts,
+                         whole_gate=kw.get("whole_gate"))
     fx.save(path, model.state_dict(), meta)
     return path
 
@@ -70,6 +71,47 @@ def test_metadata_round_trip_and_refusals():
     bad["norm_expert"] = [0.0, 0.0]
     with pytest.raises(fx.ExpertError, match="out of range"):
         fx.ExpertMeta.from_metadata({"fakedet_face_expert": json.dumps(bad)})
+
+
+def test_the_whole_image_gate_round_trips_and_is_checked():
+    meta = fx.ExpertMeta(128, 0.7, (0.1, 0.5), (-2.0, 1.5), {"ratio": 0.9, "dx": 0.0, "dy": 0.05}, "ab",
+                         whole_gate=0.99823)
+    back = fx.ExpertMeta.from_metadata(meta.to_metadata())
+    assert back == meta and "0.998230" in back.describe()["image_score"]
+    older = dataclasses.replace(meta, whole_gate=None)  # files written before the gate
+    assert "whole_gate" not in older.to_metadata()["fakedet_face_expert"]
+    assert fx.ExpertMeta.from_metadata(older.to_metadata()).whole_gate is None
+    assert older.describe()["image_score"] == "the maximum over the whole image and its faces"
+    for value in (1.5, -0.1, "nan", "x"):
+        bad = json.loads(meta.to_metadata()["fakedet_face_expert"])
+        bad["whole_gate"] = value
+        with pytest.raises(fx.ExpertError):
+            fx.ExpertMeta.from_metadata({"fakedet_face_expert": json.dumps(bad)})
+
+
+def test_the_whole_image_counts_in_face_mode_only_at_its_gate(tiny_weights, tmp_path, faces_by_width):
+    """With a gate in the expert's file, an image with a face is scored by its faces, and by the
+    whole image too only when p_whole reaches the gate; an image with no face by the whole image."""
+    paths = [str(write_image(tmp_path / f"{i}.jpg", size=(w, 160), seed=i)) for i, w in enumerate((200, 240, 120))]
+
+    def run(gate):
+        # the expert alone, its faces placed far below any whole-image score
+        e = make_expert(tmp_path / f"g{gate}.safetensors", tiny_weights, weight=1.0, norm_expert=(0.0, 1.0),
+                        norm_network=(-8.0, 0.1), whole_gate=gate)
+        return Detector.load(tiny_weights, device="cpu", faces=True, expert=e).predict(paths, workers=0)
+
+    always, never = run(0.0), run(1.0)
+    for a, n in zip(always, never):
+        assert a.p_whole == pytest.approx(n.p_whole) and a.faces == n.faces
+        assert a.p_fake == pytest.approx(max([a.p_whole] + [f["p_fake"] for f in a.faces]))
+        faces = [f["p_fake"] for f in n.faces]
+        assert n.p_fake == pytest.approx(max(faces) if faces else n.p_whole)
+    # a gate just below or above one image's whole-image score decides whether it counts
+    one = never[0]
+    assert one.p_whole > 10 * one.faces[0]["p_fake"]  # else the gate could not show
+    below, above = run(one.p_whole * 0.999)[0], run(min(1.0, one.p_whole * 1.001 + 1e-9))[0]
+    assert below.p_fake == pytest.approx(max(one.p_whole, one.faces[0]["p_fake"]))
+    assert above.p_fake == pytest.approx(one.faces[0]["p_fake"])
 
 
 def test_the_training_record_round_trips_and_says_what_the_expert_learnt_from():

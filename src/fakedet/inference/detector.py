@@ -58,6 +58,8 @@ class Detector:
         #: in face mode, ``(FaceExpert, ExpertMeta[, path])``: each face's score is the fused one
         #: (:mod:`fakedet.model.expert`); None: the network's own face score
         self.expert = expert if self.faces else None
+        #: the expert file's gate on the whole image (None: the whole image always counts)
+        self._whole_gate = getattr(self.expert[1], "whole_gate", None) if self.expert is not None else None
         if threshold is None:
             # the checkpoint's verdicts: (fake at or above, real below); an image in which face
             # mode found a face gets the face-mode ones (the fused score's, with the expert),
@@ -233,7 +235,7 @@ class Detector:
                 out.append(Result(d.path, None, None, "model produced no score (NaN)", face_mode=self.faces,
                                   evidence=d.evidence))
                 continue
-            pf = max(scores)
+            pf = self._image_score(scores) if d.boxes else max(scores)
             fake_at, real_below = self.face_cutoffs if d.boxes else self.cutoffs
             r = Result(d.path, pf, label_for(pf, fake_at, real_below), face_mode=self.faces,
                        evidence=d.evidence, thumbnail=d.thumbnail)
@@ -250,6 +252,14 @@ class Detector:
                 r.note = None if d.boxes else NO_FACE_NOTE
             out.append(r)
         return out
+
+    def _image_score(self, scores: list[float]) -> float:
+        """The score of an image in which a face was found, from ``[whole image, face, ...]``:
+        the maximum of all; with an expert file that gates the whole image, the faces' maximum,
+        and the whole image's score too when it reaches the gate (its own fake threshold)."""
+        if self._whole_gate is None or scores[0] >= self._whole_gate:
+            return max(scores)
+        return max(scores[1:])
 
     def _fuse_faces(self, batch: DecodedBatch, ok: list[int], logits: list[float]):
         """Each face's network logit in ``logits`` (laid out as in :meth:`score_decoded`)

@@ -91,6 +91,12 @@ class ExpertMeta:
     #: "real_sets": [...], "genuine_fakes": [...], "left_out": a method or None, "steps": n};
     #: None in files written before it was recorded
     training: Optional[dict] = None
+    #: a number g: an image with a face found is scored by its faces (the maximum of their fused
+    #: scores), and by the whole image too when the whole image's p_fake is at least g (the
+    #: network's whole-image fake threshold); the whole image's score is reported as ``p_whole``
+    #: either way. None (files written before it): the maximum over the whole image and the faces
+    #: (docs/decisions/2026-12-05-the-whole-image-when-it-is-sure.md)
+    whole_gate: Optional[float] = None
 
     def to_metadata(self) -> dict[str, str]:
         d = {"size": self.size, "weight": self.weight, "norm_expert": list(self.norm_expert),
@@ -98,6 +104,8 @@ class ExpertMeta:
              "network_sha256": self.network_sha256, "face_verdicts": self.face_verdicts}
         if self.training is not None:
             d["training"] = self.training
+        if self.whole_gate is not None:
+            d["whole_gate"] = self.whole_gate
         return {"fakedet_face_expert": json.dumps(d)}
 
     def trained_on(self) -> str:
@@ -119,11 +127,18 @@ class ExpertMeta:
             words += " (no genuine fake)"
         return words
 
+    def image_score(self) -> str:
+        """In plain words, how face mode scores an image with this expert."""
+        if self.whole_gate is not None:
+            return (f"its most suspicious face when a face is found, or the whole image when the whole "
+                    f"image's own score is at least {self.whole_gate:.6f} (no face found: the whole image)")
+        return "the maximum over the whole image and its faces"
+
     def describe(self) -> dict:
         """What ``fakedet info`` and ``Detector.info`` show of it."""
         return {"weight": self.weight, "input": f"{self.size}x{self.size} face square",
-                "trained_on": self.trained_on(), "training": self.training,
-                "face_verdicts": self.face_verdicts}
+                "image_score": self.image_score(), "trained_on": self.trained_on(),
+                "training": self.training, "face_verdicts": self.face_verdicts}
 
     @classmethod
     def from_metadata(cls, md: Optional[dict]) -> "ExpertMeta":
@@ -134,12 +149,15 @@ class ExpertMeta:
                        norm_network=(float(d["norm_network"][0]), float(d["norm_network"][1])),
                        box_map={k: float(d["box_map"][k]) for k in ("ratio", "dx", "dy")},
                        network_sha256=str(d["network_sha256"]), face_verdicts=d.get("face_verdicts"),
-                       training=d.get("training"))
+                       training=d.get("training"),
+                       whole_gate=None if d.get("whole_gate") is None else float(d["whole_gate"]))
             if meta.training is not None:
                 _check_training(meta.training)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ExpertError(f"face expert metadata missing or malformed: {exc!r}") from None
         numbers = [meta.weight, *meta.norm_expert, *meta.norm_network, *meta.box_map.values()]
+        if meta.whole_gate is not None and not (0.0 <= meta.whole_gate <= 1.0):  # NaN too
+            raise ExpertError(f"face expert metadata out of range: whole_gate {meta.whole_gate!r}")
         if not all(math.isfinite(v) for v in numbers) or not (0.0 <= meta.weight <= 1.0) \
                 or meta.norm_expert[1] <= 0 or meta.norm_network[1] <= 0 or meta.size < 16 \
                 or meta.box_map["ratio"] <= 0:
