@@ -561,8 +561,10 @@ def set_gate(args) -> int:
     if meta.network_sha256 != checkpoint.sha256(network):
         sys.exit(f"{args.expert} was not made for {network}")
     fake_at, real_below = checkpoint.read_meta(network).cutoffs(faces=False)
-    if not real_below < fake_at:
-        sys.exit(f"{network} has no three-way whole-image verdicts: no fake threshold to gate on")
+    if args.at is not None:  # a network whose fake threshold lies outside its file (held-out runs)
+        fake_at = args.at
+    elif not real_below < fake_at:
+        sys.exit(f"{network} has no three-way whole-image verdicts: no fake threshold to gate on (--at)")
     fx.save(Path(args.out), load_file(args.expert),
             dataclasses.replace(meta, whole_gate=float(fake_at), face_verdicts=None))
     print(f"wrote {args.out}: the whole image counts in face mode at p_whole >= {fake_at:.6f}; "
@@ -905,6 +907,8 @@ def main(argv=None) -> int:
     sg.add_argument("--expert", required=True)
     sg.add_argument("--weights", default=None, help="the network it pairs with [default: the shipped one]")
     sg.add_argument("--out", required=True)
+    sg.add_argument("--at", type=float, default=None, help="the gate itself, for a network whose whole-image "
+                    "fake threshold is not in its file [default: the one in the network's file]")
     m = sub.add_parser("mirror", help="face mode with each input and its mirror averaged, on methods held out "
                        "of both models and on the seen sets (val)")
     m.add_argument("--lomo", default="runs/trust", help="folder of lomo_h6_<m>/final.safetensors")
