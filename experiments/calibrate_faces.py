@@ -4,7 +4,8 @@
     python experiments/calibrate_faces.py --weights weights/fakedet-default.safetensors
 
 In face mode (``fakedet scan --faces``) an image's score is the maximum over its faces and the
-whole image. A maximum of several scores is higher than one score, so the whole-image threshold
+whole image (with a face expert whose file gates the whole image, the whole image counts only at
+or above its own fake threshold: ``Detector.load``). A maximum of several scores is higher than one score, so the whole-image threshold
 labels too many real photos fake there. This script builds composites like experiments/face_eval.py
 does, but from the *val* splits of the face sets, pasted into real backgrounds from the *train*
 split of imagenet_real_photos (face_eval.py uses test faces on test/val backgrounds, so the two

@@ -69,7 +69,7 @@ Exit status:
               help="Also write a self-contained HTML report to FILE: every image with its thumbnail, "
                    "true label, verdict and score, false positives and negatives first.")
 @progress_option
-@faces_option("Score as scan --faces does (maximum over faces and whole image).")
+@faces_option("Score as scan --faces does (its faces, and the whole image where it counts).")
 @face_expert_option
 def eval_(data, split, weights, threshold, device, batch_size, workers, as_json, plots, report_path,
           progress, faces, face_expert):

@@ -71,6 +71,8 @@ def info(weights, as_json):
         click.echo(f"face expert:  --faces fuses each face's score with {fe['weights']} (weight "
                    f"{fe['weight']:g}); --no-face-expert: the network alone")
         click.echo(f"              learnt from: {fe['trained_on']}")
+        if fe.get("image_score"):
+            click.echo(f"              an image's score in --faces: {fe['image_score']}")
         fv = fe["face_verdicts"]
         if fv:
             click.echo(f"fused faces:  fake when p_fake >= {fv['fake']:.6f}, "

@@ -88,10 +88,12 @@ Examples:
 @click.option("--no-provenance", "no_provenance", is_flag=True,
               help="Do not read provenance metadata (C2PA, XMP/EXIF, generation parameters) or "
                    "watermarks: labels then come from the model alone.")
-@faces_option("Find faces and score each one; p_fake is the maximum over the faces and the "
-              "whole image, labelled with face-mode thresholds (an image with no face found: the "
-              "whole-image ones; jsonl/json add a 'faces' list of boxes and scores). With the shipped "
-              "face expert each face's score is the fused one (see --no-face-expert).")
+@faces_option("Find faces and score each one; p_fake is the highest face score, labelled with "
+              "face-mode thresholds (an image with no face found: the whole image's score and "
+              "thresholds; jsonl/json add a 'faces' list of boxes and scores and p_whole). With the "
+              "shipped face expert each face's score is the fused one, and the whole image's counts "
+              "only when it reaches its own fake threshold; with --no-face-expert the whole image "
+              "always counts.")
 @face_expert_option
 @engine.engine_options
 def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, device, batch_size,

@@ -93,8 +93,10 @@ class Detector:
         """Loads a checkpoint (the shipped default when ``weights`` is None) onto ``device``.
 
         With ``faces=True`` every image is searched for faces (MTCNN); each face is scored on a
-        crop and the image's ``p_fake`` is the maximum over the faces and the whole image; the
-        default threshold is then the checkpoint's face-mode one when it has one.
+        crop and the image's ``p_fake`` is the maximum over the faces and the whole image (with
+        a face expert whose file gates the whole image, as the shipped one does, the whole image
+        counts only when its score reaches its own fake threshold); the default threshold is then
+        the checkpoint's face-mode one when it has one.
         ``expert`` (face mode only): ``"auto"`` fuses each face's score with the shipped face
         expert (``weights/face-expert.safetensors``) when it was made for these weights; a path
         loads that expert (an error when it was made for other weights); None (or False) scores
@@ -208,7 +210,7 @@ class Detector:
     def score_decoded(self, batch: DecodedBatch) -> list[Result]:
         """One :class:`Result` per decoded input of ``batch``, in order: the model's calibrated
         probability ``sigmoid(logit / temperature)``, its maximum over the whole image and the
-        faces in face mode, labelled by the verdict thresholds (the face-mode ones when a face was
+        faces in face mode (:meth:`_image_score`), labelled by the verdict thresholds (the face-mode ones when a face was
         found)."""
         ok = [i for i, d in enumerate(batch) if d.error is None]
         probs: dict[int, list[float]] = {}

@@ -14,7 +14,8 @@ class Result:
     """One input's record. ``p_fake`` and ``label`` are None when ``error`` is set.
 
     In face mode ``faces`` lists ``{"box": [x0, y0, x1, y1], "p_fake": p}`` per detected face,
-    ``p_whole`` is the whole-image score, ``p_fake`` the maximum of all of them, and ``note``
+    ``p_whole`` is the whole-image score, ``p_fake`` the maximum of the faces' scores and (unless
+    the face expert's gate leaves it out: ``Detector.load``) the whole image's, and ``note``
     says when no face was found.
 
     ``evidence`` lists what the image's provenance metadata or watermark says (None when it was

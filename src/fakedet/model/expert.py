@@ -130,8 +130,9 @@ class ExpertMeta:
     def image_score(self) -> str:
         """In plain words, how face mode scores an image with this expert."""
         if self.whole_gate is not None:
-            return (f"its most suspicious face when a face is found, or the whole image when the whole "
-                    f"image's own score is at least {self.whole_gate:.6f} (no face found: the whole image)")
+            return (f"the highest of its faces' scores, and the whole image's too when that reaches "
+                    f"{self.whole_gate:.6f}, the whole image's own fake threshold (no face found: the "
+                    f"whole image's)")
         return "the maximum over the whole image and its faces"
 
     def describe(self) -> dict:
