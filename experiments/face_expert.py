@@ -433,14 +433,18 @@ def weigh_set(args) -> int:
     if y.min() == y.max():
         sys.exit(f"{args.set} {args.split}: needs both real and fake images")
     det = Detector.load(args.weights, device="cpu", faces=True, expert=args.expert)
-    by_w = image_scores_by_weight(det, [im.path for im in ims])
+    if args.gate is None:
+        by_w = image_scores_by_weight(det, [im.path for im in ims])
+    else:  # the image score of the shipped face mode since S3: the whole image gated
+        by_w = image_scores_by_weight(det, [im.path for im in ims], whole="gate", gate=args.gate)
     benefit = {w: _auc(s[y == 0], s[y == 1]) for w, s in by_w.items()}
-    print(f"{args.set} ({args.split}): {int((y == 0).sum())} real, {int((y == 1).sum())} fake")
+    print(f"{args.set} ({args.split}): {int((y == 0).sum())} real, {int((y == 1).sum())} fake"
+          + ("" if args.gate is None else f"; whole image gated at {args.gate:.6f}"))
     print("| w | face-mode AUC |\n|---|---|")
     for w, a in benefit.items():
         print(f"| {w:.1f} | {a:.4f} |")
     res = {"set": args.set, "split": args.split, "weights": args.weights, "expert": args.expert,
-           "n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()), "benefit": benefit}
+           "gate": args.gate, "n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()), "benefit": benefit}
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0
@@ -486,7 +490,7 @@ def whole_image(args) -> int:
     weight in the expert's file: the face-mode AUC with the whole image in the maximum (S0),
     without it when a face is found (S1), and averaged with the most suspicious face (S2)."""
     det = Detector.load(args.weights, device="cpu", faces=True, expert=args.expert or fx.default_expert_path())
-    w = det.expert[1].weight
+    w = det.expert[1].weight if args.weight is None else args.weight
     split = None if args.split == "all" else args.split
     rows = {}
     for entry in [e for e in args.sets.split(",") if e]:
@@ -881,6 +885,8 @@ def main(argv=None) -> int:
     ws.add_argument("--weights", required=True, help="a network trained without --set")
     ws.add_argument("--expert", required=True, help="an expert trained without --set, exported paired with it")
     ws.add_argument("--split", default="val", help="val, test, train or all")
+    ws.add_argument("--gate", type=float, default=None, help="score as S3 does: the whole image counts at p_whole "
+                    ">= this (the network's whole-image fake threshold) [default: always, S0]")
     ws.add_argument("--json", default=None)
     ps = sub.add_parser("pool-sets", help="several weigh-set JSONs: the weight with the best mean")
     ps.add_argument("weigh", nargs="+")
@@ -892,6 +898,7 @@ def main(argv=None) -> int:
     wi.add_argument("--expert", default=None, help="[default: the shipped face expert]")
     wi.add_argument("--sets", required=True, help="comma-separated sets; a+b: a's fakes against b's reals")
     wi.add_argument("--split", default="val")
+    wi.add_argument("--weight", type=float, default=None, help="the expert's weight [default: the file's]")
     wi.add_argument("--gate", type=float, default=None, help="also S3: the whole image counts when its p_fake "
                     "is at least this (the network's whole-image fake threshold)")
     wi.add_argument("--json", default=None)
