@@ -3,16 +3,16 @@
 
     python experiments/calibrate_faces.py --weights weights/fakedet-default.safetensors
 
-In face mode (``fakedet scan --faces``) an image's score is the maximum over its faces and the
-whole image (with a face expert whose file gates the whole image, the whole image counts only at
-or above its own fake threshold: ``Detector.load``). A maximum of several scores is higher than one score, so the whole-image threshold
-labels too many real photos fake there. This script builds composites like experiments/face_eval.py
-does, but from the *val* splits of the face sets, pasted into real backgrounds from the *train*
-split of imagenet_real_photos (face_eval.py uses test faces on test/val backgrounds, so the two
-never share an image). It scores them in face mode and picks the smallest threshold at which at
-most ``--target-fpr`` of the real composites are labelled fake, averaged over the three face sets
-(the rule the whole-image threshold uses). The threshold is written into the checkpoint's
-metadata (``face_threshold``); ``Detector(faces=True)`` and ``scan --faces`` use it.
+In face mode (``fakedet scan --faces``) an image's score is the maximum over its faces and the whole
+image (with a face expert whose file gates the whole image, the whole image counts only at or above
+its own fake threshold: ``Detector.load``). A maximum of several scores is higher than one score, so
+the whole-image threshold labels too many real photos fake there. This script builds composites like
+experiments/face_eval.py does, but from the *val* splits of the face sets, pasted into real
+backgrounds from the *train* split of imagenet_real_photos (face_eval.py uses test faces on test/val
+backgrounds, so the two never share an image). It scores them in face mode and picks the smallest
+threshold at which at most ``--target-fpr`` of the real composites are labelled fake, averaged over
+the three face sets (the rule the whole-image threshold uses). The threshold is written into the
+checkpoint's metadata (``face_threshold``); ``Detector(faces=True)`` and ``scan --faces`` use it.
 Only val and train images are read: never the test labels.
 """
 

@@ -65,6 +65,7 @@ from fakedet import Detector
 from fakedet.data.labelled import read_manifest
 from fakedet.data.sets import manifest
 from fakedet.evaluation.metrics import auc as roc_auc
+from fakedet.inference.result import label_for
 from fakedet.model import checkpoint
 from fakedet.model import expert as fx
 
@@ -166,8 +167,9 @@ def _shares(labels, sel) -> dict:
     return {v: float(np.mean([lbl == v for lbl in picked])) if picked else None for v in ("fake", "uncertain", "real")}
 
 
-def _label(p: float, cut: tuple) -> str:
-    return "fake" if p >= cut[0] else ("real" if p < cut[1] else "uncertain")
+def _label(p: float, cut: tuple, p_any: "float | None" = None) -> str:
+    """As a scan labels: ``p_any``, the highest of the image's scores (whole image included)."""
+    return label_for(p, cut[0], cut[1], p_any)
 
 
 def evaluate(args) -> int:
@@ -200,7 +202,8 @@ def evaluate(args) -> int:
         expert = np.array([r.faces[0]["p_expert"] if r.faces else np.nan for r in recs])
         network_face = np.array([r.faces[0]["p_network"] if r.faces else np.nan for r in recs])
         lab_today = [_label(p, today_face if f else whole) for p, f in zip(today, face)]
-        lab_fused = [_label(p, fused_face if f else whole) for p, f in zip(fused, face)]
+        every = [max([r.p_whole] + [f["p_fake"] for f in r.faces]) if r.faces else r.p_fake for r in recs]
+        lab_fused = [_label(p, fused_face if f else whole, a) for p, f, a in zip(fused, face, every)]
         modes = (("today", lab_today), ("fused", lab_fused))
         real = y == 0
         row = {"n_real": int(real.sum()), "n_fake": int((~real).sum()), "with_face": int(face.sum()),

@@ -52,8 +52,10 @@ def main(argv=None) -> int:
         y = np.array([r.label for r, x in zip(rows, res) if x.ok])
         ok = [x for x in res if x.ok]
         found = np.array([bool(x.faces) for x in ok])
-        labels = {v: np.array([label_for(x.p_fake, fake_at, v) if f else label_for(x.p_fake, whole_fake, whole_real)
-                               for x, f in zip(ok, found)]) for v in values}
+        # as a scan labels: `real` in face mode needs every score below the value, the whole image's too
+        every = [max([x.p_whole] + [g["p_fake"] for g in x.faces]) if f else x.p_fake for x, f in zip(ok, found)]
+        labels = {v: np.array([label_for(x.p_fake, fake_at, v, a) if f else label_for(x.p_fake, whole_fake, whole_real)
+                               for x, f, a in zip(ok, found, every)]) for v in values}
         entry = {"errors": len(res) - len(ok)}
         for cls, lab in (("real", 0), ("fake", 1)):
             sel = y == lab

@@ -114,6 +114,29 @@ def test_the_whole_image_counts_in_face_mode_only_at_its_gate(tiny_weights, tmp_
     assert above.p_fake == pytest.approx(one.faces[0]["p_fake"])
 
 
+def test_with_the_whole_image_gated_real_needs_the_whole_image_below_too(tiny_weights, tmp_path, one_face):
+    """docs/decisions/2026-12-05-the-real-verdict-under-the-gate.md: the faces' low score alone
+    does not make an image `real` when the whole image's score is not below the threshold."""
+    path = str(write_image(tmp_path / "a.jpg", size=(200, 160), seed=3))
+
+    def run(real_below, gate=0.999999):
+        e = make_expert(tmp_path / f"r{real_below}-{gate}.safetensors", tiny_weights, weight=1.0,
+                        norm_expert=(0.0, 1.0), norm_network=(-8.0, 0.1), whole_gate=gate,
+                        face_verdicts={"fake": 0.9999999, "real": real_below, "rule": "r"})
+        return Detector.load(tiny_weights, device="cpu", faces=True, expert=e).predict([path], workers=0)[0]
+
+    first = run(0.5)
+    assert first.faces[0]["p_fake"] < 1e-3 < first.p_whole < 0.999999  # faces far below the whole image
+    assert first.p_fake == pytest.approx(first.faces[0]["p_fake"])  # the gate leaves the whole image out
+    assert run(first.p_whole * 0.99).label == "uncertain"  # the whole image is not below `real`
+    assert run(min(first.p_whole * 1.01, 0.9999)).label == "real"
+    # two verdicts (-t): a plain threshold on p_fake
+    e = make_expert(tmp_path / "t.safetensors", tiny_weights, weight=1.0, norm_expert=(0.0, 1.0),
+                    norm_network=(-8.0, 0.1), whole_gate=0.999999)
+    two = Detector.load(tiny_weights, device="cpu", faces=True, expert=e, threshold=first.p_whole * 0.5)
+    assert two.predict([path], workers=0)[0].label == "real"
+
+
 def test_the_training_record_round_trips_and_says_what_the_expert_learnt_from():
     base = fx.ExpertMeta(128, 0.2, (0.1, 0.5), (-2.0, 1.5), {"ratio": 0.9, "dx": 0.0, "dy": 0.05}, "ab")
     assert "training" not in json.loads(base.to_metadata()["fakedet_face_expert"])  # files before it: unchanged

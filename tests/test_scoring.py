@@ -33,6 +33,16 @@ def test_three_verdicts_edges():
     assert label_for(math.nextafter(0.2, 0.0), 0.9, 0.2) == "real"
 
 
+def test_real_needs_every_score_below_its_threshold_when_given():
+    # p_any: the highest of all the image's scores (face mode, the whole image gated)
+    assert label_for(0.1, 0.9, 0.2, p_any=0.1) == "real"
+    assert label_for(0.1, 0.9, 0.2, p_any=math.nextafter(0.2, 0.0)) == "real"
+    assert label_for(0.1, 0.9, 0.2, p_any=0.2) == "uncertain"
+    assert label_for(0.95, 0.9, 0.2, p_any=0.95) == "fake"
+    # the two-way rule stays a plain threshold on p_fake
+    assert label_for(0.1, 0.5, 0.5, p_any=0.7) == "real" and label_for(0.1, 0.5, None, p_any=0.7) == "real"
+
+
 def test_detector_labels_a_score_at_its_threshold_fake(tiny_weights, images):
     scores = [r.p_fake for r in Detector.load(tiny_weights, device="cpu", workers=0).predict(images)]
     for image, p in zip(images, scores):

@@ -210,8 +210,8 @@ class Detector:
     def score_decoded(self, batch: DecodedBatch) -> list[Result]:
         """One :class:`Result` per decoded input of ``batch``, in order: the model's calibrated
         probability ``sigmoid(logit / temperature)``, its maximum over the whole image and the
-        faces in face mode (:meth:`_image_score`), labelled by the verdict thresholds (the face-mode ones when a face was
-        found)."""
+        faces in face mode (:meth:`_image_score`), labelled by the verdict thresholds (the
+        face-mode ones when a face was found)."""
         ok = [i for i, d in enumerate(batch) if d.error is None]
         probs: dict[int, list[float]] = {}
         if ok:
@@ -239,7 +239,8 @@ class Detector:
                 continue
             pf = self._image_score(scores) if d.boxes else max(scores)
             fake_at, real_below = self.face_cutoffs if d.boxes else self.cutoffs
-            r = Result(d.path, pf, label_for(pf, fake_at, real_below), face_mode=self.faces,
+            # `real` needs every score below its threshold, the whole image's included
+            r = Result(d.path, pf, label_for(pf, fake_at, real_below, max(scores)), face_mode=self.faces,
                        evidence=d.evidence, thumbnail=d.thumbnail)
             if d.evidence is not None:
                 # evidence that the image was generated decides; p_fake stays the model's

@@ -75,12 +75,18 @@ def calibrated(logit: float, temperature: float) -> float:
     return e / (1.0 + e)
 
 
-def label_for(p_fake: float, threshold: float, real_below: Optional[float] = None) -> str:
+def label_for(p_fake: float, threshold: float, real_below: Optional[float] = None,
+              p_any: Optional[float] = None) -> str:
     """The label of a score: "fake" when ``p_fake >= threshold`` (a score equal to the threshold
     is fake); "real" when ``p_fake < real_below`` (default: the threshold, the two-way rule);
-    "uncertain" in between."""
+    "uncertain" in between. ``p_any`` (face mode with the whole image gated): the highest of all
+    the image's scores, whole image included; with three verdicts, "real" needs it below
+    ``real_below`` too, "no evidence anywhere"
+    (docs/decisions/2026-12-05-the-real-verdict-under-the-gate.md)."""
     if p_fake >= threshold:
         return "fake"
     if real_below is None or p_fake < real_below:
+        if p_any is not None and real_below is not None and real_below < threshold and p_any >= real_below:
+            return "uncertain"
         return "real"
     return "uncertain"
