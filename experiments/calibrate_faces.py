@@ -71,6 +71,9 @@ def main(argv=None) -> int:
     if bad:
         sys.exit(f"{len(bad)} composites could not be scored: {bad[:3]}")
     p = np.array([r.p_fake for r in res])
+    # the highest of all of a composite's scores, the whole image's included: with the whole image
+    # gated (the shipped expert), `real` needs it below the threshold too (result.label_for)
+    p_any = np.array([max([r.p_whole] + [f["p_fake"] for f in r.faces]) if r.faces else r.p_fake for r in res])
     y = np.array([it["label"] for it in items])
     names = np.array([it["set"] for it in items])
     reals = {name: p[(y == 0) & (names == name)] for name in FACE_SETS}
@@ -84,23 +87,29 @@ def main(argv=None) -> int:
     # The three verdicts in face mode, by the whole-image rule (docs/decisions/), on the
     # composites in which a face was found (the others are labelled by the whole-image ones).
     found = np.array([bool(r.faces) for r in res])
-    fv = verdicts.choose({n: p[found & (y == 0) & (names == n)] for n in FACE_SETS},
-                         {n: p[found & (y == 1) & (names == n)] for n in FACE_SETS},
+    real_p = {n: p[found & (y == 0) & (names == n)] for n in FACE_SETS}
+    fv = verdicts.choose(real_p, {n: p[found & (y == 1) & (names == n)] for n in FACE_SETS},
                          args.max_fpr, args.max_fnr, real_rule=args.real_rule)
-    # A face-mode score is a maximum that includes the whole-image score, so a face-mode `fake`
-    # threshold below the whole-image one would call fake images whose whole-image score the
-    # whole-image rule kept from `fake` (crisp real portraits, which the composites lack).
+    # `real` is read on p_any, as a scan labels (equal to p unless the whole image is gated); the
+    # `fake` threshold (and so the cap on `real`) comes from the same real scores in both calls
+    fv_any = verdicts.choose(real_p, {n: p_any[found & (y == 1) & (names == n)] for n in FACE_SETS},
+                             args.max_fpr, args.max_fnr, real_rule=args.real_rule)
+    fv = verdicts.VerdictThresholds(fake=fv.fake, real=fv_any.real, rule=fv.rule)
+    # The face-mode `fake` threshold is never below the whole-image one: it would call fake images
+    # whose whole-image score the whole-image rule kept from `fake` (crisp real portraits, which
+    # the composites lack), and with the whole image gated at it, face mode calls fake whatever
+    # the default scan calls fake.
     whole_fake = (det.meta.verdicts or {}).get("fake")
     rule_fake = fv.fake  # the rule's own, before the floor (reported by --real-only)
     if whole_fake is not None and fv.fake < whole_fake:
         fv = verdicts.VerdictThresholds(fake=float(whole_fake), real=min(fv.real, float(whole_fake)),
                                         rule=fv.rule + "; never below the whole-image fake threshold")
-    for name, d in _shares(p, y, names, found, fv.fake, fv.real).items():
+    for name, d in _shares(p, y, names, found, fv.fake, fv.real, p_any).items():
         stats[name].update(d)
     stats["_found"] = {"with_face": int(found.sum()), "composites": int(len(found))}
 
     if args.real_only:
-        shares = functools.partial(_shares, p, y, names, found)
+        shares = functools.partial(_shares, p, y, names, found, p_any=p_any)
         return _write_real_only(args, det, fv, stats, items, rule_fake, shares)
     if args.expert:
         return _write_expert(args, det, fv, stats, items)
@@ -170,13 +179,17 @@ def refuse_real_only(old: dict, fv) -> "str | None":
     return None
 
 
-def _shares(p, y, names, found, fake_at: float, real_below: float) -> dict:
-    """Per face set and class, the shares labelled fake / uncertain / real at two thresholds."""
+def _shares(p, y, names, found, fake_at: float, real_below: float, p_any=None) -> dict:
+    """Per face set and class, the shares labelled fake / uncertain / real at two thresholds, as a
+    scan labels (``p_any``: each composite's highest score, the whole image's included)."""
+    from fakedet.inference.result import label_for
+
+    p_any = p if p_any is None else p_any
     out = {}
     for name in FACE_SETS:
         for cls, lab in (("real", 0), ("fake", 1)):
             sel = found & (y == lab) & (names == name)
-            v = [verdicts.verdict(x, fake_at, real_below) for x in p[sel]]
+            v = [label_for(x, fake_at, real_below, a) for x, a in zip(p[sel], p_any[sel])]
             out.setdefault(name, {})[f"{cls}_verdicts"] = {k: float(np.mean([x == k for x in v])) if v else None
                                                            for k in ("fake", "uncertain", "real")}
     return out

@@ -85,3 +85,18 @@ def test_calibrate_faces_real_only_refuses_what_its_record_forbids():
     assert "differs from the stored" in mod.refuse_real_only(stored, VerdictThresholds(0.98, 0.05, ""))
     assert "above the stored" in mod.refuse_real_only(stored, VerdictThresholds(0.99, 0.4, ""))
     assert "no face-mode verdicts" in mod.refuse_real_only({}, VerdictThresholds(0.99, 0.05, ""))
+
+
+def test_calibrate_faces_labels_composites_as_a_scan_does():
+    """`real` on a composite needs its highest score (the whole image's included) below the
+    threshold, as ``label_for`` gives it with the whole image gated."""
+    import numpy as np
+
+    from conftest import load_experiment
+
+    mod = load_experiment("calibrate_faces")
+    name = mod.FACE_SETS[0]
+    p, y, names, found = np.array([0.01, 0.01]), np.array([1, 1]), np.array([name, name]), np.array([True, True])
+    gated = mod._shares(p, y, names, found, 0.9, 0.2, p_any=np.array([0.01, 0.5]))[name]["fake_verdicts"]
+    assert gated == {"fake": 0.0, "uncertain": 0.5, "real": 0.5}
+    assert mod._shares(p, y, names, found, 0.9, 0.2)[name]["fake_verdicts"]["real"] == 1.0
