@@ -74,7 +74,10 @@ def test_the_api_reports_evidence_and_the_models_own_label(tiny_weights, images)
 
 def test_eval_counts_evidence_apart_from_the_models_figures(tiny_weights, images, tmp_path):
     root = tmp_path / "set"
-    for label, name in (("real", "generated.png"), ("real", "plain.png"), ("fake", "plain.png")):
+    info = PngInfo()
+    info.add_text("prompt", "{not json")  # an item that says nothing (says None): not evidence
+    random_image((96, 96), seed=9).save(images / "odd.png", pnginfo=info)
+    for label, name in (("real", "generated.png"), ("real", "plain.png"), ("fake", "plain.png"), ("fake", "odd.png")):
         (root / label).mkdir(parents=True, exist_ok=True)
         (root / label / f"{label}-{name}").write_bytes((images / name).read_bytes())
     r = CliRunner().invoke(cli, ["eval", "-w", str(tiny_weights), "-j", "0", "-t", "1", "--json", str(root)])

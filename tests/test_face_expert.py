@@ -82,7 +82,7 @@ def test_the_whole_image_gate_round_trips_and_is_checked():
     assert "whole_gate" not in older.to_metadata()["fakedet_face_expert"]
     assert fx.ExpertMeta.from_metadata(older.to_metadata()).whole_gate is None
     assert older.describe()["image_score"] == "the maximum over the whole image and its faces"
-    for value in (1.5, -0.1, "nan", "x"):
+    for value in (1.5, -0.1, "nan", "x", "0.5", True, False, [0.5]):
         bad = json.loads(meta.to_metadata()["fakedet_face_expert"])
         bad["whole_gate"] = value
         with pytest.raises(fx.ExpertError):
@@ -112,6 +112,8 @@ def test_the_whole_image_counts_in_face_mode_only_at_its_gate(tiny_weights, tmp_
     below, above = run(one.p_whole * 0.999)[0], run(min(1.0, one.p_whole * 1.001 + 1e-9))[0]
     assert below.p_fake == pytest.approx(max(one.p_whole, one.faces[0]["p_fake"]))
     assert above.p_fake == pytest.approx(one.faces[0]["p_fake"])
+    at = run(one.p_whole)[0]  # a whole-image score equal to the gate counts
+    assert at.p_fake == at.p_whole == one.p_whole
 
 
 def test_with_the_whole_image_gated_real_needs_the_whole_image_below_too(tiny_weights, tmp_path, one_face):
@@ -395,3 +397,18 @@ def test_mirror_records_the_tools_logits_and_the_mirrors(tiny_weights, tmp_path,
     zero = [fe.candidate_score(rec[p], "0", nrm) for p in paths]
     both = [fe.candidate_score(rec[p], "EN", nrm) for p in paths]
     assert zero != both
+
+
+def test_explain_through_the_api_scores_and_labels_faces_as_the_network_alone(tiny_weights, tmp_path, one_face):
+    """explain scores faces by the network alone; a Detector holding an expert must not lend it
+    the fused score's thresholds."""
+    from fakedet.inference.explain import explain
+
+    path = write_image(tmp_path / "a.jpg", size=(200, 160), seed=5)
+    e = make_expert(tmp_path / "v.safetensors", tiny_weights, face_verdicts={"fake": 1e-9, "real": 0.0, "rule": "r"})
+    with_expert = Detector.load(tiny_weights, device="cpu", faces=True, expert=e, workers=0)
+    alone = Detector.load(tiny_weights, device="cpu", faces=True, expert=None, workers=0)
+    assert with_expert.face_cutoffs != alone.face_cutoffs
+    (_, a), (_, b) = explain(with_expert, str(path), grid=2), explain(alone, str(path), grid=2)
+    assert a.faces and a.p_fake == pytest.approx(b.p_fake) and a.label == b.label
+    assert a.cutoffs == b.cutoffs == alone.face_cutoffs

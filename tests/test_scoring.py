@@ -39,6 +39,7 @@ def test_real_needs_every_score_below_its_threshold_when_given():
     assert label_for(0.1, 0.9, 0.2, p_any=math.nextafter(0.2, 0.0)) == "real"
     assert label_for(0.1, 0.9, 0.2, p_any=0.2) == "uncertain"
     assert label_for(0.95, 0.9, 0.2, p_any=0.95) == "fake"
+    assert label_for(0.1, 0.9, 0.2, p_any=float("nan")) == "uncertain"  # an unknown score is no evidence of real
     # the two-way rule stays a plain threshold on p_fake
     assert label_for(0.1, 0.5, 0.5, p_any=0.7) == "real" and label_for(0.1, 0.5, None, p_any=0.7) == "real"
 

@@ -66,6 +66,8 @@ class Detector:
             # any other image the whole-image ones
             self.cutoffs = meta.cutoffs(faces=False)
             self.face_cutoffs = meta.cutoffs(faces=True)
+            #: face mode's thresholds for the network's own face score (no expert): explain's
+            self.network_face_cutoffs = self.face_cutoffs
             fv = self.expert[1].face_verdicts if self.expert is not None else None
             if fv is not None:
                 self.face_cutoffs = (float(fv["fake"]), float(fv["real"]))
@@ -73,6 +75,7 @@ class Detector:
             if not 0.0 <= float(threshold) <= 1.0:  # also refuses NaN
                 raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
             self.cutoffs = self.face_cutoffs = (float(threshold), float(threshold))  # two-way
+            self.network_face_cutoffs = self.face_cutoffs
         #: the "fake" threshold of the mode's usual case (a face found in face mode)
         self.threshold, self.real_below = self.face_cutoffs if faces else self.cutoffs
         #: whether a score can be labelled "uncertain"

@@ -25,8 +25,9 @@ heat value is "this content versus a plain patch", not "this content versus a ge
 image lowers p_fake more than hiding a random 10 % (``docs/explain.md``).
 
 In face mode each face MTCNN finds (:func:`fakedet.model.faces.find_faces`) is scored on its
-crop exactly as ``fakedet scan --faces`` scores it, and ``p_fake`` is the maximum over the
-whole image and the faces, labelled by the same thresholds as a scan. The heatmap explains the
+crop by the network alone, exactly as ``fakedet scan --faces --no-face-expert`` scores it, and
+``p_fake`` is the maximum over the whole image and the faces, labelled by that mode's thresholds
+(a face expert the Detector holds is not used). The heatmap explains the
 whole-image score (``p_whole``); a face's score is shown on its box.
 
 Cost: ``grid**2 + 1`` forward passes per image (the model's inputs do not grow with the image:
@@ -81,7 +82,7 @@ class Explanation:
         z_whole: its log-odds, ``logit / temperature``.
         faces: faces found in face mode (an empty list: none found), None when not looked for.
         p_fake: the image's score as a scan reports it (the maximum over the whole image and the
-            faces in face mode).
+            faces in face mode, as ``scan --faces --no-face-expert``).
         label: its verdict, by ``cutoffs``.
         cutoffs: ``(fake at or above, real below)``: the face-mode thresholds when a face was
             found, else the whole-image ones.
@@ -237,7 +238,7 @@ def explain_image(det, img: Image.Image, grid: int = DEFAULT_GRID, faces: Option
             found = [Face([int(v) for v in box], float(conf), float(sigmoid(p)))
                      for (box, conf), p in zip(detected, pz)]
     p_fake = max([p_whole] + [f.p_fake for f in found or []])
-    cutoffs = det.face_cutoffs if found else det.cutoffs
+    cutoffs = det.network_face_cutoffs if found else det.cutoffs  # the faces are the network's
     return Explanation(w, h, (base - hidden).astype(np.float32), sigmoid(hidden).astype(np.float32),
                        occ.xs, occ.ys, p_whole, p_fake, label_for(p_fake, *cutoffs),
                        (float(cutoffs[0]), float(cutoffs[1])), found, fill, n, base)

@@ -86,7 +86,7 @@ def label_for(p_fake: float, threshold: float, real_below: Optional[float] = Non
     if p_fake >= threshold:
         return "fake"
     if real_below is None or p_fake < real_below:
-        if p_any is not None and real_below is not None and real_below < threshold and p_any >= real_below:
+        if p_any is not None and real_below is not None and real_below < threshold and not p_any < real_below:
             return "uncertain"
         return "real"
     return "uncertain"

@@ -131,8 +131,8 @@ class ExpertMeta:
         """In plain words, how face mode scores an image with this expert."""
         if self.whole_gate is not None:
             return (f"the highest of its faces' scores, and the whole image's too when that reaches "
-                    f"{self.whole_gate:.6f}, the whole image's own fake threshold (no face found: the "
-                    f"whole image's)")
+                    f"{self.whole_gate:.6f} (no face found: the whole image's); `real` needs every score, "
+                    f"the whole image's included, below the real threshold")
         return "the maximum over the whole image and its faces"
 
     def describe(self) -> dict:
@@ -150,8 +150,7 @@ class ExpertMeta:
                        norm_network=(float(d["norm_network"][0]), float(d["norm_network"][1])),
                        box_map={k: float(d["box_map"][k]) for k in ("ratio", "dx", "dy")},
                        network_sha256=str(d["network_sha256"]), face_verdicts=d.get("face_verdicts"),
-                       training=d.get("training"),
-                       whole_gate=None if d.get("whole_gate") is None else float(d["whole_gate"]))
+                       training=d.get("training"), whole_gate=_gate(d.get("whole_gate")))
             if meta.training is not None:
                 _check_training(meta.training)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -164,6 +163,15 @@ class ExpertMeta:
                 or meta.box_map["ratio"] <= 0:
             raise ExpertError(f"face expert metadata out of range: {d}")
         return meta
+
+
+def _gate(value) -> Optional[float]:
+    """The file's ``whole_gate``: None, or a JSON number (not true/false, not a string)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"whole_gate must be a number, not {value!r}")
+    return float(value)
 
 
 def default_expert_path() -> Path:
