@@ -116,7 +116,8 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         if split is not None:  # say which splits there are instead
             for d in data:
                 try:
-                    present |= {im.split for im in read_labelled(d, None) if im.split}
+                    # matched without regard to case, so listed that way ("TEST" and "test" are one)
+                    present |= {im.split.lower() for im in read_labelled(d, None) if im.split}
                 except (OSError, ValueError):
                     pass
         err("no labelled images found" + (f" with split {split!r} (the splits there: "
