@@ -383,6 +383,24 @@ def weigh(args) -> int:
     return 0
 
 
+def _pooled(runs: list, key: str, current: float):
+    """Weigh JSONs read together: their names (``key``: each one's own), the common weight grid,
+    ``at(run, w)`` and the mean benefit per weight; exits on a repeated name, different grids or
+    a ``current`` weight off the grid."""
+    names = [r[key] for r in runs]
+    if len(set(names)) != len(names):
+        sys.exit(f"one {key} twice: {names}")
+    grid = sorted({float(w) for w in runs[0]["benefit"]})
+    if any(sorted(float(w) for w in r["benefit"]) != grid for r in runs):
+        sys.exit("the JSONs were weighed on different weight grids")
+    if current not in grid:
+        sys.exit(f"--current {current} is not on the grid {grid}")
+
+    def at(r, w):
+        return next(v for k, v in r["benefit"].items() if float(k) == w)
+    return names, grid, at, {w: float(np.mean([at(r, w) for r in runs])) for w in grid}
+
+
 def pool(args) -> int:
     """Several ``weigh`` JSONs, one per held-out method, read together by the rule of
     docs/decisions/2026-12-04-g-weight-on-two-more-held-out-methods.md: the mean benefit over the
@@ -390,20 +408,10 @@ def pool(args) -> int:
     those every JSON allows; it replaces ``--current`` only if it beats it by ``--margin``
     (the record's val checks come after, with ``compare``)."""
     runs = [json.loads(Path(p).read_text()) for p in args.weigh]
-    methods = [r["method"] for r in runs]
-    if len(set(methods)) != len(methods):
-        sys.exit(f"one method twice: {methods}")
     for key in ("weights", "cost_expert"):
         if len({str(r[key]) for r in runs}) != 1:
             sys.exit(f"different {key}: {[r[key] for r in runs]}")
-    grid = sorted({float(w) for w in runs[0]["benefit"]})
-    if any(sorted(float(w) for w in r["benefit"]) != grid for r in runs):
-        sys.exit("the JSONs were weighed on different weight grids")
-    if args.current not in grid:
-        sys.exit(f"--current {args.current} is not on the grid {grid}")
-    def at(r, w):
-        return next(v for k, v in r["benefit"].items() if float(k) == w)
-    mean = {w: float(np.mean([at(r, w) for r in runs])) for w in grid}
+    methods, grid, at, mean = _pooled(runs, "method", args.current)
     allowed = [w for w in grid if all(any(float(a) == w for a in r["allowed"]) for r in runs)]
     if not allowed:
         sys.exit("no weight is allowed by every JSON's cost rule")
@@ -458,20 +466,9 @@ def pool_sets(args) -> int:
     mean face-mode AUC at every weight, w** (highest mean; ties: the smaller) and whether it beats
     ``--current`` by ``--margin`` (rule 1 of the 2026-12-05 record; rules 2 and 3 are read apart)."""
     runs = [json.loads(Path(p).read_text()) for p in args.weigh]
-    sets = [r["set"] for r in runs]
-    if len(set(sets)) != len(sets):
-        sys.exit(f"one set twice: {sets}")
     if len({r["split"] for r in runs}) != 1:
         sys.exit(f"different splits: {[r['split'] for r in runs]}")
-    grid = sorted(float(w) for w in runs[0]["benefit"])
-    if any(sorted(float(w) for w in r["benefit"]) != grid for r in runs):
-        sys.exit("the JSONs were weighed on different weight grids")
-    if args.current not in grid:
-        sys.exit(f"--current {args.current} is not on the grid {grid}")
-
-    def at(r, w):
-        return next(v for k, v in r["benefit"].items() if float(k) == w)
-    mean = {w: float(np.mean([at(r, w) for r in runs])) for w in grid}
+    sets, grid, at, mean = _pooled(runs, "set", args.current)
     best = max(grid, key=lambda w: (mean[w], -w))
     change = bool(best != args.current and mean[best] >= mean[args.current] + args.margin)
     print("| w | " + " | ".join(sets) + " | mean |\n|---|" + "---|" * (len(sets) + 1))
@@ -844,6 +841,13 @@ def repoint(args) -> int:
     return 0
 
 
+def _pool_args(parser, margin: float) -> None:
+    parser.add_argument("weigh", nargs="+")
+    parser.add_argument("--current", type=float, required=True, help="the shipped expert's weight")
+    parser.add_argument("--margin", type=float, default=margin, help="mean benefit a new weight must gain")
+    parser.add_argument("--json", default=None)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -878,11 +882,8 @@ def main(argv=None) -> int:
     g.add_argument("--cost-expert", required=True, help="the candidate expert paired with --weights")
     g.add_argument("--weights", default=None, help="the network that saw every set [default: the shipped one]")
     g.add_argument("--json", default=None)
-    o = sub.add_parser("pool", help="several weigh JSONs (one per held-out method): the weight with the best mean")
-    o.add_argument("weigh", nargs="+")
-    o.add_argument("--current", type=float, required=True, help="the shipped expert's weight")
-    o.add_argument("--margin", type=float, default=0.005, help="mean benefit a new weight must gain")
-    o.add_argument("--json", default=None)
+    _pool_args(sub.add_parser("pool", help="several weigh JSONs (one per held-out method): the weight with "
+                              "the best mean"), margin=0.005)
     ws = sub.add_parser("weigh-set", help="face-mode AUC at every expert weight on a face set held out of both models")
     ws.add_argument("--set", required=True, help="the held-out face set")
     ws.add_argument("--weights", required=True, help="a network trained without --set")
@@ -891,11 +892,8 @@ def main(argv=None) -> int:
     ws.add_argument("--gate", type=float, default=None, help="score as S3 does: the whole image counts at p_whole "
                     ">= this (the network's whole-image fake threshold) [default: always, S0]")
     ws.add_argument("--json", default=None)
-    ps = sub.add_parser("pool-sets", help="several weigh-set JSONs: the weight with the best mean")
-    ps.add_argument("weigh", nargs="+")
-    ps.add_argument("--current", type=float, required=True, help="the shipped expert's weight")
-    ps.add_argument("--margin", type=float, default=0.01, help="mean AUC a new weight must gain")
-    ps.add_argument("--json", default=None)
+    _pool_args(sub.add_parser("pool-sets", help="several weigh-set JSONs: the weight with the best mean"),
+               margin=0.01)
     wi = sub.add_parser("whole-image", help="face-mode AUC with and without the whole image in the maximum")
     wi.add_argument("--weights", default=None, help="[default: the shipped network]")
     wi.add_argument("--expert", default=None, help="[default: the shipped face expert]")

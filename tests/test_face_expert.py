@@ -361,6 +361,32 @@ def test_pool_takes_the_best_mean_and_changes_only_past_the_margin(tmp_path, fe)
         fe.main(["pool", a, _weigh_json(tmp_path / "f.json", "Deepfakes", rise, cost_expert="x"), "--current", "0.7"])
 
 
+def test_pool_sets_reads_held_out_sets_by_the_margin(tmp_path, fe):
+    grid = [round(0.1 * k, 1) for k in range(11)]
+
+    def weigh_set(name, benefit, split="val"):
+        path = tmp_path / f"{name}-{split}.json"
+        path.write_text(json.dumps({"set": name, "split": split,
+                                    "benefit": {str(w): b for w, b in zip(grid, benefit)}}))
+        return str(path)
+
+    rise = weigh_set("lfw_faceswap", [0.60 + 0.02 * k for k in range(11)])  # best at 1.0
+    flat = weigh_set("ffpp_faces", [0.70] * 11)
+    out = tmp_path / "p.json"
+    fe.main(["pool-sets", rise, flat, "--current", "0.7", "--json", str(out)])
+    r = json.loads(out.read_text())
+    # means 0.65 + 0.01 k: best at 1.0, 0.03 over 0.7's
+    assert r["chosen_weight"] == 1.0 and r["rule_1"] and r["mean_benefit"]["0.7"] == pytest.approx(0.72)
+    small = weigh_set("dfdc_faceswap", [0.70 + 0.001 * k for k in range(11)])
+    fe.main(["pool-sets", small, flat, "--current", "0.7", "--json", str(out)])
+    r = json.loads(out.read_text())
+    assert r["chosen_weight"] == 1.0 and not r["rule_1"]  # 0.0015 better: inside the margin
+    with pytest.raises(SystemExit, match="one set twice"):
+        fe.main(["pool-sets", flat, flat, "--current", "0.7"])
+    with pytest.raises(SystemExit, match="different splits"):
+        fe.main(["pool-sets", rise, weigh_set("ffpp_faces", [0.7] * 11, split="test"), "--current", "0.7"])
+
+
 def test_export_reads_the_box_map_from_the_run_a_json_or_an_exported_expert(tmp_path, tiny_weights, fe):
     run = tmp_path / "run"
     run.mkdir()
