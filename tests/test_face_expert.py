@@ -132,11 +132,16 @@ def test_with_the_whole_image_gated_real_needs_the_whole_image_below_too(tiny_we
     assert first.p_fake == pytest.approx(first.faces[0]["p_fake"])  # the gate leaves the whole image out
     assert run(first.p_whole * 0.99).label == "uncertain"  # the whole image is not below `real`
     assert run(min(first.p_whole * 1.01, 0.9999)).label == "real"
-    # two verdicts (-t): a plain threshold on p_fake
+    # two verdicts (-t P): a plain threshold on p_fake, and the whole image counts from P on, so
+    # that face mode calls fake whatever the whole image's -t P does
     e = make_expert(tmp_path / "t.safetensors", tiny_weights, weight=1.0, norm_expert=(0.0, 1.0),
                     norm_network=(-8.0, 0.1), whole_gate=0.999999)
-    two = Detector.load(tiny_weights, device="cpu", faces=True, expert=e, threshold=first.p_whole * 0.5)
-    assert two.predict([path], workers=0)[0].label == "real"
+    low = Detector.load(tiny_weights, device="cpu", faces=True, expert=e, threshold=first.p_whole * 0.5)
+    r = low.predict([path], workers=0)[0]
+    assert r.label == "fake" and r.p_fake == pytest.approx(first.p_whole)
+    high = Detector.load(tiny_weights, device="cpu", faces=True, expert=e, threshold=min(first.p_whole * 1.5, 0.99999))
+    r = high.predict([path], workers=0)[0]
+    assert r.label == "real" and r.p_fake == pytest.approx(first.faces[0]["p_fake"])
 
 
 def test_the_training_record_round_trips_and_says_what_the_expert_learnt_from():

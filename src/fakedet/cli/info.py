@@ -54,17 +54,20 @@ def info(weights, as_json):
         two_way = "two verdicts: fake at or above, real below"
     click.echo(f"two-way:      {d['two_way_threshold']:.4f}  ({two_way}; "
                f"{d['training'].get('threshold_rule', 'n/a')})")
+    # with a usable face expert, plain --faces uses its thresholds ("fused faces" below); the
+    # network's own face-mode ones are those of --faces --no-face-expert
+    fe = d.get("face_expert")
+    faces = "--faces --no-face-expert" if fe and not fe.get("error") else "--faces"
     if fv:
         click.echo(f"face mode:    fake when p_fake >= {fv['fake']:.6f}, real below {threshold_text(fv['real'])} for "
-                   f"--faces where a face was found  ({fv.get('rule', 'n/a')})")
+                   f"{faces} where a face was found  ({fv.get('rule', 'n/a')})")
     if d.get("face_threshold") is not None and (fv or v):
         click.echo(f"face two-way: {d['face_threshold']:.4f}  (the earlier face-mode threshold: "
-                   f"-t {d['face_threshold']:.4f} --faces gives two verdicts at it; "
+                   f"-t {d['face_threshold']:.4f} {faces} gives two verdicts at it; "
                    f"{d['training'].get('face_threshold_rule', 'n/a')})")
     elif d.get("face_threshold") is not None:
         click.echo(f"face mode:    threshold {d['face_threshold']:.4f} for --faces  "
                    f"({d['training'].get('face_threshold_rule', 'n/a')})")
-    fe = d.get("face_expert")
     if fe and fe.get("error"):
         click.echo(f"face expert:  {fe['weights']} cannot be used: {fe['error']}")
     elif fe:

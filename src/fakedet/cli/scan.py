@@ -92,9 +92,9 @@ Examples:
               "face-mode thresholds (an image with no face found: the whole image's score and "
               "thresholds; jsonl/json add a 'faces' list of boxes and scores and p_whole). With the "
               "shipped face expert each face's score is the fused one, and the whole image's counts "
-              "only when it reaches its own fake threshold (real still needs it below the real "
-              "threshold, so a low p_fake can be uncertain); with --no-face-expert the whole image "
-              "always counts.")
+              "only when it reaches its own fake threshold, or -t when given (real still needs it "
+              "below the real threshold, so a low p_fake can be uncertain); with --no-face-expert "
+              "the whole image always counts.")
 @face_expert_option
 @engine.engine_options
 def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, device, batch_size,

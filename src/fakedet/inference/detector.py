@@ -76,6 +76,10 @@ class Detector:
                 raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
             self.cutoffs = self.face_cutoffs = (float(threshold), float(threshold))  # two-way
             self.network_face_cutoffs = self.face_cutoffs
+            if self._whole_gate is not None:
+                # the whole image counts once it is fake by the threshold in use, so that -t P
+                # --faces calls fake whatever -t P calls fake (and every verdict is the maximum's)
+                self._whole_gate = min(self._whole_gate, float(threshold))
         #: the "fake" threshold of the mode's usual case (a face found in face mode)
         self.threshold, self.real_below = self.face_cutoffs if faces else self.cutoffs
         #: whether a score can be labelled "uncertain"
@@ -98,8 +102,8 @@ class Detector:
         With ``faces=True`` every image is searched for faces (MTCNN); each face is scored on a
         crop and the image's ``p_fake`` is the maximum over the faces and the whole image (with
         a face expert whose file gates the whole image, as the shipped one does, the whole image
-        counts only when its score reaches its own fake threshold); the default threshold is then
-        the checkpoint's face-mode one when it has one.
+        counts only when its score reaches its own fake threshold, or ``threshold`` when that is
+        lower); the default threshold is then the checkpoint's face-mode one when it has one.
         ``expert`` (face mode only): ``"auto"`` fuses each face's score with the shipped face
         expert (``weights/face-expert.safetensors``) when it was made for these weights; a path
         loads that expert (an error when it was made for other weights); None (or False) scores
