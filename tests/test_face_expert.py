@@ -443,3 +443,12 @@ def test_explain_through_the_api_scores_and_labels_faces_as_the_network_alone(ti
     (_, a), (_, b) = explain(with_expert, str(path), grid=2), explain(alone, str(path), grid=2)
     assert a.faces and a.p_fake == pytest.approx(b.p_fake) and a.label == b.label
     assert a.cutoffs == b.cutoffs == alone.face_cutoffs
+
+
+def test_no_face_expert_without_faces_is_a_warning(tiny_weights, tmp_path):
+    path = str(write_image(tmp_path / "a.jpg", size=(200, 160), seed=1))
+    runner = CliRunner()
+    r = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", "--no-face-expert", path])
+    assert r.exit_code == 0 and "--no-face-expert has no effect without --faces" in r.stderr
+    r = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", path])
+    assert r.exit_code == 0 and "no-face-expert" not in r.stderr

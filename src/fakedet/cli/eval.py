@@ -93,6 +93,8 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
 
     ctx = click.get_current_context()
     stdout()
+    if not face_expert and not faces:
+        err("warning: --no-face-expert has no effect without --faces")
     datasets = {}
     # "all" names the row over every DATA, so no single DATA may take that name; two DATA with
     # the same name (or the same DATA twice) get a numbered suffix rather than merging.

@@ -131,6 +131,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     ctx = click.get_current_context()
     if not paths and not files_from:
         raise click.UsageError("no input: give PATH... or --files-from FILE")
+    if not face_expert and not faces and not quiet:
+        err("warning: --no-face-expert has no effect without --faces")
     if list(paths).count("-") > 1:
         raise click.UsageError("'-' (stdin) can be given only once")
     if "-" in paths and files_from == "-":
