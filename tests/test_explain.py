@@ -232,3 +232,17 @@ def test_explain_with_nothing_to_explain_says_so_as_scan_does(runner, tiny_weigh
     assert r.exit_code == 0 and "warning: no image files found in" in r.stderr
     r = runner.invoke(cli, [*base, str(tmp_path / "out")])  # only PNGs an earlier run wrote
     assert r.exit_code == 2 and "skipped 1 PNG an earlier explain wrote" in r.stderr and "no images found" in r.stderr
+
+
+def test_face_labels_never_cover_each_other():
+    from fakedet.cli.explain import _label_row
+
+    placed = []
+    for box in [(10, 100, 60, 150), (12, 104, 62, 154), (14, 100, 70, 160), (300, 100, 350, 150)]:
+        y = _label_row(box, 20, box[0], 200, placed, top=0)
+        placed.append((box[0], y, box[0] + 200, y + 20))
+    a, b, c, far = placed
+    for r, q in [(a, b), (a, c), (b, c)]:
+        assert r[3] <= q[1] or q[3] <= r[1]  # one above the other
+    assert far[1] == 100 - 20 - 2  # a label with nothing beside it stays just above its box
+    assert _label_row((10, 5, 60, 50), 20, 10, 200, [], top=0) == 53  # no room above: below

@@ -430,19 +430,21 @@ def test_mirror_records_the_tools_logits_and_the_mirrors(tiny_weights, tmp_path,
     assert zero != both
 
 
-def test_explain_through_the_api_scores_and_labels_faces_as_the_network_alone(tiny_weights, tmp_path, one_face):
-    """explain scores faces by the network alone; a Detector holding an expert must not lend it
-    the fused score's thresholds."""
+def test_explain_scores_and_labels_faces_as_a_scan_does(tiny_weights, tmp_path, one_face):
+    """explain with a Detector holding the face expert: each face's score, p_fake and the verdict
+    are scan --faces's (fused, the whole image gated); without the expert, the network's own."""
     from fakedet.inference.explain import explain
 
-    path = write_image(tmp_path / "a.jpg", size=(200, 160), seed=5)
-    e = make_expert(tmp_path / "v.safetensors", tiny_weights, face_verdicts={"fake": 1e-9, "real": 0.0, "rule": "r"})
-    with_expert = Detector.load(tiny_weights, device="cpu", faces=True, expert=e, workers=0)
-    alone = Detector.load(tiny_weights, device="cpu", faces=True, expert=None, workers=0)
-    assert with_expert.face_cutoffs != alone.face_cutoffs
-    (_, a), (_, b) = explain(with_expert, str(path), grid=2), explain(alone, str(path), grid=2)
-    assert a.faces and a.p_fake == pytest.approx(b.p_fake) and a.label == b.label
-    assert a.cutoffs == b.cutoffs == alone.face_cutoffs
+    path = str(write_image(tmp_path / "a.jpg", size=(200, 160), seed=5))
+    e = make_expert(tmp_path / "v.safetensors", tiny_weights, weight=0.5, norm_expert=(0.0, 0.01),
+                    face_verdicts={"fake": 0.9, "real": 0.2, "rule": "r"}, whole_gate=0.95)
+    for expert in (e, None):
+        det = Detector.load(tiny_weights, device="cpu", faces=True, expert=expert, workers=0)
+        (_, ex), rec = explain(det, path, grid=2), det.predict([path])[0]
+        assert ex.faces and ex.face_expert == (expert is not None)
+        assert ex.faces[0].p_fake == pytest.approx(rec.faces[0]["p_fake"], abs=1e-5)
+        assert ex.p_fake == pytest.approx(rec.p_fake, abs=1e-5) and ex.label == rec.label
+        assert ex.cutoffs == det.face_cutoffs
 
 
 def test_no_face_expert_without_faces_is_a_warning(tiny_weights, tmp_path):

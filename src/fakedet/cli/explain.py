@@ -25,7 +25,7 @@ from fakedet.cli.common import (
     stdin_binary,
     stdout,
 )
-from fakedet.cli.options import DeviceType, weights_option
+from fakedet.cli.options import DeviceType, face_expert_option, weights_option
 
 EXAMPLES = """\b
 Examples:
@@ -140,15 +140,19 @@ def render(img, ex, name: str = ""):
     d = ImageDraw.Draw(fig)
     small, big = _font(14), _font(22)
 
-    for i, face in enumerate(ex.faces or []):
+    boxes = []
+    for face in ex.faces or []:  # every box first, then the labels over them
         x0, y0, x1, y1 = (round(v * s) for v in face.box)
-        box = (ox + x0, oy + y0, ox + max(x0, x1 - 1), oy + max(y0, y1 - 1))
-        d.rectangle(box, outline=FACE_COLOUR, width=FACE_WIDTH)
+        boxes.append((ox + x0, oy + y0, ox + max(x0, x1 - 1), oy + max(y0, y1 - 1)))
+        d.rectangle(boxes[-1], outline=FACE_COLOUR, width=FACE_WIDTH)
+    placed: list = []  # the face labels drawn so far: none may hide another
+    for i, (face, box) in enumerate(zip(ex.faces or [], boxes)):
         text = f"face {i + 1}: p_fake {_fmt_p(face.p_fake)}  (detector {face.confidence:.2f})"
         tw, th = _text_size(d, text, small)
-        ty = box[1] - th - 6 if box[1] - th - 6 >= oy else box[3] + 3  # above the box, else below
         tx = min(max(box[0], 0), max(0, fw - tw - 4))
-        d.rectangle((tx, ty, tx + tw + 4, ty + th + 4), fill=(0, 0, 0))
+        ty = _label_row(box, th + 4, tx, tw + 4, placed, top=oy)
+        placed.append((tx, ty, tx + tw + 4, ty + th + 4))
+        d.rectangle(placed[-1], fill=(0, 0, 0))
         d.text((tx + 2, ty + 1), text, fill=FACE_COLOUR, font=small)
 
     # ---- the legend band: every line fits in MIN_WIDTH
@@ -182,7 +186,8 @@ def render(img, ex, name: str = ""):
         faces = "no face found"
     else:
         n = len(ex.faces)
-        faces = f"{n} face{'s' if n > 1 else ''}: green box{'es' if n > 1 else ''}, scored on the crop"
+        faces = (f"{n} face{'s' if n > 1 else ''}: green box{'es' if n > 1 else ''}, scored on the crop"
+                 + (" with the face expert" if ex.face_expert else ""))
     d.text((x, y), f"whole image p_fake {_fmt_p(ex.p_whole)}; {faces}", fill=TEXT, font=small)
     y += 24
 
@@ -242,6 +247,18 @@ def output_name(path: str, used: set) -> str:
     return name
 
 
+def _label_row(box, h: int, x: int, w: int, placed: list, top: int) -> int:
+    """The top of a face's label, ``h`` high and ``w`` wide at ``x``: above its box when there is
+    room, else below it, moved down past any label already ``placed`` that it would cover."""
+    y = box[1] - h - 2 if box[1] - h - 2 >= top else box[3] + 3
+
+    def hits(y):
+        return any(x < r[2] and r[0] < x + w and y < r[3] and r[1] < y + h for r in placed)
+    while hits(y):
+        y = max(r[3] for r in placed if x < r[2] and r[0] < x + w and y < r[3] and r[1] < y + h) + 1
+    return y
+
+
 # ----------------------------------------------------------------------------- the command
 @click.command(context_settings=CONTEXT, epilog=EXAMPLES,
                short_help="Draw where the model's evidence lies: one PNG per image.")
@@ -252,16 +269,17 @@ def output_name(path: str, used: set) -> str:
 @click.option("-d", "--device", type=DeviceType(), default="auto", show_default=True,
               help="auto (GPU when present), cpu, cuda or cuda:N.")
 @click.option("--faces/--no-faces", default=True, show_default=True,
-              help="Find faces (MTCNN), draw each one's box and score it on its crop by the network "
-                   "alone; p_fake is then the maximum over the faces and the whole image, as in "
-                   "scan --faces --no-face-expert (the heatmap is the network's).")
+              help="Find faces (MTCNN), draw each one's box and score it as scan --faces does "
+                   "(fused with the face expert); p_fake and the verdict are scan --faces's. The "
+                   "heatmap explains the whole image's score (p_whole), the network's.")
+@face_expert_option
 @click.option("--grid", type=click.IntRange(2, 32), default=10, show_default=True,
               help="Heatmap cells per side: grid x grid occluded copies are scored, so the time "
                    "grows with its square.")
 @click.option("--no-provenance", "no_provenance", is_flag=True,
               help="Do not read provenance metadata or watermarks: the verdict drawn is then the "
                    "model's alone, as in scan --no-provenance.")
-def explain(paths, out_dir, weights, device, faces, grid, no_provenance):
+def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_provenance):
     """Draw where the model's evidence lies in each image: one PNG per IMAGE.
 
     Each PNG shows the picture with a heatmap over it, the faces found with their boxes
@@ -303,7 +321,7 @@ def explain(paths, out_dir, weights, device, faces, grid, no_provenance):
         ctx.exit(EXIT_USAGE)
     with load_errors_exit(ctx):
         det = load_detector(weights, device=device, faces=faces, workers=0, provenance=False,
-                            expert=None)  # the heatmap and the face scores are the network's
+                            expert="auto" if face_expert else None)  # faces scored as a scan does
 
     status = EXIT_OK
     used: set = set()

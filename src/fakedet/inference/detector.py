@@ -66,8 +66,6 @@ class Detector:
             # any other image the whole-image ones
             self.cutoffs = meta.cutoffs(faces=False)
             self.face_cutoffs = meta.cutoffs(faces=True)
-            #: face mode's thresholds for the network's own face score (no expert): explain's
-            self.network_face_cutoffs = self.face_cutoffs
             fv = self.expert[1].face_verdicts if self.expert is not None else None
             if fv is not None:
                 self.face_cutoffs = (float(fv["fake"]), float(fv["real"]))
@@ -75,7 +73,6 @@ class Detector:
             if not 0.0 <= float(threshold) <= 1.0:  # also refuses NaN
                 raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
             self.cutoffs = self.face_cutoffs = (float(threshold), float(threshold))  # two-way
-            self.network_face_cutoffs = self.face_cutoffs
             if self._whole_gate is not None:
                 # the whole image counts once it is fake by the threshold in use, so that -t P
                 # --faces calls fake whatever -t P calls fake (and every verdict is the maximum's)
@@ -277,11 +274,10 @@ class Detector:
         ``p_expert``."""
         from fakedet.model import expert as fx
 
-        model, meta = self.expert[:2]
+        meta = self.expert[1]
         crops = [batch[i].expert_crops for i in ok]
         x = np.concatenate(crops) if crops else np.zeros((0, meta.size, meta.size, 3), np.uint8)
-        cuda = self.device if self.device.type == "cuda" else None
-        le = iter(fx.expert_logits(model, x, self._cpu, device=cuda).tolist())
+        le = iter(self.expert_logits(x).tolist())
         out, parts, start = list(logits), {}, 0
         for i in ok:
             n = len(batch[i].views)
@@ -293,6 +289,18 @@ class Detector:
                                  "p_expert": calibrated(fx.standardised(e, meta), 1.0)})
             start += n
         return out, parts
+
+    def expert_logits(self, crops: np.ndarray) -> np.ndarray:
+        """The face expert's raw logits for its ``(N, S, S, 3)`` uint8 face squares."""
+        from fakedet.model import expert as fx
+
+        cuda = self.device if self.device.type == "cuda" else None
+        return fx.expert_logits(self.expert[0], crops, self._cpu, device=cuda)
+
+    def image_score(self, scores: list) -> float:
+        """Face mode's score of an image in which a face was found, from ``[whole image, face,
+        ...]`` probabilities, as a scan gives it (the whole image gated by the expert's file)."""
+        return self._image_score(scores)
 
     def forward(self, views, patches):
         """Raw logits for uint8 tensors ``(B,3,G,G)`` and ``(B,K,3,P,P)`` (on any device).

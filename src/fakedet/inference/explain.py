@@ -24,10 +24,11 @@ heat value is "this content versus a plain patch", not "this content versus a ge
 ``experiments/heatmap_faithfulness.py`` checks on val fakes that hiding the hottest 10 % of the
 image lowers p_fake more than hiding a random 10 % (``docs/explain.md``).
 
-In face mode each face MTCNN finds (:func:`fakedet.model.faces.find_faces`) is scored on its
-crop by the network alone, exactly as ``fakedet scan --faces --no-face-expert`` scores it, and
-``p_fake`` is the maximum over the whole image and the faces, labelled by that mode's thresholds
-(a face expert the Detector holds is not used). The heatmap explains the
+In face mode each face MTCNN finds (:func:`fakedet.model.faces.find_faces`) is scored as
+``fakedet scan --faces`` scores it: on its crop by the network, fused with the face expert's
+score on its square when the Detector holds the expert, and ``p_fake`` and the verdict are the
+scan's (with the expert's gate on the whole image; without an expert the maximum over the whole
+image and the faces). The heatmap explains the
 whole-image score (``p_whole``); a face's score is shown on its box.
 
 Cost: ``grid**2 + 1`` forward passes per image (the model's inputs do not grow with the image:
@@ -81,8 +82,9 @@ class Explanation:
         p_whole: the whole image's calibrated p_fake (what the heatmap explains).
         z_whole: its log-odds, ``logit / temperature``.
         faces: faces found in face mode (an empty list: none found), None when not looked for.
-        p_fake: the image's score as a scan reports it (the maximum over the whole image and the
-            faces in face mode, as ``scan --faces --no-face-expert``).
+        p_fake: the image's score as a scan reports it (in face mode the faces' fused scores
+            with the face expert, the whole image's where it counts, as ``scan --faces``; the
+            maximum over the whole image and the faces without the expert).
         label: its verdict, by ``cutoffs``.
         cutoffs: ``(fake at or above, real below)``: the face-mode thresholds when a face was
             found, else the whole-image ones.
@@ -108,6 +110,7 @@ class Explanation:
     z_whole: float = math.nan
     evidence: Optional[list] = None
     label_by: str = "model"
+    face_expert: bool = False  # the faces' scores are fused with the face expert's
 
     def hottest(self, share: float = 0.1) -> list[tuple[int, int]]:
         """The ``(row, col)`` cells of the hottest ``share`` of the grid, hottest first."""
@@ -235,13 +238,30 @@ def explain_image(det, img: Image.Image, grid: int = DEFAULT_GRID, faces: Option
         if detected:
             crops = [face_model.face_crop(img, box) for box, _ in detected]
             pz = calibrated_logits(det, crops)
+            if det.expert is not None:  # each face's fused score, as a scan gives it
+                pz = fused_logits(det, img, [box for box, _ in detected], pz)
             found = [Face([int(v) for v in box], float(conf), float(sigmoid(p)))
                      for (box, conf), p in zip(detected, pz)]
-    p_fake = max([p_whole] + [f.p_fake for f in found or []])
-    cutoffs = det.network_face_cutoffs if found else det.cutoffs  # the faces are the network's
+    scores = [p_whole] + [f.p_fake for f in found or []]
+    # as a scan: with a face, the expert's file may gate the whole image
+    p_fake = det.image_score(scores) if found else max(scores)
+    cutoffs = det.face_cutoffs if found else det.cutoffs
     return Explanation(w, h, (base - hidden).astype(np.float32), sigmoid(hidden).astype(np.float32),
-                       occ.xs, occ.ys, p_whole, p_fake, label_for(p_fake, *cutoffs),
-                       (float(cutoffs[0]), float(cutoffs[1])), found, fill, n, base)
+                       occ.xs, occ.ys, p_whole, p_fake, label_for(p_fake, *cutoffs, max(scores)),
+                       (float(cutoffs[0]), float(cutoffs[1])), found, fill, n, base,
+                       face_expert=bool(found) and det.expert is not None)
+
+
+def fused_logits(det, img: Image.Image, boxes, z_network) -> np.ndarray:
+    """Each face's fused score as ``logit / temperature``, from the network's (``z_network``,
+    the same units) and the face expert's on its square of ``img``, as a scan fuses them."""
+    from fakedet.model import expert as fx
+
+    meta = det.expert[1]
+    squares = np.stack([fx.expert_crop(img, box, meta.box_map, meta.size) for box in boxes])
+    le = det.expert_logits(squares)
+    t = det.temperature
+    return np.array([float(fx.fuse(z * t, e, meta)) / t for z, e in zip(z_network, le)])
 
 
 def explain(det, source: Any, grid: int = DEFAULT_GRID, faces: Optional[bool] = None,
