@@ -344,3 +344,15 @@ def test_eval_messages_escape_control_characters_in_names(tiny_weights, labelled
     (labelled / "fake" / "broken.jpg").rename(labelled / "fake" / "e\x1b]0;pwned\x07x.jpg")
     r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
     assert r.exit_code == 3 and "e\\x1b]0;pwned\\x07x.jpg" in r.stderr and "\x1b" not in r.stderr
+
+
+def test_eval_faces_says_which_thresholds_label_images_without_a_face(tiny_weights, labelled, monkeypatch):
+    from fakedet.model import faces as faces_mod
+
+    (labelled / "fake" / "broken.jpg").unlink()
+    monkeypatch.setattr(faces_mod, "find_faces", lambda img, detector=None: [])  # no face anywhere
+    r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0", "--faces"])
+    assert r.exit_code == 0, r.output
+    assert "images without one are labelled by the whole-image threshold 0.5000" in r.stdout
+    r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
+    assert "images without one" not in r.stdout

@@ -178,6 +178,8 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     rep = result.to_dict()
     rep["weights"] = str(det.weights_path)
     rep["split"] = split
+    if det.faces:  # images in which no face was found are labelled by the whole-image thresholds
+        rep["whole_image_cutoffs"] = list(det.cutoffs)
     unreadable = result.unreadable
     for u in unreadable[:UNREADABLE_SHOWN]:  # a name cannot drive the terminal
         err(f"cannot score {tsv_escape(u['path'])}: {tsv_escape(u['error'])}")

@@ -209,6 +209,13 @@ def format_table(rep: dict) -> Iterable[str]:
         rule = f"threshold {rep['threshold']:.4f}"
     yield (f"{rule}; AUC/AP/TPR@ need both classes; FPR = real images labelled fake, "
            "TPR = fakes labelled fake, uncert = images labelled uncertain; acc counts uncertain as not fake")
+    whole = rep.get("whole_image_cutoffs")
+    if whole:  # face mode: the thresholds above are those of images with a face found
+        fake_at, real_below = whole
+        yield ("face mode: those thresholds apply where a face was found; images without one are labelled "
+               + (f"by the whole-image thresholds, fake at p_fake >= {fake_at:.6f}, real below "
+                  f"{threshold_text(real_below)}" if real_below < fake_at
+                  else f"by the whole-image threshold {fake_at:.4f}"))
     for name, r in rep["sets"].items():
         ev = r.get("provenance_evidence") or {}
         if name != "all" and any(c.get("any") for c in ev.values()):
