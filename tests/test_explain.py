@@ -239,10 +239,14 @@ def test_face_labels_never_cover_each_other():
 
     placed = []
     for box in [(10, 100, 60, 150), (12, 104, 62, 154), (14, 100, 70, 160), (300, 100, 350, 150)]:
-        y = _label_row(box, 20, box[0], 200, placed, top=0)
+        y = _label_row(box, 20, box[0], 200, placed, top=0, bottom=1000)
         placed.append((box[0], y, box[0] + 200, y + 20))
     a, b, c, far = placed
     for r, q in [(a, b), (a, c), (b, c)]:
         assert r[3] <= q[1] or q[3] <= r[1]  # one above the other
     assert far[1] == 100 - 20 - 2  # a label with nothing beside it stays just above its box
-    assert _label_row((10, 5, 60, 50), 20, 10, 200, [], top=0) == 53  # no room above: below
+    assert _label_row((10, 5, 60, 50), 20, 10, 200, [], top=0, bottom=1000) == 53  # no room above: below
+    # no free row left inside the picture: at the top of its own box, never past the bottom
+    full = [(0, y, 500, y + 20) for y in range(0, 200, 20)]
+    assert _label_row((10, 50, 60, 100), 20, 10, 200, full, top=0, bottom=200) == 52
+    assert _label_row((10, 190, 60, 199), 20, 10, 200, full, top=0, bottom=200) == 180

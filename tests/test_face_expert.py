@@ -454,3 +454,15 @@ def test_no_face_expert_without_faces_is_a_warning(tiny_weights, tmp_path):
     assert r.exit_code == 0 and "--no-face-expert has no effect without --faces" in r.stderr
     r = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", path])
     assert r.exit_code == 0 and "no-face-expert" not in r.stderr
+
+
+def test_the_api_says_which_gate_is_in_use_and_scores_a_faceless_image(tiny_weights, tmp_path):
+    e = make_expert(tmp_path / "g.safetensors", tiny_weights, whole_gate=0.99,
+                    face_verdicts={"fake": 0.99, "real": 0.1, "rule": "r"})
+    det = Detector.load(tiny_weights, device="cpu", faces=True, expert=e)
+    words = det.info()["face_expert"]["image_score"]
+    assert "0.990000" in words and "`real`" in words
+    two = Detector.load(tiny_weights, device="cpu", faces=True, expert=e, threshold=0.5)
+    words = two.info()["face_expert"]["image_score"]
+    assert "0.500000" in words and "`real`" not in words  # -t: the gate in use, two verdicts
+    assert det.image_score([0.3]) == 0.3 and det.image_score([0.3, 0.2]) == 0.2  # no face: the whole image

@@ -150,7 +150,7 @@ def render(img, ex, name: str = ""):
         text = f"face {i + 1}: p_fake {_fmt_p(face.p_fake)}  (detector {face.confidence:.2f})"
         tw, th = _text_size(d, text, small)
         tx = min(max(box[0], 0), max(0, fw - tw - 4))
-        ty = _label_row(box, th + 4, tx, tw + 4, placed, top=oy)
+        ty = _label_row(box, th + 4, tx, tw + 4, placed, top=oy, bottom=oy + dh)
         placed.append((tx, ty, tx + tw + 4, ty + th + 4))
         d.rectangle(placed[-1], fill=(0, 0, 0))
         d.text((tx + 2, ty + 1), text, fill=FACE_COLOUR, font=small)
@@ -210,6 +210,10 @@ def render(img, ex, name: str = ""):
     fill = "mean-colour" if ex.fill == "mean" else "blurred"
     d.text((x, y), f"occlusion of the whole-image score: {ex.grid}x{ex.grid} cells, {fill} fill",
            fill=DIM, font=small)
+    if ex.faces and ex.label == "uncertain" and ex.label_by == "model" and ex.p_fake < real_below:
+        # face mode: `real` needs every score below its threshold, the whole image's included
+        d.text((x, y + 20), f"not real: every score must be below {_fmt_p(real_below)}, and the whole "
+               f"image's is {_fmt_p(ex.p_whole)}", fill=DIM, font=small)
     return fig
 
 
@@ -247,15 +251,19 @@ def output_name(path: str, used: set) -> str:
     return name
 
 
-def _label_row(box, h: int, x: int, w: int, placed: list, top: int) -> int:
+def _label_row(box, h: int, x: int, w: int, placed: list, top: int, bottom: int) -> int:
     """The top of a face's label, ``h`` high and ``w`` wide at ``x``: above its box when there is
-    room, else below it, moved down past any label already ``placed`` that it would cover."""
+    room, else below it, moved down past any label already ``placed`` that it would cover, and
+    always inside the picture (``top`` to ``bottom``): when no free row is left there, at the top
+    of its own box, over whatever lies there."""
     y = box[1] - h - 2 if box[1] - h - 2 >= top else box[3] + 3
 
     def hits(y):
         return any(x < r[2] and r[0] < x + w and y < r[3] and r[1] < y + h for r in placed)
-    while hits(y):
+    while hits(y) and y + h <= bottom:
         y = max(r[3] for r in placed if x < r[2] and r[0] < x + w and y < r[3] and r[1] < y + h) + 1
+    if y + h > bottom:
+        y = max(top, min(box[1] + 2, bottom - h))
     return y
 
 
@@ -319,6 +327,8 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
     except OSError as exc:
         err(f"cannot create the output folder {out_dir}: {exc.strerror or exc}")
         ctx.exit(EXIT_USAGE)
+    if not face_expert and not faces:
+        err("warning: --no-face-expert has no effect without --faces")
     with load_errors_exit(ctx):
         det = load_detector(weights, device=device, faces=faces, workers=0, provenance=False,
                             expert="auto" if face_expert else None)  # faces scored as a scan does

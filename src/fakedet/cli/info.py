@@ -57,7 +57,8 @@ def info(weights, as_json):
     # with a usable face expert, plain --faces uses its thresholds ("fused faces" below); the
     # network's own face-mode ones are those of --faces --no-face-expert
     fe = d.get("face_expert")
-    faces = "--faces --no-face-expert" if fe and not fe.get("error") else "--faces"
+    # ("auto" leaves out an expert without verdicts of its own)
+    faces = "--faces --no-face-expert" if fe and not fe.get("error") and fe.get("face_verdicts") else "--faces"
     if fv:
         click.echo(f"face mode:    fake when p_fake >= {fv['fake']:.6f}, real below {threshold_text(fv['real'])} for "
                    f"{faces} where a face was found  ({fv.get('rule', 'n/a')})")

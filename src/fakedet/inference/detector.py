@@ -8,6 +8,7 @@ in input order. :func:`fakedet.inference.stream.load_and_score` also decodes whi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections import deque
@@ -264,7 +265,7 @@ class Detector:
         """The score of an image in which a face was found, from ``[whole image, face, ...]``:
         the maximum of all; with an expert file that gates the whole image, the faces' maximum,
         and the whole image's score too when it reaches the gate (its own fake threshold)."""
-        if self._whole_gate is None or scores[0] >= self._whole_gate:
+        if self._whole_gate is None or scores[0] >= self._whole_gate or len(scores) == 1:
             return max(scores)
         return max(scores[1:])
 
@@ -298,8 +299,8 @@ class Detector:
         return fx.expert_logits(self.expert[0], crops, self._cpu, device=cuda)
 
     def image_score(self, scores: list) -> float:
-        """Face mode's score of an image in which a face was found, from ``[whole image, face,
-        ...]`` probabilities, as a scan gives it (the whole image gated by the expert's file)."""
+        """Face mode's score of an image, from ``[whole image, face, ...]`` probabilities, as a scan
+        gives it (with a face, the whole image gated by the expert's file; without, its own)."""
         return self._image_score(scores)
 
     def forward(self, views, patches):
@@ -346,8 +347,11 @@ class Detector:
             "device": str(self.device),
         })
         if self.expert is not None:
+            meta = self.expert[1]
+            if self._whole_gate != meta.whole_gate:  # -t lowered the gate: say the one in use
+                meta = dataclasses.replace(meta, whole_gate=self._whole_gate)
             d["face_expert"] = {"weights": str(self.expert[2]) if len(self.expert) > 2 else None,
-                                **self.expert[1].describe()}
+                                **meta.describe(three_way=self.three_way)}
         return d
 
 

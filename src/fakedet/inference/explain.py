@@ -60,7 +60,8 @@ CHUNK = 32
 @dataclass
 class Face:
     """One face found in face mode: its box ``[x0, y0, x1, y1]`` in image pixels, the face
-    detector's confidence, and the model's calibrated p_fake on its crop."""
+    detector's confidence, and its p_fake as a scan gives it (the network's on its crop, fused
+    with the face expert's when the Detector holds one)."""
 
     box: list[int]
     confidence: float

@@ -127,18 +127,20 @@ class ExpertMeta:
             words += " (no genuine fake)"
         return words
 
-    def image_score(self) -> str:
-        """In plain words, how face mode scores an image with this expert."""
+    def image_score(self, three_way: bool = True) -> str:
+        """In plain words, how face mode scores an image with this expert (``three_way``: with
+        the `real` verdict, which then needs every score below its threshold)."""
         if self.whole_gate is not None:
             return (f"the highest of its faces' scores, and the whole image's too when that reaches "
-                    f"{self.whole_gate:.6f} (no face found: the whole image's); `real` needs every score, "
-                    f"the whole image's included, below the real threshold")
+                    f"{self.whole_gate:.6f} (no face found: the whole image's)"
+                    + ("; `real` needs every score, the whole image's included, below the real threshold"
+                       if three_way else ""))
         return "the maximum over the whole image and its faces"
 
-    def describe(self) -> dict:
+    def describe(self, three_way: bool = True) -> dict:
         """What ``fakedet info`` and ``Detector.info`` show of it."""
         return {"weight": self.weight, "input": f"{self.size}x{self.size} face square",
-                "image_score": self.image_score(), "trained_on": self.trained_on(),
+                "image_score": self.image_score(three_way), "trained_on": self.trained_on(),
                 "training": self.training, "face_verdicts": self.face_verdicts}
 
     @classmethod
