@@ -264,7 +264,8 @@ class Detector:
     def _image_score(self, scores: list[float]) -> float:
         """The score of an image in which a face was found, from ``[whole image, face, ...]``:
         the maximum of all; with an expert file that gates the whole image, the faces' maximum,
-        and the whole image's score too when it reaches the gate (its own fake threshold)."""
+        and the whole image's score too when it reaches the gate (its own fake threshold, or the
+        two-way threshold when that is lower)."""
         if self._whole_gate is None or scores[0] >= self._whole_gate or len(scores) == 1:
             return max(scores)
         return max(scores[1:])
