@@ -157,10 +157,11 @@ def main(argv=None) -> int:
                       "[default: all but those two groups]")
     ap.add_argument("--faces", action="store_true", help="score as scan --faces does")
     ap.add_argument("--no-face-expert", action="store_true", help="with --faces: the network alone")
+    ap.add_argument("--expert", default="auto", help="with --faces: a face expert file [default: the shipped one]")
     args = ap.parse_args(argv)
 
     det = Detector.load(args.weights, device="cpu", workers=args.workers, faces=args.faces,
-                        expert=None if args.no_face_expert else "auto")
+                        expert=None if args.no_face_expert else args.expert)
     sets = (list(CORE) if args.sets == "core" else list(BY_NAME) if args.sets == "all"
             else [s for s in args.sets.split(",") if s])
     base = sample(Path(args.data), args.per_set, args.seed, sets)
