@@ -356,3 +356,14 @@ def test_eval_faces_says_which_thresholds_label_images_without_a_face(tiny_weigh
     assert "images without one are labelled by the whole-image threshold 0.5000" in r.stdout
     r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
     assert "images without one" not in r.stdout
+
+
+def test_an_unclosed_quote_in_a_manifest_is_named_as_such(tiny_weights, labelled, runner):
+    man = labelled / "manifest.csv"
+    man.write_text('file,label\nreal/r0.jpg,0\n"fake/f0.png,1\nreal/r1.jpg,0\n')
+    r = runner.invoke(cli, ["eval", str(man), "-w", str(tiny_weights), "-j", "0"])
+    assert r.exit_code == 2 and "manifest.csv:3: a quote opened on this line" in r.stderr
+    # a quote closed on its own line is read as usual
+    man.write_text('file,label\nreal/r0.jpg,0\n"fake/f0.png",1\n')
+    r = runner.invoke(cli, ["eval", str(man), "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert r.exit_code == 0, r.output

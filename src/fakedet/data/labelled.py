@@ -44,9 +44,16 @@ def _read_manifest(path: str, split: Optional[str]) -> list[LabelledImage]:
             raise ValueError(f"{path}: a manifest needs 'file' and 'label' columns")
         if split is not None and "split" not in reader.fieldnames:
             raise ValueError(f"{path}: --split given but the manifest has no 'split' column")
+        start = reader.line_num
         for row in reader:
             n = reader.line_num  # the line the row ends on (blank lines and quoted newlines counted)
+            first, start = start + 1, n
             label = LABELS.get(str(row["label"]).strip().lower())
+            if label is None and any("\n" in str(v) for v in row.values()):
+                # a quote opened on this row and closed far below (or never): the lines between
+                # were read as one value, and the label is missing
+                raise ValueError(f"{path}:{first}: a quote opened on this line is closed only on line {n} "
+                                 "(or never): check the quotes")
             if label is None:
                 raise ValueError(f"{path}:{n}: label must be 0/1/real/fake, got {row['label']!r}")
             if not (row.get("file") or "").strip():
