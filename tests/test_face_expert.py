@@ -466,3 +466,16 @@ def test_the_api_says_which_gate_is_in_use_and_scores_a_faceless_image(tiny_weig
     words = two.info()["face_expert"]["image_score"]
     assert "0.500000" in words and "`real`" not in words  # -t: the gate in use, two verdicts
     assert det.image_score([0.3]) == 0.3 and det.image_score([0.3, 0.2]) == 0.2  # no face: the whole image
+
+
+def test_gate_writes_the_whole_image_gate_and_drops_the_verdicts(tiny_weights, tmp_path, fe):
+    e = make_expert(tmp_path / "e.safetensors", tiny_weights, face_verdicts={"fake": 0.9, "real": 0.1, "rule": "r"})
+    out = tmp_path / "g.safetensors"
+    with pytest.raises(SystemExit, match="no three-way whole-image verdicts"):  # the tiny network is two-way
+        fe.main(["gate", "--expert", str(e), "--weights", str(tiny_weights), "--out", str(out)])
+    fe.main(["gate", "--expert", str(e), "--weights", str(tiny_weights), "--out", str(out), "--at", "0.97"])
+    meta = fx.read_meta(out)
+    assert meta.whole_gate == 0.97 and meta.face_verdicts is None and meta.weight == fx.read_meta(e).weight
+    with pytest.raises(SystemExit, match="was not made for"):
+        other = make_expert(tmp_path / "o.safetensors", tiny_weights)
+        fe.main(["gate", "--expert", str(other), "--weights", str(e), "--out", str(out), "--at", "0.9"])
