@@ -215,7 +215,7 @@ class Detector:
     def score_decoded(self, batch: DecodedBatch) -> list[Result]:
         """One :class:`Result` per decoded input of ``batch``, in order: the model's calibrated
         probability ``sigmoid(logit / temperature)``, its maximum over the whole image and the
-        faces in face mode (:meth:`_image_score`), labelled by the verdict thresholds (the
+        faces in face mode (:meth:`image_score`), labelled by the verdict thresholds (the
         face-mode ones when a face was found)."""
         ok = [i for i, d in enumerate(batch) if d.error is None]
         probs: dict[int, list[float]] = {}
@@ -242,7 +242,7 @@ class Detector:
                 out.append(Result(d.path, None, None, "model produced no score (NaN)", face_mode=self.faces,
                                   evidence=d.evidence))
                 continue
-            pf = self._image_score(scores) if d.boxes else max(scores)
+            pf = self.image_score(scores)
             fake_at, real_below = self.face_cutoffs if d.boxes else self.cutoffs
             # `real` needs every score below its threshold, the whole image's included
             r = Result(d.path, pf, label_for(pf, fake_at, real_below, max(scores)), face_mode=self.faces,
@@ -261,11 +261,11 @@ class Detector:
             out.append(r)
         return out
 
-    def _image_score(self, scores: list[float]) -> float:
-        """The score of an image in which a face was found, from ``[whole image, face, ...]``:
-        the maximum of all; with an expert file that gates the whole image, the faces' maximum,
-        and the whole image's score too when it reaches the gate (its own fake threshold, or the
-        two-way threshold when that is lower)."""
+    def image_score(self, scores: list[float]) -> float:
+        """An image's score from its ``[whole image, face, ...]`` probabilities, as a scan gives
+        it: the maximum of all; with an expert file that gates the whole image and a face found,
+        the faces' maximum, and the whole image's score too when it reaches the gate (its own
+        fake threshold, or the two-way threshold when that is lower)."""
         if self._whole_gate is None or scores[0] >= self._whole_gate or len(scores) == 1:
             return max(scores)
         return max(scores[1:])
@@ -298,11 +298,6 @@ class Detector:
 
         cuda = self.device if self.device.type == "cuda" else None
         return fx.expert_logits(self.expert[0], crops, self._cpu, device=cuda)
-
-    def image_score(self, scores: list) -> float:
-        """Face mode's score of an image, from ``[whole image, face, ...]`` probabilities, as a scan
-        gives it (with a face, the whole image gated by the expert's file; without, its own)."""
-        return self._image_score(scores)
 
     def forward(self, views, patches):
         """Raw logits for uint8 tensors ``(B,3,G,G)`` and ``(B,K,3,P,P)`` (on any device).

@@ -245,7 +245,7 @@ def explain_image(det, img: Image.Image, grid: int = DEFAULT_GRID, faces: Option
                      for (box, conf), p in zip(detected, pz)]
     scores = [p_whole] + [f.p_fake for f in found or []]
     # as a scan: with a face, the expert's file may gate the whole image
-    p_fake = det.image_score(scores) if found else max(scores)
+    p_fake = det.image_score(scores)
     cutoffs = det.face_cutoffs if found else det.cutoffs
     return Explanation(w, h, (base - hidden).astype(np.float32), sigmoid(hidden).astype(np.float32),
                        occ.xs, occ.ys, p_whole, p_fake, label_for(p_fake, *cutoffs, max(scores)),
