@@ -791,6 +791,8 @@ def recipe(args) -> int:
 
 def lomo(args) -> int:
     """Face mode's leave-one-method-out figures (description; see the module's docstring)."""
+    if args.pair:
+        return lomo_pair(args)
     shipped = fx.read_meta(fx.default_expert_path())
     w = shipped.weight
     fake_at = float(shipped.face_verdicts["fake"])
@@ -813,6 +815,56 @@ def lomo(args) -> int:
         res["methods"][m] = r
         print(f"| {m} | {len(held)} | {r['auc_network']:.3f} | {r['auc_fused']:.3f} | "
               f"{r['fakes_fake']:.3f} | {r['reals_fake']:.3f} |", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+def gated_check(det, recs, gate: float) -> None:
+    """Exits unless the gated face-mode score rebuilt by :func:`image_scores_by_weight` at the
+    expert's own weight is the tool's ``p_fake`` for every record: the network-alone figures
+    beside it are then rebuilt by the same rule the tool scores by."""
+    w = det.expert[1].weight
+    s = image_scores_by_weight(det, None, (w,), whole="gate", recs=recs, gate=gate)[w]
+    got = np.array([r.p_fake for r in recs])
+    worst = float(np.max(np.abs(1 / (1 + np.exp(-s)) - got))) if len(got) else 0.0
+    if worst > 1e-5:
+        sys.exit(f"the rebuilt gated score differs from the tool's p_fake by up to {worst:.2e}")
+
+
+def lomo_pair(args) -> int:
+    """Each FaceForensics++ method against the split's reals, scored by one pair (a network and an
+    expert file, e.g. both trained without all of ffpp_faces): the whole image, face mode with
+    the network alone and face mode as the tool scores it with the pair, the whole image gated at
+    the expert file's ``whole_gate`` in both face-mode scores
+    (docs/decisions/2026-12-05-each-ffpp-method-unseen-by-both-models.md)."""
+    network, expert = args.pair
+    det = Detector.load(Path(network), device="cpu", faces=True, expert=Path(expert))
+    gate = det.expert[1].whole_gate
+    if gate is None:
+        sys.exit(f"{expert} has no whole_gate: face mode would not gate the whole image")
+    ims = read_manifest(manifest("ffpp_faces"), split=args.split)
+    reals = [im.path for im in ims if im.label == 0]
+    res = {"split": args.split, "network": network, "expert": expert, "whole_gate": gate,
+           "n_real": len(reals), "methods": {}}
+    print(f"| method ({args.split}) | fakes | whole image | face mode, network alone | face mode, fused |\n"
+          "|---|---|---|---|---|")
+    real_recs = det.predict(reals)
+    gated_check(det, real_recs, gate)
+    for m in METHODS:
+        held = [im.path for im in ims if im.label == 1 and method_of(im) == m]
+        if not held:
+            sys.exit(f"no {m} fakes in ffpp_faces' {args.split} split")
+        recs = real_recs + det.predict(held)
+        y = np.r_[np.zeros(len(reals)), np.ones(len(held))]
+        alone = image_scores_by_weight(det, None, (0.0,), whole="gate", recs=recs, gate=gate)[0.0]
+        whole = np.array([r.p_whole for r in recs])
+        tool = np.array([r.p_fake for r in recs])
+        r = {"n_fake": len(held), "auc_whole": _auc(whole[y == 0], whole[y == 1]),
+             "auc_network": _auc(alone[y == 0], alone[y == 1]), "auc_fused": _auc(tool[y == 0], tool[y == 1])}
+        res["methods"][m] = r
+        print(f"| {m} | {len(held)} | {r['auc_whole']:.3f} | {r['auc_network']:.3f} | {r['auc_fused']:.3f} |",
+              flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0
@@ -932,6 +984,8 @@ def main(argv=None) -> int:
     h = sub.add_parser("lomo", help="face mode's leave-one-method-out figures on a split (description)")
     h.add_argument("--lomo", default="runs/trust", help="folder of lomo_h6_<m>/final.safetensors")
     h.add_argument("--heldout", default="runs", help="folder of fe_g_no<m>_lomo_<m>.safetensors")
+    h.add_argument("--pair", nargs=2, metavar=("NETWORK", "EXPERT"), default=None,
+                   help="one network and expert file for every method (e.g. both trained without ffpp_faces)")
     h.add_argument("--split", default="test")
     h.add_argument("--json", default=None)
     t = sub.add_parser("repoint", help="pair the expert with a network file whose tensors are those of the "

@@ -479,3 +479,21 @@ def test_gate_writes_the_whole_image_gate_and_drops_the_verdicts(tiny_weights, t
     with pytest.raises(SystemExit, match="was not made for"):
         other = make_expert(tmp_path / "o.safetensors", tiny_weights)
         fe.main(["gate", "--expert", str(other), "--weights", str(e), "--out", str(out), "--at", "0.9"])
+
+
+def test_the_rebuilt_gated_score_is_the_tools_and_a_wrong_gate_is_caught(tiny_weights, tmp_path, faces_by_width, fe):
+    """face_expert.py's gated rebuild (read by every gate record and ``lomo --pair``) gives the
+    tool's own p_fake, on images with no face, one and two; rebuilt at another gate it does not."""
+    paths = [str(write_image(tmp_path / f"{i}.png", size=(w, 160), seed=i)) for i, w in enumerate((120, 200, 240) * 2)]
+    probe = Detector.load(tiny_weights, device="cpu", workers=0).predict(paths)
+    gate = float(np.median([r.p_fake for r in probe]))  # the whole image counts for some, not all
+    # faces scored below every whole image: which whole images count decides p_fake
+    f = make_expert(tmp_path / "e.safetensors", tiny_weights, weight=0.7, norm_expert=(0.0, 50.0), whole_gate=gate)
+    det = Detector.load(tiny_weights, device="cpu", faces=True, expert=f, workers=0)
+    recs = det.predict(paths)
+    assert {len(r.faces) for r in recs} == {0, 1, 2}
+    assert max(f["p_fake"] for r in recs for f in r.faces) < min(r.p_whole for r in recs)
+    assert any(r.faces and r.p_whole < gate for r in recs) and any(r.faces and r.p_whole >= gate for r in recs)
+    fe.gated_check(det, recs, gate)
+    with pytest.raises(SystemExit, match="differs"):
+        fe.gated_check(det, recs, 0.0)  # the whole image always counting is another score
