@@ -851,7 +851,7 @@ def lomo_pair(args) -> int:
           "|---|---|---|---|---|")
     real_recs = det.predict(reals)
     gated_check(det, real_recs, gate)
-    for m in METHODS:
+    for m in args.methods.split(","):
         held = [im.path for im in ims if im.label == 1 and method_of(im) == m]
         if not held:
             sys.exit(f"no {m} fakes in ffpp_faces' {args.split} split")
@@ -986,6 +986,7 @@ def main(argv=None) -> int:
     h.add_argument("--heldout", default="runs", help="folder of fe_g_no<m>_lomo_<m>.safetensors")
     h.add_argument("--pair", nargs=2, metavar=("NETWORK", "EXPERT"), default=None,
                    help="one network and expert file for every method (e.g. both trained without ffpp_faces)")
+    h.add_argument("--methods", default=",".join(METHODS), help="with --pair: the methods to read")
     h.add_argument("--split", default="test")
     h.add_argument("--json", default=None)
     t = sub.add_parser("repoint", help="pair the expert with a network file whose tensors are those of the "

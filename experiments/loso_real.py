@@ -65,11 +65,16 @@ def main(argv=None) -> int:
                     help="instead: these weights' fake threshold by each candidate rule on their val splits")
     ap.add_argument("--real-rules", action="store_true",
                     help="instead: the real verdict's candidate rules on the held-out paired sets' fakes")
+    ap.add_argument("--fake-threshold", action="store_true",
+                    help="instead: each run's whole-image `fake` threshold by the shipped rule, on the val "
+                    "reals of the sources it trained on (a run named without_<source> lacks that source)")
     args = ap.parse_args(argv)
     if args.shipped is not None:
         shipped_rules(args.shipped, args.cache)
         return 0
     args.runs = [r for r in args.runs if r.is_dir()]  # (a shell glob also names the runs' logs)
+    if args.fake_threshold:
+        return fake_thresholds(args.runs, args.cache, args.json)
     if args.real_rules:
         return real_rules(args.runs, args.cache, args.json)
     rows = {}
@@ -216,6 +221,31 @@ def _below(yp, label: int, t: float):
     """The share of ``label``'s images scored below ``t`` (labelled `real`); None when none."""
     y, p = yp
     return float(np.mean(p[y == label] < t)) if (y == label).any() else None
+
+
+def trained_sources(run: Path) -> list[str]:
+    """The real sources a run's calibration read: every one of ``SETS`` but the one its folder's
+    name holds out (a leave-one-method-out run, ``without_<method>``, trained on all of them)."""
+    name = run.name.removeprefix("without_")
+    return [x for x in SETS if x != name]
+
+
+def fake_thresholds(runs, cache: Path, json_path) -> int:
+    """Each run's whole-image `fake` threshold by the shipped rule (``FAKE_RULE`` of each real
+    source's val images at or above it): the gate face mode pairs with that network."""
+    out = {}
+    for run in runs:
+        weights = run / "final.safetensors"
+        if not weights.exists():
+            print(f"{run}: no final.safetensors (not finished), left out", flush=True)
+            continue
+        val = {n: scores(weights, n, "val", cache, load) for n in trained_sources(run)}
+        out[str(run)] = fake_threshold([p[y == 0] for y, p in val.values()], FAKE_RULE)
+        print(f"{run}: `fake` at p_fake >= {out[str(run)]:.6f} ({FAKE_RULE} rule over "
+              f"{', '.join(val)})", flush=True)
+    if json_path:
+        Path(json_path).write_text(json.dumps(out, indent=2))
+    return 0 if out else 1
 
 
 def shipped_rules(weights: Path, cache: Path) -> None:

@@ -68,7 +68,8 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        *(f"configs/trust/lomo_h6_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures")),
        *(f"configs/loso_real/without_{s}.json" for s in ("dfdc_faceswap", "lfw_faceswap", "cifake_sd14",
                                                           "stylegan2_faces", "imagenet_real_photos", "utkface_real",
-                                                          "ffpp_faces"))}
+                                                          "ffpp_faces")),
+       *(f"configs/lomo_short/without_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
 
 
 def test_every_recipe_file_is_covered_and_valid():
@@ -465,3 +466,13 @@ def test_h3g_is_h3s_with_h3s_genuine_fake_share_restored_from_the_reals():
     g, old = by_kind(h3g["train"]["sbi_share"], 0.35), by_kind(h3.train.sbi_share, h3.train.real_share)
     assert g[(1, None)] == pytest.approx(old[(1, None)]) == pytest.approx(0.35)
     assert g[(1, "sbi")] == pytest.approx(0.30) and g[(0, None)] == pytest.approx(0.35)
+
+
+@pytest.mark.parametrize("method", ["Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"])
+def test_short_leave_one_method_out_recipes_are_the_short_base_without_that_method(method):
+    base = rc.resolve(REPO / "configs/loso_real/_base.json").to_dict()
+    lomo = rc.resolve(REPO / f"configs/lomo_short/without_{method.lower()}.json").to_dict()
+    assert lomo["data"].pop("exclude_groups") == [f"ffpp-*-{method}-*"]
+    assert base["data"].pop("exclude_groups") == []
+    assert "ffpp_faces" in lomo["data"]["train_sets"] and lomo["train"]["steps"] == 400
+    assert (lomo["data"], lomo["train"], lomo["calibration"]) == (base["data"], base["train"], base["calibration"])
