@@ -254,3 +254,41 @@ def test_a_tiff_pillow_cannot_read_is_named_as_a_tiff():
         load(data)
     with pytest.raises(imageio.ImageError, match=r"not an image \(unrecognised format\)"):
         load(b"IX*\x00" + data[4:])
+
+
+def test_postscript_is_refused_without_running_ghostscript(tmp_path, monkeypatch):
+    """Pillow decodes EPS by running Ghostscript on the file: a file named .jpg that holds
+    PostScript gets an error naming the format, and no program is run."""
+    marker = tmp_path / "ran"
+    gs = tmp_path / "bin" / "gs"
+    gs.parent.mkdir()
+    gs.write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    gs.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{gs.parent}:/usr/bin:/bin")
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\nnewpath 0 0 moveto 100 100 lineto stroke\nshowpage\n"
+    with pytest.raises(imageio.ImageError, match="EPS image: fakedet reads JPEG"):
+        load(eps)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("fmt", ["PPM", "TGA", "PCX"])
+def test_formats_outside_the_list_are_named(fmt):
+    with pytest.raises(imageio.ImageError, match=f"^{fmt} image: .*convert it to PNG or JPEG"):
+        load(image_bytes(fmt))
+
+
+def test_an_infinite_pixel_does_not_flatten_a_float_image():
+    arr = np.linspace(0, 1, 96 * 80, dtype=np.float32).reshape(80, 96)
+    arr[3, 3], arr[5, 5] = np.inf, np.nan
+    buf = io.BytesIO()
+    Image.fromarray(arr, "F").save(buf, "TIFF")
+    px = np.asarray(load(buf.getvalue()))
+    assert px.min() == 0 and px.max() == 255 and px[79, 95, 0] == 255 and px[3, 3, 0] == 255 and px[5, 5, 0] == 0
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_a_float_image_with_no_finite_pixel_is_an_error(value):
+    buf = io.BytesIO()
+    Image.fromarray(np.full((80, 96), value, np.float32), "F").save(buf, "TIFF")
+    with pytest.raises(imageio.ImageError, match="no finite pixel value"):
+        load(buf.getvalue())

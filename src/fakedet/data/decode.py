@@ -268,14 +268,42 @@ def too_many_scans(data: bytes) -> str:
         if scans > MAX_JPEG_SCANS else ""
 
 
+#: the formats decoded (Pillow's names): those the docs list, with DIB (a BMP without its file
+#: header; a camera's MPO opens as JPEG). Pillow reads others too, some by running another program
+#: on the file (EPS through Ghostscript): a file of any other format gets an error record, never a
+#: decoder outside this list. HEIF is there once pillow-heif has registered it.
+FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "BMP", "DIB", "TIFF", "GIF", "HEIF")
+
+
+def _formats() -> list[str]:
+    Image.init()  # every plugin registered (once), so that OPEN lists what this Pillow can open
+    return [f for f in FORMATS if f in Image.OPEN]
+
+
+def _other_format(data: bytes) -> str:
+    """The name of the format Pillow finds in ``data`` outside :data:`FORMATS` (its header only,
+    nothing decoded), else ""."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                return img.format or ""
+    except Exception:
+        return ""
+
+
 def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
     if _brand(data) in _HEIF_BRANDS:
         _register_heif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=_formats())
     except UnidentifiedImageError:
+        other = _other_format(data)
+        if other and other not in FORMATS:
+            raise ImageError(f"{other} image: fakedet reads JPEG, PNG, WebP, AVIF, BMP, TIFF, GIF and "
+                             "HEIC; convert it to PNG or JPEG") from None
         raise _unreadable_format(data) from None
     except Image.DecompressionBombError:
         raise ImageError("image too large (decompression bomb)") from None
@@ -347,7 +375,13 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
         if mode == "F":
-            lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+            finite = np.isfinite(arr)
+            if not finite.any():
+                raise ImageError("a floating-point image with no finite pixel value (only NaN or infinity)")
+            lo, hi = float(arr[finite].min()), float(arr[finite].max())
+            # an infinite pixel is the brightest or darkest finite value, NaN the darkest: one of
+            # them must not flatten the whole range
+            arr = np.where(finite, arr, np.where(arr > 0, hi, lo))
             arr = (arr - lo) / (hi - lo or 1.0) * 255.0
         elif mode.startswith("I;16") or arr.max() > 255:
             arr = arr / 257.0  # 65535 -> 255
