@@ -180,3 +180,16 @@ def test_info_json_and_explain_dash_twice(tiny_weights, tmp_path):
     assert json.loads(r.stdout)["weights"].endswith("w\\xff.safetensors")
     r = CliRunner().invoke(cli, ["explain", "-o", str(tmp_path / "out"), "-", "-"], input=b"")
     assert r.exit_code == 2 and "only once" in r.stderr
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_json_escapes_c1_controls_too_so_a_name_cannot_drive_the_terminal(fmt):
+    buf = io.StringIO()
+    w = Writer(buf, fmt)
+    w.write([Result("red\x1b[31m\x9b2J\x7f.jpg", 0.5, "uncertain")])
+    w.close()
+    text = buf.getvalue()
+    assert not any(c in text for c in "\x1b\x9b\x7f")
+    rec = json.loads(text) if fmt == "json" else json.loads(text.splitlines()[0])
+    rec = rec[0] if fmt == "json" else rec
+    assert rec["path"] == "red\x1b[31m\x9b2J\x7f.jpg"

@@ -505,3 +505,23 @@ def test_a_signal_just_after_the_summary_ends_cleanly(tiny_weights, many, sig):
         assert p.returncode in (0, 128 + sig, -sig), (p.returncode, err)
         assert b"Traceback" not in err and b"Exception ignored" not in err, err
         assert len(json.loads(out)) == 60
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+@pytest.mark.parametrize("fmt", ["tsv", "jsonl"])
+def test_a_stdout_that_is_not_utf8_loses_no_record_to_a_file_name(tiny_weights, tmp_path, encoding, fmt):
+    """A stdout in another encoding (a Windows code page, PYTHONIOENCODING) writes what it
+    cannot hold as its JSON escape: every record comes out, and jsonl parses back to the name."""
+    names = ["uni_é中.jpg", "smile_😀.jpg", "plain.jpg"]
+    for i, n in enumerate(names):
+        write_image(tmp_path / n, size=(64, 64), seed=i)
+    env = dict(os.environ, PYTHONIOENCODING=encoding)
+    out = subprocess.run([sys.executable, "-m", "fakedet", "scan", "-q", "-w", str(tiny_weights), "-f", fmt,
+                          *(str(tmp_path / n) for n in names)], env=env, capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr.decode(errors="replace")
+    lines = out.stdout.decode(encoding).splitlines()
+    assert len(lines) == 3
+    if fmt == "jsonl":
+        assert [os.path.basename(json.loads(x)["path"]) for x in lines] == names
+    else:
+        assert lines[1].startswith(str(tmp_path / "smile_\\ud83d\\ude00.jpg") + "\t")

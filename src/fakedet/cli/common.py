@@ -5,6 +5,7 @@ stdout carries records only; everything else (logs, warnings, progress, summary)
 
 from __future__ import annotations
 
+import codecs
 import os
 import sys
 import time
@@ -288,15 +289,42 @@ class OutputError(click.ClickException):
     exit_code = EXIT_USAGE
 
 
+def _bytes_or_escape(exc: UnicodeError):
+    """Encoding error handler of a stdout whose encoding is not UTF-8: a file name's bytes that
+    are not UTF-8 (surrogate escapes) are written as they are, as ``surrogateescape`` does; a
+    character the encoding lacks (中 in latin-1) as its JSON escape (``\\u4e2d``), valid in jsonl
+    and json, and legible in tsv and csv. No record is lost to a character."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    part = exc.object[exc.start:exc.end]
+    if all("\udc80" <= c <= "\udcff" for c in part):
+        return bytes(ord(c) - 0xDC00 for c in part), exc.end
+    out = []
+    for c in part:
+        n = ord(c)
+        if n > 0xFFFF:  # as JSON writes it: a UTF-16 surrogate pair
+            n -= 0x10000
+            out.append(f"\\u{0xD800 + (n >> 10):04x}\\u{0xDC00 + (n & 0x3FF):04x}")
+        else:
+            out.append(f"\\u{n:04x}")
+    return "".join(out), exc.end
+
+
+codecs.register_error("fakedet-bytes-or-escape", _bytes_or_escape)
+
+
 def stdout() -> IO[str]:
     """sys.stdout, or a clear error when it was closed (``fakedet ... >&-``): records written
     nowhere would be lost without a word. File names that are not UTF-8 are written as their
-    bytes, as tsv records write them (a UTF-8 stdout would refuse them)."""
+    bytes, as tsv records write them (a UTF-8 stdout would refuse them); with another encoding
+    (a Windows code page, ``PYTHONIOENCODING``) what it cannot hold is escaped instead of
+    ending the scan."""
     if sys.stdout is None:
         raise OutputError("cannot write the output: standard output is closed (use -o FILE)")
     try:
-        sys.stdout.reconfigure(errors="surrogateescape")  # file names that are not UTF-8 pass through
-    except (AttributeError, ValueError, OSError):  # not a TextIOWrapper (a test's capture)
+        utf8 = codecs.lookup(sys.stdout.encoding or "utf-8").name == "utf-8"
+        sys.stdout.reconfigure(errors="surrogateescape" if utf8 else "fakedet-bytes-or-escape")
+    except (AttributeError, ValueError, OSError, LookupError):  # not a TextIOWrapper (a test's capture)
         pass
     return sys.stdout
 

@@ -54,11 +54,21 @@ def _json_line(r) -> str:
     text = json.dumps(d, ensure_ascii=False)
     try:
         text.encode("utf-8")
-        return text
+        return _escape_c1(text)
     except UnicodeEncodeError:
         pass
     d = {**path_fields(d["path"]), **{k: v for k, v in d.items() if k != "path"}}
-    return json.dumps(utf8_all(d), ensure_ascii=False)
+    return _escape_c1(json.dumps(utf8_all(d), ensure_ascii=False))
+
+
+_C1 = re.compile("[\x7f-\x9f]")
+
+
+def _escape_c1(text: str) -> str:
+    """DEL and the C1 control characters (U+009B opens a terminal's control sequence as ESC [
+    does) as JSON escapes; ``json.dumps`` escapes only those below U+0020. They can stand only
+    inside strings, so the JSON is the same."""
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def path_fields(path: str) -> dict:
