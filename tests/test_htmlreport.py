@@ -539,3 +539,18 @@ def test_ci_has_a_browser_for_the_report_tests():
     if not os.environ.get("CI"):
         pytest.skip("outside CI the browser tests may skip")
     assert CHROMIUM is not None, "no Chromium in CI: .ci/run must install Debian's chromium"
+
+
+def test_report_of_a_very_elongated_image_keeps_its_record(runner, tiny_weights, tmp_path):
+    """Its thumbnail's short side would round to 0 px: the record is scored as without --report."""
+    d = tmp_path / "strips"
+    write_image(d / "wide.png", fmt="PNG", size=(20000, 32))
+    write_image(d / "tall.png", fmt="PNG", size=(32, 20000))
+    plain = scan(runner, tiny_weights, "-f", "jsonl", str(d))
+    r = scan(runner, tiny_weights, "-f", "jsonl", "--report", str(tmp_path / "r.html"), str(d))
+    assert r.exit_code == plain.exit_code == 0, r.stderr
+    assert r.stdout == plain.stdout and all(json.loads(x)["error"] is None for x in r.stdout.splitlines())
+    from fakedet.inference.pipeline import thumbnail
+
+    t = thumbnail(Image.new("RGB", (20000, 32)), 256)
+    assert Image.open(io.BytesIO(t["jpeg"])).size == (256, 1) and (t["width"], t["height"]) == (20000, 32)

@@ -108,10 +108,24 @@ def thumbnail(img, size: int, quality: int = 80) -> dict:
 
     from PIL import ImageOps
 
-    small = ImageOps.contain(img, (size, size)) if max(img.size) > size else img  # no full-size copy
+    if max(img.size) > size:  # no full-size copy; a side never rounds to 0 px (a 20000x32 strip)
+        scale = size / max(img.size)
+        small = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                           reducing_gap=3.0)
+    else:
+        small = img
     buf = io.BytesIO()
     small.save(buf, "JPEG", quality=quality)
     return {"jpeg": buf.getvalue(), "width": img.width, "height": img.height}
+
+def _thumbnail_or_none(img, size: int) -> Optional[dict]:
+    """The report's picture of an image, or None where it cannot be made: a picture is no reason
+    to lose an image's record (the report then shows none)."""
+    try:
+        return thumbnail(img, size)
+    except Exception:  # noqa: BLE001 (a report without one picture beats a lost record)
+        return None
+
 
 T = TypeVar("T")
 
@@ -142,7 +156,7 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
             img = decode.load(item.source, cfg, data)
             if task.provenance:
                 evidence += watermark_evidence(data, img)
-            thumb = thumbnail(img, task.thumbnail) if task.thumbnail else None
+            thumb = _thumbnail_or_none(img, task.thumbnail) if task.thumbnail else None
             view, patches = decode.preprocess(img, cfg)
             views, patch_sets, boxes, expert_crops = [view], [patches], None, None
             if task.faces:
