@@ -3,6 +3,8 @@ the command writes one PNG per input, of the expected size, with the faces' boxe
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -250,3 +252,23 @@ def test_face_labels_never_cover_each_other():
     full = [(0, y, 500, y + 20) for y in range(0, 200, 20)]
     assert _label_row((10, 50, 60, 100), 20, 10, 200, full, top=0, bottom=200) == 52
     assert _label_row((10, 190, 60, 199), 20, 10, 200, full, top=0, bottom=200) == 180
+
+
+def test_explain_takes_very_elongated_images_and_long_names(runner, tiny_weights, tmp_path):
+    """A 70000x32 strip (its drawn picture would be 0 px high) and a name of 249 characters (its
+    PNG's name 261 bytes, over the 255 a file name may have) are explained; so is the image after."""
+    d = tmp_path / "in"
+    strip = write_image(d / "a_strip.png", "PNG", size=(70000, 32))
+    long = write_image(d / ("é" * 3 + "b" * 240 + ".png"), "PNG", size=(120, 90), seed=1)
+    ok = write_image(d / "z_ok.png", "PNG", size=(120, 90), seed=2)
+    out = tmp_path / "out"
+    r = runner.invoke(cli, ["explain", "--no-faces", "--grid", "2", "-w", str(tiny_weights), "-d", "cpu",
+                            str(strip), str(long), str(ok), "-o", str(out)])
+    assert r.exit_code == 0, (r.output, r.stderr)
+    written = r.stdout.splitlines()
+    assert len(written) == 3 and written[2].endswith("z_ok.png".replace(".png", ".explain.png"))
+    assert all(len(os.fsencode(p.rsplit("/", 1)[1])) <= 255 for p in written)
+    assert written[1].rsplit("/", 1)[1].startswith("ééé" + "b" * 100)
+    used: set = set()
+    assert len(os.fsencode(output_name("é" * 200 + ".jpg", used))) <= 255
+    assert len(os.fsencode(output_name("é" * 200 + ".jpg", used))) <= 255  # and with -2 after it

@@ -111,7 +111,7 @@ def render(img, ex, name: str = ""):
 
     w, h = img.size
     s = display_scale(w, h)
-    dw, dh = round(w * s), round(h * s)
+    dw, dh = max(1, round(w * s)), max(1, round(h * s))  # a 70000x32 strip keeps a 1 px side
     fw, fh = figure_size(w, h)
     ox, oy = picture_origin(w, h)
     # enlarged a whole number of times or more: nearest neighbour, so pixels stay pixels
@@ -242,13 +242,24 @@ def output_name(path: str, used: set) -> str:
     """The PNG's file name for the input ``path``: ``<stem>.explain.png``, with ``-2``, ``-3``...
     after the stem when an earlier input of this run already took the name."""
     stem = Path(path).stem if path not in ("-", "") else "stdin"
-    stem = stem or "image"
+    stem = _fit(stem or "image", NAME_MAX - len(b"-99999.explain.png"))
     name, n = f"{stem}.explain.png", 1
     while name.lower() in used:  # case-insensitive file systems see A.png and a.png as one
         n += 1
         name = f"{stem}-{n}.explain.png"
     used.add(name.lower())
     return name
+
+
+NAME_MAX = 255  # bytes in one file name, on Linux, macOS and Windows alike
+
+
+def _fit(stem: str, limit: int) -> str:
+    """``stem`` cut, character by character, to at most ``limit`` bytes as the file system
+    stores it: a long input name must not make its PNG's name too long to write."""
+    while len(os.fsencode(stem)) > limit:
+        stem = stem[:-1]
+    return stem
 
 
 def _label_row(box, h: int, x: int, w: int, placed: list, top: int, bottom: int) -> int:
@@ -377,9 +388,15 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
             while os.path.lexists(target) and not made_by_explain(target):
                 target = Path(out_dir) / output_name(item.path, used)
             try:
-                render(img, ex, os.path.basename(item.path) or item.path).save(target, "PNG", pnginfo=mark)
+                fig = render(img, ex, os.path.basename(item.path) or item.path)
+            except Exception as exc:  # one picture that cannot be drawn must not stop the others
+                err(f"{tsv_escape(item.path)}: cannot draw its explanation: {exception_text(exc)}")
+                status = EXIT_UNREADABLE
+                continue
+            try:
+                fig.save(target, "PNG", pnginfo=mark)
             except OSError as exc:
-                err(f"cannot write {target}: {exc.strerror or exc}")
+                err(f"cannot write {tsv_escape(str(target))}: {exc.strerror or exc}")
                 ctx.exit(EXIT_USAGE)
             click.echo(tsv_escape(str(target)), file=out)  # one line each, as scan's records
             out.flush()
