@@ -69,7 +69,8 @@ NEW = {"configs/trust.json", "configs/trust/frame.json", "configs/trust/without_
        *(f"configs/loso_real/without_{s}.json" for s in ("dfdc_faceswap", "lfw_faceswap", "cifake_sd14",
                                                           "stylegan2_faces", "imagenet_real_photos", "utkface_real",
                                                           "ffpp_faces")),
-       *(f"configs/lomo_short/without_{m.lower()}.json" for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
+       *(f"configs/lomo_short/without_{m.lower()}.json"
+         for m in ("Deepfakes", "FaceSwap", "Face2Face", "NeuralTextures"))}
 
 
 def test_every_recipe_file_is_covered_and_valid():

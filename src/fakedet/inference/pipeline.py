@@ -106,8 +106,6 @@ def thumbnail(img, size: int, quality: int = 80) -> dict:
     the image's own size (see :attr:`Decoded.thumbnail`)."""
     import io
 
-    from PIL import ImageOps
-
     if max(img.size) > size:  # no full-size copy; a side never rounds to 0 px (a 20000x32 strip)
         scale = size / max(img.size)
         small = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
