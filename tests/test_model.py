@@ -257,3 +257,14 @@ def test_deeply_nested_metadata_is_a_checkpoint_error(tmp_path):
     save_file({"w": torch.zeros(2)}, str(bad), metadata={"fakedet": "[" * 100000 + "]" * 100000})
     with pytest.raises(ckpt.CheckpointError, match="metadata is invalid"):
         ckpt.read_meta(bad)
+
+
+@pytest.mark.parametrize("name", ["hf-hub:timm/resnet18.a1_in1k", "local-dir:/tmp/somewhere"])
+def test_a_backbone_name_that_names_a_source_is_refused_before_timm_is_asked(name, monkeypatch):
+    import timm
+
+    asked = []
+    monkeypatch.setattr(timm, "create_model", lambda *a, **k: asked.append(a))
+    with pytest.raises(ValueError, match="never downloads"):
+        FakeDetector(ModelConfig.from_dict(tiny_config_dict(backbone=name)))
+    assert not asked

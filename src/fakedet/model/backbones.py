@@ -188,6 +188,9 @@ def create_backbone(name: str, **kwargs) -> nn.Module:
     """A backbone returning pooled features, with ``num_features`` set; never downloads."""
     if backbone_builder(name, kwargs) == "fakedet":
         return EfficientNetLite(*LITE_VARIANTS[name])
+    if ":" in name:  # timm's "hf-hub:" and "local-dir:" would fetch the architecture from elsewhere
+        raise ValueError(f"backbone {name!r} names a source to fetch it from; fakedet builds backbones "
+                         "from timm's own names only and never downloads")
     try:
         import timm  # any other backbone: timm builds it (slower start-up)
     except ImportError:
