@@ -676,3 +676,13 @@ def test_a_null_json_field_neither_breaks_the_reader_nor_hides_other_evidence(mo
     items = read_evidence(data)
     assert any(it["kind"] == "parameters" and it["says"] == "generated" for it in items)
     assert any("metadata could not be read: AttributeError" in it["detail"] for it in items)
+
+
+def test_a_caption_with_steps_is_not_parameters():
+    """A photo caption with the word Steps and one field a generator also writes is no evidence;
+    the generators' lines hold Steps with at least two of Sampler, Seed, CFG scale and Size."""
+    for caption in ("Morning walk. Steps: 12000, Size: medium", "Steps: 12000, Seed: the garden",
+                    "Steps: 3, Sampler: none, Size: large"):
+        assert read_evidence(_png_text(("Description", caption))) == [], caption
+    short = "portrait\nSteps: 20, Sampler: Euler a, Seed: 7"
+    assert _only(read_evidence(_png_text(("parameters", short))))["says"] == "generated"

@@ -762,6 +762,12 @@ def _parameters(text: str, key: str, context: dict) -> dict | None:
     return None
 
 
+#: what the generators write in these fields; the line must hold two of them besides its Steps, so
+#: that a caption such as "Steps: 12000, Size: medium" is no generator's parameters
+_A1111_SHAPES = {"Sampler": re.compile(r".+"), "Seed": re.compile(r"-?\d+"),
+                 "CFG scale": re.compile(r"\d+(\.\d+)?"), "Size": re.compile(r"\d+x\d+")}
+
+
 def _a1111(text: str) -> dict | None:
     at = text.rfind("Steps: ")
     if at < 0 or (at > 0 and text[at - 1] not in "\n "):
@@ -772,7 +778,8 @@ def _a1111(text: str) -> dict | None:
         fields.setdefault(m.group(1).strip(), m.group(2).strip().strip('"'))
         if len(fields) > 80:
             break
-    if not fields.get("Steps", "").isdigit() or not ({"Sampler", "Seed", "CFG scale", "Size"} & set(fields)):
+    if not fields.get("Steps", "").isdigit() or sum(bool(check.fullmatch(fields.get(k, "")))
+                                                    for k, check in _A1111_SHAPES.items()) < 2:
         return None
     version = fields.get("Version", "")
     tool = ("Forge" if re.match(r"f\d", version) else "Fooocus" if "Fooocus" in version
