@@ -525,3 +525,24 @@ def test_a_stdout_that_is_not_utf8_loses_no_record_to_a_file_name(tiny_weights, 
         assert [os.path.basename(json.loads(x)["path"]) for x in lines] == names
     else:
         assert lines[1].startswith(str(tmp_path / "smile_\\ud83d\\ude00.jpg") + "\t")
+
+
+def _close_stderr():
+    _interruptible()
+    os.close(2)
+
+
+@pytest.mark.parametrize("command", ["scan", "eval"])
+def test_a_closed_stderr_costs_nothing_but_the_messages(tiny_weights, tmp_path, command):
+    """``2>&-`` (cron, daemons): the records and the exit status are as with stderr open (was an
+    AttributeError on the progress check, exit 70, its traceback in the records' file)."""
+    write_image(tmp_path / "real" / "a.jpg", size=(64, 64))
+    out = tmp_path / "records.txt"
+    target = tmp_path / "real" if command == "scan" else tmp_path  # eval reads real/ and fake/ in it
+    args = [sys.executable, "-m", "fakedet", command, "-w", str(tiny_weights), str(target)]
+    done = subprocess.run(args + (["-o", str(out)] if command == "scan" else []), preexec_fn=_close_stderr,
+                          stdout=subprocess.PIPE, timeout=120)
+    assert done.returncode == 0
+    text = out.read_text() if command == "scan" else done.stdout.decode()
+    assert "Traceback" not in text
+    assert text.count("\n") == 1 and "a.jpg" in text if command == "scan" else "bal.acc" in text
