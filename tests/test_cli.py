@@ -720,3 +720,10 @@ def test_a_stop_after_one_record_says_record(runner, tiny_weights, tmp_path, mon
     monkeypatch.setattr(writers.Writer, "write", write_then_stop)
     r = run(runner, tiny_weights, [str(tmp_path / "a.png")])
     assert r.exit_code == 130 and "interrupted after 1 record\n" in r.stderr
+
+
+def test_the_summary_gives_a_threshold_with_the_digits_the_records_have(runner, tiny_weights, tmp_path):
+    """-t 0.99995 was summarised as "threshold 1.0000", beside records of 0.999977 labelled fake."""
+    write_image(tmp_path / "a.jpg")
+    r = run(runner, tiny_weights, ["-t", "0.99995", str(tmp_path / "a.jpg")])
+    assert "threshold 0.999950" in r.stderr.strip().splitlines()[-1], r.stderr

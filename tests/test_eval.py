@@ -353,7 +353,7 @@ def test_eval_faces_says_which_thresholds_label_images_without_a_face(tiny_weigh
     monkeypatch.setattr(faces_mod, "find_faces", lambda img, detector=None: [])  # no face anywhere
     r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0", "--faces"])
     assert r.exit_code == 0, r.output
-    assert "images without one are labelled by the whole-image threshold 0.5000" in r.stdout
+    assert "images without one are labelled by the whole-image threshold 0.500000" in r.stdout
     r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
     assert "images without one" not in r.stdout
 

@@ -26,6 +26,7 @@ from fakedet.cli.common import (
     stdout,
 )
 from fakedet.cli.options import DeviceType, face_expert_option, weights_option
+from fakedet.evaluation.verdicts import threshold_text
 
 EXAMPLES = """\b
 Examples:
@@ -171,11 +172,11 @@ def render(img, ex, name: str = ""):
     fake_at, real_below = ex.cutoffs
     which = "face-mode" if ex.faces else "whole-image"
     if real_below < fake_at:
-        rule = f"fake at >= {_fmt_p(fake_at)}, real below {_fmt_p(real_below)}, uncertain between"
+        rule = f"fake at >= {threshold_text(fake_at)}, real below {threshold_text(real_below)}, uncertain in between"
     else:
-        rule = f"fake at >= {_fmt_p(fake_at)}, else real"
+        rule = f"fake at >= {threshold_text(fake_at)}, else real"
     if ex.label_by == "evidence":
-        rule = f"verdict from provenance evidence, not p_fake ({which} fake threshold {_fmt_p(fake_at)})"
+        rule = f"verdict from provenance evidence, not p_fake ({which} fake threshold {threshold_text(fake_at)})"
     else:
         rule = f"{rule} ({which} thresholds)"
     d.text((x, y), rule, fill=TEXT, font=small)

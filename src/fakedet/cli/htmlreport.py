@@ -262,7 +262,7 @@ var meta={},rows=[],summary=null,lost=0,state={};
 function $(id){return document.getElementById(id);}
 function el(tag,cls,text){var e=document.createElement(tag);if(cls)e.className=cls;if(text!=null)e.textContent=text;return e;}
 function fmt(p){return p==null?'':p.toFixed(6);}
-function thr(p){return p>=1e-3||p===0?p.toFixed(6):p.toPrecision(3);}
+function thr(p){return p==null?'?':p>=1e-3||p===0?p.toFixed(6):p.toPrecision(3);}
 function verdict(r){return r.error!=null?'error':(r.label||'error');}
 function dec(t){try{return decodeURIComponent(t);}catch(e){return t;}}
 function parseHash(){var h={},s=location.hash.replace(/^#/,'');
@@ -385,8 +385,8 @@ function start(){
  document.title=meta.title||document.title;$('title').textContent=meta.title||'fakedet report';
  var m=[];if(meta.created)m.push('made '+meta.created);if(meta.version)m.push('fakedet '+meta.version);
  if(meta.weights)m.push('weights '+meta.weights);if(meta.device)m.push(meta.device);if(meta.faces)m.push('face mode');
- var rule=meta.real_below<meta.threshold?'fake at p_fake \u2265 '+meta.threshold.toFixed(6)+', real below '+meta.real_below.toFixed(6)+', uncertain between':'fake at p_fake \u2265 '+(meta.threshold==null?'?':meta.threshold.toFixed(4));
- if(meta.faces)rule+='; images with a face: fake at \u2265 '+meta.face_threshold.toFixed(6)+', real below '+meta.face_real_below.toFixed(6);
+ var rule=meta.real_below<meta.threshold?'fake at p_fake \u2265 '+thr(meta.threshold)+', real below '+thr(meta.real_below)+', uncertain in between':'fake at p_fake \u2265 '+thr(meta.threshold);
+ if(meta.faces)rule+='; images with a face: fake at \u2265 '+thr(meta.face_threshold)+', real below '+thr(meta.face_real_below);
  if(meta.faces)rule+=meta.face_expert?' (faces scored with the face expert)':' (faces scored by the network alone)';
  m.push(rule);$('meta').textContent=m.join(' \u00b7 ');
  var w=[];if(!summary)w.push('This report is incomplete: the run was interrupted or is still running; it shows the '+rows.length+' records written so far.');

@@ -46,13 +46,13 @@ def info(weights, as_json):
     v, fv = d.get("verdicts"), d.get("face_verdicts")
     if v:
         click.echo(f"verdicts:     fake when p_fake >= {v['fake']:.6f}, real below {threshold_text(v['real'])}, "
-                   f"uncertain between  ({v.get('rule', 'n/a')})")
+                   f"uncertain in between  ({v.get('rule', 'n/a')})")
         for line in VERDICT_MEANINGS:
             click.echo(f"              {line}")
-        two_way = f"-t {d['two_way_threshold']:.4f} gives two verdicts at this threshold"
+        two_way = f"-t {threshold_text(d['two_way_threshold'])} gives two verdicts at this threshold"
     else:
         two_way = "two verdicts: fake at or above, real below"
-    click.echo(f"two-way:      {d['two_way_threshold']:.4f}  ({two_way}; "
+    click.echo(f"two-way:      {threshold_text(d['two_way_threshold'])}  ({two_way}; "
                f"{d['training'].get('threshold_rule', 'n/a')})")
     # with a usable face expert, plain --faces uses its thresholds ("fused faces" below); the
     # network's own face-mode ones are those of --faces --no-face-expert
@@ -63,11 +63,11 @@ def info(weights, as_json):
         click.echo(f"face mode:    fake when p_fake >= {fv['fake']:.6f}, real below {threshold_text(fv['real'])} for "
                    f"{faces} where a face was found  ({fv.get('rule', 'n/a')})")
     if d.get("face_threshold") is not None and (fv or v):
-        click.echo(f"face two-way: {d['face_threshold']:.4f}  (the earlier face-mode threshold: "
-                   f"-t {d['face_threshold']:.4f} {faces} gives two verdicts at it; "
+        click.echo(f"face two-way: {threshold_text(d['face_threshold'])}  (the earlier face-mode threshold: "
+                   f"-t {threshold_text(d['face_threshold'])} {faces} gives two verdicts at it; "
                    f"{d['training'].get('face_threshold_rule', 'n/a')})")
     elif d.get("face_threshold") is not None:
-        click.echo(f"face mode:    threshold {d['face_threshold']:.4f} for --faces  "
+        click.echo(f"face mode:    threshold {threshold_text(d['face_threshold'])} for --faces  "
                    f"({d['training'].get('face_threshold_rule', 'n/a')})")
     if fe and fe.get("error"):
         click.echo(f"face expert:  {fe['weights']} cannot be used: {fe['error']}")
@@ -120,7 +120,7 @@ def info(weights, as_json):
                    f"{_f(_dict(test['all']).get('ece'), 0)} at T={d['temperature']:.3f}")
     if test:
         click.echo(f"evaluation (test splits, when trained; acc and FPR at the two-way threshold "
-                   f"{d['two_way_threshold']:.4f}):")
+                   f"{threshold_text(d['two_way_threshold'])}):")
         click.echo(f"  {'set':<22} {'n':>6} {'AUC':>7} {'TPR@5%FPR':>10} {'acc':>7} {'FPR':>7}")
         for name, r in test.items():
             r = _dict(r)

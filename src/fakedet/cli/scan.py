@@ -479,7 +479,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
 
             fake_at, real_below = det.cutoffs
             whole = (f"fake at >= {fake_at:.6f}, real below {threshold_text(real_below)}" if real_below < fake_at
-                     else f"threshold {fake_at:.4f}")
+                     else f"threshold {threshold_text(fake_at)}")
             err(f"faces scored {expert}; {n_noface} image{'s' if n_noface != 1 else ''} without a face "
                 f"scored as a whole (whole-image thresholds: {whole})")
         if n_evidence:
@@ -517,7 +517,7 @@ def _summary(det, n_images, n_fake, n_unc, n_err, n_folders, elapsed, wall, filt
     three_way = det.three_way
     unc = f"{n_unc} uncertain, " if three_way else ""
     rule = (f"fake at >= {det.threshold:.6f}, real below {threshold_text(det.real_below)}" if three_way
-            else f"threshold {det.threshold:.4f}")
+            else f"threshold {threshold_text(det.threshold)}")
     scored = n_images - n_err
     line = (f"{n_images} image{'s' if n_images != 1 else ''}: {n_fake} fake, {unc}"
             f"{scored - n_fake - n_unc} real, {n_err} error{'s' if n_err != 1 else ''}")

@@ -204,9 +204,10 @@ def format_table(rep: dict) -> Iterable[str]:
         yield f"{name:<22}" + "".join(cells)
     real_below = rep.get("real_below")
     if real_below is not None and real_below < rep["threshold"]:
-        rule = f"fake at p_fake >= {rep['threshold']:.6f}, real below {threshold_text(real_below)}, uncertain between"
+        rule = (f"fake at p_fake >= {rep['threshold']:.6f}, real below {threshold_text(real_below)}, "
+                "uncertain in between")
     else:
-        rule = f"threshold {rep['threshold']:.4f}"
+        rule = f"threshold {threshold_text(rep['threshold'])}"
     yield (f"{rule}; AUC/AP/TPR@ need both classes; FPR = real images labelled fake, "
            "TPR = fakes labelled fake, uncert = images labelled uncertain; acc counts uncertain as not fake")
     whole = rep.get("whole_image_cutoffs")
@@ -215,7 +216,7 @@ def format_table(rep: dict) -> Iterable[str]:
         yield ("face mode: those thresholds apply where a face was found; images without one are labelled "
                + (f"by the whole-image thresholds, fake at p_fake >= {fake_at:.6f}, real below "
                   f"{threshold_text(real_below)}" if real_below < fake_at
-                  else f"by the whole-image threshold {fake_at:.4f}"))
+                  else f"by the whole-image threshold {threshold_text(fake_at)}"))
     for name, r in rep["sets"].items():
         ev = r.get("provenance_evidence") or {}
         if name != "all" and any(c.get("any") for c in ev.values()):
