@@ -727,3 +727,12 @@ def test_the_summary_gives_a_threshold_with_the_digits_the_records_have(runner, 
     write_image(tmp_path / "a.jpg")
     r = run(runner, tiny_weights, ["-t", "0.99995", str(tmp_path / "a.jpg")])
     assert "threshold 0.999950" in r.stderr.strip().splitlines()[-1], r.stderr
+
+
+def test_files_in_a_folder_that_are_no_image_by_name_are_counted_in_the_summary(runner, tiny_weights, tmp_path):
+    write_image(tmp_path / "a.jpg")
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    r = run(runner, tiny_weights, [str(tmp_path)])
+    assert r.exit_code == 0 and r.stdout.count("\n") == 1
+    assert "skipped 2 files not named as an image (name one to scan it)" in r.stderr.strip().splitlines()[-1]

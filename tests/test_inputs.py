@@ -207,7 +207,7 @@ def _tree(root):
                 "thumbs/t.png", "raw/r.tif", "a/raw/r.tif", "keep.jpg"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(b"x")
-    (root / "a" / "notes.txt").write_text("not an image, not counted")
+    (root / "a" / "notes.txt").write_text("not an image: counted as a file skipped")
     (root / ".DS_Store").write_bytes(b"not an image either")
 
 
@@ -222,9 +222,10 @@ def test_walk_skips_hidden_entries_and_counts_them(tmp_path):
     filt = WalkFilter()
     assert _names(walk(str(tmp_path), filt=filt), tmp_path) == [
         "a/1.png", "a/raw/r.tif", "keep.jpg", "raw/r.tif", "thumbs/t.png"]
-    assert (filt.skipped_hidden, filt.skipped_excluded) == (4, 0)  # .cache .git .hidden.png a/.dot.jpg
+    # hidden: .cache .git .hidden.png a/.dot.jpg; other: a/notes.txt (.DS_Store is hidden, not looked at)
+    assert (filt.skipped_hidden, filt.skipped_excluded, filt.skipped_other) == (4, 0, 1)
     filt = WalkFilter(hidden=True)
-    assert len(list(walk(str(tmp_path), filt=filt))) == 9 and filt.skipped == 0
+    assert len(list(walk(str(tmp_path), filt=filt))) == 9 and filt.skipped == filt.skipped_other == 2
 
 
 def test_exclude_patterns_match_names_or_paths_from_the_folder_given(tmp_path):

@@ -119,7 +119,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
 
     Each image's provenance metadata is read too (C2PA Content Credentials, XMP/EXIF
     source type and software, Stable Diffusion front-ends' generation parameters; the
-    invisible watermark with the watermark extra): jsonl/json list it as 'evidence', and
+    invisible watermark with the watermark extra): jsonl, json and parquet list it as 'evidence', and
     evidence that the image was generated labels it fake whatever its score
     ('label_by': 'evidence'). Metadata can be removed or forged: its absence says nothing.
     """
@@ -484,7 +484,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 f"scored as a whole (whole-image thresholds: {whole})")
         if n_evidence:
             err(f"{n_evidence} image{'s' if n_evidence != 1 else ''} with provenance evidence, "
-                f"{n_by_evidence} labelled fake by it (jsonl/json list it)")
+                f"{n_by_evidence} labelled fake by it (jsonl, json and parquet list it)")
     if report_error is not None:  # every record was written, the report was not
         return EXIT_USAGE
     if n_err:
@@ -495,7 +495,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
 
 
 def _skipped_text(filt) -> str:
-    """What a folder walk skipped, for the summary: "skipped 2 hidden entries (...), 1 excluded"."""
+    """What a folder walk skipped, for the summary: "skipped 2 hidden entries (...), 1 excluded
+    entry, 3 files not named as an image (...)"."""
     def entries(n, kind):
         return f"{n} {kind} entr{'ies' if n != 1 else 'y'}"
 
@@ -504,6 +505,9 @@ def _skipped_text(filt) -> str:
         parts.append(f"{entries(filt.skipped_hidden, 'hidden')} (--hidden scans them)")
     if filt.skipped_excluded:
         parts.append(entries(filt.skipped_excluded, "excluded"))
+    if filt.skipped_other:
+        n = filt.skipped_other
+        parts.append(f"{n} file{'s' if n != 1 else ''} not named as an image (name one to scan it)")
     return "skipped " + ", ".join(parts)
 
 

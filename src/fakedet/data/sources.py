@@ -76,6 +76,8 @@ class WalkFilter:
     exclude: tuple[str, ...] = ()
     skipped_hidden: int = 0
     skipped_excluded: int = 0
+    #: files that are no image by their name (notes.txt, clip.mp4), hidden ones aside
+    skipped_other: int = 0
     _patterns: list = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -93,7 +95,7 @@ class WalkFilter:
 
     @property
     def skipped(self) -> int:
-        return self.skipped_hidden + self.skipped_excluded
+        return self.skipped_hidden + self.skipped_excluded + self.skipped_other
 
     def skips(self, name: str, relpath: str, is_dir: bool) -> bool:
         """Whether to skip an entry found while walking (and count it when so)."""
@@ -136,7 +138,9 @@ def walk(folder: str, _seen: Optional[set] = None, filt: Optional[WalkFilter] = 
         except OSError:
             is_dir = False
         if not (is_dir or is_image_name(entry.name)):
-            continue  # not counted as skipped: only images are looked for
+            if filt.hidden or not entry.name.startswith("."):  # a hidden one is not looked at at all
+                filt.skipped_other += 1
+            continue
         if filt.skips(entry.name, rel, is_dir):
             continue
         if is_dir:

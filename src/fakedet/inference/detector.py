@@ -130,7 +130,7 @@ class Detector:
                 raise DependencyError(
                     f"face mode needs torchvision, which cannot be imported here: {exc} (torch and "
                     "torchvision must be a matching pair: install them together, as the README "
-                    "says; the default scan works without it)") from None
+                    "says; the default scan, and explain with --no-faces, work without it)") from None
 
             if not default_mtcnn_path().is_file():
                 raise ckpt.CheckpointError(f"face detector weights not found: {default_mtcnn_path()}")
