@@ -736,3 +736,14 @@ def test_files_in_a_folder_that_are_no_image_by_name_are_counted_in_the_summary(
     r = run(runner, tiny_weights, [str(tmp_path)])
     assert r.exit_code == 0 and r.stdout.count("\n") == 1
     assert "skipped 2 files not named as an image (name one to scan it)" in r.stderr.strip().splitlines()[-1]
+
+
+def test_a_mistyped_command_is_a_usage_error_that_names_the_command(runner, tiny_weights, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(cli, ["evl", "x"])
+    assert r.exit_code == 2 and "did you mean: fakedet eval?" in r.stderr
+    write_image(tmp_path / "evl")  # a file of that name is scanned, as before
+    r = runner.invoke(cli, ["-w", str(tiny_weights), "evl"])
+    assert r.exit_code == 0 and r.stdout.startswith("evl\t")
+    r = runner.invoke(cli, ["-w", str(tiny_weights), "missing.jpg"])  # a missing photo is no typo
+    assert r.exit_code == 3 and "file not found" in r.stdout

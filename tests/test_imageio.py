@@ -292,3 +292,10 @@ def test_a_float_image_with_no_finite_pixel_is_an_error(value):
     Image.fromarray(np.full((80, 96), value, np.float32), "F").save(buf, "TIFF")
     with pytest.raises(imageio.ImageError, match="no finite pixel value"):
         load(buf.getvalue())
+
+
+def test_a_uri_that_is_no_file_says_which_engine_reads_uris():
+    with pytest.raises(imageio.ImageError, match=r"file not found \(a URI: --engine ray"):
+        imageio.read_bytes("s3://bucket/photo.jpg")
+    with pytest.raises(imageio.ImageError, match=r"^file not found$"):
+        imageio.read_bytes("no/such/photo.jpg")

@@ -37,6 +37,18 @@ from fakedet.cli.scan import scan
 __all__ = ["cli", "main"]
 
 
+def _mistyped_command(arg: str, commands) -> "str | None":
+    """The command ``arg`` looks like a typo of (``evl`` for ``eval``), when it is no file: a word
+    without a dot or a slash, close to one command's name. A missing photo is no typo."""
+    import difflib
+    import os
+
+    if arg.startswith("-") or any(c in arg for c in "./\\") or os.path.lexists(arg):
+        return None
+    close = difflib.get_close_matches(arg.lower(), commands, n=1, cutoff=0.7)
+    return close[0] if close else None
+
+
 class DefaultGroup(click.Group):
     """A group that runs ``scan`` when the first argument is not a subcommand, so that
     ``fakedet photo.jpg`` means ``fakedet scan photo.jpg``. ``fakedet help [COMMAND]`` shows the
@@ -58,6 +70,9 @@ class DefaultGroup(click.Group):
                 # `fakedet -q eval data/` would score a file named eval: options follow the command
                 ctx.fail(f"options go after the command's name: fakedet {command} [OPTIONS] ...; "
                          f"to scan a file named {command}: fakedet scan [OPTIONS] ./{command}")
+            typo = _mistyped_command(args[0], [*self.commands, "help"])
+            if typo:
+                ctx.fail(f"{args[0]!r} is no command and no file; did you mean: fakedet {typo}?")
             args = [self.default_command, *args]
         try:  # --help and --version print while the arguments are parsed
             return super().parse_args(ctx, args)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import threading
 import warnings
@@ -82,6 +83,9 @@ def read_bytes(path: Union[str, os.PathLike], max_bytes: int = MAX_FILE_BYTES) -
             fh.seek(0)
             data = _read_bounded(fh, st.st_size, max_bytes)
     except FileNotFoundError:
+        if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://", os.fspath(path) if not isinstance(path, bytes) else ""):
+            raise ImageError("file not found (a URI: --engine ray reads s3://, gs://, hdfs:// and "
+                             "file:// URIs)") from None
         raise ImageError("file not found") from None
     except PermissionError:
         raise ImageError("permission denied") from None
