@@ -299,3 +299,20 @@ def test_a_uri_that_is_no_file_says_which_engine_reads_uris():
         imageio.read_bytes("s3://bucket/photo.jpg")
     with pytest.raises(imageio.ImageError, match=r"^file not found$"):
         imageio.read_bytes("no/such/photo.jpg")
+
+
+def test_the_gpu_path_leaves_a_turned_jpeg_to_the_cpu_path():
+    """torchvision's CUDA JPEG decoder ignores apply_exif_orientation: a photo its EXIF turns is
+    decoded on the CPU, which turns it (orientation 1, no turn, stays on the GPU path)."""
+    pytest.importorskip("torchvision")
+    from fakedet.inference.gpudecode import _header
+
+    def jpeg(orientation):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        buf = io.BytesIO()
+        random_image((64, 48)).save(buf, "JPEG", exif=exif.tobytes())
+        return buf.getvalue()
+
+    assert _header(jpeg(1)) == (64, 48)
+    assert all(_header(jpeg(o)) is None for o in range(2, 9))

@@ -354,6 +354,14 @@ _TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
           6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 
+def exif_turn(img: Image.Image):
+    """The transposition the image's EXIF (or XMP) orientation asks for, None when none."""
+    try:
+        return _TURNS.get(img.getexif().get(_ORIENTATION, 1))
+    except TypeError:  # a value no orientation is (unhashable)
+        return None
+
+
 def upright(img: Image.Image) -> Image.Image:
     """The image turned as its EXIF orientation says; the same image object when no turn is needed.
 
@@ -362,10 +370,7 @@ def upright(img: Image.Image) -> Image.Image:
     (``benchmarks/bench_upright.py``), so it is called only for the seven orientations that turn
     the image.
     """
-    try:
-        turn = _TURNS.get(img.getexif().get(_ORIENTATION, 1))
-    except TypeError:  # a value no orientation is (unhashable)
-        turn = None
+    turn = exif_turn(img)
     # the turn itself, as ``ImageOps.exif_transpose`` makes it, without rewriting the EXIF, which
     # fails on a malformed tag elsewhere in it (a negative width) and would cost a good photo
     return img if turn is None else img.transpose(turn)

@@ -28,7 +28,9 @@ from fakedet.inference.pipeline import Decoded, DecodedBatch, Task, prepare_batc
 
 def _header(data: bytes) -> Optional[tuple[int, int]]:
     """(width, height) if ``data`` is an RGB or grayscale JPEG the GPU may decode, else None (a
-    progressive one of too many scans among them: the CPU path refuses it)."""
+    progressive one of too many scans among them: the CPU path refuses it; and one whose EXIF
+    orientation turns it: torchvision's GPU decoder does not apply the orientation, so the CPU
+    path, which does, decodes it)."""
     if not data.startswith(b"\xff\xd8"):
         return None
     try:
@@ -38,6 +40,8 @@ def _header(data: bytes) -> Optional[tuple[int, int]]:
         if img.format != "JPEG" or img.mode not in ("RGB", "L"):
             return None
         if img.info.get("progressive") and decode.too_many_scans(data):
+            return None
+        if decode.exif_turn(img) is not None:
             return None
         return img.size
     except Exception:
