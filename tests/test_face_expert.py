@@ -497,3 +497,17 @@ def test_the_rebuilt_gated_score_is_the_tools_and_a_wrong_gate_is_caught(tiny_we
     fe.gated_check(det, recs, gate)
     with pytest.raises(SystemExit, match="differs"):
         fe.gated_check(det, recs, 0.0)  # the whole image always counting is another score
+
+
+def test_the_face_mode_summary_says_real_needs_the_whole_image_too(tiny_weights, tmp_path, one_face, monkeypatch):
+    f = make_expert(tmp_path / "e.safetensors", tiny_weights, weight=0.7, whole_gate=0.9,
+                    face_verdicts={"fake": 0.99, "real": 0.05, "rule": "r"})
+    monkeypatch.setattr(fx, "default_expert_path", lambda: f)
+    img = write_image(tmp_path / "a.jpg", size=(200, 160))
+    det = Detector.load(tiny_weights, device="cpu", faces=True, expert=f, workers=0)
+    assert det.whole_gate == 0.9 and Detector.load(tiny_weights, device="cpu", workers=0).whole_gate is None
+    r = CliRunner().invoke(cli, ["scan", "--faces", "-w", str(tiny_weights), "-j", "0", str(img)])
+    assert r.exit_code == 0, r.output
+    assert "real needs every score, the whole image's too, below 0.050000" in r.stderr, r.stderr
+    r = CliRunner().invoke(cli, ["scan", "--faces", "--no-face-expert", "-w", str(tiny_weights), "-j", "0", str(img)])
+    assert "whole image's too" not in r.stderr

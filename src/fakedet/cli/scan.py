@@ -480,8 +480,13 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             fake_at, real_below = det.cutoffs
             whole = (f"fake at >= {fake_at:.6f}, real below {threshold_text(real_below)}" if real_below < fake_at
                      else f"threshold {threshold_text(fake_at)}")
+            gated = ""
+            if det.whole_gate is not None and det.real_below < det.threshold:
+                # p_fake leaves out a whole image under the gate; the real verdict does not
+                gated = (f"; with a face, real needs every score, the whole image's too, below "
+                         f"{threshold_text(det.real_below)}: a p_fake under it may still be uncertain")
             err(f"faces scored {expert}; {n_noface} image{'s' if n_noface != 1 else ''} without a face "
-                f"scored as a whole (whole-image thresholds: {whole})")
+                f"scored as a whole (whole-image thresholds: {whole}){gated}")
         if n_evidence:
             err(f"{n_evidence} image{'s' if n_evidence != 1 else ''} with provenance evidence, "
                 f"{n_by_evidence} labelled fake by it (jsonl, json and parquet list it)")

@@ -261,6 +261,12 @@ class Detector:
             out.append(r)
         return out
 
+    @property
+    def whole_gate(self) -> "float | None":
+        """In face mode with an expert file that gates the whole image: the whole image's score
+        from which it counts in ``p_fake`` (see :meth:`image_score`); else None."""
+        return self._whole_gate if self.faces else None
+
     def image_score(self, scores: list[float]) -> float:
         """An image's score from its ``[whole image, face, ...]`` probabilities, as a scan gives
         it: the maximum of all; with an expert file that gates the whole image and a face found,
