@@ -272,3 +272,20 @@ def test_explain_takes_very_elongated_images_and_long_names(runner, tiny_weights
     used: set = set()
     assert len(os.fsencode(output_name("é" * 200 + ".jpg", used))) <= 255
     assert len(os.fsencode(output_name("é" * 200 + ".jpg", used))) <= 255  # and with -2 after it
+
+
+def test_occluded_copies_are_scored_in_chunks_bounded_in_bytes(det, monkeypatch):
+    """A large photo's occluded copies are made a few at a time (a 24 MP photo's 32 copies took
+    2.3 GB); the scores are those of one chunk."""
+    from fakedet.inference import explain as ex
+
+    img = random_image((120, 90))
+    occ = Occluder(img, 3)
+    sets = [[]] + [[(r, c)] for r in range(3) for c in range(3)]
+    whole = ex.score_hidden(det, occ, sets)
+    sizes = []
+    real = ex.calibrated_logits
+    monkeypatch.setattr(ex, "calibrated_logits", lambda d, ims: (sizes.append(len(ims)), real(d, ims))[1])
+    monkeypatch.setattr(ex, "CHUNK_BYTES", occ.arr.nbytes * 3)
+    np.testing.assert_allclose(ex.score_hidden(det, occ, sets), whole, atol=1e-6)
+    assert sizes == [3, 3, 3, 1]

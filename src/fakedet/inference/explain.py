@@ -55,6 +55,8 @@ DEFAULT_GRID = 10
 FILLS = ("mean", "blur")
 #: occluded copies preprocessed and scored at a time (bounds memory for large images)
 CHUNK = 32
+#: and at most this many bytes of them: 32 copies of a 24-megapixel photo are 2.3 GB
+CHUNK_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -194,9 +196,10 @@ def score_hidden(det, occluder: Occluder, cell_sets: Sequence[Iterable[tuple[int
 
     Occluded copies are made lazily, :data:`CHUNK` at a time, so memory stays bounded."""
     cell_sets = list(cell_sets)
+    chunk = max(1, min(CHUNK, CHUNK_BYTES // max(1, occluder.arr.nbytes)))
     out = []
-    for i in range(0, len(cell_sets), CHUNK):
-        out.append(calibrated_logits(det, [occluder.hidden(cs) for cs in cell_sets[i:i + CHUNK]]))
+    for i in range(0, len(cell_sets), chunk):
+        out.append(calibrated_logits(det, [occluder.hidden(cs) for cs in cell_sets[i:i + chunk]]))
     return np.concatenate(out) if out else np.zeros(0)
 
 
