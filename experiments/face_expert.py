@@ -856,6 +856,7 @@ def lomo_pair(args) -> int:
         if not held:
             sys.exit(f"no {m} fakes in ffpp_faces' {args.split} split")
         recs = real_recs + det.predict(held)
+        gated_check(det, recs, gate)  # the fakes too: they reach the gate more often than reals
         y = np.r_[np.zeros(len(reals)), np.ones(len(held))]
         alone = image_scores_by_weight(det, None, (0.0,), whole="gate", recs=recs, gate=gate)[0.0]
         whole = np.array([r.p_whole for r in recs])

@@ -735,7 +735,8 @@ def test_files_in_a_folder_that_are_no_image_by_name_are_counted_in_the_summary(
     (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     r = run(runner, tiny_weights, [str(tmp_path)])
     assert r.exit_code == 0 and r.stdout.count("\n") == 1
-    assert "skipped 2 files not named as an image (name one to scan it)" in r.stderr.strip().splitlines()[-1]
+    assert "skipped 2 files not named as an image (named on the command line, each gets a record)" \
+        in r.stderr.strip().splitlines()[-1]
 
 
 def test_a_mistyped_command_is_a_usage_error_that_names_the_command(runner, tiny_weights, tmp_path, monkeypatch):
@@ -747,3 +748,17 @@ def test_a_mistyped_command_is_a_usage_error_that_names_the_command(runner, tiny
     assert r.exit_code == 0 and r.stdout.startswith("evl\t")
     r = runner.invoke(cli, ["-w", str(tiny_weights), "missing.jpg"])  # a missing photo is no typo
     assert r.exit_code == 3 and "file not found" in r.stdout
+
+
+def test_a_folder_without_images_is_warned_about_with_its_own_skipped_files(runner, tiny_weights, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_image(a / "x.jpg")
+    for n in ("1.txt", "2.txt", "3.txt"):
+        (a / n).write_text("x")
+    b.mkdir()
+    (b / "only.txt").write_text("x")
+    r = run(runner, tiny_weights, [str(a), str(b)])
+    assert f"no image files found in {b} (skipped 1 file not named as an image" in r.stderr, r.stderr
+    assert "skipped 4 files not named" in r.stderr.strip().splitlines()[-1]
+    r = run(runner, tiny_weights, ["-E", "*.txt", str(a)])  # excluded by the user: counted so
+    assert "skipped 3 excluded entries" in r.stderr and "not named as an image" not in r.stderr, r.stderr

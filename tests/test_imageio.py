@@ -316,3 +316,19 @@ def test_the_gpu_path_leaves_a_turned_jpeg_to_the_cpu_path():
 
     assert _header(jpeg(1)) == (64, 48)
     assert all(_header(jpeg(o)) is None for o in range(2, 9))
+
+
+def test_a_multi_picture_jpeg_of_too_many_scans_is_refused_as_a_jpeg_is():
+    im, im2 = random_image((64, 64)), random_image((64, 64), seed=1)
+    buf = io.BytesIO()
+    im.save(buf, "MPO", save_all=True, append_images=[im2], progressive=True)
+    data = buf.getvalue()
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    assert load(data).size == (64, 64)
+    with pytest.raises(imageio.ImageError, match="too many scans"):
+        load(data + b"\xff\xda" * (imageio.MAX_JPEG_SCANS + 1))
+
+
+def test_a_one_letter_scheme_is_a_drive_not_a_uri():
+    with pytest.raises(imageio.ImageError, match=r"^file not found$"):
+        imageio.read_bytes("C://photos/x.jpg")

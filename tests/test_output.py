@@ -193,3 +193,12 @@ def test_json_escapes_c1_controls_too_so_a_name_cannot_drive_the_terminal(fmt):
     rec = json.loads(text) if fmt == "json" else json.loads(text.splitlines()[0])
     rec = rec[0] if fmt == "json" else rec
     assert rec["path"] == "red\x1b[31m\x9b2J\x7f.jpg"
+
+
+def test_a_stdout_in_another_encoding_writes_bad_bytes_as_bytes_and_the_rest_escaped():
+    import fakedet.cli.common  # noqa: F401  (registers the handler)
+
+    for enc in ("ascii", "latin-1", "cp1252"):
+        assert "\u4e2d\udcff.jpg".encode(enc, "fakedet-bytes-or-escape") == b"\\u4e2d\xff.jpg"
+        assert "a\udcff\U0001f600".encode(enc, "fakedet-bytes-or-escape") == b"a\xff\\ud83d\\ude00"
+    assert "caf\u00e9\udce9".encode("ascii", "fakedet-bytes-or-escape") == b"caf\\u00e9\xe9"

@@ -297,17 +297,24 @@ def _bytes_or_escape(exc: UnicodeError):
     if not isinstance(exc, UnicodeEncodeError):
         raise exc
     part = exc.object[exc.start:exc.end]
-    if all("\udc80" <= c <= "\udcff" for c in part):
-        return bytes(ord(c) - 0xDC00 for c in part), exc.end
+
+    def byte(c: str) -> bool:  # a file name's byte that is not UTF-8, as surrogateescape holds it
+        return "\udc80" <= c <= "\udcff"
+
+    # the encoder hands over one run of what it cannot encode (中 then a bad byte, say): answer
+    # for its leading stretch of one kind; it asks again for the rest
+    k = next((i for i, c in enumerate(part) if byte(c) != byte(part[0])), len(part))
+    if byte(part[0]):
+        return bytes(ord(c) - 0xDC00 for c in part[:k]), exc.start + k
     out = []
-    for c in part:
+    for c in part[:k]:
         n = ord(c)
         if n > 0xFFFF:  # as JSON writes it: a UTF-16 surrogate pair
             n -= 0x10000
             out.append(f"\\u{0xD800 + (n >> 10):04x}\\u{0xDC00 + (n & 0x3FF):04x}")
         else:
             out.append(f"\\u{n:04x}")
-    return "".join(out), exc.end
+    return "".join(out), exc.start + k
 
 
 codecs.register_error("fakedet-bytes-or-escape", _bytes_or_escape)

@@ -287,7 +287,8 @@ def _items(paths, list_stream, null, quiet, folders: collections.Counter, filt,
     from fakedet.data.sources import iter_items
 
     def warn(path):
-        skipped = f" ({_skipped_text(filt)})" if filt.skipped else ""
+        own = filt.last if filt.last is not None else filt  # what this folder's walk skipped
+        skipped = f" ({_skipped_text(own)})" if own.skipped else ""
         err(f"warning: no image files found in {path}{skipped}")
 
     try:
@@ -512,7 +513,8 @@ def _skipped_text(filt) -> str:
         parts.append(entries(filt.skipped_excluded, "excluded"))
     if filt.skipped_other:
         n = filt.skipped_other
-        parts.append(f"{n} file{'s' if n != 1 else ''} not named as an image (name one to scan it)")
+        parts.append(f"{n} file{'s' if n != 1 else ''} not named as an image (named on the command line, "
+                     "each gets a record)")
     return "skipped " + ", ".join(parts)
 
 

@@ -83,7 +83,7 @@ def read_bytes(path: Union[str, os.PathLike], max_bytes: int = MAX_FILE_BYTES) -
             fh.seek(0)
             data = _read_bounded(fh, st.st_size, max_bytes)
     except FileNotFoundError:
-        if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://", os.fspath(path) if not isinstance(path, bytes) else ""):
+        if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]+://", os.fspath(path) if not isinstance(path, bytes) else ""):
             raise ImageError("file not found (a URI: --engine ray reads s3://, gs://, hdfs:// and "
                              "file:// URIs)") from None
         raise ImageError("file not found") from None
@@ -273,9 +273,10 @@ def too_many_scans(data: bytes) -> str:
 
 
 #: the formats decoded (Pillow's names): those the docs list, with DIB (a BMP without its file
-#: header; a camera's MPO opens as JPEG). Pillow reads others too, some by running another program
-#: on the file (EPS through Ghostscript): a file of any other format gets an error record, never a
-#: decoder outside this list. HEIF is there once pillow-heif has registered it.
+#: header; a multi-picture JPEG, Pillow's MPO, is opened by the JPEG plugin and so allowed with
+#: it). Pillow reads others too, some by running another program on the file (EPS through
+#: Ghostscript): a file of any other format gets an error record, never a decoder outside this
+#: list. HEIF is there once pillow-heif has registered it.
 FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "BMP", "DIB", "TIFF", "GIF", "HEIF")
 
 
@@ -318,7 +319,7 @@ def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
             raise ImageError("corrupt or truncated image data") from None
         raise ImageError(f"not a readable image: {exc}") from None
 
-    if img.format == "JPEG" and img.info.get("progressive"):
+    if img.format in ("JPEG", "MPO") and img.info.get("progressive"):
         problem = too_many_scans(data)
         if problem:
             raise ImageError(problem)

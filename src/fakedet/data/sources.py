@@ -79,6 +79,8 @@ class WalkFilter:
     #: files that are no image by their name (notes.txt, clip.mp4), hidden ones aside
     skipped_other: int = 0
     _patterns: list = field(default_factory=list, repr=False)
+    #: after a path yielded nothing: what its walk alone skipped (set by :func:`iter_items`)
+    last: Optional["WalkFilter"] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.exclude = tuple(self.exclude)
@@ -88,6 +90,14 @@ class WalkFilter:
             pat = pattern.rstrip("/") or "/"
             anchored = "/" in pat
             self._patterns.append((pat.lstrip("/") if anchored else pat, anchored, dirs_only))
+
+    def counts(self) -> tuple[int, int, int]:
+        return self.skipped_hidden, self.skipped_excluded, self.skipped_other
+
+    def counts_since(self, before: tuple[int, int, int]) -> "WalkFilter":
+        """The same rules with the counts since ``before`` (:meth:`counts`): one folder's share."""
+        now = self.counts()
+        return WalkFilter(self.hidden, self.exclude, *(a - b for a, b in zip(now, before)))
 
     def fresh(self) -> "WalkFilter":
         """The same rules with the counts at zero (for a second walk, such as a count)."""
@@ -138,7 +148,8 @@ def walk(folder: str, _seen: Optional[set] = None, filt: Optional[WalkFilter] = 
         except OSError:
             is_dir = False
         if not (is_dir or is_image_name(entry.name)):
-            if filt.hidden or not entry.name.startswith("."):  # a hidden one is not looked at at all
+            # a hidden one is not looked at at all; an excluded one counts as excluded
+            if (filt.hidden or not entry.name.startswith(".")) and not filt.skips(entry.name, rel, False):
                 filt.skipped_other += 1
             continue
         if filt.skips(entry.name, rel, is_dir):
@@ -263,11 +274,12 @@ def iter_items(
     filt = WalkFilter() if filt is None else filt
 
     def one(path: str, source: Optional[IO[bytes]]) -> Iterator[Item]:
-        n = 0
+        n, before = 0, filt.counts()
         for item in expand(path, source, filt):
             n += 1
             yield item
         if n == 0 and on_empty is not None:
+            filt.last = filt.counts_since(before)  # what this path's walk skipped, for the warning
             on_empty(path)
 
     for path in paths:
