@@ -116,6 +116,7 @@ def thumbnail(img, size: int, quality: int = 80) -> dict:
     small.save(buf, "JPEG", quality=quality)
     return {"jpeg": buf.getvalue(), "width": img.width, "height": img.height}
 
+
 def _thumbnail_or_none(img, size: int) -> Optional[dict]:
     """The report's picture of an image, or None where it cannot be made: a picture is no reason
     to lose an image's record (the report then shows none)."""
