@@ -213,7 +213,7 @@ def render(img, ex, name: str = ""):
            fill=DIM, font=small)
     if ex.faces and ex.label == "uncertain" and ex.label_by == "model" and ex.p_fake < real_below:
         # face mode: `real` needs every score below its threshold, the whole image's included
-        d.text((x, y + 20), f"not real: every score must be below {_fmt_p(real_below)}, and the whole "
+        d.text((x, y + 20), f"not real: every score must be below {threshold_text(real_below)}, and the whole "
                f"image's is {_fmt_p(ex.p_whole)}", fill=DIM, font=small)
     return fig
 

@@ -264,8 +264,9 @@ class Detector:
     @property
     def whole_gate(self) -> "float | None":
         """In face mode with an expert file that gates the whole image: the whole image's score
-        from which it counts in ``p_fake`` (see :meth:`image_score`); else None."""
-        return self._whole_gate if self.faces else None
+        from which it counts in ``p_fake`` (see :meth:`image_score`); else None (no expert, or
+        not face mode: the expert is kept only in face mode)."""
+        return self._whole_gate
 
     def image_score(self, scores: list[float]) -> float:
         """An image's score from its ``[whole image, face, ...]`` probabilities, as a scan gives
