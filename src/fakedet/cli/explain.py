@@ -270,10 +270,11 @@ def _label_row(box, h: int, x: int, w: int, placed: list, top: int, bottom: int)
     of its own box, over whatever lies there."""
     y = box[1] - h - 2 if box[1] - h - 2 >= top else box[3] + 3
 
-    def hits(y):
-        return any(x < r[2] and r[0] < x + w and y < r[3] and r[1] < y + h for r in placed)
-    while hits(y) and y + h <= bottom:
-        y = max(r[3] for r in placed if x < r[2] and r[0] < x + w and y < r[3] and r[1] < y + h) + 1
+    def covered(y):  # the labels a label at row y would cover
+        return [r for r in placed if x < r[2] and r[0] < x + w and y < r[3] and r[1] < y + h]
+
+    while (under := covered(y)) and y + h <= bottom:
+        y = max(r[3] for r in under) + 1
     if y + h > bottom:
         y = max(top, min(box[1] + 2, bottom - h))
     return y
