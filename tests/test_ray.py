@@ -309,3 +309,31 @@ def test_importing_fakedet_and_a_local_scan_import_no_ray(tmp_path, tiny_weights
     out = subprocess.run([sys.executable, "-c", code, str(tiny_weights), str(tmp_path / "a.jpg")],
                          capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "False False"
+
+
+@pytest.mark.parametrize("hidden,exclude", [(False, ()), (True, ()), (False, ("skip/", "*.gif", "notes*"))])
+def test_a_folder_uri_is_listed_and_counted_as_the_local_walk(tmp_path, hidden, exclude):
+    """A folder URI gives the local walk's images in its order, and counts what it skips as the
+    local walk does: a skipped folder once, whatever it holds; files not named as images."""
+    pytest.importorskip("pyarrow")
+    from fakedet.data.sources import WalkFilter, walk
+    from fakedet.ray import expand_uri
+
+    root = tmp_path / "tree"
+    write_image(root / "a.jpg", seed=1)
+    write_image(root / "b" / "c.png", "PNG", seed=2)
+    write_image(root / "anim.gif", "GIF", seed=3)
+    (root / "notes.txt").write_text("no image")
+    (root / "b" / "clip.mp4").write_bytes(b"\0" * 8)
+    (root / ".cache.txt").write_text("hidden, no image")
+    for d in (".git", "skip"):  # two images each: a skipped folder counts once
+        write_image(root / d / "x.jpg", seed=4)
+        write_image(root / d / "y.jpg", seed=5)
+        (root / d / "z.txt").write_text("")
+    write_image(root / ".hidden.jpg", seed=6)
+    local, remote = WalkFilter(hidden, exclude), WalkFilter(hidden, exclude)
+    want = [os.path.relpath(i.path, root) for i in walk(str(root), filt=local)]
+    got = [i.path[len(root.as_uri()) + 1:] for i in expand_uri(root.as_uri(), filt=remote)]
+    assert got == want
+    assert remote.counts() == local.counts()
+    assert local.skipped_other == (1 if exclude else 3) + (2 if hidden else 0)  # clip.mp4, notes, skip/z; .cache, .git/z

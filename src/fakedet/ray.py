@@ -39,7 +39,7 @@ from typing import Any, Iterable, Iterator, Optional
 import numpy as np
 
 from fakedet.data import decode
-from fakedet.data.sources import IMAGE_EXTENSIONS, Item, WalkFilter
+from fakedet.data.sources import Item, WalkFilter, is_image_name
 from fakedet.data.writers import json_text, utf8_text
 from fakedet.inference.pipeline import Batches, Decoded, Task, prepare_batch
 from fakedet.inference.result import Result
@@ -154,14 +154,25 @@ def expand_uri(uri: str, s3_endpoint: Optional[str] = None, filt: Optional[WalkF
         return
     prefix = uri.rstrip("/")
     rels = []
-    for i in infos:
+    skipped_dirs: set[str] = set()  # a skipped folder counts once, whatever it holds (as the local walk)
+    for i in sorted(infos, key=lambda i: i.path):
         if i.type != fs.FileType.File:
             continue
-        rel = i.path[len(base):].lstrip("/")
-        parts = rel.split("/")
-        if os.path.splitext(parts[-1])[1].lower() not in IMAGE_EXTENSIONS:
+        parts = i.path[len(base):].lstrip("/").split("/")
+        dirs = ["/".join(parts[:k + 1]) for k in range(len(parts) - 1)]
+        if any(d in skipped_dirs for d in dirs):
             continue
-        if any(filt.skips(name, "/".join(parts[:k + 1]), k < len(parts) - 1) for k, name in enumerate(parts)):
+        skipped = next((d for d, name in zip(dirs, parts) if filt.skips(name, d, True)), None)
+        if skipped is not None:
+            skipped_dirs.add(skipped)
+            continue
+        name, rel = parts[-1], "/".join(parts)
+        if not is_image_name(name):
+            # a hidden one is not looked at at all; an excluded one counts as excluded (as the local walk)
+            if (filt.hidden or not name.startswith(".")) and not filt.skips(name, rel, False):
+                filt.skipped_other += 1
+            continue
+        if filt.skips(name, rel, False):
             continue
         rels.append(parts)
     for parts in sorted(rels):  # depth first by name, as the local walk
