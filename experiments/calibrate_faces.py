@@ -23,6 +23,7 @@ import functools
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,8 @@ def main(argv=None) -> int:
                          "the file is kept, after checking that the `fake` threshold recomputed here equals "
                          "the stored one")
     args = ap.parse_args(argv)
+    # experts are scored here before their own verdicts are chosen: their labels are not read
+    warnings.filterwarnings("ignore", message="face expert .* no verdict thresholds", category=UserWarning)
 
     tmp = Path(tempfile.mkdtemp(prefix="fakedet-facecal-"))
     try:

@@ -57,6 +57,7 @@ import json
 import math
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -997,6 +998,8 @@ def main(argv=None) -> int:
     t.add_argument("--new", required=True, help="the network file to pair it with")
     t.add_argument("--out", required=True)
     args = ap.parse_args(argv)
+    # experts are scored here before their own verdicts are chosen: their labels are not read
+    warnings.filterwarnings("ignore", message="face expert .* no verdict thresholds", category=UserWarning)
     steps = {"mirror": mirror, "recipe": recipe, "lomo": lomo, "repoint": repoint, "weigh-set": weigh_set,
              "pool-sets": pool_sets, "whole-image": whole_image,
              "fake-share": fake_share, "gate": set_gate}

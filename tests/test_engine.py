@@ -515,3 +515,18 @@ def test_a_short_scan_of_one_batch_is_decoded_by_every_thread(tiny_weights, tmp_
                              pl.Task(PreprocessConfig(), provenance=False), 32, 2)
     decoded = list(pipe.run(lambda d: d))
     assert sorted(sizes) == [4, 5] and len(decoded) == 1
+
+
+def test_torch_decode_path_refuses_an_image_narrower_than_a_patch(tmp_path):
+    """A checkpoint may allow images smaller than its patches (min_size below patch_size): the
+    PIL path refuses them by the patch size, and so must the torch path, one record each,
+    instead of failing the whole batch when the patches are stacked."""
+    from conftest import make_tiny_checkpoint, tiny_config_dict
+
+    pre = dict(tiny_config_dict()["preprocess"], min_size=16)
+    weights = make_tiny_checkpoint(tmp_path / "min16.safetensors", preprocess=pre)
+    inputs = [image_bytes("JPEG", (120, 90)), image_bytes("JPEG", (120, 20)), image_bytes("JPEG", (100, 100))]
+    for how in ("pil", "torch"):
+        res = Detector.load(weights, device="cpu", workers=0, decode=how).predict(inputs)
+        assert [r.ok for r in res] == [True, False, True], how
+        assert "both sides must be at least 32 px" in res[1].error, how

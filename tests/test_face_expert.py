@@ -265,7 +265,20 @@ def test_auto_skips_an_expert_without_verdicts(tiny_weights, tmp_path, monkeypat
     monkeypatch.setattr(fx, "default_expert_path", lambda: path)
     assert Detector.load(tiny_weights, device="cpu", faces=True).expert is None
     assert Detector.load(tiny_weights, device="cpu", faces=True, expert=True).expert is None
-    assert Detector.load(tiny_weights, device="cpu", faces=True, expert=path).expert is not None
+    with pytest.warns(UserWarning, match="no verdict thresholds of its own"):  # labels by the network's
+        assert Detector.load(tiny_weights, device="cpu", faces=True, expert=path).expert is not None
+
+
+@pytest.mark.parametrize("verdicts", [{"fake": 0.1, "real": 0.9}, {"fake": float("nan"), "real": 0.1},
+                                      {"fake": 1.5, "real": 0.1}, {"fake": True, "real": 0.0},
+                                      {"fake": 0.9}, "0.9", [0.9, 0.1]])
+def test_malformed_face_verdicts_are_refused(verdicts):
+    meta = fx.ExpertMeta(128, 0.2, (0.1, 0.5), (-2.0, 1.5), {"ratio": 0.9, "dx": 0.0, "dy": 0.05}, "ab",
+                         {"fake": 0.9, "real": 0.5, "rule": "r"})
+    bad = json.loads(meta.to_metadata()["fakedet_face_expert"])
+    bad["face_verdicts"] = verdicts
+    with pytest.raises(fx.ExpertError, match="face_verdicts"):
+        fx.ExpertMeta.from_metadata({"fakedet_face_expert": json.dumps(bad)})
 
 
 def test_scan_faces_jsonl_lists_both_scores(tiny_weights, tmp_path, one_face, monkeypatch):

@@ -1,6 +1,7 @@
 """The three verdicts' threshold rules (fakedet.evaluation.verdicts), read from val scores only."""
 
 import numpy as np
+import pytest
 
 from fakedet.evaluation.verdicts import choose, fake_threshold, percent, real_threshold, verdict
 
@@ -100,3 +101,12 @@ def test_calibrate_faces_labels_composites_as_a_scan_does():
     gated = mod._shares(p, y, names, found, 0.9, 0.2, p_any=np.array([0.01, 0.5]))[name]["fake_verdicts"]
     assert gated == {"fake": 0.0, "uncertain": 0.5, "real": 0.5}
     assert mod._shares(p, y, names, found, 0.9, 0.2)[name]["fake_verdicts"]["real"] == 1.0
+
+
+def test_a_fake_rule_no_threshold_can_meet_is_an_error_not_a_threshold_that_breaks_it():
+    """Real scores of exactly 1.0 beyond the allowed share: a threshold of 1.0 would label them
+    fake, so the rule cannot be met and says so."""
+    assert fake_threshold([[0.1, 0.5]], 0.0) == np.nextafter(0.5, 1.0)
+    with pytest.raises(ValueError, match="no fake threshold meets the rule"):
+        fake_threshold([[0.1, 1.0]], 0.0)
+    assert fake_threshold([[0.1] * 99 + [1.0]], 0.01) == np.nextafter(0.1, 1.0)  # 1.0 within the share

@@ -254,3 +254,23 @@ def test_only_files_that_keep_the_mark_are_read():
     assert stored_losslessly(saved("JPEG", quality=100))
     assert not any(stored_losslessly(saved("JPEG", quality=q)) for q in (98, 95, 90, 75))
     assert not stored_losslessly(b"") and not stored_losslessly(b"\xff\xd8\xff")  # no table: not read
+
+
+def test_both_decode_paths_read_the_mark_of_a_quality_100_jpeg(tmp_path):
+    """The torch decode path (the default on CUDA) sends a JPEG whose mark could be read to the
+    PIL path, so a file gets the same evidence and label whichever path scores it."""
+    from fakedet import Detector
+
+    from conftest import make_tiny_checkpoint
+
+    weights = make_tiny_checkpoint(tmp_path / "tiny.safetensors")
+    marked = tmp_path / "marked.jpg"
+    Image.fromarray(reference_script(natural_image(512, 512), b"StableDiffusionV1")).save(
+        marked, quality=100, subsampling=0)
+    plain = tmp_path / "plain.jpg"
+    Image.fromarray(natural_image(512, 512, seed=1)).save(plain, quality=90)
+    for how in ("pil", "torch"):
+        a, b = Detector.load(weights, device="cpu", workers=0, decode=how, threshold=1.0).predict([marked, plain])
+        assert any(e["kind"] == "watermark" and e["says"] == "generated" for e in a.evidence), how
+        assert (a.label, a.label_by) == ("fake", "evidence"), how
+        assert not any(e["kind"] == "watermark" for e in b.evidence), how

@@ -60,7 +60,10 @@ def fake_threshold(real_scores_by_source: Sequence[Sequence[float]], max_fpr: fl
         # the (allowed+1)-th highest score must fall below the threshold
         t = float(np.nextafter(g[len(g) - 1 - allowed], np.inf))
         best = max(best, t)
-    return min(best, 1.0)
+    if best > 1.0:  # a real score of exactly 1.0 beyond the allowed share: no threshold in [0, 1] meets the rule
+        raise ValueError(f"no fake threshold meets the rule: more than {percent(max_fpr)} of a source's real "
+                         "scores are 1.0")
+    return best
 
 
 def real_threshold(fake_scores_by_source: Sequence[Sequence[float]], max_fnr: float = 0.10,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 from collections import deque
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
@@ -70,6 +71,11 @@ class Detector:
             fv = self.expert[1].face_verdicts if self.expert is not None else None
             if fv is not None:
                 self.face_cutoffs = (float(fv["fake"]), float(fv["real"]))
+            elif self.expert is not None:  # only an expert given by path gets here ("auto" skips these)
+                warnings.warn(f"face expert {self.expert[2] if len(self.expert) > 2 else ''} has no verdict "
+                              "thresholds of its own (not calibrated): images with a face are labelled by the "
+                              "network's face-mode thresholds, which were not chosen for fused scores; "
+                              "pass threshold= for the two-way rule", UserWarning, stacklevel=3)
         else:
             if not 0.0 <= float(threshold) <= 1.0:  # also refuses NaN
                 raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
@@ -323,7 +329,7 @@ class Detector:
         dev = self.device
         with torch.inference_mode():
             if dev.type == "cuda":
-                if views.device != dev:
+                if not views.is_cuda:  # torch.device("cuda") != cuda:0, so compare kinds, not devices
                     views = views.pin_memory().to(dev, non_blocking=True)
                     patches = patches.pin_memory().to(dev, non_blocking=True)
                 with torch.autocast("cuda", dtype=torch.bfloat16):

@@ -91,8 +91,10 @@ class TensorDecoder:
                 out[i] = Decoded.failed(item.path, err, [] if self.task.provenance else None)
                 continue
             size = _header(data) if data is not None else None
-            if size is None or min(size) < cfg.min_size or size[0] * size[1] > cfg.max_pixels:
-                # not a plain JPEG, or outside the limits: the PIL path decides and explains
+            if size is None or min(size) < max(cfg.min_size, cfg.patch_size) \
+                    or size[0] * size[1] > cfg.max_pixels or self._mark_to_read(data, size):
+                # not a plain JPEG, outside the limits, or a quality-100 JPEG whose watermark is
+                # read from its pixels on the CPU: the PIL path decides and explains
                 src = Item(item.path, source=data if data is not None else item.source)
                 out[i] = prepare_batch([src], self.task)[0]
                 continue
@@ -108,7 +110,7 @@ class TensorDecoder:
                 if img is None:
                     out[i] = prepare_batch([Item(item.path, source=jpeg_raw[k])], self.task)[0]
                     continue
-                # metadata only: the watermark reader works on the CPU, on pixels that are on the GPU here
+                # metadata only: a JPEG whose watermark could be read went to the PIL path above
                 evidence = provenance.read_evidence(jpeg_raw[k]) if self.task.provenance else None
                 try:
                     view, patches = self._preprocess(img)
@@ -119,6 +121,15 @@ class TensorDecoder:
                     out[i] = Decoded.failed(item.path, f"cannot preprocess: {decode.exception_text(exc)}",
                                             evidence)
         return out
+
+    def _mark_to_read(self, data: bytes, size: tuple[int, int]) -> bool:
+        """Whether the PIL path would read this JPEG's Stable Diffusion watermark from its pixels
+        (:func:`fakedet.inference.pipeline.watermark_evidence`: stored at quality 100, at a size
+        Stable Diffusion makes, the reader installed), so that both paths find the same evidence."""
+        from fakedet.data import watermark
+
+        return (self.task.provenance and watermark.worth_reading(*size) and watermark.stored_losslessly(data)
+                and watermark.available())
 
     def _decode(self, data: list[torch.Tensor]) -> Optional[list[Optional[torch.Tensor]]]:
         from torchvision.io import ImageReadMode, decode_jpeg
@@ -142,7 +153,7 @@ class TensorDecoder:
     def _preprocess(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
         _, h, w = img.shape
-        decode.check_min_side(w, h, cfg.min_size)
+        decode.check_min_side(w, h, max(cfg.min_size, cfg.patch_size))  # as the PIL path
         g, p = cfg.global_size, cfg.patch_size
         mode = {"nearest": "nearest", "bicubic": "bicubic", "box": "area"}.get(cfg.interpolation, "bilinear")
         kw = {"antialias": True, "align_corners": False} if mode in ("bilinear", "bicubic") else {}

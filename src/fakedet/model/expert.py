@@ -151,7 +151,7 @@ class ExpertMeta:
                        norm_expert=(float(d["norm_expert"][0]), float(d["norm_expert"][1])),
                        norm_network=(float(d["norm_network"][0]), float(d["norm_network"][1])),
                        box_map={k: float(d["box_map"][k]) for k in ("ratio", "dx", "dy")},
-                       network_sha256=str(d["network_sha256"]), face_verdicts=d.get("face_verdicts"),
+                       network_sha256=str(d["network_sha256"]), face_verdicts=_verdicts(d.get("face_verdicts")),
                        training=d.get("training"), whole_gate=_gate(d.get("whole_gate")))
             if meta.training is not None:
                 _check_training(meta.training)
@@ -165,6 +165,22 @@ class ExpertMeta:
                 or meta.box_map["ratio"] <= 0:
             raise ExpertError(f"face expert metadata out of range: {d}")
         return meta
+
+
+def _verdicts(value) -> Optional[dict]:
+    """The file's ``face_verdicts``: None (not calibrated), or ``fake`` and ``real`` numbers with
+    0 <= real <= fake <= 1, as the network's own verdicts are checked."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"face_verdicts must be an object, not {value!r}")
+    for key in ("fake", "real"):
+        v = value.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"face_verdicts {key} must be a number, not {v!r}")
+    if not 0.0 <= value["real"] <= value["fake"] <= 1.0:  # NaN too
+        raise ValueError(f"face_verdicts out of range (0 <= real <= fake <= 1): {value!r}")
+    return value
 
 
 def _gate(value) -> Optional[float]:
