@@ -36,3 +36,16 @@ def test_a_bad_window_is_a_usage_error():
     r = subprocess.run([sys.executable, str(SCRIPT), "--from", "2", "--to", "1"], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2 and "--from" in r.stderr
+
+
+def test_an_interrupted_command_whose_threads_still_run_ends_at_once():
+    """A second Ctrl-C can cut short the joining of a scan's threads; the interpreter's shutdown
+    would then wait for them, or abort under libtorch's threads (status 134). An interrupted
+    command with threads left ends at once, with its own status, its output flushed."""
+    code = ("import threading, time, sys\n"
+            "from fakedet.cli import _exit\n"
+            "threading.Thread(target=time.sleep, args=(60,)).start()\n"
+            "sys.stdout.write('last record\\n')\n"
+            "_exit(130)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert (proc.returncode, proc.stdout) == (130, "last record\n")

@@ -18,9 +18,12 @@ import click
 from fakedet._version import __version__
 from fakedet.cli.common import (
     CONTEXT,
+    EXIT_HUNG_UP,
     EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PIPE,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     err,
     handle_signals,
@@ -170,10 +173,18 @@ def _exit(code: int) -> None:
     output is flushed: a normal exit would run libtorch's exit-time destructors under that
     thread and abort the process. So does a scan that stopped while still reading a list of
     paths (``--files-from -``) in a background thread: Python's shutdown aborts under a thread
-    blocked reading stdin (see fakedet.inference.pipeline.reading)."""
+    blocked reading stdin (see fakedet.inference.pipeline.reading). So does an interrupted
+    command whose threads are still running: a second Ctrl-C can cut short the joining of the
+    pipeline's threads, and the interpreter's shutdown would then abort under them ("terminate
+    called without an active exception", status 134); its records are already written."""
+    import threading
+
     stream = sys.modules.get("fakedet.inference.stream")
     pipeline = sys.modules.get("fakedet.inference.pipeline")
-    if (stream is not None and stream.loading()) or (pipeline is not None and pipeline.reading()):
+    threads_left = code in (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_HUNG_UP) and any(
+        t is not threading.main_thread() and t.is_alive() and not isinstance(t, threading.Timer)
+        for t in threading.enumerate())
+    if (stream is not None and stream.loading()) or (pipeline is not None and pipeline.reading()) or threads_left:
         for f in (sys.stdout, sys.stderr):
             try:
                 if f is not None:
