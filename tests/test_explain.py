@@ -289,3 +289,34 @@ def test_occluded_copies_are_scored_in_chunks_bounded_in_bytes(det, monkeypatch)
     monkeypatch.setattr(ex, "CHUNK_BYTES", occ.arr.nbytes * 3)
     np.testing.assert_allclose(ex.score_hidden(det, occ, sets), whole, atol=1e-6)
     assert sizes == [3, 3, 3, 1]
+
+
+def test_explain_stopped_mid_write_leaves_no_cut_off_png(runner, tiny_weights, tmp_path, monkeypatch):
+    """A Ctrl-C (or a full disk) while a PNG is being written leaves the PNGs written before it
+    whole and nothing under the next one's name, nor a temporary file."""
+    a = write_image(tmp_path / "in" / "a.jpg", size=(120, 90), seed=1)
+    b = write_image(tmp_path / "in" / "b.jpg", size=(120, 90), seed=2)
+    out = tmp_path / "out"
+    save, calls = Image.Image.save, []
+
+    def cut_off(self, fp, *args, **kwargs):
+        calls.append(fp)
+        if len(calls) == 2:  # the second PNG: half written, then the signal
+            fp.write(b"\x89PNG\r\n\x1a\n" + bytes(100))
+            raise KeyboardInterrupt
+        return save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", cut_off)
+    r = runner.invoke(cli, ["explain", "--no-faces", "--grid", "2", "-w", str(tiny_weights), "-d", "cpu",
+                            str(a), str(b), "-o", str(out)])
+    assert r.exit_code == 130, (r.output, r.stderr)
+    assert sorted(p.name for p in out.iterdir()) == ["a.explain.png"]
+    with Image.open(out / "a.explain.png") as im:
+        im.load()
+    assert oct((out / "a.explain.png").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

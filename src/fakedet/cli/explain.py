@@ -7,7 +7,9 @@ box and score, a colour bar, the verdict, p_fake and the thresholds.
 
 from __future__ import annotations
 
+import functools
 import os
+import tempfile
 from pathlib import Path
 
 import click
@@ -255,6 +257,31 @@ def output_name(path: str, used: set) -> str:
 NAME_MAX = 255  # bytes in one file name, on Linux, macOS and Windows alike
 
 
+def _save_whole(fig, target: Path, mark) -> None:
+    """Writes the PNG under a hidden temporary name beside ``target``, then renames it: a command
+    stopped mid-write (Ctrl-C, SIGTERM, a full disk) leaves no cut-off PNG under the name."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".fakedet-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.save(fh, "PNG", pnginfo=mark)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600: the PNG gets a plain file's mode
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+@functools.lru_cache(maxsize=None)
+def _umask() -> int:
+    """The process's umask (read once, by setting it and back, before the PNGs are written)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _fit(stem: str, limit: int) -> str:
     """``stem`` cut, character by character, to at most ``limit`` bytes as the file system
     stores it: a long input name must not make its PNG's name too long to write."""
@@ -396,7 +423,7 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
                 status = EXIT_UNREADABLE
                 continue
             try:
-                fig.save(target, "PNG", pnginfo=mark)
+                _save_whole(fig, target, mark)
             except OSError as exc:
                 err(f"cannot write {tsv_escape(str(target))}: {exc.strerror or exc}")
                 ctx.exit(EXIT_USAGE)
