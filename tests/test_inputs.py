@@ -240,6 +240,11 @@ def test_exclude_patterns_match_names_or_paths_from_the_folder_given(tmp_path):
         ("raw/",): (["a/1.png", "keep.jpg", "thumbs/t.png"], 2),  # folders named raw, anywhere
         ("keep.jpg/",): (["a/1.png", "a/raw/r.tif", "keep.jpg", "raw/r.tif", "thumbs/t.png"], 0),
         ("*.png", "*.jpg"): (["a/raw/r.tif", "raw/r.tif"], 3),
+        # as fd's and ripgrep's globs: * and ? stop at /, ** crosses folders
+        ("a/*.tif",): (["a/1.png", "a/raw/r.tif", "keep.jpg", "raw/r.tif", "thumbs/t.png"], 0),
+        ("a/**/*.tif",): (["a/1.png", "keep.jpg", "raw/r.tif", "thumbs/t.png"], 1),
+        ("**/r.tif",): (["a/1.png", "keep.jpg", "thumbs/t.png"], 2),
+        ("a/?/r.tif", "[!a]*/r.tif"): (["a/1.png", "a/raw/r.tif", "keep.jpg", "thumbs/t.png"], 1),
     }
     for patterns, (expected, skipped) in cases.items():
         filt = WalkFilter(exclude=patterns)

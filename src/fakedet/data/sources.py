@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Iterable, Iterator, Optional
@@ -61,6 +62,38 @@ def not_regular_error(mode: int) -> str:
     return f"not a regular file ({special_file_kind(mode) or 'special file'})"
 
 
+def glob_regex(pattern: str) -> "re.Pattern[str]":
+    """A path glob as fd's and ripgrep's (gitignore's): ``*`` and ``?`` never match ``/``,
+    ``**`` matches across folders (``a/**/b`` is ``a/b``, ``a/x/b``, ``a/x/y/b``), ``[...]`` a
+    character class (``[!...]`` negated)."""
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if pattern.startswith("**", i):
+            i += 2
+            if pattern.startswith("/", i):  # "**/": no folder or any folders
+                out.append("(?:.*/)?")
+                i += 1
+            else:
+                out.append(".*")
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[" and "]" in pattern[i + 2:]:
+            j = pattern.index("]", i + 2)  # a ']' first in the class is a member
+            body = pattern[i + 1:j]
+            neg = body[:1] == "!"
+            body = body[1:] if neg else body
+            out.append("[" + ("^/" if neg else "") + body.replace("\\", "\\\\").replace("^", "\\^") + "]")
+            i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
 @dataclass
 class WalkFilter:
     """What a folder walk skips, and how much it skipped.
@@ -89,7 +122,7 @@ class WalkFilter:
             dirs_only = pattern.endswith("/")
             pat = pattern.rstrip("/") or "/"
             anchored = "/" in pat
-            self._patterns.append((pat.lstrip("/") if anchored else pat, anchored, dirs_only))
+            self._patterns.append((glob_regex(pat.lstrip("/")) if anchored else pat, anchored, dirs_only))
 
     def counts(self) -> tuple[int, int, int]:
         return self.skipped_hidden, self.skipped_excluded, self.skipped_other
@@ -115,7 +148,7 @@ class WalkFilter:
         for pat, anchored, dirs_only in self._patterns:
             if dirs_only and not is_dir:
                 continue
-            if fnmatch.fnmatchcase(relpath if anchored else name, pat):
+            if pat.fullmatch(relpath) if anchored else fnmatch.fnmatchcase(name, pat):
                 self.skipped_excluded += 1
                 return True
         return False
