@@ -735,7 +735,7 @@ def test_files_in_a_folder_that_are_no_image_by_name_are_counted_in_the_summary(
     (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     r = run(runner, tiny_weights, [str(tmp_path)])
     assert r.exit_code == 0 and r.stdout.count("\n") == 1
-    assert "skipped 2 files not named as an image (named on the command line, each gets a record)" \
+    assert "skipped 2 files not named as an image (name one on the command line to get its record)" \
         in r.stderr.strip().splitlines()[-1]
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from fakedet.data.decode import MAX_FILE_BYTES, ImageError, read_bytes
 from fakedet.data.preprocess import PreprocessConfig
-from fakedet.data.sources import expand, iter_items, read_list, walk
+from fakedet.data.sources import WalkFilter, expand, iter_items, read_list, walk
 
 from conftest import fifo_watchdog, write_image
 
@@ -28,8 +28,24 @@ def test_walk_survives_symlink_loops(tmp_path):
     write_image(tmp_path / "d" / "x.jpg")
     os.symlink(tmp_path / "d", tmp_path / "d" / "loop")
     os.symlink(tmp_path, tmp_path / "d" / "up")
-    got = [i.path for i in walk(str(tmp_path))]
+    filt = WalkFilter()
+    got = [i.path for i in walk(str(tmp_path), filt=filt)]
     assert got == [str(tmp_path / "d" / "x.jpg")]
+    assert filt.skipped_again == 2 and filt.skipped == 2  # d/loop and d/up: counted, not silent
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_a_folder_linked_twice_is_walked_once_and_the_summary_says_so(tmp_path):
+    from fakedet.cli.scan import _skipped_text
+
+    write_image(tmp_path / "basic" / "x.jpg")
+    (tmp_path / "l2").mkdir()
+    for name in ("bas", "bas2"):
+        os.symlink(tmp_path / "basic", tmp_path / "l2" / name, target_is_directory=True)
+    filt = WalkFilter()
+    assert [i.path for i in walk(str(tmp_path / "l2"), filt=filt)] == [str(tmp_path / "l2" / "bas" / "x.jpg")]
+    assert filt.counts() == (0, 0, 0, 1)
+    assert _skipped_text(filt) == "skipped 1 folder reached again through a symbolic link (walked once)"
 
 
 def test_named_file_is_kept_whatever_its_extension(tmp_path):
@@ -223,7 +239,7 @@ def test_walk_skips_hidden_entries_and_counts_them(tmp_path):
     assert _names(walk(str(tmp_path), filt=filt), tmp_path) == [
         "a/1.png", "a/raw/r.tif", "keep.jpg", "raw/r.tif", "thumbs/t.png"]
     # hidden: .cache .git .hidden.png a/.dot.jpg; other: a/notes.txt (.DS_Store is hidden, not looked at)
-    assert (filt.skipped_hidden, filt.skipped_excluded, filt.skipped_other) == (4, 0, 1)
+    assert filt.counts() == (4, 0, 1, 0)
     filt = WalkFilter(hidden=True)
     assert len(list(walk(str(tmp_path), filt=filt))) == 9 and filt.skipped == filt.skipped_other == 2
 

@@ -513,8 +513,11 @@ def _skipped_text(filt) -> str:
         parts.append(entries(filt.skipped_excluded, "excluded"))
     if filt.skipped_other:
         n = filt.skipped_other
-        parts.append(f"{n} file{'s' if n != 1 else ''} not named as an image (named on the command line, "
-                     "each gets a record)")
+        parts.append(f"{n} file{'s' if n != 1 else ''} not named as an image (name one on the command line "
+                     "to get its record)")
+    if filt.skipped_again:
+        n = filt.skipped_again
+        parts.append(f"{n} folder{'s' if n != 1 else ''} reached again through a symbolic link (walked once)")
     return "skipped " + ", ".join(parts)
 
 

@@ -111,6 +111,9 @@ class WalkFilter:
     skipped_excluded: int = 0
     #: files that are no image by their name (notes.txt, clip.mp4), hidden ones aside
     skipped_other: int = 0
+    #: folders reached again through a symbolic link in the same walk (a loop, or a folder
+    #: linked twice): walked once
+    skipped_again: int = 0
     _patterns: list = field(default_factory=list, repr=False)
     #: after a path yielded nothing: what its walk alone skipped (set by :func:`iter_items`)
     last: Optional["WalkFilter"] = field(default=None, repr=False)
@@ -124,10 +127,10 @@ class WalkFilter:
             anchored = "/" in pat
             self._patterns.append((glob_regex(pat.lstrip("/")) if anchored else pat, anchored, dirs_only))
 
-    def counts(self) -> tuple[int, int, int]:
-        return self.skipped_hidden, self.skipped_excluded, self.skipped_other
+    def counts(self) -> tuple[int, int, int, int]:
+        return self.skipped_hidden, self.skipped_excluded, self.skipped_other, self.skipped_again
 
-    def counts_since(self, before: tuple[int, int, int]) -> "WalkFilter":
+    def counts_since(self, before: tuple[int, int, int, int]) -> "WalkFilter":
         """The same rules with the counts since ``before`` (:meth:`counts`): one folder's share."""
         now = self.counts()
         return WalkFilter(self.hidden, self.exclude, *(a - b for a, b in zip(now, before)))
@@ -138,7 +141,7 @@ class WalkFilter:
 
     @property
     def skipped(self) -> int:
-        return self.skipped_hidden + self.skipped_excluded + self.skipped_other
+        return sum(self.counts())
 
     def skips(self, name: str, relpath: str, is_dir: bool) -> bool:
         """Whether to skip an entry found while walking (and count it when so)."""
@@ -191,6 +194,8 @@ def walk(folder: str, _seen: Optional[set] = None, filt: Optional[WalkFilter] = 
             error, sub = _listing(path, seen)
             if error is not None:
                 yield error
+            elif sub is None:  # already walked: a loop, or a folder linked twice
+                filt.skipped_again += 1
             elif sub:
                 stack.append((path, rel, iter(sub)))
         else:
