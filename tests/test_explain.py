@@ -320,3 +320,12 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_explain_gives_scores_with_the_digits_of_the_records():
+    """Six decimals as scan's records (0.99825 and 0.99820 are either side of 0.998230), and three
+    significant digits below 0.001 (the `real` threshold is 1.13e-06)."""
+    from fakedet.cli.explain import _fmt_p
+
+    assert [_fmt_p(p) for p in (0.99825, 0.9982, 0.8215, 2.5e-07)] == ["0.998250", "0.998200", "0.821500",
+                                                                        "2.50e-07"]

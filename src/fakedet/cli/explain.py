@@ -99,12 +99,12 @@ def _font(size: int):
 
 
 def _fmt_p(p: float) -> str:
-    """A probability with the digits that tell it from the thresholds near 0 and 1."""
-    if p >= 0.999:
-        return f"{p:.6f}"
+    """A probability with the digits that tell it from the thresholds near 0 and 1: six
+    decimals, as the scan's records (the `fake` threshold is 0.998230), or three significant
+    digits below 0.001 (the `real` one is 1.13e-06)."""
     if p < 0.001:
-        return f"{p:.1e}"
-    return f"{p:.4f}"
+        return f"{p:.2e}"
+    return f"{p:.6f}"
 
 
 def render(img, ex, name: str = ""):

@@ -489,8 +489,9 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             err(f"faces scored {expert}; {n_noface} image{'s' if n_noface != 1 else ''} without a face "
                 f"scored as a whole (whole-image thresholds: {whole}){gated}")
         if n_evidence:
-            err(f"{n_evidence} image{'s' if n_evidence != 1 else ''} with provenance evidence, "
-                f"{n_by_evidence} labelled fake by it (jsonl, json and parquet list it)")
+            err(f"{n_evidence} image{'s' if n_evidence != 1 else ''} with provenance evidence of how "
+                f"{'they were' if n_evidence != 1 else 'it was'} made, {n_by_evidence} labelled fake by it "
+                "(jsonl, json and parquet list it, and what could not be read)")
     if report_error is not None:  # every record was written, the report was not
         return EXIT_USAGE
     if n_err:
