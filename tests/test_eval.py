@@ -367,3 +367,30 @@ def test_an_unclosed_quote_in_a_manifest_is_named_as_such(tiny_weights, labelled
     man.write_text('file,label\nreal/r0.jpg,0\n"fake/f0.png",1\n')
     r = runner.invoke(cli, ["eval", str(man), "-w", str(tiny_weights), "-j", "0", "--json"])
     assert r.exit_code == 0, r.output
+
+
+def test_the_roc_plot_has_each_set_and_all_of_them(tmp_path, monkeypatch):
+    """As the table's rows: a curve per set with both classes, and one for every image together."""
+    pytest.importorskip("matplotlib")
+    import numpy as np
+
+    from fakedet.evaluation import report
+
+    legends = {}
+    save = report._save
+
+    def keep(fig, folder, name):
+        legend = fig.axes[0].get_legend()
+        legends[name] = [t.get_text() for t in legend.get_texts()] if legend else []
+        return save(fig, folder, name)
+
+    monkeypatch.setattr(report, "_save", keep)
+    rng = np.random.default_rng(0)
+    two = {"a": (np.array([0, 1] * 20), rng.random(40)), "b": (np.array([0, 1] * 10), rng.random(20))}
+    report.write_plots(two, 0.5, str(tmp_path / "two"))
+    assert legends["roc.png"] == ["a", "b", "all"]
+    report.write_plots({"a": two["a"]}, 0.5, str(tmp_path / "one"))
+    assert legends["roc.png"] == ["a"]  # one set: its curve is the overall one
+    report.write_plots({"r": (np.zeros(5), rng.random(5)), "f": (np.ones(5), rng.random(5))}, 0.5,
+                       str(tmp_path / "split"))
+    assert legends["roc.png"] == ["all"]  # one class per set: only the sets together have a curve

@@ -136,12 +136,17 @@ def write_plots(scores: dict, threshold: float, folder: str) -> list[str]:
             ax.plot(fpr, tpr, label=_literal(name))
         else:
             one_class.append(name)
+    if len(scores) > 1:  # every set's images together, as the table's "all" row
+        y_all = np.concatenate([v[0] for v in scores.values()])
+        if 0 < y_all.sum() < len(y_all):
+            fpr, tpr, _ = roc_curve(y_all, np.concatenate([v[1] for v in scores.values()]))
+            ax.plot(fpr, tpr, "k-", lw=1.6, label="all")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC")
     if one_class:
         ax.text(0.98, 0.02, "no curve (one class only): " + ", ".join(map(_literal, one_class)), fontsize=7,
                 ha="right", va="bottom", transform=ax.transAxes, wrap=True)
-    if len(one_class) < len(scores):
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     paths.append(_save(fig, folder, "roc.png"))
 
