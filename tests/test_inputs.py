@@ -379,3 +379,16 @@ def test_walk_goes_deeper_than_pythons_recursion_limit(tmp_path):
         while deep != tmp_path:
             os.rmdir(deep)
             deep = deep.parent
+
+
+def test_a_list_of_paths_piped_as_the_image_says_to_use_files_from(tmp_path, monkeypatch):
+    """`find . | fakedet scan -` gives `-` a list of paths: its record says how to read one."""
+    monkeypatch.chdir(tmp_path)
+    write_image(tmp_path / "a.jpg")
+    for listing in (b"./a.jpg\n./b.jpg\n", b"a.jpg\0", b"./a.jpg\r\n"):
+        (item,) = expand("-", stdin=io.BytesIO(listing))
+        assert "--files-from -" in item.error, listing
+    image = (tmp_path / "a.jpg").read_bytes()
+    for data in (image, b"./missing.jpg\n", b"plain text\n"):  # an image, or no such file: as before
+        (item,) = expand("-", stdin=io.BytesIO(data))
+        assert item.error is None and item.source == data

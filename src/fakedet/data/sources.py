@@ -222,6 +222,20 @@ def _listing(folder: str, seen: set) -> tuple[Optional[Item], Optional[list]]:
         return Item(folder, error=f"cannot list folder: {exc.strerror}", folder=True), None
 
 
+def _a_list_of_paths(data: bytes) -> bool:
+    """Whether bytes given as an image on standard input (``find . | fakedet scan -``) start with
+    the name of a file that exists, followed by a newline or a NUL: a list of paths, which
+    ``--files-from -`` reads. No image format starts with a path."""
+    end = min((i for i in (data.find(b"\n", 0, 4096), data.find(b"\0", 0, 4096)) if i > 0), default=-1)
+    if end <= 0:
+        return False
+    first = data[:end].rstrip(b"\r")
+    try:
+        return os.path.lexists(os.fsdecode(first))
+    except (ValueError, OSError):  # a NUL or an undecodable name: no path
+        return False
+
+
 def expand(path: str, stdin: Optional[IO[bytes]] = None, filt: Optional[WalkFilter] = None) -> Iterator[Item]:
     """One command-line PATH -> items: a file as itself, a folder walked (skipping what ``filt``
     says), ``-`` read from stdin."""
@@ -236,6 +250,9 @@ def expand(path: str, stdin: Optional[IO[bytes]] = None, filt: Optional[WalkFilt
             return
         if len(data) > MAX_FILE_BYTES:
             yield Item("-", error=f"input too large: more than {MAX_FILE_BYTES} bytes on standard input")
+        elif _a_list_of_paths(data):
+            yield Item("-", error="standard input holds a list of paths, not an image: "
+                                  "read it with --files-from - (-0 for NUL-separated names)")
         else:
             yield Item("-", source=data)
     elif os.path.isdir(path):
