@@ -210,7 +210,7 @@ _CSS = """
 body{margin:0;padding:16px 20px}h1{font-size:20px;margin:0 0 4px}
 .meta{color:#666;font-size:12px;margin-bottom:10px}
 .warn{background:#fff4d6;border:1px solid #e0c060;padding:6px 10px;margin:8px 0;font-size:13px}
-pre.summary{background:#f6f6f6;padding:8px;font-size:12px;overflow:auto;margin:8px 0}
+pre.summary{background:#f6f6f6;padding:8px;font-size:12px;overflow:auto;margin:8px 0;white-space:pre-wrap;overflow-wrap:anywhere}
 .counts{display:flex;gap:10px;flex-wrap:wrap;margin:8px 0}
 .count{border:1px solid var(--line);border-radius:6px;padding:6px 12px;min-width:70px}
 .count b{display:block;font-size:20px}.count span{font-size:12px;color:#555}
