@@ -106,6 +106,19 @@ def read_box_map(run: Path, source: str | None = None) -> dict:
         raise SystemExit(f"{path}: not a box map (needs ratio, dx, dy)") from None
 
 
+def training_record(state: dict) -> dict:
+    """The expert file's ``training`` record from its run's ``state.json``: a run continued from
+    another expert's weights (``sbi_expert.py train --init``) counts that expert's steps too."""
+    training = {"recipe": state.get("recipe", "self"), "real_sets": list(state["train_sets"]),
+                "genuine_fakes": list(state.get("genuine") or []), "left_out": state.get("leave_out"),
+                "steps": int(state["step"]) + int(state.get("init_steps") or 0)}
+    if state.get("init"):
+        training["continued_from"] = (f"{state['init']} ({state['init_steps']} steps)" if state.get("init_steps")
+                                      else str(state["init"]))
+        training["continued_steps"] = int(state["step"])
+    return training
+
+
 def export(args) -> int:
     from safetensors.torch import load_file
 
@@ -117,9 +130,7 @@ def export(args) -> int:
     out = Path(args.out)
     # first with identity norms, in a file of its own (not at the shipped path, where "auto"
     # would find it): then p_network and p_expert are sigmoids of the raw logits
-    training = {"recipe": state.get("recipe", "self"), "real_sets": list(state["train_sets"]),
-                "genuine_fakes": list(state.get("genuine") or []), "left_out": state.get("leave_out"),
-                "steps": int(state["step"])}
+    training = training_record(state)
     meta = fx.ExpertMeta(size=int(state["size"]), weight=args.weight, norm_expert=(0.0, 1.0),
                          norm_network=(0.0, 1.0), box_map={k: box_map[k] for k in ("ratio", "dx", "dy")},
                          network_sha256=checkpoint.sha256(network), training=training)

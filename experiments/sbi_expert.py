@@ -623,8 +623,10 @@ def train(args):
     state = work / "state.json"
     ckpt = work / "expert.safetensors"
     step = 0
+    init = {}  # where a run started with --init began, for its training record (export)
     if ckpt.exists() and state.exists():
         saved = json.loads(state.read_text())
+        init = {k: saved[k] for k in ("init", "init_steps", "lr") if k in saved}
         saved.setdefault("train_sets", list(TRAIN_SETS))
         saved.setdefault("recipe", "self")  # runs made before --recipe
         saved.setdefault("ae", None)  # runs made before --recipe ae
@@ -642,6 +644,9 @@ def train(args):
         print(f"resumed at step {step}", flush=True)
     elif args.init:  # a new run that starts from another run's weights (e.g. at another size)
         model.load_state_dict(load_file(Path(args.init) / "expert.safetensors"))
+        before = Path(args.init) / "state.json"  # its steps count in the expert's training record
+        init = {"init": str(args.init),
+                "init_steps": int(json.loads(before.read_text())["step"]) if before.exists() else None}
         print(f"started from {args.init}", flush=True)
     else:
         imagenet_init(model)
@@ -658,7 +663,8 @@ def train(args):
         state.write_text(json.dumps({"step": step, "size": args.size, "train_sets": args.train_sets,
                                      "recipe": args.recipe, "ae": ae_path, "genuine": args.genuine,
                                      "leave_out": args.leave_out,
-                                     "genuine_share": args.genuine_share if args.genuine else 0.0}))
+                                     "genuine_share": args.genuine_share if args.genuine else 0.0,
+                                     "lr": init.get("lr", args.lr), **{k: v for k, v in init.items() if k != "lr"}}))
 
     while step < args.steps and time.time() < t_end:
         rng = random.Random(args.seed * 1_000_003 + step)

@@ -419,6 +419,16 @@ def test_export_reads_the_box_map_from_the_run_a_json_or_an_exported_expert(tmp_
         fe.read_box_map(run, str(tmp_path / "bad.json"))
 
 
+def test_an_expert_continued_from_another_counts_both_runs_steps(fe):
+    state = {"step": 2000, "train_sets": ["a"], "genuine": ["b"], "leave_out": None, "recipe": "self"}
+    assert fe.training_record(state) == {"recipe": "self", "real_sets": ["a"], "genuine_fakes": ["b"],
+                                         "left_out": None, "steps": 2000}
+    continued = fe.training_record(dict(state, init="runs/g", init_steps=2000))
+    assert continued["steps"] == 4000 and continued["continued_steps"] == 2000
+    assert continued["continued_from"] == "runs/g (2000 steps)"
+    fx._check_training(continued)  # a record the expert file accepts
+
+
 def test_mirror_records_the_tools_logits_and_the_mirrors(tiny_weights, tmp_path, one_face, fe):
     """face_expert.py mirror: its unmirrored logits are the tool's own (its candidate 0 rebuilds
     the tool's p_fake), and its mirrored expert logits are the expert's on the mirrored square."""
