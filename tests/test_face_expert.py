@@ -427,6 +427,9 @@ def test_an_expert_continued_from_another_counts_both_runs_steps(fe):
     assert continued["steps"] == 4000 and continued["continued_steps"] == 2000
     assert continued["continued_from"] == "runs/g (2000 steps)"
     fx._check_training(continued)  # a record the expert file accepts
+    meta = fx.ExpertMeta(128, 0.7, (0.0, 1.0), (0.0, 1.0), {"ratio": 0.9, "dx": 0.0, "dy": 0.0}, "ab",
+                         training=continued)
+    assert meta.trained_on().endswith("; 4000 steps, the last 2000 continued from runs/g (2000 steps)")
 
 
 def test_mirror_records_the_tools_logits_and_the_mirrors(tiny_weights, tmp_path, one_face, fe):

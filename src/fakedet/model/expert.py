@@ -125,6 +125,9 @@ class ExpertMeta:
                 words += f" (without {t['left_out']})"
         else:
             words += " (no genuine fake)"
+        if t.get("continued_from"):
+            words += (f"; {t.get('steps')} steps, the last {t.get('continued_steps')} continued from "
+                      f"{t['continued_from']}")
         return words
 
     def image_score(self, three_way: bool = True) -> str:
