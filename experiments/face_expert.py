@@ -113,9 +113,11 @@ def training_record(state: dict) -> dict:
                 "genuine_fakes": list(state.get("genuine") or []), "left_out": state.get("leave_out"),
                 "steps": int(state["step"]) + int(state.get("init_steps") or 0)}
     if state.get("init"):
-        training["continued_from"] = (f"{state['init']} ({state['init_steps']} steps)" if state.get("init_steps")
-                                      else str(state["init"]))
-        training["continued_steps"] = int(state["step"])
+        if state.get("init_steps"):  # the total counts both runs; the words say how it splits
+            training["continued_from"] = f"{state['init']} ({state['init_steps']} steps)"
+            training["continued_steps"] = int(state["step"])
+        else:  # how long the first run trained is not known: steps count this run's only
+            training["continued_from"] = f"{state['init']} (its steps not recorded)"
     return training
 
 

@@ -430,6 +430,9 @@ def test_an_expert_continued_from_another_counts_both_runs_steps(fe):
     meta = fx.ExpertMeta(128, 0.7, (0.0, 1.0), (0.0, 1.0), {"ratio": 0.9, "dx": 0.0, "dy": 0.0}, "ab",
                          training=continued)
     assert meta.trained_on().endswith("; 4000 steps, the last 2000 continued from runs/g (2000 steps)")
+    unknown = fe.training_record(dict(state, init="runs/g"))  # the first run's steps not recorded
+    assert unknown["steps"] == 2000 and "continued_steps" not in unknown
+    assert unknown["continued_from"] == "runs/g (its steps not recorded)"
 
 
 def test_mirror_records_the_tools_logits_and_the_mirrors(tiny_weights, tmp_path, one_face, fe):

@@ -392,3 +392,28 @@ def test_a_list_of_paths_piped_as_the_image_says_to_use_files_from(tmp_path, mon
     for data in (image, b"./missing.jpg\n", b"plain text\n"):  # an image, or no such file: as before
         (item,) = expand("-", stdin=io.BytesIO(data))
         assert item.error is None and item.source == data
+
+
+@pytest.mark.parametrize("pattern,path,matches", [
+    ("raw/*.tif", "raw/r.tif", True), ("raw/*.tif", "raw/sub/r.tif", False),
+    ("raw/**/*.tif", "raw/r.tif", True), ("raw/**/*.tif", "raw/a/b/r.tif", True),
+    ("raw/**", "raw/a/b", True), ("raw/**", "raw", False), ("**/x", "x", True), ("**/x", "a/b/x", True),
+    ("a/**.tif", "a/b/c.tif", False), ("a/**.tif", "a/c.tif", True),  # ** inside a segment is *
+    ("a/?", "a/b", True), ("a/?", "a//", False),
+    ("a/[bc]x", "a/cx", True), ("a/[a/b]c", "a//c", False),  # no class matches /
+    ("a/[!b]x", "a/cx", True), ("a/[!b]x", "a/bx", False), ("a/[^b]x", "a/bx", False), ("a/[!b]x", "a//x", False),
+    ("a/[]x]", "a/]", True), ("a/[!]x]/b", "a/]/b", False), ("a/[!]x]/b", "a/y/b", True),
+    ("a/[z-a]", "a/b", False), ("a/[a-c-e]", "a/-", True), ("a/[", "a/[", True), ("a/[[]", "a/[", True),
+    (r"a/\*.tif", "a/*.tif", True), (r"a/\*.tif", "a/x.tif", False),
+])
+def test_path_globs_follow_gitignore(pattern, path, matches):
+    """-E patterns with /: fd's and ripgrep's (gitignore's) glob rules; any pattern compiles."""
+    from fakedet.data.sources import glob_regex
+
+    assert bool(glob_regex(pattern).fullmatch(path)) is matches
+
+
+def test_a_pattern_that_is_no_valid_regex_class_is_no_crash(tmp_path):
+    write_image(tmp_path / "a" / "b.jpg")
+    filt = WalkFilter(exclude=("a/[z-a]", "a/[&&]", "a/[--x]"))
+    assert [os.path.relpath(i.path, tmp_path) for i in walk(str(tmp_path), filt=filt)] == ["a/b.jpg"]

@@ -7,9 +7,8 @@ box and score, a colour bar, the verdict, p_fake and the thresholds.
 
 from __future__ import annotations
 
-import functools
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import click
@@ -259,12 +258,20 @@ NAME_MAX = 255  # bytes in one file name, on Linux, macOS and Windows alike
 
 def _save_whole(fig, target: Path, mark) -> None:
     """Writes the PNG under a hidden temporary name beside ``target``, then renames it: a command
-    stopped mid-write (Ctrl-C, SIGTERM, a full disk) leaves no cut-off PNG under the name."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".fakedet-", suffix=".part")
+    stopped mid-write (Ctrl-C, SIGTERM, a full disk) leaves no cut-off PNG under the name. The
+    file is created with mode 0666 less the umask, as ``open`` would create the PNG itself."""
+    for _ in range(100):
+        tmp = target.parent / f".fakedet-{secrets.token_hex(6)}.part"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"no free temporary name in {target.parent}")
     try:
         with os.fdopen(fd, "wb") as fh:
             fig.save(fh, "PNG", pnginfo=mark)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600: the PNG gets a plain file's mode
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -272,14 +279,6 @@ def _save_whole(fig, target: Path, mark) -> None:
         except OSError:
             pass
         raise
-
-
-@functools.lru_cache(maxsize=None)
-def _umask() -> int:
-    """The process's umask (read once, by setting it and back, before the PNGs are written)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _fit(stem: str, limit: int) -> str:

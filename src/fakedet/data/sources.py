@@ -63,35 +63,81 @@ def not_regular_error(mode: int) -> str:
 
 
 def glob_regex(pattern: str) -> "re.Pattern[str]":
-    """A path glob as fd's and ripgrep's (gitignore's): ``*`` and ``?`` never match ``/``,
-    ``**`` matches across folders (``a/**/b`` is ``a/b``, ``a/x/b``, ``a/x/y/b``), ``[...]`` a
-    character class (``[!...]`` negated)."""
+    """A path glob as fd's and ripgrep's (gitignore's): ``*`` and ``?`` never match ``/``; a
+    ``**`` that is a whole path segment matches across folders (``a/**/b`` is ``a/b``, ``a/x/b``,
+    ``a/x/y/b``; ``a/**`` what ``a`` holds), elsewhere it is ``*``; ``[...]`` a character class
+    (``[!...]`` or ``[^...]`` negated, never matching ``/``; a reversed range matches nothing);
+    ``\\`` escapes the character after it. Any pattern compiles."""
     out, i, n = [], 0, len(pattern)
     while i < n:
         c = pattern[i]
         if pattern.startswith("**", i):
-            i += 2
-            if pattern.startswith("/", i):  # "**/": no folder or any folders
-                out.append("(?:.*/)?")
-                i += 1
-            else:
-                out.append(".*")
+            whole = (i == 0 or pattern[i - 1] == "/") and (i + 2 == n or pattern[i + 2] == "/")
+            j = i
+            while j < n and pattern[j] == "*":
+                j += 1
+            if whole and j == i + 2:
+                if i + 2 < n:  # "**/": no folder or any folders
+                    out.append("(?:.*/)?")
+                    i += 3
+                else:
+                    out.append(".*")
+                    i += 2
+                continue
+            out.append("[^/]*")
+            i = j
             continue
         if c == "*":
             out.append("[^/]*")
         elif c == "?":
             out.append("[^/]")
-        elif c == "[" and "]" in pattern[i + 2:]:
-            j = pattern.index("]", i + 2)  # a ']' first in the class is a member
-            body = pattern[i + 1:j]
-            neg = body[:1] == "!"
-            body = body[1:] if neg else body
-            out.append("[" + ("^/" if neg else "") + body.replace("\\", "\\\\").replace("^", "\\^") + "]")
-            i = j
+        elif c == "\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif c == "[":
+            cls, j = _glob_class(pattern, i)
+            if cls is None:
+                out.append(re.escape(c))
+            else:
+                out.append(cls)
+                i = j
         else:
             out.append(re.escape(c))
         i += 1
     return re.compile("".join(out), re.DOTALL)
+
+
+def _glob_class(pattern: str, start: int) -> "tuple[Optional[str], int]":
+    """The regex of the character class opening at ``pattern[start]`` (``[``) and the index of its
+    closing ``]``; (None, start) when it does not close (the ``[`` is then a literal)."""
+    i, n = start + 1, len(pattern)
+    neg = i < n and pattern[i] in "!^"
+    if neg:
+        i += 1
+    chars, first = [], True
+    while i < n and (pattern[i] != "]" or first):  # a ']' first in the class is a member
+        first = False
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            i += 1
+            c = pattern[i]
+        if i + 2 < n and pattern[i + 1] == "-" and pattern[i + 2] != "]":
+            hi = pattern[i + 2]
+            if hi == "\\" and i + 3 < n:
+                i += 1
+                hi = pattern[i + 2]
+            if c <= hi:
+                chars.append(f"{re.escape(c)}-{re.escape(hi)}")
+            i += 3
+            continue
+        chars.append(re.escape(c))
+        i += 1
+    if i >= n:
+        return None, start
+    body = "".join(chars)
+    if neg:
+        return f"[^/{body}]", i
+    return (f"(?!/)[{body}]" if body else "(?!)"), i
 
 
 @dataclass

@@ -72,10 +72,10 @@ class Detector:
             if fv is not None:
                 self.face_cutoffs = (float(fv["fake"]), float(fv["real"]))
             elif self.expert is not None:  # only an expert given by path gets here ("auto" skips these)
-                warnings.warn(f"face expert {self.expert[2] if len(self.expert) > 2 else ''} has no verdict "
-                              "thresholds of its own (not calibrated): images with a face are labelled by the "
-                              "network's face-mode thresholds, which were not chosen for fused scores; "
-                              "pass threshold= for the two-way rule", UserWarning, stacklevel=3)
+                name = f"face expert {self.expert[2]}" if len(self.expert) > 2 else "the face expert"
+                warnings.warn(f"{name} has no verdict thresholds of its own (not calibrated): images with a "
+                              "face are labelled by the network's face-mode thresholds, which were not chosen "
+                              "for fused scores; pass threshold= for the two-way rule", UserWarning, stacklevel=3)
         else:
             if not 0.0 <= float(threshold) <= 1.0:  # also refuses NaN
                 raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")

@@ -125,9 +125,11 @@ class ExpertMeta:
                 words += f" (without {t['left_out']})"
         else:
             words += " (no genuine fake)"
-        if t.get("continued_from"):
-            words += (f"; {t.get('steps')} steps, the last {t.get('continued_steps')} continued from "
+        if t.get("continued_from") and t.get("continued_steps") is not None:
+            words += (f"; {t.get('steps')} steps, the last {t['continued_steps']} continued from "
                       f"{t['continued_from']}")
+        elif t.get("continued_from"):
+            words += f"; {t.get('steps')} steps continued from {t['continued_from']}"
         return words
 
     def image_score(self, three_way: bool = True) -> str:
