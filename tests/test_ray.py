@@ -331,6 +331,8 @@ def test_a_folder_uri_is_listed_and_counted_as_the_local_walk(tmp_path, hidden, 
         write_image(root / d / "y.jpg", seed=5)
         (root / d / "z.txt").write_text("")
     write_image(root / ".hidden.jpg", seed=6)
+    (root / ".empty").mkdir()  # an empty hidden folder counts as the local walk counts it
+    (root / "b" / "skip").mkdir()
     local, remote = WalkFilter(hidden, exclude), WalkFilter(hidden, exclude)
     want = [os.path.relpath(i.path, root) for i in walk(str(root), filt=local)]
     got = [i.path[len(root.as_uri()) + 1:] for i in expand_uri(root.as_uri(), filt=remote)]

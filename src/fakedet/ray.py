@@ -156,15 +156,18 @@ def expand_uri(uri: str, s3_endpoint: Optional[str] = None, filt: Optional[WalkF
     rels = []
     skipped_dirs: set[str] = set()  # a skipped folder counts once, whatever it holds (as the local walk)
     for i in sorted(infos, key=lambda i: i.path):
-        if i.type != fs.FileType.File:
+        if i.type not in (fs.FileType.File, fs.FileType.Directory):
             continue
         parts = i.path[len(base):].lstrip("/").split("/")
-        dirs = ["/".join(parts[:k + 1]) for k in range(len(parts) - 1)]
+        # a folder is checked as the folders above a file are (an empty hidden one counts too)
+        dirs = ["/".join(parts[:k + 1]) for k in range(len(parts) - (i.type == fs.FileType.File))]
         if any(d in skipped_dirs for d in dirs):
             continue
         skipped = next((d for d, name in zip(dirs, parts) if filt.skips(name, d, True)), None)
         if skipped is not None:
             skipped_dirs.add(skipped)
+            continue
+        if i.type == fs.FileType.Directory:
             continue
         name, rel = parts[-1], "/".join(parts)
         if not is_image_name(name):
