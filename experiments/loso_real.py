@@ -85,8 +85,12 @@ def main(argv=None) -> int:
             print(f"{run}: no final.safetensors (not finished), left out", flush=True)
             continue
         print(f"{run}", flush=True)
-        r = study(weights, [x for x in SETS if x != s], [x for x in PAIRED if x != s], [s, UNSEEN], SPLITS,
-                  args.cache, load)
+        try:
+            r = study(weights, [x for x in SETS if x != s], [x for x in PAIRED if x != s], [s, UNSEEN], SPLITS,
+                      args.cache, load)
+        except ValueError as exc:  # the rule cannot be met: one run left out, the sweep goes on
+            print(f"{run}: {exc}; left out", flush=True)
+            continue
         rows[s] = r
     if not rows:
         return 1
@@ -111,8 +115,8 @@ def main(argv=None) -> int:
         print("|---|" + "---|" * (len(names) + 1))
         for rule in RULES:
             shares = rules[rule]
-            print(f"| {rule} | " + " | ".join(f"{shares[n]:.3f}" for n in names)
-                  + f" | {max(shares.values()):.3f} |")
+            print(f"| {rule} | " + " | ".join("–" if shares[n] is None else f"{shares[n]:.3f}" for n in names)
+                  + f" | {_worst(shares):.3f} |")
         chosen, within = choose_rule(rules)
         print(f"\nchosen by the addendum's rule: {chosen}"
               + ("" if within else " (none keeps every source within the bound: the smallest worst share)"))
@@ -128,11 +132,16 @@ def main(argv=None) -> int:
 def choose_rule(grid: dict) -> tuple[float, bool]:
     """The addendum's choice from :func:`rule_grid`'s figures: the largest rule at which every
     held-out source stays within :data:`BOUND`, else the one with the smallest worst share (and
-    whether the bound was kept)."""
-    ok = [r for r in grid if max(grid[r].values()) <= BOUND]
+    whether the bound was kept). A rule that some run could not meet (share None) is never kept."""
+    ok = [r for r in grid if _worst(grid[r]) <= BOUND]
     if ok:
         return max(ok), True
-    return min(grid, key=lambda r: (max(grid[r].values()), -r)), False
+    return min(grid, key=lambda r: (_worst(grid[r]), -r)), False
+
+
+def _worst(shares: dict) -> float:
+    """The largest share; a rule that no threshold met for some run (None) counts as the worst."""
+    return max(float("inf") if v is None else v for v in shares.values())
 
 
 def rule_grid(runs, cache: Path) -> dict:
@@ -149,7 +158,8 @@ def rule_grid(runs, cache: Path) -> dict:
         parts = [scores(weights, s, split, cache, load) for split in ("train", "val")]
         held = np.concatenate([p[y == 0] for y, p in parts])
         for r in RULES:
-            out[r][s] = float(np.mean(held >= fake_threshold(real_val, r)))
+            t = _fake_threshold(real_val, r, run)
+            out[r][s] = None if t is None else float(np.mean(held >= t))
     return out if out[RULES[0]] else {}
 
 
@@ -171,7 +181,9 @@ def real_rules(runs, cache: Path, json_path) -> int:
             continue
         print(f"{run}", flush=True)
         val = {n: scores(weights, n, "val", cache, load) for n in SETS if n != s}
-        t_fake = fake_threshold([p[y == 0] for y, p in val.values()], FAKE_RULE)
+        t_fake = _fake_threshold([p[y == 0] for y, p in val.values()], FAKE_RULE, run)
+        if t_fake is None:
+            continue
         fakes = [p[y == 1] for n, (y, p) in val.items() if n in PAIRED]
 
         held, held_test = _part(weights, s, ("train", "val"), cache), _part(weights, s, ("test",), cache)
@@ -212,6 +224,16 @@ def real_rules(runs, cache: Path, json_path) -> int:
     return 0
 
 
+def _fake_threshold(real_val, rule: float, run) -> float | None:
+    """The `fake` threshold by ``rule``, or None (said on stdout) where no threshold meets it: a
+    source's real scores saturated at 1.0 leave one run or rule out of a sweep, not stop it."""
+    try:
+        return fake_threshold(real_val, rule)
+    except ValueError as exc:
+        print(f"{run}: {exc} (rule {rule}); left out", flush=True)
+        return None
+
+
 def _part(weights: Path, name: str, splits, cache: Path):
     got = [scores(weights, name, split, cache, load) for split in splits]
     return np.concatenate([y for y, _ in got]), np.concatenate([p for _, p in got])
@@ -240,7 +262,10 @@ def fake_thresholds(runs, cache: Path, json_path) -> int:
             print(f"{run}: no final.safetensors (not finished), left out", flush=True)
             continue
         val = {n: scores(weights, n, "val", cache, load) for n in trained_sources(run)}
-        out[str(run)] = fake_threshold([p[y == 0] for y, p in val.values()], FAKE_RULE)
+        t = _fake_threshold([p[y == 0] for y, p in val.values()], FAKE_RULE, run)
+        if t is None:
+            continue
+        out[str(run)] = t
         print(f"{run}: `fake` at p_fake >= {out[str(run)]:.6f} ({FAKE_RULE} rule over "
               f"{', '.join(val)})", flush=True)
     if json_path:
@@ -260,7 +285,10 @@ def shipped_rules(weights: Path, cache: Path) -> None:
     fakes = [p[y == 1] for y, p in val.values() if (y == 1).any()]
     print("| rule | `fake` threshold | val fakes labelled `fake`, mean over the fake sources |\n|---|---|---|")
     for r in RULES:
-        t = fake_threshold(real_val, r)
+        t = _fake_threshold(real_val, r, weights)
+        if t is None:
+            print(f"| {r} | no threshold meets the rule | – |")
+            continue
         print(f"| {r} | {t:.6f} | {np.mean([np.mean(f >= t) for f in fakes]):.3f} |")
 
 

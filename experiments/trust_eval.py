@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -80,8 +81,14 @@ def main(argv=None) -> int:
     for spec in args.weights:
         name, _, path = spec.partition("=")
         print(f"{name}: {path}", flush=True)
-        results[name] = study(Path(path), split(args.real_sources), split(args.fake_sources),
-                              split(args.heldout), split(args.heldout_splits), args.cache, load)
+        try:
+            results[name] = study(Path(path), split(args.real_sources), split(args.fake_sources),
+                                  split(args.heldout), split(args.heldout_splits), args.cache, load)
+        except ValueError as exc:  # its thresholds cannot meet the rules: the comparison goes on without it
+            print(f"{name}: {exc}; left out", file=sys.stderr, flush=True)
+    if not results:
+        return 1
+    members = [m for m in members if m in results]
     if members:
         results[f"mean({','.join(members)})"] = members_mean([results[m] for m in members])
     names = list(results)

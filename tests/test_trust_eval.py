@@ -71,3 +71,47 @@ def test_leave_one_real_source_out_reads_the_source_from_the_run_folder(tmp_path
     assert lr.held_out(tmp_path / "without_lfw_faceswap") == "lfw_faceswap"
     with pytest.raises(SystemExit):
         lr.held_out(tmp_path / "loso-lfw")
+
+
+def test_a_checkpoint_whose_thresholds_cannot_meet_the_rules_is_left_out_and_said(monkeypatch, capsys):
+    runs = {"a.safetensors": result(0.8, 0.4, 0.05, 0.99), "b.safetensors": result(0.9, 0.5, 0.20, 0.95)}
+
+    def study(path, *a):
+        if str(path) == "c.safetensors":
+            raise ValueError("no fake threshold meets the rule: more than 2% of a source's real scores are 1.0")
+        return runs[str(path)]
+
+    monkeypatch.setattr(te, "study", study)
+    assert te.main(["--weights", "A=a.safetensors", "--weights", "C=c.safetensors", "--weights", "B=b.safetensors",
+                    "--real-sources", "dfdc_faceswap", "--fake-sources", "dfdc_faceswap",
+                    "--members", "A,B,C"]) == 0
+    out, err = capsys.readouterr()
+    assert "C: no fake threshold meets the rule" in err and "left out" in err
+    assert "| figure | A | B | mean(A,B) |" in out
+
+
+def test_leave_one_real_source_out_goes_on_past_a_run_whose_rule_cannot_be_met(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    lr = load_experiment("loso_real")
+    runs = [tmp_path / "without_lfw_faceswap", tmp_path / "without_dfdc_faceswap"]
+    for r in runs:
+        r.mkdir()
+        (r / "final.safetensors").write_bytes(b"")
+    saturated = "lfw"  # the run without dfdc: its lfw real scores are all 1.0
+
+    def scores(weights, name, split, cache, load):
+        y = np.array([0] * 10 + [1] * 10)
+        p = np.linspace(0.0, 0.9, 20)
+        if saturated in name and "without_dfdc" in str(weights):
+            p = np.where(y == 0, 1.0, p)
+        return y, p
+
+    monkeypatch.setattr(lr, "scores", scores)
+    grid = lr.rule_grid(runs, tmp_path)
+    assert grid[0.001]["dfdc_faceswap"] is None and grid[0.001]["lfw_faceswap"] == 0.0
+    assert "without_dfdc_faceswap: no fake threshold meets the rule" in capsys.readouterr().out
+    # a rule some run could not meet is never the one kept
+    assert lr.choose_rule({0.02: {"a": 0.01, "b": None}, 0.01: {"a": 0.03, "b": 0.04}}) == (0.01, True)
+    assert lr.fake_thresholds(runs, tmp_path, None) == 0  # the other run still gets its threshold
+    assert "without_dfdc_faceswap: no fake threshold meets the rule" in capsys.readouterr().out
