@@ -272,6 +272,18 @@ def test_cuda_torch_decode_matches_cpu(tiny_weights, jpegs):
             assert b.p_fake == pytest.approx(a.p_fake, abs=0.05)
 
 
+@pytest.mark.skipif("__import__('torch').cuda.device_count() < 2", reason="needs two GPUs")
+def test_forward_moves_a_batch_from_another_gpu(tiny_weights):
+    import torch
+
+    det = Detector.load(tiny_weights, device="cuda:0", workers=0)
+    cfg = det.config.preprocess
+    views = torch.zeros((2, 3, cfg.global_size, cfg.global_size), dtype=torch.uint8, device="cuda:1")
+    patches = torch.zeros((2, cfg.num_patches, 3, cfg.patch_size, cfg.patch_size), dtype=torch.uint8,
+                          device="cuda:1")
+    assert det.forward(views, patches).shape[0] == 2
+
+
 def test_one_lazily_opened_image_passed_many_times_with_workers(tiny_weights, tmp_path):
     from PIL import Image
 

@@ -329,9 +329,11 @@ class Detector:
         dev = self.device
         with torch.inference_mode():
             if dev.type == "cuda":
-                if not views.is_cuda:  # torch.device("cuda") != cuda:0, so compare kinds, not devices
+                if not views.is_cuda:  # torch.device("cuda") != cuda:0, so compare kinds first
                     views = views.pin_memory().to(dev, non_blocking=True)
                     patches = patches.pin_memory().to(dev, non_blocking=True)
+                elif dev.index is not None and views.device.index != dev.index:  # on another GPU
+                    views, patches = views.to(dev), patches.to(dev)
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     n = len(views)
                     logits = self.model(*padded(views, patches, CPU_SUB_BATCH))[:n]
