@@ -262,6 +262,43 @@ def test_torch_decode_preprocessing_close_to_pil(jpegs):
         assert np.abs(patches[0].numpy().astype(int) - p.astype(int)).mean() < 2.0
 
 
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear", "bicubic"])
+def test_torch_decode_resizes_as_each_pil_filter(jpegs, interpolation):
+    """The torch path's whole-image view for every filter it takes (PIL's NEAREST is torch's
+    nearest-exact, not its nearest: 52 grey levels apart on average)."""
+    import torch
+
+    from fakedet.data import decode as imageio
+    from fakedet.data.preprocess import PreprocessConfig
+    from fakedet.data.sources import Item
+    from fakedet.inference.gpudecode import TensorDecoder
+    from fakedet.inference.pipeline import Task
+
+    cfg = PreprocessConfig(global_size=64, patch_size=32, num_patches=4, interpolation=interpolation)
+    dec = TensorDecoder(Task(cfg), torch.device("cpu"))
+    try:
+        out = dec.prepare(dec.read([Item(p, source=p) for p in jpegs[:6]]))
+    finally:
+        dec.close()
+    for path, d in zip(jpegs, out):
+        v, _ = imageio.preprocess(imageio.load(path, cfg), cfg)
+        assert np.abs(d.views[0].numpy().astype(int) - v.astype(int)).mean() < 3.0, path
+
+
+@pytest.mark.parametrize("interpolation", ["lanczos", "box"])
+def test_a_checkpoint_torch_cannot_resize_for_is_decoded_by_pil_even_when_torch_is_asked(tmp_path, jpegs,
+                                                                                        interpolation):
+    """torch has no Lanczos and no box filter as PIL's: such a checkpoint's scores are the PIL
+    path's exactly."""
+    from conftest import make_tiny_checkpoint
+
+    pre = {"global_size": 64, "patch_size": 32, "num_patches": 4, "min_size": 32, "interpolation": interpolation}
+    path = make_tiny_checkpoint(tmp_path / f"{interpolation}.safetensors", preprocess=pre)
+    pil = Detector.load(path, device="cpu", workers=0, decode="pil").predict(jpegs[:6])
+    tch = Detector.load(path, device="cpu", workers=0, decode="torch").predict(jpegs[:6])
+    assert all(r.ok for r in pil) and [r.p_fake for r in tch] == [r.p_fake for r in pil]
+
+
 @pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs CUDA")
 def test_cuda_torch_decode_matches_cpu(tiny_weights, jpegs):
     cpu = Detector.load(tiny_weights, device="cpu", workers=0, decode="pil").predict(jpegs)

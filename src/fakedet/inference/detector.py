@@ -113,7 +113,8 @@ class Detector:
         loads that expert (an error when it was made for other weights); None (or False) scores
         faces by the network alone (the face-mode thresholds are then the checkpoint's).
         ``decode`` picks the decoder: ``pil`` (worker threads), ``torch`` (batched torchvision
-        decoding and preprocessing on the model's device) or ``auto`` (torch on CUDA, else pil).
+        decoding and preprocessing on the model's device; a checkpoint that resizes with Lanczos
+        or box, which torch does not match, is decoded by pil) or ``auto`` (torch on CUDA, else pil).
         ``provenance`` reads each image's provenance metadata (C2PA, XMP/EXIF, generation
         parameters) and, with the ``watermark`` extra, the Stable Diffusion watermark: a result
         lists it as ``evidence``, and evidence that the image was generated labels it ``fake``.
@@ -188,6 +189,10 @@ class Detector:
         rest = _Prepended([first] if second is None else [first, second], batches)
         use_torch = not self.faces and not self.thumbnail and (self.decode == "torch" or
                                         (self.decode == "auto" and self.device.type == "cuda"))
+        if use_torch:  # only where torch resizes as the checkpoint's PIL filter does
+            from fakedet.inference.gpudecode import MODES
+
+            use_torch = self.config.preprocess.interpolation in MODES
         if use_torch:
             yield from self._iter_tensor_batches(rest, task, max(4, nworkers))
         elif nworkers == 0 or (known and second is None and len(first) == 1):

@@ -25,6 +25,13 @@ from fakedet.data import decode, provenance
 from fakedet.data.sources import Item
 from fakedet.inference.pipeline import Decoded, DecodedBatch, Task, prepare_batch, waiting
 
+#: the torch resampling that matches each PIL filter of :data:`fakedet.data.preprocess.INTERPOLATIONS`
+#: (PIL's NEAREST picks pixel centres as torch's "nearest-exact" does, not as its "nearest");
+#: torch has no Lanczos, and its "area" mode averages whole pixels where PIL's BOX weighs the
+#: parts of pixels a box covers (20 grey levels apart on noisy images, when the sizes are not
+#: multiples): a checkpoint that resizes with either is decoded by the PIL path only
+MODES = {"nearest": "nearest-exact", "bilinear": "bilinear", "bicubic": "bicubic"}
+
 
 def _header(data: bytes) -> Optional[tuple[int, int]]:
     """(width, height) if ``data`` is an RGB or grayscale JPEG the GPU may decode, else None (a
@@ -155,7 +162,7 @@ class TensorDecoder:
         _, h, w = img.shape
         decode.check_min_side(w, h, max(cfg.min_size, cfg.patch_size))  # as the PIL path
         g, p = cfg.global_size, cfg.patch_size
-        mode = {"nearest": "nearest", "bicubic": "bicubic", "box": "area"}.get(cfg.interpolation, "bilinear")
+        mode = MODES[cfg.interpolation]
         kw = {"antialias": True, "align_corners": False} if mode in ("bilinear", "bicubic") else {}
         view = F.interpolate(img[None].float(), size=(g, g), mode=mode, **kw)
         view = view.round_().clamp_(0, 255).to(torch.uint8)
