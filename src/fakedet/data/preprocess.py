@@ -6,6 +6,7 @@ one), and :mod:`fakedet.data.decode` follows it. This module imports neither tor
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 # the resampling filters a view can be made with (PIL's names; fakedet.data.decode maps them)
@@ -48,7 +49,8 @@ class PreprocessConfig:
                              f"got {self.interpolation!r}")
         for name in ("mean", "std"):
             v = getattr(self, name)
-            if len(v) != 3 or not all(isinstance(x, (int, float)) for x in v):
-                raise ValueError(f"preprocess {name} must be three numbers, got {v!r}")
+            if len(v) != 3 or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                      and math.isfinite(x) for x in v):
+                raise ValueError(f"preprocess {name} must be three finite numbers, got {v!r}")
         if not all(x > 0 for x in self.std):
             raise ValueError(f"preprocess std must be positive, got {self.std!r}")
