@@ -481,6 +481,37 @@ def test_interrupted_scan_leaves_a_readable_report(tmp_path):
         assert page.ids == list(range(32)) and "interrupted" in page.dom
 
 
+def test_a_scan_whose_reader_went_away_says_so_in_its_report(tmp_path):
+    from fakedet.cli.scan import _run_scan
+
+    results = synthetic(40)
+
+    class Stream:
+        detector = _Det()
+
+        def __iter__(self):
+            yield results[:16]
+            yield results[16:32]
+
+    class Out(io.StringIO):
+        def write(self, text):  # `fakedet scan ... | head -16`: the reader is gone after the first batch
+            if self.getvalue().count("\n") >= 16:
+                raise BrokenPipeError(32, "Broken pipe")
+            return super().write(text)
+
+        def close(self):
+            pass
+
+    report = tmp_path / "r.html"
+    code = _run_scan(Stream(), "tsv", Out(), False, True, False, report=HtmlReport(str(report), "scan", _Det()))
+    assert code == 141
+    text = report.read_text("utf-8")
+    assert '"complete":false' in text and "the records' reader closed the output after 16 records" in text
+    if CHROMIUM:
+        page = open_page(tmp_path, report)
+        assert "The run stopped before its end (the summary says why): 16 records." in page.dom
+
+
 def test_eval_report_lists_false_positives_and_negatives_first(runner, tiny_weights, tmp_path):
     # score six images, then file them so that the highest-scoring real one is a false positive
     # and one fake below the threshold a false negative

@@ -390,7 +390,7 @@ function start(){
  if(meta.faces)rule+=meta.face_expert?' (faces scored with the face expert)':' (faces scored by the network alone)';
  m.push(rule);$('meta').textContent=m.join(' \u00b7 ');
  var w=[];if(!summary)w.push('This report is incomplete: the run was interrupted or is still running; it shows the '+rows.length+' records written so far.');
- else if(summary.complete===false)w.push('The run was interrupted: '+rows.length+' records.');
+ else if(summary.complete===false)w.push('The run stopped before its end (the summary says why): '+rows.length+' records.');
  if(lost)w.push(lost+' batch'+(lost>1?'es':'')+' of records cut short '+(lost>1?'were':'was')+' left out.');
  if(w.length){var wd=$('warn');wd.textContent=w.join(' ');wd.hidden=false;}
  if(summary&&summary.summary){$('summary').textContent=summary.summary;$('summary').hidden=false;}

@@ -367,6 +367,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     write_error = None
     inputs_error: Optional[InputsError] = None
     finished = False  # every batch was read
+    pipe_closed = False  # the records' reader went away
     report_error: Optional[ReportWriteError] = None
     try:
         for results in stream:
@@ -408,6 +409,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     except BrokenPipeError:
         # The reader went away (`fakedet scan dir | head`): stop quietly.
         silence_stdout()
+        pipe_closed = True
         return EXIT_PIPE
     except (KeyboardInterrupt, InputsError) as exc:
         # Ctrl-C, SIGTERM or SIGHUP (common.Terminated), or the list of paths broke off: the
@@ -440,7 +442,9 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 line = _summary(det, n - n_folders, n_fake, n_unc, n_err - n_folders, n_folders,
                                 time.perf_counter() - t0, time.perf_counter() - STARTED, filt)
                 stop = (f"{interrupt_word(interrupted)} after {n} record{'s' if n != 1 else ''}; " if interrupted else
-                        f"{inputs_error}; stopped after {n} record{'s' if n != 1 else ''}; " if inputs_error else "")
+                        f"{inputs_error}; stopped after {n} record{'s' if n != 1 else ''}; " if inputs_error else
+                        f"the records' reader closed the output after {n} record{'s' if n != 1 else ''}; "
+                        if pipe_closed else "")
                 report.close(stop + line, complete=finished and write_error is None)
             except OSError as exc:
                 write_error = write_error or exc
