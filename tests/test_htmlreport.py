@@ -585,3 +585,80 @@ def test_report_of_a_very_elongated_image_keeps_its_record(runner, tiny_weights,
 
     t = thumbnail(Image.new("RGB", (20000, 32)), 256)
     assert Image.open(io.BytesIO(t["jpeg"])).size == (256, 1) and (t["width"], t["height"]) == (20000, 32)
+
+
+def test_an_eval_stopped_by_an_error_leaves_a_whole_report(runner, tiny_weights, tmp_path, monkeypatch):
+    """An error in the middle of an eval (here a made-up one after the first batch): the report
+    keeps the images scored so far, ends its document and says that the run did not end."""
+    import fakedet.evaluation.report as ev
+
+    real = ev.report
+
+    def failing(det, datasets, progress=None, on_batch=None):
+        def once(name, results, images):
+            on_batch(name, results, images)
+            raise RuntimeError("made-up failure")
+
+        return real(det, datasets, progress=progress, on_batch=once)
+
+    monkeypatch.setattr(ev, "report", failing)
+    data = tmp_path / "data"
+    for sub, k in (("real", 0), ("fake", 1)):
+        write_image(data / sub / f"{k}.jpg", seed=k)
+    report = tmp_path / "eval.html"
+    r = runner.invoke(cli, ["eval", "--weights", str(tiny_weights), "--workers", "0", "--report", str(report),
+                            str(data)])
+    assert r.exit_code != 0
+    text = report.read_text("utf-8")
+    assert text.rstrip().endswith("</html>") and '"complete":false' in text
+    assert "stopped by an error after" in text and len([x for b in batches(text) for x in b]) >= 1
+
+
+def test_a_scan_report_that_failed_is_closed_at_once(tmp_path):
+    from fakedet.cli.scan import _run_scan
+
+    results = synthetic(8)
+
+    class Stream:
+        detector = _Det()
+
+        def __iter__(self):
+            yield results[:4]
+            yield results[4:]
+
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+    rep = HtmlReport(str(tmp_path / "r.html"), "scan", _Det())
+    full = Full()
+    rep.stream = full  # the report's file, on a full disk
+
+    class Out(io.StringIO):
+        def close(self):
+            pass
+
+    out = Out()
+    assert _run_scan(Stream(), "tsv", out, False, True, False, report=rep) == 2
+    assert len(out.getvalue().splitlines()) == 8 and full.closed
+
+
+def test_files_from_is_closed_when_a_later_step_fails(runner, tmp_path, monkeypatch):
+    import builtins
+    import sys
+
+    sc = sys.modules["fakedet.cli.scan"]  # (fakedet.cli.scan, the attribute, is the command)
+    opened = []
+
+    def tracking_open(*a, **k):
+        f = builtins.open(*a, **k)
+        opened.append(f)
+        return f
+
+    monkeypatch.setattr(sc, "open", tracking_open, raising=False)
+    lst = tmp_path / "list.txt"
+    lst.write_text(str(write_image(tmp_path / "a.jpg")) + "\n")
+    # weights that cannot be loaded: an error after the list was opened
+    r = runner.invoke(cli, ["scan", "--weights", str(tmp_path / "missing.safetensors"), "--files-from", str(lst)])
+    assert r.exit_code == 2 and "missing.safetensors" in r.stderr, r.stderr
+    assert [f.name for f in opened] == [str(lst)] and opened[0].closed

@@ -164,15 +164,16 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     except BaseException as exc:
         bar.close()
         if html is not None:
-            if isinstance(exc, KeyboardInterrupt):
-                try:
-                    n = html.count
-                    html.close(f"{interrupt_word(exc)} after {n} image{'s' if n != 1 else ''}", complete=False)
-                except OSError:
-                    pass
-            elif isinstance(exc, ReportWriteError):
+            if isinstance(exc, ReportWriteError):
+                html.abandon()
                 err(exc.strerror)
                 ctx.exit(EXIT_USAGE)
+            n = html.count
+            why = interrupt_word(exc) if isinstance(exc, KeyboardInterrupt) else "stopped by an error"
+            try:  # the images scored so far stay readable, the page says the run did not end
+                html.close(f"{why} after {n} image{'s' if n != 1 else ''}", complete=False)
+            except OSError:
+                html.abandon()
         raise
     bar.close()
     rep = result.to_dict()

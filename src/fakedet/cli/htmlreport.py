@@ -25,6 +25,7 @@ fake,uncertain&page=2``), and ``#click=ID,ID`` clicks the named controls once th
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import json
 import math
@@ -177,6 +178,14 @@ class HtmlReport:
         self.emit("".join(parts))
         self.count += len(results)
         self.flush()
+
+    def abandon(self) -> None:
+        """Closes a report that could not be written (its file is left as it is), without
+        writing more; nothing is raised."""
+        self.closed = True
+        if self.stream is not None and isinstance(self.target, str):
+            with contextlib.suppress(OSError):
+                self.stream.close()
 
     def close(self, summary: Optional[str] = None, complete: bool = True) -> None:
         """Writes the summary (text shown at the top; ``complete=False`` for an interrupted

@@ -148,6 +148,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
             except OSError as exc:
                 raise click.BadParameter(f"cannot open {files_from}: {exc.strerror}",
                                          param_hint="--files-from") from exc
+            ctx.call_on_close(list_stream.close)  # also when a later check or the model's load fails
 
     if output not in (None, "-"):
         _refuse_an_input(output, "records", "--output", paths, files_from)
@@ -194,8 +195,6 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     report = HtmlReport(report_path, "scan", stream.detector) if report_path else None  # opened at the first batch
     code = _run_scan(stream, fmt, out_stream, progress, quiet, exit_code, folders, counter, filt, report)
     settled()
-    if list_stream is not None and files_from != "-":
-        list_stream.close()
     ctx.exit(code)
 
 
@@ -400,6 +399,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                     try:
                         report.add(results)
                     except ReportWriteError as exc:  # the report's file, not the records: they go on
+                        report.abandon()
                         report_error, report = exc, None
                         err(f"{exc.strerror}; the scan goes on without the report")
         finished = True
