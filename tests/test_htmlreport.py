@@ -283,6 +283,19 @@ def test_screenshot_is_not_blank(tmp_path):
 
 
 @browser
+def test_threshold_labels_stay_legible_over_the_bars(tmp_path):
+    """The labels of the thresholds near 1.0 are drawn over the tallest bar there: each has a
+    white halo (an outline painted under its letters)."""
+    results = synthetic(40)
+    for r in results:
+        r.p_fake = 0.9995
+    page = open_page(tmp_path, write_report(tmp_path / "r.html", results))
+    labels = re.findall(r'<text[^>]*class="tlabel"[^>]*>([^<]*)</text>', page.dom)
+    assert len(labels) == 4 and labels[0].startswith("fake ")
+    assert re.search(r"\.hist text\.tlabel\{paint-order:stroke;stroke:#fff", page.dom)
+
+
+@browser
 @pytest.mark.slow
 def test_the_checks_see_errors_and_requests(tmp_path):
     """The hooks the other tests rely on: an uncaught error, and a request to a server (which

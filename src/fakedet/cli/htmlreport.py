@@ -220,6 +220,7 @@ body{margin:0;padding:16px 20px}h1{font-size:20px;margin:0 0 4px}
 .meta{color:#666;font-size:12px;margin-bottom:10px}
 .warn{background:#fff4d6;border:1px solid #e0c060;padding:6px 10px;margin:8px 0;font-size:13px}
 pre.summary{background:#f6f6f6;padding:8px;font-size:12px;overflow:auto;margin:8px 0;white-space:pre-wrap;overflow-wrap:anywhere}
+.hist text.tlabel{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}
 .counts{display:flex;gap:10px;flex-wrap:wrap;margin:8px 0}
 .count{border:1px solid var(--line);border-radius:6px;padding:6px 12px;min-width:70px}
 .count b{display:block;font-size:20px}.count span{font-size:12px;color:#555}
@@ -310,7 +311,7 @@ function drawHist(){
  var nl=0;
  function tline(p,label,dash,cls){if(p==null)return;var x=L+p*pw,right=p>0.7;
   add('line',{x1:x,y1:TOP-4,x2:x,y2:TOP+ph,stroke:'#000','stroke-width':1.2,'stroke-dasharray':dash,'class':'threshold '+cls});
-  add('text',{x:right?x-3:x+3,y:TOP+6+11*nl++,'font-size':9,'text-anchor':right?'end':'start'},label+' '+thr(p));}
+  add('text',{x:right?x-3:x+3,y:TOP+6+11*nl++,'font-size':9,'text-anchor':right?'end':'start','class':'tlabel'},label+' '+thr(p));}
  tline(meta.threshold,'fake \u2265','', 'fake');
  if(meta.real_below!=null&&meta.real_below<meta.threshold)tline(meta.real_below,'real <','4 3','real');
  if(meta.faces){tline(meta.face_threshold,'face: fake \u2265','1 2','face-fake');
