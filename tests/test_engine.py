@@ -398,6 +398,20 @@ def test_bad_single_inputs_get_records_not_exceptions(tiny_weights, decode):
         assert r.error == f"unsupported input type {kind}"
 
 
+def test_an_open_file_is_one_input_not_its_lines(det, tmp_path):
+    """predict(open(path, "rb")) is one record that says what to pass instead, not one record
+    per line of the file's bytes (a PNG has hundreds)."""
+    import io
+
+    p = write_image(tmp_path / "a.png", "PNG")
+    for f in (open(p, "rb"), io.BytesIO(p.read_bytes()), open(p, "rb", buffering=0)):
+        with f:
+            (r,) = det.predict(f)
+            assert r.error.startswith(f"unsupported input type {type(f).__name__}: pass its path, or its bytes")
+            (r, ok) = det.predict([f, str(p)])
+            assert "f.read()" in r.error and ok.ok
+
+
 def test_an_image_whose_file_was_closed_says_so(det, tmp_path):
     from PIL import Image
 

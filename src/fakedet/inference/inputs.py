@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any, Iterable, Iterator
 
@@ -15,8 +16,9 @@ from fakedet.inference.pipeline import LiveItems
 
 def is_single_input(inputs: Any) -> bool:
     """Whether ``inputs`` is one input (an image, or something not iterable, which gets its own
-    error record) rather than a sequence of inputs."""
-    return isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray)) or (
+    error record) rather than a sequence of inputs. An open file is one input too (its own
+    error record), not a sequence of its lines."""
+    return isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, io.IOBase)) or (
         hasattr(inputs, "mode") and hasattr(inputs, "size")) or not isinstance(inputs, Iterable)
 
 
@@ -64,4 +66,5 @@ def as_item(x: Any, index: int) -> Item:
                 msg = f"cannot decode image: {exception_text(exc)}"
             return Item(name, error=msg)
         return Item(name, source=x)
-    return Item(f"<input:{index}>", error=f"unsupported input type {type(x).__name__}")
+    hint = ": pass its path, or its bytes (f.read())" if isinstance(x, io.IOBase) or hasattr(x, "read") else ""
+    return Item(f"<input:{index}>", error=f"unsupported input type {type(x).__name__}{hint}")
