@@ -762,3 +762,23 @@ def test_a_folder_without_images_is_warned_about_with_its_own_skipped_files(runn
     assert "skipped 4 files not named" in r.stderr.strip().splitlines()[-1]
     r = run(runner, tiny_weights, ["-E", "*.txt", str(a)])  # excluded by the user: counted so
     assert "skipped 3 excluded entries" in r.stderr and "not named as an image" not in r.stderr, r.stderr
+
+
+def test_control_characters_in_messages_are_escaped(tmp_path, monkeypatch, capsys):
+    r"""A file name or a manifest's cell in an error message reaches the terminal as \xHH, not
+    as an escape sequence (a usage error is shown by the program's own main, as installed)."""
+    import sys
+
+    from fakedet.cli import _main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["fakedet", "scan", "--files-from", "list\x1b]0;TITLE\x07x"])
+    assert _main() == 2
+    err = capsys.readouterr().err
+    assert "list\\x1b]0;TITLE\\x07x" in err and "\x1b" not in err and "\x07" not in err
+
+    (tmp_path / "m.csv").write_text("file,label,split\nx.jpg,1,\x1b[2Jtrain\n")
+    monkeypatch.setattr(sys, "argv", ["fakedet", "eval", "m.csv", "--split", "test"])
+    _main()
+    err = capsys.readouterr().err
+    assert "\\x1b[2jtrain" in err and "\x1b" not in err  # (split names are compared lower-cased)

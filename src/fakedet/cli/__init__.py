@@ -147,6 +147,9 @@ def _main() -> int:
         err(interrupt_word(cause))
         return interrupt_status(cause)
     except click.ClickException as exc:
+        from fakedet.data.writers import control_escape
+
+        exc.message = control_escape(exc.message)  # a file name in it cannot drive the terminal
         exc.show()
         return exc.exit_code
     except OSError as exc:  # info's or eval's output (scan handles its own): a full disk, say

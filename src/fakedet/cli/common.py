@@ -230,10 +230,10 @@ def _default_after(signum: int, seconds: float) -> None:
 def err(msg: str) -> None:
     """A message on stderr, prefixed with the program's name. A stderr that cannot take it (the
     terminal is gone after a hang-up: EIO) loses the message, not the command's records."""
-    from fakedet.data.writers import utf8_text  # a name that is not UTF-8 shows its bytes as \xHH
+    from fakedet.data.writers import control_escape, utf8_text  # a name not UTF-8: its bytes as \xHH
 
     try:
-        click.echo(f"fakedet: {utf8_text(msg)}", err=True)
+        click.echo(f"fakedet: {control_escape(utf8_text(msg))}", err=True)
     except OSError:
         pass
 

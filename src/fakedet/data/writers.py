@@ -36,6 +36,12 @@ def _fmt_p(p) -> str:
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
+def control_escape(text: str) -> str:
+    r"""Text safe on a terminal, lines kept: control characters other than tab, newline and
+    carriage return as ``\xHH`` (a file name or a manifest's cell in a message)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def tsv_escape(text: str) -> str:
     r"""One tsv field on one line, safe on a terminal: backslash, tab, newline and carriage return
     as ``\\``, ``\t``, ``\n``, ``\r``, other control characters as ``\xHH``."""
