@@ -485,6 +485,72 @@ def test_a_signal_after_the_work_is_done_does_not_raise_and_a_second_ends_the_pr
     assert "Traceback" not in r.stderr
 
 
+_ENDING = """
+import os, signal, sys, time
+from fakedet.cli import common
+with common.handle_signals(ending=True):
+    pass
+if sys.argv[1] == "known":
+    common.ending_status(3)  # as fakedet's main does once its command returned
+print("ending", flush=True)
+os.kill(os.getpid(), int(sys.argv[2]))
+time.sleep(5)
+print("not reached", flush=True)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+@pytest.mark.parametrize("known", ["known", "unknown"])
+def test_a_signal_while_the_process_ends_keeps_the_status_of_the_finished_work(sig, known):
+    """A Ctrl-C in the few tenths of a second that the interpreter and libtorch take to exit
+    turned a finished scan's status into 130 with nothing said (a new user saw it in one of
+    three tries): it now ends the process at once with the work's status; before that status
+    is known, by the signal's default action."""
+    r = subprocess.run([sys.executable, "-c", _ENDING, known, str(int(sig))], capture_output=True, text=True,
+                       timeout=60)
+    assert r.stdout == "ending\n", r.stderr
+    assert r.returncode == (3 if known == "known" else -sig), r.stderr
+
+
+_LAST_EXIT_HANDLER = """
+import os, signal, sys, time
+from fakedet.cli import common
+if sys.argv[1] == "known":
+    common.ending_status(3)
+common.ignore_signals_at_exit()  # what fakedet's main has run last, as Python finalises
+for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    os.kill(os.getpid(), sig)
+time.sleep(0.2)
+print("survived", flush=True)
+sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("known", ["known", "unknown"])
+def test_signals_are_ignored_for_the_last_of_the_exit_once_the_status_is_known(known):
+    """Python gives signals with handlers of its own their default action back as it finalises,
+    and libtorch's destructors run after that: the last exit handler ignores them instead."""
+    r = subprocess.run([sys.executable, "-c", _LAST_EXIT_HANDLER, known], capture_output=True, text=True,
+                       timeout=60)
+    if known == "known":
+        assert (r.returncode, r.stdout) == (3, "survived\n"), r.stderr
+    else:
+        assert r.returncode == -signal.SIGINT and r.stdout == "", r.stderr
+
+
+def test_main_registers_the_last_exit_handler_first(monkeypatch):
+    import atexit
+
+    import fakedet.cli as fc
+
+    seen = []
+    monkeypatch.setattr(atexit, "register", lambda f, *a, **k: seen.append(f))
+    monkeypatch.setattr(fc, "_main", lambda: seen.append("command") or 0)
+    monkeypatch.setattr(fc, "_exit", lambda code: seen.append(("exit", code)))
+    fc.main()
+    assert seen == [fc.ignore_signals_at_exit, "command", ("exit", 0)]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_just_after_the_summary_ends_cleanly(tiny_weights, many, sig):
     """A signal in the moment after the summary used to land in a thread pool's clean-up

@@ -25,8 +25,10 @@ from fakedet.cli.common import (
     EXIT_PIPE,
     EXIT_TERMINATED,
     EXIT_USAGE,
+    ending_status,
     err,
     handle_signals,
+    ignore_signals_at_exit,
     interrupt_status,
     interrupt_word,
     interruption_in,
@@ -125,6 +127,9 @@ _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF
 
 
 def main() -> None:
+    import atexit
+
+    atexit.register(ignore_signals_at_exit)  # first, so that it runs last
     try:
         code = _main()
     except Exception:  # a bug: its traceback, its own status (1 means "labelled fake"), the exit below
@@ -182,6 +187,7 @@ def _exit(code: int) -> None:
     called without an active exception", status 134); its records are already written."""
     import threading
 
+    ending_status(code)  # a signal from here on ends the process with this status at once
     stream = sys.modules.get("fakedet.inference.stream")
     pipeline = sys.modules.get("fakedet.inference.pipeline")
     threads_left = code in (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_HUNG_UP) and any(

@@ -93,6 +93,52 @@ _defer_depth = 0
 _pending: Optional[BaseException] = None
 _settled = False  # see settled()
 _handling = False  # handle_signals' handlers are installed
+_ending_status: Optional[int] = None  # see ending_status()
+
+
+def ending_status(code: int) -> None:
+    """The status of the ``fakedet`` command's completed work, set as its process starts to end:
+    a Ctrl-C, SIGTERM or SIGHUP during the rest of the exit (the interpreter's and libtorch's
+    clean-up take a few tenths of a second) ends the process at once with it, instead of
+    turning a finished run's 0, 1 or 3 into 130 with nothing said."""
+    global _ending_status
+    _ending_status = code
+
+
+def ignore_signals_at_exit() -> None:
+    """The last exit handler (``main`` registers it first; they run in reverse): once the
+    command's status is known (:func:`ending_status`), Ctrl-C, SIGTERM and SIGHUP are ignored
+    for the rest of the exit. As it finalises, Python gives every signal that has a handler of
+    its own back its default action, and libtorch's destructors run after that: a signal then
+    ended a finished run with 128 + N. An ignored signal stays ignored; no thread of the
+    command's is left to wait for by then."""
+    import signal
+
+    if _ending_status is None:
+        return
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            try:
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
+            except (ValueError, OSError):
+                pass
+
+
+def _while_ending(signum, frame) -> None:
+    """The handler after :func:`handle_signals` (``ending``): see :func:`ending_status`."""
+    import signal
+
+    if _ending_status is None:  # not known yet: the signal's default action
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    for f in (sys.stdout, sys.stderr):
+        try:
+            if f is not None:
+                f.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(_ending_status)
 
 
 def settled() -> None:
@@ -158,8 +204,8 @@ def handle_signals(ending: bool = False) -> Iterator[None]:
     installed outside the main thread, nor for a signal that was ignored when the process
     started (a background job's SIGINT, ``nohup``-style launchers); the previous handlers come
     back afterwards. With ``ending`` (the ``fakedet`` command, whose process ends after the
-    block) the signals get their default action afterwards instead: Python's own Ctrl-C
-    handler would raise into the interpreter's shutdown (a traceback, "Exception ignored")."""
+    block) the signals end the process afterwards instead (:func:`ending_status`): Python's own
+    Ctrl-C handler would raise into the interpreter's shutdown (a traceback, "Exception ignored")."""
     import signal
     import threading
 
@@ -201,7 +247,7 @@ def handle_signals(ending: bool = False) -> Iterator[None]:
         # restoring a handler runs a signal that is pending: it must not raise here
         settled()
         for signum, previous in installed:
-            signal.signal(signum, signal.SIG_DFL if ending else previous)
+            signal.signal(signum, _while_ending if ending else previous)
         _handling = _settled = False
 
 
