@@ -316,6 +316,35 @@ def test_explain_stopped_mid_write_leaves_no_cut_off_png(runner, tiny_weights, t
     assert oct((out / "a.explain.png").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
 
 
+def test_a_killed_explains_temporary_files_are_removed_by_the_next_run(runner, tiny_weights, tmp_path):
+    """SIGKILL mid-write leaves the hidden temporary file: the next run in the folder removes
+    those of processes that no longer run on this machine, and nothing else."""
+    import subprocess
+    import sys
+
+    from fakedet.cli.explain import _part_prefix
+
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    host = _part_prefix().split("-")[1]
+    stale = out / f".fakedet-{host}-{dead}-0123456789ab.part"
+    alive = out / f".fakedet-{host}-{os.getppid()}-0123456789ab.part"  # a process that runs
+    other_host = out / f".fakedet-00000000-{dead}-0123456789ab.part"
+    others = [out / ".fakedet-0123456789ab.part", out / f".fakedet-{host}-{dead}-notours.part",
+              out / "photo.part"]
+    for f in [stale, alive, other_host, *others]:
+        f.write_bytes(b"\x89PNG")
+    a = write_image(tmp_path / "in" / "a.jpg", size=(120, 90), seed=1)
+    r = runner.invoke(cli, ["explain", "--no-faces", "--grid", "2", "-w", str(tiny_weights), "-d", "cpu",
+                            str(a), "-o", str(out)])
+    assert r.exit_code == 0, r.stderr
+    left = {p.name for p in out.iterdir()}
+    assert stale.name not in left
+    assert {alive.name, other_host.name, *(f.name for f in others), "a.explain.png"} == left
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -256,12 +256,60 @@ def output_name(path: str, used: set) -> str:
 NAME_MAX = 255  # bytes in one file name, on Linux, macOS and Windows alike
 
 
+def _part_prefix() -> str:
+    """The start of this process's temporary names: ``.fakedet-<host>-<pid>-``, ``<host>`` a
+    short hash of the machine's name (a folder may be shared between machines)."""
+    import hashlib
+    import socket
+
+    host = hashlib.sha1(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f".fakedet-{host}-{os.getpid()}-"
+
+
+def remove_stale_parts(folder: str) -> int:
+    """Removes the temporary files that an explain killed outright (SIGKILL, a power cut) left in
+    ``folder``: only names this command makes (:func:`_part_prefix`), made on this machine by a
+    process that no longer runs. Returns how many."""
+    import re
+
+    mine = _part_prefix()
+    here = re.compile(re.escape(mine[: len(".fakedet-") + 8]) + r"-(\d+)-[0-9a-f]{12}\.part")
+    removed = 0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        m = here.fullmatch(name)
+        if m is None or name.startswith(mine) or _running(int(m.group(1))):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True  # another user's, or cannot tell: left alone
+    return True
+
+
 def _save_whole(fig, target: Path, mark) -> None:
     """Writes the PNG under a hidden temporary name beside ``target``, then renames it: a command
-    stopped mid-write (Ctrl-C, SIGTERM, a full disk) leaves no cut-off PNG under the name. The
-    file is created with mode 0666 less the umask, as ``open`` would create the PNG itself."""
+    stopped mid-write (Ctrl-C, SIGTERM, a full disk) leaves no cut-off PNG under the name (one
+    killed outright leaves its temporary file, which the next run in the folder removes:
+    :func:`remove_stale_parts`). The file is created with mode 0666 less the umask, as ``open``
+    would create the PNG itself."""
+    prefix = _part_prefix()
     for _ in range(100):
-        tmp = target.parent / f".fakedet-{secrets.token_hex(6)}.part"
+        tmp = target.parent / f"{prefix}{secrets.token_hex(6)}.part"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
             break
@@ -366,6 +414,7 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
     except OSError as exc:
         err(f"cannot create the output folder {out_dir}: {exc.strerror or exc}")
         ctx.exit(EXIT_USAGE)
+    remove_stale_parts(out_dir)
     if not face_expert and not faces:
         err("warning: --no-face-expert has no effect without --faces")
     with load_errors_exit(ctx):
