@@ -379,8 +379,8 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
 
     Each PNG shows the picture with a heatmap over it, the faces found with their boxes
     and scores, a colour bar, the verdict, p_fake and the thresholds. IMAGE is a file, a
-    folder (searched as scan does) or '-' for stdin; the path of each PNG written goes to
-    stdout.
+    folder (searched for image files as scan searches it by default: hidden files and
+    folders skipped, no -E) or '-' for stdin; the path of each PNG written goes to stdout.
 
     The heatmap is occlusion sensitivity: each cell of a grid is hidden in turn (filled
     with the image's mean colour) and the image scored again by the same model and

@@ -307,8 +307,8 @@ def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
     except UnidentifiedImageError:
         other = _other_format(data)
         if other and other not in FORMATS:
-            raise ImageError(f"{other} image: fakedet reads JPEG, PNG, WebP, AVIF, BMP, TIFF, GIF and "
-                             "HEIC; convert it to PNG or JPEG") from None
+            raise ImageError(f"{other} image: fakedet reads JPEG, PNG, WebP, AVIF, BMP, TIFF and GIF "
+                             "(HEIC with pillow-heif); convert it to PNG or JPEG") from None
         raise _unreadable_format(data) from None
     except Image.DecompressionBombError:
         raise ImageError("image too large (decompression bomb)") from None
