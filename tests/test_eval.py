@@ -135,6 +135,27 @@ def test_eval_manifest_row_without_a_file_is_a_usage_error(tiny_weights, labelle
     assert r.exit_code == 2 and "no file name" in r.output
 
 
+def test_an_image_listed_twice_in_a_manifest_is_a_usage_error(tiny_weights, labelled):
+    """Counted twice it would weigh twice in every figure."""
+    man = labelled / "twice.csv"
+    man.write_text("file,label\nreal/r0.jpg,0\nfake/f0.png,1\n./real/r0.jpg,0\n")
+    r = CliRunner().invoke(cli, ["eval", str(man), "-w", str(tiny_weights)])
+    assert r.exit_code == 2 and "twice.csv:4: ./real/r0.jpg is listed again (first on line 2)" in r.stderr
+
+
+def test_eval_folders_named_in_any_case(tiny_weights, tmp_path):
+    write_image(tmp_path / "set" / "Real" / "r.jpg", seed=1)
+    write_image(tmp_path / "set" / "FAKE" / "f.jpg", seed=2)
+    r = CliRunner().invoke(cli, ["eval", str(tmp_path / "set"), "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert r.exit_code == 0, r.stderr
+    res = json.loads(r.stdout)["sets"]["set"]
+    assert (res["n_real"], res["n_fake"]) == (1, 1)
+    write_image(tmp_path / "set" / "real" / "r2.jpg", seed=3)
+    if not (tmp_path / "set" / "real").samefile(tmp_path / "set" / "Real"):  # a case-sensitive file system
+        r = CliRunner().invoke(cli, ["eval", str(tmp_path / "set"), "-w", str(tiny_weights)])
+        assert r.exit_code == 2 and "Real/ and real/ each name the real images' folder: keep one" in r.stderr
+
+
 def test_eval_set_names_never_merge_or_hide_the_overall_row(tiny_weights, tmp_path):
     for name in ("all", "other"):
         write_image(tmp_path / name / "real" / "r.jpg", seed=1)

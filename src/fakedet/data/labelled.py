@@ -35,6 +35,7 @@ def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]
 def _read_manifest(path: str, split: Optional[str]) -> list[LabelledImage]:
     root = os.path.dirname(os.path.abspath(path))
     out = []
+    seen: dict[str, int] = {}  # each file's line, so that one listed twice is not counted twice
     # utf-8-sig: spreadsheet programs often start a UTF-8 CSV with a byte-order mark
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
@@ -58,6 +59,11 @@ def _read_manifest(path: str, split: Optional[str]) -> list[LabelledImage]:
                 raise ValueError(f"{path}:{n}: label must be 0/1/real/fake, got {row['label']!r}")
             if not (row.get("file") or "").strip():
                 raise ValueError(f"{path}:{n}: no file name")
+            file = os.path.normpath(os.path.join(root, row["file"].strip()))
+            if file in seen:
+                raise ValueError(f"{path}:{n}: {row['file'].strip()} is listed again (first on line "
+                                 f"{seen[file]}): each image once, or it counts twice")
+            seen[file] = n
             row_split = (row.get("split") or "").strip()
             if split is not None and row_split.lower() != split.strip().lower():
                 continue
@@ -68,11 +74,20 @@ def _read_manifest(path: str, split: Optional[str]) -> list[LabelledImage]:
 
 
 def read_folder(root: str) -> list[LabelledImage]:
-    """Images under ``root/real`` (label 0) and ``root/fake`` (label 1)."""
+    """Images under ``root/real`` (label 0) and ``root/fake`` (label 1); the folders' names in
+    any case (``Real/``, ``FAKE/``), where only one folder has that name."""
     out = []
     found = False
+    try:
+        subs = [e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e))]
+    except OSError:
+        subs = []
     for name, label in (("real", 0), ("fake", 1)):
-        sub = os.path.join(root, name)
+        named = [e for e in subs if e.lower() == name]
+        if len(named) > 1:
+            raise ValueError(f"{root}: {' and '.join(n + '/' for n in sorted(named))} each name the {name} "
+                             "images' folder: keep one")
+        sub = os.path.join(root, named[0] if named else name)
         if os.path.isdir(sub):
             found = True
             # a file or folder the walk could not use is kept, with its error, so that it is
