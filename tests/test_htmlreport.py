@@ -283,6 +283,25 @@ def test_screenshot_is_not_blank(tmp_path):
 
 
 @browser
+def test_an_eval_report_says_which_verdicts_came_from_provenance(tmp_path):
+    """The count cards count verdicts as given (evidence can label an image fake); the figures
+    and the outcomes use the model's own: the page says so when the two differ."""
+    results = synthetic(12)
+    truth = [0] * 12
+    ok = [r for r in results if r.error is None and r.label != "fake"]
+    for r in ok[:2]:
+        r.label, r.label_by = "fake", "evidence"  # model_label stays the model's
+    def warning(page):
+        m = re.search(r'<div[^>]*id="warn"[^>]*>([^<]*)</div>', page.dom)
+        return m.group(1) if m else ""
+
+    page = open_page(tmp_path, write_report(tmp_path / "e.html", results, kind="eval", truth=truth))
+    assert "2 verdicts came from provenance evidence, not the model" in warning(page)
+    plain = open_page(tmp_path, write_report(tmp_path / "s.html", results))  # a scan: no figures to differ from
+    assert "provenance" not in warning(plain)
+
+
+@browser
 def test_threshold_labels_stay_legible_over_the_bars(tmp_path):
     """The labels of the thresholds near 1.0 are drawn over the tallest bar there: each has a
     white halo (an outline painted under its letters)."""
