@@ -612,3 +612,19 @@ def test_a_closed_stderr_costs_nothing_but_the_messages(tiny_weights, tmp_path, 
     text = out.read_text() if command == "scan" else done.stdout.decode()
     assert "Traceback" not in text
     assert text.count("\n") == 1 and "a.jpg" in text if command == "scan" else "bal.acc" in text
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+def test_a_failed_load_ends_at_once_while_the_list_of_paths_waits(tmp_path):
+    """--files-from a FIFO whose writer sends nothing yet, and weights that cannot be loaded: the
+    error ends the scan at once (closing the list would wait for the reader thread's read)."""
+    fifo = tmp_path / "list"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"sleep 30 > '{fifo}'"])
+    try:
+        p = fakedet("scan", "--files-from", str(fifo), "-w", str(tmp_path / "missing.safetensors"))
+        out, err = p.communicate(timeout=20)
+        assert p.returncode == 2 and b"weights file not found" in err, err
+    finally:
+        writer.kill()
+        writer.wait()

@@ -148,7 +148,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
             except OSError as exc:
                 raise click.BadParameter(f"cannot open {files_from}: {exc.strerror}",
                                          param_hint="--files-from") from exc
-            ctx.call_on_close(list_stream.close)  # also when a later check or the model's load fails
+            ctx.call_on_close(lambda: _close_list(list_stream))  # also when a later step fails
 
     if output not in (None, "-"):
         _refuse_an_input(output, "records", "--output", paths, files_from)
@@ -196,6 +196,16 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     code = _run_scan(stream, fmt, out_stream, progress, quiet, exit_code, folders, counter, filt, report)
     settled()
     ctx.exit(code)
+
+
+def _close_list(stream) -> None:
+    """Closes the --files-from file, unless a thread still reads it (a pipe or FIFO whose writer
+    has not ended): closing waits for that read, so the file is left to the process's end,
+    which is then at once (see fakedet.cli._exit)."""
+    from fakedet.inference.pipeline import reading
+
+    if not reading():
+        stream.close()
 
 
 @contextlib.contextmanager
