@@ -316,11 +316,14 @@ def test_explain_stopped_mid_write_leaves_no_cut_off_png(runner, tiny_weights, t
     assert oct((out / "a.explain.png").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
 
 
+@pytest.mark.skipif(os.name == "nt", reason="no cleanup on Windows")
 def test_a_killed_explains_temporary_files_are_removed_by_the_next_run(runner, tiny_weights, tmp_path):
     """SIGKILL mid-write leaves the hidden temporary file: the next run in the folder removes
-    those of processes that no longer run on this machine, and nothing else."""
+    those of processes that no longer run on this machine, untouched for an hour, and nothing
+    else."""
     import subprocess
     import sys
+    import time
 
     from fakedet.cli.explain import _part_prefix
 
@@ -334,8 +337,13 @@ def test_a_killed_explains_temporary_files_are_removed_by_the_next_run(runner, t
     other_host = out / f".fakedet-00000000-{dead}-0123456789ab.part"
     others = [out / ".fakedet-0123456789ab.part", out / f".fakedet-{host}-{dead}-notours.part",
               out / "photo.part"]
+    recent = out / f".fakedet-{host}-{dead}-ba9876543210.part"  # the same, but from a minute ago
+    group = out / f".fakedet-{host}-0-0123456789ab.part"  # pid 0 names a process group
+    others += [recent, group]
     for f in [stale, alive, other_host, *others]:
         f.write_bytes(b"\x89PNG")
+        if f is not recent:
+            os.utime(f, (time.time() - 7200, time.time() - 7200))
     a = write_image(tmp_path / "in" / "a.jpg", size=(120, 90), seed=1)
     r = runner.invoke(cli, ["explain", "--no-faces", "--grid", "2", "-w", str(tiny_weights), "-d", "cpu",
                             str(a), "-o", str(out)])

@@ -266,12 +266,22 @@ def _part_prefix() -> str:
     return f".fakedet-{host}-{os.getpid()}-"
 
 
+#: a temporary file younger than this is never taken for a killed run's (a PNG takes seconds)
+STALE_PART_S = 3600
+
+
 def remove_stale_parts(folder: str) -> int:
     """Removes the temporary files that an explain killed outright (SIGKILL, a power cut) left in
     ``folder``: only names this command makes (:func:`_part_prefix`), made on this machine by a
-    process that no longer runs. Returns how many."""
+    process that no longer runs, and untouched for :data:`STALE_PART_S` (machines of one name
+    sharing a folder, or containers with the host's name, cannot see each other's processes).
+    Not on Windows, where no call tells whether a process runs without side effects.
+    Returns how many."""
     import re
+    import time
 
+    if os.name == "nt":
+        return 0
     mine = _part_prefix()
     here = re.compile(re.escape(mine[: len(".fakedet-") + 8]) + r"-(\d+)-[0-9a-f]{12}\.part")
     removed = 0
@@ -283,8 +293,11 @@ def remove_stale_parts(folder: str) -> int:
         m = here.fullmatch(name)
         if m is None or name.startswith(mine) or _running(int(m.group(1))):
             continue
+        path = os.path.join(folder, name)
         try:
-            os.unlink(os.path.join(folder, name))
+            if time.time() - os.lstat(path).st_mtime < STALE_PART_S:
+                continue
+            os.unlink(path)
             removed += 1
         except OSError:
             pass
@@ -292,6 +305,8 @@ def remove_stale_parts(folder: str) -> int:
 
 
 def _running(pid: int) -> bool:
+    if pid <= 0:  # 0 and negative ids name process groups, not a process
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
