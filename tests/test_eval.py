@@ -141,6 +141,10 @@ def test_an_image_listed_twice_in_a_manifest_is_a_usage_error(tiny_weights, labe
     man.write_text("file,label\nreal/r0.jpg,0\nfake/f0.png,1\n./real/r0.jpg,0\n")
     r = CliRunner().invoke(cli, ["eval", str(man), "-w", str(tiny_weights)])
     assert r.exit_code == 2 and "twice.csv:4: ./real/r0.jpg is listed again (first on line 2)" in r.stderr
+    # once in each split: counted once with --split
+    man.write_text("file,label,split\nreal/r0.jpg,0,train\nfake/f0.png,1,test\nreal/r0.jpg,0,test\n")
+    r = CliRunner().invoke(cli, ["eval", str(man), "-w", str(tiny_weights), "--split", "test", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["sets"]["twice.csv"]["n"] == 2, r.stderr
 
 
 def test_eval_folders_named_in_any_case(tiny_weights, tmp_path):

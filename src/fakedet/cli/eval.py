@@ -75,8 +75,9 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
           progress, faces, face_expert):
     """Measure the model on labelled images.
 
-    DATA is a folder with real/ and fake/ subfolders, a folder holding a manifest.csv, or a
-    manifest CSV (columns file,label[,split]; label 0/real or 1/fake). Prints, per DATA and
+    DATA is a folder with real/ and fake/ subfolders (in any case), a folder holding a
+    manifest.csv, or a manifest CSV (columns file,label[,split]; label 0/real or 1/fake; each
+    image once). Prints, per DATA and
     over all of them: counts, AUC, AP, TPR at 1 % and 5 % FPR and expected calibration error
     (from the scores), and by the verdicts: accuracy and balanced accuracy ('uncertain' counts
     as not fake), FPR (real images labelled fake), TPR (fakes labelled fake) and the share

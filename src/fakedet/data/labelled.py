@@ -59,14 +59,15 @@ def _read_manifest(path: str, split: Optional[str]) -> list[LabelledImage]:
                 raise ValueError(f"{path}:{n}: label must be 0/1/real/fake, got {row['label']!r}")
             if not (row.get("file") or "").strip():
                 raise ValueError(f"{path}:{n}: no file name")
-            file = os.path.normpath(os.path.join(root, row["file"].strip()))
+            row_split = (row.get("split") or "").strip()
+            if split is not None and row_split.lower() != split.strip().lower():
+                continue
+            # one file under two names (./a.jpg, a link to it, A.JPG where case is ignored)
+            file = os.path.normcase(os.path.realpath(os.path.join(root, row["file"].strip())))
             if file in seen:
                 raise ValueError(f"{path}:{n}: {row['file'].strip()} is listed again (first on line "
                                  f"{seen[file]}): each image once, or it counts twice")
             seen[file] = n
-            row_split = (row.get("split") or "").strip()
-            if split is not None and row_split.lower() != split.strip().lower():
-                continue
             # every value is trimmed, as spreadsheet exports pad them: "a.jpg, real, test"
             out.append(LabelledImage(os.path.join(root, row["file"].strip()), label,
                                      (row.get("group") or "").strip(), row_split))
