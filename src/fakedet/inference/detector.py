@@ -159,10 +159,10 @@ class Detector:
 
     def predict_iter(self, inputs: Iterable[Any], batch_size: Optional[int] = None,
                      workers: Optional[int] = None) -> Iterator[Result]:
-        """Like :meth:`predict` but lazy: results stream out as batches finish. Inputs are taken
-        ``batch_size`` at a time, so from a slow source (a camera, a queue) the first results
-        come once that many inputs have arrived or the source ends: pass ``batch_size=1`` to
-        have each scored as it comes."""
+        """Like :meth:`predict` but lazy: results stream out as batches finish. Inputs are read
+        ahead of the model (a batch or more), so from a slow source (a camera, a queue) results
+        lag the inputs by up to a few batches; to score each input as it arrives, call
+        :meth:`predict` on it."""
         if is_single_input(inputs):
             inputs = [inputs]  # one input (an image, or None: its own error record), not a sequence
         items = as_items(inputs)
