@@ -313,7 +313,7 @@ def test_cuda_torch_decode_matches_cpu(tiny_weights, jpegs):
 def test_forward_moves_a_batch_from_another_gpu(tiny_weights):
     import torch
 
-    det = Detector.load(tiny_weights, device="cuda:0", workers=0)
+    det = Detector.load(tiny_weights, device="cuda", workers=0)  # torch.device("cuda"): no index
     cfg = det.config.preprocess
     views = torch.zeros((2, 3, cfg.global_size, cfg.global_size), dtype=torch.uint8, device="cuda:1")
     patches = torch.zeros((2, cfg.num_patches, 3, cfg.patch_size, cfg.patch_size), dtype=torch.uint8,

@@ -245,6 +245,7 @@ def test_metadata_with_wrong_types_or_ranges_is_refused(tmp_path, field, value, 
     ({"std": [float("inf"), 0.5, 0.5]}, "std must be three finite numbers"),
     ({"mean": [float("nan"), 0.5, 0.5]}, "mean must be three finite numbers"),
     ({"mean": [True, 0.5, 0.5]}, "mean must be three finite numbers"),
+    ({"std": [10 ** 400, 0.5, 0.5]}, "std must be three finite numbers"),
 ])
 def test_preprocess_config_values_are_checked(pre, message):
     cfg = tiny_config_dict()

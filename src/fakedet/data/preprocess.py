@@ -13,6 +13,13 @@ from dataclasses import dataclass
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box")
 
 
+def _finite(x) -> bool:
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 @dataclass
 class PreprocessConfig:
     """How one decoded RGB image becomes the model's two inputs.
@@ -50,7 +57,7 @@ class PreprocessConfig:
         for name in ("mean", "std"):
             v = getattr(self, name)
             if len(v) != 3 or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                      and math.isfinite(x) for x in v):
+                                      and _finite(x) for x in v):
                 raise ValueError(f"preprocess {name} must be three finite numbers, got {v!r}")
         if not all(x > 0 for x in self.std):
             raise ValueError(f"preprocess std must be positive, got {self.std!r}")

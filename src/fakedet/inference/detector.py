@@ -320,6 +320,10 @@ class Detector:
         cuda = self.device if self.device.type == "cuda" else None
         return fx.expert_logits(self.expert[0], crops, self._cpu, device=cuda)
 
+    def _model_device(self):
+        """The device the model's weights are on, with its index (``cuda:0``, not ``cuda``)."""
+        return next(self.model.parameters()).device
+
     def forward(self, views, patches):
         """Raw logits for uint8 tensors ``(B,3,G,G)`` and ``(B,K,3,P,P)`` (on any device).
 
@@ -340,8 +344,8 @@ class Detector:
                 if not views.is_cuda:  # torch.device("cuda") != cuda:0, so compare kinds first
                     views = views.pin_memory().to(dev, non_blocking=True)
                     patches = patches.pin_memory().to(dev, non_blocking=True)
-                elif dev.index is not None and views.device.index != dev.index:  # on another GPU
-                    views, patches = views.to(dev), patches.to(dev)
+                elif views.device != self._model_device():  # on another GPU than the model's
+                    views, patches = views.to(self._model_device()), patches.to(self._model_device())
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     n = len(views)
                     logits = self.model(*padded(views, patches, CPU_SUB_BATCH))[:n]
