@@ -541,7 +541,7 @@ def test_a_scan_whose_reader_went_away_says_so_in_its_report(tmp_path):
     assert '"complete":false' in text and "the records' reader closed the output after 16 records" in text
     if CHROMIUM:
         page = open_page(tmp_path, report)
-        assert "The run stopped before its end (the summary says why): 16 records." in page.dom
+        assert "The run stopped before its end: 16 records." in page.dom
 
 
 def test_eval_report_lists_false_positives_and_negatives_first(runner, tiny_weights, tmp_path):
@@ -617,6 +617,34 @@ def test_report_of_a_very_elongated_image_keeps_its_record(runner, tiny_weights,
 
     t = thumbnail(Image.new("RGB", (20000, 32)), 256)
     assert Image.open(io.BytesIO(t["jpeg"])).size == (256, 1) and (t["width"], t["height"]) == (20000, 32)
+
+
+def test_a_scan_whose_records_could_not_be_written_says_why_in_its_report(tmp_path):
+    from fakedet.cli.scan import _run_scan
+
+    results = synthetic(40)
+
+    class Stream:
+        detector = _Det()
+
+        def __iter__(self):
+            yield results[:16]
+            yield results[16:32]
+
+    class Full(io.StringIO):
+        def write(self, text):  # the records' disk fills up after the first batch
+            if self.getvalue().count("\n") >= 16:
+                raise OSError(28, "No space left on device")
+            return super().write(text)
+
+        def close(self):
+            pass
+
+    report = tmp_path / "r.html"
+    assert _run_scan(Stream(), "tsv", Full(), False, True, False, report=HtmlReport(str(report), "scan", _Det())) == 2
+    text = report.read_text("utf-8")
+    assert '"complete":false' in text
+    assert "the records could not be written (No space left on device) after 16 records" in text
 
 
 def test_an_eval_stopped_by_an_error_leaves_a_whole_report(runner, tiny_weights, tmp_path, monkeypatch):

@@ -400,7 +400,7 @@ function start(){
  if(meta.faces)rule+=meta.face_expert?' (faces scored with the face expert)':' (faces scored by the network alone)';
  m.push(rule);$('meta').textContent=m.join(' \u00b7 ');
  var w=[];if(!summary)w.push('This report is incomplete: the run was interrupted or is still running; it shows the '+rows.length+' records written so far.');
- else if(summary.complete===false)w.push('The run stopped before its end (the summary says why): '+rows.length+' records.');
+ else if(summary.complete===false)w.push('The run stopped before its end: '+rows.length+' records.');
  if(lost)w.push(lost+' batch'+(lost>1?'es':'')+' of records cut short '+(lost>1?'were':'was')+' left out.');
  var byEv=rows.filter(function(r){return r.model_label&&r.model_label!==r.label;}).length;
  if(byEv&&meta.kind==='eval')w.push(byEv+' verdict'+(byEv>1?'s':'')+' came from provenance evidence, not the model: the counts below include '+(byEv>1?'them':'it')+'; the figures and the false positives and negatives use the model\u2019s own verdicts.');

@@ -454,8 +454,10 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 stop = (f"{interrupt_word(interrupted)} after {n} record{'s' if n != 1 else ''}; " if interrupted else
                         f"{inputs_error}; stopped after {n} record{'s' if n != 1 else ''}; " if inputs_error else
                         f"the records' reader closed the output after {n} record{'s' if n != 1 else ''}; "
-                        if pipe_closed else "")
-                report.close(stop + line, complete=finished and write_error is None)
+                        if pipe_closed else
+                        f"the records could not be written ({write_error.strerror or write_error}) after {n} "
+                        f"record{'s' if n != 1 else ''}; " if write_error is not None else "")
+                report.close(stop + line, complete=finished and write_error is None and not pipe_closed)
             except OSError as exc:
                 write_error = write_error or exc
         if out_stream is not sys.stdout:
