@@ -105,23 +105,26 @@ def ending_status(code: int) -> None:
     _ending_status = code
 
 
-def ignore_signals_at_exit() -> None:
+def end_at_exit() -> None:
     """The last exit handler (``main`` registers it first; they run in reverse): once the
-    command's status is known (:func:`ending_status`), Ctrl-C, SIGTERM and SIGHUP are ignored
-    for the rest of the exit. As it finalises, Python gives every signal that has a handler of
-    its own back its default action, and libtorch's destructors run after that: a signal then
-    ended a finished run with 128 + N. An ignored signal stays ignored; no thread of the
-    command's is left to wait for by then."""
-    import signal
-
+    command's status is known (:func:`ending_status`) and every other exit handler has run, the
+    process ends at once with it (stdout and stderr flushed), skipping the rest of the
+    interpreter's finalisation. During that finalisation Python gives every signal that has a
+    handler of its own back its default action, and libtorch's destructors run after it: a
+    Ctrl-C then ended a finished run with 130, and nothing that is left there needs to run."""
     if _ending_status is None:
         return
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            try:
-                signal.signal(getattr(signal, name), signal.SIG_IGN)
-            except (ValueError, OSError):
-                pass
+    _flush_std()
+    os._exit(_ending_status)
+
+
+def _flush_std() -> None:
+    for f in (sys.stdout, sys.stderr):
+        try:
+            if f is not None:
+                f.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def _while_ending(signum, frame) -> None:
@@ -129,15 +132,13 @@ def _while_ending(signum, frame) -> None:
     import signal
 
     if _ending_status is None:  # not known yet: the signal's default action
+        if os.name == "nt":  # (os.kill would end the process with status 2: "usage error")
+            _flush_std()
+            os._exit(128 + signum)
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
-    for f in (sys.stdout, sys.stderr):
-        try:
-            if f is not None:
-                f.flush()
-        except (OSError, ValueError):
-            pass
+    _flush_std()
     os._exit(_ending_status)
 
 
