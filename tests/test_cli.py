@@ -776,6 +776,11 @@ def test_control_characters_in_messages_are_escaped(tmp_path, monkeypatch, capsy
     assert _main() == 2
     err = capsys.readouterr().err
     assert "list\\x1b]0;TITLE\\x07x" in err and "\x1b" not in err and "\x07" not in err
+    # a carriage return, and bytes that are not UTF-8, as \xHH too
+    monkeypatch.setattr(sys, "argv", ["fakedet", "scan", "--files-from", "over\rwrite\udcff"])
+    assert _main() == 2
+    err = capsys.readouterr().err
+    assert "over\\x0dwrite\\xff" in err and "\r" not in err
 
     (tmp_path / "m.csv").write_text("file,label,split\nx.jpg,1,\x1b[2Jtrain\n")
     monkeypatch.setattr(sys, "argv", ["fakedet", "eval", "m.csv", "--split", "test"])

@@ -152,9 +152,10 @@ def _main() -> int:
         err(interrupt_word(cause))
         return interrupt_status(cause)
     except click.ClickException as exc:
-        from fakedet.data.writers import control_escape
+        from fakedet.data.writers import control_escape, utf8_text
 
-        exc.message = control_escape(exc.message)  # a file name in it cannot drive the terminal
+        # a file name in it cannot drive the terminal, and shows bytes that are not UTF-8 as \xHH
+        exc.message = control_escape(utf8_text(exc.message))
         exc.show()
         return exc.exit_code
     except OSError as exc:  # info's or eval's output (scan handles its own): a full disk, say

@@ -37,9 +37,12 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def control_escape(text: str) -> str:
-    r"""Text safe on a terminal, lines kept: control characters other than tab, newline and
-    carriage return as ``\xHH`` (a file name or a manifest's cell in a message)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    r"""Text safe on a terminal, lines kept: control characters other than tab and newline as
+    ``\xHH`` (a carriage return too: it would let a name overwrite the start of its line)."""
+    return _CONTROL_CR.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+_CONTROL_CR = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def tsv_escape(text: str) -> str:
