@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from fakedet.evaluation.scorecache import scores
 from fakedet.evaluation.trust import study
-from fakedet.evaluation.verdicts import fake_threshold, real_threshold, real_threshold_per_source
+from fakedet.evaluation.verdicts import RuleUnmet, fake_threshold, real_threshold, real_threshold_per_source
 
 SETS = ("dfdc_faceswap", "lfw_faceswap", "cifake_sd14", "stylegan2_faces", "imagenet_real_photos",
         "utkface_real", "ffpp_faces")
@@ -88,8 +89,8 @@ def main(argv=None) -> int:
         try:
             r = study(weights, [x for x in SETS if x != s], [x for x in PAIRED if x != s], [s, UNSEEN], SPLITS,
                       args.cache, load)
-        except ValueError as exc:  # the rule cannot be met: one run left out, the sweep goes on
-            print(f"{run}: {exc}; left out", flush=True)
+        except RuleUnmet as exc:  # the rule cannot be met: one run left out, the sweep goes on
+            print(f"{run}: {exc}; left out", file=sys.stderr, flush=True)
             continue
         rows[s] = r
     if not rows:
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
         for rule in RULES:
             shares = rules[rule]
             print(f"| {rule} | " + " | ".join("–" if shares[n] is None else f"{shares[n]:.3f}" for n in names)
-                  + f" | {_worst(shares):.3f} |")
+                  + f" | {_share(_worst(shares))} |")
         chosen, within = choose_rule(rules)
         print(f"\nchosen by the addendum's rule: {chosen}"
               + ("" if within else " (none keeps every source within the bound: the smallest worst share)"))
@@ -137,6 +138,10 @@ def choose_rule(grid: dict) -> tuple[float, bool]:
     if ok:
         return max(ok), True
     return min(grid, key=lambda r: (_worst(grid[r]), -r)), False
+
+
+def _share(x: float) -> str:
+    return "none met" if x == float("inf") else f"{x:.3f}"
 
 
 def _worst(shares: dict) -> float:
@@ -229,8 +234,8 @@ def _fake_threshold(real_val, rule: float, run) -> float | None:
     source's real scores saturated at 1.0 leave one run or rule out of a sweep, not stop it."""
     try:
         return fake_threshold(real_val, rule)
-    except ValueError as exc:
-        print(f"{run}: {exc} (rule {rule}); left out", flush=True)
+    except RuleUnmet as exc:  # (on stderr: the tables on stdout stay whole)
+        print(f"{run}: {exc} (rule {rule}); left out", file=sys.stderr, flush=True)
         return None
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from fakedet.data.sets import BY_NAME
 from fakedet.evaluation.trust import study
+from fakedet.evaluation.verdicts import RuleUnmet
 
 FACE_SWAP_SETS = ["dfdc_faceswap", "lfw_faceswap", "ffpp_faces"]  # the rules' "mean of the three face sets"
 
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
         try:
             results[name] = study(Path(path), split(args.real_sources), split(args.fake_sources),
                                   split(args.heldout), split(args.heldout_splits), args.cache, load)
-        except ValueError as exc:  # its thresholds cannot meet the rules: the comparison goes on without it
+        except RuleUnmet as exc:  # its thresholds cannot meet the rules: the comparison goes on without it
             print(f"{name}: {exc}; left out", file=sys.stderr, flush=True)
     if not results:
         return 1

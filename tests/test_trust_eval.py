@@ -3,6 +3,8 @@
 
 import pytest
 
+from fakedet.evaluation.verdicts import RuleUnmet
+
 from conftest import load_experiment
 
 te = load_experiment("trust_eval")
@@ -78,7 +80,7 @@ def test_a_checkpoint_whose_thresholds_cannot_meet_the_rules_is_left_out_and_sai
 
     def study(path, *a):
         if str(path) == "c.safetensors":
-            raise ValueError("no fake threshold meets the rule: more than 2% of a source's real scores are 1.0")
+            raise RuleUnmet("no fake threshold meets the rule: more than 2% of a source's real scores are 1.0")
         return runs[str(path)]
 
     monkeypatch.setattr(te, "study", study)
@@ -110,8 +112,8 @@ def test_leave_one_real_source_out_goes_on_past_a_run_whose_rule_cannot_be_met(t
     monkeypatch.setattr(lr, "scores", scores)
     grid = lr.rule_grid(runs, tmp_path)
     assert grid[0.001]["dfdc_faceswap"] is None and grid[0.001]["lfw_faceswap"] == 0.0
-    assert "without_dfdc_faceswap: no fake threshold meets the rule" in capsys.readouterr().out
+    assert "without_dfdc_faceswap: no fake threshold meets the rule" in capsys.readouterr().err
     # a rule some run could not meet is never the one kept
     assert lr.choose_rule({0.02: {"a": 0.01, "b": None}, 0.01: {"a": 0.03, "b": 0.04}}) == (0.01, True)
     assert lr.fake_thresholds(runs, tmp_path, None) == 0  # the other run still gets its threshold
-    assert "without_dfdc_faceswap: no fake threshold meets the rule" in capsys.readouterr().out
+    assert "without_dfdc_faceswap: no fake threshold meets the rule" in capsys.readouterr().err

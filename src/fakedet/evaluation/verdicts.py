@@ -44,6 +44,10 @@ class VerdictThresholds:
         return {"fake": self.fake, "real": self.real, "rule": self.rule}
 
 
+class RuleUnmet(ValueError):
+    """No threshold in [0, 1] meets a verdict rule (a source's real scores saturate at 1.0)."""
+
+
 def fake_threshold(real_scores_by_source: Sequence[Sequence[float]], max_fpr: float = 0.02) -> float:
     """Smallest threshold at which every source's share of real scores at or above it is at
     most ``max_fpr``."""
@@ -61,7 +65,7 @@ def fake_threshold(real_scores_by_source: Sequence[Sequence[float]], max_fpr: fl
         t = float(np.nextafter(g[len(g) - 1 - allowed], np.inf))
         best = max(best, t)
     if best > 1.0:  # a real score of exactly 1.0 beyond the allowed share: no threshold in [0, 1] meets the rule
-        raise ValueError(f"no fake threshold meets the rule: more than {percent(max_fpr)} of a source's real "
+        raise RuleUnmet(f"no fake threshold meets the rule: more than {percent(max_fpr)} of a source's real "
                          "scores are 1.0")
     return best
 
