@@ -488,6 +488,10 @@ def test_a_signal_after_the_work_is_done_does_not_raise_and_a_second_ends_the_pr
 _ENDING = """
 import os, signal, sys, time
 from fakedet.cli import common
+# as a command started from a shell has them (under nohup SIGHUP starts ignored, and stays so)
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 with common.handle_signals(ending=True):
     pass
 if sys.argv[1] == "known":
