@@ -25,10 +25,10 @@ from fakedet.cli.common import (
     EXIT_PIPE,
     EXIT_TERMINATED,
     EXIT_USAGE,
-    end_at_exit,
     ending_status,
     err,
     handle_signals,
+    ignore_signals_at_exit,
     interrupt_status,
     interrupt_word,
     interruption_in,
@@ -129,7 +129,7 @@ _WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF
 def main() -> None:
     import atexit
 
-    atexit.register(end_at_exit)  # first, so that it runs last
+    atexit.register(ignore_signals_at_exit)  # first, so that it runs last
     try:
         code = _main()
     except Exception:  # a bug: its traceback, its own status (1 means "labelled fake"), the exit below

@@ -105,17 +105,25 @@ def ending_status(code: int) -> None:
     _ending_status = code
 
 
-def end_at_exit() -> None:
+def ignore_signals_at_exit() -> None:
     """The last exit handler (``main`` registers it first; they run in reverse): once the
-    command's status is known (:func:`ending_status`) and every other exit handler has run, the
-    process ends at once with it (stdout and stderr flushed), skipping the rest of the
-    interpreter's finalisation. During that finalisation Python gives every signal that has a
-    handler of its own back its default action, and libtorch's destructors run after it: a
-    Ctrl-C then ended a finished run with 130, and nothing that is left there needs to run."""
+    command's status is known (:func:`ending_status`), Ctrl-C, SIGTERM and SIGHUP are ignored
+    for the rest of the exit. As it finalises, Python gives every signal that has a handler of
+    its own back its default action, and libtorch's destructors run after that: a signal then
+    ended a finished run with 128 + N and nothing said. An ignored signal stays ignored; what is
+    left by then is the interpreter's own clean-up (no thread of the command's to wait for), so
+    SIGKILL is the only way left to end it, and not needed. It does not end the process itself:
+    a caller that runs ``main`` in its own process (a test) keeps its own exit status."""
+    import signal
+
     if _ending_status is None:
         return
-    _flush_std()
-    os._exit(_ending_status)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            try:
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
+            except (ValueError, OSError):
+                pass
 
 
 def _flush_std() -> None:
