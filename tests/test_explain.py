@@ -339,11 +339,17 @@ def test_a_killed_explains_temporary_files_are_removed_by_the_next_run(runner, t
               out / "photo.part"]
     recent = out / f".fakedet-{host}-{dead}-ba9876543210.part"  # the same, but from a minute ago
     group = out / f".fakedet-{host}-0-0123456789ab.part"  # pid 0 names a process group
-    others += [recent, group]
+    names = [out / f".fakedet-{host}-0{dead}-0123456789ab.part",  # names fakedet never makes
+             out / f".fakedet-{host}-\u0663\u0663\u0663-0123456789ab.part"]
+    others += [recent, group, *names]
     for f in [stale, alive, other_host, *others]:
         f.write_bytes(b"\x89PNG")
         if f is not recent:
             os.utime(f, (time.time() - 7200, time.time() - 7200))
+    link = out / f".fakedet-{host}-{dead}-abcdefabcdef.part"  # a link of that name: not ours
+    link.symlink_to(stale.name)
+    os.utime(link, (time.time() - 7200, time.time() - 7200), follow_symlinks=False)
+    others.append(link)
     a = write_image(tmp_path / "in" / "a.jpg", size=(120, 90), seed=1)
     r = runner.invoke(cli, ["explain", "--no-faces", "--grid", "2", "-w", str(tiny_weights), "-d", "cpu",
                             str(a), "-o", str(out)])

@@ -644,3 +644,13 @@ def test_a_program_that_runs_main_in_its_own_process_keeps_its_exit_status():
             "try:\n    main()\nexcept SystemExit as e:\n    assert e.code == 2, e.code\nsys.exit(7)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 7, r.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_a_usage_error_whose_stderr_cannot_be_written_is_still_status_2():
+    """The message cannot be shown (stderr full or closed): the status must still say "usage
+    error", not 1 ("fake found"), which the failed traceback used to give."""
+    with open("/dev/full", "wb") as full:
+        p = fakedet("scan", "--exit-code", "--bogus", stderr_to=full)
+        p.communicate(timeout=60)
+    assert p.returncode == 2

@@ -32,6 +32,7 @@ from fakedet.cli.common import (
     interrupt_status,
     interrupt_word,
     interruption_in,
+    silence_stderr,
     silence_stdout,
 )
 from fakedet.cli.eval import eval_
@@ -147,6 +148,8 @@ def _main() -> int:
     try:
         with handle_signals(ending=True):
             code = cli.main(prog_name="fakedet", standalone_mode=False)
+            # known before the handlers of the exit are put in place (see ending_status)
+            ending_status(code if isinstance(code, int) else EXIT_OK)
     except click.exceptions.Abort as exc:
         cause = exc.__cause__ or exc.__context__
         err(interrupt_word(cause))
@@ -156,7 +159,10 @@ def _main() -> int:
 
         # a file name in it cannot drive the terminal, and shows bytes that are not UTF-8 as \xHH
         exc.message = control_escape(utf8_text(exc.message))
-        exc.show()
+        try:
+            exc.show()
+        except OSError:  # stderr cannot take it (closed, full): the status still says what happened
+            silence_stderr()
         return exc.exit_code
     except OSError as exc:  # info's or eval's output (scan handles its own): a full disk, say
         if exc.errno in _WRITE_ERRORS:

@@ -400,6 +400,16 @@ def silence_stdout() -> None:
         pass
 
 
+def silence_stderr() -> None:
+    """After stderr failed (closed, full), point it at /dev/null: the interpreter's final flush,
+    and any later message, then cannot fail and turn the exit status into another."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 @contextmanager
 def load_errors_exit(ctx: click.Context) -> Iterator[None]:
     """Loading a model: unusable weights, devices or packages end the command with status 2 and the

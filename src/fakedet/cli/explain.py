@@ -278,12 +278,13 @@ def remove_stale_parts(folder: str) -> int:
     Not on Windows, where no call tells whether a process runs without side effects.
     Returns how many."""
     import re
+    import stat
     import time
 
     if os.name == "nt":
         return 0
     mine = _part_prefix()
-    here = re.compile(re.escape(mine[: len(".fakedet-") + 8]) + r"-(\d+)-[0-9a-f]{12}\.part")
+    here = re.compile(re.escape(mine[: len(".fakedet-") + 8]) + r"-([1-9][0-9]*)-[0-9a-f]{12}\.part")
     removed = 0
     try:
         names = os.listdir(folder)
@@ -295,8 +296,9 @@ def remove_stale_parts(folder: str) -> int:
             continue
         path = os.path.join(folder, name)
         try:
-            if time.time() - os.lstat(path).st_mtime < STALE_PART_S:
-                continue
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode) or time.time() - st.st_mtime < STALE_PART_S:
+                continue  # (a link or folder of that name is not one this command made)
             os.unlink(path)
             removed += 1
         except OSError:

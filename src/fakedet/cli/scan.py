@@ -139,6 +139,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         raise click.UsageError("'-' and --files-from - cannot both read stdin")
 
     list_stream = None
+    readers: list = []  # the thread that reads the list, once started
     if files_from:
         if files_from == "-":
             list_stream = stdin_binary()
@@ -148,7 +149,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
             except OSError as exc:
                 raise click.BadParameter(f"cannot open {files_from}: {exc.strerror}",
                                          param_hint="--files-from") from exc
-            ctx.call_on_close(lambda: _close_list(list_stream))  # also when a later step fails
+            ctx.call_on_close(lambda: _close_list(list_stream, readers))  # also when a later step fails
 
     if output not in (None, "-"):
         _refuse_an_input(output, "records", "--output", paths, files_from)
@@ -169,6 +170,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
             from fakedet.inference.pipeline import LiveItems
 
             items = LiveItems(items)
+            readers.append(items)
         # the first batches decode while the model loads
         if engine_opts["engine"] == "ray":
             stream = engine.ray_stream(items, weights, engine_opts, device=device, threshold=threshold,
@@ -198,13 +200,13 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     ctx.exit(code)
 
 
-def _close_list(stream) -> None:
-    """Closes the --files-from file, unless a thread still reads it (a pipe or FIFO whose writer
-    has not ended): closing waits for that read, so the file is left to the process's end,
-    which is then at once (see fakedet.cli._exit)."""
-    from fakedet.inference.pipeline import reading
+def _close_list(stream, readers) -> None:
+    """Closes the --files-from file, unless its reader thread still reads it (a pipe or FIFO
+    whose writer has not ended): closing waits for that read, so the file is left to the
+    process's end, which is then at once (see fakedet.cli._exit)."""
+    from fakedet.inference.pipeline import LiveItems
 
-    if not reading():
+    if not any(r in LiveItems.running for r in readers):
         stream.close()
 
 
@@ -457,7 +459,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                         if pipe_closed else
                         f"the records could not be written ({write_error.strerror or write_error}) after {n} "
                         f"record{'s' if n != 1 else ''}; " if write_error is not None else "")
-                report.close(stop + line, complete=finished and write_error is None and not pipe_closed)
+                with uninterrupted():  # a signal now takes effect once the report is whole
+                    report.close(stop + line, complete=finished and write_error is None and not pipe_closed)
             except OSError as exc:
                 write_error = write_error or exc
         if out_stream is not sys.stdout:
