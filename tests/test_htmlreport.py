@@ -722,3 +722,23 @@ def test_files_from_is_closed_when_a_later_step_fails(runner, tmp_path, monkeypa
     r = runner.invoke(cli, ["scan", "--weights", str(tmp_path / "missing.safetensors"), "--files-from", str(lst)])
     assert r.exit_code == 2 and "missing.safetensors" in r.stderr, r.stderr
     assert [f.name for f in opened] == [str(lst)] and opened[0].closed
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_an_eval_whose_figures_cannot_be_printed_still_ends_its_report(tiny_weights, tmp_path):
+    """Every image was scored, but stdout is full (or its reader gone): the report still gets
+    the figures and its end, and the status says the output failed."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    for sub, k in (("real", 0), ("fake", 1)):
+        write_image(data / sub / f"{k}.jpg", seed=k)
+    report = tmp_path / "eval.html"
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "fakedet", "eval", "-w", str(tiny_weights), "-j", "0",
+                            "--report", str(report), str(data)], stdout=full, stderr=subprocess.PIPE,
+                           text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    text = report.read_text("utf-8")
+    assert text.rstrip().endswith("</html>") and '"complete":true' in text and "AUC" in text

@@ -187,19 +187,28 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         err(f"cannot score {tsv_escape(u['path'])}: {tsv_escape(u['error'])}")
     if len(unreadable) > UNREADABLE_SHOWN:
         err(f"... and {len(unreadable) - UNREADABLE_SHOWN} more unreadable images (--json lists them all)")
-    if as_json:
-        # names that are not UTF-8 as scan's json writes them: \xHH text, with path_bytes
-        rep["unreadable"] = [{"set": u["set"], **path_fields(u["path"]), "error": u["error"]} for u in unreadable]
-        click.echo(json.dumps(utf8_all(nan_to_none(rep)), indent=2))
-    else:
-        for line in format_table(rep):
-            click.echo(line)
-    if html is not None:  # after the figures, as the plots below
-        try:
-            html.close("\n".join(format_table(rep)))
-        except ReportWriteError as exc:
-            err(exc.strerror)
-            ctx.exit(EXIT_USAGE)
+    report_error = None
+    try:
+        if as_json:
+            # names that are not UTF-8 as scan's json writes them: \xHH text, with path_bytes
+            rep["unreadable"] = [{"set": u["set"], **path_fields(u["path"]), "error": u["error"]}
+                                 for u in unreadable]
+            click.echo(json.dumps(utf8_all(nan_to_none(rep)), indent=2))
+        else:
+            for line in format_table(rep):
+                click.echo(line)
+    finally:
+        # the report gets the figures even when they could not be printed (a closed pipe, a
+        # full disk) or a signal came while they were: every image was scored
+        if html is not None:
+            try:
+                with uninterrupted():
+                    html.close("\n".join(format_table(rep)))
+            except ReportWriteError as exc:
+                report_error = exc
+    if report_error is not None:
+        err(report_error.strerror)
+        ctx.exit(EXIT_USAGE)
     if plots:  # after the figures: a plot that cannot be written must not lose them
         try:
             for path in write_plots(result.scores, det.threshold, plots):
