@@ -201,12 +201,19 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
 
 
 def _close_list(stream, readers) -> None:
-    """Closes the --files-from file, unless its reader thread still reads it (a pipe or FIFO
-    whose writer has not ended): closing waits for that read, so the file is left to the
-    process's end, which is then at once (see fakedet.cli._exit)."""
+    """Closes the --files-from file, unless it is a pipe or FIFO that its reader thread still
+    reads (its writer has not ended): closing would wait for that read, so such a file is left
+    to the process's end, which is then at once (see fakedet.cli._exit). A regular file's read
+    never waits long."""
+    import stat
+
     from fakedet.inference.pipeline import LiveItems
 
-    if not any(r in LiveItems.running for r in readers):
+    try:
+        regular = stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError):
+        regular = False
+    if regular or not any(r in LiveItems.running for r in readers):
         stream.close()
 
 
