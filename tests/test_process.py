@@ -654,3 +654,30 @@ def test_a_usage_error_whose_stderr_cannot_be_written_is_still_status_2():
         p = fakedet("scan", "--exit-code", "--bogus", stderr_to=full)
         p.communicate(timeout=60)
     assert p.returncode == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+def test_weights_that_fail_to_load_end_the_scan_while_the_list_of_paths_waits(tiny_weights, tmp_path):
+    """Weights whose header is fine but whose tensors do not fit the model fail only once the
+    model loads, in the background while the first inputs decode: with a list of paths that has
+    sent nothing yet, the error must still end the scan at once (it waited for the first path)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(tiny_weights), "pt") as fh:
+        meta = fh.metadata()
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    key = next(k for k, v in tensors.items() if v.ndim == 4)
+    tensors[key] = tensors[key][:1, :1, :1, :1].clone()
+    bad = tmp_path / "wrong-shape.safetensors"
+    save_file(tensors, str(bad), metadata=meta)
+    fifo = tmp_path / "list"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"sleep 30 > '{fifo}'"])
+    try:
+        p = fakedet("scan", "-j", "2", "--files-from", str(fifo), "-w", str(bad))
+        out, err = p.communicate(timeout=20)
+        assert p.returncode == 2, err
+    finally:
+        writer.kill()
+        writer.wait()

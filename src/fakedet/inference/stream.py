@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from typing import Any, Iterable, Iterator, Optional
 
 from fakedet.data.sources import Item
 from fakedet.inference.detector import Detector
 from fakedet.inference.device import default_workers, gpu_driver_present
 from fakedet.inference.inputs import as_items
-from fakedet.inference.pipeline import DecodePipeline, Task, checked, chunks, waiting
+from fakedet.inference.pipeline import DecodePipeline, Task, checked, chunks, ready, waiting
 from fakedet.inference.result import Result
 from fakedet.model import checkpoint as ckpt
 
@@ -148,6 +149,12 @@ def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] =
     pipe = None
     try:
         batches = chunks(as_items(items), bs)
+        # Inputs still to come (a slow list of paths) are waited for only while the model loads:
+        # a load that fails must end the scan at once, not when the first path arrives.
+        while not ready(batches) and not future.done():
+            time.sleep(0.02)
+        if not ready(batches):
+            future.result()  # loaded first: its error, if any, now
         pipe = DecodePipeline(batches, Task(pre, provenance=provenance, thumbnail=thumbnail), bs, nworkers)
         pipe.prefill(future.done)
         det = future.result()
