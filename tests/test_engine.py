@@ -398,6 +398,17 @@ def test_bad_single_inputs_get_records_not_exceptions(tiny_weights, decode):
         assert r.error == f"unsupported input type {kind}"
 
 
+def test_a_torch_tensor_is_one_input_with_a_clear_error(det):
+    """A tensor has a mode() method and a size(): it was taken for a PIL image ("'Tensor' object
+    has no attribute 'load'"), and, iterable, in a list for its rows."""
+    import torch
+
+    t = torch.zeros((64, 64, 3), dtype=torch.uint8)
+    (r,) = det.predict(t)
+    assert r.error == "unsupported input type Tensor: pass an HxWx3 uint8 array (t.cpu().numpy(), channels last)"
+    assert len(det.predict([t, t])) == 2
+
+
 def test_an_open_file_is_one_input_not_its_lines(det, tmp_path):
     """predict(open(path, "rb")) is one record that says what to pass instead, not one record
     per line of the file's bytes (a PNG has hundreds)."""

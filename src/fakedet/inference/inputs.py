@@ -19,7 +19,16 @@ def is_single_input(inputs: Any) -> bool:
     error record) rather than a sequence of inputs. An open file is one input too (its own
     error record), not a sequence of its lines."""
     return isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, io.IOBase)) or (
-        hasattr(inputs, "mode") and hasattr(inputs, "size")) or not isinstance(inputs, Iterable)
+        _is_pil(inputs) or _is_tensor(inputs) or not isinstance(inputs, Iterable))
+
+
+def _is_pil(x: Any) -> bool:
+    """A PIL image (its ``mode`` is text; a torch tensor's is a method), without importing PIL."""
+    return isinstance(getattr(x, "mode", None), str) and hasattr(x, "size")
+
+
+def _is_tensor(x: Any) -> bool:
+    return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "numpy")
 
 
 def as_items(inputs: Iterable[Any]) -> Iterator[Item]:
@@ -51,7 +60,7 @@ def as_item(x: Any, index: int) -> Item:
         # ahead of decoding: a caller that refills one buffer would have every input scored
         # as its last contents.
         return Item(f"<array:{index}>", source=img.copy() if img.readonly else img)
-    if hasattr(x, "mode") and hasattr(x, "size"):  # PIL image
+    if _is_pil(x):  # PIL image
         name = getattr(x, "filename", "") or f"<image:{index}>"
         try:
             # Decode a lazily opened image here, once: the decoding threads would otherwise load
@@ -66,5 +75,6 @@ def as_item(x: Any, index: int) -> Item:
                 msg = f"cannot decode image: {exception_text(exc)}"
             return Item(name, error=msg)
         return Item(name, source=x)
-    hint = ": pass its path, or its bytes (f.read())" if isinstance(x, io.IOBase) or hasattr(x, "read") else ""
+    hint = (": pass its path, or its bytes (f.read())" if isinstance(x, io.IOBase) or hasattr(x, "read") else
+            ": pass an HxWx3 uint8 array (t.cpu().numpy(), channels last)" if _is_tensor(x) else "")
     return Item(f"<input:{index}>", error=f"unsupported input type {type(x).__name__}{hint}")
