@@ -27,6 +27,7 @@ from fakedet.cli.common import (
     EXIT_USAGE,
     ending_status,
     err,
+    flush_std,
     handle_signals,
     ignore_signals_at_exit,
     interrupt_status,
@@ -201,12 +202,7 @@ def _exit(code: int) -> None:
         t is not threading.main_thread() and t.is_alive() and not isinstance(t, threading.Timer)
         for t in threading.enumerate())
     if (stream is not None and stream.loading()) or (pipeline is not None and pipeline.reading()) or threads_left:
-        for f in (sys.stdout, sys.stderr):
-            try:
-                if f is not None:
-                    f.flush()
-            except (OSError, ValueError):
-                pass
+        flush_std()
         os._exit(code)
     sys.exit(code)
 

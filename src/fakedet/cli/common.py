@@ -126,7 +126,8 @@ def ignore_signals_at_exit() -> None:
                 pass
 
 
-def _flush_std() -> None:
+def flush_std() -> None:
+    """Flushes stdout and stderr, as a process about to end with ``os._exit`` must."""
     for f in (sys.stdout, sys.stderr):
         try:
             if f is not None:
@@ -141,12 +142,12 @@ def _while_ending(signum, frame) -> None:
 
     if _ending_status is None:  # not known yet: the signal's default action
         if os.name == "nt":  # (os.kill would end the process with status 2: "usage error")
-            _flush_std()
+            flush_std()
             os._exit(128 + signum)
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
-    _flush_std()
+    flush_std()
     os._exit(_ending_status)
 
 
