@@ -519,6 +519,9 @@ def test_a_signal_while_the_process_ends_keeps_the_status_of_the_finished_work(s
 _LAST_EXIT_HANDLER = """
 import os, signal, sys, time
 from fakedet.cli import common
+# default actions, whatever this child inherited (a background job starts with SIGINT ignored)
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(s, signal.SIG_DFL)
 if sys.argv[1] == "known":
     common.ending_status(3)
 common.ignore_signals_at_exit()  # what fakedet's main has run last, as Python finalises
