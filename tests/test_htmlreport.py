@@ -484,63 +484,68 @@ def test_scan_that_finds_nothing_leaves_the_report_alone(runner, tiny_weights, t
     assert r.exit_code == 2 and report.read_text() == "old"
 
 
-def test_interrupted_scan_leaves_a_readable_report(tmp_path):
-    from fakedet.cli.scan import _run_scan
+class _TwoBatches:
+    """What ``_run_scan`` reads: two batches of 16 synthetic records, then an interruption if
+    asked."""
+    detector = _Det()
 
-    results = synthetic(40)
+    def __init__(self, interrupt: bool = False):
+        self.results, self.interrupt = synthetic(40), interrupt
 
-    class Stream:
-        detector = _Det()
-
-        def __iter__(self):
-            yield results[:16]
-            yield results[16:32]
+    def __iter__(self):
+        yield self.results[:16]
+        yield self.results[16:32]
+        if self.interrupt:
             raise KeyboardInterrupt
 
-    class Out(io.StringIO):
-        def close(self):  # _run_scan closes a file it was given: keep the text to look at
-            pass
 
-    out = Out()
+class _Kept(io.StringIO):
+    """An output ``_run_scan`` may close (it closes a file it was given): the text is kept."""
+
+    def close(self):
+        pass
+
+
+class _FailsAfter(io.StringIO):
+    """An output that raises ``exc`` once ``lines`` lines are in it (its reader gone, its disk full)."""
+
+    def __init__(self, lines: int, exc: OSError):
+        super().__init__()
+        self.lines, self.exc = lines, exc
+
+    def write(self, text):
+        if self.getvalue().count("\n") >= self.lines:
+            raise self.exc
+        return super().write(text)
+
+
+def _scan_with_report(tmp_path, out, stream=None) -> tuple[int, str]:
+    from fakedet.cli.scan import _run_scan
+
     report = tmp_path / "r.html"
-    code = _run_scan(Stream(), "tsv", out, False, True, False, report=HtmlReport(str(report), "scan", _Det()))
+    code = _run_scan(stream or _TwoBatches(), "tsv", out, False, True, False,
+                     report=HtmlReport(str(report), "scan", _Det()))
+    return code, report.read_text("utf-8")
+
+
+def test_interrupted_scan_leaves_a_readable_report(tmp_path):
+    out = _Kept()
+    code, text = _scan_with_report(tmp_path, out, _TwoBatches(interrupt=True))
     assert code == 130 and len(out.getvalue().splitlines()) == 32
-    text = report.read_text("utf-8")
     assert len([x for b in batches(text) for x in b]) == 32
     assert '"complete":false' in text and "interrupted after 32 records" in text and text.rstrip().endswith("</html>")
     if CHROMIUM:
-        page = open_page(tmp_path, report)
+        page = open_page(tmp_path, tmp_path / "r.html")
         assert page.ids == list(range(32)) and "interrupted" in page.dom
 
 
 def test_a_scan_whose_reader_went_away_says_so_in_its_report(tmp_path):
-    from fakedet.cli.scan import _run_scan
-
-    results = synthetic(40)
-
-    class Stream:
-        detector = _Det()
-
-        def __iter__(self):
-            yield results[:16]
-            yield results[16:32]
-
-    class Out(io.StringIO):
-        def write(self, text):  # `fakedet scan ... | head -16`: the reader is gone after the first batch
-            if self.getvalue().count("\n") >= 16:
-                raise BrokenPipeError(32, "Broken pipe")
-            return super().write(text)
-
-        def close(self):
-            pass
-
-    report = tmp_path / "r.html"
-    code = _run_scan(Stream(), "tsv", Out(), False, True, False, report=HtmlReport(str(report), "scan", _Det()))
+    # `fakedet scan ... | head -16`: the reader is gone after the first batch
+    code, text = _scan_with_report(tmp_path, _FailsAfter(16, BrokenPipeError(32, "Broken pipe")))
     assert code == 141
-    text = report.read_text("utf-8")
     assert '"complete":false' in text and "the records' reader closed the output after 16 records" in text
     if CHROMIUM:
-        page = open_page(tmp_path, report)
+        page = open_page(tmp_path, tmp_path / "r.html")
         assert "The run stopped before its end: 16 records." in page.dom
 
 
@@ -620,30 +625,9 @@ def test_report_of_a_very_elongated_image_keeps_its_record(runner, tiny_weights,
 
 
 def test_a_scan_whose_records_could_not_be_written_says_why_in_its_report(tmp_path):
-    from fakedet.cli.scan import _run_scan
-
-    results = synthetic(40)
-
-    class Stream:
-        detector = _Det()
-
-        def __iter__(self):
-            yield results[:16]
-            yield results[16:32]
-
-    class Full(io.StringIO):
-        def write(self, text):  # the records' disk fills up after the first batch
-            if self.getvalue().count("\n") >= 16:
-                raise OSError(28, "No space left on device")
-            return super().write(text)
-
-        def close(self):
-            pass
-
-    report = tmp_path / "r.html"
-    assert _run_scan(Stream(), "tsv", Full(), False, True, False, report=HtmlReport(str(report), "scan", _Det())) == 2
-    text = report.read_text("utf-8")
-    assert '"complete":false' in text
+    # the records' disk fills up after the first batch
+    code, text = _scan_with_report(tmp_path, _FailsAfter(16, OSError(28, "No space left on device")))
+    assert code == 2 and '"complete":false' in text
     assert "the records could not be written (No space left on device) after 16 records" in text
 
 
@@ -677,30 +661,12 @@ def test_an_eval_stopped_by_an_error_leaves_a_whole_report(runner, tiny_weights,
 def test_a_scan_report_that_failed_is_closed_at_once(tmp_path):
     from fakedet.cli.scan import _run_scan
 
-    results = synthetic(8)
-
-    class Stream:
-        detector = _Det()
-
-        def __iter__(self):
-            yield results[:4]
-            yield results[4:]
-
-    class Full(io.StringIO):
-        def write(self, text):
-            raise OSError(28, "No space left on device")
-
     rep = HtmlReport(str(tmp_path / "r.html"), "scan", _Det())
-    full = Full()
+    full = _FailsAfter(0, OSError(28, "No space left on device"))
     rep.stream = full  # the report's file, on a full disk
-
-    class Out(io.StringIO):
-        def close(self):
-            pass
-
-    out = Out()
-    assert _run_scan(Stream(), "tsv", out, False, True, False, report=rep) == 2
-    assert len(out.getvalue().splitlines()) == 8 and full.closed
+    out = _Kept()
+    assert _run_scan(_TwoBatches(), "tsv", out, False, True, False, report=rep) == 2
+    assert len(out.getvalue().splitlines()) == 32 and full.closed
 
 
 def test_files_from_is_closed_when_a_later_step_fails(runner, tmp_path, monkeypatch):

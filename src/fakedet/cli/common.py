@@ -394,19 +394,19 @@ def stdout() -> IO[str]:
 
 def silence_stdout() -> None:
     """After a broken pipe, point stdout at /dev/null so the interpreter's final flush is quiet."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
+    _to_devnull(sys.stdout)
 
 
 def silence_stderr() -> None:
     """After stderr failed (closed, full), point it at /dev/null: the interpreter's final flush,
     and any later message, then cannot fail and turn the exit status into another."""
+    _to_devnull(sys.stderr)
+
+
+def _to_devnull(stream) -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stderr.fileno())
+        os.dup2(devnull, stream.fileno())
     except (OSError, ValueError, AttributeError):
         pass
 
