@@ -389,6 +389,15 @@ def test_a_torch_tensor_is_one_input_with_a_clear_error(det):
     assert len(det.predict([t, t])) == 2
 
 
+def test_a_dict_is_one_input_not_its_keys(det, tmp_path):
+    """A dict of images was scored by its keys: {name: path} gave records for the names."""
+    p = str(write_image(tmp_path / "a.png", "PNG"))
+    (r,) = det.predict({p: p, "b": p})
+    assert r.error == "unsupported input type dict: pass a list of inputs, e.g. list(d.values())"
+    (r, ok) = det.predict([{p: p}, p])
+    assert r.error.startswith("unsupported input type dict") and ok.ok
+
+
 def test_an_open_file_is_one_input_not_its_lines(det, tmp_path):
     """predict(open(path, "rb")) is one record that says what to pass instead, not one record
     per line of the file's bytes (a PNG has hundreds)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -17,8 +17,8 @@ from fakedet.inference.pipeline import LiveItems
 def is_single_input(inputs: Any) -> bool:
     """Whether ``inputs`` is one input (an image, or something not iterable, which gets its own
     error record) rather than a sequence of inputs. An open file is one input too (its own
-    error record), not a sequence of its lines."""
-    return isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, io.IOBase)) or (
+    error record), not a sequence of its lines, and so is a mapping, not a sequence of its keys."""
+    return isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, io.IOBase, Mapping)) or (
         _is_pil(inputs) or _is_tensor(inputs) or not isinstance(inputs, Iterable))
 
 
@@ -76,5 +76,6 @@ def as_item(x: Any, index: int) -> Item:
             return Item(name, error=msg)
         return Item(name, source=x)
     hint = (": pass its path, or its bytes (f.read())" if isinstance(x, io.IOBase) or hasattr(x, "read") else
-            ": pass an HxWx3 uint8 array (t.cpu().numpy(), channels last)" if _is_tensor(x) else "")
+            ": pass an HxWx3 uint8 array (t.cpu().numpy(), channels last)" if _is_tensor(x) else
+            ": pass a list of inputs, e.g. list(d.values())" if isinstance(x, Mapping) else "")
     return Item(f"<input:{index}>", error=f"unsupported input type {type(x).__name__}{hint}")
