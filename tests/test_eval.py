@@ -147,6 +147,51 @@ def test_an_image_listed_twice_in_a_manifest_is_a_usage_error(tiny_weights, labe
     assert r.exit_code == 0 and json.loads(r.stdout)["sets"]["twice.csv"]["n"] == 2, r.stderr
 
 
+def test_a_hard_link_in_a_manifest_is_the_same_image(tiny_weights, labelled):
+    """Only names were compared: a hard link to a listed image counted it twice."""
+    import os
+
+    os.link(labelled / "real" / "r0.jpg", labelled / "real" / "copy.jpg")
+    man = labelled / "linked.csv"
+    man.write_text("file,label\nreal/r0.jpg,0\nfake/f0.png,1\nreal/copy.jpg,0\n")
+    r = CliRunner().invoke(cli, ["eval", str(man), "-w", str(tiny_weights)])
+    assert r.exit_code == 2 and "linked.csv:4: real/copy.jpg is the same file as real/r0.jpg (line 2)" in r.stderr
+
+
+def test_one_image_in_real_and_fake_folders_is_a_usage_error(tiny_weights, labelled):
+    """A link in fake/ to an image in real/ was scored as both a real and a fake image."""
+    import os
+
+    os.symlink(labelled / "real" / "r1.jpg", labelled / "fake" / "z.jpg")
+    r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights)])
+    assert r.exit_code == 2, r.output
+    assert "fake/z.jpg and real/r1.jpg under" in r.stderr and "are the same file" in r.stderr
+    (labelled / "fake" / "z.jpg").unlink()
+    os.link(labelled / "fake" / "f1.png", labelled / "fake" / "f1-again.png")  # a hard link too
+    r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights)])
+    assert r.exit_code == 2 and "fake/f1.png and fake/f1-again.png under" in r.stderr, r.output
+
+
+def test_images_in_two_data_are_named_in_a_warning(tiny_weights, labelled, tmp_path):
+    """Each DATA's figures are right; those over all DATA count shared images twice: say so."""
+    import os
+
+    other = tmp_path / "other"
+    (other / "real").mkdir(parents=True)
+    (other / "fake").mkdir()
+    os.symlink(labelled / "real" / "r0.jpg", other / "real" / "a.jpg")
+    os.symlink(labelled / "fake" / "f0.png", other / "fake" / "b.png")
+    write_image(other / "fake" / "c.png", "PNG", seed=99)
+    r = CliRunner().invoke(cli, ["eval", str(labelled), str(other), "-w", str(tiny_weights), "--json"])
+    assert r.exit_code == 3, r.output  # the fixture's broken.jpg
+    assert "warning: 2 images of other are also in " in r.stderr and "count them twice" in r.stderr
+    assert json.loads(r.stdout)["sets"]["other"]["n"] == 3
+    r = CliRunner().invoke(cli, ["eval", str(labelled), str(labelled), "-w", str(tiny_weights)])
+    assert r.exit_code == 3 and "warning: 9 images of " in r.stderr, r.output
+    r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights)])
+    assert r.exit_code == 3 and "warning" not in r.stderr
+
+
 def test_eval_folders_named_in_any_case(tiny_weights, tmp_path):
     write_image(tmp_path / "set" / "Real" / "r.jpg", seed=1)
     write_image(tmp_path / "set" / "FAKE" / "f.jpg", seed=2)

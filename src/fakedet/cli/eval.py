@@ -56,6 +56,27 @@ Exit status:
 """
 
 
+def warn_shared_images(datasets: dict) -> None:
+    """Warns, per pair of DATA, of images in both (the same file, by any name): each set's
+    figures are right, the figures over all of them count those images twice."""
+    if len(datasets) < 2:
+        return
+    from fakedet.data.labelled import file_identity
+
+    owner: dict = {}
+    shared: dict = {}
+    for name, images in datasets.items():
+        for im in images:
+            if im.error is None:
+                ident = im.identity if im.identity is not None else file_identity(im.path)
+                first = owner.setdefault(ident, name)
+                if first != name:
+                    shared[first, name] = shared.get((first, name), 0) + 1
+    for (first, name), n in shared.items():
+        err(f"warning: {n} image{'s' if n != 1 else ''} of {name} {'are' if n != 1 else 'is'} also in {first}: "
+            "the figures over all DATA count {} twice".format("them" if n != 1 else "it"))
+
+
 @click.command("eval", context_settings=CONTEXT, epilog=EXAMPLES)
 @click.argument("data", nargs=-1, required=True, metavar="DATA...")
 @click.option("--split", default=None, help="Use only manifest rows of this split (train/val/test).")
@@ -129,6 +150,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     for name, images in datasets.items():
         if not images:
             err(f"warning: {name}: no labelled images" + (f" with split {split!r}" if split else ""))
+    warn_shared_images(datasets)
     if plots:
         try:
             import matplotlib  # noqa: F401

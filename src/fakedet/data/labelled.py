@@ -19,6 +19,22 @@ class LabelledImage:
     group: str = ""
     split: str = ""
     error: Optional[str] = None  # known unusable before scoring (a folder walk's error): an error record
+    identity: object = None  # file_identity(path): the same file under two names has one
+
+
+def file_identity(path: str) -> object:
+    """What makes two names one file: its device and inode where the system gives them (so a
+    hard link or a symlink is its target), else its resolved, case-normalised path."""
+    try:
+        st = os.stat(path)
+        if st.st_ino:
+            return (st.st_dev, st.st_ino)
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.path.normcase(os.path.realpath(path))
+    except (OSError, ValueError):  # a NUL in the name
+        return path
 
 
 def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]:
@@ -35,7 +51,7 @@ def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]
 def _read_manifest(path: str, split: Optional[str]) -> list[LabelledImage]:
     root = os.path.dirname(os.path.abspath(path))
     out = []
-    seen: dict[str, int] = {}  # each file's line, so that one listed twice is not counted twice
+    seen: dict[object, tuple[int, str]] = {}  # each file's line and name, so that none counts twice
     # utf-8-sig: spreadsheet programs often start a UTF-8 CSV with a byte-order mark
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
@@ -63,15 +79,26 @@ def _read_manifest(path: str, split: Optional[str]) -> list[LabelledImage]:
             if split is not None and row_split.lower() != split.strip().lower():
                 continue
             # one file under two names (./a.jpg, a link to it, A.JPG where case is ignored)
-            file = os.path.normcase(os.path.realpath(os.path.join(root, row["file"].strip())))
-            if file in seen:
-                raise ValueError(f"{path}:{n}: {row['file'].strip()} is listed again (first on line "
-                                 f"{seen[file]}): each image once, or it counts twice")
-            seen[file] = n
-            # every value is trimmed, as spreadsheet exports pad them: "a.jpg, real, test"
-            out.append(LabelledImage(os.path.join(root, row["file"].strip()), label,
-                                     (row.get("group") or "").strip(), row_split))
+            name = row["file"].strip()  # every value is trimmed, as spreadsheet exports pad them
+            full = os.path.join(root, name)
+            ident = file_identity(full)
+            if ident in seen:
+                line, first = seen[ident]
+                if _resolved(full) == _resolved(os.path.join(root, first)):
+                    raise ValueError(f"{path}:{n}: {name} is listed again (first on line {line}): "
+                                     "each image once, or it counts twice")
+                raise ValueError(f"{path}:{n}: {name} is the same file as {first} (line {line}), a hard "
+                                 "link: each image once, or it counts twice")
+            seen[ident] = (n, name)
+            out.append(LabelledImage(full, label, (row.get("group") or "").strip(), row_split, identity=ident))
     return out
+
+
+def _resolved(path: str) -> str:
+    try:
+        return os.path.normcase(os.path.realpath(path))
+    except (OSError, ValueError):
+        return path
 
 
 def read_folder(root: str) -> list[LabelledImage]:
@@ -96,6 +123,14 @@ def read_folder(root: str) -> list[LabelledImage]:
             out.extend(LabelledImage(it.path, label, error=it.error) for it in walk(sub))
     if not found:
         raise ValueError(f"{root}: expected real/ and fake/ subfolders")
+    seen: dict[object, str] = {}
+    for im in out:  # two links to one image, or one folder linked into both real/ and fake/
+        if im.error is None:
+            im.identity = file_identity(im.path)
+            first = seen.setdefault(im.identity, im.path)
+            if first != im.path:
+                raise ValueError(f"{os.path.relpath(im.path, root)} and {os.path.relpath(first, root)} under "
+                                 f"{root} are the same file: each image once, or it counts twice")
     return out
 
 
