@@ -460,6 +460,22 @@ def test_a_report_that_cannot_be_written_costs_no_record(runner, tiny_weights, t
     assert "the scan goes on without the report" in r.stderr
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_report_never_created_is_said(runner, tiny_weights, tmp_path):
+    """The records' disk is full from the first batch (or there is no image): no record, so
+    no report file, and stderr said only why the scan failed."""
+    write_image(tmp_path / "in" / "0.jpg")
+    report = tmp_path / "r.html"
+    r = scan(runner, tiny_weights, "--report", str(report), "-o", "/dev/full", str(tmp_path / "in"))
+    assert r.exit_code == 2 and "cannot write the records" in r.stderr and not report.exists()
+    assert f"no report written to {report}: no record was made" in r.stderr
+    (tmp_path / "empty").mkdir()
+    r = scan(runner, tiny_weights, "--report", str(report), str(tmp_path / "empty"))
+    assert r.exit_code == 2 and "no report written" in r.stderr and not report.exists()
+    r = scan(runner, tiny_weights, "--report", str(report), str(tmp_path / "in"))
+    assert r.exit_code == 0 and report.exists() and "no report written" not in r.stderr
+
+
 def test_outputs_in_the_scanned_folder_are_not_inputs(runner, tiny_weights, tmp_path):
     """A report named like an image (or the records) inside the folder being scanned, from an
     earlier run: skipped with a note, never read as an input and then overwritten mid-scan."""
