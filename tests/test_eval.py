@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -118,6 +119,27 @@ def test_eval_folder_with_a_manifest_needs_no_split(tiny_weights, labelled):
     r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["sets"][labelled.name]["n"] == 2  # the manifest's rows, not the folders
+
+
+def test_a_folders_manifest_named_in_any_case(tiny_weights, labelled):
+    """Manifest.CSV was not found on a case-sensitive system: the real/ and fake/ folders were
+    scored instead, all of them, whatever the manifest said."""
+    (labelled / "Manifest.CSV").write_text("file,label\nreal/r0.jpg,real\nfake/f0.png,fake\n")
+    r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["sets"][labelled.name]["n"] == 2
+    r = CliRunner().invoke(cli, ["eval", str(labelled / "Manifest.CSV"), "-w", str(tiny_weights), "--json"])
+    assert r.exit_code == 0 and list(json.loads(r.stdout)["sets"]) == [labelled.name], r.output
+    r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "--report",
+                                 str(labelled / "MANIFEST.csv")])
+    if os.path.exists(labelled / "manifest.csv"):  # a case-insensitive file system
+        assert r.exit_code == 2 and "also an input" in r.stderr
+    else:
+        assert r.exit_code == 0, r.output
+    (labelled / "manifest.csv").write_text("file,label\nreal/r0.jpg,real\n")
+    if (labelled / "Manifest.CSV").exists():  # two files: each a manifest
+        r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "--json"])
+        assert r.exit_code == 0 and json.loads(r.stdout)["sets"][labelled.name]["n"] == 1  # the exact name
 
 
 def test_eval_manifest_with_bom_and_spaces_in_the_header(tiny_weights, labelled):

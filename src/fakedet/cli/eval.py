@@ -97,7 +97,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     """Measure the model on labelled images.
 
     DATA is a folder with real/ and fake/ subfolders (in any case), a folder holding a
-    manifest.csv, or a manifest CSV (columns file,label[,split]; label 0/real or 1/fake; each
+    manifest.csv (in any case), or a manifest CSV (columns file,label[,split]; label 0/real or 1/fake; each
     image once). Prints, per DATA and
     over all of them: counts, AUC, AP, TPR at 1 % and 5 % FPR and expected calibration error
     (from the scores), and by the verdicts: accuracy and balanced accuracy ('uncertain' counts
@@ -108,7 +108,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
 
     from tqdm import tqdm
 
-    from fakedet.data.labelled import read_labelled
+    from fakedet.data.labelled import folder_manifest, read_labelled
     from fakedet.data.writers import path_fields, tsv_escape, utf8_all
     from fakedet.evaluation.report import format_table, report, write_plots
     from fakedet.inference.stream import load_detector
@@ -123,7 +123,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     taken = {"all"} if len(data) > 1 else set()
     for d in data:
         name = os.path.basename(os.path.normpath(d))
-        if name == "manifest.csv":
+        if name.lower() == "manifest.csv":
             name = os.path.basename(os.path.dirname(os.path.abspath(d)))
         key, k = name, 1
         while key in taken or key in datasets:
@@ -160,7 +160,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     if report_path is not None:
         check_report_folder(report_path)
         # a folder's manifest.csv is an input too, as much as a manifest named on the command line
-        inputs = [os.path.join(d, "manifest.csv") if os.path.isdir(d) else d for d in data]
+        inputs = [(folder_manifest(d) or "") if os.path.isdir(d) else d for d in data]
         if any(same_file(d, report_path) for d in inputs):
             raise click.BadParameter(f"{report_path} is also an input: writing the report there "
                                      "would overwrite it", param_hint="--report")

@@ -134,10 +134,25 @@ def read_folder(root: str) -> list[LabelledImage]:
     return out
 
 
+def folder_manifest(folder: str) -> Optional[str]:
+    """The folder's manifest.csv, its name in any case (``Manifest.CSV``), or None."""
+    plain = os.path.join(folder, "manifest.csv")
+    if os.path.isfile(plain):
+        return plain
+    try:
+        named = sorted(e for e in os.listdir(folder) if e.lower() == "manifest.csv")
+    except OSError:
+        return None
+    named = [e for e in named if os.path.isfile(os.path.join(folder, e))]
+    if len(named) > 1:
+        raise ValueError(f"{folder}: {' and '.join(named)} are each a manifest: keep one")
+    return os.path.join(folder, named[0]) if named else None
+
+
 def read_labelled(path: str, split: Optional[str] = None) -> list[LabelledImage]:
     if os.path.isdir(path):
-        manifest = os.path.join(path, "manifest.csv")
-        if os.path.isfile(manifest):
+        manifest = folder_manifest(path)
+        if manifest is not None:
             return read_manifest(manifest, split)
         if split is not None:
             raise ValueError(f"{path}: --split needs a manifest.csv")
