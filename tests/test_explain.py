@@ -172,6 +172,30 @@ def test_explain_finds_a_real_face_and_boxes_it(runner, tiny_weights, tmp_path):
     assert scanned.p_fake == pytest.approx(ex.p_fake, abs=1e-5) and scanned.label == ex.label
 
 
+def test_a_caption_too_long_keeps_the_files_name():
+    from fakedet.cli.explain import fit_from_the_end
+
+    assert fit_from_the_end("photos/2024/a.jpg", len, 100) == "photos/2024/a.jpg"
+    assert fit_from_the_end("photos/2024/a.jpg", len, 8) == "\u20264/a.jpg"
+    assert fit_from_the_end("abc", len, 1) == ""
+
+
+def test_each_picture_is_captioned_with_the_path_given(runner, tiny_weights, tmp_path, monkeypatch):
+    """Two files of one name in two folders were both captioned "a.jpg"."""
+    import sys
+
+    explain_cli = sys.modules["fakedet.cli.explain"]  # the package's attribute is the command
+    names = []
+    real_render = explain_cli.render
+    monkeypatch.setattr(explain_cli, "render", lambda img, ex, name="": names.append(name) or real_render(img, ex, name))
+    for sub in ("x", "y"):
+        write_image(tmp_path / "in" / sub / "a.jpg", seed=len(sub))
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(cli, ["explain", "-w", str(tiny_weights), "-o", str(tmp_path / "out"), "in"])
+    assert r.exit_code == 0, r.output
+    assert names == [os.path.join("in", "x", "a.jpg"), os.path.join("in", "y", "a.jpg")]
+
+
 def test_output_names_and_colour_map():
     used: set = set()
     assert [output_name(p, used) for p in ("x/a.jpg", "y/a.png", "A.jpg", "-", "b.tar.gz")] == [

@@ -106,6 +106,16 @@ def _fmt_p(p: float) -> str:
     return f"{p:.6f}"
 
 
+def fit_from_the_end(text: str, width, room: float) -> str:
+    """``text``, or its end after an ellipsis, as much as ``width(text) <= room`` allows ("" when
+    not even two characters fit): a path too long loses its start, the file's own name stays."""
+    tail = text
+    while text and width(text) > room:
+        tail = tail[1:]
+        text = "\u2026" + tail if len(tail) > 1 else ""
+    return text
+
+
 def render(img, ex, name: str = ""):
     """The figure for the RGB PIL image ``img`` and its :class:`~fakedet.inference.explain.Explanation`:
     a PIL RGB image of :func:`figure_size`."""
@@ -165,8 +175,7 @@ def render(img, ex, name: str = ""):
     d.text((x, y), verdict, fill=VERDICT_COLOURS.get(ex.label, TEXT), font=big)
     if name:
         room = fw - (x + _text_size(d, verdict, big)[0] + 30)
-        while name and _text_size(d, name, small)[0] > room:
-            name = name[:-2] + "\u2026" if len(name) > 2 else ""
+        name = fit_from_the_end(name, lambda t: _text_size(d, t, small)[0], room)
         if name:
             d.text((fw - 10 - _text_size(d, name, small)[0], y + 6), name, fill=DIM, font=small)
     y += 32
@@ -482,7 +491,8 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
             while os.path.lexists(target) and not made_by_explain(target):
                 target = Path(out_dir) / output_name(item.path, used)
             try:
-                fig = render(img, ex, os.path.basename(item.path) or item.path)
+                # the path as given, so that two files of one name in two folders can be told apart
+                fig = render(img, ex, tsv_escape(item.path))
             except Exception as exc:  # one picture that cannot be drawn must not stop the others
                 err(f"{tsv_escape(item.path)}: cannot draw its explanation: {exception_text(exc)}")
                 status = EXIT_UNREADABLE
