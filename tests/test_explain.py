@@ -187,7 +187,8 @@ def test_each_picture_is_captioned_with_the_path_given(runner, tiny_weights, tmp
     explain_cli = sys.modules["fakedet.cli.explain"]  # the package's attribute is the command
     names = []
     real_render = explain_cli.render
-    monkeypatch.setattr(explain_cli, "render", lambda img, ex, name="": names.append(name) or real_render(img, ex, name))
+    monkeypatch.setattr(explain_cli, "render",
+                        lambda img, ex, name="": names.append(name) or real_render(img, ex, name))
     for sub in ("x", "y"):
         write_image(tmp_path / "in" / sub / "a.jpg", seed=len(sub))
     monkeypatch.chdir(tmp_path)

@@ -461,6 +461,20 @@ def test_a_report_that_cannot_be_written_costs_no_record(runner, tiny_weights, t
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_an_eval_report_that_cannot_be_written_costs_no_figure(runner, tiny_weights, tmp_path):
+    """The report's disk is full: eval stopped at once and printed no figure, though it could
+    score every image. It goes on, prints them, says why the report is missing, and exits 2."""
+    for sub, k in (("real", 0), ("fake", 1), ("real", 2), ("fake", 3)):
+        write_image(tmp_path / "data" / sub / f"{k}.jpg", seed=k)
+    r = runner.invoke(cli, ["eval", "-w", str(tiny_weights), "-b", "1", "--json", "--report", "/dev/full",
+                            str(tmp_path / "data")])
+    assert r.exit_code == 2, r.output
+    assert json.loads(r.stdout)["sets"]["data"]["n"] == 4
+    assert r.stderr.count("cannot write the report /dev/full") == 1
+    assert "the evaluation goes on without the report" in r.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_a_report_never_created_is_said(runner, tiny_weights, tmp_path):
     """The records' disk is full from the first batch (or there is no image): no record, so
     no report file, and stderr said only why the scan failed."""

@@ -129,7 +129,8 @@ def test_a_full_disk_is_reported_not_a_traceback(tiny_weights, many, to_file):
 
 def test_ctrl_c_during_eval_exits_130(tiny_weights, many, tmp_path):
     (tmp_path / "real").symlink_to(many)
-    (tmp_path / "fake").symlink_to(many)
+    for i in range(3):  # not the same images: one file in real/ and fake/ is a usage error
+        write_image(tmp_path / "fake" / f"{i}.jpg", seed=100 + i)
     p = fakedet("eval", "-w", str(tiny_weights), "-j", "1", "-b", "1", "--progress", *[str(tmp_path)] * 3)
     seen = b""
     while b"img" not in seen:  # wait until scoring has begun: the progress bar draws on stderr

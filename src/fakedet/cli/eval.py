@@ -172,6 +172,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     bar = tqdm(total=total, unit="img", file=sys.stderr,
                disable=not (sys.stderr.isatty() if progress is None else progress))
     html = on_batch = None
+    report_error = None
     if report_path is not None:
         from fakedet.cli.htmlreport import THUMBNAIL, HtmlReport, ReportWriteError
 
@@ -180,17 +181,22 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         several = len(datasets) > 1
 
         def on_batch(name, results, images):
-            with uninterrupted():  # a batch goes into the report whole
-                html.add(results, truth=[im.label for im in images], set_name=name if several else None)
+            nonlocal html, report_error
+            if html is None:
+                return
+            try:
+                with uninterrupted():  # a batch goes into the report whole
+                    html.add(results, truth=[im.label for im in images], set_name=name if several else None)
+            except ReportWriteError as exc:  # the report's file: the figures go on without it
+                html.abandon()
+                html, report_error = None, exc
+                bar.clear()
+                err(f"{exc.strerror}; the evaluation goes on without the report")
     try:
         result = report(det, datasets, progress=bar, on_batch=on_batch)
     except BaseException as exc:
         bar.close()
         if html is not None:
-            if isinstance(exc, ReportWriteError):
-                html.abandon()
-                err(exc.strerror)
-                ctx.exit(EXIT_USAGE)
             n = html.count
             why = interrupt_word(exc) if isinstance(exc, KeyboardInterrupt) else "stopped by an error"
             try:  # the images scored so far stay readable, the page says the run did not end
@@ -209,7 +215,6 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         err(f"cannot score {tsv_escape(u['path'])}: {tsv_escape(u['error'])}")
     if len(unreadable) > UNREADABLE_SHOWN:
         err(f"... and {len(unreadable) - UNREADABLE_SHOWN} more unreadable images (--json lists them all)")
-    report_error = None
     try:
         if as_json:
             # names that are not UTF-8 as scan's json writes them: \xHH text, with path_bytes
@@ -228,9 +233,8 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
                     html.close("\n".join(format_table(rep)))
             except ReportWriteError as exc:
                 report_error = exc
-    if report_error is not None:
+    if report_error is not None and html is not None:  # the report's end, after the figures
         err(report_error.strerror)
-        ctx.exit(EXIT_USAGE)
     if plots:  # after the figures: a plot that cannot be written must not lose them
         try:
             for path in write_plots(result.scores, det.threshold, plots):
@@ -241,4 +245,6 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
             ctx.exit(EXIT_USAGE)
     errors = sum(result.sets[k].get("errors", 0) for k in datasets)
     settled()
+    if report_error is not None:  # every figure printed; the report asked for is not whole
+        ctx.exit(EXIT_USAGE)
     ctx.exit(EXIT_UNREADABLE if errors else EXIT_OK)
