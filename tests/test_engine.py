@@ -389,6 +389,19 @@ def test_a_torch_tensor_is_one_input_with_a_clear_error(det):
     assert len(det.predict([t, t])) == 2
 
 
+def test_arrays_other_than_uint8_grey_rgb_or_rgba_get_an_error_record(det):
+    """Pillow scored float arrays stretched to their own range, int32 divided by 257, booleans
+    and HxWx2 (as grey and alpha): each a different picture than the caller meant."""
+    grey = np.asarray(random_image(seed=4)).mean(axis=2)
+    bad = [grey.astype(np.float32), grey / 255, (grey * 4).astype(np.int32), grey > 100,
+           np.zeros((32, 32, 2), np.uint8), np.zeros((32, 32, 1), np.uint8), np.zeros((3, 32, 32, 3), np.uint8)]
+    results = det.predict(bad + [grey.astype(np.uint8), np.zeros((32, 32, 4), np.uint8)])
+    for r, a in zip(results, bad):
+        assert r.error.startswith(f"unsupported array {a.dtype}{list(a.shape)}: expected HxW or HxWx3/HxWx4 uint8")
+    assert "(a * 255).round().astype(np.uint8)" in results[0].error and "round" not in results[2].error
+    assert all(r.ok for r in results[len(bad):])
+
+
 def test_a_dict_is_one_input_not_its_keys(det, tmp_path):
     """A dict of images was scored by its keys: {name: path} gave records for the names."""
     p = str(write_image(tmp_path / "a.png", "PNG"))

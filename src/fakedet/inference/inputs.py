@@ -51,11 +51,18 @@ def as_item(x: Any, index: int) -> Item:
     if isinstance(x, np.ndarray):
         from PIL import Image
 
+        expected = f"unsupported array {x.dtype}{list(x.shape)}: expected HxW or HxWx3/HxWx4 uint8"
+        if x.dtype != np.uint8:
+            # Pillow would take many (floats stretched to their own range, int32 divided by 257,
+            # booleans), each scored as a different picture than the caller meant
+            hint = " (floats in [0, 1]: (a * 255).round().astype(np.uint8))" if x.dtype.kind == "f" else ""
+            return Item(f"<array:{index}>", error=expected + hint)
+        if not (x.ndim == 2 or (x.ndim == 3 and x.shape[2] in (3, 4))):
+            return Item(f"<array:{index}>", error=expected)  # HxWx2 would be read as grey and alpha
         try:
             img = Image.fromarray(x)
         except (TypeError, ValueError) as exc:
-            return Item(f"<array:{index}>", error=f"unsupported array {x.dtype}{list(x.shape)}: expected "
-                        f"HxW or HxWx3/HxWx4 uint8 ({exc})")
+            return Item(f"<array:{index}>", error=f"{expected} ({exc})")
         # Pillow wraps some arrays (grayscale, RGBA) without copying them, and inputs are taken
         # ahead of decoding: a caller that refills one buffer would have every input scored
         # as its last contents.
