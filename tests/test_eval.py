@@ -194,6 +194,20 @@ def test_one_image_in_real_and_fake_folders_is_a_usage_error(tiny_weights, label
     assert r.exit_code == 2 and "fake/f1.png and fake/f1-again.png under" in r.stderr, r.output
 
 
+def test_files_eval_leaves_out_are_counted_in_a_note(tiny_weights, labelled):
+    """Files in real/ or fake/ not named as an image, and hidden images, were left out of the
+    figures without a word (scan's summary counts them)."""
+    (labelled / "real" / "notes.txt").write_text("x")
+    write_image(labelled / "fake" / ".hidden.jpg", seed=7)
+    r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "--json"])
+    assert r.exit_code == 3 and json.loads(r.stdout)["sets"][labelled.name]["n"] == 8, r.output
+    assert f"note: {labelled.name}: left out 1 hidden entry and 1 file not named as an image" in r.stderr
+    (labelled / "real" / "notes.txt").unlink()
+    (labelled / "fake" / ".hidden.jpg").unlink()
+    r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights)])
+    assert "note:" not in r.stderr
+
+
 def test_images_in_two_data_are_named_in_a_warning(tiny_weights, labelled, tmp_path):
     """Each DATA's figures are right; those over all DATA count shared images twice: say so."""
     import os

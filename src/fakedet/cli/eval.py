@@ -56,6 +56,19 @@ Exit status:
 """
 
 
+def _skipped_files(filt) -> str:
+    """What the walk of real/ and fake/ left out: "2 hidden entries and 1 file not named as an
+    image", or ""."""
+    parts = []
+    if filt.skipped_hidden:
+        n = filt.skipped_hidden
+        parts.append(f"{n} hidden entr{'ies' if n != 1 else 'y'}")
+    if filt.skipped_other:
+        n = filt.skipped_other
+        parts.append(f"{n} file{'s' if n != 1 else ''} not named as an image")
+    return " and ".join(parts)
+
+
 def warn_shared_images(datasets: dict) -> None:
     """Warns, per pair of DATA, of images in both (the same file, by any name): each set's
     figures are right, the figures over all of them count those images twice."""
@@ -109,6 +122,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     from tqdm import tqdm
 
     from fakedet.data.labelled import folder_manifest, read_labelled
+    from fakedet.data.sources import WalkFilter
     from fakedet.data.writers import path_fields, tsv_escape, utf8_all
     from fakedet.evaluation.report import format_table, report, write_plots
     from fakedet.inference.stream import load_detector
@@ -129,12 +143,16 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         while key in taken or key in datasets:
             k += 1
             key = f"{name}#{k}"
+        filt = WalkFilter()
         try:
-            datasets[key] = read_labelled(d, split)
+            datasets[key] = read_labelled(d, split, filt)
         except OSError as exc:
             raise click.BadParameter(f"cannot read {d}: {exc.strerror or exc}", param_hint="DATA") from exc
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="DATA") from exc
+        skipped = _skipped_files(filt)
+        if skipped:  # left out of the figures: said, as scan's summary says it
+            err(f"note: {key}: left out {skipped}")
     if not any(datasets.values()):
         present = set()
         if split is not None:  # say which splits there are instead

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from fakedet.data.sources import walk
+from fakedet.data.sources import WalkFilter, walk
 
 LABELS = {"0": 0, "1": 1, "real": 0, "fake": 1}
 
@@ -101,9 +101,11 @@ def _resolved(path: str) -> str:
         return path
 
 
-def read_folder(root: str) -> list[LabelledImage]:
+def read_folder(root: str, filt: Optional[WalkFilter] = None) -> list[LabelledImage]:
     """Images under ``root/real`` (label 0) and ``root/fake`` (label 1); the folders' names in
-    any case (``Real/``, ``FAKE/``), where only one folder has that name."""
+    any case (``Real/``, ``FAKE/``), where only one folder has that name. ``filt`` counts what
+    the walk skipped (hidden entries, files not named as an image)."""
+    filt = WalkFilter() if filt is None else filt
     out = []
     found = False
     try:
@@ -120,7 +122,7 @@ def read_folder(root: str) -> list[LabelledImage]:
             found = True
             # a file or folder the walk could not use is kept, with its error, so that it is
             # counted and named as an error record instead of vanishing from the figures
-            out.extend(LabelledImage(it.path, label, error=it.error) for it in walk(sub))
+            out.extend(LabelledImage(it.path, label, error=it.error) for it in walk(sub, filt=filt))
     if not found:
         raise ValueError(f"{root}: expected real/ and fake/ subfolders")
     seen: dict[object, str] = {}
@@ -149,12 +151,15 @@ def folder_manifest(folder: str) -> Optional[str]:
     return os.path.join(folder, named[0]) if named else None
 
 
-def read_labelled(path: str, split: Optional[str] = None) -> list[LabelledImage]:
+def read_labelled(path: str, split: Optional[str] = None,
+                  filt: Optional[WalkFilter] = None) -> list[LabelledImage]:
+    """A labelled set: a folder's manifest, its real/ and fake/ folders (``filt`` counts what
+    their walk skipped), or a manifest file."""
     if os.path.isdir(path):
         manifest = folder_manifest(path)
         if manifest is not None:
             return read_manifest(manifest, split)
         if split is not None:
             raise ValueError(f"{path}: --split needs a manifest.csv")
-        return read_folder(path)
+        return read_folder(path, filt)
     return read_manifest(path, split)
