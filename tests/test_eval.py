@@ -194,6 +194,16 @@ def test_one_image_in_real_and_fake_folders_is_a_usage_error(tiny_weights, label
     assert r.exit_code == 2 and "fake/f1.png and fake/f1-again.png under" in r.stderr, r.output
 
 
+def test_a_manifests_rows_are_named_as_the_manifest_was(tiny_weights, labelled, monkeypatch):
+    """A manifest named by a relative path named its rows by absolute ones, a folder's images
+    by the path given: both now as given."""
+    monkeypatch.chdir(labelled.parent)
+    (labelled / "m.csv").write_text("file,label\nreal/r0.jpg,0\nfake/nope.jpg,1\n")
+    r = CliRunner().invoke(cli, ["eval", os.path.join(labelled.name, "m.csv"), "-w", str(tiny_weights)])
+    assert r.exit_code == 3, r.output
+    assert f"cannot score {os.path.join(labelled.name, 'fake', 'nope.jpg')}: file not found" in r.stderr
+
+
 def test_files_eval_leaves_out_are_counted_in_a_note(tiny_weights, labelled):
     """Files in real/ or fake/ not named as an image, and hidden images, were left out of the
     figures without a word (scan's summary counts them)."""

@@ -49,7 +49,7 @@ def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]
 
 
 def _read_manifest(path: str, split: Optional[str]) -> list[LabelledImage]:
-    root = os.path.dirname(os.path.abspath(path))
+    root = os.path.dirname(path)  # rows as the manifest was named: relative stays relative
     out = []
     seen: dict[object, tuple[int, str]] = {}  # each file's line and name, so that none counts twice
     # utf-8-sig: spreadsheet programs often start a UTF-8 CSV with a byte-order mark
