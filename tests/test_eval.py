@@ -130,14 +130,15 @@ def test_a_folders_manifest_named_in_any_case(tiny_weights, labelled):
     assert json.loads(r.stdout)["sets"][labelled.name]["n"] == 2
     r = CliRunner().invoke(cli, ["eval", str(labelled / "Manifest.CSV"), "-w", str(tiny_weights), "--json"])
     assert r.exit_code == 0 and list(json.loads(r.stdout)["sets"]) == [labelled.name], r.output
+    # the report may not overwrite it (the check looked for manifest.csv only)
     r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "--report",
-                                 str(labelled / "MANIFEST.csv")])
-    if os.path.exists(labelled / "manifest.csv"):  # a case-insensitive file system
-        assert r.exit_code == 2 and "also an input" in r.stderr
-    else:
-        assert r.exit_code == 0, r.output
-    (labelled / "manifest.csv").write_text("file,label\nreal/r0.jpg,real\n")
-    if (labelled / "Manifest.CSV").exists():  # two files: each a manifest
+                                 str(labelled / "Manifest.CSV")])
+    assert r.exit_code == 2 and "also an input" in r.stderr, r.output
+    if not (labelled / "manifest.csv").exists():  # a case-sensitive file system: two manifests
+        (labelled / "MANIFEST.csv").write_text("file,label\nreal/r0.jpg,real\n")
+        r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights)])
+        assert r.exit_code == 2 and "MANIFEST.csv and Manifest.CSV are each a manifest: keep one" in r.stderr
+        (labelled / "manifest.csv").write_text("file,label\nreal/r0.jpg,real\n")
         r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "--json"])
         assert r.exit_code == 0 and json.loads(r.stdout)["sets"][labelled.name]["n"] == 1  # the exact name
 
@@ -177,7 +178,7 @@ def test_a_hard_link_in_a_manifest_is_the_same_image(tiny_weights, labelled):
     man = labelled / "linked.csv"
     man.write_text("file,label\nreal/r0.jpg,0\nfake/f0.png,1\nreal/copy.jpg,0\n")
     r = CliRunner().invoke(cli, ["eval", str(man), "-w", str(tiny_weights)])
-    assert r.exit_code == 2 and "linked.csv:4: real/copy.jpg is the same file as real/r0.jpg (line 2)" in r.stderr
+    assert r.exit_code == 2 and "linked.csv:4: real/copy.jpg names the same file as real/r0.jpg (line 2" in r.stderr
 
 
 def test_one_image_in_real_and_fake_folders_is_a_usage_error(tiny_weights, labelled):
@@ -218,6 +219,30 @@ def test_files_eval_leaves_out_are_counted_in_a_note(tiny_weights, labelled):
     assert "note:" not in r.stderr
 
 
+def test_broken_links_to_one_missing_file_are_unreadable_not_the_same_file(tiny_weights, labelled):
+    """No file, no identity: two broken links to one missing target are two error records."""
+    import os
+
+    gone = labelled / "gone" / "x.jpg"
+    os.symlink(gone, labelled / "real" / "a.jpg")
+    os.symlink(gone, labelled / "fake" / "z.jpg")
+    r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "--json"])
+    assert r.exit_code == 3, r.output
+    assert "same file" not in r.stderr and len(json.loads(r.stdout)["unreadable"]) == 3
+
+
+def test_every_pair_of_names_for_one_file_is_counted_and_names_are_escaped(tiny_weights, labelled):
+    import os
+
+    os.symlink(labelled / "real" / "r1.jpg", labelled / "fake" / "z\x1b[2J\nq.jpg")
+    os.symlink(labelled / "real" / "r2.jpg", labelled / "fake" / "z2.jpg")
+    os.symlink(labelled / "real" / "r3.jpg", labelled / "fake" / "z3.jpg")
+    r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights)])
+    assert r.exit_code == 2, r.output
+    assert "fake/z\\x1b[2J\\nq.jpg and real/r1.jpg under" in r.stderr and "(and 2 more such names)" in r.stderr
+    assert "\x1b" not in r.stderr
+
+
 def test_images_in_two_data_are_named_in_a_warning(tiny_weights, labelled, tmp_path):
     """Each DATA's figures are right; those over all DATA count shared images twice: say so."""
     import os
@@ -234,6 +259,10 @@ def test_images_in_two_data_are_named_in_a_warning(tiny_weights, labelled, tmp_p
     assert json.loads(r.stdout)["sets"]["other"]["n"] == 3
     r = CliRunner().invoke(cli, ["eval", str(labelled), str(labelled), "-w", str(tiny_weights)])
     assert r.exit_code == 3 and "warning: 9 images of " in r.stderr, r.output
+    braced = labelled.parent / "set{2024}"  # a name with braces in the message
+    braced.symlink_to(labelled)
+    r = CliRunner().invoke(cli, ["eval", str(braced), str(braced), "-w", str(tiny_weights)])
+    assert r.exit_code == 3 and "images of set{2024}#2 are also in set{2024}" in r.stderr, r.output
     r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights)])
     assert r.exit_code == 3 and "warning" not in r.stderr
 

@@ -177,7 +177,18 @@ def test_a_caption_too_long_keeps_the_files_name():
 
     assert fit_from_the_end("photos/2024/a.jpg", len, 100) == "photos/2024/a.jpg"
     assert fit_from_the_end("photos/2024/a.jpg", len, 8) == "\u20264/a.jpg"
-    assert fit_from_the_end("abc", len, 1) == ""
+    assert fit_from_the_end("abc", len, 2) == "\u2026c" and fit_from_the_end("abc", len, 1) == ""
+    calls = []
+    long = "d/" * 5000 + "a.jpg"
+    assert fit_from_the_end(long, lambda t: calls.append(t) or len(t), 40) == "\u2026" + long[-39:]
+    assert len(calls) < 20  # a few measurements, not one per character cut
+
+
+def test_a_caption_escapes_control_characters_but_not_backslashes():
+    from fakedet.cli.explain import caption
+
+    assert caption("C:\\Users\\me\\a.jpg") == "C:\\Users\\me\\a.jpg"
+    assert caption("a\tb\nc\x1b[2J\rd\udcffe.jpg") == "a\\tb\\nc\\x1b[2J\\x0dd\\xffe.jpg"
 
 
 def test_each_picture_is_captioned_with_the_path_given(runner, tiny_weights, tmp_path, monkeypatch):

@@ -482,7 +482,7 @@ def test_a_report_never_created_is_said(runner, tiny_weights, tmp_path):
     report = tmp_path / "r.html"
     r = scan(runner, tiny_weights, "--report", str(report), "-o", "/dev/full", str(tmp_path / "in"))
     assert r.exit_code == 2 and "cannot write the records" in r.stderr and not report.exists()
-    assert f"no report written to {report}: no record was made" in r.stderr
+    assert f"no report written to {report}: no record was written" in r.stderr
     (tmp_path / "empty").mkdir()
     r = scan(runner, tiny_weights, "--report", str(report), str(tmp_path / "empty"))
     assert r.exit_code == 2 and "no report written" in r.stderr and not report.exists()

@@ -82,12 +82,15 @@ def warn_shared_images(datasets: dict) -> None:
         for im in images:
             if im.error is None:
                 ident = im.identity if im.identity is not None else file_identity(im.path)
+                if ident is None:  # no file there: it will be unreadable, in no figure
+                    continue
                 first = owner.setdefault(ident, name)
                 if first != name:
                     shared[first, name] = shared.get((first, name), 0) + 1
     for (first, name), n in shared.items():
-        err(f"warning: {n} image{'s' if n != 1 else ''} of {name} {'are' if n != 1 else 'is'} also in {first}: "
-            "the figures over all DATA count {} twice".format("them" if n != 1 else "it"))
+        them, are = ("them", "are") if n != 1 else ("it", "is")
+        err(f"warning: {n} image{'s' if n != 1 else ''} of {name} {are} also in {first}: "
+            f"the figures over all DATA count {them} twice")
 
 
 @click.command("eval", context_settings=CONTEXT, epilog=EXAMPLES)

@@ -107,13 +107,28 @@ def _fmt_p(p: float) -> str:
 
 
 def fit_from_the_end(text: str, width, room: float) -> str:
-    """``text``, or its end after an ellipsis, as much as ``width(text) <= room`` allows ("" when
-    not even two characters fit): a path too long loses its start, the file's own name stays."""
-    tail = text
-    while text and width(text) > room:
-        tail = tail[1:]
-        text = "\u2026" + tail if len(tail) > 1 else ""
-    return text
+    """``text``, or the longest end of it that fits after an ellipsis (``width(t) <= room``; ""
+    when not even the ellipsis and the last character fit): a path too long loses its start, and
+    the file's name is the last of it to go. A binary search: a few measurements however long."""
+    if width(text) <= room:
+        return text
+    lo, hi = 0, len(text) - 1  # characters kept: lo fits (0 stands for ""), hi + 1 does not
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if width("\u2026" + text[-mid:]) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    return "\u2026" + text[-lo:] if lo else ""
+
+
+def caption(path: str) -> str:
+    """A path as drawn on one line: its text as given, but control characters (a newline, a tab,
+    an escape) as ``\\n``, ``\\t``, ``\\xHH`` and bytes that are not UTF-8 as ``\\xHH``;
+    backslashes (Windows paths) stay single."""
+    from fakedet.data.writers import control_escape, utf8_text
+
+    return control_escape(utf8_text(path).replace("\t", "\\t").replace("\n", "\\n"))
 
 
 def render(img, ex, name: str = ""):
@@ -492,7 +507,7 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
                 target = Path(out_dir) / output_name(item.path, used)
             try:
                 # the path as given, so that two files of one name in two folders can be told apart
-                fig = render(img, ex, tsv_escape(item.path))
+                fig = render(img, ex, caption(item.path))
             except Exception as exc:  # one picture that cannot be drawn must not stop the others
                 err(f"{tsv_escape(item.path)}: cannot draw its explanation: {exception_text(exc)}")
                 status = EXIT_UNREADABLE

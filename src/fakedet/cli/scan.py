@@ -479,7 +479,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if report is not None and not report.started and isinstance(report.target, str):
         # a report is made of records: none was made, so the file was never created (say so,
         # whatever the reason given next)
-        err(f"no report written to {report.target}: no record was made")
+        err(f"no report written to {report.target}: no record was written")
     if (write_error is not None and isinstance(interrupted, HungUp) and out_stream is sys.stdout
             and not isinstance(write_error, ReportWriteError)):
         silence_stdout()  # the records were going to the terminal that hung up: it is gone

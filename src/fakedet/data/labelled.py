@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from fakedet.data.sources import WalkFilter, walk
+from fakedet.data.writers import tsv_escape
 
 LABELS = {"0": 0, "1": 1, "real": 0, "fake": 1}
 
@@ -24,17 +25,13 @@ class LabelledImage:
 
 def file_identity(path: str) -> object:
     """What makes two names one file: its device and inode where the system gives them (so a
-    hard link or a symlink is its target), else its resolved, case-normalised path."""
+    hard link or a symlink is its target), else its resolved, case-normalised path; None where
+    there is no file (missing, a broken link): such a name gets an error record, in no figure."""
     try:
         st = os.stat(path)
-        if st.st_ino:
-            return (st.st_dev, st.st_ino)
-    except (OSError, ValueError):
-        pass
-    try:
-        return os.path.normcase(os.path.realpath(path))
-    except (OSError, ValueError):  # a NUL in the name
-        return path
+    except (OSError, ValueError):  # ValueError: a NUL in the name
+        return None
+    return (st.st_dev, st.st_ino) if st.st_ino else _resolved(path)
 
 
 def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]:
@@ -82,14 +79,15 @@ def _read_manifest(path: str, split: Optional[str]) -> list[LabelledImage]:
             name = row["file"].strip()  # every value is trimmed, as spreadsheet exports pad them
             full = os.path.join(root, name)
             ident = file_identity(full)
-            if ident in seen:
-                line, first = seen[ident]
+            key = ident if ident is not None else _resolved(full)  # a missing file: by its name
+            if key in seen:
+                line, first = seen[key]
                 if _resolved(full) == _resolved(os.path.join(root, first)):
-                    raise ValueError(f"{path}:{n}: {name} is listed again (first on line {line}): "
+                    raise ValueError(f"{path}:{n}: {tsv_escape(name)} is listed again (first on line {line}): "
                                      "each image once, or it counts twice")
-                raise ValueError(f"{path}:{n}: {name} is the same file as {first} (line {line}), a hard "
-                                 "link: each image once, or it counts twice")
-            seen[ident] = (n, name)
+                raise ValueError(f"{path}:{n}: {tsv_escape(name)} names the same file as {tsv_escape(first)} "
+                                 f"(line {line}; a link, or another case): each image once, or it counts twice")
+            seen[key] = (n, name)
             out.append(LabelledImage(full, label, (row.get("group") or "").strip(), row_split, identity=ident))
     return out
 
@@ -126,13 +124,20 @@ def read_folder(root: str, filt: Optional[WalkFilter] = None) -> list[LabelledIm
     if not found:
         raise ValueError(f"{root}: expected real/ and fake/ subfolders")
     seen: dict[object, str] = {}
+    twice = []
     for im in out:  # two links to one image, or one folder linked into both real/ and fake/
         if im.error is None:
             im.identity = file_identity(im.path)
+            if im.identity is None:  # no file (a broken link): an error record when scored
+                continue
             first = seen.setdefault(im.identity, im.path)
             if first != im.path:
-                raise ValueError(f"{os.path.relpath(im.path, root)} and {os.path.relpath(first, root)} under "
-                                 f"{root} are the same file: each image once, or it counts twice")
+                twice.append((im.path, first))
+    if twice:
+        again, first = (tsv_escape(os.path.relpath(p, root)) for p in twice[0])
+        more = f" (and {len(twice) - 1} more such name{'s' if len(twice) > 2 else ''})" if len(twice) > 1 else ""
+        raise ValueError(f"{again} and {first} under {tsv_escape(root)} are the same file{more}: each image once, "
+                         "or it counts twice")
     return out
 
 
