@@ -119,6 +119,25 @@ def test_files_from_lines_and_nul(runner, tiny_weights, folder, tmp_path):
     assert [line.split("\t")[0] for line in r.stdout.splitlines()] == names
 
 
+def test_files_from_twice_and_empty_output_names_are_usage_errors(runner, tiny_weights, folder, tmp_path):
+    """A second --files-from replaced the first (its paths got no record); an empty -o, --report,
+    --plots or explain -o was taken for no option (no report, no plots, no word) or failed late."""
+    lst = tmp_path / "list.txt"
+    lst.write_text(str(folder / "b.jpg") + "\n")
+    r = run(runner, tiny_weights, ["--files-from", str(lst), "--files-from", str(lst)])
+    assert r.exit_code == 2 and "--files-from can be given once" in r.stderr and r.stdout == ""
+    for opt, what in (("-o", "needs a file name"), ("--report", "needs a file name")):
+        r = run(runner, tiny_weights, [opt, "", str(folder / "b.jpg")])
+        assert r.exit_code == 2 and what in r.stderr and r.stdout == "", (opt, r.output)
+    data = tmp_path / "data"
+    write_image(data / "real" / "a.jpg")
+    for opt in ("--report", "--plots"):
+        r = runner.invoke(cli, ["eval", "-w", str(tiny_weights), opt, "", str(data)])
+        assert r.exit_code == 2 and "needs a f" in r.stderr and r.stdout == "", (opt, r.output)
+    r = runner.invoke(cli, ["explain", "-w", str(tiny_weights), "-o", "", str(folder / "b.jpg")])
+    assert r.exit_code == 2 and "needs a folder name" in r.stderr
+
+
 def test_files_from_warns_about_a_folder_without_images_and_keeps_dash_errors(runner, tiny_weights, folder, tmp_path):
     (tmp_path / "empty").mkdir()
     lst = tmp_path / "list.txt"

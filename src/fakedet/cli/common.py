@@ -304,6 +304,8 @@ def same_file(a: str, b: str) -> bool:
 def check_report_folder(report_path: str) -> None:
     """Refuses a --report FILE that is ``-`` (stdout holds the records or the table; a file named
     ``-`` is ``./-``) or whose folder is missing."""
+    if report_path == "":
+        raise click.BadParameter("the HTML report needs a file name", param_hint="--report")
     if report_path == "-":
         raise click.BadParameter("the HTML report needs a file name, not '-' (stdout holds the "
                                  "output; for a file named -, give ./-)", param_hint="--report")

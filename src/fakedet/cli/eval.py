@@ -172,6 +172,8 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         if not images:
             err(f"warning: {name}: no labelled images" + (f" with split {split!r}" if split else ""))
     warn_shared_images(datasets)
+    if plots == "":
+        raise click.BadParameter("needs a folder name", param_hint="--plots")
     if plots:
         try:
             import matplotlib  # noqa: F401

@@ -449,6 +449,8 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
     ctx = click.get_current_context()
     if list(paths).count("-") > 1:
         raise click.UsageError("'-' (stdin) can be given only once")
+    if out_dir == "":
+        raise click.BadParameter("needs a folder name ('.' for this one)", param_hint="--output")
     out = stdout()
     try:
         os.makedirs(out_dir, exist_ok=True)

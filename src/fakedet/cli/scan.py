@@ -61,8 +61,8 @@ Examples:
 @click.command(context_settings=CONTEXT, epilog=EXAMPLES + "\n" + EXIT_STATUS_HELP,
                short_help="Score images, folders or stdin: one record per input.")
 @click.argument("paths", nargs=-1, metavar="PATH...")
-@click.option("--files-from", "files_from", metavar="FILE",
-              help="Read more paths from FILE, one per line ('-' = stdin).")
+@click.option("--files-from", "files_from", metavar="FILE", multiple=True,
+              help="Read more paths from FILE, one per line ('-' = stdin); once.")
 @click.option("-0", "--null", is_flag=True, help="Paths in --files-from are NUL-separated.")
 @click.option("-H", "--hidden", is_flag=True,
               help="Also scan hidden files and folders (names starting with '.') inside folders.")
@@ -129,6 +129,12 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         from fakedet.inference.stream import load_and_score
 
     ctx = click.get_current_context()
+    if len(files_from) > 1:  # the last would silently replace the others
+        raise click.UsageError("--files-from can be given once: join the lists "
+                               "(cat a.txt b.txt | fakedet scan --files-from -)")
+    files_from = files_from[0] if files_from else None
+    if output == "":
+        raise click.BadParameter("needs a file name ('-' for stdout)", param_hint="--output")
     if not paths and not files_from:
         raise click.UsageError("no input: give PATH... or --files-from FILE")
     if not face_expert and not faces and not quiet:
