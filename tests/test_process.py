@@ -685,3 +685,42 @@ def test_weights_that_fail_to_load_end_the_scan_while_the_list_of_paths_waits(ti
     finally:
         writer.kill()
         writer.wait()
+
+
+@pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_SETPIPE_SZ") if os.name != "nt" else True,
+                    reason="needs Linux's F_SETPIPE_SZ")
+@pytest.mark.parametrize("sig,status", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_one_signal_ends_a_scan_whose_output_is_not_read(tiny_weights, many, sig, status):
+    """stdout is a pipe that nobody reads, full: the clean-up that the signal started (the
+    records flushed, the json array closed) blocked on it until the reader read, or forever.
+    The process now ends GIVE_UP_S after the signal, with its status, and says why."""
+    import fcntl
+    import struct
+    import termios
+    import time
+
+    from fakedet.cli.common import GIVE_UP_S
+
+    r, w = os.pipe()
+    fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)
+    p = fakedet("scan", "-w", str(tiny_weights), "-f", "json", "-b", "1", "-j", "1", str(many), stdout_to=w)
+    os.close(w)
+    try:
+        last, still = -1, 0.0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and still < 1.5:  # full: nothing more for 1.5 s
+            n = struct.unpack("i", fcntl.ioctl(r, termios.FIONREAD, b"\0" * 4))[0]
+            still = still + 0.1 if n == last and n > 2048 else 0.0
+            last = n
+            time.sleep(0.1)
+        assert p.poll() is None and last > 2048, "the scan should be blocked on its full stdout"
+        p.send_signal(getattr(signal, sig))
+        t0 = time.monotonic()
+        _, err = p.communicate(timeout=GIVE_UP_S + 30)
+        assert p.returncode == status, err
+        assert time.monotonic() - t0 < GIVE_UP_S + 15
+        assert b"the clean-up did not end within" in err and b"Traceback" not in err
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(r)

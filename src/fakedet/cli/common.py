@@ -88,6 +88,12 @@ def interrupt_word(exc: BaseException) -> str:
 # A SIGTERM this soon after the first is the same stop sent twice (see handle_signals).
 REPEAT_IGNORED_S = 1.0
 
+# After a first Ctrl-C, SIGTERM or SIGHUP, the fakedet command ends this long after it however
+# far its clean-up got (see _give_up_later).
+GIVE_UP_S = 5.0
+_give_up_timer = None
+_ending_mode = False  # handle_signals(ending=True): the fakedet command's own process
+
 # Interruptions that arrived inside an uninterrupted() block, raised at its end.
 _defer_depth = 0
 _pending: Optional[BaseException] = None
@@ -164,6 +170,35 @@ def settled() -> None:
     _settled = _handling
 
 
+def _give_up_later(exc: BaseException) -> None:
+    """Once the first interruption came, the ``fakedet`` process ends :data:`GIVE_UP_S` later
+    with its status if it has not ended by then: its clean-up (the records flushed, a json
+    array closed) is stuck writing to an output that nobody reads (a full pipe), where only
+    the reader could free it. From a timer thread, as the main thread is then blocked in C."""
+    global _give_up_timer
+    if not _ending_mode or _give_up_timer is not None:
+        return
+    import threading
+
+    status = interrupt_status(exc)
+
+    def give_up() -> None:
+        msg = (f"fakedet: {interrupt_word(exc)}; the clean-up did not end within {GIVE_UP_S:g} s (is the "
+               "output being read?): ended without it\n").encode()
+        try:  # only if stderr can take it now: it may be a full pipe too
+            import select
+
+            if select.select([], [2], [], 0)[1]:
+                os.write(2, msg)
+        except (OSError, ValueError):
+            pass
+        os._exit(status)
+
+    _give_up_timer = threading.Timer(GIVE_UP_S, give_up)
+    _give_up_timer.daemon = True
+    _give_up_timer.start()
+
+
 def _interrupt(exc: BaseException) -> None:
     global _pending
     if _settled:
@@ -175,6 +210,7 @@ def _interrupt(exc: BaseException) -> None:
         if hasattr(signal, "SIGHUP"):  # hang-ups come in pairs: see handle_signals
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
         return
+    _give_up_later(exc)
     if _defer_depth:
         if _pending is None:
             _pending = exc
@@ -249,8 +285,8 @@ def handle_signals(ending: bool = False) -> Iterator[None]:
                 installed.append((signum, previous))
         except (ValueError, OSError):
             pass
-    global _settled, _handling
-    _handling, _settled = True, False
+    global _settled, _handling, _ending_mode
+    _handling, _settled, _ending_mode = True, False, ending
     try:
         yield
     finally:
@@ -258,7 +294,7 @@ def handle_signals(ending: bool = False) -> Iterator[None]:
         settled()
         for signum, previous in installed:
             signal.signal(signum, _while_ending if ending else previous)
-        _handling = _settled = False
+        _handling = _settled = _ending_mode = False
 
 
 def _default_after(signum: int, seconds: float) -> None:
