@@ -224,6 +224,22 @@ def test_info_says_the_shipped_backbone_needs_no_timm(runner):
     assert "built by fakedet without timm" in runner.invoke(cli, ["info"]).stdout
 
 
+def test_info_json_face_mode_holds_the_thresholds_scan_faces_uses(runner, tiny_weights):
+    """The top-level face_verdicts are the network's own (--faces --no-face-expert); plain
+    --faces uses the expert's: a script reading face_verdicts.fake got the wrong threshold."""
+    from fakedet import Detector
+
+    d = json.loads(runner.invoke(cli, ["info", "--json"]).stdout)
+    for expert in (True, False):
+        det = Detector.load(device="cpu", faces=True, expert="auto" if expert else None)
+        fm = d["face_mode"] if expert else d["face_mode"]["no_face_expert"]
+        assert (fm["fake"], fm["real"]) == pytest.approx(det.face_cutoffs, abs=0)
+    assert d["face_mode"]["with_face_expert"] is True
+    assert d["face_mode"]["no_face_expert"] == {k: d["face_verdicts"][k] for k in ("fake", "real")}
+    tiny = json.loads(runner.invoke(cli, ["info", "-w", str(tiny_weights), "--json"]).stdout)
+    assert tiny["face_expert"] is None and (tiny["face_mode"] is None or not tiny["face_mode"]["with_face_expert"])
+
+
 def test_backbone_builder_names_match_the_native_builders():
     from fakedet.model.backbones import LITE_VARIANTS
     from fakedet.model.config import NATIVE_BACKBONES, backbone_builder

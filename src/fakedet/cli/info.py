@@ -30,6 +30,7 @@ def info(weights, as_json):
         # from the file's header: neither torch nor the model is loaded
         d = ckpt.describe(weights if weights is not None else ckpt.default_weights_path())
     d["face_expert"] = _face_expert(d["sha256"])
+    d["face_mode"] = _face_mode(d)
     if as_json:
         from fakedet.data.writers import utf8_all
 
@@ -147,6 +148,21 @@ def _face_expert(sha256: str):
     if m.network_sha256 != sha256:
         return None  # made for the shipped network; --faces with these weights scores faces alone
     return {"weights": str(path), **m.describe()}
+
+
+def _face_mode(d: dict):
+    """The thresholds ``scan --faces`` uses where a face was found, in one place: those of the
+    face expert's fused score when the expert is used (``face_verdicts`` at the top level are the
+    network's own, for ``--faces --no-face-expert``); images without a face get ``verdicts``."""
+    fv, fe = d.get("face_verdicts"), d.get("face_expert")
+    network = {"fake": fv["fake"], "real": fv["real"]} if isinstance(fv, dict) else None
+    fused = fe.get("face_verdicts") if isinstance(fe, dict) and not fe.get("error") else None
+    if isinstance(fused, dict):
+        return {"fake": fused["fake"], "real": fused["real"], "with_face_expert": True,
+                "no_face_expert": network, "images_without_a_face": "verdicts"}
+    if network is not None:
+        return {**network, "with_face_expert": False, "images_without_a_face": "verdicts"}
+    return None
 
 
 VERDICT_MEANINGS = (
