@@ -76,6 +76,35 @@ def test_face_mode_records(tiny_weights, tmp_path):
     assert r.exit_code == 0 and len(r.stdout.rstrip("\n").split("\t")) == 4
 
 
+def test_face_mode_parquet_keeps_the_face_fields(tiny_weights, tmp_path):
+    """-f parquet --faces dropped faces, p_whole and note without a word: its rows now hold
+    them (faces as JSON text) as jsonl's records do; a scan without --faces keeps its columns."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    img = random_image((160, 120), seed=3)
+    img.paste(Image.new("RGB", (40, 40), (200, 160, 140)), (60, 40))
+    img.save(tmp_path / "a.jpg", quality=95)
+    (tmp_path / "b.jpg").write_bytes(b"garbage")
+    args = ["scan", "--faces", "-w", str(tiny_weights), "-j", "0", str(tmp_path)]
+    r = CliRunner().invoke(cli, [*args, "-f", "jsonl"])
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    out = tmp_path / "r.parquet"
+    r = CliRunner().invoke(cli, [*args, "-f", "parquet", "-o", str(out)])
+    assert r.exit_code == 3, r.output
+    rows = pq.read_table(out).to_pylist()
+    assert [row["path"] for row in rows] == [x["path"] for x in recs]
+    for row, rec in zip(rows, recs):
+        assert row["p_whole"] == pytest.approx(rec["p_whole"], abs=1e-6) if rec["p_whole"] is not None \
+            else row["p_whole"] is None
+        assert (None if row["faces"] is None else len(json.loads(row["faces"]))) == \
+            (None if rec["faces"] is None else len(rec["faces"]))
+        assert row["note"] == rec["note"]
+    assert rows[0]["faces"] is not None and rows[1]["faces"] is None  # the broken file
+    plain = tmp_path / "p.parquet"
+    CliRunner().invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", "-f", "parquet", "-o", str(plain),
+                             str(tmp_path)])
+    assert pq.read_table(plain).column_names == ["path", "p_fake", "label", "error", "evidence", "label_by"]
+
+
 def test_face_mode_error_records_have_the_face_keys(tiny_weights, tmp_path):
     write_image(tmp_path / "a.png", "PNG", size=(120, 90))
     (tmp_path / "b.jpg").write_bytes(b"garbage")

@@ -373,7 +373,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     def get_writer() -> Writer:
         nonlocal writer
         if writer is None:
-            writer = Writer(out_stream, fmt)
+            writer = Writer(out_stream, fmt, faces=bool(det.faces))
         return writer
 
     folders = collections.Counter() if folders is None else folders

@@ -8,7 +8,8 @@ so that a reader downstream of a pipe sees records as they are made.
 
 Parquet (for large runs; needs pyarrow, imported only then) goes to a file, never a pipe: one
 row per record with the columns :data:`PARQUET_COLUMNS` (``evidence`` as JSON text, null when
-it was not read), written a row group at a time so that memory stays bounded.
+it was not read; a face-mode scan adds :data:`PARQUET_FACE_COLUMNS`),
+written a row group at a time so that memory stays bounded.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import IO, Iterable, Optional
 FIELDS = ("path", "p_fake", "label", "error")
 FORMATS = ("tsv", "csv", "jsonl", "json", "parquet")
 PARQUET_COLUMNS = ("path", "p_fake", "label", "error", "evidence", "label_by")
+#: the columns a face-mode scan adds (``faces`` as JSON text, as jsonl writes the list)
+PARQUET_FACE_COLUMNS = ("p_whole", "faces", "note")
 PARQUET_HINT = "parquet output needs pyarrow: pip install 'fakedet[parquet]'"
 #: records per parquet row group
 PARQUET_ROWS = 8192
@@ -117,11 +120,13 @@ def _json_record(r) -> dict:
     return d
 
 
-def parquet_schema():
+def parquet_schema(faces: bool = False):
     import pyarrow as pa
 
+    face_columns = [("p_whole", pa.float64()), ("faces", pa.string()), ("note", pa.string())] if faces else []
     return pa.schema([("path", pa.string()), ("p_fake", pa.float64()), ("label", pa.string()),
-                      ("error", pa.string()), ("evidence", pa.string()), ("label_by", pa.string())])
+                      ("error", pa.string()), ("evidence", pa.string()), ("label_by", pa.string()),
+                      *face_columns])
 
 
 def utf8_text(text: Optional[str]) -> Optional[str]:
@@ -151,18 +156,22 @@ class _Parquet:
     """Records to a parquet file, opened at the first row group (a scan that writes nothing
     leaves an existing file as it was), a row group per :data:`PARQUET_ROWS` records."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, faces: bool = False):
         try:
             import pyarrow  # noqa: F401
             import pyarrow.parquet  # noqa: F401
         except ImportError:
             raise RuntimeError(PARQUET_HINT) from None
-        self.path, self.rows, self.writer = path, [], None
+        self.path, self.rows, self.writer, self.faces = path, [], None, faces
+        self.columns = PARQUET_COLUMNS + (PARQUET_FACE_COLUMNS if faces else ())
 
     def add(self, r) -> None:
         ev = r.evidence
-        self.rows.append((utf8_text(r.path), r.p_fake, r.label, utf8_text(r.error),
-                          None if ev is None else json_text(ev), r.label_by))
+        row = (utf8_text(r.path), r.p_fake, r.label, utf8_text(r.error),
+               None if ev is None else json_text(ev), r.label_by)
+        if self.faces:
+            row += (r.p_whole, None if r.faces is None else json_text(r.faces), utf8_text(r.note))
+        self.rows.append(row)
         if len(self.rows) >= PARQUET_ROWS:
             self.flush()
 
@@ -172,8 +181,8 @@ class _Parquet:
 
         if not self.rows and self.writer is not None:
             return
-        schema = parquet_schema()
-        table = pa.table({name: [row[k] for row in self.rows] for k, name in enumerate(PARQUET_COLUMNS)},
+        schema = parquet_schema(self.faces)
+        table = pa.table({name: [row[k] for row in self.rows] for k, name in enumerate(self.columns)},
                          schema=schema)
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.path, schema)
@@ -190,7 +199,9 @@ class Writer:
     """Writes records to a text stream in one of :data:`FORMATS`; for parquet, ``stream`` is
     the file's path (or an object with a ``path``), and :meth:`close` finishes the file."""
 
-    def __init__(self, stream: IO[str], fmt: str = "tsv"):
+    def __init__(self, stream: IO[str], fmt: str = "tsv", faces: bool = False):
+        """``faces``: a face-mode scan's records, whose parquet rows add
+        :data:`PARQUET_FACE_COLUMNS` (the text formats write what each record holds)."""
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}")
         self.stream = stream
@@ -199,7 +210,7 @@ class Writer:
         self._closed = False
         self._parquet = None
         if fmt == "parquet":
-            self._parquet = _Parquet(stream if isinstance(stream, str) else stream.path)
+            self._parquet = _Parquet(stream if isinstance(stream, str) else stream.path, faces)
         if fmt == "csv":
             self._csv_row(FIELDS)
 
