@@ -41,6 +41,18 @@ def test_modes_become_rgb(mode):
         assert np.asarray(img).max() < 255 or np.asarray(img).min() < 250
 
 
+def test_32_bit_integer_images_beyond_16_bits_are_stretched_not_clipped():
+    """Values over 65535 were clipped to white: a gradient up to 1e6 became mostly white."""
+    grad = np.arange(96 * 80, dtype=np.float64).reshape(80, 96) / (96 * 80 - 1)
+    buf = io.BytesIO()
+    Image.fromarray((grad * 1_000_000).astype(np.int32), "I").save(buf, "TIFF")
+    got = np.asarray(load(buf.getvalue()))[..., 0].astype(np.float64)
+    assert np.abs(got - grad * 255).max() <= 1.5  # (integer rounding twice)
+    buf = io.BytesIO()
+    Image.fromarray((grad * 2000 - 1000).astype(np.int32), "I").save(buf, "TIFF")  # negative values too
+    assert np.abs(np.asarray(load(buf.getvalue()))[..., 0] - grad * 255).max() <= 1.5
+
+
 def test_transparent_pixels_composite_on_white():
     rgba = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
     buf = io.BytesIO()
