@@ -49,8 +49,11 @@ def test_32_bit_integer_images_beyond_16_bits_are_stretched_not_clipped():
     got = np.asarray(load(buf.getvalue()))[..., 0].astype(np.float64)
     assert np.abs(got - grad * 255).max() <= 1.5  # (integer rounding twice)
     buf = io.BytesIO()
-    Image.fromarray((grad * 2000 - 1000).astype(np.int32), "I").save(buf, "TIFF")  # negative values too
+    Image.fromarray((grad * 2_000_000 - 1_000_000).astype(np.int32), "I").save(buf, "TIFF")  # negative too
     assert np.abs(np.asarray(load(buf.getvalue()))[..., 0] - grad * 255).max() <= 1.5
+    buf = io.BytesIO()
+    Image.fromarray(np.full((40, 40), 100_000, np.int32), "I").save(buf, "TIFF")
+    assert np.asarray(load(buf.getvalue())).min() == 255  # constant: white, as when clipped
 
 
 def test_transparent_pixels_composite_on_white():

@@ -557,6 +557,9 @@ def test_main_registers_the_last_exit_handler_first(monkeypatch):
     monkeypatch.setattr(atexit, "register", lambda f, *a, **k: seen.append(f))
     monkeypatch.setattr(fc, "_main", lambda: seen.append("command") or 0)
     monkeypatch.setattr(fc, "_exit", lambda code: seen.append(("exit", code)))
+    from fakedet.cli import common
+
+    monkeypatch.setattr(common, "own_process", False)  # main() sets it: not this test process's
     fc.main()
     assert seen == [fc.ignore_signals_at_exit, "command", ("exit", 0)]
 
@@ -687,40 +690,105 @@ def test_weights_that_fail_to_load_end_the_scan_while_the_list_of_paths_waits(ti
         writer.wait()
 
 
-@pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_SETPIPE_SZ") if os.name != "nt" else True,
-                    reason="needs Linux's F_SETPIPE_SZ")
-@pytest.mark.parametrize("sig,status", [("SIGTERM", 143), ("SIGINT", 130)])
-def test_one_signal_ends_a_scan_whose_output_is_not_read(tiny_weights, many, sig, status):
-    """stdout is a pipe that nobody reads, full: the clean-up that the signal started (the
-    records flushed, the json array closed) blocked on it until the reader read, or forever.
-    The process now ends GIVE_UP_S after the signal, with its status, and says why."""
+def _full_pipe():
+    """A pipe of the smallest size the kernel gives, filled but for 1 KiB with filler bytes, so
+    that a few records fill it whatever the page size; (read end, write end, filler length)."""
+    import fcntl
+
+    r, w = os.pipe()
+    fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)
+    size = fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
+    filler = b" " * (size - 1024)
+    os.write(w, filler)
+    return r, w, len(filler)
+
+
+def _wait_until_full(r, p, filler, timeout=60.0):
+    """Waits until the scan's writes stopped: records came after the filler, and the pipe's
+    content has not changed for 1.5 s since."""
     import fcntl
     import struct
     import termios
     import time
 
+    last, still = -1, 0.0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and still < 1.5 and p.poll() is None:
+        n = struct.unpack("i", fcntl.ioctl(r, termios.FIONREAD, b"\0" * 4))[0]
+        still = still + 0.1 if n == last and n > filler else 0.0
+        last = n
+        time.sleep(0.1)
+    assert p.poll() is None, "the scan should be blocked on its full stdout"
+
+
+LINUX_PIPES = pytest.mark.skipif(not hasattr(__import__("fcntl") if os.name != "nt" else None, "F_GETPIPE_SZ"),
+                                 reason="needs Linux's F_SETPIPE_SZ")
+
+
+@LINUX_PIPES
+@pytest.mark.parametrize("sig,status", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_one_signal_ends_a_scan_whose_output_is_not_read(tiny_weights, many, sig, status):
+    """stdout is a pipe that nobody reads, full: the clean-up that the signal started (the
+    records flushed, the json array closed) blocked on it until the reader read, or forever.
+    The process now ends once the pipe has stayed full GIVE_UP_S, with its status, and says why."""
+    import time
+
     from fakedet.cli.common import GIVE_UP_S
 
-    r, w = os.pipe()
-    fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)
+    r, w, skip = _full_pipe()
     p = fakedet("scan", "-w", str(tiny_weights), "-f", "json", "-b", "1", "-j", "1", str(many), stdout_to=w)
     os.close(w)
     try:
-        last, still = -1, 0.0
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and still < 1.5:  # full: nothing more for 1.5 s
-            n = struct.unpack("i", fcntl.ioctl(r, termios.FIONREAD, b"\0" * 4))[0]
-            still = still + 0.1 if n == last and n > 2048 else 0.0
-            last = n
-            time.sleep(0.1)
-        assert p.poll() is None and last > 2048, "the scan should be blocked on its full stdout"
+        _wait_until_full(r, p, skip)
         p.send_signal(getattr(signal, sig))
         t0 = time.monotonic()
         _, err = p.communicate(timeout=GIVE_UP_S + 30)
         assert p.returncode == status, err
         assert time.monotonic() - t0 < GIVE_UP_S + 15
-        assert b"the clean-up did not end within" in err and b"Traceback" not in err
+        assert b"stdout is a full pipe that was not read" in err and b"Traceback" not in err
     finally:
         if p.poll() is None:
             p.kill()
         os.close(r)
+
+
+@LINUX_PIPES
+def test_a_slow_reader_after_a_signal_gets_every_record_and_the_arrays_end(tiny_weights, many):
+    """A reader that reads, however slowly, is waited for: the give-up is for a pipe not read."""
+    import time
+
+    from fakedet.cli.common import GIVE_UP_S
+
+    r, w, skip = _full_pipe()
+    p = fakedet("scan", "-w", str(tiny_weights), "-f", "json", "-b", "1", "-j", "1", str(many), stdout_to=w)
+    os.close(w)
+    out = b""
+    try:
+        _wait_until_full(r, p, skip)
+        p.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < GIVE_UP_S * 6:
+            time.sleep(GIVE_UP_S / 10)  # some bytes now and then: well inside GIVE_UP_S
+            chunk = os.read(r, 256)
+            if not chunk:
+                break
+            out += chunk
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(r)
+    assert p.returncode == 130, p.stderr.read()
+    records = json.loads(out[skip:])
+    assert 0 < len(records) <= 60
+
+
+def test_the_give_up_watcher_is_not_armed_in_a_host_process(monkeypatch):
+    """A program (or test suite) that runs the command in its own process is never ended by it."""
+    from fakedet.cli import common
+
+    monkeypatch.setattr(common, "_give_up_timer", None)
+    monkeypatch.setattr(common, "own_process", False)
+    monkeypatch.setattr(common, "_ending_mode", True)
+    common._give_up_later(KeyboardInterrupt())
+    assert common._give_up_timer is None

@@ -88,11 +88,14 @@ def interrupt_word(exc: BaseException) -> str:
 # A SIGTERM this soon after the first is the same stop sent twice (see handle_signals).
 REPEAT_IGNORED_S = 1.0
 
-# After a first Ctrl-C, SIGTERM or SIGHUP, the fakedet command ends this long after it however
-# far its clean-up got (see _give_up_later).
+# After a first Ctrl-C, SIGTERM or SIGHUP, the fakedet process ends once its stdout, a pipe, has
+# stayed full and unread this long (see _give_up_later).
 GIVE_UP_S = 5.0
 _give_up_timer = None
-_ending_mode = False  # handle_signals(ending=True): the fakedet command's own process
+_ending_mode = False  # inside handle_signals(ending=True)
+#: the process is the ``fakedet`` command's own (set by :func:`fakedet.cli.main`, not by a host
+#: program or test suite that runs the command in its process)
+own_process = False
 
 # Interruptions that arrived inside an uninterrupted() block, raised at its end.
 _defer_depth = 0
@@ -171,20 +174,47 @@ def settled() -> None:
 
 
 def _give_up_later(exc: BaseException) -> None:
-    """Once the first interruption came, the ``fakedet`` process ends :data:`GIVE_UP_S` later
-    with its status if it has not ended by then: its clean-up (the records flushed, a json
-    array closed) is stuck writing to an output that nobody reads (a full pipe), where only
-    the reader could free it. From a timer thread, as the main thread is then blocked in C."""
+    """Once the first interruption came, the ``fakedet`` process ends with its status if its
+    stdout is a pipe that stays full and unread for :data:`GIVE_UP_S`: the clean-up (the records
+    flushed, a json array closed) is then stuck writing to it, where only the reader could free
+    it. A reader that reads, however slowly, is waited for. A watcher thread, as the main thread
+    is then blocked in C; Linux only (it reads the pipe's fill and size)."""
     global _give_up_timer
-    if not _ending_mode or _give_up_timer is not None:
+    if not (own_process and _ending_mode) or _give_up_timer is not None:
+        return
+    try:
+        import fcntl
+        import stat
+        import termios
+
+        if not stat.S_ISFIFO(os.fstat(1).st_mode) or not hasattr(fcntl, "F_GETPIPE_SZ"):
+            return
+    except (ImportError, OSError, ValueError):
         return
     import threading
 
     status = interrupt_status(exc)
 
-    def give_up() -> None:
-        msg = (f"fakedet: {interrupt_word(exc)}; the clean-up did not end within {GIVE_UP_S:g} s (is the "
-               "output being read?): ended without it\n").encode()
+    def unread() -> Optional[int]:
+        """Bytes waiting in stdout's pipe when it is full (no write can go in), else None."""
+        try:
+            size = fcntl.fcntl(1, fcntl.F_GETPIPE_SZ)
+            waiting = int.from_bytes(fcntl.ioctl(1, termios.FIONREAD, b"\0" * 4), sys.byteorder, signed=True)
+        except OSError:
+            return None
+        return waiting if waiting > size - 4096 else None  # less than PIPE_BUF free
+
+    def watch() -> None:
+        import time
+
+        still, last = 0.0, None
+        while still < GIVE_UP_S:
+            time.sleep(0.25)
+            now = unread()
+            still = still + 0.25 if now is not None and now == last else 0.0
+            last = now
+        msg = (f"fakedet: {interrupt_word(exc)}; stdout is a full pipe that was not read for {GIVE_UP_S:g} s: "
+               "ended without writing the rest\n").encode()
         try:  # only if stderr can take it now: it may be a full pipe too
             import select
 
@@ -194,8 +224,7 @@ def _give_up_later(exc: BaseException) -> None:
             pass
         os._exit(status)
 
-    _give_up_timer = threading.Timer(GIVE_UP_S, give_up)
-    _give_up_timer.daemon = True
+    _give_up_timer = threading.Thread(target=watch, name="fakedet-give-up", daemon=True)
     _give_up_timer.start()
 
 

@@ -132,6 +132,10 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
 
     ctx = click.get_current_context()
     stdout()
+    if plots == "":
+        raise click.BadParameter("needs a folder name", param_hint="--plots")
+    if report_path == "":
+        check_report_folder(report_path)  # the usage error, before any data is read
     if not face_expert and not faces:
         err("warning: --no-face-expert has no effect without --faces")
     datasets = {}
@@ -172,8 +176,6 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         if not images:
             err(f"warning: {name}: no labelled images" + (f" with split {split!r}" if split else ""))
     warn_shared_images(datasets)
-    if plots == "":
-        raise click.BadParameter("needs a folder name", param_hint="--plots")
     if plots:
         try:
             import matplotlib  # noqa: F401

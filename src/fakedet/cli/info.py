@@ -154,8 +154,9 @@ def _face_mode(d: dict):
     """The thresholds ``scan --faces`` uses where a face was found, in one place: those of the
     face expert's fused score when the expert is used (``face_verdicts`` at the top level are the
     network's own, for ``--faces --no-face-expert``); images without a face get ``verdicts``."""
-    fv, fe = d.get("face_verdicts"), d.get("face_expert")
-    network = {"fake": fv["fake"], "real": fv["real"]} if isinstance(fv, dict) else None
+    cut, fe = _dict(d.get("cutoffs")).get("face"), d.get("face_expert")
+    # the network's own, as the detector reads them (face_verdicts, else the face or plain threshold)
+    network = {"fake": cut[0], "real": cut[1]} if isinstance(cut, (list, tuple)) and len(cut) == 2 else None
     fused = fe.get("face_verdicts") if isinstance(fe, dict) and not fe.get("error") else None
     if isinstance(fused, dict):
         return {"fake": fused["fake"], "real": fused["real"], "with_face_expert": True,

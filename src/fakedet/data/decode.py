@@ -384,11 +384,12 @@ def to_rgb(img: Image.Image) -> Image.Image:
         return img
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        if mode == "I" and arr.size and (arr.max() > 65535 or arr.min() < 0):
+        if mode == "I" and arr.size and arr.max() > 65535:
             # 32-bit integers beyond 16 bits' range have no standard white: stretched to their
-            # own range, as floating-point images are (they were clipped to white above 65535)
+            # own range, as floating-point images are (they were clipped to white above 65535;
+            # a constant image stays white)
             lo, hi = float(arr.min()), float(arr.max())
-            arr = (arr - lo) / (hi - lo or 1.0) * 255.0
+            arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.full_like(arr, 255.0)
         elif mode == "F":
             finite = np.isfinite(arr)
             if not finite.any():
