@@ -126,6 +126,8 @@ def test_files_from_twice_and_empty_output_names_are_usage_errors(runner, tiny_w
     lst.write_text(str(folder / "b.jpg") + "\n")
     r = run(runner, tiny_weights, ["--files-from", str(lst), "--files-from", str(lst)])
     assert r.exit_code == 2 and "--files-from can be given once" in r.stderr and r.stdout == ""
+    r = run(runner, tiny_weights, [str(folder / "b.jpg"), "--files-from", ""])  # was dropped silently
+    assert r.exit_code == 2 and "needs a file name ('-' for stdin)" in r.stderr and r.stdout == ""
     for opt, what in (("-o", "needs a file name"), ("--report", "needs a file name")):
         r = run(runner, tiny_weights, [opt, "", str(folder / "b.jpg")])
         assert r.exit_code == 2 and what in r.stderr and r.stdout == "", (opt, r.output)

@@ -132,9 +132,6 @@ def main() -> None:
     import atexit
 
     atexit.register(ignore_signals_at_exit)  # first, so that it runs last
-    from fakedet.cli import common
-
-    common.own_process = True  # the command's own process, which it may end (see _give_up_later)
     try:
         code = _main()
     except Exception:  # a bug: its traceback, its own status (1 means "labelled fake"), the exit below

@@ -88,15 +88,6 @@ def interrupt_word(exc: BaseException) -> str:
 # A SIGTERM this soon after the first is the same stop sent twice (see handle_signals).
 REPEAT_IGNORED_S = 1.0
 
-# After a first Ctrl-C, SIGTERM or SIGHUP, the fakedet process ends once its stdout, a pipe, has
-# stayed full and unread this long (see _give_up_later).
-GIVE_UP_S = 5.0
-_give_up_timer = None
-_ending_mode = False  # inside handle_signals(ending=True)
-#: the process is the ``fakedet`` command's own (set by :func:`fakedet.cli.main`, not by a host
-#: program or test suite that runs the command in its process)
-own_process = False
-
 # Interruptions that arrived inside an uninterrupted() block, raised at its end.
 _defer_depth = 0
 _pending: Optional[BaseException] = None
@@ -173,61 +164,6 @@ def settled() -> None:
     _settled = _handling
 
 
-def _give_up_later(exc: BaseException) -> None:
-    """Once the first interruption came, the ``fakedet`` process ends with its status if its
-    stdout is a pipe that stays full and unread for :data:`GIVE_UP_S`: the clean-up (the records
-    flushed, a json array closed) is then stuck writing to it, where only the reader could free
-    it. A reader that reads, however slowly, is waited for. A watcher thread, as the main thread
-    is then blocked in C; Linux only (it reads the pipe's fill and size)."""
-    global _give_up_timer
-    if not (own_process and _ending_mode) or _give_up_timer is not None:
-        return
-    try:
-        import fcntl
-        import stat
-        import termios
-
-        if not stat.S_ISFIFO(os.fstat(1).st_mode) or not hasattr(fcntl, "F_GETPIPE_SZ"):
-            return
-    except (ImportError, OSError, ValueError):
-        return
-    import threading
-
-    status = interrupt_status(exc)
-
-    def unread() -> Optional[int]:
-        """Bytes waiting in stdout's pipe when it is full (no write can go in), else None."""
-        try:
-            size = fcntl.fcntl(1, fcntl.F_GETPIPE_SZ)
-            waiting = int.from_bytes(fcntl.ioctl(1, termios.FIONREAD, b"\0" * 4), sys.byteorder, signed=True)
-        except OSError:
-            return None
-        return waiting if waiting > size - 4096 else None  # less than PIPE_BUF free
-
-    def watch() -> None:
-        import time
-
-        still, last = 0.0, None
-        while still < GIVE_UP_S:
-            time.sleep(0.25)
-            now = unread()
-            still = still + 0.25 if now is not None and now == last else 0.0
-            last = now
-        msg = (f"fakedet: {interrupt_word(exc)}; stdout is a full pipe that was not read for {GIVE_UP_S:g} s: "
-               "ended without writing the rest\n").encode()
-        try:  # only if stderr can take it now: it may be a full pipe too
-            import select
-
-            if select.select([], [2], [], 0)[1]:
-                os.write(2, msg)
-        except (OSError, ValueError):
-            pass
-        os._exit(status)
-
-    _give_up_timer = threading.Thread(target=watch, name="fakedet-give-up", daemon=True)
-    _give_up_timer.start()
-
-
 def _interrupt(exc: BaseException) -> None:
     global _pending
     if _settled:
@@ -239,7 +175,6 @@ def _interrupt(exc: BaseException) -> None:
         if hasattr(signal, "SIGHUP"):  # hang-ups come in pairs: see handle_signals
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
         return
-    _give_up_later(exc)
     if _defer_depth:
         if _pending is None:
             _pending = exc
@@ -314,8 +249,8 @@ def handle_signals(ending: bool = False) -> Iterator[None]:
                 installed.append((signum, previous))
         except (ValueError, OSError):
             pass
-    global _settled, _handling, _ending_mode
-    _handling, _settled, _ending_mode = True, False, ending
+    global _settled, _handling
+    _handling, _settled = True, False
     try:
         yield
     finally:
@@ -323,7 +258,7 @@ def handle_signals(ending: bool = False) -> Iterator[None]:
         settled()
         for signum, previous in installed:
             signal.signal(signum, _while_ending if ending else previous)
-        _handling = _settled = _ending_mode = False
+        _handling = _settled = False
 
 
 def _default_after(signum: int, seconds: float) -> None:

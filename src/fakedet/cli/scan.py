@@ -133,6 +133,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         raise click.UsageError("--files-from can be given once: join the lists "
                                "(cat a.txt b.txt | fakedet scan --files-from -)")
     files_from = files_from[0] if files_from else None
+    if files_from == "":  # an unset variable ("--files-from $LIST"): its paths would be missing
+        raise click.BadParameter("needs a file name ('-' for stdin)", param_hint="--files-from")
     if output == "":
         raise click.BadParameter("needs a file name ('-' for stdout)", param_hint="--output")
     if not paths and not files_from:

@@ -142,14 +142,13 @@ def read_folder(root: str, filt: Optional[WalkFilter] = None) -> list[LabelledIm
 
 
 def folder_manifest(folder: str) -> Optional[str]:
-    """The folder's manifest.csv, its name in any case (``Manifest.CSV``), or None."""
-    plain = os.path.join(folder, "manifest.csv")
-    if os.path.isfile(plain):
-        return plain
+    """The folder's manifest.csv, its name in any case (``Manifest.CSV``), or None; two of them
+    (on a case-sensitive file system) are a ValueError: which one is meant cannot be told."""
     try:
         named = sorted(e for e in os.listdir(folder) if e.lower() == "manifest.csv")
     except OSError:
-        return None
+        plain = os.path.join(folder, "manifest.csv")
+        return plain if os.path.isfile(plain) else None
     named = [e for e in named if os.path.isfile(os.path.join(folder, e))]
     if len(named) > 1:
         raise ValueError(f"{folder}: {' and '.join(named)} are each a manifest: keep one")
