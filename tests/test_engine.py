@@ -399,8 +399,11 @@ def test_arrays_other_than_uint8_grey_rgb_or_rgba_get_an_error_record(det):
     for r, a in zip(results, bad):
         assert r.error.startswith(f"unsupported array {a.dtype}{list(a.shape)}: expected HxW or HxWx3/HxWx4 uint8")
     assert "(a * 255).round().astype(np.uint8)" in results[0].error and "round" not in results[2].error
-    (r,) = det.predict(np.zeros((8, 8, 3), np.uint16))
-    assert r.error.endswith("(16-bit: (a >> 8).astype(np.uint8))")
+    for a16 in (np.zeros((8, 8, 3), np.uint16), np.zeros((8, 8, 3), ">u2")):  # big-endian too
+        (r,) = det.predict(a16)
+        assert r.error.endswith("(16-bit: (a >> 8).astype(np.uint8))")
+    (r,) = det.predict(np.zeros((8, 8, 1), np.uint8))
+    assert r.error.endswith("(one channel: a[..., 0])")
     assert all(r.ok for r in results[len(bad):])
 
 

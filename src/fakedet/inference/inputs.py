@@ -56,10 +56,12 @@ def as_item(x: Any, index: int) -> Item:
             # Pillow would take many (floats stretched to their own range, int32 divided by 257,
             # booleans), each scored as a different picture than the caller meant
             hint = (" (floats in [0, 1]: (a * 255).round().astype(np.uint8))" if x.dtype.kind == "f" else
-                    " (16-bit: (a >> 8).astype(np.uint8))" if x.dtype == np.uint16 else "")
+                    " (16-bit: (a >> 8).astype(np.uint8))" if x.dtype.kind == "u" and x.dtype.itemsize == 2
+                    else "")
             return Item(f"<array:{index}>", error=expected + hint)
-        if not (x.ndim == 2 or (x.ndim == 3 and x.shape[2] in (3, 4))):
-            return Item(f"<array:{index}>", error=expected)  # HxWx2 would be read as grey and alpha
+        if not (x.ndim == 2 or (x.ndim == 3 and x.shape[2] in (3, 4))):  # HxWx2: grey and alpha
+            return Item(f"<array:{index}>", error=expected + (" (one channel: a[..., 0])"
+                                                              if x.ndim == 3 and x.shape[2] == 1 else ""))
         try:
             img = Image.fromarray(x)
         except (TypeError, ValueError) as exc:
