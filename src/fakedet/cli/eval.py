@@ -74,16 +74,12 @@ def warn_shared_images(datasets: dict) -> None:
     figures are right, the figures over all of them count those images twice."""
     if len(datasets) < 2:
         return
-    from fakedet.data.labelled import file_identity
-
     owner: dict = {}
     shared: dict = {}
     for name, images in datasets.items():
         for im in images:
-            if im.error is None:
-                ident = im.identity if im.identity is not None else file_identity(im.path)
-                if ident is None:  # no file there: it will be unreadable, in no figure
-                    continue
+            ident = im.identity  # (set by the readers; None: no file there, in no figure)
+            if im.error is None and ident is not None:
                 first = owner.setdefault(ident, name)
                 if first != name:
                     shared[first, name] = shared.get((first, name), 0) + 1
@@ -134,8 +130,8 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     stdout()
     if plots == "":
         raise click.BadParameter("needs a folder name", param_hint="--plots")
-    if report_path == "":
-        check_report_folder(report_path)  # the usage error, before any data is read
+    if report_path is not None:
+        check_report_folder(report_path)  # a usage error before any data is read
     if not face_expert and not faces:
         err("warning: --no-face-expert has no effect without --faces")
     datasets = {}
@@ -183,7 +179,6 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
             err("--plots needs matplotlib: pip install matplotlib (or the package's plots extra)")
             ctx.exit(EXIT_USAGE)
     if report_path is not None:
-        check_report_folder(report_path)
         # a folder's manifest.csv is an input too, as much as a manifest named on the command line
         inputs = [(folder_manifest(d) or "") if os.path.isdir(d) else d for d in data]
         if any(same_file(d, report_path) for d in inputs):

@@ -344,8 +344,8 @@ class Detector:
                 if not views.is_cuda:  # torch.device("cuda") != cuda:0, so compare kinds first
                     views = views.pin_memory().to(dev, non_blocking=True)
                     patches = patches.pin_memory().to(dev, non_blocking=True)
-                elif views.device != self._model_device():  # on another GPU than the model's
-                    views, patches = views.to(self._model_device()), patches.to(self._model_device())
+                elif views.device != (on := self._model_device()):  # on another GPU than the model's
+                    views, patches = views.to(on), patches.to(on)
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     n = len(views)
                     logits = self.model(*padded(views, patches, CPU_SUB_BATCH))[:n]
