@@ -158,6 +158,10 @@ def test_read_bytes_is_bounded(tmp_path):
         read_bytes(tmp_path)
     with pytest.raises(ImageError, match="file not found"):
         read_bytes(tmp_path / "missing.jpg")
+    if hasattr(os, "symlink"):
+        os.symlink(tmp_path / "gone.jpg", tmp_path / "link.jpg")  # a link whose target is gone
+        with pytest.raises(ImageError, match="broken symbolic link"):
+            read_bytes(tmp_path / "link.jpg")
     (tmp_path / "empty.jpg").write_bytes(b"")
     with pytest.raises(ImageError, match="empty file"):
         read_bytes(tmp_path / "empty.jpg")

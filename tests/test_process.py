@@ -311,6 +311,84 @@ def test_a_second_sigterm_at_once_is_the_same_stop_and_a_later_one_ends_the_proc
     assert (r.returncode, r.stdout) == (status, out), r.stderr
 
 
+def _small_pipe():
+    """A pipe that holds one 4 KiB page (Linux's F_SETPIPE_SZ), so that a few dozen records fill it."""
+    import fcntl
+
+    r, w = os.pipe()
+    fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
+    return r, w
+
+
+def _scan_into_a_small_pipe(weights, folder, batch, same_pipe_for_stderr=False):
+    r, w = _small_pipe()
+    p = fakedet("scan", "-f", "json", "-w", str(weights), "-j", "1", "-b", str(batch), str(folder),
+                stdout_to=w, stderr_to=w if same_pipe_for_stderr else subprocess.PIPE)
+    os.close(w)
+    first = os.read(r, 1024)  # the scan is writing; the pipe fills behind this read
+    import time
+
+    time.sleep(3)
+    assert p.poll() is None, "the scan ended before the signal"
+    return p, r, first
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sets a pipe's size (Linux)")
+@pytest.mark.parametrize("sig, status, same_pipe", [("SIGTERM", 143, False), ("SIGINT", 130, True)])
+def test_one_signal_ends_a_scan_whose_reader_stopped_reading(tiny_weights, two_hundred, sig, status,
+                                                            same_pipe):
+    """The records' reader stopped reading (a full pipe) and the scan got one signal: it used to
+    wait for ever to write the rest (the batch, the array's end) and needed a second SIGTERM.
+    It now gives the reader pipeout.GIVE_UP_S seconds to take anything, then ends with the
+    signal's status and says so. With stderr into the same pipe, the message cannot go out:
+    the status still says what happened."""
+    import time
+
+    from fakedet.cli import pipeout
+
+    p, r, _ = _scan_into_a_small_pipe(tiny_weights, two_hundred, 1, same_pipe_for_stderr=same_pipe)
+    t0 = time.monotonic()
+    p.send_signal(getattr(signal, sig))
+    try:
+        p.wait(pipeout.GIVE_UP_S + 30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        pytest.fail("one signal did not end a scan whose reader stopped reading")
+    finally:
+        os.close(r)
+    assert p.returncode == status
+    assert time.monotonic() - t0 >= pipeout.GIVE_UP_S - 1  # the reader had its time
+    if not same_pipe:
+        err = p.stderr.read().decode()
+        assert "nothing read from the records' output" in err and "Traceback" not in err, err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sets a pipe's size (Linux)")
+def test_a_slow_reader_after_a_signal_keeps_every_record(tiny_weights, two_hundred):
+    """After SIGTERM a reader that takes 1 KiB every half second needs longer than
+    pipeout.GIVE_UP_S for the batch being written (200 records) and the array's end; it still
+    gets all of it, a whole json array, because it keeps taking: only a reader that takes
+    nothing is given up on."""
+    import time
+
+    from fakedet.cli import pipeout
+
+    p, r, got = _scan_into_a_small_pipe(tiny_weights, two_hundred, 200)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    while True:
+        chunk = os.read(r, 1024)
+        if not chunk:
+            break
+        got += chunk
+        time.sleep(0.5)
+    os.close(r)
+    p.wait(60)
+    assert time.monotonic() - t0 > pipeout.GIVE_UP_S  # longer than the give-up, not cut
+    assert p.returncode == 143
+    assert len(json.loads(got)) == 200
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
 @pytest.mark.parametrize("named", [False, True])
 def test_named_pipe_does_not_hang_the_scan(tiny_weights, tmp_path, named):

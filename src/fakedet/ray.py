@@ -118,7 +118,7 @@ def read_uri(uri: str, s3_endpoint: Optional[str] = None, max_bytes: int = decod
     except decode.ImageError:
         raise
     except FileNotFoundError:
-        raise decode.ImageError("file not found") from None
+        raise decode.ImageError(decode.not_found_error(uri)) from None
     except PermissionError:
         raise decode.ImageError("permission denied") from None
     except (OSError, ValueError) as exc:

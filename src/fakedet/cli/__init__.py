@@ -16,6 +16,7 @@ import sys
 import click
 
 from fakedet._version import __version__
+from fakedet.cli import pipeout
 from fakedet.cli.common import (
     CONTEXT,
     EXIT_HUNG_UP,
@@ -132,6 +133,7 @@ def main() -> None:
     import atexit
 
     atexit.register(ignore_signals_at_exit)  # first, so that it runs last
+    pipeout.install()  # a signal ends the command even when nobody reads its pipe
     try:
         code = _main()
     except Exception:  # a bug: its traceback, its own status (1 means "labelled fake"), the exit below
@@ -201,6 +203,8 @@ def _exit(code: int) -> None:
     threads_left = code in (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_HUNG_UP) and any(
         t is not threading.main_thread() and t.is_alive() and not isinstance(t, threading.Timer)
         for t in threading.enumerate())
+    if pipeout.armed():  # what is left goes out now, while a stopped reader can still be given up on
+        flush_std()
     if (stream is not None and stream.loading()) or (pipeline is not None and pipeline.reading()) or threads_left:
         flush_std()
         os._exit(code)

@@ -15,6 +15,7 @@ from typing import IO, Iterator, Optional
 import click
 
 from fakedet._interrupt import interruption_in  # noqa: F401  (the CLI's modules import it from here)
+from fakedet.cli import pipeout
 
 
 def _process_start() -> float:
@@ -166,6 +167,7 @@ def settled() -> None:
 
 def _interrupt(exc: BaseException) -> None:
     global _pending
+    pipeout.arm(interrupt_status(exc), interrupt_word(exc))  # a reader that stopped cannot hold it up
     if _settled:
         import signal
 

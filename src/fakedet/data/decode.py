@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from fakedet.data.preprocess import INTERPOLATIONS, PreprocessConfig
-from fakedet.data.sources import not_regular_error
+from fakedet.data.sources import not_found_error, not_regular_error
 
 # A truncated file must be reported, never silently padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -86,7 +86,7 @@ def read_bytes(path: Union[str, os.PathLike], max_bytes: int = MAX_FILE_BYTES) -
         if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]+://", os.fspath(path) if not isinstance(path, bytes) else ""):
             raise ImageError("file not found (a URI: --engine ray reads s3://, gs://, hdfs:// and "
                              "file:// URIs)") from None
-        raise ImageError("file not found") from None
+        raise ImageError(not_found_error(path)) from None
     except PermissionError:
         raise ImageError("permission denied") from None
     except IsADirectoryError:

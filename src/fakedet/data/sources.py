@@ -56,6 +56,16 @@ def special_file_kind(mode: int) -> Optional[str]:
     return "special file"
 
 
+def not_found_error(path) -> str:
+    """Why a name that was asked for has no file: a symbolic link whose target is gone (the name
+    is there, in a folder's listing too) is told apart from a name with nothing behind it."""
+    try:
+        broken = os.path.islink(path)
+    except (OSError, ValueError, TypeError):
+        broken = False
+    return "broken symbolic link (its target does not exist)" if broken else "file not found"
+
+
 def not_regular_error(mode: int) -> str:
     """The record's error for a named pipe, socket or device: such files are never opened (a
     pipe without a writer would block the scan for ever, a device could be read without end)."""
