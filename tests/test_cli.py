@@ -820,6 +820,12 @@ def test_control_characters_in_messages_are_escaped(tmp_path, monkeypatch, capsy
     assert _main() == 2
     err = capsys.readouterr().err
     assert "over\\x0dwrite\\xff" in err and "\r" not in err
+    # click's own messages quote a value with repr(): its byte 0xff is \xff there too
+    for args in (["-f", "\udcff"], ["--bogus\udcff"], ["-b", "x\udcfe"]):
+        monkeypatch.setattr(sys, "argv", ["fakedet", "scan", *args, "a.jpg"])
+        assert _main() == 2
+        err = capsys.readouterr().err
+        assert "\\xf" in err and "\\udc" not in err, err
 
     (tmp_path / "m.csv").write_text("file,label,split\nx.jpg,1,\x1b[2Jtrain\n")
     monkeypatch.setattr(sys, "argv", ["fakedet", "eval", "m.csv", "--split", "test"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 
 import click
@@ -160,8 +161,9 @@ def _main() -> int:
     except click.ClickException as exc:
         from fakedet.data.writers import control_escape, utf8_text
 
-        # a file name in it cannot drive the terminal, and shows bytes that are not UTF-8 as \xHH
-        exc.message = control_escape(utf8_text(exc.message))
+        # a file name in it cannot drive the terminal, and shows bytes that are not UTF-8 as \xHH,
+        # also where click quoted the value with repr() (its \udcHH text for an undecodable byte)
+        exc.message = re.sub(r"\\udc([89a-f][0-9a-f])", r"\\x\1", control_escape(utf8_text(exc.message)))
         try:
             exc.show()
         except OSError:  # stderr cannot take it (closed, full): the status still says what happened
