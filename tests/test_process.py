@@ -31,6 +31,8 @@ def fakedet(*args, **kw):
     then reads the pipe itself, so that text would be lost to the test (a record seemed to be
     missing from a json array after SIGTERM)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if not kw.pop("unbuffered", True):  # the child's streams buffered, as a user's are
+        env.pop("PYTHONUNBUFFERED")
     kw.setdefault("bufsize", 0)
     kw.setdefault("preexec_fn", _interruptible)
     stderr = kw.pop("stderr_to", subprocess.PIPE)
@@ -320,10 +322,10 @@ def _small_pipe():
     return r, w
 
 
-def _scan_into_a_small_pipe(weights, folder, batch, same_pipe_for_stderr=False):
+def _scan_into_a_small_pipe(weights, folder, batch, same_pipe_for_stderr=False, unbuffered=True):
     r, w = _small_pipe()
     p = fakedet("scan", "-f", "json", "-w", str(weights), "-j", "1", "-b", str(batch), str(folder),
-                stdout_to=w, stderr_to=w if same_pipe_for_stderr else subprocess.PIPE)
+                stdout_to=w, stderr_to=w if same_pipe_for_stderr else subprocess.PIPE, unbuffered=unbuffered)
     os.close(w)
     first = os.read(r, 1024)  # the scan is writing; the pipe fills behind this read
     import time
@@ -334,19 +336,22 @@ def _scan_into_a_small_pipe(weights, folder, batch, same_pipe_for_stderr=False):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sets a pipe's size (Linux)")
-@pytest.mark.parametrize("sig, status, same_pipe", [("SIGTERM", 143, False), ("SIGINT", 130, True)])
+@pytest.mark.parametrize("sig, status, same_pipe, unbuffered", [("SIGTERM", 143, False, True),
+                                                                ("SIGINT", 130, True, True),
+                                                                ("SIGHUP", 129, False, False)])
 def test_one_signal_ends_a_scan_whose_reader_stopped_reading(tiny_weights, two_hundred, sig, status,
-                                                            same_pipe):
+                                                            same_pipe, unbuffered):
     """The records' reader stopped reading (a full pipe) and the scan got one signal: it used to
     wait for ever to write the rest (the batch, the array's end) and needed a second SIGTERM.
     It now gives the reader pipeout.GIVE_UP_S seconds to take anything, then ends with the
     signal's status and says so. With stderr into the same pipe, the message cannot go out:
-    the status still says what happened."""
+    the status still says what happened. Python's streams unbuffered (-u) and buffered."""
     import time
 
     from fakedet.cli import pipeout
 
-    p, r, _ = _scan_into_a_small_pipe(tiny_weights, two_hundred, 1, same_pipe_for_stderr=same_pipe)
+    p, r, _ = _scan_into_a_small_pipe(tiny_weights, two_hundred, 1, same_pipe_for_stderr=same_pipe,
+                                      unbuffered=unbuffered)
     t0 = time.monotonic()
     p.send_signal(getattr(signal, sig))
     try:
@@ -360,33 +365,83 @@ def test_one_signal_ends_a_scan_whose_reader_stopped_reading(tiny_weights, two_h
     assert time.monotonic() - t0 >= pipeout.GIVE_UP_S - 1  # the reader had its time
     if not same_pipe:
         err = p.stderr.read().decode()
-        assert "nothing read from the records' output" in err and "Traceback" not in err, err
+        assert "its reader took nothing from stdout for" in err and "Traceback" not in err, err
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sets a pipe's size (Linux)")
 def test_a_slow_reader_after_a_signal_keeps_every_record(tiny_weights, two_hundred):
-    """After SIGTERM a reader that takes 1 KiB every half second needs longer than
-    pipeout.GIVE_UP_S for the batch being written (200 records) and the array's end; it still
-    gets all of it, a whole json array, because it keeps taking: only a reader that takes
-    nothing is given up on."""
+    """After SIGTERM a reader that takes 100 bytes every 0.4 s (250 B/s: a shell loop handling a
+    record or two a second) needs far longer than pipeout.GIVE_UP_S for what is left, and frees
+    no whole 4 KiB page of the pipe in that time, so no chunk of the scan's goes out for a
+    while: it still gets every record, a whole json array, because the watcher counts the
+    bytes the reader takes. Only a reader that takes nothing is given up on."""
+    import re
     import time
 
     from fakedet.cli import pipeout
 
-    p, r, got = _scan_into_a_small_pipe(tiny_weights, two_hundred, 200)
+    p, r, got = _scan_into_a_small_pipe(tiny_weights, two_hundred, 5, unbuffered=False)
     t0 = time.monotonic()
     p.send_signal(signal.SIGTERM)
     while True:
-        chunk = os.read(r, 1024)
+        chunk = os.read(r, 100)
         if not chunk:
             break
         got += chunk
-        time.sleep(0.5)
+        time.sleep(0.4)
     os.close(r)
     p.wait(60)
     assert time.monotonic() - t0 > pipeout.GIVE_UP_S  # longer than the give-up, not cut
-    assert p.returncode == 143
-    assert len(json.loads(got)) == 200
+    err = p.stderr.read().decode()
+    assert p.returncode == 143, err
+    records = json.loads(got)
+    assert f"terminated after {len(records)} records" in err and len(records) % 5 == 0, err
+    assert re.search(r"took nothing", err) is None
+
+
+_MANY_WRITES = """
+import signal, sys, time
+from fakedet.cli import common, pipeout
+pipeout.install(common.uninterrupted)
+t_end, i = time.monotonic() + float(sys.argv[1]), 0
+with common.handle_signals():
+    while time.monotonic() < t_end:
+        try:  # an interruption can also land outside the write: this child may end in a traceback
+            lines = "".join("%09d\\n" % k for k in range(i, i + 1000))  # 10 KB a write
+            i += 1000  # made or not (a gap is allowed), a line must never come out twice
+            sys.stdout.write(lines)
+        except KeyboardInterrupt:
+            pass
+"""
+
+
+@pytest.mark.skipif(os.name == "nt", reason="pipeout is not installed on Windows")
+def test_signals_during_writes_to_a_pipe_never_repeat_a_line():
+    """Ctrl-C every half millisecond while stdout, a pipe read at full speed, takes 10 KB
+    writes. A handler that raised just after a chunk went out, before the buffer counted it,
+    made the buffer send that chunk again (a review counted thousands of repeated lines): every
+    write is now one piece for the handlers, so each line comes out once, in order."""
+    import threading
+    import time
+
+    p = subprocess.Popen([sys.executable, "-c", _MANY_WRITES, "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=_interruptible)
+
+    def pester():
+        time.sleep(0.5)
+        while p.poll() is None:
+            try:
+                p.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                break
+            time.sleep(0.0005)
+
+    threading.Thread(target=pester, daemon=True).start()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode in (0, 1, -signal.SIGINT) and b"Error" not in err.replace(b"KeyboardInterrupt", b""), err
+    numbers = [int(line) for line in out.split()]
+    assert len(numbers) > 10000 and all(len(line) == 9 for line in out.split())
+    assert numbers == sorted(set(numbers)), "a line came out twice or out of order"
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")

@@ -37,6 +37,7 @@ from fakedet.cli.common import (
     interruption_in,
     silence_stderr,
     silence_stdout,
+    uninterrupted,
 )
 from fakedet.cli.eval import eval_
 from fakedet.cli.explain import explain
@@ -134,7 +135,7 @@ def main() -> None:
     import atexit
 
     atexit.register(ignore_signals_at_exit)  # first, so that it runs last
-    pipeout.install()  # a signal ends the command even when nobody reads its pipe
+    pipeout.install(uninterrupted)  # a signal ends the command even when nobody reads its pipe
     try:
         code = _main()
     except Exception:  # a bug: its traceback, its own status (1 means "labelled fake"), the exit below
@@ -204,7 +205,7 @@ def _exit(code: int) -> None:
     pipeline = sys.modules.get("fakedet.inference.pipeline")
     threads_left = code in (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_HUNG_UP) and any(
         t is not threading.main_thread() and t.is_alive() and not isinstance(t, threading.Timer)
-        for t in threading.enumerate())
+        and t.name != pipeout.WATCHER for t in threading.enumerate())
     if pipeout.armed():  # what is left goes out now, while a stopped reader can still be given up on
         flush_std()
     if (stream is not None and stream.loading()) or (pipeline is not None and pipeline.reading()) or threads_left:

@@ -133,7 +133,7 @@ def flush_std() -> None:
         try:
             if f is not None:
                 f.flush()
-        except (OSError, ValueError):
+        except (OSError, ValueError, RuntimeError):  # RuntimeError: a signal's flush inside a flush
             pass
 
 

@@ -4,10 +4,16 @@ ends the command even when nobody reads them any more.
 A Ctrl-C, SIGTERM or SIGHUP lets the command finish what it was writing (a batch of records, the
 ``]`` that closes a json array): the records are kept whole. When the reader of the pipe has
 stopped reading, that writing blocks for ever, and one signal did not end the command. Here the
-pipe is written in chunks of at most :data:`CHUNK` bytes, each one's time kept: after a signal,
-a watcher ends the process (the signal's status, a message on stderr) once a write has waited
-:data:`GIVE_UP_S` seconds with no chunk taken. A reader that is slow but reads keeps every
-record, however long the rest takes; one that stopped loses what had not gone out.
+pipe is written in chunks of at most :data:`CHUNK` bytes (each goes in whole once there is room),
+and the bytes each stream has put in are counted: what the reader has taken is that count less
+what is still in the pipe (FIONREAD). After a signal, a watcher ends the process (the signal's
+status, a message on stderr) once a write has waited :data:`GIVE_UP_S` seconds in which the
+reader took nothing. A reader that is slow but reads, even a few bytes at a time, keeps every
+record however long the rest takes; one that stopped loses what had not gone out.
+
+Each write to these streams is also one piece as far as the command's signal handlers go
+(``fakedet.cli.common.uninterrupted``): an interruption raised between a chunk going out and the
+buffer counting it would make the buffer send the chunk again.
 
 Installed only by the command's own entry point (:func:`fakedet.cli.main`), whose process ends
 with the command; a program that runs a command in-process (a test) keeps its streams.
@@ -15,13 +21,14 @@ with the command; a program that runs a command in-process (a test) keeps its st
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
 import sys
 import threading
 import time
-from typing import Optional
+from typing import Callable, ContextManager, Optional
 
 CHUNK = 4096  # PIPE_BUF on Linux: a write of this size goes in whole once the pipe has room
 GIVE_UP_S = 10.0  # after a signal: how long a write may wait with nothing taken by the reader
@@ -29,27 +36,43 @@ _POLL_S = 0.25
 
 _outputs: list = []  # the _TimedPipe objects installed
 _armed = threading.Event()
+_guard: Callable[[], ContextManager] = contextlib.nullcontext
 
 
 class _TimedPipe(io.FileIO):
-    """A pipe's descriptor written in chunks, with the time of the last chunk taken and whether a
-    write is waiting now."""
+    """A pipe's descriptor written in chunks: the bytes put in so far, and since when a write has
+    been waiting (None while none is)."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, pipe: tuple, socket: bool) -> None:
         super().__init__(fd, "wb", closefd=False)
+        self.pipe, self.socket = pipe, socket  # (st_dev, st_ino): stdout and stderr may share one
+        self.sent = 0
         self.waiting_since: Optional[float] = None
-        self.last_taken = time.monotonic()
 
-    def write(self, b) -> int:
-        view = memoryview(b).cast("B")[:CHUNK]
+    def write(self, b) -> Optional[int]:
         self.waiting_since = time.monotonic()
         try:
-            n = super().write(view)
+            n = super().write(memoryview(b).cast("B")[:CHUNK])
         finally:
             self.waiting_since = None
         if n:
-            self.last_taken = time.monotonic()
+            self.sent += n
         return n
+
+
+class _GuardedText(io.TextIOWrapper):
+    """A text stream whose writes and flushes are each one piece for the command's signal
+    handlers (see the module's docstring). Only in the main thread, where the handlers run: the
+    guard's count is the process's, and a write of another thread (a warning) must neither
+    hold back an interruption nor raise it there."""
+
+    def write(self, s: str) -> int:
+        with _guard() if threading.current_thread() is threading.main_thread() else contextlib.nullcontext():
+            return super().write(s)
+
+    def flush(self) -> None:
+        with _guard() if threading.current_thread() is threading.main_thread() else contextlib.nullcontext():
+            super().flush()
 
 
 class _FlushingWriter(io.BufferedWriter):
@@ -62,18 +85,32 @@ class _FlushingWriter(io.BufferedWriter):
         return n
 
 
-def _is_pipe(fd: int) -> bool:
+def _pipe_of(fd: int) -> Optional[os.stat_result]:
     try:
-        mode = os.fstat(fd).st_mode
+        st = os.fstat(fd)
     except OSError:
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+        return None
+    return st if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode) else None
+
+
+def _queued(raw: _TimedPipe) -> Optional[int]:
+    """Bytes in the pipe (or the socket's send queue) not read yet; None where it cannot be told."""
+    try:
+        import fcntl
+        import struct
+        import termios
+
+        request = termios.TIOCOUTQ if raw.socket else termios.FIONREAD
+        return struct.unpack("i", fcntl.ioctl(raw.fileno(), request, b"\0\0\0\0"))[0]
+    except (ImportError, AttributeError, OSError, ValueError):
+        return None
 
 
 def _wrapped(stream, fd: int):
     """``stream`` (a text stream on ``fd``) again, over a :class:`_TimedPipe`; None where it is not
     the standard text stream of a pipe."""
-    if not isinstance(stream, io.TextIOWrapper) or not _is_pipe(fd):
+    st = _pipe_of(fd)
+    if not isinstance(stream, io.TextIOWrapper) or st is None:
         return None
     try:
         if stream.fileno() != fd:
@@ -81,20 +118,24 @@ def _wrapped(stream, fd: int):
         stream.flush()
     except (OSError, ValueError):
         return None
-    raw = _TimedPipe(fd)
+    raw = _TimedPipe(fd, (st.st_dev, st.st_ino), stat.S_ISSOCK(st.st_mode))
     unbuffered = isinstance(stream.buffer, io.FileIO)
     buffer = (_FlushingWriter if unbuffered else io.BufferedWriter)(raw)
-    new = io.TextIOWrapper(buffer, encoding=stream.encoding, errors=stream.errors, newline="\n",
-                           line_buffering=stream.line_buffering, write_through=stream.write_through)
+    new = _GuardedText(buffer, encoding=stream.encoding, errors=stream.errors, newline="\n",
+                       line_buffering=stream.line_buffering, write_through=stream.write_through)
     _outputs.append(raw)
     return new
 
 
-def install() -> None:
-    """Puts stdout and stderr, where each is a pipe or socket, over timed chunked writes. Not on
-    Windows, whose console and pipes take other paths."""
+def install(guard: Optional[Callable[[], ContextManager]] = None) -> None:
+    """Puts stdout and stderr, where each is a pipe or socket, over counted chunked writes, each
+    write inside ``guard()`` (the command's ``uninterrupted``). Not on Windows, whose console and
+    pipes take other paths."""
+    global _guard
     if os.name == "nt" or _outputs:
         return
+    if guard is not None:
+        _guard = guard
     for name, fd in (("stdout", 1), ("stderr", 2)):
         new = _wrapped(getattr(sys, name), fd)
         if new is not None:
@@ -108,28 +149,40 @@ def arm(status: int, word: str) -> None:
     if not _outputs or _armed.is_set():
         return
     _armed.set()
-    signalled = time.monotonic()
-    threading.Thread(target=_watch, args=(status, word, signalled), name="fakedet-output-watch",
-                     daemon=True).start()
+    try:
+        threading.Thread(target=_watch, args=(status, word, time.monotonic()), name=WATCHER,
+                         daemon=True).start()
+    except RuntimeError:  # no thread to be had (a limit on processes): the signal acts as before
+        pass
 
 
 def armed() -> bool:
     return _armed.is_set()
 
 
-def _stuck(raw: _TimedPipe, signalled: float, now: float) -> bool:
-    waiting = raw.waiting_since
-    return waiting is not None and now - max(waiting, raw.last_taken, signalled) >= GIVE_UP_S
+WATCHER = "fakedet-output-watch"  # the watcher thread's name
 
 
 def _watch(status: int, word: str, signalled: float) -> None:
+    taken = {}  # for each pipe: the most its reader had taken, and when that last grew
     while True:
         time.sleep(_POLL_S)
         now = time.monotonic()
-        stuck = [raw for raw in _outputs if _stuck(raw, signalled, now)]
+        for pipe in {raw.pipe for raw in _outputs}:
+            raws = [raw for raw in _outputs if raw.pipe == pipe]
+            queued = _queued(raws[0])
+            if queued is None:
+                continue  # a chunk going out is still progress (waiting_since)
+            sent = sum(raw.sent for raw in raws)
+            if pipe not in taken:  # the reader's count when the watch began
+                taken[pipe] = (sent - queued, signalled)
+            elif sent - queued > taken[pipe][0]:
+                taken[pipe] = (sent - queued, now)
+        stuck = [raw for raw in _outputs if raw.waiting_since is not None
+                 and now - max(raw.waiting_since, taken.get(raw.pipe, (0, signalled))[1]) >= GIVE_UP_S]
         if stuck:
-            names = " and ".join("the records' output" if raw.fileno() == 1 else "stderr" for raw in stuck)
-            _last_word(f"fakedet: {word}; nothing read from {names} for {GIVE_UP_S:g} s: "
+            names = " and ".join("stdout" if raw.fileno() == 1 else "stderr" for raw in stuck)
+            _last_word(f"fakedet: {word}; its reader took nothing from {names} for {GIVE_UP_S:g} s: "
                        "ending without the rest of the output\n")
             os._exit(status)
 
