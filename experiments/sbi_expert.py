@@ -672,7 +672,8 @@ def train(args):
     def save():
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
         state.write_text(json.dumps({"step": step, "size": args.size, "backbone": args.backbone,
-                                     "train_sets": args.train_sets, "recipe": args.recipe, "ae": ae_path, "genuine": args.genuine,
+                                     "train_sets": args.train_sets, "recipe": args.recipe, "ae": ae_path,
+                                     "genuine": args.genuine,
                                      "leave_out": args.leave_out,
                                      "genuine_share": args.genuine_share if args.genuine else 0.0,
                                      "lr": init.get("lr", args.lr), **{k: v for k, v in init.items() if k != "lr"}}))

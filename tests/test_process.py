@@ -399,6 +399,43 @@ def test_a_slow_reader_after_a_signal_keeps_every_record(tiny_weights, two_hundr
     assert re.search(r"took nothing", err) is None
 
 
+_LOST_CTRL_C = """
+import sys
+from fakedet.cli import common, install_streams
+install_streams()
+with common.handle_signals():
+    try:
+        print("ready", flush=True)
+        for _ in range(100000):
+            common.err("x" * 1000)  # stderr: a pipe its reader stops reading, then closes
+    except KeyboardInterrupt:
+        common.err("interrupted")  # as the command says it (stderr is gone: quietly)
+        print("interrupted", flush=True)
+        sys.exit(130)
+print("no interruption seen", flush=True)
+"""
+
+
+@pytest.mark.skipif(os.name == "nt", reason="pipeout is not installed on Windows")
+def test_a_ctrl_c_during_a_message_whose_reader_then_goes_away_still_stops_the_command():
+    """Ctrl-C while a message to a full stderr waits; then stderr's reader goes away (as it
+    does when the same Ctrl-C reaches it) and the write fails. The message's error used to
+    take the interruption with it (err() passes over a message it cannot write): the command
+    ran on to its end. The interruption now stops it."""
+    import time
+
+    p = subprocess.Popen([sys.executable, "-c", _LOST_CTRL_C], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=_interruptible)
+    assert p.stdout.readline() == b"ready\n"
+    time.sleep(1)  # stderr fills; the child waits in a write
+    p.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    p.stderr.close()  # the write fails: EPIPE
+    out = p.stdout.read()
+    p.wait(60)
+    assert (p.returncode, out) == (130, b"interrupted\n")
+
+
 _MANY_WRITES = """
 import signal, sys, time
 from fakedet.cli import common, pipeout
@@ -755,6 +792,23 @@ def test_a_closed_stderr_costs_nothing_but_the_messages(tiny_weights, tmp_path, 
     text = out.read_text() if command == "scan" else done.stdout.decode()
     assert "Traceback" not in text
     assert text.count("\n") == 1 and "a.jpg" in text if command == "scan" else "bal.acc" in text
+
+
+@pytest.mark.parametrize("name, status", [("a.jpg", 0), ("missing.jpg", 3)])
+def test_a_stderr_whose_reader_is_gone_keeps_the_exit_status(tiny_weights, tmp_path, name, status):
+    """stderr a pipe whose reader has gone (``2>&1 | head -1``, a log collector that died): the
+    summary's write fails, and the interpreter's last flush failed on it again and ended the
+    scan with Python's status 120 instead of 0 (or 3)."""
+    write_image(tmp_path / "a.jpg", size=(64, 64))
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        done = subprocess.run([sys.executable, "-m", "fakedet", "scan", "-w", str(tiny_weights), str(tmp_path / name)],
+                              stdout=subprocess.PIPE, stderr=w, timeout=120)
+    finally:
+        os.close(w)
+    assert done.returncode == status
+    assert done.stdout.count(b"\n") == 1 and name.encode() in done.stdout
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")

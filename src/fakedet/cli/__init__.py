@@ -135,7 +135,7 @@ def main() -> None:
     import atexit
 
     atexit.register(ignore_signals_at_exit)  # first, so that it runs last
-    pipeout.install(uninterrupted)  # a signal ends the command even when nobody reads its pipe
+    install_streams()
     try:
         code = _main()
     except Exception:  # a bug: its traceback, its own status (1 means "labelled fake"), the exit below
@@ -144,6 +144,12 @@ def main() -> None:
         traceback.print_exc()
         code = EXIT_INTERNAL
     _exit(code)
+
+
+def install_streams() -> None:
+    """stdout and stderr, where they are pipes, as :mod:`fakedet.cli.pipeout` writes them: one
+    signal ends the command even when nobody reads them any more."""
+    pipeout.install(lambda: uninterrupted(error_decides=False))
 
 
 def _main() -> int:

@@ -185,9 +185,13 @@ def _interrupt(exc: BaseException) -> None:
 
 
 @contextmanager
-def uninterrupted() -> Iterator[None]:
+def uninterrupted(error_decides: bool = True) -> Iterator[None]:
     """Ctrl-C or SIGTERM arriving inside the block (a batch of records being written) takes
     effect at its end, so that every record is written whole and a json array can be closed.
+    When the block fails, its own error (a closed pipe, a full disk) decides and the
+    interruption is dropped; with ``error_decides=False`` (one write to stdout or stderr,
+    :mod:`fakedet.cli.pipeout`) the interruption is raised instead, the error as its context:
+    a caller that passes over a failed message (:func:`err`) must not lose the Ctrl-C with it.
     Applies where :func:`handle_signals` installed the handlers (the ``fakedet`` command)."""
     global _defer_depth, _pending
     _defer_depth += 1
@@ -195,7 +199,9 @@ def uninterrupted() -> Iterator[None]:
         yield
     except BaseException:
         if _defer_depth == 1:
-            _pending = None  # the block's own error (a closed pipe, a full disk) decides
+            pending, _pending = _pending, None
+            if pending is not None and not error_decides:
+                raise pending  # noqa: B904 (the block's error is its context)
         raise
     finally:
         _defer_depth -= 1
@@ -293,7 +299,9 @@ def err(msg: str) -> None:
     try:
         click.echo(f"fakedet: {control_escape(utf8_text(msg))}", err=True)
     except OSError:
-        pass
+        # the reader of a piped stderr went away (EPIPE): the message stays in the stream's buffer,
+        # and the interpreter's last flush would fail on it and end the command with status 120
+        silence_stderr()
 
 
 def same_file(a: str, b: str) -> bool:

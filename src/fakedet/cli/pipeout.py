@@ -6,14 +6,16 @@ A Ctrl-C, SIGTERM or SIGHUP lets the command finish what it was writing (a batch
 stopped reading, that writing blocks for ever, and one signal did not end the command. Here the
 pipe is written in chunks of at most :data:`CHUNK` bytes (each goes in whole once there is room),
 and the bytes each stream has put in are counted: what the reader has taken is that count less
-what is still in the pipe (FIONREAD). After a signal, a watcher ends the process (the signal's
-status, a message on stderr) once a write has waited :data:`GIVE_UP_S` seconds in which the
-reader took nothing. A reader that is slow but reads, even a few bytes at a time, keeps every
-record however long the rest takes; one that stopped loses what had not gone out.
+what is still in the pipe (FIONREAD; for a socket its send queue, TIOCOUTQ, with smaller chunks).
+After a signal, a watcher ends the process (the signal's status, a message on stderr) once a
+write has waited :data:`GIVE_UP_S` seconds in which the reader took nothing. A reader that is
+slow but reads, even a few bytes at a time, keeps every record however long the rest takes; one
+that stopped loses what had not gone out.
 
 Each write to these streams is also one piece as far as the command's signal handlers go
 (``fakedet.cli.common.uninterrupted``): an interruption raised between a chunk going out and the
-buffer counting it would make the buffer send the chunk again.
+buffer counting it would make the buffer send the chunk again. An interruption that came during
+a write that then fails (the reader went away) is raised, not dropped with the write's error.
 
 Installed only by the command's own entry point (:func:`fakedet.cli.main`), whose process ends
 with the command; a program that runs a command in-process (a test) keeps its streams.
@@ -31,6 +33,9 @@ import time
 from typing import Callable, ContextManager, Optional
 
 CHUNK = 4096  # PIPE_BUF on Linux: a write of this size goes in whole once the pipe has room
+# A socket's send queue (TIOCOUTQ) counts whole buffers, one per write, until each is read to its
+# end: smaller writes let a reader that takes a few bytes at a time be seen taking them.
+SOCKET_CHUNK = 512
 GIVE_UP_S = 10.0  # after a signal: how long a write may wait with nothing taken by the reader
 _POLL_S = 0.25
 
@@ -52,7 +57,7 @@ class _TimedPipe(io.FileIO):
     def write(self, b) -> Optional[int]:
         self.waiting_since = time.monotonic()
         try:
-            n = super().write(memoryview(b).cast("B")[:CHUNK])
+            n = super().write(memoryview(b).cast("B")[:SOCKET_CHUNK if self.socket else CHUNK])
         finally:
             self.waiting_since = None
         if n:
