@@ -436,6 +436,27 @@ def test_a_ctrl_c_during_a_message_whose_reader_then_goes_away_still_stops_the_c
     assert (p.returncode, out) == (130, b"interrupted\n")
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sets a pipe's size (Linux)")
+def test_ctrl_c_while_info_waits_on_a_full_pipe_whose_reader_then_goes_away(tiny_weights):
+    """``fakedet info`` waits to write into a full pipe, gets Ctrl-C, and the reader then goes
+    away (it got the same Ctrl-C): status 130 and one message. The failed bytes stayed in
+    stdout's buffer and the interpreter's last flush failed on them again: status 120 and an
+    'Exception ignored ... BrokenPipeError' on stderr."""
+    import time
+
+    r, w = _small_pipe()
+    os.write(w, b"x" * 4096)  # full
+    p = fakedet("info", "-w", str(tiny_weights), stdout_to=w, unbuffered=False)
+    os.close(w)
+    time.sleep(3)  # (it loads, then waits in its write)
+    p.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    os.close(r)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert b"Exception ignored" not in err and b"Traceback" not in err, err
+
+
 _MANY_WRITES = """
 import signal, sys, time
 from fakedet.cli import common, pipeout

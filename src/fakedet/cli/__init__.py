@@ -212,8 +212,9 @@ def _exit(code: int) -> None:
     threads_left = code in (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_HUNG_UP) and any(
         t is not threading.main_thread() and t.is_alive() and not isinstance(t, threading.Timer)
         and t.name != pipeout.WATCHER for t in threading.enumerate())
-    if pipeout.armed():  # what is left goes out now, while a stopped reader can still be given up on
-        flush_std()
+    # what is left goes out now: a stopped reader can still be given up on (pipeout), and a stream
+    # that cannot take it is silenced before the interpreter's last flush fails on it (status 120)
+    flush_std()
     if (stream is not None and stream.loading()) or (pipeline is not None and pipeline.reading()) or threads_left:
         flush_std()
         os._exit(code)

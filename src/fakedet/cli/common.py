@@ -128,12 +128,16 @@ def ignore_signals_at_exit() -> None:
 
 
 def flush_std() -> None:
-    """Flushes stdout and stderr, as a process about to end with ``os._exit`` must."""
+    """Flushes stdout and stderr, as a process about to end must: a stream that cannot take what
+    it holds (its reader went away) is pointed at /dev/null, so that the interpreter's own last
+    flush cannot fail on the same bytes and end the command with Python's status 120."""
     for f in (sys.stdout, sys.stderr):
         try:
             if f is not None:
                 f.flush()
-        except (OSError, ValueError, RuntimeError):  # RuntimeError: a signal's flush inside a flush
+        except OSError:
+            _to_devnull(f)
+        except (ValueError, RuntimeError):  # RuntimeError: a signal's flush inside a flush
             pass
 
 
@@ -298,6 +302,8 @@ def err(msg: str) -> None:
 
     try:
         click.echo(f"fakedet: {control_escape(utf8_text(msg))}", err=True)
+    except BlockingIOError:  # a non-blocking stderr that is full now: this message is lost, not later ones
+        pass
     except OSError:
         # the reader of a piped stderr went away (EPIPE): the message stays in the stream's buffer,
         # and the interpreter's last flush would fail on it and end the command with status 120
