@@ -39,7 +39,7 @@ from typing import Any, Iterable, Iterator, Optional
 import numpy as np
 
 from fakedet.data import decode
-from fakedet.data.sources import Item, WalkFilter, is_image_name
+from fakedet.data.sources import Item, WalkFilter, is_image_name, not_found_error
 from fakedet.data.writers import json_text, utf8_text
 from fakedet.inference.pipeline import Batches, Decoded, Task, prepare_batch
 from fakedet.inference.result import Result
@@ -118,7 +118,7 @@ def read_uri(uri: str, s3_endpoint: Optional[str] = None, max_bytes: int = decod
     except decode.ImageError:
         raise
     except FileNotFoundError:
-        raise decode.ImageError(decode.not_found_error(uri)) from None
+        raise decode.ImageError(not_found_error(uri)) from None
     except PermissionError:
         raise decode.ImageError("permission denied") from None
     except (OSError, ValueError) as exc:

@@ -216,8 +216,7 @@ def _exit(code: int) -> None:
     # that cannot take it is silenced before the interpreter's last flush fails on it (status 120)
     flush_std()
     if (stream is not None and stream.loading()) or (pipeline is not None and pipeline.reading()) or threads_left:
-        flush_std()
-        os._exit(code)
+        os._exit(code)  # (flushed above)
     sys.exit(code)
 
 

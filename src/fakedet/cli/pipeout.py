@@ -72,12 +72,16 @@ class _GuardedText(io.TextIOWrapper):
     hold back an interruption nor raise it there."""
 
     def write(self, s: str) -> int:
-        with _guard() if threading.current_thread() is threading.main_thread() else contextlib.nullcontext():
+        with _piece():
             return super().write(s)
 
     def flush(self) -> None:
-        with _guard() if threading.current_thread() is threading.main_thread() else contextlib.nullcontext():
+        with _piece():
             super().flush()
+
+
+def _piece() -> ContextManager:
+    return _guard() if threading.current_thread() is threading.main_thread() else contextlib.nullcontext()
 
 
 class _FlushingWriter(io.BufferedWriter):
