@@ -162,6 +162,8 @@ def test_read_bytes_is_bounded(tmp_path):
         os.symlink(tmp_path / "gone.jpg", tmp_path / "link.jpg")  # a link whose target is gone
         with pytest.raises(ImageError, match="broken symbolic link"):
             read_bytes(tmp_path / "link.jpg")
+        with pytest.raises(ImageError, match="broken symbolic link"):  # as a shell completes it
+            read_bytes(str(tmp_path / "link.jpg") + "/")
     (tmp_path / "empty.jpg").write_bytes(b"")
     with pytest.raises(ImageError, match="empty file"):
         read_bytes(tmp_path / "empty.jpg")
@@ -421,3 +423,22 @@ def test_a_pattern_that_is_no_valid_regex_class_is_no_crash(tmp_path):
     write_image(tmp_path / "a" / "b.jpg")
     filt = WalkFilter(exclude=("a/[z-a]", "a/[&&]", "a/[--x]"))
     assert [os.path.relpath(i.path, tmp_path) for i in walk(str(tmp_path), filt=filt)] == ["a/b.jpg"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_a_broken_link_is_named_as_one_wherever_a_path_is_given(tmp_path, tiny_weights):
+    """A list of paths, a data folder or a weights file that is a link to nothing: the error
+    says so, rather than "No such file or directory" or "not found"."""
+    from click.testing import CliRunner
+
+    from fakedet.cli import cli
+
+    os.symlink(tmp_path / "gone", tmp_path / "link")
+    runner = CliRunner()
+    for args in (["scan", "--files-from", str(tmp_path / "link"), "-w", str(tiny_weights)],
+                 ["eval", str(tmp_path / "link"), "-w", str(tiny_weights)],
+                 ["eval", str(tmp_path / "link") + "/", "-w", str(tiny_weights)],
+                 ["info", "-w", str(tmp_path / "link")]):
+        r = runner.invoke(cli, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert "broken symbolic link (its target does not exist)" in r.output, (args, r.output)

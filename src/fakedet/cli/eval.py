@@ -121,7 +121,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     from tqdm import tqdm
 
     from fakedet.data.labelled import folder_manifest, read_labelled
-    from fakedet.data.sources import WalkFilter
+    from fakedet.data.sources import WalkFilter, open_error
     from fakedet.data.writers import path_fields, tsv_escape, utf8_all
     from fakedet.evaluation.report import format_table, report, write_plots
     from fakedet.inference.stream import load_detector
@@ -150,7 +150,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         try:
             datasets[key] = read_labelled(d, split, filt)
         except OSError as exc:
-            raise click.BadParameter(f"cannot read {d}: {exc.strerror or exc}", param_hint="DATA") from exc
+            raise click.BadParameter(f"cannot read {d}: {open_error(exc, d)}", param_hint="DATA") from exc
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="DATA") from exc
         skipped = _skipped_files(filt)

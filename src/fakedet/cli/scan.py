@@ -123,7 +123,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     evidence that the image was generated labels it fake whatever its score
     ('label_by': 'evidence'). Metadata can be removed or forged: its absence says nothing.
     """
-    from fakedet.data.sources import WalkFilter
+    from fakedet.data.sources import WalkFilter, open_error
 
     with _whole_document_if_interrupted(output, fmt):  # numpy and the pipeline: a tenth of a second
         from fakedet.inference.stream import load_and_score
@@ -155,7 +155,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
             try:
                 list_stream = open(files_from, "rb")
             except OSError as exc:
-                raise click.BadParameter(f"cannot open {files_from}: {exc.strerror}",
+                raise click.BadParameter(f"cannot open {files_from}: {open_error(exc, files_from)}",
                                          param_hint="--files-from") from exc
             ctx.call_on_close(lambda: _close_list(list_stream, readers))  # also when a later step fails
 

@@ -56,14 +56,32 @@ def special_file_kind(mode: int) -> Optional[str]:
     return "special file"
 
 
+BROKEN_LINK = "broken symbolic link (its target does not exist)"
+
+
+def is_broken_link(path) -> bool:
+    """Whether ``path`` names a symbolic link (called with its target gone): a trailing slash
+    (``link/``, as a shell's completion writes it) still names the link itself."""
+    try:
+        name = os.fspath(path)
+        sep = b"/" if isinstance(name, bytes) else "/"
+        return os.path.islink(name.rstrip(sep) or name)
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def not_found_error(path) -> str:
     """Why a name that was asked for has no file: a symbolic link whose target is gone (the name
     is there, in a folder's listing too) is told apart from a name with nothing behind it."""
-    try:
-        broken = os.path.islink(path)
-    except (OSError, ValueError, TypeError):
-        broken = False
-    return "broken symbolic link (its target does not exist)" if broken else "file not found"
+    return BROKEN_LINK if is_broken_link(path) else "file not found"
+
+
+def open_error(exc: OSError, path) -> str:
+    """The reason to show for an ``OSError`` from opening ``path`` (a list, a data folder): a
+    broken link is named as one rather than "No such file or directory"."""
+    if isinstance(exc, FileNotFoundError) and is_broken_link(path):
+        return BROKEN_LINK
+    return exc.strerror or str(exc)
 
 
 def not_regular_error(mode: int) -> str:

@@ -164,7 +164,10 @@ def read_meta(path: str | os.PathLike) -> CheckpointMeta:
     if path.is_dir():
         raise CheckpointError(f"weights path is a folder, not a .safetensors file: {path}")
     if not path.is_file():
-        raise CheckpointError(f"weights file not found: {path}")
+        from fakedet.data.sources import BROKEN_LINK, is_broken_link
+
+        raise CheckpointError(f"weights file is a {BROKEN_LINK}: {path}" if is_broken_link(path)
+                              else f"weights file not found: {path}")
     try:
         with safe_open(str(path), framework="numpy") as fh:  # "pt" would import torch
             raw = (fh.metadata() or {}).get(META_KEY)

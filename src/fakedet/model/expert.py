@@ -211,7 +211,10 @@ def read_meta(path: Path) -> ExpertMeta:
 
     path = Path(path)
     if not path.is_file():
-        raise ExpertError(f"face expert weights not found: {path}")
+        from fakedet.data.sources import BROKEN_LINK, is_broken_link
+
+        raise ExpertError(f"face expert weights file is a {BROKEN_LINK}: {path}" if is_broken_link(path)
+                          else f"face expert weights not found: {path}")
     try:
         with safe_open(str(path), framework="numpy") as f:
             md = f.metadata()
