@@ -135,6 +135,28 @@ def square_box(pts, w, h, margin=1.4, inside=True):
     return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
 
 
+def face_landmarks(mesh: FaceMesh, img: Image.Image):
+    """FaceMesh's 468 landmarks of the image's face in its pixels, and whether a face was found:
+    on the whole image, or else in fakedet's MTCNN box enlarged 1.5x; then refined once on the
+    face's own square."""
+    pts, pres = mesh(img)
+    if pres <= 0.5:  # a face that does not fill the image: MTCNN's box first
+        from fakedet.model.faces import find_faces
+
+        found_faces = find_faces(img)
+        if found_faces:
+            b = found_faces[0][0]
+            cx, cy, side = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2, 1.5 * max(b[2] - b[0], b[3] - b[1])
+            pts, pres = mesh(img, tuple(int(round(v)) for v in (cx - side / 2, cy - side / 2,
+                                                                 cx + side / 2, cy + side / 2)))
+    if pres > 0.5:  # refine once on the face's own square
+        box = square_box(pts, img.width, img.height, 1.5, inside=False)
+        pts2, pres2 = mesh(img, tuple(int(round(v)) for v in box))
+        if pres2 > 0.5:
+            pts = pts2
+    return pts, pres > 0.5
+
+
 def read_manifest(name):
     from fakedet.data.sets import data_root
 
@@ -174,22 +196,7 @@ def prepare(args):
         t0 = time.time()
         for i, r in enumerate(rows):
             img = Image.open(root / name / r["file"]).convert("RGB")
-            pts, pres = mesh(img)
-            if pres <= 0.5:  # a face that does not fill the image: MTCNN's box first
-                from fakedet.model.faces import find_faces
-
-                found_faces = find_faces(img)
-                if found_faces:
-                    b = found_faces[0][0]
-                    cx, cy, side = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2, 1.5 * max(b[2] - b[0], b[3] - b[1])
-                    pts, pres = mesh(img, tuple(int(round(v)) for v in (cx - side / 2, cy - side / 2,
-                                                                         cx + side / 2, cy + side / 2)))
-            if pres > 0.5:  # refine once on the face's own square
-                box = square_box(pts, img.width, img.height, 1.5, inside=False)
-                pts2, pres2 = mesh(img, tuple(int(round(v)) for v in box))
-                if pres2 > 0.5:
-                    pts = pts2
-            found[i] = pres > 0.5
+            pts, found[i] = face_landmarks(mesh, img)
             box = square_box(pts, img.width, img.height) if found[i] else (0, 0, img.width, img.height)
             box = tuple(int(round(v)) for v in box)
             crops[i] = np.asarray(img.crop(box).resize((CROP, CROP), Image.Resampling.BICUBIC))
