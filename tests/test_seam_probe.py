@@ -1,0 +1,48 @@
+"""The training-free seam score (experiments/seam_probe.py): its features see a face whose
+texture differs from the frame around it, and see nothing where the texture is the same."""
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from conftest import load_experiment
+
+cv2 = pytest.importorskip("cv2")  # comes with invisible-watermark (test extra)
+sp = load_experiment("seam_probe")
+
+
+def noise_face(seed, blur_inside=False):
+    """A 256 px grey noise image with 468 'landmarks' filling an ellipse in its centre; with
+    ``blur_inside`` the ellipse is blurred, as a resampled pasted face would be."""
+    r = np.random.default_rng(seed)
+    img = r.normal(128, 30, (256, 256)).clip(0, 255).astype(np.uint8)
+    t = r.uniform(0, 2 * np.pi, 468)
+    d = np.sqrt(r.uniform(0, 1, 468))
+    lms = np.stack([128 + 60 * d * np.cos(t), 128 + 80 * d * np.sin(t)], 1).astype(np.float32)
+    if blur_inside:
+        blurred = np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(1.5)))
+        inside = np.zeros_like(img)
+        cv2.fillConvexPoly(inside, cv2.convexHull(lms).astype(np.int32), 1)
+        img = np.where(inside.astype(bool), blurred, img)
+    return Image.fromarray(img).convert("RGB"), lms
+
+
+def test_masks_are_inside_outside_and_along_the_outline():
+    _, lms = noise_face(0)
+    inner, ring, band = sp.masks(lms, 256, 256)
+    assert inner.sum() > 0 and ring.sum() > 0 and band.sum() > 0
+    assert not (inner & ring).any()
+    assert inner[128, 128] and not ring[128, 128] and not band[128, 128]
+    assert not inner[2, 2] and not ring[2, 2]  # far outside the face: in none of them
+
+
+def test_a_blurred_face_in_a_sharp_frame_stands_out_and_an_untouched_one_does_not():
+    plain = sp.features(*noise_face(1))
+    pasted = sp.features(*noise_face(1, blur_inside=True))
+    assert abs(plain["inner_ring"]) < 0.1 and abs(plain["grad"]) < 0.1
+    assert pasted["inner_ring"] < -0.5 and pasted["grad"] < -0.3
+
+
+def test_no_features_when_the_face_has_no_room():
+    img, lms = noise_face(2)
+    assert sp.features(img, lms * 0.02) == {}  # a face of a few pixels: masks too small
