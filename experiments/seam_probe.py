@@ -119,12 +119,65 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", default="runs/seam")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--two-sided", action="store_true",
+                    help="score by the Mahalanobis distance of the features from the other sets' "
+                         "real val faces (no direction, no fake image used)")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     mesh_box: list = []
     data = {(n, s): measure(work, n, s, mesh_box) for n in SETS for s in SPLITS}
 
+    if args.two_sided:
+        report = two_sided(data)
+    else:
+        report = signed(data)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1))
+
+
+def _features(recs) -> np.ndarray:
+    return np.stack([_col(recs, k) for k in FEATURES], 1)
+
+
+def _row(name: str, split: str, recs, scored: dict) -> dict:
+    """AUC of each scoring of one split (images without features left out), per FaceForensics++
+    method for the last scoring; printed as one line."""
+    lab = _col(recs, "label")
+    last = list(scored)[-1]
+    ok = ~np.isnan(scored[last])
+    row = {"images": len(recs), "no_face": int((~ok).sum())}
+    for k, v in scored.items():
+        row[k] = auc(v[ok & (lab == 0)], v[ok & (lab == 1)])
+    if name == "ffpp_faces":
+        meth = np.array([_method(x["group"]) for x in recs])
+        for m in sorted(set(meth[lab == 1])):
+            v = scored[last]
+            row[f"{last}_{m}"] = auc(v[ok & (lab == 0)], v[ok & (lab == 1) & (meth == m)])
+    print(f"{name:14s} {split:4s} " + " ".join(f"{k}={row[k]:.3f}" for k in scored)
+          + "".join(f" {k[len(last) + 1:]}={v:.3f}" for k, v in row.items() if k.startswith(last + "_")),
+          flush=True)
+    return row
+
+
+def two_sided(data: dict) -> dict:
+    """Mahalanobis distance of each image's features from the real val faces of the other sets."""
+    report: dict = {}
+    for name in SETS:
+        reals = _features([x for n in SETS if n != name for x in data[(n, "val")] if x["label"] == 0])
+        reals = reals[~np.isnan(reals).any(1)]
+        mean, prec = reals.mean(0), np.linalg.inv(np.cov(reals, rowvar=False))
+        report[name] = {}
+        for split in SPLITS:
+            d = _features(data[(name, split)]) - mean
+            dist = np.sqrt(np.einsum("ij,jk,ik->i", d, prec, d))
+            report[name][split] = _row(name, split, data[(name, split)], {"distance": dist})
+    return report
+
+
+def signed(data: dict) -> dict:
+    """Each feature with the sign and scale of the other sets' val splits, and their sum."""
     report: dict = {}
     for name in SETS:
         # sign and scale of each feature from the other sets' val splits, both classes pooled
@@ -139,24 +192,10 @@ def main():
         report[name] = {"signs": {k: p[0] for k, p in params.items()}}
         for split in SPLITS:
             recs = data[(name, split)]
-            lab = _col(recs, "label")
             scored = {k: params[k][0] * (_col(recs, k) - params[k][1]) / params[k][2] for k in FEATURES}
             scored["combined"] = sum(scored[k] for k in FEATURES)
-            ok = ~np.isnan(scored["combined"])
-            row = {"images": len(recs), "no_face": int((~ok).sum())}
-            for k, v in scored.items():
-                row[k] = auc(v[ok & (lab == 0)], v[ok & (lab == 1)])
-            if name == "ffpp_faces":
-                meth = np.array([_method(x["group"]) for x in recs])
-                for m in sorted(set(meth[lab == 1])):
-                    v = scored["combined"]
-                    row[f"combined_{m}"] = auc(v[ok & (lab == 0)], v[ok & (lab == 1) & (meth == m)])
-            report[name][split] = row
-            print(f"{name:14s} {split:4s} " + " ".join(f"{k}={row[k]:.3f}" for k in (*FEATURES, "combined"))
-                  + "".join(f" {k[9:]}={v:.3f}" for k, v in row.items() if k.startswith("combined_")), flush=True)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1))
+            report[name][split] = _row(name, split, recs, scored)
+    return report
 
 
 if __name__ == "__main__":

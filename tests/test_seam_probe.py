@@ -46,3 +46,21 @@ def test_a_blurred_face_in_a_sharp_frame_stands_out_and_an_untouched_one_does_no
 def test_no_features_when_the_face_has_no_room():
     img, lms = noise_face(2)
     assert sp.features(img, lms * 0.02) == {}  # a face of a few pixels: masks too small
+
+
+def test_two_sided_distance_ranks_fakes_that_lie_either_side_of_the_reals():
+    """Fakes whose features lie away from the other sets' real faces, in either direction, are
+    ranked above the reals; the held-out set's own reals take no part in the reference."""
+    r = np.random.default_rng(0)
+
+    def recs(n, shift, label):
+        sign = np.where(np.arange(n) % 2, 1.0, -1.0)[:, None]  # half one side, half the other
+        f = r.normal(0, 1, (n, 3)) + sign * shift
+        return [{"label": label, "group": "g", **dict(zip(sp.FEATURES, row))} for row in f]
+
+    data = {(n, s): recs(60, 0.0, 0) + recs(60, 4.0, 1) for n in sp.SETS for s in sp.SPLITS}
+    report = sp.two_sided(data)
+    for name in sp.SETS:
+        assert report[name]["val"]["distance"] > 0.95
+    data = {k: recs(60, 0.0, 0) + recs(60, 0.0, 1) for k in data}  # fakes like the reals
+    assert all(abs(v["test"]["distance"] - 0.5) < 0.15 for v in sp.two_sided(data).values())
