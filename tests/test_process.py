@@ -893,3 +893,48 @@ def test_weights_that_fail_to_load_end_the_scan_while_the_list_of_paths_waits(ti
     finally:
         writer.kill()
         writer.wait()
+
+
+SLOW_BATCHES = """
+import sys, time
+import fakedet.inference.pipeline as pipeline
+_prepare = pipeline.prepare_batch
+def slow(batch, task):  # the third batch of 4 as slow as a big batch of faces, the others at once
+    if any(item.path.endswith("008.jpg") for item in batch):
+        time.sleep(60)
+    return _prepare(batch, task)
+pipeline.prepare_batch = slow
+from fakedet.__main__ import main
+sys.argv = ["fakedet", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_does_not_wait_for_a_batch_still_being_decoded(tiny_weights, many, sig, status):
+    """A decoding thread part-way through a slow batch (MTCNN over a batch of faces, 8000 px
+    photos: many seconds) is not waited for: the command ends at once with its records closed,
+    well inside the 10 s that ``docker stop`` gives before SIGKILL."""
+    import time
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    p = subprocess.Popen([sys.executable, "-c", SLOW_BATCHES, "scan", "-f", "json", "-w", str(tiny_weights),
+                          "-j", "1", "-b", "4", str(many)], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, bufsize=0, preexec_fn=_interruptible)
+    seen = b""
+    while seen.count(b'"path"') < 7:  # the first two batches' records (json holds the last back
+        line = p.stdout.readline()       # until it knows whether a comma or "]" follows it)
+        if not line:
+            break
+        seen += line
+    assert seen.count(b'"path"') == 7, seen
+    time.sleep(0.5)  # the third batch is being decoded (asleep in its thread)
+    t0 = time.monotonic()
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=90)
+    took = time.monotonic() - t0
+    assert p.returncode == status, err
+    assert took < 5, f"{took:.1f} s after the signal"
+    records = json.loads(seen + out)  # the array was closed
+    assert len(records) == 8 and b"Traceback" not in err
+    assert [os.path.basename(r["path"]) for r in records] == [f"{i:03d}.jpg" for i in range(len(records))]

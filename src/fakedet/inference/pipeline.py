@@ -245,7 +245,11 @@ class DecodePipeline:
 
         Up to ``PIPELINE_DEPTH`` batches per thread decode ahead, but inputs are waited for only
         when nothing is in flight: of inputs that arrive slowly each batch is scored (and its
-        records written) as soon as it is decoded."""
+        records written) as soon as it is decoded. Ended by an exception (a Ctrl-C or SIGTERM
+        among them) or abandoned by its consumer, it does not wait for the batches still being
+        decoded: a thread part-way through a batch of faces or of large photos can take many
+        seconds, longer than ``docker stop`` waits before SIGKILL."""
+        wait = True
         try:
             while True:
                 while len(self.pending) < PIPELINE_DEPTH * self.workers and self._more(block=not self.pending):
@@ -253,15 +257,22 @@ class DecodePipeline:
                 if not self.pending:
                     return
                 yield score(_gather(self.pending.popleft()))
+        except BaseException:
+            wait = False
+            raise
         finally:
-            self.close()
+            self.close(wait)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Cancels the batches not yet begun; with ``wait``, waits for those being decoded.
+        Without it their threads finish in the background, their results unused: the CLI ends
+        an interrupted process without them (``os._exit``), and at a normal exit the
+        interpreter still joins them."""
         for futs in self.pending:
             for fut in futs:
                 fut.cancel()
         self.pending.clear()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def chunks(items: Iterable[Item], size: int) -> "Batches":
