@@ -540,3 +540,21 @@ def test_the_roc_plot_has_each_set_and_all_of_them(tmp_path, monkeypatch):
     report.write_plots({"r": (np.zeros(5), rng.random(5)), "f": (np.ones(5), rng.random(5))}, 0.5,
                        str(tmp_path / "split"))
     assert legends["roc.png"] == ["all"]  # one class per set: only the sets together have a curve
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+@pytest.mark.parametrize("entry, make, why", [
+    ("real", lambda p: os.symlink(p.parent / "gone", p), "broken symbolic link"),
+    ("Real", lambda p: os.symlink(p.name, p), "Too many levels of symbolic links"),  # a link to itself
+    ("real", lambda p: p.write_bytes(b"x"), "not a folder"),
+    ("manifest.csv", lambda p: os.symlink(p.parent / "gone.csv", p), "broken symbolic link"),
+    ("Manifest.CSV", lambda p: p.mkdir(), "not a file"),
+])
+def test_a_real_fake_or_manifest_entry_that_cannot_be_used_is_an_error(tiny_weights, tmp_path, entry, make, why):
+    """Left out without a word, a broken real/ took the real images out of the figures (exit 0,
+    figures of the fakes alone) and a broken manifest.csv was passed over for the folders."""
+    write_image(tmp_path / "fake" / "a.png")
+    make(tmp_path / entry)
+    r = CliRunner().invoke(cli, ["eval", "-w", str(tiny_weights), str(tmp_path)])
+    assert r.exit_code == 2, r.output
+    assert os.path.join(str(tmp_path), entry) in r.output and why in r.output, r.output

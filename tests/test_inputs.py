@@ -442,3 +442,6 @@ def test_a_broken_link_is_named_as_one_wherever_a_path_is_given(tmp_path, tiny_w
         r = runner.invoke(cli, args)
         assert r.exit_code == 2, (args, r.output)
         assert "broken symbolic link (its target does not exist)" in r.output, (args, r.output)
+    os.symlink("loop", tmp_path / "loop")  # a link to itself: not called a broken one
+    r = runner.invoke(cli, ["info", "-w", str(tmp_path / "loop")])
+    assert r.exit_code == 2 and "weights file cannot be read (Too many levels of symbolic links)" in r.output, r.output

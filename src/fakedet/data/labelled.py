@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
-from fakedet.data.sources import WalkFilter, walk
+from fakedet.data.sources import WalkFilter, stat_error, walk
 from fakedet.data.writers import tsv_escape
 
 LABELS = {"0": 0, "1": 1, "real": 0, "fake": 1}
@@ -116,6 +116,7 @@ def read_folder(root: str, filt: Optional[WalkFilter] = None) -> list[LabelledIm
             raise ValueError(f"{root}: {' and '.join(n + '/' for n in sorted(named))} each name the {name} "
                              "images' folder: keep one")
         sub = os.path.join(root, named[0] if named else name)
+        _usable_entry(root, name, "folder", os.path.isdir)
         if os.path.isdir(sub):
             found = True
             # a file or folder the walk could not use is kept, with its error, so that it is
@@ -141,6 +142,21 @@ def read_folder(root: str, filt: Optional[WalkFilter] = None) -> list[LabelledIm
     return out
 
 
+def _usable_entry(root: str, name: str, kind: str, is_kind: Callable[[str], bool]) -> None:
+    """A ValueError for an entry of ``root`` named ``name`` (in any case) that is not a ``kind``
+    (a broken link, a loop of links, a file where a folder belongs): left out without a word, it
+    would take its images out of the figures, or the manifest out of the set."""
+    try:
+        entries = [e for e in os.listdir(root) if e.lower() == name]
+    except OSError:
+        return
+    for e in entries:
+        path = os.path.join(root, e)
+        if not is_kind(path):
+            why = stat_error(path) or f"not a {kind}"
+            raise ValueError(f"{path}: {why}; it should be the set's {name} {kind}")
+
+
 def folder_manifest(folder: str) -> Optional[str]:
     """The folder's manifest.csv, its name in any case (``Manifest.CSV``), or None; two of them
     (on a case-sensitive file system) are a ValueError: which one is meant cannot be told."""
@@ -149,7 +165,7 @@ def folder_manifest(folder: str) -> Optional[str]:
     except OSError:
         plain = os.path.join(folder, "manifest.csv")
         return plain if os.path.isfile(plain) else None
-    named = [e for e in named if os.path.isfile(os.path.join(folder, e))]
+    _usable_entry(folder, "manifest.csv", "file", os.path.isfile)
     if len(named) > 1:
         raise ValueError(f"{folder}: {' and '.join(named)} are each a manifest: keep one")
     return os.path.join(folder, named[0]) if named else None

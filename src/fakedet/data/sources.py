@@ -60,20 +60,48 @@ BROKEN_LINK = "broken symbolic link (its target does not exist)"
 
 
 def is_broken_link(path) -> bool:
-    """Whether ``path`` names a symbolic link (called with its target gone): a trailing slash
-    (``link/``, as a shell's completion writes it) still names the link itself."""
+    """Whether ``path`` names a symbolic link whose target does not exist (not a loop of links,
+    which is told by its own error): a trailing slash (``link/``, as a shell's completion writes
+    it) still names the link itself."""
     try:
         name = os.fspath(path)
         sep = b"/" if isinstance(name, bytes) else "/"
-        return os.path.islink(name.rstrip(sep) or name)
+        link = name.rstrip(sep) or name
+        if not os.path.islink(link):
+            return False
+        os.stat(link)
+    except FileNotFoundError:
+        return True
     except (OSError, ValueError, TypeError):
         return False
+    return False
 
 
 def not_found_error(path) -> str:
     """Why a name that was asked for has no file: a symbolic link whose target is gone (the name
     is there, in a folder's listing too) is told apart from a name with nothing behind it."""
     return BROKEN_LINK if is_broken_link(path) else "file not found"
+
+
+def stat_error(path) -> Optional[str]:
+    """Why ``path`` cannot be followed to anything (a broken link, a loop of links, nothing
+    there), or None when it can."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return open_error(exc, path)
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
+def missing_message(what: str, path) -> str:
+    """The error for a file that a command needs (its weights) and that is not there: ``<what>
+    not found: <path>``, or what makes the link by that name unusable."""
+    if is_broken_link(path):
+        return f"{what} is a {BROKEN_LINK}: {path}"
+    why = stat_error(path) if os.path.islink(path) else None
+    return f"{what} cannot be read ({why}): {path}" if why else f"{what} not found: {path}"
 
 
 def open_error(exc: OSError, path) -> str:

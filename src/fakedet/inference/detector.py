@@ -140,7 +140,9 @@ class Detector:
                     "says; the default scan, and explain with --no-faces, work without it)") from None
 
             if not default_mtcnn_path().is_file():
-                raise ckpt.CheckpointError(f"face detector weights not found: {default_mtcnn_path()}")
+                from fakedet.data.sources import missing_message
+
+                raise ckpt.CheckpointError(missing_message("face detector weights file", default_mtcnn_path()))
             try:  # loaded here, once, so that unusable weights fail the load, not every image
                 get_detector()
             except Exception as exc:

@@ -164,10 +164,9 @@ def read_meta(path: str | os.PathLike) -> CheckpointMeta:
     if path.is_dir():
         raise CheckpointError(f"weights path is a folder, not a .safetensors file: {path}")
     if not path.is_file():
-        from fakedet.data.sources import BROKEN_LINK, is_broken_link
+        from fakedet.data.sources import missing_message
 
-        raise CheckpointError(f"weights file is a {BROKEN_LINK}: {path}" if is_broken_link(path)
-                              else f"weights file not found: {path}")
+        raise CheckpointError(missing_message("weights file", path))
     try:
         with safe_open(str(path), framework="numpy") as fh:  # "pt" would import torch
             raw = (fh.metadata() or {}).get(META_KEY)

@@ -211,10 +211,9 @@ def read_meta(path: Path) -> ExpertMeta:
 
     path = Path(path)
     if not path.is_file():
-        from fakedet.data.sources import BROKEN_LINK, is_broken_link
+        from fakedet.data.sources import missing_message
 
-        raise ExpertError(f"face expert weights file is a {BROKEN_LINK}: {path}" if is_broken_link(path)
-                          else f"face expert weights not found: {path}")
+        raise ExpertError(missing_message("face expert weights file", path))
     try:
         with safe_open(str(path), framework="numpy") as f:
             md = f.metadata()

@@ -122,7 +122,9 @@ class MTCNN(nn.Module):
 
         path = Path(path) if path else default_mtcnn_path()
         if not path.is_file():
-            raise FileNotFoundError(f"face detector weights not found: {path}")
+            from fakedet.data.sources import missing_message
+
+            raise FileNotFoundError(missing_message("face detector weights file", path))
         model = cls(**kw)
         model.load_state_dict(load_file(str(path)), strict=True)
         return model.eval()
