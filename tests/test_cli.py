@@ -117,6 +117,9 @@ def test_files_from_lines_and_nul(runner, tiny_weights, folder, tmp_path):
     r = run(runner, tiny_weights, ["--files-from", "-", "-0"], input=("\0".join(names) + "\0").encode())
     assert r.exit_code == 0, r.stderr
     assert [line.split("\t")[0] for line in r.stdout.splitlines()] == names
+    # -0 without a list to separate: a usage error, not a silent no-op
+    r = run(runner, tiny_weights, ["-0", names[0]])
+    assert r.exit_code == 2 and "-0/--null separates the paths of a --files-from list" in r.stderr, r.stderr
 
 
 def test_files_from_twice_and_empty_output_names_are_usage_errors(runner, tiny_weights, folder, tmp_path):

@@ -181,6 +181,8 @@ def test_a_closed_stdout_is_an_error_unless_records_go_to_a_file(tiny_weights, m
     r = run()
     assert r.returncode == 2, r.stderr
     assert b"Traceback" not in r.stderr and b"standard output is closed" in r.stderr
+    # only scan has -o for its records; the others are told to redirect standard output
+    assert (b"use -o FILE" in r.stderr) == (command == "scan") and b"> FILE" in r.stderr, r.stderr
     if command == "scan":
         out = tmp_path / "records.tsv"
         assert run("-o", str(out)).returncode == 0

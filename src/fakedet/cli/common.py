@@ -394,14 +394,14 @@ def _bytes_or_escape(exc: UnicodeError):
 codecs.register_error("fakedet-bytes-or-escape", _bytes_or_escape)
 
 
-def stdout() -> IO[str]:
+def stdout(hint: str = "send it to a file: > FILE") -> IO[str]:
     """sys.stdout, or a clear error when it was closed (``fakedet ... >&-``): records written
-    nowhere would be lost without a word. File names that are not UTF-8 are written as their
-    bytes, as tsv records write them (a UTF-8 stdout would refuse them); with another encoding
-    (a Windows code page, ``PYTHONIOENCODING``) what it cannot hold is escaped instead of
-    ending the scan."""
+    nowhere would be lost without a word; ``hint`` says what the command offers instead. File
+    names that are not UTF-8 are written as their bytes, as tsv records write them (a UTF-8
+    stdout would refuse them); with another encoding (a Windows code page,
+    ``PYTHONIOENCODING``) what it cannot hold is escaped instead of ending the scan."""
     if sys.stdout is None:
-        raise OutputError("cannot write the output: standard output is closed (use -o FILE)")
+        raise OutputError(f"cannot write the output: standard output is closed ({hint})")
     try:
         utf8 = codecs.lookup(sys.stdout.encoding or "utf-8").name == "utf-8"
         sys.stdout.reconfigure(errors="surrogateescape" if utf8 else "fakedet-bytes-or-escape")

@@ -139,6 +139,9 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         raise click.BadParameter("needs a file name ('-' for stdout)", param_hint="--output")
     if not paths and not files_from:
         raise click.UsageError("no input: give PATH... or --files-from FILE")
+    if null and not files_from:  # a list meant for --files-from, perhaps, sent to the wrong place
+        raise click.UsageError("-0/--null separates the paths of a --files-from list, and none is given "
+                               "(find ... -print0 | fakedet scan -0 --files-from -)")
     if not face_expert and not faces and not quiet:
         err("warning: --no-face-expert has no effect without --faces")
     if list(paths).count("-") > 1:
@@ -237,20 +240,23 @@ def _whole_document_if_interrupted(output, fmt: str):
         raise
 
 
+SCAN_HINT = "use -o FILE, or > FILE"  # what a scan with standard output closed can do instead
+
+
 def _close_empty_output(fmt: str) -> None:
     """What a scan that scored nothing writes on stdout: csv's header, json's ``[]``, nothing
     in tsv and jsonl (a broken pipe is no error)."""
     from fakedet.data.writers import Writer
 
     try:
-        Writer(stdout(), fmt).close()
+        Writer(stdout(SCAN_HINT), fmt).close()
     except (OSError, click.ClickException):
         silence_stdout()
 
 
 def _open_output(output: Optional[str]) -> IO[str]:
     if output is None or output == "-":
-        return stdout()  # undecodable file names pass through
+        return stdout(SCAN_HINT)  # undecodable file names pass through
     parent = os.path.dirname(os.path.abspath(output))  # (click refuses a directory itself)
     if not os.path.isdir(parent):
         raise click.BadParameter(f"cannot write {output}: No such file or directory", param_hint="--output")
