@@ -940,3 +940,44 @@ def test_a_signal_does_not_wait_for_a_batch_still_being_decoded(tiny_weights, ma
     records = json.loads(seen + out)  # the array was closed
     assert len(records) == 8 and b"Traceback" not in err
     assert [os.path.basename(r["path"]) for r in records] == [f"{i:03d}.jpg" for i in range(len(records))]
+
+
+SLOW_LOAD = """
+import sys, time
+import fakedet.inference.pipeline as pipeline
+from fakedet.inference.detector import Detector
+_prepare, _load = pipeline.prepare_batch, Detector.load.__func__
+def slow(batch, task):  # every batch as slow as a big batch of faces; says when one begins
+    print("decoding a batch", file=sys.stderr, flush=True)
+    time.sleep(60)
+    return _prepare(batch, task)
+def slow_load(cls, *a, **kw):  # a model that takes a while to load (a CPU with a big model)
+    time.sleep(10)
+    return _load(cls, *a, **kw)
+pipeline.prepare_batch = slow
+Detector.load = classmethod(slow_load)
+from fakedet.__main__ import main
+sys.argv = ["fakedet", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_while_the_model_loads_does_not_wait_for_a_batch_being_decoded(tiny_weights, many, sig, status):
+    """Batches are decoded while the model loads; a signal then ends the scan at once, with an
+    empty json array, not when the batch being decoded is done."""
+    import time
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    p = subprocess.Popen([sys.executable, "-c", SLOW_LOAD, "scan", "-f", "json", "-w", str(tiny_weights),
+                          "-j", "1", "-b", "4", str(many)], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, bufsize=0, preexec_fn=_interruptible)
+    first = p.stderr.readline()
+    assert first == b"decoding a batch\n", first
+    t0 = time.monotonic()
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=120)
+    took = time.monotonic() - t0
+    assert p.returncode == status, err
+    assert took < 5, f"{took:.1f} s after the signal"
+    assert json.loads(out) == [] and b"Traceback" not in err

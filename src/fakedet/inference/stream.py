@@ -40,8 +40,10 @@ class ResultStream:
         return iter(self._batches)
 
     def close(self) -> None:
+        """Abandons the stream: batches not begun are cancelled and one being decoded is not
+        waited for (see :meth:`DecodePipeline.run`)."""
         if self._pipeline is not None:
-            self._pipeline.close()
+            self._pipeline.close(wait=False)
         close = getattr(self._batches, "close", None)
         if close is not None:
             close()
@@ -159,9 +161,9 @@ def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] =
         pipe.prefill(future.done)
         det = future.result()
         det.thumbnail = thumbnail
-    except BaseException:
+    except BaseException:  # a failed load, or a Ctrl-C or SIGTERM while it loads
         if pipe is not None:
-            pipe.close()
+            pipe.close(wait=False)  # a batch being decoded is not waited for
         raise
     finally:
         sys.setswitchinterval(switch)
