@@ -558,3 +558,28 @@ def test_a_real_fake_or_manifest_entry_that_cannot_be_used_is_an_error(tiny_weig
     r = CliRunner().invoke(cli, ["eval", "-w", str(tiny_weights), str(tmp_path)])
     assert r.exit_code == 2, r.output
     assert os.path.join(str(tmp_path), entry) in r.output and why in r.output, r.output
+
+
+def test_a_stray_entry_beside_a_usable_one_of_the_same_name_is_left_alone(tiny_weights, tmp_path):
+    """On a case-sensitive file system a file ``Real`` beside the folder ``real/`` (or a folder
+    ``Manifest.CSV`` beside the file ``manifest.csv``) does not stop the set from being read."""
+    if (tmp_path / "A").exists() or not _case_sensitive(tmp_path):
+        pytest.skip("needs a case-sensitive file system")
+    write_image(tmp_path / "real" / "r.png", seed=1)
+    write_image(tmp_path / "fake" / "f.png", seed=2)
+    (tmp_path / "Real").write_bytes(b"x")
+    r = CliRunner().invoke(cli, ["eval", "--json", "-w", str(tiny_weights), str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    figures = json.loads(r.stdout)["sets"]
+    assert [(v["n_real"], v["n_fake"]) for v in figures.values()] == [(1, 1)]
+    (tmp_path / "manifest.csv").write_text("file,label\nreal/r.png,0\nfake/f.png,1\n")
+    (tmp_path / "Manifest.CSV").mkdir()
+    r = CliRunner().invoke(cli, ["eval", "--json", "-w", str(tiny_weights), str(tmp_path)])
+    assert r.exit_code == 0, r.output
+
+
+def _case_sensitive(folder) -> bool:
+    (folder / "case-probe").write_bytes(b"")
+    sensitive = not (folder / "CASE-PROBE").exists()
+    (folder / "case-probe").unlink()
+    return sensitive

@@ -143,18 +143,18 @@ def read_folder(root: str, filt: Optional[WalkFilter] = None) -> list[LabelledIm
 
 
 def _usable_entry(root: str, name: str, kind: str, is_kind: Callable[[str], bool]) -> None:
-    """A ValueError for an entry of ``root`` named ``name`` (in any case) that is not a ``kind``
-    (a broken link, a loop of links, a file where a folder belongs): left out without a word, it
-    would take its images out of the figures, or the manifest out of the set."""
+    """A ValueError when ``root`` has entries named ``name`` (in any case) and none of them is a
+    ``kind`` (a broken link, a loop of links, a file where a folder belongs): left out without a
+    word, it would take its images out of the figures, or the manifest out of the set. A stray
+    entry beside a usable one (a file ``Real`` beside the folder ``real/``) is left alone."""
     try:
-        entries = [e for e in os.listdir(root) if e.lower() == name]
+        entries = sorted(e for e in os.listdir(root) if e.lower() == name)
     except OSError:
-        return
-    for e in entries:
-        path = os.path.join(root, e)
-        if not is_kind(path):
-            why = stat_error(path) or f"not a {kind}"
-            raise ValueError(f"{path}: {why}; it should be the set's {name} {kind}")
+        entries = [name] if os.path.lexists(os.path.join(root, name)) else []
+    paths = [os.path.join(root, e) for e in entries]
+    if paths and not any(is_kind(p) for p in paths):
+        why = stat_error(paths[0]) or f"not a {kind}"
+        raise ValueError(f"{paths[0]}: {why}; it should be the set's {name} {kind}")
 
 
 def folder_manifest(folder: str) -> Optional[str]:
@@ -166,6 +166,7 @@ def folder_manifest(folder: str) -> Optional[str]:
         plain = os.path.join(folder, "manifest.csv")
         return plain if os.path.isfile(plain) else None
     _usable_entry(folder, "manifest.csv", "file", os.path.isfile)
+    named = [e for e in named if os.path.isfile(os.path.join(folder, e))]
     if len(named) > 1:
         raise ValueError(f"{folder}: {' and '.join(named)} are each a manifest: keep one")
     return os.path.join(folder, named[0]) if named else None
