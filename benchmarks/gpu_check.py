@@ -1,28 +1,30 @@
 #!/usr/bin/env python
-"""The checks that need a GPU, in one call of a few minutes: the CUDA tests (skipped on the
-CPU-only machines the project is built on, so never run there), the shipped weights' scores on
-CUDA against the CPU's, and the GPU throughput figure.
+"""The checks that need a GPU, in one call of seven minutes at most: the CUDA tests (skipped
+on the CPU-only machines the project is built on, so never run there), the shipped weights'
+scores on CUDA against the CPU's, and the GPU throughput figure.
 
     python benchmarks/gpu_check.py --out gpu_out          # on a machine with CUDA
     PYTHONPATH=src python3 benchmarks/gpu_check.py ...    # without installing fakedet
 
 Steps, each written under ``--out`` and summed up in the last lines printed:
 
-1. ``tests.log``: pytest on the tests that take the CUDA path when there is one
-   (``tests/test_engine.py``, and ``-k "cuda or device"`` of ``tests/test_cli.py`` and
-   ``tests/test_faces.py``).
-2. ``agreement.json``: the shipped weights on generated face crops and 1024 px photos, scored on
-   the CPU and on CUDA (CPU decoding, and torchvision's GPU decoding): the largest difference in
-   ``p_fake`` and how many verdicts differ; and face mode (MTCNN and the face expert) on the
-   same images plus scikit-image's astronaut portrait when scikit-image is there (a real photo
-   with a face; the project's own tests have no face image).
+1. ``tests.log``: pytest on ``tests/test_engine.py``, which holds the CUDA tests (CUDA against
+   the CPU, with CPU and with GPU decoding) beside the engine's other tests.
+2. ``summary.json``'s ``agreement``: the shipped weights on generated face crops and 1024 px
+   photos, scored on the CPU and on CUDA (CPU decoding, and torchvision's GPU decoding): the
+   largest difference in ``p_fake`` and how many verdicts differ; and face mode (MTCNN and the
+   face expert) on the same images plus scikit-image's astronaut portrait when scikit-image is
+   there (a real photo with a face; the project's own tests have no face image).
 3. ``benchmark_cuda_*.json`` and ``benchmark.log``: ``benchmarks/benchmark.py --device cuda``
    (face crops and 1024 px JPEGs at ``--n``, 12 MP photos at ``--n-12mp``), no long scans,
    no memory or allocator runs.
 
-The exit status is that of the tests (1 if the CUDA checks could not run: no GPU). Everything
-it needs is in the repository and fakedet's own requirements (torch, torchvision, pillow,
-numpy, click, tqdm, safetensors) plus pytest; nothing is downloaded.
+Each step has a time limit (tests 2 minutes, benchmark runs 2.5 and 1.5; the agreement step,
+about 200 images, has none) and ``summary.json`` is rewritten after each, so that a call
+stopped from outside still returns what was done. The exit status is that of the tests (1 if
+the CUDA checks could not run: no GPU). Everything it needs is in the repository and fakedet's
+own requirements (torch, torchvision, pillow, numpy, click, tqdm, safetensors) plus pytest;
+nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -102,8 +104,8 @@ def _compare(a: list, b: list) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.environ.get("OUT", "gpu_out"))
-    ap.add_argument("--n", type=int, default=1000, help="face crops and 1024 px JPEGs per size")
-    ap.add_argument("--n-12mp", type=int, default=100)
+    ap.add_argument("--n", type=int, default=500, help="face crops and 1024 px JPEGs per size")
+    ap.add_argument("--n-12mp", type=int, default=40)
     ap.add_argument("--skip-benchmark", action="store_true")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -116,32 +118,36 @@ def main(argv=None) -> int:
     summary = {"torch": torch.__version__, "cuda": torch.cuda.is_available(),
                "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     print(json.dumps(summary), file=sys.stderr, flush=True)
+
+    def save():
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+
     py = sys.executable
     summary["tests_rc"] = run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests/test_engine.py"],
-                              out / "tests.log", 300)
-    summary["tests_k_rc"] = run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests/test_cli.py",
-                                 "tests/test_faces.py", "-k", "cuda or device"], out / "tests.log", 300)
+                              out / "tests.log", 120)
+    save()
     if not torch.cuda.is_available():
         print("no CUDA device: the CUDA checks did not run", file=sys.stderr)
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         try:
             summary["agreement"] = agreement(Path(tmp))
         except Exception as exc:  # reported, and the benchmark still runs
             summary["agreement"] = {"error": f"{type(exc).__name__}: {exc}"}
-        (out / "agreement.json").write_text(json.dumps(summary["agreement"], indent=1))
+    save()
     if not args.skip_benchmark:
         bench = [py, "benchmarks/benchmark.py", "--device", "cuda", "--no-long", "--memory", "", "--no-malloc",
                  "--no-fusion"]
         summary["benchmark_rc"] = [
             run(bench + ["--sizes", "face,1024", "--n", str(args.n), "--json", str(out / "benchmark_cuda_small.json")],
-                out / "benchmark.log", 360),
+                out / "benchmark.log", 150)]
+        save()
+        summary["benchmark_rc"].append(
             run(bench + ["--sizes", "12mp", "--n", str(args.n_12mp), "--json", str(out / "benchmark_cuda_12mp.json")],
-                out / "benchmark.log", 300)]
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+                out / "benchmark.log", 90))
+        save()
     print(json.dumps(summary, indent=1))
-    return 0 if summary["tests_rc"] == 0 and summary["tests_k_rc"] in (0, 5) else 1
+    return 0 if summary["tests_rc"] == 0 else 1
 
 
 if __name__ == "__main__":
