@@ -64,3 +64,20 @@ def test_two_sided_distance_ranks_fakes_that_lie_either_side_of_the_reals():
         assert report[name]["val"]["distance"] > 0.95
     data = {k: recs(60, 0.0, 0) + recs(60, 0.0, 1) for k in data}  # fakes like the reals
     assert all(abs(v["test"]["distance"] - 0.5) < 0.15 for v in sp.two_sided(data).values())
+
+
+def test_signed_score_takes_its_direction_from_the_other_sets_only():
+    """Each set's signs come from the other sets' val splits: a set whose fakes lie the same
+    way as the others' is ranked well, one whose fakes lie the other way is ranked inverted
+    (what the signed probe found for LFW), however clearly its own val split shows its way."""
+    r = np.random.default_rng(1)
+
+    def recs(n, shift, label):
+        f = r.normal(0, 1, (n, 3)) + shift
+        return [{"label": label, "group": "g", **dict(zip(sp.FEATURES, row))} for row in f]
+
+    data = {(n, s): recs(80, 0.0, 0) + recs(80, 3.0, 1) for n in sp.SETS for s in sp.SPLITS}
+    assert all(v["test"]["combined"] > 0.95 for v in sp.signed(data).values())
+    last = sp.SETS[-1]  # its fakes the other way, in both its splits
+    data.update({(last, s): recs(80, 0.0, 0) + recs(80, -3.0, 1) for s in sp.SPLITS})
+    assert sp.signed(data)[last]["test"]["combined"] < 0.05
