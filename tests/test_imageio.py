@@ -163,6 +163,12 @@ def test_decompression_bomb_refused_before_decoding():
         load(png_header(100_000, 100_000))
 
 
+@pytest.mark.parametrize("side", [10_000, 100_000])  # over fakedet's limit; over twice Pillow's
+def test_an_image_too_large_is_told_with_its_size_and_the_limit(side):
+    with pytest.raises(imageio.ImageError, match=rf"too large.* {side * side} pixels exceeds the limit of \d+"):
+        load(png_header(side, side))
+
+
 @pytest.mark.parametrize(
     "data,message",
     [

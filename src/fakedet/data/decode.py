@@ -297,6 +297,17 @@ def _other_format(data: bytes) -> str:
         return ""
 
 
+def _too_large(exc: Exception, cfg: PreprocessConfig) -> ImageError:
+    """Pillow's refusal of an image more than twice its own pixel limit, worded as fakedet's own
+    (which comes first for smaller ones): the size, where Pillow's message gives it, and the
+    limit."""
+    import re
+
+    m = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"{int(m.group(1))} pixels exceeds" if m else "over"
+    return ImageError(f"image too large: {size} the limit of {cfg.max_pixels} (possible decompression bomb)")
+
+
 def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
     if _brand(data) in _HEIF_BRANDS:
         _register_heif()
@@ -310,8 +321,8 @@ def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
             raise ImageError(f"{other} image: fakedet reads JPEG, PNG, WebP, AVIF, BMP, TIFF and GIF "
                              "(HEIC with pillow-heif); convert it to PNG or JPEG") from None
         raise _unreadable_format(data) from None
-    except Image.DecompressionBombError:
-        raise ImageError("image too large (decompression bomb)") from None
+    except Image.DecompressionBombError as exc:
+        raise _too_large(exc, cfg) from None
     except Exception as exc:  # PIL raises many types for garbage headers
         if "truncated" in str(exc).lower():
             raise ImageError("truncated image data") from None
@@ -338,8 +349,8 @@ def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
             rgb = to_rgb(img)
     except ImageError:
         raise
-    except Image.DecompressionBombError:
-        raise ImageError("image too large (decompression bomb)") from None
+    except Image.DecompressionBombError as exc:
+        raise _too_large(exc, cfg) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         msg = str(exc)
         if "truncated" in msg.lower() or isinstance(exc, EOFError):
