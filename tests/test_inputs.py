@@ -445,3 +445,22 @@ def test_a_broken_link_is_named_as_one_wherever_a_path_is_given(tmp_path, tiny_w
     os.symlink("loop", tmp_path / "loop")  # a link to itself: not called a broken one
     r = runner.invoke(cli, ["info", "-w", str(tmp_path / "loop")])
     assert r.exit_code == 2 and "weights file cannot be read (Too many levels of symbolic links)" in r.output, r.output
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="needs /dev/fd")
+def test_a_pipe_named_by_its_descriptor_is_pointed_to_dash(tmp_path):
+    """``fakedet scan /dev/stdin`` or ``<(cat x.jpg)`` names a pipe: refused unread, as every
+    pipe is, with a pointer to ``-``; a named pipe in a folder gets no such pointer."""
+    r, w = os.pipe()
+    try:
+        with pytest.raises(ImageError, match=r"^not a regular file \(named pipe\); to read an image piped in, "
+                                             r"give - as the path$"):
+            read_bytes(f"/dev/fd/{r}")
+    finally:
+        os.close(r)
+        os.close(w)
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.jpg")
+        with fifo_watchdog(tmp_path / "pipe.jpg"):
+            with pytest.raises(ImageError, match=r"^not a regular file \(named pipe\)$"):
+                read_bytes(tmp_path / "pipe.jpg")

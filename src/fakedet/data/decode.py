@@ -67,12 +67,12 @@ def read_bytes(path: Union[str, os.PathLike], max_bytes: int = MAX_FILE_BYTES) -
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError
         if not stat.S_ISREG(st.st_mode):
-            raise ImageError(not_regular_error(st.st_mode))
+            raise ImageError(not_regular_error(st.st_mode, path))
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
                      | getattr(os, "O_BINARY", 0))
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ImageError(not_regular_error(st.st_mode))
+            raise ImageError(not_regular_error(st.st_mode, path))
         with os.fdopen(fd, "rb") as fh:
             fd = None  # the file object closes it
             video = video_container(fh.read(_SNIFF_BYTES))  # a film is refused unread

@@ -112,10 +112,16 @@ def open_error(exc: OSError, path) -> str:
     return exc.strerror or str(exc)
 
 
-def not_regular_error(mode: int) -> str:
+def not_regular_error(mode: int, path=None) -> str:
     """The record's error for a named pipe, socket or device: such files are never opened (a
-    pipe without a writer would block the scan for ever, a device could be read without end)."""
-    return f"not a regular file ({special_file_kind(mode) or 'special file'})"
+    pipe without a writer would block the scan for ever, a device could be read without end).
+    A name for standard input or a file descriptor (``/dev/stdin``, ``<(cat x.jpg)``'s
+    ``/dev/fd/63``) is pointed to ``-``, which reads an image piped in."""
+    error = f"not a regular file ({special_file_kind(mode) or 'special file'})"
+    name = os.fsdecode(path) if isinstance(path, (str, bytes)) else ""
+    if not stat.S_ISREG(mode) and (name == "/dev/stdin" or re.match(r"/(dev|proc/self)/fd/\d+$", name)):
+        error += "; to read an image piped in, give - as the path"
+    return error
 
 
 def glob_regex(pattern: str) -> "re.Pattern[str]":
@@ -376,7 +382,7 @@ def _file_item(path: str, entry: Optional[os.DirEntry] = None) -> Item:
         return Item(path, source=path)
     if stat.S_ISREG(mode):
         return Item(path, source=path)
-    return Item(path, error=not_regular_error(mode))
+    return Item(path, error=not_regular_error(mode, path))
 
 
 _BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark
