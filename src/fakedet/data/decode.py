@@ -301,8 +301,6 @@ def _too_large(exc: Exception, cfg: PreprocessConfig) -> ImageError:
     """Pillow's refusal of an image more than twice its own pixel limit, worded as fakedet's own
     (which comes first for smaller ones): the size, where Pillow's message gives it, and the
     limit."""
-    import re
-
     m = re.search(r"\((\d+) pixels\)", str(exc))
     size = f"{int(m.group(1))} pixels exceeds" if m else "over"
     return ImageError(f"image too large: {size} the limit of {cfg.max_pixels} (possible decompression bomb)")
