@@ -362,6 +362,24 @@ def test_figures_that_need_both_classes_are_empty_for_one(tiny_weights, labelled
     assert "UserWarning" not in r.stderr and (tmp_path / "plots" / "roc.png").is_file()
 
 
+def test_an_empty_class_folder_is_warned_of_a_missing_one_is_not(tiny_weights, labelled, tmp_path, runner):
+    """real/ there but empty (or holding only empty folders) beside fake/ images: figures of
+    the fakes alone, with a warning naming the folder; a set that has no real/ folder at all (a
+    fake-only set on purpose) gets none."""
+    import shutil
+
+    only = tmp_path / "only"
+    shutil.copytree(labelled / "fake", only / "fake", ignore=shutil.ignore_patterns("broken.jpg"))
+    r = runner.invoke(cli, ["eval", str(only), "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert r.exit_code == 0 and "warning" not in r.stderr, r.stderr
+    (only / "Real" / "empty").mkdir(parents=True)
+    r = runner.invoke(cli, ["eval", str(only), "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["sets"]["only"]["n_fake"] == 4
+    assert f"warning: only: {only / 'Real'}/ holds no images: the figures are those of the fake images alone" \
+        in r.stderr, r.stderr
+
+
 def test_plots_that_cannot_be_written_keep_the_figures(tiny_weights, labelled, tmp_path, runner):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")

@@ -447,6 +447,37 @@ def test_a_broken_link_is_named_as_one_wherever_a_path_is_given(tmp_path, tiny_w
     assert r.exit_code == 2 and "weights file cannot be read (Too many levels of symbolic links)" in r.output, r.output
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_weights_path_that_is_no_file_says_what_it_is(tmp_path, tiny_weights):
+    """-w naming a named pipe or a device is no "not found" (the name is there); a trailing
+    slash the user typed stays in the message (Path would drop it)."""
+    from click.testing import CliRunner
+
+    from fakedet.cli import cli
+
+    os.mkfifo(tmp_path / "fifo")
+    runner = CliRunner()
+    for weights, said in ((tmp_path / "fifo", "weights file is not a regular file (named pipe): "),
+                          ("/dev/null", "weights file is not a regular file (character device): "),
+                          (f"{tmp_path}/gone/", "weights file not found: "),
+                          (f"{tiny_weights}/", "weights file cannot be read (Not a directory): ")):
+        r = runner.invoke(cli, ["info", "-w", str(weights)])
+        assert r.exit_code == 2 and f"{said}{weights}\n" in r.output, (weights, r.output)
+
+
+def test_a_weights_file_behind_a_closed_folder_is_no_not_found(monkeypatch, tmp_path):
+    """A weights file in a folder that may not be searched: the reason, not "not found" (as
+    root, permissions cannot make it happen, so stat is made to refuse)."""
+    from fakedet.data import sources
+
+    def refuse(path, *a, **kw):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(sources.os, "stat", refuse)
+    assert sources.missing_message("weights file", tmp_path / "w.safetensors") == \
+        f"weights file cannot be read (Permission denied): {tmp_path / 'w.safetensors'}"
+
+
 @pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="needs /dev/fd")
 def test_a_pipe_named_by_its_descriptor_is_pointed_to_dash(tmp_path):
     """``fakedet scan /dev/stdin`` or ``<(cat x.jpg)`` names a pipe: refused unread, as every

@@ -120,7 +120,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
 
     from tqdm import tqdm
 
-    from fakedet.data.labelled import folder_manifest, read_labelled
+    from fakedet.data.labelled import empty_class_folders, folder_manifest, read_labelled
     from fakedet.data.sources import WalkFilter, open_error
     from fakedet.data.writers import path_fields, tsv_escape, utf8_all
     from fakedet.evaluation.report import format_table, report, write_plots
@@ -156,6 +156,10 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         skipped = _skipped_files(filt)
         if skipped:  # left out of the figures: said, as scan's summary says it
             err(f"note: {key}: left out {skipped}")
+        if os.path.isdir(d) and folder_manifest(d) is None:
+            for empty in empty_class_folders(d, datasets[key]):
+                other = "fake" if os.path.basename(empty).lower() == "real" else "real"
+                err(f"warning: {key}: {empty}/ holds no images: the figures are those of the {other} images alone")
     if not any(datasets.values()):
         present = set()
         if split is not None:  # say which splits there are instead

@@ -142,6 +142,21 @@ def read_folder(root: str, filt: Optional[WalkFilter] = None) -> list[LabelledIm
     return out
 
 
+def empty_class_folders(root: str, images: list[LabelledImage]) -> list[str]:
+    """The paths of ``root``'s real/ and fake/ folders that gave ``read_folder`` no image (not
+    even an error record), when the other class has some: a folder left empty by mistake would
+    otherwise turn the set into one of a single class without a word."""
+    labels = {im.label for im in images}
+    if len(labels) != 1:
+        return []
+    try:
+        subs = sorted(e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e)))
+    except OSError:
+        return []
+    return [os.path.join(root, e) for name, label in (("real", 0), ("fake", 1)) if label not in labels
+            for e in subs if e.lower() == name]
+
+
 def _usable_entry(root: str, name: str, kind: str, is_kind: Callable[[str], bool]) -> None:
     """A ValueError when ``root`` has entries named ``name`` (in any case) and none of them is a
     ``kind`` (a broken link, a loop of links, a file where a folder belongs): left out without a

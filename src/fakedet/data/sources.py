@@ -96,12 +96,24 @@ def stat_error(path) -> Optional[str]:
 
 
 def missing_message(what: str, path) -> str:
-    """The error for a file that a command needs (its weights) and that is not there: ``<what>
-    not found: <path>``, or what makes the link by that name unusable."""
+    """The error for a file that a command needs (its weights) and that is no regular file:
+    ``<what> not found: <path>`` when nothing is there, else what makes the name unusable (a
+    broken link, a loop of links, a folder that may not be searched, a named pipe or device)."""
     if is_broken_link(path):
         return f"{what} is a {BROKEN_LINK}: {path}"
-    why = stat_error(path) if os.path.islink(path) else None
-    return f"{what} cannot be read ({why}): {path}" if why else f"{what} not found: {path}"
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return f"{what} not found: {path}"
+    except OSError as exc:
+        return f"{what} cannot be read ({open_error(exc, path)}): {path}"
+    except (ValueError, TypeError) as exc:
+        return f"{what} cannot be read ({exc}): {path}"
+    if stat.S_ISDIR(mode):
+        return f"{what} is a folder, not a file: {path}"
+    if not stat.S_ISREG(mode):
+        return f"{what} is not a regular file ({special_file_kind(mode) or 'special file'}): {path}"
+    return f"{what} not found: {path}"
 
 
 def open_error(exc: OSError, path) -> str:

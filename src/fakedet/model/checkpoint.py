@@ -160,13 +160,14 @@ def read_meta(path: str | os.PathLike) -> CheckpointMeta:
     """Reads only the metadata (cheap: no tensor is loaded, and torch is not imported)."""
     from safetensors import safe_open
 
+    shown = os.fsdecode(path)  # as the user typed it: Path drops a trailing slash
     path = Path(path)
     if path.is_dir():
-        raise CheckpointError(f"weights path is a folder, not a .safetensors file: {path}")
-    if not path.is_file():
+        raise CheckpointError(f"weights path is a folder, not a .safetensors file: {shown}")
+    if not path.is_file() or shown.endswith("/"):
         from fakedet.data.sources import missing_message
 
-        raise CheckpointError(missing_message("weights file", path))
+        raise CheckpointError(missing_message("weights file", shown))
     try:
         with safe_open(str(path), framework="numpy") as fh:  # "pt" would import torch
             raw = (fh.metadata() or {}).get(META_KEY)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -209,11 +210,12 @@ def read_meta(path: Path) -> ExpertMeta:
     """The expert file's metadata alone (no tensor read, torch not imported)."""
     from safetensors import safe_open
 
+    shown = os.fsdecode(path)  # as the user typed it: Path drops a trailing slash
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() or shown.endswith("/"):
         from fakedet.data.sources import missing_message
 
-        raise ExpertError(missing_message("face expert weights file", path))
+        raise ExpertError(missing_message("face expert weights file", shown))
     try:
         with safe_open(str(path), framework="numpy") as f:
             md = f.metadata()
