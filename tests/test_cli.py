@@ -108,6 +108,24 @@ def test_stdin_dash(runner, tiny_weights):
     assert r.exit_code == 3 and "empty" in r.stdout
 
 
+@pytest.mark.skipif(os.name != "posix", reason="closes file descriptor 0 in the child")
+def test_a_closed_stdin_is_said_to_be_closed(tiny_weights):
+    """Started with stdin closed (``<&-``): ``-`` gets a record saying so (not "empty input"),
+    and ``--files-from -`` is a usage error, not an empty list ("no images found")."""
+    import subprocess
+    import sys
+
+    def scan(*args):
+        return subprocess.run([sys.executable, "-m", "fakedet", "scan", "-w", str(tiny_weights), *args],
+                              capture_output=True, text=True, timeout=120, preexec_fn=lambda: os.close(0))
+
+    r = scan("-")
+    assert r.returncode == 3 and r.stdout == "-\t\t\tstandard input is closed: nothing to read\n", (r.stdout, r.stderr)
+    r = scan("--files-from", "-")
+    assert r.returncode == 2 and "Invalid value for --files-from: cannot read -: standard input is closed" \
+        in r.stderr, r.stderr
+
+
 def test_files_from_lines_and_nul(runner, tiny_weights, folder, tmp_path):
     names = [str(folder / "b.jpg"), str(folder / "a.png")]
     lst = tmp_path / "list.txt"

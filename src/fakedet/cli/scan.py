@@ -92,8 +92,8 @@ Examples:
               "face-mode thresholds (an image with no face found: the whole image's score and "
               "thresholds; jsonl/json add a 'faces' list of boxes and scores and p_whole). With the "
               "shipped face expert each face's score is the fused one, and the whole image's counts "
-              "only when it reaches its own fake threshold, or -t when given (real still needs it "
-              "below the real threshold, so a low p_fake can be uncertain); with --no-face-expert "
+              "only when it reaches its own fake threshold, or -t when that is lower (real still "
+              "needs it below the real threshold, so a low p_fake can be uncertain); with --no-face-expert "
               "the whole image always counts.")
 @face_expert_option
 @engine.engine_options
@@ -154,6 +154,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     if files_from:
         if files_from == "-":
             list_stream = stdin_binary()
+            if list_stream is None:  # started with stdin closed (``<&-``): no list, not an empty one
+                raise click.BadParameter("cannot read -: standard input is closed", param_hint="--files-from")
         else:
             try:
                 list_stream = open(files_from, "rb")

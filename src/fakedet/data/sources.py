@@ -362,9 +362,12 @@ def expand(path: str, stdin: Optional[IO[bytes]] = None, filt: Optional[WalkFilt
     if path == "-":
         from fakedet.data.decode import MAX_FILE_BYTES  # decode imports this module
 
+        if stdin is None:  # started with stdin closed (``<&-``): not an empty image
+            yield Item("-", error="standard input is closed: nothing to read")
+            return
         # no more than one image file may hold (``fakedet scan - < /dev/zero`` must end)
         try:
-            data = stdin.read(MAX_FILE_BYTES + 1) if stdin is not None else b""
+            data = stdin.read(MAX_FILE_BYTES + 1)
         except OSError as exc:  # a terminal gone, a read error on a pipe or a file: this input only
             yield Item("-", error=f"cannot read standard input: {exc.strerror or exc}")
             return
