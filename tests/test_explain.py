@@ -130,6 +130,22 @@ def test_explain_writes_one_png_per_input_of_the_expected_size(runner, tiny_weig
     assert sorted(p.name for p in out.iterdir()) == ["a-2.explain.png", "a.explain.png", "c.explain.png"]
 
 
+def test_a_face_without_a_score_is_an_error_as_in_a_scan(tiny_weights, monkeypatch):
+    """A face crop the model gives NaN: the image's error ("model produced no score (NaN)"), as
+    a scan's record has it, not a label drawn from the other scores."""
+    from fakedet.data.decode import ImageError
+    from fakedet.inference import explain as ex
+    from fakedet.model import faces
+
+    monkeypatch.setattr(faces, "find_faces", lambda img, detector=None: [([4, 4, 40, 40], 0.99)])
+    real = ex.calibrated_logits
+    monkeypatch.setattr(ex, "calibrated_logits", lambda det, images: real(det, images)
+                        if len(images) != 1 else np.full(1, np.nan, dtype=np.float32))
+    det = Detector.load(tiny_weights, device="cpu", expert=None)
+    with pytest.raises(ImageError, match=r"^model produced no score \(NaN\)$"):
+        explain_image(det, random_image((64, 64)), grid=2, faces=True)
+
+
 def test_explain_draws_each_face_box_where_the_face_is(runner, tiny_weights, tmp_path, monkeypatch):
     from fakedet.model import faces
 

@@ -247,6 +247,8 @@ def explain_image(det, img: Image.Image, grid: int = DEFAULT_GRID, faces: Option
             found = [Face([int(v) for v in box], float(conf), float(sigmoid(p)))
                      for (box, conf), p in zip(detected, pz)]
     scores = [p_whole] + [f.p_fake for f in found or []]
+    if any(math.isnan(x) for x in scores):  # a face's score too, as a scan tells it
+        raise decode.ImageError("model produced no score (NaN)")
     # as a scan: with a face, the expert's file may gate the whole image
     p_fake = det.image_score(scores)
     cutoffs = det.face_cutoffs if found else det.cutoffs
