@@ -85,6 +85,45 @@ def test_closed_pipe_ends_every_command_quietly(tiny_weights, many, tmp_path, co
     assert b"Traceback" not in err and b"BrokenPipe" not in err
 
 
+def test_a_report_lost_to_a_closed_pipe_is_said_to_be_lost(tiny_weights, many, tmp_path):
+    """The records' reader gone before the first batch is written: no record was made, so
+    --report is not written, and stderr says so (the status stays 141), rather than leaving
+    an earlier run's report there without a word."""
+    report = tmp_path / "r.html"
+    report.write_text("OLD")
+    p = fakedet("scan", "-w", str(tiny_weights), "-j", "0", "--report", str(report), str(many))
+    p.stdout.close()
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 141, err
+    assert f"fakedet: no report written to {report}: no record was written".encode() in err, err
+    assert b"Traceback" not in err and report.read_text() == "OLD"
+
+
+@pytest.mark.parametrize("command", ["scan", "eval"])
+def test_a_progress_bar_whose_reader_went_away_loses_the_bar_only(tiny_weights, many, tmp_path, command):
+    """--progress with stderr's reader gone (``2>&1 | head``): the bar is dropped and the
+    command goes on, its records or figures whole and its status what it would be without the
+    bar, not 141 (that status says the records' reader went away)."""
+    if command == "scan":
+        out = tmp_path / "out.tsv"
+        args = ["scan", "--progress", "-o", str(out), "-b", "2", str(many)]
+    else:
+        for i, name in enumerate(sorted(os.listdir(many))[:6]):
+            (tmp_path / "set" / ("real" if i % 2 else "fake")).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "set" / ("real" if i % 2 else "fake") / name).write_bytes((many / name).read_bytes())
+        args = ["eval", "--progress", "-b", "2", "--json", str(tmp_path / "set")]
+    p = fakedet(*args, "-w", str(tiny_weights), "-j", "0")
+    p.stderr.close()  # the reader is gone before the bar is first drawn
+    stdout, _ = p.communicate(timeout=120)
+    assert p.returncode == 0
+    if command == "scan":
+        assert len(out.read_text().splitlines()) == len(os.listdir(many))
+    else:
+        import json
+
+        assert json.loads(stdout)["sets"]["set"]["n"] == 6
+
+
 def test_ctrl_c_flushes_and_exits_130(tiny_weights, many):
     p = fakedet("scan", "-w", str(tiny_weights), "-j", "1", "-b", "1", str(many), str(many), str(many))
     first = p.stdout.readline()  # wait until records flow

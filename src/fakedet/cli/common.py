@@ -415,6 +415,41 @@ def silence_stdout() -> None:
     _to_devnull(sys.stdout)
 
 
+class BarStream:
+    """stderr as a progress bar's file: a stderr that cannot take the bar (its reader went away,
+    ``2>&1 | head``; the terminal hung up) loses the bar, not the command's records or figures,
+    and the command goes on as it would without ``--progress``. Everything but writing is
+    stderr's own (``isatty``, ``fileno`` for the bar's width)."""
+
+    def __init__(self, stream=None):
+        self._stream = sys.stderr if stream is None else stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                self._stream.write(text)
+            except BlockingIOError:  # a non-blocking stderr that is full now: this drawing is lost
+                pass
+            except OSError:
+                self.broken = True
+                silence_stderr()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self._stream.flush()
+            except BlockingIOError:
+                pass
+            except OSError:
+                self.broken = True
+                silence_stderr()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def silence_stderr() -> None:
     """After stderr failed (closed, full), point it at /dev/null: the interpreter's final flush,
     and any later message, then cannot fail and turn the exit status into another."""

@@ -12,6 +12,7 @@ from fakedet.cli.common import (
     EXIT_OK,
     EXIT_UNREADABLE,
     EXIT_USAGE,
+    BarStream,
     check_report_folder,
     err,
     interrupt_word,
@@ -193,7 +194,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         det = load_detector(weights, device=device, threshold=threshold, batch_size=batch_size,
                             workers=workers, faces=faces, expert="auto" if face_expert else None)
     total = sum(len(v) for v in datasets.values())
-    bar = tqdm(total=total, unit="img", file=sys.stderr,
+    bar = tqdm(total=total, unit="img", file=BarStream(),
                disable=not (sys.stderr.isatty() if progress is None else progress))
     html = on_batch = None
     report_error = None

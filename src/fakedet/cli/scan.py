@@ -22,6 +22,7 @@ from fakedet.cli.common import (
     EXIT_UNREADABLE,
     EXIT_USAGE,
     STARTED,
+    BarStream,
     HungUp,
     check_report_folder,
     err,
@@ -396,7 +397,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     shared = progress and out_stream is sys.stdout and _same_terminal(sys.stdout, sys.stderr)
     if shared and fmt == "json":
         progress = shared = False
-    bar = tqdm(unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(unit="img", file=BarStream(), disable=not progress, dynamic_ncols=True)
     interrupted: Optional[BaseException] = None
     write_error = None
     inputs_error: Optional[InputsError] = None
@@ -442,10 +443,10 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             with uninterrupted():  # a signal now takes effect once the array is closed
                 get_writer().close()
     except BrokenPipeError:
-        # The reader went away (`fakedet scan dir | head`): stop quietly.
+        # The reader went away (`fakedet scan dir | head`): stop quietly (but for a report that
+        # could not be made, below).
         silence_stdout()
         pipe_closed = True
-        return EXIT_PIPE
     except (KeyboardInterrupt, InputsError) as exc:
         # Ctrl-C, SIGTERM or SIGHUP (common.Terminated), or the list of paths broke off: the
         # records made are kept, a json array closed
@@ -496,6 +497,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
         # a report is made of records: none was made, so the file was never created (say so,
         # whatever the reason given next)
         err(f"no report written to {report.target}: no record was written")
+    if pipe_closed:
+        return EXIT_PIPE
     if (write_error is not None and isinstance(interrupted, HungUp) and out_stream is sys.stdout
             and not isinstance(write_error, ReportWriteError)):
         silence_stdout()  # the records were going to the terminal that hung up: it is gone
