@@ -135,6 +135,11 @@ def test_files_from_lines_and_nul(runner, tiny_weights, folder, tmp_path):
     r = run(runner, tiny_weights, ["--files-from", "-", "-0"], input=("\0".join(names) + "\0").encode())
     assert r.exit_code == 0, r.stderr
     assert [line.split("\t")[0] for line in r.stdout.splitlines()] == names
+    # a NUL-separated list read without -0: one record, whose error says what -0 is for
+    r = run(runner, tiny_weights, ["--files-from", "-"], input=("\0".join(names) + "\0").encode())
+    assert r.exit_code == 3 and r.stdout.count("\n") == 1, r.stdout
+    assert r.stdout.endswith("\tinvalid file name (it contains a NUL byte); a list of NUL-separated names "
+                             "needs -0\n"), r.stdout
     # -0 without a list to separate: a usage error, not a silent no-op
     r = run(runner, tiny_weights, ["-0", names[0]])
     assert r.exit_code == 2 and "-0/--null separates the paths of a --files-from list" in r.stderr, r.stderr
@@ -371,6 +376,13 @@ def test_help_command_shows_the_help(runner):
         assert r.output == runner.invoke(cli, [command, "--help"]).output
     r = runner.invoke(cli, ["help", "photo.jpg"])
     assert r.exit_code == 2 and "fakedet scan help" in r.stderr
+    assert "no command 'photo.jpg'; the commands: eval, explain, info, scan" in r.stderr, r.stderr
+    r = runner.invoke(cli, ["help", "evl"])
+    assert r.exit_code == 2 and "no command 'evl' (did you mean eval?)" in r.stderr, r.stderr
+    r = runner.invoke(cli, ["help", "scan", "eval"])
+    assert r.exit_code == 2 and "help takes one command name" in r.stderr, r.stderr
+    r = runner.invoke(cli, ["help", "help"])  # as git's: the program's own help
+    assert r.exit_code == 0 and r.output == runner.invoke(cli, ["--help"]).output
 
 
 def test_a_file_named_help_is_scanned_with_the_explicit_form(runner, tiny_weights, tmp_path, monkeypatch):

@@ -69,10 +69,17 @@ class DefaultGroup(click.Group):
 
     def parse_args(self, ctx, args):
         if args and args[0] == "help":  # `fakedet help [COMMAND]` (a file named help: `fakedet scan help`)
-            if len(args) > 2 or (len(args) == 2 and args[1] not in self.commands):
-                ctx.fail(f"help takes one command name ({', '.join(sorted(self.commands))}); "
-                         "to score a file named help: fakedet scan help")
-            args = [*args[1:], "--help"]
+            rest = [] if args[1:] == ["help"] else args[1:]  # `fakedet help help`: the program's help
+            names = ", ".join(sorted(self.commands))
+            if len(rest) > 1:
+                ctx.fail(f"help takes one command name ({names}); to score a file named help: fakedet scan help")
+            if rest and rest[0] not in self.commands:
+                import difflib
+
+                like = difflib.get_close_matches(rest[0].lower(), list(self.commands), n=1, cutoff=0.7)
+                ctx.fail(f"no command {rest[0]!r}" + (f" (did you mean {like[0]}?)" if like else "")
+                         + f"; the commands: {names}; to score a file named help: fakedet scan help")
+            args = [*rest, "--help"]
         elif args and args[0] not in self.commands and args[0] not in ("-h", "--help", "-V", "--version"):
             named = args[:args.index("--")] if "--" in args else args  # after --, names are files
             command = next((a for a in named if a in self.commands), None)

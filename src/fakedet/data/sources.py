@@ -466,6 +466,9 @@ def iter_items(
         for path in read_list(files_from, null):
             if path == "-":
                 yield Item("-", error="'-' (stdin) cannot be named inside a list of paths")
+            elif not null and "\0" in path:  # `find -print0 | fakedet scan --files-from -`
+                yield Item(path, error="invalid file name (it contains a NUL byte); a list of "
+                                       "NUL-separated names needs -0")
             else:
                 yield from one(path, None)
 
