@@ -380,6 +380,23 @@ def test_an_empty_class_folder_is_warned_of_a_missing_one_is_not(tiny_weights, l
         in r.stderr, r.stderr
 
 
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="needs /dev/fd")
+def test_a_manifest_piped_in_has_its_rows_in_the_current_folder(tiny_weights, labelled, runner, monkeypatch):
+    """``fakedet eval <(grep ... manifest.csv)`` names a pipe (/dev/fd/63): its rows are found
+    from the current folder (a pipe has no folder of its own), and the set is called manifest."""
+    monkeypatch.chdir(labelled)
+    r, w = os.pipe()
+    os.write(w, b"file,label\nreal/r0.jpg,0\nreal/r1.jpg,0\nfake/f0.png,1\n")
+    os.close(w)
+    try:
+        res = runner.invoke(cli, ["eval", f"/dev/fd/{r}", "-w", str(tiny_weights), "-j", "0", "--json"])
+    finally:
+        os.close(r)
+    assert res.exit_code == 0, res.output
+    figures = json.loads(res.stdout)["sets"]
+    assert list(figures) == ["manifest"] and (figures["manifest"]["n_real"], figures["manifest"]["n_fake"]) == (2, 1)
+
+
 def test_plots_that_cannot_be_written_keep_the_figures(tiny_weights, labelled, tmp_path, runner):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")

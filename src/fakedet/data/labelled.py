@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -34,6 +35,15 @@ def file_identity(path: str) -> object:
     return (st.st_dev, st.st_ino) if st.st_ino else _resolved(path)
 
 
+def is_piped(path: str) -> bool:
+    """Whether ``path`` names a pipe or other stream rather than a file or folder."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]:
     """Reads ``file,label[,group][,split]`` rows; files are relative to the manifest's folder."""
     try:
@@ -46,7 +56,9 @@ def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]
 
 
 def _read_manifest(path: str, split: Optional[str]) -> list[LabelledImage]:
-    root = os.path.dirname(path)  # rows as the manifest was named: relative stays relative
+    # rows as the manifest was named: relative stays relative; a manifest piped in (``eval
+    # <(grep ...)``, a /dev/fd name) has no folder of its own: its rows are the current folder's
+    root = os.path.dirname(path) if not is_piped(path) else ""
     out = []
     seen: dict[object, tuple[int, str]] = {}  # each file's line and name, so that none counts twice
     # utf-8-sig: spreadsheet programs often start a UTF-8 CSV with a byte-order mark
