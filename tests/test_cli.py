@@ -378,11 +378,12 @@ def test_help_command_shows_the_help(runner):
     assert r.exit_code == 2 and "fakedet scan help" in r.stderr
     assert "no command 'photo.jpg'; the commands: eval, explain, info, scan" in r.stderr, r.stderr
     r = runner.invoke(cli, ["help", "evl"])
-    assert r.exit_code == 2 and "no command 'evl' (did you mean eval?)" in r.stderr, r.stderr
+    assert r.exit_code == 2 and "no command 'evl'; did you mean: fakedet help eval?" in r.stderr, r.stderr
     r = runner.invoke(cli, ["help", "scan", "eval"])
     assert r.exit_code == 2 and "help takes one command name" in r.stderr, r.stderr
-    r = runner.invoke(cli, ["help", "help"])  # as git's: the program's own help
-    assert r.exit_code == 0 and r.output == runner.invoke(cli, ["--help"]).output
+    for asked in ("help", "-h", "--help"):  # as git's `help help`: the program's own help
+        r = runner.invoke(cli, ["help", asked])
+        assert r.exit_code == 0 and r.output == runner.invoke(cli, ["--help"]).output, asked
 
 
 def test_a_file_named_help_is_scanned_with_the_explicit_form(runner, tiny_weights, tmp_path, monkeypatch):

@@ -395,6 +395,19 @@ def test_a_manifest_piped_in_has_its_rows_in_the_current_folder(tiny_weights, la
     assert res.exit_code == 0, res.output
     figures = json.loads(res.stdout)["sets"]
     assert list(figures) == ["manifest"] and (figures["manifest"]["n_real"], figures["manifest"]["n_fake"]) == (2, 1)
+    if hasattr(os, "mkfifo"):  # a named pipe in a folder is named, and has that folder
+        import threading
+
+        os.mkfifo(labelled / "rows.fifo")
+        feed = threading.Thread(target=lambda: (labelled / "rows.fifo").write_bytes(
+            b"file,label\nreal/r0.jpg,0\nfake/f0.png,1\n"), daemon=True)
+        feed.start()
+        monkeypatch.chdir(labelled.parent)
+        res = runner.invoke(cli, ["eval", str(labelled / "rows.fifo"), "-w", str(tiny_weights), "-j", "0", "--json"])
+        feed.join(10)
+        assert res.exit_code == 0, res.output
+        figures = json.loads(res.stdout)["sets"]
+        assert list(figures) == ["rows.fifo"] and (figures["rows.fifo"]["n_real"], figures["rows.fifo"]["n_fake"]) == (1, 1)
 
 
 def test_plots_that_cannot_be_written_keep_the_figures(tiny_weights, labelled, tmp_path, runner):

@@ -460,7 +460,8 @@ def test_a_weights_path_that_is_no_file_says_what_it_is(tmp_path, tiny_weights):
     for weights, said in ((tmp_path / "fifo", "weights file is not a regular file (named pipe): "),
                           ("/dev/null", "weights file is not a regular file (character device): "),
                           (f"{tmp_path}/gone/", "weights file not found: "),
-                          (f"{tiny_weights}/", "weights file cannot be read (Not a directory): ")):
+                          (f"{tiny_weights}/", "weights file cannot be read (Not a directory): "),
+                          ("", "weights path is empty")):
         r = runner.invoke(cli, ["info", "-w", str(weights)])
         assert r.exit_code == 2 and f"{said}{weights}\n" in r.output, (weights, r.output)
 

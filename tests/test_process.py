@@ -99,6 +99,30 @@ def test_a_report_lost_to_a_closed_pipe_is_said_to_be_lost(tiny_weights, many, t
     assert b"Traceback" not in err and report.read_text() == "OLD"
 
 
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_the_bars_stream_is_as_wide_as_the_terminal(monkeypatch):
+    """The bar's stream is stderr to tqdm, which measures only sys.stderr or sys.stdout: the bar
+    fills the terminal's width (a 150-column one here), not tqdm's 10-character default."""
+    import fcntl
+    import struct
+    import termios
+
+    from tqdm import tqdm
+
+    from fakedet.cli.common import BarStream
+
+    main, sub = os.openpty()
+    fcntl.ioctl(sub, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 150, 0, 0))
+    with os.fdopen(sub, "w") as terminal:
+        monkeypatch.setattr(sys, "stderr", terminal)
+        stream = BarStream()
+        assert stream == sys.stderr and stream != sys.stdout
+        bar = tqdm(total=6, file=stream)
+        assert bar.ncols is not None and bar.ncols >= 149  # tqdm keeps the last column free
+        bar.close()
+    os.close(main)
+
+
 @pytest.mark.parametrize("command", ["scan", "eval"])
 def test_a_progress_bar_whose_reader_went_away_loses_the_bar_only(tiny_weights, many, tmp_path, command):
     """--progress with stderr's reader gone (``2>&1 | head``): the bar is dropped and the

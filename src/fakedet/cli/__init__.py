@@ -69,7 +69,8 @@ class DefaultGroup(click.Group):
 
     def parse_args(self, ctx, args):
         if args and args[0] == "help":  # `fakedet help [COMMAND]` (a file named help: `fakedet scan help`)
-            rest = [] if args[1:] == ["help"] else args[1:]  # `fakedet help help`: the program's help
+            # `fakedet help help` (or -h, --help): the program's own help
+            rest = [] if args[1:] in (["help"], ["-h"], ["--help"]) else args[1:]
             names = ", ".join(sorted(self.commands))
             if len(rest) > 1:
                 ctx.fail(f"help takes one command name ({names}); to score a file named help: fakedet scan help")
@@ -77,7 +78,7 @@ class DefaultGroup(click.Group):
                 import difflib
 
                 like = difflib.get_close_matches(rest[0].lower(), list(self.commands), n=1, cutoff=0.7)
-                ctx.fail(f"no command {rest[0]!r}" + (f" (did you mean {like[0]}?)" if like else "")
+                ctx.fail(f"no command {rest[0]!r}" + (f"; did you mean: fakedet help {like[0]}?" if like else "")
                          + f"; the commands: {names}; to score a file named help: fakedet scan help")
             args = [*rest, "--help"]
         elif args and args[0] not in self.commands and args[0] not in ("-h", "--help", "-V", "--version"):

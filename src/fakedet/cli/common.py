@@ -449,6 +449,13 @@ class BarStream:
     def __getattr__(self, name):
         return getattr(self._stream, name)
 
+    # tqdm measures the terminal's width (and flushes the other stream first) only for a file
+    # that equals sys.stderr or sys.stdout: this one does, as the stream it writes to
+    def __eq__(self, other) -> bool:
+        return other is self or other is self._stream
+
+    __hash__ = object.__hash__
+
 
 def silence_stderr() -> None:
     """After stderr failed (closed, full), point it at /dev/null: the interpreter's final flush,

@@ -121,8 +121,8 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
 
     from tqdm import tqdm
 
-    from fakedet.data.labelled import empty_class_folders, folder_manifest, is_piped, read_labelled
-    from fakedet.data.sources import WalkFilter, open_error
+    from fakedet.data.labelled import empty_class_folders, folder_manifest, read_labelled
+    from fakedet.data.sources import WalkFilter, names_a_descriptor, open_error
     from fakedet.data.writers import path_fields, tsv_escape, utf8_all
     from fakedet.evaluation.report import format_table, report, write_plots
     from fakedet.inference.stream import load_detector
@@ -143,7 +143,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         name = os.path.basename(os.path.normpath(d))
         if name.lower() == "manifest.csv":
             name = os.path.basename(os.path.dirname(os.path.abspath(d)))
-        elif is_piped(d):  # <(grep ...)'s /dev/fd/63: no name of its own
+        elif names_a_descriptor(d):  # <(grep ...)'s /dev/fd/63: no name of its own
             name = "manifest"
         key, k = name, 1
         while key in taken or key in datasets:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import csv
 import os
-import stat
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from fakedet.data.sources import WalkFilter, stat_error, walk
+from fakedet.data.sources import WalkFilter, names_a_descriptor, stat_error, walk
 from fakedet.data.writers import tsv_escape
 
 LABELS = {"0": 0, "1": 1, "real": 0, "fake": 1}
@@ -35,15 +34,6 @@ def file_identity(path: str) -> object:
     return (st.st_dev, st.st_ino) if st.st_ino else _resolved(path)
 
 
-def is_piped(path: str) -> bool:
-    """Whether ``path`` names a pipe or other stream rather than a file or folder."""
-    try:
-        mode = os.stat(path).st_mode
-    except (OSError, ValueError):
-        return False
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
-
-
 def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]:
     """Reads ``file,label[,group][,split]`` rows; files are relative to the manifest's folder."""
     try:
@@ -56,9 +46,10 @@ def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]
 
 
 def _read_manifest(path: str, split: Optional[str]) -> list[LabelledImage]:
-    # rows as the manifest was named: relative stays relative; a manifest piped in (``eval
-    # <(grep ...)``, a /dev/fd name) has no folder of its own: its rows are the current folder's
-    root = os.path.dirname(path) if not is_piped(path) else ""
+    # rows as the manifest was named: relative stays relative; a manifest named by its file
+    # descriptor (``eval <(grep ...)``'s /dev/fd/63) has no folder of its own: its rows are the
+    # current folder's
+    root = "" if names_a_descriptor(path) else os.path.dirname(path)
     out = []
     seen: dict[object, tuple[int, str]] = {}  # each file's line and name, so that none counts twice
     # utf-8-sig: spreadsheet programs often start a UTF-8 CSV with a byte-order mark

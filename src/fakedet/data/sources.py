@@ -124,14 +124,20 @@ def open_error(exc: OSError, path) -> str:
     return exc.strerror or str(exc)
 
 
+def names_a_descriptor(path) -> bool:
+    """Whether ``path`` names a file descriptor (``/dev/stdin``, ``<(cat x)``'s ``/dev/fd/63``,
+    ``/proc/self/fd/3``) rather than a file in a folder."""
+    name = os.fsdecode(path) if isinstance(path, (str, bytes)) else ""
+    return name == "/dev/stdin" or re.match(r"/(dev|proc/self)/fd/\d+$", name) is not None
+
+
 def not_regular_error(mode: int, path=None) -> str:
     """The record's error for a named pipe, socket or device: such files are never opened (a
     pipe without a writer would block the scan for ever, a device could be read without end).
     A name for standard input or a file descriptor (``/dev/stdin``, ``<(cat x.jpg)``'s
     ``/dev/fd/63``) is pointed to ``-``, which reads an image piped in."""
     error = f"not a regular file ({special_file_kind(mode) or 'special file'})"
-    name = os.fsdecode(path) if isinstance(path, (str, bytes)) else ""
-    if not stat.S_ISREG(mode) and (name == "/dev/stdin" or re.match(r"/(dev|proc/self)/fd/\d+$", name)):
+    if not stat.S_ISREG(mode) and names_a_descriptor(path):
         error += "; to read an image piped in, give - as the path"
     return error
 

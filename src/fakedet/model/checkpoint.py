@@ -161,6 +161,8 @@ def read_meta(path: str | os.PathLike) -> CheckpointMeta:
     from safetensors import safe_open
 
     shown = os.fsdecode(path)  # as the user typed it: Path drops a trailing slash
+    if not shown:
+        raise CheckpointError("weights path is empty")
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"weights path is a folder, not a .safetensors file: {shown}")
