@@ -406,8 +406,8 @@ def test_a_manifest_piped_in_has_its_rows_in_the_current_folder(tiny_weights, la
         res = runner.invoke(cli, ["eval", str(labelled / "rows.fifo"), "-w", str(tiny_weights), "-j", "0", "--json"])
         feed.join(10)
         assert res.exit_code == 0, res.output
-        figures = json.loads(res.stdout)["sets"]
-        assert list(figures) == ["rows.fifo"] and (figures["rows.fifo"]["n_real"], figures["rows.fifo"]["n_fake"]) == (1, 1)
+        named = json.loads(res.stdout)["sets"]
+        assert list(named) == ["rows.fifo"] and (named["rows.fifo"]["n_real"], named["rows.fifo"]["n_fake"]) == (1, 1)
 
 
 def test_plots_that_cannot_be_written_keep_the_figures(tiny_weights, labelled, tmp_path, runner):

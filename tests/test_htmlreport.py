@@ -302,6 +302,26 @@ def test_an_eval_report_says_which_verdicts_came_from_provenance(tmp_path):
 
 
 @browser
+def test_the_page_writes_thresholds_as_the_command_line_does(tmp_path):
+    """A threshold below 0.001 in the page's rule line reads as fakedet's own messages write it
+    (threshold_text: ``1.13e-06``, ``0.000123``), not as JavaScript would (``0.00000113``)."""
+    from fakedet.evaluation.verdicts import threshold_text
+
+    path = tmp_path / "t.html"
+    det = _Det(faces=True)
+    det.cutoffs = (0.998230, 1.1323192945477648e-06)
+    det.threshold, det.real_below = det.cutoffs
+    det.face_cutoffs = (0.998230, 0.00012345)
+    rep = HtmlReport(str(path), "scan", det)
+    rep.add(synthetic(3))
+    rep.close("done")
+    page = open_page(tmp_path, path)
+    meta = re.search(r'<[^>]*id="meta"[^>]*>([^<]*)<', page.dom).group(1)
+    assert "real below 1.13e-06, uncertain" in meta and "real below 0.000123 (" in meta, meta
+    assert threshold_text(1.1323192945477648e-06) == "1.13e-06" and threshold_text(0.00012345) == "0.000123"
+
+
+@browser
 def test_threshold_labels_stay_legible_over_the_bars(tmp_path):
     """The labels of the thresholds near 1.0 are drawn over the tallest bar there: each has a
     white halo (an outline painted under its letters)."""

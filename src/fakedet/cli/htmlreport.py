@@ -272,7 +272,8 @@ var meta={},rows=[],summary=null,lost=0,state={};
 function $(id){return document.getElementById(id);}
 function el(tag,cls,text){var e=document.createElement(tag);if(cls)e.className=cls;if(text!=null)e.textContent=text;return e;}
 function fmt(p){return p==null?'':p.toFixed(6);}
-function thr(p){return p==null?'?':p>=1e-3||p===0?p.toFixed(6):p.toPrecision(3);}
+function thr(p){if(p==null)return '?';if(p>=1e-3||p===0)return p.toFixed(6);var q=Number(p.toPrecision(3));
+ return q>=1e-4?String(q):q.toExponential().replace(/e([+-])(\d)$/,'e$10$2');}
 function verdict(r){return r.error!=null?'error':(r.label||'error');}
 function dec(t){try{return decodeURIComponent(t);}catch(e){return t;}}
 function parseHash(){var h={},s=location.hash.replace(/^#/,'');

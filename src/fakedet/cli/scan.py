@@ -496,7 +496,9 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if report is not None and not report.started and isinstance(report.target, str):
         # a report is made of records: none was made, so the file was never created (say so,
         # whatever the reason given next)
-        err(f"no report written to {report.target}: no record was written")
+        err(f"no report written to {report.target}: " + (
+            "the records' reader went away before the first batch was written whole" if pipe_closed
+            else "no record was written"))
     if pipe_closed:
         return EXIT_PIPE
     if (write_error is not None and isinstance(interrupted, HungUp) and out_stream is sys.stdout
