@@ -318,6 +318,13 @@ def test_the_page_writes_thresholds_as_the_command_line_does(tmp_path):
     page = open_page(tmp_path, path)
     meta = re.search(r'<[^>]*id="meta"[^>]*>([^<]*)<', page.dom).group(1)
     assert "real below 1.13e-06, uncertain" in meta and "real below 0.000123 (" in meta, meta
+    det.cutoffs = det.face_cutoffs = (0.5, 0.5)  # -t 0.5: one threshold, said once for each mode
+    det.threshold, det.real_below = det.cutoffs
+    rep = HtmlReport(str(tmp_path / "t2.html"), "scan", det)
+    rep.add(synthetic(3))
+    rep.close("done")
+    meta = re.search(r'<[^>]*id="meta"[^>]*>([^<]*)<', open_page(tmp_path, tmp_path / "t2.html").dom).group(1)
+    assert "fake at p_fake \u2265 0.500000; images with a face: fake at \u2265 0.500000 (" in meta, meta
     assert threshold_text(1.1323192945477648e-06) == "1.13e-06" and threshold_text(0.00012345) == "0.000123"
 
 

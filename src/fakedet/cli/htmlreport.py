@@ -397,7 +397,7 @@ function start(){
  var m=[];if(meta.created)m.push('made '+meta.created);if(meta.version)m.push('fakedet '+meta.version);
  if(meta.weights)m.push('weights '+meta.weights);if(meta.device)m.push(meta.device);if(meta.faces)m.push('face mode');
  var rule=meta.real_below<meta.threshold?'fake at p_fake \u2265 '+thr(meta.threshold)+', real below '+thr(meta.real_below)+', uncertain in between':'fake at p_fake \u2265 '+thr(meta.threshold);
- if(meta.faces)rule+='; images with a face: fake at \u2265 '+thr(meta.face_threshold)+', real below '+thr(meta.face_real_below);
+ if(meta.faces)rule+='; images with a face: fake at \u2265 '+thr(meta.face_threshold)+(meta.face_real_below<meta.face_threshold?', real below '+thr(meta.face_real_below):'');
  if(meta.faces)rule+=meta.face_expert?' (faces scored with the face expert)':' (faces scored by the network alone)';
  m.push(rule);$('meta').textContent=m.join(' \u00b7 ');
  var w=[];if(!summary)w.push('This report is incomplete: the run was interrupted or is still running; it shows the '+rows.length+' records written so far.');
