@@ -422,13 +422,13 @@ class BarStream:
     stderr's own (``isatty``, ``fileno`` for the bar's width)."""
 
     def __init__(self, stream=None):
-        self._stream = sys.stderr if stream is None else stream
+        self.stream = sys.stderr if stream is None else stream
         self.broken = False
 
     def write(self, text: str) -> int:
         if not self.broken:
             try:
-                self._stream.write(text)
+                self.stream.write(text)
             except BlockingIOError:  # a non-blocking stderr that is full now: this drawing is lost
                 pass
             except OSError:
@@ -439,7 +439,7 @@ class BarStream:
     def flush(self) -> None:
         if not self.broken:
             try:
-                self._stream.flush()
+                self.stream.flush()
             except BlockingIOError:
                 pass
             except OSError:
@@ -447,12 +447,12 @@ class BarStream:
                 silence_stderr()
 
     def __getattr__(self, name):
-        return getattr(self._stream, name)
+        return getattr(self.stream, name)
 
     # tqdm measures the terminal's width (and flushes the other stream first) only for a file
     # that equals sys.stderr or sys.stdout: this one does, as the stream it writes to
     def __eq__(self, other) -> bool:
-        return other is self or other is self._stream
+        return other is self or other is self.stream
 
     __hash__ = object.__hash__
 
