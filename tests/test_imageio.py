@@ -322,6 +322,12 @@ def test_a_uri_that_is_no_file_says_which_engine_reads_uris():
         imageio.read_bytes("no/such/photo.jpg")
 
 
+@pytest.mark.parametrize("url", ["https://example.com/photo.jpg", "HTTP://example.com/a.png", "ftp://host/b.jpg"])
+def test_a_web_address_says_nothing_is_downloaded(url):
+    with pytest.raises(imageio.ImageError, match=r"a web address: fakedet downloads nothing"):
+        imageio.read_bytes(url)
+
+
 def test_the_gpu_path_leaves_a_turned_jpeg_to_the_cpu_path():
     """torchvision's CUDA JPEG decoder ignores apply_exif_orientation: a photo its EXIF turns is
     decoded on the CPU, which turns it (orientation 1, no turn, stays on the GPU path)."""

@@ -83,7 +83,11 @@ def read_bytes(path: Union[str, os.PathLike], max_bytes: int = MAX_FILE_BYTES) -
             fh.seek(0)
             data = _read_bounded(fh, st.st_size, max_bytes)
     except FileNotFoundError:
-        if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]+://", os.fspath(path) if not isinstance(path, bytes) else ""):
+        name = os.fspath(path) if not isinstance(path, bytes) else ""
+        if re.match(r"(?i)(https?|ftp)://", name):
+            raise ImageError("file not found (a web address: fakedet downloads nothing; save the image and "
+                             "scan the file)") from None
+        if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]+://", name):
             raise ImageError("file not found (a URI: --engine ray reads s3://, gs://, hdfs:// and "
                              "file:// URIs)") from None
         raise ImageError(not_found_error(path)) from None
