@@ -369,6 +369,38 @@ def test_an_array_buffer_refilled_by_the_caller_is_scored_as_it_was(det, channel
     assert np.allclose(got, want, atol=1e-6) and len(set(np.round(want, 6))) > 1
 
 
+def test_a_pil_canvas_redrawn_by_the_caller_is_scored_as_it_was(det):
+    """Inputs are read ahead of decoding: one PIL image the caller draws each frame into must
+    still get each frame's own score (it got the last frame's, or a half-drawn one)."""
+    frames = [random_image((64, 64), seed=i) for i in range(6)]
+    canvas = frames[0].copy()
+
+    def redrawn():
+        for f in frames:
+            canvas.paste(f)
+            yield canvas
+
+    want = [r.p_fake for r in det.predict([f.copy() for f in frames])]
+    got = [r.p_fake for r in det.predict(redrawn(), batch_size=2)]
+    assert np.allclose(got, want, atol=1e-6) and len(set(np.round(want, 6))) > 1
+
+
+def test_one_path_is_one_input_for_iter_batches_and_load_and_score(det, mixed):
+    from fakedet.inference.stream import load_and_score
+
+    (got,) = list(det.iter_batches(mixed[0]))
+    assert [r.path for r in got] == [mixed[0]] and got[0].error is None
+    stream = load_and_score(mixed[0], weights=det.weights_path, device="cpu", workers=2)
+    assert [r.path for batch in stream for r in batch] == [mixed[0]]
+
+
+def test_an_array_of_paths_is_a_sequence_of_inputs(det, mixed):
+    """``det.predict(df.path.values)``: a 1-D array of text or objects is many inputs, not one image."""
+    want = [(r.path, r.p_fake) for r in det.predict(mixed)]
+    for arr in (np.array(mixed), np.array(mixed, dtype=object)):
+        assert [(r.path, r.p_fake) for r in det.predict(arr)] == want
+
+
 @pytest.mark.parametrize("decode", ["pil", "torch"])
 def test_bad_single_inputs_get_records_not_exceptions(tiny_weights, decode):
     d = Detector.load(tiny_weights, device="cpu", workers=0, decode=decode)

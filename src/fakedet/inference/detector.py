@@ -23,7 +23,7 @@ from fakedet.data.sources import Item
 from fakedet.inference.alloc import tune_malloc
 from fakedet.inference.cpurun import SUB_BATCH, CpuRunner, padded
 from fakedet.inference.device import DependencyError, default_workers, resolve_device
-from fakedet.inference.inputs import as_items, is_single_input
+from fakedet.inference.inputs import as_items
 from fakedet.inference.pipeline import DecodedBatch, DecodePipeline, Task, chunks, prepare_batch, ready
 from fakedet.inference.result import NO_FACE_NOTE, Result, calibrated, label_for
 from fakedet.model import checkpoint as ckpt
@@ -165,10 +165,7 @@ class Detector:
         ahead of the model (a batch or more), so from a slow source (a camera, a queue) results
         lag the inputs by up to a few batches; to score each input as it arrives, call
         :meth:`predict` on it."""
-        if is_single_input(inputs):
-            inputs = [inputs]  # one input (an image, or None: its own error record), not a sequence
-        items = as_items(inputs)
-        for batch in self.iter_batches(items, batch_size, workers):
+        for batch in self.iter_batches(inputs, batch_size, workers):
             yield from batch
 
     def iter_batches(self, items: Iterable[Item], batch_size: Optional[int] = None,

@@ -17,9 +17,17 @@ from fakedet.inference.pipeline import LiveItems
 def is_single_input(inputs: Any) -> bool:
     """Whether ``inputs`` is one input (an image, or something not iterable, which gets its own
     error record) rather than a sequence of inputs. An open file is one input too (its own
-    error record), not a sequence of its lines, and so is a mapping, not a sequence of its keys."""
-    return isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, io.IOBase, Mapping)) or (
+    error record), not a sequence of its lines, and so is a mapping, not a sequence of its keys.
+    A one-dimensional array of text or objects (``df.path.values``) is a sequence of inputs."""
+    if isinstance(inputs, np.ndarray):
+        return not _is_array_of_inputs(inputs)
+    return isinstance(inputs, (str, os.PathLike, bytes, bytearray, memoryview, io.IOBase, Mapping)) or (
         _is_pil(inputs) or _is_tensor(inputs) or not isinstance(inputs, Iterable))
+
+
+def _is_array_of_inputs(x: np.ndarray) -> bool:
+    """A 1-D array of str (paths) or objects (any inputs): not an image, whose arrays hold numbers."""
+    return x.ndim == 1 and x.dtype.kind in "UO"
 
 
 def _is_pil(x: Any) -> bool:
@@ -33,9 +41,13 @@ def _is_tensor(x: Any) -> bool:
 
 def as_items(inputs: Iterable[Any]) -> Iterator[Item]:
     """Each input as an :class:`Item` (Items pass through), lazily and in order; a
-    :class:`~fakedet.inference.pipeline.LiveItems` passes through whole (its inputs are Items)."""
+    :class:`~fakedet.inference.pipeline.LiveItems` passes through whole (its inputs are Items).
+    One input (:func:`is_single_input`: a path, an image) is a sequence of one, not of its
+    characters or rows."""
     if isinstance(inputs, LiveItems):
         return inputs
+    if is_single_input(inputs):
+        inputs = [inputs]  # one input (an image, or None: its own error record), not a sequence
     return (as_item(x, i) for i, x in enumerate(inputs))
 
 
@@ -84,7 +96,9 @@ def as_item(x: Any, index: int) -> Item:
             else:
                 msg = f"cannot decode image: {exception_text(exc)}"
             return Item(name, error=msg)
-        return Item(name, source=x)
+        # Inputs are taken ahead of decoding: an image the caller goes on drawing into (one
+        # canvas refilled per frame) would otherwise be scored as its later, or half-drawn, pixels.
+        return Item(name, source=x.copy())
     hint = (": pass its path, or its bytes (f.read())" if isinstance(x, io.IOBase) or hasattr(x, "read") else
             ": pass an HxWx3 uint8 array (t.cpu().numpy(), channels last)" if _is_tensor(x) else
             ": pass a list of inputs, e.g. list(d.values())" if isinstance(x, Mapping) else "")
