@@ -276,7 +276,9 @@ def to_input(crops: np.ndarray):
     import torch
 
     x = torch.from_numpy(np.array(crops, dtype=np.uint8)).permute(0, 3, 1, 2).float()  # a writable copy
-    return (x / 255.0 - MEAN) / STD
+    # contiguous: in the channels-last layout the permute leaves, a crop's logit on the CPU
+    # depends on the other crops of its sub-batch (so a record would depend on scan -b)
+    return ((x / 255.0 - MEAN) / STD).contiguous()
 
 
 def expert_logits(model, crops: np.ndarray, runner=None, device=None) -> np.ndarray:
