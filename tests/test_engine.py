@@ -630,6 +630,35 @@ def test_a_short_scan_of_one_batch_is_decoded_by_every_thread(tiny_weights, tmp_
     assert sorted(sizes) == [4, 5] and len(decoded) == 1
 
 
+def test_a_pipeline_given_up_stops_decoding_after_the_inputs_in_hand(tmp_path, monkeypatch):
+    """Abandoned (a consumer's break, Ctrl-C, a closed reader), the threads stop after the input
+    each is decoding instead of finishing their whole batches, which the exit would wait for."""
+    import threading
+
+    from fakedet.data.sources import Item
+    from fakedet.inference import pipeline as pl
+    from fakedet.model.config import PreprocessConfig
+
+    loads = []
+    real_load = pl.decode.load
+
+    def slow_load(*a, **kw):
+        loads.append(threading.get_ident())
+        time.sleep(0.05)
+        return real_load(*a, **kw)
+    monkeypatch.setattr(pl.decode, "load", slow_load)
+    p = write_image(tmp_path / "a.jpg")
+    items = [Item(f"{i}", source=str(p)) for i in range(96)]
+    pipe = pl.DecodePipeline(pl.chunks(iter(items), 8), pl.Task(PreprocessConfig(), provenance=False), 8, 2)
+    run = pipe.run(lambda d: d)
+    assert len(next(run)) == 8
+    run.close()
+    done = len(loads)
+    pipe.pool.shutdown(wait=True)  # the threads' end, which close() did not wait for
+    assert len(loads) - done <= 2, f"{len(loads) - done} inputs decoded after the pipeline was closed"
+    assert len(loads) < 8 + 2 * 8
+
+
 def test_torch_decode_path_refuses_an_image_narrower_than_a_patch(tmp_path):
     """A checkpoint may allow images smaller than its patches (min_size below patch_size): the
     PIL path refuses them by the patch size, and so must the torch path, one record each,

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
 import numpy as np
@@ -54,6 +54,8 @@ class Task:
     #: (:func:`fakedet.model.expert.expert_crop`); None: no expert crops
     expert_map: Optional[dict] = None
     expert_size: int = 0
+    #: set when the batches' results are no longer wanted: a worker stops after its current input
+    stop: Optional[threading.Event] = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,8 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
     cfg = task.pre
     out = []
     for item in batch:
+        if task.stop is not None and task.stop.is_set():
+            break  # given up (Ctrl-C, a closed reader, a consumer that stopped): nobody reads the rest
         if item.error is not None:
             out.append(Decoded.failed(item.path, item.error, [] if task.provenance else None))
             continue
@@ -199,7 +203,8 @@ class DecodePipeline:
     """
 
     def __init__(self, batches: Iterator[list[Item]], task: Task, batch_size: int, workers: int):
-        self.batches, self.task = batches, task
+        self.batches = batches
+        self.task = replace(task, stop=threading.Event())  # this pipeline's own
         self.workers = max(1, workers)
         self.pool = decode_pool(self.workers)
         self.pending: deque = deque()
@@ -265,9 +270,11 @@ class DecodePipeline:
 
     def close(self, wait: bool = True) -> None:
         """Cancels the batches not yet begun; with ``wait``, waits for those being decoded.
-        Without it their threads finish in the background, their results unused: the CLI ends
-        an interrupted process without them (``os._exit``), and at a normal exit the
-        interpreter still joins them."""
+        Without it each thread stops after the input it is decoding, in the background, its
+        batch unused: the CLI ends an interrupted process without it (``os._exit``), and at a
+        normal exit the interpreter joins it, one input's decoding later at most."""
+        if not wait:
+            self.task.stop.set()
         for futs in self.pending:
             for fut in futs:
                 fut.cancel()
