@@ -394,6 +394,51 @@ def test_one_path_is_one_input_for_iter_batches_and_load_and_score(det, mixed):
     assert [r.path for batch in stream for r in batch] == [mixed[0]]
 
 
+def test_overlapping_loads_leave_the_switch_interval_as_it_was(tiny_weights, mixed, monkeypatch):
+    """Two threads' load_and_score, the second begun before the first's model loaded and ended
+    after it: the interpreter's switch interval is the caller's again at the end (the second
+    restored the first's shortened value, for the rest of the process)."""
+    import sys
+    import threading
+
+    from fakedet.inference import stream as st
+
+    first_in, first_out = threading.Event(), threading.Event()
+    calls = []
+
+    class Ordered(st._Loading):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            self.n = len(calls)
+            calls.append(self)
+            if self.n == 1:
+                first_in.set()
+
+        def result(self):
+            r = super().result()
+            (first_in if self.n == 0 else first_out).wait(20)
+            return r
+    monkeypatch.setattr(st, "_Loading", Ordered)
+    before = sys.getswitchinterval()
+    got = {}
+
+    def scan(n):
+        got[n] = [r.path for batch in st.load_and_score(mixed[:3], tiny_weights, device="cpu", workers=2)
+                  for r in batch]
+        if n == 0:
+            first_out.set()
+    threads = [threading.Thread(target=scan, args=(0,))]
+    threads[0].start()
+    while not calls:
+        time.sleep(0.01)
+    threads.append(threading.Thread(target=scan, args=(1,)))
+    threads[1].start()
+    for t in threads:
+        t.join(60)
+    assert got == {0: mixed[:3], 1: mixed[:3]}
+    assert sys.getswitchinterval() == before
+
+
 def test_an_array_of_paths_is_a_sequence_of_inputs(det, mixed):
     """``det.predict(df.path.values)``: a 1-D array of text or objects is many inputs, not one image."""
     want = [(r.path, r.p_fake) for r in det.predict(mixed)]

@@ -49,6 +49,33 @@ class ResultStream:
             close()
 
 
+class _ShortSwitch:
+    """The interpreter's switch interval shortened while any model loads: set by the first of
+    the loads under way (several threads may call :func:`load_and_score`), restored by the last,
+    so that one load's end does not restore a value another had set."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._count = 0
+        self._saved = 0.0
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._count == 0:
+                self._saved = sys.getswitchinterval()
+                sys.setswitchinterval(1e-4)
+            self._count += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._count -= 1
+            if self._count == 0:
+                sys.setswitchinterval(self._saved)
+
+
+_short_switch = _ShortSwitch()
+
+
 class _Loading:
     """``fn(*args, **kw)`` running in a daemon thread, with a :meth:`result` that Ctrl-C and
     SIGTERM interrupt at once.
@@ -146,8 +173,7 @@ def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] =
         return ResultStream(det, det.iter_batches(items))
     # Importing torch holds the GIL most of the time; the decoding threads need it briefly between
     # their C calls. A shorter switch interval while the model loads lets them have it promptly.
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-4)
+    _short_switch.enter()
     pipe = None
     try:
         batches = chunks(as_items(items), bs)
@@ -166,5 +192,5 @@ def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] =
             pipe.close(wait=False)  # a batch being decoded is not waited for
         raise
     finally:
-        sys.setswitchinterval(switch)
+        _short_switch.leave()
     return ResultStream(det, checked(pipe.run(det.score_decoded), batches), pipe)
