@@ -322,6 +322,11 @@ def test_a_uri_that_is_no_file_says_which_engine_reads_uris():
         imageio.read_bytes("no/such/photo.jpg")
 
 
+def test_a_name_no_file_system_can_encode_is_not_called_a_nul_byte():
+    with pytest.raises(imageio.ImageError, match=r"^invalid file name \(it holds a character the file system"):
+        imageio.read_bytes("\ud800.jpg")
+
+
 @pytest.mark.parametrize("url", ["https://example.com/photo.jpg", "HTTP://example.com/a.png", "ftp://host/b.jpg"])
 def test_a_web_address_says_nothing_is_downloaded(url):
     with pytest.raises(imageio.ImageError, match=r"a web address: fakedet downloads nothing"):

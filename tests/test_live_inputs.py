@@ -83,6 +83,20 @@ def test_live_items_raise_a_reading_error_in_order():
         next(items)
 
 
+def test_live_items_whose_source_exits_raise_that_instead_of_waiting():
+    """A source that raises SystemExit (no Exception) ended the reading thread with no end
+    sent: the consumer waited for the next input for ever."""
+    def exits():
+        yield Item("a")
+        raise SystemExit(3)
+
+    items = LiveItems(exits())
+    assert next(items).path == "a"
+    assert items.poll(5)  # the end (its error) is there, not awaited
+    with pytest.raises(SystemExit):
+        next(items)
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_scan_of_live_inputs_scores_each_before_the_next_arrives(tiny_weights, tmp_path, workers):
     """The next input is released only once the previous one's record has come out: a scan that

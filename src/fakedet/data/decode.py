@@ -97,7 +97,9 @@ def read_bytes(path: Union[str, os.PathLike], max_bytes: int = MAX_FILE_BYTES) -
         raise ImageError("is a directory") from None
     except OSError as exc:
         raise ImageError(f"cannot read file: {exc.strerror or exc}") from None
-    except ValueError:  # the only one open() raises: a NUL byte in the name
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"), which no file name can hold
+        raise ImageError("invalid file name (it holds a character the file system cannot encode)") from None
+    except ValueError:  # the only other one open() raises: a NUL byte in the name
         raise ImageError("invalid file name (it contains a NUL byte)") from None
     finally:
         if fd is not None:

@@ -389,7 +389,7 @@ class LiveItems:
         try:
             for i, item in enumerate(items):
                 self._queue.put((as_item(item, i), None))
-        except Exception as exc:
+        except BaseException as exc:  # a SystemExit too: the consumer must not wait for an end never sent
             last = (None, exc)
         else:
             last = (LiveItems._END, None)
