@@ -631,3 +631,74 @@ def _case_sensitive(folder) -> bool:
     sensitive = not (folder / "CASE-PROBE").exists()
     (folder / "case-probe").unlink()
     return sensitive
+
+
+def test_a_set_named_with_an_escape_or_a_newline_keeps_the_table_on_its_lines(tiny_weights, labelled, tmp_path,
+                                                                              runner):
+    (labelled / "fake" / "broken.jpg").unlink()
+    odd = tmp_path / "esc\x1b[31mred\nline"
+    odd.mkdir()
+    for sub in ("real", "fake"):
+        (odd / sub).symlink_to(labelled / sub)
+    r = runner.invoke(cli, ["eval", str(odd), "-w", str(tiny_weights), "-j", "0"])
+    assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.stdout and r.stdout.splitlines()[1].startswith("esc\\x1b[31mred\\nline ")
+
+
+def test_eval_of_dot_names_the_folder(tiny_weights, labelled, runner, monkeypatch):
+    (labelled / "fake" / "broken.jpg").unlink()
+    monkeypatch.chdir(labelled)
+    r = runner.invoke(cli, ["eval", ".", "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert r.exit_code == 0, r.output
+    assert list(json.loads(r.stdout)["sets"]) == [labelled.name]
+    monkeypatch.chdir(labelled / "real")
+    r = runner.invoke(cli, ["eval", "..", "-w", str(tiny_weights), "-j", "0", "--json"])
+    assert list(json.loads(r.stdout)["sets"]) == [labelled.name]
+
+
+def test_the_splits_of_a_piped_manifest_are_listed_when_none_matches(tiny_weights, labelled, runner, monkeypatch):
+    """A pipe is read once: the splits to list come from that one read (it said 'none')."""
+    monkeypatch.chdir(labelled)
+    r, w = os.pipe()
+    os.write(w, b"file,label,split\nreal/r0.jpg,0,test\nfake/f0.png,1,train\nreal/r1.jpg,0,train\n")
+    os.close(w)
+    try:
+        res = runner.invoke(cli, ["eval", f"/dev/fd/{r}", "--split", "val", "-w", str(tiny_weights), "-j", "0"])
+    finally:
+        os.close(r)
+    assert res.exit_code == 2 and "(the splits there: test, train)" in res.stderr
+
+
+def test_eval_without_split_says_when_a_manifests_rows_span_several(tiny_weights, labelled, runner):
+    man = labelled / "manifest.csv"
+    man.write_text("file,label,split\nreal/r0.jpg,0,train\nfake/f0.png,1,test\nreal/r1.jpg,0,test\n")
+    r = runner.invoke(cli, ["eval", str(man), "-w", str(tiny_weights), "-j", "0"])
+    assert r.exit_code == 0, r.output
+    assert "rows of every split used (test, train): --split test gives figures on held-out images" in r.stderr
+    r = runner.invoke(cli, ["eval", str(man), "--split", "test", "-w", str(tiny_weights), "-j", "0"])
+    assert r.exit_code == 0 and "every split" not in r.stderr
+
+
+def test_manifest_headers_in_any_case_blank_rows_and_quote_lines(labelled):
+    from fakedet.data.labelled import read_manifest
+
+    man = labelled / "m.csv"
+    man.write_text("File, Label ,SPLIT\nreal/r0.jpg,0,Test\n,,\n\nfake/f0.png,1,train\n")
+    splits = set()
+    got = read_manifest(str(man), "test", splits)
+    assert [(os.path.basename(im.path), im.label) for im in got] == [("r0.jpg", 0)] and splits == {"test", "train"}
+    man.write_text('file,label\na.jpg,0\n\n\n"b.jpg,1\nc.jpg,0\n')
+    with pytest.raises(ValueError, match=r"m\.csv:5: a quote opened on this line is closed only on line 6"):
+        read_manifest(str(man))
+
+
+def test_the_table_says_the_all_row_pools_the_images(tiny_weights, labelled, tmp_path, runner):
+    (labelled / "fake" / "broken.jpg").unlink()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "real").symlink_to(labelled / "real")
+    r = runner.invoke(cli, ["eval", str(labelled), str(other), "-w", str(tiny_weights), "-j", "0"])
+    assert r.exit_code == 0, r.output
+    assert "all = every set's images pooled" in r.stdout
+    r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
+    assert "pooled" not in r.stdout

@@ -112,7 +112,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     DATA is a folder with real/ and fake/ subfolders (in any case), a folder holding a
     manifest.csv (in any case), or a manifest CSV (columns file,label[,split]; label 0/real or 1/fake; each
     image once). Prints, per DATA and
-    over all of them: counts, AUC, AP, TPR at 1 % and 5 % FPR and expected calibration error
+    over all of them (every image pooled): counts, AUC, AP, TPR at 1 % and 5 % FPR and expected calibration error
     (from the scores), and by the verdicts: accuracy and balanced accuracy ('uncertain' counts
     as not fake), FPR (real images labelled fake), TPR (fakes labelled fake) and the share
     labelled uncertain.
@@ -139,8 +139,9 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     # "all" names the row over every DATA, so no single DATA may take that name; two DATA with
     # the same name (or the same DATA twice) get a numbered suffix rather than merging.
     taken = {"all"} if len(data) > 1 else set()
+    present: set = set()  # the splits the manifests' rows name, in lower case
     for d in data:
-        name = os.path.basename(os.path.normpath(d))
+        name = os.path.basename(os.path.abspath(d))  # "." and ".." by the folder they name
         if name.lower() == "manifest.csv":
             name = os.path.basename(os.path.dirname(os.path.abspath(d)))
         elif names_a_descriptor(d):  # <(grep ...)'s /dev/fd/63: no name of its own
@@ -151,11 +152,17 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
             key = f"{name}#{k}"
         filt = WalkFilter()
         try:
-            datasets[key] = read_labelled(d, split, filt)
+            splits: set = set()
+            datasets[key] = read_labelled(d, split, filt, splits)
         except OSError as exc:
             raise click.BadParameter(f"cannot read {d}: {open_error(exc, d)}", param_hint="DATA") from exc
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="DATA") from exc
+        present |= splits
+        if split is None and len(splits) > 1:  # train rows among the figures, say
+            how = ("--split test gives figures on held-out images alone" if "test" in splits else
+                   "--split NAME uses one")
+            err(f"note: {key}: the rows of every split used ({', '.join(sorted(splits))}): {how}")
         skipped = _skipped_files(filt)
         if skipped:  # left out of the figures: said, as scan's summary says it
             err(f"note: {key}: left out {skipped}")
@@ -164,14 +171,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
                 other = "fake" if os.path.basename(empty).lower() == "real" else "real"
                 err(f"warning: {key}: {empty}/ holds no images: the figures are those of the {other} images alone")
     if not any(datasets.values()):
-        present = set()
-        if split is not None:  # say which splits there are instead
-            for d in data:
-                try:
-                    # matched without regard to case, so listed that way ("TEST" and "test" are one)
-                    present |= {im.split.lower() for im in read_labelled(d, None) if im.split}
-                except (OSError, ValueError):
-                    pass
+        # splits are matched without regard to case, so listed that way ("TEST" and "test" are one)
         err("no labelled images found" + (f" with split {split!r} (the splits there: "
                                            f"{', '.join(sorted(present)) or 'none'})" if split else ""))
         ctx.exit(EXIT_USAGE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import os
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from fakedet.data.sources import WalkFilter, names_a_descriptor, stat_error, walk
 from fakedet.data.writers import tsv_escape
@@ -34,10 +34,12 @@ def file_identity(path: str) -> object:
     return (st.st_dev, st.st_ino) if st.st_ino else _resolved(path)
 
 
-def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]:
-    """Reads ``file,label[,group][,split]`` rows; files are relative to the manifest's folder."""
+def read_manifest(path: str, split: Optional[str] = None, splits: Optional[set] = None) -> list[LabelledImage]:
+    """Reads ``file,label[,group][,split]`` rows; files are relative to the manifest's folder.
+    ``splits``, when given, gets every row's split, in lower case, the rows of other splits'
+    too (a manifest from a pipe can be read only once)."""
     try:
-        return _read_manifest(path, split)
+        return _read_manifest(path, split, set() if splits is None else splits)
     except csv.Error as exc:  # an unclosed quote, say: not a ValueError of its own
         raise ValueError(f"{path}: not a readable CSV file ({exc})") from exc
     except UnicodeDecodeError as exc:
@@ -45,7 +47,22 @@ def read_manifest(path: str, split: Optional[str] = None) -> list[LabelledImage]
                          "file,label[,split], or a folder with real/ and fake/)") from exc
 
 
-def _read_manifest(path: str, split: Optional[str]) -> list[LabelledImage]:
+def _rows(reader, names: list[str]) -> Iterator[tuple[int, int, dict]]:
+    """The rows a manifest's ``csv.reader`` gives after its header, as dicts keyed by the
+    header's ``names``, each with the lines it begins and ends on (a quoted newline makes a row
+    span lines); blank rows (no field, or only empty ones, as spreadsheet programs export them)
+    are skipped."""
+    while True:
+        before = reader.line_num
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        if any(f.strip() for f in fields):
+            yield before + 1, reader.line_num, dict(zip(names, fields + [""] * (len(names) - len(fields))))
+
+
+def _read_manifest(path: str, split: Optional[str], splits: set) -> list[LabelledImage]:
     # rows as the manifest was named: relative stays relative; a manifest named by its file
     # descriptor (``eval <(grep ...)``'s /dev/fd/63) has no folder of its own: its rows are the
     # current folder's
@@ -54,17 +71,13 @@ def _read_manifest(path: str, split: Optional[str]) -> list[LabelledImage]:
     seen: dict[object, tuple[int, str]] = {}  # each file's line and name, so that none counts twice
     # utf-8-sig: spreadsheet programs often start a UTF-8 CSV with a byte-order mark
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames:
-            reader.fieldnames = [str(f).strip() for f in reader.fieldnames]
-        if not reader.fieldnames or not {"file", "label"} <= set(reader.fieldnames):
+        reader = csv.reader(fh)
+        names = [str(f).strip().lower() for f in next(reader, None) or []]  # File,Label too
+        if not {"file", "label"} <= set(names):
             raise ValueError(f"{path}: a manifest needs 'file' and 'label' columns")
-        if split is not None and "split" not in reader.fieldnames:
+        if split is not None and "split" not in names:
             raise ValueError(f"{path}: --split given but the manifest has no 'split' column")
-        start = reader.line_num
-        for row in reader:
-            n = reader.line_num  # the line the row ends on (blank lines and quoted newlines counted)
-            first, start = start + 1, n
+        for first, n, row in _rows(reader, names):
             label = LABELS.get(str(row["label"]).strip().lower())
             if label is None and any("\n" in str(v) for v in row.values()):
                 # a quote opened on this row and closed far below (or never): the lines between
@@ -76,6 +89,8 @@ def _read_manifest(path: str, split: Optional[str]) -> list[LabelledImage]:
             if not (row.get("file") or "").strip():
                 raise ValueError(f"{path}:{n}: no file name")
             row_split = (row.get("split") or "").strip()
+            if row_split:
+                splits.add(row_split.lower())
             if split is not None and row_split.lower() != split.strip().lower():
                 continue
             # one file under two names (./a.jpg, a link to it, A.JPG where case is ignored)
@@ -190,15 +205,16 @@ def folder_manifest(folder: str) -> Optional[str]:
     return os.path.join(folder, named[0]) if named else None
 
 
-def read_labelled(path: str, split: Optional[str] = None,
-                  filt: Optional[WalkFilter] = None) -> list[LabelledImage]:
+def read_labelled(path: str, split: Optional[str] = None, filt: Optional[WalkFilter] = None,
+                  splits: Optional[set] = None) -> list[LabelledImage]:
     """A labelled set: a folder's manifest, its real/ and fake/ folders (``filt`` counts what
-    their walk skipped), or a manifest file."""
+    their walk skipped), or a manifest file (``splits`` gets its rows' splits: see
+    :func:`read_manifest`)."""
     if os.path.isdir(path):
         manifest = folder_manifest(path)
         if manifest is not None:
-            return read_manifest(manifest, split)
+            return read_manifest(manifest, split, splits)
         if split is not None:
             raise ValueError(f"{path}: --split needs a manifest.csv")
         return read_folder(path, filt)
-    return read_manifest(path, split)
+    return read_manifest(path, split, splits)

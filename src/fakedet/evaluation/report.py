@@ -16,6 +16,7 @@ import numpy as np
 from fakedet.data.labelled import LabelledImage
 from fakedet.data.provenance import generated_evidence, telling_evidence
 from fakedet.data.sources import Item
+from fakedet.data.writers import tsv_escape, utf8_text
 from fakedet.evaluation.metrics import summarize
 from fakedet.evaluation.verdicts import threshold_text
 
@@ -189,6 +190,11 @@ def _save(fig, folder, name) -> str:
     return path
 
 
+def _shown(name: str) -> str:
+    """A set's name on one line of a terminal: a folder's name may hold a newline or an escape."""
+    return tsv_escape(utf8_text(name))
+
+
 def format_table(rep: dict) -> Iterable[str]:
     """The figures of :meth:`Report.to_dict` as a table, line by line."""
     cols = [("n", "n", 6, "d"), ("real", "n_real", 6, "d"), ("fake", "n_fake", 6, "d"),
@@ -206,7 +212,7 @@ def format_table(rep: dict) -> Iterable[str]:
                 cells.append(f" {'-':>{width}}")
             else:
                 cells.append(f" {v:>{width}{spec}}")
-        yield f"{name:<22}" + "".join(cells)
+        yield f"{_shown(name):<22}" + "".join(cells)
     real_below = rep.get("real_below")
     if real_below is not None and real_below < rep["threshold"]:
         rule = (f"fake at p_fake >= {rep['threshold']:.6f}, real below {threshold_text(real_below)}, "
@@ -214,7 +220,8 @@ def format_table(rep: dict) -> Iterable[str]:
     else:
         rule = f"threshold {threshold_text(rep['threshold'])}"
     yield (f"{rule}; AUC/AP/TPR@ need both classes; FPR = real images labelled fake, "
-           "TPR = fakes labelled fake, uncert = images labelled uncertain; acc counts uncertain as not fake")
+           "TPR = fakes labelled fake, uncert = images labelled uncertain; acc counts uncertain as not fake"
+           + ("; all = every set's images pooled (a larger set weighs more)" if "all" in rep["sets"] else ""))
     whole = rep.get("whole_image_cutoffs")
     if whole:  # face mode: the thresholds above are those of images with a face found
         fake_at, real_below = whole
@@ -225,6 +232,6 @@ def format_table(rep: dict) -> Iterable[str]:
     for name, r in rep["sets"].items():
         ev = r.get("provenance_evidence") or {}
         if name != "all" and any(c.get("any") for c in ev.values()):
-            yield (f"{name}: provenance evidence on {ev['real']['any']} real images ({ev['real']['generated']} "
+            yield (f"{_shown(name)}: provenance evidence on {ev['real']['any']} real images ({ev['real']['generated']} "
                    f"saying generated) and {ev['fake']['any']} fakes ({ev['fake']['generated']} saying "
                    "generated); the model's figures above leave it out")
