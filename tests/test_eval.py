@@ -702,3 +702,15 @@ def test_the_table_says_the_all_row_pools_the_images(tiny_weights, labelled, tmp
     assert "all = every set's images pooled" in r.stdout
     r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
     assert "pooled" not in r.stdout
+
+
+def test_folders_and_images_beside_real_and_fake_are_named_as_not_read(tiny_weights, labelled, runner):
+    """A misspelt fakes/ made a set of real images alone, its fakes not even counted as left out."""
+    (labelled / "fake" / "broken.jpg").unlink()
+    (labelled / "fake").rename(labelled / "fakes")
+    (labelled / "loose.jpg").write_bytes((labelled / "real" / "r0.jpg").read_bytes())
+    (labelled / "notes.txt").write_text("x")
+    (labelled / ".cache").mkdir()
+    r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
+    assert r.exit_code == 0, r.output
+    assert f"note: {labelled.name}: not read (only real/ and fake/ are): fakes/, loose.jpg\n" in r.stderr

@@ -121,7 +121,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
 
     from tqdm import tqdm
 
-    from fakedet.data.labelled import empty_class_folders, folder_manifest, read_labelled
+    from fakedet.data.labelled import empty_class_folders, folder_manifest, read_labelled, stray_entries
     from fakedet.data.sources import WalkFilter, names_a_descriptor, open_error
     from fakedet.data.writers import path_fields, tsv_escape, utf8_all
     from fakedet.evaluation.report import format_table, report, write_plots
@@ -167,6 +167,11 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         if skipped:  # left out of the figures: said, as scan's summary says it
             err(f"note: {key}: left out {skipped}")
         if os.path.isdir(d) and folder_manifest(d) is None:
+            stray = stray_entries(d)
+            if stray:  # a misspelt fakes/ would otherwise leave a set of one class without a word
+                more = f" and {len(stray) - 5} more" if len(stray) > 5 else ""
+                shown = ", ".join(tsv_escape(e) for e in stray[:5]) + more
+                err(f"note: {key}: not read (only real/ and fake/ are): {shown}")
             for empty in empty_class_folders(d, datasets[key]):
                 other = "fake" if os.path.basename(empty).lower() == "real" else "real"
                 err(f"warning: {key}: {empty}/ holds no images: the figures are those of the {other} images alone")

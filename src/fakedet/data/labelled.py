@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
-from fakedet.data.sources import WalkFilter, names_a_descriptor, stat_error, walk
+from fakedet.data.sources import WalkFilter, is_image_name, names_a_descriptor, stat_error, walk
 from fakedet.data.writers import tsv_escape
 
 LABELS = {"0": 0, "1": 1, "real": 0, "fake": 1}
@@ -173,6 +173,25 @@ def empty_class_folders(root: str, images: list[LabelledImage]) -> list[str]:
         return []
     return [os.path.join(root, e) for name, label in (("real", 0), ("fake", 1)) if label not in labels
             for e in subs if e.lower() == name]
+
+
+def stray_entries(root: str) -> list[str]:
+    """What a folder of real/ and fake/ holds beside them that might have been meant as
+    images: other folders (a misspelt ``fakes/``) and image files directly in it, by name,
+    hidden ones aside; none of it is read."""
+    try:
+        entries = sorted(os.listdir(root))
+    except OSError:
+        return []
+    out = []
+    for e in entries:
+        if e.startswith(".") or e.lower() in ("real", "fake"):
+            continue
+        if os.path.isdir(os.path.join(root, e)):
+            out.append(e + "/")
+        elif is_image_name(e):
+            out.append(e)
+    return out
 
 
 def _usable_entry(root: str, name: str, kind: str, is_kind: Callable[[str], bool]) -> None:
