@@ -714,3 +714,27 @@ def test_folders_and_images_beside_real_and_fake_are_named_as_not_read(tiny_weig
     r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
     assert r.exit_code == 0, r.output
     assert f"note: {labelled.name}: not read (only real/ and fake/ are): fakes/, loose.jpg\n" in r.stderr
+
+
+def test_the_histogram_marks_both_verdict_thresholds_and_reliability_uses_the_ece_bins(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from fakedet.evaluation import report
+
+    seen = {}
+    save = report._save
+
+    def keep(fig, folder, name):
+        ax = fig.axes[0]
+        legend = ax.get_legend()
+        seen[name] = ([t.get_text() for t in legend.get_texts()] if legend else [], ax.get_lines())
+        return save(fig, folder, name)
+
+    monkeypatch.setattr(report, "_save", keep)
+    rng = np.random.default_rng(0)
+    p = np.linspace(0.001, 0.999, 300)
+    sets = {"a": (np.array([0, 1] * 150), rng.permutation(p))}
+    report.write_plots(sets, 0.998230, str(tmp_path / "three"), real_below=1.13e-6)
+    assert seen["histogram.png"][0] == ["real", "fake", "fake at >= 0.998230", "real below 1.13e-06"]
+    assert len(seen["reliability.png"][1][1].get_xdata()) == metrics.ECE_BINS  # every bin holds scores
+    report.write_plots(sets, 0.5, str(tmp_path / "two"))
+    assert seen["histogram.png"][0] == ["real", "fake", "threshold 0.500000"]

@@ -269,7 +269,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         err(report_error.strerror)
     if plots:  # after the figures: a plot that cannot be written must not lose them
         try:
-            for path in write_plots(result.scores, det.threshold, plots):
+            for path in write_plots(result.scores, det.threshold, plots, rep.get("real_below")):
                 err(f"wrote {path}")
         except OSError as exc:
             err(f"cannot write the plots to {plots}: {exc.strerror or exc}"

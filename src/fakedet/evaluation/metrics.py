@@ -8,6 +8,9 @@ from typing import Sequence
 import numpy as np
 
 
+#: equal-width bins of p_fake for the expected calibration error (and eval's reliability plot)
+ECE_BINS = 15
+
 def _arrays(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(labels, dtype=np.int64)
     s = np.asarray(scores, dtype=np.float64)
@@ -117,7 +120,7 @@ def threshold_at_macro_fpr(real_scores_by_source, max_fpr: float) -> float:
     return float(cands[lo])
 
 
-def expected_calibration_error(labels, probs, bins: int = 15) -> float:
+def expected_calibration_error(labels, probs, bins: int = ECE_BINS) -> float:
     y, p = _arrays(labels, probs)
     if len(y) == 0:
         return float("nan")

@@ -17,7 +17,7 @@ from fakedet.data.labelled import LabelledImage
 from fakedet.data.provenance import generated_evidence, telling_evidence
 from fakedet.data.sources import Item
 from fakedet.data.writers import tsv_escape, utf8_text
-from fakedet.evaluation.metrics import summarize
+from fakedet.evaluation.metrics import ECE_BINS, summarize
 from fakedet.evaluation.verdicts import threshold_text
 
 
@@ -117,8 +117,10 @@ def report(det, datasets: dict[str, list[LabelledImage]], batch_size=None, worke
     return out
 
 
-def write_plots(scores: dict, threshold: float, folder: str) -> list[str]:
-    """ROC curves, score histograms and reliability diagrams as PNG files."""
+def write_plots(scores: dict, threshold: float, folder: str, real_below: Optional[float] = None) -> list[str]:
+    """ROC curves, score histograms (with the `fake` threshold, and the `real` one when
+    ``real_below`` is lower) and reliability diagrams (the bins of the expected calibration
+    error) as PNG files."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -157,16 +159,21 @@ def write_plots(scores: dict, threshold: float, folder: str) -> list[str]:
     bins = np.linspace(0, 1, 41)
     ax.hist(p[y == 0], bins=bins, alpha=0.6, label="real")
     ax.hist(p[y == 1], bins=bins, alpha=0.6, label="fake")
-    ax.axvline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold:.3f}")
+    if real_below is not None and real_below < threshold:
+        ax.axvline(threshold, color="k", ls="--", lw=0.8, label=f"fake at >= {threshold_text(threshold)}")
+        ax.axvline(real_below, color="k", ls=":", lw=0.8, label=f"real below {threshold_text(real_below)}")
+    else:
+        ax.axvline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold_text(threshold)}")
     ax.set(xlabel="p_fake", ylabel="images", title="score histogram")
     ax.legend()
     paths.append(_save(fig, folder, "histogram.png"))
 
     fig, ax = plt.subplots(figsize=(5, 5))
-    edges = np.linspace(0, 1, 11)
-    idx = np.clip(np.digitize(p, edges[1:-1]), 0, 9)
-    xs = [p[idx == b].mean() for b in range(10) if (idx == b).any()]
-    ys = [y[idx == b].mean() for b in range(10) if (idx == b).any()]
+    nb = ECE_BINS
+    edges = np.linspace(0, 1, nb + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, nb - 1)
+    xs = [p[idx == b].mean() for b in range(nb) if (idx == b).any()]
+    ys = [y[idx == b].mean() for b in range(nb) if (idx == b).any()]
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.plot(xs, ys, "o-")
     ax.set(xlabel="mean p_fake", ylabel="fraction fake", title="reliability")
