@@ -738,3 +738,34 @@ def test_the_histogram_marks_both_verdict_thresholds_and_reliability_uses_the_ec
     assert len(seen["reliability.png"][1][1].get_xdata()) == metrics.ECE_BINS  # every bin holds scores
     report.write_plots(sets, 0.5, str(tmp_path / "two"))
     assert seen["histogram.png"][0] == ["real", "fake", "threshold 0.500000"]
+
+
+def test_a_real_or_fake_folder_that_cannot_be_listed_is_a_usage_error(tiny_weights, labelled, runner, monkeypatch):
+    """It was one error record, and the figures those of the other class alone (exit 3)."""
+    from fakedet.data import labelled as lab
+
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.path.basename(os.fspath(path)) == "fake":
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+    monkeypatch.setattr(lab.os, "scandir", scandir)
+    r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
+    assert r.exit_code == 2, r.output
+    assert f"{labelled / 'fake'}: permission denied (cannot list folder); it should be the set's fake folder" in r.stderr
+
+
+def test_an_unreadable_manifest_is_named_not_its_folder(tiny_weights, labelled, runner, monkeypatch):
+    import builtins
+
+    (labelled / "manifest.csv").write_text("file,label\nreal/r0.jpg,0\n")
+    real_open = builtins.open
+
+    def refusing(file, *a, **kw):
+        if os.fspath(file).endswith("manifest.csv"):
+            raise PermissionError(13, "Permission denied", os.fspath(file))
+        return real_open(file, *a, **kw)
+    monkeypatch.setattr(builtins, "open", refusing)
+    r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
+    assert r.exit_code == 2 and f"cannot read {labelled / 'manifest.csv'}: Permission denied" in r.stderr

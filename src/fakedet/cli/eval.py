@@ -155,7 +155,8 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
             splits: set = set()
             datasets[key] = read_labelled(d, split, filt, splits)
         except OSError as exc:
-            raise click.BadParameter(f"cannot read {d}: {open_error(exc, d)}", param_hint="DATA") from exc
+            what = exc.filename if isinstance(exc.filename, str) else d  # the folder's manifest.csv, say
+            raise click.BadParameter(f"cannot read {what}: {open_error(exc, what)}", param_hint="DATA") from exc
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="DATA") from exc
         present |= splits

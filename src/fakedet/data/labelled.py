@@ -137,6 +137,11 @@ def read_folder(root: str, filt: Optional[WalkFilter] = None) -> list[LabelledIm
         _usable_entry(root, name, "folder", os.path.isdir)
         if os.path.isdir(sub):
             found = True
+            try:
+                os.scandir(sub).close()
+            except OSError as exc:  # one error record would leave a set of the other class alone
+                why = "permission denied" if isinstance(exc, PermissionError) else exc.strerror or str(exc)
+                raise ValueError(f"{sub}: {why} (cannot list folder); it should be the set's {name} folder") from None
             # a file or folder the walk could not use is kept, with its error, so that it is
             # counted and named as an error record instead of vanishing from the figures
             out.extend(LabelledImage(it.path, label, error=it.error) for it in walk(sub, filt=filt))
