@@ -569,7 +569,8 @@ def _skipped_text(filt) -> str:
                      "to get its record)")
     if filt.skipped_again:
         n = filt.skipped_again
-        parts.append(f"{n} folder{'s' if n != 1 else ''} reached again through a symbolic link (walked once)")
+        parts.append(f"{n} folder{'s' if n != 1 else ''} reached a second time, by a symbolic link or by its own "
+                     "path after a link to it (walked once, under the first path)")
     return "skipped " + ", ".join(parts)
 
 

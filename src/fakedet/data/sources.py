@@ -237,8 +237,8 @@ class WalkFilter:
     skipped_excluded: int = 0
     #: files that are no image by their name (notes.txt, clip.mp4), hidden ones aside
     skipped_other: int = 0
-    #: folders reached again through a symbolic link in the same walk (a loop, or a folder
-    #: linked twice): walked once
+    #: folders reached a second time in the same walk (a loop of links, a folder linked twice,
+    #: or a folder after a link to it): walked once, under the first path
     skipped_again: int = 0
     _patterns: list = field(default_factory=list, repr=False)
     #: after a path yielded nothing: what its walk alone skipped (set by :func:`iter_items`)
