@@ -717,3 +717,14 @@ def test_torch_decode_path_refuses_an_image_narrower_than_a_patch(tmp_path):
         res = Detector.load(weights, device="cpu", workers=0, decode=how).predict(inputs)
         assert [r.ok for r in res] == [True, False, True], how
         assert "both sides must be at least 32 px" in res[1].error, how
+
+
+@pytest.mark.parametrize("kw", [{"batch_size": 0}, {"batch_size": -5}, {"batch_size": 2.5}, {"workers": -1},
+                                {"workers": True}])
+def test_a_batch_size_or_worker_count_the_cli_refuses_is_refused_by_the_api(tiny_weights, kw):
+    with pytest.raises(ValueError, match="must be a whole number"):
+        Detector.load(tiny_weights, device="cpu", **kw)
+    det = Detector.load(tiny_weights, device="cpu", workers=0)
+    with pytest.raises(ValueError, match="must be a whole number"):
+        det.predict([random_image()], **kw)
+    assert Detector.load(tiny_weights, device="cpu", batch_size=np.int64(4), workers=0).batch_size == 4

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import os
 import warnings
 from collections import deque
@@ -30,6 +31,18 @@ from fakedet.model import checkpoint as ckpt
 
 # Images per model call (fakedet.inference.cpurun; the CUDA batch is padded to a multiple of it).
 CPU_SUB_BATCH = SUB_BATCH
+
+
+def check_counts(batch_size: Optional[int], workers: Optional[int]) -> None:
+    """A ValueError unless ``batch_size`` (None: the default) is a whole number of at least 1
+    and ``workers`` (None: the default) one of at least 0, as the command line requires."""
+    def whole(v) -> bool:
+        return not isinstance(v, bool) and isinstance(v, numbers.Integral)
+    if batch_size is not None and not (whole(batch_size) and batch_size >= 1):
+        raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
+    if workers is not None and not (whole(workers) and workers >= 0):
+        raise ValueError(f"workers must be a whole number of at least 0 (0: decode in the calling thread), "
+                         f"got {workers!r}")
 
 
 class Detector:
@@ -89,8 +102,9 @@ class Detector:
         #: whether a score can be labelled "uncertain"
         self.three_way = any(real < fake for fake, real in (self.cutoffs, self.face_cutoffs))
         self.temperature = float(meta.temperature)
-        self.batch_size = max(1, int(batch_size))
-        self.workers = default_workers() if workers is None else max(0, int(workers))
+        check_counts(batch_size, workers)
+        self.batch_size = int(batch_size)
+        self.workers = default_workers() if workers is None else int(workers)
         import torch  # loaded with the model already
 
         # the CPU forward's threads: as many cores as torch had in the creating thread
@@ -124,6 +138,7 @@ class Detector:
             DeviceError: the device is unavailable.
             DependencyError: ``faces=True`` and torchvision cannot be imported.
         """
+        check_counts(batch_size, workers)  # before the model loads
         dev = resolve_device(device)
         if dev.type == "cpu":
             tune_malloc()
@@ -173,9 +188,10 @@ class Detector:
         """Scores a stream of :class:`Item` (or of anything :meth:`predict` takes) and yields
         each batch's results, in input order. An error raised by ``items`` itself is raised
         once the inputs before it have been scored and yielded."""
+        check_counts(batch_size, workers)
         items = as_items(items)
-        bs = max(1, int(batch_size or self.batch_size))
-        nworkers = self.workers if workers is None else max(0, int(workers))
+        bs = int(batch_size or self.batch_size)
+        nworkers = self.workers if workers is None else int(workers)
         task = Task(self.config.preprocess, self.faces, self.provenance, self.thumbnail)
         if self.expert is not None:
             task.expert_map, task.expert_size = self.expert[1].box_map, self.expert[1].size
