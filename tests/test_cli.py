@@ -866,3 +866,18 @@ def test_control_characters_in_messages_are_escaped(tmp_path, monkeypatch, capsy
     _main()
     err = capsys.readouterr().err
     assert "\\x1b[2jtrain" in err and "\x1b" not in err  # (split names are compared lower-cased)
+
+
+def test_a_file_name_read_as_options_gets_a_hint(tiny_weights, tmp_path):
+    """``fakedet -q -dash.jpg`` parses as ``-q -d ash.jpg``: the error says how to name the file."""
+    import subprocess
+    import sys
+
+    write_image(tmp_path / "-dash.jpg")
+    p = subprocess.run([sys.executable, "-m", "fakedet", "-q", "-w", str(tiny_weights), "-dash.jpg"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert "(a file named -dash.jpg? a name that starts with - is read as options: write ./-dash.jpg" in p.stderr
+    p = subprocess.run([sys.executable, "-m", "fakedet", "-q", "--nosuch"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 2 and "a file named" not in p.stderr

@@ -179,6 +179,8 @@ def _main() -> int:
         # a file name in it cannot drive the terminal, and shows bytes that are not UTF-8 as \xHH,
         # also where click quoted the value with repr() (its \udcHH text for an undecodable byte)
         exc.message = re.sub(r"\\udc([89a-f][0-9a-f])", r"\\x\1", control_escape(utf8_text(exc.message)))
+        if isinstance(exc, click.UsageError):
+            exc.message += dash_name_hint(sys.argv[1:])
         try:
             exc.show()
         except OSError:  # stderr cannot take it (closed, full): the status still says what happened
@@ -200,6 +202,23 @@ def _main() -> int:
         err(interrupt_word(signal_exc))
         return interrupt_status(signal_exc)
     return code if isinstance(code, int) else EXIT_OK
+
+
+def dash_name_hint(argv: list[str]) -> str:
+    """For a usage error: a file name among ``argv`` that starts with ``-`` (``-dash.jpg``) is
+    read as options (``-d ash.jpg``); the way to name it, or "" where there is none."""
+    from fakedet.data.sources import is_image_name
+    from fakedet.data.writers import control_escape
+
+    for arg in argv:
+        if arg == "--":
+            return ""
+        if arg.startswith("-") and not arg.startswith("--") and len(arg) > 2 and (
+                is_image_name(arg) or os.path.lexists(arg)):
+            name = control_escape(arg)
+            return (f"\n(a file named {name}? a name that starts with - is read as options: write ./{name}, "
+                    "or put -- before it)")
+    return ""
 
 
 def _exit(code: int) -> None:
