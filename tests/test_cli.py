@@ -881,3 +881,29 @@ def test_a_file_name_read_as_options_gets_a_hint(tiny_weights, tmp_path):
     p = subprocess.run([sys.executable, "-m", "fakedet", "-q", "--nosuch"], cwd=tmp_path, capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 2 and "a file named" not in p.stderr
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs a pseudo-terminal")
+@pytest.mark.parametrize("args, says", [(["--files-from", "-"], "reading paths from the terminal, one per line"),
+                                        (["-"], "reading an image's bytes from the terminal")])
+def test_stdin_on_a_terminal_says_what_the_scan_waits_for(tiny_weights, args, says):
+    import pty
+    import subprocess
+    import sys
+
+    main, sub = pty.openpty()
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "fakedet", "scan", "-w", str(tiny_weights), *args], stdin=sub,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.close(sub)
+        sub = None
+        import time
+
+        time.sleep(3)  # started, and waiting for the terminal
+        os.write(main, b"\x04")  # Ctrl-D: the end of the input
+        out, errs = p.communicate(timeout=120)
+    finally:
+        os.close(main)
+        if sub is not None:
+            os.close(sub)
+    assert says in errs and "Ctrl-D ends" in errs

@@ -149,6 +149,10 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         raise click.UsageError("'-' (stdin) can be given only once")
     if "-" in paths and files_from == "-":
         raise click.UsageError("'-' and --files-from - cannot both read stdin")
+    if ("-" in paths or files_from == "-") and not quiet and _stdin_is_a_terminal():
+        # nothing on the screen would otherwise say why the scan waits
+        err("reading paths from the terminal, one per line; Ctrl-D ends the list" if files_from == "-" else
+            "reading an image's bytes from the terminal; Ctrl-D ends them (fakedet scan - < photo.jpg reads a file)")
 
     list_stream = None
     readers: list = []  # the thread that reads the list, once started
@@ -212,6 +216,13 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     code = _run_scan(stream, fmt, out_stream, progress, quiet, exit_code, folders, counter, filt, report)
     settled()
     ctx.exit(code)
+
+
+def _stdin_is_a_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (OSError, ValueError):  # closed
+        return False
 
 
 def _close_list(stream, readers) -> None:
