@@ -475,6 +475,33 @@ def test_report_dash_is_a_usage_error_not_a_file_named_dash(runner, tiny_weights
     assert r.exit_code == 2 and "needs a file name" in r.stderr and not (tmp_path / "-").exists()
 
 
+@pytest.mark.skipif(os.name != "posix", reason="names stdout's file by a second name")
+def test_a_report_on_stdouts_own_file_is_refused(tiny_weights, folder, tmp_path):
+    """``--report /dev/stdout``, or the file stdout is redirected to: the records (or eval's table)
+    and the page wrote over each other, exit 0 (the first records were lost)."""
+    import sys
+
+    out = tmp_path / "out.tsv"
+    for report in ("/dev/stdout", str(out)):
+        with open(out, "w") as fh:
+            p = subprocess.run([sys.executable, "-m", "fakedet", "scan", "-w", str(tiny_weights), "--report", report,
+                                str(folder / "0.jpg")], stdout=fh, stderr=subprocess.PIPE, text=True, timeout=120)
+        assert p.returncode == 2 and "is standard output, which holds the output" in p.stderr, p.stderr
+        assert out.read_text() == ""
+    report = tmp_path / "r.html"  # stdout free with -o FILE: a report there is fine
+    with open(report, "w") as fh:
+        p = subprocess.run([sys.executable, "-m", "fakedet", "scan", "-w", str(tiny_weights), "-o", str(out),
+                            "--report", "/dev/stdout", str(folder / "0.jpg")], stdout=fh, stderr=subprocess.PIPE,
+                           text=True, timeout=120)
+    assert p.returncode == 0 and report.read_text().startswith("<!DOCTYPE html>") and out.read_text().count("\n") == 1
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"file,label\n{folder / '0.jpg'},0\n")
+    with open(out, "w") as fh:
+        p = subprocess.run([sys.executable, "-m", "fakedet", "eval", "-w", str(tiny_weights), "--report", "/dev/stdout",
+                            str(manifest)], stdout=fh, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert p.returncode == 2 and "is standard output" in p.stderr
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_a_report_that_cannot_be_written_costs_no_record(runner, tiny_weights, tmp_path):
     """The report's disk is full: every record is still written (a json array closed), the

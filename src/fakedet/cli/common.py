@@ -317,16 +317,28 @@ def same_file(a: str, b: str) -> bool:
         return False
 
 
-def check_report_folder(report_path: str) -> None:
+def check_report_folder(report_path: str, stdout_used: bool = True) -> None:
     """Refuses a --report FILE that is ``-`` (stdout holds the records or the table; a file named
-    ``-`` is ``./-``) or whose folder is missing."""
+    ``-`` is ``./-``), or, where ``stdout_used``, stdout's own file by another name
+    (``/dev/stdout``, the file stdout is redirected to), or whose folder is missing."""
     if report_path == "":
         raise click.BadParameter("the HTML report needs a file name", param_hint="--report")
     if report_path == "-":
         raise click.BadParameter("the HTML report needs a file name, not '-' (stdout holds the "
                                  "output; for a file named -, give ./-)", param_hint="--report")
+    if stdout_used and _is_stdout(report_path):
+        raise click.BadParameter(f"{report_path} is standard output, which holds the output: the report "
+                                 "and it would overwrite each other", param_hint="--report")
     if not os.path.isdir(os.path.dirname(os.path.abspath(report_path))):
         raise click.BadParameter(f"cannot write {report_path}: No such file or directory", param_hint="--report")
+
+
+def _is_stdout(path: str) -> bool:
+    """Whether ``path`` names the file that stdout writes to."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError):  # no such file; stdout closed or not a file
+        return False
 
 
 def refuse_an_image(target: str, what: str, hint: str) -> None:

@@ -300,7 +300,7 @@ class _LazyFile:
 
 def _check_report_path(report_path: str, output, paths, files_from) -> None:
     """Refuses a --report FILE that is an input or the -o file, or whose folder is missing."""
-    check_report_folder(report_path)
+    check_report_folder(report_path, stdout_used=output in (None, "-"))
     if output not in (None, "-") and (same_file(output, report_path)
                                       or os.path.abspath(output) == os.path.abspath(report_path)):
         raise click.BadParameter("the report and the records cannot go to the same file", param_hint="--report")
