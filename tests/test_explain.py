@@ -424,3 +424,36 @@ def test_explain_gives_scores_with_the_digits_of_the_records():
 
     assert [_fmt_p(p) for p in (0.99825, 0.9982, 0.8215, 2.5e-07)] == ["0.998250", "0.998200", "0.821500",
                                                                         "2.50e-07"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_named_pipe_where_a_png_would_go_is_passed_over_not_opened(runner, tiny_weights, tmp_path):
+    """made_by_explain opened it to read its mark, and waited for a writer for ever."""
+    a = write_image(tmp_path / "a.jpg", size=(120, 90), seed=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / "a.explain.png")
+    r = runner.invoke(cli, ["explain", "--no-faces", "--grid", "3", "-w", str(tiny_weights), "-d", "cpu", str(a),
+                            "-o", str(out)])
+    assert r.exit_code == 0, (r.output, r.stderr)
+    assert r.stdout.strip().endswith("a-2.explain.png")
+
+
+def test_an_earlier_png_named_as_an_input_is_not_replaced_before_it_is_read(runner, tiny_weights, tmp_path):
+    a = write_image(tmp_path / "a" / "img.jpg", size=(120, 90), seed=1)
+    b = write_image(tmp_path / "b" / "img.jpg", size=(120, 90), seed=2)
+    out = tmp_path / "out"
+    args = ["explain", "--no-faces", "--grid", "3", "-w", str(tiny_weights), "-d", "cpu", "-o", str(out)]
+    assert runner.invoke(cli, [*args, str(b)]).exit_code == 0
+    before = (out / "img.explain.png").read_bytes()
+    r = runner.invoke(cli, [*args, str(a), str(out / "img.explain.png")])
+    assert r.exit_code == 0, (r.output, r.stderr)
+    assert (out / "img.explain.png").read_bytes() == before  # b's explanation, kept
+    assert [p.rsplit("/", 1)[1] for p in r.stdout.splitlines()] == ["img-2.explain.png", "img.explain.explain.png"]
+
+
+def test_the_colour_bar_gives_a_tiny_heat_its_digits():
+    import importlib
+
+    ex_cli = importlib.import_module("fakedet.cli.explain")  # (fakedet.cli's explain is the command)
+    assert ex_cli.bar_label(0.0012) == "0.0012" and ex_cli.bar_label(3.417) == "3.42" and ex_cli.bar_label(0.0) == "0.00"

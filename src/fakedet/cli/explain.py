@@ -227,7 +227,8 @@ def render(img, ex, name: str = ""):
     d.rectangle((x - 1, y - 1, x + bar_w, y + bar_h), outline=DIM)
     d.text((x + bar_w + 12, y - 1), "blue: evidence for real    red: for fake", fill=TEXT, font=small)
     ty = y + bar_h + 2
-    for label, at in ((f"-{vmax:.2f}", 0.0), ("0", 0.5), (f"+{vmax:.2f}", 1.0)):
+    size = bar_label(vmax)
+    for label, at in ((f"-{size}", 0.0), ("0", 0.5), (f"+{size}", 1.0)):
         tw = _text_size(d, label, small)[0]
         d.text((x + min(max(0, round(at * bar_w - tw / 2)), bar_w - tw), ty), label, fill=DIM, font=small)
     y = ty + 22
@@ -255,13 +256,30 @@ MARK = ("Software", "fakedet explain")
 def made_by_explain(path) -> bool:
     """Whether ``path`` is a PNG this command wrote (its :data:`MARK`): one that a later run may
     replace, and that a folder walk does not explain again. Reads only the file's first chunks."""
+    import stat
+
     from PIL import Image
 
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a named pipe would block the open
+            return False
         with Image.open(path) as im:
             return im.format == "PNG" and im.info.get(MARK[0]) == MARK[1]
     except Exception:
         return False
+
+
+def bar_label(vmax: float) -> str:
+    """The colour bar's end value: two decimals, as real photos' heat needs (0.8 to 3.4 in
+    log-odds); a near-flat image's tiny heat keeps two significant digits (not ±0.00)."""
+    return f"{vmax:.2f}" if vmax >= 0.01 or vmax == 0 else f"{vmax:.2g}"
+
+
+def _typed_as(target: Path, typed: set) -> bool:
+    """Whether ``target`` is one of the input paths typed (``typed``: their absolute paths),
+    under that name or through a link."""
+    return os.path.abspath(target) in typed or any(
+        os.path.exists(t) and os.path.samefile(t, target) for t in typed if os.path.basename(t) == target.name)
 
 
 def output_name(path: str, used: set) -> str:
@@ -504,8 +522,9 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
                 continue
             target = Path(out_dir) / output_name(item.path, used)
             # a file there that this command did not write (an input of this run, say, when -o is
-            # the folder being explained) is never replaced: the PNG takes the next free name
-            while os.path.lexists(target) and not made_by_explain(target):
+            # the folder being explained), or an earlier PNG named as an input of this run (read
+            # later, perhaps), is never replaced: the PNG takes the next free name
+            while os.path.lexists(target) and (not made_by_explain(target) or _typed_as(target, typed)):
                 target = Path(out_dir) / output_name(item.path, used)
             try:
                 # the path as given, so that two files of one name in two folders can be told apart
