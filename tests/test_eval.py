@@ -753,7 +753,8 @@ def test_a_real_or_fake_folder_that_cannot_be_listed_is_a_usage_error(tiny_weigh
     monkeypatch.setattr(lab.os, "scandir", scandir)
     r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
     assert r.exit_code == 2, r.output
-    assert f"{labelled / 'fake'}: permission denied (cannot list folder); it should be the set's fake folder" in r.stderr
+    assert f"{labelled / 'fake'}: permission denied (cannot list folder); it should be the set's fake folder" \
+        in r.stderr
 
 
 def test_an_unreadable_manifest_is_named_not_its_folder(tiny_weights, labelled, runner, monkeypatch):

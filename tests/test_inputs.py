@@ -45,8 +45,8 @@ def test_a_folder_linked_twice_is_walked_once_and_the_summary_says_so(tmp_path):
     filt = WalkFilter()
     assert [i.path for i in walk(str(tmp_path / "l2"), filt=filt)] == [str(tmp_path / "l2" / "bas" / "x.jpg")]
     assert filt.counts() == (0, 0, 0, 1)
-    assert _skipped_text(filt) == ("skipped 1 folder reached a second time, by a symbolic link or by its own path after a link to it "
-                                  "(walked once, under the first path)")
+    assert _skipped_text(filt) == ("skipped 1 folder reached a second time, by a symbolic link or by its own path "
+                                   "after a link to it (walked once, under the first path)")
 
 
 def test_named_file_is_kept_whatever_its_extension(tmp_path):

@@ -7,9 +7,9 @@ from typing import Sequence
 
 import numpy as np
 
-
 #: equal-width bins of p_fake for the expected calibration error (and eval's reliability plot)
 ECE_BINS = 15
+
 
 def _arrays(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(labels, dtype=np.int64)

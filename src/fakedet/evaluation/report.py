@@ -16,7 +16,7 @@ import numpy as np
 from fakedet.data.labelled import LabelledImage
 from fakedet.data.provenance import generated_evidence, telling_evidence
 from fakedet.data.sources import Item
-from fakedet.data.writers import tsv_escape, utf8_text
+from fakedet.data.writers import tsv_escape
 from fakedet.evaluation.metrics import ECE_BINS, summarize
 from fakedet.evaluation.verdicts import threshold_text
 
@@ -198,8 +198,9 @@ def _save(fig, folder, name) -> str:
 
 
 def _shown(name: str) -> str:
-    """A set's name on one line of a terminal: a folder's name may hold a newline or an escape."""
-    return tsv_escape(utf8_text(name))
+    """A set's name on one line of a terminal: a folder's name may hold a newline or an escape
+    (bytes that are not UTF-8 stay the name's own, as in scan's tsv records)."""
+    return tsv_escape(name)
 
 
 def format_table(rep: dict) -> Iterable[str]:
