@@ -21,7 +21,8 @@ def weights_option(f):
                         help="A .safetensors checkpoint  [default: the shipped weights].")(f)
 
 
-TWO_WAY_HELP = ("Two verdicts instead of three: 'fake' when p_fake >= P, else 'real'  "
+TWO_WAY_HELP = ("Two verdicts instead of three: 'fake' when p_fake >= P, else 'real'; for measuring the "
+                "model, not for judging one photo (many real photos get 'fake', many fakes 'real')  "
                 "[default: the checkpoint's fake / uncertain / real thresholds].")
 
 

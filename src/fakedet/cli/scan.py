@@ -115,8 +115,10 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
                  most fakes get this verdict too
       real       no evidence found (not proof that the image is genuine)
 
-    p_fake is the model's calibrated probability. Scores on images from sources unlike
-    the training data are unreliable: read a verdict as a pointer, never as proof.
+    p_fake is the model's score, not the chance that the image is fake: some real
+    photos score high, and fakes of kinds it never saw score near 0. Scores on images
+    from sources unlike the training data are unreliable: read a verdict as a pointer,
+    never as proof; crop a screenshot to the photo before scanning it.
 
     Each image's provenance metadata is read too (C2PA Content Credentials, XMP/EXIF
     source type and software, Stable Diffusion front-ends' generation parameters; the
