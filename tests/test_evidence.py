@@ -43,7 +43,8 @@ def test_evidence_of_generation_labels_fake_and_keeps_the_model_score(tiny_weigh
     assert broken["error"] and broken["label"] is None and broken["label_by"] is None
     alone = json.loads(scan(tiny_weights, "-t", "1", "-f", "jsonl", str(images / "plain.png")).stdout)
     assert gen["p_fake"] == plain["p_fake"] == alone["p_fake"]  # p_fake stays the model's
-    assert "1 image with provenance evidence of how it was made, 1 labelled fake by it" in r.stderr
+    assert (f"1 image with provenance evidence of how it was made, 1 labelled fake by it ({images / 'generated.png'}); "
+            "-f jsonl (or json, parquet, --report) shows what it says") in r.stderr
 
 
 def test_no_provenance_leaves_the_verdict_to_the_model(tiny_weights, images):

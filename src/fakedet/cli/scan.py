@@ -49,6 +49,7 @@ from fakedet.cli.options import (
     weights_option,
 )
 from fakedet.data.provenance import telling_evidence
+from fakedet.data.writers import tsv_escape
 
 EXAMPLES = """\b
 Examples:
@@ -402,6 +403,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
 
     folders = collections.Counter() if folders is None else folders
     n = n_fake = n_unc = n_err = n_noface = n_folders = n_evidence = n_by_evidence = 0
+    by_evidence: list[str] = []  # the first few images labelled fake by their provenance, to name them
     t0 = time.perf_counter()
     # Records and the bar on one terminal: the bar is wiped before each batch is written and drawn
     # again below it, so that no record starts on the bar's line. A json array's last record of a
@@ -432,6 +434,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 n_noface += sum(1 for r in results if r.faces == [])
                 n_evidence += sum(1 for r in results if telling_evidence(r.evidence))
                 n_by_evidence += sum(1 for r in results if r.label_by == "evidence")
+                by_evidence += [r.path for r in results if r.label_by == "evidence"][:3 - len(by_evidence)]
                 for r in results:
                     if r.error is not None and folders[r.path] > 0:
                         folders[r.path] -= 1
@@ -553,9 +556,13 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             err(f"faces scored {expert}; {n_noface} image{'s' if n_noface != 1 else ''} without a face "
                 f"scored as a whole (whole-image thresholds: {whole}){gated}")
         if n_evidence:
+            named = ""
+            if by_evidence:  # a tsv record does not say why a low score is labelled fake
+                more = f" and {n_by_evidence - len(by_evidence)} more" if n_by_evidence > len(by_evidence) else ""
+                named = f" ({', '.join(tsv_escape(p) for p in by_evidence)}{more})"
             err(f"{n_evidence} image{'s' if n_evidence != 1 else ''} with provenance evidence of how "
-                f"{'they were' if n_evidence != 1 else 'it was'} made, {n_by_evidence} labelled fake by it "
-                "(jsonl, json and parquet list it, and what could not be read)")
+                f"{'they were' if n_evidence != 1 else 'it was'} made, {n_by_evidence} labelled fake by it"
+                f"{named}; -f jsonl (or json, parquet, --report) shows what it says, and what could not be read")
     if report_error is not None:  # every record was written, the report was not
         return EXIT_USAGE
     if n_err:
