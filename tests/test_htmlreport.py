@@ -219,6 +219,8 @@ def test_file_is_self_contained_and_holds_every_record(tmp_path):
     assert set(map(int, thumbs)) == {i for i, r in enumerate(results) if r.error is None}
     assert base64.b64decode(thumbs["0"]) == results[0].thumbnail["jpeg"]
     assert text.rstrip().endswith("</html>") and '"complete":true' in text
+    # what each verdict means, on every report (it is the page that gets shared)
+    assert "<b>real</b>: no evidence found, which is not proof that the image is genuine" in text
 
 
 def test_nothing_is_written_without_a_batch(tmp_path):

@@ -437,6 +437,11 @@ _HEAD = ("""<!DOCTYPE html>
 <pre class="summary" id="summary" hidden></pre>
 <div class="counts" id="counts"></div>
 <div id="histwrap"></div>
+<div class="note" id="verdicts"><b>fake</b>: the model found evidence of manipulation or generation.
+<b>uncertain</b>: the score lies where real photos of some sources also fall; most fakes get this verdict too.
+<b>real</b>: no evidence found, which is not proof that the image is genuine.
+p_fake is the model&#8217;s score, not the chance that the image is fake. A verdict is a pointer for a person to
+check, never proof; images of kinds the model was not trained on are often missed (README, model card).</div>
 <div class="note" id="legend"></div>
 <div class="controls">
 <label>sort <select id="sort"><option value="input">input order</option><option value="p_desc">p_fake, highest first</option><option value="p_asc">p_fake, lowest first</option><option value="path">path</option></select></label>
