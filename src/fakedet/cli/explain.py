@@ -225,14 +225,14 @@ def render(img, ex, name: str = ""):
         bd.line((i, 0, i, bar_h - 1), fill=colour(i / (bar_w - 1) * 2 - 1))
     fig.paste(bar, (x, y))
     d.rectangle((x - 1, y - 1, x + bar_w, y + bar_h), outline=DIM)
-    d.text((x + bar_w + 12, y - 1), "blue: evidence for real    red: for fake", fill=TEXT, font=small)
+    d.text((x + bar_w + 12, y - 1), "red: raised the score    blue: lowered it", fill=TEXT, font=small)
     ty = y + bar_h + 2
     size = bar_label(vmax)
     for label, at in ((f"-{size}", 0.0), ("0", 0.5), (f"+{size}", 1.0)):
         tw = _text_size(d, label, small)[0]
         d.text((x + min(max(0, round(at * bar_w - tw / 2)), bar_w - tw), ty), label, fill=DIM, font=small)
     y = ty + 22
-    d.text((x, y), "heat: fall in the log-odds of fake when the cell is hidden", fill=TEXT, font=small)
+    d.text((x, y), "heat: how far the score falls (log-odds) when the cell is hidden; a pointer, not proof", fill=TEXT, font=small)
     y += 20
     fill = "mean-colour" if ex.fill == "mean" else "blurred"
     d.text((x, y), f"occlusion of the whole-image score: {ex.grid}x{ex.grid} cells, {fill} fill",
