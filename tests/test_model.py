@@ -263,6 +263,31 @@ def test_deeply_nested_metadata_is_a_checkpoint_error(tmp_path):
         ckpt.read_meta(bad)
 
 
+@pytest.mark.parametrize("kwargs", [{"checkpoint_path": "/tmp/evil.pth"}, {"pretrained_cfg_overlay": {"file": "x"}},
+                                    {"drop_rate": "0.1"}, {"drop_rate": 5}])
+def test_backbone_kwargs_that_would_have_timm_read_a_file_are_refused(kwargs, monkeypatch, tmp_path):
+    """A checkpoint's backbone_kwargs went to timm.create_model as they were: checkpoint_path has
+    timm load that file with torch.load (pickle, where timm and torch are old enough)."""
+    import timm
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / "k.safetensors"
+    make_tiny_checkpoint(path)
+    asked = []
+    monkeypatch.setattr(timm, "create_model", lambda *a, **k: asked.append(k))
+    with pytest.raises(ValueError, match="backbone_kwargs"):
+        FakeDetector(ModelConfig.from_dict(tiny_config_dict(backbone_kwargs=kwargs)))
+    with safe_open(str(path), "pt") as fh:
+        meta = json.loads(fh.metadata()["fakedet"])
+    meta["model"]["backbone_kwargs"] = kwargs
+    state = load_file(str(path))
+    save_file(state, str(path), metadata={"fakedet": json.dumps(meta)})
+    with pytest.raises(ckpt.CheckpointError, match="backbone_kwargs"):
+        ckpt.load(path)
+    assert not asked
+
+
 @pytest.mark.parametrize("name", ["hf-hub:timm/resnet18.a1_in1k", "local-dir:/tmp/somewhere"])
 def test_a_backbone_name_that_names_a_source_is_refused_before_timm_is_asked(name, monkeypatch):
     import timm

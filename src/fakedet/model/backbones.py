@@ -184,8 +184,21 @@ def fold_batchnorm(model: nn.Module) -> int:
     return folded
 
 
+#: the keyword arguments a checkpoint may pass to ``timm.create_model``, each a plain number: others
+#: (``checkpoint_path``, ``pretrained_cfg_overlay``, ``cache_dir``...) would have timm read, or
+#: fetch, files the checkpoint names, some of them with pickle
+TIMM_KWARGS = ("drop_rate", "drop_path_rate")
+
+
 def create_backbone(name: str, **kwargs) -> nn.Module:
-    """A backbone returning pooled features, with ``num_features`` set; never downloads."""
+    """A backbone returning pooled features, with ``num_features`` set; never downloads, and reads
+    no file: of keyword arguments only :data:`TIMM_KWARGS`, as numbers, are passed on."""
+    bad = sorted(k for k in kwargs if k not in TIMM_KWARGS)
+    if bad:
+        raise ValueError(f"backbone_kwargs may hold only {', '.join(TIMM_KWARGS)}, not {', '.join(bad)}")
+    for k, v in kwargs.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+            raise ValueError(f"backbone_kwargs {k} must be a number in [0, 1), got {v!r}")
     if backbone_builder(name, kwargs) == "fakedet":
         return EfficientNetLite(*LITE_VARIANTS[name])
     if ":" in name:  # timm's "hf-hub:" and "local-dir:" would fetch the architecture from elsewhere

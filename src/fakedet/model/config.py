@@ -36,7 +36,8 @@ class ModelConfig:
         backbone: a timm model name, created with ``pretrained=False``
             (``tf_efficientnet_lite0``-``lite4`` by :mod:`fakedet.model.backbones`, without timm).
         backbone_kwargs: extra keyword arguments for ``timm.create_model`` (with any, timm
-            builds the backbone).
+            builds the backbone): only ``drop_rate`` and ``drop_path_rate``, numbers
+            (:data:`fakedet.model.backbones.TIMM_KWARGS`; others could make timm read a file).
         use_backbone: include the backbone's pooled features in the fused head.
         use_colour: include the global-colour branch.
         use_texture: include the local-texture branch.
