@@ -555,3 +555,17 @@ def test_an_expert_logit_does_not_depend_on_the_crops_beside_it(tiny_weights, tm
     together = fx.expert_logits(model, crops, det._cpu)
     alone = np.concatenate([fx.expert_logits(model, c[None], det._cpu) for c in crops])
     assert np.array_equal(together, alone)
+
+
+def test_an_expert_whose_tensors_are_of_another_dtype_is_refused(tiny_weights, tmp_path):
+    """int tensors were cast without a word and moved every face's fused score."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = make_expert(tmp_path / "e.safetensors", tiny_weights)
+    with safe_open(str(path), "pt") as fh:
+        md = fh.metadata()
+    state = {k: (v.int() if v.is_floating_point() else v) for k, v in load_file(str(path)).items()}
+    save_file(state, str(path), metadata=md)
+    with pytest.raises(fx.ExpertError, match="wrong dtype"):
+        fx.load(path)

@@ -297,3 +297,23 @@ def test_a_backbone_name_that_names_a_source_is_refused_before_timm_is_asked(nam
     with pytest.raises(ValueError, match="never downloads"):
         FakeDetector(ModelConfig.from_dict(tiny_config_dict(backbone=name)))
     assert not asked
+
+
+@pytest.mark.parametrize("spoil, says", [(lambda v: v.bool(), "wrong dtype"), (lambda v: v.int(), "wrong dtype"),
+                                         (lambda v: v.half(), "wrong dtype"),
+                                         (lambda v: torch.full_like(v, float("nan")), "not finite")])
+def test_tensors_of_another_dtype_or_not_finite_are_refused(tmp_path, spoil, says):
+    """load_state_dict cast bool tensors to 0.0/1.0 without a word: p_fake 1.0 'fake' for every
+    image; NaN weights loaded, and every image then failed on its own."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / "w.safetensors"
+    make_tiny_checkpoint(path)
+    with safe_open(str(path), "pt") as fh:
+        md = fh.metadata()
+    state = load_file(str(path))
+    state = {k: (spoil(v) if v.is_floating_point() else v) for k, v in state.items()}
+    save_file(state, str(path), metadata=md)
+    with pytest.raises(ckpt.CheckpointError, match=says):
+        ckpt.load(path)

@@ -259,6 +259,29 @@ def describe(path: Optional[str | os.PathLike], meta: Optional[CheckpointMeta] =
     }
 
 
+def state_problems(expected: dict, state: dict) -> list[str]:
+    """What keeps the tensors ``state`` from being the model's ``expected`` state dict: names
+    missing or unexpected, shapes, dtypes (``load_state_dict`` would cast bool or int tensors
+    without a word, and score with them) and values that are not finite; [] when none."""
+    import torch
+
+    common = set(expected) & set(state)
+    found = [
+        ("missing", sorted(set(expected) - set(state))),
+        ("unexpected", sorted(set(state) - set(expected))),
+        ("wrong shape", sorted(k for k in common if expected[k].shape != state[k].shape)),
+        ("wrong dtype", sorted(k for k in common if expected[k].dtype != state[k].dtype)),
+        ("not finite (NaN or infinity)", sorted(k for k in common if state[k].is_floating_point()
+                                                 and not bool(torch.isfinite(state[k]).all()))),
+    ]
+    parts = []
+    for label, keys in found:
+        if keys:
+            more = f" (+{len(keys) - 3} more)" if len(keys) > 3 else ""
+            parts.append(f"{label}: {', '.join(keys[:3])}{more}")
+    return parts
+
+
 def load(path: str | os.PathLike, device: str = "cpu"):
     """Builds the model from the checkpoint's config and loads its weights.
 
@@ -282,16 +305,8 @@ def load(path: str | os.PathLike, device: str = "cpu"):
         model = FakeDetector(cfg)
     except Exception as exc:
         raise CheckpointError(f"cannot build model {cfg.backbone!r}: {exc}") from None
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if keys:
-                more = f" (+{len(keys) - 3} more)" if len(keys) > 3 else ""
-                parts.append(f"{label}: {', '.join(keys[:3])}{more}")
+    parts = state_problems(model.state_dict(), state)
+    if parts:
         raise CheckpointError(
             f"weights in {path} do not match the model config ({cfg.backbone}): " + "; ".join(parts)
         )

@@ -233,6 +233,11 @@ def load(path: Path):
     try:
         state = load_file(str(path))
         model = build_model()
+        from fakedet.model.checkpoint import state_problems
+
+        parts = state_problems(model.state_dict(), state)
+        if parts:
+            raise ExpertError(f"face expert weights {path} do not match the expert: " + "; ".join(parts))
         model.load_state_dict(state)
     except ExpertError:
         raise
