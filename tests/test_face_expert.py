@@ -569,3 +569,19 @@ def test_an_expert_whose_tensors_are_of_another_dtype_is_refused(tiny_weights, t
     save_file(state, str(path), metadata=md)
     with pytest.raises(fx.ExpertError, match="wrong dtype"):
         fx.load(path)
+
+
+@pytest.mark.parametrize("key, value", [("size", 2048), ("weight", 10 ** 400), ("norm_expert", [0.0, 1e-310])])
+def test_expert_metadata_too_large_or_too_small_is_refused(tiny_weights, tmp_path, key, value):
+    """size 2048 took 9 GB and ended in a traceback; a 400-digit weight raised OverflowError; an sd
+    of 1e-310 labelled every face fake."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = make_expert(tmp_path / "e.safetensors", tiny_weights)
+    with safe_open(str(path), "pt") as fh:
+        d = json.loads(fh.metadata()["fakedet_face_expert"])
+    d[key] = value
+    save_file(load_file(str(path)), str(path), metadata={"fakedet_face_expert": json.dumps(d)})
+    with pytest.raises(fx.ExpertError, match="malformed|out of range"):
+        fx.read_meta(path)

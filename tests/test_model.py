@@ -317,3 +317,29 @@ def test_tensors_of_another_dtype_or_not_finite_are_refused(tmp_path, spoil, say
     save_file(state, str(path), metadata=md)
     with pytest.raises(ckpt.CheckpointError, match=says):
         ckpt.load(path)
+
+
+@pytest.mark.parametrize("edit, says", [
+    (lambda m: m.__setitem__("temperature", 10 ** 400), "temperature"),
+    (lambda m: m["model"].__setitem__("colour_bins", 6_000_000), "colour_bins"),
+    (lambda m: m["model"]["preprocess"].__setitem__("global_size", 4096), "global_size"),
+    (lambda m: m["model"]["preprocess"].__setitem__("num_patches", 100_000), "num_patches"),
+    (lambda m: m["model"].__setitem__("use_colour", "false"), "use_colour"),
+    (lambda m: m["model"].__setitem__("dropout", 5), "dropout"),
+    (lambda m: m["model"].__setitem__("preprocess", [1]), "preprocess config must be a mapping"),
+])
+def test_metadata_that_would_build_a_huge_or_another_model_is_refused(tmp_path, edit, says):
+    """A 14 MB file asking for 6 million colour bins took 5 GB and 12 s before a shape error; a
+    4096 px view or 100,000 patches ran out of memory with a traceback; a 400-digit temperature
+    crashed with OverflowError; "false" was true."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / "w.safetensors"
+    make_tiny_checkpoint(path)
+    with safe_open(str(path), "pt") as fh:
+        meta = json.loads(fh.metadata()["fakedet"])
+    edit(meta)
+    save_file(load_file(str(path)), str(path), metadata={"fakedet": json.dumps(meta)})
+    with pytest.raises(ckpt.CheckpointError, match=says):
+        ckpt.load(path)

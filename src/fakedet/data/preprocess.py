@@ -20,6 +20,11 @@ def _finite(x) -> bool:
         return False
 
 
+#: the largest value a checkpoint may give each size (the shipped weights: 128, 32, 8, 32, 80 MP)
+_LARGEST = {"global_size": 1024, "patch_size": 512, "num_patches": 256, "min_size": 4096,
+            "max_pixels": 1_000_000_000}
+
+
 @dataclass
 class PreprocessConfig:
     """How one decoded RGB image becomes the model's two inputs.
@@ -51,6 +56,8 @@ class PreprocessConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"preprocess {name} must be a positive integer, got {v!r}")
+            if v > _LARGEST[name]:  # a checkpoint asking for more would take gigabytes a batch
+                raise ValueError(f"preprocess {name} must be at most {_LARGEST[name]}, got {v!r}")
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"preprocess interpolation must be one of {', '.join(INTERPOLATIONS)}, "
                              f"got {self.interpolation!r}")

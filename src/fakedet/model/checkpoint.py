@@ -107,7 +107,7 @@ class CheckpointMeta:
             if not ok or not 0.0 <= v["real"] <= v["fake"] <= 1.0:
                 raise CheckpointError(f"checkpoint {name} must hold numbers 0 <= real <= fake <= 1, got {v!r}")
         t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t < float("inf"):
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t < 1e6:  # a 400-digit int too
             raise CheckpointError(f"checkpoint temperature must be a positive number, got {t!r}")
 
 

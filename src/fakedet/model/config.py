@@ -62,6 +62,24 @@ class ModelConfig:
     dropout: float = 0.2
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
+    def __post_init__(self):
+        """Refuses values a checkpoint's metadata could hold that would build no model, a huge one
+        (gigabytes for a few-megabyte file), or one that silently differs ("false" is true)."""
+        if not isinstance(self.name, str) or not isinstance(self.backbone, str):
+            raise ValueError("name and backbone must be text")
+        if not isinstance(self.backbone_kwargs, dict):
+            raise ValueError(f"backbone_kwargs must be a mapping, got {self.backbone_kwargs!r}")
+        for flag in ("use_backbone", "use_colour", "use_texture"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
+        for size in ("colour_bins", "colour_dim", "texture_width", "texture_dim"):
+            v = getattr(self, size)
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 4096:
+                raise ValueError(f"{size} must be a whole number from 1 to 4096, got {v!r}")
+        d = self.dropout
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 <= d < 1.0:
+            raise ValueError(f"dropout must be a number in [0, 1), got {d!r}")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -70,10 +88,10 @@ class ModelConfig:
         """Builds a config from a dict, refusing unknown keys so typos never pass silently."""
         data = dict(data)
         pre = data.pop("preprocess", {}) or {}
-        _check_keys(cls, data, "model")
-        _check_keys(PreprocessConfig, pre, "preprocess")
         if not isinstance(pre, dict):
             raise ValueError("preprocess config must be a mapping")
+        _check_keys(cls, data, "model")
+        _check_keys(PreprocessConfig, pre, "preprocess")
         pre = {k: tuple(v) if isinstance(v, list) else v for k, v in pre.items()}
         return cls(**data, preprocess=PreprocessConfig(**pre))
 

@@ -161,17 +161,21 @@ class ExpertMeta:
                        training=d.get("training"), whole_gate=_gate(d.get("whole_gate")))
             if meta.training is not None:
                 _check_training(meta.training)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:  # Overflow: a 400-digit int
             raise ExpertError(f"face expert metadata missing or malformed: {exc!r}") from None
         numbers = [meta.weight, *meta.norm_expert, *meta.norm_network, *meta.box_map.values()]
         if meta.whole_gate is not None and not (0.0 <= meta.whole_gate <= 1.0):  # NaN too
             raise ExpertError(f"face expert metadata out of range: whole_gate {meta.whole_gate!r}")
         if not all(math.isfinite(v) for v in numbers) or not (0.0 <= meta.weight <= 1.0) \
-                or meta.norm_expert[1] <= 0 or meta.norm_network[1] <= 0 or meta.size < 16 \
+                or meta.norm_expert[1] <= 1e-6 or meta.norm_network[1] <= 1e-6 or not 16 <= meta.size <= MAX_SIZE \
                 or meta.box_map["ratio"] <= 0:
             raise ExpertError(f"face expert metadata out of range: {d}")
         return meta
 
+
+#: the largest expert input side a file may ask for (the shipped expert's is 128): a file asking
+#: for thousands would have every face scored at that size, gigabytes a batch
+MAX_SIZE = 512
 
 def _verdicts(value) -> Optional[dict]:
     """The file's ``face_verdicts``: None (not calibrated), or ``fake`` and ``real`` numbers with
