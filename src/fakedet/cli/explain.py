@@ -232,7 +232,8 @@ def render(img, ex, name: str = ""):
         tw = _text_size(d, label, small)[0]
         d.text((x + min(max(0, round(at * bar_w - tw / 2)), bar_w - tw), ty), label, fill=DIM, font=small)
     y = ty + 22
-    d.text((x, y), "heat: how far the score falls (log-odds) when the cell is hidden; a pointer, not proof", fill=TEXT, font=small)
+    d.text((x, y), "heat: how far the score falls (log-odds) when the cell is hidden; a pointer, not proof",
+           fill=TEXT, font=small)
     y += 20
     fill = "mean-colour" if ex.fill == "mean" else "blurred"
     d.text((x, y), f"occlusion of the whole-image score: {ex.grid}x{ex.grid} cells, {fill} fill",
