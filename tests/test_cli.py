@@ -907,3 +907,34 @@ def test_stdin_on_a_terminal_says_what_the_scan_waits_for(tiny_weights, args, sa
         if sub is not None:
             os.close(sub)
     assert says in errs and "Ctrl-D ends" in errs
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m["training"].__setitem__("train_seconds", 10 ** 400),
+    lambda m: m["training"].__setitem__("interpolated_with", {"weight": 10 ** 400, "path": "x", "sha256": "y"}),
+    lambda m: m["model"].__setitem__("name", "\ud800x"),
+    lambda m: m["evaluation"].__setitem__("deep", json.loads("[" * 600 + "]" * 600)),
+])
+def test_info_shows_odd_free_form_metadata_without_a_traceback(tmp_path, edit):
+    """A 400-digit number (OverflowError), a lone surrogate (UnicodeEncodeError on the text
+    output) or 600 levels of nesting (RecursionError in --json) ended info with status 70."""
+    import subprocess
+    import sys
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from conftest import make_tiny_checkpoint
+
+    path = tmp_path / "w.safetensors"
+    make_tiny_checkpoint(path)
+    with safe_open(str(path), "pt") as fh:
+        meta = json.loads(fh.metadata()["fakedet"])
+    meta.setdefault("training", {})
+    meta.setdefault("evaluation", {})
+    edit(meta)
+    save_file(load_file(str(path)), str(path), metadata={"fakedet": json.dumps(meta)})
+    for extra in ([], ["--json"]):
+        p = subprocess.run([sys.executable, "-m", "fakedet", "info", "-w", str(path), *extra], capture_output=True,
+                           timeout=120, env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"})
+        assert p.returncode == 0 and b"Traceback" not in p.stderr, p.stderr[-1500:]

@@ -31,6 +31,7 @@ def info(weights, as_json):
         d = ckpt.describe(weights if weights is not None else ckpt.default_weights_path())
     d["face_expert"] = _face_expert(d["sha256"])
     d["face_mode"] = _face_mode(d)
+    d = _tame(d)  # free-form metadata: never a traceback, in text or JSON
     if as_json:
         from fakedet.data.writers import utf8_all
 
@@ -177,6 +178,23 @@ def _f(x, width: int = 7) -> str:
     if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x:
         return f"{'-':>{width}}"
     return f"{x:>{width}.4f}"
+
+
+def _tame(x, depth: int = 0):
+    """The description with what its free-form metadata could hold and no output can take made
+    harmless: an integer too large for a float (400 digits) as None, text with a lone surrogate
+    as valid UTF-8 (``\\udXXX``), nesting deeper than 40 levels cut off (None)."""
+    from fakedet.data.writers import utf8_text
+
+    if depth > 40:
+        return None
+    if isinstance(x, dict):
+        return {utf8_text(k) if isinstance(k, str) else k: _tame(v, depth + 1) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_tame(v, depth + 1) for v in x]
+    if isinstance(x, int) and not isinstance(x, bool) and abs(x) > 2 ** 63:
+        return None
+    return utf8_text(x) if isinstance(x, str) else x
 
 
 def _dict(x) -> dict:
