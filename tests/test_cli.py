@@ -938,3 +938,29 @@ def test_info_shows_odd_free_form_metadata_without_a_traceback(tmp_path, edit):
         p = subprocess.run([sys.executable, "-m", "fakedet", "info", "-w", str(path), *extra], capture_output=True,
                            timeout=120, env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"})
         assert p.returncode == 0 and b"Traceback" not in p.stderr, p.stderr[-1500:]
+
+
+def test_info_describes_face_mode_as_scan_faces_runs_it(runner, tmp_path, monkeypatch):
+    """An expert without face verdicts is left out by --faces, and was described as fused; a file
+    with face_threshold and no face verdicts has --faces label by it, and info called it only 'the
+    earlier face-mode threshold'."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from conftest import make_tiny_checkpoint
+    from fakedet.model import expert as fx
+
+    path = tmp_path / "w.safetensors"
+    make_tiny_checkpoint(path)
+    with safe_open(str(path), "pt") as fh:
+        meta = json.loads(fh.metadata()["fakedet"])
+    meta.update(verdicts={"fake": 0.9, "real": 0.1, "rule": "r"}, face_verdicts=None, face_threshold=0.8)
+    save_file(load_file(str(path)), str(path), metadata={"fakedet": json.dumps(meta)})
+    from test_face_expert import make_expert
+
+    expert = make_expert(tmp_path / "e.safetensors", path, face_verdicts=None)
+    monkeypatch.setattr(fx, "default_expert_path", lambda: expert)
+    r = runner.invoke(cli, ["info", "-w", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "face mode:    threshold 0.800000 for --faces" in r.stdout
+    assert "face expert:" not in r.stdout and "fused faces:" not in r.stdout

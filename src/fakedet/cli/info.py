@@ -64,12 +64,12 @@ def info(weights, as_json):
     if fv:
         click.echo(f"face mode:    fake when p_fake >= {fv['fake']:.6f}, real below {threshold_text(fv['real'])} for "
                    f"{faces} where a face was found  ({fv.get('rule', 'n/a')})")
-    if d.get("face_threshold") is not None and (fv or v):
+    if d.get("face_threshold") is not None and fv:
         click.echo(f"face two-way: {threshold_text(d['face_threshold'])}  (the earlier face-mode threshold: "
                    f"-t {threshold_text(d['face_threshold'])} {faces} gives two verdicts at it; "
                    f"{d['training'].get('face_threshold_rule', 'n/a')})")
-    elif d.get("face_threshold") is not None:
-        click.echo(f"face mode:    threshold {threshold_text(d['face_threshold'])} for --faces  "
+    elif d.get("face_threshold") is not None:  # no face-mode verdicts: --faces gives two, at it
+        click.echo(f"face mode:    threshold {threshold_text(d['face_threshold'])} for {faces}  "
                    f"({d['training'].get('face_threshold_rule', 'n/a')})")
     if fe and fe.get("error"):
         click.echo(f"face expert:  {fe['weights']} cannot be used: {fe['error']}")
@@ -148,6 +148,8 @@ def _face_expert(sha256: str):
         return {"weights": str(path), "error": str(exc)}
     if m.network_sha256 != sha256:
         return None  # made for the shipped network; --faces with these weights scores faces alone
+    if m.face_verdicts is None:
+        return None  # not calibrated: --faces leaves it out, as the detector does (_load_expert)
     return {"weights": str(path), **m.describe()}
 
 
