@@ -947,8 +947,9 @@ def test_info_describes_face_mode_as_scan_faces_runs_it(runner, tmp_path, monkey
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    from conftest import make_tiny_checkpoint
     from fakedet.model import expert as fx
+
+    from conftest import make_tiny_checkpoint
 
     path = tmp_path / "w.safetensors"
     make_tiny_checkpoint(path)
