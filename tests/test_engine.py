@@ -728,3 +728,10 @@ def test_a_batch_size_or_worker_count_the_cli_refuses_is_refused_by_the_api(tiny
     with pytest.raises(ValueError, match="must be a whole number"):
         det.predict([random_image()], **kw)
     assert Detector.load(tiny_weights, device="cpu", batch_size=np.int64(4), workers=0).batch_size == 4
+
+
+def test_an_empty_weights_path_is_called_empty():
+    from fakedet.model.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="^weights path is empty$"):
+        Detector.load("", device="cpu")

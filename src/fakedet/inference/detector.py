@@ -142,6 +142,8 @@ class Detector:
         dev = resolve_device(device)
         if dev.type == "cpu":
             tune_malloc()
+        if weights is not None and not os.fspath(weights):
+            raise ckpt.CheckpointError("weights path is empty")  # Path("") would be "." (a folder)
         path = Path(weights) if weights is not None else ckpt.default_weights_path()
         model, meta = ckpt.load(path, device="cpu")
         model = model.to(dev).fuse_for_inference()
