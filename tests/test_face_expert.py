@@ -571,7 +571,8 @@ def test_an_expert_whose_tensors_are_of_another_dtype_is_refused(tiny_weights, t
         fx.load(path)
 
 
-@pytest.mark.parametrize("key, value", [("size", 2048), ("weight", 10 ** 400), ("norm_expert", [0.0, 1e-310])])
+@pytest.mark.parametrize("key, value", [("size", 2048), ("size", 128.9), ("size", "128"), ("weight", 10 ** 400),
+                                        ("norm_expert", [0.0, 1e-310])])
 def test_expert_metadata_too_large_or_too_small_is_refused(tiny_weights, tmp_path, key, value):
     """size 2048 took 9 GB and ended in a traceback; a 400-digit weight raised OverflowError; an sd
     of 1e-310 labelled every face fake."""

@@ -153,7 +153,9 @@ class ExpertMeta:
     def from_metadata(cls, md: Optional[dict]) -> "ExpertMeta":
         try:
             d = json.loads((md or {})["fakedet_face_expert"])
-            meta = cls(size=int(d["size"]), weight=float(d["weight"]),
+            if isinstance(d["size"], bool) or not isinstance(d["size"], int):  # 128.9 or "128" was cut to 128
+                raise ValueError(f"size must be a whole number, not {d['size']!r}")
+            meta = cls(size=d["size"], weight=float(d["weight"]),
                        norm_expert=(float(d["norm_expert"][0]), float(d["norm_expert"][1])),
                        norm_network=(float(d["norm_network"][0]), float(d["norm_network"][1])),
                        box_map={k: float(d["box_map"][k]) for k in ("ratio", "dx", "dy")},
