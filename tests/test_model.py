@@ -343,3 +343,12 @@ def test_metadata_that_would_build_a_huge_or_another_model_is_refused(tmp_path, 
     save_file(load_file(str(path)), str(path), metadata={"fakedet": json.dumps(meta)})
     with pytest.raises(ckpt.CheckpointError, match=says):
         ckpt.load(path)
+
+
+def test_a_checkpoint_larger_than_any_fakedet_writes_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """info hashed a 20 GiB sparse file whole (24 s) before anything said it was no checkpoint."""
+    path = tmp_path / "w.safetensors"
+    make_tiny_checkpoint(path)
+    monkeypatch.setattr(ckpt, "MAX_CHECKPOINT_BYTES", path.stat().st_size - 1)
+    with pytest.raises(ckpt.CheckpointError, match="more than a fakedet checkpoint may be"):
+        ckpt.describe(path)

@@ -156,6 +156,11 @@ def save(model, meta: CheckpointMeta, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
+#: the largest checkpoint read (the shipped one is 14 MB; a timm backbone of a billion float32
+#: parameters would be 4 GB)
+MAX_CHECKPOINT_BYTES = 4 << 30
+
+
 def read_meta(path: str | os.PathLike) -> CheckpointMeta:
     """Reads only the metadata (cheap: no tensor is loaded, and torch is not imported)."""
     from safetensors import safe_open
@@ -170,6 +175,10 @@ def read_meta(path: str | os.PathLike) -> CheckpointMeta:
         from fakedet.data.sources import missing_message
 
         raise CheckpointError(missing_message("weights file", shown))
+    size = path.stat().st_size
+    if size > MAX_CHECKPOINT_BYTES:  # its hash alone would read it all (a sparse file can claim terabytes)
+        raise CheckpointError(f"{shown} is {size:,} bytes, more than a fakedet checkpoint may be "
+                              f"({MAX_CHECKPOINT_BYTES:,})")
     try:
         with safe_open(str(path), framework="numpy") as fh:  # "pt" would import torch
             raw = (fh.metadata() or {}).get(META_KEY)
