@@ -965,3 +965,32 @@ def test_info_describes_face_mode_as_scan_faces_runs_it(runner, tmp_path, monkey
     assert r.exit_code == 0, r.output
     assert "face mode:    threshold 0.800000 for --faces" in r.stdout
     assert "face expert:" not in r.stdout and "fused faces:" not in r.stdout
+
+
+def test_info_says_in_short_how_many_test_images_got_each_verdict(runner, tmp_path):
+    """The plain-words lines count images from the per-set shares and image counts, pooled; a
+    share that is not one (a value above 1) leaves them out rather than printing a wrong count."""
+    from fakedet.model import checkpoint as ckpt
+
+    from conftest import make_tiny_checkpoint
+
+    path = make_tiny_checkpoint(tmp_path / "counted.safetensors")
+    model, meta = ckpt.load(path)
+    meta.evaluation["verdicts_test"] = {
+        "setA": {"n_real": 100, "n_fake": 50, "real": {"fake": 0.01, "uncertain": 0.99, "real": 0.0},
+                 "fake": {"fake": 0.2, "uncertain": 0.76, "real": 0.04}},
+        "setB": {"n_real": 0, "n_fake": 200, "real": None, "fake": {"fake": 0.5, "uncertain": 0.5, "real": 0.0}},
+        "setC": {"n_real": 300, "n_fake": 0, "real": {"fake": 0.0, "uncertain": 0.9, "real": 0.1}, "fake": None},
+    }
+    ckpt.save(model, meta, path)
+    out = runner.invoke(cli, ["info", "--weights", str(path)]).stdout
+    assert out.startswith("in short:")
+    assert "real photos labelled fake: 1 of 400\n" in out
+    assert "fakes labelled fake:       110 of 250, the rest missed\n" in out
+    assert "by set from 20.0% (setA)" in out and "to 50.0% (setB)" in out
+    assert "labelled uncertain:        507 of 650," in out
+    assert "labelled real:             32 images, of which 2 fakes" in out
+    meta.evaluation["verdicts_test"]["setB"]["fake"]["fake"] = 5.0
+    ckpt.save(model, meta, path)
+    r = runner.invoke(cli, ["info", "--weights", str(path)])
+    assert r.exit_code == 0 and "in short:" not in r.stdout and r.stdout.startswith("model:")

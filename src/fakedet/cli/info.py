@@ -37,6 +37,8 @@ def info(weights, as_json):
 
         click.echo(json.dumps(utf8_all(nan_to_none(d)), indent=2, allow_nan=False))  # no lone surrogates
         return
+    for line in in_short(_dict(_dict(d.get("evaluation")).get("verdicts_test"))):
+        click.echo(line)
     click.echo(f"model:        {d['name']}")
     built = ("timm's architecture, built by fakedet without timm" if d["backbone_built_by"] == "fakedet"
              else "built by timm: pip install 'fakedet[timm]'")
@@ -174,6 +176,49 @@ VERDICT_MEANINGS = (
     "uncertain: the score lies where real photos of some sources also fall (most fakes too)",
     "real: no evidence found (not proof that the image is genuine)",
 )
+
+
+def in_short(shares: dict) -> list[str]:
+    """Plain-words lines for a reader who is not a specialist: how many real and fake test images
+    got each verdict, counted from the per-set shares (``evaluation.verdicts_test``) and the
+    sets' image counts, pooled over the sets. Empty when the metadata has no such counts."""
+    counts, caught = {"real": {}, "fake": {}}, []
+    for name, r in shares.items():
+        r = _dict(r)
+        for cls in ("real", "fake"):
+            n, got = r.get(f"n_{cls}"), _dict(r.get(cls))
+            if isinstance(n, bool) or not isinstance(n, int) or n <= 0 or not got:
+                continue
+            for verdict in ("fake", "uncertain", "real"):
+                share = got.get(verdict)
+                if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+                    return []  # not shares: say nothing rather than something wrong
+                counts[cls][verdict] = counts[cls].get(verdict, 0) + round(share * n)
+            counts[cls]["n"] = counts[cls].get("n", 0) + n
+            if cls == "fake":
+                caught.append((got["fake"], str(name)))
+    real, fake = counts["real"], counts["fake"]
+    if not real.get("n") or not fake.get("n"):
+        return []
+    def sets_at(share):
+        return " and ".join(name for s, name in sorted(caught) if s == share)
+
+    low, high = min(caught)[0], max(caught)[0]
+    spread = [f"                                         by set from {100 * low:.1f}% ({sets_at(low)})",
+              f"                                         to {100 * high:.1f}% ({sets_at(high)})"]
+    n_all = real["n"] + fake["n"]
+    return [
+        "in short:     counted on the test images of the sets listed below, most of them sources it was",
+        "              trained on; on photos from other sources it is less reliable (the model card,",
+        "              weights/MODEL_CARD.md in the source, has every figure and the command behind it)",
+        f"              real photos labelled fake: {real['fake']:,} of {real['n']:,}",
+        f"              fakes labelled fake:       {fake['fake']:,} of {fake['n']:,}, the rest missed",
+        *(spread if low < high else []),
+        f"              labelled uncertain:        {real['uncertain'] + fake['uncertain']:,} of {n_all:,}, "
+        "real and fake alike: uncertain is the usual verdict",
+        f"              labelled real:             {real['real'] + fake['real']:,} images, of which "
+        f"{fake['real']:,} fakes: real proves nothing",
+    ]
 
 
 def _f(x, width: int = 7) -> str:
