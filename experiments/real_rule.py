@@ -63,7 +63,10 @@ def main(argv=None) -> int:
     chosen = verdicts.choose(real, fake, max_fpr, share, real_rule=family)
     t_fake = float(meta.verdicts["fake"])
     print(f"fake threshold: kept {t_fake:.6f} (recomputed by its rule: {chosen.fake:.6f})")
-    if abs(chosen.fake - t_fake) > 1e-9:  # the real threshold is capped at the recomputed one
+    # head.py chose the shipped one on float64 logits of stored features; the API's float32 path
+    # puts the highest real val score (an LFW photo) 1.4e-9 higher, and its threshold one float
+    # step above that: agreement within 1e-8 is the same rule on the same images
+    if abs(chosen.fake - t_fake) > 1e-8:  # the real threshold is capped at the recomputed one
         raise SystemExit("the recomputed fake threshold differs from the checkpoint's: other scores "
                          "or another rule than the one it was chosen by; nothing written")
     print(f"real threshold: {float(meta.verdicts['real']):.6f} -> {chosen.real:.6f} ({args.rule})")

@@ -42,6 +42,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 from fakedet import Detector
 from fakedet.data.labelled import read_manifest
 from fakedet.data.sets import BY_NAME, CORE, PAIRED, data_root, manifest, names
+from fakedet.evaluation.metrics import summarize
 from fakedet.evaluation.report import report
 
 
@@ -172,6 +173,7 @@ def main(argv=None) -> int:
     unknown = [c for c in conditions if c not in PERTURBATIONS]
     if unknown:
         sys.exit(f"unknown conditions {unknown}; known: {', '.join(PERTURBATIONS)}")
+    reports = {}
     for cond in conditions:
         fn = PERTURBATIONS[cond]
         datasets = {}
@@ -182,9 +184,21 @@ def main(argv=None) -> int:
                 # Perturbed bytes are made here and handed to the engine as in-memory inputs.
                 datasets[name] = [type(r)(fn(Image.open(r.path).convert("RGB")), r.label) for r in rows]
         rep = report(det, datasets, workers=args.workers)
+        reports[cond] = rep
         results["conditions"][cond] = rep.sets
         a = rep.sets["all"] if "all" in rep.sets else rep.sets[sets[0]]  # one set: no pooled row
         print(f"{cond:<9} AUC {a['auc']:.4f}  real FPR {a['fpr']:.4f}  errors {a['errors']}", file=sys.stderr)
+    # "all" pools the images each condition could score: a set that fails under one condition
+    # (CIFAKE's 32 px images halved or cropped fall below the smallest input) leaves that
+    # condition's pool only, so its pooled row is of other images. "common" pools the sets scored
+    # whole under every condition, the same images in every row.
+    common = [n for n in sets if all(r.sets[n]["errors"] == 0 for r in reports.values())]
+    results["common_sets"] = common
+    for cond, rep in reports.items():
+        if len(common) > 1:
+            rep.sets["common"] = summarize(np.concatenate([rep.scores[n][0] for n in common]),
+                                           np.concatenate([rep.scores[n][1] for n in common]), det.threshold,
+                                           verdicts=np.concatenate([rep.verdicts[n] for n in common]))
     Path(args.json).write_text(json.dumps(results, indent=2, default=lambda x: None))
 
     paired = [n for n in names(PAIRED, core=False) if n in sets]
@@ -199,6 +213,12 @@ def main(argv=None) -> int:
         a = res["all"] if "all" in res else res[sets[0]]
         print(f"| {cond} | " + " | ".join(cells)
               + f" | {a['auc']:.3f} | {a['fpr']:.3f} | {a['tpr']:.3f} | {a['uncertain']:.3f} |")
+    if len(common) > 1 and len(common) < len(sets):
+        print(f"\nthe same images under every condition: the sets scored whole under all ({', '.join(common)})\n")
+        print("| condition | AUC | reals labelled fake | fakes labelled fake | uncertain |\n|---|---|---|---|---|")
+        for cond, res in results["conditions"].items():
+            c = res["common"]
+            print(f"| {cond} | {c['auc']:.3f} | {c['fpr']:.3f} | {c['tpr']:.3f} | {c['uncertain']:.3f} |")
     with_reals = [n for n in sets if results["conditions"][conditions[0]][n].get("n_real")]
     print("\nreal images labelled fake, per source\n\n| condition | " + " | ".join(with_reals) + " |")
     print("|---|" + "---|" * len(with_reals))

@@ -68,6 +68,7 @@ class Report:
             ``errors``), and over all of them as ``"all"`` when there are several.
         unreadable: ``{"set", "path", "error"}`` for each image that could not be scored.
         scores: per data set, the labels and probabilities of the images scored (for plots).
+        verdicts: per data set, the verdict of each of those images, in the same order.
     """
 
     threshold: float
@@ -75,6 +76,7 @@ class Report:
     sets: dict[str, dict[str, Any]] = field(default_factory=dict)
     unreadable: list[dict[str, str]] = field(default_factory=list)
     scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    verdicts: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The figures as a JSON-ready dict (``threshold``, ``sets``, ``unreadable``), without
@@ -106,6 +108,7 @@ def report(det, datasets: dict[str, list[LabelledImage]], batch_size=None, worke
         all_v.append(v)
         n_err += len(errors)
         out.scores[name] = (y, p)
+        out.verdicts[name] = v
     if len(datasets) > 1:
         res = summarize(np.concatenate(all_y), np.concatenate(all_p), det.threshold,
                         verdicts=np.concatenate(all_v))
