@@ -25,7 +25,9 @@ import numpy as np
 
 from fakedet.data.sets import BY_NAME
 from fakedet.evaluation import verdicts
+from fakedet.evaluation.metrics import threshold_at_macro_fpr
 from fakedet.evaluation.scorecache import scores
+from fakedet.evaluation.verdicts import threshold_text
 from fakedet.model import checkpoint as ckpt
 
 
@@ -62,14 +64,24 @@ def main(argv=None) -> int:
     fake = {n: p[y == 1] for n, (y, p) in val.items() if (y == 1).any()}
     chosen = verdicts.choose(real, fake, max_fpr, share, real_rule=family)
     t_fake = float(meta.verdicts["fake"])
-    print(f"fake threshold: kept {t_fake:.6f} (recomputed by its rule: {chosen.fake:.6f})")
+    print(f"fake threshold: kept {t_fake:.10f} (recomputed by its rule: {chosen.fake:.10f})")
     # head.py chose the shipped one on float64 logits of stored features; the API's float32 path
     # puts the highest real val score (an LFW photo) 1.4e-9 higher, and its threshold one float
     # step above that: agreement within 1e-8 is the same rule on the same images
     if abs(chosen.fake - t_fake) > 1e-8:  # the real threshold is capped at the recomputed one
         raise SystemExit("the recomputed fake threshold differs from the checkpoint's: other scores "
                          "or another rule than the one it was chosen by; nothing written")
-    print(f"real threshold: {float(meta.verdicts['real']):.6f} -> {chosen.real:.6f} ({args.rule})")
+    print(f"real threshold: {threshold_text(float(meta.verdicts['real']))} -> {threshold_text(chosen.real)} "
+          f"({args.rule})")
+    # the two-way threshold (-t) was chosen during training, on the val reals of the sets trained
+    # on, at most 5 % labelled fake averaged over them: its share on the scan's scores, a check
+    trained = [n for n in meta.training.get("calibration_sets") or meta.training.get("train_sets", []) if n in real]
+    if trained:
+        two = float(meta.threshold)
+        share = float(np.mean([(real[n] >= two).mean() for n in trained]))
+        print(f"two-way threshold {two:.7f}: {100 * share:.2f}% of the real val images of the "
+              f"{len(trained)} sets trained on labelled fake, averaged over them (rule: at most 5%; "
+              f"recomputed on the scan's scores: {threshold_at_macro_fpr([real[n] for n in trained], 0.05):.7f})")
     tables = {}
     for split in ("val", "test"):
         table = {}

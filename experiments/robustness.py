@@ -194,7 +194,7 @@ def main(argv=None) -> int:
     # whole under every condition, the same images in every row.
     common = [n for n in sets if all(r.sets[n]["errors"] == 0 for r in reports.values())]
     results["common_sets"] = common
-    for cond, rep in reports.items():
+    for rep in reports.values():
         if len(common) > 1:
             rep.sets["common"] = summarize(np.concatenate([rep.scores[n][0] for n in common]),
                                            np.concatenate([rep.scores[n][1] for n in common]), det.threshold,

@@ -50,7 +50,8 @@ def main(argv=None) -> int:
     y, p, _ = score_labelled(det, test)
     y, p = np.asarray(y), np.asarray(p)
     out = {"set": args.set, "n_train": len(train), "n_test": len(test),
-           "n_test_real": int((y == 0).sum()), "weights_sha256": ckpt.sha256(det.weights_path), "auc_all": auc(y, p), "at": {}}
+           "n_test_real": int((y == 0).sum()), "weights_sha256": ckpt.sha256(det.weights_path),
+           "auc_all": auc(y, p), "at": {}}
     print(f"{args.set}: {len(test)} test images ({out['n_test_real']} real) against {len(train)} train; "
           f"test AUC {out['auc_all']:.3f}")
     for q in args.at:

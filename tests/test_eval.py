@@ -770,3 +770,23 @@ def test_an_unreadable_manifest_is_named_not_its_folder(tiny_weights, labelled, 
     monkeypatch.setattr(builtins, "open", refusing)
     r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
     assert r.exit_code == 2 and f"cannot read {labelled / 'manifest.csv'}: Permission denied" in r.stderr
+
+
+def test_report_keeps_each_scored_images_verdict_in_order(tiny_weights, labelled):
+    """A report holds the verdicts beside the scores, image for image, so that a caller can pool
+    other sets than ``all`` (robustness.py's rows over the same images in every condition)."""
+    import numpy as np
+
+    from fakedet import Detector
+    from fakedet.data.labelled import LabelledImage
+    from fakedet.evaluation import report, verdicts
+
+    det = Detector.load(tiny_weights, workers=0)
+    sets = {"a": [LabelledImage(str(p), 0 if p.parent.name == "real" else 1)
+                  for p in sorted(labelled.rglob("*.*"))]}
+    rep = report.report(det, sets)
+    y, p = rep.scores["a"]
+    assert len(rep.verdicts["a"]) == len(p) == len(sets["a"]) - 1  # the broken file is not scored
+    expected = [verdicts.verdict(x, det.threshold, det.real_below) for x in p]
+    assert list(rep.verdicts["a"]) == expected
+    assert np.array_equal(y, [1] * 4 + [0] * 4)
