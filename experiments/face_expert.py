@@ -903,7 +903,20 @@ def repoint(args) -> int:
     if checkpoint.read_meta(args.old).temperature != checkpoint.read_meta(args.new).temperature:
         sys.exit(f"{args.new} has another temperature than {args.old}: the fused scores would differ")
     sha = checkpoint.sha256(args.new)
-    fx.save(Path(args.out), load_torch(args.expert), dataclasses.replace(meta, network_sha256=sha))
+    meta = dataclasses.replace(meta, network_sha256=sha)
+    if args.floor:  # thresholds floored at the network's `fake` one follow it up
+        old_fake = float(checkpoint.read_meta(args.old).verdicts["fake"])
+        new_fake = float(checkpoint.read_meta(args.new).verdicts["fake"])
+        if new_fake < old_fake:
+            sys.exit(f"{args.new}'s fake threshold is below {args.old}'s: --floor only raises")
+        if meta.whole_gate == old_fake:
+            meta = dataclasses.replace(meta, whole_gate=new_fake)
+        fv = meta.face_verdicts
+        if fv and fv["fake"] == old_fake:
+            meta = dataclasses.replace(meta, face_verdicts={**fv, "fake": new_fake})
+        print(f"whole_gate {meta.whole_gate!r}, fused fake {meta.face_verdicts['fake']!r} "
+              f"(the network's fake threshold {old_fake!r} -> {new_fake!r})")
+    fx.save(Path(args.out), load_torch(args.expert), meta)
     print(f"wrote {args.out}: paired with {args.new} (sha256 {sha[:12]}…), tensors as {args.old}'s")
     return 0
 
@@ -1010,6 +1023,8 @@ def main(argv=None) -> int:
     t.add_argument("--old", required=True, help="the network file the expert was made for")
     t.add_argument("--new", required=True, help="the network file to pair it with")
     t.add_argument("--out", required=True)
+    t.add_argument("--floor", action="store_true", help="raise the whole-image gate and the fused fake threshold, "
+                   "where they equal the old network's fake threshold, to the new one's (they are floored at it)")
     args = ap.parse_args(argv)
     # experts are scored here before their own verdicts are chosen: their labels are not read
     warnings.filterwarnings("ignore", message="face expert .* no verdict thresholds", category=UserWarning)
