@@ -58,13 +58,21 @@ def main(argv=None) -> int:
                     help="replace only the face-mode `real` threshold; every other threshold and table of "
                          "the file is kept, after checking that the `fake` threshold recomputed here equals "
                          "the stored one")
+    ap.add_argument("--leave-out", default="", help="comma-separated face sets to leave out of the composites "
+                    f"(of {', '.join(FACE_SETS)}): for a network or expert trained without them, whose "
+                    "thresholds must not be chosen on them either")
     args = ap.parse_args(argv)
+    left = [s for s in args.leave_out.split(",") if s]
+    unknown = [s for s in left if s not in FACE_SETS]
+    face_sets = [s for s in FACE_SETS if s not in left]
+    if unknown or not face_sets:
+        ap.error(f"--leave-out takes face sets of {', '.join(FACE_SETS)} and must keep one: {args.leave_out!r}")
     # experts are scored here before their own verdicts are chosen: their labels are not read
     warnings.filterwarnings("ignore", message="face expert .* no verdict thresholds", category=UserWarning)
 
     tmp = Path(tempfile.mkdtemp(prefix="fakedet-facecal-"))
     try:
-        items = build(Path(args.data), tmp, args.n, args.seed, split="val", bg_splits=("train",))
+        items = build(Path(args.data), tmp, args.n, args.seed, split="val", bg_splits=("train",), sets=face_sets)
         det = Detector.load(args.weights, device="cpu", faces=True, workers=args.workers,
                             expert=args.expert)  # None: the network's own face score
         res = det.predict([it["path"] for it in items])
@@ -79,7 +87,7 @@ def main(argv=None) -> int:
     p_any = np.array([max([r.p_whole] + [f["p_fake"] for f in r.faces]) if r.faces else r.p_fake for r in res])
     y = np.array([it["label"] for it in items])
     names = np.array([it["set"] for it in items])
-    reals = {name: p[(y == 0) & (names == name)] for name in FACE_SETS}
+    reals = {name: p[(y == 0) & (names == name)] for name in face_sets}
     threshold = min(threshold_at_macro_fpr(list(reals.values()), args.target_fpr), 1.0)  # p = 1.0 reals
     whole = det.meta.threshold
     stats = {name: {"n_real": int(len(v)), "fpr": float((v >= threshold).mean()),
@@ -90,12 +98,12 @@ def main(argv=None) -> int:
     # The three verdicts in face mode, by the whole-image rule (docs/decisions/), on the
     # composites in which a face was found (the others are labelled by the whole-image ones).
     found = np.array([bool(r.faces) for r in res])
-    real_p = {n: p[found & (y == 0) & (names == n)] for n in FACE_SETS}
-    fv = verdicts.choose(real_p, {n: p[found & (y == 1) & (names == n)] for n in FACE_SETS},
+    real_p = {n: p[found & (y == 0) & (names == n)] for n in face_sets}
+    fv = verdicts.choose(real_p, {n: p[found & (y == 1) & (names == n)] for n in face_sets},
                          args.max_fpr, args.max_fnr, real_rule=args.real_rule)
     # `real` is read on p_any, as a scan labels (equal to p unless the whole image is gated); the
     # `fake` threshold (and so the cap on `real`) comes from the same real scores in both calls
-    fv_any = verdicts.choose(real_p, {n: p_any[found & (y == 1) & (names == n)] for n in FACE_SETS},
+    fv_any = verdicts.choose(real_p, {n: p_any[found & (y == 1) & (names == n)] for n in face_sets},
                              args.max_fpr, args.max_fnr, real_rule=args.real_rule)
     fv = verdicts.VerdictThresholds(fake=fv.fake, real=fv_any.real, rule=fv.rule)
     # The face-mode `fake` threshold is never below the whole-image one: it would call fake images
@@ -121,7 +129,7 @@ def main(argv=None) -> int:
     meta.face_threshold = float(threshold)
     meta.training["face_threshold_rule"] = (
         f"at most {args.target_fpr:.0%} of real val face composites labelled fake in face mode, "
-        f"averaged over {', '.join(FACE_SETS)} (experiments/calibrate_faces.py, {len(items)} composites)")
+        f"averaged over {', '.join(face_sets)} (experiments/calibrate_faces.py, {len(items)} composites)")
     meta.evaluation["faces_val"] = stats
     out = args.out or args.weights
     # det.model is fused for inference; the file keeps the weights as trained.
@@ -132,7 +140,7 @@ def main(argv=None) -> int:
     print("| set | real composites | FPR at the face threshold | FPR at the whole-image threshold "
           "| TPR at the face threshold |")
     print("|---|---|---|---|---|")
-    for name in FACE_SETS:
+    for name in face_sets:
         s = stats[name]
         print(f"| {name} | {s['n_real']} | {s['fpr']:.3f} | {s['fpr_at_whole_image_threshold']:.3f} | {s['tpr']:.3f} |")
     print(f"\nface-mode verdicts: fake at >= {fv.fake:.6f}, real below {fv.real:.6f} "
@@ -189,7 +197,7 @@ def _shares(p, y, names, found, fake_at: float, real_below: float, p_any=None) -
 
     p_any = p if p_any is None else p_any
     out = {}
-    for name in FACE_SETS:
+    for name in [n for n in FACE_SETS if n in set(names)]:
         for cls, lab in (("real", 0), ("fake", 1)):
             sel = found & (y == lab) & (names == name)
             v = [label_for(x, fake_at, real_below, a) for x, a in zip(p[sel], p_any[sel])]
@@ -232,7 +240,7 @@ def _write_real_only(args, det, fv, stats, items, rule_fake, shares) -> int:
         fx.save(out, load_file(str(path)), dataclasses.replace(meta, face_verdicts=new))
     else:
         meta.face_verdicts = new
-        for n in FACE_SETS:  # the verdict shares at the new thresholds; the rest of the table is kept
+        for n in (n for n in stats if not n.startswith("_")):  # the verdict shares at the new thresholds
             meta.evaluation.setdefault("faces_val", {}).setdefault(n, {}).update(
                 {k: stats[n][k] for k in ("real_verdicts", "fake_verdicts")})
         checkpoint.save(checkpoint.load(det.weights_path)[0], meta, out)
@@ -243,7 +251,7 @@ def _write_real_only(args, det, fv, stats, items, rule_fake, shares) -> int:
 def _print_verdicts(stats) -> None:
     print("| set | real: fake / uncertain / real | fakes: fake / uncertain / real |")
     print("|---|---|---|")
-    for name in FACE_SETS:
+    for name in (n for n in stats if not n.startswith("_")):
         r, f = stats[name]["real_verdicts"], stats[name]["fake_verdicts"]
         print(f"| {name} | " + " / ".join(f"{r[k]:.3f}" for k in ("fake", "uncertain", "real")) + " | "
               + " / ".join(f"{f[k]:.3f}" for k in ("fake", "uncertain", "real")) + " |")

@@ -110,3 +110,26 @@ def test_a_fake_rule_no_threshold_can_meet_is_an_error_not_a_threshold_that_brea
     with pytest.raises(ValueError, match="no fake threshold meets the rule"):
         fake_threshold([[0.1, 1.0]], 0.0)
     assert fake_threshold([[0.1] * 99 + [1.0]], 0.01) == np.nextafter(0.1, 1.0)  # 1.0 within the share
+
+
+def test_calibrate_faces_leaves_out_a_face_set_from_the_composites(tmp_path, monkeypatch):
+    """A held-out study's face thresholds must not be chosen on the held-out set: --leave-out
+    builds the composites of the other sets only, and refuses an unknown set or leaving none."""
+    from conftest import load_experiment
+
+    mod = load_experiment("calibrate_faces")
+    built = {}
+
+    def build(root, out, n, seed, split, bg_splits, sets):
+        built["sets"] = list(sets)
+        raise SystemExit(0)  # what follows needs images; the sets are what is checked
+
+    monkeypatch.setattr(mod, "build", build)
+    monkeypatch.setattr(mod.Detector, "load", lambda *a, **k: None)
+    with pytest.raises(SystemExit):
+        mod.main(["--leave-out", "dfdc_faceswap", "--data", str(tmp_path)])
+    assert built["sets"] == [s for s in mod.FACE_SETS if s != "dfdc_faceswap"]
+    for bad in ("dfdc", ",".join(mod.FACE_SETS)):
+        with pytest.raises(SystemExit) as e:
+            mod.main(["--leave-out", bad, "--data", str(tmp_path)])
+        assert e.value.code == 2

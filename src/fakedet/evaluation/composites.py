@@ -26,12 +26,14 @@ def rows(root: Path, name: str, split: str) -> list[dict]:
         return [r for r in csv.DictReader(fh) if r["split"] == split]
 
 
-def build(root: Path, out: Path, n: int, seed: int, split: str = "test", bg_splits=("test", "val")) -> list[dict]:
-    """Composites of ``split`` face crops on real backgrounds from ``bg_splits`` of imagenet_real_photos."""
+def build(root: Path, out: Path, n: int, seed: int, split: str = "test", bg_splits=("test", "val"),
+          sets=FACE_SETS) -> list[dict]:
+    """Composites of ``split`` face crops of ``sets`` on real backgrounds from ``bg_splits`` of
+    imagenet_real_photos."""
     rng = random.Random(seed)
     bgs = [root / "imagenet_real_photos" / r["file"] for s in bg_splits for r in rows(root, "imagenet_real_photos", s)]
     items = []
-    for name in FACE_SETS:
+    for name in sets:
         for label in (0, 1):
             cand = [r for r in rows(root, name, split) if int(r["label"]) == label]
             for r in rng.sample(cand, min(n // 2, len(cand))):
