@@ -1016,6 +1016,19 @@ def recrop(args):
         print(f"{out.name}: {len(rows)} images, face found in {found.sum()} ({time.time() - t0:.0f} s)", flush=True)
 
 
+def seen_methods(state: dict, held_out: list) -> "str | None":
+    """Why an expert must not weigh runs that held out ``held_out`` (None: it may): one that
+    learnt ffpp_faces' genuine fakes saw every method but the one it left out, so the benefit on
+    another held-out method would be read on fakes it trained on."""
+    if "ffpp_faces" not in (state.get("genuine") or []):
+        return None  # self-blends of real faces only: no method seen
+    seen = sorted({m for m in held_out if m != state.get("leave_out")})
+    if seen:
+        return (f"the expert learnt ffpp_faces' genuine fakes of {', '.join(seen)} (it left out "
+                f"{state.get('leave_out') or 'none'}): weigh each held-out method with an expert trained without it")
+    return None
+
+
 def weigh(args):
     """The expert's weight in the fused score, chosen on the fused sets' **val** splits
     (``prepare --val``) by ``pick_weight``: the benefit is read from the leave-one-method-out
@@ -1031,6 +1044,9 @@ def weigh(args):
     root = data_root()
     work = Path(args.work)
     expert, state = load_expert(work)
+    why = seen_methods(state, [m for _, m in runs])
+    if why:
+        sys.exit(f"weigh: {why}")
     ref = list(_reference_reals(work, state))
     suffix, step = ("_val", "prepare --val") if args.crops == "facemesh" else ("_val_mtcnn", "recrop")
     if args.crops == "mtcnn":

@@ -206,3 +206,16 @@ def test_each_expert_backbone_takes_its_imagenet_weights(backbone):
     after = model.backbone.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before if after[k].is_floating_point())
     assert model(torch.zeros(1, 3, 64, 64)).shape == (1,)
+
+
+def test_weigh_refuses_an_expert_that_learnt_the_held_out_methods_fakes():
+    """An expert trained on ffpp_faces' genuine fakes saw every method but its own left-out one:
+    weighing another method's held-out run with it would read the benefit on fakes it learnt."""
+    from conftest import load_experiment
+
+    mod = load_experiment("sbi_expert")
+    assert mod.seen_methods({"genuine": []}, ["Deepfakes", "FaceSwap"]) is None
+    assert mod.seen_methods({"genuine": ["ffpp_faces"], "leave_out": "FaceSwap"}, ["FaceSwap"]) is None
+    why = mod.seen_methods({"genuine": ["ffpp_faces"], "leave_out": "FaceSwap"}, ["FaceSwap", "Deepfakes"])
+    assert "Deepfakes" in why and "FaceSwap" not in why.split("(")[0]
+    assert "Deepfakes" in mod.seen_methods({"genuine": ["dfdc_faceswap", "ffpp_faces"]}, ["Deepfakes"])
