@@ -790,3 +790,14 @@ def test_report_keeps_each_scored_images_verdict_in_order(tiny_weights, labelled
     expected = [verdicts.verdict(x, det.threshold, det.real_below) for x in p]
     assert list(rep.verdicts["a"]) == expected
     assert np.array_equal(y, [1] * 4 + [0] * 4)
+
+
+def test_threshold_at_fpr_allows_the_whole_share_despite_float_error():
+    """0.29 * 100 is 28.999999999999996 in floats: 29 of 100 real scores may still be labelled fake."""
+    import numpy as np
+
+    from fakedet.evaluation.metrics import threshold_at_fpr
+
+    s = np.arange(100) / 100
+    t = threshold_at_fpr(s, 0.29)
+    assert (s >= t).sum() == 29

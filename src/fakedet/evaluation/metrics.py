@@ -86,7 +86,7 @@ def threshold_at_fpr(real_scores, max_fpr: float) -> float:
     s = np.sort(np.asarray(real_scores, dtype=np.float64))
     if len(s) == 0:
         return 0.5
-    allowed = int(math.floor(max_fpr * len(s)))
+    allowed = int(math.floor(max_fpr * len(s) + 1e-9))  # 0.29 * 100 is 28.999999999999996
     if allowed >= len(s):  # every real image may be labelled fake
         return float(s[0])
     # scores strictly above the (n - allowed)-th smallest are allowed to be fake
