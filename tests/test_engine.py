@@ -735,3 +735,16 @@ def test_an_empty_weights_path_is_called_empty():
 
     with pytest.raises(CheckpointError, match="^weights path is empty$"):
         Detector.load("", device="cpu")
+
+
+def test_torch_decoding_without_a_usable_torchvision_fails_the_load_not_each_image(tiny_weights, monkeypatch):
+    """A torch/torchvision pair that does not match raised a raw RuntimeError from every predict;
+    the load now says what is wrong, and the default decoder does not need torchvision."""
+    import sys
+
+    from fakedet.inference.device import DependencyError
+
+    monkeypatch.setitem(sys.modules, "torchvision.io", None)  # its import fails
+    with pytest.raises(DependencyError, match="decode='torch' needs torchvision"):
+        Detector.load(tiny_weights, device="cpu", decode="torch")
+    assert Detector.load(tiny_weights, device="cpu", decode="auto", workers=0).predict([random_image((64, 64))])[0].ok

@@ -686,3 +686,14 @@ def test_a_caption_with_steps_is_not_parameters():
         assert read_evidence(_png_text(("Description", caption))) == [], caption
     short = "portrait\nSteps: 20, Sampler: Euler a, Seed: 7"
     assert _only(read_evidence(_png_text(("parameters", short))))["says"] == "generated"
+
+
+def test_a_record_labelled_by_evidence_keeps_the_models_own_verdict():
+    """jsonl and json records of an image labelled fake by its provenance say what the model said."""
+    from fakedet.inference.result import Result
+
+    item = {"kind": "metadata", "says": "generated", "detail": "x"}
+    by_evidence = Result("a.png", 0.2, "fake", evidence=[item], label_by="evidence", model_label="uncertain")
+    assert by_evidence.to_dict()["model_label"] == "uncertain"
+    by_model = Result("b.png", 0.2, "uncertain", evidence=[], label_by="model")
+    assert "model_label" not in by_model.to_dict()

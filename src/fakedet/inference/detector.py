@@ -126,9 +126,11 @@ class Detector:
         expert (``weights/face-expert.safetensors``) when it was made for these weights; a path
         loads that expert (an error when it was made for other weights); None (or False) scores
         faces by the network alone (the face-mode thresholds are then the checkpoint's).
-        ``decode`` picks the decoder: ``pil`` (worker threads), ``torch`` (batched torchvision
-        decoding and preprocessing on the model's device; a checkpoint that resizes with Lanczos
-        or box, which torch does not match, is decoded by pil) or ``auto`` (torch on CUDA, else pil).
+        ``decode`` picks the decoder: ``pil`` (worker threads; the path the verdict thresholds
+        were chosen on), ``torch`` (batched torchvision decoding and preprocessing on the model's
+        device, faster on a GPU, but another JPEG decoder and resizer: scores differ from pil's by
+        up to about 0.05, so a verdict near a threshold can differ; a checkpoint that resizes with
+        Lanczos or box, which torch does not match, is decoded by pil) or ``auto`` (pil).
         ``provenance`` reads each image's provenance metadata (C2PA, XMP/EXIF, generation
         parameters) and, with the ``watermark`` extra, the Stable Diffusion watermark: a result
         lists it as ``evidence``, and evidence that the image was generated labels it ``fake``.
@@ -136,7 +138,7 @@ class Detector:
         Raises:
             CheckpointError: the weights are missing, unreadable or do not match their config.
             DeviceError: the device is unavailable.
-            DependencyError: ``faces=True`` and torchvision cannot be imported.
+            DependencyError: ``faces=True`` or ``decode="torch"`` and torchvision cannot be imported.
         """
         check_counts(batch_size, workers)  # before the model loads
         dev = resolve_device(device)
@@ -165,6 +167,14 @@ class Detector:
             except Exception as exc:
                 raise ckpt.CheckpointError(
                     f"face detector weights {default_mtcnn_path()} cannot be used: {exc}") from None
+        if decode == "torch":
+            try:  # here, once, so that a torchvision that cannot be imported fails the load
+                from torchvision.io import decode_jpeg  # noqa: F401
+            except Exception as exc:
+                raise DependencyError(
+                    f"decode='torch' needs torchvision, which cannot be imported here: {exc} (torch and "
+                    "torchvision must be a matching pair: install them together, as the README says; "
+                    "decode='pil', the default, works without it)") from None
         fused = _load_expert(expert, path) if faces else None
         if fused is not None and dev.type == "cuda":
             fused = (fused[0].to(dev), *fused[1:])
@@ -207,8 +217,8 @@ class Detector:
         known = ready(batches)
         second = next(batches, None) if known else None
         rest = _Prepended([first] if second is None else [first, second], batches)
-        use_torch = not self.faces and not self.thumbnail and (self.decode == "torch" or
-                                        (self.decode == "auto" and self.device.type == "cuda"))
+        # "auto" is pil on every device: the scores the verdict thresholds were chosen on
+        use_torch = not self.faces and not self.thumbnail and self.decode == "torch"
         if use_torch:  # only where torch resizes as the checkpoint's PIL filter does
             from fakedet.inference.gpudecode import MODES
 
@@ -363,9 +373,10 @@ class Detector:
                     patches = patches.pin_memory().to(dev, non_blocking=True)
                 elif views.device != (on := self._model_device()):  # on another GPU than the model's
                     views, patches = views.to(on), patches.to(on)
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    n = len(views)
-                    logits = self.model(*padded(views, patches, CPU_SUB_BATCH))[:n]
+                # float32, as on the CPU (no bfloat16 autocast): the verdict thresholds are
+                # fractions of a logit step apart from real val scores
+                n = len(views)
+                logits = self.model(*padded(views, patches, CPU_SUB_BATCH))[:n]
             else:
                 # Sub-batches also keep each activation below glibc's largest mmap threshold
                 # (32 MiB), so the allocator reuses its buffers instead of mapping fresh pages.
