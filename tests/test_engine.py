@@ -748,3 +748,20 @@ def test_torch_decoding_without_a_usable_torchvision_fails_the_load_not_each_ima
     with pytest.raises(DependencyError, match="decode='torch' needs torchvision"):
         Detector.load(tiny_weights, device="cpu", decode="torch")
     assert Detector.load(tiny_weights, device="cpu", decode="auto", workers=0).predict([random_image((64, 64))])[0].ok
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"threshold": "0.5"}, "threshold must be a number"),
+    ({"threshold": True}, "threshold must be a number"),
+    ({"threshold": float("nan")}, "threshold must be a number"),
+])
+def test_load_refuses_arguments_it_would_misread_or_ignore(tiny_weights, kw, words):
+    """Text for a threshold was compared as a number (True as 1.0)."""
+    with pytest.raises(ValueError, match=words):
+        Detector.load(tiny_weights, device="cpu", **kw)
+
+
+def test_predict_iter_refuses_a_bad_batch_size_at_the_call(tiny_weights):
+    det = Detector.load(tiny_weights, device="cpu", workers=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        det.predict_iter([random_image()], batch_size=0)  # not iterated

@@ -45,6 +45,15 @@ def check_counts(batch_size: Optional[int], workers: Optional[int]) -> None:
                          f"got {workers!r}")
 
 
+def check_threshold(threshold) -> None:
+    """A ValueError unless ``threshold`` (None: the checkpoint's verdicts) is a number in [0, 1]
+    (text such as "0.5" is not: the command line converts it, the API does not)."""
+    if threshold is None:
+        return
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")  # NaN too
+
+
 class Detector:
     """A loaded model plus the batched pipeline that feeds it.
 
@@ -90,8 +99,7 @@ class Detector:
                               "face are labelled by the network's face-mode thresholds, which were not chosen "
                               "for fused scores; pass threshold= for the two-way rule", UserWarning, stacklevel=3)
         else:
-            if not 0.0 <= float(threshold) <= 1.0:  # also refuses NaN
-                raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
+            check_threshold(threshold)
             self.cutoffs = self.face_cutoffs = (float(threshold), float(threshold))  # two-way
             if self._whole_gate is not None:
                 # the whole image counts once it is fake by the threshold in use, so that -t P
@@ -141,6 +149,7 @@ class Detector:
             DependencyError: ``faces=True`` or ``decode="torch"`` and torchvision cannot be imported.
         """
         check_counts(batch_size, workers)  # before the model loads
+        check_threshold(threshold)
         dev = resolve_device(device)
         if dev.type == "cpu":
             tune_malloc()
@@ -156,7 +165,7 @@ class Detector:
                 raise DependencyError(
                     f"face mode needs torchvision, which cannot be imported here: {exc} (torch and "
                     "torchvision must be a matching pair: install them together, as the README "
-                    "says; the default scan, and explain with --no-faces, work without it)") from None
+                    "says; whole-image scoring, without face mode, does not need it)") from None
 
             if not default_mtcnn_path().is_file():
                 from fakedet.data.sources import missing_message
@@ -191,9 +200,10 @@ class Detector:
         """Like :meth:`predict` but lazy: results stream out as batches finish. Inputs are read
         ahead of the model (a batch or more), so from a slow source (a camera, a queue) results
         lag the inputs by up to a few batches; to score each input as it arrives, call
-        :meth:`predict` on it."""
-        for batch in self.iter_batches(inputs, batch_size, workers):
-            yield from batch
+        :meth:`predict` on it. A bad ``batch_size`` or ``workers`` is refused at the call, not
+        when the results are first asked for."""
+        check_counts(batch_size, workers)
+        return (r for batch in self.iter_batches(inputs, batch_size, workers) for r in batch)
 
     def iter_batches(self, items: Iterable[Item], batch_size: Optional[int] = None,
                      workers: Optional[int] = None) -> Iterator[list[Result]]:
