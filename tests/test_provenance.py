@@ -697,3 +697,53 @@ def test_a_record_labelled_by_evidence_keeps_the_models_own_verdict():
     assert by_evidence.to_dict()["model_label"] == "uncertain"
     by_model = Result("b.png", 0.2, "uncertain", evidence=[], label_by="model")
     assert "model_label" not in by_model.to_dict()
+
+
+def test_a_pil_image_keeps_the_evidence_of_its_files_metadata(tmp_path):
+    """Image.open(p) and p get the same evidence and verdict from generation parameters, EXIF
+    and XMP (Pillow keeps them in ``info``); a PIL image without metadata has none."""
+    from PIL import Image, PngImagePlugin
+
+    from fakedet.data.provenance import read_evidence, read_image_evidence
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1")
+    png = tmp_path / "a.png"
+    Image.new("RGB", (64, 64), (120, 30, 40)).save(png, pnginfo=info)
+    exif = Image.Exif()
+    exif[0x0131] = "Midjourney"
+    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           '<rdf:Description xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" Iptc4xmpExt:'
+           'DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"/>'
+           '</rdf:RDF></x:xmpmeta>')
+    jpg = tmp_path / "b.jpg"
+    Image.new("RGB", (64, 64), (20, 130, 40)).save(jpg, exif=exif.tobytes(), xmp=xmp.encode())
+    for path in (png, jpg):
+        expected = read_evidence(path.read_bytes())
+        assert expected and all(e["says"] == "generated" for e in expected)
+        def key(e):
+            return e["kind"], e["detail"]
+
+        with Image.open(path) as im:  # the same items (in the order of the PNG they are read from)
+            assert sorted(read_image_evidence(im), key=key) == sorted(expected, key=key)
+            assert sorted(read_image_evidence(im.convert("RGB")), key=key) == sorted(expected, key=key)
+    assert read_image_evidence(Image.new("RGB", (8, 8))) == []
+    odd = Image.new("RGB", (8, 8))
+    odd.info.update({"Ünïcode key": "x", "": "y", "comment": b"\xff\xfe", "dpi": (72, 72)})
+    assert read_image_evidence(odd) == []  # nothing that says how it was made, and no exception
+
+
+def test_a_pil_image_labelled_by_its_metadata_in_a_scan(tmp_path):
+    from PIL import Image, PngImagePlugin
+
+    from fakedet import Detector
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1")
+    png = tmp_path / "a.png"
+    Image.new("RGB", (64, 64), (120, 30, 40)).save(png, pnginfo=info)
+    det = Detector.load(workers=0)
+    with Image.open(png) as im:
+        by_path, by_image = det.predict([str(png), im])
+    assert by_image.label == by_path.label == "fake" and by_image.label_by == "evidence"
+    assert by_image.evidence == by_path.evidence

@@ -78,6 +78,41 @@ def read_evidence(data: bytes, *, use_c2pa: bool = True) -> list[dict]:
     return _merge(items)
 
 
+def read_image_evidence(im) -> list[dict]:
+    """Evidence from what a PIL image keeps of its file's metadata: its text chunks (generation
+    parameters), XMP and EXIF, as :func:`read_evidence` finds them in a file. Pillow keeps these in
+    ``im.info`` (``Image.open`` of a PNG, JPEG or WebP, and copies of it), not a C2PA manifest,
+    which is read from a file's bytes only. They are written into a one-pixel PNG and read from it.
+    Never raises."""
+    try:
+        import io
+
+        from PIL import Image, PngImagePlugin
+
+        info, found = PngImagePlugin.PngInfo(), False
+        for key, value in getattr(im, "info", {}).items():
+            if key in ("exif", "xmp") or not isinstance(key, str):
+                continue
+            if isinstance(value, bytes) and key.lower() == "comment":  # a JPEG or GIF comment
+                key, value = "Comment", value.decode("utf-8", "replace")
+            if isinstance(value, str) and 0 < len(key) < 80 and key.isprintable():
+                info.add_itxt(key, value)
+                found = True
+        xmp = im.info.get("xmp") if hasattr(im, "info") else None
+        if isinstance(xmp, (bytes, str)) and xmp:
+            info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else xmp)
+            found = True
+        exif = im.info.get("exif") if hasattr(im, "info") else None
+        exif = exif if isinstance(exif, bytes) and exif else None
+        if not found and exif is None:
+            return []
+        buf = io.BytesIO()
+        Image.new("RGB", (1, 1)).save(buf, "PNG", pnginfo=info, **({"exif": exif} if exif else {}))
+        return read_evidence(buf.getvalue(), use_c2pa=False)
+    except Exception as exc:  # metadata Pillow kept in a form it cannot write back
+        return [_item("metadata", None, f"metadata could not be read: {type(exc).__name__}")]
+
+
 def c2pa_available() -> bool:
     """Whether c2pa-python (the `c2pa` extra) can be imported."""
     return _c2pa_module() is not None

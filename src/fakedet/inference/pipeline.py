@@ -156,6 +156,8 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
             data = decode.source_bytes(item.source)
             if task.provenance and data is not None:
                 evidence = provenance.read_evidence(data)  # before decoding: kept when decoding fails
+            elif task.provenance and hasattr(item.source, "info"):  # a PIL image: what it kept of its file's
+                evidence = provenance.read_image_evidence(item.source)
             img = decode.load(item.source, cfg, data)
             if task.provenance:
                 evidence += watermark_evidence(data, img)
