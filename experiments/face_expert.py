@@ -904,17 +904,17 @@ def repoint(args) -> int:
         sys.exit(f"{args.new} has another temperature than {args.old}: the fused scores would differ")
     sha = checkpoint.sha256(args.new)
     meta = dataclasses.replace(meta, network_sha256=sha)
-    if args.floor:  # thresholds floored at the network's `fake` one follow it up
+    if args.floor:  # thresholds floored at the network's `fake` one are never below it
         old_fake = float(checkpoint.read_meta(args.old).verdicts["fake"])
         new_fake = float(checkpoint.read_meta(args.new).verdicts["fake"])
         if new_fake < old_fake:
             sys.exit(f"{args.new}'s fake threshold is below {args.old}'s: --floor only raises")
-        if meta.whole_gate == old_fake:
-            meta = dataclasses.replace(meta, whole_gate=new_fake)
+        if meta.whole_gate is not None:
+            meta = dataclasses.replace(meta, whole_gate=max(meta.whole_gate, new_fake))
         fv = meta.face_verdicts
-        if fv and fv["fake"] == old_fake:
-            meta = dataclasses.replace(meta, face_verdicts={**fv, "fake": new_fake})
-        print(f"whole_gate {meta.whole_gate!r}, fused fake {meta.face_verdicts['fake']!r} "
+        if fv:
+            meta = dataclasses.replace(meta, face_verdicts={**fv, "fake": max(float(fv["fake"]), new_fake)})
+        print(f"whole_gate {meta.whole_gate!r}, fused fake {(meta.face_verdicts or {}).get('fake')!r} "
               f"(the network's fake threshold {old_fake!r} -> {new_fake!r})")
     fx.save(Path(args.out), load_torch(args.expert), meta)
     print(f"wrote {args.out}: paired with {args.new} (sha256 {sha[:12]}…), tensors as {args.old}'s")

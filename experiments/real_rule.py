@@ -57,21 +57,25 @@ def main(argv=None) -> int:
     except ValueError:
         ap.error(f'--rule must be "averaged X" or "per-source X", got {args.rule!r}')
     model, meta = ckpt.load(args.weights)
-    max_fpr = float(meta.training["verdict_calibration"]["max_fpr"])
+    cal = meta.training["verdict_calibration"]
+    max_fpr = float(cal["max_fpr"])
     sets = list(BY_NAME)
     val = {n: scores(args.weights, n, "val", args.cache, load) for n in sets}
     real = {n: p[y == 0] for n, (y, p) in val.items() if (y == 0).any()}
     fake = {n: p[y == 1] for n, (y, p) in val.items() if (y == 1).any()}
     chosen = verdicts.choose(real, fake, max_fpr, share, real_rule=family)
     t_fake = float(meta.verdicts["fake"])
-    print(f"fake threshold: kept {t_fake:.10f} (recomputed by its rule: {chosen.fake:.10f})")
-    # head.py chose the shipped one on float64 logits of stored features; the API's float32 path
-    # puts the highest real val score (an LFW photo) 1.4e-9 higher, and its threshold one float
-    # step above that: agreement within 1e-8 is the same rule on the same images
-    if abs(chosen.fake - t_fake) > 1e-8:  # the real threshold is capped at the recomputed one
+    # the stored thresholds lie a margin (in logit) beyond their rules' since 2026-12-06
+    # (experiments/scan_thresholds.py); files before it have none, and the shipped one of then
+    # was chosen on float64 logits of stored features, 1.4e-9 from the API's float32 path
+    margin = float(cal.get("margin_logit", 0.0))
+    print(f"fake threshold: kept {t_fake!r} (recomputed by its rule {chosen.fake!r}, "
+          f"{margin:g} in logit above: {verdicts.moved(chosen.fake, margin)!r})")
+    if abs(verdicts.moved(chosen.fake, margin) - t_fake) > 1e-8:  # the real threshold is capped at it
         raise SystemExit("the recomputed fake threshold differs from the checkpoint's: other scores "
                          "or another rule than the one it was chosen by; nothing written")
-    print(f"real threshold: {threshold_text(float(meta.verdicts['real']))} -> {threshold_text(chosen.real)} "
+    t_real = verdicts.moved(chosen.real, -margin)  # the same margin, below
+    print(f"real threshold: {threshold_text(float(meta.verdicts['real']))} -> {threshold_text(t_real)} "
           f"({args.rule})")
     # the two-way threshold (-t) was chosen during training, on the val reals of the sets trained
     # on, at most 5 % labelled fake averaged over them: its share on the scan's scores, a check
@@ -88,8 +92,8 @@ def main(argv=None) -> int:
         for n in sets:
             y, p = val[n] if split == "val" else scores(args.weights, n, split, args.cache, load)
             table[n] = {"n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
-                        "real": shares(p[y == 0], t_fake, chosen.real) if (y == 0).any() else None,
-                        "fake": shares(p[y == 1], t_fake, chosen.real) if (y == 1).any() else None}
+                        "real": shares(p[y == 0], t_fake, t_real) if (y == 0).any() else None,
+                        "fake": shares(p[y == 1], t_fake, t_real) if (y == 1).any() else None}
         tables[split] = table
         print(f"\n{split}: share labelled `real` (reals / fakes), before -> after")
         for n, r in table.items():
@@ -102,7 +106,7 @@ def main(argv=None) -> int:
     if args.dry_run or args.out is None:
         return 0
     rule = chosen.rule.split("; real: ")[1]
-    meta.verdicts = {"fake": t_fake, "real": chosen.real,
+    meta.verdicts = {"fake": t_fake, "real": t_real,
                      "rule": meta.verdicts["rule"].split("; real: ")[0] + "; real: " + rule}
     meta.training["verdict_calibration"] = {**meta.training["verdict_calibration"], "real_rule": args.rule,
                                             "real_rule_script": "experiments/real_rule.py",

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Re-choose a checkpoint's `fake` and two-way thresholds by their own rules on the scores the
-scan computes, a small margin above each; write the result as a new checkpoint.
+"""Re-choose a checkpoint's `fake`, two-way and `real` thresholds by their own rules on the
+scores the scan computes, a small margin beyond each; write the result as a new checkpoint.
 
     python experiments/scan_thresholds.py --out runs/scan_thresholds.safetensors \
         --record docs/decisions/2026-12-06-thresholds-on-the-scans-own-scores.md
@@ -12,16 +12,16 @@ side. Here the nine sets' val splits are scored through the API (``Detector``, c
 ``--cache`` by the checkpoint's sha256, as ``experiments/real_rule.py`` does) and the rules are
 applied unchanged: `fake`, per real source at most ``verdict_calibration.max_fpr`` of its val
 images; two-way, at most ``--two-way-fpr`` of the real val images of ``calibration_sets``,
-averaged over them. Each threshold is placed ``--margin`` above the rule's in logit (a float
-step is smaller than the differences between numerical paths). The `real` threshold is recomputed
-by its rule as a check and kept; the verdict tables (val and test shares, which ``fakedet info``
-prints and ``tests/test_regression.py`` checks) are recomputed. ``--dry-run`` writes nothing.
+averaged over them; `real`, by its own rule (``verdict_calibration.real_rule``). The `fake` and
+two-way thresholds are placed ``--margin`` above their rules' in logit, the `real` one as far
+below (a float step is smaller than the differences between numerical paths), and no val image
+may lie in a margin. The verdict tables (val and test shares, which ``fakedet info`` prints and
+``tests/test_regression.py`` checks) are recomputed. ``--dry-run`` writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import numpy as np
@@ -37,13 +37,6 @@ def load(weights: Path):
     from fakedet import Detector
 
     return Detector.load(weights, provenance=False)
-
-
-def above(t: float, margin: float) -> float:
-    """``t`` moved ``margin`` up in logit (0 and 1 stay where they are)."""
-    if t <= 0.0 or t >= 1.0:
-        return t
-    return 1.0 / (1.0 + math.exp(-(math.log(t / (1.0 - t)) + margin)))
 
 
 def shares(p, t_fake: float, t_real: float) -> dict:
@@ -73,26 +66,31 @@ def main(argv=None) -> int:
     calib = [n for n in meta.training["calibration_sets"] if n in real]
     ok = True
 
-    rule_fake = verdicts.fake_threshold(list(real.values()), max_fpr)
-    t_fake = above(rule_fake, args.margin)
+    chosen = verdicts.choose(real, fake, max_fpr, float(share), real_rule=family)
+    rule_fake = chosen.fake
+    t_fake = verdicts.moved(rule_fake, args.margin)
     rule_two = threshold_at_macro_fpr([real[n] for n in calib], args.two_way_fpr)
-    t_two = above(rule_two, args.margin)
+    t_two = verdicts.moved(rule_two, args.margin)
+    rule_real = chosen.real  # its rule's, on the same scores (capped at the rule's fake threshold)
+    t_real = verdicts.moved(rule_real, -args.margin)
     for name, old, rule, new in (("fake", float(meta.verdicts["fake"]), rule_fake, t_fake),
-                                 ("two-way", float(meta.threshold), rule_two, t_two)):
-        gap = int(((every >= rule) & (every < new)).sum())
-        print(f"{name} threshold: {old:.10f} -> {new:.10f} (the rule's on the scan's scores {rule:.10f}, "
-              f"+{args.margin:g} in logit; val images between the two: {gap})")
+                                 ("two-way", float(meta.threshold), rule_two, t_two),
+                                 ("real", float(meta.verdicts["real"]), rule_real, t_real)):
+        lo, hi = min(rule, new), max(rule, new)
+        gap = int(((every >= lo) & (every < hi)).sum())
+        print(f"{name} threshold: {old!r} -> {new!r} (the rule's on the scan's scores {rule!r}, "
+              f"{args.margin:g} in logit {'below' if name == 'real' else 'above'}; val images in the margin: {gap})")
+        ok &= gap == 0  # rule 2 of the record
     worst = max((float((real[n] >= t_fake).mean()), n) for n in real)
     two_share = float(np.mean([(real[n] >= t_two).mean() for n in calib]))
     print(f"fake: the largest real val share at or above it {100 * worst[0]:.2f}%"
           f"{f' ({worst[1]})' if worst[0] else ''} (rule: "
           f"at most {100 * max_fpr:g}% per source); two-way: {100 * two_share:.2f}% averaged over {len(calib)} sets "
           f"(rule: at most {100 * args.two_way_fpr:g}%)")
-    ok &= worst[0] <= max_fpr and two_share <= args.two_way_fpr
-    chosen = verdicts.choose(real, fake, max_fpr, float(share), real_rule=family)
-    t_real = float(meta.verdicts["real"])
-    print(f"real threshold: kept {t_real!r} (recomputed by its rule, {cal['real_rule']}: {chosen.real!r})")
-    ok &= chosen.real == t_real
+    worst_real = max((float((fake[n] < t_real).mean()), n) for n in fake)
+    print(f"real: the largest fake val share below it {100 * worst_real[0]:.2f}%"
+          f"{f' ({worst_real[1]})' if worst_real[0] else ''} (rule: {cal['real_rule']})")
+    ok &= worst[0] <= max_fpr and two_share <= args.two_way_fpr + 1e-9 and worst_real[0] <= float(share)
 
     tables = {}
     for split in ("val", "test"):
@@ -121,10 +119,10 @@ def main(argv=None) -> int:
     if args.dry_run or args.out is None:
         return 0
     where = f"on the scan's scores, {args.margin:g} in logit above the rule's ({args.record})"
-    meta.verdicts = {**meta.verdicts, "fake": t_fake}
+    meta.verdicts = {**meta.verdicts, "fake": t_fake, "real": t_real}
     meta.threshold = t_two
     meta.training["threshold_rule"] = f"{meta.training['threshold_rule']}; {where}"
-    meta.training["verdict_calibration"] = {**cal, "fake_rule_on": where,
+    meta.training["verdict_calibration"] = {**cal, "fake_rule_on": where, "margin_logit": args.margin,
                                             "fake_rule_script": "experiments/scan_thresholds.py"}
     for split, table in tables.items():
         meta.evaluation[f"verdicts_{split}"] = table

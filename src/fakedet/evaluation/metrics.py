@@ -113,7 +113,7 @@ def threshold_at_macro_fpr(real_scores_by_source, max_fpr: float) -> float:
     lo, hi = 0, len(cands) - 1  # macro_fpr(cands[hi]) == 0, non-increasing in t
     while lo < hi:
         mid = (lo + hi) // 2
-        if macro_fpr(cands[mid]) <= max_fpr:
+        if macro_fpr(cands[mid]) <= max_fpr + 1e-9:  # a mean of exactly max_fpr may round above it
             hi = mid
         else:
             lo = mid + 1

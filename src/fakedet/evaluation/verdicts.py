@@ -10,6 +10,7 @@ val scores by the rules in docs/decisions/2026-12-01-verdicts-and-trust-weights.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -108,6 +109,15 @@ def choose(real_by_source: Mapping[str, Sequence[float]], fake_by_source: Mappin
     words = REAL_RULE if real_rule == "averaged" else REAL_RULE_PER_SOURCE
     rule = f"fake: {FAKE_RULE.format(percent(max_fpr))}; real: {words.format(percent(max_fnr))}"
     return VerdictThresholds(fake=t_fake, real=t_real, rule=rule)
+
+
+def moved(t: float, logit: float) -> float:
+    """Threshold ``t`` moved ``logit`` up in logit (down when negative; 0 and 1 stay): the margin
+    between a rule's threshold, one float step from a val score, and the one a checkpoint stores,
+    so that a score computed on another numerical path does not cross it."""
+    if t <= 0.0 or t >= 1.0:
+        return t
+    return 1.0 / (1.0 + math.exp(-(math.log(t / (1.0 - t)) + logit)))
 
 
 def verdict(p: float, fake: float, real: float) -> str:
