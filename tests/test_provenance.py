@@ -727,10 +727,17 @@ def test_a_pil_image_keeps_the_evidence_of_its_files_metadata(tmp_path):
         with Image.open(path) as im:  # the same items (in the order of the PNG they are read from)
             assert sorted(read_image_evidence(im), key=key) == sorted(expected, key=key)
             assert sorted(read_image_evidence(im.convert("RGB")), key=key) == sorted(expected, key=key)
+    tif = tmp_path / "c.tif"
+    Image.new("RGB", (16, 16)).save(tif, exif=exif.tobytes())  # a TIFF keeps its tags apart from info
+    with Image.open(tif) as im:
+        assert read_image_evidence(im) == read_evidence(tif.read_bytes()) != []
     assert read_image_evidence(Image.new("RGB", (8, 8))) == []
     odd = Image.new("RGB", (8, 8))
-    odd.info.update({"Ünïcode key": "x", "": "y", "comment": b"\xff\xfe", "dpi": (72, 72)})
+    odd.info.update({"Ünïcode key": "x", "": "y", "comment": b"\xff\xfe", "dpi": (72, 72), "参数": "z",
+                     "lone": "\udc80", "big": "x" * (2 << 20)})
     assert read_image_evidence(odd) == []  # nothing that says how it was made, and no exception
+    odd.info["parameters"] = "a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1"
+    assert [e["kind"] for e in read_image_evidence(odd)] == ["parameters"]  # the odd keys lose nothing
 
 
 def test_a_pil_image_labelled_by_its_metadata_in_a_scan(tmp_path):

@@ -81,29 +81,47 @@ def read_evidence(data: bytes, *, use_c2pa: bool = True) -> list[dict]:
 def read_image_evidence(im) -> list[dict]:
     """Evidence from what a PIL image keeps of its file's metadata: its text chunks (generation
     parameters), XMP and EXIF, as :func:`read_evidence` finds them in a file. Pillow keeps these in
-    ``im.info`` (``Image.open`` of a PNG, JPEG or WebP, and copies of it), not a C2PA manifest,
-    which is read from a file's bytes only. They are written into a one-pixel PNG and read from it.
-    Never raises."""
+    ``im.info`` (``Image.open`` of a PNG, JPEG or WebP, and copies of it; a TIFF's tags through
+    ``getexif``), not a C2PA manifest or a comment segment, which are read from a file's bytes
+    only. They are written into a one-pixel PNG and read from it, each text at most
+    ``TEXT_LIMIT`` (XMP ``XMP_LIMIT``) and all of them ``TOTAL_TEXT_LIMIT``, as a file's are
+    (a longer one is left out). Read it after the image is loaded: Pillow reads a PNG's text
+    after its pixels only then. Never raises."""
     try:
         import io
 
         from PIL import Image, PngImagePlugin
 
-        info, found = PngImagePlugin.PngInfo(), False
-        for key, value in getattr(im, "info", {}).items():
-            if key in ("exif", "xmp") or not isinstance(key, str):
-                continue
-            if isinstance(value, bytes) and key.lower() == "comment":  # a JPEG or GIF comment
-                key, value = "Comment", value.decode("utf-8", "replace")
-            if isinstance(value, str) and 0 < len(key) < 80 and key.isprintable():
-                info.add_itxt(key, value)
-                found = True
-        xmp = im.info.get("xmp") if hasattr(im, "info") else None
+        meta = getattr(im, "info", None)
+        meta = meta if isinstance(meta, dict) else {}
+        info, found, total = PngImagePlugin.PngInfo(), False, 0
+
+        def add(key: str, value: str, limit: int) -> bool:
+            nonlocal total
+            if len(value) > limit or total + len(value) > TOTAL_TEXT_LIMIT:
+                return False
+            try:
+                key.encode("latin-1")  # PNG keys are Latin-1, 1 to 79 characters
+            except UnicodeEncodeError:
+                return False
+            if not 0 < len(key) < 80:
+                return False
+            info.add_itxt(key, value.encode("utf-8", "replace").decode("utf-8"))  # lone surrogates
+            total += len(value)
+            return True
+
+        for key, value in meta.items():
+            if isinstance(key, str) and key not in ("exif", "xmp") and isinstance(value, str):
+                found |= add(key, value, TEXT_LIMIT)
+        xmp = meta.get("xmp")
         if isinstance(xmp, (bytes, str)) and xmp:
-            info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else xmp)
-            found = True
-        exif = im.info.get("exif") if hasattr(im, "info") else None
-        exif = exif if isinstance(exif, bytes) and exif else None
+            found |= add("XML:com.adobe.xmp", xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else xmp,
+                         XMP_LIMIT)
+        exif = meta.get("exif")
+        exif = exif if isinstance(exif, bytes) and 0 < len(exif) <= TEXT_LIMIT else None
+        if exif is None and hasattr(im, "getexif") and "exif" not in meta:  # a TIFF keeps its tags apart
+            tags = im.getexif()
+            exif = tags.tobytes() if len(tags) else None
         if not found and exif is None:
             return []
         buf = io.BytesIO()
