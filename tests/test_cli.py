@@ -989,7 +989,14 @@ def test_info_says_in_short_how_many_test_images_got_each_verdict(runner, tmp_pa
     assert "fakes labelled fake:       110 of 250, the rest missed\n" in out
     assert "by set from 20.0% (setA)" in out and "to 50.0% (setB)" in out
     assert "labelled uncertain:        507 of 650," in out
-    assert "labelled real:             32 images, of which 2 fakes" in out
+    assert "labelled real:             32 images, of which 2 fakes: real proves nothing" in out
+    assert "3 sets listed below, 0 of them trained on" in out  # the tiny checkpoint's train_sets: ["none"]
+    meta.evaluation["verdicts_test"]["setA"]["fake"] = {"fake": 0.24, "uncertain": 0.76, "real": 0.0}
+    meta.evaluation["verdicts_test"]["setC"]["real"] = {"fake": 0.0, "uncertain": 0.1, "real": 0.9}
+    ckpt.save(model, meta, path)
+    out = runner.invoke(cli, ["info", "--weights", str(path)]).stdout
+    assert "of which 0 fakes\n" in out and "proves nothing" not in out  # said only where borne out
+    assert "usual verdict" not in out  # 267 of 650 uncertain
     meta.evaluation["verdicts_test"]["setB"]["fake"]["fake"] = 5.0
     ckpt.save(model, meta, path)
     r = runner.invoke(cli, ["info", "--weights", str(path)])

@@ -37,7 +37,8 @@ def info(weights, as_json):
 
         click.echo(json.dumps(utf8_all(nan_to_none(d)), indent=2, allow_nan=False))  # no lone surrogates
         return
-    for line in in_short(_dict(_dict(d.get("evaluation")).get("verdicts_test"))):
+    for line in in_short(_dict(_dict(d.get("evaluation")).get("verdicts_test")),
+                         _dict(d.get("training")).get("train_sets")):
         click.echo(line)
     click.echo(f"model:        {d['name']}")
     built = ("timm's architecture, built by fakedet without timm" if d["backbone_built_by"] == "fakedet"
@@ -178,10 +179,12 @@ VERDICT_MEANINGS = (
 )
 
 
-def in_short(shares: dict) -> list[str]:
+def in_short(shares: dict, trained_on=None) -> list[str]:
     """Plain-words lines for a reader who is not a specialist: how many real and fake test images
     got each verdict, counted from the per-set shares (``evaluation.verdicts_test``) and the
-    sets' image counts, pooled over the sets. Empty when the metadata has no such counts."""
+    sets' image counts, pooled over the sets (``trained_on``: the sets the weights trained on,
+    to say how many of those are). Empty when the metadata has no such counts; each conclusion
+    is said only where the counts bear it out."""
     counts, caught = {"real": {}, "fake": {}}, []
     for name, r in shares.items():
         r = _dict(r)
@@ -207,17 +210,21 @@ def in_short(shares: dict) -> list[str]:
     spread = [f"                                         by set from {100 * low:.1f}% ({sets_at(low)})",
               f"                                         to {100 * high:.1f}% ({sets_at(high)})"]
     n_all = real["n"] + fake["n"]
+    trained = [n for n in shares if isinstance(trained_on, list) and n in trained_on]
+    sets = f"{len(shares)} sets listed below, {len(trained)} of them trained on" if trained_on else "sets listed below"
+    unc = real["uncertain"] + fake["uncertain"]
+    n_real_label = real["real"] + fake["real"]
     return [
-        "in short:     counted on the test images of the sets listed below, most of them sources it was",
-        "              trained on; on photos from other sources it is less reliable (the model card,",
-        "              weights/MODEL_CARD.md in the source, has every figure and the command behind it)",
+        f"in short:     counted on the test images of the {sets}; photos from",
+        "              other sources can fare worse (the model card, weights/MODEL_CARD.md in the source,",
+        "              has the shipped weights' figures on unseen sources)",
         f"              real photos labelled fake: {real['fake']:,} of {real['n']:,}",
         f"              fakes labelled fake:       {fake['fake']:,} of {fake['n']:,}, the rest missed",
         *(spread if low < high else []),
-        f"              labelled uncertain:        {real['uncertain'] + fake['uncertain']:,} of {n_all:,}, "
-        "real and fake alike: uncertain is the usual verdict",
-        f"              labelled real:             {real['real'] + fake['real']:,} images, of which "
-        f"{fake['real']:,} fakes: real proves nothing",
+        f"              labelled uncertain:        {unc:,} of {n_all:,}"
+        + (", real and fake alike: uncertain is the usual verdict" if 2 * unc > n_all else ""),
+        f"              labelled real:             {n_real_label:,} images, of which {fake['real']:,} fakes"
+        + (": real proves nothing" if fake["real"] else ""),
     ]
 
 
