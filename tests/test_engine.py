@@ -765,3 +765,13 @@ def test_predict_iter_refuses_a_bad_batch_size_at_the_call(tiny_weights):
     det = Detector.load(tiny_weights, device="cpu", workers=0)
     with pytest.raises(ValueError, match="batch_size"):
         det.predict_iter([random_image()], batch_size=0)  # not iterated
+
+
+def test_iter_batches_refuses_a_bad_batch_size_at_the_call_and_thresholds_take_numbers(tiny_weights):
+    import torch
+
+    det = Detector.load(tiny_weights, device="cpu", workers=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        det.iter_batches([random_image()], batch_size=0)  # not iterated
+    for t in (np.float32(0.5), np.array(0.5), torch.tensor(0.5), 1):  # numbers of other kinds still are
+        assert Detector.load(tiny_weights, device="cpu", workers=0, threshold=t).cutoffs == (float(t), float(t))

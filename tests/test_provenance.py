@@ -696,7 +696,8 @@ def test_a_record_labelled_by_evidence_keeps_the_models_own_verdict():
     by_evidence = Result("a.png", 0.2, "fake", evidence=[item], label_by="evidence", model_label="uncertain")
     assert by_evidence.to_dict()["model_label"] == "uncertain"
     by_model = Result("b.png", 0.2, "uncertain", evidence=[], label_by="model")
-    assert "model_label" not in by_model.to_dict()
+    assert by_model.to_dict()["model_label"] == "uncertain"  # every record has the same keys
+    assert "model_label" not in Result("c.png", 0.2, "uncertain").to_dict()  # --no-provenance
 
 
 def test_a_pil_image_keeps_the_evidence_of_its_files_metadata(tmp_path):

@@ -50,8 +50,12 @@ def check_threshold(threshold) -> None:
     (text such as "0.5" is not: the command line converts it, the API does not)."""
     if threshold is None:
         return
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")  # NaN too
+    try:  # a number, a 0-d array or a tensor of one; not text, not True
+        t = None if isinstance(threshold, (str, bytes, bool)) else float(threshold)
+    except (TypeError, ValueError):
+        t = None
+    if t is None or not 0.0 <= t <= 1.0:  # NaN too
+        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
 
 
 class Detector:
@@ -176,7 +180,7 @@ class Detector:
             except Exception as exc:
                 raise ckpt.CheckpointError(
                     f"face detector weights {default_mtcnn_path()} cannot be used: {exc}") from None
-        if decode == "torch":
+        if decode == "torch" and not faces:  # face mode decodes with pil
             try:  # here, once, so that a torchvision that cannot be imported fails the load
                 from torchvision.io import decode_jpeg  # noqa: F401
             except Exception as exc:
@@ -202,15 +206,18 @@ class Detector:
         lag the inputs by up to a few batches; to score each input as it arrives, call
         :meth:`predict` on it. A bad ``batch_size`` or ``workers`` is refused at the call, not
         when the results are first asked for."""
-        check_counts(batch_size, workers)
         return (r for batch in self.iter_batches(inputs, batch_size, workers) for r in batch)
 
     def iter_batches(self, items: Iterable[Item], batch_size: Optional[int] = None,
                      workers: Optional[int] = None) -> Iterator[list[Result]]:
         """Scores a stream of :class:`Item` (or of anything :meth:`predict` takes) and yields
         each batch's results, in input order. An error raised by ``items`` itself is raised
-        once the inputs before it have been scored and yielded."""
+        once the inputs before it have been scored and yielded; a bad ``batch_size`` or
+        ``workers`` at the call."""
         check_counts(batch_size, workers)
+        return self._batches(items, batch_size, workers)
+
+    def _batches(self, items, batch_size, workers) -> Iterator[list[Result]]:
         items = as_items(items)
         bs = int(batch_size or self.batch_size)
         nworkers = self.workers if workers is None else int(workers)

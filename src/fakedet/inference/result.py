@@ -57,8 +57,7 @@ class Result:
         if self.evidence is not None:
             d["evidence"] = self.evidence
             d["label_by"] = self.label_by
-            if self.label_by == "evidence":  # what the model said, which evidence overrode
-                d["model_label"] = self.model_label
+            d["model_label"] = self.model_label  # what the model said, which evidence can override
         return d
 
 
