@@ -199,7 +199,8 @@ def test_cuda_matches_cpu(tiny_weights, mixed):
     for a, b in zip(cpu, gpu):
         assert a.error == b.error
         if a.ok:
-            assert b.p_fake == pytest.approx(a.p_fake, abs=2e-2)  # bf16 autocast
+            # float32 on both (PIL decoding on both); cuDNN's TF32 convolutions on recent GPUs
+            assert b.p_fake == pytest.approx(a.p_fake, abs=5e-3)
 
 
 @pytest.fixture(scope="module")

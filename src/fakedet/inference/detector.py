@@ -390,8 +390,8 @@ class Detector:
                     patches = patches.pin_memory().to(dev, non_blocking=True)
                 elif views.device != (on := self._model_device()):  # on another GPU than the model's
                     views, patches = views.to(on), patches.to(on)
-                # float32, as on the CPU (no bfloat16 autocast): the verdict thresholds are
-                # fractions of a logit step apart from real val scores
+                # float32, as on the CPU (no bfloat16 autocast, whose logits are ~1e-2 apart, against
+                # thresholds 1e-4 in logit from val scores); cuDNN may still use TF32 convolutions
                 n = len(views)
                 logits = self.model(*padded(views, patches, CPU_SUB_BATCH))[:n]
             else:
