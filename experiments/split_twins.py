@@ -43,12 +43,17 @@ def main(argv=None) -> int:
     rows = read_manifest(str(manifest(args.set)))
     train = [r for r in rows if r.split == "train"]
     test = [r for r in rows if r.split == "test"]
+    det = Detector.load(args.weights, provenance=False)
+    y, p, errors = score_labelled(det, test)
+    y, p = np.asarray(y), np.asarray(p)
+    failed = {path for path, _ in errors}
+    test = [r for r in test if r.path not in failed]  # the scored ones, in order, as y and p
+    if errors:
+        print(f"{len(errors)} test images could not be scored and are left out")
+    train = [r for r in train if r.path not in failed]
     tr = np.stack([thumb(r.path) for r in train])
     best = np.concatenate([(np.stack([thumb(r.path) for r in test[i:i + 256]]) @ tr.T).max(1)
                            for i in range(0, len(test), 256)]) / tr.shape[1]
-    det = Detector.load(args.weights, provenance=False)
-    y, p, _ = score_labelled(det, test)
-    y, p = np.asarray(y), np.asarray(p)
     out = {"set": args.set, "n_train": len(train), "n_test": len(test),
            "n_test_real": int((y == 0).sum()), "weights_sha256": ckpt.sha256(det.weights_path),
            "auc_all": auc(y, p), "at": {}}
