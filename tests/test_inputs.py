@@ -497,3 +497,18 @@ def test_a_pipe_named_by_its_descriptor_is_pointed_to_dash(tmp_path):
         with fifo_watchdog(tmp_path / "pipe.jpg"):
             with pytest.raises(ImageError, match=r"^not a regular file \(named pipe\)$"):
                 read_bytes(tmp_path / "pipe.jpg")
+
+
+def test_bytes_that_name_a_file_get_a_hint(tmp_path):
+    """os.fsencode(path) is image data to the API; the error says what was meant."""
+    import os
+
+    from fakedet import Detector
+
+    from conftest import write_image
+
+    path = write_image(tmp_path / "a.jpg")
+    det = Detector.load(workers=0)
+    named, other = det.predict([os.fsencode(str(path)), b"hello"])
+    assert "these bytes are a file's name" in named.error and "str or a Path" in named.error
+    assert other.error == "not an image (unrecognised format)"

@@ -169,7 +169,20 @@ def _unreadable_format(data: bytes) -> ImageError:
     if data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):  # TIFF and BigTIFF byte orders
         return ImageError("TIFF image (or camera RAW file built on TIFF) of a kind Pillow cannot read "
                           "(its compression, sample format or layout), or corrupt: convert it to PNG or JPEG")
-    return ImageError("not an image (unrecognised format)")
+    return ImageError(UNRECOGNISED)
+
+
+UNRECOGNISED = "not an image (unrecognised format)"
+
+
+def _names_a_file(data: bytes) -> bool:
+    """Whether bytes given as image data are rather a file's name (``os.fsencode(path)``)."""
+    if not data or len(data) > 4096 or b"\0" in data:
+        return False
+    try:
+        return os.path.lexists(os.fsdecode(data))
+    except (OSError, ValueError):
+        return False
 
 
 # How many bytes of a file the video check looks at (an MPEG transport stream's second packet
@@ -457,7 +470,14 @@ def load(source: Source, cfg: PreprocessConfig, data: "bytes | None" = None) -> 
         rgb = to_rgb(img)
         check_size(rgb, cfg)
         return rgb
-    return open_image(source_bytes(source) if data is None else data, cfg)
+    try:
+        return open_image(source_bytes(source) if data is None else data, cfg)
+    except ImageError as exc:
+        if (isinstance(source, (bytes, bytearray, memoryview)) and str(exc) == UNRECOGNISED
+                and _names_a_file(bytes(source))):
+            raise ImageError(f"{UNRECOGNISED}: these bytes are a file's name, and bytes are read as the "
+                             "image itself; pass a name as a str or a Path") from None
+        raise
 
 
 def patch_origins(width: int, height: int, cfg: PreprocessConfig) -> list[tuple[int, int]]:
