@@ -109,11 +109,45 @@ def _shown(scale, save):
     return f
 
 
+def _phone(dark: bool = False, crop: bool = False):
+    """The image as a phone's screenshot of a chat or social app shows it: scaled to the screen's
+    width (1080 px; to the height left by the app's bars when it is tall), on a 1080x2340 screen
+    of the app's plain background with a status bar, a header and a reply bar holding a few words
+    of text, saved as PNG; with ``crop``, that screenshot cut back to the picture (the advice the
+    README gives)."""
+    def f(img):
+        from PIL import ImageDraw
+
+        w, h, top, bottom = 1080, 2340, 260, 200
+        s = min(w / img.width, (h - top - bottom) / img.height)
+        shown = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.Resampling.BILINEAR)
+        bg, bar, ink = ((18, 18, 18), (32, 32, 32), (230, 230, 230)) if dark else \
+            ((255, 255, 255), (240, 240, 240), (20, 20, 20))
+        screen = Image.new("RGB", (w, h), bg)
+        d = ImageDraw.Draw(screen)
+        d.rectangle((0, 0, w, top - 40), fill=bar)
+        d.text((40, 30), "12:41", fill=ink)
+        d.text((900, 30), "5G 87%", fill=ink)
+        d.text((120, 150), "Family group", fill=ink)
+        d.rectangle((0, h - bottom, w, h), fill=bar)
+        d.text((60, h - bottom + 80), "Did you see this?", fill=ink)
+        x0, y0 = (w - shown.width) // 2, top + (h - top - bottom - shown.height) // 2
+        screen.paste(shown, (x0, y0))
+        d.text((x0 + 20, y0 + shown.height + 10), "forwarded  10:32", fill=ink)
+        if crop:
+            screen = screen.crop((x0, y0, x0 + shown.width, y0 + shown.height))
+        return _png(screen)
+    return f
+
+
 SCREENS = {
     "shot125": _shown(1.25, _png),  # zoomed to 125 % (a high-density display), a PNG screenshot
     "shot075": _shown(0.75, _png),  # shown smaller than its size, a PNG screenshot
     "shot075j": _shown(0.75, _jpeg(85)),  # the same screenshot sent on as a JPEG (q85)
 }
+
+# a phone's screenshot with the app around the picture, and cut back to the picture
+PHONE = {"phone": _phone(), "phonedark": _phone(dark=True), "phonecrop": _phone(crop=True)}
 
 PERTURBATIONS = {
     "original": None,
@@ -126,6 +160,7 @@ PERTURBATIONS = {
     "double": lambda img: _png(img.resize((img.width * 2, img.height * 2), Image.Resampling.BICUBIC)),
     **EDITS,
     **SCREENS,
+    **PHONE,
 }
 
 
@@ -152,10 +187,11 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default="robustness.json")
     ap.add_argument("--sets", default="core",
                     help="comma-separated sets, 'core' (the six original sets) or 'all' (all nine)")
-    ap.add_argument("--conditions", default=",".join(k for k in PERTURBATIONS if k not in EDITS and k not in SCREENS),
+    ap.add_argument("--conditions", default=",".join(k for k in PERTURBATIONS
+                                                     if k not in EDITS and k not in SCREENS and k not in PHONE),
                     help="comma-separated subset of: " + ", ".join(PERTURBATIONS)
-                    + "; 'edits' for the everyday edits, 'screens' for the screenshots "
-                      "[default: all but those two groups]")
+                    + "; 'edits' for the everyday edits, 'screens' for the screenshots, 'phone' for "
+                      "phone screenshots with the app around the picture [default: all but those groups]")
     ap.add_argument("--faces", action="store_true", help="score as scan --faces does")
     ap.add_argument("--no-face-expert", action="store_true", help="with --faces: the network alone")
     ap.add_argument("--expert", default="auto", help="with --faces: a face expert file [default: the shipped one]")
@@ -168,7 +204,7 @@ def main(argv=None) -> int:
     base = sample(Path(args.data), args.per_set, args.seed, sets)
     results = {"threshold": det.threshold, "per_set": args.per_set, "faces": args.faces,
                "face_expert": det.expert is not None, "conditions": {}}
-    groups = {"edits": ["original", *EDITS], "screens": ["original", *SCREENS]}
+    groups = {"edits": ["original", *EDITS], "screens": ["original", *SCREENS], "phone": ["original", *PHONE]}
     conditions = groups.get(args.conditions) or args.conditions.split(",")
     unknown = [c for c in conditions if c not in PERTURBATIONS]
     if unknown:

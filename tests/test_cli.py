@@ -1001,3 +1001,27 @@ def test_info_says_in_short_how_many_test_images_got_each_verdict(runner, tmp_pa
     ckpt.save(model, meta, path)
     r = runner.invoke(cli, ["info", "--weights", str(path)])
     assert r.exit_code == 0 and "in short:" not in r.stdout and r.stdout.startswith("model:")
+
+
+def test_scan_says_which_pictures_sit_in_a_frame_and_which_animations_were_cut_to_one_frame(runner, tiny_weights,
+                                                                                            tmp_path):
+    """A fake inside a phone screenshot scored as a real photo does; the summary says to crop.
+    Only an animation's first frame is scored; the summary says so."""
+    from PIL import Image, ImageDraw
+
+    from conftest import random_image
+
+    screen = Image.new("RGB", (540, 1170), (255, 255, 255))
+    ImageDraw.Draw(screen).text((20, 20), "12:41  Family group", fill=(0, 0, 0))
+    screen.paste(random_image((400, 300)), (70, 400))
+    screen.save(tmp_path / "shot.png")
+    random_image((400, 300), seed=2).save(tmp_path / "photo.png")
+    frames = [random_image((96, 96), seed=s) for s in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    r = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert f"1 image ({tmp_path / 'shot.png'}) seems to hold the picture inside a larger flat frame" in r.stderr
+    assert "crop to the picture and scan again" in r.stderr
+    assert f"1 animation ({tmp_path / 'anim.gif'}): only its first frame was scored" in r.stderr
+    plain = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", str(tmp_path / "photo.png")])
+    assert "frame" not in plain.stderr and "animation" not in plain.stderr

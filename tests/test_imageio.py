@@ -364,3 +364,22 @@ def test_a_multi_picture_jpeg_of_too_many_scans_is_refused_as_a_jpeg_is():
 def test_a_one_letter_scheme_is_a_drive_not_a_uri():
     with pytest.raises(imageio.ImageError, match=r"^file not found$"):
         imageio.read_bytes("C://photos/x.jpg")
+
+
+def test_frame_share_finds_a_picture_inside_a_flat_frame():
+    """A picture on a phone-sized flat screen with a little text is mostly frame; the picture
+    alone, a plain image and a tiny one are not measured as framed."""
+    from PIL import ImageDraw
+
+    from fakedet.data.decode import FRAME_SHARE, frame_share
+
+    from conftest import random_image
+
+    pic = random_image((400, 300))
+    screen = Image.new("RGB", (540, 1170), (255, 255, 255))
+    ImageDraw.Draw(screen).text((20, 20), "12:41  Family group", fill=(0, 0, 0))
+    screen.paste(pic, (70, 400))
+    assert frame_share(screen) >= FRAME_SHARE
+    assert frame_share(pic) < 0.05
+    assert frame_share(Image.new("RGB", (300, 300), (40, 40, 40))) is None  # flat all over
+    assert frame_share(random_image((40, 40))) is None  # too small to tell

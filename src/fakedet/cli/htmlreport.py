@@ -214,7 +214,7 @@ def _html_text(text: str) -> str:
 
 
 _CSS = """
-:root{--fake:#d0342c;--unc:#e0a100;--real:#2e8b57;--err:#777;--line:#ddd;font-family:system-ui,
+:root{--fake:#d0342c;--unc:#e0a100;--real:#2f6fb5;--err:#777;--line:#ddd;font-family:system-ui,
 -apple-system,"Segoe UI",Roboto,sans-serif;color:#222;background:#fff}
 body{margin:0;padding:16px 20px}h1{font-size:20px;margin:0 0 4px}
 .meta{color:#666;font-size:12px;margin-bottom:10px}
@@ -295,7 +295,7 @@ function drawCounts(c){var box=$('counts');box.textContent='';
 function drawHist(){
  var NB=50,W=700,H=170,L=40,B=24,TOP=12,pw=560,ph=H-B-TOP;
  var ev=meta.kind==='eval',cats=ev?['real image','fake image']:['real','uncertain','fake'];
- var col=ev?{'real image':'#3b7dd8','fake image':'#d0342c'}:{real:'#2e8b57',uncertain:'#e0a100',fake:'#d0342c'};
+ var col=ev?{'real image':'#3b7dd8','fake image':'#d0342c'}:{real:'#2f6fb5',uncertain:'#e0a100',fake:'#d0342c'};
  var bins=[];for(var i=0;i<NB;i++){var o={};cats.forEach(function(c){o[c]=0;});bins.push(o);}
  rows.forEach(function(r){if(r.p_fake==null)return;var b=Math.min(NB-1,Math.max(0,Math.floor(r.p_fake*NB)));
   var c=ev?(r.truth?'fake image':'real image'):(r.label in col?r.label:'real');bins[b][c]++;});
@@ -431,6 +431,9 @@ _HEAD = ("""<!DOCTYPE html>
 <script>""" + _JS + """</script>
 </head>
 <body>
+<noscript><p><b>This report draws its table with JavaScript, which is off here.</b> Every record is in
+this file's JSON data (the <code>fakedet-batch</code> elements in its source); <code>fakedet scan -f
+jsonl</code> gives the same records as text.</p></noscript>
 <h1 id="title">__TITLE__</h1>
 <div class="meta" id="meta"></div>
 <div class="warn" id="warn" hidden></div>

@@ -404,6 +404,9 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     folders = collections.Counter() if folders is None else folders
     n = n_fake = n_unc = n_err = n_noface = n_folders = n_evidence = n_by_evidence = 0
     by_evidence: list[str] = []  # the first few images labelled fake by their provenance, to name them
+    framed: list[str] = []  # ... and of those in a larger flat frame, and of animations
+    animated: list[str] = []
+    n_framed = n_animated = 0
     t0 = time.perf_counter()
     # Records and the bar on one terminal: the bar is wiped before each batch is written and drawn
     # again below it, so that no record starts on the bar's line. A json array's last record of a
@@ -435,6 +438,10 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 n_evidence += sum(1 for r in results if telling_evidence(r.evidence))
                 n_by_evidence += sum(1 for r in results if r.label_by == "evidence")
                 by_evidence += [r.path for r in results if r.label_by == "evidence"][:3 - len(by_evidence)]
+                n_framed += sum(1 for r in results if r.framed)
+                framed += [r.path for r in results if r.framed][:3 - len(framed)]
+                n_animated += sum(1 for r in results if r.animated)
+                animated += [r.path for r in results if r.animated][:3 - len(animated)]
                 for r in results:
                     if r.error is not None and folders[r.path] > 0:
                         folders[r.path] -= 1
@@ -563,6 +570,14 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             err(f"{n_evidence} image{'s' if n_evidence != 1 else ''} with provenance evidence of how "
                 f"{'they were' if n_evidence != 1 else 'it was'} made, {n_by_evidence} labelled fake by it"
                 f"{named}; -f jsonl (or json, parquet, --report) shows what it says, and what could not be read")
+        if n_framed:  # a screenshot's app around a fake took it from fake to a low score
+            err(f"{n_framed} image{'s' if n_framed != 1 else ''}{_named(framed, n_framed)} "
+                f"{'seem' if n_framed != 1 else 'seems'} to hold the picture inside a larger flat frame, as a "
+                "screenshot or a border does: crop to the picture and scan again; a frame around a fake can "
+                "bring its score down to that of a real photo")
+        if n_animated:
+            err(f"{n_animated} animation{'s' if n_animated != 1 else ''}{_named(animated, n_animated)}: only "
+                f"{'their' if n_animated != 1 else 'its'} first frame was scored")
     if report_error is not None:  # every record was written, the report was not
         return EXIT_USAGE
     if n_err:
@@ -570,6 +585,12 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if exit_code and n_fake:
         return EXIT_FAKE
     return EXIT_OK
+
+
+def _named(paths: list, n: int) -> str:
+    """" (a.jpg, b.png and 3 more)": the first few of ``n`` images, for a summary line."""
+    more = f" and {n - len(paths)} more" if n > len(paths) else ""
+    return f" ({', '.join(tsv_escape(p) for p in paths)}{more})" if paths else ""
 
 
 def _skipped_text(filt) -> str:

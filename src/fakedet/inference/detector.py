@@ -304,7 +304,7 @@ class Detector:
             fake_at, real_below = self.face_cutoffs if d.boxes else self.cutoffs
             # `real` needs every score below its threshold, the whole image's included
             r = Result(d.path, pf, label_for(pf, fake_at, real_below, max(scores)), face_mode=self.faces,
-                       evidence=d.evidence, thumbnail=d.thumbnail)
+                       evidence=d.evidence, thumbnail=d.thumbnail, frame=d.frame, animated=d.animated)
             if d.evidence is not None:
                 # evidence that the image was generated decides; p_fake stays the model's
                 r.label_by = "evidence" if generated_evidence(d.evidence) else "model"

@@ -80,6 +80,10 @@ class Decoded:
     thumbnail: Optional[dict] = None
     #: in face mode with the face expert: its input for each face, ``(F, S, S, 3)`` uint8
     expert_crops: Any = None
+    #: :func:`fakedet.data.decode.frame_share` of the image (None: not measured)
+    frame: Optional[float] = None
+    #: decoded from the first frame of an animation
+    animated: bool = False
 
     @classmethod
     def failed(cls, path: str, error: str, evidence: Optional[list] = None) -> "Decoded":
@@ -181,7 +185,7 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
                     expert_crops = (np.stack(crops) if crops else
                                     np.zeros((0, task.expert_size, task.expert_size, 3), np.uint8))
             out.append(Decoded(item.path, np.stack(views), np.stack(patch_sets), None, boxes, evidence, thumb,
-                               expert_crops))
+                               expert_crops, decode.frame_share(img), bool(img.info.get(decode.ANIMATED))))
         except decode.ImageError as exc:
             out.append(Decoded.failed(item.path, str(exc), evidence))
         except MemoryError:

@@ -39,6 +39,19 @@ class Result:
     model_label: Optional[str] = field(default=None, repr=False, compare=False)
     #: for reports, when asked for (``Detector.thumbnail``): see ``Decoded.thumbnail``; never in to_dict()
     thumbnail: Optional[dict] = field(default=None, repr=False, compare=False)
+    #: the share of the image that flat margins take (a screenshot's app around the picture, a
+    #: border): from ``fakedet.data.decode.FRAME_SHARE`` on, crop it to the picture and score it
+    #: again, as a frame changes what the model sees; None where not measured. Not in to_dict().
+    frame: Optional[float] = field(default=None, repr=False, compare=False)
+    #: decoded from an animation, of which only the first frame was scored. Not in to_dict().
+    animated: bool = field(default=False, repr=False, compare=False)
+
+    @property
+    def framed(self) -> bool:
+        """Whether the picture seems to sit inside a larger flat frame (see ``frame``)."""
+        from fakedet.data.decode import FRAME_SHARE
+
+        return self.frame is not None and self.frame >= FRAME_SHARE
 
     def __post_init__(self) -> None:
         if self.model_label is None:

@@ -1,0 +1,67 @@
+#!/usr/bin/env python
+"""How often a scan says that a picture seems to sit inside a larger flat frame
+(``fakedet.data.decode.frame_share`` at ``FRAME_SHARE`` or more): on the real val images of every
+set (at most ``--per-set`` each), where each such note is a false one, and on phone screenshots
+of test images made as ``experiments/robustness.py --conditions phone`` makes them (the app
+around the picture, light and dark), where it should be given, and on the same screenshots cut
+back to the picture, where it should not.
+
+    python experiments/frame_share.py --json runs/frame_share.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from fakedet.data.decode import FRAME_SHARE, frame_share
+from fakedet.data.labelled import read_manifest
+from fakedet.data.sets import BY_NAME, manifest
+
+
+def robustness():
+    spec = importlib.util.spec_from_file_location("robustness", Path(__file__).with_name("robustness.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--per-set", type=int, default=300, help="real val images per set")
+    ap.add_argument("--shots", type=int, default=20, help="test images per set made into phone screenshots")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    out = {"threshold": FRAME_SHARE, "real_val": {}, "phone": {}}
+    noted, measured = [], 0
+    for name in BY_NAME:
+        rows = [r for r in read_manifest(str(manifest(name)), "val") if r.label == 0][:args.per_set]
+        shares = [frame_share(Image.open(r.path).convert("RGB")) for r in rows]
+        hits = [(r.path, s) for r, s in zip(rows, shares) if s is not None and s >= FRAME_SHARE]
+        n = sum(s is not None for s in shares)
+        out["real_val"][name] = {"images": len(rows), "measured": n, "noted": len(hits)}
+        noted += hits
+        measured += n
+        print(f"{name}: {len(hits)} of {n} real val images measured noted (of {len(rows)})", flush=True)
+    out["real_val_noted"] = [{"path": p, "frame": s} for p, s in noted]
+    print(f"real val images noted: {len(noted)} of {measured} measured")
+    phone = robustness().PHONE
+    rows = [r for name in BY_NAME for r in read_manifest(str(manifest(name)), "test")[:args.shots]]
+    for cond, make in phone.items():
+        shares = [frame_share(Image.open(io.BytesIO(make(Image.open(r.path).convert("RGB"))))) for r in rows]
+        n_noted = sum(s is not None and s >= FRAME_SHARE for s in shares)
+        out["phone"][cond] = {"images": len(rows), "noted": n_noted}
+        print(f"{cond}: {n_noted} of {len(rows)} noted")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
