@@ -529,6 +529,7 @@ from fakedet.cli import common, pipeout
 pipeout.install(common.uninterrupted)
 t_end, i = time.monotonic() + float(sys.argv[1]), 0
 with common.handle_signals():
+    open(sys.argv[2], "w").close()  # the handlers are in place: the parent may start signalling
     while time.monotonic() < t_end:
         try:  # an interruption can also land outside the write: this child may end in a traceback
             lines = "".join("%09d\\n" % k for k in range(i, i + 1000))  # 10 KB a write
@@ -540,7 +541,7 @@ with common.handle_signals():
 
 
 @pytest.mark.skipif(os.name == "nt", reason="pipeout is not installed on Windows")
-def test_signals_during_writes_to_a_pipe_never_repeat_a_line():
+def test_signals_during_writes_to_a_pipe_never_repeat_a_line(tmp_path):
     """Ctrl-C every half millisecond while stdout, a pipe read at full speed, takes 10 KB
     writes. A handler that raised just after a chunk went out, before the buffer counted it,
     made the buffer send that chunk again (a review counted thousands of repeated lines): every
@@ -548,11 +549,16 @@ def test_signals_during_writes_to_a_pipe_never_repeat_a_line():
     import threading
     import time
 
-    p = subprocess.Popen([sys.executable, "-c", _MANY_WRITES, "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         preexec_fn=_interruptible)
+    ready = tmp_path / "ready"
+    p = subprocess.Popen([sys.executable, "-c", _MANY_WRITES, "3", str(ready)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, preexec_fn=_interruptible)
 
     def pester():
-        time.sleep(0.5)
+        # from when the child's handlers are in place (a signal during its start-up, which a
+        # loaded machine can stretch past any fixed wait, ends it before it writes a line)
+        while not ready.exists() and p.poll() is None:
+            time.sleep(0.01)
+        time.sleep(0.2)
         while p.poll() is None:
             try:
                 p.send_signal(signal.SIGINT)
