@@ -409,9 +409,10 @@ def upright(img: Image.Image) -> Image.Image:
 
 
 # The share of an image that flat margins take, from which a scan says the picture seems to sit
-# inside a larger frame (a phone's screenshot, a border, a letterbox): 80 of 80 phone screenshots
-# reach it and none of the same pictures cut out, against 2 of 1,255 real val photos (a product
-# shot on black, say); experiments/robustness.py --conditions phone measures what a frame costs.
+# inside a larger frame (a phone's screenshot, a border, a letterbox): 175 of 180 phone
+# screenshots reach it (light and dark alike) and none of the same pictures cut out, against 1 of
+# 955 real val photos (a product shot on black) (experiments/frame_share.py, 2026-12-06);
+# experiments/robustness.py --conditions phone measures what a frame costs the verdicts.
 FRAME_SHARE = 0.4
 # set in the info of an image decoded from an animation's first frame
 ANIMATED = "fakedet.animated"
