@@ -1025,3 +1025,12 @@ def test_scan_says_which_pictures_sit_in_a_frame_and_which_animations_were_cut_t
     assert f"1 animation ({tmp_path / 'anim.gif'}): only its first frame was scored" in r.stderr
     plain = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", str(tmp_path / "photo.png")])
     assert "frame" not in plain.stderr and "animation" not in plain.stderr
+
+
+def test_a_two_way_scan_reminds_that_its_verdicts_are_for_measuring(runner, tiny_weights, tmp_path):
+    from conftest import write_image
+
+    path = write_image(tmp_path / "a.jpg")
+    r = runner.invoke(cli, ["scan", "-t", "0.5", "-w", str(tiny_weights), "-j", "0", str(path)])
+    assert "threshold 0.500000: two verdicts, for measuring the model" in r.stderr
+    assert "for measuring" not in runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", str(path)]).stderr

@@ -625,7 +625,8 @@ def _summary(det, n_images, n_fake, n_unc, n_err, n_folders, elapsed, wall, filt
     three_way = det.three_way
     unc = f"{n_unc} uncertain, " if three_way else ""
     rule = (f"fake at >= {det.threshold:.6f}, real below {threshold_text(det.real_below)}" if three_way
-            else f"threshold {threshold_text(det.threshold)}")
+            else f"threshold {threshold_text(det.threshold)}: two verdicts, for measuring the model, where "
+                 "real means only a score below it")
     scored = n_images - n_err
     line = (f"{n_images} image{'s' if n_images != 1 else ''}: {n_fake} fake, {unc}"
             f"{scored - n_fake - n_unc} real, {n_err} error{'s' if n_err != 1 else ''}")
