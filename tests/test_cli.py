@@ -1027,10 +1027,11 @@ def test_scan_says_which_pictures_sit_in_a_frame_and_which_animations_were_cut_t
     assert "frame" not in plain.stderr and "animation" not in plain.stderr
 
 
-def test_a_two_way_scan_reminds_that_its_verdicts_are_for_measuring(runner, tiny_weights, tmp_path):
-    from conftest import write_image
+def test_a_two_way_scan_reminds_that_its_verdicts_are_for_measuring(runner, tmp_path):
+    from conftest import make_tiny_checkpoint, write_image
 
+    weights = make_tiny_checkpoint(tmp_path / "three.safetensors", verdicts={"fake": 0.9, "real": 0.1, "rule": "r"})
     path = write_image(tmp_path / "a.jpg")
-    r = runner.invoke(cli, ["scan", "-t", "0.5", "-w", str(tiny_weights), "-j", "0", str(path)])
+    r = runner.invoke(cli, ["scan", "-t", "0.5", "-w", str(weights), "-j", "0", str(path)])
     assert "threshold 0.500000: two verdicts, for measuring the model" in r.stderr
-    assert "for measuring" not in runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", str(path)]).stderr
+    assert "for measuring" not in runner.invoke(cli, ["scan", "-w", str(weights), "-j", "0", str(path)]).stderr
