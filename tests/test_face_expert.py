@@ -291,14 +291,14 @@ def test_scan_faces_jsonl_lists_both_scores(tiny_weights, tmp_path, one_face, mo
     r = CliRunner().invoke(cli, ["scan", "--faces", "-f", "jsonl", "-w", str(tiny_weights), "-j", "0", str(img)])
     assert r.exit_code == 0, r.output
     face = json.loads(r.stdout)["faces"][0]
-    assert set(face) == {"box", "p_fake", "p_network", "p_expert"}
+    assert set(face) == {"box", "p_fake", "confidence", "p_network", "p_expert"}
     assert "faces scored with the face expert" in r.stderr
     assert Detector.load(tiny_weights, device="cpu", faces=True, expert=True).expert is not None
     assert Detector.load(tiny_weights, device="cpu", faces=True, expert=False).expert is None
     r = CliRunner().invoke(cli, ["scan", "--faces", "--no-face-expert", "-f", "jsonl", "-w", str(tiny_weights),
                                  "-j", "0", str(img)])
     assert r.exit_code == 0, r.output
-    assert set(json.loads(r.stdout)["faces"][0]) == {"box", "p_fake"}
+    assert set(json.loads(r.stdout)["faces"][0]) == {"box", "p_fake", "confidence"}
     assert "faces scored by the network alone" in r.stderr
 
 

@@ -102,7 +102,8 @@ def test_face_mode_parquet_keeps_the_face_fields(tiny_weights, tmp_path):
     plain = tmp_path / "p.parquet"
     CliRunner().invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", "-f", "parquet", "-o", str(plain),
                              str(tmp_path)])
-    assert pq.read_table(plain).column_names == ["path", "p_fake", "label", "error", "evidence", "label_by"]
+    assert pq.read_table(plain).column_names == ["path", "p_fake", "label", "error", "evidence", "label_by",
+                                                 "model_label"]
 
 
 def test_face_mode_error_records_have_the_face_keys(tiny_weights, tmp_path):

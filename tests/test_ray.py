@@ -179,7 +179,7 @@ def test_parquet_round_trips_from_both_engines(ray_local, runner, tiny_weights, 
         r = scan(runner, tiny_weights, "--engine", engine, "-f", "parquet", "-o", str(out), str(root))
         assert r.exit_code == 3, r.stderr
         table = pq.read_table(out)
-        assert table.column_names == ["path", "p_fake", "label", "error", "evidence", "label_by"]
+        assert table.column_names == ["path", "p_fake", "label", "error", "evidence", "label_by", "model_label"]
         rows = table.to_pylist()
         back = [{**row, "evidence": json.loads(row["evidence"])} for row in rows]
         assert_same_records(records, back, tol=1e-6)  # jsonl rounds to 6 decimals

@@ -4,7 +4,7 @@ Two entry points:
 
 * :func:`score` for people who already hold a Ray Dataset: ``fakedet.ray.score(ds)`` returns a
   Dataset of records (columns ``path``, ``p_fake``, ``label``, ``error``, ``evidence`` as a JSON
-  string, ``label_by``). ``ds`` has the columns ``ray.data.read_binary_files(...,
+  string, ``label_by``, ``model_label``). ``ds`` has the columns ``ray.data.read_binary_files(...,
   include_paths=True)`` gives (``bytes`` and ``path``), or only ``path`` (a local path on every
   node, or a URI of any filesystem pyarrow supports: ``s3://``, ``gs://``, ``hdfs://``), read in
   the tasks.
@@ -271,6 +271,7 @@ def _records_table(results: list[Result], index=None):
         "error": pa.array([utf8_text(r.error) for r in results], pa.string()),
         "evidence": pa.array([_evidence_json(r.evidence) for r in results], pa.string()),
         "label_by": pa.array([r.label_by for r in results], pa.string()),
+        "model_label": pa.array([None if r.evidence is None else r.model_label for r in results], pa.string()),
     }
     if index is not None:
         cols = {"index": pa.array(np.asarray(index, dtype=np.int64), pa.int64()), **cols}
@@ -382,7 +383,8 @@ def score(ds, weights: Optional[str | os.PathLike] = None, *, device: str = "aut
     paths, include_paths=True)``) or none (each path, local on every node or a URI, is then
     read in the decoding tasks). The result has one row per input row, in order when the
     DataContext preserves order, with the columns ``path``, ``p_fake``, ``label``, ``error``,
-    ``evidence`` (JSON text, null with ``provenance=False``) and ``label_by``. ``concurrency``
+    ``evidence`` (JSON text, null with ``provenance=False``), ``label_by`` and ``model_label``
+    (the model's own verdict; null with ``provenance=False``). ``concurrency``
     is the number of scoring actors; ``device`` ``cuda`` gives each a GPU. Arguments otherwise
     as :meth:`fakedet.Detector.load`.
 
@@ -516,7 +518,7 @@ class RayScan:
                 ev = d["evidence"][j]
                 pending[idx] = Result(items[idx].path, d["p_fake"][j], d["label"][j], d["error"][j],
                                       evidence=None if ev is None else json.loads(ev),
-                                      label_by=d["label_by"][j])
+                                      label_by=d["label_by"][j], model_label=d["model_label"][j])
             out = []
             while nxt in pending:  # in input order, whatever order the blocks came in
                 out.append(pending.pop(nxt))

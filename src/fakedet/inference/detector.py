@@ -312,6 +312,8 @@ class Detector:
                     r.label = "fake"
             if d.boxes is not None:
                 r.faces = [{"box": list(b), "p_fake": float(x)} for b, x in zip(d.boxes, scores[1:])]
+                for face, confidence in zip(r.faces, d.confidences or []):
+                    face["confidence"] = round(confidence, 4)  # the face finder's (MTCNN), 0.9 to 1
                 for face, extra in zip(r.faces, parts.get(i, [])):
                     face.update(extra)
                 r.p_whole = scores[0]

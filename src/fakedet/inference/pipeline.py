@@ -84,6 +84,8 @@ class Decoded:
     frame: Optional[float] = None
     #: decoded from the first frame of an animation
     animated: bool = False
+    #: in face mode, the face finder's confidence in each face of ``boxes``
+    confidences: Optional[list] = None
 
     @classmethod
     def failed(cls, path: str, error: str, evidence: Optional[list] = None) -> "Decoded":
@@ -171,8 +173,9 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
             if task.faces:
                 from fakedet.model import faces
 
-                boxes, crops = [], []
-                for box, _ in faces.find_faces(img):
+                boxes, crops, confidences = [], [], []
+                for box, confidence in faces.find_faces(img):
+                    confidences.append(float(confidence))
                     v, p = decode.preprocess(faces.face_crop(img, box), cfg)
                     views.append(v)
                     patch_sets.append(p)
@@ -185,7 +188,8 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
                     expert_crops = (np.stack(crops) if crops else
                                     np.zeros((0, task.expert_size, task.expert_size, 3), np.uint8))
             out.append(Decoded(item.path, np.stack(views), np.stack(patch_sets), None, boxes, evidence, thumb,
-                               expert_crops, decode.frame_share(img), bool(img.info.get(decode.ANIMATED))))
+                               expert_crops, decode.frame_share(img), bool(img.info.get(decode.ANIMATED)),
+                               confidences if task.faces else None))
         except decode.ImageError as exc:
             out.append(Decoded.failed(item.path, str(exc), evidence))
         except MemoryError:
