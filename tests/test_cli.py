@@ -1020,11 +1020,11 @@ def test_scan_says_which_pictures_sit_in_a_frame_and_which_animations_were_cut_t
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
     r = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert f"1 image ({tmp_path / 'shot.png'}) seems to hold the picture inside a larger flat frame" in r.stderr
-    assert "crop to the picture and scan again" in r.stderr
+    assert f"1 image ({tmp_path / 'shot.png'}) has wide plain margins around the picture" in r.stderr
+    assert "crop it to the picture and scan again" in r.stderr
     assert f"1 animation ({tmp_path / 'anim.gif'}): only its first frame was scored" in r.stderr
     plain = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", str(tmp_path / "photo.png")])
-    assert "frame" not in plain.stderr and "animation" not in plain.stderr
+    assert "margins" not in plain.stderr and "animation" not in plain.stderr
 
 
 def test_a_two_way_scan_reminds_that_its_verdicts_are_for_measuring(runner, tmp_path):

@@ -383,3 +383,28 @@ def test_frame_share_finds_a_picture_inside_a_flat_frame():
     assert frame_share(pic) < 0.05
     assert frame_share(Image.new("RGB", (300, 300), (40, 40, 40))) is None  # flat all over
     assert frame_share(random_image((40, 40))) is None  # too small to tell
+
+
+def test_only_animations_are_noted_as_scored_on_their_first_frame(tmp_path):
+    """A GIF of several frames is an animation; a multi-page TIFF and a camera JPEG carrying a
+    second picture (MPO) are not; a GIF damaged after its first frame is still scored."""
+    from fakedet.data import decode
+    from fakedet.data.preprocess import PreprocessConfig
+
+    from conftest import random_image
+
+    cfg = PreprocessConfig()
+    frames = [random_image((96, 96), seed=s) for s in range(3)]
+    gif, tif, mpo = tmp_path / "a.gif", tmp_path / "a.tif", tmp_path / "a.mpo"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
+    frames[0].save(tif, save_all=True, append_images=frames[1:])
+    frames[0].save(mpo, "MPO", save_all=True, append_images=frames[1:2])
+    assert decode.load(str(gif), cfg).info.get(decode.ANIMATED)
+    for path in (tif, mpo):
+        with Image.open(path) as im:
+            assert getattr(im, "n_frames", 1) > 1  # Pillow opens it with more than one frame ...
+        assert not decode.load(str(path), cfg).info.get(decode.ANIMATED)  # ... but no animation
+    one = io.BytesIO()
+    frames[0].save(one, "GIF")
+    cut = one.getvalue()[:-1] + b"!"  # a stray byte where the end marker was
+    assert decode.load(cut, cfg).size == (96, 96)

@@ -510,5 +510,5 @@ def test_bytes_that_name_a_file_get_a_hint(tmp_path):
     path = write_image(tmp_path / "a.jpg")
     det = Detector.load(workers=0)
     named, other = det.predict([os.fsencode(str(path)), b"hello"])
-    assert "these bytes are a file's name" in named.error and "str or a Path" in named.error
+    assert "these bytes look like a file's name" in named.error and "str or a Path" in named.error
     assert other.error == "not an image (unrecognised format)"

@@ -432,8 +432,7 @@ _HEAD = ("""<!DOCTYPE html>
 </head>
 <body>
 <noscript><p><b>This report draws its table with JavaScript, which is off here.</b> Every record is in
-this file's JSON data (the <code>fakedet-batch</code> elements in its source); <code>fakedet scan -f
-jsonl</code> gives the same records as text.</p></noscript>
+this file's JSON data (the <code>fakedet-batch</code> elements in its source).</p></noscript>
 <h1 id="title">__TITLE__</h1>
 <div class="meta" id="meta"></div>
 <div class="warn" id="warn" hidden></div>

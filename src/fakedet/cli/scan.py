@@ -572,9 +572,10 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 f"{named}; -f jsonl (or json, parquet, --report) shows what it says, and what could not be read")
         if n_framed:  # a screenshot's app around a fake took it from fake to a low score
             err(f"{n_framed} image{'s' if n_framed != 1 else ''}{_named(framed, n_framed)} "
-                f"{'seem' if n_framed != 1 else 'seems'} to hold the picture inside a larger flat frame, as a "
-                "screenshot or a border does: crop to the picture and scan again; a frame around a fake can "
-                "bring its score down to that of a real photo")
+                f"{'have' if n_framed != 1 else 'has'} wide plain margins around the picture, as a screenshot "
+                "or a border gives (or a plain backdrop): if it is a screenshot or a bordered copy, crop it to "
+                "the picture and scan again; such margins around a fake can bring its score down to that of "
+                "a real photo")
         if n_animated:
             err(f"{n_animated} animation{'s' if n_animated != 1 else ''}{_named(animated, n_animated)}: only "
                 f"{'their' if n_animated != 1 else 'its'} first frame was scored")

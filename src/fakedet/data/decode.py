@@ -175,14 +175,14 @@ def _unreadable_format(data: bytes) -> ImageError:
 UNRECOGNISED = "not an image (unrecognised format)"
 
 
+_IMAGE_NAME = re.compile(rb"^[^\0\n]{1,4096}\.(jpe?g|png|webp|avif|bmp|tiff?|gif|heic|heif)$", re.IGNORECASE)
+
+
 def _names_a_file(data: bytes) -> bool:
-    """Whether bytes given as image data are rather a file's name (``os.fsencode(path)``)."""
-    if not data or len(data) > 4096 or b"\0" in data:
-        return False
-    try:
-        return os.path.lexists(os.fsdecode(data))
-    except (OSError, ValueError):
-        return False
+    """Whether bytes given as image data look like an image file's name (``os.fsencode(path)``),
+    told from the bytes alone: the file system is not asked (a service would tell an uploader
+    which paths exist on it)."""
+    return len(data) <= 4096 and _IMAGE_NAME.match(data) is not None
 
 
 # How many bytes of a file the video check looks at (an MPEG transport stream's second packet
@@ -360,7 +360,7 @@ def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            animated = bool(getattr(img, "is_animated", False))
+            animated = _animated(img)
             img.seek(0)
             img.load()
             img = upright(img)
@@ -418,6 +418,18 @@ FRAME_SHARE = 0.4
 ANIMATED = "fakedet.animated"
 
 
+def _animated(img: Image.Image) -> bool:
+    """Whether ``img`` is an animation (GIF, WebP, APNG) with more than one frame; not a camera
+    JPEG's second picture (MPO) nor a TIFF's pages. A file damaged past its first frame is not
+    one: answering reads ahead, and what the first frame holds is still scored."""
+    if img.format not in ("GIF", "WEBP", "PNG"):
+        return False
+    try:
+        return bool(getattr(img, "is_animated", False))
+    except Exception:
+        return False
+
+
 def frame_share(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0.97) -> "float | None":
     """The share of ``img`` outside its picture, where the picture is the largest block of rows
     and columns that are not flat: a flat line has ``full`` of its pixels within ``tol`` grey
@@ -426,11 +438,10 @@ def frame_share(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
     a real backdrop's noise). None for an image under 64 px, too small to tell, or flat all over."""
     if min(img.size) < 64:
         return None
-    g = img.convert("L")
-    s = min(1.0, side / max(g.size))
-    if s < 1:
-        g = g.resize((max(1, round(g.width * s)), max(1, round(g.height * s))), Image.Resampling.NEAREST)
-    a = np.asarray(g, np.int16)
+    s = min(1.0, side / max(img.size))
+    g = img if s == 1 else img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))),
+                                      Image.Resampling.NEAREST)  # first: the grey copy is then small
+    a = np.asarray(g.convert("L"), np.int16)
 
     def picture(lines: np.ndarray) -> float:  # the longest run of lines that are not flat, as a share
         flat = (np.abs(lines - np.median(lines, axis=1, keepdims=True)) <= tol).mean(axis=1) >= full
@@ -516,8 +527,8 @@ def load(source: Source, cfg: PreprocessConfig, data: "bytes | None" = None) -> 
     except ImageError as exc:
         if (isinstance(source, (bytes, bytearray, memoryview)) and str(exc) == UNRECOGNISED
                 and _names_a_file(bytes(source))):
-            raise ImageError(f"{UNRECOGNISED}: these bytes are a file's name, and bytes are read as the "
-                             "image itself; pass a name as a str or a Path") from None
+            raise ImageError(f"{UNRECOGNISED}: these bytes look like a file's name, and bytes are read as "
+                             "the image itself; pass a name as a str or a Path") from None
         raise
 
 

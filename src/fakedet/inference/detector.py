@@ -50,8 +50,11 @@ def check_threshold(threshold) -> None:
     (text such as "0.5" is not: the command line converts it, the API does not)."""
     if threshold is None:
         return
+    import numpy as np
+
     try:  # a number, a 0-d array or a tensor of one; not text, not True
-        t = None if isinstance(threshold, (str, bytes, bool)) else float(threshold)
+        t = (None if isinstance(threshold, (str, bytes, bytearray, memoryview, bool, np.bool_))
+             else float(threshold))
     except (TypeError, ValueError):
         t = None
     if t is None or not 0.0 <= t <= 1.0:  # NaN too

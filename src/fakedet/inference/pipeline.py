@@ -142,6 +142,15 @@ def decode_pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max(1, workers), thread_name_prefix="fakedet-decode")
 
 
+def _frame_or_none(img) -> Optional[float]:
+    """:func:`fakedet.data.decode.frame_share`, or None where it fails: a note must never cost an
+    image its record."""
+    try:
+        return decode.frame_share(img)
+    except Exception:
+        return None
+
+
 def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
     """Decodes and preprocesses one batch: a :class:`Decoded` per item, in order.
 
@@ -188,7 +197,7 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
                     expert_crops = (np.stack(crops) if crops else
                                     np.zeros((0, task.expert_size, task.expert_size, 3), np.uint8))
             out.append(Decoded(item.path, np.stack(views), np.stack(patch_sets), None, boxes, evidence, thumb,
-                               expert_crops, decode.frame_share(img), bool(img.info.get(decode.ANIMATED)),
+                               expert_crops, _frame_or_none(img), bool(img.info.get(decode.ANIMATED)),
                                confidences if task.faces else None))
         except decode.ImageError as exc:
             out.append(Decoded.failed(item.path, str(exc), evidence))

@@ -13,7 +13,8 @@ NO_FACE_NOTE = "no face found: whole-image score"
 class Result:
     """One input's record. ``p_fake`` and ``label`` are None when ``error`` is set.
 
-    In face mode ``faces`` lists ``{"box": [x0, y0, x1, y1], "p_fake": p}`` per detected face,
+    In face mode ``faces`` lists ``{"box": [x0, y0, x1, y1], "p_fake": p, "confidence": c}`` per
+    detected face (``c``: the face finder's, 0.9 to 1),
     ``p_whole`` is the whole-image score, ``p_fake`` the maximum of the faces' scores and (unless
     the face expert's gate leaves it out: ``Detector.load``) the whole image's, and ``note``
     says when no face was found.
