@@ -37,11 +37,6 @@ def load(weights: Path):
     return Detector.load(weights, provenance=False)
 
 
-def shares(p, t_fake: float, t_real: float) -> dict:
-    v = np.array([verdicts.verdict(x, t_fake, t_real) for x in p])
-    return {k: float(np.mean(v == k)) for k in ("fake", "uncertain", "real")}
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", type=Path, default=ckpt.default_weights_path())
@@ -91,18 +86,10 @@ def main(argv=None) -> int:
         table = {}
         for n in sets:
             y, p = val[n] if split == "val" else scores(args.weights, n, split, args.cache, load)
-            table[n] = {"n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
-                        "real": shares(p[y == 0], t_fake, t_real) if (y == 0).any() else None,
-                        "fake": shares(p[y == 1], t_fake, t_real) if (y == 1).any() else None}
+            table[n] = verdicts.verdict_table(y, p, t_fake, t_real)
         tables[split] = table
         print(f"\n{split}: share labelled `real` (reals / fakes), before -> after")
-        for n, r in table.items():
-            old = meta.evaluation[f"verdicts_{split}"][n]
-
-            def f(d, k):
-                return "-" if d is None else f"{d[k]:.3f}"
-            print(f"  {n:22s} reals {f(old['real'], 'real')} -> {f(r['real'], 'real')}   "
-                  f"fakes {f(old['fake'], 'real')} -> {f(r['fake'], 'real')}")
+        print("\n".join(verdicts.table_changes(meta.evaluation[f"verdicts_{split}"], table, "real", 3)))
     if args.dry_run or args.out is None:
         return 0
     rule = chosen.rule.split("; real: ")[1]

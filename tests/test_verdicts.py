@@ -133,3 +133,16 @@ def test_calibrate_faces_leaves_out_a_face_set_from_the_composites(tmp_path, mon
         with pytest.raises(SystemExit) as e:
             mod.main(["--leave-out", bad, "--data", str(tmp_path)])
         assert e.value.code == 2
+
+
+def test_verdict_table_counts_each_class_and_margins_move_thresholds_the_right_way():
+    from fakedet.evaluation.verdicts import moved, table_changes, verdict_table
+
+    row = verdict_table([0, 0, 1, 1, 1], [0.01, 0.5, 0.2, 0.95, 0.999], fake=0.9, real=0.05)
+    assert row["n_real"] == 2 and row["n_fake"] == 3
+    assert row["real"] == {"fake": 0.0, "uncertain": 0.5, "real": 0.5}
+    assert row["fake"]["fake"] == pytest.approx(2 / 3) and row["fake"]["uncertain"] == pytest.approx(1 / 3)
+    assert verdict_table([1], [0.5], 0.9, 0.05)["real"] is None
+    assert moved(0.5, 1e-4) > 0.5 > moved(0.5, -1e-4) and moved(0.0, 1.0) == 0.0 and moved(1.0, -1.0) == 1.0
+    line, = table_changes({"a": row}, {"a": row}, "fake", 2)
+    assert line.split() == ["a", "reals", "0.00", "->", "0.00", "fakes", "0.67", "->", "0.67"]

@@ -120,6 +120,29 @@ def moved(t: float, logit: float) -> float:
     return 1.0 / (1.0 + math.exp(-(math.log(t / (1.0 - t)) + logit)))
 
 
+def verdict_table(y, p, fake: float, real: float) -> dict:
+    """One set's row of a checkpoint's verdict tables (``evaluation.verdicts_val`` / ``_test``):
+    its real and fake image counts and, per class, the share labelled each verdict (None for a
+    class it lacks)."""
+    y, p = np.asarray(y), np.asarray(p)
+
+    def shares(x) -> dict:
+        v = np.array([verdict(s, fake, real) for s in x])
+        return {k: float(np.mean(v == k)) for k in ("fake", "uncertain", "real")}
+    return {"n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
+            "real": shares(p[y == 0]) if (y == 0).any() else None,
+            "fake": shares(p[y == 1]) if (y == 1).any() else None}
+
+
+def table_changes(old: dict, new: dict, kind: str, digits: int) -> list[str]:
+    """Lines showing, per set, the share of reals and of fakes labelled ``kind`` in the verdict
+    table ``old`` and in ``new`` (rows as :func:`verdict_table` makes them)."""
+    def f(d, k):
+        return "-" if d is None else f"{d[k]:.{digits}f}"
+    return [f"  {n:22s} reals {f(old[n]['real'], kind)} -> {f(r['real'], kind)}   "
+            f"fakes {f(old[n]['fake'], kind)} -> {f(r['fake'], kind)}" for n, r in new.items()]
+
+
 def verdict(p: float, fake: float, real: float) -> str:
     """The label for one calibrated score."""
     if p >= fake:
