@@ -1025,6 +1025,10 @@ def test_scan_says_which_pictures_sit_in_a_frame_and_which_animations_were_cut_t
     assert f"1 animation ({tmp_path / 'anim.gif'}): only its first frame was scored" in r.stderr
     plain = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", str(tmp_path / "photo.png")])
     assert "margins" not in plain.stderr and "animation" not in plain.stderr
+    report = tmp_path.parent / f"{tmp_path.name}-report.html"
+    runner.invoke(cli, ["scan", "-q", "-w", str(tiny_weights), "-j", "0", "--report", str(report), str(tmp_path)])
+    html = report.read_text()
+    assert "wide plain margins around the picture" in html and "only its first frame was scored" in html
 
 
 def test_a_two_way_scan_reminds_that_its_verdicts_are_for_measuring(runner, tmp_path):

@@ -506,6 +506,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                         if pipe_closed else
                         f"the records could not be written ({write_error.strerror or write_error}) after {n} "
                         f"record{'s' if n != 1 else ''}; " if write_error is not None else "")
+                line = "\n".join([line, *_picture_notes(n_framed, framed, n_animated, animated)])
                 with uninterrupted():  # a signal now takes effect once the report is whole
                     report.close(stop + line, complete=finished and write_error is None and not pipe_closed)
             except OSError as exc:
@@ -570,15 +571,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             err(f"{n_evidence} image{'s' if n_evidence != 1 else ''} with provenance evidence of how "
                 f"{'they were' if n_evidence != 1 else 'it was'} made, {n_by_evidence} labelled fake by it"
                 f"{named}; -f jsonl (or json, parquet, --report) shows what it says, and what could not be read")
-        if n_framed:  # a screenshot's app around a fake took it from fake to a low score
-            err(f"{n_framed} image{'s' if n_framed != 1 else ''}{_named(framed, n_framed)} "
-                f"{'have' if n_framed != 1 else 'has'} wide plain margins around the picture, as a screenshot "
-                "or a border gives (or a plain backdrop): if it is a screenshot or a bordered copy, crop it to "
-                "the picture and scan again; such margins around a fake can bring its score down to that of "
-                "a real photo")
-        if n_animated:
-            err(f"{n_animated} animation{'s' if n_animated != 1 else ''}{_named(animated, n_animated)}: only "
-                f"{'their' if n_animated != 1 else 'its'} first frame was scored")
+        for line in _picture_notes(n_framed, framed, n_animated, animated):
+            err(line)
     if report_error is not None:  # every record was written, the report was not
         return EXIT_USAGE
     if n_err:
@@ -586,6 +580,23 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if exit_code and n_fake:
         return EXIT_FAKE
     return EXIT_OK
+
+
+def _picture_notes(n_framed: int, framed: list, n_animated: int, animated: list) -> list[str]:
+    """The summary's lines on pictures a scan may have misread: inside wide plain margins (a
+    screenshot's app around a fake took it from fake to a low score), or the first frame of an
+    animation."""
+    out = []
+    if n_framed:
+        out.append(f"{n_framed} image{'s' if n_framed != 1 else ''}{_named(framed, n_framed)} "
+                   f"{'have' if n_framed != 1 else 'has'} wide plain margins around the picture, as a screenshot "
+                   "or a border gives (or a plain backdrop): if it is a screenshot or a bordered copy, crop it "
+                   "to the picture and scan again; such margins around a fake can bring its score down to that "
+                   "of a real photo")
+    if n_animated:
+        out.append(f"{n_animated} animation{'s' if n_animated != 1 else ''}{_named(animated, n_animated)}: only "
+                   f"{'their' if n_animated != 1 else 'its'} first frame was scored")
+    return out
 
 
 def _named(paths: list, n: int) -> str:
