@@ -1029,6 +1029,12 @@ def test_scan_says_which_pictures_sit_in_a_frame_and_which_animations_were_cut_t
     runner.invoke(cli, ["scan", "-q", "-w", str(tiny_weights), "-j", "0", "--report", str(report), str(tmp_path)])
     html = report.read_text()
     assert "wide plain margins around the picture" in html and "only its first frame was scored" in html
+    import json
+    import re
+
+    rows = [r for b in re.findall(r'class="fakedet-batch">(.*?)</script>', html) for r in json.loads(b)]
+    marked = {r["path"].rsplit("/", 1)[1]: (r.get("framed"), r.get("animated")) for r in rows}
+    assert marked == {"shot.png": (True, None), "anim.gif": (None, True), "photo.png": (None, None)}
 
 
 def test_a_two_way_scan_reminds_that_its_verdicts_are_for_measuring(runner, tmp_path):

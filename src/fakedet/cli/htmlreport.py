@@ -163,6 +163,10 @@ class HtmlReport:
             model_label = getattr(r, "model_label", None)
             if model_label is not None and model_label != d.get("label"):
                 d["model_label"] = model_label
+            if getattr(r, "framed", False):  # wide plain margins: perhaps a screenshot, to be cropped
+                d["framed"] = True
+            if getattr(r, "animated", False):
+                d["animated"] = True
             if truth is not None:
                 d["truth"] = int(truth[k])
                 d["outcome"] = outcome(d["truth"], model_label, r.error)
@@ -356,7 +360,9 @@ function rowEl(r){var v=verdict(r),tr=el('tr','row');
   td.appendChild(el('div','note','provenance evidence'+(r.label_by==='evidence'?' (decided the verdict)':'')+':'));td.appendChild(ul);}
  tr.appendChild(td);
  var vt=el('td');vt.appendChild(el('span','verdict '+v,v));
- if(r.model_label&&r.model_label!==r.label)vt.appendChild(el('div','note','model: '+r.model_label));tr.appendChild(vt);
+ if(r.model_label&&r.model_label!==r.label)vt.appendChild(el('div','note','model: '+r.model_label));
+ if(r.framed)vt.appendChild(el('div','note','wide plain margins: if a screenshot, crop and scan again'));
+ if(r.animated)vt.appendChild(el('div','note','first frame only'));tr.appendChild(vt);
  tr.appendChild(el('td','num',fmt(r.p_fake)));
  var ex=el('td','num');if(r.p_whole!=null)ex.appendChild(el('div',null,'whole image '+fmt(r.p_whole)));
  (r.faces||[]).forEach(function(f,n){ex.appendChild(el('div',null,'face '+(n+1)+' '+fmt(f.p_fake)));});tr.appendChild(ex);
