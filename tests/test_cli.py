@@ -71,8 +71,8 @@ def test_every_format_has_one_record_per_input(runner, tiny_weights, folder, fmt
         recs = json.loads(r.stdout)
     assert [x["path"] for x in recs] == inputs
     keys = {"path", "p_fake", "label", "error"}
-    if fmt in ("jsonl", "json"):  # and the provenance evidence, with what decided the label
-        keys |= {"evidence", "label_by", "model_label"}
+    if fmt in ("jsonl", "json"):  # the picture scored, and the provenance evidence with what decided the label
+        keys |= {"cropped", "evidence", "label_by", "model_label"}
     assert all(set(x) == keys for x in recs)
     assert recs[1]["error"] == "file not found"
     if fmt in ("jsonl", "json"):
@@ -563,7 +563,8 @@ def test_hidden_and_excluded_entries_are_skipped_and_counted_in_the_summary(runn
     r = run(runner, tiny_weights, [str(folder)])
     assert rel([line.split("\t")[0] for line in r.stdout.splitlines()], folder) == [
         "a.png", "b.jpg", os.path.join("sub", "broken.jpg"), os.path.join("sub", "c.webp")]
-    assert "4 images" in r.stderr and "skipped 2 hidden entries (--hidden scans them)" in r.stderr
+    hidden = f"{folder / '.git'}, {folder / '.thumb.jpg'}"  # named, so that none goes unseen
+    assert "4 images" in r.stderr and f"skipped 2 hidden entries ({hidden}; --hidden scans them)" in r.stderr
     r = run(runner, tiny_weights, ["--hidden", "-E", "sub", "--exclude", "*.png", str(folder)])
     assert rel([line.split("\t")[0] for line in r.stdout.splitlines()], folder) == [".thumb.jpg", "b.jpg"]
     assert r.exit_code == 0 and "2 images" in r.stderr and "skipped 3 excluded entries" in r.stderr
@@ -802,14 +803,21 @@ def test_the_summary_gives_a_threshold_with_the_digits_the_records_have(runner, 
     assert "threshold 0.999950" in r.stderr.strip().splitlines()[-1], r.stderr
 
 
-def test_files_in_a_folder_that_are_no_image_by_name_are_counted_in_the_summary(runner, tiny_weights, tmp_path):
+def test_files_in_a_folder_that_are_no_image_by_name_are_counted_and_named_in_the_summary(runner, tiny_weights,
+                                                                                           tmp_path):
+    """The first three are named (a JPEG saved without an extension is one), then a count."""
     write_image(tmp_path / "a.jpg")
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     r = run(runner, tiny_weights, [str(tmp_path)])
     assert r.exit_code == 0 and r.stdout.count("\n") == 1
-    assert "skipped 2 files not named as an image (name one on the command line to get its record)" \
-        in r.stderr.strip().splitlines()[-1]
+    assert (f"skipped 2 files not named as an image ({tmp_path / 'clip.mp4'}, {tmp_path / 'notes.txt'}; name one "
+            "on the command line to get its record)") in r.stderr.strip().splitlines()[-1]
+    write_image(tmp_path / "photo")
+    (tmp_path / "x.doc").write_text("x")
+    r = run(runner, tiny_weights, [str(tmp_path)])
+    assert (f"skipped 4 files not named as an image ({tmp_path / 'clip.mp4'}, {tmp_path / 'notes.txt'}, "
+            f"{tmp_path / 'photo'} and 1 more; name one") in r.stderr.strip().splitlines()[-1]
 
 
 def test_a_mistyped_command_is_a_usage_error_that_names_the_command(runner, tiny_weights, tmp_path, monkeypatch):
@@ -1003,38 +1011,53 @@ def test_info_says_in_short_how_many_test_images_got_each_verdict(runner, tmp_pa
     assert r.exit_code == 0 and "in short:" not in r.stdout and r.stdout.startswith("model:")
 
 
-def test_scan_says_which_pictures_sit_in_a_frame_and_which_animations_were_cut_to_one_frame(runner, tiny_weights,
-                                                                                            tmp_path):
-    """A fake inside a phone screenshot scored as a real photo does; the summary says to crop.
-    Only an animation's first frame is scored; the summary says so."""
+def test_scan_scores_the_picture_inside_a_screenshot_and_says_which_animations_were_cut_to_one_frame(
+        runner, tiny_weights, tmp_path):
+    """A picture inside a phone screenshot is scored as the picture alone is, its box in the
+    record, and the summary says so; with --no-crop the screenshot is scored whole and the summary
+    asks to crop it. Only an animation's first frame is scored; the summary says so."""
+    import re
+
     from PIL import Image, ImageDraw
 
     from conftest import random_image
 
+    pic = random_image((400, 300))
     screen = Image.new("RGB", (540, 1170), (255, 255, 255))
     ImageDraw.Draw(screen).text((20, 20), "12:41  Family group", fill=(0, 0, 0))
-    screen.paste(random_image((400, 300)), (70, 400))
+    screen.paste(pic, (70, 400))
     screen.save(tmp_path / "shot.png")
+    alone = tmp_path.parent / f"{tmp_path.name}-alone.png"
+    pic.save(alone)
     random_image((400, 300), seed=2).save(tmp_path / "photo.png")
     frames = [random_image((96, 96), seed=s) for s in range(3)]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
-    r = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", str(tmp_path)])
+    r = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", "-f", "jsonl", str(tmp_path), str(alone)])
     assert r.exit_code == 0, r.output
-    assert f"1 image ({tmp_path / 'shot.png'}) has wide plain margins around the picture" in r.stderr
-    assert "crop it to the picture and scan again" in r.stderr
+    recs = {os.path.basename(d["path"]): d for d in map(json.loads, r.stdout.splitlines())}
+    assert recs["shot.png"]["cropped"] == [70, 400, 470, 700]
+    assert recs["shot.png"]["p_fake"] == recs[alone.name]["p_fake"]
+    assert recs["photo.png"]["cropped"] is None and recs["anim.gif"]["cropped"] is None
+    assert (f"1 image ({tmp_path / 'shot.png'}) has wide plain margins around the picture, as a screenshot or a "
+            "border gives: the picture inside it was scored") in r.stderr
+    assert "scan again" not in r.stderr
     assert f"1 animation ({tmp_path / 'anim.gif'}): only its first frame was scored" in r.stderr
+    whole = runner.invoke(cli, ["scan", "--no-crop", "-w", str(tiny_weights), "-j", "0", "-f", "jsonl", str(tmp_path)])
+    recs = {os.path.basename(d["path"]): d for d in map(json.loads, whole.stdout.splitlines())}
+    assert recs["shot.png"]["cropped"] is None
+    assert f"1 image ({tmp_path / 'shot.png'}) has wide plain margins around the picture" in whole.stderr
+    assert "crop it to the picture and scan again" in whole.stderr
     plain = runner.invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", str(tmp_path / "photo.png")])
     assert "margins" not in plain.stderr and "animation" not in plain.stderr
-    report = tmp_path.parent / f"{tmp_path.name}-report.html"
-    runner.invoke(cli, ["scan", "-q", "-w", str(tiny_weights), "-j", "0", "--report", str(report), str(tmp_path)])
-    html = report.read_text()
-    assert "wide plain margins around the picture" in html and "only its first frame was scored" in html
-    import json
-    import re
-
-    rows = [r for b in re.findall(r'class="fakedet-batch">(.*?)</script>', html) for r in json.loads(b)]
-    marked = {r["path"].rsplit("/", 1)[1]: (r.get("framed"), r.get("animated")) for r in rows}
-    assert marked == {"shot.png": (True, None), "anim.gif": (None, True), "photo.png": (None, None)}
+    for flag, shot in (("--crop", (None, None, [70, 400, 470, 700])), ("--no-crop", (True, None, None))):
+        report = tmp_path.parent / f"{tmp_path.name}-report{flag}.html"
+        runner.invoke(cli, ["scan", "-q", flag, "-w", str(tiny_weights), "-j", "0", "--report", str(report),
+                            str(tmp_path)])
+        html = report.read_text()
+        assert "wide plain margins around the picture" in html and "only its first frame was scored" in html
+        rows = [r for b in re.findall(r'class="fakedet-batch">(.*?)</script>', html) for r in json.loads(b)]
+        marked = {r["path"].rsplit("/", 1)[1]: (r.get("framed"), r.get("animated"), r.get("cropped")) for r in rows}
+        assert marked == {"shot.png": shot, "anim.gif": (None, True, None), "photo.png": (None, None, None)}
 
 
 def test_a_two_way_scan_reminds_that_its_verdicts_are_for_measuring(runner, tmp_path):

@@ -50,7 +50,7 @@ def test_evidence_of_generation_labels_fake_and_keeps_the_model_score(tiny_weigh
 def test_no_provenance_leaves_the_verdict_to_the_model(tiny_weights, images):
     r = scan(tiny_weights, "-t", "1", "-f", "jsonl", "--no-provenance", str(images / "generated.png"))
     rec = json.loads(r.stdout)
-    assert rec["label"] == "real" and set(rec) == {"path", "p_fake", "label", "error"}
+    assert rec["label"] == "real" and set(rec) == {"path", "p_fake", "label", "error", "cropped"}
     assert "provenance" not in r.stderr
 
 

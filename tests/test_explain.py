@@ -71,6 +71,39 @@ def test_heatmap_scores_like_a_scan_and_hiding_cells_changes_the_inputs(det, tmp
     assert ex.faces is None
 
 
+def _screenshot(tmp_path):
+    """A picture on a phone-sized plain screen, and the picture alone, as files."""
+    from PIL import ImageDraw
+
+    pic = random_image((400, 300), seed=6)
+    screen = Image.new("RGB", (540, 1170), (18, 18, 18))
+    ImageDraw.Draw(screen).text((20, 20), "12:41  Family group", fill=(230, 230, 230))
+    screen.paste(pic, (70, 400))
+    screen.save(tmp_path / "shot.png")
+    pic.save(tmp_path / "pic.png")
+    return tmp_path / "shot.png", tmp_path / "pic.png"
+
+
+def test_explain_and_predict_score_the_picture_inside_a_screenshot_as_the_picture_alone(tiny_weights, tmp_path):
+    """Inside wide plain margins the picture is what a scan scores and what explain explains;
+    crop=False scores the whole screenshot, and says it is framed."""
+    from fakedet.inference.explain import explain
+
+    shot, pic = _screenshot(tmp_path)
+    det = Detector.load(tiny_weights, device="cpu", workers=0)
+    r_shot, r_pic = det.predict([str(shot), str(pic)])
+    assert r_shot.cropped == [70, 400, 470, 700] and r_pic.cropped is None
+    assert r_shot.p_fake == r_pic.p_fake and not r_shot.framed
+    img, ex = explain(det, str(shot), grid=2)
+    assert ex.cropped == [70, 400, 470, 700] and img.size == (400, 300) and (ex.width, ex.height) == (400, 300)
+    assert ex.p_whole == pytest.approx(r_pic.p_fake, abs=1e-6)
+    whole = Detector.load(tiny_weights, device="cpu", workers=0, crop=False)
+    r = whole.predict([str(shot)])[0]
+    assert r.cropped is None and r.framed and r.to_dict()["cropped"] is None
+    img, ex = explain(whole, str(shot), grid=2)
+    assert ex.cropped is None and img.size == (540, 1170)
+
+
 def test_occluder_hides_exactly_its_cells_and_leaves_itself_unchanged():
     img = random_image((50, 40))
     occ = Occluder(img, 5)

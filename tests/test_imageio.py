@@ -385,6 +385,35 @@ def test_frame_share_finds_a_picture_inside_a_flat_frame():
     assert frame_share(random_image((40, 40))) is None  # too small to tell
 
 
+def test_picture_box_finds_the_picture_to_the_pixel_on_a_large_screen():
+    """Read on a copy of at most 320 px, the box's edges are found again in the image's own
+    lines: a picture at an odd place on a 1080x2340 screen, with a line of text right under it,
+    is cut out exactly; margins under FRAME_SHARE, or a picture smaller than the model's input,
+    leave the whole image to be scored."""
+    from PIL import ImageDraw
+
+    from fakedet.data.decode import picture_box, picture_to_score
+
+    from conftest import random_image
+
+    for bg in ((255, 255, 255), (18, 18, 18)):
+        screen = Image.new("RGB", (1080, 2340), bg)
+        d = ImageDraw.Draw(screen)
+        d.rectangle((0, 0, 1080, 220), fill=(240, 240, 240))
+        d.text((40, 30), "12:41", fill=(128, 128, 128))
+        screen.paste(random_image((1001, 733), seed=3), (37, 611))
+        d.text((57, 611 + 733 + 6), "forwarded  10:32", fill=(128, 128, 128))
+        share, box = picture_box(screen)
+        assert box == (37, 611, 1038, 1344)
+        assert share == pytest.approx(1 - 1001 * 733 / (1080 * 2340), abs=0.01)
+        assert picture_to_score(screen, 32) == (share, [37, 611, 1038, 1344])
+        assert picture_to_score(screen, 800)[1] is None  # the picture inside is too small to score
+    bordered = Image.new("RGB", (400, 300), (255, 255, 255))
+    bordered.paste(random_image((380, 280)), (10, 10))
+    share, box = picture_to_score(bordered, 32)
+    assert share < 0.4 and box is None  # a thin border: scored whole
+
+
 def test_only_animations_are_noted_as_scored_on_their_first_frame(tmp_path):
     """A GIF of several frames is an animation; a multi-page TIFF and a camera JPEG carrying a
     second picture (MPO) are not; a GIF damaged after its first frame is still scored."""

@@ -201,9 +201,11 @@ def _column(batch: dict, name: str, n: int) -> list:
 KIND_SOURCE, KIND_BYTES, KIND_ERROR = 0, 1, 2
 
 
-def decode_batch(batch: dict, pre, provenance: bool = True, s3_endpoint: Optional[str] = None) -> dict:
+def decode_batch(batch: dict, pre, provenance: bool = True, s3_endpoint: Optional[str] = None,
+                 crop: bool = True) -> dict:
     """A Ray Data task: rows of inputs -> rows of model inputs (uint8 ``views``/``patches``
-    tensors, zeros where ``error`` is set) with the provenance ``evidence`` as JSON text.
+    tensors, zeros where ``error`` is set) with the provenance ``evidence`` and the box of the
+    picture scored inside wide plain margins (``cropped``, with ``crop``) as JSON text.
 
     Input columns: ``path``; optionally ``bytes`` (the file's bytes, as read_binary_files gives;
     without it ``path`` is read: a local path or a URI); the CLI's rows have ``kind`` and
@@ -242,7 +244,7 @@ def decode_batch(batch: dict, pre, provenance: bool = True, s3_endpoint: Optiona
                     items.append(Item(path, error=str(exc)))
             else:
                 items.append(Item(path, source=src[len("file://"):] if src.startswith("file://") else src))
-    decoded = prepare_batch(items, Task(pre, provenance=provenance))
+    decoded = prepare_batch(items, Task(pre, provenance=provenance, crop=crop))
     g, p, k = pre.global_size, pre.patch_size, pre.num_patches
     views = np.zeros((n, 1, 3, g, g), np.uint8)
     patches = np.zeros((n, 1, k, 3, p, p), np.uint8)
@@ -253,6 +255,7 @@ def decode_batch(batch: dict, pre, provenance: bool = True, s3_endpoint: Optiona
         "path": np.array([utf8_text(x) for x in paths], dtype=object),
         "error": np.array([utf8_text(d.error) for d in decoded], dtype=object),
         "evidence": np.array([_evidence_json(d.evidence) for d in decoded], dtype=object),
+        "cropped": np.array([None if d.cropped is None else json.dumps(d.cropped) for d in decoded], dtype=object),
         "views": views,
         "patches": patches,
     }
@@ -272,6 +275,7 @@ def _records_table(results: list[Result], index=None):
         "evidence": pa.array([_evidence_json(r.evidence) for r in results], pa.string()),
         "label_by": pa.array([r.label_by for r in results], pa.string()),
         "model_label": pa.array([None if r.evidence is None else r.model_label for r in results], pa.string()),
+        "cropped": pa.array([None if r.cropped is None else json.dumps(r.cropped) for r in results], pa.string()),
     }
     if index is not None:
         cols = {"index": pa.array(np.asarray(index, dtype=np.int64), pa.int64()), **cols}
@@ -297,12 +301,14 @@ class Scorer:
         n = len(paths)
         errors = [None if e is None else str(e) for e in _column(batch, "error", n)]
         evidence = [None if e is None else json.loads(e) for e in _column(batch, "evidence", n)]
+        cropped = [None if c is None else json.loads(c) for c in _column(batch, "cropped", n)]
         decoded = []
         for i, path in enumerate(paths):
             if errors[i] is not None:
                 decoded.append(Decoded.failed(path, errors[i], evidence[i]))
             else:
-                decoded.append(Decoded(path, batch["views"][i], batch["patches"][i], evidence=evidence[i]))
+                decoded.append(Decoded(path, batch["views"][i], batch["patches"][i], evidence=evidence[i],
+                                       cropped=cropped[i]))
         results = self.det.score_decoded(decoded)
         return _records_table(results, batch.get("index"))
 
@@ -348,13 +354,14 @@ def _configure():
     return ctx
 
 
-def _pipeline(ds, pre, plan_: Plan, weights, threshold, batch_size, provenance, s3_endpoint):
+def _pipeline(ds, pre, plan_: Plan, weights, threshold, batch_size, provenance, s3_endpoint, crop=True):
     import warnings
 
     import ray.data
 
     ds = ds.map_batches(decode_batch, batch_size=DECODE_BATCH, batch_format="numpy",
-                        fn_kwargs={"pre": pre, "provenance": provenance, "s3_endpoint": s3_endpoint},
+                        fn_kwargs={"pre": pre, "provenance": provenance, "s3_endpoint": s3_endpoint,
+                                   "crop": crop},
                         num_cpus=plan_.decode_cpus)
     with warnings.catch_warnings():
         # Ray 2.60 deprecates the remote arguments given as keywords (and restarts an actor
@@ -376,7 +383,7 @@ def _preprocess_config(weights):
 
 def score(ds, weights: Optional[str | os.PathLike] = None, *, device: str = "auto",
           threshold: Optional[float] = None, batch_size: int = 32, concurrency: Optional[int] = None,
-          provenance: bool = True, s3_endpoint: Optional[str] = None):
+          provenance: bool = True, s3_endpoint: Optional[str] = None, crop: bool = True):
     """Scores a Ray Dataset of images; returns a Dataset of records (lazy, as Ray Data is).
 
     ``ds`` has a ``path`` column and either a ``bytes`` column (``ray.data.read_binary_files(
@@ -384,7 +391,9 @@ def score(ds, weights: Optional[str | os.PathLike] = None, *, device: str = "aut
     read in the decoding tasks). The result has one row per input row, in order when the
     DataContext preserves order, with the columns ``path``, ``p_fake``, ``label``, ``error``,
     ``evidence`` (JSON text, null with ``provenance=False``), ``label_by`` and ``model_label``
-    (the model's own verdict; null with ``provenance=False``). ``concurrency``
+    (the model's own verdict; null with ``provenance=False``) and ``cropped`` (JSON text: the box
+    of the picture scored inside wide plain margins, as :attr:`fakedet.Result.cropped`; null
+    where the whole image was scored). ``concurrency``
     is the number of scoring actors; ``device`` ``cuda`` gives each a GPU. Arguments otherwise
     as :meth:`fakedet.Detector.load`.
 
@@ -394,7 +403,7 @@ def score(ds, weights: Optional[str | os.PathLike] = None, *, device: str = "aut
     """
     _, pre = _preprocess_config(weights)
     return _pipeline(ds, pre, plan(concurrency, device), weights, threshold, max(1, int(batch_size)),
-                     provenance, s3_endpoint)
+                     provenance, s3_endpoint, crop)
 
 
 # ----------------------------------------------------------------------------- the CLI's engine
@@ -437,11 +446,12 @@ class RayScan:
     def __init__(self, items: Iterable[Item], weights=None, *, device: str = "auto",
                  threshold: Optional[float] = None, batch_size: int = 32, workers: Optional[int] = None,
                  provenance: bool = True, s3_endpoint: Optional[str] = None, filt: Optional[WalkFilter] = None,
-                 shutdown: bool = False, chunk: int = CHUNK):
+                 shutdown: bool = False, chunk: int = CHUNK, crop: bool = True):
         self.meta, self.pre = _preprocess_config(weights)  # a bad checkpoint fails here
         self.items, self.weights, self.threshold = items, weights, threshold
         self.batch_size, self.provenance, self.s3_endpoint = max(1, int(batch_size)), provenance, s3_endpoint
         self.filt, self.shutdown, self.chunk = filt, shutdown, max(1, int(chunk))
+        self.crop = crop
         self.plan = plan(workers, device)
         if threshold is None:
             fake_at, real_below = self.meta.cutoffs(faces=False)
@@ -509,16 +519,17 @@ class RayScan:
         nblocks = max(1, math.ceil(len(rows) / DECODE_BATCH))
         ds = ray.data.from_items(rows, override_num_blocks=nblocks)
         ds = _pipeline(ds, self.pre, self.plan, self.weights, self.threshold, self.batch_size,
-                       self.provenance, self.s3_endpoint)
+                       self.provenance, self.s3_endpoint, self.crop)
         pending: dict[int, Result] = {}
         nxt = 0
         for table in ds.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=1):
             d = table.to_pydict()
             for j, idx in enumerate(d["index"]):
-                ev = d["evidence"][j]
+                ev, box = d["evidence"][j], d["cropped"][j]
                 pending[idx] = Result(items[idx].path, d["p_fake"][j], d["label"][j], d["error"][j],
                                       evidence=None if ev is None else json.loads(ev),
-                                      label_by=d["label_by"][j], model_label=d["model_label"][j])
+                                      label_by=d["label_by"][j], model_label=d["model_label"][j],
+                                      cropped=None if box is None else json.loads(box))
             out = []
             while nxt in pending:  # in input order, whatever order the blocks came in
                 out.append(pending.pop(nxt))

@@ -26,7 +26,7 @@ from fakedet.cli.common import (
     stdin_binary,
     stdout,
 )
-from fakedet.cli.options import DeviceType, face_expert_option, weights_option
+from fakedet.cli.options import DeviceType, crop_option, face_expert_option, weights_option
 from fakedet.evaluation.verdicts import threshold_text
 
 EXAMPLES = """\b
@@ -214,7 +214,8 @@ def render(img, ex, name: str = ""):
         n = len(ex.faces)
         faces = (f"{n} face{'s' if n > 1 else ''}: green box{'es' if n > 1 else ''}, scored on the crop"
                  + (" with the face expert" if ex.face_expert else ""))
-    d.text((x, y), f"whole image p_fake {_fmt_p(ex.p_whole)}; {faces}", fill=TEXT, font=small)
+    what = "picture inside plain margins (cut out)" if getattr(ex, "cropped", None) else "whole image"
+    d.text((x, y), f"{what} p_fake {_fmt_p(ex.p_whole)}; {faces}", fill=TEXT, font=small)
     y += 24
 
     # colour bar, -vmax .. 0 .. +vmax
@@ -434,7 +435,8 @@ def _label_row(box, h: int, x: int, w: int, placed: list, top: int, bottom: int)
 @click.option("--no-provenance", "no_provenance", is_flag=True,
               help="Do not read provenance metadata or watermarks: the verdict drawn is then the "
                    "model's alone, as in scan --no-provenance.")
-def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_provenance):
+@crop_option
+def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_provenance, crop):
     """Draw where the model's evidence lies in each image: one PNG per IMAGE.
 
     Each PNG shows the picture with a heatmap over it, the faces found with their boxes
@@ -481,7 +483,7 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
         err("warning: --no-face-expert has no effect without --faces")
     with load_errors_exit(ctx):
         det = load_detector(weights, device=device, faces=faces, workers=0, provenance=False,
-                            expert="auto" if face_expert else None)  # faces scored as a scan does
+                            expert="auto" if face_expert else None, crop=crop)  # faces scored as a scan does
 
     status = EXIT_OK
     used: set = set()

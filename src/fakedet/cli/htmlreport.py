@@ -242,7 +242,7 @@ td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
 .nothumb{display:inline-block;width:64px;height:48px;background:#eee;color:#999;font-size:10px;
 line-height:48px;text-align:center}
 .box{position:absolute;box-sizing:border-box;border:2px solid var(--real)}
-.box.fake{border-color:var(--fake)}.box.uncertain{border-color:var(--unc)}
+.box.fake{border-color:var(--fake)}.box.uncertain{border-color:var(--unc)}.box.crop{border:2px dashed #888}
 .box span{position:absolute;left:0;top:-14px;font-size:10px;line-height:12px;background:rgba(0,0,0,.6);
 color:#fff;padding:0 2px;white-space:nowrap}
 .verdict{font-weight:600}.verdict.fake{color:var(--fake)}.verdict.uncertain{color:var(--unc)}
@@ -340,6 +340,9 @@ function thumbCell(r){var td=el('td','thumbcell');var t=$('fdt-t'+r.i);
  if(!t){td.appendChild(el('span','nothumb',r.error!=null?'':'no image'));return td;}
  var wrap=el('div','thumb'),img=el('img');img.alt='';img.decoding='async';
  img.src='data:image/jpeg;base64,'+t.textContent.trim();wrap.appendChild(img);
+ if(r.cropped&&r.tw&&r.th){var c=r.cropped,q=el('div','box crop');q.style.left=(100*c[0]/r.tw)+'%';
+  q.style.top=(100*c[1]/r.th)+'%';q.style.width=(100*(c[2]-c[0])/r.tw)+'%';q.style.height=(100*(c[3]-c[1])/r.th)+'%';
+  q.title='the picture scored';wrap.appendChild(q);}
  (r.faces||[]).forEach(function(f,n){var b=f.box;if(!b||!r.tw||!r.th)return;
   var fv=f.p_fake==null?'real':f.p_fake>=(meta.face_threshold==null?meta.threshold:meta.face_threshold)?'fake':
    f.p_fake<(meta.face_real_below==null?meta.real_below:meta.face_real_below)?'real':'uncertain';
@@ -361,6 +364,7 @@ function rowEl(r){var v=verdict(r),tr=el('tr','row');
  tr.appendChild(td);
  var vt=el('td');vt.appendChild(el('span','verdict '+v,v));
  if(r.model_label&&r.model_label!==r.label)vt.appendChild(el('div','note','model: '+r.model_label));
+ if(r.cropped)vt.appendChild(el('div','note','scored the picture inside wide plain margins (dashed box)'));
  if(r.framed)vt.appendChild(el('div','note','wide plain margins: if a screenshot, crop and scan again'));
  if(r.animated)vt.appendChild(el('div','note','first frame only'));tr.appendChild(vt);
  tr.appendChild(el('td','num',fmt(r.p_fake)));

@@ -73,6 +73,16 @@ def face_expert_option(f):
              "--no-face-expert scores faces by the network alone, with its own face thresholds.")(f)
 
 
+def crop_option(f):
+    """--crop/--no-crop (the parameter ``crop``)."""
+    return click.option(
+        "--crop/--no-crop", "crop", default=True, show_default=True,
+        help="Score the picture inside wide plain margins (a phone's screenshot of the app that "
+             "showed it, a bordered copy: margins that take 40 % of the image or more), not the "
+             "whole image: such margins brought fakes' scores down to real photos' and, on a dark "
+             "app, raised real photos' to fake. --no-crop scores every image whole.")(f)
+
+
 def json_option(help: str):
     """--json (the parameter ``as_json``), with the command's own help text."""
     return click.option("--json", "as_json", is_flag=True, help=help)

@@ -41,6 +41,7 @@ from fakedet.cli.common import (
 from fakedet.cli.htmlreport import THUMBNAIL, HtmlReport, ReportWriteError
 from fakedet.cli.options import (
     TWO_WAY_HELP,
+    crop_option,
     face_expert_option,
     faces_option,
     progress_option,
@@ -98,10 +99,11 @@ Examples:
               "needs it below the real threshold, so a low p_fake can be uncertain); with --no-face-expert "
               "the whole image always counts.")
 @face_expert_option
+@crop_option
 @engine.engine_options
 def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, device, batch_size,
          workers, output, report_path, progress, quiet, exit_code, no_provenance, faces, face_expert,
-         **engine_opts):
+         crop, **engine_opts):
     """Score images: one record per input (path, p_fake, label, error) on stdout.
 
     PATH is an image file, a folder (searched recursively for image files, in sorted order,
@@ -119,7 +121,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     p_fake is the model's score, not the chance that the image is fake: some real
     photos score high, and fakes of kinds it never saw score near 0. Scores on images
     from sources unlike the training data are unreliable: read a verdict as a pointer,
-    never as proof; crop a screenshot to the photo before scanning it.
+    never as proof. Inside wide plain margins (a phone's screenshot of an app, a
+    border) the picture alone is scored (--no-crop: the whole image).
 
     Each image's provenance metadata is read too (C2PA Content Credentials, XMP/EXIF
     source type and software, Stable Diffusion front-ends' generation parameters; the
@@ -195,12 +198,13 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         # the first batches decode while the model loads
         if engine_opts["engine"] == "ray":
             stream = engine.ray_stream(items, weights, engine_opts, device=device, threshold=threshold,
-                                       batch_size=batch_size, provenance=not no_provenance, filt=filt)
+                                       batch_size=batch_size, provenance=not no_provenance, filt=filt,
+                                       crop=crop)
         else:
             stream = load_and_score(items, weights, device=device, threshold=threshold,
                                     batch_size=batch_size, workers=workers, faces=faces,
                                     provenance=not no_provenance, expert="auto" if face_expert else None,
-                                    **({"thumbnail": THUMBNAIL} if report_path else {}))
+                                    crop=crop, **({"thumbnail": THUMBNAIL} if report_path else {}))
 
     if progress is None:
         progress = sys.stderr.isatty()
@@ -407,6 +411,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     framed: list[str] = []  # ... and of those in a larger flat frame, and of animations
     animated: list[str] = []
     n_framed = n_animated = 0
+    cropped: list[str] = []  # ... and of those scored on the picture inside their margins
+    n_cropped = 0
     t0 = time.perf_counter()
     # Records and the bar on one terminal: the bar is wiped before each batch is written and drawn
     # again below it, so that no record starts on the bar's line. A json array's last record of a
@@ -440,6 +446,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 by_evidence += [r.path for r in results if r.label_by == "evidence"][:3 - len(by_evidence)]
                 n_framed += sum(1 for r in results if r.framed)
                 framed += [r.path for r in results if r.framed][:3 - len(framed)]
+                n_cropped += sum(1 for r in results if r.cropped is not None)
+                cropped += [r.path for r in results if r.cropped is not None][:3 - len(cropped)]
                 n_animated += sum(1 for r in results if r.animated)
                 animated += [r.path for r in results if r.animated][:3 - len(animated)]
                 for r in results:
@@ -506,7 +514,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                         if pipe_closed else
                         f"the records could not be written ({write_error.strerror or write_error}) after {n} "
                         f"record{'s' if n != 1 else ''}; " if write_error is not None else "")
-                line = "\n".join([line, *_picture_notes(n_framed, framed, n_animated, animated)])
+                line = "\n".join([line, *_picture_notes(n_framed, framed, n_animated, animated, n_cropped,
+                                                          cropped)])
                 with uninterrupted():  # a signal now takes effect once the report is whole
                     report.close(stop + line, complete=finished and write_error is None and not pipe_closed)
             except OSError as exc:
@@ -571,7 +580,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             err(f"{n_evidence} image{'s' if n_evidence != 1 else ''} with provenance evidence of how "
                 f"{'they were' if n_evidence != 1 else 'it was'} made, {n_by_evidence} labelled fake by it"
                 f"{named}; -f jsonl (or json, parquet, --report) shows what it says, and what could not be read")
-        for line in _picture_notes(n_framed, framed, n_animated, animated):
+        for line in _picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped):
             err(line)
     if report_error is not None:  # every record was written, the report was not
         return EXIT_USAGE
@@ -582,11 +591,18 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     return EXIT_OK
 
 
-def _picture_notes(n_framed: int, framed: list, n_animated: int, animated: list) -> list[str]:
+def _picture_notes(n_framed: int, framed: list, n_animated: int, animated: list, n_cropped: int = 0,
+                   cropped: Optional[list] = None) -> list[str]:
     """The summary's lines on pictures a scan may have misread: inside wide plain margins (a
-    screenshot's app around a fake took it from fake to a low score), or the first frame of an
-    animation."""
+    screenshot's app around a fake took it from fake to a low score) and scored whole all the
+    same, or the first frame of an animation; and on those scored on the picture inside such
+    margins."""
     out = []
+    if n_cropped:
+        out.append(f"{n_cropped} image{'s' if n_cropped != 1 else ''}{_named(cropped or [], n_cropped)} "
+                   f"{'have' if n_cropped != 1 else 'has'} wide plain margins around the picture, as a screenshot "
+                   f"or a border gives: the picture inside {'them' if n_cropped != 1 else 'it'} was scored "
+                   "('cropped' in jsonl, json and parquet gives its box; --no-crop scores the whole image)")
     if n_framed:
         out.append(f"{n_framed} image{'s' if n_framed != 1 else ''}{_named(framed, n_framed)} "
                    f"{'have' if n_framed != 1 else 'has'} wide plain margins around the picture, as a screenshot "
@@ -605,6 +621,14 @@ def _named(paths: list, n: int) -> str:
     return f" ({', '.join(tsv_escape(p) for p in paths)}{more})" if paths else ""
 
 
+def _listed(paths: list, n: int) -> str:
+    """"a.jpg, b and 3 more; ": the first few of ``n`` skipped entries, to open a bracket."""
+    if not paths:
+        return ""
+    more = f" and {n - len(paths)} more" if n > len(paths) else ""
+    return f"{', '.join(tsv_escape(p) for p in paths)}{more}; "
+
+
 def _skipped_text(filt) -> str:
     """What a folder walk skipped, for the summary: "skipped 2 hidden entries (...), 1 excluded
     entry, 3 files not named as an image (...)"."""
@@ -613,13 +637,14 @@ def _skipped_text(filt) -> str:
 
     parts = []
     if filt.skipped_hidden:
-        parts.append(f"{entries(filt.skipped_hidden, 'hidden')} (--hidden scans them)")
+        parts.append(f"{entries(filt.skipped_hidden, 'hidden')} ({_listed(filt.named_hidden, filt.skipped_hidden)}"
+                     "--hidden scans them)")
     if filt.skipped_excluded:
         parts.append(entries(filt.skipped_excluded, "excluded"))
     if filt.skipped_other:
         n = filt.skipped_other
-        parts.append(f"{n} file{'s' if n != 1 else ''} not named as an image (name one on the command line "
-                     "to get its record)")
+        parts.append(f"{n} file{'s' if n != 1 else ''} not named as an image ({_listed(filt.named_other, n)}"
+                     "name one on the command line to get its record)")
     if filt.skipped_again:
         n = filt.skipped_again
         parts.append(f"{n} folder{'s' if n != 1 else ''} reached a second time, by a symbolic link or by its own "

@@ -432,12 +432,28 @@ def _animated(img: Image.Image) -> bool:
         return False
 
 
-def frame_share(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0.97) -> "float | None":
-    """The share of ``img`` outside its picture, where the picture is the largest block of rows
-    and columns that are not flat: a flat line has ``full`` of its pixels within ``tol`` grey
-    levels of its median (a screenshot's app background, with a few words of text, or a plain
-    border). Read on a copy at most ``side`` px, sampled without averaging (which would flatten
-    a real backdrop's noise). None for an image under 64 px, too small to tell, or flat all over."""
+def _longest_run(flat: np.ndarray) -> tuple[int, int]:
+    """The ``[start, end)`` of the longest run of False in ``flat`` (the first of equal ones)."""
+    best, start = (0, 0), 0
+    for i, f in enumerate(flat):
+        if f:
+            start = i + 1
+        elif i + 1 - start > best[1] - best[0]:
+            best = (start, i + 1)
+    return best
+
+
+def picture_box(img: Image.Image, side: int = 320, tol: int = 2,
+                full: float = 0.97) -> "tuple[float, tuple[int, int, int, int]] | None":
+    """The picture inside ``img`` and the share of ``img`` outside it: ``(share, (left, top,
+    right, bottom))`` in ``img``'s pixels, the box as ``Image.crop`` takes it. The picture is the
+    largest block of rows and columns that are not flat (rows, then columns across those rows,
+    then rows across those columns): a flat line has ``full`` of its pixels
+    within ``tol`` grey levels of its median (a screenshot's app background, with a few words of
+    text, or a plain border). Read on a copy at most ``side`` px, sampled without averaging
+    (which would flatten a real backdrop's noise); the box's edges are then found again in
+    ``img``'s own lines next to them, so that no line of margin stays in and none of the picture
+    is cut. None for an image under 64 px, too small to tell, or flat all over."""
     if min(img.size) < 64:
         return None
     s = min(1.0, side / max(img.size))
@@ -445,18 +461,81 @@ def frame_share(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
                                       Image.Resampling.NEAREST)  # first: the grey copy is then small
     a = np.asarray(g.convert("L"), np.int16)
 
-    def picture(lines: np.ndarray) -> float:  # the longest run of lines that are not flat, as a share
-        flat = (np.abs(lines - np.median(lines, axis=1, keepdims=True)) <= tol).mean(axis=1) >= full
-        best = run = 0
-        for f in flat:
-            run = 0 if f else run + 1
-            best = max(best, run)
-        return best / len(flat)
+    def flat(lines: np.ndarray) -> np.ndarray:
+        return (np.abs(lines - np.median(lines, axis=1, keepdims=True)) <= tol).mean(axis=1) >= full
 
-    rows, cols = picture(a), picture(a.T)
-    if not rows or not cols:  # flat all over: no picture to tell from a frame
+    # rows across the whole width, then columns across those rows only (a picture narrower than
+    # the screen has margins beside it, which bars of another colour above and below it would
+    # hide from whole columns), then rows again across those columns
+    y0, y1 = _longest_run(flat(a))
+    if y1 == y0:  # flat all over: no picture to tell from a frame
         return None
-    return 1.0 - rows * cols
+    x0, x1 = _longest_run(flat(a[y0:y1].T))
+    if x1 == x0:
+        return None
+    y0, y1 = _longest_run(flat(a[:, x0:x1]))
+    share = 1.0 - (y1 - y0) * (x1 - x0) / (a.shape[0] * a.shape[1])
+    if s == 1:
+        return share, (x0, y0, x1, y1)
+    # in img's pixels: the coarse edges, then each one found again in img's own lines, walking
+    # out from two sampled lines inside the picture to the first flat line (kept where that
+    # starting line is itself flat: a picture too thin to walk out of)
+    W, H = img.size
+    box = [min(W, int(x0 * W / a.shape[1])), min(H, int(y0 * H / a.shape[0])),
+           min(W, int(np.ceil(x1 * W / a.shape[1]))), min(H, int(np.ceil(y1 * H / a.shape[0])))]
+    reach = int(np.ceil(2 / s))
+    coarse = list(box)
+    for edge in range(4):
+        vertical = edge in (0, 2)  # left and right edges are columns
+        n = W if vertical else H
+        lo, hi = max(0, coarse[edge] - reach), min(n, coarse[edge] + reach)
+        if hi <= lo:
+            continue
+        strip = (img.crop((lo, coarse[1], hi, coarse[3])) if vertical
+                 else img.crop((coarse[0], lo, coarse[2], hi)))
+        lines = np.asarray(strip.convert("L"), np.int16)
+        fl = flat(lines.T if vertical else lines)
+        if edge < 2:  # left/top: walk back from inside (the window's end) to the first flat line
+            walk = range(len(fl) - 1, -1, -1)
+        else:  # right/bottom: walk on from inside (the window's start)
+            walk = range(len(fl))
+        walk = list(walk)
+        if fl[walk[0]]:
+            continue
+        stop = next((i for i in walk if fl[i]), None)
+        if edge < 2:
+            box[edge] = lo + (0 if stop is None else stop + 1)
+        else:
+            box[edge] = lo + (len(fl) if stop is None else stop)
+    if box[2] <= box[0] or box[3] <= box[1]:
+        return None
+    return share, tuple(box)
+
+
+def picture_to_score(img: Image.Image, min_size: int) -> "tuple[float | None, list[int] | None]":
+    """``(share, box)``: the share of ``img`` that plain margins take (:func:`picture_box`; None
+    where it cannot be told), and the box ``[left, top, right, bottom]`` of the picture inside
+    them that a scan scores instead of the whole image, or None to score the whole image: the
+    margins take less than :data:`FRAME_SHARE`, or the picture inside them is under
+    ``min_size`` px (the model's smallest input). Never raises: a measurement that fails gives
+    ``(None, None)``, as a note must never cost an image its record."""
+    try:
+        found = picture_box(img)
+    except Exception:  # noqa: BLE001
+        return None, None
+    if found is None:
+        return None, None
+    share, (left, top, right, bottom) = found
+    if share < FRAME_SHARE or min(right - left, bottom - top) < min_size:
+        return share, None
+    return share, [left, top, right, bottom]
+
+
+def frame_share(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0.97) -> "float | None":
+    """The share of ``img`` outside its picture (:func:`picture_box`), or None where it cannot be
+    told."""
+    found = picture_box(img, side, tol, full)
+    return None if found is None else found[0]
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -220,6 +220,10 @@ def _glob_class(pattern: str, start: int) -> "tuple[Optional[str], int]":
     return (f"(?!/)[{body}]" if body else "(?!)"), i
 
 
+#: how many skipped entries of each kind a folder walk names
+NAMED = 3
+
+
 @dataclass
 class WalkFilter:
     """What a folder walk skips, and how much it skipped.
@@ -240,6 +244,10 @@ class WalkFilter:
     #: folders reached a second time in the same walk (a loop of links, a folder linked twice,
     #: or a folder after a link to it): walked once, under the first path
     skipped_again: int = 0
+    #: the paths of the first few hidden entries and files not named as an image, for a summary
+    #: to name them
+    named_hidden: list = field(default_factory=list, repr=False)
+    named_other: list = field(default_factory=list, repr=False)
     _patterns: list = field(default_factory=list, repr=False)
     #: after a path yielded nothing: what its walk alone skipped (set by :func:`iter_items`)
     last: Optional["WalkFilter"] = field(default=None, repr=False)
@@ -269,10 +277,13 @@ class WalkFilter:
     def skipped(self) -> int:
         return sum(self.counts())
 
-    def skips(self, name: str, relpath: str, is_dir: bool) -> bool:
-        """Whether to skip an entry found while walking (and count it when so)."""
+    def skips(self, name: str, relpath: str, is_dir: bool, path: Optional[str] = None) -> bool:
+        """Whether to skip an entry found while walking (and count it when so; ``path``: its
+        path, kept among the first few named)."""
         if not self.hidden and name.startswith("."):
             self.skipped_hidden += 1
+            if path is not None and len(self.named_hidden) < NAMED:
+                self.named_hidden.append(path)
             return True
         for pat, anchored, dirs_only in self._patterns:
             if dirs_only and not is_dir:
@@ -313,8 +324,10 @@ def walk(folder: str, _seen: Optional[set] = None, filt: Optional[WalkFilter] = 
             # a hidden one is not looked at at all; an excluded one counts as excluded
             if (filt.hidden or not entry.name.startswith(".")) and not filt.skips(entry.name, rel, False):
                 filt.skipped_other += 1
+                if len(filt.named_other) < NAMED:
+                    filt.named_other.append(path)
             continue
-        if filt.skips(entry.name, rel, is_dir):
+        if filt.skips(entry.name, rel, is_dir, path):
             continue
         if is_dir:
             error, sub = _listing(path, seen)

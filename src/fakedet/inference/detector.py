@@ -72,7 +72,7 @@ class Detector:
     def __init__(self, model, meta: ckpt.CheckpointMeta, device, weights_path: Optional[Path] = None,
                  threshold: Optional[float] = None, batch_size: int = 32,
                  workers: Optional[int] = None, faces: bool = False, decode: str = "auto",
-                 provenance: bool = True, expert=None):
+                 provenance: bool = True, expert=None, crop: bool = True):
         if decode not in ("auto", "pil", "torch"):
             raise ValueError(f"decode must be auto, pil or torch, not {decode!r}")
         self.model = model
@@ -82,6 +82,10 @@ class Detector:
         #: keep a JPEG thumbnail of each image, its longest side at most this many px, in
         #: Result.thumbnail (for reports; decoding then runs on the CPU); 0: none
         self.thumbnail = 0
+        #: score the picture inside wide plain margins (a phone's screenshot of an app, a border)
+        #: instead of the whole image (``fakedet.data.decode.picture_box``); Result.cropped says
+        #: where it was done
+        self.crop = bool(crop)
         self.meta = meta
         self.device = device
         self.weights_path = weights_path
@@ -129,7 +133,8 @@ class Detector:
     def load(cls, weights: Optional[str | os.PathLike] = None, device: str = "auto",
              threshold: Optional[float] = None, batch_size: int = 32,
              workers: Optional[int] = None, faces: bool = False,
-             decode: str = "auto", provenance: bool = True, expert: Any = "auto") -> "Detector":
+             decode: str = "auto", provenance: bool = True, expert: Any = "auto",
+             crop: bool = True) -> "Detector":
         """Loads a checkpoint (the shipped default when ``weights`` is None) onto ``device``.
 
         With ``faces=True`` every image is searched for faces (MTCNN); each face is scored on a
@@ -149,6 +154,11 @@ class Detector:
         ``provenance`` reads each image's provenance metadata (C2PA, XMP/EXIF, generation
         parameters) and, with the ``watermark`` extra, the Stable Diffusion watermark: a result
         lists it as ``evidence``, and evidence that the image was generated labels it ``fake``.
+        ``crop``: an image whose plain margins take ``fakedet.data.decode.FRAME_SHARE`` of it or
+        more (a phone's screenshot of the app that showed a picture, a bordered copy) is scored
+        on the picture inside them, as :attr:`Result.cropped` says (such margins took fakes'
+        scores down to real photos'); False scores every image whole. ``decode="torch"``
+        scores every image whole.
 
         Raises:
             CheckpointError: the weights are missing, unreadable or do not match their config.
@@ -194,7 +204,7 @@ class Detector:
         fused = _load_expert(expert, path) if faces else None
         if fused is not None and dev.type == "cuda":
             fused = (fused[0].to(dev), *fused[1:])
-        return cls(model, meta, dev, path, threshold, batch_size, workers, faces, decode, provenance, fused)
+        return cls(model, meta, dev, path, threshold, batch_size, workers, faces, decode, provenance, fused, crop)
 
     # ------------------------------------------------------------------ public API
     def predict(self, inputs: Iterable[Any], batch_size: Optional[int] = None,
@@ -224,7 +234,7 @@ class Detector:
         items = as_items(items)
         bs = int(batch_size or self.batch_size)
         nworkers = self.workers if workers is None else int(workers)
-        task = Task(self.config.preprocess, self.faces, self.provenance, self.thumbnail)
+        task = Task(self.config.preprocess, self.faces, self.provenance, self.thumbnail, crop=self.crop)
         if self.expert is not None:
             task.expert_map, task.expert_size = self.expert[1].box_map, self.expert[1].size
         batches = chunks(items, bs)
@@ -307,7 +317,8 @@ class Detector:
             fake_at, real_below = self.face_cutoffs if d.boxes else self.cutoffs
             # `real` needs every score below its threshold, the whole image's included
             r = Result(d.path, pf, label_for(pf, fake_at, real_below, max(scores)), face_mode=self.faces,
-                       evidence=d.evidence, thumbnail=d.thumbnail, frame=d.frame, animated=d.animated)
+                       evidence=d.evidence, thumbnail=d.thumbnail, frame=d.frame, animated=d.animated,
+                       cropped=d.cropped)
             if d.evidence is not None:
                 # evidence that the image was generated decides; p_fake stays the model's
                 r.label_by = "evidence" if generated_evidence(d.evidence) else "model"

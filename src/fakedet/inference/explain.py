@@ -114,6 +114,11 @@ class Explanation:
     evidence: Optional[list] = None
     label_by: str = "model"
     face_expert: bool = False  # the faces' scores are fused with the face expert's
+    #: the box ``[left, top, right, bottom]``, in the decoded image's pixels, of the picture
+    #: inside wide plain margins that was explained instead of the whole image, as a scan
+    #: scores it (``Detector.crop``); ``width``/``height`` and every other box are then the
+    #: picture's. None: the whole image.
+    cropped: Optional[list] = None
 
     def hottest(self, share: float = 0.1) -> list[tuple[int, int]]:
         """The ``(row, col)`` cells of the hottest ``share`` of the grid, hottest first."""
@@ -273,22 +278,30 @@ def fused_logits(det, img: Image.Image, boxes, z_network) -> np.ndarray:
 def explain(det, source: Any, grid: int = DEFAULT_GRID, faces: Optional[bool] = None,
             fill: str = "mean", provenance: Optional[bool] = None) -> tuple[Image.Image, Explanation]:
     """Decodes ``source`` (a path, bytes or PIL image) as a scan does and explains it:
-    ``(the upright RGB image, its Explanation)``. With ``provenance`` (None: as ``det`` was
-    loaded) the file's provenance evidence is read as a scan reads it, and evidence that the image
-    was generated labels it ``fake``, so that the verdict drawn is the one a scan prints.
+    ``(the upright RGB image, its Explanation)``; where a scan would score the picture inside
+    wide plain margins (``det.crop``), that picture, with ``Explanation.cropped`` set. With
+    ``provenance`` (None: as ``det`` was loaded) the file's provenance evidence is read as a scan
+    reads it, and evidence that the image was generated labels it ``fake``, so that the verdict
+    drawn is the one a scan prints.
 
     Raises:
         ImageError: the input cannot be read or is too small or too large.
     """
     data = decode.source_bytes(source)
     img = decode.load(source, det.config.preprocess, data)
+    whole, box = img, None
+    if getattr(det, "crop", False):
+        box = decode.picture_to_score(img, det.config.preprocess.min_size)[1]
+        if box is not None:
+            img = img.crop(box)
     ex = explain_image(det, img, grid, faces, fill)
+    ex.cropped = box
     if det.provenance if provenance is None else provenance:
         from fakedet.data import provenance as prov
         from fakedet.data.provenance import generated_evidence
         from fakedet.inference.pipeline import watermark_evidence
 
-        ex.evidence = (prov.read_evidence(data) if data is not None else []) + watermark_evidence(data, img)
+        ex.evidence = (prov.read_evidence(data) if data is not None else []) + watermark_evidence(data, whole)
         if generated_evidence(ex.evidence):
             ex.label, ex.label_by = "fake", "evidence"
     return img, ex

@@ -54,6 +54,9 @@ class Task:
     #: (:func:`fakedet.model.expert.expert_crop`); None: no expert crops
     expert_map: Optional[dict] = None
     expert_size: int = 0
+    #: score the picture inside wide plain margins (:func:`fakedet.data.decode.picture_box`, from
+    #: ``FRAME_SHARE`` on) instead of the whole image
+    crop: bool = False
     #: set when the batches' results are no longer wanted: a worker stops after its current input
     stop: Optional[threading.Event] = None
 
@@ -86,6 +89,9 @@ class Decoded:
     animated: bool = False
     #: in face mode, the face finder's confidence in each face of ``boxes``
     confidences: Optional[list] = None
+    #: with Task.crop, the box ``[left, top, right, bottom]`` of the picture that was scored
+    #: instead of the whole image; None: the whole image was scored
+    cropped: Optional[list] = None
 
     @classmethod
     def failed(cls, path: str, error: str, evidence: Optional[list] = None) -> "Decoded":
@@ -142,15 +148,6 @@ def decode_pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max(1, workers), thread_name_prefix="fakedet-decode")
 
 
-def _frame_or_none(img) -> Optional[float]:
-    """:func:`fakedet.data.decode.frame_share`, or None where it fails: a note must never cost an
-    image its record."""
-    try:
-        return decode.frame_share(img)
-    except Exception:
-        return None
-
-
 def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
     """Decodes and preprocesses one batch: a :class:`Decoded` per item, in order.
 
@@ -177,6 +174,10 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
             if task.provenance:
                 evidence += watermark_evidence(data, img)
             thumb = _thumbnail_or_none(img, task.thumbnail) if task.thumbnail else None
+            frame, box = decode.picture_to_score(img, cfg.min_size)
+            cropped = box if task.crop else None
+            whole, img = img, img if cropped is None else img.crop(cropped)
+            dx, dy = (0, 0) if cropped is None else cropped[:2]
             view, patches = decode.preprocess(img, cfg)
             views, patch_sets, boxes, expert_crops = [view], [patches], None, None
             if task.faces:
@@ -188,7 +189,7 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
                     v, p = decode.preprocess(faces.face_crop(img, box), cfg)
                     views.append(v)
                     patch_sets.append(p)
-                    boxes.append(box)
+                    boxes.append([c + (dx, dy)[j % 2] for j, c in enumerate(box)])  # in the whole image's pixels
                     if task.expert_map is not None:
                         from fakedet.model.expert import expert_crop
 
@@ -197,8 +198,8 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
                     expert_crops = (np.stack(crops) if crops else
                                     np.zeros((0, task.expert_size, task.expert_size, 3), np.uint8))
             out.append(Decoded(item.path, np.stack(views), np.stack(patch_sets), None, boxes, evidence, thumb,
-                               expert_crops, _frame_or_none(img), bool(img.info.get(decode.ANIMATED)),
-                               confidences if task.faces else None))
+                               expert_crops, frame,
+                               bool(whole.info.get(decode.ANIMATED)), confidences if task.faces else None, cropped))
         except decode.ImageError as exc:
             out.append(Decoded.failed(item.path, str(exc), evidence))
         except MemoryError:

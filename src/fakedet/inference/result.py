@@ -19,6 +19,11 @@ class Result:
     the face expert's gate leaves it out: ``Detector.load``) the whole image's, and ``note``
     says when no face was found.
 
+    ``cropped`` is the box ``[left, top, right, bottom]`` of the picture scored instead of the
+    whole image, where plain margins took :data:`fakedet.data.decode.FRAME_SHARE` of it or more
+    (a phone's screenshot of the app that showed it, a border), and null where the whole image
+    was scored: every record has it.
+
     ``evidence`` lists what the image's provenance metadata or watermark says (None when it was
     not read); ``label_by`` says what decided the label: ``"model"``, or ``"evidence"`` when
     evidence that the image was generated made it ``fake`` (``p_fake`` stays the model's).
@@ -41,18 +46,23 @@ class Result:
     #: for reports, when asked for (``Detector.thumbnail``): see ``Decoded.thumbnail``; never in to_dict()
     thumbnail: Optional[dict] = field(default=None, repr=False, compare=False)
     #: the share of the image that flat margins take (a screenshot's app around the picture, a
-    #: border): from ``fakedet.data.decode.FRAME_SHARE`` on, crop it to the picture and score it
-    #: again, as a frame changes what the model sees; None where not measured. Not in to_dict().
+    #: border): from ``fakedet.data.decode.FRAME_SHARE`` on, the picture inside is scored
+    #: (``cropped``) unless the scan was told not to (a frame changes what the model sees); None
+    #: where not measured. Not in to_dict().
     frame: Optional[float] = field(default=None, repr=False, compare=False)
     #: decoded from an animation, of which only the first frame was scored. Not in to_dict().
     animated: bool = field(default=False, repr=False, compare=False)
+    #: the box ``[left, top, right, bottom]`` of the picture inside wide plain margins that was
+    #: scored instead of the whole image (``Detector.crop``); None: the whole image was scored
+    cropped: Optional[list] = field(default=None, repr=False, compare=False)
 
     @property
     def framed(self) -> bool:
-        """Whether the picture seems to sit inside a larger flat frame (see ``frame``)."""
+        """Whether the picture seems to sit inside a larger flat frame (see ``frame``) and was
+        scored whole all the same (``--no-crop``, or a picture inside too small to score)."""
         from fakedet.data.decode import FRAME_SHARE
 
-        return self.frame is not None and self.frame >= FRAME_SHARE
+        return self.cropped is None and self.frame is not None and self.frame >= FRAME_SHARE
 
     def __post_init__(self) -> None:
         if self.model_label is None:
@@ -63,7 +73,8 @@ class Result:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"path": self.path, "p_fake": self.p_fake, "label": self.label, "error": self.error}
+        d = {"path": self.path, "p_fake": self.p_fake, "label": self.label, "error": self.error,
+             "cropped": self.cropped}
         if self.faces is not None or self.face_mode:
             d["faces"] = self.faces
             d["p_whole"] = self.p_whole

@@ -140,7 +140,8 @@ def load_detector(weights: Optional[str | os.PathLike] = None, **kw) -> Detector
 def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] = None, *,
                    device: str = "auto", threshold: Optional[float] = None, batch_size: int = 32,
                    workers: Optional[int] = None, faces: bool = False,
-                   provenance: bool = True, thumbnail: int = 0, expert: Any = "auto") -> ResultStream:
+                   provenance: bool = True, thumbnail: int = 0, expert: Any = "auto",
+                   crop: bool = True) -> ResultStream:
     """Loads a :class:`Detector` (arguments as :meth:`Detector.load`) and starts scoring
     ``items`` (Items or anything :meth:`Detector.predict` takes); ``thumbnail`` sets
     :attr:`Detector.thumbnail`.
@@ -155,7 +156,7 @@ def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] =
         KeyboardInterrupt: likewise, after stopping what had started.
     """
     kw = dict(threshold=threshold, batch_size=batch_size, workers=workers, faces=faces,
-              provenance=provenance)
+              provenance=provenance, crop=crop)
     if faces or device not in ("auto", "cpu") or (device == "auto" and gpu_driver_present()):
         # On a machine with a GPU driver "auto" may mean CUDA, which only torch can tell:
         # there the model loads first, as with device="cuda".
@@ -183,7 +184,7 @@ def load_and_score(items: Iterable[Item], weights: Optional[str | os.PathLike] =
             time.sleep(0.02)
         if not ready(batches):
             future.result()  # loaded first: its error, if any, now
-        pipe = DecodePipeline(batches, Task(pre, provenance=provenance, thumbnail=thumbnail), bs, nworkers)
+        pipe = DecodePipeline(batches, Task(pre, provenance=provenance, thumbnail=thumbnail, crop=crop), bs, nworkers)
         pipe.prefill(future.done)
         det = future.result()
         det.thumbnail = thumbnail

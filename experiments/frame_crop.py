@@ -1,0 +1,155 @@
+#!/usr/bin/env python
+"""Whether a scan should score the picture inside wide plain margins (``Detector.crop``) rather
+than the whole image: the run that docs/decisions/2026-12-06-scoring-the-picture-inside-a-screenshot.md
+describes. On the val splits (``--split``) of every set, with the shipped default model:
+
+1. every image, decoded as a scan decodes it: those whose margins take ``FRAME_SHARE`` or more
+   (:func:`fakedet.data.decode.picture_box`) are scored whole and cropped (no other image is
+   cropped, so no other score moves); counted per set: real images labelled ``fake``, fakes
+   labelled ``fake``, either way;
+2. phone screenshots (light and dark app, as ``experiments/robustness.py`` makes them) of a
+   seeded sample of at most ``--per-set`` images per set and class, scored whole and cropped,
+   with the originals.
+
+Verdicts are the model's own (``model_label``: what evaluations of the model count).
+
+    python experiments/frame_crop.py --json results/2026-12-06/frame_crop_val.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from fakedet import Detector
+from fakedet.data.decode import FRAME_SHARE, load, picture_box
+from fakedet.data.labelled import read_manifest
+from fakedet.data.sets import BY_NAME, manifest
+from fakedet.evaluation.metrics import auc as roc_auc
+
+
+def robustness():
+    spec = importlib.util.spec_from_file_location("robustness", Path(__file__).with_name("robustness.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def verdicts(det, inputs, crop: bool):
+    det.crop = crop
+    res = det.predict(inputs)
+    bad = [r.error for r in res if r.error]
+    if bad:
+        raise SystemExit(f"{len(bad)} inputs failed: {bad[:3]}")
+    return [r.model_label for r in res], [r.p_fake for r in res], [r.cropped for r in res]
+
+
+def shares(labels, y):
+    y = np.asarray(y)
+    lab = np.asarray(labels)
+    out = {}
+    for name, cls in (("real", 0), ("fake", 1)):
+        n = int((y == cls).sum())
+        out[f"{name}_images"] = n
+        out[f"{name}_labelled_fake"] = int(((lab == "fake") & (y == cls)).sum())
+        out[f"{name}_share_fake"] = out[f"{name}_labelled_fake"] / n if n else None
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--per-set", type=int, default=40, help="images per set and class made into screenshots")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    det = Detector.load(device="cpu")
+    cfg = det.config.preprocess
+    out = {"split": args.split, "frame_share": FRAME_SHARE, "unedited": {}, "phone": {}}
+
+    # 1. every image of the split as it is: which are cropped, and what it does to them
+    tot = {"real_whole": 0, "real_cropped": 0, "fake_whole": 0, "fake_cropped": 0, "fake_images": 0}
+    moved = []
+    for name in BY_NAME:
+        rows = read_manifest(manifest(name), args.split)
+        framed = []
+        for r in rows:
+            found = picture_box(load(r.path, cfg))
+            if found is not None and found[0] >= FRAME_SHARE:
+                framed.append(r)
+        rec = {"images": len(rows), "framed": len(framed), "paths": [r.path for r in framed]}
+        tot["fake_images"] += sum(r.label == 1 for r in rows)
+        if framed:
+            whole, pw, _ = verdicts(det, [r.path for r in framed], crop=False)
+            cropped, pc, boxes = verdicts(det, [r.path for r in framed], crop=True)
+            y = [r.label for r in framed]
+            rec["whole"], rec["cropped"] = shares(whole, y), shares(cropped, y)
+            rec["cropped_boxes"] = boxes
+            for r, a, b, p, q in zip(framed, whole, cropped, pw, pc):
+                if a != b:
+                    moved.append({"set": name, "path": r.path, "label": r.label, "whole": a, "cropped": b,
+                                  "p_whole": p, "p_cropped": q})
+            for cls in ("real", "fake"):
+                tot[f"{cls}_whole"] += rec["whole"][f"{cls}_labelled_fake"]
+                tot[f"{cls}_cropped"] += rec["cropped"][f"{cls}_labelled_fake"]
+        out["unedited"][name] = rec
+        print(f"{name}: {len(framed)} of {len(rows)} {args.split} images framed", flush=True)
+    out["unedited_total"], out["moved"] = tot, moved
+    print(f"unedited: reals labelled fake whole {tot['real_whole']}, cropped {tot['real_cropped']}; "
+          f"fakes labelled fake whole {tot['fake_whole']}, cropped {tot['fake_cropped']} "
+          f"(of {tot['fake_images']} fake images); verdicts moved: {len(moved)}", flush=True)
+
+    # 2. phone screenshots of a sample
+    rob = robustness()
+    rng = random.Random(args.seed)
+    picked = []
+    for name in BY_NAME:
+        rows = read_manifest(manifest(name), args.split)
+        for cls in (0, 1):
+            c = sorted((r for r in rows if r.label == cls), key=lambda r: r.path)
+            picked += rng.sample(c, min(args.per_set, len(c)))
+    y = [r.label for r in picked]
+    from PIL import Image
+
+    lab, p, _ = verdicts(det, [r.path for r in picked], crop=False)
+    out["phone"]["original"] = {**shares(lab, y), "auc": roc_auc(np.asarray(y), np.asarray(p))}
+    print(f"original: {out['phone']['original']}", flush=True)
+    for cond in ("phone", "phonedark"):
+        make = rob.PHONE[cond]
+        shots = [make(Image.open(r.path).convert("RGB")) for r in picked]
+        for crop in (False, True):
+            lab, p, boxes = verdicts(det, shots, crop=crop)
+            key = f"{cond}_{'cropped' if crop else 'whole'}"
+            out["phone"][key] = {**shares(lab, y), "auc": roc_auc(np.asarray(y), np.asarray(p)),
+                                 "cropped": sum(b is not None for b in boxes)}
+            print(f"{key}: {out['phone'][key]}", flush=True)
+
+    # the rule, as the decision record states it
+    ph = out["phone"]
+    checks = {}
+    for cond in ("phone", "phonedark"):
+        c, w = ph[f"{cond}_cropped"], ph[f"{cond}_whole"]
+        checks[f"1 {cond}: reals fake cropped <= originals + 0.01"] = \
+            c["real_share_fake"] <= ph["original"]["real_share_fake"] + 0.01
+        checks[f"2 {cond}: fakes fake cropped >= whole"] = c["fake_share_fake"] >= w["fake_share_fake"]
+    checks["3a unedited: no real newly fake"] = not any(m["label"] == 0 and m["cropped"] == "fake"
+                                                        and m["whole"] != "fake" for m in moved)
+    checks["3b unedited: fakes fake fall <= 0.5 %"] = \
+        tot["fake_whole"] - tot["fake_cropped"] <= 0.005 * tot["fake_images"]
+    out["rule"] = checks
+    for k, v in checks.items():
+        print(f"rule {k}: {'holds' if v else 'FAILS'}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
