@@ -709,7 +709,13 @@ def test_face_mode_without_a_usable_torchvision_is_a_clear_error_not_a_crash(run
     r = runner.invoke(cli, ["scan", "--faces", "--exit-code", "-w", str(tiny_weights), "-j", "0", str(img)])
     assert r.exit_code == 2, r.output
     assert "face mode needs torchvision, which cannot be imported here" in r.stderr
-    assert "Traceback" not in r.stderr
+    assert "Traceback" not in r.stderr and "--no-faces" not in r.stderr
+    # explain searches for faces by default: its message names the way round
+    r = runner.invoke(cli, ["explain", "-w", str(tiny_weights), "-o", str(tmp_path / "out"), str(img)])
+    assert r.exit_code == 2 and "fakedet explain --no-faces explains without face mode" in r.stderr, r.output
+    r = runner.invoke(cli, ["explain", "--no-faces", "--grid", "2", "-w", str(tiny_weights), "-o",
+                            str(tmp_path / "out"), str(img)])
+    assert r.exit_code == 0, r.output
 
 
 def test_a_bug_ends_with_its_own_status_never_the_fake_one(monkeypatch, capsys):

@@ -19,7 +19,7 @@ import pytest
 
 from fakedet.cli import cli
 
-from conftest import image_bytes, write_image
+from conftest import image_bytes, random_image, write_image
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,8 @@ def assert_same_records(a: list[dict], b: list[dict], tol: float = 1e-5):
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory):
-    """Made-up images with broken, empty, too small, special and missing inputs among them."""
+    """Made-up images with broken, empty, too small, special and missing inputs among them, and a
+    screenshot whose picture is scored."""
     root = tmp_path_factory.mktemp("mixed")
     for i in range(8):
         write_image(root / f"img{i}.jpg", seed=i, size=(96 + i, 80))
@@ -93,6 +94,11 @@ def mixed(tmp_path_factory):
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     (root / "empty.png").write_bytes(b"")
     write_image(root / "tiny.png", "PNG", size=(20, 20))
+    from PIL import Image
+
+    screen = Image.new("RGB", (270, 585), (18, 18, 18))  # a picture inside a phone screenshot's margins
+    screen.paste(random_image((200, 150), seed=23), (35, 200))
+    screen.save(root / "shot.png")
     (root / "notes.txt").write_text("not an image")
     os.mkfifo(root / "pipe.jpg")
     listing = root.parent / f"{root.name}-list.txt"
@@ -107,8 +113,9 @@ def test_records_match_the_local_engine(ray_local, runner, tiny_weights, mixed):
     ray_run = scan(runner, tiny_weights, "--engine", "ray", *args)
     assert local.exit_code == ray_run.exit_code == 3, ray_run.stderr  # 3: some inputs unreadable
     a, b = jsonl(local.stdout), jsonl(ray_run.stdout)
-    assert len(a) == 14 + 4  # the folder (not its hidden file), then the list's entries
+    assert len(a) == 15 + 4  # the folder (not its hidden file), then the list's entries
     assert_same_records(a, b)
+    assert [r["cropped"] for r in b if r["cropped"]] == [[35, 200, 235, 350]]  # the picture in shot.png
     errors = {os.path.basename(r["path"]): r["error"] for r in b if r["error"]}
     assert errors["pipe.jpg"].startswith("not a regular file")
     assert errors["missing.jpg"] == "file not found"
@@ -179,7 +186,8 @@ def test_parquet_round_trips_from_both_engines(ray_local, runner, tiny_weights, 
         r = scan(runner, tiny_weights, "--engine", engine, "-f", "parquet", "-o", str(out), str(root))
         assert r.exit_code == 3, r.stderr
         table = pq.read_table(out)
-        assert table.column_names == ["path", "p_fake", "label", "error", "evidence", "label_by", "model_label"]
+        assert table.column_names == ["path", "p_fake", "label", "error", "cropped", "evidence", "label_by",
+                                      "model_label"]
         rows = table.to_pylist()
         back = [{**row, "evidence": json.loads(row["evidence"])} for row in rows]
         assert_same_records(records, back, tol=1e-6)  # jsonl rounds to 6 decimals

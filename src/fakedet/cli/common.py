@@ -484,16 +484,17 @@ def _to_devnull(stream) -> None:
 
 
 @contextmanager
-def load_errors_exit(ctx: click.Context) -> Iterator[None]:
+def load_errors_exit(ctx: click.Context, dependency_hint: str = "") -> Iterator[None]:
     """Loading a model: unusable weights, devices or packages end the command with status 2 and the
-    reason, an interruption with status 130 (143 for SIGTERM)."""
+    reason (a missing package's followed by ``dependency_hint``, the command's own way round it),
+    an interruption with status 130 (143 for SIGTERM)."""
     from fakedet.inference.device import DependencyError, DeviceError
     from fakedet.model.checkpoint import CheckpointError
 
     try:
         yield
     except (CheckpointError, DeviceError, DependencyError) as exc:
-        err(str(exc))
+        err(str(exc) + (dependency_hint if isinstance(exc, DependencyError) else ""))
         ctx.exit(EXIT_USAGE)
     except (KeyboardInterrupt, Exception) as exc:
         # an interruption, or one that came out wrapped: Python reports a Ctrl-C during

@@ -481,7 +481,8 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
     remove_stale_parts(out_dir)
     if not face_expert and not faces:
         err("warning: --no-face-expert has no effect without --faces")
-    with load_errors_exit(ctx):
+    # face search is explain's default: the way round a broken torchvision is to turn it off
+    with load_errors_exit(ctx, "; fakedet explain --no-faces explains without face mode" if faces else ""):
         det = load_detector(weights, device=device, faces=faces, workers=0, provenance=False,
                             expert="auto" if face_expert else None, crop=crop)  # faces scored as a scan does
 
