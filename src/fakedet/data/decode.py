@@ -316,13 +316,19 @@ def _other_format(data: bytes) -> str:
         return ""
 
 
+#: why an image over the pixel limit is refused, and what to do: a 108- or 200-megapixel phone
+#: photo is no attack, and was told "possible decompression bomb"
+_LIMIT_WHY = (" (the limit guards memory against decompression bombs; to scan a camera's photo this large, "
+              "save a copy of at most that many pixels)")
+
+
 def _too_large(exc: Exception, cfg: PreprocessConfig) -> ImageError:
     """Pillow's refusal of an image more than twice its own pixel limit, worded as fakedet's own
     (which comes first for smaller ones): the size, where Pillow's message gives it, and the
     limit."""
     m = re.search(r"\((\d+) pixels\)", str(exc))
     size = f"{int(m.group(1))} pixels exceeds" if m else "over"
-    return ImageError(f"image too large: {size} the limit of {cfg.max_pixels} (possible decompression bomb)")
+    return ImageError(f"image too large: {size} the limit of {cfg.max_pixels}{_LIMIT_WHY}")
 
 
 def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
@@ -354,8 +360,7 @@ def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
     w, h = img.size
     if w * h > cfg.max_pixels:
         raise ImageError(
-            f"image too large: {w}x{h} = {w * h} pixels exceeds the limit of {cfg.max_pixels}"
-            " (possible decompression bomb)"
+            f"image too large: {w}x{h} = {w * h} pixels exceeds the limit of {cfg.max_pixels}{_LIMIT_WHY}"
         )
     try:
         with warnings.catch_warnings():
