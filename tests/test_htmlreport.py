@@ -438,6 +438,15 @@ def test_scan_report_leaves_records_and_summary_unchanged(runner, tiny_weights, 
     assert [x["p_fake"] for x in rows] == [x["p_fake"] for x in records]
     assert [(x.get("tw"), x.get("th")) for x in rows] == [(300, 200)] * 5 + [(None, None)]
     assert text.count('<script type="text/plain" id="fdt-t') == 5
+    # which files, and which weights, exactly: their SHA-256 (for a record that must stand up later)
+    import hashlib
+
+    from fakedet.model.checkpoint import sha256
+
+    assert [x.get("sha256") for x in rows[:5]] == [hashlib.sha256(Path(x["path"]).read_bytes()).hexdigest()
+                                                   for x in rows[:5]]
+    meta = json.loads(re.search(r'id="fakedet-meta">([^<]*)<', text).group(1))
+    assert meta["weights_sha256"] == sha256(tiny_weights)
     for jpeg in re.findall(r'id="fdt-t\d+">([^<]*)<', text):
         assert max(Image.open(io.BytesIO(base64.b64decode(jpeg))).size) <= 256
     assert "6 images: " in text and '"complete":true' in text

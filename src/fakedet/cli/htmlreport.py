@@ -79,6 +79,19 @@ def outcome(truth: int, model_label: Optional[str], error: Optional[str]) -> str
     return "fp" if fake else "tn"
 
 
+def _weights_sha256(path) -> str:
+    """The SHA-256 of the weights file a report's verdicts came from ("" when unknown or
+    unreadable: a report is never lost for it)."""
+    if not path:
+        return ""
+    try:
+        from fakedet.model.checkpoint import sha256
+
+        return sha256(path)
+    except OSError:
+        return ""
+
+
 class HtmlReport:
     """Writes a report to ``target`` (a path, opened and emptied at the first batch, or an open
     text stream) batch by batch: :meth:`add` per batch of Results, :meth:`close` at the end.
@@ -103,6 +116,7 @@ class HtmlReport:
             "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "version": __version__,
             "weights": str(getattr(det, "weights_path", "") or ""),
+            "weights_sha256": _weights_sha256(getattr(det, "weights_path", None)),
             "device": str(getattr(det, "device", "") or ""),
             "faces": faces,
             "threshold": cutoffs[0],
@@ -173,6 +187,8 @@ class HtmlReport:
             if set_name is not None:
                 d["set"] = set_name
             thumb = getattr(r, "thumbnail", None)
+            if thumb and thumb.get("sha256"):  # which file exactly was scored
+                d["sha256"] = thumb["sha256"]
             if thumb and thumb.get("jpeg"):
                 d["tw"], d["th"] = int(thumb["width"]), int(thumb["height"])
                 parts.append(f'<script type="text/plain" id="fdt-t{i}">'
@@ -242,12 +258,13 @@ td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
 .nothumb{display:inline-block;width:64px;height:48px;background:#eee;color:#999;font-size:10px;
 line-height:48px;text-align:center}
 .box{position:absolute;box-sizing:border-box;border:2px solid var(--real)}
-.box.fake{border-color:var(--fake)}.box.uncertain{border-color:var(--unc)}.box.crop{border:2px dashed #888}
+.box.fake{border-color:var(--fake)}.box.uncertain{border-color:var(--unc)}.box.crop{border:2px dashed #c0c}
 .box span{position:absolute;left:0;top:-14px;font-size:10px;line-height:12px;background:rgba(0,0,0,.6);
 color:#fff;padding:0 2px;white-space:nowrap}
 .verdict{font-weight:600}.verdict.fake{color:var(--fake)}.verdict.uncertain{color:var(--unc)}
 .verdict.real{color:var(--real)}.verdict.error{color:var(--err)}
 .path{word-break:break-all;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+.hash{word-break:break-all;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:10px;color:#666}
 .errtext{color:#a00}.note{color:#666}ul.ev{margin:2px 0 0 0;padding-left:16px;color:#444}
 .outcome.fp,.outcome.fn{color:var(--fake);font-weight:600}
 .pager{margin:8px 0;font-size:13px}
@@ -355,6 +372,7 @@ function rowEl(r){var v=verdict(r),tr=el('tr','row');
  if(r.outcome)tr.setAttribute('data-outcome',r.outcome);
  tr.appendChild(el('td','num',String(r.i+1)));tr.appendChild(thumbCell(r));
  var td=el('td');td.appendChild(el('div','path',r.path));
+ if(r.sha256)td.appendChild(el('div','hash','sha256 '+r.sha256));
  if(r.set!=null)td.appendChild(el('div','note','set: '+r.set));
  if(r.error!=null)td.appendChild(el('div','errtext','error: '+r.error));
  if(r.note)td.appendChild(el('div','note',r.note));
@@ -405,7 +423,7 @@ function start(){
  load();
  document.title=meta.title||document.title;$('title').textContent=meta.title||'fakedet report';
  var m=[];if(meta.created)m.push('made '+meta.created);if(meta.version)m.push('fakedet '+meta.version);
- if(meta.weights)m.push('weights '+meta.weights);if(meta.device)m.push(meta.device);if(meta.faces)m.push('face mode');
+ if(meta.weights)m.push('weights '+meta.weights+(meta.weights_sha256?' (sha256 '+meta.weights_sha256+')':''));if(meta.device)m.push(meta.device);if(meta.faces)m.push('face mode');
  var rule=meta.real_below<meta.threshold?'fake at p_fake \u2265 '+thr(meta.threshold)+', real below '+thr(meta.real_below)+', uncertain in between':'fake at p_fake \u2265 '+thr(meta.threshold);
  if(meta.faces)rule+='; images with a face: fake at \u2265 '+thr(meta.face_threshold)+(meta.face_real_below<meta.face_threshold?', real below '+thr(meta.face_real_below):'');
  if(meta.faces)rule+=meta.face_expert?' (faces scored with the face expert)':' (faces scored by the network alone)';

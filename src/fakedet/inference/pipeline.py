@@ -13,6 +13,7 @@ between processes, without a pool start-up, and without asking a user's script f
 
 from __future__ import annotations
 
+import hashlib
 import math
 import queue
 import threading
@@ -78,8 +79,9 @@ class Decoded:
     error: Optional[str] = None
     boxes: Optional[list] = None
     evidence: Optional[list] = None
-    #: with Task.thumbnail: ``{"jpeg": bytes, "width": w, "height": h}``, the image's size as
-    #: decoded (face boxes are in its coordinates) and a JPEG of it at most Task.thumbnail px
+    #: with Task.thumbnail: ``{"jpeg": bytes, "width": w, "height": h, "sha256": hex}``, the
+    #: image's size as decoded (face boxes are in its coordinates), a JPEG of it at most
+    #: Task.thumbnail px and the SHA-256 of its file's bytes (none for a PIL image)
     thumbnail: Optional[dict] = None
     #: in face mode with the face expert: its input for each face, ``(F, S, S, 3)`` uint8
     expert_crops: Any = None
@@ -174,6 +176,8 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
             if task.provenance:
                 evidence += watermark_evidence(data, img)
             thumb = _thumbnail_or_none(img, task.thumbnail) if task.thumbnail else None
+            if task.thumbnail and data is not None:  # a report names the exact file it scored
+                thumb = {**(thumb or {}), "sha256": hashlib.sha256(data).hexdigest()}
             frame, box = decode.picture_to_score(img, cfg.min_size)
             cropped = box if task.crop else None
             whole, img = img, img if cropped is None else img.crop(cropped)
