@@ -20,6 +20,9 @@ Screenshots (``--conditions screens``): the image shown at another size and capt
 a display scales it: shot125 (125 %, PNG), shot075 (75 %, PNG), shot075j (75 %, then sent on
 as a JPEG q85).
 
+Turns (``--conditions turns``): rot90, rot180, rot270, a photo whose pixels lie on their side or
+upside down (its EXIF orientation lost), as PNG.
+
 With ``--faces`` the images are scored as ``scan --faces`` scores them (with the shipped face
 expert unless ``--no-face-expert``), labelled by the face-mode thresholds where a face is found.
 
@@ -149,6 +152,11 @@ SCREENS = {
 # a phone's screenshot with the app around the picture, and cut back to the picture
 PHONE = {"phone": _phone(), "phonedark": _phone(dark=True), "phonecrop": _phone(crop=True)}
 
+# a photo whose pixels lie on their side or upside down (its EXIF orientation lost), saved as PNG
+TURNS = {"rot90": lambda img: _png(img.transpose(Image.Transpose.ROTATE_90)),
+         "rot180": lambda img: _png(img.transpose(Image.Transpose.ROTATE_180)),
+         "rot270": lambda img: _png(img.transpose(Image.Transpose.ROTATE_270))}
+
 PERTURBATIONS = {
     "original": None,
     "png": _png,
@@ -161,6 +169,7 @@ PERTURBATIONS = {
     **EDITS,
     **SCREENS,
     **PHONE,
+    **TURNS,
 }
 
 
@@ -188,10 +197,12 @@ def main(argv=None) -> int:
     ap.add_argument("--sets", default="core",
                     help="comma-separated sets, 'core' (the six original sets) or 'all' (all nine)")
     ap.add_argument("--conditions", default=",".join(k for k in PERTURBATIONS
-                                                     if k not in EDITS and k not in SCREENS and k not in PHONE),
+                                                     if k not in EDITS and k not in SCREENS and k not in PHONE
+                                                     and k not in TURNS),
                     help="comma-separated subset of: " + ", ".join(PERTURBATIONS)
                     + "; 'edits' for the everyday edits, 'screens' for the screenshots, 'phone' for "
-                      "phone screenshots with the app around the picture [default: all but those groups]")
+                      "phone screenshots with the app around the picture, 'turns' for photos on their side or "
+                      "upside down [default: all but those groups]")
     ap.add_argument("--faces", action="store_true", help="score as scan --faces does")
     ap.add_argument("--no-face-expert", action="store_true", help="with --faces: the network alone")
     ap.add_argument("--expert", default="auto", help="with --faces: a face expert file [default: the shipped one]")
@@ -204,7 +215,8 @@ def main(argv=None) -> int:
     base = sample(Path(args.data), args.per_set, args.seed, sets)
     results = {"threshold": det.threshold, "per_set": args.per_set, "faces": args.faces,
                "face_expert": det.expert is not None, "conditions": {}}
-    groups = {"edits": ["original", *EDITS], "screens": ["original", *SCREENS], "phone": ["original", *PHONE]}
+    groups = {"edits": ["original", *EDITS], "screens": ["original", *SCREENS], "phone": ["original", *PHONE],
+              "turns": ["original", *TURNS]}
     conditions = groups.get(args.conditions) or args.conditions.split(",")
     unknown = [c for c in conditions if c not in PERTURBATIONS]
     if unknown:

@@ -575,7 +575,7 @@ def test_hidden_and_excluded_entries_are_skipped_and_counted_in_the_summary(runn
     assert r.exit_code == 0 and r.stdout.startswith(str(folder / ".thumb.jpg")) and "skipped" not in r.stderr
     r = run(runner, tiny_weights, ["-E", "*", str(folder)])
     assert (r.exit_code == 2 and "no image files found" in r.stderr
-            and "2 hidden entries (--hidden scans them), 3 excluded entries" in r.stderr)
+            and f"2 hidden entries ({hidden}; --hidden scans them), 3 excluded entries" in r.stderr)
 
 
 def test_info_reads_the_header_without_importing_torch(tiny_weights):
@@ -845,7 +845,8 @@ def test_a_folder_without_images_is_warned_about_with_its_own_skipped_files(runn
     b.mkdir()
     (b / "only.txt").write_text("x")
     r = run(runner, tiny_weights, [str(a), str(b)])
-    assert f"no image files found in {b} (skipped 1 file not named as an image" in r.stderr, r.stderr
+    assert f"no image files found in {b} (skipped 1 file not named as an image ({b / 'only.txt'}; name one" \
+        in r.stderr, r.stderr  # named: the folder's own, not the first folder's
     assert "skipped 4 files not named" in r.stderr.strip().splitlines()[-1]
     r = run(runner, tiny_weights, ["-E", "*.txt", str(a)])  # excluded by the user: counted so
     assert "skipped 3 excluded entries" in r.stderr and "not named as an image" not in r.stderr, r.stderr

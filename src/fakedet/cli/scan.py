@@ -623,6 +623,9 @@ def _named(paths: list, n: int) -> str:
 
 def _listed(paths: list, n: int) -> str:
     """"a.jpg, b and 3 more; ": the first few of ``n`` skipped entries, to open a bracket."""
+    from fakedet.data.sources import NAMED
+
+    paths = paths[:NAMED]
     if not paths:
         return ""
     more = f" and {n - len(paths)} more" if n > len(paths) else ""

@@ -244,10 +244,11 @@ class WalkFilter:
     #: folders reached a second time in the same walk (a loop of links, a folder linked twice,
     #: or a folder after a link to it): walked once, under the first path
     skipped_again: int = 0
-    #: the paths of the first few hidden entries and files not named as an image, for a summary
-    #: to name them
+    #: the paths of the first few (:data:`NAMED`) hidden entries and files not named as an
+    #: image of each walk (:meth:`start_walk`), for a summary or a warning to name them
     named_hidden: list = field(default_factory=list, repr=False)
     named_other: list = field(default_factory=list, repr=False)
+    _mark: tuple = field(default=(0, 0, 0, 0), repr=False)
     _patterns: list = field(default_factory=list, repr=False)
     #: after a path yielded nothing: what its walk alone skipped (set by :func:`iter_items`)
     last: Optional["WalkFilter"] = field(default=None, repr=False)
@@ -264,10 +265,26 @@ class WalkFilter:
     def counts(self) -> tuple[int, int, int, int]:
         return self.skipped_hidden, self.skipped_excluded, self.skipped_other, self.skipped_again
 
+    def start_walk(self) -> tuple[int, int, int, int]:
+        """Marks the start of one path's walk (the names it skips are kept from here); returns
+        :meth:`counts` for :meth:`counts_since`."""
+        self._mark = (self.skipped_hidden, self.skipped_other, len(self.named_hidden), len(self.named_other))
+        return self.counts()
+
     def counts_since(self, before: tuple[int, int, int, int]) -> "WalkFilter":
-        """The same rules with the counts since ``before`` (:meth:`counts`): one folder's share."""
+        """The same rules with the counts since ``before`` (:meth:`start_walk`), and the names
+        since then: one folder's share."""
         now = self.counts()
-        return WalkFilter(self.hidden, self.exclude, *(a - b for a, b in zip(now, before)))
+        out = WalkFilter(self.hidden, self.exclude, *(a - b for a, b in zip(now, before)))
+        out.named_hidden, out.named_other = self.named_hidden[self._mark[2]:], self.named_other[self._mark[3]:]
+        return out
+
+    def name_skipped(self, hidden: bool, path: str) -> None:
+        """Keeps ``path``, just counted as skipped, among the first few of its walk."""
+        if hidden and self.skipped_hidden - self._mark[0] <= NAMED:
+            self.named_hidden.append(path)
+        elif not hidden and self.skipped_other - self._mark[1] <= NAMED:
+            self.named_other.append(path)
 
     def fresh(self) -> "WalkFilter":
         """The same rules with the counts at zero (for a second walk, such as a count)."""
@@ -282,8 +299,8 @@ class WalkFilter:
         path, kept among the first few named)."""
         if not self.hidden and name.startswith("."):
             self.skipped_hidden += 1
-            if path is not None and len(self.named_hidden) < NAMED:
-                self.named_hidden.append(path)
+            if path is not None:
+                self.name_skipped(True, path)
             return True
         for pat, anchored, dirs_only in self._patterns:
             if dirs_only and not is_dir:
@@ -324,8 +341,7 @@ def walk(folder: str, _seen: Optional[set] = None, filt: Optional[WalkFilter] = 
             # a hidden one is not looked at at all; an excluded one counts as excluded
             if (filt.hidden or not entry.name.startswith(".")) and not filt.skips(entry.name, rel, False):
                 filt.skipped_other += 1
-                if len(filt.named_other) < NAMED:
-                    filt.named_other.append(path)
+                filt.name_skipped(False, path)
             continue
         if filt.skips(entry.name, rel, is_dir, path):
             continue
@@ -471,7 +487,7 @@ def iter_items(
     filt = WalkFilter() if filt is None else filt
 
     def one(path: str, source: Optional[IO[bytes]]) -> Iterator[Item]:
-        n, before = 0, filt.counts()
+        n, before = 0, filt.start_walk()
         for item in expand(path, source, filt):
             n += 1
             yield item
