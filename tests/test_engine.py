@@ -225,6 +225,22 @@ def jpegs(tmp_path_factory):
                     str(d / "missing.jpg")]
 
 
+def test_torch_decoding_scores_every_screenshot_whole_whatever_its_format(tiny_weights, tmp_path):
+    """decode="torch" measures no margins on the device: a screenshot's picture is not cut out,
+    as a JPEG nor as a PNG (which it hands to pil), so that the format decides nothing."""
+    from PIL import Image
+
+    screen = Image.new("RGB", (270, 585), (18, 18, 18))
+    screen.paste(random_image((200, 150), seed=8), (35, 200))
+    screen.save(tmp_path / "shot.png")
+    screen.save(tmp_path / "shot.jpg", quality=95)
+    paths = [str(tmp_path / "shot.png"), str(tmp_path / "shot.jpg")]
+    tch = Detector.load(tiny_weights, device="cpu", workers=0, decode="torch").predict(paths)
+    assert [r.cropped for r in tch] == [None, None] and all(r.ok for r in tch)
+    pil = Detector.load(tiny_weights, device="cpu", workers=0).predict(paths)
+    assert pil[0].cropped == [35, 200, 235, 350] and pil[1].cropped is not None  # the JPEG's edges ring
+
+
 def test_torch_decode_path_matches_pil_path(tiny_weights, jpegs):
     pil = Detector.load(tiny_weights, device="cpu", workers=0, decode="pil").predict(jpegs, batch_size=4)
     tch = Detector.load(tiny_weights, device="cpu", workers=0, decode="torch").predict(jpegs, batch_size=4)

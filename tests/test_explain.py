@@ -104,6 +104,24 @@ def test_explain_and_predict_score_the_picture_inside_a_screenshot_as_the_pictur
     assert ex.cropped is None and img.size == (540, 1170)
 
 
+def test_a_picture_too_small_for_a_patch_is_not_cut_out(tmp_path):
+    """With patches larger than the smallest input, a picture thinner than a patch inside wide
+    margins is scored whole (cut out, it could not be scored: an image that scored would fail)."""
+    from fakedet.inference.explain import explain
+
+    from conftest import make_tiny_checkpoint
+
+    weights = make_tiny_checkpoint(tmp_path / "p64.safetensors", preprocess={
+        "global_size": 64, "patch_size": 64, "num_patches": 4, "min_size": 32})
+    screen = Image.new("RGB", (540, 1170), (18, 18, 18))
+    screen.paste(random_image((400, 48), seed=7), (70, 400))
+    screen.save(tmp_path / "thin.png")
+    det = Detector.load(weights, device="cpu", workers=0)
+    r = det.predict([str(tmp_path / "thin.png")])[0]
+    assert r.ok and r.cropped is None and r.framed, r.error
+    assert explain(det, str(tmp_path / "thin.png"), grid=2)[1].cropped is None
+
+
 def test_occluder_hides_exactly_its_cells_and_leaves_itself_unchanged():
     img = random_image((50, 40))
     occ = Occluder(img, 5)

@@ -410,6 +410,14 @@ def test_picture_box_finds_the_picture_to_the_pixel_on_a_large_screen():
         assert share == pytest.approx(1 - 1001 * 733 / (1080 * 2340), abs=0.01)
         assert picture_to_score(screen, 32) == (share, [37, 611, 1038, 1344])
         assert picture_to_score(screen, 800)[1] is None  # the picture inside is too small to score
+    # a flat band across a photo, or a collage's gutter, leaves a picture beyond it: no frame
+    banded = np.asarray(random_image((500, 500), seed=1)).copy()
+    banded[220:280] = 0
+    assert picture_box(Image.fromarray(banded)) == (0.0, (0, 0, 500, 500))
+    collage = Image.new("RGB", (515, 250), (255, 255, 255))
+    collage.paste(random_image((300, 250), seed=2), (0, 0))
+    collage.paste(random_image((200, 250), seed=3), (315, 0))
+    assert picture_to_score(collage, 32) == (0.0, None)
     bordered = Image.new("RGB", (400, 300), (255, 255, 255))
     bordered.paste(random_image((380, 280)), (10, 10))
     share, box = picture_to_score(bordered, 32)

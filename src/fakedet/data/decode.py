@@ -458,7 +458,9 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2,
     text, or a plain border). Read on a copy at most ``side`` px, sampled without averaging
     (which would flatten a real backdrop's noise); the box's edges are then found again in
     ``img``'s own lines next to them, so that no line of margin stays in and none of the picture
-    is cut. None for an image under 64 px, too small to tell, or flat all over."""
+    is cut. An image whose flat lines do not surround the block (a flat band across a photo, a
+    collage's gutter) has no frame: ``(0.0, the whole image)``. None for an image under 64 px, too
+    small to tell, or flat all over."""
     if min(img.size) < 64:
         return None
     s = min(1.0, side / max(img.size))
@@ -479,6 +481,13 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2,
     if x1 == x0:
         return None
     y0, y1 = _longest_run(flat(a[:, x0:x1]))
+    # what lies outside the block must be margin: on each side, at most a quarter of its lines
+    # (and two more) not flat, as a screenshot's few words of text are. A flat band across a
+    # photo (a black bar, a blown-out stripe) or a collage's gutter leaves a picture on the
+    # other side of it: such an image has no frame, and is scored whole.
+    sides = (flat(a[:y0]), flat(a[y1:]), flat(a[y0:y1, :x0].T), flat(a[y0:y1, x1:].T))
+    if any((~side).sum() > 2 + 0.25 * len(side) for side in sides):
+        return 0.0, (0, 0, img.width, img.height)
     share = 1.0 - (y1 - y0) * (x1 - x0) / (a.shape[0] * a.shape[1])
     if s == 1:
         return share, (x0, y0, x1, y1)

@@ -254,7 +254,9 @@ class Detector:
 
             use_torch = self.config.preprocess.interpolation in MODES
         if use_torch:
-            yield from self._iter_tensor_batches(rest, task, max(4, nworkers))
+            # every image whole: a JPEG is decoded on the device, where no margin is measured,
+            # and the images it hands to pil must be scored the same way
+            yield from self._iter_tensor_batches(rest, dataclasses.replace(task, crop=False), max(4, nworkers))
         elif nworkers == 0 or (known and second is None and len(first) == 1):
             # No workers, or one input: decode in the calling thread.
             for batch in rest:
