@@ -206,15 +206,18 @@ def main(argv=None) -> int:
     ap.add_argument("--faces", action="store_true", help="score as scan --faces does")
     ap.add_argument("--no-face-expert", action="store_true", help="with --faces: the network alone")
     ap.add_argument("--expert", default="auto", help="with --faces: a face expert file [default: the shipped one]")
+    ap.add_argument("--no-crop", action="store_true",
+                    help="score every image whole, as scans did before 2026-12-06 (a picture inside wide "
+                         "plain margins is otherwise cut out, as a scan does)")
     args = ap.parse_args(argv)
 
     det = Detector.load(args.weights, device="cpu", workers=args.workers, faces=args.faces,
-                        expert=None if args.no_face_expert else args.expert)
+                        expert=None if args.no_face_expert else args.expert, crop=not args.no_crop)
     sets = (list(CORE) if args.sets == "core" else list(BY_NAME) if args.sets == "all"
             else [s for s in args.sets.split(",") if s])
     base = sample(Path(args.data), args.per_set, args.seed, sets)
     results = {"threshold": det.threshold, "per_set": args.per_set, "faces": args.faces,
-               "face_expert": det.expert is not None, "conditions": {}}
+               "face_expert": det.expert is not None, "crop": det.crop, "conditions": {}}
     groups = {"edits": ["original", *EDITS], "screens": ["original", *SCREENS], "phone": ["original", *PHONE],
               "turns": ["original", *TURNS]}
     conditions = groups.get(args.conditions) or args.conditions.split(",")

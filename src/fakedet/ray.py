@@ -275,7 +275,7 @@ def _records_table(results: list[Result], index=None):
         "evidence": pa.array([_evidence_json(r.evidence) for r in results], pa.string()),
         "label_by": pa.array([r.label_by for r in results], pa.string()),
         "model_label": pa.array([None if r.evidence is None else r.model_label for r in results], pa.string()),
-        "cropped": pa.array([None if r.cropped is None else json.dumps(r.cropped) for r in results], pa.string()),
+        "cropped": pa.array([r.cropped for r in results], pa.list_(pa.int32())),  # as the CLI's parquet
     }
     if index is not None:
         cols = {"index": pa.array(np.asarray(index, dtype=np.int64), pa.int64()), **cols}
@@ -391,9 +391,10 @@ def score(ds, weights: Optional[str | os.PathLike] = None, *, device: str = "aut
     read in the decoding tasks). The result has one row per input row, in order when the
     DataContext preserves order, with the columns ``path``, ``p_fake``, ``label``, ``error``,
     ``evidence`` (JSON text, null with ``provenance=False``), ``label_by`` and ``model_label``
-    (the model's own verdict; null with ``provenance=False``) and ``cropped`` (JSON text: the box
-    of the picture scored inside wide plain margins, as :attr:`fakedet.Result.cropped`; null
-    where the whole image was scored). ``concurrency``
+    (the model's own verdict; null with ``provenance=False``) and ``cropped`` (a list of four
+    integers, as the CLI's parquet has it: the box of the picture scored inside wide plain
+    margins, :attr:`fakedet.Result.cropped`; null where the whole image was scored; ``crop=False``
+    scores every image whole). ``concurrency``
     is the number of scoring actors; ``device`` ``cuda`` gives each a GPU. Arguments otherwise
     as :meth:`fakedet.Detector.load`.
 
@@ -529,7 +530,7 @@ class RayScan:
                 pending[idx] = Result(items[idx].path, d["p_fake"][j], d["label"][j], d["error"][j],
                                       evidence=None if ev is None else json.loads(ev),
                                       label_by=d["label_by"][j], model_label=d["model_label"][j],
-                                      cropped=None if box is None else json.loads(box))
+                                      cropped=None if box is None else list(box))
             out = []
             while nxt in pending:  # in input order, whatever order the blocks came in
                 out.append(pending.pop(nxt))

@@ -26,6 +26,7 @@ from fakedet.cli.common import (
 )
 from fakedet.cli.options import (
     TWO_WAY_HELP,
+    crop_option,
     face_expert_option,
     faces_option,
     json_option,
@@ -105,8 +106,9 @@ def warn_shared_images(datasets: dict) -> None:
 @progress_option
 @faces_option("Score as scan --faces does (its faces, and the whole image where it counts).")
 @face_expert_option
+@crop_option
 def eval_(data, split, weights, threshold, device, batch_size, workers, as_json, plots, report_path,
-          progress, faces, face_expert):
+          progress, faces, face_expert, crop):
     """Measure the model on labelled images.
 
     DATA is a folder with real/ and fake/ subfolders (in any case), a folder holding a
@@ -200,7 +202,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         refuse_an_image(report_path, "report", "--report")
     with load_errors_exit(ctx):
         det = load_detector(weights, device=device, threshold=threshold, batch_size=batch_size,
-                            workers=workers, faces=faces, expert="auto" if face_expert else None)
+                            workers=workers, faces=faces, expert="auto" if face_expert else None, crop=crop)
     total = sum(len(v) for v in datasets.values())
     bar = tqdm(total=total, unit="img", file=BarStream(),
                disable=not (sys.stderr.isatty() if progress is None else progress))

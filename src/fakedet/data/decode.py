@@ -319,7 +319,7 @@ def _other_format(data: bytes) -> str:
 #: why an image over the pixel limit is refused, and what to do: a 108- or 200-megapixel phone
 #: photo is no attack, and was told "possible decompression bomb"
 _LIMIT_WHY = (" (the limit guards memory against decompression bombs; to scan a camera's photo this large, "
-              "save a copy of at most that many pixels)")
+              "crop it to the part to check: a scaled-down copy loses the fine traces the model reads)")
 
 
 def _too_large(exc: Exception, cfg: PreprocessConfig) -> ImageError:
@@ -594,7 +594,7 @@ def check_size(img: Image.Image, cfg: PreprocessConfig) -> None:
     w, h = img.size
     check_min_side(w, h, cfg.min_size)
     if w * h > cfg.max_pixels:
-        raise ImageError(f"image too large: {w}x{h} exceeds the limit of {cfg.max_pixels} pixels")
+        raise ImageError(f"image too large: {w}x{h} = {w * h} pixels exceeds the limit of {cfg.max_pixels}{_LIMIT_WHY}")
 
 
 def source_bytes(source: Source) -> "bytes | None":

@@ -3,9 +3,11 @@
 The experiment scripts that compare checkpoints (``experiments/trust_eval.py``,
 ``experiments/method_eval.py``) score the same sets again and again; the scores are the
 calibrated ``p_fake`` of the detector that ``load(weights)`` returns (the scripts pass
-``fakedet.Detector.load(weights, provenance=False)``: whole image, no face mode, no provenance),
-kept under ``cache/<sha256 of the weights, 16 hex digits>/<set>.<split>.json`` so that a second
-reading costs nothing. An unreadable image is left out and counted.
+``fakedet.Detector.load(weights, provenance=False)``: no face mode, no provenance, and, as a
+scan since 2026-12-06, the picture inside wide plain margins cut out), kept under
+``cache/<sha256 of the weights, 16 hex digits>.<SCORING>/<set>.<split>.json`` so that a second
+reading costs nothing; :data:`SCORING` changes with the way images are scored, so that scores
+of an earlier way are never mixed with today's. An unreadable image is left out and counted.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ import numpy as np
 from fakedet.data.labelled import read_manifest
 from fakedet.data.sets import manifest
 from fakedet.model import checkpoint as ckpt
+
+#: the way images are scored, part of the cache's key: "crop" since the scan cuts the picture
+#: out of wide plain margins (scores cached before, under the weights' hash alone, are not read)
+SCORING = "crop"
 
 
 @functools.lru_cache(maxsize=None)
@@ -44,7 +50,7 @@ def scores(weights: Path, name: str, split: str, cache: Path,
     """(labels, p_fake) of every readable image of one set's split, in manifest order; the
     detector (``load(weights)``, loaded only when something is not cached) scores them.
     (Evaluation does not import the inference layer, so the caller says how to load it.)"""
-    f = cache / sha256(weights)[:16] / f"{name}.{split}.json"
+    f = cache / f"{sha256(weights)[:16]}.{SCORING}" / f"{name}.{split}.json"
     if f.exists():
         d = json.loads(f.read_text())
         return np.array(d["y"], dtype=int), np.array(d["p"], dtype=float)
