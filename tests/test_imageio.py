@@ -410,6 +410,23 @@ def test_picture_box_finds_the_picture_to_the_pixel_on_a_large_screen():
         assert share == pytest.approx(1 - 1001 * 733 / (1080 * 2340), abs=0.01)
         assert picture_to_score(screen, 32) == (share, [37, 611, 1038, 1344])
         assert picture_to_score(screen, 800)[1] is None  # the picture inside is too small to score
+    # a chat app: a header with an avatar, bubbles of text above and below, the picture in a
+    # bubble of its own; found to the pixel. Two pictures on one screen: neither is the picture.
+    chat = Image.new("RGB", (1080, 2340), (236, 229, 221))
+    d = ImageDraw.Draw(chat)
+    d.rectangle((0, 0, 1080, 200), fill=(7, 94, 84))
+    d.ellipse((30, 60, 130, 160), fill=(200, 180, 160))
+    d.text((160, 90), "Family group", fill=(255, 255, 255))
+    for y in (260, 420):
+        d.rounded_rectangle((40, y, 760, y + 110), 24, fill=(255, 255, 255))
+        d.text((70, y + 40), "did you see what they posted", fill=(20, 20, 20))
+    d.rounded_rectangle((310, 600, 1050, 1340), 24, fill=(220, 248, 198))
+    chat.paste(random_image((700, 700), seed=4), (330, 620))
+    d.rounded_rectangle((320, 1400, 1040, 1510), 24, fill=(220, 248, 198))
+    d.text((350, 1440), "this one is fake, right?", fill=(20, 20, 20))
+    assert picture_box(chat)[1] == (330, 620, 1030, 1320)
+    chat.paste(random_image((600, 500), seed=5), (40, 1600))
+    assert picture_box(chat) == (0.0, (0, 0, 1080, 2340))
     # a flat band across a photo, or a collage's gutter, leaves a picture beyond it: no frame
     banded = np.asarray(random_image((500, 500), seed=1)).copy()
     banded[220:280] = 0

@@ -601,8 +601,8 @@ def _picture_notes(n_framed: int, framed: list, n_animated: int, animated: list,
     if n_cropped:
         out.append(f"{n_cropped} image{'s' if n_cropped != 1 else ''}{_named(cropped or [], n_cropped)} "
                    f"{'have' if n_cropped != 1 else 'has'} wide plain margins around the picture, as a screenshot "
-                   f"or a border gives: the picture inside {'them' if n_cropped != 1 else 'it'} was scored "
-                   "('cropped' in jsonl, json and parquet gives its box; --no-crop scores the whole image)")
+                   f"or a border gives (or a plain backdrop): the picture inside {'them' if n_cropped != 1 else 'it'} "
+                   "was scored ('cropped' in jsonl, json and parquet gives its box; --no-crop scores the whole image)")
     if n_framed:
         out.append(f"{n_framed} image{'s' if n_framed != 1 else ''}{_named(framed, n_framed)} "
                    f"{'have' if n_framed != 1 else 'has'} wide plain margins around the picture, as a screenshot "

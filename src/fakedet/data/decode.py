@@ -413,13 +413,13 @@ def upright(img: Image.Image) -> Image.Image:
     return img if turn is None else img.transpose(turn)
 
 
-# The share of an image that flat margins take, from which a scan says the picture seems to sit
-# inside a larger frame (a phone's screenshot, a border, a letterbox): 175 of 180 phone
-# screenshots drawn on a plain background reach it (light and dark alike) and none of the same
-# pictures cut out, against 6 of 1,930 real photos (3 of 250 Unsplash portraits, on black or
-# under a blown-out sky; 2 of 180 ImageNet photos, one with a white border)
-# (experiments/frame_share.py, 2026-12-06); experiments/robustness.py --conditions phone measures
-# what a frame costs the verdicts.
+# The share of an image that flat margins take, from which a scan cuts out the picture inside
+# them (a phone's screenshot, a border, a letterbox): 175 of 180 phone screenshots drawn on a
+# plain background reach it (light and dark alike) and none of the same pictures cut out, against
+# 6 of 1,930 real photos (3 of 250 Unsplash portraits, on black or under a blown-out sky; 2 of
+# 180 ImageNet photos, one with a white border; a StyleGAN2 set's real face)
+# (experiments/frame_share.py, 2026-12-06); experiments/frame_crop.py measures what cutting it
+# out does to the verdicts.
 FRAME_SHARE = 0.4
 # set in the info of an image decoded from an animation's first frame
 ANIMATED = "fakedet.animated"
@@ -458,8 +458,9 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2,
     text, or a plain border). Read on a copy at most ``side`` px, sampled without averaging
     (which would flatten a real backdrop's noise); the box's edges are then found again in
     ``img``'s own lines next to them, so that no line of margin stays in and none of the picture
-    is cut. An image whose flat lines do not surround the block (a flat band across a photo, a
-    collage's gutter) has no frame: ``(0.0, the whole image)``. None for an image under 64 px, too
+    is cut. An image with a run of lines outside the block at least half as long as the block
+    (a photo beyond a flat band across it, a collage's gutter, a second picture) has no frame:
+    ``(0.0, the whole image)``. None for an image under 64 px, too
     small to tell, or flat all over."""
     if min(img.size) < 64:
         return None
@@ -481,12 +482,14 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2,
     if x1 == x0:
         return None
     y0, y1 = _longest_run(flat(a[:, x0:x1]))
-    # what lies outside the block must be margin: on each side, at most a quarter of its lines
-    # (and two more) not flat, as a screenshot's few words of text are. A flat band across a
-    # photo (a black bar, a blown-out stripe) or a collage's gutter leaves a picture on the
-    # other side of it: such an image has no frame, and is scored whole.
-    sides = (flat(a[:y0]), flat(a[y1:]), flat(a[y0:y1, :x0].T), flat(a[y0:y1, x1:].T))
-    if any((~side).sum() > 2 + 0.25 * len(side) for side in sides):
+    # what lies outside the block must be margin: an app's bars, lines of text, chat bubbles and
+    # avatars are runs of lines much shorter than the picture; a run at least half as long is
+    # another picture (beyond a flat band across a photo, a collage's gutter, a second picture
+    # on the screen): such an image has no one picture in a frame, and is scored whole.
+    sides = ((flat(a[:y0]), y1 - y0), (flat(a[y1:]), y1 - y0),
+             (flat(a[y0:y1, :x0].T), x1 - x0), (flat(a[y0:y1, x1:].T), x1 - x0))
+    if any(np.diff(np.flatnonzero(np.concatenate(([True], side, [True])))).max(initial=1) - 1 >= extent / 2
+           for side, extent in sides):
         return 0.0, (0, 0, img.width, img.height)
     share = 1.0 - (y1 - y0) * (x1 - x0) / (a.shape[0] * a.shape[1])
     if s == 1:
