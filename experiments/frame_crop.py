@@ -67,8 +67,12 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="val")
     ap.add_argument("--per-set", type=int, default=40, help="images per set and class made into screenshots")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--conditions", default="phone,phonedark",
+                    help="screenshot conditions of experiments/robustness.py (phone, phonedark: the rule's; "
+                         "chat, chatdark: a chat app with bubbles, read after the decision)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    conditions = [c for c in args.conditions.split(",") if c]
     det = Detector.load(device="cpu")
     cfg = det.config.preprocess
     out = {"split": args.split, "frame_share": FRAME_SHARE, "unedited": {}, "phone": {}}
@@ -120,8 +124,8 @@ def main(argv=None) -> int:
     lab, p, _ = verdicts(det, [r.path for r in picked], crop=False)
     out["phone"]["original"] = {**shares(lab, y), "auc": roc_auc(np.asarray(y), np.asarray(p))}
     print(f"original: {out['phone']['original']}", flush=True)
-    for cond in ("phone", "phonedark"):
-        make = rob.PHONE[cond]
+    for cond in conditions:
+        make = rob.PERTURBATIONS[cond]
         shots = [make(Image.open(r.path).convert("RGB")) for r in picked]
         for crop in (False, True):
             lab, p, boxes = verdicts(det, shots, crop=crop)
@@ -133,7 +137,7 @@ def main(argv=None) -> int:
     # the rule, as the decision record states it
     ph = out["phone"]
     checks = {}
-    for cond in ("phone", "phonedark"):
+    for cond in conditions:
         c, w = ph[f"{cond}_cropped"], ph[f"{cond}_whole"]
         checks[f"1 {cond}: reals fake cropped <= originals + 0.01"] = \
             c["real_share_fake"] <= ph["original"]["real_share_fake"] + 0.01

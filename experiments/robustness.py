@@ -143,6 +143,40 @@ def _phone(dark: bool = False, crop: bool = False):
     return f
 
 
+def _chat(dark: bool = False):
+    """The image as a chat app's screenshot shows it: a 1080x2340 screen with a coloured header
+    holding an avatar and the chat's name, two bubbles of text above the picture, the picture in
+    a bubble of its own at most 700 px wide on the right, and a bubble of text and the reply bar
+    below, saved as PNG (closer to a messenger's screen than ``_phone``'s bare app)."""
+    def f(img):
+        from PIL import ImageDraw
+
+        w, h = 1080, 2340
+        s = min(700 / img.width, 900 / img.height)
+        shown = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.Resampling.BILINEAR)
+        bg, head, bubble, mine, ink = (((11, 20, 26), (31, 44, 52), (32, 44, 51), (0, 92, 75), (233, 237, 239))
+                                       if dark else ((236, 229, 221), (7, 94, 84), (255, 255, 255),
+                                                     (220, 248, 198), (20, 20, 20)))
+        screen = Image.new("RGB", (w, h), bg)
+        d = ImageDraw.Draw(screen)
+        d.rectangle((0, 0, w, 220), fill=head)
+        d.ellipse((30, 80, 130, 180), fill=(200, 180, 160))
+        d.text((160, 110), "Family group", fill=(255, 255, 255))
+        for y, words in ((280, "did you see what they posted?"), (430, "it's everywhere now")):
+            d.rounded_rectangle((40, y, 700, y + 110), 24, fill=bubble)
+            d.text((70, y + 45), words, fill=ink)
+        x0, y0 = w - 40 - 20 - shown.width, 600
+        d.rounded_rectangle((x0 - 20, y0 - 20, w - 40, y0 + shown.height + 60), 24, fill=mine)
+        screen.paste(shown, (x0, y0))
+        d.text((w - 160, y0 + shown.height + 20), "10:32", fill=ink)
+        y = y0 + shown.height + 100
+        d.rounded_rectangle((40, y, 760, y + 110), 24, fill=bubble)
+        d.text((70, y + 45), "this one is fake, right?", fill=ink)
+        d.rectangle((0, h - 160, w, h), fill=head)
+        return _png(screen)
+    return f
+
+
 SCREENS = {
     "shot125": _shown(1.25, _png),  # zoomed to 125 % (a high-density display), a PNG screenshot
     "shot075": _shown(0.75, _png),  # shown smaller than its size, a PNG screenshot
@@ -151,6 +185,9 @@ SCREENS = {
 
 # a phone's screenshot with the app around the picture, and cut back to the picture
 PHONE = {"phone": _phone(), "phonedark": _phone(dark=True), "phonecrop": _phone(crop=True)}
+
+# a chat app's screenshot: avatar, bubbles of text, the picture in a bubble
+CHATS = {"chat": _chat(), "chatdark": _chat(dark=True)}
 
 # a photo whose pixels lie on their side or upside down (its EXIF orientation lost), saved as PNG
 TURNS = {"rot90": lambda img: _png(img.transpose(Image.Transpose.ROTATE_90)),
@@ -169,6 +206,7 @@ PERTURBATIONS = {
     **EDITS,
     **SCREENS,
     **PHONE,
+    **CHATS,
     **TURNS,
 }
 
@@ -198,7 +236,7 @@ def main(argv=None) -> int:
                     help="comma-separated sets, 'core' (the six original sets) or 'all' (all nine)")
     ap.add_argument("--conditions", default=",".join(k for k in PERTURBATIONS
                                                      if k not in EDITS and k not in SCREENS and k not in PHONE
-                                                     and k not in TURNS),
+                                                     and k not in TURNS and k not in CHATS),
                     help="comma-separated subset of: " + ", ".join(PERTURBATIONS)
                     + "; 'edits' for the everyday edits, 'screens' for the screenshots, 'phone' for "
                       "phone screenshots with the app around the picture, 'turns' for photos on their side or "
