@@ -395,6 +395,7 @@ def test_picture_box_finds_the_picture_to_the_pixel_on_a_large_screen():
     from PIL import ImageDraw
 
     from fakedet.data.decode import picture_box, picture_to_score
+    from fakedet.data.preprocess import PreprocessConfig
 
     from conftest import random_image
 
@@ -408,8 +409,8 @@ def test_picture_box_finds_the_picture_to_the_pixel_on_a_large_screen():
         share, box = picture_box(screen)
         assert box == (37, 611, 1038, 1344)
         assert share == pytest.approx(1 - 1001 * 733 / (1080 * 2340), abs=0.01)
-        assert picture_to_score(screen, 32) == (share, [37, 611, 1038, 1344])
-        assert picture_to_score(screen, 800)[1] is None  # the picture inside is too small to score
+        assert picture_to_score(screen, PreprocessConfig()) == (share, [37, 611, 1038, 1344])
+        assert picture_to_score(screen, PreprocessConfig(min_size=800))[1] is None  # too small to score
     # a chat app: a header with an avatar, bubbles of text above and below, the picture in a
     # bubble of its own; found to the pixel. Two pictures on one screen: neither is the picture.
     chat = Image.new("RGB", (1080, 2340), (236, 229, 221))
@@ -434,10 +435,10 @@ def test_picture_box_finds_the_picture_to_the_pixel_on_a_large_screen():
     collage = Image.new("RGB", (515, 250), (255, 255, 255))
     collage.paste(random_image((300, 250), seed=2), (0, 0))
     collage.paste(random_image((200, 250), seed=3), (315, 0))
-    assert picture_to_score(collage, 32) == (0.0, None)
+    assert picture_to_score(collage, PreprocessConfig()) == (0.0, None)
     bordered = Image.new("RGB", (400, 300), (255, 255, 255))
     bordered.paste(random_image((380, 280)), (10, 10))
-    share, box = picture_to_score(bordered, 32)
+    share, box = picture_to_score(bordered, PreprocessConfig())
     assert share < 0.4 and box is None  # a thin border: scored whole
 
 

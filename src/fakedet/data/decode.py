@@ -494,6 +494,8 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2,
     share = 1.0 - (y1 - y0) * (x1 - x0) / (a.shape[0] * a.shape[1])
     if s == 1:
         return share, (x0, y0, x1, y1)
+    if share == 0.0:  # most photos: no margin at all, no edge to find again
+        return share, (0, 0, img.width, img.height)
     # in img's pixels: the coarse edges, then each one found again in img's own lines, walking
     # out from two sampled lines inside the picture to the first flat line (kept where that
     # starting line is itself flat: a picture too thin to walk out of)
@@ -529,13 +531,13 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2,
     return share, tuple(box)
 
 
-def picture_to_score(img: Image.Image, min_size: int) -> "tuple[float | None, list[int] | None]":
+def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | None, list[int] | None]":
     """``(share, box)``: the share of ``img`` that plain margins take (:func:`picture_box`; None
     where it cannot be told), and the box ``[left, top, right, bottom]`` of the picture inside
     them that a scan scores instead of the whole image, or None to score the whole image: the
-    margins take less than :data:`FRAME_SHARE`, or the picture inside them is under
-    ``min_size`` px (the model's smallest input). Never raises: a measurement that fails gives
-    ``(None, None)``, as a note must never cost an image its record."""
+    margins take less than :data:`FRAME_SHARE`, or the picture inside them is smaller than
+    ``cfg``'s preprocessing needs (its smallest input, and a texture patch). Never raises: a
+    measurement that fails gives ``(None, None)``, as a note must never cost an image its record."""
     try:
         found = picture_box(img)
     except Exception:  # noqa: BLE001
@@ -543,7 +545,7 @@ def picture_to_score(img: Image.Image, min_size: int) -> "tuple[float | None, li
     if found is None:
         return None, None
     share, (left, top, right, bottom) = found
-    if share < FRAME_SHARE or min(right - left, bottom - top) < min_size:
+    if share < FRAME_SHARE or min(right - left, bottom - top) < max(cfg.min_size, cfg.patch_size):
         return share, None
     return share, [left, top, right, bottom]
 

@@ -291,8 +291,7 @@ def explain(det, source: Any, grid: int = DEFAULT_GRID, faces: Optional[bool] = 
     img = decode.load(source, det.config.preprocess, data)
     whole, box = img, None
     if getattr(det, "crop", False):
-        cfg = det.config.preprocess
-        box = decode.picture_to_score(img, max(cfg.min_size, cfg.patch_size))[1]
+        box = decode.picture_to_score(img, det.config.preprocess)[1]
         if box is not None:
             img = img.crop(box)
     ex = explain_image(det, img, grid, faces, fill)

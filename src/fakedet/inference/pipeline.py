@@ -178,8 +178,7 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
             thumb = _thumbnail_or_none(img, task.thumbnail) if task.thumbnail else None
             if task.thumbnail and data is not None:  # a report names the exact file it scored
                 thumb = {**(thumb or {}), "sha256": hashlib.sha256(data).hexdigest()}
-            # the picture must be as large as preprocessing needs: its smallest input and a patch
-            frame, box = decode.picture_to_score(img, max(cfg.min_size, cfg.patch_size))
+            frame, box = decode.picture_to_score(img, cfg)
             cropped = box if task.crop else None
             whole, img = img, img if cropped is None else img.crop(cropped)
             dx, dy = (0, 0) if cropped is None else cropped[:2]
