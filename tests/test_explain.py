@@ -104,6 +104,27 @@ def test_explain_and_predict_score_the_picture_inside_a_screenshot_as_the_pictur
     assert ex.cropped is None and img.size == (540, 1170)
 
 
+def test_explain_reads_a_pil_images_metadata_as_a_scan_does(tiny_weights, tmp_path):
+    # a PNG with a generator's parameters, opened with PIL: the scan's verdict came from the
+    # evidence, explain's from the model alone (it read no metadata of a PIL image)
+    import io
+
+    from PIL import PngImagePlugin
+
+    from fakedet.inference.explain import explain
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a portrait\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1234, Size: 64x64")
+    buf = io.BytesIO()
+    random_image((64, 64)).save(buf, "PNG", pnginfo=info)
+    det = Detector.load(tiny_weights, device="cpu", workers=0)
+    for source in (Image.open(io.BytesIO(buf.getvalue())), buf.getvalue()):
+        r = det.predict([source])[0]
+        _, ex = explain(det, source, grid=2)
+        assert (r.label, r.label_by) == ("fake", "evidence")
+        assert (ex.label, ex.label_by) == ("fake", "evidence") and ex.evidence == r.evidence
+
+
 def test_a_picture_too_small_for_a_patch_is_not_cut_out(tmp_path):
     """With patches larger than the smallest input, a picture thinner than a patch inside wide
     margins is scored whole (cut out, it could not be scored: an image that scored would fail)."""

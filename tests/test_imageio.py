@@ -227,20 +227,55 @@ def test_a_turned_photo_with_a_malformed_exif_tag_is_still_scored():
     assert load(buf.getvalue()).size == (40, 64)
 
 
-def test_a_png_with_an_oversized_text_chunk_is_scored_from_its_pixels():
+def _with_text_chunks(data: bytes, chunks: int, size: int) -> bytes:
+    """PNG bytes with ``chunks`` zTXt chunks of ``size`` letters each before the pixels, where
+    Image.open reads them."""
+    body = b"parameters\x00\x00" + zlib.compress(b"a" * size)
+    chunk = len(body).to_bytes(4, "big") + b"zTXt" + body
+    chunk += zlib.crc32(b"zTXt" + body).to_bytes(4, "big")
+    at = data.index(b"IDAT") - 4
+    return data[:at] + chunk * chunks + data[at:]
+
+
+@pytest.mark.parametrize("chunks, over", [(1, 10), (70, -1000)],
+                         ids=["one chunk over the limit", "many under it, over the total"])
+def test_a_png_with_oversized_text_is_scored_from_its_pixels(chunks, over):
     from PIL import PngImagePlugin
 
     img = random_image((40, 40))
     buf = io.BytesIO()
     img.save(buf, "PNG")
-    data = buf.getvalue()
-    body = b"parameters\x00\x00" + zlib.compress(b"a" * (PngImagePlugin.MAX_TEXT_CHUNK + 10))
-    chunk = len(body).to_bytes(4, "big") + b"zTXt" + body
-    chunk += zlib.crc32(b"zTXt" + body).to_bytes(4, "big")
-    at = data.index(b"IDAT") - 4  # before the pixels, where Image.open reads it
-    bomb = data[:at] + chunk + data[at:]
-    got = load(bomb)
+    size = PngImagePlugin.MAX_TEXT_CHUNK + over
+    assert (chunks * size > PngImagePlugin.MAX_TEXT_MEMORY) == (chunks > 1)
+    got = load(_with_text_chunks(buf.getvalue(), chunks, size))
     assert np.array_equal(np.asarray(got), np.asarray(img))
+
+
+def apng_of_no_frames(img) -> bytes:
+    """PNG bytes of ``img`` with an acTL chunk of no frames: Pillow warns, then reads the PNG."""
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    data = buf.getvalue()
+    body = (0).to_bytes(4, "big") * 2
+    actl = (8).to_bytes(4, "big") + b"acTL" + body + zlib.crc32(b"acTL" + body).to_bytes(4, "big")
+    return data[:33] + actl + data[33:]  # after the signature and IHDR
+
+
+def test_scoring_in_many_threads_leaves_the_warning_filters_alone(tiny_weights, recwarn):
+    # catch_warnings() in the decoding threads saved and put back the process's filters in
+    # turn, racing: an "ignore everything" filter could stay behind, silencing every warning
+    import warnings
+
+    from fakedet import Detector
+
+    img = random_image((40, 40))
+    assert np.array_equal(np.asarray(load(apng_of_no_frames(img))), np.asarray(img))
+    det = Detector.load(tiny_weights, workers=4, batch_size=8)
+    before = list(warnings.filters)
+    for _ in range(3):
+        res = det.predict([apng_of_no_frames(random_image((40, 40), seed=i)) for i in range(80)])
+        assert not any(r.error for r in res)
+        assert warnings.filters == before
 
 
 def test_a_jpeg_of_thousands_of_scans_is_refused_before_decoding():
@@ -440,6 +475,22 @@ def test_picture_box_finds_the_picture_to_the_pixel_on_a_large_screen():
     bordered.paste(random_image((380, 280)), (10, 10))
     share, box = picture_to_score(bordered, PreprocessConfig())
     assert share < 0.4 and box is None  # a thin border: scored whole
+
+
+def test_picture_box_of_a_picture_whose_rows_are_each_flat_warns_nothing():
+    # a vertical gradient inside a white border: each of its rows is one grey, so the third
+    # pass found no rows, and the sides were measured on empty lines (numpy's "Mean of empty
+    # slice" on stderr, and no measure under -W error)
+    import warnings
+
+    from fakedet.data.decode import picture_box
+
+    img = Image.new("RGB", (400, 300), (255, 255, 255))
+    ramp = np.repeat(np.linspace(30, 200, 200).astype(np.uint8)[:, None], 300, axis=1)
+    img.paste(Image.fromarray(ramp).convert("RGB"), (50, 50))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert picture_box(img) is None  # nothing to tell a picture from a frame by
 
 
 def test_only_animations_are_noted_as_scored_on_their_first_frame(tmp_path):

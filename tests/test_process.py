@@ -59,6 +59,19 @@ def test_version_does_not_import_torch():
     assert "fakedet" in r.stdout
 
 
+def test_pillows_warnings_about_a_file_are_not_printed(tiny_weights, tmp_path):
+    from test_imageio import apng_of_no_frames
+
+    from conftest import random_image
+
+    (tmp_path / "a.png").write_bytes(apng_of_no_frames(random_image((40, 40))))
+    p = fakedet("scan", "-w", str(tiny_weights), "-q", str(tmp_path / "a.png"))
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert out.decode().count("a.png") == 1
+    assert err.decode() == ""
+
+
 def test_closed_pipe_ends_quietly(tiny_weights, many):
     p = fakedet("scan", "-w", str(tiny_weights), "-j", "0", "-b", "2", str(many))
     first = p.stdout.readline()

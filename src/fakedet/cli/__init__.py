@@ -144,6 +144,7 @@ def main() -> None:
 
     atexit.register(ignore_signals_at_exit)  # first, so that it runs last
     install_streams()
+    quiet_decoders()
     try:
         code = _main()
     except Exception:  # a bug: its traceback, its own status (1 means "labelled fake"), the exit below
@@ -152,6 +153,17 @@ def main() -> None:
         traceback.print_exc()
         code = EXIT_INTERNAL
     _exit(code)
+
+
+def quiet_decoders() -> None:
+    """Pillow's and torchvision's warnings about one file's oddities (an invalid APNG, corrupt
+    EXIF data, a palette's transparency) are not printed: what matters to the score is in the
+    file's record. Set once on the process's filters before any thread starts; the decoding
+    threads leave the filters alone (``warnings.catch_warnings`` there raced, and could leave
+    every warning of the process ignored)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", module=r"(PIL|torchvision\.io)(\.|$)")
 
 
 def install_streams() -> None:

@@ -13,7 +13,6 @@ import os
 import re
 import stat
 import threading
-import warnings
 from typing import Union
 
 import numpy as np
@@ -244,13 +243,16 @@ def open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
     Handles EXIF orientation, alpha, palette, grayscale, 16-bit and CMYK images, and takes the
     first frame of animations. Dimensions are checked from the header before any pixel is
     decoded, so a decompression bomb never allocates its buffer. A PNG whose text chunk
-    inflates beyond Pillow's limit (a bomb of its own, or a long embedded prompt) is decoded
+    inflates beyond Pillow's limit, or text chunks that do together (a bomb of their own, or a
+    long embedded prompt), is decoded
     without its text chunks: the pixels are what is scored, and provenance reads the text apart.
     """
     try:
         return _open_image(data, cfg)
     except ImageError as exc:
-        if "MAX_TEXT_CHUNK" not in str(exc) or not data.startswith(_PNG_SIGNATURE):
+        # one chunk over Pillow's limit, or many that add up to more than its total
+        if not any(w in str(exc) for w in ("MAX_TEXT_CHUNK", "MAX_TEXT_MEMORY")) \
+                or not data.startswith(_PNG_SIGNATURE):
             raise
     return _open_image(_without_png_text(data), cfg)
 
@@ -308,10 +310,8 @@ def _other_format(data: bytes) -> str:
     """The name of the format Pillow finds in ``data`` outside :data:`FORMATS` (its header only,
     nothing decoded), else ""."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as img:
-                return img.format or ""
+        with Image.open(io.BytesIO(data)) as img:
+            return img.format or ""
     except Exception:
         return ""
 
@@ -335,9 +335,7 @@ def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
     if _brand(data) in _HEIF_BRANDS:
         _register_heif()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data), formats=_formats())
+        img = Image.open(io.BytesIO(data), formats=_formats())
     except UnidentifiedImageError:
         other = _other_format(data)
         if other and other not in FORMATS:
@@ -363,15 +361,13 @@ def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
             f"image too large: {w}x{h} = {w * h} pixels exceeds the limit of {cfg.max_pixels}{_LIMIT_WHY}"
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            animated = _animated(img)
-            img.seek(0)
-            img.load()
-            img = upright(img)
-            rgb = to_rgb(img)
-            if animated:  # only the first frame is scored: a scan says so
-                rgb.info[ANIMATED] = True
+        animated = _animated(img)
+        img.seek(0)
+        img.load()
+        img = upright(img)
+        rgb = to_rgb(img)
+        if animated:  # only the first frame is scored: a scan says so
+            rgb.info[ANIMATED] = True
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -482,6 +478,8 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2,
     if x1 == x0:
         return None
     y0, y1 = _longest_run(flat(a[:, x0:x1]))
+    if y1 == y0:  # a picture whose every row is flat (a vertical gradient): nothing to tell
+        return None
     # what lies outside the block must be margin: an app's bars, lines of text, chat bubbles and
     # avatars are runs of lines much shorter than the picture; a run at least half as long is
     # another picture (beyond a flat band across a photo, a collage's gutter, a second picture

@@ -297,11 +297,10 @@ def explain(det, source: Any, grid: int = DEFAULT_GRID, faces: Optional[bool] = 
     ex = explain_image(det, img, grid, faces, fill)
     ex.cropped = box
     if det.provenance if provenance is None else provenance:
-        from fakedet.data import provenance as prov
         from fakedet.data.provenance import generated_evidence
-        from fakedet.inference.pipeline import watermark_evidence
+        from fakedet.inference.pipeline import source_evidence, watermark_evidence
 
-        ex.evidence = (prov.read_evidence(data) if data is not None else []) + watermark_evidence(data, whole)
+        ex.evidence = source_evidence(source, data) + watermark_evidence(data, whole)
         if generated_evidence(ex.evidence):
             ex.label, ex.label_by = "fake", "evidence"
     return img, ex

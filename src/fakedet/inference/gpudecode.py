@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional, Sequence
 
@@ -41,9 +40,7 @@ def _header(data: bytes) -> Optional[tuple[int, int]]:
     if not data.startswith(b"\xff\xd8"):
         return None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data))
         if img.format != "JPEG" or img.mode not in ("RGB", "L"):
             return None
         if img.info.get("progressive") and decode.too_many_scans(data):
@@ -141,21 +138,19 @@ class TensorDecoder:
     def _decode(self, data: list[torch.Tensor]) -> Optional[list[Optional[torch.Tensor]]]:
         from torchvision.io import ImageReadMode, decode_jpeg
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        try:
+            return list(decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device,
+                                    apply_exif_orientation=True))
+        except Exception:
+            pass  # one bad file fails the whole batch: decode one by one to isolate it
+        out = []
+        for d in data:
             try:
-                return list(decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device,
-                                        apply_exif_orientation=True))
+                out.append(decode_jpeg(d, mode=ImageReadMode.RGB, device=self.device,
+                                       apply_exif_orientation=True))
             except Exception:
-                pass  # one bad file fails the whole batch: decode one by one to isolate it
-            out = []
-            for d in data:
-                try:
-                    out.append(decode_jpeg(d, mode=ImageReadMode.RGB, device=self.device,
-                                           apply_exif_orientation=True))
-                except Exception:
-                    out.append(None)  # the PIL path will report the precise error
-            return out
+                out.append(None)  # the PIL path will report the precise error
+        return out
 
     def _preprocess(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg

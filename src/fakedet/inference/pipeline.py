@@ -100,6 +100,18 @@ class Decoded:
         return cls(path, error=error, evidence=evidence)
 
 
+def source_evidence(source, data: Optional[bytes]) -> list[dict]:
+    """The provenance evidence of an input before it is decoded: read from its bytes, or, for a
+    PIL image, from what it kept of its file's metadata (``info``, EXIF)."""
+    from fakedet.data import provenance  # here, not at start-up: its patterns take 15 ms to compile
+
+    if data is not None:
+        return provenance.read_evidence(data)
+    if hasattr(source, "info"):
+        return provenance.read_image_evidence(source)
+    return []
+
+
 def watermark_evidence(data: Optional[bytes], rgb) -> list[dict]:
     """The Stable Diffusion watermark in an input's decoded pixels ``rgb`` (a PIL image), with
     the ``watermark`` extra installed (:mod:`fakedet.data.watermark`); ``data`` are its file
@@ -155,8 +167,6 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
 
     Never raises for a bad input: each failure becomes that item's own error string.
     """
-    from fakedet.data import provenance  # here, not at start-up: its patterns take 15 ms to compile
-
     cfg = task.pre
     out = []
     for item in batch:
@@ -168,10 +178,8 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
         evidence = [] if task.provenance else None
         try:
             data = decode.source_bytes(item.source)
-            if task.provenance and data is not None:
-                evidence = provenance.read_evidence(data)  # before decoding: kept when decoding fails
-            elif task.provenance and hasattr(item.source, "info"):  # a PIL image: what it kept of its file's
-                evidence = provenance.read_image_evidence(item.source)
+            if task.provenance:  # before decoding: kept when decoding fails
+                evidence = source_evidence(item.source, data)
             img = decode.load(item.source, cfg, data)
             if task.provenance:
                 evidence += watermark_evidence(data, img)
