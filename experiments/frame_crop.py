@@ -14,6 +14,14 @@ describes. On the val splits (``--split``) of every set, with the shipped defaul
 Verdicts are the model's own (``model_label``: what evaluations of the model count).
 
     python experiments/frame_crop.py --json results/2026-12-06/frame_crop_val.json
+
+With ``--smooth``, the run of docs/decisions/2026-12-06-the-picture-on-a-storys-backdrop.md:
+the scan's cut-out with smooth margins too (``fakedet.data.decode.SMOOTH_MARGINS``) against
+without, on every unedited image of the split, on stories (``story``, ``storygrad``,
+``storyj``, also scored whole) and on the plain-margin screenshots (``phone``, ``phonedark``,
+``chat``, ``chatdark``) of the sample.
+
+    python experiments/frame_crop.py --smooth --json results/2026-12-06/frame_smooth_val.json
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from fakedet import Detector
-from fakedet.data.decode import FRAME_SHARE, load, picture_box
+from fakedet.data import decode
+from fakedet.data.decode import FRAME_SHARE, load, picture_box, picture_to_score
 from fakedet.data.labelled import read_manifest
 from fakedet.data.sets import BY_NAME, manifest
 from fakedet.evaluation.metrics import auc as roc_auc
@@ -62,6 +71,109 @@ def shares(labels, y):
     return out
 
 
+def sample(split: str, per_set: int, seed: int):
+    rng = random.Random(seed)
+    picked = []
+    for name in BY_NAME:
+        rows = read_manifest(manifest(name), split)
+        for cls in (0, 1):
+            c = sorted((r for r in rows if r.label == cls), key=lambda r: r.path)
+            picked += rng.sample(c, min(per_set, len(c)))
+    return picked
+
+
+def smooth_verdicts(det, inputs, smooth: bool):
+    decode.SMOOTH_MARGINS = smooth
+    try:
+        return verdicts(det, inputs, crop=True)
+    finally:
+        decode.SMOOTH_MARGINS = True
+
+
+def main_smooth(args) -> int:
+    det = Detector.load(device="cpu")
+    cfg = det.config.preprocess
+    out = {"split": args.split, "frame_share": FRAME_SHARE, "seam": decode.SEAM, "unedited": {},
+           "stories": {}, "screens": {}}
+
+    # 1. every image of the split: those cut out only with smooth margins, scored both ways
+    tot = {"real_without": 0, "real_with": 0, "fake_without": 0, "fake_with": 0, "fake_images": 0}
+    moved = []
+    for name in BY_NAME:
+        rows = read_manifest(manifest(name), args.split)
+        newly = []
+        for r in rows:
+            img = load(r.path, cfg)
+            decode.SMOOTH_MARGINS = False
+            before = picture_to_score(img, cfg)[1]
+            decode.SMOOTH_MARGINS = True
+            if picture_to_score(img, cfg)[1] != before:
+                newly.append(r)
+        tot["fake_images"] += sum(r.label == 1 for r in rows)
+        rec = {"images": len(rows), "newly_cut": len(newly), "paths": [r.path for r in newly]}
+        if newly:
+            paths, y = [r.path for r in newly], [r.label for r in newly]
+            a, pa, _ = smooth_verdicts(det, paths, False)
+            b, pb, boxes = smooth_verdicts(det, paths, True)
+            rec["without"], rec["with"], rec["boxes"] = shares(a, y), shares(b, y), boxes
+            for r, u, v, p, q in zip(newly, a, b, pa, pb):
+                if u != v:
+                    moved.append({"set": name, "path": r.path, "label": r.label, "without": u, "with": v,
+                                  "p_without": p, "p_with": q})
+            for cls in ("real", "fake"):
+                tot[f"{cls}_without"] += rec["without"][f"{cls}_labelled_fake"]
+                tot[f"{cls}_with"] += rec["with"][f"{cls}_labelled_fake"]
+        out["unedited"][name] = rec
+        print(f"{name}: {len(newly)} of {len(rows)} {args.split} images newly cut out", flush=True)
+    out["unedited_total"], out["moved"] = tot, moved
+    print(f"unedited: {tot}; verdicts moved: {len(moved)}", flush=True)
+
+    # 2. stories and 3. plain-margin screenshots of a sample
+    from PIL import Image
+
+    rob = robustness()
+    picked = sample(args.split, args.per_set, args.seed)
+    y = np.asarray([r.label for r in picked])
+    lab, p, _ = verdicts(det, [r.path for r in picked], crop=False)
+    out["stories"]["original"] = {**shares(lab, y), "auc": roc_auc(y, np.asarray(p))}
+    print(f"original: {out['stories']['original']}", flush=True)
+    originals = [Image.open(r.path).convert("RGB") for r in picked]
+    changed = {}
+    for cond in ("story", "storygrad", "storyj", "phone", "phonedark", "chat", "chatdark"):
+        shots = [rob.PERTURBATIONS[cond](img) for img in originals]
+        runs = {"whole": verdicts(det, shots, crop=False)} if cond.startswith("story") else {}
+        runs["without"] = smooth_verdicts(det, shots, False)
+        runs["with"] = smooth_verdicts(det, shots, True)
+        if cond.startswith("story"):
+            for key, (lab, p, boxes) in runs.items():
+                out["stories"][f"{cond}_{key}"] = {**shares(lab, y), "auc": roc_auc(y, np.asarray(p)),
+                                                   "cut": sum(b is not None for b in boxes)}
+                print(f"{cond}_{key}: {out['stories'][f'{cond}_{key}']}", flush=True)
+        else:
+            changed[cond] = sum(u != v for u, v in zip(runs["without"][0], runs["with"][0]))
+            out["screens"][cond] = {"verdicts_changed": changed[cond],
+                                    "cut_without": sum(b is not None for b in runs["without"][2]),
+                                    "cut_with": sum(b is not None for b in runs["with"][2])}
+            print(f"{cond}: {out['screens'][cond]}", flush=True)
+
+    st, checks = out["stories"], {}
+    for cond in ("story", "storygrad", "storyj"):
+        checks[f"1 {cond}: reals fake with smooth <= originals + 0.01"] = \
+            st[f"{cond}_with"]["real_share_fake"] <= st["original"]["real_share_fake"] + 0.01
+        checks[f"2 {cond}: AUC with smooth >= without"] = st[f"{cond}_with"]["auc"] >= st[f"{cond}_without"]["auc"]
+    checks["3a unedited: no real newly fake"] = not any(m["label"] == 0 and m["with"] == "fake" for m in moved)
+    checks["3b unedited: fakes fake fall <= 0.5 %"] = \
+        tot["fake_without"] - tot["fake_with"] <= 0.005 * tot["fake_images"]
+    checks["4 plain-margin screenshots: no verdict changes"] = not any(changed.values())
+    out["rule"] = checks
+    for k, v in checks.items():
+        print(f"rule {k}: {'holds' if v else 'FAILS'}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", default="val")
@@ -71,7 +183,11 @@ def main(argv=None) -> int:
                     help="screenshot conditions of experiments/robustness.py (phone, phonedark: the rule's; "
                          "chat, chatdark: a chat app with bubbles, read after the decision)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--smooth", action="store_true",
+                    help="the cut-out with smooth margins (a story's backdrop) against without")
     args = ap.parse_args(argv)
+    if args.smooth:
+        return main_smooth(args)
     conditions = [c for c in args.conditions.split(",") if c]
     det = Detector.load(device="cpu")
     cfg = det.config.preprocess

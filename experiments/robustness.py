@@ -20,6 +20,10 @@ Screenshots (``--conditions screens``): the image shown at another size and capt
 a display scales it: shot125 (125 %, PNG), shot075 (75 %, PNG), shot075j (75 %, then sent on
 as a JPEG q85).
 
+Stories (``--conditions stories``): story, storygrad, storyj: a phone's screenshot of a story,
+the picture on a blurred, enlarged copy of itself or on a gradient of its colours, with a
+progress bar, a name and a reply box, as PNG (storyj: the blurred one sent on as a JPEG q85).
+
 Turns (``--conditions turns``): rot90, rot180, rot270, a photo whose pixels lie on their side or
 upside down (its EXIF orientation lost), as PNG.
 
@@ -177,6 +181,40 @@ def _chat(dark: bool = False):
     return f
 
 
+def _story(backdrop: str = "blur", jpeg: bool = False):
+    """The image as a phone's screenshot of a story (a status, a reel) shows it: scaled to the
+    screen's width (to 1400 px high when it is tall) on a 1080x1920 screen whose backdrop is the
+    picture itself, enlarged to cover the screen and blurred (Gaussian, radius 36;
+    ``backdrop="blur"``), or a diagonal gradient between the mean colours of the picture's top
+    and bottom halves (``"gradient"``); a progress bar, an avatar and a name above it, a reply
+    box below; saved as PNG, or with ``jpeg`` sent on as a JPEG (q85)."""
+    def f(img):
+        from PIL import ImageDraw
+
+        w, h = 1080, 1920
+        s = min(w / img.width, 1400 / img.height)
+        shown = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.Resampling.BILINEAR)
+        if backdrop == "blur":
+            k = max(w / img.width, h / img.height)
+            big = img.resize((max(w, round(img.width * k)), max(h, round(img.height * k))), Image.Resampling.BILINEAR)
+            left, top = (big.width - w) // 2, (big.height - h) // 2
+            screen = big.crop((left, top, left + w, top + h)).filter(ImageFilter.GaussianBlur(36))
+        else:
+            ends = np.asarray(img.resize((1, 2), Image.Resampling.BOX), np.float64).reshape(2, 3)
+            yy, xx = np.mgrid[0:h, 0:w]
+            t = ((yy / h + xx / w) / 2)[..., None]
+            screen = Image.fromarray(((1 - t) * ends[0] + t * ends[1]).round().astype(np.uint8))
+        d = ImageDraw.Draw(screen)
+        d.rectangle((20, 30, w - 20, 34), fill=(235, 235, 235))
+        d.ellipse((30, 60, 110, 140), fill=(200, 180, 160))
+        d.text((130, 90), "someone  5h", fill=(255, 255, 255))
+        d.rounded_rectangle((30, h - 130, w - 160, h - 50), 40, outline=(255, 255, 255), width=3)
+        d.text((70, h - 100), "Send message", fill=(255, 255, 255))
+        screen.paste(shown, ((w - shown.width) // 2, (h - shown.height) // 2))
+        return _jpeg(85)(screen) if jpeg else _png(screen)
+    return f
+
+
 SCREENS = {
     "shot125": _shown(1.25, _png),  # zoomed to 125 % (a high-density display), a PNG screenshot
     "shot075": _shown(0.75, _png),  # shown smaller than its size, a PNG screenshot
@@ -188,6 +226,9 @@ PHONE = {"phone": _phone(), "phonedark": _phone(dark=True), "phonecrop": _phone(
 
 # a chat app's screenshot: avatar, bubbles of text, the picture in a bubble
 CHATS = {"chat": _chat(), "chatdark": _chat(dark=True)}
+
+# a story's screenshot: the picture on a blurred, enlarged copy of itself, or on a gradient
+STORIES = {"story": _story(), "storygrad": _story("gradient"), "storyj": _story(jpeg=True)}
 
 # a photo whose pixels lie on their side or upside down (its EXIF orientation lost), saved as PNG
 TURNS = {"rot90": lambda img: _png(img.transpose(Image.Transpose.ROTATE_90)),
@@ -207,6 +248,7 @@ PERTURBATIONS = {
     **SCREENS,
     **PHONE,
     **CHATS,
+    **STORIES,
     **TURNS,
 }
 
@@ -236,11 +278,11 @@ def main(argv=None) -> int:
                     help="comma-separated sets, 'core' (the six original sets) or 'all' (all nine)")
     ap.add_argument("--conditions", default=",".join(k for k in PERTURBATIONS
                                                      if k not in EDITS and k not in SCREENS and k not in PHONE
-                                                     and k not in TURNS and k not in CHATS),
+                                                     and k not in TURNS and k not in CHATS and k not in STORIES),
                     help="comma-separated subset of: " + ", ".join(PERTURBATIONS)
                     + "; 'edits' for the everyday edits, 'screens' for the screenshots, 'phone' for "
                       "phone screenshots with the app around the picture, 'turns' for photos on their side or "
-                      "upside down [default: all but those groups]")
+                      "upside down, 'stories' for stories' screenshots [default: all but those groups]")
     ap.add_argument("--faces", action="store_true", help="score as scan --faces does")
     ap.add_argument("--no-face-expert", action="store_true", help="with --faces: the network alone")
     ap.add_argument("--expert", default="auto", help="with --faces: a face expert file [default: the shipped one]")
@@ -257,7 +299,7 @@ def main(argv=None) -> int:
     results = {"threshold": det.threshold, "per_set": args.per_set, "faces": args.faces,
                "face_expert": det.expert is not None, "crop": det.crop, "conditions": {}}
     groups = {"edits": ["original", *EDITS], "screens": ["original", *SCREENS], "phone": ["original", *PHONE],
-              "turns": ["original", *TURNS]}
+              "turns": ["original", *TURNS], "stories": ["original", *STORIES]}
     conditions = groups.get(args.conditions) or args.conditions.split(",")
     unknown = [c for c in conditions if c not in PERTURBATIONS]
     if unknown:

@@ -417,6 +417,13 @@ def upright(img: Image.Image) -> Image.Image:
 # (experiments/frame_share.py, 2026-12-06); experiments/frame_crop.py measures what cutting it
 # out does to the verdicts.
 FRAME_SHARE = 0.4
+#: whether a scan looks for smooth margins (a story's blurred or gradient backdrop) where it
+#: finds no plain ones (:func:`picture_to_score`); experiments/frame_crop.py measures it
+SMOOTH_MARGINS = True
+#: with smooth margins, the least share of pixels along each edge of the picture that differ by
+#: more than the tolerance from the margin's next to them (:func:`picture_box`)
+SEAM = 0.5
+_SMOOTH_SAMPLES = 4  # per side of each pixel of the copy read for smooth margins
 # set in the info of an image decoded from an animation's first frame
 ANIMATED = "fakedet.animated"
 
@@ -444,8 +451,8 @@ def _longest_run(flat: np.ndarray) -> tuple[int, int]:
     return best
 
 
-def picture_box(img: Image.Image, side: int = 320, tol: int = 2,
-                full: float = 0.97) -> "tuple[float, tuple[int, int, int, int]] | None":
+def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0.97,
+                smooth: bool = False) -> "tuple[float, tuple[int, int, int, int]] | None":
     """The picture inside ``img`` and the share of ``img`` outside it: ``(share, (left, top,
     right, bottom))`` in ``img``'s pixels, the box as ``Image.crop`` takes it. The picture is the
     largest block of rows and columns that are not flat (rows, then columns across those rows,
@@ -457,16 +464,38 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2,
     is cut. An image with a run of lines outside the block at least half as long as the block
     (a photo beyond a flat band across it, a collage's gutter, a second picture) has no frame:
     ``(0.0, the whole image)``. None for an image under 64 px, too
-    small to tell, or flat all over."""
+    small to tell, or flat all over.
+
+    With ``smooth``, a line is also plain when ``full`` of its steps from one (sampled) pixel to
+    the next are within ``tol``: a story's backdrop, a blurred, enlarged copy of the picture or a
+    gradient of its colours. A sharp photo's smooth sky or blurred background is plain too, so
+    the picture must then meet its margins at straight, busy edges, as a picture pasted on a
+    backdrop does: the line just inside each edge that has margin beyond it has at least
+    :data:`BUSY_EDGE` of its steps above ``tol`` (a head or a tree rising into a smooth sky
+    gives a few); an image whose edges are not busy has no frame: ``(0.0, the whole image)``."""
     if min(img.size) < 64:
         return None
     s = min(1.0, side / max(img.size))
-    g = img if s == 1 else img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))),
-                                      Image.Resampling.NEAREST)  # first: the grey copy is then small
-    a = np.asarray(g.convert("L"), np.int16)
+    size = (max(1, round(img.width * s)), max(1, round(img.height * s)))
+    if smooth and s < 1:
+        # each pixel the mean of k x k samples of its cell (near a box filter's noise at half its
+        # cost): one sample carries a JPEG's noise, which a smooth backdrop's curvature would not pass
+        (w, h), k = size, _SMOOTH_SAMPLES
+        g = img.resize((k * w, k * h), Image.Resampling.NEAREST)
+        a = np.asarray(g.convert("L"), np.float32).reshape(h, k, w, k).mean(axis=(1, 3))
+    else:
+        g = img if s == 1 else img.resize(size, Image.Resampling.NEAREST)  # first: the grey copy is then small
+        a = np.asarray(g.convert("L"), np.int16)
 
     def flat(lines: np.ndarray) -> np.ndarray:
-        return (np.abs(lines - np.median(lines, axis=1, keepdims=True)) <= tol).mean(axis=1) >= full
+        plain = (np.abs(lines - np.median(lines, axis=1, keepdims=True)) <= tol).mean(axis=1) >= full
+        if smooth and lines.shape[1] > 2:  # no curvature: a blur or a gradient
+            bend = lines[:, 2:] - 2 * lines[:, 1:-1] + lines[:, :-2]
+            plain |= (np.abs(bend) <= tol).mean(axis=1) >= full
+        return plain
+
+    def seam(inside: np.ndarray, outside: np.ndarray) -> bool:
+        return (np.abs(inside - outside) > tol).mean() >= SEAM
 
     # rows across the whole width, then columns across those rows only (a picture narrower than
     # the screen has margins beside it, which bars of another colour above and below it would
@@ -489,6 +518,13 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2,
     if any(np.diff(np.flatnonzero(np.concatenate(([True], side, [True])))).max(initial=1) - 1 >= extent / 2
            for side, extent in sides):
         return 0.0, (0, 0, img.width, img.height)
+    if smooth:  # each edge with margin beyond it: a seam between the picture and the backdrop
+        edges = ((y0 > 0, lambda: (a[y0, x0:x1], a[y0 - 1, x0:x1])),
+                 (y1 < a.shape[0], lambda: (a[y1 - 1, x0:x1], a[y1, x0:x1])),
+                 (x0 > 0, lambda: (a[y0:y1, x0], a[y0:y1, x0 - 1])),
+                 (x1 < a.shape[1], lambda: (a[y0:y1, x1 - 1], a[y0:y1, x1])))
+        if not all(seam(*lines()) for margin, lines in edges if margin):
+            return 0.0, (0, 0, img.width, img.height)
     share = 1.0 - (y1 - y0) * (x1 - x0) / (a.shape[0] * a.shape[1])
     if s == 1:
         return share, (x0, y0, x1, y1)
@@ -538,6 +574,10 @@ def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | 
     measurement that fails gives ``(None, None)``, as a note must never cost an image its record."""
     try:
         found = picture_box(img)
+        if found is None or found[0] < FRAME_SHARE:  # a story's smooth backdrop, then
+            smooth = picture_box(img, smooth=True) if SMOOTH_MARGINS else None
+            if smooth is not None and smooth[0] >= FRAME_SHARE:
+                found = smooth
     except Exception:  # noqa: BLE001
         return None, None
     if found is None:
