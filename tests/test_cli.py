@@ -56,6 +56,15 @@ def test_shorthand_without_scan(runner, tiny_weights, folder):
     assert a.exit_code == 0 and a.stdout == b.stdout
 
 
+def test_a_quoted_wildcard_is_told_that_fakedet_expands_none(runner, tiny_weights, folder):
+    r = run(runner, tiny_weights, ["-f", "jsonl", str(folder / "*.jpg"), str(folder / "[ab].png"),
+                                   str(folder / "missing.jpg")])
+    assert r.exit_code == 3
+    errors = [json.loads(line)["error"] for line in r.stdout.splitlines()]
+    assert errors[:2] == [errors[0]] * 2 and "expands no wildcards" in errors[0]
+    assert errors[2] == "file not found"
+
+
 @pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl", "json"])
 def test_every_format_has_one_record_per_input(runner, tiny_weights, folder, fmt):
     inputs = [str(folder / "a.png"), str(folder / "missing.jpg"), str(folder / "b.jpg")]

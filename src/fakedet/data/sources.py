@@ -79,8 +79,15 @@ def is_broken_link(path) -> bool:
 
 def not_found_error(path) -> str:
     """Why a name that was asked for has no file: a symbolic link whose target is gone (the name
-    is there, in a folder's listing too) is told apart from a name with nothing behind it."""
-    return BROKEN_LINK if is_broken_link(path) else "file not found"
+    is there, in a folder's listing too) is told apart from a name with nothing behind it; a
+    name with a wildcard is told that fakedet expands none (a pattern quoted in the shell)."""
+    if is_broken_link(path):
+        return BROKEN_LINK
+    name = os.fsdecode(path) if isinstance(path, (str, bytes)) else ""
+    if re.search(r"[*?]|\[.*\]", os.path.basename(name)):
+        return ("file not found (fakedet expands no wildcards: leave the pattern unquoted for the shell "
+                "to expand, or give the folder)")
+    return "file not found"
 
 
 def stat_error(path) -> Optional[str]:
