@@ -47,6 +47,18 @@ def test_evidence_of_generation_labels_fake_and_keeps_the_model_score(tiny_weigh
             "-f jsonl (or json, parquet, --report) shows what it says") in r.stderr
 
 
+def test_the_reports_summary_has_the_provenance_line(tiny_weights, images, tmp_path):
+    import html
+    import re
+
+    report = tmp_path / "r.html"
+    r = scan(tiny_weights, "-t", "1", "--report", str(report), str(images))
+    summary = json.loads(html.unescape(re.search(r'id="fakedet-summary">([^<]*)<', report.read_text("utf-8"))
+                                       .group(1)))["summary"]
+    line = next(x for x in r.stderr.splitlines() if "provenance evidence of how" in x).removeprefix("fakedet: ")
+    assert line in summary.splitlines()
+
+
 def test_no_provenance_leaves_the_verdict_to_the_model(tiny_weights, images):
     r = scan(tiny_weights, "-t", "1", "-f", "jsonl", "--no-provenance", str(images / "generated.png"))
     rec = json.loads(r.stdout)

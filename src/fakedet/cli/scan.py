@@ -514,8 +514,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                         if pipe_closed else
                         f"the records could not be written ({write_error.strerror or write_error}) after {n} "
                         f"record{'s' if n != 1 else ''}; " if write_error is not None else "")
-                line = "\n".join([line, *_picture_notes(n_framed, framed, n_animated, animated, n_cropped,
-                                                          cropped)])
+                line = "\n".join([line, *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
+                                  *_picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped)])
                 with uninterrupted():  # a signal now takes effect once the report is whole
                     report.close(stop + line, complete=finished and write_error is None and not pipe_closed)
             except OSError as exc:
@@ -572,14 +572,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                          f"{threshold_text(det.real_below)}: a p_fake under it may still be uncertain")
             err(f"faces scored {expert}; {n_noface} image{'s' if n_noface != 1 else ''} without a face "
                 f"scored as a whole (whole-image thresholds: {whole}){gated}")
-        if n_evidence:
-            named = ""
-            if by_evidence:  # a tsv record does not say why a low score is labelled fake
-                more = f" and {n_by_evidence - len(by_evidence)} more" if n_by_evidence > len(by_evidence) else ""
-                named = f" ({', '.join(tsv_escape(p) for p in by_evidence)}{more})"
-            err(f"{n_evidence} image{'s' if n_evidence != 1 else ''} with provenance evidence of how "
-                f"{'they were' if n_evidence != 1 else 'it was'} made, {n_by_evidence} labelled fake by it"
-                f"{named}; -f jsonl (or json, parquet, --report) shows what it says, and what could not be read")
+        for line in _evidence_notes(n_evidence, n_by_evidence, by_evidence):
+            err(line)
         for line in _picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped):
             err(line)
     if report_error is not None:  # every record was written, the report was not
@@ -589,6 +583,21 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if exit_code and n_fake:
         return EXIT_FAKE
     return EXIT_OK
+
+
+def _evidence_notes(n_evidence: int, n_by_evidence: int, by_evidence: list) -> list[str]:
+    """The summary's line on images whose metadata or watermark says how they were made, naming
+    the first few labelled fake by it (a tsv record does not say why a low score is labelled
+    fake)."""
+    if not n_evidence:
+        return []
+    named = ""
+    if by_evidence:
+        more = f" and {n_by_evidence - len(by_evidence)} more" if n_by_evidence > len(by_evidence) else ""
+        named = f" ({', '.join(tsv_escape(p) for p in by_evidence)}{more})"
+    return [f"{n_evidence} image{'s' if n_evidence != 1 else ''} with provenance evidence of how "
+            f"{'they were' if n_evidence != 1 else 'it was'} made, {n_by_evidence} labelled fake by it"
+            f"{named}; -f jsonl (or json, parquet, --report) shows what it says, and what could not be read"]
 
 
 def _picture_notes(n_framed: int, framed: list, n_animated: int, animated: list, n_cropped: int = 0,
