@@ -125,6 +125,30 @@ def test_explain_reads_a_pil_images_metadata_as_a_scan_does(tiny_weights, tmp_pa
         assert (ex.label, ex.label_by) == ("fake", "evidence") and ex.evidence == r.evidence
 
 
+def test_a_file_name_beyond_ascii_is_drawn_in_a_font_that_has_it():
+    # Pillow's own font draws every letter beyond ASCII as the same box ("Group chat □n□code")
+    import importlib
+
+    from PIL import ImageFont
+
+    cli_explain = importlib.import_module("fakedet.cli.explain")  # the module, not the command
+
+    def loads(name):
+        try:
+            ImageFont.truetype(name, 14)
+            return True
+        except OSError:
+            return False
+
+    if not any(loads(n) for n in cli_explain._WIDE_FONTS):
+        pytest.skip("no font beyond ASCII on this system")
+    font = cli_explain._name_font(14, "Group chat ünïcode.jpg")
+    assert isinstance(getattr(font, "path", None), str)  # a system font, not Pillow's own
+    masks = {bytes(font.getmask(ch)) for ch in "üïé"}
+    assert len(masks) == 3  # three letters, three glyphs
+    assert not isinstance(getattr(cli_explain._name_font(14, "plain.jpg"), "path", None), str)
+
+
 def test_a_picture_too_small_for_a_patch_is_not_cut_out(tmp_path):
     """With patches larger than the smallest input, a picture thinner than a patch inside wide
     margins is scored whole (cut out, it could not be scored: an image that scored would fail)."""

@@ -97,6 +97,27 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
+#: fonts with more than ASCII that systems commonly have (Linux, macOS, Windows), for a file name
+#: Pillow's own font would draw as boxes ("Group chat \u00fcn\u00efcode")
+_WIDE_FONTS = ("DejaVuSans.ttf", "NotoSans-Regular.ttf", "LiberationSans-Regular.ttf", "Arial Unicode.ttf",
+               "Arial.ttf", "arial.ttf", "segoeui.ttf")
+
+
+def _name_font(size: int, text: str):
+    """The font to draw ``text`` (a file name) in: Pillow's own for ASCII, else the first of
+    :data:`_WIDE_FONTS` the system has (Pillow searches its font folders), else Pillow's own."""
+    if text.isascii():
+        return _font(size)
+    from PIL import ImageFont
+
+    for name in _WIDE_FONTS:
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    return _font(size)
+
+
 def _fmt_p(p: float) -> str:
     """A probability with the digits that tell it from the thresholds near 0 and 1: six
     decimals, as the scan's records (the `fake` threshold is 0.998230), or three significant
@@ -190,9 +211,10 @@ def render(img, ex, name: str = ""):
     d.text((x, y), verdict, fill=VERDICT_COLOURS.get(ex.label, TEXT), font=big)
     if name:
         room = fw - (x + _text_size(d, verdict, big)[0] + 30)
-        name = fit_from_the_end(name, lambda t: _text_size(d, t, small)[0], room)
+        font = _name_font(14, name)
+        name = fit_from_the_end(name, lambda t: _text_size(d, t, font)[0], room)
         if name:
-            d.text((fw - 10 - _text_size(d, name, small)[0], y + 6), name, fill=DIM, font=small)
+            d.text((fw - 10 - _text_size(d, name, font)[0], y + 6), name, fill=DIM, font=font)
     y += 32
     fake_at, real_below = ex.cutoffs
     which = "face-mode" if ex.faces else "whole-image"
