@@ -477,6 +477,82 @@ def test_picture_box_finds_the_picture_to_the_pixel_on_a_large_screen():
     assert share < 0.4 and box is None  # a thin border: scored whole
 
 
+def _story(pic, backdrop):
+    """``pic`` on a 540x960 story screen: a blurred, enlarged copy of itself or a diagonal
+    gradient, with a progress bar and a name above it; and the picture's box."""
+    from PIL import ImageDraw, ImageFilter
+
+    w, h = 540, 960
+    if backdrop == "blur":
+        screen = pic.resize((w, h), Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(18))
+    else:
+        yy, xx = np.mgrid[0:h, 0:w]
+        t = ((yy / h + xx / w) / 2)[..., None]
+        screen = Image.fromarray(((1 - t) * np.array([200, 90, 60]) + t * np.array([40, 70, 160])).astype(np.uint8))
+    d = ImageDraw.Draw(screen)
+    d.rectangle((10, 15, w - 10, 17), fill=(235, 235, 235))
+    d.text((65, 45), "someone  5h", fill=(255, 255, 255))
+    x0, y0 = (w - pic.width) // 2, (h - pic.height) // 2
+    screen.paste(pic, (x0, y0))
+    return screen, (x0, y0, x0 + pic.width, y0 + pic.height)
+
+
+@pytest.mark.parametrize("backdrop", ["blur", "gradient"])
+@pytest.mark.parametrize("save", ["PNG", "JPEG"])
+def test_picture_box_finds_a_picture_on_a_storys_smooth_backdrop(backdrop, save, monkeypatch):
+    from fakedet.data import decode
+    from fakedet.data.preprocess import PreprocessConfig
+
+    pic = random_image((540, 400), seed=7)
+    screen, truth = _story(pic, backdrop)
+    buf = io.BytesIO()
+    screen.save(buf, save, **({"quality": 85} if save == "JPEG" else {}))
+    shot = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    assert decode.picture_box(shot)[0] < decode.FRAME_SHARE  # not plain margins
+    share, box = decode.picture_box(shot, smooth=True)
+    assert share >= decode.FRAME_SHARE
+    assert all(abs(a - b) <= 12 for a, b in zip(box, truth)), (box, truth)
+    monkeypatch.setattr(decode, "SMOOTH_MARGINS", True)
+    assert decode.picture_to_score(shot, PreprocessConfig())[1] == list(box)
+    monkeypatch.setattr(decode, "SMOOTH_MARGINS", False)
+    assert decode.picture_to_score(shot, PreprocessConfig())[1] is None
+
+
+def test_a_scan_notes_a_storys_backdrop_and_cuts_the_picture_out_only_when_told(tiny_weights, monkeypatch):
+    from fakedet import Detector
+    from fakedet.data import decode
+
+    screen, truth = _story(random_image((540, 400), seed=7), "blur")
+    buf = io.BytesIO()
+    screen.save(buf, "PNG")
+    for crop in (True, False):  # shipped: measured, so noted, and scored whole
+        r = Detector.load(tiny_weights, workers=0, crop=crop).predict([buf.getvalue()])[0]
+        assert r.cropped is None and r.framed
+    monkeypatch.setattr(decode, "SMOOTH_MARGINS", True)
+    r = Detector.load(tiny_weights, workers=0).predict([buf.getvalue()])[0]
+    assert r.cropped is not None and all(abs(a - b) <= 12 for a, b in zip(r.cropped, truth))
+    assert not r.framed
+
+
+def test_a_photos_smooth_sky_over_a_subject_is_no_backdrop(monkeypatch):
+    # a smooth sky over most of a photo, a subject rising into it: smooth lines, but no seam
+    # between the picture and them, so nothing is cut out
+    from fakedet.data import decode
+
+    h, w = 600, 500
+    yy, xx = np.mgrid[0:h, 0:w]
+    sky = np.stack([120 + yy * 0.1, 160 + yy * 0.05, 230 - yy * 0.05], axis=-1)
+    photo = sky.copy()
+    ground = np.asarray(random_image((w, 200), seed=2), np.float64)
+    photo[400:] = ground
+    tower = np.asarray(random_image((80, 120), seed=3), np.float64)
+    photo[280:400, 200:280] = tower
+    img = Image.fromarray(photo.clip(0, 255).astype(np.uint8))
+    assert decode.picture_box(img, smooth=True) == (0.0, (0, 0, w, h))
+    monkeypatch.setattr(decode, "SEAM", 0.0)  # without the seam: the sky would be cut away
+    assert decode.picture_box(img, smooth=True)[0] >= decode.FRAME_SHARE
+
+
 def test_picture_box_of_a_picture_whose_rows_are_each_flat_warns_nothing():
     # a vertical gradient inside a white border: each of its rows is one grey, so the third
     # pass found no rows, and the sides were measured on empty lines (numpy's "Mean of empty

@@ -614,10 +614,12 @@ def _picture_notes(n_framed: int, framed: list, n_animated: int, animated: list,
                    "was scored ('cropped' in jsonl, json and parquet gives its box; --no-crop scores the whole image)")
     if n_framed:
         out.append(f"{n_framed} image{'s' if n_framed != 1 else ''}{_named(framed, n_framed)} "
-                   f"{'have' if n_framed != 1 else 'has'} wide plain margins around the picture, as a screenshot "
-                   "or a border gives (or a plain backdrop): if it is a screenshot or a bordered copy, crop it "
-                   "to the picture and scan again; such margins around a fake can bring its score down to that "
-                   "of a real photo")
+                   f"{'have' if n_framed != 1 else 'has'} wide margins around the picture, as a screenshot, "
+                   "a border or a story's blurred or gradient backdrop gives, and "
+                   f"{'were' if n_framed != 1 else 'was'} scored whole: crop "
+                   f"{'each' if n_framed != 1 else 'it'} to the picture and scan again; such margins can bring "
+                   "a fake's score down to a real photo's, and a story's backdrop raised real photos' scores to "
+                   "'fake'")
     if n_animated:
         out.append(f"{n_animated} animation{'s' if n_animated != 1 else ''}{_named(animated, n_animated)}: only "
                    f"{'their' if n_animated != 1 else 'its'} first frame was scored")

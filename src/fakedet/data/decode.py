@@ -417,9 +417,13 @@ def upright(img: Image.Image) -> Image.Image:
 # (experiments/frame_share.py, 2026-12-06); experiments/frame_crop.py measures what cutting it
 # out does to the verdicts.
 FRAME_SHARE = 0.4
-#: whether a scan looks for smooth margins (a story's blurred or gradient backdrop) where it
-#: finds no plain ones (:func:`picture_to_score`); experiments/frame_crop.py measures it
-SMOOTH_MARGINS = True
+#: whether a scan cuts the picture out of smooth margins (a story's blurred or gradient
+#: backdrop) where it finds no plain ones (:func:`picture_to_score`); else it only measures them,
+#: for the summary's note. False: on val (docs/decisions/2026-12-06-the-picture-on-a-storys-
+#: backdrop.md, experiments/frame_crop.py --smooth) it found about half of the stories' pictures,
+#: which halved the real photos labelled fake but left them far above the originals' share, the
+#: rule set before the run
+SMOOTH_MARGINS = False
 #: with smooth margins, the least share of pixels along each edge of the picture that differ by
 #: more than the tolerance from the margin's next to them (:func:`picture_box`)
 SEAM = 0.5
@@ -566,17 +570,21 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
 
 
 def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | None, list[int] | None]":
-    """``(share, box)``: the share of ``img`` that plain margins take (:func:`picture_box`; None
-    where it cannot be told), and the box ``[left, top, right, bottom]`` of the picture inside
+    """``(share, box)``: the share of ``img`` that plain margins take (:func:`picture_box`; where
+    they take less than :data:`FRAME_SHARE`, smooth margins: a story's backdrop; None where it
+    cannot be told), and the box ``[left, top, right, bottom]`` of the picture inside
     them that a scan scores instead of the whole image, or None to score the whole image: the
     margins take less than :data:`FRAME_SHARE`, or the picture inside them is smaller than
-    ``cfg``'s preprocessing needs (its smallest input, and a texture patch). Never raises: a
+    ``cfg``'s preprocessing needs (its smallest input, and a texture patch), or the margins are
+    smooth and :data:`SMOOTH_MARGINS` is False. Never raises: a
     measurement that fails gives ``(None, None)``, as a note must never cost an image its record."""
     try:
         found = picture_box(img)
         if found is None or found[0] < FRAME_SHARE:  # a story's smooth backdrop, then
-            smooth = picture_box(img, smooth=True) if SMOOTH_MARGINS else None
+            smooth = picture_box(img, smooth=True)
             if smooth is not None and smooth[0] >= FRAME_SHARE:
+                if not SMOOTH_MARGINS:  # measured (a scan notes it), not cut out
+                    return smooth[0], None
                 found = smooth
     except Exception:  # noqa: BLE001
         return None, None
