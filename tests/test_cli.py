@@ -63,6 +63,9 @@ def test_a_quoted_wildcard_is_told_that_fakedet_expands_none(runner, tiny_weight
     errors = [json.loads(line)["error"] for line in r.stdout.splitlines()]
     assert errors[:2] == [errors[0]] * 2 and "expands no wildcards" in errors[0]
     assert errors[2] == "file not found"
+    from fakedet.data.sources import not_found_error
+
+    assert not_found_error("s3://bucket/photos/*.jpg") == "file not found"  # no shell expands that
 
 
 @pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl", "json"])

@@ -534,23 +534,31 @@ def test_a_scan_notes_a_storys_backdrop_and_cuts_the_picture_out_only_when_told(
     assert not r.framed
 
 
-def test_a_photos_smooth_sky_over_a_subject_is_no_backdrop(monkeypatch):
-    # a smooth sky over most of a photo, a subject rising into it: smooth lines, but no seam
-    # between the picture and them, so nothing is cut out
+def test_a_photos_smooth_sky_is_no_storys_backdrop(monkeypatch):
+    """A photo's smooth sky is plain by curvature: a landscape photo is not read for smooth
+    margins at all (not a phone's screen), an upright one whose ground reaches its bottom edge
+    has no margin below, and one with smooth ground too, a tower rising into the sky, has no seam
+    between the picture and the sky (without the seam check it would be cut)."""
     from fakedet.data import decode
 
-    h, w = 600, 500
-    yy, xx = np.mgrid[0:h, 0:w]
-    sky = np.stack([120 + yy * 0.1, 160 + yy * 0.05, 230 - yy * 0.05], axis=-1)
-    photo = sky.copy()
-    ground = np.asarray(random_image((w, 200), seed=2), np.float64)
-    photo[400:] = ground
-    tower = np.asarray(random_image((80, 120), seed=3), np.float64)
-    photo[280:400, 200:280] = tower
-    img = Image.fromarray(photo.clip(0, 255).astype(np.uint8))
-    assert decode.picture_box(img, smooth=True) == (0.0, (0, 0, w, h))
+    def photo(w, h, sky_to, ground=(None, None), tower=None):
+        yy = np.mgrid[0:h, 0:w][0]
+        arr = np.stack([120 + yy * 0.05, 160 + yy * 0.03, 230 - yy * 0.03], axis=-1)
+        g0, g1 = ground
+        arr[sky_to:g1 or h] = np.asarray(random_image((w, (g1 or h) - sky_to), seed=2), np.float64)
+        if tower is not None:
+            top, x0, x1 = tower
+            arr[top:sky_to, x0:x1] = np.asarray(random_image((x1 - x0, sky_to - top), seed=3), np.float64)
+        return Image.fromarray(arr.clip(0, 255).astype(np.uint8))
+
+    beach = photo(800, 600, 300)  # a straight horizon under a smooth sky
+    assert decode.picture_box(beach, smooth=True) == (0.0, (0, 0, 800, 600))
+    upright = photo(500, 900, 560)
+    assert decode.picture_box(upright, smooth=True) == (0.0, (0, 0, 500, 900))
+    towered = photo(500, 900, 450, ground=(450, 650), tower=(330, 200, 280))
+    assert decode.picture_box(towered, smooth=True) == (0.0, (0, 0, 500, 900))
     monkeypatch.setattr(decode, "SEAM", 0.0)  # without the seam: the sky would be cut away
-    assert decode.picture_box(img, smooth=True)[0] >= decode.FRAME_SHARE
+    assert decode.picture_box(towered, smooth=True)[0] >= decode.FRAME_SHARE
 
 
 def test_picture_box_of_a_picture_whose_rows_are_each_flat_warns_nothing():

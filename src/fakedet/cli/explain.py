@@ -99,23 +99,33 @@ def _font(size: int):
 
 #: fonts with more than ASCII that systems commonly have (Linux, macOS, Windows), for a file name
 #: Pillow's own font would draw as boxes ("Group chat \u00fcn\u00efcode")
-_WIDE_FONTS = ("DejaVuSans.ttf", "NotoSans-Regular.ttf", "LiberationSans-Regular.ttf", "Arial Unicode.ttf",
-               "Arial.ttf", "arial.ttf", "segoeui.ttf")
+_WIDE_FONTS = ("DejaVuSans.ttf", "NotoSans-Regular.ttf", "LiberationSans-Regular.ttf", "NotoSansCJK-Regular.ttc",
+               "Arial Unicode.ttf", "Arial.ttf", "arial.ttf", "segoeui.ttf", "msgothic.ttc", "Hiragino Sans GB.ttc")
 
 
 def _name_font(size: int, text: str):
     """The font to draw ``text`` (a file name) in: Pillow's own for ASCII, else the first of
-    :data:`_WIDE_FONTS` the system has (Pillow searches its font folders), else Pillow's own."""
+    :data:`_WIDE_FONTS` the system has (Pillow searches its font folders) that draws every letter
+    of it, else the one that draws most of them, else Pillow's own. A letter a font lacks is drawn
+    as its "missing" glyph, the one it draws for a code point no font has."""
     if text.isascii():
         return _font(size)
     from PIL import ImageFont
 
+    letters = {ch for ch in text if not ch.isascii()}
+    best, best_has = None, -1
     for name in _WIDE_FONTS:
         try:
-            return ImageFont.truetype(name, size)
+            font = ImageFont.truetype(name, size)
         except OSError:
             continue
-    return _font(size)
+        missing = bytes(font.getmask("\U0010fffd"))  # a private code point: the missing glyph
+        has = sum(bytes(font.getmask(ch)) != missing for ch in letters)
+        if has == len(letters):
+            return font
+        if has > best_has:
+            best, best_has = font, has
+    return best if best is not None else _font(size)
 
 
 def _fmt_p(p: float) -> str:

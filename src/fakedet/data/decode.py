@@ -428,6 +428,9 @@ SMOOTH_MARGINS = False
 #: more than the tolerance from the margin's next to them (:func:`picture_box`)
 SEAM = 0.5
 _SMOOTH_SAMPLES = 4  # per side of each pixel of the copy read for smooth margins
+#: smooth margins are looked for only on images at least this many times as high as wide: a
+#: phone's screen held upright (16:9 is 1.78; a 3:2 photo held upright 1.5)
+STORY_SHAPE = 1.6
 # set in the info of an image decoded from an animation's first frame
 ANIMATED = "fakedet.animated"
 
@@ -470,15 +473,20 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
     ``(0.0, the whole image)``. None for an image under 64 px, too
     small to tell, or flat all over.
 
-    With ``smooth``, a line is also plain when ``full`` of its steps from one (sampled) pixel to
-    the next are within ``tol``: a story's backdrop, a blurred, enlarged copy of the picture or a
-    gradient of its colours. A sharp photo's smooth sky or blurred background is plain too, so
-    the picture must then meet its margins at straight, busy edges, as a picture pasted on a
-    backdrop does: the line just inside each edge that has margin beyond it has at least
-    :data:`BUSY_EDGE` of its steps above ``tol`` (a head or a tree rising into a smooth sky
-    gives a few); an image whose edges are not busy has no frame: ``(0.0, the whole image)``."""
+    With ``smooth``, for a story's screenshot (the picture on a blurred, enlarged copy of itself
+    or on a gradient of its colours), a line is also plain when ``full`` of its second
+    differences (its curvature) are within ``tol``, read on a copy whose pixels are each the mean
+    of 4x4 samples (so that a JPEG's noise does not count). A sharp photo's smooth sky is plain
+    too, so the picture must also sit as a story's does: on a screen shaped as a phone's held
+    upright (at least :data:`STORY_SHAPE` times as high as wide), with margin above and below
+    it, and meeting its margins at a seam: along each edge with margin beyond it, at least
+    :data:`SEAM` of the pixels differ by more than ``tol`` from the margin's next to them (a
+    head or a tree rising into a smooth sky differs in a few). Otherwise no frame: ``(0.0, the
+    whole image)``; an image of another shape is not read (``(0.0, the whole image)`` at once)."""
     if min(img.size) < 64:
         return None
+    if smooth and img.height < STORY_SHAPE * img.width:  # not a phone's screen: most photos
+        return 0.0, (0, 0, img.width, img.height)
     s = min(1.0, side / max(img.size))
     size = (max(1, round(img.width * s)), max(1, round(img.height * s)))
     if smooth and s < 1:
@@ -521,6 +529,8 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
              (flat(a[y0:y1, :x0].T), x1 - x0), (flat(a[y0:y1, x1:].T), x1 - x0))
     if any(np.diff(np.flatnonzero(np.concatenate(([True], side, [True])))).max(initial=1) - 1 >= extent / 2
            for side, extent in sides):
+        return 0.0, (0, 0, img.width, img.height)
+    if smooth and (y0 == 0 or y1 == a.shape[0]):  # a story's picture has backdrop above and below
         return 0.0, (0, 0, img.width, img.height)
     if smooth:  # each edge with margin beyond it: a seam between the picture and the backdrop
         edges = ((y0 > 0, lambda: (a[y0, x0:x1], a[y0 - 1, x0:x1])),

@@ -84,7 +84,7 @@ def not_found_error(path) -> str:
     if is_broken_link(path):
         return BROKEN_LINK
     name = os.fsdecode(path) if isinstance(path, (str, bytes)) else ""
-    if re.search(r"[*?]|\[.*\]", os.path.basename(name)):
+    if "://" not in name and re.search(r"[*?]|\[.*\]", os.path.basename(name)):  # no shell expands a URI
         return ("file not found (fakedet expands no wildcards: leave the pattern unquoted for the shell "
                 "to expand, or give the folder)")
     return "file not found"

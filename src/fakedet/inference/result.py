@@ -47,8 +47,10 @@ class Result:
     thumbnail: Optional[dict] = field(default=None, repr=False, compare=False)
     #: the share of the image that flat margins take (a screenshot's app around the picture, a
     #: border): from ``fakedet.data.decode.FRAME_SHARE`` on, the picture inside is scored
-    #: (``cropped``) unless the scan was told not to (a frame changes what the model sees); None
-    #: where not measured. Not in to_dict().
+    #: (``cropped``) unless the scan was told not to (a frame changes what the model sees); where
+    #: there are none, that of a story's smooth backdrop (a blurred copy of the picture, a
+    #: gradient), measured but not cut out (``decode.SMOOTH_MARGINS``); None where not measured.
+    #: Not in to_dict().
     frame: Optional[float] = field(default=None, repr=False, compare=False)
     #: decoded from an animation, of which only the first frame was scored. Not in to_dict().
     animated: bool = field(default=False, repr=False, compare=False)
@@ -58,8 +60,9 @@ class Result:
 
     @property
     def framed(self) -> bool:
-        """Whether the picture seems to sit inside a larger flat frame (see ``frame``) and was
-        scored whole all the same (``--no-crop``, or a picture inside too small to score)."""
+        """Whether the picture seems to sit inside a larger frame (see ``frame``) and was scored
+        whole all the same (``--no-crop``, a picture inside too small to score, or a story's
+        smooth backdrop)."""
         from fakedet.data.decode import FRAME_SHARE
 
         return self.cropped is None and self.frame is not None and self.frame >= FRAME_SHARE
