@@ -420,7 +420,7 @@ FRAME_SHARE = 0.4
 #: whether a scan cuts the picture out of smooth margins (a story's blurred or gradient
 #: backdrop) where it finds no plain ones (:func:`picture_to_score`); else it only measures them,
 #: for the summary's note. False: on val (docs/decisions/2026-12-06-the-picture-on-a-storys-
-#: backdrop.md, experiments/frame_crop.py --smooth) it found about half of the stories' pictures,
+#: backdrop.md, experiments/frame_crop.py --smooth) it found a third to a half of the stories' pictures,
 #: which halved the real photos labelled fake but left them far above the originals' share, the
 #: rule set before the run
 SMOOTH_MARGINS = False
