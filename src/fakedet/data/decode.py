@@ -530,14 +530,12 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
     if any(np.diff(np.flatnonzero(np.concatenate(([True], side, [True])))).max(initial=1) - 1 >= extent / 2
            for side, extent in sides):
         return 0.0, (0, 0, img.width, img.height)
-    if smooth and (y0 == 0 or y1 == a.shape[0]):  # a story's picture has backdrop above and below
-        return 0.0, (0, 0, img.width, img.height)
-    if smooth:  # each edge with margin beyond it: a seam between the picture and the backdrop
-        edges = ((y0 > 0, lambda: (a[y0, x0:x1], a[y0 - 1, x0:x1])),
-                 (y1 < a.shape[0], lambda: (a[y1 - 1, x0:x1], a[y1, x0:x1])),
-                 (x0 > 0, lambda: (a[y0:y1, x0], a[y0:y1, x0 - 1])),
-                 (x1 < a.shape[1], lambda: (a[y0:y1, x1 - 1], a[y0:y1, x1])))
-        if not all(seam(*lines()) for margin, lines in edges if margin):
+    if smooth:  # a story's picture: backdrop above and below, and a seam at each edge with margin
+        seams = y0 > 0 and y1 < a.shape[0] and seam(a[y0, x0:x1], a[y0 - 1, x0:x1]) \
+            and seam(a[y1 - 1, x0:x1], a[y1, x0:x1]) \
+            and (x0 == 0 or seam(a[y0:y1, x0], a[y0:y1, x0 - 1])) \
+            and (x1 == a.shape[1] or seam(a[y0:y1, x1 - 1], a[y0:y1, x1]))
+        if not seams:
             return 0.0, (0, 0, img.width, img.height)
     share = 1.0 - (y1 - y0) * (x1 - x0) / (a.shape[0] * a.shape[1])
     if s == 1:
