@@ -61,6 +61,35 @@ def verdicts(det, inputs, crop: bool):
     return [r.model_label for r in res], [r.p_fake for r in res], [r.cropped for r in res]
 
 
+def finish(out: dict, checks: dict, path) -> int:
+    """Prints the rule's checks, and writes ``out`` with them to ``path`` (JSON) when given."""
+    out["rule"] = checks
+    for k, v in checks.items():
+        print(f"rule {k}: {'holds' if v else 'FAILS'}")
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+def score_both(name, rows, ways, boxes_key, rec, tot, moved) -> None:
+    """Scores ``rows`` of set ``name`` both ``ways`` (two ``(key, scorer)``, a scorer as
+    :func:`verdicts` on a list of paths): the shares of each in ``rec[key]`` (and the second's
+    boxes in ``rec[boxes_key]``), the counts added to ``tot``, the images whose verdict moved
+    appended to ``moved``."""
+    (ka, score_a), (kb, score_b) = ways
+    paths, y = [r.path for r in rows], [r.label for r in rows]
+    a, pa, _ = score_a(paths)
+    b, pb, boxes = score_b(paths)
+    rec[ka], rec[kb], rec[boxes_key] = shares(a, y), shares(b, y), boxes
+    for r, u, v, p, q in zip(rows, a, b, pa, pb):
+        if u != v:
+            moved.append({"set": name, "path": r.path, "label": r.label, ka: u, kb: v, f"p_{ka}": p, f"p_{kb}": q})
+    for cls in ("real", "fake"):
+        tot[f"{cls}_{ka}"] += rec[ka][f"{cls}_labelled_fake"]
+        tot[f"{cls}_{kb}"] += rec[kb][f"{cls}_labelled_fake"]
+
+
 def shares(labels, y):
     y = np.asarray(y)
     lab = np.asarray(labels)
@@ -116,17 +145,9 @@ def main_smooth(args) -> int:
         tot["fake_images"] += sum(r.label == 1 for r in rows)
         rec = {"images": len(rows), "newly_cut": len(newly), "paths": [r.path for r in newly]}
         if newly:
-            paths, y = [r.path for r in newly], [r.label for r in newly]
-            a, pa, _ = smooth_verdicts(det, paths, False)
-            b, pb, boxes = smooth_verdicts(det, paths, True)
-            rec["without"], rec["with"], rec["boxes"] = shares(a, y), shares(b, y), boxes
-            for r, u, v, p, q in zip(newly, a, b, pa, pb):
-                if u != v:
-                    moved.append({"set": name, "path": r.path, "label": r.label, "without": u, "with": v,
-                                  "p_without": p, "p_with": q})
-            for cls in ("real", "fake"):
-                tot[f"{cls}_without"] += rec["without"][f"{cls}_labelled_fake"]
-                tot[f"{cls}_with"] += rec["with"][f"{cls}_labelled_fake"]
+            score_both(name, newly, (("without", lambda paths: smooth_verdicts(det, paths, False)),
+                                     ("with", lambda paths: smooth_verdicts(det, paths, True))),
+                       "boxes", rec, tot, moved)
         out["unedited"][name] = rec
         print(f"{name}: {len(newly)} of {len(rows)} {args.split} images newly cut out", flush=True)
     out["unedited_total"], out["moved"] = tot, moved
@@ -170,13 +191,7 @@ def main_smooth(args) -> int:
         tot["fake_without"] - tot["fake_with"] <= 0.005 * tot["fake_images"]
     if changed:
         checks["4 plain-margin screenshots: no verdict changes"] = not any(changed.values())
-    out["rule"] = checks
-    for k, v in checks.items():
-        print(f"rule {k}: {'holds' if v else 'FAILS'}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2))
-    return 0
+    return finish(out, checks, args.json)
 
 
 def main(argv=None) -> int:
@@ -213,18 +228,9 @@ def main(argv=None) -> int:
         rec = {"images": len(rows), "framed": len(framed), "paths": [r.path for r in framed]}
         tot["fake_images"] += sum(r.label == 1 for r in rows)
         if framed:
-            whole, pw, _ = verdicts(det, [r.path for r in framed], crop=False)
-            cropped, pc, boxes = verdicts(det, [r.path for r in framed], crop=True)
-            y = [r.label for r in framed]
-            rec["whole"], rec["cropped"] = shares(whole, y), shares(cropped, y)
-            rec["cropped_boxes"] = boxes
-            for r, a, b, p, q in zip(framed, whole, cropped, pw, pc):
-                if a != b:
-                    moved.append({"set": name, "path": r.path, "label": r.label, "whole": a, "cropped": b,
-                                  "p_whole": p, "p_cropped": q})
-            for cls in ("real", "fake"):
-                tot[f"{cls}_whole"] += rec["whole"][f"{cls}_labelled_fake"]
-                tot[f"{cls}_cropped"] += rec["cropped"][f"{cls}_labelled_fake"]
+            score_both(name, framed, (("whole", lambda paths: verdicts(det, paths, crop=False)),
+                                      ("cropped", lambda paths: verdicts(det, paths, crop=True))),
+                       "cropped_boxes", rec, tot, moved)
         out["unedited"][name] = rec
         print(f"{name}: {len(framed)} of {len(rows)} {args.split} images framed", flush=True)
     out["unedited_total"], out["moved"] = tot, moved
@@ -269,13 +275,7 @@ def main(argv=None) -> int:
                                                         and m["whole"] != "fake" for m in moved)
     checks["3b unedited: fakes fake fall <= 0.5 %"] = \
         tot["fake_whole"] - tot["fake_cropped"] <= 0.005 * tot["fake_images"]
-    out["rule"] = checks
-    for k, v in checks.items():
-        print(f"rule {k}: {'holds' if v else 'FAILS'}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2))
-    return 0
+    return finish(out, checks, args.json)
 
 
 if __name__ == "__main__":
