@@ -590,6 +590,23 @@ def test_hidden_and_excluded_entries_are_skipped_and_counted_in_the_summary(runn
             and f"2 hidden entries ({hidden}; --hidden scans them), 3 excluded entries" in r.stderr)
 
 
+def test_an_exclude_pattern_that_matches_nothing_is_named(runner, tiny_weights, folder):
+    # '*.PNG' is a case away from the folder's a.png: the scan skips nothing and says which
+    # pattern skipped nothing, so that a typo does not pass for an exclusion
+    r = run(runner, tiny_weights, ["-E", "*.PNG", "-E", "sub", "-E", "*.PNG", str(folder)])
+    assert r.exit_code == 0 and "2 images" in r.stderr and "skipped 1 excluded entry" in r.stderr
+    warnings = [line for line in r.stderr.splitlines() if "matched nothing" in line]
+    assert warnings == ["fakedet: warning: -E/--exclude '*.PNG' matched nothing in the folders walked "
+                        "(patterns are case-sensitive; one without '/' matches names, one with '/' paths "
+                        "from the folder given)"], r.stderr
+    r = run(runner, tiny_weights, ["-E", "sub", "-E", "*.png", str(folder)])
+    assert "matched nothing" not in r.stderr
+    r = run(runner, tiny_weights, ["-q", "-E", "*.PNG", str(folder)])  # -q: nothing on stderr
+    assert r.stderr == ""
+    r = run(runner, tiny_weights, ["-E", "*.PNG", str(folder / "a.png")])  # no folder walked
+    assert "matched nothing" not in r.stderr
+
+
 def test_info_reads_the_header_without_importing_torch(tiny_weights):
     import subprocess
     import sys

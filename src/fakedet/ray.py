@@ -146,6 +146,7 @@ def expand_uri(uri: str, s3_endpoint: Optional[str] = None, filt: Optional[WalkF
     if info.type != fs.FileType.Directory:
         yield Item(uri, source=uri)
         return
+    filt.walked += 1
     base = path.rstrip("/")
     try:
         infos = filesys.get_file_info(fs.FileSelector(base, recursive=True))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import shlex
 import sys
 import threading
 import time
@@ -576,6 +577,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             err(line)
         for line in _picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped):
             err(line)
+        if filt is not None and filt.unmatched:
+            err(_unmatched_text(filt.unmatched))
     if report_error is not None:  # every record was written, the report was not
         return EXIT_USAGE
     if n_err:
@@ -583,6 +586,14 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if exit_code and n_fake:
         return EXIT_FAKE
     return EXIT_OK
+
+
+def _unmatched_text(patterns: list) -> str:
+    """The warning for --exclude patterns that skipped nothing in the folders walked (a typo, or
+    a case that differs: patterns are case-sensitive, as fd's are)."""
+    quoted = ", ".join(shlex.quote(p) for p in patterns)
+    return (f"warning: -E/--exclude {quoted} matched nothing in the folders walked (patterns are "
+            "case-sensitive; one without '/' matches names, one with '/' paths from the folder given)")
 
 
 def _evidence_notes(n_evidence: int, n_by_evidence: int, by_evidence: list) -> list[str]:

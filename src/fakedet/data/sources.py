@@ -255,6 +255,10 @@ class WalkFilter:
     #: image of each walk (:meth:`start_walk`), for a summary or a warning to name them
     named_hidden: list = field(default_factory=list, repr=False)
     named_other: list = field(default_factory=list, repr=False)
+    #: folders walked (each folder named, or found by a URI, counts once; not their subfolders)
+    walked: int = field(default=0, repr=False)
+    #: the ``exclude`` patterns that skipped at least one entry (one that never did may be a typo)
+    matched: set = field(default_factory=set, repr=False)
     _mark: tuple = field(default=(0, 0, 0, 0), repr=False)
     _patterns: list = field(default_factory=list, repr=False)
     #: after a path yielded nothing: what its walk alone skipped (set by :func:`iter_items`)
@@ -267,7 +271,7 @@ class WalkFilter:
             dirs_only = pattern.endswith("/")
             pat = pattern.rstrip("/") or "/"
             anchored = "/" in pat
-            self._patterns.append((glob_regex(pat.lstrip("/")) if anchored else pat, anchored, dirs_only))
+            self._patterns.append((glob_regex(pat.lstrip("/")) if anchored else pat, anchored, dirs_only, pattern))
 
     def counts(self) -> tuple[int, int, int, int]:
         return self.skipped_hidden, self.skipped_excluded, self.skipped_other, self.skipped_again
@@ -301,6 +305,12 @@ class WalkFilter:
     def skipped(self) -> int:
         return sum(self.counts())
 
+    @property
+    def unmatched(self) -> list[str]:
+        """The ``exclude`` patterns that skipped nothing in the folders walked (none before a
+        folder was walked: patterns apply only inside folders)."""
+        return [p for p in dict.fromkeys(self.exclude) if p not in self.matched] if self.walked else []
+
     def skips(self, name: str, relpath: str, is_dir: bool, path: Optional[str] = None) -> bool:
         """Whether to skip an entry found while walking (and count it when so; ``path``: its
         path, kept among the first few named)."""
@@ -309,11 +319,12 @@ class WalkFilter:
             if path is not None:
                 self.name_skipped(True, path)
             return True
-        for pat, anchored, dirs_only in self._patterns:
+        for pat, anchored, dirs_only, pattern in self._patterns:
             if dirs_only and not is_dir:
                 continue
             if pat.fullmatch(relpath) if anchored else fnmatch.fnmatchcase(name, pat):
                 self.skipped_excluded += 1
+                self.matched.add(pattern)
                 return True
         return False
 
@@ -326,6 +337,7 @@ def walk(folder: str, _seen: Optional[set] = None, filt: Optional[WalkFilter] = 
     Python's recursion limit."""
     seen = set() if _seen is None else _seen
     filt = WalkFilter() if filt is None else filt
+    filt.walked += 1
     error, entries = _listing(folder, seen)
     if error is not None:
         yield error
