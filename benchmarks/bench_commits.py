@@ -25,14 +25,14 @@ from pathlib import Path
 from fakedet.evaluation.synthetic import make_images
 
 ROOT = Path(__file__).resolve().parents[1]
-N = {"face": 800, "1024": 240, "12mp": 40}
+N = {"face": 800, "1024": 240, "12mp": 40, "phone": 80}
 RATE = re.compile(r"([0-9.]+) img/s")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("commits", nargs="+", help="commits (anything git rev-parse accepts)")
-    ap.add_argument("--sizes", default="1024,face,12mp", help="comma-separated: face, 1024, 12mp")
+    ap.add_argument("--sizes", default="1024,face,12mp", help="comma-separated: face, 1024, 12mp, phone")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=5, help="times each image is listed")
     ap.add_argument("--args", default="", help="extra arguments for every scan, e.g. '-j 1 -b 64'")

@@ -8,7 +8,9 @@ import numpy as np
 from PIL import Image
 
 # the benchmarks' image sizes: 224 px face crops, 1024 px JPEGs, 12-megapixel phone JPEGs
-SIZES = {"face": (224, 224), "1024": (1024, 768), "12mp": (4032, 3024)}
+SIZES = {"face": (224, 224), "1024": (1024, 768), "12mp": (4032, 3024),
+         # a phone held upright (a screenshot's shape: the smooth-margin measure runs on it)
+         "phone": (1170, 2532)}
 
 
 def photo_like(w: int, h: int, seed: int) -> Image.Image:
