@@ -838,21 +838,29 @@ def test_the_summary_gives_a_threshold_with_the_digits_the_records_have(runner, 
     assert "threshold 0.999950" in r.stderr.strip().splitlines()[-1], r.stderr
 
 
-def test_files_in_a_folder_that_are_no_image_by_name_are_counted_and_named_in_the_summary(runner, tiny_weights,
-                                                                                           tmp_path):
-    """The first three are named (a JPEG saved without an extension is one), then a count."""
+def test_files_in_a_folder_that_are_no_image_by_name_or_content_are_counted_and_named_in_the_summary(
+        runner, tiny_weights, tmp_path):
+    """The first three are named, then a count; an image by its first bytes is scored whatever its
+    name (a phone's save without an extension, a browser's .jpg_large), and a video, a text or a
+    camera RAW file (TIFF's bytes) is not."""
     write_image(tmp_path / "a.jpg")
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     r = run(runner, tiny_weights, [str(tmp_path)])
     assert r.exit_code == 0 and r.stdout.count("\n") == 1
-    assert (f"skipped 2 files not named as an image ({tmp_path / 'clip.mp4'}, {tmp_path / 'notes.txt'}; name one "
-            "on the command line to get its record)") in r.stderr.strip().splitlines()[-1]
-    write_image(tmp_path / "photo")
+    assert (f"skipped 2 files not an image by name or first bytes ({tmp_path / 'clip.mp4'}, {tmp_path / 'notes.txt'}; "
+            "name one on the command line to get its record)") in r.stderr.strip().splitlines()[-1]
+    write_image(tmp_path / "IMG-20240502-WA0001")  # a JPEG
+    write_image(tmp_path / "photo.jpg_large", "PNG")
+    write_image(tmp_path / "sticker.download", "WEBP")
+    write_image(tmp_path / "raw.CR2", "TIFF")
     (tmp_path / "x.doc").write_text("x")
     r = run(runner, tiny_weights, [str(tmp_path)])
-    assert (f"skipped 4 files not named as an image ({tmp_path / 'clip.mp4'}, {tmp_path / 'notes.txt'}, "
-            f"{tmp_path / 'photo'} and 1 more; name one") in r.stderr.strip().splitlines()[-1]
+    assert [line.split("\t")[0] for line in r.stdout.splitlines()] == [
+        str(tmp_path / n) for n in ("IMG-20240502-WA0001", "a.jpg", "photo.jpg_large", "sticker.download")]
+    assert r.exit_code == 0 and all(line.split("\t")[3] == "" for line in r.stdout.splitlines())  # scored
+    assert (f"skipped 4 files not an image by name or first bytes ({tmp_path / 'clip.mp4'}, {tmp_path / 'notes.txt'}, "
+            f"{tmp_path / 'raw.CR2'} and 1 more; name one") in r.stderr.strip().splitlines()[-1]
 
 
 def test_a_mistyped_command_is_a_usage_error_that_names_the_command(runner, tiny_weights, tmp_path, monkeypatch):
@@ -874,11 +882,11 @@ def test_a_folder_without_images_is_warned_about_with_its_own_skipped_files(runn
     b.mkdir()
     (b / "only.txt").write_text("x")
     r = run(runner, tiny_weights, [str(a), str(b)])
-    assert f"no image files found in {b} (skipped 1 file not named as an image ({b / 'only.txt'}; name one" \
-        in r.stderr, r.stderr  # named: the folder's own, not the first folder's
-    assert "skipped 4 files not named" in r.stderr.strip().splitlines()[-1]
+    assert (f"no image files found in {b} (skipped 1 file not an image by name or first bytes ({b / 'only.txt'}; "
+            "name one") in r.stderr, r.stderr  # named: the folder's own, not the first folder's
+    assert "skipped 4 files not an image by name" in r.stderr.strip().splitlines()[-1]
     r = run(runner, tiny_weights, ["-E", "*.txt", str(a)])  # excluded by the user: counted so
-    assert "skipped 3 excluded entries" in r.stderr and "not named as an image" not in r.stderr, r.stderr
+    assert "skipped 3 excluded entries" in r.stderr and "not an image by name or first bytes" not in r.stderr, r.stderr
 
 
 def test_control_characters_in_messages_are_escaped(tmp_path, monkeypatch, capsys):

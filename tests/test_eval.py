@@ -207,13 +207,13 @@ def test_a_manifests_rows_are_named_as_the_manifest_was(tiny_weights, labelled, 
 
 
 def test_files_eval_leaves_out_are_counted_in_a_note(tiny_weights, labelled):
-    """Files in real/ or fake/ not named as an image, and hidden images, were left out of the
+    """Files in real/ or fake/ not an image by name or first bytes, and hidden images, were left out of the
     figures without a word (scan's summary counts them)."""
     (labelled / "real" / "notes.txt").write_text("x")
     write_image(labelled / "fake" / ".hidden.jpg", seed=7)
     r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "--json"])
     assert r.exit_code == 3 and json.loads(r.stdout)["sets"][labelled.name]["n"] == 8, r.output
-    assert f"note: {labelled.name}: left out 1 hidden entry and 1 file not named as an image" in r.stderr
+    assert f"note: {labelled.name}: left out 1 hidden entry and 1 file not an image by name or first bytes" in r.stderr
     (labelled / "real" / "notes.txt").unlink()
     (labelled / "fake" / ".hidden.jpg").unlink()
     r = CliRunner().invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights)])

@@ -39,7 +39,7 @@ from typing import Any, Iterable, Iterator, Optional
 import numpy as np
 
 from fakedet.data import decode
-from fakedet.data.sources import Item, WalkFilter, is_image_name, not_found_error
+from fakedet.data.sources import SNIFF_HEAD, Item, WalkFilter, is_image_head, is_image_name, not_found_error
 from fakedet.data.writers import json_text, utf8_text
 from fakedet.inference.pipeline import Batches, Decoded, Task, prepare_batch
 from fakedet.inference.result import Result
@@ -130,6 +130,16 @@ def read_uri(uri: str, s3_endpoint: Optional[str] = None, max_bytes: int = decod
     return data
 
 
+def _image_by_content(filesys, path: str) -> bool:
+    """Whether a remote file not named as an image is one by its first bytes (as the local
+    walk's :func:`~fakedet.data.sources.image_by_content`); one that cannot be read is not."""
+    try:
+        with filesys.open_input_stream(path) as fh:
+            return is_image_head(fh.read(SNIFF_HEAD))
+    except (OSError, ValueError):
+        return False
+
+
 def expand_uri(uri: str, s3_endpoint: Optional[str] = None, filt: Optional[WalkFilter] = None) -> Iterator[Item]:
     """A URI as items: a file as itself (its reading, and any error, left to the tasks); a
     folder (prefix) listed recursively, image files only, in sorted order, skipping hidden
@@ -172,8 +182,12 @@ def expand_uri(uri: str, s3_endpoint: Optional[str] = None, filt: Optional[WalkF
             continue
         name, rel = parts[-1], "/".join(parts)
         if not is_image_name(name):
-            # a hidden one is not looked at at all; an excluded one counts as excluded (as the local walk)
+            # a hidden one is not looked at at all; an excluded one counts as excluded; an image
+            # by its first bytes is scored (as the local walk)
             if (filt.hidden or not name.startswith(".")) and not filt.skips(name, rel, False):
+                if _image_by_content(filesys, i.path):
+                    rels.append(parts)
+                    continue
                 filt.skipped_other += 1
             continue
         if filt.skips(name, rel, False):

@@ -59,15 +59,15 @@ Exit status:
 
 
 def _skipped_files(filt) -> str:
-    """What the walk of real/ and fake/ left out: "2 hidden entries and 1 file not named as an
-    image", or ""."""
+    """What the walk of real/ and fake/ left out: "2 hidden entries and 1 file not an image by
+    name or first bytes", or ""."""
     parts = []
     if filt.skipped_hidden:
         n = filt.skipped_hidden
         parts.append(f"{n} hidden entr{'ies' if n != 1 else 'y'}")
     if filt.skipped_other:
         n = filt.skipped_other
-        parts.append(f"{n} file{'s' if n != 1 else ''} not named as an image")
+        parts.append(f"{n} file{'s' if n != 1 else ''} not an image by name or first bytes")
     return " and ".join(parts)
 
 

@@ -656,7 +656,7 @@ def _listed(paths: list, n: int) -> str:
 
 def _skipped_text(filt) -> str:
     """What a folder walk skipped, for the summary: "skipped 2 hidden entries (...), 1 excluded
-    entry, 3 files not named as an image (...)"."""
+    entry, 3 files not an image by name or first bytes (...)"."""
     def entries(n, kind):
         return f"{n} {kind} entr{'ies' if n != 1 else 'y'}"
 
@@ -668,7 +668,8 @@ def _skipped_text(filt) -> str:
         parts.append(entries(filt.skipped_excluded, "excluded"))
     if filt.skipped_other:
         n = filt.skipped_other
-        parts.append(f"{n} file{'s' if n != 1 else ''} not named as an image ({_listed(filt.named_other, n)}"
+        parts.append(f"{n} file{'s' if n != 1 else ''} not an image by name or first bytes "
+                     f"({_listed(filt.named_other, n)}"
                      "name one on the command line to get its record)")
     if filt.skipped_again:
         n = filt.skipped_again

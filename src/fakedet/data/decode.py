@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from fakedet.data.preprocess import INTERPOLATIONS, PreprocessConfig
-from fakedet.data.sources import not_found_error, not_regular_error
+from fakedet.data.sources import AVIF_BRANDS, HEIF_BRANDS, not_found_error, not_regular_error
 
 # A truncated file must be reported, never silently padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -124,11 +124,9 @@ def _read_bounded(fh, size: int, max_bytes: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-# ISO-BMFF brands: HEIF/HEIC (iPhone photos) and AVIF. Pillow reads AVIF itself (11.3 and later);
-# HEIF needs the optional pillow-heif plug-in, registered the first time such a file turns up so
-# that nobody pays for importing it otherwise.
-_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
-_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+# ISO-BMFF brands (sources.HEIF_BRANDS, AVIF_BRANDS): HEIF/HEIC (iPhone photos) and AVIF.
+# Pillow reads AVIF itself (11.3 and later); HEIF needs the optional pillow-heif plug-in,
+# registered the first time such a file turns up so that nobody pays for importing it otherwise.
 _heif_lock = threading.Lock()
 _heif_state: list = []  # [True] once registered, [False] when pillow-heif is missing
 
@@ -152,11 +150,11 @@ def _register_heif() -> bool:
 
 def _unreadable_format(data: bytes) -> ImageError:
     brand = _brand(data)
-    if brand in _HEIF_BRANDS:
+    if brand in HEIF_BRANDS:
         if _heif_state and _heif_state[0]:
             return ImageError("corrupt or truncated HEIC/HEIF image")
         return ImageError("HEIC/HEIF image: reading it needs pillow-heif (pip install pillow-heif)")
-    if brand in _AVIF_BRANDS:
+    if brand in AVIF_BRANDS:
         from PIL import features
 
         if features.check("avif"):
@@ -332,7 +330,7 @@ def _too_large(exc: Exception, cfg: PreprocessConfig) -> ImageError:
 
 
 def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
-    if _brand(data) in _HEIF_BRANDS:
+    if _brand(data) in HEIF_BRANDS:
         _register_heif()
     try:
         img = Image.open(io.BytesIO(data), formats=_formats())

@@ -120,7 +120,7 @@ def _resolved(path: str) -> str:
 def read_folder(root: str, filt: Optional[WalkFilter] = None) -> list[LabelledImage]:
     """Images under ``root/real`` (label 0) and ``root/fake`` (label 1); the folders' names in
     any case (``Real/``, ``FAKE/``), where only one folder has that name. ``filt`` counts what
-    the walk skipped (hidden entries, files not named as an image)."""
+    the walk skipped (hidden entries, files not an image by name or first bytes)."""
     filt = WalkFilter() if filt is None else filt
     out = []
     found = False

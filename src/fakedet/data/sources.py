@@ -41,6 +41,39 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+# ISO-BMFF brands (bytes 8-12, after "ftyp"): HEIF/HEIC (iPhone photos) and AVIF
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
+AVIF_BRANDS = frozenset({b"avif", b"avis"})
+#: BMP's info-header sizes (bytes 14-18), which tell a bitmap from text that starts with "BM"
+_BMP_HEADERS = frozenset({12, 40, 52, 56, 64, 108, 124})
+#: how many bytes :func:`image_by_content` reads
+SNIFF_HEAD = 32
+
+
+def is_image_head(head: bytes) -> bool:
+    """Whether a file's first bytes are those of an image that messaging apps and browsers
+    save: JPEG, PNG, GIF, WebP, BMP, HEIF/HEIC or AVIF. TIFF is left out: camera RAW files
+    (.CR2, .NEF, .DNG) start as TIFF does, and are not images fakedet can read."""
+    return (head[:3] == b"\xff\xd8\xff" or head[:8] == b"\x89PNG\r\n\x1a\n" or head[:6] in (b"GIF87a", b"GIF89a")
+            or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+            or (head[:2] == b"BM" and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_HEADERS)
+            or (head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS | AVIF_BRANDS))
+
+
+def image_by_content(path: str, entry: Optional[os.DirEntry] = None) -> bool:
+    """Whether a regular file not named as an image is one by its first bytes
+    (:func:`is_image_head`): a phone's save without an extension (``IMG-20240502-WA0001``), a
+    browser's ``photo.jpg_large`` or ``.download``. Never opens anything but a regular file (a
+    named pipe would wait for a writer); a file that cannot be read is not one."""
+    try:
+        if not (entry.is_file() if entry is not None else os.path.isfile(path)):
+            return False
+        with open(path, "rb") as fh:
+            return is_image_head(fh.read(SNIFF_HEAD))
+    except (OSError, ValueError):
+        return False
+
+
 def special_file_kind(mode: int) -> Optional[str]:
     """What a file that is neither a regular file nor a folder is, from ``st_mode``; None for those."""
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
@@ -357,8 +390,12 @@ def walk(folder: str, _seen: Optional[set] = None, filt: Optional[WalkFilter] = 
         except OSError:
             is_dir = False
         if not (is_dir or is_image_name(entry.name)):
-            # a hidden one is not looked at at all; an excluded one counts as excluded
+            # a hidden one is not looked at at all; an excluded one counts as excluded; an image
+            # by its first bytes is scored
             if (filt.hidden or not entry.name.startswith(".")) and not filt.skips(entry.name, rel, False):
+                if image_by_content(path, entry):
+                    yield _file_item(path, entry)
+                    continue
                 filt.skipped_other += 1
                 filt.name_skipped(False, path)
             continue
