@@ -286,10 +286,20 @@ def test_photoshop_software_is_edited():
 
 
 @pytest.mark.parametrize("software", ["Ver.1.00", "HDR+ 1.0.540104767zd", "iOS 17.2.1",
-                                      "Firmware Version 1.1.0", "Editor de Imagen 2", "Imagination"])
+                                      "Firmware Version 1.1.0", "Editor de Imagen 2", "Imagination",
+                                      # a review: a surname, Spanish, the camera glasses' app
+                                      "Marco Dalle Vedove", "Foto dalle collezioni del Museo",
+                                      "Imagen 2 cortesía de NASA", "Meta AI"])
 def test_camera_software_is_not_evidence(software):
     assert read_evidence(_save(_image(), "JPEG", exif=_exif(software=software))) == []
     assert read_evidence(_save(_image(), "TIFF", exif=_exif(software=software))) == []
+
+
+@pytest.mark.parametrize("software", ["DALL-E", "DALL-E 3", "dall-e-3", "OpenAI DALL-E", "Imagen 3",
+                                      "Google Imagen", "Midjourney 6.1", "Imagined with AI"])
+def test_generator_names_are_evidence(software):
+    it = _only(read_evidence(_save(_image(), "JPEG", exif=_exif(software=software))))
+    assert (it["says"], it["detail"]) == ("generated", f"EXIF Software: {software}")
 
 
 def test_tiff_software():

@@ -744,9 +744,12 @@ def _dst_item(value: str) -> dict:
 
 # --------------------------------------------------------------------------- tool names
 
+# Each name is one that no camera, person or language uses otherwise: "Dalle" alone is an Italian
+# surname and word (DALL-E needs its hyphen or dot), "Imagen 2" Spanish for "image 2" (Google's
+# generator only as the whole tag), and the app of Meta's camera glasses is called "Meta AI".
 _GENERATORS = [(re.compile(p, re.I), says) for p, says in (
     (r"\bAdobe Firefly\b", "generated"),
-    (r"\bDALL[·\-. ]?E\b", "generated"),
+    (r"\bDALL[·\-]E\b", "generated"),
     (r"\bMidjourney\b", "generated"),
     (r"\bNovelAI\b", "generated"),
     (r"\bStable Diffusion\b", "generated"),
@@ -755,10 +758,10 @@ _GENERATORS = [(re.compile(p, re.I), says) for p, says in (
     (r"\bFooocus\b", "generated"),
     (r"\bMade with Google AI\b", "generated"),
     (r"\bEdited with Google AI\b", "partly generated"),
-    (r"\bGoogle Imagen\b|^\s*Imagen [1-9]\b", "generated"),
+    (r"\bGoogle Imagen\b|^\s*Imagen [1-9](\.\d+)?\s*$", "generated"),
     (r"\bBing Image Creator\b|\bImage Creator from Microsoft\b", "generated"),
     (r"\bMicrosoft Designer\b", "generated"),
-    (r"\bMeta AI\b|\bImagined with AI\b", "generated"),
+    (r"\bImagined with AI\b", "generated"),
     (r"\bDraw Things\b", "generated"),
     (r"\bLeonardo\.Ai\b", "generated"),
     (r"\bIdeogram\b", "generated"),
