@@ -227,19 +227,20 @@ def test_a_turned_photo_with_a_malformed_exif_tag_is_still_scored():
     assert load(buf.getvalue()).size == (40, 64)
 
 
-def _with_text_chunks(data: bytes, chunks: int, size: int) -> bytes:
-    """PNG bytes with ``chunks`` zTXt chunks of ``size`` letters each before the pixels, where
-    Image.open reads them."""
-    body = b"parameters\x00\x00" + zlib.compress(b"a" * size)
-    chunk = len(body).to_bytes(4, "big") + b"zTXt" + body
-    chunk += zlib.crc32(b"zTXt" + body).to_bytes(4, "big")
+def _with_text_chunks(data: bytes, chunks: int, size: int, kind: bytes = b"zTXt") -> bytes:
+    """PNG bytes with ``chunks`` zTXt chunks (or a colour profile's iCCP) of ``size`` letters
+    each before the pixels, where Image.open reads them."""
+    body = (b"parameters" if kind == b"zTXt" else b"display") + b"\x00\x00" + zlib.compress(b"a" * size)
+    chunk = len(body).to_bytes(4, "big") + kind + body
+    chunk += zlib.crc32(kind + body).to_bytes(4, "big")
     at = data.index(b"IDAT") - 4
     return data[:at] + chunk * chunks + data[at:]
 
 
-@pytest.mark.parametrize("chunks, over", [(1, 10), (70, -1000)],
-                         ids=["one chunk over the limit", "many under it, over the total"])
-def test_a_png_with_oversized_text_is_scored_from_its_pixels(chunks, over):
+@pytest.mark.parametrize("chunks, over, kind", [(1, 10, b"zTXt"), (70, -1000, b"zTXt"), (1, 10, b"iCCP")],
+                         ids=["one chunk over the limit", "many under it, over the total",
+                              "a colour profile over the limit"])
+def test_a_png_with_oversized_text_is_scored_from_its_pixels(chunks, over, kind):
     from PIL import PngImagePlugin
 
     img = random_image((40, 40))
@@ -247,7 +248,7 @@ def test_a_png_with_oversized_text_is_scored_from_its_pixels(chunks, over):
     img.save(buf, "PNG")
     size = PngImagePlugin.MAX_TEXT_CHUNK + over
     assert (chunks * size > PngImagePlugin.MAX_TEXT_MEMORY) == (chunks > 1)
-    got = load(_with_text_chunks(buf.getvalue(), chunks, size))
+    got = load(_with_text_chunks(buf.getvalue(), chunks, size, kind))
     assert np.array_equal(np.asarray(got), np.asarray(img))
 
 

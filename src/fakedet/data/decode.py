@@ -256,11 +256,13 @@ def open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+#: the chunks Pillow holds to its text limits, none of which a scan uses: text, and the colour
+#: profile (a calibrated display's can be over 1 MB; decoding leaves colours as stored)
+_PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt", b"iCCP")
 
 
 def _without_png_text(data: bytes) -> bytes:
-    """A PNG's bytes without its text chunks (each chunk: length, type, data, CRC); what cannot
+    """A PNG's bytes without its text chunks and colour profile (each chunk: length, type, data, CRC); what cannot
     be parsed as chunks is kept as it is, for the decoder to judge."""
     out, i = [data[:8]], 8
     while i + 12 <= len(data):
