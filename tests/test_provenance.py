@@ -765,3 +765,13 @@ def test_a_pil_image_labelled_by_its_metadata_in_a_scan(tmp_path):
         by_path, by_image = det.predict([str(png), im])
     assert by_image.label == by_path.label == "fake" and by_image.label_by == "evidence"
     assert by_image.evidence == by_path.evidence
+    # a TIFF keeps its tags in a directory of its own, which the copy the API takes must carry
+    # (a code review: the copy had none, and the image was scored by the model alone)
+    exif = Image.Exif()
+    exif[0x0131] = "Midjourney 6.1"
+    tif = tmp_path / "c.tif"
+    Image.new("RGB", (64, 64), (20, 130, 40)).save(tif, exif=exif.tobytes())
+    with Image.open(tif) as im:
+        by_path, by_image = det.predict([str(tif), im])
+    assert by_image.label == by_path.label == "fake" and by_image.label_by == "evidence"
+    assert by_image.evidence == by_path.evidence

@@ -51,6 +51,21 @@ def as_items(inputs: Iterable[Any]) -> Iterator[Item]:
     return (as_item(x, i) for i, x in enumerate(inputs))
 
 
+def _copy_with_tags(img):
+    """A copy of a PIL image that keeps its EXIF tags: a TIFF holds them in its own directory,
+    which ``copy()`` leaves behind, so that the copy's provenance (a Software tag) and
+    orientation would differ from those of the same file scanned by its path."""
+    c = img.copy()
+    if "exif" not in c.info and getattr(img, "tag_v2", None) is not None:
+        try:
+            tags = img.getexif()
+            if len(tags):
+                c.info["exif"] = tags.tobytes()
+        except Exception:  # noqa: BLE001 - tags Pillow cannot write back: the copy goes without
+            pass
+    return c
+
+
 def as_item(x: Any, index: int) -> Item:
     """One API input (a path, bytes, a PIL image, an HxWx3 uint8 array, or an Item) -> an Item;
     ``index`` names inputs that have no path of their own."""
@@ -98,7 +113,7 @@ def as_item(x: Any, index: int) -> Item:
             return Item(name, error=msg)
         # Inputs are taken ahead of decoding: an image the caller goes on drawing into (one
         # canvas refilled per frame) would otherwise be scored as its later, or half-drawn, pixels.
-        return Item(name, source=x.copy())
+        return Item(name, source=_copy_with_tags(x))
     hint = (": pass its path, or its bytes (f.read())" if isinstance(x, io.IOBase) or hasattr(x, "read") else
             ": pass an HxWx3 uint8 array (t.cpu().numpy(), channels last)" if _is_tensor(x) else
             ": pass a list of inputs, e.g. list(d.values())" if isinstance(x, Mapping) else "")
