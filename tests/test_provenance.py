@@ -775,3 +775,63 @@ def test_a_pil_image_labelled_by_its_metadata_in_a_scan(tmp_path):
         by_path, by_image = det.predict([str(tif), im])
     assert by_image.label == by_path.label == "fake" and by_image.label_by == "evidence"
     assert by_image.evidence == by_path.evidence
+
+
+# --------------------------------------------------------------------------- a code review's files
+
+def _tiff_ifd0(software: bytes, exif_pointer: int | None = None, description_at: int | None = None) -> bytes:
+    """A big-endian TIFF header and IFD0 holding Software, optionally an Exif IFD pointer and an
+    ImageDescription whose value lies at ``description_at`` (past the data, for a broken one)."""
+    entries = []
+    value_at = 8 + 2 + 12 * 3 + 4
+    entries.append(struct.pack(">HHI", 0x0131, 2, len(software)) + struct.pack(">I", value_at))
+    if description_at is not None:
+        entries.append(struct.pack(">HHII", 0x010E, 2, 100, description_at))
+    if exif_pointer is not None:
+        entries.append(struct.pack(">HHII", 0x8769, 4, 1, exif_pointer))
+    entries += [struct.pack(">HHII", 0x0000, 1, 0, 0)] * (3 - len(entries))  # padding entries
+    return b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 3) + b"".join(entries) + b"\0" * 4 + software
+
+
+@pytest.mark.parametrize("broken", ["exif pointer", "a value"])
+def test_one_bad_exif_offset_keeps_the_tags_that_can_be_read(broken):
+    tiff = _tiff_ifd0(b"Midjourney 6.1\x00", exif_pointer=0xFFFF if broken == "exif pointer" else None,
+                      description_at=0xFFFF if broken == "a value" else None)
+    items = read_evidence(_jpeg_with_segments((0xE1, b"Exif\x00\x00" + tiff)))
+    assert [(it["says"], it["detail"]) for it in items if it["says"]] == [
+        ("generated", "EXIF Software: Midjourney 6.1")]
+    assert [it["detail"] for it in items if not it["says"]] == [
+        "EXIF could not be read in part: " + ("Exif IFD: IFD offset outside the data" if broken == "exif pointer"
+                                               else "ImageDescription value outside the data")]
+
+
+def test_png_exif_in_an_exif_chunk_after_jpegs_prefix_and_in_a_raw_profile():
+    exif = _exif(software="Adobe Firefly")
+    assert exif.startswith(b"Exif\x00\x00")  # as Pillow writes it, and some PNG writers keep
+    want = [{"kind": "exif", "says": "generated", "detail": "EXIF Software: Adobe Firefly"}]
+    assert read_evidence(_png_with_chunks(_chunk(b"eXIf", exif))) == want
+    hexed = exif.hex()
+    profile = "\nexif\n" + f"{len(exif):8d}\n" + "\n".join(hexed[i:i + 72] for i in range(0, len(hexed), 72)) + "\n"
+    raw = _png_text(("Raw profile type exif", profile), kind="zTXt")  # ImageMagick's way
+    assert read_evidence(raw) == want
+    assert Image.open(io.BytesIO(raw)).getexif()[0x0131] == "Adobe Firefly"  # as Pillow reads it
+    bad = _png_text(("Raw profile type exif", "\nexif\n 12\nnot hex"), kind="zTXt")
+    _unreadable(read_evidence(bad), "Raw profile type exif")
+
+
+def test_png_xmp_over_the_text_limit_is_read_up_to_xmps():
+    packet = _dst_xmp("trainedAlgorithmicMedia")
+    packet = packet.replace("<?xpacket end", " " * (provenance.TEXT_LIMIT + (300 << 10)) + "<?xpacket end")
+    assert provenance.TEXT_LIMIT < len(packet) < provenance.XMP_LIMIT
+    for kind in ("iTXt", "iTXt-z"):
+        items = read_evidence(_png_text(("XML:com.adobe.xmp", packet), kind=kind))
+        assert [it["says"] for it in items] == ["generated"], items
+
+
+def test_a_png_of_more_chunks_than_are_read_says_so():
+    filler = _chunk(b"tEXt", b"Title\x00x")
+    data = _png_with_chunks(*[filler] * (provenance.MAX_SEGMENTS + 10),
+                            _chunk(b"tEXt", b"parameters\x00" + A1111.encode()))
+    it = _only(read_evidence(data))
+    assert it["says"] is None and it["detail"] == (
+        f"metadata reading stopped: more than {provenance.MAX_SEGMENTS} PNG chunks")

@@ -191,6 +191,10 @@ class _Scan:
             self.add(_item("metadata", None, "metadata reading stopped: time limit reached"))
         return False
 
+    def too_many(self, what: str) -> None:
+        """Said when a container walk stops at :data:`MAX_SEGMENTS` with more to read."""
+        self.add(_item("metadata", None, f"metadata reading stopped: more than {MAX_SEGMENTS} {what}"))
+
     def take_text(self, n: int) -> bool:
         self.text_left -= n
         return self.text_left >= 0
@@ -302,12 +306,14 @@ class _Scan:
                 break
             if ctype in (b"tEXt", b"zTXt", b"iTXt"):
                 self.png_text(ctype, start, end)
-            elif ctype == b"eXIf":
-                self.exif(start, end, "image/png")
+            elif ctype == b"eXIf":  # some writers keep JPEG's "Exif\0\0" before the TIFF header
+                self.exif(start + 6 if d.startswith(b"Exif\x00\x00", start) else start, end, "image/png")
             elif ctype == b"caBX":
                 head = d[start:min(end, start + 64)]
                 self.found_c2pa("image/png", _jumbf_problem(head, length))
             pos = end + 4
+        else:
+            self.too_many("PNG chunks")
 
     def png_text(self, ctype: bytes, start: int, end: int) -> None:
         d = self.data
@@ -318,14 +324,15 @@ class _Scan:
             return
         key = d[start:nul].decode("latin-1")
         length = end - start
-        if length > TEXT_LIMIT:
+        limit = XMP_LIMIT if key == "XML:com.adobe.xmp" else TEXT_LIMIT  # XMP's packets are larger
+        if length > limit:
             self.fail(_text_kind(key), f"PNG {name} chunk '{key[:40]}' could not be read: "
                       f"text chunk of {length} bytes exceeds the limit")
             return
         if key not in _PNG_KEYS:
             return
         try:
-            text = _png_text_value(ctype, d[nul + 1:end])
+            text = _png_text_value(ctype, d[nul + 1:end], limit)
         except _Unreadable as exc:
             self.fail(_text_kind(key), f"PNG {name} chunk '{key[:40]}' could not be read: {exc}")
             return
@@ -337,6 +344,8 @@ class _Scan:
     def png_key(self, key: str, text: str) -> None:
         if key == "XML:com.adobe.xmp":
             self.xmp(text.encode("utf-8", "replace"))
+        elif key.startswith("Raw profile type "):
+            self.raw_profile(key, text)
         elif key in ("Software", "Source"):
             self.png_context[key] = text
             says = _tool_says(text, editors=(key == "Software"))
@@ -344,6 +353,24 @@ class _Scan:
                 self.add(_item("png-text", says, f"PNG {key}: {text}"))
         else:
             self.add(_parameters(text, key, self.png_context))
+
+    def raw_profile(self, key: str, text: str) -> None:
+        """ImageMagick's (and exiftool's) PNG text of a profile: a line with its name, one with
+        its length, then its bytes in hex: EXIF (``exif``, ``APP1``) or XMP (``xmp``)."""
+        parts = text.strip().split(None, 2)
+        try:
+            if len(parts) < 3:
+                raise ValueError
+            raw = bytes.fromhex("".join(parts[2].split()))
+        except ValueError:
+            self.fail("exif" if key != "Raw profile type xmp" else "xmp",
+                      f"PNG '{key}' could not be read: not a profile's hex")
+            return
+        if key == "Raw profile type xmp":
+            self.xmp(raw)
+            return
+        start = 6 if raw.startswith(b"Exif\x00\x00") else 0
+        self.exif(start, len(raw), "image/png", data=raw)
 
     # -- WebP
     def webp(self) -> None:
@@ -368,19 +395,24 @@ class _Scan:
             elif fourcc == b"C2PA":
                 self.found_c2pa("image/webp", _jumbf_problem(d[start:min(end, start + 64)], length))
             pos = end + (length & 1)
+        else:
+            self.too_many("WebP chunks")
 
     # -- TIFF / EXIF
     def tiff_file(self) -> None:
         self.exif(0, len(self.data), "image/tiff", whole_file=True)
 
-    def exif(self, start: int, end: int, mime: str, whole_file: bool = False) -> None:
+    def exif(self, start: int, end: int, mime: str, whole_file: bool = False, data: bytes | None = None) -> None:
+        """The EXIF (a TIFF header and its IFDs) in ``self.data[start:end]``, or in ``data``'s."""
         try:
-            tags = _read_ifds(self.data, start, end)
+            tags, problems = _read_ifds(self.data if data is None else data, start, end)
         except _Unreadable as exc:
             self.fail("exif", f"EXIF could not be read: {exc}")
             return
         for tag, raw in tags:
             self.exif_tag(tag, raw, mime, whole_file)
+        for problem in problems:  # what was read is kept; what was not, said
+            self.fail("exif", f"EXIF could not be read in part: {problem}")
 
     def exif_tag(self, tag: int, raw, mime: str, whole_file: bool) -> None:
         if tag == 0xCD41 and whole_file:
@@ -432,6 +464,8 @@ class _Scan:
                     f"C2PA box declares {size} bytes but {n - pos} remain")
                 self.found_c2pa(_bmff_mime(d), problem)
             pos += size
+        else:
+            self.too_many("boxes")
         self.xmp_in_prefix()
 
     def xmp_in_prefix(self) -> None:
@@ -474,7 +508,8 @@ _XMP_EXT_NS = b"http://ns.adobe.com/xmp/extension/\x00"
 _PNG_META = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"caBX"}
 _PNG_KEYS = {"parameters", "prompt", "workflow", "invokeai_metadata", "invokeai_graph",
              "sd-metadata", "Dream", "Comment", "Description", "Software", "Source",
-             "XML:com.adobe.xmp", "fooocus_scheme", "generation_data"}
+             "XML:com.adobe.xmp", "fooocus_scheme", "generation_data",
+             "Raw profile type exif", "Raw profile type APP1", "Raw profile type xmp"}
 _C2PA_UUID_PREFIX = b"c2pa\x00\x11\x00\x10\x80\x00\x00\xaa\x00\x38\x9b\x71"
 _C2PA_BMFF_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
 
@@ -521,12 +556,12 @@ def _bmff_mime(d: bytes) -> str:
     return "image/avif" if brand in (b"avif", b"avis") else "image/heif"
 
 
-def _png_text_value(ctype: bytes, body: bytes) -> str:
-    """The text of a tEXt/zTXt/iTXt chunk after its keyword (bounded decompression)."""
+def _png_text_value(ctype: bytes, body: bytes, limit: int = TEXT_LIMIT) -> str:
+    """The text of a tEXt/zTXt/iTXt chunk after its keyword (decompressed to at most ``limit``)."""
     if ctype == b"tEXt":
         return _decode_text(body)
     if ctype == b"zTXt":
-        return _decode_text(_inflate(body[1:]))
+        return _decode_text(_inflate(body[1:], limit))
     # iTXt: compression flag, method, language\0, translated keyword\0, text (UTF-8)
     if len(body) < 2:
         raise _Unreadable("truncated")
@@ -538,20 +573,20 @@ def _png_text_value(ctype: bytes, body: bytes) -> str:
         raise _Unreadable("truncated")
     text = rest[tkey_end + 1:]
     if flag:
-        text = _inflate(text)
+        text = _inflate(text, limit)
     try:
         return text.decode("utf-8")
     except UnicodeDecodeError:
         raise _Unreadable("invalid UTF-8") from None
 
 
-def _inflate(payload: bytes) -> bytes:
+def _inflate(payload: bytes, limit: int = TEXT_LIMIT) -> bytes:
     try:
         inflater = zlib.decompressobj()
-        out = inflater.decompress(payload, TEXT_LIMIT + 1)
+        out = inflater.decompress(payload, limit + 1)
     except zlib.error:
         raise _Unreadable("corrupt compressed text") from None
-    if len(out) > TEXT_LIMIT or inflater.unconsumed_tail:
+    if len(out) > limit or inflater.unconsumed_tail:
         raise _Unreadable("compressed text expands beyond the limit")
     return out
 
@@ -571,8 +606,10 @@ _IFD0_TAGS = {0x010E, 0x0131, 0x013B, 0x02BC, 0xCD41}
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
 
 
-def _read_ifds(d: bytes, start: int, end: int) -> list[tuple[int, object]]:
-    """(tag, bytes) of IFD0's and the Exif IFD's interesting tags; (tag, length) when too long."""
+def _read_ifds(d: bytes, start: int, end: int) -> tuple[list[tuple[int, object]], list[str]]:
+    """(tag, bytes) of IFD0's and the Exif IFD's interesting tags ((tag, length) when too long),
+    and what could not be read: a tag whose value, or an Exif IFD that, lies outside the data
+    costs only itself. _Unreadable when not even IFD0 can be read."""
     if end - start < 8:
         raise _Unreadable("TIFF header truncated")
     order = d[start:start + 2]
@@ -586,14 +623,18 @@ def _read_ifds(d: bytes, start: int, end: int) -> list[tuple[int, object]]:
         raise _Unreadable("bad TIFF header")
     ifd0 = struct.unpack_from(fmt + "I", d, start + 4)[0]
     found: list[tuple[int, object]] = []
-    exif_ifd = _read_ifd(d, start, end, fmt, ifd0, _IFD0_TAGS, found)
+    problems: list[str] = []
+    exif_ifd = _read_ifd(d, start, end, fmt, ifd0, _IFD0_TAGS, found, problems)
     if exif_ifd:
-        _read_ifd(d, start, end, fmt, exif_ifd, {0x9286}, found)
-    return found
+        try:
+            _read_ifd(d, start, end, fmt, exif_ifd, {0x9286}, found, problems)
+        except _Unreadable as exc:
+            problems.append(f"Exif IFD: {exc}")
+    return found, problems
 
 
 def _read_ifd(d: bytes, base: int, end: int, fmt: str, offset: int, wanted: set,
-              found: list) -> int | None:
+              found: list, problems: list) -> int | None:
     pos = base + offset
     if offset < 8 or pos + 2 > end:
         raise _Unreadable("IFD offset outside the data")
@@ -617,7 +658,8 @@ def _read_ifd(d: bytes, base: int, end: int, fmt: str, offset: int, wanted: set,
             continue
         at = base + struct.unpack(fmt + "I", value)[0]
         if at + size > end:
-            raise _Unreadable(f"{_EXIF_NAMES.get(tag, hex(tag))} value outside the data")
+            problems.append(f"{_EXIF_NAMES.get(tag, hex(tag))} value outside the data")
+            continue
         found.append((tag, d[at:at + size]))
     return exif_pointer
 
