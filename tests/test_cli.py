@@ -84,7 +84,7 @@ def test_every_format_has_one_record_per_input(runner, tiny_weights, folder, fmt
     assert [x["path"] for x in recs] == inputs
     keys = {"path", "p_fake", "label", "error"}
     if fmt in ("jsonl", "json"):  # the picture scored, and the provenance evidence with what decided the label
-        keys |= {"cropped", "evidence", "label_by", "model_label"}
+        keys |= {"cropped", "animated", "evidence", "label_by", "model_label"}
     assert all(set(x) == keys for x in recs)
     assert recs[1]["error"] == "file not found"
     if fmt in ("jsonl", "json"):

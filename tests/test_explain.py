@@ -102,6 +102,26 @@ def test_explain_and_predict_score_the_picture_inside_a_screenshot_as_the_pictur
     assert r.cropped is None and r.framed and r.to_dict()["cropped"] is None
     img, ex = explain(whole, str(shot), grid=2)
     assert ex.cropped is None and img.size == (540, 1170)
+    assert ex.framed and not ex.animated  # as the scan's record: the margins noted
+
+
+def test_explain_says_an_animation_and_wide_margins_scored_whole(runner, tiny_weights, tmp_path):
+    """A persona test: explain of a GIF drew one frame and said nothing of the others, where the
+    scan's summary names animations; wide margins scored whole (--no-crop) likewise."""
+    frames = [random_image((120, 90), seed=s) for s in (1, 2, 3)]
+    gif = tmp_path / "reaction.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
+    shot, _ = _screenshot(tmp_path)
+    r = runner.invoke(cli, ["explain", "--no-faces", "--grid", "2", "-w", str(tiny_weights), "-d", "cpu",
+                            "-o", str(tmp_path / "out"), str(gif), str(shot)])
+    assert r.exit_code == 0, r.output
+    assert f"fakedet: {gif}: an animation: only its first frame was explained" in r.stderr
+    assert "wide margins" not in r.stderr  # the screenshot's picture was cut out
+    r = runner.invoke(cli, ["explain", "--no-faces", "--no-crop", "--grid", "2", "-w", str(tiny_weights),
+                            "-d", "cpu", "-o", str(tmp_path / "out2"), str(shot)])
+    assert r.exit_code == 0, r.output
+    assert f"fakedet: {shot}: wide margins (an app's, or a story's blurred or gradient backdrop) explained whole" \
+        in r.stderr
 
 
 def test_explain_reads_a_pil_images_metadata_as_a_scan_does(tiny_weights, tmp_path):

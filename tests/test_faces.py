@@ -102,8 +102,8 @@ def test_face_mode_parquet_keeps_the_face_fields(tiny_weights, tmp_path):
     plain = tmp_path / "p.parquet"
     CliRunner().invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", "-f", "parquet", "-o", str(plain),
                              str(tmp_path)])
-    assert pq.read_table(plain).column_names == ["path", "p_fake", "label", "error", "cropped", "evidence",
-                                                 "label_by", "model_label"]
+    assert pq.read_table(plain).column_names == ["path", "p_fake", "label", "error", "cropped", "animated",
+                                                 "evidence", "label_by", "model_label"]
 
 
 def test_face_mode_error_records_have_the_face_keys(tiny_weights, tmp_path):
@@ -112,16 +112,16 @@ def test_face_mode_error_records_have_the_face_keys(tiny_weights, tmp_path):
     r = CliRunner().invoke(cli, ["scan", "--faces", "-f", "jsonl", "-w", str(tiny_weights), "-j", "0", str(tmp_path)])
     assert r.exit_code == 3, r.output
     good, bad = [json.loads(line) for line in r.stdout.splitlines()]
-    assert set(good) == set(bad) == {"path", "p_fake", "label", "error", "cropped", "faces", "p_whole", "note",
-                                     "evidence", "label_by", "model_label"}
+    assert set(good) == set(bad) == {"path", "p_fake", "label", "error", "cropped", "animated", "faces", "p_whole",
+                                     "note", "evidence", "label_by", "model_label"}
     assert bad["faces"] is None and bad["error"]
     # the summary gives the thresholds of the images without a face too, not only face mode's
     fake_at, real_below = Detector.load(tiny_weights, device="cpu").cutoffs
     whole = (f"fake at >= {fake_at:.6f}" if real_below < fake_at else f"threshold {fake_at:.6f}")
     assert f"without a face scored as a whole (whole-image thresholds: {whole}" in r.stderr
     plain = CliRunner().invoke(cli, ["scan", "-f", "jsonl", "-w", str(tiny_weights), "-j", "0", str(tmp_path)])
-    assert all(set(json.loads(line)) == {"path", "p_fake", "label", "error", "cropped", "evidence", "label_by",
-                                         "model_label"} for line in plain.stdout.splitlines())
+    assert all(set(json.loads(line)) == {"path", "p_fake", "label", "error", "cropped", "animated", "evidence",
+                                         "label_by", "model_label"} for line in plain.stdout.splitlines())
 
 
 def test_face_mode_same_results_with_workers(tiny_weights, tmp_path):

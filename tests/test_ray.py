@@ -83,8 +83,8 @@ def assert_same_records(a: list[dict], b: list[dict], tol: float = 1e-5):
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory):
-    """Made-up images with broken, empty, too small, special and missing inputs among them, and a
-    screenshot whose picture is scored."""
+    """Made-up images with broken, empty, too small, special and missing inputs among them, a
+    screenshot whose picture is scored, an animation and a JPEG saved without an extension."""
     root = tmp_path_factory.mktemp("mixed")
     for i in range(8):
         write_image(root / f"img{i}.jpg", seed=i, size=(96 + i, 80))
@@ -99,6 +99,9 @@ def mixed(tmp_path_factory):
     screen = Image.new("RGB", (270, 585), (18, 18, 18))  # a picture inside a phone screenshot's margins
     screen.paste(random_image((200, 150), seed=23), (35, 200))
     screen.save(root / "shot.png")
+    frames = [random_image((90, 70), seed=s) for s in (24, 25)]
+    frames[0].save(root / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    write_image(root / "IMG-20240502-WA0001", seed=26)  # an image by its first bytes
     (root / "notes.txt").write_text("not an image")
     os.mkfifo(root / "pipe.jpg")
     listing = root.parent / f"{root.name}-list.txt"
@@ -113,9 +116,12 @@ def test_records_match_the_local_engine(ray_local, runner, tiny_weights, mixed):
     ray_run = scan(runner, tiny_weights, "--engine", "ray", *args)
     assert local.exit_code == ray_run.exit_code == 3, ray_run.stderr  # 3: some inputs unreadable
     a, b = jsonl(local.stdout), jsonl(ray_run.stdout)
-    assert len(a) == 15 + 4  # the folder (not its hidden file), then the list's entries
+    assert len(a) == 17 + 4  # the folder (not its hidden file), then the list's entries
     assert_same_records(a, b)
     assert [r["cropped"] for r in b if r["cropped"]] == [[35, 200, 235, 350]]  # the picture in shot.png
+    assert [os.path.basename(r["path"]) for r in b if r["animated"]] == ["anim.gif"]
+    assert "IMG-20240502-WA0001" in [os.path.basename(r["path"]) for r in b]
+    assert f"1 animation ({root / 'anim.gif'}): only its first frame was scored" in ray_run.stderr
     errors = {os.path.basename(r["path"]): r["error"] for r in b if r["error"]}
     assert errors["pipe.jpg"].startswith("not a regular file")
     assert errors["missing.jpg"] == "file not found"
@@ -186,8 +192,8 @@ def test_parquet_round_trips_from_both_engines(ray_local, runner, tiny_weights, 
         r = scan(runner, tiny_weights, "--engine", engine, "-f", "parquet", "-o", str(out), str(root))
         assert r.exit_code == 3, r.stderr
         table = pq.read_table(out)
-        assert table.column_names == ["path", "p_fake", "label", "error", "cropped", "evidence", "label_by",
-                                      "model_label"]
+        assert table.column_names == ["path", "p_fake", "label", "error", "cropped", "animated", "evidence",
+                                      "label_by", "model_label"]
         rows = table.to_pylist()
         back = [{**row, "evidence": json.loads(row["evidence"])} for row in rows]
         assert_same_records(records, back, tol=1e-6)  # jsonl rounds to 6 decimals

@@ -271,6 +271,7 @@ def decode_batch(batch: dict, pre, provenance: bool = True, s3_endpoint: Optiona
         "error": np.array([utf8_text(d.error) for d in decoded], dtype=object),
         "evidence": np.array([_evidence_json(d.evidence) for d in decoded], dtype=object),
         "cropped": np.array([None if d.cropped is None else json.dumps(d.cropped) for d in decoded], dtype=object),
+        "animated": np.array([bool(d.animated) for d in decoded], dtype=bool),
         "views": views,
         "patches": patches,
     }
@@ -291,6 +292,7 @@ def _records_table(results: list[Result], index=None):
         "label_by": pa.array([r.label_by for r in results], pa.string()),
         "model_label": pa.array([None if r.evidence is None else r.model_label for r in results], pa.string()),
         "cropped": pa.array([r.cropped for r in results], pa.list_(pa.int32())),  # as the CLI's parquet
+        "animated": pa.array([bool(r.animated) for r in results], pa.bool_()),
     }
     if index is not None:
         cols = {"index": pa.array(np.asarray(index, dtype=np.int64), pa.int64()), **cols}
@@ -317,13 +319,14 @@ class Scorer:
         errors = [None if e is None else str(e) for e in _column(batch, "error", n)]
         evidence = [None if e is None else json.loads(e) for e in _column(batch, "evidence", n)]
         cropped = [None if c is None else json.loads(c) for c in _column(batch, "cropped", n)]
+        animated = [bool(a) for a in _column(batch, "animated", n)]
         decoded = []
         for i, path in enumerate(paths):
             if errors[i] is not None:
                 decoded.append(Decoded.failed(path, errors[i], evidence[i]))
             else:
                 decoded.append(Decoded(path, batch["views"][i], batch["patches"][i], evidence=evidence[i],
-                                       cropped=cropped[i]))
+                                       cropped=cropped[i], animated=animated[i]))
         results = self.det.score_decoded(decoded)
         return _records_table(results, batch.get("index"))
 
@@ -409,7 +412,8 @@ def score(ds, weights: Optional[str | os.PathLike] = None, *, device: str = "aut
     (the model's own verdict; null with ``provenance=False``) and ``cropped`` (a list of four
     integers, as the CLI's parquet has it: the box of the picture scored inside wide plain
     margins, :attr:`fakedet.Result.cropped`; null where the whole image was scored; ``crop=False``
-    scores every image whole). ``concurrency``
+    scores every image whole) and ``animated`` (true for an animation, of which only the first
+    frame was scored). ``concurrency``
     is the number of scoring actors; ``device`` ``cuda`` gives each a GPU. Arguments otherwise
     as :meth:`fakedet.Detector.load`.
 
@@ -545,7 +549,7 @@ class RayScan:
                 pending[idx] = Result(items[idx].path, d["p_fake"][j], d["label"][j], d["error"][j],
                                       evidence=None if ev is None else json.loads(ev),
                                       label_by=d["label_by"][j], model_label=d["model_label"][j],
-                                      cropped=None if box is None else list(box))
+                                      cropped=None if box is None else list(box), animated=bool(d["animated"][j]))
             out = []
             while nxt in pending:  # in input order, whatever order the blocks came in
                 out.append(pending.pop(nxt))

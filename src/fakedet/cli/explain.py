@@ -246,7 +246,10 @@ def render(img, ex, name: str = ""):
         n = len(ex.faces)
         faces = (f"{n} face{'s' if n > 1 else ''}: green box{'es' if n > 1 else ''}, scored on the crop"
                  + (" with the face expert" if ex.face_expert else ""))
-    what = "picture inside plain margins (cut out)" if getattr(ex, "cropped", None) else "whole image"
+    what = ("picture inside plain margins (cut out)" if getattr(ex, "cropped", None) else
+            "whole image, wide margins" if getattr(ex, "framed", False) else "whole image")
+    if getattr(ex, "animated", False):
+        what = f"first frame of an animation, {what}"
     d.text((x, y), f"{what} p_fake {_fmt_p(ex.p_whole)}; {faces}", fill=TEXT, font=small)
     y += 24
 
@@ -556,6 +559,11 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
                 err(f"{tsv_escape(item.path)}: cannot explain: {exception_text(exc)}")
                 status = EXIT_UNREADABLE
                 continue
+            if ex.animated:  # as a scan's summary says
+                err(f"{tsv_escape(item.path)}: an animation: only its first frame was explained")
+            if ex.framed:
+                err(f"{tsv_escape(item.path)}: wide margins (an app's, or a story's blurred or gradient backdrop) "
+                    "explained whole: crop it to the picture and explain again")
             target = Path(out_dir) / output_name(item.path, used)
             # a file there that this command did not write (an input of this run, say, when -o is
             # the folder being explained), or an earlier PNG named as an input of this run (read

@@ -179,6 +179,7 @@ class HtmlReport:
                 d["model_label"] = model_label
             if getattr(r, "framed", False):  # wide plain margins: perhaps a screenshot, to be cropped
                 d["framed"] = True
+            d.pop("animated", None)  # in the record as false too: the page keeps only a true one
             if getattr(r, "animated", False):
                 d["animated"] = True
             if truth is not None:

@@ -119,6 +119,16 @@ class Explanation:
     #: scores it (``Detector.crop``); ``width``/``height`` and every other box are then the
     #: picture's. None: the whole image.
     cropped: Optional[list] = None
+    #: decoded from an animation, of which only the first frame was explained (as a scan scores it)
+    animated: bool = False
+    #: the share of the image that margins take (as :attr:`fakedet.Result.frame`; None: not measured)
+    frame: Optional[float] = None
+
+    @property
+    def framed(self) -> bool:
+        """Whether the picture seems to sit inside wide margins and was explained whole all the
+        same (as :attr:`fakedet.Result.framed`: a story's smooth backdrop, say)."""
+        return self.cropped is None and self.frame is not None and self.frame >= decode.FRAME_SHARE
 
     def hottest(self, share: float = 0.1) -> list[tuple[int, int]]:
         """The ``(row, col)`` cells of the hottest ``share`` of the grid, hottest first."""
@@ -289,13 +299,14 @@ def explain(det, source: Any, grid: int = DEFAULT_GRID, faces: Optional[bool] = 
     """
     data = decode.source_bytes(source)
     img = decode.load(source, det.config.preprocess, data)
-    whole, box = img, None
-    if getattr(det, "crop", False):
-        box = decode.picture_to_score(img, det.config.preprocess)[1]
-        if box is not None:
-            img = img.crop(box)
+    whole = img
+    share, box = decode.picture_to_score(img, det.config.preprocess)  # measured, as a scan does
+    if not getattr(det, "crop", False):
+        box = None
+    if box is not None:
+        img = img.crop(box)
     ex = explain_image(det, img, grid, faces, fill)
-    ex.cropped = box
+    ex.cropped, ex.frame, ex.animated = box, share, bool(whole.info.get(decode.ANIMATED))
     if det.provenance if provenance is None else provenance:
         from fakedet.data.provenance import generated_evidence
         from fakedet.inference.pipeline import source_evidence, watermark_evidence

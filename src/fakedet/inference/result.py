@@ -24,6 +24,9 @@ class Result:
     (a phone's screenshot of the app that showed it, a border), and null where the whole image
     was scored: every record has it.
 
+    ``animated`` is true where the image is an animation (a GIF, an animated WebP or PNG) of
+    which only the first frame was scored: every record has it.
+
     ``evidence`` lists what the image's provenance metadata or watermark says (None when it was
     not read); ``label_by`` says what decided the label: ``"model"``, or ``"evidence"`` when
     evidence that the image was generated made it ``fake`` (``p_fake`` stays the model's).
@@ -52,7 +55,7 @@ class Result:
     #: gradient), measured but not cut out (``decode.SMOOTH_MARGINS``); None where not measured.
     #: Not in to_dict().
     frame: Optional[float] = field(default=None, repr=False, compare=False)
-    #: decoded from an animation, of which only the first frame was scored. Not in to_dict().
+    #: decoded from an animation, of which only the first frame was scored
     animated: bool = field(default=False, repr=False, compare=False)
     #: the box ``[left, top, right, bottom]`` of the picture inside wide plain margins that was
     #: scored instead of the whole image (``Detector.crop``); None: the whole image was scored
@@ -77,7 +80,7 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         d = {"path": self.path, "p_fake": self.p_fake, "label": self.label, "error": self.error,
-             "cropped": self.cropped}
+             "cropped": self.cropped, "animated": self.animated}
         if self.faces is not None or self.face_mode:
             d["faces"] = self.faces
             d["p_whole"] = self.p_whole
