@@ -571,8 +571,9 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 # p_fake leaves out a whole image under the gate; the real verdict does not
                 gated = (f"; with a face, real needs every score, the whole image's too, below "
                          f"{threshold_text(det.real_below)}: a p_fake under it may still be uncertain")
-            err(f"faces scored {expert}; {n_noface} image{'s' if n_noface != 1 else ''} without a face "
-                f"scored as a whole (whole-image thresholds: {whole}){gated}")
+            noface = (f"{n_noface} image{'s' if n_noface != 1 else ''} without a face scored as a whole "
+                      f"(whole-image thresholds: {whole})" if n_noface else "a face found in every image scored")
+            err(f"faces scored {expert}; {noface}{gated}")
         for line in _evidence_notes(n_evidence, n_by_evidence, by_evidence):
             err(line)
         for line in _picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped):
