@@ -1043,6 +1043,8 @@ def test_info_says_in_short_how_many_test_images_got_each_verdict(runner, tmp_pa
     assert "labelled uncertain:        507 of 650," in out
     assert "labelled real:             32 images, of which 2 fakes: real proves nothing" in out
     assert "3 sets listed below, 0 of them trained on" in out  # the tiny checkpoint's train_sets: ["none"]
+    # each side's three shares, real->real too (a persona test: a real-only set's row added up to 0.9)
+    assert "  setC                       0.0000     0.9000     0.1000          -          -          -\n" in out
     meta.evaluation["verdicts_test"]["setA"]["fake"] = {"fake": 0.24, "uncertain": 0.76, "real": 0.0}
     meta.evaluation["verdicts_test"]["setC"]["real"] = {"fake": 0.0, "uncertain": 0.1, "real": 0.9}
     ckpt.save(model, meta, path)

@@ -94,11 +94,11 @@ def info(weights, as_json):
     if wrong:
         click.echo("verdicts on the test splits (share of the set's real or fake images; "
                    "real->fake and fake->real are errors):")
-        click.echo(f"  {'set':<22} {'real->fake':>10} {'real->unc.':>10} "
+        click.echo(f"  {'set':<22} {'real->fake':>10} {'real->unc.':>10} {'real->real':>10} "
                    f"{'fake->real':>10} {'fake->unc.':>10} {'fake->fake':>10}")
-        for name, r in wrong.items():
+        for name, r in wrong.items():  # each side's three shares add up to 1
             rr, ff = _dict(_dict(r).get("real")), _dict(_dict(r).get("fake"))
-            click.echo(f"  {name:<22} {_f(rr.get('fake'), 10)} {_f(rr.get('uncertain'), 10)} "
+            click.echo(f"  {name:<22} {_f(rr.get('fake'), 10)} {_f(rr.get('uncertain'), 10)} {_f(rr.get('real'), 10)} "
                        f"{_f(ff.get('real'), 10)} {_f(ff.get('uncertain'), 10)} {_f(ff.get('fake'), 10)}")
     click.echo(f"temperature:  {d['temperature']:.4f}")
     tr = _dict(d.get("training"))
