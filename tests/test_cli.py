@@ -605,6 +605,12 @@ def test_an_exclude_pattern_that_matches_nothing_is_named(runner, tiny_weights, 
     assert r.stderr == ""
     r = run(runner, tiny_weights, ["-E", "*.PNG", str(folder / "a.png")])  # no folder walked
     assert "matched nothing" not in r.stderr
+    # a review: a hidden entry is skipped as hidden before any pattern, but a pattern naming it
+    # did match; a newline in a pattern is written as \n, not as a line of its own
+    (folder / ".git").mkdir()
+    r = run(runner, tiny_weights, ["-E", ".git", "-E", "a\nb", "-E", "*.png", "-E", "a.png", str(folder)])
+    assert "-E/--exclude 'a\\nb' matched nothing" in r.stderr and "'.git'" not in r.stderr
+    assert "'a.png'" not in r.stderr  # a second pattern matching the same file matched too
 
 
 def test_info_reads_the_header_without_importing_torch(tiny_weights):
@@ -854,13 +860,15 @@ def test_files_in_a_folder_that_are_no_image_by_name_or_content_are_counted_and_
     write_image(tmp_path / "photo.jpg_large", "PNG")
     write_image(tmp_path / "sticker.download", "WEBP")
     write_image(tmp_path / "raw.CR2", "TIFF")
+    write_image(tmp_path / "half.jpg.part", seed=3)  # a download under way: not opened
     (tmp_path / "x.doc").write_text("x")
     r = run(runner, tiny_weights, [str(tmp_path)])
     assert [line.split("\t")[0] for line in r.stdout.splitlines()] == [
         str(tmp_path / n) for n in ("IMG-20240502-WA0001", "a.jpg", "photo.jpg_large", "sticker.download")]
     assert r.exit_code == 0 and all(line.split("\t")[3] == "" for line in r.stdout.splitlines())  # scored
-    assert (f"skipped 4 files not an image by name or first bytes ({tmp_path / 'clip.mp4'}, {tmp_path / 'notes.txt'}, "
-            f"{tmp_path / 'raw.CR2'} and 1 more; name one") in r.stderr.strip().splitlines()[-1]
+    assert (f"skipped 5 files not an image by name or first bytes ({tmp_path / 'clip.mp4'}, "
+            f"{tmp_path / 'half.jpg.part'}, {tmp_path / 'notes.txt'} and 2 more; name one") \
+        in r.stderr.strip().splitlines()[-1]
 
 
 def test_a_mistyped_command_is_a_usage_error_that_names_the_command(runner, tiny_weights, tmp_path, monkeypatch):

@@ -76,6 +76,8 @@ def test_face_mode_records(tiny_weights, tmp_path):
     assert r.exit_code == 0 and len(r.stdout.rstrip("\n").split("\t")) == 4
     # a persona test: "0 images without a face scored as a whole (whole-image thresholds: ...)"
     assert "a face found in every image scored" in r.stderr and "without a face" not in r.stderr
+    r = CliRunner().invoke(cli, ["scan", "--faces", "-w", str(tiny_weights), "-j", "0", str(tmp_path / "zbroken.jpg")])
+    assert r.exit_code == 3 and "no image scored" in r.stderr and "every image" not in r.stderr
 
 
 def test_face_mode_parquet_keeps_the_face_fields(tiny_weights, tmp_path):

@@ -593,6 +593,12 @@ def test_only_animations_are_noted_as_scored_on_their_first_frame(tmp_path):
     frames[0].save(tif, save_all=True, append_images=frames[1:])
     frames[0].save(mpo, "MPO", save_all=True, append_images=frames[1:2])
     assert decode.load(str(gif), cfg).info.get(decode.ANIMATED)
+    from PIL import features
+
+    if features.check("avif"):  # an AVIF image sequence ('avis') is an animation too (a review)
+        avif = tmp_path / "a.avif"
+        frames[0].save(avif, "AVIF", save_all=True, append_images=frames[1:])
+        assert decode.load(str(avif), cfg).info.get(decode.ANIMATED)
     for path in (tif, mpo):
         with Image.open(path) as im:
             assert getattr(im, "n_frames", 1) > 1  # Pillow opens it with more than one frame ...

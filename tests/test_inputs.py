@@ -512,3 +512,30 @@ def test_bytes_that_name_a_file_get_a_hint(tmp_path):
     named, other = det.predict([os.fsencode(str(path)), b"hello"])
     assert "these bytes look like a file's name" in named.error and "str or a Path" in named.error
     assert other.error == "not an image (unrecognised format)"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_looking_at_a_files_first_bytes_never_waits_on_a_pipe(tmp_path):
+    """A review: a file not named as an image, listed as a regular file and then replaced by a
+    named pipe before the walk reads its first bytes, held the walk for ever (open() waits for
+    a writer). It is opened without blocking and checked as opened."""
+    import threading
+
+    from fakedet.data.sources import image_by_content
+
+    fifo = tmp_path / "IMG-20240502-WA0001"
+    os.mkfifo(fifo)
+
+    class Listed:  # what the listing said before the swap
+        def is_file(self):
+            return True
+
+    got = []
+    t = threading.Thread(target=lambda: got.append(image_by_content(str(fifo), Listed())), daemon=True)
+    t.start()
+    t.join(10)
+    assert got == [False]
+    jpeg = write_image(tmp_path / "IMG-20240502-WA0002")
+    assert image_by_content(str(jpeg)) and not image_by_content(str(tmp_path / "missing"))
+    os.rename(jpeg, tmp_path / "photo.mp4")  # named as what is never an image: not opened
+    assert not image_by_content(str(tmp_path / "photo.mp4"))

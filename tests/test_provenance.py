@@ -771,10 +771,13 @@ def test_a_pil_image_labelled_by_its_metadata_in_a_scan(tmp_path):
     exif[0x0131] = "Midjourney 6.1"
     tif = tmp_path / "c.tif"
     Image.new("RGB", (64, 64), (20, 130, 40)).save(tif, exif=exif.tobytes())
-    with Image.open(tif) as im:
-        by_path, by_image = det.predict([str(tif), im])
-    assert by_image.label == by_path.label == "fake" and by_image.label_by == "evidence"
-    assert by_image.evidence == by_path.evidence
+    big = tmp_path / "d.tif"  # with a colour profile over the reader's limit, which the copy leaves out
+    Image.new("RGB", (64, 64), (20, 130, 40)).save(big, exif=exif.tobytes(), icc_profile=b"\0" * 1_100_000)
+    for path in (tif, big):
+        with Image.open(path) as im:
+            by_path, by_image = det.predict([str(path), im])
+        assert by_image.label == by_path.label == "fake" and by_image.label_by == "evidence"
+        assert by_image.evidence == by_path.evidence
 
 
 # --------------------------------------------------------------------------- a code review's files
@@ -817,6 +820,12 @@ def test_png_exif_in_an_exif_chunk_after_jpegs_prefix_and_in_a_raw_profile():
     assert Image.open(io.BytesIO(raw)).getexif()[0x0131] == "Adobe Firefly"  # as Pillow reads it
     bad = _png_text(("Raw profile type exif", "\nexif\n 12\nnot hex"), kind="zTXt")
     _unreadable(read_evidence(bad), "Raw profile type exif")
+    # older ImageMagick wrote XMP as an APP1 profile, with or without JPEG's XMP header (a review)
+    for head in (b"", b"http://ns.adobe.com/xap/1.0/\x00"):
+        xmp = (head + _dst_xmp("trainedAlgorithmicMedia").encode()).hex()
+        profile = f"\nAPP1\n{len(xmp) // 2:8d}\n" + "\n".join(xmp[i:i + 72] for i in range(0, len(xmp), 72))
+        items = read_evidence(_png_text(("Raw profile type APP1", profile), kind="zTXt"))
+        assert [(it["kind"], it["says"]) for it in items] == [("xmp", "generated")], items
 
 
 def test_png_xmp_over_the_text_limit_is_read_up_to_xmps():
@@ -826,6 +835,14 @@ def test_png_xmp_over_the_text_limit_is_read_up_to_xmps():
     for kind in ("iTXt", "iTXt-z"):
         items = read_evidence(_png_text(("XML:com.adobe.xmp", packet), kind=kind))
         assert [it["says"] for it in items] == ["generated"], items
+
+
+def test_a_png_of_exactly_the_chunks_that_are_read_says_nothing_more():
+    # IHDR, the fillers and IDAT: every chunk before IEND read (a review: "more than 4096" was said)
+    filler = _chunk(b"tEXt", b"Title\x00x")
+    assert read_evidence(_png_with_chunks(*[filler] * (provenance.MAX_SEGMENTS - 2))) == []
+    it = _only(read_evidence(_png_with_chunks(*[filler] * (provenance.MAX_SEGMENTS - 1))))
+    assert it["detail"] == f"metadata reading stopped: more than {provenance.MAX_SEGMENTS} PNG chunks"
 
 
 def test_a_png_of_more_chunks_than_are_read_says_so():

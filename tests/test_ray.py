@@ -7,6 +7,7 @@ under CI (``CI=true``), where its absence fails :func:`test_ci_installs_the_ray_
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import json
 import os
@@ -347,10 +348,15 @@ def test_a_folder_uri_is_listed_and_counted_as_the_local_walk(tmp_path, hidden, 
     write_image(root / ".hidden.jpg", seed=6)
     (root / ".empty").mkdir()  # an empty hidden folder counts as the local walk counts it
     (root / "b" / "skip").mkdir()
+    # an image by its first bytes, and one gzipped: its stored bytes are no image's (the tasks
+    # read them as stored; pyarrow would unpack a .gz, which is not opened at all)
+    write_image(root / "IMG-20240502-WA0001", seed=7)
+    (root / "photo.jpg.gzip").write_bytes(gzip.compress((root / "a.jpg").read_bytes()))
     local, remote = WalkFilter(hidden, exclude), WalkFilter(hidden, exclude)
     want = [os.path.relpath(i.path, root) for i in walk(str(root), filt=local)]
     got = [i.path[len(root.as_uri()) + 1:] for i in expand_uri(root.as_uri(), filt=remote)]
     assert got == want
     assert remote.counts() == local.counts()
-    # clip.mp4, notes.txt and skip/z.txt; with --hidden also .cache.txt and .git/z.txt
-    assert local.skipped_other == (1 if exclude else 3) + (2 if hidden else 0)
+    assert "IMG-20240502-WA0001" in got and "photo.jpg.gzip" not in got
+    # clip.mp4, notes.txt, photo.jpg.gzip and skip/z.txt; with --hidden also .cache.txt and .git/z.txt
+    assert local.skipped_other == (2 if exclude else 4) + (2 if hidden else 0)

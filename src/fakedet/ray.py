@@ -39,7 +39,15 @@ from typing import Any, Iterable, Iterator, Optional
 import numpy as np
 
 from fakedet.data import decode
-from fakedet.data.sources import SNIFF_HEAD, Item, WalkFilter, is_image_head, is_image_name, not_found_error
+from fakedet.data.sources import (
+    SNIFF_HEAD,
+    Item,
+    WalkFilter,
+    is_image_head,
+    is_image_name,
+    may_be_image,
+    not_found_error,
+)
 from fakedet.data.writers import json_text, utf8_text
 from fakedet.inference.pipeline import Batches, Decoded, Task, prepare_batch
 from fakedet.inference.result import Result
@@ -132,9 +140,13 @@ def read_uri(uri: str, s3_endpoint: Optional[str] = None, max_bytes: int = decod
 
 def _image_by_content(filesys, path: str) -> bool:
     """Whether a remote file not named as an image is one by its first bytes (as the local
-    walk's :func:`~fakedet.data.sources.image_by_content`); one that cannot be read is not."""
+    walk's :func:`~fakedet.data.sources.image_by_content`, which opens no file named as what
+    is never an image); one that cannot be read is not. Read as stored (pyarrow would otherwise
+    unpack a .gz or .bz2 first, where the tasks read the stored bytes)."""
+    if not may_be_image(path.rsplit("/", 1)[-1]):
+        return False
     try:
-        with filesys.open_input_stream(path) as fh:
+        with filesys.open_input_stream(path, compression=None) as fh:
             return is_image_head(fh.read(SNIFF_HEAD))
     except (OSError, ValueError):
         return False

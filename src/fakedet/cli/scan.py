@@ -572,7 +572,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 gated = (f"; with a face, real needs every score, the whole image's too, below "
                          f"{threshold_text(det.real_below)}: a p_fake under it may still be uncertain")
             noface = (f"{n_noface} image{'s' if n_noface != 1 else ''} without a face scored as a whole "
-                      f"(whole-image thresholds: {whole})" if n_noface else "a face found in every image scored")
+                      f"(whole-image thresholds: {whole})" if n_noface else
+                      "a face found in every image scored" if n - n_err > 0 else "no image scored")
             err(f"faces scored {expert}; {noface}{gated}")
         for line in _evidence_notes(n_evidence, n_by_evidence, by_evidence):
             err(line)
@@ -592,7 +593,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
 def _unmatched_text(patterns: list) -> str:
     """The warning for --exclude patterns that skipped nothing in the folders walked (a typo, or
     a case that differs: patterns are case-sensitive, as fd's are)."""
-    quoted = ", ".join(shlex.quote(p) for p in patterns)
+    quoted = ", ".join(shlex.quote(tsv_escape(p)) for p in patterns)  # a newline in one as \n
     return (f"warning: -E/--exclude {quoted} matched nothing in the folders walked (patterns are "
             "case-sensitive; one without '/' matches names, one with '/' paths from the folder given)")
 

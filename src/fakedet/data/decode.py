@@ -436,10 +436,10 @@ ANIMATED = "fakedet.animated"
 
 
 def _animated(img: Image.Image) -> bool:
-    """Whether ``img`` is an animation (GIF, WebP, APNG) with more than one frame; not a camera
+    """Whether ``img`` is an animation (GIF, WebP, APNG, an AVIF sequence) with more than one frame; not a camera
     JPEG's second picture (MPO) nor a TIFF's pages. A file damaged past its first frame is not
     one: answering reads ahead, and what the first frame holds is still scored."""
-    if img.format not in ("GIF", "WEBP", "PNG"):
+    if img.format not in ("GIF", "WEBP", "PNG", "AVIF"):  # AVIF: an image sequence ('avis')
         return False
     try:
         return bool(getattr(img, "is_animated", False))

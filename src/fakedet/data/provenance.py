@@ -313,7 +313,8 @@ class _Scan:
                 self.found_c2pa("image/png", _jumbf_problem(head, length))
             pos = end + 4
         else:
-            self.too_many("PNG chunks")
+            if pos + 8 <= n and d[pos + 4:pos + 8] != b"IEND":  # a chunk beyond the last one read
+                self.too_many("PNG chunks")
 
     def png_text(self, ctype: bytes, start: int, end: int) -> None:
         d = self.data
@@ -356,7 +357,8 @@ class _Scan:
 
     def raw_profile(self, key: str, text: str) -> None:
         """ImageMagick's (and exiftool's) PNG text of a profile: a line with its name, one with
-        its length, then its bytes in hex: EXIF (``exif``, ``APP1``) or XMP (``xmp``)."""
+        its length, then its bytes in hex: EXIF (``exif``, ``APP1``) or XMP (``xmp``, and
+        ``APP1`` from older ImageMagick, with or without JPEG's XMP header)."""
         parts = text.strip().split(None, 2)
         try:
             if len(parts) < 3:
@@ -366,8 +368,9 @@ class _Scan:
             self.fail("exif" if key != "Raw profile type xmp" else "xmp",
                       f"PNG '{key}' could not be read: not a profile's hex")
             return
-        if key == "Raw profile type xmp":
-            self.xmp(raw)
+        header = b"http://ns.adobe.com/xap/1.0/\x00"
+        if key == "Raw profile type xmp" or raw.startswith(header) or b"<x:xmpmeta" in raw[:4096]:
+            self.xmp(raw[len(header):] if raw.startswith(header) else raw)
             return
         start = 6 if raw.startswith(b"Exif\x00\x00") else 0
         self.exif(start, len(raw), "image/png", data=raw)
@@ -396,7 +399,8 @@ class _Scan:
                 self.found_c2pa("image/webp", _jumbf_problem(d[start:min(end, start + 64)], length))
             pos = end + (length & 1)
         else:
-            self.too_many("WebP chunks")
+            if pos + 8 <= n:  # a chunk beyond the last one read
+                self.too_many("WebP chunks")
 
     # -- TIFF / EXIF
     def tiff_file(self) -> None:
@@ -465,7 +469,8 @@ class _Scan:
                 self.found_c2pa(_bmff_mime(d), problem)
             pos += size
         else:
-            self.too_many("boxes")
+            if pos + 8 <= n:  # a box beyond the last one read
+                self.too_many("boxes")
         self.xmp_in_prefix()
 
     def xmp_in_prefix(self) -> None:

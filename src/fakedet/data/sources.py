@@ -48,6 +48,23 @@ AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _BMP_HEADERS = frozenset({12, 40, 52, 56, 64, 108, 124})
 #: how many bytes :func:`image_by_content` reads
 SNIFF_HEAD = 32
+#: extensions of files that are never images fakedet reads, which a walk does not open to look
+#: at their first bytes: reading one on a network share costs a round trip, and on a cloud
+#: drive's placeholder (OneDrive, iCloud) it can download the whole file. Video and audio, text
+#: and documents, archives, camera RAW (TIFF's bytes), sidecars, and downloads still under way
+#: (an unfinished JPEG would only be an error).
+NOT_IMAGE_EXTENSIONS = frozenset(
+    {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".wmv", ".flv", ".3gp", ".mts", ".m2ts", ".mpg",
+     ".mpeg", ".mp3", ".m4a", ".wav", ".aac", ".flac", ".ogg", ".opus", ".wma", ".amr",
+     ".txt", ".md", ".rst", ".pdf", ".doc", ".docx", ".odt", ".rtf", ".xls", ".xlsx", ".ods", ".ppt",
+     ".pptx", ".csv", ".tsv", ".json", ".jsonl", ".xml", ".html", ".htm", ".yaml", ".yml", ".log",
+     ".ini", ".cfg", ".toml", ".py", ".js", ".css", ".sh", ".svg", ".psd", ".ai", ".eps",
+     ".zip", ".gz", ".tgz", ".tar", ".7z", ".rar", ".bz2", ".xz", ".zst", ".lz4", ".br",
+     ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".raf", ".orf", ".rw2",
+     ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".raw",
+     ".xmp", ".aae", ".exe", ".dll", ".so", ".dmg", ".iso", ".db", ".sqlite", ".ds_store",
+     ".part", ".crdownload", ".partial"}
+)
 
 
 def is_image_head(head: bytes) -> bool:
@@ -60,18 +77,35 @@ def is_image_head(head: bytes) -> bool:
             or (head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS | AVIF_BRANDS))
 
 
+def may_be_image(name: str) -> bool:
+    """Whether a file not named as an image is worth opening to look at its first bytes: not
+    one of :data:`NOT_IMAGE_EXTENSIONS`."""
+    return os.path.splitext(name)[1].lower() not in NOT_IMAGE_EXTENSIONS
+
+
 def image_by_content(path: str, entry: Optional[os.DirEntry] = None) -> bool:
     """Whether a regular file not named as an image is one by its first bytes
     (:func:`is_image_head`): a phone's save without an extension (``IMG-20240502-WA0001``), a
-    browser's ``photo.jpg_large`` or ``.download``. Never opens anything but a regular file (a
-    named pipe would wait for a writer); a file that cannot be read is not one."""
+    browser's ``photo.jpg_large`` or ``.download``. Files named as what is never an image
+    (:func:`may_be_image`) are not opened. Never waits on a named pipe or a device, even one
+    put in a regular file's place after the folder was listed (opened without blocking, and
+    checked as opened); a file that cannot be read is not one."""
+    if not may_be_image(os.path.basename(path)):
+        return False
     try:
         if not (entry.is_file() if entry is not None else os.path.isfile(path)):
             return False
-        with open(path, "rb") as fh:
-            return is_image_head(fh.read(SNIFF_HEAD))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except (OSError, ValueError):
         return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        return is_image_head(os.read(fd, SNIFF_HEAD))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def special_file_kind(mode: int) -> Optional[str]:
@@ -351,15 +385,22 @@ class WalkFilter:
             self.skipped_hidden += 1
             if path is not None:
                 self.name_skipped(True, path)
+            self.matched.update(self._excluding(name, relpath, is_dir))  # skipped as hidden (-E .git)
             return True
-        for pat, anchored, dirs_only, pattern in self._patterns:
-            if dirs_only and not is_dir:
-                continue
-            if pat.fullmatch(relpath) if anchored else fnmatch.fnmatchcase(name, pat):
-                self.skipped_excluded += 1
-                self.matched.add(pattern)
-                return True
+        patterns = self._excluding(name, relpath, is_dir)
+        if patterns:
+            self.skipped_excluded += 1
+            self.matched.update(patterns)
+            return True
         return False
+
+    def _excluding(self, name: str, relpath: str, is_dir: bool) -> list[str]:
+        """The ``exclude`` patterns that match the entry (each counts as having matched)."""
+        if not self._patterns:
+            return []
+        return [pattern for pat, anchored, dirs_only, pattern in self._patterns
+                if (is_dir or not dirs_only)
+                and (pat.fullmatch(relpath) if anchored else fnmatch.fnmatchcase(name, pat))]
 
 
 def walk(folder: str, _seen: Optional[set] = None, filt: Optional[WalkFilter] = None,

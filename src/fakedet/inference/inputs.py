@@ -51,16 +51,31 @@ def as_items(inputs: Iterable[Any]) -> Iterator[Item]:
     return (as_item(x, i) for i, x in enumerate(inputs))
 
 
+#: the TIFF tags a PIL TIFF's copy keeps: those the provenance reader reads (ImageDescription,
+#: Make, Model, Software, Artist, XMP, C2PA) and Orientation; not a colour profile or a
+#: Photoshop layer, which could take the copy's EXIF past the reader's limit
+_TIFF_TAGS = (0x010E, 0x010F, 0x0110, 0x0112, 0x0131, 0x013B, 0x02BC, 0xCD41)
+_EXIF_IFD, _USER_COMMENT = 0x8769, 0x9286
+
+
 def _copy_with_tags(img):
-    """A copy of a PIL image that keeps its EXIF tags: a TIFF holds them in its own directory,
-    which ``copy()`` leaves behind, so that the copy's provenance (a Software tag) and
-    orientation would differ from those of the same file scanned by its path."""
+    """A copy of a PIL image that keeps the EXIF tags a scan of its file reads: a TIFF holds
+    them in its own directory, which ``copy()`` leaves behind, so that the copy's provenance (a
+    Software tag) and orientation would differ from those of the same file scanned by its path."""
     c = img.copy()
     if "exif" not in c.info and getattr(img, "tag_v2", None) is not None:
         try:
-            tags = img.getexif()
-            if len(tags):
-                c.info["exif"] = tags.tobytes()
+            from PIL import Image
+
+            tags, kept = img.getexif(), Image.Exif()
+            for tag in _TIFF_TAGS:
+                if tag in tags:
+                    kept[tag] = tags[tag]
+            comment = tags.get_ifd(_EXIF_IFD).get(_USER_COMMENT)
+            if comment is not None:
+                kept.get_ifd(_EXIF_IFD)[_USER_COMMENT] = comment
+            if len(kept):
+                c.info["exif"] = kept.tobytes()
         except Exception:  # noqa: BLE001 - tags Pillow cannot write back: the copy goes without
             pass
     return c
