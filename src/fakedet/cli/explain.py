@@ -212,6 +212,17 @@ def render(img, ex, name: str = ""):
         placed.append((tx, ty, tx + tw + 4, ty + th + 4))
         d.rectangle(placed[-1], fill=(0, 0, 0))
         d.text((tx + 2, ty + 1), text, fill=FACE_COLOUR, font=small)
+    # what a scan's summary would say of the image, on the picture's lower left corner (the
+    # legend's lines are full)
+    notes = [text for flag, text in ((getattr(ex, "animated", False), "only the first frame of an animation"),
+                                     (getattr(ex, "framed", False), "wide margins, explained whole: crop it"))
+             if flag]
+    if notes:
+        text = "; ".join(notes)
+        tw, th = _text_size(d, text, small)
+        box = (ox, oy + max(0, dh - th - 6), ox + tw + 6, oy + max(0, dh - th - 6) + th + 6)
+        d.rectangle(box, fill=(0, 0, 0))
+        d.text((box[0] + 3, box[1] + 2), text, fill=VERDICT_COLOURS.get("uncertain", TEXT), font=small)
 
     # ---- the legend band: every line fits in MIN_WIDTH
     x, y = 10, dh + 8
@@ -246,10 +257,7 @@ def render(img, ex, name: str = ""):
         n = len(ex.faces)
         faces = (f"{n} face{'s' if n > 1 else ''}: green box{'es' if n > 1 else ''}, scored on the crop"
                  + (" with the face expert" if ex.face_expert else ""))
-    what = ("picture inside plain margins (cut out)" if getattr(ex, "cropped", None) else
-            "whole image, wide margins" if getattr(ex, "framed", False) else "whole image")
-    if getattr(ex, "animated", False):
-        what = f"first frame of an animation, {what}"
+    what = "picture inside plain margins (cut out)" if getattr(ex, "cropped", None) else "whole image"
     d.text((x, y), f"{what} p_fake {_fmt_p(ex.p_whole)}; {faces}", fill=TEXT, font=small)
     y += 24
 
