@@ -152,6 +152,11 @@ def test_files_from_lines_and_nul(runner, tiny_weights, folder, tmp_path):
     assert r.exit_code == 3 and r.stdout.count("\n") == 1, r.stdout
     assert r.stdout.endswith("\tinvalid file name (it contains a NUL byte); a list of NUL-separated names "
                              "needs -0\n"), r.stdout
+    # and the other way round (a persona test: a bare "file not found" for the whole list)
+    r = run(runner, tiny_weights, ["--files-from", "-", "-0"], input=("\n".join(names) + "\n").encode())
+    assert r.exit_code == 3 and r.stdout.count("\t") == 3, r.stdout
+    assert r.stdout.endswith("\tfile not found (the name holds newlines: a list of one name per line is read "
+                             "without -0)\n"), r.stdout
     # -0 without a list to separate: a usage error, not a silent no-op
     r = run(runner, tiny_weights, ["-0", names[0]])
     assert r.exit_code == 2 and "-0/--null separates the paths of a --files-from list" in r.stderr, r.stderr

@@ -601,6 +601,9 @@ def iter_items(
             elif not null and "\0" in path:  # `find -print0 | fakedet scan --files-from -`
                 yield Item(path, error="invalid file name (it contains a NUL byte); a list of "
                                        "NUL-separated names needs -0")
+            elif null and "\n" in path.strip("\n") and not os.path.lexists(path):  # `find | ... -0`
+                yield Item(path, error="file not found (the name holds newlines: a list of one name per "
+                                       "line is read without -0)")
             else:
                 yield from one(path, None)
 
