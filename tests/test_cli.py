@@ -84,7 +84,7 @@ def test_every_format_has_one_record_per_input(runner, tiny_weights, folder, fmt
     assert [x["path"] for x in recs] == inputs
     keys = {"path", "p_fake", "label", "error"}
     if fmt in ("jsonl", "json"):  # the picture scored, and the provenance evidence with what decided the label
-        keys |= {"cropped", "animated", "evidence", "label_by", "model_label"}
+        keys |= {"cropped", "framed", "animated", "evidence", "label_by", "model_label"}
     assert all(set(x) == keys for x in recs)
     assert recs[1]["error"] == "file not found"
     if fmt in ("jsonl", "json"):
@@ -1103,7 +1103,8 @@ def test_scan_scores_the_picture_inside_a_screenshot_and_says_which_animations_w
     assert f"1 animation ({tmp_path / 'anim.gif'}): only its first frame was scored" in r.stderr
     whole = runner.invoke(cli, ["scan", "--no-crop", "-w", str(tiny_weights), "-j", "0", "-f", "jsonl", str(tmp_path)])
     recs = {os.path.basename(d["path"]): d for d in map(json.loads, whole.stdout.splitlines())}
-    assert recs["shot.png"]["cropped"] is None
+    assert recs["shot.png"]["cropped"] is None and recs["shot.png"]["framed"] is True  # in the record too
+    assert not recs["photo.png"]["framed"] and not recs["anim.gif"]["framed"]
     assert (f"1 image ({tmp_path / 'shot.png'}) has wide margins around the picture, as a screenshot, a border or "
             "a story's blurred or gradient backdrop gives, and was scored whole: crop it to the picture and scan "
             "again") in whole.stderr

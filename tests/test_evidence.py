@@ -62,7 +62,8 @@ def test_the_reports_summary_has_the_provenance_line(tiny_weights, images, tmp_p
 def test_no_provenance_leaves_the_verdict_to_the_model(tiny_weights, images):
     r = scan(tiny_weights, "-t", "1", "-f", "jsonl", "--no-provenance", str(images / "generated.png"))
     rec = json.loads(r.stdout)
-    assert rec["label"] == "real" and set(rec) == {"path", "p_fake", "label", "error", "cropped", "animated"}
+    assert rec["label"] == "real" and set(rec) == {"path", "p_fake", "label", "error", "cropped", "framed",
+                                                              "animated"}
     assert "provenance" not in r.stderr
 
 

@@ -106,7 +106,7 @@ def test_face_mode_parquet_keeps_the_face_fields(tiny_weights, tmp_path):
     plain = tmp_path / "p.parquet"
     CliRunner().invoke(cli, ["scan", "-w", str(tiny_weights), "-j", "0", "-f", "parquet", "-o", str(plain),
                              str(tmp_path)])
-    assert pq.read_table(plain).column_names == ["path", "p_fake", "label", "error", "cropped", "animated",
+    assert pq.read_table(plain).column_names == ["path", "p_fake", "label", "error", "cropped", "framed", "animated",
                                                  "evidence", "label_by", "model_label"]
 
 
@@ -116,7 +116,8 @@ def test_face_mode_error_records_have_the_face_keys(tiny_weights, tmp_path):
     r = CliRunner().invoke(cli, ["scan", "--faces", "-f", "jsonl", "-w", str(tiny_weights), "-j", "0", str(tmp_path)])
     assert r.exit_code == 3, r.output
     good, bad = [json.loads(line) for line in r.stdout.splitlines()]
-    assert set(good) == set(bad) == {"path", "p_fake", "label", "error", "cropped", "animated", "faces", "p_whole",
+    assert set(good) == set(bad) == {"path", "p_fake", "label", "error", "cropped", "framed", "animated", "faces",
+                                     "p_whole",
                                      "note", "evidence", "label_by", "model_label"}
     assert bad["faces"] is None and bad["error"]
     # the summary gives the thresholds of the images without a face too, not only face mode's
@@ -124,8 +125,8 @@ def test_face_mode_error_records_have_the_face_keys(tiny_weights, tmp_path):
     whole = (f"fake at >= {fake_at:.6f}" if real_below < fake_at else f"threshold {fake_at:.6f}")
     assert f"without a face scored as a whole (whole-image thresholds: {whole}" in r.stderr
     plain = CliRunner().invoke(cli, ["scan", "-f", "jsonl", "-w", str(tiny_weights), "-j", "0", str(tmp_path)])
-    assert all(set(json.loads(line)) == {"path", "p_fake", "label", "error", "cropped", "animated", "evidence",
-                                         "label_by", "model_label"} for line in plain.stdout.splitlines())
+    keys = {"path", "p_fake", "label", "error", "cropped", "framed", "animated", "evidence", "label_by", "model_label"}
+    assert all(set(json.loads(line)) == keys for line in plain.stdout.splitlines())
 
 
 def test_face_mode_same_results_with_workers(tiny_weights, tmp_path):

@@ -50,7 +50,7 @@ def test_scores_either_side_of_a_threshold_print_apart():
 
 def test_jsonl_one_object_per_line_with_exact_keys():
     objs = [json.loads(line) for line in render("jsonl").splitlines()]
-    assert [sorted(o) for o in objs] == [["animated", "cropped", "error", "label", "p_fake", "path"]] * 3
+    assert [sorted(o) for o in objs] == [["animated", "cropped", "error", "framed", "label", "p_fake", "path"]] * 3
     assert objs[2]["p_fake"] is None and objs[2]["label"] is None and objs[2]["error"]
     assert objs[0]["error"] is None
 

@@ -121,6 +121,9 @@ def test_records_match_the_local_engine(ray_local, runner, tiny_weights, mixed):
     assert_same_records(a, b)
     assert [r["cropped"] for r in b if r["cropped"]] == [[35, 200, 235, 350]]  # the picture in shot.png
     assert [os.path.basename(r["path"]) for r in b if r["animated"]] == ["anim.gif"]
+    assert not any(r["framed"] for r in b)  # shot.png's picture was cut out
+    nocrop = jsonl(scan(runner, tiny_weights, "--engine", "ray", "--no-crop", "-f", "jsonl", str(root)).stdout)
+    assert [os.path.basename(r["path"]) for r in nocrop if r["framed"]] == ["shot.png"]  # as the local engine
     assert "IMG-20240502-WA0001" in [os.path.basename(r["path"]) for r in b]
     assert f"1 animation ({root / 'anim.gif'}): only its first frame was scored" in ray_run.stderr
     errors = {os.path.basename(r["path"]): r["error"] for r in b if r["error"]}
@@ -193,7 +196,7 @@ def test_parquet_round_trips_from_both_engines(ray_local, runner, tiny_weights, 
         r = scan(runner, tiny_weights, "--engine", engine, "-f", "parquet", "-o", str(out), str(root))
         assert r.exit_code == 3, r.stderr
         table = pq.read_table(out)
-        assert table.column_names == ["path", "p_fake", "label", "error", "cropped", "animated", "evidence",
+        assert table.column_names == ["path", "p_fake", "label", "error", "cropped", "framed", "animated", "evidence",
                                       "label_by", "model_label"]
         rows = table.to_pylist()
         back = [{**row, "evidence": json.loads(row["evidence"])} for row in rows]

@@ -284,6 +284,7 @@ def decode_batch(batch: dict, pre, provenance: bool = True, s3_endpoint: Optiona
         "evidence": np.array([_evidence_json(d.evidence) for d in decoded], dtype=object),
         "cropped": np.array([None if d.cropped is None else json.dumps(d.cropped) for d in decoded], dtype=object),
         "animated": np.array([bool(d.animated) for d in decoded], dtype=bool),
+        "frame": np.array([np.nan if d.frame is None else float(d.frame) for d in decoded], dtype=np.float64),
         "views": views,
         "patches": patches,
     }
@@ -304,6 +305,7 @@ def _records_table(results: list[Result], index=None):
         "label_by": pa.array([r.label_by for r in results], pa.string()),
         "model_label": pa.array([None if r.evidence is None else r.model_label for r in results], pa.string()),
         "cropped": pa.array([r.cropped for r in results], pa.list_(pa.int32())),  # as the CLI's parquet
+        "framed": pa.array([bool(r.framed) for r in results], pa.bool_()),
         "animated": pa.array([bool(r.animated) for r in results], pa.bool_()),
     }
     if index is not None:
@@ -332,13 +334,15 @@ class Scorer:
         evidence = [None if e is None else json.loads(e) for e in _column(batch, "evidence", n)]
         cropped = [None if c is None else json.loads(c) for c in _column(batch, "cropped", n)]
         animated = [bool(a) for a in _column(batch, "animated", n)]
+        frame = _column(batch, "frame", n)  # NaN (not measured) reaches here as None
         decoded = []
         for i, path in enumerate(paths):
             if errors[i] is not None:
                 decoded.append(Decoded.failed(path, errors[i], evidence[i]))
             else:
                 decoded.append(Decoded(path, batch["views"][i], batch["patches"][i], evidence=evidence[i],
-                                       cropped=cropped[i], animated=animated[i]))
+                                       cropped=cropped[i], animated=animated[i],
+                                       frame=None if frame[i] is None else float(frame[i])))
         results = self.det.score_decoded(decoded)
         return _records_table(results, batch.get("index"))
 
@@ -424,8 +428,9 @@ def score(ds, weights: Optional[str | os.PathLike] = None, *, device: str = "aut
     (the model's own verdict; null with ``provenance=False``) and ``cropped`` (a list of four
     integers, as the CLI's parquet has it: the box of the picture scored inside wide plain
     margins, :attr:`fakedet.Result.cropped`; null where the whole image was scored; ``crop=False``
-    scores every image whole) and ``animated`` (true for an animation, of which only the first
-    frame was scored). ``concurrency``
+    scores every image whole), ``framed`` (true where wide margins were scored with the picture:
+    :attr:`fakedet.Result.framed`) and ``animated`` (true for an animation, of which only the
+    first frame was scored). ``concurrency``
     is the number of scoring actors; ``device`` ``cuda`` gives each a GPU. Arguments otherwise
     as :meth:`fakedet.Detector.load`.
 
@@ -561,7 +566,9 @@ class RayScan:
                 pending[idx] = Result(items[idx].path, d["p_fake"][j], d["label"][j], d["error"][j],
                                       evidence=None if ev is None else json.loads(ev),
                                       label_by=d["label_by"][j], model_label=d["model_label"][j],
-                                      cropped=None if box is None else list(box), animated=bool(d["animated"][j]))
+                                      cropped=None if box is None else list(box), animated=bool(d["animated"][j]),
+                                      # the records carry whether the margins were wide, not their share
+                                      frame=decode.FRAME_SHARE if d["framed"][j] else None)
             out = []
             while nxt in pending:  # in input order, whatever order the blocks came in
                 out.append(pending.pop(nxt))

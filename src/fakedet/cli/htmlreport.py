@@ -177,9 +177,10 @@ class HtmlReport:
             model_label = getattr(r, "model_label", None)
             if model_label is not None and model_label != d.get("label"):
                 d["model_label"] = model_label
+            d.pop("framed", None)  # in the record as false too: the page keeps only a true one
+            d.pop("animated", None)
             if getattr(r, "framed", False):  # wide plain margins: perhaps a screenshot, to be cropped
                 d["framed"] = True
-            d.pop("animated", None)  # in the record as false too: the page keeps only a true one
             if getattr(r, "animated", False):
                 d["animated"] = True
             if truth is not None:

@@ -22,7 +22,8 @@ from typing import IO, Iterable, Optional
 
 FIELDS = ("path", "p_fake", "label", "error")
 FORMATS = ("tsv", "csv", "jsonl", "json", "parquet")
-PARQUET_COLUMNS = ("path", "p_fake", "label", "error", "cropped", "animated", "evidence", "label_by", "model_label")
+PARQUET_COLUMNS = ("path", "p_fake", "label", "error", "cropped", "framed", "animated", "evidence", "label_by",
+                   "model_label")
 #: the columns a face-mode scan adds (``faces`` as JSON text, as jsonl writes the list)
 PARQUET_FACE_COLUMNS = ("p_whole", "faces", "note")
 PARQUET_HINT = "parquet output needs pyarrow: pip install 'fakedet[parquet]'"
@@ -125,7 +126,8 @@ def parquet_schema(faces: bool = False):
 
     face_columns = [("p_whole", pa.float64()), ("faces", pa.string()), ("note", pa.string())] if faces else []
     return pa.schema([("path", pa.string()), ("p_fake", pa.float64()), ("label", pa.string()),
-                      ("error", pa.string()), ("cropped", pa.list_(pa.int32())), ("animated", pa.bool_()),
+                      ("error", pa.string()), ("cropped", pa.list_(pa.int32())), ("framed", pa.bool_()),
+                      ("animated", pa.bool_()),
                       ("evidence", pa.string()),
                       ("label_by", pa.string()),
                       ("model_label", pa.string()), *face_columns])
@@ -169,7 +171,7 @@ class _Parquet:
 
     def add(self, r) -> None:
         ev = r.evidence
-        row = (utf8_text(r.path), r.p_fake, r.label, utf8_text(r.error), r.cropped, bool(r.animated),
+        row = (utf8_text(r.path), r.p_fake, r.label, utf8_text(r.error), r.cropped, bool(r.framed), bool(r.animated),
                None if ev is None else json_text(ev), r.label_by, None if ev is None else r.model_label)
         if self.faces:
             row += (r.p_whole, None if r.faces is None else json_text(r.faces), utf8_text(r.note))

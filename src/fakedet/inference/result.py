@@ -25,7 +25,9 @@ class Result:
     was scored: every record has it.
 
     ``animated`` is true where the image is an animation (a GIF, an animated WebP or PNG) of
-    which only the first frame was scored: every record has it.
+    which only the first frame was scored, and ``framed`` (:attr:`framed`) where wide margins
+    around the picture were scored with it (to be cropped and scored again): every record has
+    both.
 
     ``evidence`` lists what the image's provenance metadata or watermark says (None when it was
     not read); ``label_by`` says what decided the label: ``"model"``, or ``"evidence"`` when
@@ -80,7 +82,7 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         d = {"path": self.path, "p_fake": self.p_fake, "label": self.label, "error": self.error,
-             "cropped": self.cropped, "animated": self.animated}
+             "cropped": self.cropped, "framed": self.framed, "animated": self.animated}
         if self.faces is not None or self.face_mode:
             d["faces"] = self.faces
             d["p_whole"] = self.p_whole
