@@ -369,10 +369,11 @@ class _Scan:
                       f"PNG '{key}' could not be read: not a profile's hex")
             return
         header = b"http://ns.adobe.com/xap/1.0/\x00"
-        if key == "Raw profile type xmp" or raw.startswith(header) or b"<x:xmpmeta" in raw[:4096]:
+        start = 6 if raw.startswith(b"Exif\x00\x00") else 0
+        tiff = raw[start:start + 4] in (b"II*\x00", b"MM\x00*")  # EXIF (which may hold an XMP tag)
+        if key == "Raw profile type xmp" or raw.startswith(header) or (not tiff and b"<x:xmpmeta" in raw[:4096]):
             self.xmp(raw[len(header):] if raw.startswith(header) else raw)
             return
-        start = 6 if raw.startswith(b"Exif\x00\x00") else 0
         self.exif(start, len(raw), "image/png", data=raw)
 
     # -- WebP
