@@ -417,6 +417,12 @@ def upright(img: Image.Image) -> Image.Image:
 # (experiments/frame_share.py, 2026-12-06); experiments/frame_crop.py measures what cutting it
 # out does to the verdicts.
 FRAME_SHARE = 0.4
+
+
+def scored_framed(frame: "float | None", cropped) -> bool:
+    """Whether an image whose margins take ``frame`` of it (None: not measured) was scored, or
+    explained, whole all the same (``cropped`` None): :attr:`fakedet.Result.framed`."""
+    return cropped is None and frame is not None and frame >= FRAME_SHARE
 #: whether a scan cuts the picture out of smooth margins (a story's blurred or gradient
 #: backdrop) where it finds no plain ones (:func:`picture_to_score`); else it only measures them,
 #: for the summary's note. False: on val (docs/decisions/2026-12-06-the-picture-on-a-storys-

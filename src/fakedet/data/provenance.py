@@ -608,7 +608,10 @@ def _decode_text(raw: bytes) -> str:
 
 _EXIF_NAMES = {0x010E: "ImageDescription", 0x0131: "Software", 0x013B: "Artist",
                0x9286: "UserComment", 0x02BC: "XMP", 0xCD41: "C2PA"}
-_IFD0_TAGS = {0x010E, 0x0131, 0x013B, 0x02BC, 0xCD41}
+#: the EXIF tags read: IFD0's (ImageDescription, Software, Artist, XMP, C2PA) and the Exif IFD's
+#: (UserComment)
+IFD0_TAGS = frozenset({0x010E, 0x0131, 0x013B, 0x02BC, 0xCD41})
+EXIF_IFD_TAGS = frozenset({0x9286})
 _TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
 
 
@@ -630,10 +633,10 @@ def _read_ifds(d: bytes, start: int, end: int) -> tuple[list[tuple[int, object]]
     ifd0 = struct.unpack_from(fmt + "I", d, start + 4)[0]
     found: list[tuple[int, object]] = []
     problems: list[str] = []
-    exif_ifd = _read_ifd(d, start, end, fmt, ifd0, _IFD0_TAGS, found, problems)
+    exif_ifd = _read_ifd(d, start, end, fmt, ifd0, IFD0_TAGS, found, problems)
     if exif_ifd:
         try:
-            _read_ifd(d, start, end, fmt, exif_ifd, {0x9286}, found, problems)
+            _read_ifd(d, start, end, fmt, exif_ifd, EXIF_IFD_TAGS, found, problems)
         except _Unreadable as exc:
             problems.append(f"Exif IFD: {exc}")
     return found, problems

@@ -128,7 +128,7 @@ class Explanation:
     def framed(self) -> bool:
         """Whether the picture seems to sit inside wide margins and was explained whole all the
         same (as :attr:`fakedet.Result.framed`: a story's smooth backdrop, say)."""
-        return self.cropped is None and self.frame is not None and self.frame >= decode.FRAME_SHARE
+        return decode.scored_framed(self.frame, self.cropped)
 
     def hottest(self, share: float = 0.1) -> list[tuple[int, int]]:
         """The ``(row, col)`` cells of the hottest ``share`` of the grid, hottest first."""

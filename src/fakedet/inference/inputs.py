@@ -51,11 +51,7 @@ def as_items(inputs: Iterable[Any]) -> Iterator[Item]:
     return (as_item(x, i) for i, x in enumerate(inputs))
 
 
-#: the TIFF tags a PIL TIFF's copy keeps: those the provenance reader reads (ImageDescription,
-#: Make, Model, Software, Artist, XMP, C2PA) and Orientation; not a colour profile or a
-#: Photoshop layer, which could take the copy's EXIF past the reader's limit
-_TIFF_TAGS = (0x010E, 0x010F, 0x0110, 0x0112, 0x0131, 0x013B, 0x02BC, 0xCD41)
-_EXIF_IFD, _USER_COMMENT = 0x8769, 0x9286
+_ORIENTATION, _EXIF_IFD = 0x0112, 0x8769
 
 
 def _copy_with_tags(img):
@@ -67,13 +63,18 @@ def _copy_with_tags(img):
         try:
             from PIL import Image
 
+            from fakedet.data.provenance import EXIF_IFD_TAGS, IFD0_TAGS
+
+            # the tags the provenance reader reads, and Orientation: not a colour profile or a
+            # Photoshop layer, which could take the copy's EXIF past the reader's limit
             tags, kept = img.getexif(), Image.Exif()
-            for tag in _TIFF_TAGS:
+            for tag in IFD0_TAGS | {_ORIENTATION}:
                 if tag in tags:
                     kept[tag] = tags[tag]
-            comment = tags.get_ifd(_EXIF_IFD).get(_USER_COMMENT)
-            if comment is not None:
-                kept.get_ifd(_EXIF_IFD)[_USER_COMMENT] = comment
+            inner = tags.get_ifd(_EXIF_IFD)
+            for tag in EXIF_IFD_TAGS:
+                if tag in inner:
+                    kept.get_ifd(_EXIF_IFD)[tag] = inner[tag]
             if len(kept):
                 c.info["exif"] = kept.tobytes()
         except Exception:  # noqa: BLE001 - tags Pillow cannot write back: the copy goes without

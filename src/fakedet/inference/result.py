@@ -68,9 +68,9 @@ class Result:
         """Whether the picture seems to sit inside a larger frame (see ``frame``) and was scored
         whole all the same (``--no-crop``, a picture inside too small to score, or a story's
         smooth backdrop)."""
-        from fakedet.data.decode import FRAME_SHARE
+        from fakedet.data.decode import scored_framed
 
-        return self.cropped is None and self.frame is not None and self.frame >= FRAME_SHARE
+        return scored_framed(self.frame, self.cropped)
 
     def __post_init__(self) -> None:
         if self.model_label is None:
