@@ -454,10 +454,20 @@ def test_signal_handlers_are_restored():
 
     from fakedet.cli import common
 
-    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    with common.handle_signals():
-        assert signal.getsignal(signal.SIGTERM) is not before[1]
-    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    # from the defaults, which handle_signals replaces (a test before this one may have left
+    # another library's handler, as Ray's start does for SIGTERM: that one is left alone)
+    saved = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+        with common.handle_signals():
+            assert signal.getsignal(signal.SIGINT) is not before[0]
+            assert signal.getsignal(signal.SIGTERM) is not before[1]
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    finally:
+        signal.signal(signal.SIGINT, saved[0])
+        signal.signal(signal.SIGTERM, saved[1])
 
 
 # --- issue 19, items 3, 5, 6: the summary line, the help texts, the progress bar's total ---
