@@ -574,3 +574,24 @@ def test_the_colour_bar_gives_a_tiny_heat_its_digits():
     ex_cli = importlib.import_module("fakedet.cli.explain")  # (fakedet.cli's explain is the command)
     assert ex_cli.bar_label(0.0012) == "0.0012" and ex_cli.bar_label(3.417) == "3.42"
     assert ex_cli.bar_label(0.0) == "0.00"
+
+
+@pytest.mark.parametrize("cropped", [None, [0, 0, 300, 400]])
+def test_every_legend_line_fits_the_narrowest_png(cropped):
+    """The legend's longest lines (a picture cut out of a screenshot with many faces scored with
+    the face expert; a face-mode `uncertain` under the gate; both notes) end inside a PNG of
+    the narrowest width: the right edge of its band stays background, no line is cut off."""
+    from fakedet.cli.explain import BACKGROUND, MIN_WIDTH, render
+    from fakedet.inference.explain import Explanation, Face
+
+    w, h = 300, 400  # a portrait narrower than MIN_WIDTH when drawn
+    faces = [Face(box=[10 + 20 * i, 10, 28 + 20 * i, 30], confidence=0.99, p_fake=0.5) for i in range(12)]
+    ex = Explanation(width=w, height=h, heat=np.full((4, 4), 0.5), p_hidden=np.zeros((4, 4)),
+                     xs=[0, 75, 150, 225, 300], ys=[0, 100, 200, 300, 400], p_whole=0.999999, p_fake=0.999999,
+                     label="uncertain", cutoffs=(0.998230, 1.13e-6), faces=faces, face_expert=True,
+                     cropped=cropped, animated=True, frame=0.5, grid=32)
+    ex.p_fake = 1e-7  # below the real threshold, uncertain: the "not real" line is drawn
+    fig = np.asarray(render(Image.new("RGB", (w, h), (90, 120, 150)), ex, name="x" * 300))
+    assert fig.shape[1] == MIN_WIDTH
+    band = fig[round(h * display_scale(w, h)):]  # below the picture
+    assert (band[:, -3:] == np.array(BACKGROUND)).all()

@@ -257,7 +257,7 @@ def render(img, ex, name: str = ""):
         n = len(ex.faces)
         faces = (f"{n} face{'s' if n > 1 else ''}: green box{'es' if n > 1 else ''}, scored on the crop"
                  + (" with the face expert" if ex.face_expert else ""))
-    what = "picture inside plain margins (cut out)" if getattr(ex, "cropped", None) else "whole image"
+    what = "picture cut out" if getattr(ex, "cropped", None) else "whole image"
     d.text((x, y), f"{what} p_fake {_fmt_p(ex.p_whole)}; {faces}", fill=TEXT, font=small)
     y += 24
 
