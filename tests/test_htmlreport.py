@@ -803,3 +803,14 @@ def test_an_eval_whose_figures_cannot_be_printed_still_ends_its_report(tiny_weig
     assert r.returncode == 2, r.stderr
     text = report.read_text("utf-8")
     assert text.rstrip().endswith("</html>") and '"complete":true' in text and "AUC" in text
+
+
+def test_scan_report_summary_has_every_line_the_scan_prints(runner, tiny_weights, folder, tmp_path):
+    """The report's summary is the lines the scan prints at its end: in face mode the line on
+    how faces were scored, and an -E pattern's warning, too."""
+    report = tmp_path / "report.html"
+    r = scan(runner, tiny_weights, "--faces", "-E", "nomatch*", "--report", str(report), str(folder))
+    assert "faces scored by the network alone" in r.stderr and "matched nothing" in r.stderr
+    text = report.read_text("utf-8")
+    assert "faces scored by the network alone" in text
+    assert "matched nothing in the folders walked" in text

@@ -515,8 +515,10 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                         if pipe_closed else
                         f"the records could not be written ({write_error.strerror or write_error}) after {n} "
                         f"record{'s' if n != 1 else ''}; " if write_error is not None else "")
-                line = "\n".join([line, *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
-                                  *_picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped)])
+                line = "\n".join([line, *_face_notes(det, n - n_err, n_noface),
+                                  *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
+                                  *_picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped),
+                                  *_unmatched_notes(filt)])
                 with uninterrupted():  # a signal now takes effect once the report is whole
                     report.close(stop + line, complete=finished and write_error is None and not pipe_closed)
             except OSError as exc:
@@ -559,28 +561,10 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if not quiet:
         err(_summary(det, n - n_folders, n_fake, n_unc, n_err - n_folders, n_folders, elapsed,
                      time.perf_counter() - STARTED, filt))
-        if det.faces:
-            expert = "with the face expert" if det.expert is not None else "by the network alone"
-            from fakedet.evaluation.verdicts import threshold_text
-
-            fake_at, real_below = det.cutoffs
-            whole = (f"fake at >= {fake_at:.6f}, real below {threshold_text(real_below)}" if real_below < fake_at
-                     else f"threshold {threshold_text(fake_at)}")
-            gated = ""
-            if det.whole_gate is not None and det.real_below < det.threshold:
-                # p_fake leaves out a whole image under the gate; the real verdict does not
-                gated = (f"; with a face, real needs every score, the whole image's too, below "
-                         f"{threshold_text(det.real_below)}: a p_fake under it may still be uncertain")
-            noface = (f"{n_noface} image{'s' if n_noface != 1 else ''} without a face scored as a whole "
-                      f"(whole-image thresholds: {whole})" if n_noface else
-                      "a face found in every image scored" if n - n_err > 0 else "no image scored")
-            err(f"faces scored {expert}; {noface}{gated}")
-        for line in _evidence_notes(n_evidence, n_by_evidence, by_evidence):
+        for line in [*_face_notes(det, n - n_err, n_noface), *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
+                     *_picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped),
+                     *_unmatched_notes(filt)]:
             err(line)
-        for line in _picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped):
-            err(line)
-        if filt is not None and filt.unmatched:
-            err(_unmatched_text(filt.unmatched))
     if report_error is not None:  # every record was written, the report was not
         return EXIT_USAGE
     if n_err:
@@ -588,6 +572,32 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if exit_code and n_fake:
         return EXIT_FAKE
     return EXIT_OK
+
+
+def _face_notes(det, n_scored: int, n_noface: int) -> list[str]:
+    """A face-mode scan's line for its summary (none outside face mode): how faces were scored,
+    and how the images without one were."""
+    if not det.faces:
+        return []
+    from fakedet.evaluation.verdicts import threshold_text
+
+    expert = "with the face expert" if det.expert is not None else "by the network alone"
+    fake_at, real_below = det.cutoffs
+    whole = (f"fake at >= {fake_at:.6f}, real below {threshold_text(real_below)}" if real_below < fake_at
+             else f"threshold {threshold_text(fake_at)}")
+    gated = ""
+    if det.whole_gate is not None and det.real_below < det.threshold:
+        # p_fake leaves out a whole image under the gate; the real verdict does not
+        gated = (f"; with a face, real needs every score, the whole image's too, below "
+                 f"{threshold_text(det.real_below)}: a p_fake under it may still be uncertain")
+    noface = (f"{n_noface} image{'s' if n_noface != 1 else ''} without a face scored as a whole "
+              f"(whole-image thresholds: {whole})" if n_noface else
+              "a face found in every image scored" if n_scored > 0 else "no image scored")
+    return [f"faces scored {expert}; {noface}{gated}"]
+
+
+def _unmatched_notes(filt) -> list[str]:
+    return [_unmatched_text(filt.unmatched)] if filt is not None and filt.unmatched else []
 
 
 def _unmatched_text(patterns: list) -> str:
