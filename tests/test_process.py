@@ -1067,3 +1067,68 @@ def test_a_signal_while_the_model_loads_does_not_wait_for_a_batch_being_decoded(
     assert first == b"decoding a batch\n", first
     out, _ = _signal_and_wait(p, sig, status)
     assert json.loads(out) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sets a pipe's size (Linux)")
+@pytest.mark.parametrize("to", ["fifo", "/dev/stdout"])
+def test_one_signal_ends_a_scan_whose_o_pipe_reader_stopped_reading(tiny_weights, two_hundred, tmp_path, to):
+    """`-o` naming a pipe (a named pipe, or /dev/stdout on a pipe) is given up on after a signal
+    as stdout is: its records used to go through a plain file object the give-up never saw,
+    and one signal left the scan blocked for ever (code review)."""
+    import fcntl
+    import time
+
+    from fakedet.cli import pipeout
+
+    if to == "fifo":
+        fifo = tmp_path / "records"
+        os.mkfifo(fifo)
+        p = fakedet("scan", "-f", "json", "-w", str(tiny_weights), "-j", "1", "-b", "1", "-o", str(fifo),
+                    str(two_hundred), stdout_to=subprocess.DEVNULL)
+        r = os.open(fifo, os.O_RDONLY)  # waits for the scan's open
+        fcntl.fcntl(r, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
+        name = str(fifo)
+    else:
+        r, w = _small_pipe()
+        p = fakedet("scan", "-f", "json", "-w", str(tiny_weights), "-j", "1", "-b", "1", "-o", "/dev/stdout",
+                    str(two_hundred), stdout_to=w)
+        os.close(w)
+        name = "stdout"
+    os.read(r, 1024)  # the scan is writing; the pipe fills behind this read
+    time.sleep(3)
+    assert p.poll() is None, "the scan ended before the signal"
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(pipeout.GIVE_UP_S + 30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        pytest.fail("one signal did not end a scan whose -o reader stopped reading")
+    finally:
+        os.close(r)
+    err = p.stderr.read().decode()
+    assert p.returncode == 143, err
+    assert time.monotonic() - t0 >= pipeout.GIVE_UP_S - 1
+    assert f"its reader took nothing from {name} for" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("sig, status, word", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")])
+def test_a_signal_ends_a_scan_waiting_for_its_o_named_pipes_reader(tiny_weights, many, tmp_path, sig, status,
+                                                                   word):
+    """A named pipe given to -o that no reader opens: the scan waits for one, and a signal ends
+    the wait (Ctrl-C used to be held back by the write the open was in, for ever)."""
+    import time
+
+    fifo = tmp_path / "records"
+    os.mkfifo(fifo)
+    p = fakedet("scan", "-w", str(tiny_weights), "-j", "1", "-o", str(fifo), str(many))
+    time.sleep(4)
+    assert p.poll() is None
+    p.send_signal(getattr(signal, sig))
+    try:
+        p.wait(20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        pytest.fail("a signal did not end a scan waiting for its -o named pipe's reader")
+    err = p.stderr.read().decode()
+    assert p.returncode == status and word in err and "Traceback" not in err, err

@@ -40,6 +40,7 @@ GIVE_UP_S = 10.0  # after a signal: how long a write may wait with nothing taken
 _POLL_S = 0.25
 
 _outputs: list = []  # the _TimedPipe objects installed
+_installed = False  # install() ran: the command's own process, whose streams it may take over
 _armed = threading.Event()
 _guard: Callable[[], ContextManager] = contextlib.nullcontext
 
@@ -48,9 +49,10 @@ class _TimedPipe(io.FileIO):
     """A pipe's descriptor written in chunks: the bytes put in so far, and since when a write has
     been waiting (None while none is)."""
 
-    def __init__(self, fd: int, pipe: tuple, socket: bool) -> None:
-        super().__init__(fd, "wb", closefd=False)
+    def __init__(self, fd: int, pipe: tuple, socket: bool, name: str = "", closefd: bool = False) -> None:
+        super().__init__(fd, "wb", closefd=closefd)
         self.pipe, self.socket = pipe, socket  # (st_dev, st_ino): stdout and stderr may share one
+        self.name = name or ("stdout" if fd == 1 else "stderr")  # what the give-up message calls it
         self.sent = 0
         self.waiting_since: Optional[float] = None
 
@@ -140,15 +142,35 @@ def install(guard: Optional[Callable[[], ContextManager]] = None) -> None:
     """Puts stdout and stderr, where each is a pipe or socket, over counted chunked writes, each
     write inside ``guard()`` (the command's ``uninterrupted``). Not on Windows, whose console and
     pipes take other paths."""
-    global _guard
-    if os.name == "nt" or _outputs:
+    global _guard, _installed
+    if os.name == "nt" or _installed:
         return
+    _installed = True
     if guard is not None:
         _guard = guard
     for name, fd in (("stdout", 1), ("stderr", 2)):
         new = _wrapped(getattr(sys, name), fd)
         if new is not None:
             setattr(sys, name, new)
+
+
+def open_output(path: str) -> io.TextIOWrapper:
+    """The ``-o`` file ``path`` that is a named pipe, opened for writing now: the open waits for
+    a reader, and a signal ends that wait (the open of a regular file is left until the first
+    record, when writes are each one piece and a signal would wait for them). Where :func:`install`
+    ran, it is written as stdout is when a pipe: a reader that stopped cannot hold up a signal."""
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    text = dict(encoding="utf-8", errors="surrogateescape", newline="")
+    try:
+        st = os.fstat(fd)
+        if not _installed or not stat.S_ISFIFO(st.st_mode):
+            return open(fd, "w", **text)
+        raw = _TimedPipe(fd, (st.st_dev, st.st_ino), False, name=path, closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+    _outputs.append(raw)
+    return _GuardedText(io.BufferedWriter(raw), **text)
 
 
 def arm(status: int, word: str) -> None:
@@ -190,7 +212,7 @@ def _watch(status: int, word: str, signalled: float) -> None:
         stuck = [raw for raw in _outputs if raw.waiting_since is not None
                  and now - max(raw.waiting_since, taken.get(raw.pipe, (0, signalled))[1]) >= GIVE_UP_S]
         if stuck:
-            names = " and ".join("stdout" if raw.fileno() == 1 else "stderr" for raw in stuck)
+            names = " and ".join(raw.name for raw in stuck)
             _last_word(f"fakedet: {word}; its reader took nothing from {names} for {GIVE_UP_S:g} s: "
                        "ending without the rest of the output\n")
             os._exit(status)

@@ -6,6 +6,7 @@ import collections
 import contextlib
 import os
 import shlex
+import stat
 import sys
 import threading
 import time
@@ -13,7 +14,7 @@ from typing import IO, Iterator, Optional
 
 import click
 
-from fakedet.cli import engine
+from fakedet.cli import engine, pipeout
 from fakedet.cli.common import (
     CONTEXT,
     EXIT_FAKE,
@@ -282,7 +283,25 @@ def _open_output(output: Optional[str]) -> IO[str]:
     parent = os.path.dirname(os.path.abspath(output))  # (click refuses a directory itself)
     if not os.path.isdir(parent):
         raise click.BadParameter(f"cannot write {output}: No such file or directory", param_hint="--output")
+    try:
+        st = os.stat(output)
+    except OSError:
+        return _LazyFile(output)
+    if _is_stdout(st):  # -o /dev/stdout: stdout itself, given up on as stdout is (pipeout)
+        return stdout(SCAN_HINT)
+    if stat.S_ISFIFO(st.st_mode):  # a named pipe: opened now, while a signal can end the wait
+        try:
+            return pipeout.open_output(output)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot write {output}: {exc.strerror}", param_hint="--output") from None
     return _LazyFile(output)
+
+
+def _is_stdout(st: os.stat_result) -> bool:
+    try:
+        return sys.stdout is not None and os.path.samestat(st, os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError):  # closed, or no descriptor (a test's capture)
+        return False
 
 
 class _LazyFile:
