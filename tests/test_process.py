@@ -1132,3 +1132,22 @@ def test_a_signal_ends_a_scan_waiting_for_its_o_named_pipes_reader(tiny_weights,
         pytest.fail("a signal did not end a scan waiting for its -o named pipe's reader")
     err = p.stderr.read().decode()
     assert p.returncode == status and word in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_o_dev_stdout_into_a_file_writes_the_records_there(tiny_weights, many, tmp_path, fmt):
+    """-o /dev/stdout with stdout redirected to a file: the records land in it whole (jsonl by
+    stdout itself, parquet by its path)."""
+    pytest.importorskip("pyarrow") if fmt == "parquet" else None
+    out = tmp_path / f"out.{fmt}"
+    with open(out, "wb") as fh:
+        p = fakedet("scan", "-q", "-f", fmt, "-w", str(tiny_weights), "-j", "1", "-o", "/dev/stdout", str(many),
+                    stdout_to=fh)
+        err = p.communicate(timeout=120)[1].decode()
+    assert p.returncode == 0, err
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        assert pq.read_table(out).num_rows == 60
+    else:
+        assert len(out.read_text().splitlines()) == 60

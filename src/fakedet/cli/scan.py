@@ -214,7 +214,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         progress = False
 
     try:
-        out_stream = _open_output(output)  # only once the model has loaded: a bad -w leaves no file
+        out_stream = _open_output(output, fmt)  # only once the model has loaded: a bad -w leaves no file
     except BaseException:
         stream.close()
         raise
@@ -277,7 +277,7 @@ def _close_empty_output(fmt: str) -> None:
         silence_stdout()
 
 
-def _open_output(output: Optional[str]) -> IO[str]:
+def _open_output(output: Optional[str], fmt: str = "tsv") -> IO[str]:
     if output is None or output == "-":
         return stdout(SCAN_HINT)  # undecodable file names pass through
     parent = os.path.dirname(os.path.abspath(output))  # (click refuses a directory itself)
@@ -286,6 +286,8 @@ def _open_output(output: Optional[str]) -> IO[str]:
     try:
         st = os.stat(output)
     except OSError:
+        return _LazyFile(output)
+    if fmt == "parquet":  # written by pyarrow to the path, which says what a pipe cannot take
         return _LazyFile(output)
     if _is_stdout(st):  # -o /dev/stdout: stdout itself, given up on as stdout is (pipeout)
         return stdout(SCAN_HINT)
