@@ -38,6 +38,23 @@ def test_csv_has_header_and_quotes():
     assert rows[3] == ['bad, "x".png', "", "", "not an image (unrecognised format)"]
 
 
+def test_csv_paths_that_a_spreadsheet_would_run_as_formulas_are_text():
+    """A file named `=HYPERLINK(...).jpg`, `+cmd.jpg` or `@SUM(A1).jpg` in an uploads folder ran
+    as a formula where the csv was opened in a spreadsheet (code review): csv writes such a path
+    after a `'`; jsonl keeps the name exactly."""
+    names = ['=HYPERLINK("http://x").jpg', "+cmd.jpg", "-2+3.jpg", "@SUM(A1).jpg", "\t=1.jpg", "dir/=1.jpg"]
+    buf = io.StringIO()
+    w = Writer(buf, "csv")
+    w.write([Result(n, 0.5, "uncertain") for n in names])
+    w.close()
+    rows = list(csv.reader(io.StringIO(buf.getvalue())))[1:]
+    assert [r[0] for r in rows] == ["'" + n for n in names[:5]] + ["dir/=1.jpg"]
+    buf = io.StringIO()
+    w = Writer(buf, "jsonl")
+    w.write([Result(n, 0.5, "uncertain") for n in names])
+    assert [json.loads(line)["path"] for line in buf.getvalue().splitlines()] == names
+
+
 def test_scores_either_side_of_a_threshold_print_apart():
     """Six decimals, as many as the verdict thresholds have (0.998230): with four, a score just
     above and one just below the `fake` threshold would both print as 0.9982."""

@@ -49,6 +49,18 @@ def control_escape(text: str) -> str:
 _CONTROL_CR = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+#: what a spreadsheet reads as the start of a formula in a csv cell (Excel, LibreOffice, Sheets):
+#: a file name such as ``=HYPERLINK(...).jpg`` would run as one where the csv is opened
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(text: str) -> str:
+    """A csv field as a spreadsheet shows it as text, not as a formula: one that begins with
+    :data:`FORMULA_START` gets a leading ``'`` (which spreadsheets hide); other fields as they
+    are. Only csv does this: jsonl, json, parquet and tsv keep a file's name exactly."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def tsv_escape(text: str) -> str:
     r"""One tsv field on one line, safe on a terminal: backslash, tab, newline and carriage return
     as ``\\``, ``\t``, ``\n``, ``\r``, other control characters as ``\xHH``."""
@@ -219,6 +231,7 @@ class Writer:
             self._csv_row(FIELDS)
 
     def _csv_row(self, row) -> None:
+        row = [spreadsheet_text(v) for v in row]
         # The csv module quotes a field that holds a character of the line terminator: with
         # "\r\n" a carriage return in a file name is quoted too (with "\n" alone it was not, and
         # csv readers split the record in two); the row itself ends in "\n".
