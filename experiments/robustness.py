@@ -235,6 +235,13 @@ TURNS = {"rot90": lambda img: _png(img.transpose(Image.Transpose.ROTATE_90)),
          "rot180": lambda img: _png(img.transpose(Image.Transpose.ROTATE_180)),
          "rot270": lambda img: _png(img.transpose(Image.Transpose.ROTATE_270))}
 
+# a photo in black and white only: dithered (Pillow's Floyd-Steinberg, as a 1-bit scan or a
+# "bitmap" export makes it) and thresholded, saved as 1-bit PNG
+BILEVEL = {"dither": lambda img: _png(img.convert("1")),
+           "bw": lambda img: _png(img.convert("L").point(lambda v: 255 if v >= 128 else 0).convert("1")),
+           # the dithered copy sent on as a JPEG (q90): no longer two colours, so scored
+           "ditherj": lambda img: _jpeg(90)(img.convert("1").convert("RGB"))}
+
 PERTURBATIONS = {
     "original": None,
     "png": _png,
@@ -250,6 +257,7 @@ PERTURBATIONS = {
     **CHATS,
     **STORIES,
     **TURNS,
+    **BILEVEL,
 }
 
 
@@ -278,11 +286,13 @@ def main(argv=None) -> int:
                     help="comma-separated sets, 'core' (the six original sets) or 'all' (all nine)")
     ap.add_argument("--conditions", default=",".join(k for k in PERTURBATIONS
                                                      if k not in EDITS and k not in SCREENS and k not in PHONE
-                                                     and k not in TURNS and k not in CHATS and k not in STORIES),
+                                                     and k not in TURNS and k not in CHATS and k not in STORIES
+                                                     and k not in BILEVEL),
                     help="comma-separated subset of: " + ", ".join(PERTURBATIONS)
                     + "; 'edits' for the everyday edits, 'screens' for the screenshots, 'phone' for "
                       "phone screenshots with the app around the picture, 'turns' for photos on their side or "
-                      "upside down, 'stories' for stories' screenshots [default: all but those groups]")
+                      "upside down, 'stories' for stories' screenshots, 'bilevel' for black-and-white "
+                      "copies (dithered, thresholded) [default: all but those groups]")
     ap.add_argument("--faces", action="store_true", help="score as scan --faces does")
     ap.add_argument("--no-face-expert", action="store_true", help="with --faces: the network alone")
     ap.add_argument("--expert", default="auto", help="with --faces: a face expert file [default: the shipped one]")
@@ -299,7 +309,8 @@ def main(argv=None) -> int:
     results = {"threshold": det.threshold, "per_set": args.per_set, "faces": args.faces,
                "face_expert": det.expert is not None, "crop": det.crop, "conditions": {}}
     groups = {"edits": ["original", *EDITS], "screens": ["original", *SCREENS], "phone": ["original", *PHONE],
-              "turns": ["original", *TURNS], "stories": ["original", *STORIES]}
+              "turns": ["original", *TURNS], "stories": ["original", *STORIES],
+              "bilevel": ["original", *BILEVEL]}
     conditions = groups.get(args.conditions) or args.conditions.split(",")
     unknown = [c for c in conditions if c not in PERTURBATIONS]
     if unknown:

@@ -489,7 +489,8 @@ def test_arrays_other_than_uint8_grey_rgb_or_rgba_get_an_error_record(det):
     grey = np.asarray(random_image(seed=4)).mean(axis=2)
     bad = [grey.astype(np.float32), grey / 255, (grey * 4).astype(np.int32), grey > 100,
            np.zeros((32, 32, 2), np.uint8), np.zeros((32, 32, 1), np.uint8), np.zeros((3, 32, 32, 3), np.uint8)]
-    results = det.predict(bad + [grey.astype(np.uint8), np.zeros((32, 32, 4), np.uint8)])
+    rgba = np.dstack([np.asarray(random_image((32, 32), seed=5)), np.full((32, 32), 255, np.uint8)])
+    results = det.predict(bad + [grey.astype(np.uint8), rgba])
     for r, a in zip(results, bad):
         assert r.error.startswith(f"unsupported array {a.dtype}{list(a.shape)}: expected HxW or HxWx3/HxWx4 uint8")
     assert "(a * 255).round().astype(np.uint8)" in results[0].error and "round" not in results[2].error
@@ -792,3 +793,28 @@ def test_iter_batches_refuses_a_bad_batch_size_at_the_call_and_thresholds_take_n
         det.iter_batches([random_image()], batch_size=0)  # not iterated
     for t in (np.float32(0.5), np.array(0.5), torch.tensor(0.5), 1):  # numbers of other kinds still are
         assert Detector.load(tiny_weights, device="cpu", workers=0, threshold=t).cutoffs == (float(t), float(t))
+
+
+def test_one_colour_and_black_and_white_images_get_no_score_on_either_decoding_path(tiny_weights):
+    """A blank JPEG is refused with the same reason whether Pillow or torch decodes it; the
+    array given to the API is too."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (96, 80), (240, 240, 240)).save(buf, "JPEG")
+    blank = buf.getvalue()
+    for decode in ("pil", "torch"):
+        r = Detector.load(tiny_weights, device="cpu", workers=0, decode=decode).predict([blank])[0]
+        assert r.p_fake is None and r.error.startswith("one colour only"), (decode, r)
+    r = Detector.load(tiny_weights, device="cpu", workers=0).predict([np.zeros((80, 96, 3), np.uint8)])[0]
+    assert r.error.startswith("one colour only")
+    from conftest import random_image
+
+    buf = io.BytesIO()
+    random_image((400, 300)).convert("1").convert("RGB").save(buf, "JPEG", quality=90)
+    for decode in ("pil", "torch"):  # dithered, sent on as JPEG
+        r = Detector.load(tiny_weights, device="cpu", workers=0, decode=decode).predict([buf.getvalue()])[0]
+        assert r.p_fake is None and r.error.startswith("black and white only"), (decode, r)

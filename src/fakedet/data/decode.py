@@ -661,6 +661,51 @@ def check_size(img: Image.Image, cfg: PreprocessConfig) -> None:
     check_min_side(w, h, cfg.min_size)
     if w * h > cfg.max_pixels:
         raise ImageError(f"image too large: {w}x{h} = {w * h} pixels exceeds the limit of {cfg.max_pixels}{_LIMIT_WHY}")
+    check_colours(img)
+
+
+#: the most colours an image may have and get no score: the model reads a photo's colours and
+#: fine texture, and an image of one colour has neither (it scored 0.53-0.70, above most real
+#: photos), while a black-and-white one (a 1-bit scan, a dithered "bitmap" copy, line art)
+#: has a texture no photo has: 87 % of real test photos dithered to black and white were
+#: labelled `fake` (``experiments/robustness.py --conditions bilevel``, results/2026-12-06)
+FEW_COLOURS = 2
+ONE_COLOUR = "one colour only (a blank image): nothing for the model to score"
+TWO_COLOURS = ("two colours only (black and white: a 1-bit scan, a dithered copy, line art): the model reads "
+               "photos and cannot score it")
+
+
+BLACK_AND_WHITE = ("black and white only (a dithered copy, a 1-bit scan, text or line art): the model reads "
+                   "photos and cannot score it")
+#: grey levels counted as black (below the first) and white (above the second), the share of an
+#: image's pixels that must be in them, and the least share of each: a dithered copy sent on as
+#: a JPEG (86 % of real test photos so made were labelled `fake`) has many colours but all near
+#: black or white (docs/decisions/2026-12-06-black-and-white-images-get-no-score.md)
+BW_LEVELS, BW_SHARE, BW_EACH = (48, 207), 0.98, 0.05
+BW_SAMPLE = 256  # the longest side of the sample read (nearest neighbour: no grey made by averaging)
+
+
+def check_colours(rgb: Image.Image) -> None:
+    """Refuses an RGB image of :data:`FEW_COLOURS` colours or fewer (quick on a photo: Pillow
+    stops counting at the third colour it meets) or almost all black and white
+    (:func:`black_and_white`)."""
+    found = rgb.getcolors(FEW_COLOURS)
+    if found is not None:
+        raise ImageError(ONE_COLOUR if len(found) == 1 else TWO_COLOURS)
+    if black_and_white(rgb):
+        raise ImageError(BLACK_AND_WHITE)
+
+
+def black_and_white(rgb: Image.Image) -> bool:
+    """Whether :data:`BW_SHARE` of the image's pixels are near black or white (:data:`BW_LEVELS`)
+    and :data:`BW_EACH` of them each, read on a nearest-neighbour sample."""
+    w, h = rgb.size
+    s = min(1.0, BW_SAMPLE / max(w, h))
+    small = rgb.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.NEAREST) if s < 1 else rgb
+    hist = small.convert("L").histogram()
+    n = sum(hist)
+    dark, light = sum(hist[: BW_LEVELS[0]]) / n, sum(hist[BW_LEVELS[1] + 1 :]) / n
+    return dark + light >= BW_SHARE and min(dark, light) >= BW_EACH
 
 
 def source_bytes(source: Source) -> "bytes | None":

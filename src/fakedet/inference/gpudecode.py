@@ -156,6 +156,10 @@ class TensorDecoder:
         cfg = self.cfg
         _, h, w = img.shape
         decode.check_min_side(w, h, max(cfg.min_size, cfg.patch_size))  # as the PIL path
+        if bool((img == img[:, :1, :1]).all()):  # (a decoded JPEG is not of exactly two colours)
+            raise decode.ImageError(decode.ONE_COLOUR)  # as the PIL path's check_colours
+        if _black_and_white(img):
+            raise decode.ImageError(decode.BLACK_AND_WHITE)
         g, p = cfg.global_size, cfg.patch_size
         mode = MODES[cfg.interpolation]
         kw = {"antialias": True, "align_corners": False} if mode in ("bilinear", "bicubic") else {}
@@ -163,3 +167,15 @@ class TensorDecoder:
         view = view.round_().clamp_(0, 255).to(torch.uint8)
         patches = torch.stack([img[:, y : y + p, x : x + p] for x, y in decode.patch_origins(w, h, cfg)])
         return view, patches[None]
+
+
+def _black_and_white(img: torch.Tensor) -> bool:
+    """:func:`fakedet.data.decode.black_and_white` on a decoded 3xHxW uint8 tensor: the same
+    levels, shares and luma, on a strided sample of at most about 256 px a side."""
+    _, h, w = img.shape
+    step = max(1, -(-max(h, w) // decode.BW_SAMPLE))
+    rgb = img[:, ::step, ::step].float()
+    grey = (rgb[0] * 0.299 + rgb[1] * 0.587 + rgb[2] * 0.114).round()
+    dark = (grey < decode.BW_LEVELS[0]).float().mean().item()
+    light = (grey > decode.BW_LEVELS[1]).float().mean().item()
+    return dark + light >= decode.BW_SHARE and min(dark, light) >= decode.BW_EACH
