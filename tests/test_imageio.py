@@ -225,6 +225,19 @@ def test_an_image_too_large_is_told_with_its_size_and_the_limit(side):
     assert "crop it to the part to check" in str(e.value) and "possible" not in str(e.value)
 
 
+@pytest.mark.parametrize("side", [9_500, 10_000, 100_000])
+def test_an_image_too_large_is_told_the_same_where_warnings_are_errors(side):
+    """A server that turns warnings into errors (warnings.simplefilter("error")) got Pillow's
+    words ("could be decompression bomb DOS attack") for an image Pillow only warns about (90 to
+    179 megapixels): the same words as without that filter now (persona, a hotline's service)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(imageio.ImageError, match=rf"too large.* {side * side} pixels exceeds the limit of \d+"):
+            load(png_header(side, side))
+
+
 @pytest.mark.parametrize(
     "data,message",
     [

@@ -323,7 +323,8 @@ _LIMIT_WHY = (" (the limit guards memory against decompression bombs; to scan a 
 
 
 def _too_large(exc: Exception, cfg: PreprocessConfig) -> ImageError:
-    """Pillow's refusal of an image more than twice its own pixel limit, worded as fakedet's own
+    """Pillow's refusal of an image more than twice its own pixel limit (or more than the limit,
+    where warnings are errors), worded as fakedet's own
     (which comes first for smaller ones): the size, where Pillow's message gives it, and the
     limit."""
     m = re.search(r"\((\d+) pixels\)", str(exc))
@@ -342,7 +343,8 @@ def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
             raise ImageError(f"{other} image: fakedet reads JPEG, PNG, WebP, AVIF, BMP, TIFF and GIF "
                              "(HEIC with pillow-heif); convert it to PNG or JPEG") from None
         raise _unreadable_format(data) from None
-    except Image.DecompressionBombError as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # (a warning: where
+        # the caller's filters make warnings errors)
         raise _too_large(exc, cfg) from None
     except Exception as exc:  # PIL raises many types for garbage headers
         if "truncated" in str(exc).lower():
@@ -370,7 +372,8 @@ def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
             rgb.info[ANIMATED] = True
     except ImageError:
         raise
-    except Image.DecompressionBombError as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # (a warning: where
+        # the caller's filters make warnings errors)
         raise _too_large(exc, cfg) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         msg = str(exc)
