@@ -107,14 +107,18 @@ def test_32_bit_integer_images_beyond_16_bits_are_stretched_not_clipped():
     assert np.abs(np.asarray(load(buf.getvalue()))[..., 0] - grad * 255).max() <= 1.5
     buf = io.BytesIO()
     Image.fromarray(np.full((40, 40), 100_000, np.int32), "I").save(buf, "TIFF")
-    assert np.asarray(load(buf.getvalue())).min() == 255  # constant: white, as when clipped
+    # constant: white, as when clipped (and then refused as one colour: the conversion alone)
+    assert np.asarray(imageio.to_rgb(Image.open(io.BytesIO(buf.getvalue())))).min() == 255
 
 
 def test_transparent_pixels_composite_on_white():
-    rgba = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+    rgba = np.asarray(random_image((40, 40))).copy()
+    rgba = np.dstack([rgba, np.full((40, 40), 255, np.uint8)])
+    rgba[:, :20] = 0  # the left half transparent black
     buf = io.BytesIO()
-    rgba.save(buf, "PNG")
-    assert np.asarray(load(buf.getvalue())).min() == 255
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG")
+    got = np.asarray(load(buf.getvalue()))
+    assert got[:, :20].min() == 255 and got[:, 20:].min() < 255
 
 
 def test_exif_orientation_is_applied():
@@ -143,6 +147,8 @@ def test_upright_matches_exif_transpose_and_copies_only_to_turn(orientation):
 
 def test_animated_gif_first_frame():
     frames = [Image.new("RGB", (50, 50), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].paste((0, 255, 0), (0, 0, 10, 10))  # and a third colour: two alone are refused
+    frames[0].paste((255, 255, 0), (40, 40, 50, 50))
     buf = io.BytesIO()
     frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
     px = load(buf.getvalue()).getpixel((25, 25))
