@@ -499,6 +499,9 @@ def test_arrays_other_than_uint8_grey_rgb_or_rgba_get_an_error_record(det):
         assert r.error.endswith("(16-bit: (a >> 8).astype(np.uint8))")
     (r,) = det.predict(np.zeros((8, 8, 1), np.uint8))
     assert r.error.endswith("(one channel: a[..., 0])")
+    encoded = np.frombuffer(b"\xff\xd8\xff\xe0" + bytes(60), np.uint8)  # as for cv2.imdecode
+    (r,) = det.predict([encoded])
+    assert r.error.endswith("(a file's encoded bytes? pass them as bytes: a.tobytes())")
     assert all(r.ok for r in results[len(bad):])
 
 

@@ -103,8 +103,10 @@ def as_item(x: Any, index: int) -> Item:
                     else "")
             return Item(f"<array:{index}>", error=expected + hint)
         if not (x.ndim == 2 or (x.ndim == 3 and x.shape[2] in (3, 4))):  # HxWx2: grey and alpha
-            return Item(f"<array:{index}>", error=expected + (" (one channel: a[..., 0])"
-                                                              if x.ndim == 3 and x.shape[2] == 1 else ""))
+            hint = (" (one channel: a[..., 0])" if x.ndim == 3 and x.shape[2] == 1 else
+                    # np.frombuffer(upload, np.uint8), as for cv2.imdecode: a file's bytes
+                    " (a file's encoded bytes? pass them as bytes: a.tobytes())" if x.ndim == 1 else "")
+            return Item(f"<array:{index}>", error=expected + hint)
         try:
             img = Image.fromarray(x)
         except (TypeError, ValueError) as exc:
