@@ -45,6 +45,7 @@ def test_hottest_cells_fall_on_the_only_region_the_score_reads(det, monkeypatch)
     w, h = 400, 300
     arr = np.full((h, w, 3), 40, np.uint8)
     arr[: h // 2, :, 0] = 200
+    arr[h // 2 :, : w // 2] = 41  # a third colour (an image of two is refused), as dark
     img = Image.fromarray(arr)
     region = (0.6, 0.1, 0.9, 0.3)  # x0, y0, x1, y1 as fractions
     monkeypatch.setattr(det, "forward", _region_scorer(det, *region))

@@ -139,7 +139,6 @@ def test_corrupt_and_foreign_files_are_refused(tmp_path):
 
 
 def test_shipped_weights_load_and_give_probabilities():
-    from PIL import Image
 
     from fakedet import Detector
 
@@ -150,7 +149,7 @@ def test_shipped_weights_load_and_give_probabilities():
     assert path.stat().st_size <= 50 * 1024 * 1024
     det = Detector.load(device="cpu", workers=0)
     assert det.config.backbone  # name from the checkpoint's config
-    imgs = [random_image((224, 224), seed=s) for s in range(3)] + [Image.new("RGB", (300, 200), (90, 120, 200))]
+    imgs = [random_image((224, 224), seed=s) for s in range(3)] + [random_image((300, 200), seed=7)]
     res = det.predict(imgs)
     assert len(res) == 4
     for r in res:

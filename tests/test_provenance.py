@@ -25,7 +25,9 @@ A1111 = ("a cat on a sofa, masterpiece, " * 40 + "\nNegative prompt: blurry, ugl
 # --------------------------------------------------------------------------- builders
 
 def _image(size=(48, 32)) -> Image.Image:
-    return Image.new("RGB", size, (90, 140, 200))
+    """A small picture with a gradient (a scan refuses an image of one colour)."""
+    w, h = size
+    return Image.linear_gradient("L").resize((w, h)).convert("RGB").point(lambda v: 60 + v // 2)
 
 
 def _save(im: Image.Image, fmt: str, **kw) -> bytes:
@@ -720,7 +722,7 @@ def test_a_pil_image_keeps_the_evidence_of_its_files_metadata(tmp_path):
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", "a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1")
     png = tmp_path / "a.png"
-    Image.new("RGB", (64, 64), (120, 30, 40)).save(png, pnginfo=info)
+    _image((64, 64)).save(png, pnginfo=info)
     exif = Image.Exif()
     exif[0x0131] = "Midjourney"
     xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
@@ -728,7 +730,7 @@ def test_a_pil_image_keeps_the_evidence_of_its_files_metadata(tmp_path):
            'DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"/>'
            '</rdf:RDF></x:xmpmeta>')
     jpg = tmp_path / "b.jpg"
-    Image.new("RGB", (64, 64), (20, 130, 40)).save(jpg, exif=exif.tobytes(), xmp=xmp.encode())
+    _image((64, 64)).save(jpg, exif=exif.tobytes(), xmp=xmp.encode())
     for path in (png, jpg):
         expected = read_evidence(path.read_bytes())
         assert expected and all(e["says"] == "generated" for e in expected)
@@ -759,7 +761,7 @@ def test_a_pil_image_labelled_by_its_metadata_in_a_scan(tmp_path):
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", "a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1")
     png = tmp_path / "a.png"
-    Image.new("RGB", (64, 64), (120, 30, 40)).save(png, pnginfo=info)
+    _image((64, 64)).save(png, pnginfo=info)
     det = Detector.load(workers=0)
     with Image.open(png) as im:
         by_path, by_image = det.predict([str(png), im])
@@ -770,9 +772,9 @@ def test_a_pil_image_labelled_by_its_metadata_in_a_scan(tmp_path):
     exif = Image.Exif()
     exif[0x0131] = "Midjourney 6.1"
     tif = tmp_path / "c.tif"
-    Image.new("RGB", (64, 64), (20, 130, 40)).save(tif, exif=exif.tobytes())
+    _image((64, 64)).save(tif, exif=exif.tobytes())
     big = tmp_path / "d.tif"  # with a colour profile over the reader's limit, which the copy leaves out
-    Image.new("RGB", (64, 64), (20, 130, 40)).save(big, exif=exif.tobytes(), icc_profile=b"\0" * 1_100_000)
+    _image((64, 64)).save(big, exif=exif.tobytes(), icc_profile=b"\0" * 1_100_000)
     for path in (tif, big):
         with Image.open(path) as im:
             by_path, by_image = det.predict([str(path), im])
