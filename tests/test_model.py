@@ -139,7 +139,6 @@ def test_corrupt_and_foreign_files_are_refused(tmp_path):
 
 
 def test_shipped_weights_load_and_give_probabilities():
-
     from fakedet import Detector
 
     from conftest import random_image
