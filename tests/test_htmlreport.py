@@ -54,7 +54,7 @@ FACE_THRESHOLD, FACE_REAL_BELOW = 0.9, 0.4
 
 
 class _Det:
-    """What HtmlReport reads of a Detector."""
+    """What HtmlReport and the scan's summary read of a Detector."""
 
     def __init__(self, faces=True):
         self.cutoffs = (THRESHOLD, REAL_BELOW)
@@ -64,6 +64,7 @@ class _Det:
         self.weights_path = "tiny.safetensors"
         self.threshold, self.real_below = self.cutoffs
         self.three_way = True
+        self.expert = self.whole_gate = None  # (the summary's face-mode line reads them)
 
 
 def _jpeg(seed: int, size=(48, 32)) -> bytes:
