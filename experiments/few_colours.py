@@ -22,7 +22,8 @@ from fakedet.data.sets import BY_NAME, manifest
 def colours(path: str) -> "str | None":
     """Why a scan refuses the image for its colours ("1", "2": that many colours; "bw": almost all
     black and white), None where it does not."""
-    from fakedet.data.decode import FEW_COLOURS, black_and_white, to_rgb, upright
+    from fakedet.data.decode import FEW_COLOURS, black_and_white, picture_to_score, to_rgb, upright
+    from fakedet.data.preprocess import PreprocessConfig
 
     with Image.open(path) as img:
         img.seek(0)
@@ -31,7 +32,8 @@ def colours(path: str) -> "str | None":
         found = rgb.getcolors(FEW_COLOURS)
         if found is not None:
             return str(len(found))
-        return "bw" if black_and_white(rgb) else None
+        box = picture_to_score(rgb, PreprocessConfig())[1]  # read on the picture a scan scores
+        return "bw" if black_and_white(rgb if box is None else rgb.crop(box)) else None
 
 
 def main(argv=None) -> int:

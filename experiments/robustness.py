@@ -242,6 +242,18 @@ BILEVEL = {"dither": lambda img: _png(img.convert("1")),
            # the dithered copy sent on as a JPEG (q90): no longer two colours, so scored
            "ditherj": lambda img: _jpeg(90)(img.convert("1").convert("RGB"))}
 
+# a photo reduced to a palette: saved as GIF (Pillow's own reduction to 256 colours), and
+# dithered to the 216-colour web palette as older tools did (saved as PNG)
+def _gif(img):
+    buf = io.BytesIO()
+    img.save(buf, "GIF")
+    return buf.getvalue()
+
+
+PALETTE = {"gif": _gif,
+           "webdither": lambda img: _png(img.convert("P", palette=Image.Palette.WEB,
+                                                     dither=Image.Dither.FLOYDSTEINBERG))}
+
 PERTURBATIONS = {
     "original": None,
     "png": _png,
@@ -258,6 +270,7 @@ PERTURBATIONS = {
     **STORIES,
     **TURNS,
     **BILEVEL,
+    **PALETTE,
 }
 
 
@@ -287,12 +300,13 @@ def main(argv=None) -> int:
     ap.add_argument("--conditions", default=",".join(k for k in PERTURBATIONS
                                                      if k not in EDITS and k not in SCREENS and k not in PHONE
                                                      and k not in TURNS and k not in CHATS and k not in STORIES
-                                                     and k not in BILEVEL),
+                                                     and k not in BILEVEL and k not in PALETTE),
                     help="comma-separated subset of: " + ", ".join(PERTURBATIONS)
                     + "; 'edits' for the everyday edits, 'screens' for the screenshots, 'phone' for "
                       "phone screenshots with the app around the picture, 'turns' for photos on their side or "
                       "upside down, 'stories' for stories' screenshots, 'bilevel' for black-and-white "
-                      "copies (dithered, thresholded) [default: all but those groups]")
+                      "copies (dithered, thresholded), 'palette' for GIF and web-palette copies "
+                      "[default: all but those groups]")
     ap.add_argument("--faces", action="store_true", help="score as scan --faces does")
     ap.add_argument("--no-face-expert", action="store_true", help="with --faces: the network alone")
     ap.add_argument("--expert", default="auto", help="with --faces: a face expert file [default: the shipped one]")
@@ -310,7 +324,7 @@ def main(argv=None) -> int:
                "face_expert": det.expert is not None, "crop": det.crop, "conditions": {}}
     groups = {"edits": ["original", *EDITS], "screens": ["original", *SCREENS], "phone": ["original", *PHONE],
               "turns": ["original", *TURNS], "stories": ["original", *STORIES],
-              "bilevel": ["original", *BILEVEL]}
+              "bilevel": ["original", *BILEVEL], "palette": ["original", *PALETTE]}
     conditions = groups.get(args.conditions) or args.conditions.split(",")
     unknown = [c for c in conditions if c not in PERTURBATIONS]
     if unknown:

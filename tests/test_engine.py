@@ -821,3 +821,26 @@ def test_one_colour_and_black_and_white_images_get_no_score_on_either_decoding_p
     for decode in ("pil", "torch"):  # dithered, sent on as JPEG
         r = Detector.load(tiny_weights, device="cpu", workers=0, decode=decode).predict([buf.getvalue()])[0]
         assert r.p_fake is None and r.error.startswith("black and white only"), (decode, r)
+
+
+@pytest.mark.parametrize("decode", ["pil", "torch"])
+def test_a_dark_photo_in_a_light_apps_screenshot_is_scored_cut_out(tiny_weights, decode):
+    """Black and white is judged on the picture a scan scores: a night photo on a white phone
+    screen is almost all black and white with its margins, and was refused (review); it is
+    scored cut out, as before, on either decoding path (the torch path hands it to Pillow's)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    night = rng.integers(0, 40, (400, 540, 3)).astype(np.uint8)  # dark, with some texture
+    night[160:240, 220:320] = rng.integers(60, 200, (80, 100, 3))  # a lit part: 4 % of it, 1.3 % of the screen
+    screen = np.full((1170, 540, 3), 255, np.uint8)
+    screen[385:785] = night
+    buf = io.BytesIO()
+    Image.fromarray(screen).save(buf, "JPEG", quality=95)
+    r = Detector.load(tiny_weights, device="cpu", workers=0, decode=decode).predict([buf.getvalue()])[0]
+    assert r.error is None and r.p_fake is not None, r
+    if decode == "pil":
+        assert r.cropped is not None

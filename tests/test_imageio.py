@@ -70,10 +70,10 @@ def test_a_dithered_copy_sent_on_as_jpeg_gets_no_score(quality):
     buf = io.BytesIO()
     random_image((400, 300)).convert("1").convert("RGB").save(buf, "JPEG", quality=quality)
     assert Image.open(io.BytesIO(buf.getvalue())).convert("RGB").getcolors(2) is None  # more than two
-    with pytest.raises(imageio.ImageError, match="black and white only"):
-        load(buf.getvalue())
-    with pytest.raises(imageio.ImageError, match="black and white only"):
-        load(Image.open(io.BytesIO(buf.getvalue())))
+    for source in (buf.getvalue(), Image.open(io.BytesIO(buf.getvalue()))):
+        img = load(source)  # decoded; refused where the picture to score is chosen
+        with pytest.raises(imageio.ImageError, match="black and white only"):
+            imageio.check_picture_colours(img, None)
 
 
 def test_a_dark_screenshot_with_a_small_photo_in_it_is_scored():

@@ -674,7 +674,7 @@ def check_size(img: Image.Image, cfg: PreprocessConfig) -> None:
 #: labelled `fake` (``experiments/robustness.py --conditions bilevel``, results/2026-12-06)
 FEW_COLOURS = 2
 ONE_COLOUR = "one colour only (a blank image): nothing for the model to score"
-TWO_COLOURS = ("two colours only (black and white: a 1-bit scan, a dithered copy, line art): the model reads "
+TWO_COLOURS = ("two colours only (a 1-bit scan, a dithered copy, line art, a flat graphic): the model reads "
                "photos and cannot score it")
 
 
@@ -690,12 +690,18 @@ BW_SAMPLE = 256  # the longest side of the sample read (nearest neighbour: no gr
 
 def check_colours(rgb: Image.Image) -> None:
     """Refuses an RGB image of :data:`FEW_COLOURS` colours or fewer (quick on a photo: Pillow
-    stops counting at the third colour it meets) or almost all black and white
-    (:func:`black_and_white`)."""
+    stops counting at the third colour it meets): no picture to score anywhere in it."""
     found = rgb.getcolors(FEW_COLOURS)
     if found is not None:
         raise ImageError(ONE_COLOUR if len(found) == 1 else TWO_COLOURS)
-    if black_and_white(rgb):
+
+
+def check_picture_colours(img: Image.Image, box) -> None:
+    """Refuses the picture a scan scores (``box`` of ``img``, from :func:`picture_to_score`, or
+    the whole image where None) when it is almost all black and white (:func:`black_and_white`).
+    Read on the picture, not the whole image: a dark photo in a light app's screenshot is black
+    and white with its margins, and is scored cut out."""
+    if black_and_white(img if box is None else img.crop(box)):
         raise ImageError(BLACK_AND_WHITE)
 
 

@@ -301,6 +301,7 @@ def explain(det, source: Any, grid: int = DEFAULT_GRID, faces: Optional[bool] = 
     img = decode.load(source, det.config.preprocess, data)
     whole = img
     share, box = decode.picture_to_score(img, det.config.preprocess)  # measured, as a scan does
+    decode.check_picture_colours(img, box)
     if not getattr(det, "crop", False):
         box = None
     if box is not None:

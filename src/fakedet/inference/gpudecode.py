@@ -116,6 +116,9 @@ class TensorDecoder:
                     continue
                 # metadata only: a JPEG whose watermark could be read went to the PIL path above
                 evidence = provenance.read_evidence(jpeg_raw[k]) if self.task.provenance else None
+                if _black_and_white(img):  # the PIL path reads it on the picture inside any margins
+                    out[i] = prepare_batch([Item(item.path, source=jpeg_raw[k])], self.task)[0]
+                    continue
                 try:
                     view, patches = self._preprocess(img)
                     out[i] = Decoded(item.path, view, patches, evidence=evidence)
@@ -156,10 +159,9 @@ class TensorDecoder:
         cfg = self.cfg
         _, h, w = img.shape
         decode.check_min_side(w, h, max(cfg.min_size, cfg.patch_size))  # as the PIL path
-        if bool((img == img[:, :1, :1]).all()):  # (a decoded JPEG is not of exactly two colours)
-            raise decode.ImageError(decode.ONE_COLOUR)  # as the PIL path's check_colours
-        if _black_and_white(img):
-            raise decode.ImageError(decode.BLACK_AND_WHITE)
+        colours = _colours(img)  # as the PIL path's check_colours
+        if colours:
+            raise decode.ImageError(decode.ONE_COLOUR if colours == 1 else decode.TWO_COLOURS)
         g, p = cfg.global_size, cfg.patch_size
         mode = MODES[cfg.interpolation]
         kw = {"antialias": True, "align_corners": False} if mode in ("bilinear", "bicubic") else {}
@@ -169,9 +171,21 @@ class TensorDecoder:
         return view, patches[None]
 
 
+def _colours(img: torch.Tensor) -> int:
+    """1 or 2: the decoded 3xHxW image has that many colours (a JPEG of two flat areas can);
+    0: more."""
+    flat = img.reshape(3, -1)
+    other = (flat != flat[:, :1]).any(0)
+    if not bool(other.any()):
+        return 1
+    second = flat[:, int(other.nonzero()[0, 0])][:, None]
+    return 2 if bool((~other | (flat == second).all(0)).all()) else 0
+
+
 def _black_and_white(img: torch.Tensor) -> bool:
-    """:func:`fakedet.data.decode.black_and_white` on a decoded 3xHxW uint8 tensor: the same
-    levels, shares and luma, on a strided sample of at most about 256 px a side."""
+    """:func:`fakedet.data.decode.black_and_white` on a decoded 3xHxW uint8 tensor, the whole
+    image: the same levels, shares and luma, on a strided sample of at most about 256 px a side.
+    Where it holds, the PIL path decides on the picture inside any margins."""
     _, h, w = img.shape
     step = max(1, -(-max(h, w) // decode.BW_SAMPLE))
     rgb = img[:, ::step, ::step].float()

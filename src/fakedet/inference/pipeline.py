@@ -187,6 +187,7 @@ def prepare_batch(batch: Sequence[Item], task: Task) -> DecodedBatch:
             if task.thumbnail and data is not None:  # a report names the exact file it scored
                 thumb = {**(thumb or {}), "sha256": hashlib.sha256(data).hexdigest()}
             frame, box = decode.picture_to_score(img, cfg)
+            decode.check_picture_colours(img, box)  # the picture inside margins, scored cut out or not
             cropped = box if task.crop else None
             whole, img = img, img if cropped is None else img.crop(cropped)
             dx, dy = (0, 0) if cropped is None else cropped[:2]
