@@ -42,13 +42,15 @@ def test_csv_paths_that_a_spreadsheet_would_run_as_formulas_are_text():
     """A file named `=HYPERLINK(...).jpg`, `+cmd.jpg` or `@SUM(A1).jpg` in an uploads folder ran
     as a formula where the csv was opened in a spreadsheet (code review): csv writes such a path
     after a `'`; jsonl keeps the name exactly."""
-    names = ['=HYPERLINK("http://x").jpg', "+cmd.jpg", "-2+3.jpg", "@SUM(A1).jpg", "\t=1.jpg", "dir/=1.jpg"]
+    names = ['=HYPERLINK("http://x").jpg', "+cmd.jpg", "-2+3.jpg", "@SUM(A1).jpg", "\t=1.jpg", "'=1.jpg",
+             "dir/=1.jpg"]
     buf = io.StringIO()
     w = Writer(buf, "csv")
     w.write([Result(n, 0.5, "uncertain") for n in names])
     w.close()
     rows = list(csv.reader(io.StringIO(buf.getvalue())))[1:]
-    assert [r[0] for r in rows] == ["'" + n for n in names[:5]] + ["dir/=1.jpg"]
+    assert [r[0] for r in rows] == ["'" + n for n in names[:6]] + ["dir/=1.jpg"]
+    assert [r[0][1:] if r[0].startswith("'") else r[0] for r in rows] == names  # every name read back
     buf = io.StringIO()
     w = Writer(buf, "jsonl")
     w.write([Result(n, 0.5, "uncertain") for n in names])

@@ -56,9 +56,11 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def spreadsheet_text(text: str) -> str:
     """A csv field as a spreadsheet shows it as text, not as a formula: one that begins with
-    :data:`FORMULA_START` gets a leading ``'`` (which spreadsheets hide); other fields as they
-    are. Only csv does this: jsonl, json, parquet and tsv keep a file's name exactly."""
-    return "'" + text if text.startswith(FORMULA_START) else text
+    :data:`FORMULA_START`, or with ``'`` itself (so that every name can be read back: drop the
+    first ``'`` of a field that begins with one), gets a leading ``'`` (which spreadsheets
+    hide); other fields as they are. Only csv does this: jsonl, json, parquet and tsv keep a
+    file's name exactly."""
+    return "'" + text if text.startswith(FORMULA_START + ("'",)) else text
 
 
 def tsv_escape(text: str) -> str:
