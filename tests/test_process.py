@@ -619,15 +619,18 @@ def _signal_another_thread(pid: int, sig) -> bool:
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux /proc")
-@pytest.mark.parametrize("sig, status, fmt, empty", [(signal.SIGINT, 130, "json", b"[]\n"),
-                                                     (signal.SIGTERM, 143, "csv", b"path,p_fake,label,error\n")])
-def test_a_signal_while_the_model_loads_acts_at_once(tiny_weights, many, sig, status, fmt, empty):
+@pytest.mark.parametrize("sig, status, fmt, empty, extra", [
+    (signal.SIGINT, 130, "json", b"[]\n", []),
+    (signal.SIGTERM, 143, "csv", b"path,p_fake,label,error\n", []),
+    (signal.SIGINT, 130, "json", b"[]\n", ["-o", "/dev/stdout"]),  # stdout by another name: the same
+])
+def test_a_signal_while_the_model_loads_acts_at_once(tiny_weights, many, sig, status, fmt, empty, extra):
     """The model loads in a background thread; the signal may be delivered to that thread, and a
     main thread blocked in a plain wait used to act only once torch was imported (seconds). Its
     exit must not run libtorch's destructors under the loading thread either (SIGABRT)."""
     import time
 
-    p = fakedet("scan", "--format", fmt, "-w", str(tiny_weights), "-j", "2", str(many))
+    p = fakedet("scan", "--format", fmt, "-w", str(tiny_weights), "-j", "2", *extra, str(many))
     maps = f"/proc/{p.pid}/maps"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and p.poll() is None:
@@ -1151,3 +1154,19 @@ def test_o_dev_stdout_into_a_file_writes_the_records_there(tiny_weights, many, t
         assert pq.read_table(out).num_rows == 60
     else:
         assert len(out.read_text().splitlines()) == 60
+
+
+def test_a_scan_with_no_images_and_an_o_named_pipe_ends_at_once(tiny_weights, tmp_path):
+    """A named pipe given to -o is opened at the first record, as a file is: a scan that finds no
+    image says so and ends (status 2) without waiting for a reader (review)."""
+    fifo = tmp_path / "records"
+    os.mkfifo(fifo)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    p = fakedet("scan", "-w", str(tiny_weights), "-j", "0", "-o", str(fifo), str(empty))
+    try:
+        _, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        pytest.fail("a scan with no images waited for its -o named pipe's reader")
+    assert p.returncode == 2 and b"no images found" in err, err

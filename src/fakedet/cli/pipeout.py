@@ -155,10 +155,9 @@ def install(guard: Optional[Callable[[], ContextManager]] = None) -> None:
 
 
 def open_output(path: str) -> io.TextIOWrapper:
-    """The ``-o`` file ``path`` that is a named pipe, opened for writing now: the open waits for
-    a reader, and a signal ends that wait (the open of a regular file is left until the first
-    record, when writes are each one piece and a signal would wait for them). Where :func:`install`
-    ran, it is written as stdout is when a pipe: a reader that stopped cannot hold up a signal."""
+    """The ``-o`` file ``path`` that is a named pipe, opened for writing (the open waits for a
+    reader: the caller opens it where a signal can end that wait). Where :func:`install` ran, it
+    is written as stdout is when a pipe: a reader that stopped cannot hold up a signal."""
     fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
     text = dict(encoding="utf-8", errors="surrogateescape", newline="")
     try:

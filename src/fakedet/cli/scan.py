@@ -258,7 +258,8 @@ def _whole_document_if_interrupted(output, fmt: str):
     try:
         yield
     except BaseException as exc:  # an interruption may come out wrapped (Ctrl-C during an import)
-        if output in (None, "-") and interruption_in(exc) is not None:
+        if (output in (None, "-") or (fmt != "parquet" and _names_stdout(output))) \
+                and interruption_in(exc) is not None:
             _close_empty_output(fmt)
         raise
 
@@ -291,12 +292,15 @@ def _open_output(output: Optional[str], fmt: str = "tsv") -> IO[str]:
         return _LazyFile(output)
     if _is_stdout(st):  # -o /dev/stdout: stdout itself, given up on as stdout is (pipeout)
         return stdout(SCAN_HINT)
-    if stat.S_ISFIFO(st.st_mode):  # a named pipe: opened now, while a signal can end the wait
-        try:
-            return pipeout.open_output(output)
-        except OSError as exc:
-            raise click.BadParameter(f"cannot write {output}: {exc.strerror}", param_hint="--output") from None
-    return _LazyFile(output)
+    return _LazyFile(output, fifo=stat.S_ISFIFO(st.st_mode))
+
+
+def _names_stdout(path: str) -> bool:
+    """Whether ``path`` is stdout's own file by another name (``/dev/stdout``)."""
+    try:
+        return _is_stdout(os.stat(path))
+    except OSError:
+        return False
 
 
 def _is_stdout(st: os.stat_result) -> bool:
@@ -307,15 +311,22 @@ def _is_stdout(st: os.stat_result) -> bool:
 
 
 class _LazyFile:
-    """A file for the records, opened (and so truncated) only when the first record is written:
-    a scan that finds no image, or stops before scoring one, leaves an existing file as it was."""
+    """A file for the records, opened (and so truncated) only when the first record is ready
+    (:meth:`ensure_open`, which the scan calls where a signal can still stop it: a named pipe's
+    open waits for its reader): a scan that finds no image, or stops before scoring one, leaves
+    an existing file as it was. A named pipe (``fifo``) is written as stdout's pipe is
+    (:func:`fakedet.cli.pipeout.open_output`)."""
 
-    def __init__(self, path: str):
-        self.path, self.fh = path, None
+    def __init__(self, path: str, fifo: bool = False):
+        self.path, self.fh, self.fifo = path, None, fifo
+
+    def ensure_open(self) -> None:
+        if self.fh is None:
+            self.fh = (pipeout.open_output(self.path) if self.fifo else
+                       open(self.path, "w", encoding="utf-8", errors="surrogateescape", newline=""))
 
     def write(self, text: str) -> int:
-        if self.fh is None:
-            self.fh = open(self.path, "w", encoding="utf-8", errors="surrogateescape", newline="")
+        self.ensure_open()
         return self.fh.write(text)
 
     def flush(self) -> None:
@@ -452,6 +463,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     report_error: Optional[ReportWriteError] = None
     try:
         for results in stream:
+            if writer is None and isinstance(out_stream, _LazyFile):
+                out_stream.ensure_open()  # here, a signal ends a named pipe's wait for its reader
             # a batch is written whole and counted, or not at all: an interruption arriving
             # inside the block takes effect at its end
             with uninterrupted():
