@@ -818,6 +818,13 @@ def test_one_colour_and_black_and_white_images_get_no_score_on_either_decoding_p
 
     buf = io.BytesIO()
     random_image((400, 300)).convert("1").convert("RGB").save(buf, "JPEG", quality=90)
+    two = np.full((256, 256), 100, np.uint8)
+    two[:, 128:] = 150  # two flat areas meeting on a block edge: a JPEG of exactly two colours
+    buf2 = io.BytesIO()
+    Image.fromarray(two).save(buf2, "JPEG", quality=95)
+    for decode in ("pil", "torch"):
+        r = Detector.load(tiny_weights, device="cpu", workers=0, decode=decode).predict([buf2.getvalue()])[0]
+        assert r.p_fake is None and r.error.startswith("two colours only"), (decode, r)
     for decode in ("pil", "torch"):  # dithered, sent on as JPEG
         r = Detector.load(tiny_weights, device="cpu", workers=0, decode=decode).predict([buf.getvalue()])[0]
         assert r.p_fake is None and r.error.startswith("black and white only"), (decode, r)
