@@ -1139,3 +1139,23 @@ def test_a_two_way_scan_reminds_that_its_verdicts_are_for_measuring(runner, tmp_
     r = runner.invoke(cli, ["scan", "-t", "0.5", "-w", str(weights), "-j", "0", str(path)])
     assert "threshold 0.500000: two verdicts, for measuring the model" in r.stderr
     assert "for measuring" not in runner.invoke(cli, ["scan", "-w", str(weights), "-j", "0", str(path)]).stderr
+
+
+def test_the_summary_counts_the_images_not_scored_by_reason(runner, tiny_weights, folder, tmp_path):
+    """'3 errors' said nothing of why: the summary (and the report's) counts them by reason, the
+    commonest first (a fact-checker's folder of stickers and broken downloads)."""
+    from PIL import Image
+
+    for i in range(2):
+        Image.new("RGB", (64, 64), (255, 255, 255 - i)).save(folder / f"blank{i}.png")
+    report = tmp_path / "r.html"
+    r = run(runner, tiny_weights, ["-o", str(tmp_path / "out.jsonl"), "--report", str(report), str(folder)])
+    assert r.exit_code == 3, r.stderr
+    line = "not scored: 2 one colour only, 1 "
+    assert line in r.stderr and "(each record's 'error' says why)" in r.stderr, r.stderr
+    assert line in report.read_text("utf-8")
+    from fakedet.cli.scan import error_kind
+
+    assert error_kind("video files are not supported (MP4 container); extract frames") == \
+        "video files are not supported"
+    assert error_kind("image too large: 9500x9500 = 90250000 pixels") == "image too large"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import re
 import shlex
 import stat
 import sys
@@ -440,6 +441,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
 
     folders = collections.Counter() if folders is None else folders
     n = n_fake = n_unc = n_err = n_noface = n_folders = n_evidence = n_by_evidence = 0
+    reasons: collections.Counter = collections.Counter()  # the images not scored, by why
     by_evidence: list[str] = []  # the first few images labelled fake by their provenance, to name them
     framed: list[str] = []  # ... and of those in a larger flat frame, and of animations
     animated: list[str] = []
@@ -486,9 +488,13 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 n_animated += sum(1 for r in results if r.animated)
                 animated += [r.path for r in results if r.animated][:3 - len(animated)]
                 for r in results:
-                    if r.error is not None and folders[r.path] > 0:
+                    if r.error is None:
+                        continue
+                    if folders[r.path] > 0:
                         folders[r.path] -= 1
                         n_folders += 1
+                    else:
+                        reasons[error_kind(r.error)] += 1
                 if counter is not None and bar.total is None and counter.total is not None:
                     bar.total = max(counter.total, n)
                     bar.refresh()
@@ -549,7 +555,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                         if pipe_closed else
                         f"the records could not be written ({write_error.strerror or write_error}) after {n} "
                         f"record{'s' if n != 1 else ''}; " if write_error is not None else "")
-                line = "\n".join([line, *_face_notes(det, n - n_err, n_noface),
+                line = "\n".join([line, *_error_notes(reasons), *_face_notes(det, n - n_err, n_noface),
                                   *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
                                   *_picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped),
                                   *_unmatched_notes(filt)])
@@ -595,7 +601,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if not quiet:
         err(_summary(det, n - n_folders, n_fake, n_unc, n_err - n_folders, n_folders, elapsed,
                      time.perf_counter() - STARTED, filt))
-        for line in [*_face_notes(det, n - n_err, n_noface), *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
+        for line in [*_error_notes(reasons), *_face_notes(det, n - n_err, n_noface),
+                     *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
                      *_picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped),
                      *_unmatched_notes(filt)]:
             err(line)
@@ -606,6 +613,23 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if exit_code and n_fake:
         return EXIT_FAKE
     return EXIT_OK
+
+
+def error_kind(error: str) -> str:
+    """An error record's reason in a few words, for counting: its text up to the first ': ',
+    ' (' or '; ' ("one colour only", "truncated image data", "video files are not supported")."""
+    return re.split(r": | \(|; ", error, maxsplit=1)[0].strip() or error
+
+
+def _error_notes(reasons: collections.Counter) -> list[str]:
+    """The summary's line on the images not scored, by reason, the commonest first (the records
+    say each one's whole error)."""
+    if not reasons:
+        return []
+    common = reasons.most_common(4)
+    rest = sum(reasons.values()) - sum(k for _, k in common)
+    parts = [f"{k} {tsv_escape(why)}" for why, k in common] + ([f"{rest} for other reasons"] if rest else [])
+    return [f"not scored: {', '.join(parts)} (each record's 'error' says why)"]
 
 
 def _face_notes(det, n_scored: int, n_noface: int) -> list[str]:
