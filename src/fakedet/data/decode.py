@@ -668,10 +668,10 @@ def check_size(img: Image.Image, cfg: PreprocessConfig) -> None:
 
 
 #: the most colours an image may have and get no score: the model reads a photo's colours and
-#: fine texture, and an image of one colour has neither (it scored 0.53-0.70, above most real
-#: photos), while a black-and-white one (a 1-bit scan, a dithered "bitmap" copy, line art)
-#: has a texture no photo has: 87 % of real test photos dithered to black and white were
-#: labelled `fake` (``experiments/robustness.py --conditions bilevel``, results/2026-12-06)
+#: fine texture, and an image of one colour has neither, while a black-and-white one (a 1-bit
+#: scan, a dithered "bitmap" copy, line art) has a texture no photo has: 87 % of real test
+#: photos dithered to black and white were labelled `fake` (``experiments/robustness.py
+#: --conditions bilevel``, results/2026-12-06)
 FEW_COLOURS = 2
 ONE_COLOUR = "one colour only (a blank image): nothing for the model to score"
 TWO_COLOURS = ("two colours only (a 1-bit scan, a dithered copy, line art, a flat graphic): the model reads "
