@@ -1159,3 +1159,15 @@ def test_the_summary_counts_the_images_not_scored_by_reason(runner, tiny_weights
     assert error_kind("video files are not supported (MP4 container); extract frames") == \
         "video files are not supported"
     assert error_kind("image too large: 9500x9500 = 90250000 pixels") == "image too large"
+
+
+def test_the_summary_names_the_first_images_labelled_fake(runner, tiny_weights, folder):
+    """'1 fake' among 72 images left the user to find which (persona, a fact-checker): the summary
+    names the first three labelled fake and counts the rest."""
+    write_image(folder / "d.png", "PNG", seed=4)
+    r = run(runner, tiny_weights, ["-t", "0", str(folder)])
+    fakes = [line.split("\t")[0] for line in r.stdout.splitlines() if line.split("\t")[2] == "fake"]
+    assert len(fakes) == 4
+    assert f"labelled fake ({', '.join(fakes[:3])} and 1 more): a reason to look closer, not proof" in r.stderr
+    r = run(runner, tiny_weights, ["-t", "1.0", str(folder)])
+    assert "labelled fake" not in r.stderr

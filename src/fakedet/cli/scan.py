@@ -442,6 +442,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     folders = collections.Counter() if folders is None else folders
     n = n_fake = n_unc = n_err = n_noface = n_folders = n_evidence = n_by_evidence = 0
     reasons: collections.Counter = collections.Counter()  # the images not scored, by why
+    fakes: list[str] = []  # the first few images labelled fake, to name them
     by_evidence: list[str] = []  # the first few images labelled fake by their provenance, to name them
     framed: list[str] = []  # ... and of those in a larger flat frame, and of animations
     animated: list[str] = []
@@ -476,6 +477,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 n += len(results)
                 n_err += sum(1 for r in results if r.error is not None)
                 n_fake += sum(1 for r in results if r.label == "fake")
+                fakes += [r.path for r in results if r.label == "fake"][:3 - len(fakes)]
                 n_unc += sum(1 for r in results if r.label == "uncertain")
                 n_noface += sum(1 for r in results if r.faces == [])
                 n_evidence += sum(1 for r in results if telling_evidence(r.evidence))
@@ -555,7 +557,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                         if pipe_closed else
                         f"the records could not be written ({write_error.strerror or write_error}) after {n} "
                         f"record{'s' if n != 1 else ''}; " if write_error is not None else "")
-                line = "\n".join([line, *_error_notes(reasons), *_face_notes(det, n - n_err, n_noface),
+                line = "\n".join([line, *_fake_notes(n_fake, fakes), *_error_notes(reasons),
+                                  *_face_notes(det, n - n_err, n_noface),
                                   *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
                                   *_picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped),
                                   *_unmatched_notes(filt)])
@@ -601,7 +604,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if not quiet:
         err(_summary(det, n - n_folders, n_fake, n_unc, n_err - n_folders, n_folders, elapsed,
                      time.perf_counter() - STARTED, filt))
-        for line in [*_error_notes(reasons), *_face_notes(det, n - n_err, n_noface),
+        for line in [*_fake_notes(n_fake, fakes), *_error_notes(reasons), *_face_notes(det, n - n_err, n_noface),
                      *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
                      *_picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped),
                      *_unmatched_notes(filt)]:
@@ -613,6 +616,13 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if exit_code and n_fake:
         return EXIT_FAKE
     return EXIT_OK
+
+
+def _fake_notes(n_fake: int, fakes: list) -> list[str]:
+    """The summary's line naming the first few images labelled fake (the records name them all)."""
+    if not n_fake:
+        return []
+    return [f"labelled fake{_named(fakes, n_fake)}: a reason to look closer, not proof"]
 
 
 def error_kind(error: str) -> str:
