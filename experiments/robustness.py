@@ -254,6 +254,28 @@ PALETTE = {"gif": _gif,
            "webdither": lambda img: _png(img.convert("P", palette=Image.Palette.WEB,
                                                      dither=Image.Dither.FLOYDSTEINBERG))}
 
+def _meme(img):
+    """A meme made of the image: a caption in black on a white band above it and one below (each
+    a sixth of the picture's height), in a large font, sent on as JPEG q85."""
+    from PIL import ImageDraw, ImageFont
+
+    w, h = img.size
+    band = max(12, h // 6)
+    out = Image.new("RGB", (w, h + 2 * band), (255, 255, 255))
+    out.paste(img, (0, band))
+    d = ImageDraw.Draw(out)
+    try:
+        font = ImageFont.load_default(size=max(8, band * 2 // 3))
+    except TypeError:
+        font = ImageFont.load_default()
+    for y, text in ((band // 6, "WHEN THE PHOTO"), (h + band + band // 6, "IS REAL")):
+        d.text((max(2, w // 10), y), text, fill=(0, 0, 0), font=font)
+    return _jpeg(85)(out)
+
+
+# a meme: captions on white bands above and below the picture
+MEMES = {"meme": _meme}
+
 PERTURBATIONS = {
     "original": None,
     "png": _png,
@@ -271,6 +293,7 @@ PERTURBATIONS = {
     **TURNS,
     **BILEVEL,
     **PALETTE,
+    **MEMES,
 }
 
 
@@ -300,13 +323,14 @@ def main(argv=None) -> int:
     ap.add_argument("--conditions", default=",".join(k for k in PERTURBATIONS
                                                      if k not in EDITS and k not in SCREENS and k not in PHONE
                                                      and k not in TURNS and k not in CHATS and k not in STORIES
-                                                     and k not in BILEVEL and k not in PALETTE),
+                                                     and k not in BILEVEL and k not in PALETTE
+                                                     and k not in MEMES),
                     help="comma-separated subset of: " + ", ".join(PERTURBATIONS)
                     + "; 'edits' for the everyday edits, 'screens' for the screenshots, 'phone' for "
                       "phone screenshots with the app around the picture, 'turns' for photos on their side or "
                       "upside down, 'stories' for stories' screenshots, 'bilevel' for black-and-white "
-                      "copies (dithered, thresholded), 'palette' for GIF and web-palette copies "
-                      "[default: all but those groups]")
+                      "copies (dithered, thresholded), 'palette' for GIF and web-palette copies, 'memes' for "
+                      "captions on white bands [default: all but those groups]")
     ap.add_argument("--faces", action="store_true", help="score as scan --faces does")
     ap.add_argument("--no-face-expert", action="store_true", help="with --faces: the network alone")
     ap.add_argument("--expert", default="auto", help="with --faces: a face expert file [default: the shipped one]")
@@ -324,7 +348,8 @@ def main(argv=None) -> int:
                "face_expert": det.expert is not None, "crop": det.crop, "conditions": {}}
     groups = {"edits": ["original", *EDITS], "screens": ["original", *SCREENS], "phone": ["original", *PHONE],
               "turns": ["original", *TURNS], "stories": ["original", *STORIES],
-              "bilevel": ["original", *BILEVEL], "palette": ["original", *PALETTE]}
+              "bilevel": ["original", *BILEVEL], "palette": ["original", *PALETTE],
+              "memes": ["original", *MEMES]}
     conditions = groups.get(args.conditions) or args.conditions.split(",")
     unknown = [c for c in conditions if c not in PERTURBATIONS]
     if unknown:

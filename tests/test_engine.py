@@ -827,7 +827,7 @@ def test_one_colour_and_black_and_white_images_get_no_score_on_either_decoding_p
         assert r.p_fake is None and r.error.startswith("two colours only"), (decode, r)
     for decode in ("pil", "torch"):  # dithered, sent on as JPEG
         r = Detector.load(tiny_weights, device="cpu", workers=0, decode=decode).predict([buf.getvalue()])[0]
-        assert r.p_fake is None and r.error.startswith("black and white only"), (decode, r)
+        assert r.p_fake is None and r.error.startswith("black-and-white dots only"), (decode, r)
 
 
 @pytest.mark.parametrize("decode", ["pil", "torch"])

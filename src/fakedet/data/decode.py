@@ -678,14 +678,19 @@ TWO_COLOURS = ("two colours only (a 1-bit scan, a dithered copy, line art, a fla
                "photos and cannot score it")
 
 
-BLACK_AND_WHITE = ("black and white only (a dithered copy, a 1-bit scan, text or line art): the model reads "
-                   "photos and cannot score it")
+BLACK_AND_WHITE = ("black-and-white dots only (a dithered copy, a 1-bit scan): the model reads photos and cannot "
+                   "score it")
 #: grey levels counted as black (below the first) and white (above the second), the share of an
 #: image's pixels that must be in them, and the least share of each: a dithered copy sent on as
 #: a JPEG (86 % of real test photos so made were labelled `fake`) has many colours but all near
 #: black or white (docs/decisions/2026-12-06-black-and-white-images-get-no-score.md)
 BW_LEVELS, BW_SHARE, BW_EACH = (48, 207), 0.98, 0.05
 BW_SAMPLE = 256  # the longest side of the sample read (nearest neighbour: no grey made by averaging)
+#: ... and dithered: the share of the sample's 8x8 blocks that hold both black and white dots.
+#: A dark photo with white bands (a meme's captions, a white letterbox) or a hard silhouette on a
+#: pale sky is black and white in large areas, with both only along their edges: 0.06-0.12 of
+#: the blocks, where dithered copies have 0.57 or more (train images; the decision record)
+BW_MIXED, BW_BLOCK = 0.35, 8
 
 
 def check_colours(rgb: Image.Image) -> None:
@@ -706,15 +711,25 @@ def check_picture_colours(img: Image.Image, box) -> None:
 
 
 def black_and_white(rgb: Image.Image) -> bool:
-    """Whether :data:`BW_SHARE` of the image's pixels are near black or white (:data:`BW_LEVELS`)
-    and :data:`BW_EACH` of them each, read on a nearest-neighbour sample."""
+    """Whether the image is dithered black and white: :data:`BW_SHARE` of its pixels near black
+    or white (:data:`BW_LEVELS`), :data:`BW_EACH` of them each, and the two mixed in
+    :data:`BW_MIXED` of its blocks, read on a nearest-neighbour sample."""
     w, h = rgb.size
     s = min(1.0, BW_SAMPLE / max(w, h))
     small = rgb.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.NEAREST) if s < 1 else rgb
     hist = small.convert("L").histogram()
     n = sum(hist)
     dark, light = sum(hist[: BW_LEVELS[0]]) / n, sum(hist[BW_LEVELS[1] + 1 :]) / n
-    return dark + light >= BW_SHARE and min(dark, light) >= BW_EACH
+    if dark + light < BW_SHARE or min(dark, light) < BW_EACH:
+        return False
+    g = np.asarray(small.convert("L"))
+    b = BW_BLOCK
+    rows, cols = g.shape[0] // b, g.shape[1] // b
+    if rows == 0 or cols == 0:  # too small for a block: the shares alone
+        return True
+    g = g[: rows * b, : cols * b].reshape(rows, b, cols, b)
+    mixed = (g < BW_LEVELS[0]).any(axis=(1, 3)) & (g > BW_LEVELS[1]).any(axis=(1, 3))
+    return float(mixed.mean()) >= BW_MIXED
 
 
 def source_bytes(source: Source) -> "bytes | None":

@@ -183,9 +183,10 @@ def _colours(img: torch.Tensor) -> int:
 
 
 def _black_and_white(img: torch.Tensor) -> bool:
-    """:func:`fakedet.data.decode.black_and_white` on a decoded 3xHxW uint8 tensor, the whole
-    image: the same levels, shares and luma, on a strided sample of at most about 256 px a side.
-    Where it holds, the PIL path decides on the picture inside any margins."""
+    """Whether the decoded 3xHxW uint8 tensor may be black and white
+    (:func:`fakedet.data.decode.black_and_white`): its levels and shares, without the mixing, on
+    a strided sample of at most about 256 px a side. Where it holds, the PIL path decides, on
+    the picture inside any margins."""
     _, h, w = img.shape
     step = max(1, -(-max(h, w) // decode.BW_SAMPLE))
     rgb = img[:, ::step, ::step].float()
