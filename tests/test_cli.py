@@ -2,6 +2,7 @@ import csv
 import io
 import json
 import os
+import re
 
 import pytest
 
@@ -492,17 +493,23 @@ def test_summary_counts_a_folder_that_cannot_be_listed_apart_from_the_images(run
     recs = [line.split("\t") for line in r.stdout.splitlines()]
     assert [os.path.basename(x[0]) for x in recs] == ["secret.jpg", "lockeddir", "ok.jpg"]
     assert "cannot list folder" in recs[1][3]  # the folder keeps its own error record
-    summary = r.stderr.strip().splitlines()[-1]
+    summary = _summary_line(r.stderr)
     assert "2 images:" in summary and ", 1 error;" in summary, summary
     assert "1 folder could not be read" in summary, summary
     assert "img/s" in summary
+    assert "not scored: 1 not an image (" in r.stderr  # the image's reason; the folder apart
+
+
+def _summary_line(stderr: str) -> str:
+    """The summary's first line (lines after it name images, reasons, notes)."""
+    return next(line for line in stderr.splitlines() if re.search(r"\d+ images?: \d+ fake", line))
 
 
 def test_summary_has_no_rate_when_nothing_was_scored(runner, tiny_weights, tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     r = run(runner, tiny_weights, [str(tmp_path / "bad.jpg")])
     assert r.exit_code == 3
-    summary = r.stderr.strip().splitlines()[-1]
+    summary = _summary_line(r.stderr)
     assert "1 image: 0 fake" in summary and "1 error" in summary, summary
     assert "img/s" not in summary and "with start-up" in summary
 
@@ -1151,7 +1158,7 @@ def test_the_summary_counts_the_images_not_scored_by_reason(runner, tiny_weights
     report = tmp_path / "r.html"
     r = run(runner, tiny_weights, ["-o", str(tmp_path / "out.jsonl"), "--report", str(report), str(folder)])
     assert r.exit_code == 3, r.stderr
-    line = "not scored: 2 one colour only, 1 "
+    line = "not scored: 2 one colour only; 1 "
     assert line in r.stderr and "(each record's 'error' says why)" in r.stderr, r.stderr
     assert line in report.read_text("utf-8")
     from fakedet.cli.scan import error_kind
@@ -1159,6 +1166,10 @@ def test_the_summary_counts_the_images_not_scored_by_reason(runner, tiny_weights
     assert error_kind("video files are not supported (MP4 container); extract frames") == \
         "video files are not supported"
     assert error_kind("image too large: 9500x9500 = 90250000 pixels") == "image too large"
+    assert error_kind("HEIC/HEIF image: reading it needs pillow-heif (pip install pillow-heif)") == \
+        "HEIC/HEIF image: reading it needs pillow-heif"  # what to do, after a format's name (review)
+    assert error_kind("'-' (stdin) cannot be named inside a list of paths") == \
+        "'-' cannot be named inside a list of paths"
 
 
 def test_the_summary_names_the_first_images_labelled_fake(runner, tiny_weights, folder):

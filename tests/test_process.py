@@ -1170,3 +1170,15 @@ def test_a_scan_with_no_images_and_an_o_named_pipe_ends_at_once(tiny_weights, tm
         p.kill()
         pytest.fail("a scan with no images waited for its -o named pipe's reader")
     assert p.returncode == 2 and b"no images found" in err, err
+    # a reader already waiting on the pipe gets its end, not a wait for ever (review)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    import time
+
+    time.sleep(0.5)  # cat waits in its open
+    p = fakedet("scan", "-w", str(tiny_weights), "-j", "0", "-o", str(fifo), str(empty))
+    p.communicate(timeout=60)
+    try:
+        assert reader.communicate(timeout=20)[0] == b""
+    except subprocess.TimeoutExpired:
+        reader.kill()
+        pytest.fail("the pipe's reader waited for ever after a scan that wrote nothing")

@@ -337,6 +337,11 @@ class _LazyFile:
     def close(self) -> None:
         if self.fh is not None:
             self.fh.close()
+        elif self.fifo:  # never opened (no record): a reader waiting on the pipe gets its end
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # no reader (ENXIO): nobody to tell
+                pass
 
 
 def _check_report_path(report_path: str, output, paths, files_from) -> None:
@@ -626,9 +631,15 @@ def _fake_notes(n_fake: int, fakes: list) -> list[str]:
 
 
 def error_kind(error: str) -> str:
-    """An error record's reason in a few words, for counting: its text up to the first ': ',
-    ' (' or '; ' ("one colour only", "truncated image data", "video files are not supported")."""
-    return re.split(r": | \(|; ", error, maxsplit=1)[0].strip() or error
+    """An error record's reason in a few words, for counting: its text without what is in
+    brackets, up to the first '; ' and the first ': ' ("one colour only", "image too large",
+    "video files are not supported"), except after a format's name, whose words after it say
+    what to do ("HEIC/HEIF image: reading it needs pillow-heif")."""
+    text = re.sub(r"\s*\([^()]*\)", "", error).split("; ", 1)[0].strip()
+    head, sep, rest = text.partition(": ")
+    if sep and re.fullmatch(r"[A-Z][A-Z0-9/]* image", head):
+        return f"{head}: {rest.split(': ', 1)[0]}"
+    return head.strip() or error
 
 
 def _error_notes(reasons: collections.Counter) -> list[str]:
@@ -639,7 +650,7 @@ def _error_notes(reasons: collections.Counter) -> list[str]:
     common = reasons.most_common(4)
     rest = sum(reasons.values()) - sum(k for _, k in common)
     parts = [f"{k} {tsv_escape(why)}" for why, k in common] + ([f"{rest} for other reasons"] if rest else [])
-    return [f"not scored: {', '.join(parts)} (each record's 'error' says why)"]
+    return [f"not scored: {'; '.join(parts)} (each record's 'error' says why)"]
 
 
 def _face_notes(det, n_scored: int, n_noface: int) -> list[str]:
