@@ -78,8 +78,9 @@ def test_a_dithered_copy_sent_on_as_jpeg_gets_no_score(quality):
 
 def test_a_dark_photo_with_white_caption_bands_and_a_hard_silhouette_are_scored():
     """Black and white in large areas, not dithered: a dark photo made into a meme (white bands
-    with black captions; 3 of 80 dark test frames so made were refused as black and white) and
-    a silhouette on a pale sky (persona) are scored."""
+    with black captions; 3 of 80 dark test frames so made were refused as black and white), a
+    silhouette on a pale sky (persona) and a collage of dark photos with white gutters (review)
+    are scored."""
     rng = np.random.default_rng(0)
     dark = rng.integers(0, 40, (300, 240, 3)).astype(np.uint8)
     meme = np.full((400, 240, 3), 255, np.uint8)
@@ -90,6 +91,11 @@ def test_a_dark_photo_with_white_caption_bands_and_a_hard_silhouette_are_scored(
     sky = np.tile(np.linspace(235, 212, 300)[:, None, None], (1, 400, 3)).astype(np.uint8)
     sky[150:, 100:300] = 20  # a dark figure against it
     assert not imageio.black_and_white(Image.fromarray(sky))
+    collage = np.full((850, 850, 3), 255, np.uint8)  # 16 dark photos, white gutters (review)
+    for k in range(16):
+        y, x = 10 + 210 * (k // 4), 10 + 210 * (k % 4)
+        collage[y:y + 200, x:x + 200] = rng.integers(0, 40, (200, 200, 3))
+    assert not imageio.black_and_white(Image.fromarray(collage))
     assert imageio.black_and_white(random_image((400, 300)).convert("1").convert("RGB"))  # dithered: refused
 
 

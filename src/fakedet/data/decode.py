@@ -686,11 +686,12 @@ BLACK_AND_WHITE = ("black-and-white dots only (a dithered copy, a 1-bit scan): t
 #: black or white (docs/decisions/2026-12-06-black-and-white-images-get-no-score.md)
 BW_LEVELS, BW_SHARE, BW_EACH = (48, 207), 0.98, 0.05
 BW_SAMPLE = 256  # the longest side of the sample read (nearest neighbour: no grey made by averaging)
-#: ... and dithered: the share of the sample's 8x8 blocks that hold both black and white dots.
-#: A dark photo with white bands (a meme's captions, a white letterbox) or a hard silhouette on a
-#: pale sky is black and white in large areas, with both only along their edges: 0.06-0.12 of
-#: the blocks, where dithered copies have 0.57 or more (train images; the decision record)
-BW_MIXED, BW_BLOCK = 0.35, 8
+#: ... and dithered: the share of the sample's pixels, near black or white, next to one of the
+#: other (above, below, left or right). A dark photo with white bands (a meme's captions, a white
+#: letterbox, a collage's gutters) or a hard silhouette on a pale sky is black and white in large
+#: areas that meet only along their edges: at most 0.12 of the pixels, where dithered copies
+#: have 0.235 or more (train images; the decision record's second amendment)
+BW_MIXED = 0.17
 
 
 def check_colours(rgb: Image.Image) -> None:
@@ -712,8 +713,8 @@ def check_picture_colours(img: Image.Image, box) -> None:
 
 def black_and_white(rgb: Image.Image) -> bool:
     """Whether the image is dithered black and white: :data:`BW_SHARE` of its pixels near black
-    or white (:data:`BW_LEVELS`), :data:`BW_EACH` of them each, and the two mixed in
-    :data:`BW_MIXED` of its blocks, read on a nearest-neighbour sample."""
+    or white (:data:`BW_LEVELS`), :data:`BW_EACH` of them each, and :data:`BW_MIXED` of them
+    next to one of the other, read on a nearest-neighbour sample."""
     w, h = rgb.size
     s = min(1.0, BW_SAMPLE / max(w, h))
     small = rgb.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.NEAREST) if s < 1 else rgb
@@ -723,12 +724,13 @@ def black_and_white(rgb: Image.Image) -> bool:
     if dark + light < BW_SHARE or min(dark, light) < BW_EACH:
         return False
     g = np.asarray(small.convert("L"))
-    b = BW_BLOCK
-    rows, cols = g.shape[0] // b, g.shape[1] // b
-    if rows == 0 or cols == 0:  # too small for a block: the shares alone
-        return True
-    g = g[: rows * b, : cols * b].reshape(rows, b, cols, b)
-    mixed = (g < BW_LEVELS[0]).any(axis=(1, 3)) & (g > BW_LEVELS[1]).any(axis=(1, 3))
+    d, li = g < BW_LEVELS[0], g > BW_LEVELS[1]
+    mixed = np.zeros_like(d)
+    for a, b in ((d, li), (li, d)):  # a pixel of one next to a pixel of the other
+        mixed[:, 1:] |= a[:, 1:] & b[:, :-1]
+        mixed[:, :-1] |= a[:, :-1] & b[:, 1:]
+        mixed[1:] |= a[1:] & b[:-1]
+        mixed[:-1] |= a[:-1] & b[1:]
     return float(mixed.mean()) >= BW_MIXED
 
 
