@@ -414,6 +414,25 @@ def _scan_into_a_small_pipe(weights, folder, batch, same_pipe_for_stderr=False, 
     return p, r, first
 
 
+def _signal_a_scan_whose_reader_stopped(p, r, sig) -> float:
+    """Sends ``sig`` to the scan ``p`` whose records' reader (``r``, closed here) stopped reading,
+    and waits for it to give up: the seconds that took."""
+    import time
+
+    from fakedet.cli import pipeout
+
+    t0 = time.monotonic()
+    p.send_signal(sig)
+    try:
+        p.wait(pipeout.GIVE_UP_S + 30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        pytest.fail("one signal did not end a scan whose reader stopped reading")
+    finally:
+        os.close(r)
+    return time.monotonic() - t0
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sets a pipe's size (Linux)")
 @pytest.mark.parametrize("sig, status, same_pipe, unbuffered", [("SIGTERM", 143, False, True),
                                                                 ("SIGINT", 130, True, True),
@@ -425,23 +444,13 @@ def test_one_signal_ends_a_scan_whose_reader_stopped_reading(tiny_weights, two_h
     It now gives the reader pipeout.GIVE_UP_S seconds to take anything, then ends with the
     signal's status and says so. With stderr into the same pipe, the message cannot go out:
     the status still says what happened. Python's streams unbuffered (-u) and buffered."""
-    import time
-
     from fakedet.cli import pipeout
 
     p, r, _ = _scan_into_a_small_pipe(tiny_weights, two_hundred, 1, same_pipe_for_stderr=same_pipe,
                                       unbuffered=unbuffered)
-    t0 = time.monotonic()
-    p.send_signal(getattr(signal, sig))
-    try:
-        p.wait(pipeout.GIVE_UP_S + 30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        pytest.fail("one signal did not end a scan whose reader stopped reading")
-    finally:
-        os.close(r)
+    elapsed = _signal_a_scan_whose_reader_stopped(p, r, getattr(signal, sig))
     assert p.returncode == status
-    assert time.monotonic() - t0 >= pipeout.GIVE_UP_S - 1  # the reader had its time
+    assert elapsed >= pipeout.GIVE_UP_S - 1  # the reader had its time
     if not same_pipe:
         err = p.stderr.read().decode()
         assert "its reader took nothing from stdout for" in err and "Traceback" not in err, err
@@ -1100,18 +1109,10 @@ def test_one_signal_ends_a_scan_whose_o_pipe_reader_stopped_reading(tiny_weights
     os.read(r, 1024)  # the scan is writing; the pipe fills behind this read
     time.sleep(3)
     assert p.poll() is None, "the scan ended before the signal"
-    t0 = time.monotonic()
-    p.send_signal(signal.SIGTERM)
-    try:
-        p.wait(pipeout.GIVE_UP_S + 30)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        pytest.fail("one signal did not end a scan whose -o reader stopped reading")
-    finally:
-        os.close(r)
+    elapsed = _signal_a_scan_whose_reader_stopped(p, r, signal.SIGTERM)
     err = p.stderr.read().decode()
     assert p.returncode == 143, err
-    assert time.monotonic() - t0 >= pipeout.GIVE_UP_S - 1
+    assert elapsed >= pipeout.GIVE_UP_S - 1
     assert f"its reader took nothing from {name} for" in err and "Traceback" not in err, err
 
 
