@@ -33,7 +33,7 @@ def colours(path: str) -> "str | None":
         if found is not None:
             return str(len(found))
         box = picture_to_score(rgb, PreprocessConfig())[1]  # read on the picture a scan scores
-        return "bw" if black_and_white(rgb if box is None else rgb.crop(box)) else None
+        return "bw" if black_and_white(rgb, box) else None
 
 
 def main(argv=None) -> int:

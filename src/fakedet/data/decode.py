@@ -707,23 +707,26 @@ def check_picture_colours(img: Image.Image, box) -> None:
     the whole image where None) when it is almost all black and white (:func:`black_and_white`).
     Read on the picture, not the whole image: a dark photo in a light app's screenshot is black
     and white with its margins, and is scored cut out."""
-    if black_and_white(img if box is None else img.crop(box)):
+    if black_and_white(img, box):
         raise ImageError(BLACK_AND_WHITE)
 
 
-def black_and_white(rgb: Image.Image) -> bool:
-    """Whether the image is dithered black and white: :data:`BW_SHARE` of its pixels near black
-    or white (:data:`BW_LEVELS`), :data:`BW_EACH` of them each, and :data:`BW_MIXED` of them
-    next to one of the other, read on a nearest-neighbour sample."""
-    w, h = rgb.size
+def black_and_white(rgb: Image.Image, box=None) -> bool:
+    """Whether the image (its ``box`` ``[left, top, right, bottom]`` where given: read in place,
+    not copied) is dithered black and white: :data:`BW_SHARE` of its pixels near black or white
+    (:data:`BW_LEVELS`), :data:`BW_EACH` of them each, and :data:`BW_MIXED` of them next to one
+    of the other, read on a nearest-neighbour sample."""
+    left, top, right, bottom = box if box is not None else (0, 0, *rgb.size)
+    w, h = right - left, bottom - top
     s = min(1.0, BW_SAMPLE / max(w, h))
-    small = rgb.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.NEAREST) if s < 1 else rgb
-    hist = small.convert("L").histogram()
+    small = rgb.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.NEAREST,
+                       box=(left, top, right, bottom)).convert("L")
+    hist = small.histogram()
     n = sum(hist)
     dark, light = sum(hist[: BW_LEVELS[0]]) / n, sum(hist[BW_LEVELS[1] + 1 :]) / n
     if dark + light < BW_SHARE or min(dark, light) < BW_EACH:
         return False
-    g = np.asarray(small.convert("L"))
+    g = np.asarray(small)
     d, li = g < BW_LEVELS[0], g > BW_LEVELS[1]
     mixed = np.zeros_like(d)
     for a, b in ((d, li), (li, d)):  # a pixel of one next to a pixel of the other
