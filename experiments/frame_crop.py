@@ -24,6 +24,13 @@ without, on every unedited image of the split, on stories (``story``, ``storygra
     python experiments/frame_crop.py --smooth --json results/2026-12-06/frame_smooth_val.json
     python experiments/frame_crop.py --smooth --split test --smooth-conditions story,storygrad,storyj \
         --json results/2026-12-06/frame_smooth_test.json
+
+With ``--cut-share S``, the run of docs/decisions/2026-12-06-narrow-bands-around-a-picture.md:
+plain margins cut out from ``S`` of the image on (``fakedet.data.decode.CUT_SHARE``) against
+from ``FRAME_SHARE`` on, on every unedited image of the split and on narrow bands (a meme's
+captions, a letterbox, white padding, a border: ``--band-conditions``) around the sample.
+
+    python experiments/frame_crop.py --cut-share 0.15 --json results/2026-12-06/bands_val.json
 """
 
 from __future__ import annotations
@@ -194,6 +201,77 @@ def main_smooth(args) -> int:
     return finish(out, checks, args.json)
 
 
+def cut_verdicts(det, inputs, share: float):
+    shipped, decode.CUT_SHARE = decode.CUT_SHARE, share
+    try:
+        return verdicts(det, inputs, crop=True)
+    finally:
+        decode.CUT_SHARE = shipped
+
+
+def main_cut(args) -> int:
+    """The run of docs/decisions/2026-12-06-narrow-bands-around-a-picture.md: plain margins cut
+    out from ``--cut-share`` on against from :data:`FRAME_SHARE` on (the scan before it)."""
+    det = Detector.load(device="cpu")
+    cfg = det.config.preprocess
+    low, high = args.cut_share, FRAME_SHARE
+    out = {"split": args.split, "cut_share": low, "against": high, "unedited": {}, "bands": {}}
+
+    def cut_at(img, share):
+        shipped, decode.CUT_SHARE = decode.CUT_SHARE, share
+        try:
+            return picture_to_score(img, cfg)[1]
+        finally:
+            decode.CUT_SHARE = shipped
+
+    # 1. every image of the split: those cut out at the lower share only, scored both ways
+    tot = {"real_high": 0, "real_low": 0, "fake_high": 0, "fake_low": 0, "fake_images": 0}
+    moved = []
+    for name in BY_NAME:
+        rows = read_manifest(manifest(name), args.split)
+        newly = []
+        for r in rows:
+            img = load(r.path, cfg)
+            if cut_at(img, low) != cut_at(img, high):
+                newly.append(r)
+        tot["fake_images"] += sum(r.label == 1 for r in rows)
+        rec = {"images": len(rows), "newly_cut": len(newly), "paths": [r.path for r in newly]}
+        if newly:
+            score_both(name, newly, (("high", lambda paths: cut_verdicts(det, paths, high)),
+                                     ("low", lambda paths: cut_verdicts(det, paths, low))),
+                       "boxes", rec, tot, moved)
+        out["unedited"][name] = rec
+        print(f"{name}: {len(newly)} of {len(rows)} {args.split} images newly cut out", flush=True)
+    out["unedited_total"], out["moved"] = tot, moved
+    print(f"unedited: {tot}; verdicts moved: {len(moved)}", flush=True)
+
+    # 2. bands around the pictures of a sample
+    from PIL import Image
+
+    rob = robustness()
+    picked = sample(args.split, args.per_set, args.seed)
+    y = np.asarray([r.label for r in picked])
+    lab, p, _ = verdicts(det, [r.path for r in picked], crop=False)
+    out["bands"]["original"] = {**shares(lab, y), "auc": roc_auc(y, np.asarray(p))}
+    print(f"original: {out['bands']['original']}", flush=True)
+    originals = [Image.open(r.path).convert("RGB") for r in picked]
+    bands, checks = out["bands"], {}
+    for cond in args.band_conditions.split(","):
+        shots = [rob.PERTURBATIONS[cond](img) for img in originals]
+        for key, share in (("high", high), ("low", low)):
+            lab, p, boxes = cut_verdicts(det, shots, share)
+            bands[f"{cond}_{key}"] = {**shares(lab, y), "auc": roc_auc(y, np.asarray(p)),
+                                      "cut": sum(b is not None for b in boxes)}
+            print(f"{cond}_{key}: {bands[f'{cond}_{key}']}", flush=True)
+        checks[f"1 {cond}: reals fake at {low} <= originals + 0.01"] = \
+            bands[f"{cond}_low"]["real_share_fake"] <= bands["original"]["real_share_fake"] + 0.01
+        checks[f"2 {cond}: AUC at {low} >= at {high}"] = bands[f"{cond}_low"]["auc"] >= bands[f"{cond}_high"]["auc"]
+    checks[f"3a unedited: no real newly fake at {low}"] = not any(m["label"] == 0 and m["low"] == "fake" for m in moved)
+    checks["3b unedited: fakes fake fall <= 0.5 %"] = \
+        tot["fake_high"] - tot["fake_low"] <= 0.005 * tot["fake_images"]
+    return finish(out, checks, args.json)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", default="val")
@@ -207,7 +285,13 @@ def main(argv=None) -> int:
                     help="the cut-out with smooth margins (a story's backdrop) against without")
     ap.add_argument("--smooth-conditions", default="story,storygrad,storyj,phone,phonedark,chat,chatdark",
                     help="with --smooth: the conditions of experiments/robustness.py to make of the sample")
+    ap.add_argument("--cut-share", type=float, default=None,
+                    help="plain margins cut out from this share of the image on, against from FRAME_SHARE on")
+    ap.add_argument("--band-conditions", default="meme,letterbox,pillarwhite,border",
+                    help="with --cut-share: the conditions of experiments/robustness.py to make of the sample")
     args = ap.parse_args(argv)
+    if args.cut_share is not None:
+        return main_cut(args)
     if args.smooth:
         return main_smooth(args)
     conditions = [c for c in args.conditions.split(",") if c]

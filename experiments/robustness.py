@@ -24,6 +24,9 @@ Stories (``--conditions stories``): story, storygrad, storyj: a phone's screensh
 the picture on a blurred, enlarged copy of itself or on a gradient of its colours, with a
 progress bar, a name and a reply box, as PNG (storyj: the blurred one sent on as a JPEG q85).
 
+Bands (``--conditions bands``): meme, letterbox, pillarwhite, border: narrow plain bands around
+the picture (a quarter of the image or less), sent on as JPEG q85.
+
 Turns (``--conditions turns``): rot90, rot180, rot270, a photo whose pixels lie on their side or
 upside down (its EXIF orientation lost), as PNG.
 
@@ -276,6 +279,33 @@ def _meme(img):
 # a meme: captions on white bands above and below the picture
 MEMES = {"meme": _meme}
 
+
+def _bands(colour, across: bool, frac: float, border: bool = False):
+    """The image on plain bands of ``colour``, sent on as JPEG q85: above and below it, each
+    ``frac`` of its height (``across``: a letterbox), left and right of it, each ``frac`` of its
+    width (padding towards a square), or, with ``border``, all round it, each ``frac`` of its
+    longer side."""
+    def f(img):
+        w, h = img.size
+        if border:
+            bx = by = max(1, round(frac * max(w, h)))
+        elif across:
+            bx, by = 0, max(1, round(frac * h))
+        else:
+            bx, by = max(1, round(frac * w)), 0
+        out = Image.new("RGB", (w + 2 * bx, h + 2 * by), colour)
+        out.paste(img, (bx, by))
+        return _jpeg(85)(out)
+    return f
+
+
+# narrow plain bands around the picture (a quarter of the image or less): a meme's caption
+# bands, a letterbox (black bars above and below, each a sixth of the picture's height), white
+# padding left and right (each an eighth of its width), a white border (5 % of the longer side)
+BANDS = {"meme": _meme, "letterbox": _bands((0, 0, 0), True, 1 / 6),
+         "pillarwhite": _bands((255, 255, 255), False, 1 / 8),
+         "border": _bands((255, 255, 255), False, 0.05, border=True)}
+
 PERTURBATIONS = {
     "original": None,
     "png": _png,
@@ -294,6 +324,7 @@ PERTURBATIONS = {
     **BILEVEL,
     **PALETTE,
     **MEMES,
+    **BANDS,
 }
 
 
@@ -324,13 +355,14 @@ def main(argv=None) -> int:
                                                      if k not in EDITS and k not in SCREENS and k not in PHONE
                                                      and k not in TURNS and k not in CHATS and k not in STORIES
                                                      and k not in BILEVEL and k not in PALETTE
-                                                     and k not in MEMES),
+                                                     and k not in MEMES and k not in BANDS),
                     help="comma-separated subset of: " + ", ".join(PERTURBATIONS)
                     + "; 'edits' for the everyday edits, 'screens' for the screenshots, 'phone' for "
                       "phone screenshots with the app around the picture, 'turns' for photos on their side or "
                       "upside down, 'stories' for stories' screenshots, 'bilevel' for black-and-white "
                       "copies (dithered, thresholded), 'palette' for GIF and web-palette copies, 'memes' for "
-                      "captions on white bands [default: all but those groups]")
+                      "captions on white bands, 'bands' for narrow plain bands around the picture (memes, "
+                      "letterboxes, padding, borders) [default: all but those groups]")
     ap.add_argument("--faces", action="store_true", help="score as scan --faces does")
     ap.add_argument("--no-face-expert", action="store_true", help="with --faces: the network alone")
     ap.add_argument("--expert", default="auto", help="with --faces: a face expert file [default: the shipped one]")
@@ -349,7 +381,7 @@ def main(argv=None) -> int:
     groups = {"edits": ["original", *EDITS], "screens": ["original", *SCREENS], "phone": ["original", *PHONE],
               "turns": ["original", *TURNS], "stories": ["original", *STORIES],
               "bilevel": ["original", *BILEVEL], "palette": ["original", *PALETTE],
-              "memes": ["original", *MEMES]}
+              "memes": ["original", *MEMES], "bands": ["original", *BANDS]}
     conditions = groups.get(args.conditions) or args.conditions.split(",")
     unknown = [c for c in conditions if c not in PERTURBATIONS]
     if unknown:

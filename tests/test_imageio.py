@@ -517,6 +517,27 @@ def test_frame_share_finds_a_picture_inside_a_flat_frame():
     assert frame_share(random_image((40, 40))) is None  # too small to tell
 
 
+def test_a_scan_cuts_the_picture_out_of_narrow_bands_too():
+    """A letterbox (black bars above and below, a quarter of the image), white padding to 4:5
+    (a fifth) and a white border (a sixth): the picture is scored alone, as in a screenshot, and
+    nothing is noted; a thin frame (a twentieth) is scored with the picture."""
+    from fakedet.data.decode import CUT_SHARE, FRAME_SHARE, picture_to_score
+    from fakedet.data.preprocess import PreprocessConfig
+
+    from conftest import random_image
+
+    assert CUT_SHARE < FRAME_SHARE
+    pic = random_image((300, 240), seed=11)
+    cases = {"letterbox": ((300, 320), (0, 0, 0), (0, 40)), "padding": ((300, 375), (255, 255, 255), (0, 67)),
+             "border": ((330, 270), (255, 255, 255), (15, 15)), "thin": ((306, 246), (255, 255, 255), (3, 3))}
+    for name, (size, colour, (x, y)) in cases.items():
+        img = Image.new("RGB", size, colour)
+        img.paste(pic, (x, y))
+        share, box = picture_to_score(img, PreprocessConfig())
+        assert share == pytest.approx(1 - 300 * 240 / (size[0] * size[1]), abs=0.01), name
+        assert box == (None if name == "thin" else [x, y, x + 300, y + 240]), name
+
+
 def test_picture_box_finds_the_picture_to_the_pixel_on_a_large_screen():
     """Read on a copy of at most 320 px, the box's edges are found again in the image's own
     lines: a picture at an odd place on a 1080x2340 screen, with a line of text right under it,

@@ -420,6 +420,12 @@ def upright(img: Image.Image) -> Image.Image:
 # (experiments/frame_share.py, 2026-12-06); experiments/frame_crop.py measures what cutting it
 # out does to the verdicts.
 FRAME_SHARE = 0.4
+#: the share of an image that plain margins take from which a scan cuts out the picture inside
+#: them (:func:`picture_to_score`); below :data:`FRAME_SHARE` it cuts out narrower bands too (a
+#: letterbox, a meme's caption bands, padding to a square), and notes nothing new
+#: (docs/decisions/2026-12-06-narrow-bands-around-a-picture.md: on val, fakes in memes,
+#: letterboxes, white padding and borders got their verdicts back and no real photo became fake)
+CUT_SHARE = 0.15
 
 
 def scored_framed(frame: "float | None", cropped) -> bool:
@@ -589,16 +595,16 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
 
 def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | None, list[int] | None]":
     """``(share, box)``: the share of ``img`` that plain margins take (:func:`picture_box`; where
-    they take less than :data:`FRAME_SHARE`, smooth margins: a story's backdrop; None where it
+    they take less than :data:`CUT_SHARE`, smooth margins: a story's backdrop; None where it
     cannot be told), and the box ``[left, top, right, bottom]`` of the picture inside
     them that a scan scores instead of the whole image, or None to score the whole image: the
-    margins take less than :data:`FRAME_SHARE`, or the picture inside them is smaller than
+    margins take less than :data:`CUT_SHARE`, or the picture inside them is smaller than
     ``cfg``'s preprocessing needs (its smallest input, and a texture patch), or the margins are
     smooth and :data:`SMOOTH_MARGINS` is False. Never raises: a
     measurement that fails gives ``(None, None)``, as a note must never cost an image its record."""
     try:
         found = picture_box(img)
-        if found is None or found[0] < FRAME_SHARE:  # a story's smooth backdrop, then
+        if found is None or found[0] < CUT_SHARE:  # a story's smooth backdrop, then
             smooth = picture_box(img, smooth=True)
             if smooth is not None and smooth[0] >= FRAME_SHARE:
                 if not SMOOTH_MARGINS:  # measured (a scan notes it), not cut out
@@ -609,7 +615,7 @@ def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | 
     if found is None:
         return None, None
     share, (left, top, right, bottom) = found
-    if share < FRAME_SHARE or min(right - left, bottom - top) < max(cfg.min_size, cfg.patch_size):
+    if share < CUT_SHARE or min(right - left, bottom - top) < max(cfg.min_size, cfg.patch_size):
         return share, None
     return share, [left, top, right, bottom]
 

@@ -55,8 +55,8 @@ class Task:
     #: (:func:`fakedet.model.expert.expert_crop`); None: no expert crops
     expert_map: Optional[dict] = None
     expert_size: int = 0
-    #: score the picture inside wide plain margins (:func:`fakedet.data.decode.picture_box`, from
-    #: ``FRAME_SHARE`` on) instead of the whole image
+    #: score the picture inside plain margins (:func:`fakedet.data.decode.picture_box`, from
+    #: ``CUT_SHARE`` on) instead of the whole image
     crop: bool = False
     #: set when the batches' results are no longer wanted: a worker stops after its current input
     stop: Optional[threading.Event] = None
