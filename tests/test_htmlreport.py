@@ -378,6 +378,18 @@ def test_truncated_report_still_shows_the_earlier_rows(tmp_path):
 
 @browser
 @pytest.mark.slow
+def test_a_name_that_would_show_as_another_is_shown_escaped(tmp_path):
+    """A right-to-left override in a name (``x\u202egpj.exe`` looks like ``xexe.jpg``) is shown as
+    ``\\u202e``, as the scan's summary writes it; other letters as they are."""
+    results = [Result("a/x\u202egpj.exe", 0.5, "uncertain"),
+               Result("b/na\u00efve \u05e9\u05dc\u05d5\u05dd.jpg", 0.5, "uncertain")]
+    page = open_page(tmp_path, write_report(tmp_path / "r.html", results))
+    shown = re.findall(r'<div class="path">([^<]*)</div>', page.dom)
+    assert shown == ["a/x\\u202egpj.exe", "b/na\u00efve \u05e9\u05dc\u05d5\u05dd.jpg"], shown
+
+
+@browser
+@pytest.mark.slow
 def test_pages(tmp_path):
     page_file = write_report(tmp_path / "r.html", synthetic(450))
     assert open_page(tmp_path, page_file).ids == list(range(200))

@@ -132,6 +132,31 @@ def test_tsv_escapes_every_control_character_so_a_name_cannot_drive_the_terminal
     assert buf.getvalue() == "red\\x1b[31m\\x9b2J\\x07.jpg\t\t\tbad\\x00\n"
 
 
+def test_names_that_would_show_in_another_order_on_a_terminal_are_escaped():
+    """A right-to-left override shows ``x\u202egpj.exe`` as ``xexe.jpg``: tsv, the summary and
+    error messages write it as ``\\u202e``; json and jsonl as a JSON escape, so that the name
+    reads back the same."""
+    from fakedet.data.writers import control_escape, tsv_escape
+
+    name = "x\u202egpj.exe\u2066.\u2028.\u200f.\u061c.png"
+    shown = "x\\u202egpj.exe\\u2066.\\u2028.\\u200f.\\u061c.png"
+    assert tsv_escape(name) == control_escape(name) == shown
+    letters = "na\u00efve \u05e9\u05dc\u05d5\u05dd.jpg"  # Hebrew: right to left by itself, not reordered
+    assert tsv_escape(letters) == letters
+    for fmt in ("tsv", "jsonl", "json"):
+        buf = io.StringIO()
+        w = Writer(buf, fmt)
+        w.write([Result(name, 0.5, "uncertain")])
+        w.close()
+        text = buf.getvalue()
+        assert not any(c in text for c in "\u202e\u2066\u2028\u200f\u061c"), fmt
+        if fmt == "tsv":
+            assert text.startswith(shown + "\t")
+        else:
+            rec = json.loads(text.splitlines()[0]) if fmt == "jsonl" else json.loads(text)[0]
+            assert rec["path"] == name
+
+
 def test_parquet_holds_evidence_text_with_a_lone_surrogate(tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
     from fakedet.data.writers import _Parquet

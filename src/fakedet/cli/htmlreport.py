@@ -295,6 +295,10 @@ var meta={},rows=[],summary=null,lost=0,state={};
 function $(id){return document.getElementById(id);}
 function el(tag,cls,text){var e=document.createElement(tag);if(cls)e.className=cls;if(text!=null)e.textContent=text;return e;}
 function fmt(p){return p==null?'':p.toFixed(6);}
+// a name as the scan's summary writes it: a character that would show it in another order (a
+// right-to-left override, U+202E, shows one name as another) as \uHHHH
+function shown(s){return s.replace(/[\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,function(c){
+ return '\\u'+('000'+c.charCodeAt(0).toString(16)).slice(-4);});}
 function thr(p){if(p==null)return '?';if(p>=1e-3||p===0)return p.toFixed(6);var q=Number(p.toPrecision(3));
  return q>=1e-4?String(q):q.toExponential().replace(/e([+-])(\d)$/,'e$10$2');}
 function verdict(r){return r.error!=null?'error':(r.label||'error');}
@@ -373,7 +377,7 @@ function rowEl(r){var v=verdict(r),tr=el('tr','row');
  tr.setAttribute('data-i',r.i);tr.setAttribute('data-verdict',v);tr.setAttribute('data-p',r.p_fake==null?'':r.p_fake);
  if(r.outcome)tr.setAttribute('data-outcome',r.outcome);
  tr.appendChild(el('td','num',String(r.i+1)));tr.appendChild(thumbCell(r));
- var td=el('td');td.appendChild(el('div','path',r.path));
+ var td=el('td');td.appendChild(el('div','path',shown(r.path)));
  if(r.sha256)td.appendChild(el('div','hash','sha256 '+r.sha256));
  if(r.set!=null)td.appendChild(el('div','note','set: '+r.set));
  if(r.error!=null)td.appendChild(el('div','errtext','error: '+r.error));

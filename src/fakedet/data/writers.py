@@ -35,18 +35,31 @@ def _fmt_p(p) -> str:
     return "" if p is None else f"{p:.6f}"
 
 
+#: characters that make a terminal show text in another order than it is written: the
+#: bidirectional controls (U+202E, RIGHT-TO-LEFT OVERRIDE, shows ``x\u202egpj.exe`` as
+#: ``xexe.jpg``), the Arabic letter mark, and the line and paragraph separators
+_REORDER = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+
 #: control characters other than tab, newline and carriage return (C0, DEL, C1): a file name
-#: holding ESC or CSI would otherwise send escape sequences to the terminal showing the records
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: holding ESC or CSI would otherwise send escape sequences to the terminal showing the records;
+#: and those of :data:`_REORDER`, with which one would show as another name
+_CONTROL = re.compile(f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{_REORDER}]")
+
+
+def _escaped(m: "re.Match") -> str:
+    """One character as ``\\xHH`` (up to U+00FF) or ``\\uHHHH``."""
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
 
 
 def control_escape(text: str) -> str:
     r"""Text safe on a terminal, lines kept: control characters other than tab and newline as
-    ``\xHH`` (a carriage return too: it would let a name overwrite the start of its line)."""
-    return _CONTROL_CR.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    ``\xHH`` (a carriage return too: it would let a name overwrite the start of its line), and
+    characters that reorder text on a terminal (:data:`_REORDER`) as ``\uHHHH``."""
+    return _CONTROL_CR.sub(_escaped, text)
 
 
-_CONTROL_CR = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_CR = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{_REORDER}]")
 
 
 #: what a spreadsheet reads as the start of a formula in a csv cell (Excel, LibreOffice, Sheets):
@@ -65,9 +78,10 @@ def spreadsheet_text(text: str) -> str:
 
 def tsv_escape(text: str) -> str:
     r"""One tsv field on one line, safe on a terminal: backslash, tab, newline and carriage return
-    as ``\\``, ``\t``, ``\n``, ``\r``, other control characters as ``\xHH``."""
+    as ``\\``, ``\t``, ``\n``, ``\r``, other control characters as ``\xHH``, characters that
+    reorder text on a terminal (:data:`_REORDER`) as ``\uHHHH``."""
     text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _CONTROL.sub(_escaped, text)
 
 
 def _json_line(r) -> str:
@@ -88,13 +102,14 @@ def _json_line(r) -> str:
     return _escape_c1(json.dumps(utf8_all(d), ensure_ascii=False))
 
 
-_C1 = re.compile("[\x7f-\x9f]")
+_C1 = re.compile(f"[\x7f-\x9f{_REORDER}]")
 
 
 def _escape_c1(text: str) -> str:
     """DEL and the C1 control characters (U+009B opens a terminal's control sequence as ESC [
-    does) as JSON escapes; ``json.dumps`` escapes only those below U+0020. They can stand only
-    inside strings, so the JSON is the same."""
+    does), and characters that reorder text on a terminal (:data:`_REORDER`), as JSON escapes;
+    ``json.dumps`` escapes only those below U+0020. They can stand only inside strings, so the
+    JSON is the same."""
     return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
