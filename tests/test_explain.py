@@ -540,7 +540,7 @@ def test_explain_gives_scores_with_the_digits_of_the_records():
     from fakedet.cli.explain import _fmt_p
 
     assert [_fmt_p(p) for p in (0.99825, 0.9982, 0.8215, 2.5e-07)] == ["0.998250", "0.998200", "0.821500",
-                                                                        "2.50e-07"]
+                                                                        "2.5e-07"]
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")

@@ -132,6 +132,31 @@ def test_tsv_escapes_every_control_character_so_a_name_cannot_drive_the_terminal
     assert buf.getvalue() == "red\\x1b[31m\\x9b2J\\x07.jpg\t\t\tbad\\x00\n"
 
 
+def test_small_scores_print_with_the_digits_that_place_them_against_the_real_threshold():
+    """Below 0.001 a score prints with three significant digits, as the `real` threshold
+    (1.13e-06) does: with six decimals 1.05e-06 (`real`) and 1.2e-06 (`uncertain`) both showed
+    as 0.000001. At 0.001 and above, six decimals, as the `fake` threshold (0.998230)."""
+    records = [Result("a.jpg", 1.0512e-6, "real"), Result("b.jpg", 1.2049e-6, "uncertain"),
+               Result("c.jpg", 0.00039312, "uncertain"), Result("d.jpg", 0.99823025, "uncertain"),
+               Result("e.jpg", 0.0, "real")]
+    shown = {}
+    for fmt in ("tsv", "csv", "jsonl", "json"):
+        buf = io.StringIO()
+        w = Writer(buf, fmt)
+        w.write(records)
+        w.close()
+        text = buf.getvalue()
+        if fmt == "tsv":
+            shown[fmt] = [line.split("\t")[1] for line in text.splitlines()]
+        elif fmt == "csv":
+            shown[fmt] = [row[1] for row in csv.reader(io.StringIO(text))][1:]
+        else:
+            recs = [json.loads(line) for line in text.splitlines()] if fmt == "jsonl" else json.loads(text)
+            shown[fmt] = [r["p_fake"] for r in recs]
+    assert shown["tsv"] == shown["csv"] == ["1.05e-06", "1.2e-06", "0.000393", "0.998230", "0.000000"]
+    assert shown["jsonl"] == shown["json"] == [1.05e-06, 1.2e-06, 0.000393, 0.99823, 0.0]
+
+
 def test_names_that_would_show_in_another_order_on_a_terminal_are_escaped():
     """A right-to-left override shows ``x\u202egpj.exe`` as ``xexe.jpg``: tsv, the summary and
     error messages write it as ``\\u202e``; json and jsonl as a JSON escape, so that the name

@@ -129,12 +129,10 @@ def _name_font(size: int, text: str):
 
 
 def _fmt_p(p: float) -> str:
-    """A probability with the digits that tell it from the thresholds near 0 and 1: six
-    decimals, as the scan's records (the `fake` threshold is 0.998230), or three significant
-    digits below 0.001 (the `real` one is 1.13e-06)."""
-    if p < 0.001:
-        return f"{p:.2e}"
-    return f"{p:.6f}"
+    """A probability as the scan's records print it (:func:`fakedet.data.writers.score_text`)."""
+    from fakedet.data.writers import score_text
+
+    return score_text(p)
 
 
 def fit_from_the_end(text: str, width, room: float) -> str:

@@ -294,7 +294,7 @@ var RANK={fp:0,fn:1,error:2,unc:3,tp:4,tn:5};
 var meta={},rows=[],summary=null,lost=0,state={};
 function $(id){return document.getElementById(id);}
 function el(tag,cls,text){var e=document.createElement(tag);if(cls)e.className=cls;if(text!=null)e.textContent=text;return e;}
-function fmt(p){return p==null?'':p.toFixed(6);}
+function fmt(p){return p==null?'':thr(p);}  // as the records print a score
 // a name as the scan's summary writes it: a character that would show it in another order (a
 // right-to-left override, U+202E, shows one name as another) as \uHHHH
 function shown(s){return s.replace(/[\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,function(c){

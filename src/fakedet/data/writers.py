@@ -2,7 +2,8 @@
 
 Every record has the fields ``path``, ``p_fake``, ``label``, ``error``. ``p_fake`` has six decimals
 in every format (the ``fake`` threshold, 0.998230, needs them: with four, a ``fake`` and an
-``uncertain`` record could show the same score; the ``real`` threshold, 1.13e-6, is finer still);
+``uncertain`` record could show the same score), and below 0.001 three significant digits (the
+``real`` threshold is 1.13e-6: :func:`score_text`); parquet keeps it unrounded;
 in tsv and csv missing values are empty, in jsonl/json null. A writer flushes after every batch
 so that a reader downstream of a pipe sees records as they are made.
 
@@ -31,8 +32,16 @@ PARQUET_HINT = "parquet output needs pyarrow: pip install 'fakedet[parquet]'"
 PARQUET_ROWS = 8192
 
 
+def score_text(p: float) -> str:
+    """A score (or a threshold) with the digits that place it against the thresholds: six
+    decimals, as many as the ``fake`` threshold has (0.998230), or, below 0.001, three
+    significant digits, as many as the ``real`` one has (1.13e-06): with six decimals a score of
+    1.05e-06, ``real``, and one of 1.2e-06, ``uncertain``, would both show as 0.000001."""
+    return f"{p:.6f}" if p >= 1e-3 or p == 0 else f"{p:.3g}"
+
+
 def _fmt_p(p) -> str:
-    return "" if p is None else f"{p:.6f}"
+    return "" if p is None else score_text(p)
 
 
 #: characters that make a terminal show text in another order than it is written: the
@@ -143,10 +152,10 @@ def _json_record(r) -> dict:
     d = r.to_dict()
     for key in ("p_fake", "p_whole"):
         if d.get(key) is not None:
-            d[key] = round(d[key], 6)
+            d[key] = float(score_text(d[key]))
     if d.get("faces"):
-        d["faces"] = [{k: round(v, 6) if k in ("p_fake", "p_network", "p_expert") else v for k, v in face.items()}
-                      for face in d["faces"]]
+        d["faces"] = [{k: float(score_text(v)) if k in ("p_fake", "p_network", "p_expert") and v is not None else v
+                       for k, v in face.items()} for face in d["faces"]]
     return d
 
 

@@ -22,10 +22,12 @@ REAL_RULE_PER_SOURCE = "no fake val source has more than {} of its images labell
 
 
 def threshold_text(t: float) -> str:
-    """A threshold as text with the digits that place it: six decimals (records print scores so),
+    """A threshold as text with the digits that place it, as records print scores: six decimals,
     or, below 0.001, three significant digits (the `real` threshold, 1.13e-06, would print as
     0.000001 and seem to label that score `real`)."""
-    return f"{t:.6f}" if t >= 1e-3 or t == 0 else f"{t:.3g}"
+    from fakedet.data.writers import score_text
+
+    return score_text(t)
 
 
 def percent(share: float) -> str:
