@@ -120,56 +120,76 @@ def sample(split: str, per_set: int, seed: int):
     return picked
 
 
-def smooth_verdicts(det, inputs, smooth: bool):
-    shipped, decode.SMOOTH_MARGINS = decode.SMOOTH_MARGINS, smooth
+def with_setting(name: str, value, fn, *a):
+    """``fn(*a)`` with ``fakedet.data.decode``'s module setting ``name`` set to ``value`` (the scan
+    reads it at each image, in this process), then set back."""
+    shipped = getattr(decode, name)
+    setattr(decode, name, value)
     try:
-        return verdicts(det, inputs, crop=True)
+        return fn(*a)
     finally:
-        decode.SMOOTH_MARGINS = shipped
+        setattr(decode, name, shipped)
 
 
-def main_smooth(args) -> int:
-    det = Detector.load(device="cpu")
+def smooth_verdicts(det, inputs, smooth: bool):
+    return with_setting("SMOOTH_MARGINS", smooth, verdicts, det, inputs, True)
+
+
+def cut_verdicts(det, inputs, share: float):
+    return with_setting("CUT_SHARE", share, verdicts, det, inputs, True)
+
+
+def newly_cut(args, det, setting: str, ways, out) -> tuple[dict, list]:
+    """1. every image of the split as it is: those that ``decode``'s ``setting`` at the second of
+    ``ways`` (``(key, value)`` pairs) cuts out otherwise than at the first are scored both ways
+    (``out["unedited"]``); the totals and the images whose verdict moved."""
     cfg = det.config.preprocess
-    out = {"split": args.split, "frame_share": FRAME_SHARE, "seam": decode.SEAM, "unedited": {},
-           "stories": {}, "screens": {}}
-
-    # 1. every image of the split: those cut out only with smooth margins, scored both ways
-    tot = {"real_without": 0, "real_with": 0, "fake_without": 0, "fake_with": 0, "fake_images": 0}
+    (ka, va), (kb, vb) = ways
+    tot = {f"real_{ka}": 0, f"real_{kb}": 0, f"fake_{ka}": 0, f"fake_{kb}": 0, "fake_images": 0}
     moved = []
     for name in BY_NAME:
         rows = read_manifest(manifest(name), args.split)
         newly = []
-        shipped = decode.SMOOTH_MARGINS
         for r in rows:
             img = load(r.path, cfg)
-            decode.SMOOTH_MARGINS = False
-            before = picture_to_score(img, cfg)[1]
-            decode.SMOOTH_MARGINS = True
-            if picture_to_score(img, cfg)[1] != before:
+            if with_setting(setting, va, picture_to_score, img, cfg)[1] != \
+                    with_setting(setting, vb, picture_to_score, img, cfg)[1]:
                 newly.append(r)
-        decode.SMOOTH_MARGINS = shipped
         tot["fake_images"] += sum(r.label == 1 for r in rows)
         rec = {"images": len(rows), "newly_cut": len(newly), "paths": [r.path for r in newly]}
         if newly:
-            score_both(name, newly, (("without", lambda paths: smooth_verdicts(det, paths, False)),
-                                     ("with", lambda paths: smooth_verdicts(det, paths, True))),
+            score_both(name, newly, ((ka, lambda paths: with_setting(setting, va, verdicts, det, paths, True)),
+                                     (kb, lambda paths: with_setting(setting, vb, verdicts, det, paths, True))),
                        "boxes", rec, tot, moved)
         out["unedited"][name] = rec
         print(f"{name}: {len(newly)} of {len(rows)} {args.split} images newly cut out", flush=True)
     out["unedited_total"], out["moved"] = tot, moved
     print(f"unedited: {tot}; verdicts moved: {len(moved)}", flush=True)
+    return tot, moved
 
-    # 2. stories and 3. plain-margin screenshots of a sample
+
+def sample_originals(args, det, table: dict):
+    """The seeded sample of the split (at most ``--per-set`` per set and class): its originals
+    scored into ``table["original"]``; the labels and the images, to make conditions of."""
     from PIL import Image
 
-    rob = robustness()
     picked = sample(args.split, args.per_set, args.seed)
     y = np.asarray([r.label for r in picked])
     lab, p, _ = verdicts(det, [r.path for r in picked], crop=False)
-    out["stories"]["original"] = {**shares(lab, y), "auc": roc_auc(y, np.asarray(p))}
-    print(f"original: {out['stories']['original']}", flush=True)
-    originals = [Image.open(r.path).convert("RGB") for r in picked]
+    table["original"] = {**shares(lab, y), "auc": roc_auc(y, np.asarray(p))}
+    print(f"original: {table['original']}", flush=True)
+    return y, [Image.open(r.path).convert("RGB") for r in picked]
+
+
+def main_smooth(args) -> int:
+    det = Detector.load(device="cpu")
+    out = {"split": args.split, "frame_share": FRAME_SHARE, "seam": decode.SEAM, "unedited": {},
+           "stories": {}, "screens": {}}
+    # 1. every image of the split: those cut out only with smooth margins, scored both ways
+    tot, moved = newly_cut(args, det, "SMOOTH_MARGINS", (("without", False), ("with", True)), out)
+    # 2. stories and 3. plain-margin screenshots of a sample
+    rob = robustness()
+    y, originals = sample_originals(args, det, out["stories"])
     changed = {}
     for cond in args.smooth_conditions.split(","):
         shots = [rob.PERTURBATIONS[cond](img) for img in originals]
@@ -201,60 +221,17 @@ def main_smooth(args) -> int:
     return finish(out, checks, args.json)
 
 
-def cut_verdicts(det, inputs, share: float):
-    shipped, decode.CUT_SHARE = decode.CUT_SHARE, share
-    try:
-        return verdicts(det, inputs, crop=True)
-    finally:
-        decode.CUT_SHARE = shipped
-
-
 def main_cut(args) -> int:
     """The run of docs/decisions/2026-12-06-narrow-bands-around-a-picture.md: plain margins cut
     out from ``--cut-share`` on against from :data:`FRAME_SHARE` on (the scan before it)."""
     det = Detector.load(device="cpu")
-    cfg = det.config.preprocess
     low, high = args.cut_share, FRAME_SHARE
     out = {"split": args.split, "cut_share": low, "against": high, "unedited": {}, "bands": {}}
-
-    def cut_at(img, share):
-        shipped, decode.CUT_SHARE = decode.CUT_SHARE, share
-        try:
-            return picture_to_score(img, cfg)[1]
-        finally:
-            decode.CUT_SHARE = shipped
-
     # 1. every image of the split: those cut out at the lower share only, scored both ways
-    tot = {"real_high": 0, "real_low": 0, "fake_high": 0, "fake_low": 0, "fake_images": 0}
-    moved = []
-    for name in BY_NAME:
-        rows = read_manifest(manifest(name), args.split)
-        newly = []
-        for r in rows:
-            img = load(r.path, cfg)
-            if cut_at(img, low) != cut_at(img, high):
-                newly.append(r)
-        tot["fake_images"] += sum(r.label == 1 for r in rows)
-        rec = {"images": len(rows), "newly_cut": len(newly), "paths": [r.path for r in newly]}
-        if newly:
-            score_both(name, newly, (("high", lambda paths: cut_verdicts(det, paths, high)),
-                                     ("low", lambda paths: cut_verdicts(det, paths, low))),
-                       "boxes", rec, tot, moved)
-        out["unedited"][name] = rec
-        print(f"{name}: {len(newly)} of {len(rows)} {args.split} images newly cut out", flush=True)
-    out["unedited_total"], out["moved"] = tot, moved
-    print(f"unedited: {tot}; verdicts moved: {len(moved)}", flush=True)
-
+    tot, moved = newly_cut(args, det, "CUT_SHARE", (("high", high), ("low", low)), out)
     # 2. bands around the pictures of a sample
-    from PIL import Image
-
     rob = robustness()
-    picked = sample(args.split, args.per_set, args.seed)
-    y = np.asarray([r.label for r in picked])
-    lab, p, _ = verdicts(det, [r.path for r in picked], crop=False)
-    out["bands"]["original"] = {**shares(lab, y), "auc": roc_auc(y, np.asarray(p))}
-    print(f"original: {out['bands']['original']}", flush=True)
-    originals = [Image.open(r.path).convert("RGB") for r in picked]
+    y, originals = sample_originals(args, det, out["bands"])
     bands, checks = out["bands"], {}
     for cond in args.band_conditions.split(","):
         shots = [rob.PERTURBATIONS[cond](img) for img in originals]
@@ -269,6 +246,20 @@ def main_cut(args) -> int:
     checks[f"3a unedited: no real newly fake at {low}"] = not any(m["label"] == 0 and m["low"] == "fake" for m in moved)
     checks["3b unedited: fakes fake fall <= 0.5 %"] = \
         tot["fake_high"] - tot["fake_low"] <= 0.005 * tot["fake_images"]
+    # 4. stories and phone screenshots of the sample: cut at either share, the same verdicts and notes
+    out["same"] = {}
+    for cond in (c for c in args.same_conditions.split(",") if c):
+        shots = [rob.PERTURBATIONS[cond](img) for img in originals]
+        det.crop = True
+        runs = {key: with_setting("CUT_SHARE", share, det.predict, shots)
+                for key, share in (("high", high), ("low", low))}
+        rec = {"verdicts_changed": sum(a.model_label != b.model_label for a, b in zip(runs["high"], runs["low"])),
+               **{f"framed_{k}": sum(r.framed for r in v) for k, v in runs.items()},
+               **{f"cut_{k}": sum(r.cropped is not None for r in v) for k, v in runs.items()}}
+        out["same"][cond] = rec
+        print(f"{cond}: {rec}", flush=True)
+        checks[f"4 {cond}: no verdict changes, no fewer framed"] = \
+            rec["verdicts_changed"] == 0 and rec["framed_low"] >= rec["framed_high"]
     return finish(out, checks, args.json)
 
 
@@ -289,9 +280,13 @@ def main(argv=None) -> int:
                     help="plain margins cut out from this share of the image on, against from FRAME_SHARE on")
     ap.add_argument("--band-conditions", default="meme,letterbox,pillarwhite,border",
                     help="with --cut-share: the conditions of experiments/robustness.py to make of the sample")
+    ap.add_argument("--same-conditions", default="story,storyj,phone,phonedark",
+                    help="with --cut-share: conditions whose verdicts and notes should not change")
     args = ap.parse_args(argv)
     if args.cut_share is not None:
         return main_cut(args)
+    # the runs of sessions 52 and 53 cut plain margins out from FRAME_SHARE only: so do these
+    decode.CUT_SHARE = FRAME_SHARE
     if args.smooth:
         return main_smooth(args)
     conditions = [c for c in args.conditions.split(",") if c]

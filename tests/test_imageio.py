@@ -517,16 +517,18 @@ def test_frame_share_finds_a_picture_inside_a_flat_frame():
     assert frame_share(random_image((40, 40))) is None  # too small to tell
 
 
-def test_a_scan_cuts_the_picture_out_of_narrow_bands_too():
+def test_narrow_bands_are_cut_out_only_from_cut_share(monkeypatch):
     """A letterbox (black bars above and below, a quarter of the image), white padding to 4:5
-    (a fifth) and a white border (a sixth): the picture is scored alone, as in a screenshot, and
-    nothing is noted; a thin frame (a twentieth) is scored with the picture."""
-    from fakedet.data.decode import CUT_SHARE, FRAME_SHARE, picture_to_score
+    (a fifth) and a white border (a sixth): scored with the picture as shipped (CUT_SHARE is
+    FRAME_SHARE: docs/decisions/2026-12-06-narrow-bands-around-a-picture.md); with CUT_SHARE at
+    0.15 the picture alone, as in a screenshot, but a thin frame (a twentieth) still with it."""
+    from fakedet.data import decode
+    from fakedet.data.decode import picture_to_score
     from fakedet.data.preprocess import PreprocessConfig
 
     from conftest import random_image
 
-    assert CUT_SHARE < FRAME_SHARE
+    assert decode.CUT_SHARE == decode.FRAME_SHARE
     pic = random_image((300, 240), seed=11)
     cases = {"letterbox": ((300, 320), (0, 0, 0), (0, 40)), "padding": ((300, 375), (255, 255, 255), (0, 67)),
              "border": ((330, 270), (255, 255, 255), (15, 15)), "thin": ((306, 246), (255, 255, 255), (3, 3))}
@@ -535,14 +537,18 @@ def test_a_scan_cuts_the_picture_out_of_narrow_bands_too():
         img.paste(pic, (x, y))
         share, box = picture_to_score(img, PreprocessConfig())
         assert share == pytest.approx(1 - 300 * 240 / (size[0] * size[1]), abs=0.01), name
-        assert box == (None if name == "thin" else [x, y, x + 300, y + 240]), name
+        assert box is None, name
+        monkeypatch.setattr(decode, "CUT_SHARE", 0.15)
+        assert picture_to_score(img, PreprocessConfig()) == \
+            (share, None if name == "thin" else [x, y, x + 300, y + 240]), name
+        monkeypatch.undo()
 
 
 def test_picture_box_finds_the_picture_to_the_pixel_on_a_large_screen():
     """Read on a copy of at most 320 px, the box's edges are found again in the image's own
     lines: a picture at an odd place on a 1080x2340 screen, with a line of text right under it,
-    is cut out exactly; margins under FRAME_SHARE, or a picture smaller than the model's input,
-    leave the whole image to be scored."""
+    is cut out exactly; a picture smaller than the model's input leaves the whole image to be
+    scored."""
     from PIL import ImageDraw
 
     from fakedet.data.decode import picture_box, picture_to_score
@@ -611,6 +617,32 @@ def _story(pic, backdrop):
     x0, y0 = (w - pic.width) // 2, (h - pic.height) // 2
     screen.paste(pic, (x0, y0))
     return screen, (x0, y0, x0 + pic.width, y0 + pic.height)
+
+
+def test_narrow_margins_are_cut_only_where_they_reach_the_edges_and_a_story_keeps_its_note(monkeypatch):
+    """With CUT_SHARE at 0.15: a story whose picture has a flat dark band at its top (plain
+    margins then take between CUT_SHARE and FRAME_SHARE of the screen) is still found on its
+    smooth backdrop: noted, scored whole. A photo with a flat line across it at 80 % of its
+    height has a strip of photo beyond the line, which picture_box counts as margin (a fifth of
+    the image), but which does not end in a flat edge line: scored whole, not cut to the part
+    above the line."""
+    from fakedet.data import decode
+    from fakedet.data.preprocess import PreprocessConfig
+
+    monkeypatch.setattr(decode, "CUT_SHARE", 0.15)
+
+    pic = np.asarray(random_image((540, 400), seed=5)).copy()
+    pic[:60] = 10
+    screen, _ = _story(Image.fromarray(pic), "blur")
+    assert decode.CUT_SHARE <= decode.picture_box(screen)[0] < decode.FRAME_SHARE  # plain margins
+    share, box = decode.picture_to_score(screen, PreprocessConfig())
+    assert box is None and share >= decode.FRAME_SHARE  # the smooth backdrop's share: noted
+    photo = np.asarray(random_image((600, 450), seed=6)).copy()
+    photo[360:362] = 255
+    share, box = decode.picture_to_score(Image.fromarray(photo), PreprocessConfig())
+    assert share == pytest.approx(0.2, abs=0.01) and box is None
+    photo[440:] = 255  # the strip ends in white lines: a band after all
+    assert decode.picture_to_score(Image.fromarray(photo), PreprocessConfig())[1] is not None
 
 
 @pytest.mark.parametrize("backdrop", ["blur", "gradient"])

@@ -78,8 +78,8 @@ def crop_option(f):
     return click.option(
         "--crop/--no-crop", "crop", default=True, show_default=True,
         help="Score the picture inside plain margins (a phone's screenshot of the app that "
-             "showed it, a border, a letterbox, a meme's caption bands: margins that take 15 % of "
-             "the image or more), not the whole image: such margins brought fakes' scores down to "
+             "showed it, a bordered copy: margins that take 40 % of the image or more), not the "
+             "whole image: such margins brought fakes' scores down to "
              "real photos' and, on a dark app, raised real photos' to fake. --no-crop scores every "
              "image whole.")(f)
 

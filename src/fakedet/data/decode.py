@@ -412,8 +412,10 @@ def upright(img: Image.Image) -> Image.Image:
     return img if turn is None else img.transpose(turn)
 
 
-# The share of an image that flat margins take, from which a scan cuts out the picture inside
-# them (a phone's screenshot, a border, a letterbox): 175 of 180 phone screenshots drawn on a
+# The share of an image that flat margins take from which a scan scoring the image whole notes
+# it (smooth margins, --no-crop, a picture too small to score alone), and, until session 56,
+# from which it cut out the picture inside them (since then :data:`CUT_SHARE`) (a phone's
+# screenshot, a border, a letterbox): 175 of 180 phone screenshots drawn on a
 # plain background reach it (light and dark alike) and none of the same pictures cut out, against
 # 6 of 1,930 real photos (3 of 250 Unsplash portraits, on black or under a blown-out sky; 2 of
 # 180 ImageNet photos, one with a white border; a StyleGAN2 set's real face)
@@ -421,11 +423,13 @@ def upright(img: Image.Image) -> Image.Image:
 # out does to the verdicts.
 FRAME_SHARE = 0.4
 #: the share of an image that plain margins take from which a scan cuts out the picture inside
-#: them (:func:`picture_to_score`); below :data:`FRAME_SHARE` it cuts out narrower bands too (a
-#: letterbox, a meme's caption bands, padding to a square), and notes nothing new
-#: (docs/decisions/2026-12-06-narrow-bands-around-a-picture.md: on val, fakes in memes,
-#: letterboxes, white padding and borders got their verdicts back and no real photo became fake)
-CUT_SHARE = 0.15
+#: them (:func:`picture_to_score`); below :data:`FRAME_SHARE` it would cut out narrower bands
+#: too (a letterbox, a meme's caption bands, padding to a square) where they reach the image's
+#: edges. :data:`FRAME_SHARE`: the run of docs/decisions/2026-12-06-narrow-bands-around-a-picture.md
+#: at 0.15 gave fakes in memes, letterboxes, white padding and borders their verdicts back and
+#: made no real photo fake, but changed a story's verdict (one of 523 val images each, as a
+#: PNG and as a JPEG), which the rule set before the run forbade
+CUT_SHARE = FRAME_SHARE
 
 
 def scored_framed(frame: "float | None", cropped) -> bool:
@@ -595,29 +599,49 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
 
 def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | None, list[int] | None]":
     """``(share, box)``: the share of ``img`` that plain margins take (:func:`picture_box`; where
-    they take less than :data:`CUT_SHARE`, smooth margins: a story's backdrop; None where it
-    cannot be told), and the box ``[left, top, right, bottom]`` of the picture inside
-    them that a scan scores instead of the whole image, or None to score the whole image: the
-    margins take less than :data:`CUT_SHARE`, or the picture inside them is smaller than
+    they take less than :data:`FRAME_SHARE`, smooth margins if those take more: a story's
+    backdrop; None where it cannot be told), and the box ``[left, top, right, bottom]`` of the
+    picture inside them that a scan scores instead of the whole image, or None to score the whole
+    image: the margins take less than :data:`CUT_SHARE`, or less than :data:`FRAME_SHARE` and
+    do not reach the image's edges (:func:`_bands_reach_the_edges`: a flat line across a photo,
+    with a strip of it beyond), or the picture inside them is smaller than
     ``cfg``'s preprocessing needs (its smallest input, and a texture patch), or the margins are
     smooth and :data:`SMOOTH_MARGINS` is False. Never raises: a
     measurement that fails gives ``(None, None)``, as a note must never cost an image its record."""
     try:
         found = picture_box(img)
-        if found is None or found[0] < CUT_SHARE:  # a story's smooth backdrop, then
+        if found is None or found[0] < FRAME_SHARE:  # a story's smooth backdrop, then
             smooth = picture_box(img, smooth=True)
             if smooth is not None and smooth[0] >= FRAME_SHARE:
                 if not SMOOTH_MARGINS:  # measured (a scan notes it), not cut out
                     return smooth[0], None
                 found = smooth
+        stray = found is not None and CUT_SHARE <= found[0] < FRAME_SHARE \
+            and not _bands_reach_the_edges(img, found[1])
     except Exception:  # noqa: BLE001
         return None, None
     if found is None:
         return None, None
     share, (left, top, right, bottom) = found
-    if share < CUT_SHARE or min(right - left, bottom - top) < max(cfg.min_size, cfg.patch_size):
+    if share < CUT_SHARE or stray or min(right - left, bottom - top) < max(cfg.min_size, cfg.patch_size):
         return share, None
     return share, [left, top, right, bottom]
+
+
+def _bands_reach_the_edges(img: Image.Image, box, side: int = 320, tol: int = 2, full: float = 0.97) -> bool:
+    """Whether, on each side of ``box`` with margin beyond it, ``img``'s own edge line is flat (as
+    :func:`picture_box` reads lines, on a copy at most ``side`` px sampled without averaging): a
+    letterbox's bars, a meme's caption bands, padding and a border run to the edge, while
+    :func:`picture_box` also counts as margin a strip of photo beyond a flat line across it
+    (shorter than half the picture, as lines of text are), which reaches the edge unflat."""
+    s = min(1.0, side / max(img.size))
+    g = img if s == 1 else img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))),
+                                      Image.Resampling.NEAREST)
+    a = np.asarray(g.convert("L"), np.int16)
+    left, top, right, bottom = box
+    edges = [line for line, margin in ((a[0], top > 0), (a[-1], bottom < img.height),
+                                       (a[:, 0], left > 0), (a[:, -1], right < img.width)) if margin]
+    return all((np.abs(line - np.median(line)) <= tol).mean() >= full for line in edges)
 
 
 def frame_share(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0.97) -> "float | None":

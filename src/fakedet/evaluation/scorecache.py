@@ -26,9 +26,8 @@ from fakedet.data.sets import manifest
 from fakedet.model import checkpoint as ckpt
 
 #: the way images are scored, part of the cache's key: "crop" since the scan cuts the picture
-#: out of wide plain margins (scores cached before, under the weights' hash alone, are not read),
-#: "bands" since it cuts it out of narrower ones too (``fakedet.data.decode.CUT_SHARE``)
-SCORING = "bands"
+#: out of wide plain margins (scores cached before, under the weights' hash alone, are not read)
+SCORING = "crop"
 
 
 @functools.lru_cache(maxsize=None)
