@@ -239,12 +239,41 @@ def test_explain_writes_one_png_per_input_of_the_expected_size(runner, tiny_weig
         with Image.open(p) as im:
             assert im.format == "PNG" and im.mode == "RGB"
             sizes[p.rsplit("/", 1)[1]] = im.size
-    assert figure_size(300, 200) == (640, 341 + 184)  # enlarged to 512 px, at least 640 wide
+    assert figure_size(300, 200) == (640, 341 + 244)  # enlarged to 512 px, at least 640 wide
     assert sizes == {"a.explain.png": figure_size(300, 200), "a-2.explain.png": figure_size(1500, 700),
                      "c.explain.png": figure_size(48, 64)}
-    assert figure_size(1500, 700) == (1024, 478 + 184)  # scaled down to 1024 px
-    assert figure_size(48, 64) == (640, 512 + 184)  # enlarged to 512 px, at least 640 wide
+    assert figure_size(1500, 700) == (1024, 478 + 244)  # scaled down to 1024 px
+    assert figure_size(48, 64) == (640, 512 + 244)  # enlarged to 512 px, at least 640 wide
     assert sorted(p.name for p in out.iterdir()) == ["a-2.explain.png", "a.explain.png", "c.explain.png"]
+
+
+def test_an_explain_png_says_what_made_it_and_from_what(runner, tiny_weights, tmp_path):
+    """Shown later as evidence, the PNG can be tied to its image and model: its text chunks hold
+    the SHA-256 of the image's bytes (read from a file or from stdin) and of the weights, the
+    version, the time, the verdict and p_fake, and its legend shows them (cut to 16 digits)."""
+    import hashlib
+
+    from fakedet._version import __version__
+    from fakedet.model.checkpoint import sha256
+
+    a = write_image(tmp_path / "a.jpg", size=(300, 200), seed=1)
+    digest = hashlib.sha256(a.read_bytes()).hexdigest()
+    for args, kw in (([str(a)], {}), (["-"], {"input": a.read_bytes()})):
+        out = tmp_path / f"out{len(kw)}"
+        r = runner.invoke(cli, ["explain", "--no-faces", "--grid", "2", "-w", str(tiny_weights), "-d", "cpu",
+                                *args, "-o", str(out)], **kw)
+        assert r.exit_code == 0, (r.output, r.stderr)
+        with Image.open(r.stdout.splitlines()[0]) as im:
+            info = dict(im.info)
+        assert info["Software"] == "fakedet explain" and info["fakedet:version"] == __version__
+        assert info["fakedet:image-sha256"] == digest
+        assert info["fakedet:weights-sha256"] == sha256(tiny_weights)
+        assert info["fakedet:label"] in ("fake", "uncertain", "real") and 0 <= float(info["fakedet:p_fake"]) <= 1
+        assert info["fakedet:created"].endswith(" UTC") and "fakedet:face-expert-sha256" not in info
+    from fakedet.cli.explain import stamp_lines
+
+    first, second = stamp_lines(info)
+    assert f"image sha256 {digest[:16]}..." in first and second == f"weights sha256 {sha256(tiny_weights)[:16]}..."
 
 
 def test_a_face_without_a_score_is_an_error_as_in_a_scan(tiny_weights, monkeypatch):
@@ -332,7 +361,7 @@ def test_each_picture_is_captioned_with_the_path_given(runner, tiny_weights, tmp
     names = []
     real_render = explain_cli.render
     monkeypatch.setattr(explain_cli, "render",
-                        lambda img, ex, name="": names.append(name) or real_render(img, ex, name))
+                        lambda img, ex, name="", stamp=(): names.append(name) or real_render(img, ex, name, stamp))
     for sub in ("x", "y"):
         write_image(tmp_path / "in" / sub / "a.jpg", seed=len(sub))
     monkeypatch.chdir(tmp_path)

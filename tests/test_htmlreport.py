@@ -476,6 +476,23 @@ def test_scan_report_faces(runner, tiny_weights, folder, tmp_path):
     assert row["faces"] == [] and row["p_whole"] is not None and row["note"]  # no face in noise
 
 
+def test_the_report_names_the_face_expert_by_its_sha256(tmp_path):
+    """Which face expert scored the faces, exactly: the report's meta holds its file's SHA-256
+    as it holds the weights' (persona, a helpline's worker: only 'face_expert: true' before)."""
+    import hashlib
+
+    expert = tmp_path / "expert.safetensors"
+    expert.write_bytes(b"an expert's bytes")
+    det = _Det(faces=True)
+    det.expert = (None, None, str(expert))
+    rep = HtmlReport(str(tmp_path / "e.html"), "scan", det)
+    assert rep.meta["face_expert"] and rep.meta["face_expert_sha256"] == hashlib.sha256(expert.read_bytes()).hexdigest()
+    assert HtmlReport(str(tmp_path / "n.html"), "scan", _Det(faces=True)).meta["face_expert_sha256"] == ""
+    rep.add(synthetic(2))
+    rep.close("done")
+    assert hashlib.sha256(expert.read_bytes()).hexdigest() in (tmp_path / "e.html").read_text("utf-8")
+
+
 def test_scan_report_refuses_inputs_and_the_output(runner, tiny_weights, folder, tmp_path):
     image = folder / "0.jpg"
     before = image.read_bytes()

@@ -42,7 +42,7 @@ MAX_SIDE, MIN_SIDE = 1024, 512
 #: the PNG is at least this wide, so that the legend fits under a narrow picture
 MIN_WIDTH = 640
 #: height of the legend band under the picture
-BAND = 184
+BAND = 244
 BACKGROUND = (28, 28, 28)
 TEXT = (235, 235, 235)
 DIM = (170, 170, 170)
@@ -52,6 +52,10 @@ FACE_WIDTH = 3
 #: opacity of the hottest cell; a cell's opacity grows with the size of its heat
 MAX_ALPHA = 160
 VERDICT_COLOURS = {"fake": (240, 80, 60), "uncertain": (240, 190, 60), "real": (90, 160, 240)}
+#: what each verdict means, under it in the legend (``fakedet info`` says it at more length)
+MEANINGS = {"fake": "the model found evidence of manipulation or generation: look closer, not proof",
+            "uncertain": "real photos of some sources score here too, and most fakes",
+            "real": "no evidence found: not proof that the image is genuine"}
 
 # A diverging colour map for signed heat, -1 (blue: hiding the cell raises p_fake) to +1 (red:
 # hiding it lowers p_fake): Moreland's "cool to warm", a perceptually ordered map (its lightness
@@ -160,9 +164,10 @@ def caption(path: str) -> str:
     return control_escape(utf8_text(path).replace("\t", "\\t").replace("\n", "\\n"))
 
 
-def render(img, ex, name: str = ""):
+def render(img, ex, name: str = "", stamp: "tuple[str, ...]" = ()):
     """The figure for the RGB PIL image ``img`` and its :class:`~fakedet.inference.explain.Explanation`:
-    a PIL RGB image of :func:`figure_size`."""
+    a PIL RGB image of :func:`figure_size`. ``stamp``: up to two lines at the legend's foot that
+    say what made it and from what (:func:`stamp_lines`)."""
     from PIL import Image, ImageDraw
 
     w, h = img.size
@@ -228,13 +233,18 @@ def render(img, ex, name: str = ""):
     if ex.label_by == "evidence":
         verdict = f"{ex.label.upper()} (provenance)   p_fake {_fmt_p(ex.p_fake)}"
     d.text((x, y), verdict, fill=VERDICT_COLOURS.get(ex.label, TEXT), font=big)
+    meaning = MEANINGS.get(ex.label, "")
+    if ex.label_by == "evidence":
+        meaning = "the file's provenance metadata says it was generated: not proof either"
     if name:
         room = fw - (x + _text_size(d, verdict, big)[0] + 30)
         font = _name_font(14, name)
         name = fit_from_the_end(name, lambda t: _text_size(d, t, font)[0], room)
         if name:
             d.text((fw - 10 - _text_size(d, name, font)[0], y + 6), name, fill=DIM, font=font)
-    y += 32
+    y += 30
+    d.text((x, y), f"{ex.label}: {meaning}", fill=TEXT, font=small)
+    y += 20
     fake_at, real_below = ex.cutoffs
     which = "face-mode" if ex.faces else "whole-image"
     if real_below < fake_at:
@@ -284,7 +294,58 @@ def render(img, ex, name: str = ""):
         # face mode: `real` needs every score below its threshold, the whole image's included
         d.text((x, y + 20), f"not real: every score must be below {threshold_text(real_below)}, and the whole "
                f"image's is {_fmt_p(ex.p_whole)}", fill=DIM, font=small)
+    y += 40
+    for line in stamp[:2]:
+        d.text((x, y), line, fill=DIM, font=small)
+        y += 18
     return fig
+
+
+def stamp_lines(info: dict) -> tuple[str, str]:
+    """The legend's foot, from :func:`stamp_info`'s dict: what made the PNG and when, and the
+    SHA-256 of the image explained and of the weights (their first 16 hex digits; the PNG's text
+    chunks hold them whole), so that a PNG shown later can be tied to its file and model."""
+    def short(h):
+        return f"{h[:16]}..." if h else "unknown"
+    first = (f"fakedet {info['fakedet:version']}, {info['fakedet:created']}; "
+             f"image sha256 {short(info['fakedet:image-sha256'])}")
+    second = f"weights sha256 {short(info['fakedet:weights-sha256'])}"
+    if info.get("fakedet:face-expert-sha256"):
+        second += f"; face expert sha256 {short(info['fakedet:face-expert-sha256'])}"
+    return first, second
+
+
+def stamp_info(det, source, ex) -> dict:
+    """What an explain PNG records of how it was made, as its PNG text chunks (each ``fakedet:``
+    key): the version, the time (UTC), the SHA-256 of the image's bytes (``source``: a path or
+    the bytes read from stdin; "" where the file cannot be read again) and of the weights (and of
+    the face expert in face mode), the verdict and p_fake."""
+    import datetime
+    import hashlib
+
+    from fakedet._version import __version__
+    from fakedet.cli.htmlreport import _weights_sha256
+
+    if isinstance(source, (bytes, bytearray)):
+        image = hashlib.sha256(source).hexdigest()
+    else:
+        try:
+            h = hashlib.sha256()
+            with open(source, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            image = h.hexdigest()
+        except (OSError, TypeError, ValueError):
+            image = ""
+    expert = getattr(det, "expert", None)
+    info = {"fakedet:version": __version__,
+            "fakedet:created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "fakedet:image-sha256": image,
+            "fakedet:weights-sha256": _weights_sha256(getattr(det, "weights_path", None)),
+            "fakedet:label": ex.label, "fakedet:p_fake": repr(ex.p_fake)}
+    if getattr(ex, "face_expert", False) and expert is not None and len(expert) > 2:
+        info["fakedet:face-expert-sha256"] = _weights_sha256(expert[2])
+    return info
 
 
 def _text_size(draw, text: str, font) -> tuple[int, int]:
@@ -535,8 +596,6 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
 
     from PIL.PngImagePlugin import PngInfo
 
-    mark = PngInfo()
-    mark.add_text(*MARK)
     typed = {os.path.abspath(p) for p in paths if p != "-"}
     earlier = 0  # explain PNGs met in a folder walk, and skipped
     attempted = 0  # inputs explained or reported as unreadable
@@ -578,13 +637,18 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
                 target = Path(out_dir) / output_name(item.path, used)
             try:
                 # the path as given, so that two files of one name in two folders can be told apart
-                fig = render(img, ex, caption(item.path))
+                stamp = stamp_info(det, item.source, ex)
+                fig = render(img, ex, caption(item.path), stamp_lines(stamp))
             except Exception as exc:  # one picture that cannot be drawn must not stop the others
                 err(f"{tsv_escape(item.path)}: cannot draw its explanation: {exception_text(exc)}")
                 status = EXIT_UNREADABLE
                 continue
+            chunks = PngInfo()
+            chunks.add_text(*MARK)
+            for key, value in stamp.items():
+                chunks.add_itxt(key, value)  # international text: a value need not be Latin-1
             try:
-                _save_whole(fig, target, mark)
+                _save_whole(fig, target, chunks)
             except OSError as exc:
                 err(f"cannot write {tsv_escape(str(target))}: {exc.strerror or exc}")
                 ctx.exit(EXIT_USAGE)

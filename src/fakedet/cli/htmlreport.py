@@ -124,6 +124,9 @@ class HtmlReport:
             "face_threshold": list(det.face_cutoffs)[0] if faces else None,
             "face_real_below": list(det.face_cutoffs)[1] if faces else None,
             "face_expert": faces and getattr(det, "expert", None) is not None,
+            # which face expert exactly: its file's SHA-256, as the weights' (persona, a helpline)
+            "face_expert_sha256": _weights_sha256(det.expert[2]) if faces and len(getattr(det, "expert", None) or ()) > 2
+            else "",
             "page_rows": PAGE_ROWS,
         }
 
@@ -388,7 +391,7 @@ function rowEl(r){var v=verdict(r),tr=el('tr','row');
  tr.appendChild(td);
  var vt=el('td');vt.appendChild(el('span','verdict '+v,v));
  if(r.model_label&&r.model_label!==r.label)vt.appendChild(el('div','note','model: '+r.model_label));
- if(r.cropped)vt.appendChild(el('div','note','scored the picture inside plain margins (dashed box; a screenshot\u2019s app, a border, a letterbox or a plain backdrop)'));
+ if(r.cropped)vt.appendChild(el('div','note','scored the picture inside wide plain margins (dashed box; a screenshot\u2019s app, a border or a plain backdrop)'));
  if(r.framed)vt.appendChild(el('div','note','wide margins (a screenshot\u2019s app, a border, a story\u2019s backdrop), scored whole: crop to the picture and scan again'));
  if(r.animated)vt.appendChild(el('div','note','first frame only'));tr.appendChild(vt);
  tr.appendChild(el('td','num',fmt(r.p_fake)));
@@ -432,7 +435,7 @@ function start(){
  if(meta.weights)m.push('weights '+meta.weights+(meta.weights_sha256?' (sha256 '+meta.weights_sha256+')':''));if(meta.device)m.push(meta.device);if(meta.faces)m.push('face mode');
  var rule=meta.real_below<meta.threshold?'fake at p_fake \u2265 '+thr(meta.threshold)+', real below '+thr(meta.real_below)+', uncertain in between':'fake at p_fake \u2265 '+thr(meta.threshold);
  if(meta.faces)rule+='; images with a face: fake at \u2265 '+thr(meta.face_threshold)+(meta.face_real_below<meta.face_threshold?', real below '+thr(meta.face_real_below):'');
- if(meta.faces)rule+=meta.face_expert?' (faces scored with the face expert)':' (faces scored by the network alone)';
+ if(meta.faces)rule+=meta.face_expert?' (faces scored with the face expert'+(meta.face_expert_sha256?', sha256 '+meta.face_expert_sha256:'')+')':' (faces scored by the network alone)';
  m.push(rule);$('meta').textContent=m.join(' \u00b7 ');
  var w=[];if(!summary)w.push('This report is incomplete: the run was interrupted or is still running; it shows the '+rows.length+' records written so far.');
  else if(summary.complete===false)w.push('The run stopped before its end: '+rows.length+' records.');

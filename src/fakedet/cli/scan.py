@@ -124,8 +124,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     p_fake is the model's score, not the chance that the image is fake: some real
     photos score high, and fakes of kinds it never saw score near 0. Scores on images
     from sources unlike the training data are unreliable: read a verdict as a pointer,
-    never as proof. Inside plain margins (a phone's screenshot of an app, a border,
-    a letterbox) the picture alone is scored (--no-crop: the whole image).
+    never as proof. Inside wide plain margins (a phone's screenshot of an app, a
+    border) the picture alone is scored (--no-crop: the whole image).
 
     Each image's provenance metadata is read too (C2PA Content Credentials, XMP/EXIF
     source type and software, Stable Diffusion front-ends' generation parameters; the
@@ -445,9 +445,10 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
         return writer
 
     folders = collections.Counter() if folders is None else folders
-    n = n_fake = n_unc = n_err = n_noface = n_folders = n_evidence = n_by_evidence = 0
+    n = n_fake = n_unc = n_real = n_err = n_noface = n_folders = n_evidence = n_by_evidence = 0
     reasons: collections.Counter = collections.Counter()  # the images not scored, by why
     fakes: list[str] = []  # the first few images labelled fake, to name them
+    reals: list[str] = []  # ... and real
     by_evidence: list[str] = []  # the first few images labelled fake by their provenance, to name them
     framed: list[str] = []  # ... and of those in a larger flat frame, and of animations
     animated: list[str] = []
@@ -484,6 +485,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 n_fake += sum(1 for r in results if r.label == "fake")
                 fakes += [r.path for r in results if r.label == "fake"][:3 - len(fakes)]
                 n_unc += sum(1 for r in results if r.label == "uncertain")
+                n_real += sum(1 for r in results if r.label == "real")
+                reals += [r.path for r in results if r.label == "real"][:3 - len(reals)]
                 n_noface += sum(1 for r in results if r.faces == [])
                 n_evidence += sum(1 for r in results if telling_evidence(r.evidence))
                 n_by_evidence += sum(1 for r in results if r.label_by == "evidence")
@@ -562,7 +565,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                         if pipe_closed else
                         f"the records could not be written ({write_error.strerror or write_error}) after {n} "
                         f"record{'s' if n != 1 else ''}; " if write_error is not None else "")
-                line = "\n".join([line, *_fake_notes(n_fake, fakes), *_error_notes(reasons),
+                line = "\n".join([line, *_fake_notes(n_fake, fakes, n_real, reals), *_error_notes(reasons),
                                   *_face_notes(det, n - n_err, n_noface),
                                   *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
                                   *_picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped),
@@ -609,7 +612,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if not quiet:
         err(_summary(det, n - n_folders, n_fake, n_unc, n_err - n_folders, n_folders, elapsed,
                      time.perf_counter() - STARTED, filt))
-        for line in [*_fake_notes(n_fake, fakes), *_error_notes(reasons), *_face_notes(det, n - n_err, n_noface),
+        for line in [*_fake_notes(n_fake, fakes, n_real, reals), *_error_notes(reasons),
+                     *_face_notes(det, n - n_err, n_noface),
                      *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
                      *_picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped),
                      *_unmatched_notes(filt)]:
@@ -623,11 +627,16 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     return EXIT_OK
 
 
-def _fake_notes(n_fake: int, fakes: list) -> list[str]:
-    """The summary's line naming the first few images labelled fake (the records name them all)."""
-    if not n_fake:
-        return []
-    return [f"labelled fake{_named(fakes, n_fake)}: a reason to look closer, not proof"]
+def _fake_notes(n_fake: int, fakes: list, n_real: int = 0, reals: Optional[list] = None) -> list[str]:
+    """The summary's lines naming the first few images labelled fake, and real, each with what
+    the verdict does not say (the records name them all)."""
+    out = []
+    if n_fake:
+        out.append(f"labelled fake{_named(fakes, n_fake)}: a reason to look closer, not proof")
+    if n_real:
+        out.append(f"labelled real{_named(reals or [], n_real)}: no evidence of manipulation found, which is not "
+                   "proof that an image is genuine (fakes of kinds the model never saw get this verdict too)")
+    return out
 
 
 def error_kind(error: str) -> str:
@@ -704,16 +713,15 @@ def _evidence_notes(n_evidence: int, n_by_evidence: int, by_evidence: list) -> l
 
 def _picture_notes(n_framed: int, framed: list, n_animated: int, animated: list, n_cropped: int = 0,
                    cropped: Optional[list] = None) -> list[str]:
-    """The summary's lines on pictures a scan may have misread: inside wide margins (a
+    """The summary's lines on pictures a scan may have misread: inside wide plain margins (a
     screenshot's app around a fake took it from fake to a low score) and scored whole all the
     same, or the first frame of an animation; and on those scored on the picture inside plain
     margins (:data:`fakedet.data.decode.CUT_SHARE` of the image or more)."""
     out = []
     if n_cropped:
         out.append(f"{n_cropped} image{'s' if n_cropped != 1 else ''}{_named(cropped or [], n_cropped)} "
-                   f"{'have' if n_cropped != 1 else 'has'} plain margins around the picture, as a screenshot, "
-                   "a border, a letterbox or padding gives (or a plain backdrop): the picture inside "
-                   f"{'them' if n_cropped != 1 else 'it'} "
+                   f"{'have' if n_cropped != 1 else 'has'} wide plain margins around the picture, as a screenshot "
+                   f"or a border gives (or a plain backdrop): the picture inside {'them' if n_cropped != 1 else 'it'} "
                    "was scored ('cropped' in jsonl, json and parquet gives its box; --no-crop scores the whole image)")
     if n_framed:
         out.append(f"{n_framed} image{'s' if n_framed != 1 else ''}{_named(framed, n_framed)} "
