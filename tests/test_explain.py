@@ -4,6 +4,7 @@ the command writes one PNG per input, of the expected size, with the faces' boxe
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -269,11 +270,38 @@ def test_an_explain_png_says_what_made_it_and_from_what(runner, tiny_weights, tm
         assert info["fakedet:image-sha256"] == digest
         assert info["fakedet:weights-sha256"] == sha256(tiny_weights)
         assert info["fakedet:label"] in ("fake", "uncertain", "real") and 0 <= float(info["fakedet:p_fake"]) <= 1
-        assert info["fakedet:created"].endswith(" UTC") and "fakedet:face-expert-sha256" not in info
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["fakedet:created"])
+        assert "fakedet:face-expert-sha256" not in info
     from fakedet.cli.explain import stamp_lines
 
     first, second = stamp_lines(info)
     assert f"image sha256 {digest[:16]}..." in first and second == f"weights sha256 {sha256(tiny_weights)[:16]}..."
+
+
+def test_the_stamp_hashes_the_bytes_explained_not_the_file_as_it_is_later(runner, tiny_weights, tmp_path,
+                                                                          monkeypatch):
+    """A file that changes after it was read and scored: the PNG's image SHA-256 is that of the
+    bytes explained (review: it was the file read again)."""
+    import hashlib
+
+    import fakedet.inference.explain as inference_explain
+
+    a = write_image(tmp_path / "a.jpg", size=(300, 200), seed=1)
+    scored = hashlib.sha256(a.read_bytes()).hexdigest()
+    real_explain = inference_explain.explain
+
+    def explain_then_change(*args, **kwargs):
+        out = real_explain(*args, **kwargs)
+        with open(a, "ab") as fh:
+            fh.write(b"appended later")
+        return out
+
+    monkeypatch.setattr(inference_explain, "explain", explain_then_change)
+    r = runner.invoke(cli, ["explain", "--no-faces", "--grid", "2", "-w", str(tiny_weights), "-d", "cpu",
+                            str(a), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 0, (r.output, r.stderr)
+    with Image.open(r.stdout.splitlines()[0]) as im:
+        assert im.info["fakedet:image-sha256"] == scored != hashlib.sha256(a.read_bytes()).hexdigest()
 
 
 def test_a_face_without_a_score_is_an_error_as_in_a_scan(tiny_weights, monkeypatch):

@@ -476,6 +476,14 @@ def test_scan_report_faces(runner, tiny_weights, folder, tmp_path):
     assert row["faces"] == [] and row["p_whole"] is not None and row["note"]  # no face in noise
 
 
+def test_the_report_keeps_the_digits_that_place_a_small_score(tmp_path):
+    """The page's records hold scores as the scan's records print them: 1.05e-06 (real) and
+    1.2e-06 (uncertain) are told apart, not both 1e-06 (review)."""
+    results = [Result("a.jpg", 1.05e-6, "real"), Result("b.jpg", 1.2e-6, "uncertain"), Result("c.jpg", 4e-7, "real")]
+    rows = [x for b in batches(write_report(tmp_path / "r.html", results).read_text("utf-8")) for x in b]
+    assert [x["p_fake"] for x in rows] == [1.05e-06, 1.2e-06, 4e-07]
+
+
 def test_the_report_names_the_face_expert_by_its_sha256(tmp_path):
     """Which face expert scored the faces, exactly: the report's meta holds its file's SHA-256
     as it holds the weights' (persona, a helpline's worker: only 'face_expert: true' before)."""

@@ -155,6 +155,9 @@ def test_small_scores_print_with_the_digits_that_place_them_against_the_real_thr
             shown[fmt] = [r["p_fake"] for r in recs]
     assert shown["tsv"] == shown["csv"] == ["1.05e-06", "1.2e-06", "0.000393", "0.998230", "0.000000"]
     assert shown["jsonl"] == shown["json"] == [1.05e-06, 1.2e-06, 0.000393, 0.99823, 0.0]
+    from fakedet.data.writers import score_text
+
+    assert score_text(0.0009996) == "0.0009996" and score_text(0.001) == "0.001000"  # not "0.001" below it
 
 
 def test_names_that_would_show_in_another_order_on_a_terminal_are_escaped():

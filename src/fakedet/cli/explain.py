@@ -7,6 +7,7 @@ box and score, a colour bar, the verdict, p_fake and the thresholds.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from pathlib import Path
@@ -235,7 +236,7 @@ def render(img, ex, name: str = "", stamp: "tuple[str, ...]" = ()):
     d.text((x, y), verdict, fill=VERDICT_COLOURS.get(ex.label, TEXT), font=big)
     meaning = MEANINGS.get(ex.label, "")
     if ex.label_by == "evidence":
-        meaning = "the file's provenance metadata says it was generated: not proof either"
+        meaning = "the file's provenance evidence (metadata, watermark) says it was made by AI"
     if name:
         room = fw - (x + _text_size(d, verdict, big)[0] + 30)
         font = _name_font(14, name)
@@ -301,50 +302,46 @@ def render(img, ex, name: str = "", stamp: "tuple[str, ...]" = ()):
     return fig
 
 
+@functools.lru_cache(maxsize=8)
+def _file_sha256(path) -> str:
+    """A weights file's SHA-256, read once a run (as the HTML report's; "" when unknown)."""
+    from fakedet.cli.htmlreport import _weights_sha256
+
+    return _weights_sha256(path)
+
+
 def stamp_lines(info: dict) -> tuple[str, str]:
     """The legend's foot, from :func:`stamp_info`'s dict: what made the PNG and when, and the
     SHA-256 of the image explained and of the weights (their first 16 hex digits; the PNG's text
     chunks hold them whole), so that a PNG shown later can be tied to its file and model."""
     def short(h):
         return f"{h[:16]}..." if h else "unknown"
-    first = (f"fakedet {info['fakedet:version']}, {info['fakedet:created']}; "
-             f"image sha256 {short(info['fakedet:image-sha256'])}")
+    version = info["fakedet:version"]
+    version = version if len(version) <= 16 else f"{version[:13]}..."  # a development build's long one
+    first = f"fakedet {version}, {info['fakedet:created']}; image sha256 {short(info['fakedet:image-sha256'])}"
     second = f"weights sha256 {short(info['fakedet:weights-sha256'])}"
     if info.get("fakedet:face-expert-sha256"):
         second += f"; face expert sha256 {short(info['fakedet:face-expert-sha256'])}"
     return first, second
 
 
-def stamp_info(det, source, ex) -> dict:
+def stamp_info(det, ex) -> dict:
     """What an explain PNG records of how it was made, as its PNG text chunks (each ``fakedet:``
-    key): the version, the time (UTC), the SHA-256 of the image's bytes (``source``: a path or
-    the bytes read from stdin; "" where the file cannot be read again) and of the weights (and of
-    the face expert in face mode), the verdict and p_fake."""
+    key): the version, the time (UTC), the SHA-256 of the bytes explained (``ex.sha256``: those
+    read once and scored, whatever the file holds later) and of the weights (and of the face
+    expert, where it scored a face), the verdict and p_fake."""
     import datetime
-    import hashlib
 
     from fakedet._version import __version__
-    from fakedet.cli.htmlreport import _weights_sha256
 
-    if isinstance(source, (bytes, bytearray)):
-        image = hashlib.sha256(source).hexdigest()
-    else:
-        try:
-            h = hashlib.sha256()
-            with open(source, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            image = h.hexdigest()
-        except (OSError, TypeError, ValueError):
-            image = ""
     expert = getattr(det, "expert", None)
     info = {"fakedet:version": __version__,
-            "fakedet:created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "fakedet:image-sha256": image,
-            "fakedet:weights-sha256": _weights_sha256(getattr(det, "weights_path", None)),
+            "fakedet:created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "fakedet:image-sha256": getattr(ex, "sha256", None) or "",
+            "fakedet:weights-sha256": _file_sha256(getattr(det, "weights_path", None)),
             "fakedet:label": ex.label, "fakedet:p_fake": repr(ex.p_fake)}
     if getattr(ex, "face_expert", False) and expert is not None and len(expert) > 2:
-        info["fakedet:face-expert-sha256"] = _weights_sha256(expert[2])
+        info["fakedet:face-expert-sha256"] = _file_sha256(expert[2])
     return info
 
 
@@ -542,7 +539,9 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
     """Draw where the model's evidence lies in each image: one PNG per IMAGE.
 
     Each PNG shows the picture with a heatmap over it, the faces found with their boxes
-    and scores, a colour bar, the verdict, p_fake and the thresholds. IMAGE is a file, a
+    and scores, a colour bar, the verdict and what it means, p_fake and the thresholds,
+    and, to tie it to its image and model later, the SHA-256 of the bytes explained and of
+    the weights (whole in the PNG's text chunks, fakedet:*). IMAGE is a file, a
     folder (searched for image files as scan searches it by default: hidden files and
     folders skipped, no -E) or '-' for stdin; the path of each PNG written goes to stdout.
 
@@ -637,7 +636,7 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
                 target = Path(out_dir) / output_name(item.path, used)
             try:
                 # the path as given, so that two files of one name in two folders can be told apart
-                stamp = stamp_info(det, item.source, ex)
+                stamp = stamp_info(det, ex)
                 fig = render(img, ex, caption(item.path), stamp_lines(stamp))
             except Exception as exc:  # one picture that cannot be drawn must not stop the others
                 err(f"{tsv_escape(item.path)}: cannot draw its explanation: {exception_text(exc)}")

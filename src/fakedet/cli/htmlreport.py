@@ -63,7 +63,11 @@ def script_json(obj) -> str:
 
 
 def _round(p):
-    return None if p is None else round(float(p), 6)
+    """A score as the records print it (:func:`fakedet.data.writers.score_text`): six decimals,
+    below 0.001 three significant digits."""
+    from fakedet.data.writers import score_text
+
+    return None if p is None else float(score_text(float(p)))
 
 
 def outcome(truth: int, model_label: Optional[str], error: Optional[str]) -> str:

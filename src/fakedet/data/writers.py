@@ -37,7 +37,10 @@ def score_text(p: float) -> str:
     decimals, as many as the ``fake`` threshold has (0.998230), or, below 0.001, three
     significant digits, as many as the ``real`` one has (1.13e-06): with six decimals a score of
     1.05e-06, ``real``, and one of 1.2e-06, ``uncertain``, would both show as 0.000001."""
-    return f"{p:.6f}" if p >= 1e-3 or p == 0 else f"{p:.3g}"
+    if p >= 1e-3 or p == 0:
+        return f"{p:.6f}"
+    text = f"{p:.3g}"
+    return text if text != "0.001" else f"{p:.4g}"  # 0.0009996, not "0.001" as if it reached 0.001
 
 
 def _fmt_p(p) -> str:

@@ -82,7 +82,7 @@ class Detector:
         #: keep a JPEG thumbnail of each image, its longest side at most this many px, in
         #: Result.thumbnail (for reports; decoding then runs on the CPU); 0: none
         self.thumbnail = 0
-        #: score the picture inside plain margins (a phone's screenshot of an app, a border, a letterbox)
+        #: score the picture inside wide plain margins (a phone's screenshot of an app, a border)
         #: instead of the whole image (``fakedet.data.decode.picture_box``); Result.cropped says
         #: where it was done
         self.crop = bool(crop)
@@ -154,8 +154,8 @@ class Detector:
         ``provenance`` reads each image's provenance metadata (C2PA, XMP/EXIF, generation
         parameters) and, with the ``watermark`` extra, the Stable Diffusion watermark: a result
         lists it as ``evidence``, and evidence that the image was generated labels it ``fake``.
-        ``crop``: an image whose plain margins take ``fakedet.data.decode.CUT_SHARE`` of it or
-        more (a phone's screenshot of the app that showed a picture, a border, a letterbox) is scored
+        ``crop``: an image whose plain margins take ``fakedet.data.decode.FRAME_SHARE`` of it or
+        more (a phone's screenshot of the app that showed a picture, a bordered copy) is scored
         on the picture inside them, as :attr:`Result.cropped` says (such margins took fakes'
         scores down to real photos'); False scores every image whole. ``decode="torch"``
         scores every image whole.

@@ -115,7 +115,7 @@ class Explanation:
     label_by: str = "model"
     face_expert: bool = False  # the faces' scores are fused with the face expert's
     #: the box ``[left, top, right, bottom]``, in the decoded image's pixels, of the picture
-    #: inside plain margins that was explained instead of the whole image, as a scan
+    #: inside wide plain margins that was explained instead of the whole image, as a scan
     #: scores it (``Detector.crop``); ``width``/``height`` and every other box are then the
     #: picture's. None: the whole image.
     cropped: Optional[list] = None
@@ -123,6 +123,8 @@ class Explanation:
     animated: bool = False
     #: the share of the image that margins take (as :attr:`fakedet.Result.frame`; None: not measured)
     frame: Optional[float] = None
+    #: the SHA-256 of the bytes decoded and explained (None for a PIL image or an array)
+    sha256: Optional[str] = None
 
     @property
     def framed(self) -> bool:
@@ -289,7 +291,7 @@ def explain(det, source: Any, grid: int = DEFAULT_GRID, faces: Optional[bool] = 
             fill: str = "mean", provenance: Optional[bool] = None) -> tuple[Image.Image, Explanation]:
     """Decodes ``source`` (a path, bytes or PIL image) as a scan does and explains it:
     ``(the upright RGB image, its Explanation)``; where a scan would score the picture inside
-    plain margins (``det.crop``), that picture, with ``Explanation.cropped`` set. With
+    wide plain margins (``det.crop``), that picture, with ``Explanation.cropped`` set. With
     ``provenance`` (None: as ``det`` was loaded) the file's provenance evidence is read as a scan
     reads it, and evidence that the image was generated labels it ``fake``, so that the verdict
     drawn is the one a scan prints.
@@ -308,6 +310,10 @@ def explain(det, source: Any, grid: int = DEFAULT_GRID, faces: Optional[bool] = 
         img = img.crop(box)
     ex = explain_image(det, img, grid, faces, fill)
     ex.cropped, ex.frame, ex.animated = box, share, bool(whole.info.get(decode.ANIMATED))
+    if data is not None:  # which bytes exactly, read once: a file changed since is not this one
+        import hashlib
+
+        ex.sha256 = hashlib.sha256(data).hexdigest()
     if det.provenance if provenance is None else provenance:
         from fakedet.data.provenance import generated_evidence
         from fakedet.inference.pipeline import source_evidence, watermark_evidence

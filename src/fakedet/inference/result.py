@@ -20,8 +20,8 @@ class Result:
     says when no face was found.
 
     ``cropped`` is the box ``[left, top, right, bottom]`` of the picture scored instead of the
-    whole image, where plain margins took :data:`fakedet.data.decode.CUT_SHARE` of it or more
-    (a phone's screenshot of the app that showed it, a border, a letterbox), and null where the whole image
+    whole image, where plain margins took :data:`fakedet.data.decode.FRAME_SHARE` of it or more
+    (a phone's screenshot of the app that showed it, a border), and null where the whole image
     was scored: every record has it.
 
     ``animated`` is true where the image is an animation (a GIF, an animated WebP or PNG) of
@@ -51,7 +51,7 @@ class Result:
     #: for reports, when asked for (``Detector.thumbnail``): see ``Decoded.thumbnail``; never in to_dict()
     thumbnail: Optional[dict] = field(default=None, repr=False, compare=False)
     #: the share of the image that flat margins take (a screenshot's app around the picture, a
-    #: border): from ``fakedet.data.decode.CUT_SHARE`` on, the picture inside is scored
+    #: border): from ``fakedet.data.decode.FRAME_SHARE`` on, the picture inside is scored
     #: (``cropped``) unless the scan was told not to (a frame changes what the model sees); where
     #: there are none, that of a story's smooth backdrop (a blurred copy of the picture, a
     #: gradient), measured but not cut out (``decode.SMOOTH_MARGINS``); None where not measured.
@@ -59,7 +59,7 @@ class Result:
     frame: Optional[float] = field(default=None, repr=False, compare=False)
     #: decoded from an animation, of which only the first frame was scored
     animated: bool = field(default=False, repr=False, compare=False)
-    #: the box ``[left, top, right, bottom]`` of the picture inside plain margins that was
+    #: the box ``[left, top, right, bottom]`` of the picture inside wide plain margins that was
     #: scored instead of the whole image (``Detector.crop``); None: the whole image was scored
     cropped: Optional[list] = field(default=None, repr=False, compare=False)
 
