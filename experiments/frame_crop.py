@@ -253,7 +253,11 @@ def main_cut(args) -> int:
         det.crop = True
         runs = {key: with_setting("CUT_SHARE", share, det.predict, shots)
                 for key, share in (("high", high), ("low", low))}
-        rec = {"verdicts_changed": sum(a.model_label != b.model_label for a, b in zip(runs["high"], runs["low"])),
+        changed = [{"path": src.path, "label": src.label, "high": a.model_label, "low": b.model_label,
+                    "p_high": a.p_fake, "p_low": b.p_fake, "box_high": a.cropped, "box_low": b.cropped}
+                   for src, a, b in zip(sample(args.split, args.per_set, args.seed), runs["high"], runs["low"])
+                   if a.model_label != b.model_label]
+        rec = {"verdicts_changed": len(changed), "changed": changed,
                **{f"framed_{k}": sum(r.framed for r in v) for k, v in runs.items()},
                **{f"cut_{k}": sum(r.cropped is not None for r in v) for k, v in runs.items()}}
         out["same"][cond] = rec
