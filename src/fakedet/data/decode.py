@@ -412,9 +412,9 @@ def upright(img: Image.Image) -> Image.Image:
     return img if turn is None else img.transpose(turn)
 
 
-# The share of an image that flat margins take from which a scan scoring the image whole notes
-# it (smooth margins, --no-crop, a picture too small to score alone), and, until session 56,
-# from which it cut out the picture inside them (since then :data:`CUT_SHARE`) (a phone's
+# The share of an image that flat margins take from which a scan cuts out the picture inside
+# them (:data:`CUT_SHARE`, the same share) and, where it scores the image whole all the same
+# (smooth margins, --no-crop, a picture too small to score alone), notes it (a phone's
 # screenshot, a border, a letterbox): 175 of 180 phone screenshots drawn on a
 # plain background reach it (light and dark alike) and none of the same pictures cut out, against
 # 6 of 1,930 real photos (3 of 250 Unsplash portraits, on black or under a blown-out sky; 2 of
