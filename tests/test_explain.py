@@ -320,6 +320,31 @@ def test_a_face_without_a_score_is_an_error_as_in_a_scan(tiny_weights, monkeypat
         explain_image(det, random_image((64, 64)), grid=2, faces=True)
 
 
+def test_explain_says_when_face_mode_and_a_plain_scan_disagree(runner, tmp_path, monkeypatch):
+    """explain finds faces by default, scan does not: where their verdicts differ for one file
+    (a persona put scan's 'uncertain' beside explain's 'REAL'), stderr and the PNG say both."""
+    from fakedet.model import faces
+
+    from conftest import make_tiny_checkpoint
+
+    monkeypatch.setattr(faces, "find_faces", lambda img, detector=None: [([100, 80, 260, 250], 0.99)])
+    # every whole-image score is `real`; in face mode every score is `fake`
+    weights = make_tiny_checkpoint(tmp_path / "w.safetensors", verdicts={"fake": 0.99999, "real": 0.99998, "rule": "r"},
+                                   face_threshold=1e-9, face_verdicts={"fake": 1e-9, "real": 1e-10, "rule": "r"})
+    src = write_image(tmp_path / "face.png", "PNG", size=(600, 450), seed=4)
+    r = runner.invoke(cli, ["explain", "--no-face-expert", "--grid", "2", "-w", str(weights), "-d", "cpu", str(src),
+                            "-o", str(tmp_path / "out")])
+    assert r.exit_code == 0, (r.output, r.stderr)
+    assert f"{src}: fake in face mode (scan --faces); a scan without --faces says real" in r.stderr
+    with Image.open(r.stdout.strip()) as im:
+        assert im.info["fakedet:label"] == "fake" and im.info["fakedet:whole-image-label"] == "real"
+    plain = runner.invoke(cli, ["scan", "-w", str(weights), "-j", "0", str(src)])
+    assert plain.stdout.split("\t")[2] == "real"
+    r = runner.invoke(cli, ["explain", "--no-faces", "--grid", "2", "-w", str(weights), "-d", "cpu", str(src),
+                            "-o", str(tmp_path / "out2")])
+    assert r.exit_code == 0 and "a scan without --faces" not in r.stderr
+
+
 def test_explain_draws_each_face_box_where_the_face_is(runner, tiny_weights, tmp_path, monkeypatch):
     from fakedet.model import faces
 

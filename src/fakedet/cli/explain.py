@@ -295,11 +295,22 @@ def render(img, ex, name: str = "", stamp: "tuple[str, ...]" = ()):
         # face mode: `real` needs every score below its threshold, the whole image's included
         d.text((x, y + 20), f"not real: every score must be below {threshold_text(real_below)}, and the whole "
                f"image's is {_fmt_p(ex.p_whole)}", fill=DIM, font=small)
+    elif differs_from_a_plain_scan(ex):  # the verdict a scan without --faces prints beside this one
+        d.text((x, y + 20), f"a scan without --faces says {ex.whole_label} (the whole image by the whole-image "
+               "thresholds)", fill=DIM, font=small)
     y += 40
     for line in stamp[:2]:
         d.text((x, y), line, fill=DIM, font=small)
         y += 18
     return fig
+
+
+def differs_from_a_plain_scan(ex) -> bool:
+    """Whether face mode's verdict (explain's default) differs from the one a scan without
+    ``--faces`` gives the same file (the whole image's), so that both are said: a persona put
+    scan's 'uncertain' beside explain's 'REAL' for one file."""
+    whole = getattr(ex, "whole_label", None)
+    return whole is not None and whole != ex.label and ex.label_by == "model"
 
 
 @functools.lru_cache(maxsize=8)
@@ -340,6 +351,9 @@ def stamp_info(det, ex) -> dict:
             "fakedet:image-sha256": getattr(ex, "sha256", None) or "",
             "fakedet:weights-sha256": _file_sha256(getattr(det, "weights_path", None)),
             "fakedet:label": ex.label, "fakedet:p_fake": repr(ex.p_fake)}
+    if getattr(ex, "whole_label", None) is not None:  # face mode: what a scan without --faces says
+        info["fakedet:whole-image-label"] = ex.whole_label
+        info["fakedet:p_whole"] = repr(ex.p_whole)
     if getattr(ex, "face_expert", False) and expert is not None and len(expert) > 2:
         info["fakedet:face-expert-sha256"] = _file_sha256(expert[2])
     return info
@@ -625,6 +639,9 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
                 continue
             if ex.animated:  # as a scan's summary says
                 err(f"{tsv_escape(item.path)}: an animation: only its first frame was explained")
+            if differs_from_a_plain_scan(ex):
+                err(f"{tsv_escape(item.path)}: {ex.label} in face mode (scan --faces); a scan without --faces "
+                    f"says {ex.whole_label}")
             if ex.framed:
                 err(f"{tsv_escape(item.path)}: wide margins (an app's, or a story's blurred or gradient backdrop) "
                     "explained whole: crop it to the picture and explain again")

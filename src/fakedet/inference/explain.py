@@ -125,6 +125,9 @@ class Explanation:
     frame: Optional[float] = None
     #: the SHA-256 of the bytes decoded and explained (None for a PIL image or an array)
     sha256: Optional[str] = None
+    #: where a face was found: the whole image's verdict by the whole-image thresholds, which a
+    #: scan without faces gives (it may differ from ``label``, face mode's); None otherwise
+    whole_label: Optional[str] = None
 
     @property
     def framed(self) -> bool:
@@ -272,7 +275,8 @@ def explain_image(det, img: Image.Image, grid: int = DEFAULT_GRID, faces: Option
     return Explanation(w, h, (base - hidden).astype(np.float32), sigmoid(hidden).astype(np.float32),
                        occ.xs, occ.ys, p_whole, p_fake, label_for(p_fake, *cutoffs, max(scores)),
                        (float(cutoffs[0]), float(cutoffs[1])), found, fill, n, base,
-                       face_expert=bool(found) and det.expert is not None)
+                       face_expert=bool(found) and det.expert is not None,
+                       whole_label=label_for(p_whole, *det.cutoffs) if found else None)
 
 
 def fused_logits(det, img: Image.Image, boxes, z_network) -> np.ndarray:
