@@ -166,10 +166,10 @@ def test_names_that_would_show_in_another_order_on_a_terminal_are_escaped():
     reads back the same."""
     from fakedet.data.writers import control_escape, tsv_escape
 
-    name = "x\u202egpj.exe\u2066.\u2028.\u200f.\u061c.png"
-    shown = "x\\u202egpj.exe\\u2066.\\u2028.\\u200f.\\u061c.png"
+    name = "x\u202egpj.exe\u2066.\u2028.\u200f.\u061c.\u200b.\ufeff.\u00ad.png"
+    shown = "x\\u202egpj.exe\\u2066.\\u2028.\\u200f.\\u061c.\\u200b.\\ufeff.\\xad.png"
     assert tsv_escape(name) == control_escape(name) == shown
-    letters = "na\u00efve \u05e9\u05dc\u05d5\u05dd.jpg"  # Hebrew: right to left by itself, not reordered
+    letters = "na\u00efve \u05e9\u05dc\u05d5\u05dd \U0001f469\u200d\U0001f4bb.jpg"  # Hebrew; an emoji's joiner
     assert tsv_escape(letters) == letters
     for fmt in ("tsv", "jsonl", "json"):
         buf = io.StringIO()
@@ -177,7 +177,7 @@ def test_names_that_would_show_in_another_order_on_a_terminal_are_escaped():
         w.write([Result(name, 0.5, "uncertain")])
         w.close()
         text = buf.getvalue()
-        assert not any(c in text for c in "\u202e\u2066\u2028\u200f\u061c"), fmt
+        assert not any(c in text for c in "\u202e\u2066\u2028\u200f\u061c\u200b\ufeff\u00ad"), fmt
         if fmt == "tsv":
             assert text.startswith(shown + "\t")
         else:

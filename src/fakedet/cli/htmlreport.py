@@ -304,7 +304,7 @@ function el(tag,cls,text){var e=document.createElement(tag);if(cls)e.className=c
 function fmt(p){return p==null?'':thr(p);}  // as the records print a score
 // a name as the scan's summary writes it: a character that would show it in another order (a
 // right-to-left override, U+202E, shows one name as another) as \uHHHH
-function shown(s){return s.replace(/[\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,function(c){
+function shown(s){return s.replace(/[\u00ad\u061c\u180e\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]/g,function(c){
  return '\\u'+('000'+c.charCodeAt(0).toString(16)).slice(-4);});}
 function thr(p){if(p==null)return '?';if(p>=1e-3||p===0)return p.toFixed(6);var q=Number(p.toPrecision(3));
  return q>=1e-4?String(q):q.toExponential().replace(/e([+-])(\d)$/,'e$10$2');}

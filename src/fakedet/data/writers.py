@@ -47,10 +47,14 @@ def _fmt_p(p) -> str:
     return "" if p is None else score_text(p)
 
 
-#: characters that make a terminal show text in another order than it is written: the
-#: bidirectional controls (U+202E, RIGHT-TO-LEFT OVERRIDE, shows ``x\u202egpj.exe`` as
-#: ``xexe.jpg``), the Arabic letter mark, and the line and paragraph separators
-_REORDER = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+#: characters with which a name shows as another: those that make a terminal show text in
+#: another order than it is written (the bidirectional controls: U+202E, RIGHT-TO-LEFT
+#: OVERRIDE, shows ``x\u202egpj.exe`` as ``xexe.jpg``; the Arabic letter mark; the line and
+#: paragraph separators), and invisible ones (the soft hyphen, zero-width space, word joiner,
+#: byte order mark, invisible operators). The zero-width joiner and non-joiner are left: emoji
+#: and several scripts need them.
+_REORDER = ("\u00ad\u061c\u180e\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064"
+            "\u2066-\u206f\ufeff")
 
 #: control characters other than tab, newline and carriage return (C0, DEL, C1): a file name
 #: holding ESC or CSI would otherwise send escape sequences to the terminal showing the records;
