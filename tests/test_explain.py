@@ -345,6 +345,21 @@ def test_explain_says_when_face_mode_and_a_plain_scan_disagree(runner, tmp_path,
     assert r.exit_code == 0 and "a scan without --faces" not in r.stderr
 
 
+def test_provenance_evidence_labels_the_whole_image_fake_too(tiny_weights, tmp_path, monkeypatch):
+    """Where provenance evidence labels the image fake, a scan without --faces prints fake too:
+    so says the PNG's fakedet:whole-image-label (review: it kept the model's verdict)."""
+    from fakedet.data import provenance
+    from fakedet.inference import explain as inference_explain
+    from fakedet.model import faces
+
+    monkeypatch.setattr(faces, "find_faces", lambda img, detector=None: [([10, 10, 60, 60], 0.99)])
+    monkeypatch.setattr(provenance, "generated_evidence", lambda evidence: True)
+    src = write_image(tmp_path / "g.png", "PNG", size=(120, 100), seed=2)
+    det = Detector.load(tiny_weights, device="cpu", faces=True, expert=None)
+    _, ex = inference_explain.explain(det, str(src), grid=2, provenance=True)
+    assert ex.label == "fake" and ex.label_by == "evidence" and ex.whole_label == "fake"
+
+
 def test_explain_draws_each_face_box_where_the_face_is(runner, tiny_weights, tmp_path, monkeypatch):
     from fakedet.model import faces
 

@@ -386,6 +386,10 @@ def test_a_name_that_would_show_as_another_is_shown_escaped(tmp_path):
     page = open_page(tmp_path, write_report(tmp_path / "r.html", results))
     shown = re.findall(r'<div class="path">([^<]*)</div>', page.dom)
     assert shown == ["a/x\\u202egpj.exe", "b/na\u00efve \u05e9\u05dc\u05d5\u05dd.jpg"], shown
+    results = [Result("soft\u00adhyphen.jpg", 0.0009996, "uncertain"), Result("b.jpg", 1.05e-6, "real")]
+    page = open_page(tmp_path, write_report(tmp_path / "s.html", results))
+    assert re.findall(r'<div class="path">([^<]*)</div>', page.dom) == ["soft\\xadhyphen.jpg", "b.jpg"]  # as tsv
+    assert ">0.0009996<" in page.dom and ">1.05e-06<" in page.dom  # scores as the records print them
 
 
 @browser

@@ -158,6 +158,7 @@ def test_small_scores_print_with_the_digits_that_place_them_against_the_real_thr
     from fakedet.data.writers import score_text
 
     assert score_text(0.0009996) == "0.0009996" and score_text(0.001) == "0.001000"  # not "0.001" below it
+    assert score_text(0.00099996) == "0.00099996" and score_text(0.000999951) == "0.00099995"
 
 
 def test_names_that_would_show_in_another_order_on_a_terminal_are_escaped():

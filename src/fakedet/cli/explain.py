@@ -291,13 +291,13 @@ def render(img, ex, name: str = "", stamp: "tuple[str, ...]" = ()):
     fill = "mean-colour" if ex.fill == "mean" else "blurred"
     d.text((x, y), f"occlusion of the whole-image score: {ex.grid}x{ex.grid} cells, {fill} fill",
            fill=DIM, font=small)
-    if ex.faces and ex.label == "uncertain" and ex.label_by == "model" and ex.p_fake < real_below:
+    if differs_from_a_plain_scan(ex):  # the verdict a scan without --faces prints beside this one
+        d.text((x, y + 20), f"a scan without --faces says {ex.whole_label} (the whole image by the whole-image "
+               "thresholds)", fill=DIM, font=small)
+    elif ex.faces and ex.label == "uncertain" and ex.label_by == "model" and ex.p_fake < real_below:
         # face mode: `real` needs every score below its threshold, the whole image's included
         d.text((x, y + 20), f"not real: every score must be below {threshold_text(real_below)}, and the whole "
                f"image's is {_fmt_p(ex.p_whole)}", fill=DIM, font=small)
-    elif differs_from_a_plain_scan(ex):  # the verdict a scan without --faces prints beside this one
-        d.text((x, y + 20), f"a scan without --faces says {ex.whole_label} (the whole image by the whole-image "
-               "thresholds)", fill=DIM, font=small)
     y += 40
     for line in stamp[:2]:
         d.text((x, y), line, fill=DIM, font=small)

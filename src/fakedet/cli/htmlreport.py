@@ -305,8 +305,9 @@ function fmt(p){return p==null?'':thr(p);}  // as the records print a score
 // a name as the scan's summary writes it: a character that would show it in another order (a
 // right-to-left override, U+202E, shows one name as another) as \uHHHH
 function shown(s){return s.replace(/[\u00ad\u061c\u180e\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]/g,function(c){
- return '\\u'+('000'+c.charCodeAt(0).toString(16)).slice(-4);});}
-function thr(p){if(p==null)return '?';if(p>=1e-3||p===0)return p.toFixed(6);var q=Number(p.toPrecision(3));
+ var h=c.charCodeAt(0);return h<256?'\\x'+('0'+h.toString(16)).slice(-2):'\\u'+('000'+h.toString(16)).slice(-4);});}
+function thr(p){if(p==null)return '?';if(p>=1e-3||p===0)return p.toFixed(6);var d=3,q=Number(p.toPrecision(3));
+ while(q>=1e-3&&d<17){d++;q=Number(p.toPrecision(d));}  // as score_text: 0.0009996, never 0.001
  return q>=1e-4?String(q):q.toExponential().replace(/e([+-])(\d)$/,'e$10$2');}
 function verdict(r){return r.error!=null?'error':(r.label||'error');}
 function dec(t){try{return decodeURIComponent(t);}catch(e){return t;}}

@@ -39,8 +39,11 @@ def score_text(p: float) -> str:
     1.05e-06, ``real``, and one of 1.2e-06, ``uncertain``, would both show as 0.000001."""
     if p >= 1e-3 or p == 0:
         return f"{p:.6f}"
-    text = f"{p:.3g}"
-    return text if text != "0.001" else f"{p:.4g}"  # 0.0009996, not "0.001" as if it reached 0.001
+    for digits in range(3, 18):  # 0.0009996, not "0.001" as if it reached 0.001
+        text = f"{p:.{digits}g}"
+        if float(text) < 1e-3:
+            return text
+    return repr(p)
 
 
 def _fmt_p(p) -> str:

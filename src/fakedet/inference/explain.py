@@ -325,4 +325,6 @@ def explain(det, source: Any, grid: int = DEFAULT_GRID, faces: Optional[bool] = 
         ex.evidence = source_evidence(source, data) + watermark_evidence(data, whole)
         if generated_evidence(ex.evidence):
             ex.label, ex.label_by = "fake", "evidence"
+            if ex.whole_label is not None:  # a scan without faces labels it so too
+                ex.whole_label = "fake"
     return img, ex
