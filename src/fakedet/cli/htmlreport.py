@@ -32,7 +32,7 @@ import math
 from typing import IO, Optional, Sequence
 
 from fakedet._version import __version__
-from fakedet.data.writers import path_fields, utf8_all
+from fakedet.data.writers import REORDER, path_fields, utf8_all
 
 THUMBNAIL = 256  # the longest side of the thumbnails a report embeds, in px
 PAGE_ROWS = 200  # table rows per page
@@ -291,6 +291,12 @@ document.addEventListener('securitypolicyviolation',function(e){note('blocked re
 })();
 """
 
+def _js_class(chars: str) -> str:
+    """A regular expression's character class (``a-b`` ranges kept) as JavaScript source: every
+    character as ``\\uHHHH``, so that the page's script holds none of them itself."""
+    return "".join(c if c == "-" else f"\\u{ord(c):04x}" for c in chars)
+
+
 _JS = r"""
 (function(){
 "use strict";
@@ -304,7 +310,7 @@ function el(tag,cls,text){var e=document.createElement(tag);if(cls)e.className=c
 function fmt(p){return p==null?'':thr(p);}  // as the records print a score
 // a name as the scan's summary writes it: a character that would show it in another order (a
 // right-to-left override, U+202E, shows one name as another) as \uHHHH
-function shown(s){return s.replace(/[\u00ad\u061c\u180e\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]/g,function(c){
+function shown(s){return s.replace(/[__REORDER__]/g,function(c){
  var h=c.charCodeAt(0);return h<256?'\\x'+('0'+h.toString(16)).slice(-2):'\\u'+('000'+h.toString(16)).slice(-4);});}
 function thr(p){if(p==null)return '?';if(p>=1e-3||p===0)return p.toFixed(6);var d=3,q=Number(p.toPrecision(3));
  while(q>=1e-3&&d<17){d++;q=Number(p.toPrecision(d));}  // as score_text: 0.0009996, never 0.001
@@ -470,7 +476,7 @@ _HEAD = ("""<!DOCTYPE html>
 <title>__TITLE__</title>
 <style>""" + _CSS + """</style>
 <script>""" + _GUARD + """</script>
-<script>""" + _JS + """</script>
+<script>""" + _JS.replace("__REORDER__", _js_class(REORDER)) + """</script>
 </head>
 <body>
 <noscript><p><b>This report draws its table with JavaScript, which is off here.</b> Every record is in

@@ -56,13 +56,13 @@ def _fmt_p(p) -> str:
 #: paragraph separators), and invisible ones (the soft hyphen, zero-width space, word joiner,
 #: byte order mark, invisible operators). The zero-width joiner and non-joiner are left: emoji
 #: and several scripts need them.
-_REORDER = ("\u00ad\u061c\u180e\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064"
+REORDER = ("\u00ad\u061c\u180e\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064"
             "\u2066-\u206f\ufeff")
 
 #: control characters other than tab, newline and carriage return (C0, DEL, C1): a file name
 #: holding ESC or CSI would otherwise send escape sequences to the terminal showing the records;
-#: and those of :data:`_REORDER`, with which one would show as another name
-_CONTROL = re.compile(f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{_REORDER}]")
+#: and those of :data:`REORDER`, with which one would show as another name
+_CONTROL = re.compile(f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{REORDER}]")
 
 
 def _escaped(m: "re.Match") -> str:
@@ -74,11 +74,11 @@ def _escaped(m: "re.Match") -> str:
 def control_escape(text: str) -> str:
     r"""Text safe on a terminal, lines kept: control characters other than tab and newline as
     ``\xHH`` (a carriage return too: it would let a name overwrite the start of its line), and
-    characters that reorder text on a terminal (:data:`_REORDER`) as ``\uHHHH``."""
+    characters that reorder text on a terminal (:data:`REORDER`) as ``\uHHHH``."""
     return _CONTROL_CR.sub(_escaped, text)
 
 
-_CONTROL_CR = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{_REORDER}]")
+_CONTROL_CR = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{REORDER}]")
 
 
 #: what a spreadsheet reads as the start of a formula in a csv cell (Excel, LibreOffice, Sheets):
@@ -98,7 +98,7 @@ def spreadsheet_text(text: str) -> str:
 def tsv_escape(text: str) -> str:
     r"""One tsv field on one line, safe on a terminal: backslash, tab, newline and carriage return
     as ``\\``, ``\t``, ``\n``, ``\r``, other control characters as ``\xHH``, characters that
-    reorder text on a terminal (:data:`_REORDER`) as ``\uHHHH``."""
+    reorder text on a terminal (:data:`REORDER`) as ``\uHHHH``."""
     text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     return _CONTROL.sub(_escaped, text)
 
@@ -121,12 +121,12 @@ def _json_line(r) -> str:
     return _escape_c1(json.dumps(utf8_all(d), ensure_ascii=False))
 
 
-_C1 = re.compile(f"[\x7f-\x9f{_REORDER}]")
+_C1 = re.compile(f"[\x7f-\x9f{REORDER}]")
 
 
 def _escape_c1(text: str) -> str:
     """DEL and the C1 control characters (U+009B opens a terminal's control sequence as ESC [
-    does), and characters that reorder text on a terminal (:data:`_REORDER`), as JSON escapes;
+    does), and characters that reorder text on a terminal (:data:`REORDER`), as JSON escapes;
     ``json.dumps`` escapes only those below U+0020. They can stand only inside strings, so the
     JSON is the same."""
     return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
