@@ -31,6 +31,13 @@ from ``FRAME_SHARE`` on, on every unedited image of the split and on narrow band
 captions, a letterbox, white padding, a border: ``--band-conditions``) around the sample.
 
     python experiments/frame_crop.py --cut-share 0.15 --json results/2026-12-06/bands_val.json
+
+With empty ``--band-conditions`` and ``--same-conditions``, the unedited images only (every
+image of the split, cut out at either share: on train, what the change does to images of every
+source that the leave-one-source-out runs score):
+
+    python experiments/frame_crop.py --cut-share 0.15 --split train --band-conditions "" \
+        --same-conditions "" --json results/2026-12-07/bands_train_unedited.json
 """
 
 from __future__ import annotations
@@ -229,11 +236,14 @@ def main_cut(args) -> int:
     out = {"split": args.split, "cut_share": low, "against": high, "unedited": {}, "bands": {}}
     # 1. every image of the split: those cut out at the lower share only, scored both ways
     tot, moved = newly_cut(args, det, "CUT_SHARE", (("high", high), ("low", low)), out)
-    # 2. bands around the pictures of a sample
+    # 2. bands around the pictures of a sample (none: the unedited images only, as on train)
     rob = robustness()
-    y, originals = sample_originals(args, det, out["bands"])
+    band_conds = [c for c in args.band_conditions.split(",") if c]
+    same_conds = [c for c in args.same_conditions.split(",") if c]
     bands, checks = out["bands"], {}
-    for cond in args.band_conditions.split(","):
+    if band_conds or same_conds:
+        y, originals = sample_originals(args, det, out["bands"])
+    for cond in band_conds:
         shots = [rob.PERTURBATIONS[cond](img) for img in originals]
         for key, share in (("high", high), ("low", low)):
             lab, p, boxes = cut_verdicts(det, shots, share)
@@ -248,7 +258,7 @@ def main_cut(args) -> int:
         tot["fake_high"] - tot["fake_low"] <= 0.005 * tot["fake_images"]
     # 4. stories and phone screenshots of the sample: cut at either share, the same verdicts and notes
     out["same"] = {}
-    for cond in (c for c in args.same_conditions.split(",") if c):
+    for cond in same_conds:
         shots = [rob.PERTURBATIONS[cond](img) for img in originals]
         det.crop = True
         runs = {key: with_setting("CUT_SHARE", share, det.predict, shots)

@@ -242,20 +242,21 @@ def test_torch_decoding_scores_every_screenshot_whole_whatever_its_format(tiny_w
 
 
 def test_a_scan_scores_a_padded_picture_alone_from_cut_share(tiny_weights, monkeypatch):
-    """White padding to 4:5 (a fifth of the image) is scored with the picture as shipped; with
-    CUT_SHARE at 0.15 it is cut off: the record says where the picture was, and it is not noted
-    as framed; with crop=False the whole image is scored."""
+    """White padding to 4:5 (a fifth of the image) is cut off (CUT_SHARE 0.15): the record says
+    where the picture was, and it is not noted as framed; with CUT_SHARE at FRAME_SHARE (the
+    scan before) and with crop=False the whole image is scored."""
     from PIL import Image
 
     from fakedet.data import decode
 
     img = Image.new("RGB", (300, 375), (255, 255, 255))
     img.paste(random_image((300, 240), seed=11), (0, 67))
-    shipped = Detector.load(tiny_weights, device="cpu", workers=0).predict([img])[0]
-    assert shipped.ok and shipped.cropped is None and not shipped.framed
-    monkeypatch.setattr(decode, "CUT_SHARE", 0.15)
     r = Detector.load(tiny_weights, device="cpu", workers=0).predict([img])[0]
     assert r.ok and r.cropped == [0, 67, 300, 307] and not r.framed, r
+    monkeypatch.setattr(decode, "CUT_SHARE", decode.FRAME_SHARE)
+    before = Detector.load(tiny_weights, device="cpu", workers=0).predict([img])[0]
+    assert before.ok and before.cropped is None and not before.framed
+    monkeypatch.undo()
     whole = Detector.load(tiny_weights, device="cpu", workers=0, crop=False).predict([img])[0]
     assert whole.ok and whole.cropped is None and whole.p_fake != r.p_fake
 

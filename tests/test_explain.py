@@ -87,7 +87,7 @@ def _screenshot(tmp_path):
 
 
 def test_explain_and_predict_score_the_picture_inside_a_screenshot_as_the_picture_alone(tiny_weights, tmp_path):
-    """Inside wide plain margins the picture is what a scan scores and what explain explains;
+    """Inside plain margins the picture is what a scan scores and what explain explains;
     crop=False scores the whole screenshot, and says it is framed."""
     from fakedet.inference.explain import explain
 

@@ -519,16 +519,17 @@ def test_frame_share_finds_a_picture_inside_a_flat_frame():
 
 def test_narrow_bands_are_cut_out_only_from_cut_share(monkeypatch):
     """A letterbox (black bars above and below, a quarter of the image), white padding to 4:5
-    (a fifth) and a white border (a sixth): scored with the picture as shipped (CUT_SHARE is
-    FRAME_SHARE: docs/decisions/2026-12-06-narrow-bands-around-a-picture.md); with CUT_SHARE at
-    0.15 the picture alone, as in a screenshot, but a thin frame (a twentieth) still with it."""
+    (a fifth) and a white border (a sixth): the picture alone is scored, as in a screenshot
+    (CUT_SHARE 0.15: docs/decisions/2026-12-06-narrow-bands-around-a-picture.md), but a thin
+    frame (a twentieth) is scored with it; with CUT_SHARE at FRAME_SHARE (the scan before) each
+    is scored with its bands."""
     from fakedet.data import decode
     from fakedet.data.decode import picture_to_score
     from fakedet.data.preprocess import PreprocessConfig
 
     from conftest import random_image
 
-    assert decode.CUT_SHARE == decode.FRAME_SHARE
+    assert decode.CUT_SHARE == 0.15
     pic = random_image((300, 240), seed=11)
     cases = {"letterbox": ((300, 320), (0, 0, 0), (0, 40)), "padding": ((300, 375), (255, 255, 255), (0, 67)),
              "border": ((330, 270), (255, 255, 255), (15, 15)), "thin": ((306, 246), (255, 255, 255), (3, 3))}
@@ -537,10 +538,9 @@ def test_narrow_bands_are_cut_out_only_from_cut_share(monkeypatch):
         img.paste(pic, (x, y))
         share, box = picture_to_score(img, PreprocessConfig())
         assert share == pytest.approx(1 - 300 * 240 / (size[0] * size[1]), abs=0.01), name
-        assert box is None, name
-        monkeypatch.setattr(decode, "CUT_SHARE", 0.15)
-        assert picture_to_score(img, PreprocessConfig()) == \
-            (share, None if name == "thin" else [x, y, x + 300, y + 240]), name
+        assert box == (None if name == "thin" else [x, y, x + 300, y + 240]), name
+        monkeypatch.setattr(decode, "CUT_SHARE", decode.FRAME_SHARE)
+        assert picture_to_score(img, PreprocessConfig()) == (share, None), name
         monkeypatch.undo()
 
 
@@ -643,6 +643,31 @@ def test_narrow_margins_are_cut_only_where_they_reach_the_edges_and_a_story_keep
     assert share == pytest.approx(0.2, abs=0.01) and box is None
     photo[440:] = 255  # the strip ends in white lines: a band after all
     assert decode.picture_to_score(Image.fromarray(photo), PreprocessConfig())[1] is not None
+
+
+def test_a_phone_shaped_image_is_cut_only_with_bands_above_and_below(monkeypatch):
+    """With CUT_SHARE at 0.15: on an image shaped as a phone's screen held upright, a plain band
+    above the picture only (a story's upper backdrop reads so) leaves the image scored whole;
+    bands above and below it (a letterbox, a meme's captions) are cut off; on an image of another
+    shape a band on one side is cut off too (a caption above a photo)."""
+    from fakedet.data import decode
+    from fakedet.data.preprocess import PreprocessConfig
+
+    monkeypatch.setattr(decode, "CUT_SHARE", 0.15)
+    cfg = PreprocessConfig()
+
+    def banded(size, pic_size, y):
+        img = Image.new("RGB", size, (255, 255, 255))
+        img.paste(random_image(pic_size, seed=12), (0, y))
+        return img
+
+    above = banded((400, 700), (400, 500), 200)  # 1.75 times as high as wide: a phone's screen
+    assert decode.CUT_SHARE <= decode.picture_box(above)[0] < decode.FRAME_SHARE
+    assert decode.picture_to_score(above, cfg)[1] is None
+    both = banded((400, 700), (400, 480), 110)
+    assert decode.picture_to_score(both, cfg)[1] == [0, 110, 400, 590]
+    caption = banded((400, 500), (400, 400), 100)  # 1.25: a photo with a caption above it
+    assert decode.picture_to_score(caption, cfg)[1] == [0, 100, 400, 500]
 
 
 @pytest.mark.parametrize("backdrop", ["blur", "gradient"])

@@ -232,7 +232,7 @@ def decode_batch(batch: dict, pre, provenance: bool = True, s3_endpoint: Optiona
                  crop: bool = True) -> dict:
     """A Ray Data task: rows of inputs -> rows of model inputs (uint8 ``views``/``patches``
     tensors, zeros where ``error`` is set) with the provenance ``evidence`` and the box of the
-    picture scored inside wide plain margins (``cropped``, with ``crop``) as JSON text.
+    picture scored inside plain margins (``cropped``, with ``crop``) as JSON text.
 
     Input columns: ``path``; optionally ``bytes`` (the file's bytes, as read_binary_files gives;
     without it ``path`` is read: a local path or a URI); the CLI's rows have ``kind`` and

@@ -124,8 +124,9 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     p_fake is the model's score, not the chance that the image is fake: some real
     photos score high, and fakes of kinds it never saw score near 0. Scores on images
     from sources unlike the training data are unreliable: read a verdict as a pointer,
-    never as proof. Inside wide plain margins (a phone's screenshot of an app, a
-    border) the picture alone is scored (--no-crop: the whole image).
+    never as proof. Inside plain margins (a phone's screenshot of an app, a border, a
+    letterbox, a meme's caption bands) the picture alone is scored (--no-crop: the
+    whole image).
 
     Each image's provenance metadata is read too (C2PA Content Credentials, XMP/EXIF
     source type and software, Stable Diffusion front-ends' generation parameters; the
@@ -714,15 +715,17 @@ def _evidence_notes(n_evidence: int, n_by_evidence: int, by_evidence: list) -> l
 
 def _picture_notes(n_framed: int, framed: list, n_animated: int, animated: list, n_cropped: int = 0,
                    cropped: Optional[list] = None) -> list[str]:
-    """The summary's lines on pictures a scan may have misread: inside wide plain margins (a
+    """The summary's lines on pictures a scan may have misread: inside wide margins (a
     screenshot's app around a fake took it from fake to a low score) and scored whole all the
     same, or the first frame of an animation; and on those scored on the picture inside plain
-    margins (:data:`fakedet.data.decode.CUT_SHARE` of the image or more)."""
+    margins (:data:`fakedet.data.decode.FRAME_SHARE` of the image or more, or bands around it
+    from :data:`fakedet.data.decode.CUT_SHARE` on)."""
     out = []
     if n_cropped:
         out.append(f"{n_cropped} image{'s' if n_cropped != 1 else ''}{_named(cropped or [], n_cropped)} "
-                   f"{'have' if n_cropped != 1 else 'has'} wide plain margins around the picture, as a screenshot "
-                   f"or a border gives (or a plain backdrop): the picture inside {'them' if n_cropped != 1 else 'it'} "
+                   f"{'have' if n_cropped != 1 else 'has'} plain margins around the picture, as a screenshot, "
+                   f"a border, a letterbox or a meme's caption bands give (or a plain backdrop): the picture inside "
+                   f"{'them' if n_cropped != 1 else 'it'} "
                    "was scored ('cropped' in jsonl, json and parquet gives its box; --no-crop scores the whole image)")
     if n_framed:
         out.append(f"{n_framed} image{'s' if n_framed != 1 else ''}{_named(framed, n_framed)} "

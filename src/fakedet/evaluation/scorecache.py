@@ -4,7 +4,7 @@ The experiment scripts that compare checkpoints (``experiments/trust_eval.py``,
 ``experiments/method_eval.py``) score the same sets again and again; the scores are the
 calibrated ``p_fake`` of the detector that ``load(weights)`` returns (the scripts pass
 ``fakedet.Detector.load(weights, provenance=False)``: no face mode, no provenance, and, as a
-scan since 2026-12-06, the picture inside wide plain margins cut out), kept under
+scan since 2026-12-06, the picture inside plain margins cut out), kept under
 ``cache/<sha256 of the weights, 16 hex digits>.<SCORING>/<set>.<split>.json`` so that a second
 reading costs nothing; :data:`SCORING` changes with the way images are scored, so that scores
 of an earlier way are never mixed with today's. An unreadable image is left out and counted.
@@ -26,8 +26,9 @@ from fakedet.data.sets import manifest
 from fakedet.model import checkpoint as ckpt
 
 #: the way images are scored, part of the cache's key: "crop" since the scan cuts the picture
-#: out of wide plain margins (scores cached before, under the weights' hash alone, are not read)
-SCORING = "crop"
+#: out of wide plain margins (scores cached before, under the weights' hash alone, are not read),
+#: "crop15" since it cuts narrower bands too, from 15 % of the image (session 57)
+SCORING = "crop15"
 
 
 @functools.lru_cache(maxsize=None)

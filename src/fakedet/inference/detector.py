@@ -82,7 +82,7 @@ class Detector:
         #: keep a JPEG thumbnail of each image, its longest side at most this many px, in
         #: Result.thumbnail (for reports; decoding then runs on the CPU); 0: none
         self.thumbnail = 0
-        #: score the picture inside wide plain margins (a phone's screenshot of an app, a border)
+        #: score the picture inside plain margins (a phone's screenshot of an app, a border, a letterbox)
         #: instead of the whole image (``fakedet.data.decode.picture_box``); Result.cropped says
         #: where it was done
         self.crop = bool(crop)
@@ -155,9 +155,10 @@ class Detector:
         parameters) and, with the ``watermark`` extra, the Stable Diffusion watermark: a result
         lists it as ``evidence``, and evidence that the image was generated labels it ``fake``.
         ``crop``: an image whose plain margins take ``fakedet.data.decode.FRAME_SHARE`` of it or
-        more (a phone's screenshot of the app that showed a picture, a bordered copy) is scored
-        on the picture inside them, as :attr:`Result.cropped` says (such margins took fakes'
-        scores down to real photos'); False scores every image whole. ``decode="torch"``
+        more (a phone's screenshot of the app that showed a picture), or that has narrower bands
+        around the picture from ``fakedet.data.decode.CUT_SHARE`` on (a border, a letterbox, a
+        meme's caption bands), is scored on the picture inside them, as :attr:`Result.cropped`
+        says (such margins took fakes' scores down to real photos'); False scores every image whole. ``decode="torch"``
         scores every image whole.
 
         Raises:

@@ -59,7 +59,7 @@ class Result:
     frame: Optional[float] = field(default=None, repr=False, compare=False)
     #: decoded from an animation, of which only the first frame was scored
     animated: bool = field(default=False, repr=False, compare=False)
-    #: the box ``[left, top, right, bottom]`` of the picture inside wide plain margins that was
+    #: the box ``[left, top, right, bottom]`` of the picture inside plain margins that was
     #: scored instead of the whole image (``Detector.crop``); None: the whole image was scored
     cropped: Optional[list] = field(default=None, repr=False, compare=False)
 
