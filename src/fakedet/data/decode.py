@@ -424,7 +424,7 @@ def upright(img: Image.Image) -> Image.Image:
 FRAME_SHARE = 0.4
 #: the share of an image that plain margins take from which a scan cuts out the picture inside
 #: them (:func:`picture_to_score`); below :data:`FRAME_SHARE` only bands around the picture
-#: (:func:`_narrow_bands`: a letterbox, a meme's caption bands, padding to a square, a border).
+#: (:func:`_band_box`: a letterbox, a meme's caption bands, padding to a square, a border).
 #: 0.15: on val (docs/decisions/2026-12-06-narrow-bands-around-a-picture.md, second amendment;
 #: experiments/frame_crop.py --cut-share 0.15) it gave fakes in memes, letterboxes, white padding
 #: and borders most of their verdicts back (memes: 4.6 % to 14.2 % of fakes `fake`), made no real
@@ -603,8 +603,8 @@ def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | 
     backdrop; None where it cannot be told), and the box ``[left, top, right, bottom]`` of the
     picture inside them that a scan scores instead of the whole image, or None to score the whole
     image: the margins take less than :data:`CUT_SHARE`, or less than :data:`FRAME_SHARE` and
-    are not bands around the picture (:func:`_narrow_bands`: a flat line across a photo, with a
-    strip of it beyond; a story's upper backdrop), or the picture inside them is smaller than
+    are not bands around the picture (:func:`_band_box`: a flat line across a photo, with a
+    strip of it beyond; a story's upper backdrop; only the sides that are bands are cut), or the picture inside them is smaller than
     ``cfg``'s preprocessing needs (its smallest input, and a texture patch), or the margins are
     smooth and :data:`SMOOTH_MARGINS` is False. Never raises: a
     measurement that fails gives ``(None, None)``, as a note must never cost an image its record."""
@@ -616,46 +616,95 @@ def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | 
                 if not SMOOTH_MARGINS:  # measured (a scan notes it), not cut out
                     return smooth[0], None
                 found = smooth
-        stray = found is not None and CUT_SHARE <= found[0] < FRAME_SHARE \
-            and not _narrow_bands(img, found[1])
+        narrow = found is not None and CUT_SHARE <= found[0] < FRAME_SHARE
+        bands = _band_box(img, found[1]) if narrow else None
     except Exception:  # noqa: BLE001
         return None, None
     if found is None:
         return None, None
-    share, (left, top, right, bottom) = found
-    if share < CUT_SHARE or stray or min(right - left, bottom - top) < max(cfg.min_size, cfg.patch_size):
+    share, box = found
+    if narrow:
+        if bands is None:
+            return share, None
+        box = bands
+        if box[3] - box[1] >= STORY_SHAPE * (box[2] - box[0]):  # a story's screen inside bars?
+            try:
+                inner = picture_box(img.crop(tuple(box)), smooth=True)
+            except Exception:  # noqa: BLE001
+                inner = None
+            if inner is not None and inner[0] >= FRAME_SHARE:
+                if not SMOOTH_MARGINS:  # measured (a scan notes it), not cut out
+                    return inner[0], None
+                share, (il, it, ir, ib) = inner
+                box = [box[0] + il, box[1] + it, box[0] + ir, box[1] + ib]
+    left, top, right, bottom = box
+    if share < CUT_SHARE or min(right - left, bottom - top) < max(cfg.min_size, cfg.patch_size):
         return share, None
     return share, [left, top, right, bottom]
 
 
-def _narrow_bands(img: Image.Image, box) -> bool:
-    """Whether margins narrower than :data:`FRAME_SHARE` around ``box`` are bands that a scan cuts
-    off: they reach the image's edges (:func:`_bands_reach_the_edges`), and on an image shaped as
-    a phone's screen held upright (:data:`STORY_SHAPE`) they lie both above and below the
-    picture, as a letterbox's bars and a meme's caption bands do; margin above the picture only
-    is there most often a story's upper backdrop (a progress bar, a name, the blurred copy's
-    dark top) with the rest of its screen below (docs/decisions/2026-12-06-narrow-bands-around-a-picture.md,
-    second amendment)."""
-    left, top, right, bottom = box
-    if img.height >= STORY_SHAPE * img.width and not (top > 0 and bottom < img.height):
-        return False
-    return _bands_reach_the_edges(img, box)
+#: a margin narrower than :data:`FRAME_SHARE` is a band that a scan cuts off only where at least
+#: this share of its pixels lie within :data:`BAND_TOL` grey levels of its edge line's median (a
+#: letterbox's bars, padding and borders all; a meme's caption band most, beside its lines of
+#: text), not a strip of photo beyond a flat line across it or a collage's second picture
+BAND_PLAIN = 0.6
+BAND_TOL = 8
+#: on an image shaped as a phone's screen, the bands above and below the picture must each be at
+#: least this share of the other's height (a letterbox's, a meme's), not a story's thin flat top
+#: and the rest of its backdrop below
+BAND_BALANCE = 1 / 3
 
 
-def _bands_reach_the_edges(img: Image.Image, box, side: int = 320, tol: int = 2, full: float = 0.97) -> bool:
-    """Whether, on each side of ``box`` with margin beyond it, ``img``'s own edge line is flat (as
-    :func:`picture_box` reads lines, on a copy at most ``side`` px sampled without averaging): a
-    letterbox's bars, a meme's caption bands, padding and a border run to the edge, while
-    :func:`picture_box` also counts as margin a strip of photo beyond a flat line across it
-    (shorter than half the picture, as lines of text are), which reaches the edge unflat."""
+def _band_box(img: Image.Image, box, side: int = 320, tol: int = 2, full: float = 0.97) -> "list[int] | None":
+    """The box that a scan cuts out of margins narrower than :data:`FRAME_SHARE` around ``box``
+    (:func:`picture_box`'s), keeping each side's margin that is not a band: a side is cut only
+    where the image's own edge line there is flat (as :func:`picture_box` reads lines, on a copy
+    at most ``side`` px sampled without averaging) and the margin is plain (:data:`BAND_PLAIN`):
+    bars, padding, borders and caption bands run to the edge, while a picture's own flat edge
+    (a portrait's plain backdrop inside black bars), a strip of photo beyond a flat line, or a
+    collage's second picture do not; of such a margin only the flat lines of the edge's colour
+    next to the edge are cut (a bar, a border). On an image shaped as a phone's screen held upright
+    (:data:`STORY_SHAPE`), bands must be cut both above and below the picture, neither less than
+    :data:`BAND_BALANCE` of the other (a story's upper backdrop read as a band above its picture
+    otherwise). None where nothing is cut, or what is cut takes less than :data:`CUT_SHARE`
+    (docs/decisions/2026-12-06-narrow-bands-around-a-picture.md, second and third amendments)."""
+    W, H = img.size
     s = min(1.0, side / max(img.size))
-    g = img if s == 1 else img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))),
-                                      Image.Resampling.NEAREST)
+    g = img if s == 1 else img.resize((max(1, round(W * s)), max(1, round(H * s))), Image.Resampling.NEAREST)
     a = np.asarray(g.convert("L"), np.int16)
+    h, w = a.shape
     left, top, right, bottom = box
-    edges = [line for line, margin in ((a[0], top > 0), (a[-1], bottom < img.height),
-                                       (a[:, 0], left > 0), (a[:, -1], right < img.width)) if margin]
-    return all((np.abs(line - np.median(line)) <= tol).mean() >= full for line in edges)
+    x0, y0 = int(left * w / W), int(top * h / H)
+    x1, y1 = int(np.ceil(right * w / W)), int(np.ceil(bottom * h / H))
+    sides = ((0, left > 0, a[:, 0], a[:, :x0]), (1, top > 0, a[0], a[:y0]),
+             (2, right < W, a[:, -1], a[:, x1:]), (3, bottom < H, a[-1], a[y1:]))
+    out = [0, 0, W, H]
+    for i, margin, edge, region in sides:
+        if not margin or region.size == 0:
+            continue
+        colour = np.median(edge)
+        if (np.abs(edge - colour) <= tol).mean() < full:
+            continue  # no band runs to this edge
+        if (np.abs(region - colour) <= BAND_TOL).mean() >= BAND_PLAIN:
+            out[i] = box[i]
+            continue
+        # not a band as a whole (a picture's own flat edge, a strip of photo, a second picture):
+        # only the plain lines of the edge's colour next to the edge, in the image's pixels (rounded
+        # down: a line of band may stay, none of the picture goes)
+        lines = region if i in (1, 3) else region.T
+        if i in (2, 3):
+            lines = lines[::-1]
+        plain = ((np.abs(lines - colour) <= tol).mean(axis=1) >= full)
+        n = int(np.argmin(plain)) if not plain.all() else len(plain)
+        cut = int(n * (W / w if i in (0, 2) else H / h))
+        out[i] = cut if i < 2 else (W if i == 2 else H) - cut
+    if H >= STORY_SHAPE * W:
+        above, below = out[1], H - out[3]
+        if min(above, below) <= 0 or min(above, below) < BAND_BALANCE * max(above, below):
+            return None
+    if 1.0 - (out[2] - out[0]) * (out[3] - out[1]) / (W * H) < CUT_SHARE:
+        return None
+    return out
 
 
 def frame_share(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0.97) -> "float | None":
