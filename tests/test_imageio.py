@@ -641,8 +641,10 @@ def test_narrow_margins_are_cut_only_where_they_reach_the_edges_and_a_story_keep
     photo[360:362] = 255
     share, box = decode.picture_to_score(Image.fromarray(photo), PreprocessConfig())
     assert share == pytest.approx(0.2, abs=0.01) and box is None
-    photo[440:] = 255  # the strip ends in white lines: a band after all
-    assert decode.picture_to_score(Image.fromarray(photo), PreprocessConfig())[1] is not None
+    photo[440:] = 255  # the strip ends in white lines: still a strip of photo, not a band
+    assert decode.picture_to_score(Image.fromarray(photo), PreprocessConfig())[1] is None
+    photo[362:] = 255  # white from the line to the edge: a band
+    assert decode.picture_to_score(Image.fromarray(photo), PreprocessConfig())[1] == [0, 0, 600, 360]
 
 
 def test_a_phone_shaped_image_is_cut_only_with_bands_above_and_below(monkeypatch):
@@ -668,6 +670,46 @@ def test_a_phone_shaped_image_is_cut_only_with_bands_above_and_below(monkeypatch
     assert decode.picture_to_score(both, cfg)[1] == [0, 110, 400, 590]
     caption = banded((400, 500), (400, 400), 100)  # 1.25: a photo with a caption above it
     assert decode.picture_to_score(caption, cfg)[1] == [0, 100, 400, 500]
+
+
+def test_only_the_sides_that_are_bands_are_cut():
+    """A picture whose own left columns are plain grey inside black bars above and below: the
+    bars are cut, the picture's plain columns kept (they do not run to the image's edge as a
+    band). A meme's caption bands, with lines of text on them, are cut. A collage in a white
+    border with a second, smaller picture below the first: only the border could go, under
+    CUT_SHARE, so nothing is cut (not the second picture). A phone-shaped image with a thin
+    plain band above and a wide one below (a story's flat top and its backdrop) is not cut."""
+    from PIL import ImageDraw
+
+    from fakedet.data import decode
+    from fakedet.data.preprocess import PreprocessConfig
+
+    cfg = PreprocessConfig()
+    face = np.asarray(random_image((300, 300), seed=21)).copy()
+    face[:, :6] = 128  # the picture's own plain edge
+    barred = Image.new("RGB", (300, 396), (0, 0, 0))
+    barred.paste(Image.fromarray(face), (0, 48))
+    assert decode.picture_box(barred)[1][0] > 0  # its plain columns read as margin
+    assert decode.picture_to_score(barred, cfg)[1] == [0, 48, 300, 348]
+
+    meme = Image.new("RGB", (300, 400), (255, 255, 255))
+    meme.paste(random_image((300, 300), seed=22), (0, 50))
+    d = ImageDraw.Draw(meme)
+    d.text((30, 15), "WHEN THE PHOTO", fill=(0, 0, 0))
+    d.text((30, 365), "IS REAL", fill=(0, 0, 0))
+    assert decode.picture_to_score(meme, cfg)[1] == [0, 50, 300, 350]
+
+    collage = Image.new("RGB", (500, 600), (255, 255, 255))
+    collage.paste(random_image((480, 430), seed=23), (10, 10))
+    collage.paste(random_image((480, 140), seed=24), (10, 450))
+    share, box = decode.picture_to_score(collage, cfg)
+    assert decode.CUT_SHARE <= share < decode.FRAME_SHARE and box is None
+
+    story = Image.new("RGB", (540, 960), (90, 90, 90))
+    story.paste(random_image((540, 700), seed=25), (0, 4))
+    ImageDraw.Draw(story).rounded_rectangle((15, 900, 460, 940), 20, outline=(255, 255, 255), width=2)
+    share, box = decode.picture_to_score(story, cfg)
+    assert decode.CUT_SHARE <= share < decode.FRAME_SHARE and box is None
 
 
 @pytest.mark.parametrize("backdrop", ["blur", "gradient"])

@@ -603,10 +603,10 @@ def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | 
     backdrop; None where it cannot be told), and the box ``[left, top, right, bottom]`` of the
     picture inside them that a scan scores instead of the whole image, or None to score the whole
     image: the margins take less than :data:`CUT_SHARE`, or less than :data:`FRAME_SHARE` and
-    are not bands around the picture (:func:`_band_box`: a flat line across a photo, with a
-    strip of it beyond; a story's upper backdrop; only the sides that are bands are cut), or the picture inside them is smaller than
-    ``cfg``'s preprocessing needs (its smallest input, and a texture patch), or the margins are
-    smooth and :data:`SMOOTH_MARGINS` is False. Never raises: a
+    are not bands around the picture (:func:`_band_box`, which cuts only the sides that are: not
+    a strip of photo beyond a flat line across it, nor a story's upper backdrop), or the picture
+    inside them is smaller than ``cfg``'s preprocessing needs (its smallest input, and a texture
+    patch), or the margins are smooth and :data:`SMOOTH_MARGINS` is False. Never raises: a
     measurement that fails gives ``(None, None)``, as a note must never cost an image its record."""
     try:
         found = picture_box(img)
