@@ -77,11 +77,13 @@ def crop_option(f):
     """--crop/--no-crop (the parameter ``crop``)."""
     return click.option(
         "--crop/--no-crop", "crop", default=True, show_default=True,
-        help="Score the picture inside plain margins (a phone's screenshot of the app that "
-             "showed it: margins that take 40 % of the image or more; a border, a letterbox, "
-             "padding, a meme's caption bands: bands from 15 % that run to the image's edges), "
-             "not the whole image: such margins brought fakes' scores down to real photos' and, "
-             "on a dark app, raised real photos' to fake. --no-crop scores every image whole.")(f)
+        help="Score the picture inside plain margins, not the whole image: margins that take "
+             "40 % of the image or more (a phone's screenshot of the app that showed it), and "
+             "plain bands that run to the image's edges from 15 % of the image on (a border, a "
+             "letterbox, padding, a meme's caption bands; on a phone-shaped image only bands both "
+             "above and below the picture). Such margins brought fakes' scores down to real "
+             "photos' and, on a dark app, raised real photos' to fake. --no-crop scores every "
+             "image whole.")(f)
 
 
 def json_option(help: str):

@@ -21,8 +21,9 @@ class Result:
 
     ``cropped`` is the box ``[left, top, right, bottom]`` of the picture scored instead of the
     whole image, where plain margins took :data:`fakedet.data.decode.FRAME_SHARE` of it or more
-    (a phone's screenshot of the app that showed it, a border), and null where the whole image
-    was scored: every record has it.
+    (a phone's screenshot of the app that showed it), or plain bands around the picture took
+    :data:`fakedet.data.decode.CUT_SHARE` of it or more (a border, a letterbox, a meme's caption
+    bands), and null where the whole image was scored: every record has it.
 
     ``animated`` is true where the image is an animation (a GIF, an animated WebP or PNG) of
     which only the first frame was scored, and ``framed`` (:attr:`framed`) where wide margins
@@ -51,10 +52,11 @@ class Result:
     #: for reports, when asked for (``Detector.thumbnail``): see ``Decoded.thumbnail``; never in to_dict()
     thumbnail: Optional[dict] = field(default=None, repr=False, compare=False)
     #: the share of the image that flat margins take (a screenshot's app around the picture, a
-    #: border): from ``fakedet.data.decode.FRAME_SHARE`` on, the picture inside is scored
-    #: (``cropped``) unless the scan was told not to (a frame changes what the model sees); where
-    #: there are none, that of a story's smooth backdrop (a blurred copy of the picture, a
-    #: gradient), measured but not cut out (``decode.SMOOTH_MARGINS``); None where not measured.
+    #: border): from ``fakedet.data.decode.FRAME_SHARE`` on, and from ``CUT_SHARE`` on where they
+    #: are bands around the picture, the picture inside is scored (``cropped``) unless the scan
+    #: was told not to (a frame changes what the model sees); where there are none, that of a
+    #: story's smooth backdrop (a blurred copy of the picture, a gradient), measured but not cut
+    #: out (``decode.SMOOTH_MARGINS``); None where not measured.
     #: Not in to_dict().
     frame: Optional[float] = field(default=None, repr=False, compare=False)
     #: decoded from an animation, of which only the first frame was scored
