@@ -425,10 +425,10 @@ FRAME_SHARE = 0.4
 #: the share of an image that plain margins take from which a scan cuts out the picture inside
 #: them (:func:`picture_to_score`); below :data:`FRAME_SHARE` only bands around the picture
 #: (:func:`_band_box`: a letterbox, a meme's caption bands, padding to a square, a border).
-#: 0.15: on val (docs/decisions/2026-12-06-narrow-bands-around-a-picture.md, second amendment;
+#: 0.15: on val (docs/decisions/2026-12-06-narrow-bands-around-a-picture.md, third amendment;
 #: experiments/frame_crop.py --cut-share 0.15) it gave fakes in memes, letterboxes, white padding
-#: and borders most of their verdicts back (memes: 4.6 % to 14.2 % of fakes `fake`), made no real
-#: photo `fake`, and changed no verdict of stories and phone screenshots
+#: and borders about half of their verdicts back (memes: 4.6 % to 15.0 % of fakes `fake`, 25 %
+#: unedited), made no real photo `fake`, and changed no verdict of stories and phone screenshots
 CUT_SHARE = 0.15
 
 
