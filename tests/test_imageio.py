@@ -712,6 +712,47 @@ def test_only_the_sides_that_are_bands_are_cut():
     assert decode.CUT_SHARE <= share < decode.FRAME_SHARE and box is None
 
 
+def test_of_a_margin_that_is_no_band_only_the_bar_at_the_edge_is_cut():
+    """A picture between black bars, with a second, smaller picture above it in the top bar (16
+    rows of bar, the second picture, a gutter): the bottom bar is cut, and of the top margin
+    only its bar at the edge, not a row of the second picture, on an image read on a copy of
+    320 px (a line of the copy stands for 6.25 of the image's: its third line is the image's
+    15th, its fourth the 21st)."""
+    from fakedet.data import decode
+    from fakedet.data.preprocess import PreprocessConfig
+
+    img = Image.new("RGB", (2000, 1600), (0, 0, 0))
+    img.paste(random_image((2000, 220), seed=31), (0, 16))
+    img.paste(random_image((2000, 1084), seed=32), (0, 276))
+    share, box = decode.picture_box(img)
+    assert box == (0, 276, 2000, 1360) and decode.CUT_SHARE < share < decode.FRAME_SHARE
+    assert decode.picture_to_score(img, PreprocessConfig()) == (share, [0, 16, 2000, 1360])
+
+
+def test_a_story_inside_a_phones_bars_is_noted_not_cut(monkeypatch):
+    """A story's screen between a phone's black bars, where the story's backdrop is not found on
+    the whole image: the box cut out of the bars is looked at for it, and the image is noted as
+    a story (its share of the whole image), not scored as a cut-out picture."""
+    from fakedet.data import decode
+    from fakedet.data.preprocess import PreprocessConfig
+
+    screen, (x0, y0, x1, y1) = _story(random_image((540, 400), seed=33), "blur")
+    tall = Image.new("RGB", (540, 1170), (0, 0, 0))
+    tall.paste(screen, (0, 70))
+    found = decode.picture_box
+
+    def not_on_the_whole(img, *a, smooth=False, **k):
+        if smooth and img.size == tall.size:
+            return 0.0, (0, 0, img.width, img.height)
+        return found(img, *a, smooth=smooth, **k)
+
+    monkeypatch.setattr(decode, "picture_box", not_on_the_whole)
+    share, box = decode.picture_to_score(tall, PreprocessConfig())
+    assert box is None and share == pytest.approx(1 - 540 * 400 / (540 * 1170), abs=0.01)
+    monkeypatch.setattr(decode, "SMOOTH_MARGINS", True)
+    assert decode.picture_to_score(tall, PreprocessConfig())[1] == [x0, y0 + 70, x1, y1 + 70]
+
+
 @pytest.mark.parametrize("backdrop", ["blur", "gradient"])
 @pytest.mark.parametrize("save", ["PNG", "JPEG"])
 def test_picture_box_finds_a_picture_on_a_storys_smooth_backdrop(backdrop, save, monkeypatch):

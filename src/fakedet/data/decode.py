@@ -633,9 +633,10 @@ def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | 
             except Exception:  # noqa: BLE001
                 inner = None
             if inner is not None and inner[0] >= FRAME_SHARE:
+                _, (il, it, ir, ib) = inner
+                share = 1.0 - (ir - il) * (ib - it) / (img.width * img.height)  # of the whole image
                 if not SMOOTH_MARGINS:  # measured (a scan notes it), not cut out
-                    return inner[0], None
-                share, (il, it, ir, ib) = inner
+                    return share, None
                 box = [box[0] + il, box[1] + it, box[0] + ir, box[1] + ib]
     left, top, right, bottom = box
     if share < CUT_SHARE or min(right - left, bottom - top) < max(cfg.min_size, cfg.patch_size):
@@ -676,8 +677,9 @@ def _band_box(img: Image.Image, box, side: int = 320, tol: int = 2, full: float 
     left, top, right, bottom = box
     x0, y0 = int(left * w / W), int(top * h / H)
     x1, y1 = int(np.ceil(right * w / W)), int(np.ceil(bottom * h / H))
-    sides = ((0, left > 0, a[:, 0], a[:, :x0]), (1, top > 0, a[0], a[:y0]),
-             (2, right < W, a[:, -1], a[:, x1:]), (3, bottom < H, a[-1], a[y1:]))
+    # each margin beside the box only (not the corners, which belong to the bands beside it too)
+    sides = ((0, left > 0, a[:, 0], a[y0:y1, :x0]), (1, top > 0, a[0], a[:y0, x0:x1]),
+             (2, right < W, a[:, -1], a[y0:y1, x1:]), (3, bottom < H, a[-1], a[y1:, x0:x1]))
     out = [0, 0, W, H]
     for i, margin, edge, region in sides:
         if not margin or region.size == 0:
@@ -689,15 +691,18 @@ def _band_box(img: Image.Image, box, side: int = 320, tol: int = 2, full: float 
             out[i] = box[i]
             continue
         # not a band as a whole (a picture's own flat edge, a strip of photo, a second picture):
-        # only the plain lines of the edge's colour next to the edge, in the image's pixels (rounded
-        # down: a line of band may stay, none of the picture goes)
+        # only the plain lines of the edge's colour next to the edge: up to the last such line
+        # sampled (the copy's line k is the image's line (k + 0.5) * r, rounded down), so that a
+        # line of band may stay and none of the picture goes
         lines = region if i in (1, 3) else region.T
         if i in (2, 3):
             lines = lines[::-1]
         plain = ((np.abs(lines - colour) <= tol).mean(axis=1) >= full)
         n = int(np.argmin(plain)) if not plain.all() else len(plain)
-        cut = int(n * (W / w if i in (0, 2) else H / h))
-        out[i] = cut if i < 2 else (W if i == 2 else H) - cut
+        if n == 0:
+            continue
+        r, size = (W / w, w) if i in (0, 2) else (H / h, h)
+        out[i] = min(box[i], int((n - 0.5) * r) + 1) if i < 2 else max(box[i], int((size - n + 0.5) * r))
     if H >= STORY_SHAPE * W:
         above, below = out[1], H - out[3]
         if min(above, below) <= 0 or min(above, below) < BAND_BALANCE * max(above, below):
