@@ -458,9 +458,9 @@ def test_cached_scores_follow_the_manifest_and_are_read_back_without_the_model(t
     assert list(y) == [0, 1, 0, 1] and len(p) == 4 and ((p >= 0) & (p <= 1)).all()
     stored = json.loads(next((tmp_path / "cache").rglob("toy.test.json")).read_text())
     assert stored["unreadable"] == 1
-    # keyed by the way of scoring too: scores cached before the scan cut pictures out are not read
+    # keyed by the way of scoring too: scores cached before the scan cut narrow bands out are not read
     assert [f.parent.name for f in (tmp_path / "cache").rglob("toy.test.json")] == [
-        f"{scorecache.sha256(tiny_weights)[:16]}.crop"]
+        f"{scorecache.sha256(tiny_weights)[:16]}.crop15"]
 
     def no_model(weights):
         raise AssertionError("the cache was not used")
