@@ -729,6 +729,26 @@ def test_of_a_margin_that_is_no_band_only_the_bar_at_the_edge_is_cut():
     assert decode.picture_to_score(img, PreprocessConfig()) == (share, [0, 16, 2000, 1360])
 
 
+def test_a_sides_plain_share_is_read_beside_the_picture_not_in_the_corners():
+    """A meme template (white caption bands above and below) with a second, bright picture right
+    of the first (45 % of its pixels white, as snow or a screenshot of text): the corners of the
+    caption bands are not counted as the right margin's, so the second picture is not cut off
+    as a band; of the right margin only the white line at the edge may go."""
+    from fakedet.data import decode
+    from fakedet.data.preprocess import PreprocessConfig
+
+    rng = np.random.default_rng(3)
+    a = np.full((450, 600, 3), 255, np.uint8)
+    a[60:420, 10:470] = rng.integers(0, 256, (360, 460, 3))
+    second = rng.integers(0, 256, (360, 110, 3)).astype(np.uint8)
+    second[rng.random((360, 110)) < 0.45] = 255
+    a[60:420, 480:590] = second
+    img = Image.fromarray(a)
+    assert decode.picture_box(img)[1] == (10, 60, 470, 420)
+    box = decode.picture_to_score(img, PreprocessConfig())[1]
+    assert box[:2] == [10, 60] and box[3] == 420 and box[2] >= 590, box
+
+
 def test_a_story_inside_a_phones_bars_is_noted_not_cut(monkeypatch):
     """A story's screen between a phone's black bars, where the story's backdrop is not found on
     the whole image: the box cut out of the bars is looked at for it, and the image is noted as
