@@ -367,6 +367,22 @@ def test_records_may_replace_a_file_that_is_no_image(runner, tiny_weights, folde
         assert target.read_text().startswith(str(folder / "a.png"))
 
 
+@pytest.mark.parametrize("fmt", ["tsv", "json"])
+def test_a_scan_that_makes_no_record_says_an_earlier_o_file_is_not_its_own(runner, tiny_weights, tmp_path, fmt):
+    """An -o file is opened at the first record, so a scan that finds no image leaves an earlier
+    scan's file as it was: the last message says so, lest it be read as this scan's records."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    old = tmp_path / "records.txt"
+    old.write_text("x.jpg\t0.99\tfake\t\n")
+    r = run(runner, tiny_weights, ["-f", fmt, "-o", str(old), str(empty)])
+    assert r.exit_code == 2 and old.read_text() == "x.jpg\t0.99\tfake\t\n"
+    assert f"no images found; {old} was not written: what it holds is from before this scan" in r.stderr
+    new = tmp_path / "new.txt"  # no file there: nothing to say about one
+    r = run(runner, tiny_weights, ["-f", fmt, "-o", str(new), str(empty)])
+    assert r.exit_code == 2 and "was not written" not in r.stderr and not new.exists()
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
 @pytest.mark.parametrize("how", ["folder", "named", "files-from"])
 def test_named_pipe_gets_an_error_record_and_the_rest_are_scored(runner, tiny_weights, tmp_path, how):

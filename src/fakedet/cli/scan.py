@@ -297,6 +297,17 @@ def _open_output(output: Optional[str], fmt: str = "tsv") -> IO[str]:
     return _LazyFile(output, fifo=stat.S_ISFIFO(st.st_mode))
 
 
+def _file_kept(out_stream) -> str:
+    """What to add to the last message of a scan that made no record where its ``-o`` file was
+    there before: it is left as it was, and holds an earlier scan's records, not this one's
+    (nothing where the file was opened, or is not there, or is a named pipe)."""
+    if not isinstance(out_stream, _LazyFile) or out_stream.fh is not None or out_stream.fifo:
+        return ""
+    if not os.path.lexists(out_stream.path):
+        return ""
+    return f"; {out_stream.path} was not written: what it holds is from before this scan"
+
+
 def _names_stdout(path: str) -> bool:
     """Whether ``path`` is stdout's own file by another name (``/dev/stdout``)."""
     try:
@@ -601,14 +612,15 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 silence_stdout()  # the interpreter's final flush would fail the same way
             err(f"cannot write the records: {write_error.strerror or write_error}")
         return EXIT_USAGE
+    kept = _file_kept(out_stream) if n == 0 else ""
     if interrupted is not None:
-        err(f"{interrupt_word(interrupted)} after {n} record{'s' if n != 1 else ''}")
+        err(f"{interrupt_word(interrupted)} after {n} record{'s' if n != 1 else ''}{kept}")
         return interrupt_status(interrupted)
     if inputs_error is not None:
-        err(f"{inputs_error}; stopped after {n} record{'s' if n != 1 else ''}")
+        err(f"{inputs_error}; stopped after {n} record{'s' if n != 1 else ''}{kept}")
         return EXIT_USAGE
     if n == 0:
-        err("no images found")
+        err(f"no images found{kept}")
         return EXIT_USAGE
     if not quiet:
         err(_summary(det, n - n_folders, n_fake, n_unc, n_err - n_folders, n_folders, elapsed,
