@@ -550,7 +550,12 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
     if any(np.diff(np.flatnonzero(np.concatenate(([True], side, [True])))).max(initial=1) - 1 >= extent / 2
            for side, extent in sides):
         return 0.0, (0, 0, img.width, img.height)
-    if smooth:  # a story's picture: backdrop above and below, and a seam at each edge with margin
+    if smooth and STORY_SEAMS:  # a story's picture: walk out through smooth lines to its seams
+        found = _story_seams(a, (x0, y0, x1, y1), flat, tol)
+        if found is None:
+            return 0.0, (0, 0, img.width, img.height)
+        x0, y0, x1, y1 = found
+    elif smooth:  # a story's picture: backdrop above and below, and a seam at each edge with margin
         seams = y0 > 0 and y1 < a.shape[0] and seam(a[y0, x0:x1], a[y0 - 1, x0:x1]) \
             and seam(a[y1 - 1, x0:x1], a[y1, x0:x1]) \
             and (x0 == 0 or seam(a[y0:y1, x0], a[y0:y1, x0 - 1])) \
@@ -595,6 +600,58 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
     if box[2] <= box[0] or box[3] <= box[1]:
         return None
     return share, tuple(box)
+
+
+#: find a story's picture by walking out from the lines that are not smooth, through smooth
+#: lines, to a step at each edge (:func:`_story_seams`), not by a seam at those lines' own ends
+STORY_SEAMS = True
+
+
+def _step(inside: np.ndarray, outside: np.ndarray, beyond: np.ndarray, tol: int) -> bool:
+    """Whether the line ``inside`` meets ``outside`` at a seam: in at least :data:`SEAM` of the
+    pixels the step between them exceeds by more than ``tol`` the step from ``outside`` to the
+    line ``beyond`` it (a backdrop's own slope, which a blur or a gradient has too)."""
+    return ((np.abs(inside - outside) - np.abs(outside - beyond)) > tol).mean() >= SEAM
+
+
+def _story_seams(a: np.ndarray, box, flat, tol: int) -> "tuple[int, int, int, int] | None":
+    """The picture of a story's screenshot in the grey copy ``a``, from ``box`` (the block of
+    lines that are not smooth): each edge walked out through smooth lines (a smooth picture's own
+    sky or wall, an enlarged small picture) to the first step (:func:`_step`). Above and below
+    the picture a seam must be found before a line that is not smooth (an app's bar or text) or
+    the image's edge; beside it, a picture that reaches the screen's side without one fills the
+    width. None where a seam above or below is missing."""
+    x0, y0, x1, y1 = box
+    w = a.shape[1]
+
+    def walk(lines: np.ndarray, i: int, go: int, edge):
+        """From line ``i`` (the first line outside the block, walking ``go``), the first line
+        outside the picture; ``edge`` where the walk meets the image's edge, or a line that is not
+        smooth, without a seam (None: no picture)."""
+        fl = flat(lines)
+        n = len(lines)
+        while True:
+            if go < 0:  # the picture's first line i, the margin's last i - 1, beyond it i - 2
+                if i < 2:
+                    return edge
+                if _step(lines[i], lines[i - 1], lines[i - 2], tol):
+                    return i
+                if not fl[i - 1]:
+                    return edge
+            else:  # the picture's last line i - 1, the margin's first i, beyond it i + 1
+                if i + 1 >= n:
+                    return edge
+                if _step(lines[i - 1], lines[i], lines[i + 1], tol):
+                    return i
+                if not fl[i]:
+                    return edge
+            i += go
+
+    top = walk(a[:, x0:x1], y0, -1, None)
+    bottom = walk(a[:, x0:x1], y1, +1, None)
+    if top is None or bottom is None:
+        return None
+    return walk(a[top:bottom].T, x0, -1, 0), top, walk(a[top:bottom].T, x1, +1, w), bottom
 
 
 def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | None, list[int] | None]":
