@@ -214,11 +214,11 @@ def main_smooth(args) -> int:
                                                    "cut": sum(b is not None for b in boxes)}
                 print(f"{cond}_{key}: {out['stories'][f'{cond}_{key}']}", flush=True)
             # real images the cut makes fake that the shipped scan did not (and the reverse)
-            newly_fake[cond] = sum(c == 0 and u != "fake" and v == "fake"
-                                   for c, u, v in zip(y, runs["without"][0], runs["with"][0]))
+            newly_fake[cond] = int(sum(c == 0 and u != "fake" and v == "fake"
+                                       for c, u, v in zip(y, runs["without"][0], runs["with"][0])))
             out["stories"][f"{cond}_reals_newly_fake"] = newly_fake[cond]
-            out["stories"][f"{cond}_reals_no_longer_fake"] = sum(
-                c == 0 and u == "fake" and v != "fake" for c, u, v in zip(y, runs["without"][0], runs["with"][0]))
+            out["stories"][f"{cond}_reals_no_longer_fake"] = int(sum(
+                c == 0 and u == "fake" and v != "fake" for c, u, v in zip(y, runs["without"][0], runs["with"][0])))
         else:
             changed[cond] = sum(u != v for u, v in zip(runs["without"][0], runs["with"][0]))
             out["screens"][cond] = {"verdicts_changed": changed[cond],

@@ -605,6 +605,9 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
 #: find a story's picture by walking out from the lines that are not smooth, through smooth
 #: lines, to a step at each edge (:func:`_story_seams`), not by a seam at those lines' own ends
 STORY_SEAMS = True
+#: the share of a story's rows at the top and at the bottom of the screen where the app's
+#: controls (a line that is not smooth) must lie beyond the picture's seams (:func:`_story_seams`)
+STORY_CONTROLS = 0.1
 
 
 def _step(inside: np.ndarray, outside: np.ndarray, beyond: np.ndarray, tol: int) -> bool:
@@ -617,39 +620,40 @@ def _step(inside: np.ndarray, outside: np.ndarray, beyond: np.ndarray, tol: int)
 def _story_seams(a: np.ndarray, box, flat, tol: int) -> "tuple[int, int, int, int] | None":
     """The picture of a story's screenshot in the grey copy ``a``, from ``box`` (the block of
     lines that are not smooth): each edge walked out through smooth lines (a smooth picture's own
-    sky or wall, an enlarged small picture) to the first step (:func:`_step`). Above and below
-    the picture a seam must be found before a line that is not smooth (an app's bar or text) or
-    the image's edge; beside it, a picture that reaches the screen's side without one fills the
-    width. None where a seam above or below is missing."""
+    sky or wall, an enlarged small picture) to the first step (:func:`_step`) onto two smooth
+    lines of margin. Above and below the picture a seam must be found before a line that is not
+    smooth or the image's edge, and the app's controls (a line that is not smooth: a name, a reply
+    box) must lie in the outer :data:`STORY_CONTROLS` of the rows beyond it (a photo's straight
+    horizon under a plain sky has none); beside it, a picture that reaches the screen's side
+    without one fills the width. None where a seam or the controls above or below are missing."""
     x0, y0, x1, y1 = box
-    w = a.shape[1]
+    h, w = a.shape
 
     def walk(lines: np.ndarray, i: int, go: int, edge):
-        """From line ``i`` (the first line outside the block, walking ``go``), the first line
-        outside the picture; ``edge`` where the walk meets the image's edge, or a line that is not
-        smooth, without a seam (None: no picture)."""
+        """From the block's first line ``i`` (walking back, ``go`` -1) or the first line after it
+        (``go`` +1), the picture's first line, or the first line after it: ``edge`` where the walk
+        meets the image's edge, or a line that is not smooth, without a seam."""
         fl = flat(lines)
         n = len(lines)
         while True:
             if go < 0:  # the picture's first line i, the margin's last i - 1, beyond it i - 2
-                if i < 2:
+                if i < 2 or not (fl[i - 1] and fl[i - 2]):
                     return edge
                 if _step(lines[i], lines[i - 1], lines[i - 2], tol):
                     return i
-                if not fl[i - 1]:
-                    return edge
             else:  # the picture's last line i - 1, the margin's first i, beyond it i + 1
-                if i + 1 >= n:
+                if i + 1 >= n or not (fl[i] and fl[i + 1]):
                     return edge
                 if _step(lines[i - 1], lines[i], lines[i + 1], tol):
                     return i
-                if not fl[i]:
-                    return edge
             i += go
 
     top = walk(a[:, x0:x1], y0, -1, None)
     bottom = walk(a[:, x0:x1], y1, +1, None)
     if top is None or bottom is None:
+        return None
+    k = max(1, int(h * STORY_CONTROLS))
+    if flat(a[:min(k, top)]).all() or flat(a[max(h - k, bottom):]).all():  # no app around it
         return None
     return walk(a[top:bottom].T, x0, -1, 0), top, walk(a[top:bottom].T, x1, +1, w), bottom
 
