@@ -601,7 +601,8 @@ def test_picture_box_finds_the_picture_to_the_pixel_on_a_large_screen():
 
 def _story(pic, backdrop):
     """``pic`` on a 540x960 story screen: a blurred, enlarged copy of itself or a diagonal
-    gradient, with a progress bar and a name above it; and the picture's box."""
+    gradient, with a progress bar and a name above it and a reply box below; and the picture's
+    box."""
     from PIL import ImageDraw, ImageFilter
 
     w, h = 540, 960
@@ -614,6 +615,8 @@ def _story(pic, backdrop):
     d = ImageDraw.Draw(screen)
     d.rectangle((10, 15, w - 10, 17), fill=(235, 235, 235))
     d.text((65, 45), "someone  5h", fill=(255, 255, 255))
+    d.rounded_rectangle((15, h - 65, w - 80, h - 25), 20, outline=(255, 255, 255), width=2)
+    d.text((35, h - 50), "Send message", fill=(255, 255, 255))
     x0, y0 = (w - pic.width) // 2, (h - pic.height) // 2
     screen.paste(pic, (x0, y0))
     return screen, (x0, y0, x0 + pic.width, y0 + pic.height)
@@ -834,7 +837,46 @@ def test_a_photos_smooth_sky_is_no_storys_backdrop(monkeypatch):
     towered = photo(500, 900, 450, ground=(450, 650), tower=(330, 200, 280))
     assert decode.picture_box(towered, smooth=True) == (0.0, (0, 0, 500, 900))
     monkeypatch.setattr(decode, "SEAM", 0.0)  # without the seam: the sky would be cut away
+    monkeypatch.setattr(decode, "STORY_CONTROLS", 0)  # (and without an app's controls around it)
     assert decode.picture_box(towered, smooth=True)[0] >= decode.FRAME_SHARE
+    monkeypatch.setattr(decode, "STORY_SEAMS", False)  # the finder before session 58 too
+    assert decode.picture_box(towered, smooth=True)[0] >= decode.FRAME_SHARE
+
+
+def test_a_storys_picture_under_a_smooth_sky_is_found_by_its_seams(monkeypatch):
+    """A story's picture whose own top is a smooth sky above a skyline: the seam is not at the
+    end of the rows that are not smooth (the skyline), but above the sky, where the walk out
+    through the smooth rows finds the step onto the backdrop (the finder before it did not)."""
+    from fakedet.data import decode
+
+    pic = np.asarray(random_image((540, 400), seed=7)).copy()
+    x = np.arange(540)
+    sky_to = (60 + 35 * np.sin(x / 23.0) + 20 * np.sin(x / 7.0)).astype(int)  # a skyline, not a line
+    sky = np.arange(400)[:, None] < sky_to[None, :]
+    grad = np.broadcast_to(np.linspace(90, 150, 400)[:, None, None], (400, 540, 3))
+    screen, truth = _story(Image.fromarray(np.where(sky[..., None], grad, pic).astype(np.uint8)), "blur")
+    share, box = decode.picture_box(screen, smooth=True)
+    assert share >= decode.FRAME_SHARE and all(abs(a - b) <= 2 for a, b in zip(box, truth)), (box, truth)
+    monkeypatch.setattr(decode, "STORY_SEAMS", False)
+    assert decode.picture_box(screen, smooth=True)[0] < decode.FRAME_SHARE
+
+
+def test_a_phone_photos_straight_horizon_is_no_storys_seam(monkeypatch):
+    """An upright photo (a phone's shape): a plain sky over a straight sea horizon, the scene,
+    smooth sand. The horizon and the sand's edge are steps onto smooth rows, as a story's seams
+    are, but no app's controls lie beyond them: not a story (review: the finder cut such photos)."""
+    from fakedet.data import decode
+
+    w, h = 540, 960
+    yy = np.mgrid[0:h, 0:w][0]
+    arr = np.stack([110 + yy * 0.05, 150 + yy * 0.03, 225 - yy * 0.03], axis=-1)
+    arr[200:230] = np.array([40, 90, 140])  # the sea
+    arr[230:730] = np.asarray(random_image((w, 500), seed=4), np.float64)
+    arr[730:] = np.array([210, 190, 150]) + (yy[730:] - 730)[..., None] * 0.04  # sand
+    photo = Image.fromarray(arr.clip(0, 255).astype(np.uint8))
+    assert decode.picture_box(photo, smooth=True) == (0.0, (0, 0, w, h))
+    monkeypatch.setattr(decode, "STORY_CONTROLS", 0)  # without the controls' check: cut as a story
+    assert decode.picture_box(photo, smooth=True)[0] >= decode.FRAME_SHARE
 
 
 def test_picture_box_of_a_picture_whose_rows_are_each_flat_warns_nothing():

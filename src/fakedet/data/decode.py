@@ -653,8 +653,8 @@ def _story_seams(a: np.ndarray, box, flat, tol: int) -> "tuple[int, int, int, in
     if top is None or bottom is None:
         return None
     k = max(1, int(h * STORY_CONTROLS))
-    if flat(a[:min(k, top)]).all() or flat(a[max(h - k, bottom):]).all():  # no app around it
-        return None
+    if STORY_CONTROLS and (flat(a[:min(k, top)]).all() or flat(a[max(h - k, bottom):]).all()):
+        return None  # no app's controls around it: a photo's straight horizon, not a story's seam
     return walk(a[top:bottom].T, x0, -1, 0), top, walk(a[top:bottom].T, x1, +1, w), bottom
 
 
