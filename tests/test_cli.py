@@ -1130,8 +1130,9 @@ def test_scan_scores_the_picture_inside_a_screenshot_and_says_which_animations_w
     assert recs["shot.png"]["cropped"] == [70, 400, 470, 700]
     assert recs["shot.png"]["p_fake"] == recs[alone.name]["p_fake"]
     assert recs["photo.png"]["cropped"] is None and recs["anim.gif"]["cropped"] is None
-    assert (f"1 image ({tmp_path / 'shot.png'}) has plain margins around the picture, as a screenshot, a border, "
-            "a letterbox or a meme's caption bands give (or a plain backdrop): the picture inside it was scored") \
+    assert (f"1 image ({tmp_path / 'shot.png'}) has margins around the picture, as a screenshot, a border, "
+            "a letterbox, a meme's caption bands or a story's backdrop give (or a plain backdrop): the picture "
+            "inside it was scored") \
         in r.stderr
     assert "scan again" not in r.stderr
     assert f"1 animation ({tmp_path / 'anim.gif'}): only its first frame was scored" in r.stderr

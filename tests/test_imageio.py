@@ -625,7 +625,7 @@ def _story(pic, backdrop):
 def test_narrow_margins_are_cut_only_where_they_reach_the_edges_and_a_story_keeps_its_note(monkeypatch):
     """With CUT_SHARE at 0.15: a story whose picture has a flat dark band at its top (plain
     margins then take between CUT_SHARE and FRAME_SHARE of the screen) is still found on its
-    smooth backdrop: noted, scored whole. A photo with a flat line across it at 80 % of its
+    smooth backdrop: cut out (with SMOOTH_MARGINS False: noted, scored whole). A photo with a flat line across it at 80 % of its
     height has a strip of photo beyond the line, which picture_box counts as margin (a fifth of
     the image), but which does not end in a flat edge line: scored whole, not cut to the part
     above the line."""
@@ -636,10 +636,15 @@ def test_narrow_margins_are_cut_only_where_they_reach_the_edges_and_a_story_keep
 
     pic = np.asarray(random_image((540, 400), seed=5)).copy()
     pic[:60] = 10
-    screen, _ = _story(Image.fromarray(pic), "blur")
+    screen, truth = _story(Image.fromarray(pic), "blur")
     assert decode.CUT_SHARE <= decode.picture_box(screen)[0] < decode.FRAME_SHARE  # plain margins
     share, box = decode.picture_to_score(screen, PreprocessConfig())
+    below_band = (truth[0], truth[1] + 60, truth[2], truth[3])  # the band is flat: it reads as margin
+    assert share >= decode.FRAME_SHARE and all(abs(a - b) <= 12 for a, b in zip(box, below_band)), (box, truth)
+    monkeypatch.setattr(decode, "SMOOTH_MARGINS", False)
+    share, box = decode.picture_to_score(screen, PreprocessConfig())
     assert box is None and share >= decode.FRAME_SHARE  # the smooth backdrop's share: noted
+    monkeypatch.setattr(decode, "SMOOTH_MARGINS", True)
     photo = np.asarray(random_image((600, 450), seed=6)).copy()
     photo[360:362] = 255
     share, box = decode.picture_to_score(Image.fromarray(photo), PreprocessConfig())
@@ -752,10 +757,11 @@ def test_a_sides_plain_share_is_read_beside_the_picture_not_in_the_corners():
     assert box[:2] == [10, 60] and box[3] == 420 and box[2] >= 590, box
 
 
-def test_a_story_inside_a_phones_bars_is_noted_not_cut(monkeypatch):
+def test_a_story_inside_a_phones_bars_is_found_inside_them(monkeypatch):
     """A story's screen between a phone's black bars, where the story's backdrop is not found on
-    the whole image: the box cut out of the bars is looked at for it, and the image is noted as
-    a story (its share of the whole image), not scored as a cut-out picture."""
+    the whole image: the box cut out of the bars is looked at for it, and the story's picture is
+    cut out (with SMOOTH_MARGINS False: the image is noted as a story, its share of the whole
+    image, not scored as the box cut out of the bars)."""
     from fakedet.data import decode
     from fakedet.data.preprocess import PreprocessConfig
 
@@ -770,6 +776,7 @@ def test_a_story_inside_a_phones_bars_is_noted_not_cut(monkeypatch):
         return found(img, *a, smooth=smooth, **k)
 
     monkeypatch.setattr(decode, "picture_box", not_on_the_whole)
+    monkeypatch.setattr(decode, "SMOOTH_MARGINS", False)
     share, box = decode.picture_to_score(tall, PreprocessConfig())
     assert box is None and share == pytest.approx(1 - 540 * 400 / (540 * 1170), abs=0.01)
     monkeypatch.setattr(decode, "SMOOTH_MARGINS", True)
@@ -797,20 +804,24 @@ def test_picture_box_finds_a_picture_on_a_storys_smooth_backdrop(backdrop, save,
     assert decode.picture_to_score(shot, PreprocessConfig())[1] is None
 
 
-def test_a_scan_notes_a_storys_backdrop_and_cuts_the_picture_out_only_when_told(tiny_weights, monkeypatch):
+def test_a_scan_cuts_a_storys_picture_out_of_its_backdrop_and_notes_it_where_it_does_not(tiny_weights, monkeypatch):
+    """Shipped (SMOOTH_MARGINS True): a story's picture is cut out and scored; with --no-crop
+    (crop=False), or with SMOOTH_MARGINS False, the backdrop is measured, noted and scored whole."""
     from fakedet import Detector
     from fakedet.data import decode
 
     screen, truth = _story(random_image((540, 400), seed=7), "blur")
     buf = io.BytesIO()
     screen.save(buf, "PNG")
-    for crop in (True, False):  # shipped: measured, so noted, and scored whole
-        r = Detector.load(tiny_weights, workers=0, crop=crop).predict([buf.getvalue()])[0]
-        assert r.cropped is None and r.framed
-    monkeypatch.setattr(decode, "SMOOTH_MARGINS", True)
     r = Detector.load(tiny_weights, workers=0).predict([buf.getvalue()])[0]
     assert r.cropped is not None and all(abs(a - b) <= 12 for a, b in zip(r.cropped, truth))
     assert not r.framed
+    r = Detector.load(tiny_weights, workers=0, crop=False).predict([buf.getvalue()])[0]
+    assert r.cropped is None and r.framed
+    monkeypatch.setattr(decode, "SMOOTH_MARGINS", False)
+    for crop in (True, False):  # measured, so noted, and scored whole
+        r = Detector.load(tiny_weights, workers=0, crop=crop).predict([buf.getvalue()])[0]
+        assert r.cropped is None and r.framed
 
 
 def test_a_photos_smooth_sky_is_no_storys_backdrop(monkeypatch):

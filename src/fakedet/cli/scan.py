@@ -125,8 +125,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     photos score high, and fakes of kinds it never saw score near 0. Scores on images
     from sources unlike the training data are unreliable: read a verdict as a pointer,
     never as proof. Inside plain margins (a phone's screenshot of an app, a border, a
-    letterbox, a meme's caption bands) the picture alone is scored (--no-crop: the
-    whole image).
+    letterbox, a meme's caption bands) and on a story's blurred backdrop the picture
+    alone is scored (--no-crop: the whole image).
 
     Each image's provenance metadata is read too (C2PA Content Credentials, XMP/EXIF
     source type and software, Stable Diffusion front-ends' generation parameters; the
@@ -735,8 +735,9 @@ def _picture_notes(n_framed: int, framed: list, n_animated: int, animated: list,
     out = []
     if n_cropped:
         out.append(f"{n_cropped} image{'s' if n_cropped != 1 else ''}{_named(cropped or [], n_cropped)} "
-                   f"{'have' if n_cropped != 1 else 'has'} plain margins around the picture, as a screenshot, "
-                   f"a border, a letterbox or a meme's caption bands give (or a plain backdrop): the picture inside "
+                   f"{'have' if n_cropped != 1 else 'has'} margins around the picture, as a screenshot, "
+                   f"a border, a letterbox, a meme's caption bands or a story's backdrop give (or a plain "
+                   f"backdrop): the picture inside "
                    f"{'them' if n_cropped != 1 else 'it'} "
                    "was scored ('cropped' in jsonl, json and parquet gives its box; --no-crop scores the whole image)")
     if n_framed:

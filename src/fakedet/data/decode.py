@@ -414,7 +414,7 @@ def upright(img: Image.Image) -> Image.Image:
 
 # The share of an image that flat margins take from which a scan cuts out the picture inside
 # them (:data:`CUT_SHARE`: narrower bands too) and, where it scores the image whole all the same
-# (smooth margins, --no-crop, a picture too small to score alone), notes it (a phone's
+# (--no-crop, a picture too small to score alone), notes it (a phone's
 # screenshot, a border, a letterbox): 175 of 180 phone screenshots drawn on a
 # plain background reach it (light and dark alike) and none of the same pictures cut out, against
 # 6 of 1,930 real photos (3 of 250 Unsplash portraits, on black or under a blown-out sky; 2 of
@@ -438,13 +438,16 @@ def scored_framed(frame: "float | None", cropped) -> bool:
     return cropped is None and frame is not None and frame >= FRAME_SHARE
 #: whether a scan cuts the picture out of smooth margins (a story's blurred or gradient
 #: backdrop) where it finds no plain ones (:func:`picture_to_score`); else it only measures them,
-#: for the summary's note. False: on val (docs/decisions/2026-12-06-the-picture-on-a-storys-
-#: backdrop.md, experiments/frame_crop.py --smooth) it found a third to a half of the stories' pictures,
-#: which halved the real photos labelled fake but left them far above the originals' share, the
-#: rule set before the run
-SMOOTH_MARGINS = False
-#: with smooth margins, the least share of pixels along each edge of the picture that differ by
-#: more than the tolerance from the margin's next to them (:func:`picture_box`)
+#: for the summary's note. False from session 53 (the finder of then found a third to a half of
+#: the stories' pictures: docs/decisions/2026-12-06-the-picture-on-a-storys-backdrop.md); True
+#: since session 58, with the picture found by its seams (:data:`STORY_SEAMS`): on val
+#: (docs/decisions/2026-12-07-a-storys-picture-found-by-its-seams.md, experiments/frame_crop.py
+#: --smooth --seams-rule) real photos labelled fake on a blurred backdrop fell from 13.8 % to
+#: 3.2 % (8.8 % to 3.2 % sent on as JPEG), and no unedited image or plain-margin screenshot moved
+SMOOTH_MARGINS = True
+#: with smooth margins, the least share of pixels along a story's seam where the step across it
+#: exceeds the margin's own slope by more than the tolerance (:func:`_step`; with
+#: :data:`STORY_SEAMS` False, that differ by more than the tolerance from the margin's next to them)
 SEAM = 0.5
 _SMOOTH_SAMPLES = 4  # per side of each pixel of the copy read for smooth margins
 #: smooth margins are looked for only on images at least this many times as high as wide: a
@@ -498,10 +501,12 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
     of 4x4 samples (so that a JPEG's noise does not count). A sharp photo's smooth sky is plain
     too, so the picture must also sit as a story's does: on a screen shaped as a phone's held
     upright (at least :data:`STORY_SHAPE` times as high as wide), with margin above and below
-    it, and meeting its margins at a seam: along each edge with margin beyond it, at least
-    :data:`SEAM` of the pixels differ by more than ``tol`` from the margin's next to them (a
-    head or a tree rising into a smooth sky differs in a few). Otherwise no frame: ``(0.0, the
-    whole image)``; an image of another shape is not read (``(0.0, the whole image)`` at once)."""
+    it, and meeting its margins at seams (:func:`_story_seams`: each edge walked out through the
+    picture's own smooth lines to a step onto smooth margin, along at least :data:`SEAM` of it;
+    a head or a tree rising into a smooth sky makes none), with an app's controls beyond the
+    seams above and below (a photo's straight horizon has none). Otherwise no frame: ``(0.0,
+    the whole image)``; an image of another shape is not read (``(0.0, the whole image)`` at
+    once)."""
     if min(img.size) < 64:
         return None
     if smooth and img.height < STORY_SHAPE * img.width:  # not a phone's screen: most photos
@@ -604,6 +609,7 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
 
 #: find a story's picture by walking out from the lines that are not smooth, through smooth
 #: lines, to a step at each edge (:func:`_story_seams`), not by a seam at those lines' own ends
+#: (False: the finder of sessions 53-57, which missed pictures whose own edges are smooth)
 STORY_SEAMS = True
 #: the share of a story's rows at the top and at the bottom of the screen where the app's
 #: controls (a line that is not smooth) must lie beyond the picture's seams (:func:`_story_seams`)

@@ -132,7 +132,7 @@ class Explanation:
     @property
     def framed(self) -> bool:
         """Whether the picture seems to sit inside wide margins and was explained whole all the
-        same (as :attr:`fakedet.Result.framed`: a story's smooth backdrop, say)."""
+        same (as :attr:`fakedet.Result.framed`: under ``--no-crop``, say)."""
         return decode.scored_framed(self.frame, self.cropped)
 
     def hottest(self, share: float = 0.1) -> list[tuple[int, int]]:
