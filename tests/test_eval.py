@@ -460,7 +460,7 @@ def test_cached_scores_follow_the_manifest_and_are_read_back_without_the_model(t
     assert stored["unreadable"] == 1
     # keyed by the way of scoring too: scores cached before the scan cut narrow bands out are not read
     assert [f.parent.name for f in (tmp_path / "cache").rglob("toy.test.json")] == [
-        f"{scorecache.sha256(tiny_weights)[:16]}.crop15"]
+        f"{scorecache.sha256(tiny_weights)[:16]}.stories"]
 
     def no_model(weights):
         raise AssertionError("the cache was not used")

@@ -625,10 +625,10 @@ def _story(pic, backdrop):
 def test_narrow_margins_are_cut_only_where_they_reach_the_edges_and_a_story_keeps_its_note(monkeypatch):
     """With CUT_SHARE at 0.15: a story whose picture has a flat dark band at its top (plain
     margins then take between CUT_SHARE and FRAME_SHARE of the screen) is still found on its
-    smooth backdrop: cut out (with SMOOTH_MARGINS False: noted, scored whole). A photo with a flat line across it at 80 % of its
-    height has a strip of photo beyond the line, which picture_box counts as margin (a fifth of
-    the image), but which does not end in a flat edge line: scored whole, not cut to the part
-    above the line."""
+    smooth backdrop: cut out (with SMOOTH_MARGINS False: noted, scored whole). A photo with a
+    flat line across it at 80 % of its height has a strip of photo beyond the line, which
+    picture_box counts as margin (a fifth of the image), but which does not end in a flat edge
+    line: scored whole, not cut to the part above the line."""
     from fakedet.data import decode
     from fakedet.data.preprocess import PreprocessConfig
 

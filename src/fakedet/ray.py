@@ -232,7 +232,8 @@ def decode_batch(batch: dict, pre, provenance: bool = True, s3_endpoint: Optiona
                  crop: bool = True) -> dict:
     """A Ray Data task: rows of inputs -> rows of model inputs (uint8 ``views``/``patches``
     tensors, zeros where ``error`` is set) with the provenance ``evidence`` and the box of the
-    picture scored inside plain margins (``cropped``, with ``crop``) as JSON text.
+    picture scored inside plain margins or on a story's smooth backdrop (``cropped``, with
+    ``crop``) as JSON text.
 
     Input columns: ``path``; optionally ``bytes`` (the file's bytes, as read_binary_files gives;
     without it ``path`` is read: a local path or a URI); the CLI's rows have ``kind`` and
@@ -426,12 +427,12 @@ def score(ds, weights: Optional[str | os.PathLike] = None, *, device: str = "aut
     DataContext preserves order, with the columns ``path``, ``p_fake``, ``label``, ``error``,
     ``evidence`` (JSON text, null with ``provenance=False``), ``label_by`` and ``model_label``
     (the model's own verdict; null with ``provenance=False``) and ``cropped`` (a list of four
-    integers, as the CLI's parquet has it: the box of the picture scored inside wide plain
-    margins, :attr:`fakedet.Result.cropped`; null where the whole image was scored; ``crop=False``
-    scores every image whole), ``framed`` (true where wide margins were scored with the picture:
-    :attr:`fakedet.Result.framed`) and ``animated`` (true for an animation, of which only the
-    first frame was scored). ``concurrency``
-    is the number of scoring actors; ``device`` ``cuda`` gives each a GPU. Arguments otherwise
+    integers, as the CLI's parquet has it: the box of the picture scored inside plain
+    margins or on a story's smooth backdrop, :attr:`fakedet.Result.cropped`; null where the
+    whole image was scored; ``crop=False`` scores every image whole), ``framed`` (true where
+    wide margins were scored with the picture: :attr:`fakedet.Result.framed`) and ``animated``
+    (true for an animation, of which only the first frame was scored). ``concurrency`` is the
+    number of scoring actors; ``device`` ``cuda`` gives each a GPU. Arguments otherwise
     as :meth:`fakedet.Detector.load`.
 
     Example:

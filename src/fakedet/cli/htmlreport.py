@@ -402,7 +402,7 @@ function rowEl(r){var v=verdict(r),tr=el('tr','row');
  tr.appendChild(td);
  var vt=el('td');vt.appendChild(el('span','verdict '+v,v));
  if(r.model_label&&r.model_label!==r.label)vt.appendChild(el('div','note','model: '+r.model_label));
- if(r.cropped)vt.appendChild(el('div','note','scored the picture inside plain margins (dashed box; a screenshot\u2019s app, a border, a letterbox, a meme\u2019s caption bands or a plain backdrop)'));
+ if(r.cropped)vt.appendChild(el('div','note','scored the picture inside its margins (dashed box; a screenshot\u2019s app, a border, a letterbox, a meme\u2019s caption bands, a story\u2019s blurred or gradient backdrop, or a plain backdrop)'));
  if(r.framed)vt.appendChild(el('div','note','wide margins (a screenshot\u2019s app, a border, a story\u2019s backdrop), scored whole: crop to the picture and scan again'));
  if(r.animated)vt.appendChild(el('div','note','first frame only'));tr.appendChild(vt);
  tr.appendChild(el('td','num',fmt(r.p_fake)));

@@ -125,8 +125,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     photos score high, and fakes of kinds it never saw score near 0. Scores on images
     from sources unlike the training data are unreliable: read a verdict as a pointer,
     never as proof. Inside plain margins (a phone's screenshot of an app, a border, a
-    letterbox, a meme's caption bands) and on a story's blurred backdrop the picture
-    alone is scored (--no-crop: the whole image).
+    letterbox, a meme's caption bands) and on a story's blurred or gradient backdrop
+    the picture alone is scored (--no-crop: the whole image).
 
     Each image's provenance metadata is read too (C2PA Content Credentials, XMP/EXIF
     source type and software, Stable Diffusion front-ends' generation parameters; the
@@ -731,7 +731,7 @@ def _picture_notes(n_framed: int, framed: list, n_animated: int, animated: list,
     screenshot's app around a fake took it from fake to a low score) and scored whole all the
     same, or the first frame of an animation; and on those scored on the picture inside plain
     margins (:data:`fakedet.data.decode.FRAME_SHARE` of the image or more, or bands around it
-    from :data:`fakedet.data.decode.CUT_SHARE` on)."""
+    from :data:`fakedet.data.decode.CUT_SHARE` on) or on a story's smooth backdrop."""
     out = []
     if n_cropped:
         out.append(f"{n_cropped} image{'s' if n_cropped != 1 else ''}{_named(cropped or [], n_cropped)} "

@@ -82,7 +82,8 @@ class Detector:
         #: keep a JPEG thumbnail of each image, its longest side at most this many px, in
         #: Result.thumbnail (for reports; decoding then runs on the CPU); 0: none
         self.thumbnail = 0
-        #: score the picture inside plain margins (a phone's screenshot of an app, a border, a letterbox)
+        #: score the picture inside plain margins (a phone's screenshot of an app, a border, a letterbox,
+        #: a story's smooth backdrop)
         #: instead of the whole image (``fakedet.data.decode.picture_box``); Result.cropped says
         #: where it was done
         self.crop = bool(crop)

@@ -115,7 +115,8 @@ class Explanation:
     label_by: str = "model"
     face_expert: bool = False  # the faces' scores are fused with the face expert's
     #: the box ``[left, top, right, bottom]``, in the decoded image's pixels, of the picture
-    #: inside plain margins that was explained instead of the whole image, as a scan
+    #: inside plain margins (or on a story's smooth backdrop) that was explained instead of the
+    #: whole image, as a scan
     #: scores it (``Detector.crop``); ``width``/``height`` and every other box are then the
     #: picture's. None: the whole image.
     cropped: Optional[list] = None
@@ -295,7 +296,7 @@ def explain(det, source: Any, grid: int = DEFAULT_GRID, faces: Optional[bool] = 
             fill: str = "mean", provenance: Optional[bool] = None) -> tuple[Image.Image, Explanation]:
     """Decodes ``source`` (a path, bytes or PIL image) as a scan does and explains it:
     ``(the upright RGB image, its Explanation)``; where a scan would score the picture inside
-    plain margins (``det.crop``), that picture, with ``Explanation.cropped`` set. With
+    plain margins or on a story's smooth backdrop (``det.crop``), that picture, with ``Explanation.cropped`` set. With
     ``provenance`` (None: as ``det`` was loaded) the file's provenance evidence is read as a scan
     reads it, and evidence that the image was generated labels it ``fake``, so that the verdict
     drawn is the one a scan prints.

@@ -56,7 +56,7 @@ class Task:
     expert_map: Optional[dict] = None
     expert_size: int = 0
     #: score the picture inside plain margins (:func:`fakedet.data.decode.picture_box`, from
-    #: ``CUT_SHARE`` on) instead of the whole image
+    #: ``CUT_SHARE`` on) or on a story's smooth backdrop instead of the whole image
     crop: bool = False
     #: set when the batches' results are no longer wanted: a worker stops after its current input
     stop: Optional[threading.Event] = None

@@ -23,7 +23,9 @@ class Result:
     whole image, where plain margins took :data:`fakedet.data.decode.FRAME_SHARE` of it or more
     (a phone's screenshot of the app that showed it), or plain bands around the picture took
     :data:`fakedet.data.decode.CUT_SHARE` of it or more (a border, a letterbox, a meme's caption
-    bands), and null where the whole image was scored: every record has it.
+    bands), or a story's blurred or gradient backdrop took ``FRAME_SHARE`` or more
+    (:data:`fakedet.data.decode.SMOOTH_MARGINS`), and null where the whole image was scored:
+    every record has it.
 
     ``animated`` is true where the image is an animation (a GIF, an animated WebP or PNG) of
     which only the first frame was scored, and ``framed`` (:attr:`framed`) where wide margins
@@ -61,8 +63,9 @@ class Result:
     frame: Optional[float] = field(default=None, repr=False, compare=False)
     #: decoded from an animation, of which only the first frame was scored
     animated: bool = field(default=False, repr=False, compare=False)
-    #: the box ``[left, top, right, bottom]`` of the picture inside plain margins that was
-    #: scored instead of the whole image (``Detector.crop``); None: the whole image was scored
+    #: the box ``[left, top, right, bottom]`` of the picture inside plain margins (or on a
+    #: story's smooth backdrop) that was scored instead of the whole image (``Detector.crop``);
+    #: None: the whole image was scored
     cropped: Optional[list] = field(default=None, repr=False, compare=False)
 
     @property
