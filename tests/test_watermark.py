@@ -164,6 +164,22 @@ def test_bad_input_is_reported_not_raised(bad):
     assert item["says"] is None and item["detail"].startswith("could not be read: ")
 
 
+def test_availability_is_read_once_not_while_opencv_is_being_imported(monkeypatch):
+    """Asked while another thread imports OpenCV, find_spec("cv2") can fail on the half-made
+    module: an image read then got a record saying the extra was missing (review: a scan's
+    records differed from run to run). The answer is read once and kept."""
+    import importlib.util
+
+    assert watermark.available()
+
+    def half_made(name, *a, **k):
+        raise ValueError(f"{name}.__spec__ is None")
+
+    monkeypatch.setattr(importlib.util, "find_spec", half_made)
+    assert watermark.available()
+    assert not any(item["detail"] == watermark.MISSING for item in watermark.read_watermark(natural_image(512, 512)))
+
+
 def test_without_the_extra_says_what_to_install(monkeypatch):
     monkeypatch.setattr(watermark, "available", lambda: False)
     assert watermark.read_watermark(natural_image(512, 512)) == [

@@ -50,6 +50,7 @@ strips of rows (about 50 MB per call for a 4000 px wide image).
 from __future__ import annotations
 
 import importlib.util
+import threading
 from dataclasses import dataclass
 from typing import Optional
 
@@ -118,14 +119,26 @@ _MESSAGES = (
 )
 
 
+_available: "bool | None" = None
+_available_lock = threading.Lock()
+
+
 def available() -> bool:
     """Whether the watermark extra (invisible-watermark, and OpenCV with it) is installed.
-    Checks without importing anything."""
-    try:
-        return (importlib.util.find_spec("imwatermark") is not None
-                and importlib.util.find_spec("cv2") is not None)
-    except (ImportError, ValueError):
-        return False
+    Checks without importing anything, once: asked again while another thread imports OpenCV
+    (to read a mark), ``find_spec("cv2")`` can fail on the half-made module, and an image
+    scored then got a record saying the extra is missing (a scan's records differed from run
+    to run)."""
+    global _available
+    if _available is None:
+        with _available_lock:
+            if _available is None:
+                try:
+                    _available = (importlib.util.find_spec("imwatermark") is not None
+                                  and importlib.util.find_spec("cv2") is not None)
+                except (ImportError, ValueError):
+                    _available = False
+    return _available
 
 
 def worth_reading(width: int, height: int, max_side: int = 2048) -> bool:
