@@ -367,6 +367,31 @@ def test_records_may_replace_a_file_that_is_no_image(runner, tiny_weights, folde
         assert target.read_text().startswith(str(folder / "a.png"))
 
 
+def test_a_storys_picture_is_scored_alone_and_named_and_under_no_crop_named_as_scored_whole(runner, tiny_weights,
+                                                                                              tmp_path):
+    """A story's screenshot (the picture on a blurred copy of itself, an app's controls above
+    and below): the scan scores the picture found as the picture alone is scored, gives its box
+    and names it with the pictures cut out; --no-crop scores the screen whole and asks to crop it."""
+    from conftest import random_image, story_screen
+
+    pic = random_image((540, 400), seed=7)
+    screen, truth = story_screen(pic)
+    screen.save(tmp_path / "story.png")
+    pic.save(tmp_path / "alone.png")
+    r = run(runner, tiny_weights, ["-f", "jsonl", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    recs = {os.path.basename(d["path"]): d for d in map(json.loads, r.stdout.splitlines())}
+    assert all(abs(a - b) <= 12 for a, b in zip(recs["story.png"]["cropped"], truth)), recs["story.png"]
+    assert recs["story.png"]["framed"] is False
+    assert recs["story.png"]["p_fake"] == pytest.approx(recs["alone.png"]["p_fake"], abs=0.05)
+    assert f"1 image ({tmp_path / 'story.png'}) has margins around the picture" in r.stderr
+    assert "scan again" not in r.stderr
+    r = run(runner, tiny_weights, ["--no-crop", "-f", "jsonl", str(tmp_path / "story.png")])
+    rec = json.loads(r.stdout)
+    assert rec["cropped"] is None and rec["framed"] is True
+    assert f"1 image ({tmp_path / 'story.png'}) has wide margins around the picture" in r.stderr
+
+
 @pytest.mark.parametrize("fmt", ["tsv", "json"])
 def test_a_scan_that_makes_no_record_says_an_earlier_o_file_is_not_its_own(runner, tiny_weights, tmp_path, fmt):
     """An -o file is opened at the first record, so a scan that finds no image leaves an earlier

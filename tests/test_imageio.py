@@ -11,6 +11,7 @@ from fakedet.data import decode as imageio
 from fakedet.model.config import PreprocessConfig
 
 from conftest import image_bytes, random_image
+from conftest import story_screen as _story
 
 CFG = PreprocessConfig(global_size=64, patch_size=32, num_patches=4, min_size=32)
 
@@ -597,29 +598,6 @@ def test_picture_box_finds_the_picture_to_the_pixel_on_a_large_screen():
     bordered.paste(random_image((380, 280)), (10, 10))
     share, box = picture_to_score(bordered, PreprocessConfig())
     assert share < 0.4 and box is None  # a thin border: scored whole
-
-
-def _story(pic, backdrop):
-    """``pic`` on a 540x960 story screen: a blurred, enlarged copy of itself or a diagonal
-    gradient, with a progress bar and a name above it and a reply box below; and the picture's
-    box."""
-    from PIL import ImageDraw, ImageFilter
-
-    w, h = 540, 960
-    if backdrop == "blur":
-        screen = pic.resize((w, h), Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(18))
-    else:
-        yy, xx = np.mgrid[0:h, 0:w]
-        t = ((yy / h + xx / w) / 2)[..., None]
-        screen = Image.fromarray(((1 - t) * np.array([200, 90, 60]) + t * np.array([40, 70, 160])).astype(np.uint8))
-    d = ImageDraw.Draw(screen)
-    d.rectangle((10, 15, w - 10, 17), fill=(235, 235, 235))
-    d.text((65, 45), "someone  5h", fill=(255, 255, 255))
-    d.rounded_rectangle((15, h - 65, w - 80, h - 25), 20, outline=(255, 255, 255), width=2)
-    d.text((35, h - 50), "Send message", fill=(255, 255, 255))
-    x0, y0 = (w - pic.width) // 2, (h - pic.height) // 2
-    screen.paste(pic, (x0, y0))
-    return screen, (x0, y0, x0 + pic.width, y0 + pic.height)
 
 
 def test_narrow_margins_are_cut_only_where_they_reach_the_edges_and_a_story_keeps_its_note(monkeypatch):
