@@ -30,6 +30,12 @@ With ``--seams-rule``, the rule of docs/decisions/2026-12-07-a-storys-picture-fo
 
     python experiments/frame_crop.py --smooth --seams-rule --json results/2026-12-07/story_seams_val.json
 
+With empty ``--smooth-conditions``, the unedited images only (every image of the split cut out
+with smooth margins and not without, scored both ways):
+
+    python experiments/frame_crop.py --smooth --seams-rule --split train --smooth-conditions "" \
+        --json results/2026-12-07/story_seams_train_unedited.json
+
 With ``--cut-share S``, the run of docs/decisions/2026-12-06-narrow-bands-around-a-picture.md:
 plain margins cut out from ``S`` of the image on (``fakedet.data.decode.CUT_SHARE``) against
 from ``FRAME_SHARE`` on, on every unedited image of the split and on narrow bands (a meme's
@@ -201,9 +207,11 @@ def main_smooth(args) -> int:
     tot, moved = newly_cut(args, det, "SMOOTH_MARGINS", (("without", False), ("with", True)), out)
     # 2. stories and 3. plain-margin screenshots of a sample
     rob = robustness()
-    y, originals = sample_originals(args, det, out["stories"])
+    conds = [c for c in args.smooth_conditions.split(",") if c]  # none: the unedited images only
+    if conds:
+        y, originals = sample_originals(args, det, out["stories"])
     changed, newly_fake = {}, {}
-    for cond in args.smooth_conditions.split(","):
+    for cond in conds:
         shots = [rob.PERTURBATIONS[cond](img) for img in originals]
         runs = {"whole": verdicts(det, shots, crop=False)} if cond.startswith("story") else {}
         runs["without"] = smooth_verdicts(det, shots, False)
