@@ -20,9 +20,10 @@ Screenshots (``--conditions screens``): the image shown at another size and capt
 a display scales it: shot125 (125 %, PNG), shot075 (75 %, PNG), shot075j (75 %, then sent on
 as a JPEG q85).
 
-Stories (``--conditions stories``): story, storygrad, storyj: a phone's screenshot of a story,
-the picture on a blurred, enlarged copy of itself or on a gradient of its colours, with a
-progress bar, a name and a reply box, as PNG (storyj: the blurred one sent on as a JPEG q85).
+Stories (``--conditions stories``): story, storygrad, storyj, storyj70: a phone's screenshot of
+a story, the picture on a blurred, enlarged copy of itself or on a gradient of its colours, with
+a progress bar, a name and a reply box, as PNG (storyj: the blurred one sent on as a JPEG q85;
+storyj70: as a JPEG q70).
 
 Bands (``--conditions bands``): meme, letterbox, pillarwhite, border: narrow plain bands around
 the picture (a quarter of the image or less), sent on as JPEG q85.
@@ -184,13 +185,14 @@ def _chat(dark: bool = False):
     return f
 
 
-def _story(backdrop: str = "blur", jpeg: bool = False):
+def _story(backdrop: str = "blur", jpeg: "bool | int" = False):
     """The image as a phone's screenshot of a story (a status, a reel) shows it: scaled to the
     screen's width (to 1400 px high when it is tall) on a 1080x1920 screen whose backdrop is the
     picture itself, enlarged to cover the screen and blurred (Gaussian, radius 36;
     ``backdrop="blur"``), or a diagonal gradient between the mean colours of the picture's top
     and bottom halves (``"gradient"``); a progress bar, an avatar and a name above it, a reply
-    box below; saved as PNG, or with ``jpeg`` sent on as a JPEG (q85)."""
+    box below; saved as PNG, or with ``jpeg`` sent on as a JPEG (q85, or the quality ``jpeg``
+    gives)."""
     def f(img):
         from PIL import ImageDraw
 
@@ -214,7 +216,7 @@ def _story(backdrop: str = "blur", jpeg: bool = False):
         d.rounded_rectangle((30, h - 130, w - 160, h - 50), 40, outline=(255, 255, 255), width=3)
         d.text((70, h - 100), "Send message", fill=(255, 255, 255))
         screen.paste(shown, ((w - shown.width) // 2, (h - shown.height) // 2))
-        return _jpeg(85)(screen) if jpeg else _png(screen)
+        return _jpeg(85 if jpeg is True else jpeg)(screen) if jpeg else _png(screen)
     return f
 
 
@@ -231,7 +233,8 @@ PHONE = {"phone": _phone(), "phonedark": _phone(dark=True), "phonecrop": _phone(
 CHATS = {"chat": _chat(), "chatdark": _chat(dark=True)}
 
 # a story's screenshot: the picture on a blurred, enlarged copy of itself, or on a gradient
-STORIES = {"story": _story(), "storygrad": _story("gradient"), "storyj": _story(jpeg=True)}
+STORIES = {"story": _story(), "storygrad": _story("gradient"), "storyj": _story(jpeg=True),
+           "storyj70": _story(jpeg=70)}  # sent on as a messenger might (q70)
 
 # a photo whose pixels lie on their side or upside down (its EXIF orientation lost), saved as PNG
 TURNS = {"rot90": lambda img: _png(img.transpose(Image.Transpose.ROTATE_90)),
