@@ -81,10 +81,11 @@ def crop_option(f):
              "40 % of the image or more (a phone's screenshot of the app that showed it), and "
              "plain bands that run to the image's edges from 15 % of the image on (a border, a "
              "letterbox, padding, a meme's caption bands; on a phone-shaped image only bands both "
-             "above and below the picture); and the picture of a story's screenshot found on "
-             "its blurred or gradient backdrop. Such margins brought fakes' scores down to real "
-             "photos' and, on a dark app or a story's blurred backdrop, raised real photos' to "
-             "fake. --no-crop scores every image whole.")(f)
+             "above and below the picture); and the picture of a story's screenshot where it is "
+             "found on its blurred or gradient backdrop (often not once the screenshot was sent "
+             "on as a JPEG, nor without the app's controls above and below). Such margins "
+             "brought fakes' scores down to real photos' and, on a dark app or a story's blurred "
+             "backdrop, raised real photos' to fake. --no-crop scores every image whole.")(f)
 
 
 def json_option(help: str):

@@ -125,8 +125,9 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     photos score high, and fakes of kinds it never saw score near 0. Scores on images
     from sources unlike the training data are unreliable: read a verdict as a pointer,
     never as proof. Inside plain margins (a phone's screenshot of an app, a border, a
-    letterbox, a meme's caption bands) and on a story's blurred or gradient backdrop
-    the picture alone is scored (--no-crop: the whole image).
+    letterbox, a meme's caption bands) the picture alone is scored, as on a story's
+    blurred or gradient backdrop where its picture is found (often not once the
+    screenshot was sent on as a JPEG); --no-crop scores the whole image.
 
     Each image's provenance metadata is read too (C2PA Content Credentials, XMP/EXIF
     source type and software, Stable Diffusion front-ends' generation parameters; the
