@@ -306,7 +306,7 @@ def _file_kept(out_stream) -> str:
         return ""
     if not os.path.lexists(out_stream.path):
         return ""
-    return f"; {out_stream.path} was not written: what it holds is from before this scan"
+    return f"; {tsv_escape(out_stream.path)} was not written: what it holds is from before this scan"
 
 
 def _names_stdout(path: str) -> bool:
