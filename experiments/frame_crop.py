@@ -149,10 +149,6 @@ def with_setting(name: str, value, fn, *a):
         setattr(decode, name, shipped)
 
 
-def smooth_verdicts(det, inputs, smooth: bool):
-    return with_setting("SMOOTH_MARGINS", smooth, verdicts, det, inputs, True)
-
-
 def cut_verdicts(det, inputs, share: float):
     return with_setting("CUT_SHARE", share, verdicts, det, inputs, True)
 
@@ -199,13 +195,15 @@ def sample_originals(args, det, table: dict):
     return y, [Image.open(r.path).convert("RGB") for r in picked]
 
 
-def main_smooth(args) -> int:
-    det = Detector.load(device="cpu")
-    out = {"split": args.split, "frame_share": FRAME_SHARE, "seam": decode.SEAM, "unedited": {},
-           "stories": {}, "screens": {}}
-    # 1. every image of the split: those cut out only with smooth margins, scored both ways
-    tot, moved = newly_cut(args, det, "SMOOTH_MARGINS", (("without", False), ("with", True)), out)
-    # 2. stories and 3. plain-margin screenshots of a sample
+def compare_stories(args, det, setting: str, ways, out) -> tuple[dict, list, dict, dict]:
+    """The scan with ``decode``'s ``setting`` at the first of ``ways`` (``(key, value)`` pairs:
+    ``without`` and ``with``) against the second: 1. every image of the split cut out otherwise,
+    scored both ways; 2. stories (also scored whole) and 3. plain-margin screenshots of the seeded
+    sample (``--smooth-conditions``). The unedited totals, the unedited images whose verdict
+    moved, the screenshots' verdicts changed and the real images each story makes ``fake``
+    that the first way does not."""
+    (ka, va), (kb, vb) = ways
+    tot, moved = newly_cut(args, det, setting, ways, out)
     rob = robustness()
     conds = [c for c in args.smooth_conditions.split(",") if c]  # none: the unedited images only
     if conds:
@@ -214,26 +212,68 @@ def main_smooth(args) -> int:
     for cond in conds:
         shots = [rob.PERTURBATIONS[cond](img) for img in originals]
         runs = {"whole": verdicts(det, shots, crop=False)} if cond.startswith("story") else {}
-        runs["without"] = smooth_verdicts(det, shots, False)
-        runs["with"] = smooth_verdicts(det, shots, True)
+        runs[ka] = with_setting(setting, va, verdicts, det, shots, True)
+        runs[kb] = with_setting(setting, vb, verdicts, det, shots, True)
         if cond.startswith("story"):
             for key, (lab, p, boxes) in runs.items():
                 out["stories"][f"{cond}_{key}"] = {**shares(lab, y), "auc": roc_auc(y, np.asarray(p)),
                                                    "cut": sum(b is not None for b in boxes)}
                 print(f"{cond}_{key}: {out['stories'][f'{cond}_{key}']}", flush=True)
-            # real images the cut makes fake that the shipped scan did not (and the reverse)
+            # real images the second way makes fake that the first did not (and the reverse)
             newly_fake[cond] = int(sum(c == 0 and u != "fake" and v == "fake"
-                                       for c, u, v in zip(y, runs["without"][0], runs["with"][0])))
+                                       for c, u, v in zip(y, runs[ka][0], runs[kb][0])))
             out["stories"][f"{cond}_reals_newly_fake"] = newly_fake[cond]
             out["stories"][f"{cond}_reals_no_longer_fake"] = int(sum(
-                c == 0 and u == "fake" and v != "fake" for c, u, v in zip(y, runs["without"][0], runs["with"][0])))
+                c == 0 and u == "fake" and v != "fake" for c, u, v in zip(y, runs[ka][0], runs[kb][0])))
         else:
-            changed[cond] = sum(u != v for u, v in zip(runs["without"][0], runs["with"][0]))
+            changed[cond] = sum(u != v for u, v in zip(runs[ka][0], runs[kb][0]))
             out["screens"][cond] = {"verdicts_changed": changed[cond],
-                                    "cut_without": sum(b is not None for b in runs["without"][2]),
-                                    "cut_with": sum(b is not None for b in runs["with"][2])}
+                                    f"cut_{ka}": sum(b is not None for b in runs[ka][2]),
+                                    f"cut_{kb}": sum(b is not None for b in runs[kb][2])}
             print(f"{cond}: {out['screens'][cond]}", flush=True)
+    return tot, moved, changed, newly_fake
 
+
+def unedited_checks(tot, moved, changed, checks: dict) -> dict:
+    """The rules' checks on the unedited images (3) and the plain-margin screenshots (4)."""
+    checks["3a unedited: no real newly fake"] = not any(m["label"] == 0 and m["with"] == "fake" for m in moved)
+    checks["3b unedited: fakes fake fall <= 0.5 %"] = \
+        tot["fake_without"] - tot["fake_with"] <= 0.005 * tot["fake_images"]
+    if changed:
+        checks["4 plain-margin screenshots: no verdict changes"] = not any(changed.values())
+    return checks
+
+
+def main_tols(args) -> int:
+    """The run of docs/decisions/2026-12-07-stories-sent-on-as-jpeg.md: the shipped scan with a
+    story's smooth margins looked for at 2 grey levels only (``STORY_TOLS`` (2,), session 58)
+    against at 2, 3 and 4 in turn."""
+    det = Detector.load(device="cpu")
+    before, after = (2,), (2, 3, 4)
+    out = {"split": args.split, "frame_share": FRAME_SHARE, "cut_share": decode.CUT_SHARE,
+           "story_tols": [list(before), list(after)], "unedited": {}, "stories": {}, "screens": {}}
+    tot, moved, changed, newly_fake = compare_stories(
+        args, det, "STORY_TOLS", (("without", before), ("with", after)), out)
+    st, checks = out["stories"], {}
+    if "storyj70_with" in st:
+        w, wo = st["storyj70_with"], st["storyj70_without"]
+        checks["1 storyj70: reals fake <= 3/4 x shipped"] = w["real_share_fake"] <= 0.75 * wo["real_share_fake"]
+        checks["1 storyj70: AUC >= shipped"] = w["auc"] >= wo["auc"]
+    for cond in (c for c in ("story", "storyj", "storygrad") if f"{c}_with" in st):
+        w, wo = st[f"{cond}_with"], st[f"{cond}_without"]
+        checks[f"2 {cond}: reals fake <= shipped"] = w["real_share_fake"] <= wo["real_share_fake"]
+        checks[f"2 {cond}: AUC >= shipped - 0.005"] = w["auc"] >= wo["auc"] - 0.005
+    for cond, n in newly_fake.items():
+        checks[f"5 {cond}: at most one real newly fake"] = n <= 1
+    return finish(out, unedited_checks(tot, moved, changed, checks), args.json)
+
+
+def main_smooth(args) -> int:
+    det = Detector.load(device="cpu")
+    out = {"split": args.split, "frame_share": FRAME_SHARE, "seam": decode.SEAM, "unedited": {},
+           "stories": {}, "screens": {}}
+    tot, moved, changed, newly_fake = compare_stories(
+        args, det, "SMOOTH_MARGINS", (("without", False), ("with", True)), out)
     st, checks = out["stories"], {}
     out["story_seams"] = decode.STORY_SEAMS
     for cond in (c for c in ("story", "storygrad", "storyj") if f"{c}_with" in st):
@@ -247,12 +287,7 @@ def main_smooth(args) -> int:
         checks[f"2 {cond}: AUC with smooth >= without"] = st[f"{cond}_with"]["auc"] >= st[f"{cond}_without"]["auc"]
         if args.seams_rule:
             checks[f"5 {cond}: at most one real newly fake"] = newly_fake[cond] <= 1
-    checks["3a unedited: no real newly fake"] = not any(m["label"] == 0 and m["with"] == "fake" for m in moved)
-    checks["3b unedited: fakes fake fall <= 0.5 %"] = \
-        tot["fake_without"] - tot["fake_with"] <= 0.005 * tot["fake_images"]
-    if changed:
-        checks["4 plain-margin screenshots: no verdict changes"] = not any(changed.values())
-    return finish(out, checks, args.json)
+    return finish(out, unedited_checks(tot, moved, changed, checks), args.json)
 
 
 def main_cut(args) -> int:
@@ -315,10 +350,14 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--smooth", action="store_true",
                     help="the cut-out with smooth margins (a story's backdrop) against without")
-    ap.add_argument("--smooth-conditions", default="story,storygrad,storyj,phone,phonedark,chat,chatdark",
-                    help="with --smooth: the conditions of experiments/robustness.py to make of the sample")
+    ap.add_argument("--smooth-conditions", default=None,
+                    help="with --smooth: the conditions of experiments/robustness.py to make of the sample "
+                         "(story,storygrad,storyj,phone,phonedark,chat,chatdark; with --tols-rule, and storyj70)")
     ap.add_argument("--seams-rule", action="store_true",
                     help="with --smooth: the rule of docs/decisions/2026-12-07-a-storys-picture-found-by-its-seams.md")
+    ap.add_argument("--tols-rule", action="store_true",
+                    help="with --smooth: the run and rule of docs/decisions/2026-12-07-stories-sent-on-as-jpeg.md "
+                         "(STORY_TOLS (2,) against (2, 3, 4), the shipped scan otherwise)")
     ap.add_argument("--cut-share", type=float, default=None,
                     help="plain margins cut out from this share of the image on, against from FRAME_SHARE on")
     ap.add_argument("--band-conditions", default="meme,letterbox,pillarwhite,border",
@@ -328,6 +367,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.cut_share is not None:
         return main_cut(args)
+    if args.smooth_conditions is None:
+        args.smooth_conditions = ",".join(["story", "storygrad", "storyj"] + ["storyj70"] * args.tols_rule
+                                          + ["phone", "phonedark", "chat", "chatdark"])
+    if args.smooth and args.tols_rule:  # the shipped scan: plain margins cut out from CUT_SHARE
+        return main_tols(args)
     # the runs of sessions 52 and 53 cut plain margins out from FRAME_SHARE only: so do these
     decode.CUT_SHARE = FRAME_SHARE
     if args.smooth:

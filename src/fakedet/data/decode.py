@@ -664,10 +664,35 @@ def _story_seams(a: np.ndarray, box, flat, tol: int) -> "tuple[int, int, int, in
     return walk(a[top:bottom].T, x0, -1, 0), top, walk(a[top:bottom].T, x1, +1, w), bottom
 
 
+#: the tolerances (grey levels) at which a story's smooth margins are looked for, each in turn
+#: where the one before finds no picture (:func:`story_box`): a story sent on as a JPEG of quality
+#: 70-80, as messengers send screenshots on, has blocks whose curvature a blurred backdrop's
+#: lines do not pass at 2. Not one looser tolerance alone: it misses pictures whose own edges are
+#: smooth at it, which 2 finds. (2, 3, 4) since session 59
+#: (docs/decisions/2026-12-07-stories-sent-on-as-jpeg.md)
+STORY_TOLS = (2, 3, 4)
+
+
+def story_box(img: Image.Image) -> "tuple[float, tuple[int, int, int, int]] | None":
+    """A story's picture in smooth margins: :func:`picture_box` with ``smooth`` at each of
+    :data:`STORY_TOLS` in turn, the first answer whose margins take at least
+    :data:`FRAME_SHARE` of ``img``; else the first tolerance's answer."""
+    first = None
+    for i, tol in enumerate(STORY_TOLS):
+        found = picture_box(img, tol=tol, smooth=True)
+        if found is not None and found[0] >= FRAME_SHARE:
+            return found
+        if i == 0:
+            first = found
+            if found is None or img.height < STORY_SHAPE * img.width:  # too small, flat, not a phone's screen
+                return found
+    return first
+
+
 def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | None, list[int] | None]":
     """``(share, box)``: the share of ``img`` that plain margins take (:func:`picture_box`; where
-    they take less than :data:`FRAME_SHARE`, smooth margins if those take more: a story's
-    backdrop; None where it cannot be told), and the box ``[left, top, right, bottom]`` of the
+    they take less than :data:`FRAME_SHARE`, smooth margins (:func:`story_box`) if those take
+    more: a story's backdrop; None where it cannot be told), and the box ``[left, top, right, bottom]`` of the
     picture inside them that a scan scores instead of the whole image, or None to score the whole
     image: the margins take less than :data:`CUT_SHARE`, or less than :data:`FRAME_SHARE` and
     are not bands around the picture (:func:`_band_box`, which cuts only the sides that are: not
@@ -678,7 +703,7 @@ def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | 
     try:
         found = picture_box(img)
         if found is None or found[0] < FRAME_SHARE:  # a story's smooth backdrop, then
-            smooth = picture_box(img, smooth=True)
+            smooth = story_box(img)
             if smooth is not None and smooth[0] >= FRAME_SHARE:
                 if not SMOOTH_MARGINS:  # measured (a scan notes it), not cut out
                     return smooth[0], None
@@ -696,7 +721,7 @@ def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | 
         box = bands
         if box[3] - box[1] >= STORY_SHAPE * (box[2] - box[0]):  # a story's screen inside bars?
             try:
-                inner = picture_box(img.crop(tuple(box)), smooth=True)
+                inner = story_box(img.crop(tuple(box)))
             except Exception:  # noqa: BLE001
                 inner = None
             if inner is not None and inner[0] >= FRAME_SHARE:
