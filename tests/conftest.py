@@ -138,24 +138,25 @@ def fifo_watchdog(path, seconds: float = 30.0):
         t.join()
 
 
-def story_screen(pic, backdrop="blur"):
-    """``pic`` on a 540x960 story screen: a blurred, enlarged copy of itself or a diagonal
-    gradient, with a progress bar and a name above it and a reply box below; and the picture's
-    box."""
+def story_screen(pic, backdrop="blur", scale=1):
+    """``pic`` on a 540x960 story screen (``scale`` times that: 2, a 1080x1920 phone's): a
+    blurred, enlarged copy of itself or a diagonal gradient, with a progress bar and a name above
+    it and a reply box below; and the picture's box."""
     from PIL import ImageDraw, ImageFilter
 
-    w, h = 540, 960
+    w, h = 540 * scale, 960 * scale
     if backdrop == "blur":
-        screen = pic.resize((w, h), Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(18))
+        screen = pic.resize((w, h), Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(18 * scale))
     else:
         yy, xx = np.mgrid[0:h, 0:w]
         t = ((yy / h + xx / w) / 2)[..., None]
         screen = Image.fromarray(((1 - t) * np.array([200, 90, 60]) + t * np.array([40, 70, 160])).astype(np.uint8))
     d = ImageDraw.Draw(screen)
-    d.rectangle((10, 15, w - 10, 17), fill=(235, 235, 235))
-    d.text((65, 45), "someone  5h", fill=(255, 255, 255))
-    d.rounded_rectangle((15, h - 65, w - 80, h - 25), 20, outline=(255, 255, 255), width=2)
-    d.text((35, h - 50), "Send message", fill=(255, 255, 255))
+    d.rectangle((10 * scale, 15 * scale, w - 10 * scale, 17 * scale), fill=(235, 235, 235))
+    d.text((65 * scale, 45 * scale), "someone  5h", fill=(255, 255, 255))
+    d.rounded_rectangle((15 * scale, h - 65 * scale, w - 80 * scale, h - 25 * scale), 20 * scale,
+                        outline=(255, 255, 255), width=2 * scale)
+    d.text((35 * scale, h - 50 * scale), "Send message", fill=(255, 255, 255))
     x0, y0 = (w - pic.width) // 2, (h - pic.height) // 2
     screen.paste(pic, (x0, y0))
     return screen, (x0, y0, x0 + pic.width, y0 + pic.height)

@@ -802,6 +802,66 @@ def test_a_scan_cuts_a_storys_picture_out_of_its_backdrop_and_notes_it_where_it_
         assert r.cropped is None and r.framed
 
 
+def _blocks(seed, w=1080, h=800, cell=90):
+    """A picture of coloured blocks with noise: its blurred backdrop on a story has steep slopes,
+    along which a JPEG's blocks bend the backdrop's lines."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    colours = rng.integers(20, 236, (h // cell + 1, w // cell + 1, 3))
+    arr = colours[yy // cell, xx // cell].astype(np.float64) + rng.normal(0, 10, (h, w, 3))
+    return Image.fromarray(arr.clip(0, 255).astype(np.uint8))
+
+
+def _jpeg(img, quality):
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def test_a_story_sent_on_as_a_jpeg_q70_is_found_at_a_looser_tolerance(tiny_weights, monkeypatch):
+    """A 1080x1920 story sent on as a JPEG of quality 70: its blocks bend the blurred backdrop's
+    lines past 2 grey levels, so the finder at 2 alone (session 58) finds no margin; at 3 or 4,
+    tried after that miss (STORY_TOLS), the picture is found and a scan cuts it out."""
+    from fakedet import Detector
+    from fakedet.data import decode
+    from fakedet.data.preprocess import PreprocessConfig
+
+    shots = []
+    for seed in (0, 1, 2):
+        screen, truth = _story(_blocks(seed), "blur", scale=2)
+        shots.append((Image.open(io.BytesIO(_jpeg(screen, 70))).convert("RGB"), truth))
+    for shot, truth in shots:
+        share, box = decode.story_box(shot)
+        assert share >= decode.FRAME_SHARE and all(abs(a - b) <= 2 for a, b in zip(box, truth)), (box, truth)
+        assert decode.picture_to_score(shot, PreprocessConfig())[1] == list(box)
+    buf = io.BytesIO()
+    shots[0][0].save(buf, "JPEG", quality=95)
+    r = Detector.load(tiny_weights, workers=0).predict([buf.getvalue()])[0]
+    assert r.cropped is not None and all(abs(a - b) <= 4 for a, b in zip(r.cropped, shots[0][1])), r.cropped
+    monkeypatch.setattr(decode, "STORY_TOLS", (2,))  # the finder at 2 grey levels alone misses them
+    assert all(decode.story_box(shot)[0] < decode.FRAME_SHARE for shot, _ in shots)
+
+
+def test_a_looser_tolerance_is_tried_only_after_a_miss(monkeypatch):
+    """A story's picture found at 2 grey levels is taken as found there (no looser tolerance
+    looked at); an image that is not a phone's screen is read once."""
+    from fakedet.data import decode
+
+    calls, found = [], decode.picture_box
+
+    def counted(img, *a, **k):
+        calls.append(k.get("tol"))
+        return found(img, *a, **k)
+
+    monkeypatch.setattr(decode, "picture_box", counted)
+    screen, truth = _story(random_image((540, 400), seed=7), "blur")
+    assert decode.story_box(screen)[1] == decode.picture_box(screen, smooth=True)[1]
+    assert calls[0] == 2 and len(calls) == 2  # story_box's one call, and the comparison's
+    calls.clear()
+    assert decode.story_box(random_image((800, 600), seed=1)) == (0.0, (0, 0, 800, 600))
+    assert calls == [2]
+
+
 def test_a_photos_smooth_sky_is_no_storys_backdrop(monkeypatch):
     """A photo's smooth sky is plain by curvature: a landscape photo is not read for smooth
     margins at all (not a phone's screen), an upright one whose ground reaches its bottom edge
@@ -825,6 +885,9 @@ def test_a_photos_smooth_sky_is_no_storys_backdrop(monkeypatch):
     assert decode.picture_box(upright, smooth=True) == (0.0, (0, 0, 500, 900))
     towered = photo(500, 900, 450, ground=(450, 650), tower=(330, 200, 280))
     assert decode.picture_box(towered, smooth=True) == (0.0, (0, 0, 500, 900))
+    for img in (upright, towered):  # nor at the looser tolerances, nor sent on as a JPEG
+        for shot in (img, *(Image.open(io.BytesIO(_jpeg(img, q))).convert("RGB") for q in (85, 70, 50))):
+            assert decode.story_box(shot) == (0.0, (0, 0, 500, 900))
     monkeypatch.setattr(decode, "SEAM", 0.0)  # without the seam: the sky would be cut away
     monkeypatch.setattr(decode, "STORY_CONTROLS", 0)  # (and without an app's controls around it)
     assert decode.picture_box(towered, smooth=True)[0] >= decode.FRAME_SHARE
@@ -864,6 +927,8 @@ def test_a_phone_photos_straight_horizon_is_no_storys_seam(monkeypatch):
     arr[730:] = np.array([210, 190, 150]) + (yy[730:] - 730)[..., None] * 0.04  # sand
     photo = Image.fromarray(arr.clip(0, 255).astype(np.uint8))
     assert decode.picture_box(photo, smooth=True) == (0.0, (0, 0, w, h))
+    for shot in (photo, *(Image.open(io.BytesIO(_jpeg(photo, q))).convert("RGB") for q in (85, 70, 50))):
+        assert decode.story_box(shot) == (0.0, (0, 0, w, h))  # at the looser tolerances too
     monkeypatch.setattr(decode, "STORY_CONTROLS", 0)  # without the controls' check: cut as a story
     assert decode.picture_box(photo, smooth=True)[0] >= decode.FRAME_SHARE
 
