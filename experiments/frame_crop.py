@@ -30,6 +30,18 @@ With ``--seams-rule``, the rule of docs/decisions/2026-12-07-a-storys-picture-fo
 
     python experiments/frame_crop.py --smooth --seams-rule --json results/2026-12-07/story_seams_val.json
 
+With ``--tols-rule``, the run and rule of docs/decisions/2026-12-07-stories-sent-on-as-jpeg.md
+(a story's smooth margins looked for again at 3 and 4 grey levels after a miss at 2,
+``fakedet.data.decode.STORY_TOLS`` (2, 3, 4) against (2,); the shipped scan's ``CUT_SHARE``;
+``storyj70`` too):
+
+    python experiments/frame_crop.py --smooth --tols-rule --json results/2026-12-07/story_tols_val.json
+
+With ``--notes``, the note of the same record (a story the scan scores whole named where smooth
+margins are found at 3 or 4 grey levels, ``STORY_NOTE_TOLS``): the images named, no model run:
+
+    python experiments/frame_crop.py --notes --json results/2026-12-07/story_notes_val.json
+
 With empty ``--smooth-conditions``, the unedited images only (every image of the split cut out
 with smooth margins and not without, scored both ways):
 
@@ -268,6 +280,57 @@ def main_tols(args) -> int:
     return finish(out, unedited_checks(tot, moved, changed, checks), args.json)
 
 
+def main_notes(args) -> int:
+    """The run of docs/decisions/2026-12-07-stories-sent-on-as-jpeg.md, "A note where the cut
+    fails": the images a scan names as scored whole with wide margins (``Result.framed``) with
+    ``STORY_NOTE_TOLS`` () against (3, 4), on every image of the split and on the stories of the
+    seeded sample. No model is run: such an image is scored whole either way, and what the scan
+    cuts out must be the same both ways (checked here)."""
+    from PIL import Image
+
+    cfg = Detector.load(device="cpu").config.preprocess
+    before, after = (), (3, 4)
+
+    def status(img, tols):
+        share, box = with_setting("STORY_NOTE_TOLS", tols, picture_to_score, img, cfg)
+        return ("cut" if box is not None else "named" if decode.scored_framed(share, box) else "whole"), box
+
+    out = {"split": args.split, "frame_share": FRAME_SHARE, "note_tols": [list(before), list(after)],
+           "unedited": {}, "stories": {}}
+    same_cuts, newly = True, 0
+    for name in BY_NAME:
+        rows, named = read_manifest(manifest(name), args.split), []
+        for r in rows:
+            img = load(r.path, cfg)
+            a, b = status(img, before), status(img, after)
+            same_cuts &= (a[0] == "cut") == (b[0] == "cut") and a[1] == b[1]
+            if a[0] != "named" and b[0] == "named":
+                named.append({"path": r.path, "label": r.label})
+        newly += len(named)
+        out["unedited"][name] = {"images": len(rows), "newly_named": len(named), "named": named}
+        print(f"{name}: {len(named)} of {len(rows)} {args.split} images newly named", flush=True)
+    rob = robustness()
+    conds = [c for c in args.smooth_conditions.split(",") if c]
+    picked = sample(args.split, args.per_set, args.seed) if conds else []
+    originals = [Image.open(r.path).convert("RGB") for r in picked]
+    for cond in conds:
+        rec = {"images": len(picked)}
+        for key, tols in (("without", before), ("with", after)):
+            got = [status(load(rob.PERTURBATIONS[cond](img), cfg), tols) for img in originals]
+            rec[key] = {k: sum(g[0] == k for g in got) for k in ("cut", "named", "whole")}
+            rec[f"{key}_boxes"] = [g[1] for g in got]
+        same_cuts &= rec["without_boxes"] == rec["with_boxes"]
+        del rec["without_boxes"], rec["with_boxes"]
+        out["stories"][cond] = rec
+        print(f"{cond}: {rec}", flush=True)
+    checks = {"0 the same pictures cut out either way": same_cuts,
+              "1 unedited: none newly named": newly == 0}
+    if "storyj70" in out["stories"]:
+        w = out["stories"]["storyj70"]["with"]
+        checks["2 storyj70: at least half of those scored whole named"] = w["named"] >= 0.5 * (w["named"] + w["whole"])
+    return finish(out, checks, args.json)
+
+
 def main_smooth(args) -> int:
     det = Detector.load(device="cpu")
     out = {"split": args.split, "frame_share": FRAME_SHARE, "seam": decode.SEAM, "unedited": {},
@@ -358,6 +421,9 @@ def main(argv=None) -> int:
     ap.add_argument("--tols-rule", action="store_true",
                     help="with --smooth: the run and rule of docs/decisions/2026-12-07-stories-sent-on-as-jpeg.md "
                          "(STORY_TOLS (2,) against (2, 3, 4), the shipped scan otherwise)")
+    ap.add_argument("--notes", action="store_true",
+                    help="the run and rule of the note in docs/decisions/2026-12-07-stories-sent-on-as-jpeg.md "
+                         "(STORY_NOTE_TOLS () against (3, 4); no model is run)")
     ap.add_argument("--cut-share", type=float, default=None,
                     help="plain margins cut out from this share of the image on, against from FRAME_SHARE on")
     ap.add_argument("--band-conditions", default="meme,letterbox,pillarwhite,border",
@@ -367,9 +433,15 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.cut_share is not None:
         return main_cut(args)
+    if args.notes:
+        if args.smooth_conditions is None:
+            args.smooth_conditions = "story,storygrad,storyj,storyj70"
+        return main_notes(args)
     if args.smooth_conditions is None:
         args.smooth_conditions = ",".join(["story", "storygrad", "storyj"] + ["storyj70"] * args.tols_rule
                                           + ["phone", "phonedark", "chat", "chatdark"])
+    if args.tols_rule and not args.smooth:
+        ap.error("--tols-rule needs --smooth")
     if args.smooth and args.tols_rule:  # the shipped scan: plain margins cut out from CUT_SHARE
         return main_tols(args)
     # the runs of sessions 52 and 53 cut plain margins out from FRAME_SHARE only: so do these

@@ -818,10 +818,11 @@ def _jpeg(img, quality):
     return buf.getvalue()
 
 
-def test_a_story_sent_on_as_a_jpeg_q70_is_found_at_a_looser_tolerance(tiny_weights, monkeypatch):
+def test_story_box_tries_looser_tolerances_in_turn_where_set(tiny_weights, monkeypatch):
     """A 1080x1920 story sent on as a JPEG of quality 70: its blocks bend the blurred backdrop's
-    lines past 2 grey levels, so the finder at 2 alone (session 58) finds no margin; at 3 or 4,
-    tried after that miss (STORY_TOLS), the picture is found and a scan cuts it out."""
+    lines past 2 grey levels, so the shipped finder (STORY_TOLS (2,)) finds no margin, and the
+    scan scores it whole (a known miss); with looser tolerances tried after that miss (2, 3, 4:
+    the setting that failed its rule), the picture is found and a scan cuts it out."""
     from fakedet import Detector
     from fakedet.data import decode
     from fakedet.data.preprocess import PreprocessConfig
@@ -830,6 +831,8 @@ def test_a_story_sent_on_as_a_jpeg_q70_is_found_at_a_looser_tolerance(tiny_weigh
     for seed in (0, 1, 2):
         screen, truth = _story(_blocks(seed), "blur", scale=2)
         shots.append((Image.open(io.BytesIO(_jpeg(screen, 70))).convert("RGB"), truth))
+    assert all(decode.story_box(shot)[0] < decode.FRAME_SHARE for shot, _ in shots)
+    monkeypatch.setattr(decode, "STORY_TOLS", (2, 3, 4))
     for shot, truth in shots:
         share, box = decode.story_box(shot)
         assert share >= decode.FRAME_SHARE and all(abs(a - b) <= 2 for a, b in zip(box, truth)), (box, truth)
@@ -838,8 +841,6 @@ def test_a_story_sent_on_as_a_jpeg_q70_is_found_at_a_looser_tolerance(tiny_weigh
     shots[0][0].save(buf, "JPEG", quality=95)
     r = Detector.load(tiny_weights, workers=0).predict([buf.getvalue()])[0]
     assert r.cropped is not None and all(abs(a - b) <= 4 for a, b in zip(r.cropped, shots[0][1])), r.cropped
-    monkeypatch.setattr(decode, "STORY_TOLS", (2,))  # the finder at 2 grey levels alone misses them
-    assert all(decode.story_box(shot)[0] < decode.FRAME_SHARE for shot, _ in shots)
 
 
 def test_a_looser_tolerance_is_tried_only_after_a_miss(monkeypatch):
@@ -854,12 +855,43 @@ def test_a_looser_tolerance_is_tried_only_after_a_miss(monkeypatch):
         return found(img, *a, **k)
 
     monkeypatch.setattr(decode, "picture_box", counted)
+    monkeypatch.setattr(decode, "STORY_TOLS", (2, 3, 4))
     screen, truth = _story(random_image((540, 400), seed=7), "blur")
     assert decode.story_box(screen)[1] == decode.picture_box(screen, smooth=True)[1]
     assert calls[0] == 2 and len(calls) == 2  # story_box's one call, and the comparison's
     calls.clear()
     assert decode.story_box(random_image((800, 600), seed=1)) == (0.0, (0, 0, 800, 600))
     assert calls == [2]
+
+
+def test_a_grainy_upright_photo_between_busy_bands_stays_whole(monkeypatch):
+    """An upright 1080x1920 photo: twigs along the top, a plain sky, buildings, a calm lake,
+    grass along the bottom, with sensor grain. At the shipped tolerance its grain keeps the sky
+    and lake from reading as a story's smooth backdrop; at 3 and 4 grey levels (a review of the
+    setting that failed its rule) it was cut to the buildings' strip."""
+    from fakedet.data import decode
+    from fakedet.data.preprocess import PreprocessConfig
+
+    rng = np.random.default_rng(0)
+    w, h = 1080, 1920
+    yy = np.mgrid[0:h, 0:w][0].astype(np.float64)
+    arr = np.stack([90 + yy * 0.03, 140 + yy * 0.02, 220 - yy * 0.01], -1)  # sky
+    arr[1150:] = np.array([60, 80, 100]) + (yy[1150:, :, None] - 1150) * 0.02  # lake
+    arr += rng.normal(0, 4, (h, w))[..., None]  # grain
+    cells = rng.integers(-60, 60, (800 // 36 + 2, w // 36 + 2, 3))
+    y, x = np.mgrid[0:800, 0:w]
+    arr[350:1150] = np.array([120, 110, 100]) + cells[y // 36, x // 36] + rng.normal(0, 12, (800, w, 3))
+    for band in (arr[:130], arr[h - 130:]):  # twigs and grass: dark strokes
+        for _ in range(40):
+            x0, y0, ang, n = rng.integers(0, w), rng.integers(0, 130), rng.uniform(0, np.pi), rng.integers(100, 500)
+            t = np.linspace(0, 1, 3 * n)
+            xs, ys = (x0 + np.cos(ang) * n * t).astype(int), (y0 + np.sin(ang) * n * t).astype(int)
+            ok = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < 130)
+            band[ys[ok], xs[ok]] *= 0.3
+    photo = Image.fromarray(arr.clip(0, 255).astype(np.uint8))
+    assert decode.picture_to_score(photo, PreprocessConfig())[1] is None
+    monkeypatch.setattr(decode, "STORY_TOLS", (2, 3, 4))
+    assert decode.picture_to_score(photo, PreprocessConfig())[1] is not None
 
 
 def test_a_photos_smooth_sky_is_no_storys_backdrop(monkeypatch):
@@ -885,9 +917,6 @@ def test_a_photos_smooth_sky_is_no_storys_backdrop(monkeypatch):
     assert decode.picture_box(upright, smooth=True) == (0.0, (0, 0, 500, 900))
     towered = photo(500, 900, 450, ground=(450, 650), tower=(330, 200, 280))
     assert decode.picture_box(towered, smooth=True) == (0.0, (0, 0, 500, 900))
-    for img in (upright, towered):  # nor at the looser tolerances, nor sent on as a JPEG
-        for shot in (img, *(Image.open(io.BytesIO(_jpeg(img, q))).convert("RGB") for q in (85, 70, 50))):
-            assert decode.story_box(shot) == (0.0, (0, 0, 500, 900))
     monkeypatch.setattr(decode, "SEAM", 0.0)  # without the seam: the sky would be cut away
     monkeypatch.setattr(decode, "STORY_CONTROLS", 0)  # (and without an app's controls around it)
     assert decode.picture_box(towered, smooth=True)[0] >= decode.FRAME_SHARE
@@ -927,8 +956,6 @@ def test_a_phone_photos_straight_horizon_is_no_storys_seam(monkeypatch):
     arr[730:] = np.array([210, 190, 150]) + (yy[730:] - 730)[..., None] * 0.04  # sand
     photo = Image.fromarray(arr.clip(0, 255).astype(np.uint8))
     assert decode.picture_box(photo, smooth=True) == (0.0, (0, 0, w, h))
-    for shot in (photo, *(Image.open(io.BytesIO(_jpeg(photo, q))).convert("RGB") for q in (85, 70, 50))):
-        assert decode.story_box(shot) == (0.0, (0, 0, w, h))  # at the looser tolerances too
     monkeypatch.setattr(decode, "STORY_CONTROLS", 0)  # without the controls' check: cut as a story
     assert decode.picture_box(photo, smooth=True)[0] >= decode.FRAME_SHARE
 

@@ -665,20 +665,31 @@ def _story_seams(a: np.ndarray, box, flat, tol: int) -> "tuple[int, int, int, in
 
 
 #: the tolerances (grey levels) at which a story's smooth margins are looked for, each in turn
-#: where the one before finds no picture (:func:`story_box`): a story sent on as a JPEG of quality
-#: 70-80, as messengers send screenshots on, has blocks whose curvature a blurred backdrop's
-#: lines do not pass at 2. Not one looser tolerance alone: it misses pictures whose own edges are
-#: smooth at it, which 2 finds. (2, 3, 4) since session 59
-#: (docs/decisions/2026-12-07-stories-sent-on-as-jpeg.md)
-STORY_TOLS = (2, 3, 4)
+#: where the one before finds no picture (:func:`story_box`). (2,): a story sent on as a JPEG of
+#: quality 70-80, as messengers send screenshots on, has blocks whose curvature a blurred
+#: backdrop's lines do not pass at 2, and (2, 3, 4) found most of those pictures on val, but
+#: failed its rule (docs/decisions/2026-12-07-stories-sent-on-as-jpeg.md: stories sent on at
+#: q85 ranked worse, AUC 0.768 to 0.754), and a review found it cut grainy upright photos with a
+#: plain sky or wall between busy bands as stories
+STORY_TOLS = (2,)
 
 
-def story_box(img: Image.Image) -> "tuple[float, tuple[int, int, int, int]] | None":
+#: where a scan finds no story's picture to cut out (:data:`STORY_TOLS`), smooth margins are
+#: looked for again at these tolerances (:func:`story_box`), and one found is only noted: the
+#: image is scored whole, as before, and named with those that have wide margins
+#: (:attr:`fakedet.Result.framed`: "crop it to the picture and scan again"), so that a story sent
+#: on as a JPEG, which the scan misses, is not left unnamed. No score changes. Since session 59
+#: (docs/decisions/2026-12-07-stories-sent-on-as-jpeg.md, "A note where the cut fails")
+STORY_NOTE_TOLS = (3, 4)
+
+
+def story_box(img: Image.Image,
+              tols: "tuple[int, ...] | None" = None) -> "tuple[float, tuple[int, int, int, int]] | None":
     """A story's picture in smooth margins: :func:`picture_box` with ``smooth`` at each of
-    :data:`STORY_TOLS` in turn, the first answer whose margins take at least
+    ``tols`` (None: :data:`STORY_TOLS`) in turn, the first answer whose margins take at least
     :data:`FRAME_SHARE` of ``img``; else the first tolerance's answer."""
     first = None
-    for i, tol in enumerate(STORY_TOLS):
+    for i, tol in enumerate(STORY_TOLS if tols is None else tols):
         found = picture_box(img, tol=tol, smooth=True)
         if found is not None and found[0] >= FRAME_SHARE:
             return found
@@ -690,6 +701,21 @@ def story_box(img: Image.Image) -> "tuple[float, tuple[int, int, int, int]] | No
 
 
 def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | None, list[int] | None]":
+    """:func:`_picture_to_score`; where it scores the whole image and names no wide margins, a
+    story's picture looked for at :data:`STORY_NOTE_TOLS` and found gives the share of its
+    smooth margins, so that the image is named (:func:`scored_framed`), still scored whole."""
+    share, box = _picture_to_score(img, cfg)
+    if box is None and not scored_framed(share, box) and STORY_NOTE_TOLS:
+        try:
+            noted = story_box(img, STORY_NOTE_TOLS)
+        except Exception:  # noqa: BLE001
+            noted = None
+        if noted is not None and noted[0] >= FRAME_SHARE:
+            return noted[0], None
+    return share, box
+
+
+def _picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | None, list[int] | None]":
     """``(share, box)``: the share of ``img`` that plain margins take (:func:`picture_box`; where
     they take less than :data:`FRAME_SHARE`, smooth margins (:func:`story_box`) if those take
     more: a story's backdrop; None where it cannot be told), and the box ``[left, top, right, bottom]`` of the
