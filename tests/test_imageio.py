@@ -843,6 +843,25 @@ def test_story_box_tries_looser_tolerances_in_turn_where_set(tiny_weights, monke
     assert r.cropped is not None and all(abs(a - b) <= 4 for a, b in zip(r.cropped, shots[0][1])), r.cropped
 
 
+def test_a_story_the_scan_misses_as_a_jpeg_is_named_and_scored_whole(tiny_weights, monkeypatch):
+    """A story sent on as a JPEG q70, whose picture the scan does not find to cut out: found at
+    3-4 grey levels (STORY_NOTE_TOLS), the image is named as having wide margins (framed, the
+    margins' share in frame) and scored whole, with the same score as without the note."""
+    from fakedet import Detector
+    from fakedet.data import decode
+
+    screen, truth = _story(_blocks(0), "blur", scale=2)
+    data = _jpeg(screen, 70)
+    det = Detector.load(tiny_weights, workers=0)
+    r = det.predict([data])[0]
+    assert r.cropped is None and r.framed
+    assert r.frame == pytest.approx(1 - (truth[2] - truth[0]) * (truth[3] - truth[1]) / (1080 * 1920), abs=0.01)
+    monkeypatch.setattr(decode, "STORY_NOTE_TOLS", ())
+    before = det.predict([data])[0]
+    assert before.cropped is None and not before.framed and before.frame == 0.0
+    assert before.p_fake == r.p_fake and before.label == r.label
+
+
 def test_a_looser_tolerance_is_tried_only_after_a_miss(monkeypatch):
     """A story's picture found at 2 grey levels is taken as found there (no looser tolerance
     looked at); an image that is not a phone's screen is read once."""
