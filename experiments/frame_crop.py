@@ -315,8 +315,9 @@ def main_notes(args) -> int:
     originals = [Image.open(r.path).convert("RGB") for r in picked]
     for cond in conds:
         rec = {"images": len(picked)}
+        shots = [load(rob.PERTURBATIONS[cond](img), cfg) for img in originals]
         for key, tols in (("without", before), ("with", after)):
-            got = [status(load(rob.PERTURBATIONS[cond](img), cfg), tols) for img in originals]
+            got = [status(shot, tols) for shot in shots]
             rec[key] = {k: sum(g[0] == k for g in got) for k in ("cut", "named", "whole")}
             rec[f"{key}_boxes"] = [g[1] for g in got]
         same_cuts &= rec["without_boxes"] == rec["with_boxes"]
