@@ -127,7 +127,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     never as proof. Inside plain margins (a phone's screenshot of an app, a border, a
     letterbox, a meme's caption bands) the picture alone is scored, as on a story's
     blurred or gradient backdrop where its picture is found (often not once the
-    screenshot was sent on as a JPEG); --no-crop scores the whole image.
+    screenshot was sent on as a JPEG: such a story is then scored whole, and named in
+    the summary where its backdrop can be told); --no-crop scores the whole image.
 
     Each image's provenance metadata is read too (C2PA Content Credentials, XMP/EXIF
     source type and software, Stable Diffusion front-ends' generation parameters; the

@@ -58,7 +58,8 @@ class Result:
     #: are bands around the picture, the picture inside is scored (``cropped``) unless the scan
     #: was told not to (a frame changes what the model sees); where there are none, that of a
     #: story's smooth backdrop (a blurred copy of the picture, a gradient), whose picture is cut
-    #: out likewise (``decode.SMOOTH_MARGINS``); None where not measured.
+    #: out likewise (``decode.SMOOTH_MARGINS``), or, where none is cut out, of one found only at
+    #: a looser tolerance (``decode.STORY_NOTE_TOLS``: named, scored whole); None where not measured.
     #: Not in to_dict().
     frame: Optional[float] = field(default=None, repr=False, compare=False)
     #: decoded from an animation, of which only the first frame was scored
@@ -71,7 +72,8 @@ class Result:
     @property
     def framed(self) -> bool:
         """Whether the picture seems to sit inside a larger frame (see ``frame``) and was scored
-        whole all the same (``--no-crop``, or a picture inside too small to score)."""
+        whole all the same (``--no-crop``, a picture inside too small to score, or a story's
+        picture found only at a looser tolerance, :data:`fakedet.data.decode.STORY_NOTE_TOLS`)."""
         from fakedet.data.decode import scored_framed
 
         return scored_framed(self.frame, self.cropped)
