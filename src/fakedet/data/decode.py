@@ -480,8 +480,24 @@ def _longest_run(flat: np.ndarray) -> tuple[int, int]:
     return best
 
 
+def _grey_copy(img: Image.Image, side: int, smooth: bool) -> "tuple[float, np.ndarray]":
+    """The scale ``s`` and the grey copy of ``img`` (at most ``side`` px) that
+    :func:`picture_box` reads lines on."""
+    s = min(1.0, side / max(img.size))
+    size = (max(1, round(img.width * s)), max(1, round(img.height * s)))
+    if smooth and s < 1:
+        # each pixel the mean of k x k samples of its cell (near a box filter's noise at half its
+        # cost): one sample carries a JPEG's noise, which a smooth backdrop's curvature would not pass
+        # (Pillow's reduce of the grey samples as floats: numpy's mean of them, a fifth of the time)
+        (w, h), k = size, _SMOOTH_SAMPLES
+        g = img.resize((k * w, k * h), Image.Resampling.NEAREST)
+        return s, np.asarray(g.convert("L").convert("F").reduce(k), np.float32)
+    g = img if s == 1 else img.resize(size, Image.Resampling.NEAREST)  # first: the grey copy is then small
+    return s, np.asarray(g.convert("L"), np.int16)
+
+
 def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0.97,
-                smooth: bool = False) -> "tuple[float, tuple[int, int, int, int]] | None":
+                smooth: bool = False, copy=None) -> "tuple[float, tuple[int, int, int, int]] | None":
     """The picture inside ``img`` and the share of ``img`` outside it: ``(share, (left, top,
     right, bottom))`` in ``img``'s pixels, the box as ``Image.crop`` takes it. The picture is the
     largest block of rows and columns that are not flat (rows, then columns across those rows,
@@ -506,23 +522,13 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
     a head or a tree rising into a smooth sky makes none), with an app's controls beyond the
     seams above and below (a photo's straight horizon has none). Otherwise no frame: ``(0.0,
     the whole image)``; an image of another shape is not read (``(0.0, the whole image)`` at
-    once)."""
+    once). ``copy``: :func:`_grey_copy`'s answer for the same ``img``, ``side`` and ``smooth``,
+    where it was made already (read at several tolerances)."""
     if min(img.size) < 64:
         return None
     if smooth and img.height < STORY_SHAPE * img.width:  # not a phone's screen: most photos
         return 0.0, (0, 0, img.width, img.height)
-    s = min(1.0, side / max(img.size))
-    size = (max(1, round(img.width * s)), max(1, round(img.height * s)))
-    if smooth and s < 1:
-        # each pixel the mean of k x k samples of its cell (near a box filter's noise at half its
-        # cost): one sample carries a JPEG's noise, which a smooth backdrop's curvature would not pass
-        # (Pillow's reduce of the grey samples as floats: numpy's mean of them, a fifth of the time)
-        (w, h), k = size, _SMOOTH_SAMPLES
-        g = img.resize((k * w, k * h), Image.Resampling.NEAREST)
-        a = np.asarray(g.convert("L").convert("F").reduce(k), np.float32)
-    else:
-        g = img if s == 1 else img.resize(size, Image.Resampling.NEAREST)  # first: the grey copy is then small
-        a = np.asarray(g.convert("L"), np.int16)
+    s, a = _grey_copy(img, side, smooth) if copy is None else copy
 
     def flat(lines: np.ndarray) -> np.ndarray:
         plain = (np.abs(lines - np.median(lines, axis=1, keepdims=True)) <= tol).mean(axis=1) >= full
@@ -683,14 +689,18 @@ STORY_TOLS = (2,)
 STORY_NOTE_TOLS = (3, 4)
 
 
-def story_box(img: Image.Image,
-              tols: "tuple[int, ...] | None" = None) -> "tuple[float, tuple[int, int, int, int]] | None":
+def story_box(img: Image.Image, tols: "tuple[int, ...] | None" = None,
+              memo: "dict | None" = None) -> "tuple[float, tuple[int, int, int, int]] | None":
     """A story's picture in smooth margins: :func:`picture_box` with ``smooth`` at each of
     ``tols`` (None: :data:`STORY_TOLS`) in turn, the first answer whose margins take at least
-    :data:`FRAME_SHARE` of ``img``; else the first tolerance's answer."""
+    :data:`FRAME_SHARE` of ``img``; else the first tolerance's answer. The grey copy read is made
+    once, and kept in ``memo`` (a dict) for another call on the same ``img``."""
+    memo = {} if memo is None else memo
     first = None
     for i, tol in enumerate(STORY_TOLS if tols is None else tols):
-        found = picture_box(img, tol=tol, smooth=True)
+        if min(img.size) >= 64 and img.height >= STORY_SHAPE * img.width and "copy" not in memo:
+            memo["copy"] = _grey_copy(img, 320, True)
+        found = picture_box(img, tol=tol, smooth=True, copy=memo.get("copy"))
         if found is not None and found[0] >= FRAME_SHARE:
             return found
         if i == 0:
@@ -704,10 +714,11 @@ def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | 
     """:func:`_picture_to_score`; where it scores the whole image and names no wide margins, a
     story's picture looked for at :data:`STORY_NOTE_TOLS` and found gives the share of its
     smooth margins, so that the image is named (:func:`scored_framed`), still scored whole."""
-    share, box = _picture_to_score(img, cfg)
+    memo: dict = {}  # the story finder's grey copy of img, made once
+    share, box = _picture_to_score(img, cfg, memo)
     if box is None and not scored_framed(share, box) and STORY_NOTE_TOLS:
         try:
-            noted = story_box(img, STORY_NOTE_TOLS)
+            noted = story_box(img, STORY_NOTE_TOLS, memo)
         except Exception:  # noqa: BLE001
             noted = None
         if noted is not None and noted[0] >= FRAME_SHARE:
@@ -715,7 +726,8 @@ def picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | 
     return share, box
 
 
-def _picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float | None, list[int] | None]":
+def _picture_to_score(img: Image.Image, cfg: PreprocessConfig,
+                      memo: "dict | None" = None) -> "tuple[float | None, list[int] | None]":
     """``(share, box)``: the share of ``img`` that plain margins take (:func:`picture_box`; where
     they take less than :data:`FRAME_SHARE`, smooth margins (:func:`story_box`) if those take
     more: a story's backdrop; None where it cannot be told), and the box ``[left, top, right, bottom]`` of the
@@ -729,7 +741,7 @@ def _picture_to_score(img: Image.Image, cfg: PreprocessConfig) -> "tuple[float |
     try:
         found = picture_box(img)
         if found is None or found[0] < FRAME_SHARE:  # a story's smooth backdrop, then
-            smooth = story_box(img)
+            smooth = story_box(img, memo=memo)
             if smooth is not None and smooth[0] >= FRAME_SHARE:
                 if not SMOOTH_MARGINS:  # measured (a scan notes it), not cut out
                     return smooth[0], None
