@@ -42,6 +42,12 @@ margins are found at 3 or 4 grey levels, ``STORY_NOTE_TOLS``): the images named,
 
     python experiments/frame_crop.py --notes --json results/2026-12-07/story_notes_val.json
 
+With ``--fill-rule``, the run and rule of docs/decisions/2026-12-07-a-story-without-an-apps-controls.md
+(a story's picture taken without an app's controls where its margins look like a blurred copy
+of it filling the frame, ``STORY_FILL``; ``storyfill``, ``storyfillj`` and ``story``):
+
+    python experiments/frame_crop.py --fill-rule --json results/2026-12-07/story_fill_val.json
+
 With empty ``--smooth-conditions``, the unedited images only (every image of the split cut out
 with smooth margins and not without, scored both ways):
 
@@ -280,6 +286,31 @@ def main_tols(args) -> int:
     return finish(out, unedited_checks(tot, moved, changed, checks), args.json)
 
 
+def main_fill(args) -> int:
+    """The run of docs/decisions/2026-12-07-a-story-without-an-apps-controls.md: the shipped scan
+    with a story's picture taken only with an app's controls above and below (``STORY_FILL`` 0)
+    against also where its margins look like a blurred copy of it filling the frame (0.8)."""
+    det = Detector.load(device="cpu")
+    before, after = 0.0, 0.8
+    out = {"split": args.split, "frame_share": FRAME_SHARE, "cut_share": decode.CUT_SHARE,
+           "story_fill": [before, after], "unedited": {}, "stories": {}, "screens": {}}
+    tot, moved, changed, newly_fake = compare_stories(
+        args, det, "STORY_FILL", (("without", before), ("with", after)), out)
+    st, checks = out["stories"], {}
+    for cond in (c for c in ("storyfill", "storyfillj") if f"{c}_with" in st):
+        w, wo = st[f"{cond}_with"], st[f"{cond}_without"]
+        checks[f"1 {cond}: reals fake <= half of shipped"] = w["real_share_fake"] <= 0.5 * wo["real_share_fake"]
+        checks[f"1 {cond}: AUC >= shipped"] = w["auc"] >= wo["auc"]
+    for cond in (c for c in ("story", "storyj", "storygrad", "storyj70") if f"{c}_with" in st):
+        w, wo = st[f"{cond}_with"], st[f"{cond}_without"]
+        checks[f"2 {cond}: no verdict or cut changes"] = (
+            w["real_labelled_fake"] == wo["real_labelled_fake"] and w["fake_labelled_fake"] == wo["fake_labelled_fake"]
+            and w["cut"] == wo["cut"] and w["auc"] == wo["auc"])
+    for cond, n in newly_fake.items():
+        checks[f"4 {cond}: at most one real newly fake"] = n <= 1
+    return finish(out, unedited_checks(tot, moved, changed, checks), args.json)
+
+
 def main_notes(args) -> int:
     """The run of docs/decisions/2026-12-07-stories-sent-on-as-jpeg.md, "A note where the cut
     fails": the images a scan names as scored whole with wide margins (``Result.framed``) with
@@ -422,6 +453,9 @@ def main(argv=None) -> int:
     ap.add_argument("--tols-rule", action="store_true",
                     help="with --smooth: the run and rule of docs/decisions/2026-12-07-stories-sent-on-as-jpeg.md "
                          "(STORY_TOLS (2,) against (2, 3, 4), the shipped scan otherwise)")
+    ap.add_argument("--fill-rule", action="store_true",
+                    help="the run and rule of docs/decisions/2026-12-07-a-story-without-an-apps-controls.md "
+                         "(STORY_FILL 0 against 0.8, the shipped scan otherwise)")
     ap.add_argument("--notes", action="store_true",
                     help="the run and rule of the note in docs/decisions/2026-12-07-stories-sent-on-as-jpeg.md "
                          "(STORY_NOTE_TOLS () against (3, 4); no model is run)")
@@ -434,6 +468,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.cut_share is not None:
         return main_cut(args)
+    if args.fill_rule:
+        if args.smooth_conditions is None:
+            args.smooth_conditions = "storyfill,storyfillj,story"
+        return main_fill(args)
     if args.notes:
         if args.smooth_conditions is None:
             args.smooth_conditions = "story,storygrad,storyj,storyj70"

@@ -23,7 +23,9 @@ as a JPEG q85).
 Stories (``--conditions stories``): story, storygrad, storyj, storyj70: a phone's screenshot of
 a story, the picture on a blurred, enlarged copy of itself or on a gradient of its colours, with
 a progress bar, a name and a reply box, as PNG (storyj: the blurred one sent on as a JPEG q85;
-storyj70: as a JPEG q70).
+storyj70: as a JPEG q70); storyfill, storyfillj: the picture on a blurred copy of itself filling
+a phone's frame with no app around it (an edit, as a video editor exports it), as PNG and as a
+JPEG q85.
 
 Bands (``--conditions bands``): meme, letterbox, pillarwhite, border: narrow plain bands around
 the picture (a quarter of the image or less), sent on as JPEG q85.
@@ -185,14 +187,15 @@ def _chat(dark: bool = False):
     return f
 
 
-def _story(backdrop: str = "blur", jpeg: "bool | int" = False):
+def _story(backdrop: str = "blur", jpeg: "bool | int" = False, controls: bool = True):
     """The image as a phone's screenshot of a story (a status, a reel) shows it: scaled to the
     screen's width (to 1400 px high when it is tall) on a 1080x1920 screen whose backdrop is the
     picture itself, enlarged to cover the screen and blurred (Gaussian, radius 36;
     ``backdrop="blur"``), or a diagonal gradient between the mean colours of the picture's top
     and bottom halves (``"gradient"``); a progress bar, an avatar and a name above it, a reply
-    box below; saved as PNG, or with ``jpeg`` sent on as a JPEG (q85, or the quality ``jpeg``
-    gives)."""
+    box below (none without ``controls``: an edit that fills a phone's frame with a blurred copy
+    of the picture, as a video editor exports it); saved as PNG, or with ``jpeg`` sent on as a
+    JPEG (q85, or the quality ``jpeg`` gives)."""
     def f(img):
         from PIL import ImageDraw
 
@@ -209,12 +212,13 @@ def _story(backdrop: str = "blur", jpeg: "bool | int" = False):
             yy, xx = np.mgrid[0:h, 0:w]
             t = ((yy / h + xx / w) / 2)[..., None]
             screen = Image.fromarray(((1 - t) * ends[0] + t * ends[1]).round().astype(np.uint8))
-        d = ImageDraw.Draw(screen)
-        d.rectangle((20, 30, w - 20, 34), fill=(235, 235, 235))
-        d.ellipse((30, 60, 110, 140), fill=(200, 180, 160))
-        d.text((130, 90), "someone  5h", fill=(255, 255, 255))
-        d.rounded_rectangle((30, h - 130, w - 160, h - 50), 40, outline=(255, 255, 255), width=3)
-        d.text((70, h - 100), "Send message", fill=(255, 255, 255))
+        if controls:
+            d = ImageDraw.Draw(screen)
+            d.rectangle((20, 30, w - 20, 34), fill=(235, 235, 235))
+            d.ellipse((30, 60, 110, 140), fill=(200, 180, 160))
+            d.text((130, 90), "someone  5h", fill=(255, 255, 255))
+            d.rounded_rectangle((30, h - 130, w - 160, h - 50), 40, outline=(255, 255, 255), width=3)
+            d.text((70, h - 100), "Send message", fill=(255, 255, 255))
         screen.paste(shown, ((w - shown.width) // 2, (h - shown.height) // 2))
         return _jpeg(85 if jpeg is True else jpeg)(screen) if jpeg else _png(screen)
     return f
@@ -234,7 +238,10 @@ CHATS = {"chat": _chat(), "chatdark": _chat(dark=True)}
 
 # a story's screenshot: the picture on a blurred, enlarged copy of itself, or on a gradient
 STORIES = {"story": _story(), "storygrad": _story("gradient"), "storyj": _story(jpeg=True),
-           "storyj70": _story(jpeg=70)}  # sent on as a messenger might (q70)
+           "storyj70": _story(jpeg=70),  # sent on as a messenger might (q70)
+           # the picture on a blurred copy of itself filling a phone's frame, no app around it (an
+           # edit exported as a video editor does), as PNG and sent on as a JPEG q85
+           "storyfill": _story(controls=False), "storyfillj": _story(jpeg=True, controls=False)}
 
 # a photo whose pixels lie on their side or upside down (its EXIF orientation lost), saved as PNG
 TURNS = {"rot90": lambda img: _png(img.transpose(Image.Transpose.ROTATE_90)),

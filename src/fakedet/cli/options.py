@@ -84,7 +84,7 @@ def crop_option(f):
              "above and below the picture); and the picture of a story's screenshot where it is "
              "found on its blurred or gradient backdrop (often not once the screenshot was sent "
              "on as a JPEG, nor without the app's controls above and below: such a story is "
-             "scored whole, and named in the summary where its backdrop can be told). Such margins "
+             "scored whole, and named as having wide margins where its backdrop can be told). Such margins "
              "brought fakes' scores down to real photos' and, on a dark app or a story's blurred "
              "backdrop, raised real photos' to fake. --no-crop scores every image whole.")(f)
 

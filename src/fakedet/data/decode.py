@@ -497,7 +497,7 @@ def _grey_copy(img: Image.Image, side: int, smooth: bool) -> "tuple[float, np.nd
 
 
 def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0.97,
-                smooth: bool = False, copy=None) -> "tuple[float, tuple[int, int, int, int]] | None":
+                smooth: bool = False, _copy=None) -> "tuple[float, tuple[int, int, int, int]] | None":
     """The picture inside ``img`` and the share of ``img`` outside it: ``(share, (left, top,
     right, bottom))`` in ``img``'s pixels, the box as ``Image.crop`` takes it. The picture is the
     largest block of rows and columns that are not flat (rows, then columns across those rows,
@@ -522,13 +522,13 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
     a head or a tree rising into a smooth sky makes none), with an app's controls beyond the
     seams above and below (a photo's straight horizon has none). Otherwise no frame: ``(0.0,
     the whole image)``; an image of another shape is not read (``(0.0, the whole image)`` at
-    once). ``copy``: :func:`_grey_copy`'s answer for the same ``img``, ``side`` and ``smooth``,
-    where it was made already (read at several tolerances)."""
+    once). ``_copy`` (for :func:`story_box` alone): :func:`_grey_copy`'s answer for the same
+    ``img``, ``side`` and ``smooth``, where it was made already (read at several tolerances)."""
     if min(img.size) < 64:
         return None
     if smooth and img.height < STORY_SHAPE * img.width:  # not a phone's screen: most photos
         return 0.0, (0, 0, img.width, img.height)
-    s, a = _grey_copy(img, side, smooth) if copy is None else copy
+    s, a = _grey_copy(img, side, smooth) if _copy is None else _copy
 
     def flat(lines: np.ndarray) -> np.ndarray:
         plain = (np.abs(lines - np.median(lines, axis=1, keepdims=True)) <= tol).mean(axis=1) >= full
@@ -664,10 +664,49 @@ def _story_seams(a: np.ndarray, box, flat, tol: int) -> "tuple[int, int, int, in
     bottom = walk(a[:, x0:x1], y1, +1, None)
     if top is None or bottom is None:
         return None
+    left, right = walk(a[top:bottom].T, x0, -1, 0), walk(a[top:bottom].T, x1, +1, w)
     k = max(1, int(h * STORY_CONTROLS))
-    if STORY_CONTROLS and (flat(a[:min(k, top)]).all() or flat(a[max(h - k, bottom):]).all()):
+    if STORY_CONTROLS and (flat(a[:min(k, top)]).all() or flat(a[max(h - k, bottom):]).all()) \
+            and not (STORY_FILL and _fill_likeness(a, (left, top, right, bottom)) >= STORY_FILL):
         return None  # no app's controls around it: a photo's straight horizon, not a story's seam
-    return walk(a[top:bottom].T, x0, -1, 0), top, walk(a[top:bottom].T, x1, +1, w), bottom
+    return left, top, right, bottom
+
+
+#: a story's picture without an app's controls above and below it (an edit that fills a phone's
+#: frame with a blurred copy of the picture, as a video editor exports it) is taken where the
+#: margins' coarse shading correlates at least this much with the picture's own, enlarged to
+#: cover the frame (:func:`_fill_likeness`); 0: never (an app's controls are asked for)
+STORY_FILL = 0.0
+_FILL_CELL = 8  # px of the grey copy per cell compared
+
+
+def _fill_likeness(a: np.ndarray, box) -> float:
+    """How much the margins above and below the picture ``box`` of the grey copy ``a`` look like
+    a blurred copy of the picture filling the frame: the correlation, over cells of
+    :data:`_FILL_CELL` px wholly in those margins, between their mean grey and that of the
+    picture enlarged to cover the frame (centred, as a fill is made); -1 where too few cells, or
+    either side is flat. A photo's plain sky above a scene is not its scene enlarged."""
+    x0, y0, x1, y1 = box
+    h, w = a.shape
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return -1.0
+    pic = Image.fromarray(np.ascontiguousarray(a[y0:y1, x0:x1], dtype=np.float32), "F")
+    k = max(w / pic.width, h / pic.height)
+    W, H = max(w, round(pic.width * k)), max(h, round(pic.height * k))
+    big = np.asarray(pic.resize((W, H), Image.Resampling.BILINEAR), np.float32)
+    left, top = (W - w) // 2, (H - h) // 2
+    c = _FILL_CELL
+    rows, cols = h // c, w // c
+
+    def cells(x: np.ndarray) -> np.ndarray:
+        return x[:rows * c, :cols * c].reshape(rows, c, cols, c).mean(axis=(1, 3))
+
+    ys = np.arange(rows) * c
+    margin = (ys + c <= y0) | (ys >= y1)
+    fill, seen = cells(big[top:top + h, left:left + w])[margin].ravel(), cells(a)[margin].ravel()
+    if fill.size < 8 or fill.std() < 1e-6 or seen.std() < 1e-6:
+        return -1.0
+    return float(np.corrcoef(fill, seen)[0, 1])
 
 
 #: the tolerances (grey levels) at which a story's smooth margins are looked for, each in turn
@@ -683,8 +722,8 @@ STORY_TOLS = (2,)
 #: where a scan finds no story's picture to cut out (:data:`STORY_TOLS`), smooth margins are
 #: looked for again at these tolerances (:func:`story_box`), and one found is only noted: the
 #: image is scored whole, as before, and named with those that have wide margins
-#: (:attr:`fakedet.Result.framed`: "crop it to the picture and scan again"), so that a story sent
-#: on as a JPEG, which the scan misses, is not left unnamed. No score changes. Since session 59
+#: (:attr:`fakedet.Result.framed`: "crop it to the picture and scan again"): about half of the
+#: stories sent on as a JPEG, which the scan misses, on val. No score changes. Since session 59
 #: (docs/decisions/2026-12-07-stories-sent-on-as-jpeg.md, "A note where the cut fails")
 STORY_NOTE_TOLS = (3, 4)
 
@@ -700,7 +739,7 @@ def story_box(img: Image.Image, tols: "tuple[int, ...] | None" = None,
     for i, tol in enumerate(STORY_TOLS if tols is None else tols):
         if min(img.size) >= 64 and img.height >= STORY_SHAPE * img.width and "copy" not in memo:
             memo["copy"] = _grey_copy(img, 320, True)
-        found = picture_box(img, tol=tol, smooth=True, copy=memo.get("copy"))
+        found = picture_box(img, tol=tol, smooth=True, _copy=memo.get("copy"))
         if found is not None and found[0] >= FRAME_SHARE:
             return found
         if i == 0:
