@@ -138,10 +138,11 @@ def fifo_watchdog(path, seconds: float = 30.0):
         t.join()
 
 
-def story_screen(pic, backdrop="blur", scale=1):
+def story_screen(pic, backdrop="blur", scale=1, controls=True):
     """``pic`` on a 540x960 story screen (``scale`` times that: 2, a 1080x1920 phone's): a
     blurred, enlarged copy of itself or a diagonal gradient, with a progress bar and a name above
-    it and a reply box below; and the picture's box."""
+    it and a reply box below (none without ``controls``: a fill exported by an editor); and the
+    picture's box."""
     from PIL import ImageDraw, ImageFilter
 
     w, h = 540 * scale, 960 * scale
@@ -151,12 +152,13 @@ def story_screen(pic, backdrop="blur", scale=1):
         yy, xx = np.mgrid[0:h, 0:w]
         t = ((yy / h + xx / w) / 2)[..., None]
         screen = Image.fromarray(((1 - t) * np.array([200, 90, 60]) + t * np.array([40, 70, 160])).astype(np.uint8))
-    d = ImageDraw.Draw(screen)
-    d.rectangle((10 * scale, 15 * scale, w - 10 * scale, 17 * scale), fill=(235, 235, 235))
-    d.text((65 * scale, 45 * scale), "someone  5h", fill=(255, 255, 255))
-    d.rounded_rectangle((15 * scale, h - 65 * scale, w - 80 * scale, h - 25 * scale), 20 * scale,
-                        outline=(255, 255, 255), width=2 * scale)
-    d.text((35 * scale, h - 50 * scale), "Send message", fill=(255, 255, 255))
+    if controls:
+        d = ImageDraw.Draw(screen)
+        d.rectangle((10 * scale, 15 * scale, w - 10 * scale, 17 * scale), fill=(235, 235, 235))
+        d.text((65 * scale, 45 * scale), "someone  5h", fill=(255, 255, 255))
+        d.rounded_rectangle((15 * scale, h - 65 * scale, w - 80 * scale, h - 25 * scale), 20 * scale,
+                            outline=(255, 255, 255), width=2 * scale)
+        d.text((35 * scale, h - 50 * scale), "Send message", fill=(255, 255, 255))
     x0, y0 = (w - pic.width) // 2, (h - pic.height) // 2
     screen.paste(pic, (x0, y0))
     return screen, (x0, y0, x0 + pic.width, y0 + pic.height)

@@ -864,6 +864,55 @@ def test_a_story_the_scan_misses_as_a_jpeg_is_named_and_scored_whole(tiny_weight
     assert before.p_fake == r.p_fake and before.label == r.label
 
 
+def _fill(pic, w=1080, h=1920, radius=36):
+    """``pic`` on a blurred copy of itself enlarged to cover a phone's frame (centred), no app
+    around it: a fill as a video editor exports it; and the picture's box."""
+    from PIL import ImageFilter
+
+    s = min(w / pic.width, 1400 / pic.height)
+    shown = pic.resize((round(pic.width * s), round(pic.height * s)), Image.Resampling.BILINEAR)
+    k = max(w / pic.width, h / pic.height)
+    big = pic.resize((max(w, round(pic.width * k)), max(h, round(pic.height * k))), Image.Resampling.BILINEAR)
+    left, top = (big.width - w) // 2, (big.height - h) // 2
+    screen = big.crop((left, top, left + w, top + h)).filter(ImageFilter.GaussianBlur(radius))
+    x0, y0 = (w - shown.width) // 2, (h - shown.height) // 2
+    screen.paste(shown, (x0, y0))
+    return screen, (x0, y0, x0 + shown.width, y0 + shown.height)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_fill_without_an_apps_controls_is_told_by_its_likeness_to_the_picture(seed, monkeypatch):
+    """A picture on a blurred copy of itself filling the frame, with no app's controls above and
+    below: not a story without STORY_FILL (the controls are asked for); with it, the margins'
+    likeness to the picture enlarged tells the fill, and the picture is found."""
+    from fakedet.data import decode
+
+    screen, truth = _fill(_blocks(seed, 1080, 800, 90))
+    monkeypatch.setattr(decode, "STORY_FILL", 0.0)
+    assert decode.story_box(screen)[0] < decode.FRAME_SHARE
+    monkeypatch.setattr(decode, "STORY_FILL", 0.8)
+    share, box = decode.story_box(screen)
+    assert share >= decode.FRAME_SHARE and all(abs(a - b) <= 2 for a, b in zip(box, truth)), (box, truth)
+
+
+def test_a_photos_sky_is_not_its_scene_enlarged(monkeypatch):
+    """The straight horizon under a plain sky that the controls' check keeps whole stays whole
+    with STORY_FILL: its sky and sand do not look like its scene enlarged to cover the frame."""
+    from fakedet.data import decode
+
+    w, h = 540, 960
+    yy = np.mgrid[0:h, 0:w][0]
+    arr = np.stack([110 + yy * 0.05, 150 + yy * 0.03, 225 - yy * 0.03], axis=-1)
+    arr[200:230] = np.array([40, 90, 140])
+    arr[230:730] = np.asarray(random_image((w, 500), seed=4), np.float64)
+    arr[730:] = np.array([210, 190, 150]) + (yy[730:] - 730)[..., None] * 0.04
+    photo = Image.fromarray(arr.clip(0, 255).astype(np.uint8))
+    monkeypatch.setattr(decode, "STORY_FILL", 0.8)
+    assert decode.story_box(photo) == (0.0, (0, 0, w, h))
+    monkeypatch.setattr(decode, "STORY_FILL", -1.0)  # any likeness at all: cut as a story
+    assert decode.story_box(photo)[0] >= decode.FRAME_SHARE
+
+
 def test_a_looser_tolerance_is_tried_only_after_a_miss(monkeypatch):
     """A story's picture found at 2 grey levels is taken as found there (no looser tolerance
     looked at); an image that is not a phone's screen is read once."""
