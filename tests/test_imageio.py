@@ -931,7 +931,7 @@ def test_a_looser_tolerance_is_tried_only_after_a_miss(monkeypatch):
     assert calls[0] == 2 and len(calls) == 2  # story_box's one call, and the comparison's
     calls.clear()
     assert decode.story_box(random_image((800, 600), seed=1)) == (0.0, (0, 0, 800, 600))
-    assert calls == [2]
+    assert len(calls) == 1
 
 
 def test_a_grainy_upright_photo_between_busy_bands_stays_whole(monkeypatch):

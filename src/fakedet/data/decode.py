@@ -664,11 +664,13 @@ def _story_seams(a: np.ndarray, box, flat, tol: int) -> "tuple[int, int, int, in
     bottom = walk(a[:, x0:x1], y1, +1, None)
     if top is None or bottom is None:
         return None
-    left, right = walk(a[top:bottom].T, x0, -1, 0), walk(a[top:bottom].T, x1, +1, w)
     k = max(1, int(h * STORY_CONTROLS))
-    if STORY_CONTROLS and (flat(a[:min(k, top)]).all() or flat(a[max(h - k, bottom):]).all()) \
-            and not (STORY_FILL and _fill_likeness(a, (left, top, right, bottom)) >= STORY_FILL):
+    bare = STORY_CONTROLS and (flat(a[:min(k, top)]).all() or flat(a[max(h - k, bottom):]).all())
+    if bare and not STORY_FILL:
         return None  # no app's controls around it: a photo's straight horizon, not a story's seam
+    left, right = walk(a[top:bottom].T, x0, -1, 0), walk(a[top:bottom].T, x1, +1, w)
+    if bare and _fill_likeness(a, (left, top, right, bottom)) < STORY_FILL:
+        return None  # nor a fill: the margins are not the picture enlarged
     return left, top, right, bottom
 
 
@@ -734,17 +736,19 @@ def story_box(img: Image.Image, tols: "tuple[int, ...] | None" = None,
     ``tols`` (None: :data:`STORY_TOLS`) in turn, the first answer whose margins take at least
     :data:`FRAME_SHARE` of ``img``; else the first tolerance's answer. The grey copy read is made
     once, and kept in ``memo`` (a dict) for another call on the same ``img``."""
+    if min(img.size) < 64 or img.height < STORY_SHAPE * img.width:  # too small, not a phone's screen
+        return picture_box(img, smooth=True)
     memo = {} if memo is None else memo
+    if "copy" not in memo:
+        memo["copy"] = _grey_copy(img, 320, True)
     first = None
     for i, tol in enumerate(STORY_TOLS if tols is None else tols):
-        if min(img.size) >= 64 and img.height >= STORY_SHAPE * img.width and "copy" not in memo:
-            memo["copy"] = _grey_copy(img, 320, True)
-        found = picture_box(img, tol=tol, smooth=True, _copy=memo.get("copy"))
+        found = picture_box(img, tol=tol, smooth=True, _copy=memo["copy"])
         if found is not None and found[0] >= FRAME_SHARE:
             return found
         if i == 0:
             first = found
-            if found is None or img.height < STORY_SHAPE * img.width:  # too small, flat, not a phone's screen
+            if found is None:  # flat all over: flat at every looser tolerance too
                 return found
     return first
 
