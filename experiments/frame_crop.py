@@ -54,6 +54,13 @@ with smooth margins and not without, scored both ways):
     python experiments/frame_crop.py --smooth --seams-rule --split train --smooth-conditions "" \
         --json results/2026-12-07/story_seams_train_unedited.json
 
+With ``--edges-rule``, the run and rule of docs/decisions/2026-12-07-a-pictures-edges-in-a-jpeg-screenshot.md
+(a picture's edges in plain margins walked out to the first line of margin within 16 grey
+levels of its colour too, ``fakedet.data.decode.EDGE_TOL`` 16 against 0; screenshots sent on as
+a JPEG, ``phonej``, ``phonedarkj``, ``chatj``, ``phonej70``, and conditions that should not move):
+
+    python experiments/frame_crop.py --edges-rule --json results/2026-12-07/edges_val.json
+
 With ``--cut-share S``, the run of docs/decisions/2026-12-06-narrow-bands-around-a-picture.md:
 plain margins cut out from ``S`` of the image on (``fakedet.data.decode.CUT_SHARE``) against
 from ``FRAME_SHARE`` on, on every unedited image of the split and on narrow bands (a meme's
@@ -311,6 +318,60 @@ def main_fill(args) -> int:
     return finish(out, unedited_checks(tot, moved, changed, checks), args.json)
 
 
+EDGE_JPEG = ("phonej", "phonedarkj", "chatj", "phonej70")  # the rule's: screenshots sent on as a JPEG
+EDGE_SAME = ("phone", "phonedark", "chat", "meme", "letterbox", "story", "storyj")  # should not move
+
+
+def main_edges(args) -> int:
+    """The run of docs/decisions/2026-12-07-a-pictures-edges-in-a-jpeg-screenshot.md: the shipped
+    scan with a picture's edges in plain margins walked out to the first flat line only
+    (``EDGE_TOL`` 0) against also to the first line within 16 grey levels of the margin's colour
+    (a JPEG's ringing): every unedited image of the split whose box differs, and
+    ``--edge-conditions`` of the seeded sample."""
+    det = Detector.load(device="cpu")
+    ways = (("without", 0), ("with", 16))
+    out = {"split": args.split, "frame_share": FRAME_SHARE, "cut_share": decode.CUT_SHARE,
+           "edge_tol": [v for _, v in ways], "unedited": {}, "screens": {}}
+    tot, moved = newly_cut(args, det, "EDGE_TOL", ways, out)
+    conds = [c for c in args.edge_conditions.split(",") if c]
+    if conds:
+        y, originals = sample_originals(args, det, out["screens"])
+    rob, checks = robustness(), {}
+    for cond in conds:
+        shots = [rob.PERTURBATIONS[cond](img) for img in originals]
+        runs = {key: with_setting("EDGE_TOL", value, verdicts, det, shots, True) for key, value in ways}
+        rec = {}
+        for key, (lab, p, boxes) in runs.items():
+            rec[key] = {**shares(lab, y), "auc": roc_auc(y, np.asarray(p)), "cut": sum(b is not None for b in boxes)}
+        (la, _, ba), (lb, _, bb) = runs["without"], runs["with"]
+        rec["verdicts_changed"] = sum(u != v for u, v in zip(la, lb))
+        rec["boxes_changed"] = sum(u != v for u, v in zip(ba, bb))
+        rec["reals_newly_fake"] = int(sum(c == 0 and u != "fake" and v == "fake" for c, u, v in zip(y, la, lb)))
+        out["screens"][cond] = rec
+        print(f"{cond}: {rec}", flush=True)
+    sc = out["screens"]
+    if all(c in sc for c in EDGE_JPEG):
+        w, wo = [sc[c]["with"] for c in EDGE_JPEG], [sc[c]["without"] for c in EDGE_JPEG]
+        checks["1 JPEG screenshots: more fakes fake"] = \
+            sum(r["fake_labelled_fake"] for r in w) > sum(r["fake_labelled_fake"] for r in wo)
+        checks["1 JPEG screenshots: mean AUC >= without"] = \
+            np.mean([r["auc"] for r in w]) >= np.mean([r["auc"] for r in wo])
+    for cond in (c for c in EDGE_JPEG if c in sc):
+        checks[f"2 {cond}: reals fake <= without"] = \
+            sc[cond]["with"]["real_labelled_fake"] <= sc[cond]["without"]["real_labelled_fake"]
+    for cond in (c for c in ("phone", "phonedark", "chat") if c in sc):
+        checks[f"3 {cond}: at most one verdict changes"] = sc[cond]["verdicts_changed"] <= 1
+    for cond in (c for c in ("meme", "letterbox", "story", "storyj") if c in sc):
+        w, wo = sc[cond]["with"], sc[cond]["without"]
+        checks[f"3 {cond}: reals fake <= without, at most one fake fewer"] = (
+            w["real_labelled_fake"] <= wo["real_labelled_fake"]
+            and w["fake_labelled_fake"] >= wo["fake_labelled_fake"] - 1)
+    checks["4 unedited: no real newly fake"] = not any(m["label"] == 0 and m["with"] == "fake" for m in moved)
+    checks["4 unedited: fakes fake fall <= 0.5 %"] = \
+        tot["fake_without"] - tot["fake_with"] <= 0.005 * tot["fake_images"]
+    return finish(out, checks, args.json)
+
+
 def main_notes(args) -> int:
     """The run of docs/decisions/2026-12-07-stories-sent-on-as-jpeg.md, "A note where the cut
     fails": the images a scan names as scored whole with wide margins (``Result.framed``) with
@@ -465,7 +526,14 @@ def main(argv=None) -> int:
                     help="with --cut-share: the conditions of experiments/robustness.py to make of the sample")
     ap.add_argument("--same-conditions", default="story,storyj,phone,phonedark",
                     help="with --cut-share: conditions whose verdicts and notes should not change")
+    ap.add_argument("--edges-rule", action="store_true",
+                    help="the run and rule of docs/decisions/2026-12-07-a-pictures-edges-in-a-jpeg-screenshot.md "
+                         "(EDGE_TOL 0 against 16, the shipped scan otherwise)")
+    ap.add_argument("--edge-conditions", default=",".join(EDGE_JPEG + EDGE_SAME),
+                    help="with --edges-rule: the conditions of experiments/robustness.py to make of the sample")
     args = ap.parse_args(argv)
+    if args.edges_rule:
+        return main_edges(args)
     if args.cut_share is not None:
         return main_cut(args)
     if args.fill_rule:

@@ -122,12 +122,12 @@ def _shown(scale, save):
     return f
 
 
-def _phone(dark: bool = False, crop: bool = False):
+def _phone(dark: bool = False, crop: bool = False, jpeg: "bool | int" = False):
     """The image as a phone's screenshot of a chat or social app shows it: scaled to the screen's
     width (1080 px; to the height left by the app's bars when it is tall), on a 1080x2340 screen
     of the app's plain background with a status bar, a header and a reply bar holding a few words
-    of text, saved as PNG; with ``crop``, that screenshot cut back to the picture (the advice the
-    README gives)."""
+    of text, saved as PNG, or with ``jpeg`` sent on as a JPEG (q85, or the quality ``jpeg``
+    gives); with ``crop``, that screenshot cut back to the picture (the advice the README gives)."""
     def f(img):
         from PIL import ImageDraw
 
@@ -149,15 +149,16 @@ def _phone(dark: bool = False, crop: bool = False):
         d.text((x0 + 20, y0 + shown.height + 10), "forwarded  10:32", fill=ink)
         if crop:
             screen = screen.crop((x0, y0, x0 + shown.width, y0 + shown.height))
-        return _png(screen)
+        return _jpeg(85 if jpeg is True else jpeg)(screen) if jpeg else _png(screen)
     return f
 
 
-def _chat(dark: bool = False):
+def _chat(dark: bool = False, jpeg: "bool | int" = False):
     """The image as a chat app's screenshot shows it: a 1080x2340 screen with a coloured header
     holding an avatar and the chat's name, two bubbles of text above the picture, the picture in
     a bubble of its own at most 700 px wide on the right, and a bubble of text and the reply bar
-    below, saved as PNG (closer to a messenger's screen than ``_phone``'s bare app)."""
+    below, saved as PNG, or with ``jpeg`` sent on as a JPEG (q85, or the quality ``jpeg`` gives)
+    (closer to a messenger's screen than ``_phone``'s bare app)."""
     def f(img):
         from PIL import ImageDraw
 
@@ -183,7 +184,7 @@ def _chat(dark: bool = False):
         d.rounded_rectangle((40, y, 760, y + 110), 24, fill=bubble)
         d.text((70, y + 45), "this one is fake, right?", fill=ink)
         d.rectangle((0, h - 160, w, h), fill=head)
-        return _png(screen)
+        return _jpeg(85 if jpeg is True else jpeg)(screen) if jpeg else _png(screen)
     return f
 
 
@@ -231,10 +232,12 @@ SCREENS = {
 }
 
 # a phone's screenshot with the app around the picture, and cut back to the picture
-PHONE = {"phone": _phone(), "phonedark": _phone(dark=True), "phonecrop": _phone(crop=True)}
+PHONE = {"phone": _phone(), "phonedark": _phone(dark=True), "phonecrop": _phone(crop=True),
+         # the same sent on as a JPEG, as messengers send screenshots on (q85; q70)
+         "phonej": _phone(jpeg=True), "phonedarkj": _phone(dark=True, jpeg=True), "phonej70": _phone(jpeg=70)}
 
 # a chat app's screenshot: avatar, bubbles of text, the picture in a bubble
-CHATS = {"chat": _chat(), "chatdark": _chat(dark=True)}
+CHATS = {"chat": _chat(), "chatdark": _chat(dark=True), "chatj": _chat(jpeg=True)}
 
 # a story's screenshot: the picture on a blurred, enlarged copy of itself, or on a gradient
 STORIES = {"story": _story(), "storygrad": _story("gradient"), "storyj": _story(jpeg=True),

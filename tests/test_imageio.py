@@ -818,6 +818,34 @@ def _jpeg(img, quality):
     return buf.getvalue()
 
 
+def test_a_screenshot_sent_on_as_a_jpeg_is_cut_to_the_picture_with_edge_tol(monkeypatch):
+    """A picture on a phone's screen (white, dark and a chat app's beige), a line of text just
+    under it, sent on as a JPEG of quality 85 or 70: the blocks ring next to the picture, so the
+    lines of margin beside it are not flat at 2 grey levels, and walking out to the first flat
+    line kept 1-5 px of margin and the text's gap (EDGE_TOL 0); stopping also at the first line
+    within EDGE_TOL of the margin's colour cuts the picture out to the pixel, as from a PNG."""
+    from PIL import ImageDraw
+
+    from fakedet.data import decode
+    from fakedet.data.preprocess import PreprocessConfig
+
+    exact = [37, 611, 1038, 1344]
+    for bg in ((255, 255, 255), (18, 18, 18), (236, 229, 221)):
+        screen = Image.new("RGB", (1080, 2340), bg)
+        d = ImageDraw.Draw(screen)
+        d.rectangle((0, 0, 1080, 220), fill=(240, 240, 240))
+        d.text((40, 30), "12:41", fill=(128, 128, 128))
+        screen.paste(_blocks(3, 1001, 733), (37, 611))
+        d.text((57, 611 + 733 + 6), "forwarded  10:32", fill=(128, 128, 128))
+        assert decode.picture_to_score(screen, PreprocessConfig())[1] == exact  # a PNG: no ringing
+        for quality in (85, 70):
+            img = Image.open(io.BytesIO(_jpeg(screen, quality))).convert("RGB")
+            monkeypatch.setattr(decode, "EDGE_TOL", 0)
+            assert decode.picture_to_score(img, PreprocessConfig())[1] != exact, (bg, quality)
+            monkeypatch.setattr(decode, "EDGE_TOL", 16)
+            assert decode.picture_to_score(img, PreprocessConfig())[1] == exact, (bg, quality)
+
+
 def test_story_box_tries_looser_tolerances_in_turn_where_set(tiny_weights, monkeypatch):
     """A 1080x1920 story sent on as a JPEG of quality 70: its blocks bend the blurred backdrop's
     lines past 2 grey levels, so the shipped finder (STORY_TOLS (2,)) finds no margin, and the

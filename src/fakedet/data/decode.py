@@ -586,6 +586,9 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
            min(W, int(np.ceil(x1 * W / a.shape[1]))), min(H, int(np.ceil(y1 * H / a.shape[0])))]
     reach = int(np.ceil(2 / s))
     coarse = list(box)
+    # the margin's colour beside each edge: the copy's flat line just outside the block
+    beside = (a[y0:y1, x0 - 1] if x0 > 0 else None, a[y0 - 1, x0:x1] if y0 > 0 else None,
+              a[y0:y1, x1] if x1 < a.shape[1] else None, a[y1, x0:x1] if y1 < a.shape[0] else None)
     for edge in range(4):
         vertical = edge in (0, 2)  # left and right edges are columns
         n = W if vertical else H
@@ -595,7 +598,12 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
         strip = (img.crop((lo, coarse[1], hi, coarse[3])) if vertical
                  else img.crop((coarse[0], lo, coarse[2], hi)))
         lines = np.asarray(strip.convert("L"), np.int16)
-        fl = flat(lines.T if vertical else lines)
+        lines = lines.T if vertical else lines
+        fl = flat(lines)
+        if EDGE_TOL and not smooth and beside[edge] is not None:
+            # a JPEG's ringing: lines of margin next to the picture that its blocks have stirred
+            # beyond ``tol``, still within EDGE_TOL of the margin's colour, end the walk too
+            fl = fl | ((np.abs(lines - np.median(beside[edge])) <= EDGE_TOL).mean(axis=1) >= full)
         if edge < 2:  # left/top: walk back from inside (the window's end) to the first flat line
             walk = range(len(fl) - 1, -1, -1)
         else:  # right/bottom: walk on from inside (the window's start)
@@ -611,6 +619,14 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
     if box[2] <= box[0] or box[3] <= box[1]:
         return None
     return share, tuple(box)
+
+
+#: where plain margins are read (not a story's smooth ones), :func:`picture_box` walks each edge
+#: of the picture out only to the first line of margin within this many grey levels of the
+#: margin's colour on ``full`` of its pixels, not only to the first flat one: a screenshot sent on
+#: as a JPEG has lines of ringing next to the picture, which the box kept (1-6 px, and past a line
+#: of text just below the picture). 0: off
+EDGE_TOL = 0
 
 
 #: find a story's picture by walking out from the lines that are not smooth, through smooth
