@@ -1227,6 +1227,22 @@ def test_the_summary_names_the_first_images_labelled_fake(runner, tiny_weights, 
     assert "labelled fake" not in r.stderr and "labelled real" not in r.stderr  # two-way: real is a score below
 
 
+def test_the_summary_says_what_uncertain_means(runner, folder, tmp_path):
+    """A persona (a woman checking photos of herself) found a caveat in the summary for fake and
+    for real but none for uncertain, her commonest verdict: the summary counts the images
+    labelled uncertain and says what that verdict does not say; under -t there is none."""
+    from conftest import make_tiny_checkpoint
+
+    weights = make_tiny_checkpoint(tmp_path / "w.safetensors", verdicts={"fake": 0.99999, "real": 1e-9, "rule": "r"})
+    r = runner.invoke(cli, ["scan", "-w", str(weights), "-j", "0", str(folder)])
+    n = sum(line.split("\t")[2] == "uncertain" for line in r.stdout.splitlines())
+    assert n >= 2, r.stdout
+    assert (f"labelled uncertain ({n} images): the score lies where real photos of some sources also fall, and "
+            "most fakes get this verdict too: it says little either way") in r.stderr
+    r = runner.invoke(cli, ["scan", "-w", str(weights), "-j", "0", "-t", "0.5", str(folder)])
+    assert "labelled uncertain" not in r.stderr
+
+
 def test_the_summary_names_the_first_images_labelled_real_with_what_that_does_not_say(runner, folder, tmp_path):
     """A persona (a helpline's worker with victims' face swaps) found no caveat on 'real' where a
     victim's helper would look: with three verdicts, the summary names those labelled real and

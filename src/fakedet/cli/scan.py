@@ -579,7 +579,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                         if pipe_closed else
                         f"the records could not be written ({write_error.strerror or write_error}) after {n} "
                         f"record{'s' if n != 1 else ''}; " if write_error is not None else "")
-                line = "\n".join([line, *_fake_notes(det, n_fake, fakes, n_real, reals), *_error_notes(reasons),
+                line = "\n".join([line, *_fake_notes(det, n_fake, fakes, n_real, reals, n_unc), *_error_notes(reasons),
                                   *_face_notes(det, n - n_err, n_noface),
                                   *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
                                   *_picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped),
@@ -627,7 +627,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if not quiet:
         err(_summary(det, n - n_folders, n_fake, n_unc, n_err - n_folders, n_folders, elapsed,
                      time.perf_counter() - STARTED, filt))
-        for line in [*_fake_notes(det, n_fake, fakes, n_real, reals), *_error_notes(reasons),
+        for line in [*_fake_notes(det, n_fake, fakes, n_real, reals, n_unc), *_error_notes(reasons),
                      *_face_notes(det, n - n_err, n_noface),
                      *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
                      *_picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped),
@@ -642,13 +642,18 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     return EXIT_OK
 
 
-def _fake_notes(det, n_fake: int, fakes: list, n_real: int = 0, reals: Optional[list] = None) -> list[str]:
+def _fake_notes(det, n_fake: int, fakes: list, n_real: int = 0, reals: Optional[list] = None,
+                n_unc: int = 0) -> list[str]:
     """The summary's lines naming the first few images labelled fake, and real (three verdicts
     only: under ``-t`` the summary says that real means only a score below it), each with what
-    the verdict does not say (the records name them all)."""
+    the verdict does not say (the records name them all), and what uncertain means where any
+    image got it (the commonest verdict, of real and fake images alike)."""
     out = []
     if n_fake:
         out.append(f"labelled fake{_named(fakes, n_fake)}: a reason to look closer, not proof")
+    if n_unc and getattr(det, "three_way", False):
+        out.append(f"labelled uncertain ({n_unc} image{'s' if n_unc != 1 else ''}): the score lies where real photos "
+                   "of some sources also fall, and most fakes get this verdict too: it says little either way")
     if n_real and getattr(det, "three_way", False):
         out.append(f"labelled real{_named(reals or [], n_real)}: no evidence of manipulation found, which is not "
                    "proof that an image is genuine (fakes of kinds the model never saw get this verdict too)")
