@@ -69,6 +69,27 @@ def test_a_quoted_wildcard_is_told_that_fakedet_expands_none(runner, tiny_weight
     assert not_found_error("s3://bucket/photos/*.jpg") == "file not found"  # no shell expands that
 
 
+def test_a_name_with_a_space_typed_without_quotes_is_told_to_quote_it(runner, tiny_weights, folder):
+    """A persona typed `fakedet imgs/from chats` and got 'file not found' twice, with no hint that
+    the folder's name holds a space: each part's record says which name they make, and to quote
+    it; the records stay one per argument, and a name that is missing alone says only not found."""
+    (folder / "from chats").mkdir()
+    write_image(folder / "from chats" / "x.png", "PNG", seed=9)
+    r = run(runner, tiny_weights, ["-f", "jsonl", str(folder / "from"), "chats", str(folder / "missing.jpg")])
+    assert r.exit_code == 3
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["path"] for x in recs] == [str(folder / "from"), "chats", str(folder / "missing.jpg")]
+    hint = f"file not found (the names beside it make {str(folder / 'from chats')!r}, which exists: " \
+        "quote a name that holds spaces)"
+    assert recs[0]["error"] == recs[1]["error"] == hint
+    assert recs[2]["error"] == "file not found"
+    from fakedet.data.sources import spaced_names
+
+    names = [str(folder / "from"), "chats", str(folder / "a.png"), "x", "y"]
+    assert spaced_names(names) == {0: str(folder / "from chats"), 1: str(folder / "from chats")}
+    assert spaced_names([str(folder / "a.png"), "chats"]) == {}  # an existing name is never joined
+
+
 @pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl", "json"])
 def test_every_format_has_one_record_per_input(runner, tiny_weights, folder, fmt):
     inputs = [str(folder / "a.png"), str(folder / "missing.jpg"), str(folder / "b.jpg")]

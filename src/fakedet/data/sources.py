@@ -569,6 +569,26 @@ def _decode_name(raw: bytes, null: bool) -> str:
     return os.fsdecode(raw)
 
 
+def spaced_names(paths: "list[str]", most: int = 4) -> "dict[int, str]":
+    """For PATH arguments that name nothing, the one name that two to ``most`` of them in a row
+    make when joined by spaces, where that name exists and none of them does (a name holding a
+    space, typed without quotes: ``fakedet scan photos/from chats``): ``{index: joined name}``
+    for each of them."""
+    out: dict[int, str] = {}
+    gone = [isinstance(p, str) and p != "-" and not os.path.lexists(p) for p in paths]
+    for i in range(len(paths)):
+        if i in out or not gone[i]:
+            continue
+        for k in range(2, most + 1):
+            if i + k > len(paths) or not all(gone[i:i + k]):
+                break
+            joined = " ".join(paths[i:i + k])
+            if os.path.lexists(joined):
+                out.update((j, joined) for j in range(i, i + k))
+                break
+    return out
+
+
 def iter_items(
     paths: Iterable[str],
     files_from: Optional[IO[bytes]] = None,
@@ -592,8 +612,14 @@ def iter_items(
             filt.last = filt.counts_since(before)  # what this path's walk skipped, for the warning
             on_empty(path)
 
-    for path in paths:
-        yield from one(path, stdin)
+    paths = list(paths)
+    spaced = spaced_names(paths)
+    for i, path in enumerate(paths):
+        if i in spaced:
+            yield Item(path, error=f"file not found (the names beside it make {spaced[i]!r}, which exists: "
+                                   "quote a name that holds spaces)")
+        else:
+            yield from one(path, stdin)
     if files_from is not None:
         for path in read_list(files_from, null):
             if path == "-":
