@@ -572,14 +572,15 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
         if report is not None:  # the summary, and the end of the document
             try:
                 line = _summary(det, n - n_folders, n_fake, n_unc, n_err - n_folders, n_folders,
-                                time.perf_counter() - t0, time.perf_counter() - STARTED, filt)
+                                time.perf_counter() - t0, time.perf_counter() - STARTED)
                 stop = (f"{interrupt_word(interrupted)} after {n} record{'s' if n != 1 else ''}; " if interrupted else
                         f"{inputs_error}; stopped after {n} record{'s' if n != 1 else ''}; " if inputs_error else
                         f"the records' reader closed the output after {n} record{'s' if n != 1 else ''}; "
                         if pipe_closed else
                         f"the records could not be written ({write_error.strerror or write_error}) after {n} "
                         f"record{'s' if n != 1 else ''}; " if write_error is not None else "")
-                line = "\n".join([line, *_fake_notes(det, n_fake, fakes, n_real, reals, n_unc), *_error_notes(reasons),
+                line = "\n".join([line, *_skipped_notes(filt), *_fake_notes(det, n_fake, fakes, n_real, reals, n_unc),
+                                  *_error_notes(reasons),
                                   *_face_notes(det, n - n_err, n_noface),
                                   *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
                                   *_picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped),
@@ -626,8 +627,9 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
         return EXIT_USAGE
     if not quiet:
         err(_summary(det, n - n_folders, n_fake, n_unc, n_err - n_folders, n_folders, elapsed,
-                     time.perf_counter() - STARTED, filt))
-        for line in [*_fake_notes(det, n_fake, fakes, n_real, reals, n_unc), *_error_notes(reasons),
+                     time.perf_counter() - STARTED))
+        for line in [*_skipped_notes(filt), *_fake_notes(det, n_fake, fakes, n_real, reals, n_unc),
+                     *_error_notes(reasons),
                      *_face_notes(det, n - n_err, n_noface),
                      *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
                      *_picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped),
@@ -802,11 +804,13 @@ def _skipped_text(filt) -> str:
     return "skipped " + ", ".join(parts)
 
 
-def _summary(det, n_images, n_fake, n_unc, n_err, n_folders, elapsed, wall, filt=None) -> str:
+def _summary(det, n_images, n_fake, n_unc, n_err, n_folders, elapsed, wall) -> str:
     """The summary line: images by verdict, unreadable ones, folders that could not be listed
-    (each has its own error record, but is no image), entries the folder walk skipped (hidden or
-    excluded), the time and the scoring rate (none when nothing was scored), the wall time since
-    the process started, and the verdict rule."""
+    (each has its own error record, but is no image), the time and the scoring rate (none when
+    nothing was scored), the wall time since the process started, and the verdict rule. The
+    entries the folder walk skipped (hidden or excluded) are on a line of their own
+    (:func:`_skipped_notes`): a persona's messenger's hidden folder of statuses went unseen in
+    the middle of this one."""
     from fakedet.evaluation.verdicts import threshold_text
 
     three_way = det.three_way
@@ -819,7 +823,11 @@ def _summary(det, n_images, n_fake, n_unc, n_err, n_folders, elapsed, wall, filt
             f"{scored - n_fake - n_unc} real, {n_err} error{'s' if n_err != 1 else ''}")
     if n_folders:
         line += f"; {n_folders} folder{'s' if n_folders != 1 else ''} could not be read"
-    if filt is not None and filt.skipped:
-        line += f"; {_skipped_text(filt)}"
     rate = f", {scored / max(elapsed, 1e-9):.1f} img/s" if scored else ""
-    return (f"{line} ({elapsed:.1f} s{rate}; {wall:.1f} s with start-up; {det.device}, {rule})")
+    return f"{line} ({elapsed:.1f} s{rate}; {wall:.1f} s with start-up; {det.device}, {rule})"
+
+
+def _skipped_notes(filt) -> list[str]:
+    """The summary's line on the entries the folder walk skipped, if any: a line of its own, as a
+    skipped folder may hold what was looked for."""
+    return [_skipped_text(filt)] if filt is not None and filt.skipped else []
