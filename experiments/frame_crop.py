@@ -113,6 +113,7 @@ def verdicts(det, inputs, crop: bool):
 
 def finish(out: dict, checks: dict, path) -> int:
     """Prints the rule's checks, and writes ``out`` with them to ``path`` (JSON) when given."""
+    checks = {k: bool(v) for k, v in checks.items()}  # numpy's bools are no JSON
     out["rule"] = checks
     for k, v in checks.items():
         print(f"rule {k}: {'holds' if v else 'FAILS'}")
