@@ -69,6 +69,29 @@ def test_a_quoted_wildcard_is_told_that_fakedet_expands_none(runner, tiny_weight
     assert not_found_error("s3://bucket/photos/*.jpg") == "file not found"  # no shell expands that
 
 
+def test_face_mode_writes_its_records_eight_at_a_time_by_default(runner, tiny_weights, folder, monkeypatch):
+    """A persona's Ctrl-C in `scan --faces` kept no record for its first 8 s: records are written
+    a batch at a time, and 32 images take seconds in face mode. Without -b, face mode (scan and
+    eval) runs batches of 8, the default scan 32; -b still decides where given."""
+    import fakedet.inference.stream as stream
+    from fakedet import Detector
+
+    seen = []
+    real_load = Detector.load.__func__
+
+    def load(cls, *a, **kw):
+        seen.append(kw.get("batch_size"))
+        return real_load(cls, *a, **kw)
+
+    monkeypatch.setattr(Detector, "load", classmethod(load))
+    monkeypatch.setattr(stream, "Detector", Detector, raising=False)
+    for args, want in ((["--faces"], 8), ([], 32), (["--faces", "-b", "3"], 3), (["-b", "5"], 5)):
+        seen.clear()
+        r = run(runner, tiny_weights, [*args, str(folder / "a.png")])
+        assert r.exit_code == 0, r.stderr
+        assert seen == [want], (args, seen)
+
+
 def test_a_name_with_a_space_typed_without_quotes_is_told_to_quote_it(runner, tiny_weights, folder):
     """A persona typed `fakedet imgs/from chats` and got 'file not found' twice, with no hint that
     the folder's name holds a space: each part's record says which name they make, and to quote

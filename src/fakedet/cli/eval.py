@@ -26,6 +26,7 @@ from fakedet.cli.common import (
 )
 from fakedet.cli.options import (
     TWO_WAY_HELP,
+    batch_for,
     crop_option,
     face_expert_option,
     faces_option,
@@ -201,7 +202,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
                                      "would overwrite it", param_hint="--report")
         refuse_an_image(report_path, "report", "--report")
     with load_errors_exit(ctx):
-        det = load_detector(weights, device=device, threshold=threshold, batch_size=batch_size,
+        det = load_detector(weights, device=device, threshold=threshold, batch_size=batch_for(batch_size, faces),
                             workers=workers, faces=faces, expert="auto" if face_expert else None, crop=crop)
     total = sum(len(v) for v in datasets.values())
     bar = tqdm(total=total, unit="img", file=BarStream(),

@@ -44,6 +44,7 @@ from fakedet.cli.common import (
 from fakedet.cli.htmlreport import THUMBNAIL, HtmlReport, ReportWriteError
 from fakedet.cli.options import (
     TWO_WAY_HELP,
+    batch_for,
     crop_option,
     face_expert_option,
     faces_option,
@@ -204,11 +205,11 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         # the first batches decode while the model loads
         if engine_opts["engine"] == "ray":
             stream = engine.ray_stream(items, weights, engine_opts, device=device, threshold=threshold,
-                                       batch_size=batch_size, provenance=not no_provenance, filt=filt,
+                                       batch_size=batch_for(batch_size, faces), provenance=not no_provenance, filt=filt,
                                        crop=crop)
         else:
             stream = load_and_score(items, weights, device=device, threshold=threshold,
-                                    batch_size=batch_size, workers=workers, faces=faces,
+                                    batch_size=batch_for(batch_size, faces), workers=workers, faces=faces,
                                     provenance=not no_provenance, expert="auto" if face_expert else None,
                                     crop=crop, **({"thumbnail": THUMBNAIL} if report_path else {}))
 
