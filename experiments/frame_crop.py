@@ -351,6 +351,8 @@ def main_edges(args) -> int:
         out["screens"][cond] = rec
         print(f"{cond}: {rec}", flush=True)
     sc = out["screens"]
+    if conds:  # the rule reads every condition of the record: a run without some decides nothing
+        checks["0 every condition of the rule run"] = all(c in sc for c in EDGE_JPEG + EDGE_SAME)
     if all(c in sc for c in EDGE_JPEG):
         w, wo = [sc[c]["with"] for c in EDGE_JPEG], [sc[c]["without"] for c in EDGE_JPEG]
         checks["1 JPEG screenshots: more fakes fake"] = \

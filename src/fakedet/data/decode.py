@@ -505,11 +505,15 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
     within ``tol`` grey levels of its median (a screenshot's app background, with a few words of
     text, or a plain border). Read on a copy at most ``side`` px, sampled without averaging
     (which would flatten a real backdrop's noise); the box's edges are then found again in
-    ``img``'s own lines next to them, so that no line of margin stays in and none of the picture
-    is cut. An image with a run of lines outside the block at least half as long as the block
-    (a photo beyond a flat band across it, a collage's gutter, a second picture) has no frame:
-    ``(0.0, the whole image)``. None for an image under 64 px, too
-    small to tell, or flat all over.
+    ``img``'s own lines next to them, walking out from inside the picture to the first flat line
+    or, with plain margins, the first within :data:`EDGE_TOL` of the margin's colour (a JPEG's
+    ringing): so that no line of margin stays in and none of the picture is cut, but for a
+    picture whose own edge lines are within that of the margin's colour (a pale sky on a white
+    app, a dark scene on a dark one), of which a few lines (up to ``2 / scale`` px) are left out,
+    or a few lines of margin kept where even its inner lines there are. An image with a run of
+    lines outside the block at least half as long as the block (a photo beyond a flat band
+    across it, a collage's gutter, a second picture) has no frame: ``(0.0, the whole image)``.
+    None for an image under 64 px, too small to tell, or flat all over.
 
     With ``smooth``, for a story's screenshot (the picture on a blurred, enlarged copy of itself
     or on a gradient of its colours), a line is also plain when ``full`` of its second
