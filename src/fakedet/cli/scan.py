@@ -59,7 +59,7 @@ from fakedet.data.writers import tsv_escape
 EXAMPLES = """\b
 Examples:
   fakedet scan photo.jpg                   one image (or just: fakedet photo.jpg)
-  fakedet scan -f csv -o scores.csv photos/
+  fakedet scan --faces -f csv -o scores.csv photos/   photos of people: each face scored too
   find /data -name '*.jpg' -print0 | fakedet scan --files-from - -0
   curl -s https://example.com/x.jpg | fakedet scan -
 """
