@@ -106,6 +106,9 @@ def test_a_name_with_a_space_typed_without_quotes_is_told_to_quote_it(runner, ti
         "quote a name that holds spaces)"
     assert recs[0]["error"] == recs[1]["error"] == hint
     assert recs[2]["error"] == "file not found"
+    # with the records going to a file, the terminal is told too, once (a second persona)
+    warning = f"warning: '{folder / 'from chats'}' exists, given without quotes as 2 names that do not"
+    assert r.stderr.count(warning) == 1, r.stderr
     from fakedet.data.sources import spaced_names
 
     names = [str(folder / "from"), "chats", str(folder / "a.png"), "x", "y"]

@@ -158,6 +158,12 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
                                "(find ... -print0 | fakedet scan -0 --files-from -)")
     if not face_expert and not faces and not quiet:
         err("warning: --no-face-expert has no effect without --faces")
+    if not quiet:  # each part gets a record saying so; the terminal is told once, before the scan
+        from fakedet.data.sources import spaced_names
+
+        for joined in dict.fromkeys(spaced_names(list(paths)).values()):
+            err(f"warning: {shlex.quote(joined)} exists, given without quotes as "
+                f"{len(joined.split(' '))} names that do not: quote a name that holds spaces")
     if list(paths).count("-") > 1:
         raise click.UsageError("'-' (stdin) can be given only once")
     if "-" in paths and files_from == "-":
