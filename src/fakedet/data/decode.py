@@ -628,8 +628,8 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
 #: where plain margins are read (not a story's smooth ones), :func:`picture_box` walks each edge
 #: of the picture out only to the first line of margin within this many grey levels of the
 #: margin's colour on ``full`` of its pixels, not only to the first flat one: a screenshot sent on
-#: as a JPEG has lines of ringing next to the picture, which the box kept (1-6 px, and past a line
-#: of text just below the picture). 0: off (until session 60). 16: on val
+#: as a JPEG has lines of ringing next to the picture, which the box kept (a few px, and past a
+#: line of text just below the picture). 0: off (until session 60). 16: on val
 #: (docs/decisions/2026-12-07-a-pictures-edges-in-a-jpeg-screenshot.md, experiments/frame_crop.py
 #: --edges-rule) fakes labelled fake in screenshots sent on as JPEG rose from 222 to 227 of 960,
 #: their mean AUC from 0.795 to 0.800, and no real image was labelled fake that was not before
