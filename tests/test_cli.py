@@ -107,13 +107,39 @@ def test_a_name_with_a_space_typed_without_quotes_is_told_to_quote_it(runner, ti
     assert recs[0]["error"] == recs[1]["error"] == hint
     assert recs[2]["error"] == "file not found"
     # with the records going to a file, the terminal is told too, once (a second persona)
-    warning = f"warning: '{folder / 'from chats'}' exists, given without quotes as 2 names that do not"
+    warning = f"warning: '{folder / 'from chats'}' exists, given without quotes as separate names"
     assert r.stderr.count(warning) == 1, r.stderr
     from fakedet.data.sources import spaced_names
 
     names = [str(folder / "from"), "chats", str(folder / "a.png"), "x", "y"]
     assert spaced_names(names) == {0: str(folder / "from chats"), 1: str(folder / "from chats")}
-    assert spaced_names([str(folder / "a.png"), "chats"]) == {}  # an existing name is never joined
+    assert spaced_names([str(folder / "a.png"), "chats"]) == {}  # 'a.png chats' names nothing
+
+
+def test_a_spaced_name_whose_first_part_exists_is_told_too(runner, tiny_weights, folder):
+    """`fakedet scan photos/from chats` where a folder `photos/from` exists beside `photos/from
+    chats`: the first part is scanned as given (it names a folder), and the missing part's record
+    says which name the two make, where it said only 'file not found'."""
+    (folder / "from").mkdir()
+    write_image(folder / "from" / "y.png", "PNG", seed=3)
+    (folder / "from chats").mkdir()
+    write_image(folder / "from chats" / "x.png", "PNG", seed=9)
+    r = run(runner, tiny_weights, ["-f", "jsonl", str(folder / "from"), "chats"])
+    assert r.exit_code == 3
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["path"] for x in recs] == [str(folder / "from" / "y.png"), "chats"]
+    assert recs[0]["error"] is None
+    assert recs[1]["error"] == (f"file not found (the names beside it make {str(folder / 'from chats')!r}, "
+                                "which exists: quote a name that holds spaces)")
+    assert f"warning: '{folder / 'from chats'}' exists, given without quotes" in r.stderr
+    from fakedet.data.sources import spaced_names
+
+    # the missing part may come first, too, and an existing name is never given the hint
+    assert spaced_names(["chats", str(folder / "from")]) == {}
+    assert spaced_names([str(folder / "from"), "chats", "x"]) == {1: str(folder / "from chats")}
+    (folder / "a b c").mkdir()
+    assert spaced_names([str(folder / "a"), "b", "c"]) == {0: str(folder / "a b c"), 1: str(folder / "a b c"),
+                                                           2: str(folder / "a b c")}
 
 
 @pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl", "json"])

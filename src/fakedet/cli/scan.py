@@ -162,8 +162,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         from fakedet.data.sources import spaced_names
 
         for joined in dict.fromkeys(spaced_names(list(paths)).values()):
-            err(f"warning: {shlex.quote(joined)} exists, given without quotes as "
-                f"{len(joined.split(' '))} names that do not: quote a name that holds spaces")
+            err(f"warning: {shlex.quote(joined)} exists, given without quotes as separate names: "
+                "quote a name that holds spaces")
     if list(paths).count("-") > 1:
         raise click.UsageError("'-' (stdin) can be given only once")
     if "-" in paths and files_from == "-":

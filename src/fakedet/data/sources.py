@@ -570,22 +570,23 @@ def _decode_name(raw: bytes, null: bool) -> str:
 
 
 def spaced_names(paths: "list[str]", most: int = 4) -> "dict[int, str]":
-    """For PATH arguments that name nothing, the one name that two to ``most`` of them in a row
-    make when joined by spaces, where that name exists and none of them does (a name holding a
-    space, typed without quotes: ``fakedet scan photos/from chats``): ``{index: joined name}``
-    for each of them."""
+    """For PATH arguments that name nothing, the one name that two to ``most`` arguments in a row,
+    among them this one, make when joined by spaces, where that name exists (a name holding a
+    space, typed without quotes: ``fakedet scan photos/from chats``, also where ``photos/from``
+    exists): ``{index: joined name}`` for each argument of it that names nothing. An argument
+    that exists is never in the result: it is scanned as given."""
     out: dict[int, str] = {}
-    gone = [isinstance(p, str) and p != "-" and not os.path.lexists(p) for p in paths]
+    usable = [isinstance(p, str) and p != "-" for p in paths]
+    gone = [ok and not os.path.lexists(p) for ok, p in zip(usable, paths)]
     for i in range(len(paths)):
         if i in out or not gone[i]:
             continue
-        for k in range(2, most + 1):
-            if i + k > len(paths) or not all(gone[i:i + k]):
-                break
-            joined = " ".join(paths[i:i + k])
-            if os.path.lexists(joined):
-                out.update((j, joined) for j in range(i, i + k))
-                break
+        span = next(((s, e) for s in range(max(0, i - most + 1), i + 1)
+                     for e in range(max(i + 1, s + 2), min(len(paths), s + most) + 1)
+                     if all(usable[s:e]) and os.path.lexists(" ".join(paths[s:e]))), None)
+        if span is not None:
+            joined = " ".join(paths[span[0]:span[1]])
+            out.update((j, joined) for j in range(*span) if gone[j])
     return out
 
 
