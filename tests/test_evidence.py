@@ -81,6 +81,8 @@ def test_the_api_reports_evidence_and_the_models_own_label(tiny_weights, images)
     gen, plain = det.predict([str(images / "generated.png"), (images / "plain.png").read_bytes()])
     assert gen.label == "fake" and gen.label_by == "evidence" and gen.model_label == "real"
     assert plain.label == plain.model_label == "real" and plain.evidence == []
+    # a printed result says why a low score is labelled fake (a persona's script printed it)
+    assert "label='fake'" in repr(gen) and "label_by='evidence'" in repr(gen)
     off = Detector.load(tiny_weights, device="cpu", threshold=1.0, workers=0, provenance=False)
     (r,) = off.predict([str(images / "generated.png")])
     assert r.label == "real" and r.evidence is None and "evidence" not in r.to_dict()

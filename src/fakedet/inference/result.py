@@ -48,7 +48,9 @@ class Result:
     # keys too (as null) and each line of jsonl output has the same keys
     face_mode: bool = field(default=False, repr=False, compare=False)
     evidence: Optional[list] = field(default=None, repr=False)
-    label_by: Optional[str] = field(default=None, repr=False)
+    # in repr too: a `fake` label with a low p_fake says why (a persona's script printed the
+    # repr and saw 'p_fake=0.0003, label=fake' with nothing else)
+    label_by: Optional[str] = field(default=None)
     #: the model's own verdict, whatever the evidence says (what evaluations of the model count)
     model_label: Optional[str] = field(default=None, repr=False, compare=False)
     #: for reports, when asked for (``Detector.thumbnail``): see ``Decoded.thumbnail``; never in to_dict()
