@@ -804,3 +804,21 @@ def test_threshold_at_fpr_allows_the_whole_share_despite_float_error():
     s = np.arange(100) / 100
     t = threshold_at_fpr(s, 0.29)
     assert (s >= t).sum() == 29
+
+
+def test_the_table_warns_where_most_verdicts_are_uncertain():
+    """A persona's folder of real photos, every one `uncertain`, read acc 1.0000: the table says
+    that acc counts uncertain as not fake where most images got it, and names the sets."""
+    from fakedet.evaluation.report import format_table
+
+    def row(uncertain):
+        return {"n": 4, "n_real": 4, "n_fake": 0, "accuracy": 1.0, "balanced_accuracy": 1.0, "fpr": 0.0,
+                "uncertain": uncertain, "errors": 0}
+
+    rep = {"threshold": 0.99, "real_below": 1e-6, "sets": {"mine": row(1.0), "other": row(0.25), "all": row(0.6)}}
+    lines = list(format_table(rep))
+    warn = [x for x in lines if x.startswith("most images labelled uncertain")]
+    assert warn == [next(x for x in lines if "(mine 100%)" in x)]  # not the pooled row, not 'other'
+    rep["sets"]["mine"]["uncertain"] = 0.4
+    assert not any("most images labelled uncertain" in x for x in format_table(rep))
+    assert any("(alone 100%)" in x for x in format_table({"threshold": 0.99, "sets": {"alone": row(1.0)}}))

@@ -206,6 +206,11 @@ def _shown(name: str) -> str:
     return tsv_escape(name)
 
 
+#: the share of a set's images labelled uncertain from which the table warns that acc and
+#: bal.acc say little there
+MOSTLY_UNCERTAIN = 0.5
+
+
 def format_table(rep: dict) -> Iterable[str]:
     """The figures of :meth:`Report.to_dict` as a table, line by line."""
     cols = [("n", "n", 6, "d"), ("real", "n_real", 6, "d"), ("fake", "n_fake", 6, "d"),
@@ -240,6 +245,13 @@ def format_table(rep: dict) -> Iterable[str]:
                + (f"by the whole-image thresholds, fake at p_fake >= {fake_at:.6f}, real below "
                   f"{threshold_text(real_below)}" if real_below < fake_at
                   else f"by the whole-image threshold {threshold_text(fake_at)}"))
+    mostly = [(name, r["uncertain"]) for name, r in rep["sets"].items()
+              if (name != "all" or len(rep["sets"]) == 1) and (r.get("uncertain") or 0) >= MOSTLY_UNCERTAIN]
+    if mostly:  # a persona read acc 1.0000 on real photos of which every one was uncertain
+        sets = ", ".join(f"{_shown(name)} {share:.0%}" for name, share in mostly)
+        yield (f"most images labelled uncertain ({sets}): acc and bal.acc count uncertain as not fake, so on "
+               "such a set they read high for real images and low for fakes although the model decided nothing; "
+               "FPR and TPR count the fake verdicts alone")
     for name, r in rep["sets"].items():
         ev = r.get("provenance_evidence") or {}
         if name != "all" and any(c.get("any") for c in ev.values()):
