@@ -69,6 +69,19 @@ def test_a_quoted_wildcard_is_told_that_fakedet_expands_none(runner, tiny_weight
     assert not_found_error("s3://bucket/photos/*.jpg") == "file not found"  # no shell expands that
 
 
+def test_a_listed_name_padded_with_spaces_is_told_so(runner, tiny_weights, folder, tmp_path):
+    """A list exported from a spreadsheet had 'name.jpg  ': its record said 'file not found', with
+    the spaces invisible in tsv; it now says the name exists without them."""
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{folder / 'a.png'}  \n\t{folder / 'b.jpg'}\n{folder / 'missing.jpg'} \n", "utf-8")
+    r = run(runner, tiny_weights, ["-f", "jsonl", "--files-from", str(listing)])
+    assert r.exit_code == 3
+    errors = [json.loads(line)["error"] for line in r.stdout.splitlines()]
+    padded = ("file not found (the name has spaces or tabs at its start or end; without them it names a file: "
+              "names are read as they are)")
+    assert errors == [padded, padded, "file not found"]
+
+
 def test_face_mode_writes_its_records_eight_at_a_time_by_default(runner, tiny_weights, folder, monkeypatch):
     """A persona's Ctrl-C in `scan --faces` kept no record for its first 8 s: records are written
     a batch at a time, and 32 images take seconds in face mode. Without -b, face mode (scan and

@@ -147,13 +147,18 @@ def is_broken_link(path) -> bool:
 def not_found_error(path) -> str:
     """Why a name that was asked for has no file: a symbolic link whose target is gone (the name
     is there, in a folder's listing too) is told apart from a name with nothing behind it; a
-    name with a wildcard is told that fakedet expands none (a pattern quoted in the shell)."""
+    name with a wildcard is told that fakedet expands none (a pattern quoted in the shell), and a
+    name that exists without the spaces or tabs around it is told so (a padded list)."""
     if is_broken_link(path):
         return BROKEN_LINK
     name = os.fsdecode(path) if isinstance(path, (str, bytes)) else ""
     if "://" not in name and re.search(r"[*?]|\[.*\]", os.path.basename(name)):  # no shell expands a URI
         return ("file not found (fakedet expands no wildcards: leave the pattern unquoted for the shell "
                 "to expand, or give the folder)")
+    bare = name.strip(" \t")
+    if bare and bare != name and os.path.lexists(bare):  # a list exported from a spreadsheet, padded
+        return ("file not found (the name has spaces or tabs at its start or end; without them it names a "
+                "file: names are read as they are)")
     return "file not found"
 
 
