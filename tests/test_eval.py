@@ -111,6 +111,16 @@ def test_eval_plots(tiny_weights, labelled, tmp_path):
 def test_eval_bad_data_is_a_usage_error(tiny_weights, tmp_path):
     r = CliRunner().invoke(cli, ["eval", str(tmp_path), "-w", str(tiny_weights)])
     assert r.exit_code == 2
+    assert "expected real/ and fake/ subfolders (it holds no folder)" in r.output
+
+
+def test_a_folder_without_real_and_fake_names_what_it_holds(tiny_weights, tmp_path):
+    """A persona's set had reals/ and fakes/: the error named only what it expected."""
+    for name in ("reals", "fakes", ".cache", "a", "b", "c"):
+        (tmp_path / name).mkdir()
+    r = CliRunner().invoke(cli, ["eval", str(tmp_path), "-w", str(tiny_weights)])
+    assert r.exit_code == 2
+    assert "expected real/ and fake/ subfolders (it holds a/, b/, c/, fakes/ and 1 more)" in r.output
 
 
 def test_eval_folder_with_a_manifest_needs_no_split(tiny_weights, labelled):

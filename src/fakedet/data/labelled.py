@@ -117,6 +117,10 @@ def _resolved(path: str) -> str:
         return path
 
 
+#: how many of a folder's subfolders the error for one without real/ and fake/ names
+NAMED_SUBS = 4
+
+
 def read_folder(root: str, filt: Optional[WalkFilter] = None) -> list[LabelledImage]:
     """Images under ``root/real`` (label 0) and ``root/fake`` (label 1); the folders' names in
     any case (``Real/``, ``FAKE/``), where only one folder has that name. ``filt`` counts what
@@ -146,7 +150,11 @@ def read_folder(root: str, filt: Optional[WalkFilter] = None) -> list[LabelledIm
             # counted and named as an error record instead of vanishing from the figures
             out.extend(LabelledImage(it.path, label, error=it.error) for it in walk(sub, filt=filt))
     if not found:
-        raise ValueError(f"{root}: expected real/ and fake/ subfolders")
+        shown = sorted(e for e in subs if not e.startswith("."))
+        there = (f" (it holds {', '.join(tsv_escape(e) + '/' for e in shown[:NAMED_SUBS])}"
+                 f"{f' and {len(shown) - NAMED_SUBS} more' if len(shown) > NAMED_SUBS else ''})" if shown
+                 else " (it holds no folder)")
+        raise ValueError(f"{root}: expected real/ and fake/ subfolders{there}")
     seen: dict[object, str] = {}
     twice = []
     for im in out:  # two links to one image, or one folder linked into both real/ and fake/
