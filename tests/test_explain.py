@@ -689,7 +689,34 @@ def test_every_legend_line_fits_the_narrowest_png(cropped):
                      label="uncertain", cutoffs=(0.998230, 1.13e-6), faces=faces, face_expert=True,
                      cropped=cropped, animated=True, frame=0.5, grid=32)
     ex.p_fake = 1e-7  # below the real threshold, uncertain: the "not real" line is drawn
+    ex.p_whole, ex.whole_fake_at = 0.5, 0.998230  # the colour bar's longer note
     fig = np.asarray(render(Image.new("RGB", (w, h), (90, 120, 150)), ex, name="x" * 300))
     assert fig.shape[1] == MIN_WIDTH
     band = fig[round(h * display_scale(w, h)):]  # below the picture
     assert (band[:, -3:] == np.array(BACKGROUND)).all()
+
+
+def test_below_the_fake_threshold_red_is_said_to_stay_short_of_fake(monkeypatch):
+    """An editor shown a real portrait's PNG (p_fake 0.0004, `uncertain`) read its red cells on
+    the face as a sign of manipulation: below the whole-image fake threshold the colour bar says
+    that red raised a score that stayed below fake; at or above it, as before."""
+    from PIL import ImageDraw
+
+    from fakedet.cli.explain import render
+    from fakedet.inference.explain import Explanation
+
+    drawn = []
+    real_text = ImageDraw.ImageDraw.text
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text",
+                        lambda self, xy, text, *a, **k: drawn.append(text) or real_text(self, xy, text, *a, **k))
+
+    def legend(p_whole, label):
+        drawn.clear()
+        ex = Explanation(width=200, height=200, heat=np.full((2, 2), 1.0), p_hidden=np.zeros((2, 2)),
+                         xs=[0, 100, 200], ys=[0, 100, 200], p_whole=p_whole, p_fake=p_whole, label=label,
+                         cutoffs=(0.998230, 1.13e-6), whole_fake_at=0.998230, grid=2)
+        render(Image.new("RGB", (200, 200), (90, 120, 150)), ex)
+        return [t for t in drawn if t.startswith("red: ")]
+
+    assert legend(0.000393, "uncertain") == ["red: raised the score (still below fake)    blue: lowered it"]
+    assert legend(0.999, "fake") == ["red: raised the score    blue: lowered it"]

@@ -8,6 +8,7 @@ box and score, a colour bar, the verdict, p_fake and the thresholds.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import secrets
 from pathlib import Path
@@ -278,7 +279,11 @@ def render(img, ex, name: str = "", stamp: "tuple[str, ...]" = ()):
         bd.line((i, 0, i, bar_h - 1), fill=colour(i / (bar_w - 1) * 2 - 1))
     fig.paste(bar, (x, y))
     d.rectangle((x - 1, y - 1, x + bar_w, y + bar_h), outline=DIM)
-    d.text((x + bar_w + 12, y - 1), "red: raised the score    blue: lowered it", fill=TEXT, font=small)
+    # below the fake threshold, red cells raised a score that stayed short of it: an editor shown
+    # a real portrait's PNG (p_fake 0.0004) read red on the face as a sign of manipulation
+    short = getattr(ex, "p_whole", math.nan) < getattr(ex, "whole_fake_at", math.nan)
+    d.text((x + bar_w + 12, y - 1), "red: raised the score (still below fake)    blue: lowered it" if short
+           else "red: raised the score    blue: lowered it", fill=TEXT, font=small)
     ty = y + bar_h + 2
     size = bar_label(vmax)
     for label, at in ((f"-{size}", 0.0), ("0", 0.5), (f"+{size}", 1.0)):

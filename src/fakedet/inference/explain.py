@@ -129,6 +129,9 @@ class Explanation:
     #: where a face was found: the whole image's verdict by the whole-image thresholds, which a
     #: scan without faces gives (it may differ from ``label``, face mode's); None otherwise
     whole_label: Optional[str] = None
+    #: the whole-image ``fake`` threshold, against which ``p_whole`` (what the heatmap explains)
+    #: is read; nan where not known
+    whole_fake_at: float = math.nan
 
     @property
     def framed(self) -> bool:
@@ -277,7 +280,8 @@ def explain_image(det, img: Image.Image, grid: int = DEFAULT_GRID, faces: Option
                        occ.xs, occ.ys, p_whole, p_fake, label_for(p_fake, *cutoffs, max(scores)),
                        (float(cutoffs[0]), float(cutoffs[1])), found, fill, n, base,
                        face_expert=bool(found) and det.expert is not None,
-                       whole_label=label_for(p_whole, *det.cutoffs) if found else None)
+                       whole_label=label_for(p_whole, *det.cutoffs) if found else None,
+                       whole_fake_at=float(det.cutoffs[0]))
 
 
 def fused_logits(det, img: Image.Image, boxes, z_network) -> np.ndarray:
