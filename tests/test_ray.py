@@ -363,3 +363,53 @@ def test_a_folder_uri_is_listed_and_counted_as_the_local_walk(tmp_path, hidden, 
     assert "IMG-20240502-WA0001" in got and "photo.jpg.gzip" not in got
     # clip.mp4, notes.txt, photo.jpg.gzip and skip/z.txt; with --hidden also .cache.txt and .git/z.txt
     assert local.skipped_other == (2 if exclude else 4) + (2 if hidden else 0)
+
+
+def _fakedet_child(*args, **kw):
+    import subprocess
+    import sys
+
+    def interruptible():  # SIGINT as in a terminal's foreground job, even under a background test run
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a local Ray of its own
+    return subprocess.Popen([sys.executable, "-m", "fakedet", *args], env=dict(env, PYTHONUNBUFFERED="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=interruptible, **kw)
+
+
+@pytest.mark.parametrize("fmt", ["json", "parquet"])
+def test_sigterm_ends_a_ray_scan_as_it_ends_a_local_one(tiny_weights, tmp_path, fmt):
+    """ray.init put its own SIGTERM handler (sys.exit(15)) in place of fakedet's: a persona's
+    `timeout`-ended ray scan exited 15, with no summary and a parquet file of 0 bytes. It must
+    end as a local scan does: 143, its summary, and a whole output file of the records made."""
+    pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    pyarrow_parquet = pytest.importorskip("pyarrow.parquet")
+    import select
+    import subprocess
+
+    for i in range(2):
+        write_image(tmp_path / f"{i:03d}.jpg", seed=40 + i)
+    out = tmp_path / f"scores.{fmt}"
+    p = _fakedet_child("scan", "--engine", "ray", "--workers", "1", "-w", str(tiny_weights), "-f", fmt,
+                       "-o", str(out), "--progress", "--files-from", "-", stdin=subprocess.PIPE)
+    try:
+        p.stdin.write("".join(f"{tmp_path / f'{i:03d}.jpg'}\n" for i in range(2)).encode())
+        p.stdin.flush()  # and the list stays open: the scan waits for more paths
+        err, deadline = b"", time.monotonic() + 180
+        while b"2img" not in err and time.monotonic() < deadline and p.poll() is None:
+            if select.select([p.stderr], [], [], 1.0)[0]:
+                err += os.read(p.stderr.fileno(), 65536)
+        assert b"2img" in err, err.decode()  # both records made (the progress bar says so)
+        p.send_signal(signal.SIGTERM)  # as timeout, kill, docker stop and systemd send
+        err += p.communicate(timeout=120)[1]
+        assert p.returncode == 143, err.decode()
+        assert b"terminated after 2 records" in err and b"SIGTERM received" not in err, err.decode()
+        if fmt == "json":
+            records = json.loads(out.read_text())
+        else:
+            records = pyarrow_parquet.read_table(out).to_pylist()
+        assert sorted(os.path.basename(r["path"]) for r in records) == ["000.jpg", "001.jpg"]
+    finally:
+        p.kill()
+        p.wait(60)

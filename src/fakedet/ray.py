@@ -467,14 +467,42 @@ def init(address: Optional[str] = None, num_cpus: Optional[int] = None) -> bool:
     if ray.is_initialized():
         return False
     kw: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
-    if address:
-        ray.init(address=address, **kw)
-    elif os.environ.get("RAY_ADDRESS"):
-        ray.init(**kw)
-    else:
-        ray.init(num_cpus=num_cpus, **kw)
+    # ray.init puts its own SIGTERM handler (sys.exit(15)) in place of the caller's: a scan that
+    # `timeout` or `docker stop` ended exited with status 15, without its summary or the end of
+    # its parquet file. The caller's handlers are put back.
+    kept = _signal_handlers()
+    try:
+        if address:
+            ray.init(address=address, **kw)
+        elif os.environ.get("RAY_ADDRESS"):
+            ray.init(**kw)
+        else:
+            ray.init(num_cpus=num_cpus, **kw)
+    finally:
+        _restore_signal_handlers(kept)
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # the records' stream is the progress
     return True
+
+
+def _signal_handlers() -> dict:
+    """SIGINT's, SIGTERM's and SIGHUP's handlers now, where they can be set again (the main
+    thread): ``{signal: handler}``."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    return {sig: signal.getsignal(sig) for sig in (getattr(signal, n) for n in names if hasattr(signal, n))
+            if signal.getsignal(sig) is not None}
+
+
+def _restore_signal_handlers(kept: dict) -> None:
+    import signal
+
+    for sig, handler in kept.items():
+        if signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
 
 
 class RayScan:
