@@ -1183,3 +1183,57 @@ def test_a_scan_with_no_images_and_an_o_named_pipe_ends_at_once(tiny_weights, tm
     except subprocess.TimeoutExpired:
         reader.kill()
         pytest.fail("the pipe's reader waited for ever after a scan that wrote nothing")
+
+
+_PARQUET_ROW_BY_ROW = """
+import sys
+from fakedet.data import writers
+writers.PARQUET_ROWS = 1  # a row group per record: one is on disk soon after the scan starts
+from fakedet.cli import main
+sys.argv = ["fakedet", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_parquet_scan_killed_outright_leaves_the_earlier_file_whole(tiny_weights, two_hundred, tmp_path):
+    """A persona's rerun with -f parquet -o FILE, killed (SIGKILL, out of memory) after its first
+    row group, left FILE at 0 bytes: the earlier complete file was gone and the new one, without
+    its footer, unreadable. The file is now written under a temporary name and renamed when whole;
+    the temporary file a killed run leaves is removed by a later run in the folder, once stale."""
+    import time
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    from fakedet.cli import main  # noqa: F401 (the entry point the child runs)
+
+    out = tmp_path / "scores.parquet"
+    r = subprocess.run([sys.executable, "-m", "fakedet", "scan", "-q", "-f", "parquet", "-o", str(out),
+                        "-w", str(tiny_weights), str(two_hundred / "000.jpg"), str(two_hundred / "001.jpg")],
+                       capture_output=True)
+    assert r.returncode == 0, r.stderr
+    before = out.read_bytes()
+    assert len(pq.read_table(out)) == 2
+    p = subprocess.Popen([sys.executable, "-c", _PARQUET_ROW_BY_ROW, "scan", "-q", "-f", "parquet", "-o", str(out),
+                          "-w", str(tiny_weights), "--files-from", "-"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        p.stdin.write(f"{two_hundred / '002.jpg'}\n{two_hundred / '003.jpg'}\n".encode())
+        p.stdin.flush()  # the list stays open: the scan waits for more
+        deadline = time.monotonic() + 60
+        parts: list = []
+        while time.monotonic() < deadline and p.poll() is None and not any(x.stat().st_size > 4 for x in parts):
+            time.sleep(0.05)
+            parts = list(tmp_path.glob(".fakedet-*.part"))
+        assert parts and p.poll() is None, p.stderr.read() if p.poll() is not None else "no row group written"
+        p.kill()
+        p.wait(30)
+    finally:
+        p.kill()
+    assert out.read_bytes() == before  # the earlier run's file, whole
+    (part,) = parts
+    old = time.time() - 2 * 3600
+    os.utime(part, (old, old))  # a killed run's, stale
+    r = subprocess.run([sys.executable, "-m", "fakedet", "scan", "-q", "-f", "parquet", "-o", str(out),
+                        "-w", str(tiny_weights), str(two_hundred / "004.jpg")], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    assert not part.exists() and not list(tmp_path.glob(".fakedet-*"))
+    assert [os.path.basename(x) for x in pq.read_table(out).column("path").to_pylist()] == ["004.jpg"]

@@ -493,8 +493,10 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     report_error: Optional[ReportWriteError] = None
     try:
         for results in stream:
-            if writer is None and isinstance(out_stream, _LazyFile):
-                out_stream.ensure_open()  # here, a signal ends a named pipe's wait for its reader
+            if writer is None and isinstance(out_stream, _LazyFile) and fmt != "parquet":
+                # here, a signal ends a named pipe's wait for its reader (parquet is written under
+                # a temporary name and renamed onto the file when whole: never truncated first)
+                out_stream.ensure_open()
             # a batch is written whole and counted, or not at all: an interruption arriving
             # inside the block takes effect at its end
             with uninterrupted():

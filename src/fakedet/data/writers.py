@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from typing import IO, Iterable, Optional
 
@@ -216,6 +217,7 @@ class _Parquet:
             raise RuntimeError(PARQUET_HINT) from None
         self.path, self.rows, self.writer, self.faces = path, [], None, faces
         self.columns = PARQUET_COLUMNS + (PARQUET_FACE_COLUMNS if faces else ())
+        self.part: Optional[str] = None  # the temporary file written, renamed onto path by close()
 
     def add(self, r) -> None:
         ev = r.evidence
@@ -229,7 +231,6 @@ class _Parquet:
 
     def flush(self) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         if not self.rows and self.writer is not None:
             return
@@ -237,14 +238,42 @@ class _Parquet:
         table = pa.table({name: [row[k] for row in self.rows] for k, name in enumerate(self.columns)},
                          schema=schema)
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, schema)
+            self._open(schema)
         if self.rows:
             self.writer.write_table(table)
         self.rows = []
 
+    def _open(self, schema) -> None:
+        """Starts the file under a temporary name beside ``path`` (where a link leads): a parquet
+        file is readable only once its footer is written, at :meth:`close`, and a scan killed
+        outright (SIGKILL, out of memory) emptied an earlier run's whole file at its first row
+        group. The next run in the folder removes such a temporary file (``fakedet._parts``)."""
+        import pyarrow.parquet as pq
+
+        from fakedet._parts import new_part, remove_stale_parts
+
+        target = os.path.realpath(self.path)
+        folder = os.path.dirname(target)
+        remove_stale_parts(folder)
+        fd, self.part = new_part(folder)
+        os.close(fd)
+        self.target = target
+        self.writer = pq.ParquetWriter(self.part, schema)
+
     def close(self) -> None:
-        self.flush()  # an empty scan still gets a file with the columns
-        self.writer.close()
+        """Writes the last row group and the footer, and renames the file onto ``path``; where
+        that fails, the temporary file is removed and ``path`` keeps what it held."""
+        try:
+            self.flush()  # an empty scan still gets a file with the columns
+            self.writer.close()
+            os.replace(self.part, self.target)
+        except BaseException:
+            if self.part is not None:
+                try:
+                    os.unlink(self.part)
+                except OSError:
+                    pass
+            raise
 
 
 class Writer:
