@@ -72,14 +72,14 @@ def _running(pid: int) -> bool:
     return True
 
 
-def new_part(folder) -> "tuple[int, str]":
-    """A new temporary file in ``folder`` (:func:`_part_prefix`), created with mode 0666 less the
-    umask, as ``open`` would create the file itself: ``(an fd open for writing, its path)``."""
+def new_part(folder, mode: int = 0o666) -> "tuple[int, str]":
+    """A new temporary file in ``folder`` (:func:`_part_prefix`), created with ``mode`` less the
+    umask (0666: as ``open`` would create the file itself): ``(an fd open for writing, its path)``."""
     prefix = _part_prefix()
     for _ in range(100):
         tmp = os.path.join(os.fspath(folder), f"{prefix}{secrets.token_hex(6)}.part")
         try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode), tmp
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name in {folder}")

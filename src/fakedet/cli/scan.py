@@ -573,6 +573,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     except OSError as exc:  # a full disk, a lost network share: the records cannot be kept
         write_error = exc
     finally:
+        if writer is not None:  # a parquet file not finished (a write error, a crash): its
+            writer.abort()  # temporary file goes, and the -o file keeps what it held
         if counter is not None:
             counter.stop()
             if bar.total is None and counter.total is not None:

@@ -20,6 +20,8 @@ import io
 import json
 import os
 import re
+import shutil
+import stat
 from typing import IO, Iterable, Optional
 
 FIELDS = ("path", "p_fake", "label", "error")
@@ -218,6 +220,9 @@ class _Parquet:
         self.path, self.rows, self.writer, self.faces = path, [], None, faces
         self.columns = PARQUET_COLUMNS + (PARQUET_FACE_COLUMNS if faces else ())
         self.part: Optional[str] = None  # the temporary file written, renamed onto path by close()
+        self.sink: Optional[IO[bytes]] = None  # the temporary file, open
+        self.target: Optional[str] = None  # where the temporary file goes: path, where links lead
+        self.was: Optional[os.stat_result] = None  # the file it replaces, as it was
 
     def add(self, r) -> None:
         ev = r.evidence
@@ -244,36 +249,91 @@ class _Parquet:
         self.rows = []
 
     def _open(self, schema) -> None:
-        """Starts the file under a temporary name beside ``path`` (where a link leads): a parquet
-        file is readable only once its footer is written, at :meth:`close`, and a scan killed
-        outright (SIGKILL, out of memory) emptied an earlier run's whole file at its first row
-        group. The next run in the folder removes such a temporary file (``fakedet._parts``)."""
+        """Starts the file. Where ``path`` (where a link leads) is a regular file or none yet, the
+        file is written under a temporary name beside it (:mod:`fakedet._parts`, mode 0600 while
+        written) and renamed onto it by :meth:`close`: a parquet file is readable only once its
+        footer is written, and a scan killed outright (SIGKILL, out of memory) emptied an
+        earlier run's whole file at its first row group. A device or a named pipe, or a folder
+        where no file can be made, is written in place, as before."""
         import pyarrow.parquet as pq
 
         from fakedet._parts import new_part, remove_stale_parts
 
         target = os.path.realpath(self.path)
-        folder = os.path.dirname(target)
-        remove_stale_parts(folder)
-        fd, self.part = new_part(folder)
-        os.close(fd)
-        self.target = target
-        self.writer = pq.ParquetWriter(self.part, schema)
+        try:
+            st: Optional[os.stat_result] = os.stat(target)
+        except OSError:
+            st = None
+        if st is None or stat.S_ISREG(st.st_mode):
+            folder = os.path.dirname(target)
+            try:
+                remove_stale_parts(folder)
+                fd, part = new_part(folder, mode=0o600)
+            except OSError:
+                fd = None
+            if fd is not None:
+                self.part, self.target, self.was = part, target, st
+                self.sink = os.fdopen(fd, "wb")
+                self.writer = pq.ParquetWriter(self.sink, schema)
+                return
+        self.writer = pq.ParquetWriter(self.path, schema)
 
     def close(self) -> None:
-        """Writes the last row group and the footer, and renames the file onto ``path``; where
+        """Writes the last row group and the footer; a file written under a temporary name is
+        synced to disk, given the mode (and, where allowed, the owner) of the file it replaces
+        (a new file's: 0666 less the umask) and renamed onto it, or, where the rename is refused
+        (a bind-mounted file, another user's file in a sticky folder), copied over it. Where
         that fails, the temporary file is removed and ``path`` keeps what it held."""
         try:
             self.flush()  # an empty scan still gets a file with the columns
             self.writer.close()
-            os.replace(self.part, self.target)
-        except BaseException:
             if self.part is not None:
+                self.sink.flush()
+                os.fsync(self.sink.fileno())
+                self._take_mode()
+                self.sink.close()
                 try:
-                    os.unlink(self.part)
+                    os.replace(self.part, self.target)
                 except OSError:
-                    pass
+                    with open(self.part, "rb") as src, open(self.target, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    os.unlink(self.part)
+                self.part = None
+        except BaseException:
+            self.abort()
             raise
+
+    def _take_mode(self) -> None:
+        if self.was is None:  # a new file: as open() would create it
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(self.part, 0o666 & ~mask)
+            return
+        os.chmod(self.part, stat.S_IMODE(self.was.st_mode))
+        try:
+            os.chown(self.part, self.was.st_uid, self.was.st_gid)
+        except (OSError, AttributeError):  # not allowed (not root), or no chown (Windows)
+            pass
+
+    def abort(self) -> None:
+        """Removes the temporary file of a file not finished (a write error, a crash): ``path``
+        keeps what it held. Nothing where the file was finished or written in place."""
+        if self.part is None:
+            return
+        try:
+            self.writer.close()  # (its footer goes to the file removed next; never again at exit)
+        except Exception:  # noqa: BLE001 (the file is given up whatever went wrong)
+            pass
+        try:
+            if self.sink is not None and not self.sink.closed:
+                self.sink.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self.part)
+        except OSError:
+            pass
+        self.part = None
 
 
 class Writer:
@@ -324,6 +384,13 @@ class Writer:
                 self.stream.write(_json_line(r))
             self.count += 1
         self.stream.flush()
+
+    def abort(self) -> None:
+        """Gives up a parquet file not finished (a write error, a crash): its temporary file is
+        removed, and the ``-o`` file keeps what it held. Nothing for the text formats, or once
+        :meth:`close` has finished the file."""
+        if self._parquet is not None:
+            self._parquet.abort()
 
     def close(self) -> None:
         """Finishes the document (closes the JSON array) and flushes; safe to call twice."""
