@@ -829,6 +829,8 @@ def test_the_table_warns_where_most_verdicts_are_uncertain():
     lines = list(format_table(rep))
     warn = [x for x in lines if x.startswith("most images labelled uncertain")]
     assert warn == [next(x for x in lines if "(mine 100%)" in x)]  # not the pooled row, not 'other'
-    rep["sets"]["mine"]["uncertain"] = 0.4
+    rep["sets"]["mine"]["uncertain"] = 0.5  # half is not most
     assert not any("most images labelled uncertain" in x for x in format_table(rep))
+    rep["sets"]["mine"]["uncertain"] = 0.996
+    assert any("(mine 99%)" in x for x in format_table(rep))  # not rounded up to all of them
     assert any("(alone 100%)" in x for x in format_table({"threshold": 0.99, "sets": {"alone": row(1.0)}}))

@@ -130,8 +130,9 @@ def read_folder(root: str, filt: Optional[WalkFilter] = None) -> list[LabelledIm
     found = False
     try:
         subs = [e for e in os.listdir(root) if os.path.isdir(os.path.join(root, e))]
+        listed = True
     except OSError:
-        subs = []
+        subs, listed = [], False
     for name, label in (("real", 0), ("fake", 1)):
         named = [e for e in subs if e.lower() == name]
         if len(named) > 1:
@@ -153,7 +154,8 @@ def read_folder(root: str, filt: Optional[WalkFilter] = None) -> list[LabelledIm
         shown = sorted(e for e in subs if not e.startswith("."))
         there = (f" (it holds {', '.join(tsv_escape(e) + '/' for e in shown[:NAMED_SUBS])}"
                  f"{f' and {len(shown) - NAMED_SUBS} more' if len(shown) > NAMED_SUBS else ''})" if shown
-                 else " (it holds no folder)")
+                 else " (it holds hidden folders only)" if subs
+                 else " (it holds no folder)" if listed else "")
         raise ValueError(f"{root}: expected real/ and fake/ subfolders{there}")
     seen: dict[object, str] = {}
     twice = []

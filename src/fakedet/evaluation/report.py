@@ -7,6 +7,7 @@ The detector is anything with ``threshold`` and ``iter_batches`` (a
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
@@ -206,7 +207,7 @@ def _shown(name: str) -> str:
     return tsv_escape(name)
 
 
-#: the share of a set's images labelled uncertain from which the table warns that acc and
+#: the share of a set's images labelled uncertain above which the table warns that acc and
 #: bal.acc say little there
 MOSTLY_UNCERTAIN = 0.5
 
@@ -246,9 +247,9 @@ def format_table(rep: dict) -> Iterable[str]:
                   f"{threshold_text(real_below)}" if real_below < fake_at
                   else f"by the whole-image threshold {threshold_text(fake_at)}"))
     mostly = [(name, r["uncertain"]) for name, r in rep["sets"].items()
-              if (name != "all" or len(rep["sets"]) == 1) and (r.get("uncertain") or 0) >= MOSTLY_UNCERTAIN]
+              if (name != "all" or len(rep["sets"]) == 1) and (r.get("uncertain") or 0) > MOSTLY_UNCERTAIN]
     if mostly:  # a persona read acc 1.0000 on real photos of which every one was uncertain
-        sets = ", ".join(f"{_shown(name)} {share:.0%}" for name, share in mostly)
+        sets = ", ".join(f"{_shown(name)} {math.floor(share * 100)}%" for name, share in mostly)  # 99.6 %: 99
         yield (f"most images labelled uncertain ({sets}): acc and bal.acc count uncertain as not fake, so on "
                "such a set they read high for real images and low for fakes although the model decided nothing; "
                "FPR and TPR count the fake verdicts alone")
