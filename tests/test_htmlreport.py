@@ -856,3 +856,48 @@ def test_scan_report_summary_has_every_line_the_scan_prints(runner, tiny_weights
     text = report.read_text("utf-8")
     assert "faces scored by the network alone" in text
     assert "matched nothing in the folders walked" in text
+
+
+def _report_with_weights(path: Path, weights) -> Path:
+    det = _Det(faces=False)
+    det.weights_path = str(weights)
+    rep = HtmlReport(str(path), "scan", det)
+    rep.add(synthetic(3))
+    rep.close("done")
+    return path
+
+
+def test_the_report_carries_how_often_the_verdicts_are_wrong(tmp_path, tiny_weights):
+    """An editor given the report alone had no README, model card or `fakedet info` to learn how
+    often the verdicts are wrong: the report holds the lines `fakedet info` opens with, taken
+    from the weights' own test figures, and none where the weights have none."""
+    from fakedet.cli.info import _dict, in_short
+    from fakedet.model import checkpoint as ckpt
+
+    shipped = ckpt.default_weights_path()
+    meta = json.loads(re.search(r'id="fakedet-meta">(.*?)</script>',
+                                _report_with_weights(tmp_path / "r.html", shipped).read_text("utf-8"), re.S).group(1))
+    d = ckpt.describe(shipped)
+    info = in_short(_dict(_dict(d.get("evaluation")).get("verdicts_test")), _dict(d.get("training")).get("train_sets"))
+    assert meta["in_short"] and len(meta["in_short"]) == len(info)
+    assert meta["in_short"][1:] == info[1:] and "listed by fakedet info" in meta["in_short"][0]
+    assert any("real photos labelled fake" in line for line in meta["in_short"])
+    bare = json.loads(re.search(r'id="fakedet-meta">(.*?)</script>',
+                                _report_with_weights(tmp_path / "t.html", tiny_weights).read_text("utf-8"),
+                                re.S).group(1))
+    assert bare["in_short"] == []
+
+
+@browser
+def test_the_page_shows_how_often_the_verdicts_are_wrong(tmp_path, tiny_weights):
+    import html
+
+    from fakedet.model import checkpoint as ckpt
+
+    report = _report_with_weights(tmp_path / "r.html", ckpt.default_weights_path())
+    page = open_page(tmp_path, report)
+    assert "hidden" not in page.by_id["inshort"]
+    meta = json.loads(re.search(r'id="fakedet-meta">(.*?)</script>', report.read_text("utf-8"), re.S).group(1))
+    assert all(html.escape(line, quote=False) in page.dom for line in meta["in_short"])
+    bare = open_page(tmp_path, _report_with_weights(tmp_path / "t.html", tiny_weights))
+    assert "hidden" in bare.by_id["inshort"]

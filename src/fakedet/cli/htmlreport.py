@@ -96,6 +96,23 @@ def _weights_sha256(path) -> str:
         return ""
 
 
+def _in_short(path) -> list:
+    """The weights' plain-words lines of `fakedet info` (:func:`fakedet.cli.info.in_short`) for
+    the checkpoint at ``path``, from its header; [] where it has none or cannot be read (a
+    report is never lost for it)."""
+    if not path:
+        return []
+    try:
+        from fakedet.cli.info import _dict, in_short
+        from fakedet.model import checkpoint as ckpt
+
+        d = ckpt.describe(path)
+        return in_short(_dict(_dict(d.get("evaluation")).get("verdicts_test")),
+                        _dict(d.get("training")).get("train_sets"), where="listed by fakedet info")
+    except Exception:  # noqa: BLE001
+        return []
+
+
 class HtmlReport:
     """Writes a report to ``target`` (a path, opened and emptied at the first batch, or an open
     text stream) batch by batch: :meth:`add` per batch of Results, :meth:`close` at the end.
@@ -132,6 +149,9 @@ class HtmlReport:
             "face_expert_sha256": _weights_sha256(det.expert[2]) if faces and len(getattr(det, "expert", None) or ()) > 2
             else "",
             "page_rows": PAGE_ROWS,
+            # how often the verdicts are wrong, as `fakedet info` opens (an editor given the
+            # report alone had no README or model card to find it in)
+            "in_short": _in_short(getattr(det, "weights_path", None)),
         }
 
     # -- writing -------------------------------------------------------------------------
@@ -448,6 +468,7 @@ function start(){
  if(meta.faces)rule+='; images with a face: fake at \u2265 '+thr(meta.face_threshold)+(meta.face_real_below<meta.face_threshold?', real below '+thr(meta.face_real_below):'');
  if(meta.faces)rule+=meta.face_expert?' (faces scored with the face expert'+(meta.face_expert_sha256?', sha256 '+meta.face_expert_sha256:'')+')':' (faces scored by the network alone)';
  m.push(rule);$('meta').textContent=m.join(' \u00b7 ');
+ if(meta.in_short&&meta.in_short.length){var is=$('inshort');is.textContent='How often these weights\u2019 verdicts are wrong'+(meta.faces?' (the scan without --faces)':'')+', as fakedet info says it:\n'+meta.in_short.join('\n');is.hidden=false;}
  var w=[];if(!summary)w.push('This report is incomplete: the run was interrupted or is still running; it shows the '+rows.length+' records written so far.');
  else if(summary.complete===false)w.push('The run stopped before its end: '+rows.length+' records.');
  if(lost)w.push(lost+' batch'+(lost>1?'es':'')+' of records cut short '+(lost>1?'were':'was')+' left out.');
@@ -492,6 +513,7 @@ this file's JSON data (the <code>fakedet-batch</code> elements in its source).</
 <b>real</b>: no evidence found, which is not proof that the image is genuine.
 p_fake is the model&#8217;s score, not the chance that the image is fake. A verdict is a pointer for a person to
 check, never proof; images of kinds the model was not trained on are often missed (README, model card).</div>
+<pre class="summary" id="inshort" hidden></pre>
 <div class="note" id="legend"></div>
 <div class="controls">
 <label>sort <select id="sort"><option value="input">input order</option><option value="p_desc">p_fake, highest first</option><option value="p_asc">p_fake, lowest first</option><option value="path">path</option></select></label>

@@ -179,12 +179,12 @@ VERDICT_MEANINGS = (
 )
 
 
-def in_short(shares: dict, trained_on=None) -> list[str]:
+def in_short(shares: dict, trained_on=None, where: str = "listed below") -> list[str]:
     """Plain-words lines for a reader who is not a specialist: how many real and fake test images
     got each verdict, counted from the per-set shares (``evaluation.verdicts_test``) and the
     sets' image counts, pooled over the sets (``trained_on``: the sets the weights trained on,
-    to say how many of those are). Empty when the metadata has no such counts; each conclusion
-    is said only where the counts bear it out."""
+    to say how many of those are; ``where``: where the sets are listed). Empty when the metadata
+    has no such counts; each conclusion is said only where the counts bear it out."""
     counts, caught = {"real": {}, "fake": {}}, []
     for name, r in shares.items():
         r = _dict(r)
@@ -211,7 +211,7 @@ def in_short(shares: dict, trained_on=None) -> list[str]:
               f"                                         to {100 * high:.1f}% ({sets_at(high)})"]
     n_all = real["n"] + fake["n"]
     trained = [n for n in shares if isinstance(trained_on, list) and n in trained_on]
-    sets = f"{len(shares)} sets listed below, {len(trained)} of them trained on" if trained_on else "sets listed below"
+    sets = f"{len(shares)} sets {where}, {len(trained)} of them trained on" if trained_on else f"sets {where}"
     unc = real["uncertain"] + fake["uncertain"]
     n_real_label = real["real"] + fake["real"]
     return [
