@@ -375,13 +375,13 @@ def test_explain_draws_each_face_box_where_the_face_is(runner, tiny_weights, tmp
     ox, oy = picture_origin(w, h)
     x0, y0, x1, y1 = (round(v * s) for v in box)
     x0, y0, x1, y1 = ox + x0, oy + y0, ox + x1 - 1, oy + y1 - 1
-    green = np.array(FACE_COLOUR)
+    boxed = np.array(FACE_COLOUR)
     mid_x, mid_y = (x0 + x1) // 2, (y0 + y1) // 2
     for x, y in ((x0, mid_y), (x1, mid_y), (mid_x, y1), (x0 + 1, mid_y + 20), (x1 - 1, mid_y - 20)):
-        assert (fig[y, x] == green).all(), (x, y, fig[y, x])
+        assert (fig[y, x] == boxed).all(), (x, y, fig[y, x])
     # inside the box and well outside it: no box colour
-    assert not (fig[mid_y, mid_x] == green).all()
-    assert not (fig[mid_y, x1 + 12] == green).all() and not (fig[y1 + 12, mid_x] == green).all()
+    assert not (fig[mid_y, mid_x] == boxed).all()
+    assert not (fig[mid_y, x1 + 12] == boxed).all() and not (fig[y1 + 12, mid_x] == boxed).all()
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "lfw_faceswap").is_dir(), reason="needs ../shared/data")

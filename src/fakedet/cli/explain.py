@@ -49,14 +49,14 @@ BACKGROUND = (28, 28, 28)
 TEXT = (235, 235, 235)
 DIM = (170, 170, 170)
 #: face boxes: a colour the heat map never takes
-FACE_COLOUR = (0, 255, 0)
+FACE_COLOUR = (255, 0, 255)  # magenta: neither the heat's red and blue nor a green that reads as "fine"
 FACE_WIDTH = 3
 #: opacity of the hottest cell; a cell's opacity grows with the size of its heat
 MAX_ALPHA = 160
 VERDICT_COLOURS = {"fake": (240, 80, 60), "uncertain": (240, 190, 60), "real": (90, 160, 240)}
 #: what each verdict means, under it in the legend (``fakedet info`` says it at more length)
 MEANINGS = {"fake": "the model found evidence of manipulation or generation: look closer, not proof",
-            "uncertain": "real photos of some sources score here too, and most fakes",
+            "uncertain": "real photos of some sources score here too, and so do most fakes",
             "real": "no evidence found: not proof that the image is genuine"}
 
 # A diverging colour map for signed heat, -1 (blue: hiding the cell raises p_fake) to +1 (red:
@@ -231,9 +231,12 @@ def render(img, ex, name: str = "", stamp: "tuple[str, ...]" = ()):
 
     # ---- the legend band: every line fits in MIN_WIDTH
     x, y = 10, dh + 8
-    verdict = f"{ex.label.upper()}   p_fake {_fmt_p(ex.p_fake)}"
+    # in face mode, which scan gives this score (an editor put it beside a report's, from a scan
+    # without --faces, and found them different for every portrait)
+    mode = "   (scan --faces)" if ex.faces is not None else ""
+    verdict = f"{ex.label.upper()}   p_fake {_fmt_p(ex.p_fake)}{mode}"
     if ex.label_by == "evidence":
-        verdict = f"{ex.label.upper()} (provenance)   p_fake {_fmt_p(ex.p_fake)}"
+        verdict = f"{ex.label.upper()} (provenance)   p_fake {_fmt_p(ex.p_fake)}{mode}"
     d.text((x, y), verdict, fill=VERDICT_COLOURS.get(ex.label, TEXT), font=big)
     meaning = MEANINGS.get(ex.label, "")
     if ex.label_by == "evidence":
@@ -265,10 +268,10 @@ def render(img, ex, name: str = "", stamp: "tuple[str, ...]" = ()):
         faces = "no face found"
     else:
         n = len(ex.faces)
-        faces = (f"{n} face{'s' if n > 1 else ''}: green box{'es' if n > 1 else ''}, scored on the crop"
-                 + (" with the face expert" if ex.face_expert else ""))
-    what = "picture cut out" if getattr(ex, "cropped", None) else "whole image"
-    d.text((x, y), f"{what} p_fake {_fmt_p(ex.p_whole)}; {faces}", fill=TEXT, font=small)
+        faces = (f"{n} face box{'es' if n > 1 else ''}, scored " + ("with the face expert" if ex.face_expert
+                                                                    else "on the crop"))
+    what = "picture in margins" if getattr(ex, "cropped", None) else "whole image"
+    d.text((x, y), f"heatmap: {what}, p_fake {_fmt_p(ex.p_whole)}; {faces}", fill=TEXT, font=small)
     y += 24
 
     # colour bar, -vmax .. 0 .. +vmax
@@ -290,7 +293,7 @@ def render(img, ex, name: str = "", stamp: "tuple[str, ...]" = ()):
         tw = _text_size(d, label, small)[0]
         d.text((x + min(max(0, round(at * bar_w - tw / 2)), bar_w - tw), ty), label, fill=DIM, font=small)
     y = ty + 22
-    d.text((x, y), "heat: how far the score falls (log-odds) when the cell is hidden; a pointer, not proof",
+    d.text((x, y), "heat: how far the score falls when the cell is hidden (log-odds, scaled to this image); not proof",
            fill=TEXT, font=small)
     y += 20
     fill = "mean-colour" if ex.fill == "mean" else "blurred"
