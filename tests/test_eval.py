@@ -831,6 +831,18 @@ def test_the_table_warns_where_most_verdicts_are_uncertain():
     assert warn == [next(x for x in lines if "(mine 100%)" in x)]  # not the pooled row, not 'other'
     rep["sets"]["mine"]["uncertain"] = 0.5  # half is not most
     assert not any("most images labelled uncertain" in x for x in format_table(rep))
-    rep["sets"]["mine"]["uncertain"] = 0.996
-    assert any("(mine 99%)" in x for x in format_table(rep))  # not rounded up to all of them
+    for share, shown in ((0.996, "99.6%"), (0.9996, "99.9%"), (0.57, "57%"), (0.501, "50.1%"), (0.58, "58%")):
+        rep["sets"]["mine"]["uncertain"] = share  # never rounded up to all of them, nor down to half
+        assert any(f"(mine {shown})" in x for x in format_table(rep)), share
     assert any("(alone 100%)" in x for x in format_table({"threshold": 0.99, "sets": {"alone": row(1.0)}}))
+
+
+def test_a_folder_that_cannot_be_listed_or_holds_hidden_folders_only_is_said_so(tiny_weights, tmp_path):
+    from fakedet.data.labelled import read_folder
+
+    (tmp_path / "hidden" / ".cache").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"subfolders \(it holds hidden folders only\)$"):
+        read_folder(str(tmp_path / "hidden"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=r"expected real/ and fake/ subfolders$"):
+        read_folder(str(tmp_path / "file"))  # not a folder: nothing said of what it holds

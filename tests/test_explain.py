@@ -720,3 +720,33 @@ def test_below_the_fake_threshold_red_is_said_to_stay_short_of_fake(monkeypatch)
 
     assert legend(0.000393, "uncertain") == ["red: raised the score (still below fake)    blue: lowered it"]
     assert legend(0.999, "fake") == ["red: raised the score    blue: lowered it"]
+
+
+def test_the_legend_says_which_scan_gives_the_headline_and_which_score_the_heatmap_explains(monkeypatch):
+    """An editor put explain's PNGs (face mode, by default) beside a report of a scan without
+    --faces, and every portrait's score differed: the headline says it is scan --faces's, and the
+    heatmap's own score has its line."""
+    from PIL import ImageDraw
+
+    from fakedet.cli.explain import render
+    from fakedet.inference.explain import Explanation, Face
+
+    drawn = []
+    real_text = ImageDraw.ImageDraw.text
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text",
+                        lambda self, xy, text, *a, **k: drawn.append(text) or real_text(self, xy, text, *a, **k))
+
+    def legend(faces):
+        drawn.clear()
+        ex = Explanation(width=200, height=200, heat=np.full((2, 2), 1.0), p_hidden=np.zeros((2, 2)),
+                         xs=[0, 100, 200], ys=[0, 100, 200], p_whole=0.117921, p_fake=0.900249, label="uncertain",
+                         cutoffs=(0.998230, 0.094482), faces=faces, face_expert=bool(faces), grid=2)
+        render(Image.new("RGB", (200, 200), (90, 120, 150)), ex)
+        return drawn[:]
+
+    lines = legend([Face(box=[20, 20, 120, 140], confidence=0.99, p_fake=0.900249)])
+    assert "UNCERTAIN   p_fake 0.900249   (scan --faces)" in lines
+    assert "heatmap: whole image, p_fake 0.117921; 1 face box, scored with the face expert" in lines
+    lines = legend(None)
+    assert not any("--faces" in t for t in lines if t.startswith("UNCERTAIN"))
+    assert "heatmap: whole image, p_fake 0.117921; faces not looked for" in lines

@@ -130,3 +130,78 @@ def test_a_write_error_leaves_no_temporary_file_and_the_earlier_file_whole(runne
     r = scan(runner, tiny_weights, "-o", str(out), str(images))
     assert r.exit_code == 2 and "No space left on device" in r.stderr
     assert out.read_bytes() == b"old" and parts(tmp_path) == []
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"), RuntimeError("a bug")])
+def test_a_failure_mid_scan_leaves_no_temporary_file_and_the_earlier_file_whole(runner, tiny_weights, images,
+                                                                                tmp_path, monkeypatch, error):
+    """A row group written, then the disk full (or a bug) at the next: the temporary file, which
+    can be the large file filling the disk, goes, and FILE keeps what it held."""
+    import pyarrow.parquet
+
+    from fakedet.data import writers
+
+    monkeypatch.setattr(writers, "PARQUET_ROWS", 1)
+    real = pyarrow.parquet.ParquetWriter.write_table
+    calls = []
+
+    def second_fails(self, table, *a, **k):
+        calls.append(1)
+        if len(calls) > 1:
+            raise error
+        return real(self, table, *a, **k)
+
+    monkeypatch.setattr(pyarrow.parquet.ParquetWriter, "write_table", second_fails)
+    out = tmp_path / "scores.parquet"
+    out.write_bytes(b"old")
+    r = runner.invoke(cli, ["scan", "-q", "-w", str(tiny_weights), "-j", "0", "-b", "1", "-f", "parquet",
+                            "-o", str(out), str(images)])
+    assert r.exit_code != 0 and len(calls) == 2
+    assert out.read_bytes() == b"old" and parts(tmp_path) == []
+
+
+def test_a_copy_that_fails_keeps_the_finished_file_and_says_where(runner, tiny_weights, images, tmp_path,
+                                                                  monkeypatch):
+    """Where the rename is refused and the copy over FILE fails too, the finished file was
+    removed: it is kept under its temporary name, which the error gives."""
+    import shutil
+
+    from fakedet.data import writers
+
+    monkeypatch.setattr(writers.os, "replace", lambda src, dst: (_ for _ in ()).throw(
+        OSError(errno.EBUSY, "Device or resource busy", dst)))
+
+    def copy_fails(src, dst):
+        dst.write(src.read(100))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfileobj", copy_fails)
+    out = tmp_path / "scores.parquet"
+    out.write_bytes(b"old")
+    r = scan(runner, tiny_weights, "-o", str(out), str(images))
+    assert r.exit_code == 2
+    (kept,) = parts(tmp_path)
+    assert f"it is kept at {tmp_path / kept}" in r.stderr
+    assert paths_in(tmp_path / kept) == ["0.jpg", "1.jpg", "2.jpg"]
+
+
+def test_a_file_this_user_may_not_write_is_not_replaced(runner, tiny_weights, images, tmp_path, monkeypatch):
+    """A read-only FILE was refused ('Permission denied') before; a rename would replace it. It is
+    written in place, which fails as before (faked here: a test run as root may write it)."""
+    from fakedet.data import writers
+
+    out = tmp_path / "scores.parquet"
+    out.write_bytes(b"old")
+    monkeypatch.setattr(writers, "_may_write", lambda path: path != str(out))
+    opened = []
+    import pyarrow.parquet
+
+    real_init = pyarrow.parquet.ParquetWriter.__init__
+
+    def record(self, where, *a, **k):
+        opened.append(where)
+        return real_init(self, where, *a, **k)
+
+    monkeypatch.setattr(pyarrow.parquet.ParquetWriter, "__init__", record)
+    scan(runner, tiny_weights, "-o", str(out), str(images))
+    assert opened == [str(out)] and parts(tmp_path) == []  # in place, never a temporary file

@@ -49,7 +49,9 @@ BACKGROUND = (28, 28, 28)
 TEXT = (235, 235, 235)
 DIM = (170, 170, 170)
 #: face boxes: a colour the heat map never takes
-FACE_COLOUR = (255, 0, 255)  # magenta: neither the heat's red and blue nor a green that reads as "fine"
+#: cyan: apart from the heat's red and blue (and from magenta, their mix, lost on red cells), and
+#: not a green that reads as "fine"
+FACE_COLOUR = (0, 230, 255)
 FACE_WIDTH = 3
 #: opacity of the hottest cell; a cell's opacity grows with the size of its heat
 MAX_ALPHA = 160
@@ -270,7 +272,7 @@ def render(img, ex, name: str = "", stamp: "tuple[str, ...]" = ()):
         n = len(ex.faces)
         faces = (f"{n} face box{'es' if n > 1 else ''}, scored " + ("with the face expert" if ex.face_expert
                                                                     else "on the crop"))
-    what = "picture in margins" if getattr(ex, "cropped", None) else "whole image"
+    what = "picture inside margins" if getattr(ex, "cropped", None) else "whole image"
     d.text((x, y), f"heatmap: {what}, p_fake {_fmt_p(ex.p_whole)}; {faces}", fill=TEXT, font=small)
     y += 24
 

@@ -207,6 +207,10 @@ def json_text(obj) -> str:
     return json.dumps(utf8_all(obj), ensure_ascii=False)
 
 
+def _may_write(path: str) -> bool:
+    return os.access(path, os.W_OK)
+
+
 class _Parquet:
     """Records to a parquet file, opened at the first row group (a scan that writes nothing
     leaves an existing file as it was), a row group per :data:`PARQUET_ROWS` records."""
@@ -223,6 +227,7 @@ class _Parquet:
         self.sink: Optional[IO[bytes]] = None  # the temporary file, open
         self.target: Optional[str] = None  # where the temporary file goes: path, where links lead
         self.was: Optional[os.stat_result] = None  # the file it replaces, as it was
+        self.made = 0o644  # the mode open() would give a new file there
 
     def add(self, r) -> None:
         ev = r.evidence
@@ -264,11 +269,16 @@ class _Parquet:
             st: Optional[os.stat_result] = os.stat(target)
         except OSError:
             st = None
-        if st is None or stat.S_ISREG(st.st_mode):
+        # (a file this user may not write, read-only, is not replaced: writing it fails, as before)
+        if st is None or (stat.S_ISREG(st.st_mode) and _may_write(target)):
             folder = os.path.dirname(target)
             try:
                 remove_stale_parts(folder)
-                fd, part = new_part(folder, mode=0o600)
+                fd, part = new_part(folder)
+                # the mode open() gives a new file here (the umask, a folder's default ACL),
+                # read from the file made as open() makes one; private while it is written
+                self.made = stat.S_IMODE(os.fstat(fd).st_mode)
+                os.chmod(part, 0o600)
             except OSError:
                 fd = None
             if fd is not None:
@@ -282,8 +292,10 @@ class _Parquet:
         """Writes the last row group and the footer; a file written under a temporary name is
         synced to disk, given the mode (and, where allowed, the owner) of the file it replaces
         (a new file's: 0666 less the umask) and renamed onto it, or, where the rename is refused
-        (a bind-mounted file, another user's file in a sticky folder), copied over it. Where
-        that fails, the temporary file is removed and ``path`` keeps what it held."""
+        (a bind-mounted file, another user's file in a sticky folder), copied over it (not at
+        once: a copy that fails leaves ``path`` cut off, and the finished file is kept under its
+        temporary name, which the error gives). Where the file cannot be finished, the
+        temporary file is removed and ``path`` keeps what it held."""
         try:
             self.flush()  # an empty scan still gets a file with the columns
             self.writer.close()
@@ -292,22 +304,27 @@ class _Parquet:
                 os.fsync(self.sink.fileno())
                 self._take_mode()
                 self.sink.close()
-                try:
-                    os.replace(self.part, self.target)
-                except OSError:
-                    with open(self.part, "rb") as src, open(self.target, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
-                    os.unlink(self.part)
-                self.part = None
         except BaseException:
             self.abort()
             raise
+        if self.part is None:
+            return
+        try:
+            os.replace(self.part, self.target)
+        except OSError:
+            try:
+                with open(self.part, "rb") as src, open(self.target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            except OSError as exc:
+                part, self.part = self.part, None  # the finished records: kept
+                raise OSError(exc.errno, f"{exc.strerror or exc} (copying the finished file over "
+                                         f"{self.target}; it is kept at {part})") from exc
+            os.unlink(self.part)
+        self.part = None
 
     def _take_mode(self) -> None:
-        if self.was is None:  # a new file: as open() would create it
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(self.part, 0o666 & ~mask)
+        if self.was is None:  # a new file: as open() would have made it
+            os.chmod(self.part, self.made)
             return
         os.chmod(self.part, stat.S_IMODE(self.was.st_mode))
         try:

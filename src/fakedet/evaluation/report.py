@@ -249,7 +249,9 @@ def format_table(rep: dict) -> Iterable[str]:
     mostly = [(name, r["uncertain"]) for name, r in rep["sets"].items()
               if (name != "all" or len(rep["sets"]) == 1) and (r.get("uncertain") or 0) > MOSTLY_UNCERTAIN]
     if mostly:  # a persona read acc 1.0000 on real photos of which every one was uncertain
-        sets = ", ".join(f"{_shown(name)} {math.floor(share * 100)}%" for name, share in mostly)  # 99.6 %: 99
+        # to a tenth of a per cent, rounded down (99.96 % is not all of them; 0.57 is 57 %, which a
+        # float's 56.99999 would make 56 without the nudge)
+        sets = ", ".join(f"{_shown(name)} {math.floor(share * 1000 + 1e-6) / 10:g}%" for name, share in mostly)
         yield (f"most images labelled uncertain ({sets}): acc and bal.acc count uncertain as not fake, so on "
                "such a set they read high for real images and low for fakes although the model decided nothing; "
                "FPR and TPR count the fake verdicts alone")
