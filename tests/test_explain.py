@@ -591,7 +591,7 @@ def test_a_killed_explains_temporary_files_are_removed_by_the_next_run(runner, t
     import sys
     import time
 
-    from fakedet.cli.explain import _part_prefix
+    from fakedet._parts import _part_prefix
 
     out = tmp_path / "out"
     out.mkdir()

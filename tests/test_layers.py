@@ -27,6 +27,7 @@ RANKS = {
     "": 0,  # the package root
     "_version": 0,
     "_interrupt": 0,  # the entry point's interruption check, import-free
+    "_parts": 0,  # temporary files renamed onto their target (explain's PNGs, parquet), import-free
     "data": 1,
     "model": 2,
     "inference": 3,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from fakedet._parts import STALE_PART_S, _part_prefix, new_part, remove_stale_parts  # noqa: F401 (tests use them here)
+from fakedet._parts import new_part, remove_stale_parts
 from fakedet.cli.common import (
     CONTEXT,
     EXIT_OK,
