@@ -390,6 +390,13 @@ def test_a_name_that_would_show_as_another_is_shown_escaped(tmp_path):
     page = open_page(tmp_path, write_report(tmp_path / "s.html", results))
     assert re.findall(r'<div class="path">([^<]*)</div>', page.dom) == ["soft\\xadhyphen.jpg", "b.jpg"]  # as tsv
     assert ">0.0009996<" in page.dom and ">1.05e-06<" in page.dom  # scores as the records print them
+    # a tab, a newline or another control character as tsv writes it (an editor could not find
+    # the terminal's 'photo\twith tab.jpg' in a report that showed the tab as a space)
+    results = [Result("photo\twith tab.jpg", 0.5, "uncertain"), Result("two\nlines\x07.jpg", 0.5, "uncertain"),
+               Result("c:\\photos\\a.jpg", 0.5, "uncertain")]
+    page = open_page(tmp_path, write_report(tmp_path / "t.html", results))
+    assert re.findall(r'<div class="path">([^<]*)</div>', page.dom) == [
+        "photo\\twith tab.jpg", "two\\nlines\\x07.jpg", "c:\\photos\\a.jpg"]
 
 
 @browser

@@ -330,7 +330,8 @@ function el(tag,cls,text){var e=document.createElement(tag);if(cls)e.className=c
 function fmt(p){return p==null?'':thr(p);}  // as the records print a score
 // a name as the scan's summary writes it: a character that would show it in another order (a
 // right-to-left override, U+202E, shows one name as another) as \uHHHH
-function shown(s){return s.replace(/[__REORDER__]/g,function(c){
+function shown(s){return s.replace(/\t/g,'\\t').replace(/\n/g,'\\n').replace(/\r/g,'\\r')
+ .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f__REORDER__]/g,function(c){
  var h=c.charCodeAt(0);return h<256?'\\x'+('0'+h.toString(16)).slice(-2):'\\u'+('000'+h.toString(16)).slice(-4);});}
 function thr(p){if(p==null)return '?';if(p>=1e-3||p===0)return p.toFixed(6);var d=3,q=Number(p.toPrecision(3));
  while(q>=1e-3&&d<17){d++;q=Number(p.toPrecision(d));}  // as score_text: 0.0009996, never 0.001
