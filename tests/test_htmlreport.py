@@ -878,14 +878,13 @@ def test_the_report_carries_how_often_the_verdicts_are_wrong(tmp_path, tiny_weig
     """An editor given the report alone had no README, model card or `fakedet info` to learn how
     often the verdicts are wrong: the report holds the lines `fakedet info` opens with, taken
     from the weights' own test figures, and none where the weights have none."""
-    from fakedet.cli.info import _dict, in_short
+    from fakedet.cli.info import in_short_of
     from fakedet.model import checkpoint as ckpt
 
     shipped = ckpt.default_weights_path()
     meta = json.loads(re.search(r'id="fakedet-meta">(.*?)</script>',
                                 _report_with_weights(tmp_path / "r.html", shipped).read_text("utf-8"), re.S).group(1))
-    d = ckpt.describe(shipped)
-    info = in_short(_dict(_dict(d.get("evaluation")).get("verdicts_test")), _dict(d.get("training")).get("train_sets"))
+    info = in_short_of(ckpt.describe(shipped))
     assert meta["in_short"] and len(meta["in_short"]) == len(info)
     assert meta["in_short"][1:] == info[1:] and "listed by fakedet info" in meta["in_short"][0]
     assert any("real photos labelled fake" in line for line in meta["in_short"])

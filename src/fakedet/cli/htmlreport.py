@@ -96,19 +96,22 @@ def _weights_sha256(path) -> str:
         return ""
 
 
-def _in_short(path) -> list:
-    """The weights' plain-words lines of `fakedet info` (:func:`fakedet.cli.info.in_short`) for
-    the checkpoint at ``path``, from its header; [] where it has none or cannot be read (a
-    report is never lost for it)."""
-    if not path:
-        return []
+def _in_short(det) -> list:
+    """The weights' plain-words lines of `fakedet info` (:func:`fakedet.cli.info.in_short`): from
+    the detector's metadata, else its weights file's header (neither hashed nor counted, as
+    `describe` would); [] where they have none or cannot be read (a report is never lost for it)."""
     try:
-        from fakedet.cli.info import _dict, in_short
+        from fakedet.cli.info import in_short_of
         from fakedet.model import checkpoint as ckpt
 
-        d = ckpt.describe(path)
-        return in_short(_dict(_dict(d.get("evaluation")).get("verdicts_test")),
-                        _dict(d.get("training")).get("train_sets"), where="listed by fakedet info")
+        meta = getattr(det, "meta", None)
+        if meta is None:
+            path = getattr(det, "weights_path", None)
+            if not path:
+                return []
+            meta = ckpt.read_meta(path)
+        return in_short_of({"evaluation": meta.evaluation, "training": meta.training},
+                           where="listed by fakedet info")
     except Exception:  # noqa: BLE001
         return []
 
@@ -151,7 +154,7 @@ class HtmlReport:
             "page_rows": PAGE_ROWS,
             # how often the verdicts are wrong, as `fakedet info` opens (an editor given the
             # report alone had no README or model card to find it in)
-            "in_short": _in_short(getattr(det, "weights_path", None)),
+            "in_short": _in_short(det),
         }
 
     # -- writing -------------------------------------------------------------------------

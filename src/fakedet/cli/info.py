@@ -37,8 +37,7 @@ def info(weights, as_json):
 
         click.echo(json.dumps(utf8_all(nan_to_none(d)), indent=2, allow_nan=False))  # no lone surrogates
         return
-    for line in in_short(_dict(_dict(d.get("evaluation")).get("verdicts_test")),
-                         _dict(d.get("training")).get("train_sets")):
+    for line in in_short_of(d):
         click.echo(line)
     click.echo(f"model:        {d['name']}")
     built = ("timm's architecture, built by fakedet without timm" if d["backbone_built_by"] == "fakedet"
@@ -177,6 +176,13 @@ VERDICT_MEANINGS = (
     "uncertain: the score lies where real photos of some sources also fall (most fakes too)",
     "real: no evidence found (not proof that the image is genuine)",
 )
+
+
+def in_short_of(d: dict, where: str = "listed below") -> list[str]:
+    """:func:`in_short` for a checkpoint's description (``checkpoint.describe``, or any dict with
+    its ``evaluation`` and ``training``)."""
+    return in_short(_dict(_dict(d.get("evaluation")).get("verdicts_test")), _dict(d.get("training")).get("train_sets"),
+                    where)
 
 
 def in_short(shares: dict, trained_on=None, where: str = "listed below") -> list[str]:
