@@ -48,9 +48,8 @@ BAND = 244
 BACKGROUND = (28, 28, 28)
 TEXT = (235, 235, 235)
 DIM = (170, 170, 170)
-#: face boxes: a colour the heat map never takes
-#: cyan: apart from the heat's red and blue (and from magenta, their mix, lost on red cells), and
-#: not a green that reads as "fine"
+#: face boxes: a colour the heat map never takes, cyan (magenta, its red and blue's mix, was lost
+#: on red cells; a green reads as "fine")
 FACE_COLOUR = (0, 230, 255)
 FACE_WIDTH = 3
 #: opacity of the hottest cell; a cell's opacity grows with the size of its heat
@@ -236,9 +235,8 @@ def render(img, ex, name: str = "", stamp: "tuple[str, ...]" = ()):
     # in face mode, which scan gives this score (an editor put it beside a report's, from a scan
     # without --faces, and found them different for every portrait)
     mode = "   (scan --faces)" if ex.faces is not None else ""
-    verdict = f"{ex.label.upper()}   p_fake {_fmt_p(ex.p_fake)}{mode}"
-    if ex.label_by == "evidence":
-        verdict = f"{ex.label.upper()} (provenance)   p_fake {_fmt_p(ex.p_fake)}{mode}"
+    by = " (provenance)" if ex.label_by == "evidence" else ""
+    verdict = f"{ex.label.upper()}{by}   p_fake {_fmt_p(ex.p_fake)}{mode}"
     d.text((x, y), verdict, fill=VERDICT_COLOURS.get(ex.label, TEXT), font=big)
     meaning = MEANINGS.get(ex.label, "")
     if ex.label_by == "evidence":
