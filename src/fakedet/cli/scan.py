@@ -158,10 +158,11 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
                                "(find ... -print0 | fakedet scan -0 --files-from -)")
     if not face_expert and not faces and not quiet:
         err("warning: --no-face-expert has no effect without --faces")
-    if not quiet:  # each part gets a record saying so; the terminal is told once, before the scan
-        from fakedet.data.sources import spaced_names
+    from fakedet.data.sources import spaced_names
 
-        for joined in dict.fromkeys(spaced_names(list(paths)).values()):
+    spaced = spaced_names(list(paths))  # read once: the records and the warning say the same
+    if not quiet:  # each part gets a record saying so; the terminal is told once, before the scan
+        for joined in dict.fromkeys(spaced.values()):
             err(f"warning: {shlex.quote(joined)} exists, given without quotes as separate names: "
                 "quote a name that holds spaces")
     if list(paths).count("-") > 1:
@@ -199,7 +200,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     filt = WalkFilter(hidden=hidden, exclude=exclude)
     own = {os.path.realpath(p): what for p, what in ((output, "records"), (report_path, "report"))
            if p not in (None, "-")}
-    items = _items(paths, list_stream, null, quiet, folders, filt, files_from, own)
+    items = _items(paths, list_stream, null, quiet, folders, filt, files_from, own, spaced)
     with load_errors_exit(ctx), _whole_document_if_interrupted(output, fmt):
         if list_stream is not None:
             # Paths from a list may arrive slowly (`inotifywait -m ... | fakedet scan --files-from -`):
@@ -390,13 +391,15 @@ class InputsError(Exception):
 
 
 def _items(paths, list_stream, null, quiet, folders: collections.Counter, filt,
-           files_from: Optional[str] = None, own: Optional[dict] = None) -> Iterator:
+           files_from: Optional[str] = None, own: Optional[dict] = None,
+           spaced: Optional[dict] = None) -> Iterator:
     """All inputs, warning (on stderr) about folders that hold no image and counting in
     ``folders`` the error records that stand for a folder that could not be listed. A read
     error of the list of paths becomes an :class:`InputsError` naming it. ``own`` maps the
     real paths of this scan's output files (-o, --report) to what goes there: found in a folder
     or a list (an earlier run's report named ``x.png``, say), such a file is no input, and is
-    skipped with a note instead of being read and then overwritten."""
+    skipped with a note instead of being read and then overwritten. ``spaced``: the PATHs'
+    :func:`fakedet.data.sources.spaced_names`, read once before the scan."""
     from fakedet.data.sources import iter_items
 
     def warn(path):
@@ -406,7 +409,7 @@ def _items(paths, list_stream, null, quiet, folders: collections.Counter, filt,
 
     try:
         for item in iter_items(paths, list_stream, null, stdin_binary(),
-                               on_empty=None if quiet else warn, filt=filt):
+                               on_empty=None if quiet else warn, filt=filt, spaced=spaced):
             if item.folder:
                 folders[item.path] += 1
             elif own and item.error is None and isinstance(item.source, str) \

@@ -602,11 +602,13 @@ def iter_items(
     stdin: Optional[IO[bytes]] = None,
     on_empty: Optional[Callable[[str], None]] = None,
     filt: Optional[WalkFilter] = None,
+    spaced: Optional[dict] = None,
 ) -> Iterator[Item]:
     """All inputs in order: the PATH arguments first, then the entries of ``--files-from``
     (read lazily). ``on_empty(path)`` is called for a path that yields no item (a folder without
     images), wherever it was named. Folders are walked with ``filt`` (which counts what it
-    skips); by default hidden entries are skipped."""
+    skips); by default hidden entries are skipped. ``spaced``: :func:`spaced_names` of
+    ``paths``, where the caller has it already (it reads every argument's name)."""
     filt = WalkFilter() if filt is None else filt
 
     def one(path: str, source: Optional[IO[bytes]]) -> Iterator[Item]:
@@ -619,7 +621,7 @@ def iter_items(
             on_empty(path)
 
     paths = list(paths)
-    spaced = spaced_names(paths)
+    spaced = spaced_names(paths) if spaced is None else spaced
     for i, path in enumerate(paths):
         if i in spaced:
             yield Item(path, error=f"file not found (the names beside it make {spaced[i]!r}, which exists: "
