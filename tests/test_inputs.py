@@ -44,9 +44,34 @@ def test_a_folder_linked_twice_is_walked_once_and_the_summary_says_so(tmp_path):
         os.symlink(tmp_path / "basic", tmp_path / "l2" / name, target_is_directory=True)
     filt = WalkFilter()
     assert [i.path for i in walk(str(tmp_path / "l2"), filt=filt)] == [str(tmp_path / "l2" / "bas" / "x.jpg")]
-    assert filt.counts() == (0, 0, 0, 1)
+    assert filt.counts() == (0, 0, 0, 1, 0)
     assert _skipped_text(filt) == ("skipped 1 folder reached a second time, by a symbolic link or by its own path "
                                    "after a link to it (walked once, under the first path)")
+
+
+def test_an_image_reached_through_a_folder_and_by_name_is_given_once(tmp_path):
+    """`find photos | fakedet scan --files-from -` lists the folder, which is walked, and then
+    each file in it: every image got two records. A file named twice by its name keeps both."""
+    from fakedet.cli.scan import _skipped_text
+
+    for name in ("a.jpg", "sub/b.jpg"):
+        write_image(tmp_path / "photos" / name)
+    photos = str(tmp_path / "photos")
+    a, b = os.path.join(photos, "a.jpg"), os.path.join(photos, "sub", "b.jpg")
+    listing = "\n".join([photos, a, os.path.join(photos, "sub"), b, ""]).encode()  # find's order
+    filt = WalkFilter()
+    assert [i.path for i in iter_items([], io.BytesIO(listing), filt=filt)] == [a, b]
+    assert filt.skipped_twice == 3 and filt.skipped == 3
+    assert _skipped_text(filt) == ("skipped 3 images reached a second time, through a folder and by name or "
+                                   "through two folders (scored once, under the first path)")
+    # by name first (find -depth), then the folder; a file named twice is scored twice
+    filt = WalkFilter()
+    assert [i.path for i in iter_items([a, a, photos], filt=filt)] == [a, a, b]
+    assert filt.skipped_twice == 1
+    # a folder named after the folder that holds it: nothing new, and no "no images" warning
+    empty = []
+    assert [i.path for i in iter_items([photos, os.path.join(photos, "sub")], on_empty=empty.append)] == [a, b]
+    assert empty == []
 
 
 def test_named_file_is_kept_whatever_its_extension(tmp_path):
@@ -246,7 +271,7 @@ def test_walk_skips_hidden_entries_and_counts_them(tmp_path):
     assert _names(walk(str(tmp_path), filt=filt), tmp_path) == [
         "a/1.png", "a/raw/r.tif", "keep.jpg", "raw/r.tif", "thumbs/t.png"]
     # hidden: .cache .git .hidden.png a/.dot.jpg; other: a/notes.txt (.DS_Store is hidden, not looked at)
-    assert filt.counts() == (4, 0, 1, 0)
+    assert filt.counts() == (4, 0, 1, 0, 0)
     filt = WalkFilter(hidden=True)
     assert len(list(walk(str(tmp_path), filt=filt))) == 9 and filt.skipped == filt.skipped_other == 2
 

@@ -815,6 +815,10 @@ def _skipped_text(filt) -> str:
         n = filt.skipped_again
         parts.append(f"{n} folder{'s' if n != 1 else ''} reached a second time, by a symbolic link or by its own "
                      "path after a link to it (walked once, under the first path)")
+    if filt.skipped_twice:
+        n = filt.skipped_twice
+        parts.append(f"{n} image{'s' if n != 1 else ''} reached a second time, through a folder and by "
+                     "name or through two folders (scored once, under the first path)")
     return "skipped " + ", ".join(parts)
 
 

@@ -323,6 +323,8 @@ class WalkFilter:
     #: folders reached a second time in the same walk (a loop of links, a folder linked twice,
     #: or a folder after a link to it): walked once, under the first path
     skipped_again: int = 0
+    #: image files reached a second time through a folder (:class:`_Reached`): scored once
+    skipped_twice: int = 0
     #: the paths of the first few (:data:`NAMED`) hidden entries and files not named as an
     #: image of each walk (:meth:`start_walk`), for a summary or a warning to name them
     named_hidden: list = field(default_factory=list, repr=False)
@@ -345,16 +347,17 @@ class WalkFilter:
             anchored = "/" in pat
             self._patterns.append((glob_regex(pat.lstrip("/")) if anchored else pat, anchored, dirs_only, pattern))
 
-    def counts(self) -> tuple[int, int, int, int]:
-        return self.skipped_hidden, self.skipped_excluded, self.skipped_other, self.skipped_again
+    def counts(self) -> tuple[int, int, int, int, int]:
+        return (self.skipped_hidden, self.skipped_excluded, self.skipped_other, self.skipped_again,
+                self.skipped_twice)
 
-    def start_walk(self) -> tuple[int, int, int, int]:
+    def start_walk(self) -> tuple[int, int, int, int, int]:
         """Marks the start of one path's walk (the names it skips are kept from here); returns
         :meth:`counts` for :meth:`counts_since`."""
         self._mark = (self.skipped_hidden, self.skipped_other, len(self.named_hidden), len(self.named_other))
         return self.counts()
 
-    def counts_since(self, before: tuple[int, int, int, int]) -> "WalkFilter":
+    def counts_since(self, before: tuple[int, int, int, int, int]) -> "WalkFilter":
         """The same rules with the counts since ``before`` (:meth:`start_walk`), and the names
         since then: one folder's share."""
         now = self.counts()
@@ -595,6 +598,35 @@ def spaced_names(paths: "list[str]", most: int = 4) -> "dict[int, str]":
     return out
 
 
+class _Reached:
+    """The image files given so far, by device and inode, so that one reached through a folder is
+    scored once: ``find photos | fakedet scan --files-from -`` lists the folder and then each file
+    in it, and ``fakedet scan photos photos/a.jpg`` names one of them twice. A file reached again
+    through a folder, or by its name after a folder gave it, is skipped; a file named twice, each
+    time by its own name, is scored twice, as asked."""
+
+    def __init__(self) -> None:
+        self.walked: set = set()
+        self.named: set = set()
+
+    def again(self, item: Item, walked: bool) -> bool:
+        """Whether ``item`` (from a folder walk when ``walked``) was given before and is to be
+        skipped; otherwise it is remembered."""
+        if item.error is not None or not isinstance(item.source, str):
+            return False
+        try:
+            st = os.stat(item.source)
+        except (OSError, ValueError):  # missing, or a name the OS refuses: its record tells
+            return False
+        if not st.st_ino:  # a file system without inode numbers: no way to tell
+            return False
+        key = (st.st_dev << 64) | st.st_ino
+        if key in self.walked or (walked and key in self.named):
+            return True
+        (self.walked if walked else self.named).add(key)
+        return False
+
+
 def iter_items(
     paths: Iterable[str],
     files_from: Optional[IO[bytes]] = None,
@@ -607,14 +639,19 @@ def iter_items(
     """All inputs in order: the PATH arguments first, then the entries of ``--files-from``
     (read lazily). ``on_empty(path)`` is called for a path that yields no item (a folder without
     images), wherever it was named. Folders are walked with ``filt`` (which counts what it
-    skips); by default hidden entries are skipped. ``spaced``: :func:`spaced_names` of
+    skips); by default hidden entries are skipped. An image file reached a second time through
+    a folder is skipped and counted (:class:`_Reached`). ``spaced``: :func:`spaced_names` of
     ``paths``, where the caller has it already (it reads every argument's name)."""
     filt = WalkFilter() if filt is None else filt
+    reached = _Reached()
 
     def one(path: str, source: Optional[IO[bytes]]) -> Iterator[Item]:
         n, before = 0, filt.start_walk()
         for item in expand(path, source, filt):
             n += 1
+            if reached.again(item, walked=item.path != path):  # a walk's items carry longer paths
+                filt.skipped_twice += 1
+                continue
             yield item
         if n == 0 and on_empty is not None:
             filt.last = filt.counts_since(before)  # what this path's walk skipped, for the warning
