@@ -171,6 +171,26 @@ def test_a_file_name_beyond_ascii_is_drawn_in_a_font_that_has_it():
     assert not isinstance(getattr(cli_explain._name_font(14, "plain.jpg"), "path", None), str)
 
 
+@pytest.mark.parametrize("name", ["Group chat ünïcode.jpg", "카카오톡 사진 1.jpg"])
+def test_a_font_outside_the_list_is_found_through_fontconfig(monkeypatch, name):
+    """A counsellor's Korean file names were drawn as boxes with fonts-nanum installed: no font
+    of the fixed list was on the system. fontconfig names the fonts that draw the letters."""
+    import importlib
+    import shutil
+
+    cli_explain = importlib.import_module("fakedet.cli.explain")
+    if shutil.which("fc-list") is None:
+        pytest.skip("no fontconfig on this system")
+    letters = frozenset(ch for ch in name if not ch.isascii() and ch.isprintable())
+    if not cli_explain._fontconfig_files(letters):
+        pytest.skip("no font on this system draws these letters")
+    monkeypatch.setattr(cli_explain, "_WIDE_FONTS", ())
+    font = cli_explain._name_font(15, name)  # a size no other test asked for: not cached
+    assert getattr(font, "path", None) in cli_explain._fontconfig_files(letters)
+    missing = bytes(font.getmask("\U0010fffd"))
+    assert all(bytes(font.getmask(ch)) != missing for ch in letters)
+
+
 def test_a_picture_too_small_for_a_patch_is_not_cut_out(tmp_path):
     """With patches larger than the smallest input, a picture thinner than a patch inside wide
     margins is scored whole (cut out, it could not be scored: an image that scored would fail)."""
@@ -246,6 +266,9 @@ def test_explain_writes_one_png_per_input_of_the_expected_size(runner, tiny_weig
     assert figure_size(1500, 700) == (1024, 478 + 244)  # scaled down to 1024 px
     assert figure_size(48, 64) == (640, 512 + 244)  # enlarged to 512 px, at least 640 wide
     assert sorted(p.name for p in out.iterdir()) == ["a-2.explain.png", "a.explain.png", "c.explain.png"]
+    # a counsellor's folder held 40 PNGs for 42 photos, and nothing at the end said so
+    assert r.stderr.splitlines()[-1] == (f"fakedet: 3 PNGs written to {out}; "
+                                         "1 image could not be explained (named above)")
 
 
 def test_an_explain_png_says_what_made_it_and_from_what(runner, tiny_weights, tmp_path):
@@ -272,6 +295,7 @@ def test_an_explain_png_says_what_made_it_and_from_what(runner, tiny_weights, tm
         assert info["fakedet:label"] in ("fake", "uncertain", "real") and 0 <= float(info["fakedet:p_fake"]) <= 1
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["fakedet:created"])
         assert "fakedet:face-expert-sha256" not in info
+        assert info["fakedet:path"] == args[0]  # the path as given, whole
     from fakedet.cli.explain import stamp_lines
 
     first, second = stamp_lines(info)

@@ -105,26 +105,66 @@ def _font(size: int):
 
 
 #: fonts with more than ASCII that systems commonly have (Linux, macOS, Windows), for a file name
-#: Pillow's own font would draw as boxes ("Group chat \u00fcn\u00efcode")
+#: Pillow's own font would draw as boxes ("Group chat \u00fcn\u00efcode"); the CJK ones for
+#: Korean, Japanese and Chinese names (Debian's fonts-nanum and fonts-noto-cjk, Windows' Malgun
+#: Gothic, Meiryo and YaHei, macOS's Apple SD Gothic Neo and Hiragino)
 _WIDE_FONTS = ("DejaVuSans.ttf", "NotoSans-Regular.ttf", "LiberationSans-Regular.ttf", "NotoSansCJK-Regular.ttc",
-               "Arial Unicode.ttf", "Arial.ttf", "arial.ttf", "segoeui.ttf", "msgothic.ttc", "Hiragino Sans GB.ttc")
+               "NanumGothic.ttf", "malgun.ttf", "AppleSDGothicNeo.ttc", "Arial Unicode.ttf", "Arial.ttf",
+               "arial.ttf", "segoeui.ttf", "msgothic.ttc", "meiryo.ttc", "msyh.ttc", "Hiragino Sans GB.ttc")
+#: words in a font file's name that mark a style other than the plain one
+_STYLED = ("bold", "italic", "oblique", "light", "thin", "black", "heavy", "extra", "semi", "medium", "mono")
+
+
+@functools.lru_cache(maxsize=64)
+def _truetype(name: str, size: int):
+    """The font file ``name`` (a file name Pillow searches its font folders for, or a path) at
+    ``size``, or None where the system has none of that name (each name is looked for once)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.truetype(name, size)
+    except (OSError, ValueError):
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _fontconfig_files(letters: frozenset) -> tuple:
+    """Font files that fontconfig (most Linux and BSD systems) lists as drawing every one of
+    ``letters``, plain styles first: the fonts a system has beyond :data:`_WIDE_FONTS` (a
+    Korean name drawn as boxes while fonts-nanum was installed). Empty without ``fc-list``."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("fc-list")
+    if exe is None or not letters:
+        return ()
+    charset = " ".join(f"{ord(ch):x}" for ch in sorted(letters))
+    try:
+        out = subprocess.run([exe, "--format", "%{file}\n", f":charset={charset}"], capture_output=True,
+                             text=True, timeout=10, stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
+        return ()
+    files = sorted({f for f in out.splitlines() if f.lower().endswith((".ttf", ".ttc", ".otf"))})
+    return tuple(sorted(files, key=lambda f: any(w in os.path.basename(f).lower() for w in _STYLED)))
 
 
 def _name_font(size: int, text: str):
     """The font to draw ``text`` (a file name) in: Pillow's own for ASCII, else the first of
     :data:`_WIDE_FONTS` the system has (Pillow searches its font folders) that draws every letter
-    of it, else the one that draws most of them, else Pillow's own. A letter a font lacks is drawn
-    as its "missing" glyph, the one it draws for a code point no font has."""
+    of it, else the first font fontconfig lists as drawing them all, else the font that draws
+    most of them, else Pillow's own. A letter a font lacks is drawn as its "missing" glyph, the
+    one it draws for a code point no font has."""
     if text.isascii():
         return _font(size)
-    from PIL import ImageFont
+    letters = frozenset(ch for ch in text if not ch.isascii() and ch.isprintable())
+    def candidates():  # fontconfig is asked only when no font of the list draws every letter
+        yield from _WIDE_FONTS
+        yield from _fontconfig_files(letters)[:4]
 
-    letters = {ch for ch in text if not ch.isascii()}
     best, best_has = None, -1
-    for name in _WIDE_FONTS:
-        try:
-            font = ImageFont.truetype(name, size)
-        except OSError:
+    for name in candidates():
+        font = _truetype(name, size)
+        if font is None:
             continue
         missing = bytes(font.getmask("\U0010fffd"))  # a private code point: the missing glyph
         has = sum(bytes(font.getmask(ch)) != missing for ch in letters)
@@ -549,6 +589,7 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
     typed = {os.path.abspath(p) for p in paths if p != "-"}
     earlier = 0  # explain PNGs met in a folder walk, and skipped
     attempted = 0  # inputs explained or reported as unreadable
+    written = 0  # PNGs written
     try:
         for item in iter_items(paths, stdin=stdin_binary(), on_empty=on_empty):
             if (item.error is None and isinstance(item.source, str) and item.path.endswith(".explain.png")
@@ -600,6 +641,8 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
             chunks.add_text(*MARK)
             for key, value in stamp.items():
                 chunks.add_itxt(key, value)  # international text: a value need not be Latin-1
+            # the path as given, whole (the caption cuts a long one, and a font may lack its letters)
+            chunks.add_itxt("fakedet:path", os.fsencode(item.path).decode("utf-8", "backslashreplace"))
             try:
                 _save_whole(fig, target, chunks)
             except OSError as exc:
@@ -607,6 +650,7 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
                 ctx.exit(EXIT_USAGE)
             click.echo(tsv_escape(str(target)), file=out)  # one line each, as scan's records
             out.flush()
+            written += 1
     except KeyboardInterrupt as exc:
         settled()
         err(interrupt_word(exc))
@@ -618,4 +662,8 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
     if not attempted:
         err("no images found")
         ctx.exit(EXIT_USAGE)
+    # the count, as scan's summary gives it: a folder of 40 PNGs for 42 photos must not look whole
+    failed = attempted - written
+    err(f"{written} PNG{'s' if written != 1 else ''} written to {tsv_escape(str(out_dir))}"
+        + (f"; {failed} image{'s' if failed != 1 else ''} could not be explained (named above)" if failed else ""))
     ctx.exit(status)
