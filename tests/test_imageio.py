@@ -280,6 +280,16 @@ def test_bad_inputs_raise_clear_errors(data, message):
         load(data)
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF"])
+def test_a_file_cut_off_in_its_header_is_called_truncated_not_unrecognised(fmt):
+    """A JPEG or GIF cut off in its first bytes was "not an image (unrecognised format)"; a cut-off
+    file is to be fetched again, and its error says so, as a file cut off later does."""
+    data = image_bytes(fmt, (100, 100))
+    for cut in (20, len(data) * 2 // 3):
+        with pytest.raises(imageio.ImageError, match=r"^(corrupt or )?truncated image data \(.*get the file again\)$"):
+            load(data[:cut])
+
+
 def test_missing_and_unreadable_files(tmp_path):
     with pytest.raises(imageio.ImageError, match="not found"):
         load(str(tmp_path / "nope.jpg"))

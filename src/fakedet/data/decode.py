@@ -166,10 +166,20 @@ def _unreadable_format(data: bytes) -> ImageError:
     if data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):  # TIFF and BigTIFF byte orders
         return ImageError("TIFF image (or camera RAW file built on TIFF) of a kind Pillow cannot read "
                           "(its compression, sample format or layout), or corrupt: convert it to PNG or JPEG")
+    # a file cut off inside its header starts as an image and is not one: not "unrecognised"
+    kind = next((name for magic, name in _MAGIC if data.startswith(magic)), None)
+    if kind is not None:
+        return ImageError(f"corrupt or truncated image data (it starts as a {kind} file; {GET_AGAIN})")
     return ImageError(UNRECOGNISED)
 
 
 UNRECOGNISED = "not an image (unrecognised format)"
+#: what to do about a file cut off or damaged in transit
+GET_AGAIN = "a download or copy that did not finish, or a damaged file: get the file again"
+TRUNCATED = "truncated image data (the file ends early: a download or copy that did not finish; get the file again)"
+#: the first bytes of formats read, for a file Pillow cannot open (cut off inside its header);
+#: long enough that no text file starts with them
+_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"))
 
 
 _IMAGE_NAME = re.compile(rb"^[^\0\n]{1,4096}\.(jpe?g|png|webp|avif|bmp|tiff?|gif|heic|heif)$", re.IGNORECASE)
@@ -348,9 +358,9 @@ def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
         raise _too_large(exc, cfg) from None
     except Exception as exc:  # PIL raises many types for garbage headers
         if "truncated" in str(exc).lower():
-            raise ImageError("truncated image data") from None
+            raise ImageError(TRUNCATED) from None
         if "could not create decoder" in str(exc):  # WebP's words for a cut-off file
-            raise ImageError("corrupt or truncated image data") from None
+            raise ImageError(f"corrupt or truncated image data ({GET_AGAIN})") from None
         raise ImageError(f"not a readable image: {exc}") from None
 
     if img.format in ("JPEG", "MPO") and img.info.get("progressive"):
@@ -378,7 +388,7 @@ def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         msg = str(exc)
         if "truncated" in msg.lower() or isinstance(exc, EOFError):
-            raise ImageError("truncated image data") from None
+            raise ImageError(TRUNCATED) from None
         raise ImageError(f"corrupt image data: {msg}") from None
     check_size(rgb, cfg)
     return rgb
