@@ -865,8 +865,8 @@ def test_scan_report_summary_has_every_line_the_scan_prints(runner, tiny_weights
     assert "matched nothing in the folders walked" in text
 
 
-def _report_with_weights(path: Path, weights) -> Path:
-    det = _Det(faces=False)
+def _report_with_weights(path: Path, weights, faces: bool = False) -> Path:
+    det = _Det(faces=faces)
     det.weights_path = str(weights)
     rep = HtmlReport(str(path), "scan", det)
     rep.add(synthetic(3))
@@ -907,3 +907,9 @@ def test_the_page_shows_how_often_the_verdicts_are_wrong(tmp_path, tiny_weights)
     assert all(html.escape(line, quote=False) in page.dom for line in meta["in_short"])
     bare = open_page(tmp_path, _report_with_weights(tmp_path / "t.html", tiny_weights))
     assert "hidden" in bare.by_id["inshort"]
+    note = ("verdicts are face mode\u2019s (--faces), at thresholds of their own; how often those are wrong is "
+            "not counted")
+    assert note not in page.dom
+    # a counsellor's face-mode report showed the plain scan's error rates as if they were its own
+    faces = open_page(tmp_path, _report_with_weights(tmp_path / "f.html", ckpt.default_weights_path(), faces=True))
+    assert "(the scan without --faces)" in faces.dom and note in faces.dom

@@ -58,7 +58,7 @@ VERDICT_COLOURS = {"fake": (240, 80, 60), "uncertain": (240, 190, 60), "real": (
 #: what each verdict means, under it in the legend (``fakedet info`` says it at more length)
 MEANINGS = {"fake": "the model found evidence of manipulation or generation: look closer, not proof",
             "uncertain": "real photos of some sources score here too, and so do most fakes",
-            "real": "no evidence found: not proof that the image is genuine"}
+            "real": "no evidence found: not proof that the image is genuine (fakes get this verdict too)"}
 
 # A diverging colour map for signed heat, -1 (blue: hiding the cell raises p_fake) to +1 (red:
 # hiding it lowers p_fake): Moreland's "cool to warm", a perceptually ordered map (its lightness

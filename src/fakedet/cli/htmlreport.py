@@ -472,7 +472,7 @@ function start(){
  if(meta.faces)rule+='; images with a face: fake at \u2265 '+thr(meta.face_threshold)+(meta.face_real_below<meta.face_threshold?', real below '+thr(meta.face_real_below):'');
  if(meta.faces)rule+=meta.face_expert?' (faces scored with the face expert'+(meta.face_expert_sha256?', sha256 '+meta.face_expert_sha256:'')+')':' (faces scored by the network alone)';
  m.push(rule);$('meta').textContent=m.join(' \u00b7 ');
- if(meta.in_short&&meta.in_short.length){var is=$('inshort');is.textContent='How often these weights\u2019 verdicts are wrong'+(meta.faces?' (the scan without --faces)':'')+', as fakedet info says it:\n'+meta.in_short.join('\n');is.hidden=false;}
+ if(meta.in_short&&meta.in_short.length){var is=$('inshort');is.textContent='How often these weights\u2019 verdicts are wrong'+(meta.faces?' (the scan without --faces)':'')+', as fakedet info says it:\n'+meta.in_short.join('\n')+(meta.faces?'\nThis report\u2019s verdicts are face mode\u2019s (--faces), at thresholds of their own; how often those are wrong is not counted here: the model card (weights/MODEL_CARD.md in the source, \u201cIn plain words\u201d) has face mode\u2019s figures.':'');is.hidden=false;}
  var w=[];if(!summary)w.push('This report is incomplete: the run was interrupted or is still running; it shows the '+rows.length+' records written so far.');
  else if(summary.complete===false)w.push('The run stopped before its end: '+rows.length+' records.');
  if(lost)w.push(lost+' batch'+(lost>1?'es':'')+' of records cut short '+(lost>1?'were':'was')+' left out.');

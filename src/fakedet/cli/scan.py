@@ -672,7 +672,8 @@ def _fake_notes(det, n_fake: int, fakes: list, n_real: int = 0, reals: Optional[
                    "of some sources also fall, and most fakes get this verdict too: it says little either way")
     if n_real and getattr(det, "three_way", False):
         out.append(f"labelled real{_named(reals or [], n_real)}: no evidence of manipulation found, which is not "
-                   "proof that an image is genuine (fakes of kinds the model never saw get this verdict too)")
+                   "proof that an image is genuine (fakes get this verdict too, most often of kinds the model "
+                   "never saw)")
     return out
 
 
