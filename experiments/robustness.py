@@ -445,6 +445,11 @@ def main(argv=None) -> int:
         for cond, res in results["conditions"].items():
             c = res["common"]
             print(f"| {cond} | {c['auc']:.3f} | {c['fpr']:.3f} | {c['tpr']:.3f} | {c['uncertain']:.3f} |")
+    with_fakes = [n for n in sets if results["conditions"][conditions[0]][n].get("n_fake")]
+    print("\nfakes labelled real, per set\n\n| condition | " + " | ".join(with_fakes) + " |")
+    print("|---|" + "---|" * len(with_fakes))
+    for cond, res in results["conditions"].items():
+        print(f"| {cond} | " + " | ".join(f"{res[n]['fake_labelled_real']:.3f}" for n in with_fakes) + " |")
     with_reals = [n for n in sets if results["conditions"][conditions[0]][n].get("n_real")]
     print("\nreal images labelled fake, per source\n\n| condition | " + " | ".join(with_reals) + " |")
     print("|---|" + "---|" * len(with_reals))

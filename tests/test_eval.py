@@ -846,3 +846,14 @@ def test_a_folder_that_cannot_be_listed_or_holds_hidden_folders_only_is_said_so(
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match=r"expected real/ and fake/ subfolders$"):
         read_folder(str(tmp_path / "file"))  # not a folder: nothing said of what it holds
+
+
+def test_summarize_counts_the_fakes_labelled_real():
+    """What `real proves nothing` costs on a set: the share of its fakes given `real` (a
+    re-saved fake got `real` in face mode; robustness.py reports this share per condition)."""
+    y = [0, 0, 1, 1, 1, 1]
+    p = [0.1, 0.2, 0.05, 0.6, 0.9, 0.99]
+    s = metrics.summarize(y, p, 0.5, verdicts=["real", "uncertain", "real", "uncertain", "uncertain", "fake"])
+    assert s["fake_labelled_real"] == 0.25 and s["uncertain"] == 0.5
+    assert np.isnan(metrics.summarize(y, p, 0.5)["fake_labelled_real"])  # no verdicts: no such share
+    assert np.isnan(metrics.summarize([0, 0], [0.1, 0.2], 0.5, verdicts=["real", "real"])["fake_labelled_real"])
