@@ -771,6 +771,32 @@ def test_a_batch_size_or_worker_count_the_cli_refuses_is_refused_by_the_api(tiny
     assert Detector.load(tiny_weights, device="cpu", batch_size=np.int64(4), workers=0).batch_size == 4
 
 
+@pytest.mark.parametrize("kw", [{"faces": "false"}, {"faces": "no"}, {"provenance": "false"}, {"crop": "0"},
+                                {"crop": None}, {"faces": 1}])
+def test_a_flag_that_is_no_bool_is_refused(tiny_weights, kw):
+    """`Detector.load(faces=os.environ["FAKEDET_FACES"])` with "false" turned face mode on: text
+    is true to Python. A flag must be True or False."""
+    with pytest.raises(ValueError, match=f"^{next(iter(kw))} must be True or False, got "):
+        Detector.load(tiny_weights, device="cpu", **kw)
+    assert Detector.load(tiny_weights, device="cpu", workers=0, crop=np.bool_(False), provenance=False).crop is False
+
+
+def test_info_is_of_json_types_as_the_cli_writes_it(tiny_weights):
+    """`Detector.info()` held NaN for undefined figures, which a service's JSON endpoint then sent
+    as a bare NaN that JavaScript and Go cannot parse; `fakedet info --json` writes null."""
+    import json
+
+    info = Detector.load(ckpt_default(), device="cpu", workers=0).info()
+    json.dumps(info, allow_nan=False)
+    assert info["evaluation"]["test"]["all"]["uncertain"] is None
+
+
+def ckpt_default():
+    from fakedet.model import checkpoint as ckpt
+
+    return ckpt.default_weights_path()
+
+
 def test_an_empty_weights_path_is_called_empty():
     from fakedet.model.checkpoint import CheckpointError
 

@@ -504,14 +504,3 @@ def load_errors_exit(ctx: click.Context, dependency_hint: str = "") -> Iterator[
             raise
         err(interrupt_word(signal_exc))
         ctx.exit(interrupt_status(signal_exc))
-
-
-def nan_to_none(obj):
-    """JSON has no NaN: undefined figures (an AUC with one class) become null."""
-    if isinstance(obj, dict):
-        return {k: nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [nan_to_none(v) for v in obj]
-    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
-        return None
-    return obj

@@ -17,7 +17,6 @@ from fakedet.cli.common import (
     err,
     interrupt_word,
     load_errors_exit,
-    nan_to_none,
     refuse_an_image,
     same_file,
     settled,
@@ -126,7 +125,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
 
     from fakedet.data.labelled import empty_class_folders, folder_manifest, read_labelled, stray_entries
     from fakedet.data.sources import WalkFilter, names_a_descriptor, open_error
-    from fakedet.data.writers import path_fields, tsv_escape, utf8_all
+    from fakedet.data.writers import nan_to_none, path_fields, tsv_escape, utf8_all
     from fakedet.evaluation.report import format_table, report, write_plots
     from fakedet.inference.stream import load_detector
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from fakedet.cli.common import CONTEXT, load_errors_exit, nan_to_none, stdout
+from fakedet.cli.common import CONTEXT, load_errors_exit, stdout
 from fakedet.cli.options import json_option, weights_option
 
 EXAMPLES = """\b
@@ -33,7 +33,7 @@ def info(weights, as_json):
     d["face_mode"] = _face_mode(d)
     d = _tame(d)  # free-form metadata: never a traceback, in text or JSON
     if as_json:
-        from fakedet.data.writers import utf8_all
+        from fakedet.data.writers import nan_to_none, utf8_all
 
         click.echo(json.dumps(utf8_all(nan_to_none(d)), indent=2, allow_nan=False))  # no lone surrogates
         return

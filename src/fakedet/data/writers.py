@@ -150,6 +150,17 @@ def path_fields(path: str) -> dict:
     return {"path": text, "path_bytes": base64.b64encode(raw).decode("ascii")}
 
 
+def nan_to_none(obj):
+    """JSON has no NaN: undefined figures (an AUC with one class) become null."""
+    if isinstance(obj, dict):
+        return {k: nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [nan_to_none(v) for v in obj]
+    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
+        return None
+    return obj
+
+
 def utf8_all(obj):
     """``obj`` with every string (keys too) made valid UTF-8 by :func:`utf8_text`."""
     if isinstance(obj, str):

@@ -45,6 +45,17 @@ def check_counts(batch_size: Optional[int], workers: Optional[int]) -> None:
                          f"got {workers!r}")
 
 
+def check_flags(**flags) -> None:
+    """A ValueError unless each flag is True or False: text such as "false" or "no" (a setting
+    read from the environment) is true to Python, and would turn face mode, the provenance
+    reader or the crop on where it was meant to turn them off."""
+    import numpy as np
+
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
 def check_threshold(threshold) -> None:
     """A ValueError unless ``threshold`` (None: the checkpoint's verdicts) is a number in [0, 1]
     (text such as "0.5" is not: the command line converts it, the API does not)."""
@@ -168,6 +179,7 @@ class Detector:
             DependencyError: ``faces=True`` or ``decode="torch"`` and torchvision cannot be imported.
         """
         check_counts(batch_size, workers)  # before the model loads
+        check_flags(faces=faces, provenance=provenance, crop=crop)
         check_threshold(threshold)
         dev = resolve_device(device)
         if dev.type == "cpu":
@@ -423,7 +435,9 @@ class Detector:
     # ------------------------------------------------------------------ info
     def info(self) -> dict[str, Any]:
         """:func:`fakedet.model.checkpoint.describe` of the loaded weights, with this detector's
-        thresholds (``threshold`` given to :meth:`load` replaces the verdicts) and device."""
+        thresholds (``threshold`` given to :meth:`load` replaces the verdicts) and device. Of JSON
+        types, as ``fakedet info --json`` writes them: an undefined figure (an AUC of a set with
+        one class) is None, not NaN, which JSON has not."""
         d = ckpt.describe(self.weights_path, self.meta)
         if d["parameters"] is None:  # a model given without its file
             d["parameters"] = getattr(self.model, "trained_parameters", None) or sum(
@@ -440,7 +454,9 @@ class Detector:
                 meta = dataclasses.replace(meta, whole_gate=self._whole_gate)
             d["face_expert"] = {"weights": str(self.expert[2]) if len(self.expert) > 2 else None,
                                 **meta.describe(three_way=self.three_way)}
-        return d
+        from fakedet.data.writers import nan_to_none
+
+        return nan_to_none(d)
 
 
 def _load_expert(expert, network_path: Path):
