@@ -123,7 +123,9 @@ def test_face_mode_error_records_have_the_face_keys(tiny_weights, tmp_path):
     # the summary gives the thresholds of the images without a face too, not only face mode's
     fake_at, real_below = Detector.load(tiny_weights, device="cpu").cutoffs
     whole = (f"fake at >= {fake_at:.6f}" if real_below < fake_at else f"threshold {fake_at:.6f}")
-    assert f"without a face scored as a whole (whole-image thresholds: {whole}" in r.stderr
+    # and names the images: a face the finder missed is told apart from the others
+    assert (f"1 image ({tmp_path / 'a.png'}) without a face found scored as a whole (whole-image thresholds: "
+            f"{whole}") in r.stderr
     plain = CliRunner().invoke(cli, ["scan", "-f", "jsonl", "-w", str(tiny_weights), "-j", "0", str(tmp_path)])
     keys = {"path", "p_fake", "label", "error", "cropped", "framed", "animated", "evidence", "label_by", "model_label"}
     assert all(set(json.loads(line)) == keys for line in plain.stdout.splitlines())

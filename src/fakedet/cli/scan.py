@@ -479,6 +479,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     n_framed = n_animated = 0
     cropped: list[str] = []  # ... and of those scored on the picture inside their margins
     n_cropped = 0
+    nofaces: list[str] = []  # ... and, in face mode, of those in which no face was found
     t0 = time.perf_counter()
     # Records and the bar on one terminal: the bar is wiped before each batch is written and drawn
     # again below it, so that no record starts on the bar's line. A json array's last record of a
@@ -514,6 +515,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 n_real += sum(1 for r in results if r.label == "real")
                 reals += [r.path for r in results if r.label == "real"][:3 - len(reals)]
                 n_noface += sum(1 for r in results if r.faces == [])
+                nofaces += [r.path for r in results if r.faces == []][:3 - len(nofaces)]
                 n_evidence += sum(1 for r in results if telling_evidence(r.evidence))
                 n_by_evidence += sum(1 for r in results if r.label_by == "evidence")
                 by_evidence += [r.path for r in results if r.label_by == "evidence"][:3 - len(by_evidence)]
@@ -595,7 +597,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                         f"record{'s' if n != 1 else ''}; " if write_error is not None else "")
                 line = "\n".join([line, *_skipped_notes(filt), *_fake_notes(det, n_fake, fakes, n_real, reals, n_unc),
                                   *_error_notes(reasons),
-                                  *_face_notes(det, n - n_err, n_noface),
+                                  *_face_notes(det, n - n_err, n_noface, nofaces),
                                   *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
                                   *_picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped),
                                   *_unmatched_notes(filt)])
@@ -644,7 +646,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                      time.perf_counter() - STARTED))
         for line in [*_skipped_notes(filt), *_fake_notes(det, n_fake, fakes, n_real, reals, n_unc),
                      *_error_notes(reasons),
-                     *_face_notes(det, n - n_err, n_noface),
+                     *_face_notes(det, n - n_err, n_noface, nofaces),
                      *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
                      *_picture_notes(n_framed, framed, n_animated, animated, n_cropped, cropped),
                      *_unmatched_notes(filt)]:
@@ -700,9 +702,11 @@ def _error_notes(reasons: collections.Counter) -> list[str]:
     return [f"not scored: {'; '.join(parts)} (each record's 'error' says why)"]
 
 
-def _face_notes(det, n_scored: int, n_noface: int) -> list[str]:
+def _face_notes(det, n_scored: int, n_noface: int, nofaces: Optional[list] = None) -> list[str]:
     """A face-mode scan's line for its summary (none outside face mode): how faces were scored,
-    and how the images without one were."""
+    and how the images without one were, naming the first few (``nofaces``): a counsellor's
+    portrait whose face was missed got `uncertain` at a score below another's `real`, and the
+    line did not say which image it was."""
     if not det.faces:
         return []
     from fakedet.evaluation.verdicts import threshold_text
@@ -716,8 +720,8 @@ def _face_notes(det, n_scored: int, n_noface: int) -> list[str]:
         # p_fake leaves out a whole image under the gate; the real verdict does not
         gated = (f"; with a face, real needs every score, the whole image's too, below "
                  f"{threshold_text(det.real_below)}: a p_fake under it may still be uncertain")
-    noface = (f"{n_noface} image{'s' if n_noface != 1 else ''} without a face scored as a whole "
-              f"(whole-image thresholds: {whole})" if n_noface else
+    noface = (f"{n_noface} image{'s' if n_noface != 1 else ''}{_named(nofaces or [], n_noface)} without a face "
+              f"found scored as a whole (whole-image thresholds: {whole})" if n_noface else
               "a face found in every image scored" if n_scored > 0 else "no image scored")
     return [f"faces scored {expert}; {noface}{gated}"]
 
