@@ -328,19 +328,22 @@ def main_edges(args) -> int:
     scan with a picture's edges in plain margins walked out to the first flat line only
     (``EDGE_TOL`` 0) against also to the first line within 16 grey levels of the margin's colour
     (a JPEG's ringing): every unedited image of the split whose box differs, and
-    ``--edge-conditions`` of the seeded sample."""
+    ``--edge-conditions`` of the seeded sample. With ``--edge-start-rule``, the record's
+    amendment: ``EDGE_START`` False against True (``EDGE_TOL`` as shipped), by the same rule."""
     det = Detector.load(device="cpu")
-    ways = (("without", 0), ("with", 16))
+    setting, ways = (("EDGE_START", (("without", False), ("with", True))) if args.edge_start_rule
+                     else ("EDGE_TOL", (("without", 0), ("with", 16))))
     out = {"split": args.split, "frame_share": FRAME_SHARE, "cut_share": decode.CUT_SHARE,
-           "edge_tol": [v for _, v in ways], "unedited": {}, "screens": {}}
-    tot, moved = newly_cut(args, det, "EDGE_TOL", ways, out)
+           "setting": setting, "edge_tol": decode.EDGE_TOL if args.edge_start_rule else [v for _, v in ways],
+           "ways": [v for _, v in ways], "unedited": {}, "screens": {}}
+    tot, moved = newly_cut(args, det, setting, ways, out)
     conds = [c for c in args.edge_conditions.split(",") if c]
     if conds:
         y, originals = sample_originals(args, det, out["screens"])
     rob, checks = robustness(), {}
     for cond in conds:
         shots = [rob.PERTURBATIONS[cond](img) for img in originals]
-        runs = {key: with_setting("EDGE_TOL", value, verdicts, det, shots, True) for key, value in ways}
+        runs = {key: with_setting(setting, value, verdicts, det, shots, True) for key, value in ways}
         rec = {}
         for key, (lab, p, boxes) in runs.items():
             rec[key] = {**shares(lab, y), "auc": roc_auc(y, np.asarray(p)), "cut": sum(b is not None for b in boxes)}
@@ -534,8 +537,11 @@ def main(argv=None) -> int:
                          "(EDGE_TOL 0 against 16, the shipped scan otherwise)")
     ap.add_argument("--edge-conditions", default=",".join(EDGE_JPEG + EDGE_SAME),
                     help="with --edges-rule: the conditions of experiments/robustness.py to make of the sample")
+    ap.add_argument("--edge-start-rule", action="store_true",
+                    help="the amendment of docs/decisions/2026-12-07-a-pictures-edges-in-a-jpeg-screenshot.md "
+                         "(EDGE_START False against True, EDGE_TOL as shipped)")
     args = ap.parse_args(argv)
-    if args.edges_rule:
+    if args.edges_rule or args.edge_start_rule:
         return main_edges(args)
     if args.cut_share is not None:
         return main_cut(args)

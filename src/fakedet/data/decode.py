@@ -609,8 +609,17 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
         lo, hi = max(0, coarse[edge] - reach), min(n, coarse[edge] + reach)
         if hi <= lo:
             continue
-        strip = (img.crop((lo, coarse[1], hi, coarse[3])) if vertical
-                 else img.crop((coarse[0], lo, coarse[2], hi)))
+        # with EDGE_START, the window reaches ``reach`` lines further in (not past the opposite
+        # edge), to start from where the first line inside is flat (see EDGE_START)
+        deeper = reach if EDGE_START and not smooth else 0
+        if edge < 2:
+            top = max(hi, min(n, hi + deeper, coarse[edge + 2]))
+            bottom = lo
+        else:
+            top = hi
+            bottom = min(lo, max(0, lo - deeper, coarse[edge - 2]))
+        strip = (img.crop((bottom, coarse[1], top, coarse[3])) if vertical
+                 else img.crop((coarse[0], bottom, coarse[2], top)))
         lines = np.asarray(strip.convert("L"), np.int16)
         lines = lines.T if vertical else lines
         fl = flat(lines)
@@ -618,18 +627,23 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
             # a JPEG's ringing: lines of margin next to the picture that its blocks have stirred
             # beyond ``tol``, still within EDGE_TOL of the margin's colour, end the walk too
             fl = fl | ((np.abs(lines - np.median(beside[edge])) <= EDGE_TOL).mean(axis=1) >= full)
+        # the line the walk starts from: the window's inner end (index ``first``), or where that
+        # is flat, the first line further in that is not (within ``deeper`` lines)
         if edge < 2:  # left/top: walk back from inside (the window's end) to the first flat line
-            walk = range(len(fl) - 1, -1, -1)
+            first = hi - 1 - bottom
+            start = next((i for i in range(first, len(fl)) if not fl[i]), None)
+            walk = range(start, -1, -1) if start is not None else ()
         else:  # right/bottom: walk on from inside (the window's start)
-            walk = range(len(fl))
-        walk = list(walk)
-        if fl[walk[0]]:
+            first = lo - bottom
+            start = next((i for i in range(first, -1, -1) if not fl[i]), None)
+            walk = range(start, len(fl)) if start is not None else ()
+        if start is None:  # flat throughout: a picture too thin to walk out of, kept as found
             continue
         stop = next((i for i in walk if fl[i]), None)
         if edge < 2:
-            box[edge] = lo + (0 if stop is None else stop + 1)
+            box[edge] = bottom + (0 if stop is None else stop + 1)
         else:
-            box[edge] = lo + (len(fl) if stop is None else stop)
+            box[edge] = bottom + (len(fl) if stop is None else stop)
     if box[2] <= box[0] or box[3] <= box[1]:
         return None
     return share, tuple(box)
@@ -644,6 +658,13 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
 #: --edges-rule) fakes labelled fake in screenshots sent on as JPEG rose from 222 to 227 of 960,
 #: their mean AUC from 0.795 to 0.800, and no real image was labelled fake that was not before
 EDGE_TOL = 16
+#: where the first line inside a picture's coarse edge is flat (the small copy's edge fell on a
+#: line of a JPEG's ringing, so that the window read never reached the picture: its box kept 5-9
+#: lines of margin, found by a fuzzing review in session 62), :func:`picture_box` starts its walk
+#: from the first line further in that is not flat, up to ``2 / scale`` lines in. False: the walk
+#: starts only from the window's inner end, as until session 62
+#: (docs/decisions/2026-12-07-a-pictures-edges-in-a-jpeg-screenshot.md, "Amendment")
+EDGE_START = False
 
 
 #: find a story's picture by walking out from the lines that are not smooth, through smooth
