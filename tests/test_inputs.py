@@ -72,6 +72,18 @@ def test_an_image_reached_through_a_folder_and_by_name_is_given_once(tmp_path):
     empty = []
     assert [i.path for i in iter_items([photos, os.path.join(photos, "sub")], on_empty=empty.append)] == [a, b]
     assert empty == []
+    # two names of one file in one folder's walk (a hard link) keep their records, as before
+    os.link(a, os.path.join(photos, "a-link.jpg"))
+    filt = WalkFilter()
+    assert [os.path.basename(i.path) for i in iter_items([photos], filt=filt)] == ["a-link.jpg", "a.jpg", "b.jpg"]
+    assert filt.skipped_twice == 0
+    # a file deleted in a long stream and another made on its inode later are told apart
+    from fakedet.data.sources import Item, _Reached
+
+    reached = _Reached()
+    assert not reached.again(Item(b, source=b), walked=False, source=0)
+    os.utime(b, ns=(1_000_000_000, 1_000_000_000))
+    assert not reached.again(Item(b, source=b), walked=True, source=1)
 
 
 def test_named_file_is_kept_whatever_its_extension(tmp_path):

@@ -10,6 +10,7 @@ read ahead: a folder of a million images is enumerated as it is scanned.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import os
 import re
 import stat
@@ -599,19 +600,22 @@ def spaced_names(paths: "list[str]", most: int = 4) -> "dict[int, str]":
 
 
 class _Reached:
-    """The image files given so far, by device and inode, so that one reached through a folder is
-    scored once: ``find photos | fakedet scan --files-from -`` lists the folder and then each file
-    in it, and ``fakedet scan photos photos/a.jpg`` names one of them twice. A file reached again
-    through a folder, or by its name after a folder gave it, is skipped; a file named twice, each
-    time by its own name, is scored twice, as asked."""
+    """The image files given so far, so that one reached through a folder is scored once:
+    ``find photos | fakedet scan --files-from -`` lists the folder and then each file in it, and
+    ``fakedet scan photos photos/a.jpg`` names one of them twice. A file reached through a folder
+    that another input (a name, or another folder) gave already, or named after a folder gave
+    it, is skipped. Two names of one file within one folder's walk (a hard link, a link to a file
+    beside it) each keep their record, as before; so does a file named twice, each time by its
+    own name. A file is known by its device, inode and time of last change, so that a file
+    deleted in a long stream and another made later on its inode are told apart."""
 
     def __init__(self) -> None:
-        self.walked: set = set()
+        self.walked: dict = {}  # key -> the input (its number) whose walk gave it first
         self.named: set = set()
 
-    def again(self, item: Item, walked: bool) -> bool:
-        """Whether ``item`` (from a folder walk when ``walked``) was given before and is to be
-        skipped; otherwise it is remembered."""
+    def again(self, item: Item, walked: bool, source: int) -> bool:
+        """Whether ``item``, given by input number ``source`` (a folder's walk when ``walked``),
+        was given before by another input and is to be skipped; otherwise it is remembered."""
         if item.error is not None or not isinstance(item.source, str):
             return False
         try:
@@ -620,10 +624,14 @@ class _Reached:
             return False
         if not st.st_ino:  # a file system without inode numbers: no way to tell
             return False
-        key = (st.st_dev << 64) | st.st_ino
-        if key in self.walked or (walked and key in self.named):
+        key = (((st.st_dev << 64) | st.st_ino) << 64) | (st.st_mtime_ns & ((1 << 64) - 1))
+        first = self.walked.get(key)
+        if (first is not None and first != source) or (walked and key in self.named):
             return True
-        (self.walked if walked else self.named).add(key)
+        if walked:
+            self.walked.setdefault(key, source)
+        else:
+            self.named.add(key)
         return False
 
 
@@ -643,13 +651,14 @@ def iter_items(
     a folder is skipped and counted (:class:`_Reached`). ``spaced``: :func:`spaced_names` of
     ``paths``, where the caller has it already (it reads every argument's name)."""
     filt = WalkFilter() if filt is None else filt
-    reached = _Reached()
+    reached, inputs = _Reached(), itertools.count()
 
     def one(path: str, source: Optional[IO[bytes]]) -> Iterator[Item]:
-        n, before = 0, filt.start_walk()
+        n, before, number = 0, filt.start_walk(), next(inputs)
         for item in expand(path, source, filt):
             n += 1
-            if reached.again(item, walked=item.path != path):  # a walk's items carry longer paths
+            # a walk's items carry longer paths than the folder's
+            if reached.again(item, walked=item.path != path, source=number):
                 filt.skipped_twice += 1
                 continue
             yield item
