@@ -609,9 +609,11 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
         lo, hi = max(0, coarse[edge] - reach), min(n, coarse[edge] + reach)
         if hi <= lo:
             continue
+        # the margin's colour beside this edge, where plain margins are read (not a story's)
+        margin = np.median(beside[edge]) if EDGE_TOL and not smooth and beside[edge] is not None else None
         # with EDGE_START, the window reaches ``reach`` lines further in (not past the opposite
-        # edge), to start from where the first line inside is flat (see EDGE_START)
-        deeper = reach if EDGE_START and not smooth else 0
+        # edge), to start from where the first line inside is margin (see EDGE_START)
+        deeper = reach if EDGE_START and margin is not None else 0
         if edge < 2:
             top = max(hi, min(n, hi + deeper, coarse[edge + 2]))
             bottom = lo
@@ -623,22 +625,25 @@ def picture_box(img: Image.Image, side: int = 320, tol: int = 2, full: float = 0
         lines = np.asarray(strip.convert("L"), np.int16)
         lines = lines.T if vertical else lines
         fl = flat(lines)
-        if EDGE_TOL and not smooth and beside[edge] is not None:
+        near = None
+        if margin is not None:
             # a JPEG's ringing: lines of margin next to the picture that its blocks have stirred
             # beyond ``tol``, still within EDGE_TOL of the margin's colour, end the walk too
-            fl = fl | ((np.abs(lines - np.median(beside[edge])) <= EDGE_TOL).mean(axis=1) >= full)
-        # the line the walk starts from: the window's inner end (index ``first``), or where that
-        # is flat, the first line further in that is not (within ``deeper`` lines)
-        if edge < 2:  # left/top: walk back from inside (the window's end) to the first flat line
-            first = hi - 1 - bottom
-            start = next((i for i in range(first, len(fl)) if not fl[i]), None)
-            walk = range(start, -1, -1) if start is not None else ()
-        else:  # right/bottom: walk on from inside (the window's start)
-            first = lo - bottom
-            start = next((i for i in range(first, -1, -1) if not fl[i]), None)
-            walk = range(start, len(fl)) if start is not None else ()
-        if start is None:  # flat throughout: a picture too thin to walk out of, kept as found
-            continue
+            near = (np.abs(lines - margin) <= EDGE_TOL).mean(axis=1) >= full
+            fl = fl | near
+        # the walk starts from the window's inner end (index ``first``); where that line is
+        # margin (``near``) and EDGE_START is on, from the first line further in that is not
+        first = hi - 1 - bottom if edge < 2 else lo - bottom
+        inward = range(first, len(fl)) if edge < 2 else range(first, -1, -1)
+        start = first
+        if fl[first]:
+            if not deeper or not near[first]:  # a flat line of the picture's own: kept as found
+                continue
+            start = next((i for i in inward if not near[i]), None)
+            if start is None:
+                continue
+        # out from the start line (itself kept, flat or not) to the first flat line
+        walk = range(start - 1, -1, -1) if edge < 2 else range(start + 1, len(fl))
         stop = next((i for i in walk if fl[i]), None)
         if edge < 2:
             box[edge] = bottom + (0 if stop is None else stop + 1)
@@ -661,7 +666,9 @@ EDGE_TOL = 16
 #: where the first line inside a picture's coarse edge is flat (the small copy's edge fell on a
 #: line of a JPEG's ringing, so that the window read never reached the picture: its box kept 5-9
 #: lines of margin, found by a fuzzing review in session 62), :func:`picture_box` starts its walk
-#: from the first line further in that is not flat, up to ``2 / scale`` lines in. False: the walk
+#: from the first line further in that is not within EDGE_TOL of the margin's colour, up to
+#: ``2 / scale`` lines further (so up to ``4 / scale`` from the coarse edge); only where plain
+#: margin lies beside that edge, and never past a flat line of the picture's own. False: the walk
 #: starts only from the window's inner end, as until session 62
 #: (docs/decisions/2026-12-07-a-pictures-edges-in-a-jpeg-screenshot.md, "Amendment")
 EDGE_START = False
