@@ -286,7 +286,9 @@ def test_a_file_cut_off_in_its_header_is_called_truncated_not_unrecognised(fmt):
     file is to be fetched again, and its error says so, as a file cut off later does."""
     data = image_bytes(fmt, (100, 100))
     for cut in (20, len(data) * 2 // 3):
-        with pytest.raises(imageio.ImageError, match=r"^(corrupt or )?truncated image data \(.*get the file again\)$"):
+        pattern = (r"^(corrupt or )?truncated image data(, or a \w+ of a kind Pillow cannot read)? "
+                   r"\(.*get the file again\)$")
+        with pytest.raises(imageio.ImageError, match=pattern):
             load(data[:cut])
 
 

@@ -110,6 +110,18 @@ def mixed(tmp_path_factory):
     return root, listing
 
 
+@pytest.mark.parametrize("kw", [{"crop": "false"}, {"provenance": "no"}])
+def test_the_ray_entry_points_refuse_a_flag_that_is_no_bool(kw):
+    """As Detector.load does (`crop="false"` read from a setting is true to Python), before Ray
+    or the weights are touched."""
+    import fakedet.ray as fray
+
+    with pytest.raises(ValueError, match="must be True or False"):
+        fray.score(None, **kw)
+    with pytest.raises(ValueError, match="must be True or False"):
+        fray.RayScan([], **kw)
+
+
 def test_records_match_the_local_engine(ray_local, runner, tiny_weights, mixed):
     root, listing = mixed
     args = ["-f", "jsonl", str(root), "--files-from", str(listing)]

@@ -439,6 +439,9 @@ def score(ds, weights: Optional[str | os.PathLike] = None, *, device: str = "aut
         >>> ds = ray.data.read_binary_files("s3://bucket/images/", include_paths=True)
         >>> fakedet.ray.score(ds, concurrency=4).write_parquet("s3://bucket/scores/")
     """
+    from fakedet.inference.detector import check_flags
+
+    check_flags(provenance=provenance, crop=crop)  # crop="false" from a setting is true to Python
     _, pre = _preprocess_config(weights)
     return _pipeline(ds, pre, plan(concurrency, device), weights, threshold, max(1, int(batch_size)),
                      provenance, s3_endpoint, crop)
@@ -513,6 +516,9 @@ class RayScan:
                  threshold: Optional[float] = None, batch_size: int = 32, workers: Optional[int] = None,
                  provenance: bool = True, s3_endpoint: Optional[str] = None, filt: Optional[WalkFilter] = None,
                  shutdown: bool = False, chunk: int = CHUNK, crop: bool = True):
+        from fakedet.inference.detector import check_flags
+
+        check_flags(provenance=provenance, crop=crop)
         self.meta, self.pre = _preprocess_config(weights)  # a bad checkpoint fails here
         self.items, self.weights, self.threshold = items, weights, threshold
         self.batch_size, self.provenance, self.s3_endpoint = max(1, int(batch_size)), provenance, s3_endpoint

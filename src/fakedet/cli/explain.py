@@ -554,7 +554,7 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
       70 internal error (a bug or a broken install; a traceback on stderr)
     """
     from fakedet.data.decode import ImageError, exception_text
-    from fakedet.data.sources import iter_items
+    from fakedet.data.sources import WalkFilter, iter_items
     from fakedet.data.writers import tsv_escape
     from fakedet.inference.explain import explain as explain_one
     from fakedet.inference.stream import load_detector
@@ -590,13 +590,16 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
     earlier = 0  # explain PNGs met in a folder walk, and skipped
     attempted = 0  # inputs explained or reported as unreadable
     written = 0  # PNGs written
+    unlisted = 0  # folders that could not be listed (an error record each, but no image)
+    filt = WalkFilter()  # what the folder walks skipped: here, the images reached a second time
     try:
-        for item in iter_items(paths, stdin=stdin_binary(), on_empty=on_empty):
+        for item in iter_items(paths, stdin=stdin_binary(), on_empty=on_empty, filt=filt):
             if (item.error is None and isinstance(item.source, str) and item.path.endswith(".explain.png")
                     and os.path.abspath(item.path) not in typed and made_by_explain(item.path)):
                 earlier += 1  # an earlier run's output in a folder being explained: not an input
                 continue
             attempted += 1
+            unlisted += item.folder
             if item.error is not None:
                 err(f"{tsv_escape(item.path)}: {item.error}")
                 status = EXIT_UNREADABLE
@@ -663,7 +666,10 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
         err("no images found")
         ctx.exit(EXIT_USAGE)
     # the count, as scan's summary gives it: a folder of 40 PNGs for 42 photos must not look whole
-    failed = attempted - written
+    failed, twice = attempted - written - unlisted, filt.skipped_twice
     err(f"{written} PNG{'s' if written != 1 else ''} written to {tsv_escape(str(out_dir))}"
-        + (f"; {failed} image{'s' if failed != 1 else ''} could not be explained (named above)" if failed else ""))
+        + (f"; {failed} image{'s' if failed != 1 else ''} could not be explained (named above)" if failed else "")
+        + (f"; {unlisted} folder{'s' if unlisted != 1 else ''} could not be read (named above)" if unlisted else "")
+        + (f"; {twice} image{'s' if twice != 1 else ''} reached a second time through a folder, explained once"
+           if twice else ""))
     ctx.exit(status)

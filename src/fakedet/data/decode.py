@@ -169,7 +169,8 @@ def _unreadable_format(data: bytes) -> ImageError:
     # a file cut off inside its header starts as an image and is not one: not "unrecognised"
     kind = next((name for magic, name in _MAGIC if data.startswith(magic)), None)
     if kind is not None:
-        return ImageError(f"corrupt or truncated image data (it starts as a {kind} file; {GET_AGAIN})")
+        return ImageError(f"corrupt or truncated image data, or a {kind} of a kind Pillow cannot read (it starts "
+                          f"as a {kind} file; {GET_AGAIN})")
     return ImageError(UNRECOGNISED)
 
 

@@ -624,7 +624,7 @@ class _Reached:
             return False
         if not st.st_ino:  # a file system without inode numbers: no way to tell
             return False
-        key = (((st.st_dev << 64) | st.st_ino) << 64) | (st.st_mtime_ns & ((1 << 64) - 1))
+        key = (st.st_dev, st.st_ino, st.st_mtime_ns)
         first = self.walked.get(key)
         if (first is not None and first != source) or (walked and key in self.named):
             return True
