@@ -344,8 +344,38 @@ def test_eval_names_the_images_it_could_not_score(runner, tiny_weights, labelled
     assert r.exit_code == 3
     broken = str(labelled / "fake" / "broken.jpg")
     assert json.loads(r.stdout)["unreadable"] == [
-        {"set": labelled.name, "path": broken, "error": "not an image (unrecognised format)"}]
+        {"set": labelled.name, "path": broken, "label": "fake", "error": "not an image (unrecognised format)"}]
     assert f"cannot score {broken}: not an image" in r.stderr
+    # what a paper's table needs to say how it was made
+    from fakedet._version import __version__
+    from fakedet.model.checkpoint import sha256
+
+    rep = json.loads(r.stdout)
+    assert (rep["version"], rep["weights_sha256"]) == (__version__, sha256(tiny_weights))
+    assert (rep["faces"], rep["face_expert"], rep["crop"], rep["two_way_threshold"]) == (False, False, True, False)
+
+
+def test_eval_warns_of_copies_byte_for_byte_and_of_rows_with_no_split(runner, tiny_weights, labelled, tmp_path):
+    """A researcher's benchmark held copies of one image (one filed as real and as fake): each
+    counted, silently. Copies under other names are now named; so are manifest rows with no
+    split where --split left them out."""
+    import shutil
+
+    r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
+    assert "copies of another" not in r.stderr and "is a copy" not in r.stderr
+    shutil.copy(labelled / "real" / "r0.jpg", labelled / "fake" / "copy-of-r0.jpg")
+    shutil.copy(labelled / "real" / "r1.jpg", labelled / "real" / "copy-of-r1.jpg")
+    r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
+    warning = next(line for line in r.stderr.splitlines() if "byte for byte" in line)
+    assert warning.startswith("fakedet: warning: 2 images are copies of another, byte for byte (such as ")
+    assert warning.endswith("); each copy counts in the figures, and 1 is filed both as real and as fake")
+    man = tmp_path / "m.csv"
+    man.write_text(f"file,label,split\n{labelled / 'real' / 'r2.jpg'},real,test\n"
+                   f"{labelled / 'fake' / 'f2.png'},fake,\n", "utf-8")
+    r = runner.invoke(cli, ["eval", str(man), "--split", "test", "-w", str(tiny_weights), "-j", "0"])
+    assert "note: m.csv: rows with no split left out (--split test keeps the rows that name it)" in r.stderr
+    r = runner.invoke(cli, ["eval", str(man), "-w", str(tiny_weights), "-j", "0"])
+    assert "the rows of every split used (no split, test)" in r.stderr
 
 
 def test_manifest_values_may_be_padded_like_its_header(tiny_weights, labelled):
@@ -828,8 +858,10 @@ def test_the_table_warns_where_most_verdicts_are_uncertain():
     rep = {"threshold": 0.99, "real_below": 1e-6, "sets": {"mine": row(1.0), "other": row(0.25), "all": row(0.6)}}
     lines = list(format_table(rep))
     warn = [x for x in lines if x.startswith("most images labelled uncertain")]
-    assert warn == [next(x for x in lines if "(mine 100%)" in x)]  # not the pooled row, not 'other'
+    # the pooled row too, which a paper's table quotes (a researcher persona); not 'other'
+    assert warn == [next(x for x in lines if "(mine 100%, all 60%)" in x)]
     rep["sets"]["mine"]["uncertain"] = 0.5  # half is not most
+    rep["sets"]["all"]["uncertain"] = 0.4
     assert not any("most images labelled uncertain" in x for x in format_table(rep))
     for share, shown in ((0.996, "99.6%"), (0.9996, "99.9%"), (0.57, "57%"), (0.501, "50.1%"), (0.58, "58%")):
         rep["sets"]["mine"]["uncertain"] = share  # never rounded up to all of them, nor down to half
@@ -855,5 +887,9 @@ def test_summarize_counts_the_fakes_labelled_real():
     p = [0.1, 0.2, 0.05, 0.6, 0.9, 0.99]
     s = metrics.summarize(y, p, 0.5, verdicts=["real", "uncertain", "real", "uncertain", "uncertain", "fake"])
     assert s["fake_labelled_real"] == 0.25 and s["uncertain"] == 0.5
+    assert s["real_labelled_uncertain"] == 0.5 and s["fake_labelled_uncertain"] == 0.5
+    # of one class, balanced accuracy is undefined, as AUC is (it read 1.0000 on real photos)
+    one = metrics.summarize([0, 0], [0.1, 0.2], 0.5, verdicts=["uncertain", "uncertain"])
+    assert np.isnan(one["balanced_accuracy"]) and np.isnan(one["auc"]) and one["accuracy"] == 1.0
     assert np.isnan(metrics.summarize(y, p, 0.5)["fake_labelled_real"])  # no verdicts: no such share
     assert np.isnan(metrics.summarize([0, 0], [0.1, 0.2], 0.5, verdicts=["real", "real"])["fake_labelled_real"])

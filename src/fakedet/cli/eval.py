@@ -71,6 +71,69 @@ def _skipped_files(filt) -> str:
     return " and ".join(parts)
 
 
+def _how_made(det, crop: bool, threshold) -> dict:
+    """What a table from ``eval --json`` needs to say how it was made (a researcher persona found
+    none of it there): the version, the weights' SHA-256, face mode and its expert, the crop, and
+    whether -t set a two-way threshold."""
+    from fakedet._version import __version__
+    from fakedet.model.checkpoint import sha256
+
+    try:
+        digest = sha256(det.weights_path) if det.weights_path else None
+    except OSError:  # the file gone since it was loaded
+        digest = None
+    return {"version": __version__, "weights_sha256": digest, "faces": bool(det.faces),
+            "face_expert": getattr(det, "expert", None) is not None, "crop": bool(crop),
+            "two_way_threshold": threshold is not None}
+
+
+def _splits_text(splits: set) -> str:
+    """The splits the rows name, a blank cell as "no split"."""
+    return ", ".join(s or "no split" for s in sorted(splits))
+
+
+def warn_same_bytes(datasets: dict) -> None:
+    """Warns of images whose bytes are another image's (a copy under another name, which
+    :func:`warn_shared_images` and the manifest's own check, by file, do not see): each copy
+    counts in the figures, and a copy filed as real and as fake counts on both sides. Only files
+    of a size another file has are read (hashed), so a set without copies costs one stat each."""
+    import hashlib
+
+    from fakedet.data.writers import tsv_escape
+
+    by_size: dict = {}
+    for images in datasets.values():
+        for im in images:
+            if im.error is None and im.identity is not None:
+                try:
+                    by_size.setdefault(os.stat(im.path).st_size, []).append(im)
+                except OSError:
+                    continue  # gone since it was listed: its record will say so
+    groups: dict = {}
+    for same in (v for v in by_size.values() if len(v) > 1):
+        files: dict = {}
+        for im in same:
+            files.setdefault(im.identity, im)  # one file under two names is warn_shared_images's
+        for im in files.values():
+            try:
+                with open(im.path, "rb") as fh:
+                    digest = hashlib.file_digest(fh, "sha256").hexdigest() if hasattr(hashlib, "file_digest") \
+                        else hashlib.sha256(fh.read()).hexdigest()
+            except OSError:
+                continue
+            groups.setdefault(digest, []).append(im)
+    copies = [g for g in groups.values() if len(g) > 1]
+    if not copies:
+        return
+    n = sum(len(g) - 1 for g in copies)
+    both = [g for g in copies if len({im.label for im in g}) > 1]
+    first = min(copies, key=lambda g: g[0].path)
+    shown = " and ".join(tsv_escape(im.path) for im in sorted(first, key=lambda im: im.path)[:2])
+    err(f"warning: {n} image{'s' if n != 1 else ''} {'are copies' if n != 1 else 'is a copy'} of another, byte for "
+        f"byte (such as {shown}); each copy counts in the figures"
+        + (f", and {len(both)} {'are' if len(both) != 1 else 'is'} filed both as real and as fake" if both else ""))
+
+
 def warn_shared_images(datasets: dict) -> None:
     """Warns, per pair of DATA, of images in both (the same file, by any name): each set's
     figures are right, the figures over all of them count those images twice."""
@@ -165,7 +228,9 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         if split is None and len(splits) > 1:  # train rows among the figures, say
             how = ("--split test gives figures on held-out images alone" if "test" in splits else
                    "--split NAME uses one")
-            err(f"note: {key}: the rows of every split used ({', '.join(sorted(splits))}): {how}")
+            err(f"note: {key}: the rows of every split used ({_splits_text(splits)}): {how}")
+        if split is not None and "" in splits and split.strip():  # a blank cell: in no split
+            err(f"note: {key}: rows with no split left out (--split {split} keeps the rows that name it)")
         skipped = _skipped_files(filt)
         if skipped:  # left out of the figures: said, as scan's summary says it
             err(f"note: {key}: left out {skipped}")
@@ -181,12 +246,13 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     if not any(datasets.values()):
         # splits are matched without regard to case, so listed that way ("TEST" and "test" are one)
         err("no labelled images found" + (f" with split {split!r} (the splits there: "
-                                           f"{', '.join(sorted(present)) or 'none'})" if split else ""))
+                                           f"{_splits_text(present) or 'none'})" if split else ""))
         ctx.exit(EXIT_USAGE)
     for name, images in datasets.items():
         if not images:
             err(f"warning: {name}: no labelled images" + (f" with split {split!r}" if split else ""))
     warn_shared_images(datasets)
+    warn_same_bytes(datasets)
     if plots:
         try:
             import matplotlib  # noqa: F401
@@ -243,6 +309,14 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     rep = result.to_dict()
     rep["weights"] = str(det.weights_path)
     rep["split"] = split
+    gate = getattr(det.expert[1], "whole_gate", None) if det.faces and det.expert is not None else None
+    if gate is not None and det.whole_gate is not None and det.whole_gate < gate:
+        # -t moved the scores themselves, not only the verdicts (a researcher's AUC changed with -t)
+        from fakedet.evaluation.verdicts import threshold_text
+
+        err(f"note: with --faces, -t {threshold_text(det.whole_gate)} lies below the whole image's own fake "
+            f"threshold {threshold_text(gate)}, so the whole image's score enters p_fake from there: AUC, AP, "
+            "TPR@1%/5% and ECE are of those scores, and differ from a run without -t")
     if det.faces:  # images in which no face was found are labelled by the whole-image thresholds
         rep["whole_image_cutoffs"] = list(det.cutoffs)
     unreadable = result.unreadable
@@ -253,8 +327,9 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     try:
         if as_json:
             # names that are not UTF-8 as scan's json writes them: \xHH text, with path_bytes
-            rep["unreadable"] = [{"set": u["set"], **path_fields(u["path"]), "error": u["error"]}
-                                 for u in unreadable]
+            rep["unreadable"] = [{"set": u["set"], **path_fields(u["path"]), "label": u.get("label"),
+                                  "error": u["error"]} for u in unreadable]
+            rep.update(_how_made(det, crop, threshold))
             click.echo(json.dumps(utf8_all(nan_to_none(rep)), indent=2))
         else:
             for line in format_table(rep):

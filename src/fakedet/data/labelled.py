@@ -89,7 +89,7 @@ def _read_manifest(path: str, split: Optional[str], splits: set) -> list[Labelle
             if not (row.get("file") or "").strip():
                 raise ValueError(f"{path}:{n}: no file name")
             row_split = (row.get("split") or "").strip()
-            if row_split:
+            if "split" in names:  # "" for a row that names none (left out by --split)
                 splits.add(row_split.lower())
             if split is not None and row_split.lower() != split.strip().lower():
                 continue

@@ -160,6 +160,14 @@ def fit_temperature(labels, logits, lo: float = 0.05, hi: float = 20.0) -> float
     return float(math.exp((a + b) / 2))
 
 
+def _share(verdicts, of, verdict: str) -> float:
+    """The share of the images ``of`` selects that ``verdicts`` labels ``verdict``; NaN without
+    verdicts or without such images."""
+    if verdicts is None or not of.any():
+        return float("nan")
+    return float((np.asarray(verdicts)[of] == verdict).mean())
+
+
 def summarize(labels, probs, threshold: float, verdicts=None) -> dict:
     """The standard figures for one labelled set at one threshold; with ``verdicts`` (the
     detector's label per image) the counted figures follow those labels instead, "uncertain"
@@ -169,7 +177,9 @@ def summarize(labels, probs, threshold: float, verdicts=None) -> dict:
     n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
     tpr = float((pred & (y == 1)).sum() / n_pos) if n_pos else float("nan")
     tnr = float((~pred & (y == 0)).sum() / n_neg) if n_neg else float("nan")
-    bal = float(np.nanmean([tpr, tnr])) if (n_pos or n_neg) else float("nan")
+    # of one class only, balanced accuracy is that class's rate alone: undefined, as AUC is (a
+    # persona read 1.0000 on a set of real photos)
+    bal = float(np.mean([tpr, tnr])) if (n_pos and n_neg) else float("nan")
     return {
         "n": int(len(y)),
         "n_real": n_neg,
@@ -187,6 +197,8 @@ def summarize(labels, probs, threshold: float, verdicts=None) -> dict:
         "uncertain": (float(np.mean(np.asarray(verdicts) == "uncertain")) if len(y) else float("nan"))
         if verdicts is not None else float("nan"),
         # fakes given the `real` verdict: what "real proves nothing" costs on this set
-        "fake_labelled_real": float((np.asarray(verdicts)[y == 1] == "real").mean())
-        if verdicts is not None and n_pos else float("nan"),
+        "fake_labelled_real": _share(verdicts, y == 1, "real"),
+        # each class's share labelled uncertain (``uncertain`` pools them)
+        "real_labelled_uncertain": _share(verdicts, y == 0, "uncertain"),
+        "fake_labelled_uncertain": _share(verdicts, y == 1, "uncertain"),
     }

@@ -102,7 +102,9 @@ def report(det, datasets: dict[str, list[LabelledImage]], batch_size=None, worke
         res = summarize(y, p, det.threshold, verdicts=v)
         res["errors"] = len(errors)
         res["provenance_evidence"] = evidence  # reported apart: not in the model's figures
-        out.unreadable += [{"set": name, "path": path, "error": err} for path, err in errors]
+        truth = {im.path: ("fake" if im.label else "real") for im in images}  # which class lost it
+        out.unreadable += [{"set": name, "path": path, "label": truth.get(path), "error": err}
+                           for path, err in errors]
         out.sets[name] = res
         all_y.append(y)
         all_p.append(p)
@@ -247,7 +249,7 @@ def format_table(rep: dict) -> Iterable[str]:
                   f"{threshold_text(real_below)}" if real_below < fake_at
                   else f"by the whole-image threshold {threshold_text(fake_at)}"))
     mostly = [(name, r["uncertain"]) for name, r in rep["sets"].items()
-              if (name != "all" or len(rep["sets"]) == 1) and (r.get("uncertain") or 0) > MOSTLY_UNCERTAIN]
+              if (r.get("uncertain") or 0) > MOSTLY_UNCERTAIN]  # the pooled row too: a paper quotes it
     if mostly:  # a persona read acc 1.0000 on real photos of which every one was uncertain
         # to a tenth of a per cent, rounded down (99.96 % is not all of them; 0.57 is 57 %, which a
         # float's 56.99999 would make 56 without the nudge)
