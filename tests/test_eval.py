@@ -549,6 +549,13 @@ def test_manifest_errors_give_the_line_the_row_is_on(labelled):
     man.write_text('file,label\n\nreal/r0.jpg,real\n"fake/\nf0.png",fake\nreal/r1.jpg,bogus\n')
     with pytest.raises(ValueError, match=r"m\.csv:6: label must be"):
         read_manifest(str(man))
+    # every bad label at once, not one per rerun (a researcher fixed typos one run at a time)
+    rows = "".join(f"real/r{i % 4}{'x' * i}.jpg,{lab}\n" for i, lab in enumerate(
+        ["real", "fkae", "fake", "reel", "1", "2", "x", "y", "z", "w"]))
+    man.write_text("file,label\n" + rows)
+    with pytest.raises(ValueError, match=(r"m\.csv: label must be 0/1/real/fake, not so on 7 lines: 3 \('fkae'\), "
+                                          r"5 \('reel'\), 7 \('2'\), 8 \('x'\), 9 \('y'\) and 2 more$")):
+        read_manifest(str(man))
 
 
 def test_eval_counts_what_a_folder_walk_could_not_use(tiny_weights, labelled, runner):

@@ -69,6 +69,7 @@ def _read_manifest(path: str, split: Optional[str], splits: set) -> list[Labelle
     root = "" if names_a_descriptor(path) else os.path.dirname(path)
     out = []
     seen: dict[object, tuple[int, str]] = {}  # each file's line and name, so that none counts twice
+    bad_labels: list = []  # (line, label) of every row whose label is no label, told at once (not one per rerun)
     # utf-8-sig: spreadsheet programs often start a UTF-8 CSV with a byte-order mark
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
@@ -85,7 +86,8 @@ def _read_manifest(path: str, split: Optional[str], splits: set) -> list[Labelle
                 raise ValueError(f"{path}:{first}: a quote opened on this line is closed only on line {n} "
                                  "(or never): check the quotes")
             if label is None:
-                raise ValueError(f"{path}:{n}: label must be 0/1/real/fake, got {row['label']!r}")
+                bad_labels.append((n, row["label"]))
+                continue
             if not (row.get("file") or "").strip():
                 raise ValueError(f"{path}:{n}: no file name")
             row_split = (row.get("split") or "").strip()
@@ -107,7 +109,18 @@ def _read_manifest(path: str, split: Optional[str], splits: set) -> list[Labelle
                                  f"(line {line}; a link, or another case): each image once, or it counts twice")
             seen[key] = (n, name)
             out.append(LabelledImage(full, label, (row.get("group") or "").strip(), row_split, identity=ident))
+    if len(bad_labels) == 1:
+        n, got = bad_labels[0]
+        raise ValueError(f"{path}:{n}: label must be 0/1/real/fake, got {got!r}")
+    if bad_labels:
+        shown = ", ".join(f"{n} ({got!r})" for n, got in bad_labels[:BAD_SHOWN])
+        more = f" and {len(bad_labels) - BAD_SHOWN} more" if len(bad_labels) > BAD_SHOWN else ""
+        raise ValueError(f"{path}: label must be 0/1/real/fake, not so on {len(bad_labels)} lines: {shown}{more}")
     return out
+
+
+#: how many rows with a bad label the manifest's error names
+BAD_SHOWN = 5
 
 
 def _resolved(path: str) -> str:
