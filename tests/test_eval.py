@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from fakedet.cli import cli
 from fakedet.evaluation import metrics as metrics
 
-from conftest import write_image
+from conftest import fifo_watchdog, write_image
 
 
 def test_auc_matches_pairwise_definition():
@@ -352,7 +352,7 @@ def test_eval_names_the_images_it_could_not_score(runner, tiny_weights, labelled
 
     rep = json.loads(r.stdout)
     assert (rep["version"], rep["weights_sha256"]) == (__version__, sha256(tiny_weights))
-    assert (rep["faces"], rep["face_expert"], rep["crop"], rep["two_way_threshold"]) == (False, False, True, False)
+    assert (rep["faces"], rep["face_expert"], rep["crop"], rep["two_way_threshold"]) == (False, None, True, False)
 
 
 def test_eval_warns_of_copies_byte_for_byte_and_of_rows_with_no_split(runner, tiny_weights, labelled, tmp_path):
@@ -368,7 +368,22 @@ def test_eval_warns_of_copies_byte_for_byte_and_of_rows_with_no_split(runner, ti
     r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
     warning = next(line for line in r.stderr.splitlines() if "byte for byte" in line)
     assert warning.startswith("fakedet: warning: 2 images are copies of another, byte for byte (such as ")
-    assert warning.endswith("); each copy counts in the figures, and 1 is filed both as real and as fake")
+    assert warning.endswith("); each copy that can be scored counts in the figures, and 1 is filed both as real "
+                            "and as fake")
+    # empty files (failed downloads) and what is no regular file are no copies, and never opened
+    (labelled / "real" / "empty.jpg").write_bytes(b"")
+    (labelled / "fake" / "empty.jpg").write_bytes(b"")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(labelled / "fake" / "pipe.jpg")
+        os.mkfifo(labelled / "real" / "pipe.jpg")
+    from fakedet.cli.eval import warn_same_bytes
+    from fakedet.data.labelled import read_labelled
+
+    with fifo_watchdog(labelled / "fake" / "pipe.jpg"), fifo_watchdog(labelled / "real" / "pipe.jpg"):
+        only = {"x": [im for im in read_labelled(str(labelled)) if "empty" in im.path or "pipe" in im.path]}
+        warn_same_bytes(only)
+    r = runner.invoke(cli, ["eval", str(labelled), "-w", str(tiny_weights), "-j", "0"])
+    assert "2 images are copies" in r.stderr  # the two copies above, not the empty files or pipes
     man = tmp_path / "m.csv"
     man.write_text(f"file,label,split\n{labelled / 'real' / 'r2.jpg'},real,test\n"
                    f"{labelled / 'fake' / 'f2.png'},fake,\n", "utf-8")

@@ -81,25 +81,21 @@ def test_an_image_reached_through_a_folder_and_by_name_is_given_once(tmp_path):
     from fakedet.data.sources import Item, _Reached
 
     reached = _Reached()
-    assert not reached.again(Item(b, source=b), walked=False, source=0, remember=True)
-    assert reached.again(Item(b, source=b), walked=True, source=1, remember=True)  # the same file
+    assert not reached.again(Item(b, source=b), walked=False, source=0)
+    assert reached.again(Item(b, source=b), walked=True, source=1)  # the same file
     os.utime(b, ns=(1_000_000_000, 1_000_000_000))
-    assert not reached.again(Item(b, source=b), walked=True, source=1, remember=True)
-    # a scan of one folder, or of a list of files alone, keeps nothing (memory on long streams)
+    assert not reached.again(Item(b, source=b), walked=True, source=1)
+    # a folder listed after its files (find -depth): each file once
+    listing = "\n".join([a, os.path.join(photos, "a-link.jpg"), b, os.path.join(photos, "sub"), photos, ""])
+    filt = WalkFilter()
+    assert [os.path.basename(i.path) for i in iter_items([], io.BytesIO(listing.encode()), filt=filt)] == [
+        "a.jpg", "a-link.jpg", "b.jpg"]
+    assert filt.skipped_twice == 4  # sub's b.jpg, and photos' a-link.jpg, a.jpg and b.jpg
+    # a single PATH keeps nothing (memory on a large folder)
     import unittest.mock
 
-    real_init = _Reached.__init__
-    for args, listing in (([photos], None), ([], io.BytesIO(f"{a}\n{b}\n".encode()))):
-        made = []
-
-        def spy(self, made=made):
-            real_init(self)
-            made.append(self)
-
-        with unittest.mock.patch.object(_Reached, "__init__", spy):
-            got = [os.path.basename(i.path) for i in iter_items(args, listing)]
-        assert got == (["a-link.jpg", "a.jpg", "b.jpg"] if listing is None else ["a.jpg", "b.jpg"])
-        assert not made[0].walked and not made[0].named
+    with unittest.mock.patch.object(_Reached, "again", side_effect=AssertionError("looked at")):
+        assert len(list(iter_items([photos]))) == 3
 
 
 def test_named_file_is_kept_whatever_its_extension(tmp_path):

@@ -82,8 +82,14 @@ def _how_made(det, crop: bool, threshold) -> dict:
         digest = sha256(det.weights_path) if det.weights_path else None
     except OSError:  # the file gone since it was loaded
         digest = None
+    expert = getattr(det, "expert", None)
+    expert_path = str(expert[2]) if expert is not None and len(expert) > 2 else None
+    try:
+        expert_digest = sha256(expert_path) if expert_path else None
+    except OSError:
+        expert_digest = None
     return {"version": __version__, "weights_sha256": digest, "faces": bool(det.faces),
-            "face_expert": getattr(det, "expert", None) is not None, "crop": bool(crop),
+            "face_expert": expert_path, "face_expert_sha256": expert_digest, "crop": bool(crop),
             "two_way_threshold": threshold is not None}
 
 
@@ -92,45 +98,69 @@ def _splits_text(splits: set) -> str:
     return ", ".join(s or "no split" for s in sorted(splits))
 
 
+#: how much of each file of a size another has warn_same_bytes reads first
+HEAD_BYTES = 1 << 16
+
+
 def warn_same_bytes(datasets: dict) -> None:
     """Warns of images whose bytes are another image's (a copy under another name, which
     :func:`warn_shared_images` and the manifest's own check, by file, do not see): each copy
-    counts in the figures, and a copy filed as real and as fake counts on both sides. Only files
-    of a size another file has are read (hashed), so a set without copies costs one stat each."""
+    that can be scored counts in the figures, and a copy filed as real and as fake counts on both
+    sides. Files of one size are compared by their first 64 KiB, and only those alike there are
+    read whole; empty files and what is no regular file (a named pipe, a device: never opened)
+    are left to their error records."""
     import hashlib
+    import stat as stat_
 
     from fakedet.data.writers import tsv_escape
+    from fakedet.model.checkpoint import sha256
+
+    def head(path: str) -> "bytes | None":  # the SHA-256 of the first 64 KiB
+        try:
+            with open(path, "rb") as fh:
+                return hashlib.sha256(fh.read(HEAD_BYTES)).digest()
+        except OSError:
+            return None
 
     by_size: dict = {}
     for images in datasets.values():
         for im in images:
             if im.error is None and im.identity is not None:
                 try:
-                    by_size.setdefault(os.stat(im.path).st_size, []).append(im)
+                    st = os.stat(im.path)
                 except OSError:
                     continue  # gone since it was listed: its record will say so
+                if stat_.S_ISREG(st.st_mode) and st.st_size > 0:
+                    by_size.setdefault(st.st_size, {}).setdefault(im.identity, im)  # a file once
     groups: dict = {}
-    for same in (v for v in by_size.values() if len(v) > 1):
-        files: dict = {}
-        for im in same:
-            files.setdefault(im.identity, im)  # one file under two names is warn_shared_images's
+    for size, files in by_size.items():
+        if len(files) < 2:
+            continue
+        by_head: dict = {}
         for im in files.values():
-            try:
-                with open(im.path, "rb") as fh:
-                    digest = hashlib.file_digest(fh, "sha256").hexdigest() if hasattr(hashlib, "file_digest") \
-                        else hashlib.sha256(fh.read()).hexdigest()
-            except OSError:
+            start = head(im.path)
+            if start is not None:
+                by_head.setdefault(start, []).append(im)
+        for start, alike in by_head.items():
+            if len(alike) < 2:
                 continue
-            groups.setdefault(digest, []).append(im)
+            if size <= HEAD_BYTES:  # read whole already: alike byte for byte
+                groups[size, start] = alike
+                continue
+            for im in alike:
+                try:
+                    groups.setdefault((size, sha256(im.path)), []).append(im)
+                except OSError:
+                    continue
     copies = [g for g in groups.values() if len(g) > 1]
     if not copies:
         return
     n = sum(len(g) - 1 for g in copies)
     both = [g for g in copies if len({im.label for im in g}) > 1]
-    first = min(copies, key=lambda g: g[0].path)
+    first = min(copies, key=lambda g: min(im.path for im in g))
     shown = " and ".join(tsv_escape(im.path) for im in sorted(first, key=lambda im: im.path)[:2])
     err(f"warning: {n} image{'s' if n != 1 else ''} {'are copies' if n != 1 else 'is a copy'} of another, byte for "
-        f"byte (such as {shown}); each copy counts in the figures"
+        f"byte (such as {shown}); each copy that can be scored counts in the figures"
         + (f", and {len(both)} {'are' if len(both) != 1 else 'is'} filed both as real and as fake" if both else ""))
 
 
@@ -252,7 +282,6 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
         if not images:
             err(f"warning: {name}: no labelled images" + (f" with split {split!r}" if split else ""))
     warn_shared_images(datasets)
-    warn_same_bytes(datasets)
     if plots:
         try:
             import matplotlib  # noqa: F401
@@ -269,6 +298,8 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     with load_errors_exit(ctx):
         det = load_detector(weights, device=device, threshold=threshold, batch_size=batch_for(batch_size, faces),
                             workers=workers, faces=faces, expert="auto" if face_expert else None, crop=crop)
+    made = _how_made(det, crop, threshold)  # the weights hashed as loaded, not as they are after the run
+    warn_same_bytes(datasets)  # after the checks above: a usage error comes before reading every file
     total = sum(len(v) for v in datasets.values())
     bar = tqdm(total=total, unit="img", file=BarStream(),
                disable=not (sys.stderr.isatty() if progress is None else progress))
@@ -329,7 +360,7 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
             # names that are not UTF-8 as scan's json writes them: \xHH text, with path_bytes
             rep["unreadable"] = [{"set": u["set"], **path_fields(u["path"]), "label": u.get("label"),
                                   "error": u["error"]} for u in unreadable]
-            rep.update(_how_made(det, crop, threshold))
+            rep.update(made)
             click.echo(json.dumps(utf8_all(nan_to_none(rep)), indent=2))
         else:
             for line in format_table(rep):

@@ -609,22 +609,19 @@ class _Reached:
     own name. A file is known by its device, inode and time of last change, so that a file
     deleted in a long stream and another made later on its inode are told apart.
 
-    Only what another input may meet is kept (:func:`_overlapping`): the files of a folder named
-    in a ``--files-from`` list, or of a PATH folder that another PATH lies in, holds or is; and a
-    PATH file inside a PATH folder. A scan of one folder, or of a list of files, keeps nothing and
-    looks at no file twice."""
+    A scan of a single PATH keeps nothing and looks at no file twice; with more inputs (several
+    PATHs, or a ``--files-from`` list, which may name a folder after its files, as ``find
+    -depth`` does) every file given is kept, as one integer of about 80 bytes."""
 
     def __init__(self) -> None:
         self.walked: dict = {}  # key -> the input (its number) whose walk gave it first
         self.named: set = set()
 
-    def again(self, item: Item, walked: bool, source: int, remember: bool) -> bool:
+    def again(self, item: Item, walked: bool, source: int) -> bool:
         """Whether ``item``, given by input number ``source`` (a folder's walk when ``walked``),
-        was given before by another input and is to be skipped; otherwise, with ``remember``, it
-        is kept for the inputs after it."""
+        was given before by another input and is to be skipped; otherwise it is kept for the
+        inputs after it."""
         if item.error is not None or not isinstance(item.source, str):
-            return False
-        if not remember and not self.walked and not (walked and self.named):  # nothing to meet
             return False
         try:
             st = os.stat(item.source)
@@ -632,41 +629,16 @@ class _Reached:
             return False
         if not st.st_ino:  # a file system without inode numbers: no way to tell
             return False
-        key = (st.st_dev, st.st_ino, st.st_mtime_ns)
+        # one exact integer (an inode can take 128 bits on Windows' ReFS), smaller than a tuple
+        key = (((st.st_dev << 128) | st.st_ino) << 64) | (st.st_mtime_ns & 0xFFFFFFFFFFFFFFFF)
         first = self.walked.get(key)
         if (first is not None and first != source) or (walked and key in self.named):
             return True
-        if remember and walked:
+        if walked:
             self.walked.setdefault(key, source)
-        elif remember:
+        else:
             self.named.add(key)
         return False
-
-
-def _overlapping(paths: list) -> list:
-    """For each PATH argument, whether another may reach the same files: a folder that another
-    PATH lies in, holds or is; a file that lies in a PATH folder (by their real paths)."""
-    usable = [isinstance(p, str) and p != "-" for p in paths]
-    folders = [ok and os.path.isdir(p) for ok, p in zip(usable, paths)]
-    if not any(folders):
-        return [False] * len(paths)
-    real = [os.path.realpath(p) if ok else None for ok, p in zip(usable, paths)]
-    roots_by = [r.rstrip(os.sep) + os.sep if f else None for r, f in zip(real, folders)]
-
-    def inside(r: str, root: str) -> bool:
-        return (r + os.sep).startswith(root)
-
-    out = []
-    for i, r in enumerate(real):
-        if r is None:
-            out.append(False)
-        elif folders[i]:  # another PATH in it, or it in (or equal to) another PATH folder
-            mine = r.rstrip(os.sep) + os.sep
-            out.append(any(inside(real[j], mine) or (root is not None and inside(r, root))
-                           for j, root in enumerate(roots_by) if j != i and real[j] is not None))
-        else:
-            out.append(any(inside(r, root) for root in roots_by if root is not None))
-    return out
 
 
 def iter_items(
@@ -687,13 +659,12 @@ def iter_items(
     filt = WalkFilter() if filt is None else filt
     reached, inputs = _Reached(), itertools.count()
 
-    def one(path: str, source: Optional[IO[bytes]], remember: bool) -> Iterator[Item]:
+    def one(path: str, source: Optional[IO[bytes]]) -> Iterator[Item]:
         n, before, number = 0, filt.start_walk(), next(inputs)
         for item in expand(path, source, filt):
             n += 1
             # a walk's items carry longer paths than the folder's
-            walked = item.path != path
-            if reached.again(item, walked=walked, source=number, remember=remember and (walked or not listed)):
+            if several and reached.again(item, walked=item.path != path, source=number):
                 filt.skipped_twice += 1
                 continue
             yield item
@@ -703,18 +674,14 @@ def iter_items(
 
     paths = list(paths)
     spaced = spaced_names(paths) if spaced is None else spaced
-    # which PATHs' files another input may reach: a folder's, where a --files-from list follows
-    # (it may name the files in it), or where PATHs overlap
-    overlap = _overlapping(paths)
-    listed = False  # the inputs read now come from the --files-from list
+    several = len(paths) > 1 or files_from is not None  # one PATH alone can reach no file twice
     for i, path in enumerate(paths):
         if i in spaced:
             yield Item(path, error=f"file not found (the names beside it make {spaced[i]!r}, which exists: "
                                    "quote a name that holds spaces)")
         else:
-            yield from one(path, stdin, overlap[i] or files_from is not None)
+            yield from one(path, stdin)
     if files_from is not None:
-        listed = True  # a name in the list is checked against the folders walked, never kept
         for path in read_list(files_from, null):
             if path == "-":
                 yield Item("-", error="'-' (stdin) cannot be named inside a list of paths")
@@ -725,7 +692,7 @@ def iter_items(
                 yield Item(path, error="file not found (the name holds newlines: a list of one name per "
                                        "line is read without -0)")
             else:
-                yield from one(path, None, True)
+                yield from one(path, None)
 
 
 def count_items(paths: Iterable[str], list_path: Optional[str] = None, null: bool = False,
