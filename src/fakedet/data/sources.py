@@ -611,7 +611,8 @@ class _Reached:
 
     A scan of a single PATH keeps nothing and looks at no file twice; with more inputs (several
     PATHs, or a ``--files-from`` list, which may name a folder after its files, as ``find
-    -depth`` does) every file given is kept, as one integer of about 80 bytes."""
+    -depth`` does) every file given is kept, as one integer (about 100 bytes with its place in
+    the set: 94 measured with tracemalloc over 200,000)."""
 
     def __init__(self) -> None:
         self.walked: dict = {}  # key -> the input (its number) whose walk gave it first
