@@ -129,7 +129,10 @@ def test_records_match_the_local_engine(ray_local, runner, tiny_weights, mixed):
     ray_run = scan(runner, tiny_weights, "--engine", "ray", *args)
     assert local.exit_code == ray_run.exit_code == 3, ray_run.stderr  # 3: some inputs unreadable
     a, b = jsonl(local.stdout), jsonl(ray_run.stdout)
-    assert len(a) == 17 + 4  # the folder (not its hidden file), then the list's entries
+    # the folder (not its hidden file), then the list's entries not in it already (missing.jpg;
+    # img1.jpg and sub's images were scored under the folder)
+    assert len(a) == 17 + 1
+    assert "3 images reached a second time" in ray_run.stderr
     assert_same_records(a, b)
     assert [r["cropped"] for r in b if r["cropped"]] == [[35, 200, 235, 350]]  # the picture in shot.png
     assert [os.path.basename(r["path"]) for r in b if r["animated"]] == ["anim.gif"]
@@ -304,9 +307,10 @@ def test_s3_uris_are_read_from_a_local_endpoint(ray_local, runner, tiny_weights,
                  "s3://imgs/set/", "s3://imgs/set/a.jpg", "s3://imgs/missing.jpg")
         assert r.exit_code == 3, r.stderr
         got = jsonl(r.stdout)
+        # a.jpg, named after the folder that gave it, is scored once, as a local file is
         assert [x["path"] for x in got] == ["s3://imgs/set/a.jpg", "s3://imgs/set/b/c.png",
-                                             "s3://imgs/set/broken.jpg", "s3://imgs/set/a.jpg",
-                                             "s3://imgs/missing.jpg"]
+                                             "s3://imgs/set/broken.jpg", "s3://imgs/missing.jpg"]
+        assert "1 image reached a second time" in r.stderr
         assert got[-1]["error"] == "file not found"
         want = jsonl(scan(runner, tiny_weights, "-f", "jsonl", str(local / "set"), str(local / "set" / "a.jpg"),
                           str(local / "missing.jpg")).stdout)

@@ -30,6 +30,7 @@ nothing else in the package imports this module except ``fakedet scan --engine r
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -515,7 +516,7 @@ class RayScan:
     def __init__(self, items: Iterable[Item], weights=None, *, device: str = "auto",
                  threshold: Optional[float] = None, batch_size: int = 32, workers: Optional[int] = None,
                  provenance: bool = True, s3_endpoint: Optional[str] = None, filt: Optional[WalkFilter] = None,
-                 shutdown: bool = False, chunk: int = CHUNK, crop: bool = True):
+                 shutdown: bool = False, chunk: int = CHUNK, crop: bool = True, several: bool = True):
         from fakedet.inference.detector import check_flags
 
         check_flags(provenance=provenance, crop=crop)
@@ -524,6 +525,11 @@ class RayScan:
         self.batch_size, self.provenance, self.s3_endpoint = max(1, int(batch_size)), provenance, s3_endpoint
         self.filt, self.shutdown, self.chunk = filt, shutdown, max(1, int(chunk))
         self.crop = crop
+        # URIs given so far, as iter_items keeps local files (a URI reached through a folder URI
+        # and again by name, or through two, is scored once); with one input, nothing is kept
+        self.several, self._inputs = several, itertools.count()
+        self._walked: dict = {}  # URI -> the input (its number) whose listing gave it first
+        self._named: set = set()
         self.plan = plan(workers, device)
         if threshold is None:
             fake_at, real_below = self.meta.cutoffs(faces=False)
@@ -543,9 +549,29 @@ class RayScan:
     def _expand(self, item: Item) -> Iterator[Item]:
         if item.error is None and isinstance(item.source, str) and item.source == item.path \
                 and is_uri(item.path) and not os.path.exists(item.path):
-            yield from expand_uri(item.path, self.s3_endpoint, self.filt)
+            number = next(self._inputs)
+            for one in expand_uri(item.path, self.s3_endpoint, self.filt):
+                if self.several and self._again(one, walked=one.path != item.path, source=number):
+                    if self.filt is not None:
+                        self.filt.skipped_twice += 1
+                    continue
+                yield one
         else:
             yield item
+
+    def _again(self, item: Item, walked: bool, source: int) -> bool:
+        """:class:`fakedet.data.sources._Reached`'s rule for URIs, by their text (an object
+        store has no links): whether ``item`` was given by another input already."""
+        if item.error is not None:
+            return False
+        first = self._walked.get(item.path)
+        if (first is not None and first != source) or (walked and item.path in self._named):
+            return True
+        if walked:
+            self._walked.setdefault(item.path, source)
+        else:
+            self._named.add(item.path)
+        return False
 
     def _chunks(self) -> Iterator[list[Item]]:
         """The inputs (folder URIs listed) in chunks of at most ``chunk``, cut as

@@ -59,11 +59,14 @@ def check(ctx: click.Context, opts: dict, fmt: str, output, faces: bool, report_
         ctx.exit(EXIT_USAGE)
 
 
-def ray_stream(items, weights, opts: dict, *, device, threshold, batch_size, provenance, filt, crop=True):
-    """The Ray engine's Result batches (:class:`fakedet.ray.RayScan`)."""
+def ray_stream(items, weights, opts: dict, *, device, threshold, batch_size, provenance, filt, crop=True,
+               several=True):
+    """The Ray engine's Result batches (:class:`fakedet.ray.RayScan`; ``several``: more than one
+    input, so that a URI reached twice is told, as :func:`fakedet.data.sources.iter_items` tells a
+    local file)."""
     from fakedet import ray as fray
 
     return fray.scan_items(items, weights, address=opts.get("ray_address"), device=device,
                            threshold=threshold, batch_size=batch_size, workers=opts.get("ray_workers"),
                            provenance=provenance, s3_endpoint=opts.get("ray_s3_endpoint"), filt=filt,
-                           crop=crop)
+                           crop=crop, several=several)

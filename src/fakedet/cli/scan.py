@@ -213,7 +213,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         if engine_opts["engine"] == "ray":
             stream = engine.ray_stream(items, weights, engine_opts, device=device, threshold=threshold,
                                        batch_size=batch_for(batch_size, faces), provenance=not no_provenance, filt=filt,
-                                       crop=crop)
+                                       crop=crop, several=len(paths) > 1 or files_from is not None)
         else:
             stream = load_and_score(items, weights, device=device, threshold=threshold,
                                     batch_size=batch_for(batch_size, faces), workers=workers, faces=faces,
