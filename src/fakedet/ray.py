@@ -18,7 +18,8 @@ The stages: decoding (reading the bytes, provenance, preprocessing) runs in Ray 
 weights once. The arrays pass between the stages as tensor columns. Actors are restarted and
 their batches retried when a worker process dies (``max_restarts``/``max_task_retries``), and
 Ray Data's streaming executor keeps what is in flight bounded; the CLI also feeds the inputs in
-chunks of :data:`CHUNK`, so the driver never holds more than a chunk's paths. Of a list of paths
+chunks of :data:`CHUNK`, so the driver holds no more than a chunk's paths to score (with more
+than one input, it also keeps each file or URI given, one key each, to score each once). Of a list of paths
 that arrives slowly (``--files-from -`` from a pipe) a chunk also ends when the list goes quiet
 for :data:`LIVE_QUIET` seconds, or :data:`LIVE_WAIT` seconds after its first path came, so that
 each path is scored soon after it arrives; a list that breaks off mid-way is scored up to
