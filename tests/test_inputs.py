@@ -78,9 +78,9 @@ def test_an_image_reached_through_a_folder_and_by_name_is_given_once(tmp_path):
     assert [os.path.basename(i.path) for i in iter_items([photos], filt=filt)] == ["a-link.jpg", "a.jpg", "b.jpg"]
     assert filt.skipped_twice == 0
     # a file deleted in a long stream and another made on its inode later are told apart
-    from fakedet.data.sources import Item, _Reached
+    from fakedet.data.sources import Item, Reached
 
-    reached = _Reached()
+    reached = Reached()
     assert not reached.again(Item(b, source=b), walked=False, source=0)
     assert reached.again(Item(b, source=b), walked=True, source=1)  # the same file
     os.utime(b, ns=(1_000_000_000, 1_000_000_000))
@@ -94,7 +94,7 @@ def test_an_image_reached_through_a_folder_and_by_name_is_given_once(tmp_path):
     # a single PATH keeps nothing (memory on a large folder)
     import unittest.mock
 
-    with unittest.mock.patch.object(_Reached, "again", side_effect=AssertionError("looked at")):
+    with unittest.mock.patch.object(Reached, "again", side_effect=AssertionError("looked at")):
         assert len(list(iter_items([photos]))) == 3
 
 

@@ -44,6 +44,7 @@ from fakedet.data import decode
 from fakedet.data.sources import (
     SNIFF_HEAD,
     Item,
+    Reached,
     WalkFilter,
     is_image_head,
     is_image_name,
@@ -528,9 +529,7 @@ class RayScan:
         self.crop = crop
         # URIs given so far, as iter_items keeps local files (a URI reached through a folder URI
         # and again by name, or through two, is scored once); with one input, nothing is kept
-        self.several, self._inputs = several, itertools.count()
-        self._walked: dict = {}  # URI -> the input (its number) whose listing gave it first
-        self._named: set = set()
+        self.several, self._inputs, self._reached = several, itertools.count(), Reached()
         self.plan = plan(workers, device)
         if threshold is None:
             fake_at, real_below = self.meta.cutoffs(faces=False)
@@ -552,27 +551,15 @@ class RayScan:
                 and is_uri(item.path) and not os.path.exists(item.path):
             number = next(self._inputs)
             for one in expand_uri(item.path, self.s3_endpoint, self.filt):
-                if self.several and self._again(one, walked=one.path != item.path, source=number):
+                # an object store has no links: a URI is known by its text
+                if self.several and one.error is None and \
+                        self._reached.seen(one.path, walked=one.path != item.path, source=number):
                     if self.filt is not None:
                         self.filt.skipped_twice += 1
                     continue
                 yield one
         else:
             yield item
-
-    def _again(self, item: Item, walked: bool, source: int) -> bool:
-        """:class:`fakedet.data.sources._Reached`'s rule for URIs, by their text (an object
-        store has no links): whether ``item`` was given by another input already."""
-        if item.error is not None:
-            return False
-        first = self._walked.get(item.path)
-        if (first is not None and first != source) or (walked and item.path in self._named):
-            return True
-        if walked:
-            self._walked.setdefault(item.path, source)
-        else:
-            self._named.add(item.path)
-        return False
 
     def _chunks(self) -> Iterator[list[Item]]:
         """The inputs (folder URIs listed) in chunks of at most ``chunk``, cut as

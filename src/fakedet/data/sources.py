@@ -324,7 +324,7 @@ class WalkFilter:
     #: folders reached a second time in the same walk (a loop of links, a folder linked twice,
     #: or a folder after a link to it): walked once, under the first path
     skipped_again: int = 0
-    #: image files reached a second time through a folder (:class:`_Reached`): scored once
+    #: image files reached a second time through a folder (:class:`Reached`): scored once
     skipped_twice: int = 0
     #: the paths of the first few (:data:`NAMED`) hidden entries and files not named as an
     #: image of each walk (:meth:`start_walk`), for a summary or a warning to name them
@@ -599,7 +599,7 @@ def spaced_names(paths: "list[str]", most: int = 4) -> "dict[int, str]":
     return out
 
 
-class _Reached:
+class Reached:
     """The image files given so far, so that one reached through a folder is scored once:
     ``find photos | fakedet scan --files-from -`` lists the folder and then each file in it, and
     ``fakedet scan photos photos/a.jpg`` names one of them twice. A file reached through a folder
@@ -631,7 +631,11 @@ class _Reached:
         if not st.st_ino:  # a file system without inode numbers: no way to tell
             return False
         # one exact integer (an inode can take 128 bits on Windows' ReFS), smaller than a tuple
-        key = (((st.st_dev << 128) | st.st_ino) << 64) | (st.st_mtime_ns & 0xFFFFFFFFFFFFFFFF)
+        return self.seen((((st.st_dev << 128) | st.st_ino) << 64) | (st.st_mtime_ns & 0xFFFFFFFFFFFFFFFF),
+                         walked, source)
+
+    def seen(self, key, walked: bool, source: int) -> bool:
+        """:meth:`again` for an input known by ``key`` (the Ray engine's URIs, by their text)."""
         first = self.walked.get(key)
         if (first is not None and first != source) or (walked and key in self.named):
             return True
@@ -655,10 +659,10 @@ def iter_items(
     (read lazily). ``on_empty(path)`` is called for a path that yields no item (a folder without
     images), wherever it was named. Folders are walked with ``filt`` (which counts what it
     skips); by default hidden entries are skipped. An image file reached a second time through
-    a folder is skipped and counted (:class:`_Reached`). ``spaced``: :func:`spaced_names` of
+    a folder is skipped and counted (:class:`Reached`). ``spaced``: :func:`spaced_names` of
     ``paths``, where the caller has it already (it reads every argument's name)."""
     filt = WalkFilter() if filt is None else filt
-    reached, inputs = _Reached(), itertools.count()
+    reached, inputs = Reached(), itertools.count()
 
     def one(path: str, source: Optional[IO[bytes]]) -> Iterator[Item]:
         n, before, number = 0, filt.start_walk(), next(inputs)
