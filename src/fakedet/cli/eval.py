@@ -298,7 +298,8 @@ def eval_(data, split, weights, threshold, device, batch_size, workers, as_json,
     with load_errors_exit(ctx):
         det = load_detector(weights, device=device, threshold=threshold, batch_size=batch_for(batch_size, faces),
                             workers=workers, faces=faces, expert="auto" if face_expert else None, crop=crop)
-    made = _how_made(det, crop, threshold)  # the weights hashed as loaded, not as they are after the run
+    # for --json, the weights hashed as loaded, not as they are after the run
+    made = _how_made(det, crop, threshold) if as_json else {}
     warn_same_bytes(datasets)  # after the checks above: a usage error comes before reading every file
     total = sum(len(v) for v in datasets.values())
     bar = tqdm(total=total, unit="img", file=BarStream(),

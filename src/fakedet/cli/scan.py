@@ -137,7 +137,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     evidence that the image was generated labels it fake whatever its score
     ('label_by': 'evidence'). Metadata can be removed or forged: its absence says nothing.
     """
-    from fakedet.data.sources import WalkFilter, open_error
+    from fakedet.data.sources import WalkFilter, open_error, several_inputs
 
     with _whole_document_if_interrupted(output, fmt):  # numpy and the pipeline: a tenth of a second
         from fakedet.inference.stream import load_and_score
@@ -213,7 +213,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         if engine_opts["engine"] == "ray":
             stream = engine.ray_stream(items, weights, engine_opts, device=device, threshold=threshold,
                                        batch_size=batch_for(batch_size, faces), provenance=not no_provenance, filt=filt,
-                                       crop=crop, several=len(paths) > 1 or files_from is not None)
+                                       crop=crop, several=several_inputs(paths, files_from))
         else:
             stream = load_and_score(items, weights, device=device, threshold=threshold,
                                     batch_size=batch_for(batch_size, faces), workers=workers, faces=faces,

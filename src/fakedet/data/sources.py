@@ -646,6 +646,12 @@ class Reached:
         return False
 
 
+def several_inputs(paths: list, files_from) -> bool:
+    """Whether the inputs may reach a file twice (:class:`Reached`): more than one PATH, or a
+    ``--files-from`` list; one PATH alone cannot."""
+    return len(paths) > 1 or files_from is not None
+
+
 def iter_items(
     paths: Iterable[str],
     files_from: Optional[IO[bytes]] = None,
@@ -679,7 +685,7 @@ def iter_items(
 
     paths = list(paths)
     spaced = spaced_names(paths) if spaced is None else spaced
-    several = len(paths) > 1 or files_from is not None  # one PATH alone can reach no file twice
+    several = several_inputs(paths, files_from)
     for i, path in enumerate(paths):
         if i in spaced:
             yield Item(path, error=f"file not found (the names beside it make {spaced[i]!r}, which exists: "
