@@ -797,6 +797,17 @@ def ckpt_default():
     return ckpt.default_weights_path()
 
 
+def test_an_in_memory_input_can_carry_the_callers_name(tiny_weights):
+    """An integrator zipped results back to upload IDs by position: api.md now shows how an
+    input carries its own name (an Item), and the Result's path is that name."""
+    from fakedet.data.sources import Item
+
+    data = image_bytes("JPEG", (120, 90))
+    res = Detector.load(tiny_weights, device="cpu", workers=0).predict([Item("upload-123", source=data), data])
+    assert [r.path for r in res] == ["upload-123", "<bytes:1>"] and all(r.ok for r in res)
+    assert res[0].p_fake == res[1].p_fake
+
+
 def test_an_empty_weights_path_is_called_empty():
     from fakedet.model.checkpoint import CheckpointError
 
