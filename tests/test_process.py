@@ -206,6 +206,49 @@ def test_a_full_disk_is_reported_not_a_traceback(tiny_weights, many, to_file):
     assert b"Traceback" not in err and b"cannot write the records" in err
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="needs RLIMIT_FSIZE")
+@pytest.mark.parametrize("how", ["append", "-o"])
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_disk_filling_mid_record_leaves_whole_records(tiny_weights, many, tmp_path, how, fmt):
+    """A write that fails half-way (here a file size limit, as a full disk would) leaves the
+    file ending in a whole record: a nightly job appending to it glued its next record onto
+    half of one."""
+    import resource
+
+    out = tmp_path / f"scores.{fmt}"
+    earlier = '{"path": "earlier.jpg"}\n' if fmt == "jsonl" else "path,p_fake,label,error\nearlier.jpg,0.5,uncertain,\n"
+    if how == "append":
+        out.write_text(earlier)
+    limit = 5000 if fmt == "jsonl" else 2000  # bytes: a few batches of records, then a write that goes in part
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # writes past it fail (EFBIG)
+
+    args = ["scan", "-w", str(tiny_weights), "-j", "0", "-b", "8", "-f", fmt, str(many)]
+    if how == "-o":
+        r = subprocess.run([sys.executable, "-m", "fakedet", *args, "-o", str(out)], capture_output=True,
+                           preexec_fn=limited, timeout=120)
+    else:
+        with open(out, "a") as fh:
+            r = subprocess.run([sys.executable, "-m", "fakedet", *args], stdout=fh, stderr=subprocess.PIPE,
+                               preexec_fn=limited, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert b"cannot write the records" in r.stderr and b"taken off the end of the file" in r.stderr, r.stderr
+    text = out.read_text()
+    assert text.endswith("\n") and 0 < len(text) < limit
+    lines = text.splitlines()
+    if how == "append":
+        assert text.startswith(earlier)
+    if fmt == "jsonl":
+        assert all(isinstance(json.loads(line), dict) for line in lines)  # every line whole
+    else:
+        assert all(line.count(",") == 3 for line in lines)
+    # this scan's records: less the earlier lines and, in csv, this scan's header
+    written = len(lines) - (earlier.count("\n") if how == "append" else 0) - (fmt == "csv")
+    assert written > 0 and written % 8 == 0  # whole batches
+    assert f"{written} written by this scan".encode() in r.stderr
+
+
 def test_ctrl_c_during_eval_exits_130(tiny_weights, many, tmp_path):
     (tmp_path / "real").symlink_to(many)
     for i in range(3):  # not the same images: one file in real/ and fake/ is a usage error

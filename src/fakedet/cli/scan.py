@@ -53,6 +53,7 @@ from fakedet.cli.options import (
     threshold_option,
     weights_option,
 )
+from fakedet.cli.wholefile import RecordEnds
 from fakedet.data.provenance import telling_evidence
 from fakedet.data.writers import tsv_escape
 
@@ -352,6 +353,11 @@ class _LazyFile:
         self.ensure_open()
         return self.fh.write(text)
 
+    def fileno(self) -> int:
+        if self.fh is None:
+            raise ValueError("not open yet")
+        return self.fh.fileno()
+
     def flush(self) -> None:
         if self.fh is not None:
             self.fh.flush()
@@ -495,18 +501,23 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     finished = False  # every batch was read
     pipe_closed = False  # the records' reader went away
     report_error: Optional[ReportWriteError] = None
+    ends = RecordEnds()  # a write failing half-way leaves a file of whole records
     try:
         for results in stream:
-            if writer is None and isinstance(out_stream, _LazyFile) and fmt != "parquet":
-                # here, a signal ends a named pipe's wait for its reader (parquet is written under
-                # a temporary name and renamed onto the file when whole: never truncated first)
-                out_stream.ensure_open()
+            if writer is None and fmt != "parquet":
+                if isinstance(out_stream, _LazyFile):
+                    # here, a signal ends a named pipe's wait for its reader (parquet is written
+                    # under a temporary name and renamed onto the file when whole: never
+                    # truncated first)
+                    out_stream.ensure_open()
+                ends.start(out_stream)
             # a batch is written whole and counted, or not at all: an interruption arriving
             # inside the block takes effect at its end
             with uninterrupted():
                 if shared:
                     bar.clear()
                 get_writer().write(results)
+                ends.mark()
                 n += len(results)
                 n_err += sum(1 for r in results if r.error is not None)
                 n_fake += sum(1 for r in results if r.label == "fake")
@@ -618,6 +629,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             "the records' reader went away before the first batch was written whole" if pipe_closed
             else "no record was written"))
     if pipe_closed:
+        ends.close()
         return EXIT_PIPE
     if (write_error is not None and isinstance(interrupted, HungUp) and out_stream is sys.stdout
             and not isinstance(write_error, ReportWriteError)):
@@ -625,12 +637,18 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
         write_error = None
     if write_error is not None:
         if isinstance(write_error, ReportWriteError):  # the report's file, not the records
+            ends.close()
             err(write_error.strerror)
         else:
             if out_stream is sys.stdout:
                 silence_stdout()  # the interpreter's final flush would fail the same way
-            err(f"cannot write the records: {write_error.strerror or write_error}")
+            cut = ends.cut()
+            ends.close()
+            err(f"cannot write the records: {write_error.strerror or write_error}" + (
+                f"; the unfinished record was taken off the end of the file, so that it ends "
+                f"with a whole record ({n} written by this scan)" if cut else ""))
         return EXIT_USAGE
+    ends.close()
     kept = _file_kept(out_stream) if n == 0 else ""
     if interrupted is not None:
         err(f"{interrupt_word(interrupted)} after {n} record{'s' if n != 1 else ''}{kept}")
