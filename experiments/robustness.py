@@ -319,6 +319,23 @@ BANDS = {"meme": _meme, "letterbox": _bands((0, 0, 0), True, 1 / 6),
          "pillarwhite": _bands((255, 255, 255), False, 1 / 8),
          "border": _bands((255, 255, 255), False, 0.05, border=True)}
 
+
+def _thumb(side: int, square: bool = False):
+    """A thumbnail sent on as JPEG q85: the shorter side ``side`` px (Lanczos, the aspect kept,
+    never enlarged), or ``square``: squashed to ``side`` x ``side`` whatever the aspect, as some
+    avatar and gallery thumbnails are."""
+    def f(img):
+        w, h = img.size
+        k = min(1.0, side / min(w, h))
+        size = (side, side) if square else (max(1, round(w * k)), max(1, round(h * k)))
+        return _jpeg(85)(img.resize(size, Image.Resampling.LANCZOS))
+    return f
+
+
+# thumbnails and avatars: what a platform's gallery, a chat's preview or a profile picture keeps
+THUMBS = {"thumb100": _thumb(100), "thumb64": _thumb(64), "thumb40": _thumb(40),
+          "square48": _thumb(48, square=True)}
+
 PERTURBATIONS = {
     "original": None,
     "png": _png,
@@ -338,6 +355,7 @@ PERTURBATIONS = {
     **PALETTE,
     **MEMES,
     **BANDS,
+    **THUMBS,
 }
 
 
@@ -368,14 +386,16 @@ def main(argv=None) -> int:
                                                      if k not in EDITS and k not in SCREENS and k not in PHONE
                                                      and k not in TURNS and k not in CHATS and k not in STORIES
                                                      and k not in BILEVEL and k not in PALETTE
-                                                     and k not in MEMES and k not in BANDS),
+                                                     and k not in MEMES and k not in BANDS
+                                                     and k not in THUMBS),
                     help="comma-separated subset of: " + ", ".join(PERTURBATIONS)
                     + "; 'edits' for the everyday edits, 'screens' for the screenshots, 'phone' for "
                       "phone screenshots with the app around the picture, 'turns' for photos on their side or "
                       "upside down, 'stories' for stories' screenshots, 'bilevel' for black-and-white "
                       "copies (dithered, thresholded), 'palette' for GIF and web-palette copies, 'memes' for "
                       "captions on white bands, 'bands' for narrow plain bands around the picture (memes, "
-                      "letterboxes, padding, borders) [default: all but those groups]")
+                      "letterboxes, padding, borders), 'thumbs' for thumbnails and squashed avatars "
+                      "[default: all but those groups]")
     ap.add_argument("--faces", action="store_true", help="score as scan --faces does")
     ap.add_argument("--no-face-expert", action="store_true", help="with --faces: the network alone")
     ap.add_argument("--expert", default="auto", help="with --faces: a face expert file [default: the shipped one]")
@@ -394,7 +414,7 @@ def main(argv=None) -> int:
     groups = {"edits": ["original", *EDITS], "screens": ["original", *SCREENS], "phone": ["original", *PHONE],
               "turns": ["original", *TURNS], "stories": ["original", *STORIES],
               "bilevel": ["original", *BILEVEL], "palette": ["original", *PALETTE],
-              "memes": ["original", *MEMES], "bands": ["original", *BANDS]}
+              "memes": ["original", *MEMES], "bands": ["original", *BANDS], "thumbs": ["original", *THUMBS]}
     conditions = groups.get(args.conditions) or args.conditions.split(",")
     unknown = [c for c in conditions if c not in PERTURBATIONS]
     if unknown:

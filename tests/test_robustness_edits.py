@@ -61,3 +61,12 @@ def test_screenshots_are_the_image_at_another_size_in_their_format(rb, name, fmt
     back = np.asarray(shown.resize((120, 90), Image.Resampling.BILINEAR), np.float32)
     assert np.abs(back - smooth).mean() < 4  # the same picture
     assert set(rb.SCREENS) <= set(rb.PERTURBATIONS)
+
+
+@pytest.mark.parametrize("name,size", [("thumb100", (133, 100)), ("thumb64", (85, 64)), ("thumb40", (53, 40)),
+                                       ("square48", (48, 48))])
+def test_thumbnails_keep_the_aspect_but_the_squashed_avatar(rb, name, size):
+    img = Image.fromarray(np.zeros((300, 400, 3), np.uint8) + 90)  # 400 x 300
+    assert _decode(rb.THUMBS[name](img)).shape == (size[1], size[0], 3)
+    assert _decode(rb.THUMBS["thumb100"](_photo())).shape == (90, 120, 3)  # never enlarged
+    assert set(rb.THUMBS) <= set(rb.PERTURBATIONS)
