@@ -1353,3 +1353,28 @@ def test_the_summary_names_the_first_images_labelled_real_with_what_that_does_no
     assert len(reals) == 4, r.stdout
     assert (f"labelled real ({', '.join(reals[:3])} and 1 more): no evidence of manipulation found, which is not "
             "proof that an image is genuine") in r.stderr
+
+
+@pytest.mark.parametrize("faces", [[], ["--faces"]])
+@pytest.mark.parametrize("kept", [False, True])
+def test_a_scan_stopped_while_its_model_loads_says_no_record_was_written_and_that_o_was_kept(
+        runner, tmp_path, monkeypatch, kept, faces):
+    """The exit-status table says stderr tells how many records were written, and -o's row that a
+    scan that made none says its earlier file was kept; stopped during start-up it said only
+    'terminated'."""
+    from fakedet.cli import common
+    from fakedet.inference import detector
+
+    def terminated(cls, *a, **k):
+        raise common.Terminated()
+
+    monkeypatch.setattr(detector.Detector, "load", classmethod(terminated))
+    img = write_image(tmp_path / "a.jpg")
+    out = tmp_path / "keep.tsv"
+    if kept:
+        out.write_text("old\n")
+    res = runner.invoke(cli, ["scan", *faces, "-o", str(out), str(img)])
+    assert res.exit_code == 143, (res.output, res.stderr)
+    assert "terminated after 0 records" in res.stderr
+    assert (f"{out} was not written: what it holds is from before this scan" in res.stderr) == kept
+    assert (out.read_text() == "old\n") if kept else not out.exists()

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from typing import IO, Iterator, Optional
+from typing import IO, Callable, Iterator, Optional
 
 import click
 
@@ -484,10 +484,12 @@ def _to_devnull(stream) -> None:
 
 
 @contextmanager
-def load_errors_exit(ctx: click.Context, dependency_hint: str = "") -> Iterator[None]:
+def load_errors_exit(ctx: click.Context, dependency_hint: str = "",
+                     interrupted_note: Optional[Callable[[], str]] = None) -> Iterator[None]:
     """Loading a model: unusable weights, devices or packages end the command with status 2 and the
     reason (a missing package's followed by ``dependency_hint``, the command's own way round it),
-    an interruption with status 130 (143 for SIGTERM)."""
+    an interruption with status 130 (143 for SIGTERM), its message followed by
+    ``interrupted_note()`` (a scan's: that no record was written, and that its -o file was kept)."""
     from fakedet.inference.device import DependencyError, DeviceError
     from fakedet.model.checkpoint import CheckpointError
 
@@ -502,5 +504,5 @@ def load_errors_exit(ctx: click.Context, dependency_hint: str = "") -> Iterator[
         signal_exc = interruption_in(exc)
         if signal_exc is None:
             raise
-        err(interrupt_word(signal_exc))
+        err(interrupt_word(signal_exc) + (interrupted_note() if interrupted_note else ""))
         ctx.exit(interrupt_status(signal_exc))

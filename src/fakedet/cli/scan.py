@@ -202,7 +202,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     own = {os.path.realpath(p): what for p, what in ((output, "records"), (report_path, "report"))
            if p not in (None, "-")}
     items = _items(paths, list_stream, null, quiet, folders, filt, files_from, own, spaced)
-    with load_errors_exit(ctx), _whole_document_if_interrupted(output, fmt):
+    with load_errors_exit(ctx, interrupted_note=lambda: " after 0 records" + _kept_unopened(output)), \
+            _whole_document_if_interrupted(output, fmt):
         if list_stream is not None:
             # Paths from a list may arrive slowly (`inotifywait -m ... | fakedet scan --files-from -`):
             # read in a thread, each is scored as it comes instead of when a batch is full.
@@ -314,9 +315,19 @@ def _file_kept(out_stream) -> str:
     (nothing where the file was opened, or is not there, or is a named pipe)."""
     if not isinstance(out_stream, _LazyFile) or out_stream.fh is not None or out_stream.fifo:
         return ""
-    if not os.path.lexists(out_stream.path):
+    return _kept_unopened(out_stream.path)
+
+
+def _kept_unopened(output: Optional[str]) -> str:
+    """The same for an ``-o`` file not opened yet (a scan stopped while its model loaded)."""
+    if output in (None, "-") or not os.path.lexists(output):
         return ""
-    return f"; {tsv_escape(out_stream.path)} was not written: what it holds is from before this scan"
+    try:
+        if stat.S_ISFIFO(os.stat(output).st_mode) or _names_stdout(output):
+            return ""
+    except OSError:  # a dangling link: the scan would have made the file
+        return ""
+    return f"; {tsv_escape(output)} was not written: what it holds is from before this scan"
 
 
 def _names_stdout(path: str) -> bool:
