@@ -180,11 +180,12 @@ def part_mask(lms, size, rng: random.Random):
     return np.asarray(m, np.float32)[..., None] / 255.0
 
 
-def self_blend(img: np.ndarray, lms, rng: random.Random, parts: float = 0.0) -> np.ndarray:
+def self_blend(img: np.ndarray, lms, rng: random.Random, parts: float = 0.0, with_mask: bool = False):
     """A perturbed copy of the crop (fakedet.training.selfblend.perturbed_copy, as self_blend_v2
     uses) blended into it through the deformed landmark hull; half the time the copy is the
     outside instead. With ``parts`` > 0, that share of the blends goes through ``part_mask``
-    instead of the hull (``parts`` = 0 draws exactly what it drew before the option)."""
+    instead of the hull (``parts`` = 0 draws exactly what it drew before the option).
+    ``with_mask``: also the blending mask (H x W, 0-1), the same draws."""
     from fakedet.training.selfblend import perturbed_copy
 
     h, w = img.shape[:2]
@@ -192,7 +193,43 @@ def self_blend(img: np.ndarray, lms, rng: random.Random, parts: float = 0.0) -> 
     mask = part_mask if parts > 0 and rng.random() < parts else hull_mask
     m = mask(lms, w, rng) * rng.choice([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
     a, b = (src, img.astype(np.float32)) if rng.random() < 0.5 else (img.astype(np.float32), src)
-    return np.clip(a * m + b * (1 - m) + 0.5, 0, 255).astype(np.uint8)
+    out = np.clip(a * m + b * (1 - m) + 0.5, 0, 255).astype(np.uint8)
+    return (out, m[..., 0]) if with_mask else out
+
+
+# ----------------------------------------------------------------------------- blending boundary
+XRAY_STAGE = 4  # the backbone stage whose output the boundary head reads: stride 16 (8 x 8 at 128 px)
+
+
+def xray_target(mask: np.ndarray) -> np.ndarray:
+    """Face X-ray's blending boundary (Li et al., CVPR 2020): 4 m (1 - m), 1 where the two
+    images are mixed half and half, 0 where either is alone."""
+    return 4.0 * mask * (1.0 - mask)
+
+
+def augment_mask(mask: np.ndarray, size: int, seed: float, out: int) -> np.ndarray:
+    """``mask`` (CROP x CROP) through the geometric steps :func:`augment` draws from
+    ``random.Random(seed)`` (the same crop and flip; its JPEG step changes no geometry), then
+    averaged down to ``out`` x ``out`` (the boundary head's grid)."""
+    rng = random.Random(seed)
+    s = int(CROP * rng.uniform(0.85, 1.0))
+    x, y = rng.randint(0, CROP - s), rng.randint(0, CROP - s)
+    rng.choice([0, 1, 2])  # augment's resampling filter: the mask is resampled bilinearly
+    m = Image.fromarray(mask.astype(np.float32), mode="F").resize((size, size), Image.Resampling.BILINEAR,
+                                                                   box=(x, y, x + s, y + s))
+    if rng.random() < 0.5:
+        m = m.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    a = np.asarray(m, np.float32)
+    k = size // out
+    return a[:out * k, :out * k].reshape(out, k, out, k).mean(axis=(1, 3))
+
+
+def xray_head(channels: int):
+    """A small head on the backbone's stage :data:`XRAY_STAGE` output: one boundary logit per cell."""
+    import torch
+
+    return torch.nn.Sequential(torch.nn.Conv2d(channels, 32, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.Conv2d(32, 1, 1))
 
 
 # FaceMesh's eyebrow landmarks (both brows, upper and lower edges)
@@ -562,6 +599,14 @@ def train(args):
         ae, ae_path = load_autoencoder(args.ae), autoencoder_id(args.ae)
     torch.manual_seed(args.seed)
     model = build_model(args.backbone)
+    # the blending-boundary head (``--xray``): made in every run, so that the torch draws match
+    # between runs with and without it; trained, and saved beside the expert, only with --xray > 0
+    stage = model.backbone.blocks[XRAY_STAGE]
+    boundary = xray_head(stage[-1].conv_pwl.out_channels)
+    feats = {}
+    if args.xray > 0:
+        stage.register_forward_hook(lambda mod, inp, out: feats.__setitem__("x", out))
+    head_ckpt = work / "xray_head.safetensors"
     state = work / "state.json"
     ckpt = work / "expert.safetensors"
     step = 0
@@ -575,8 +620,9 @@ def train(args):
         saved.setdefault("backbone", "lite0")  # runs made before --backbone
         for k, v in {"genuine": [], "leave_out": None, "genuine_share": 0.0}.items():  # runs made before --genuine
             saved.setdefault(k, v)
+        saved.setdefault("xray", 0.0)  # runs made before --xray
         asked = {"size": args.size, "backbone": args.backbone, "train_sets": args.train_sets,
-                 "recipe": args.recipe, "ae": ae_path,
+                 "recipe": args.recipe, "ae": ae_path, "xray": args.xray,
                  "genuine": args.genuine, "leave_out": args.leave_out,
                  "genuine_share": args.genuine_share if args.genuine else 0.0}
         differ = {k: (saved[k], v) for k, v in asked.items() if saved[k] != v}
@@ -584,6 +630,8 @@ def train(args):
             sys.exit(f"{work} holds a run with other settings (saved, asked): {differ}; "
                      "resume with the same ones or use another --work")
         model.load_state_dict(load_file(ckpt))
+        if args.xray > 0:
+            boundary.load_state_dict(load_file(head_ckpt))
         step = saved["step"]
         print(f"resumed at step {step}", flush=True)
     elif args.init:  # a new run that starts from another run's weights (e.g. at another size)
@@ -595,7 +643,8 @@ def train(args):
     else:
         imagenet_init(model, args.backbone)
     model = model.to(memory_format=torch.channels_last)  # faster convolutions on the CPU
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    params = list(model.parameters()) + (list(boundary.parameters()) if args.xray > 0 else [])
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
     half = args.batch // 2
     t_start = time.time()
     t_end = t_start + args.minutes * 60
@@ -604,8 +653,11 @@ def train(args):
 
     def save():
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, ckpt)
+        if args.xray > 0:
+            save_file({k: v.contiguous() for k, v in boundary.state_dict().items()}, head_ckpt)
         state.write_text(json.dumps({"step": step, "size": args.size, "backbone": args.backbone,
                                      "train_sets": args.train_sets, "recipe": args.recipe, "ae": ae_path,
+                                     "xray": args.xray,
                                      "genuine": args.genuine,
                                      "leave_out": args.leave_out,
                                      "genuine_share": args.genuine_share if args.genuine else 0.0,
@@ -618,7 +670,10 @@ def train(args):
             g["lr"] = lr
         idx = [rng.randrange(len(crops)) for _ in range(half)]
         xs, ys = [], []
+        grid = args.size // 16
+        targets, has_target = [], []  # the boundary maps (--xray): a real's is 0; a genuine fake has none
         for i in idx:
+            mask = None
             if len(genuine) and rng.random() < args.genuine_share:  # a genuine fake, not made from this real
                 fake = genuine[rng.randrange(len(genuine))]
             elif args.recipe == "swap" or (args.recipe == "mix" and rng.random() < 0.5):
@@ -627,14 +682,25 @@ def train(args):
             elif args.recipe == "ae" or (args.recipe == "aemix" and rng.random() < 0.5):
                 fake = ae_blend(crops[i], lms[i], redraw(ae, tight_face(crops[i], lms[i])[None])[0], rng)
             else:
-                fake = self_blend(crops[i], lms[i], rng, parts=0.5 if args.recipe == "parts" else 0.0)
+                fake, mask = self_blend(crops[i], lms[i], rng, parts=0.5 if args.recipe == "parts" else 0.0,
+                                        with_mask=True)
             seed = rng.random()
             xs.append(augment(crops[i], args.size, random.Random(seed)))
             xs.append(augment(fake, args.size, random.Random(seed)))  # the same draws for both
             ys += [0.0, 1.0]
+            if args.xray > 0:
+                zero = np.zeros((grid, grid), np.float32)
+                targets += [zero, zero if mask is None else augment_mask(xray_target(mask), args.size, seed, grid)]
+                has_target += [1.0, 0.0 if mask is None else 1.0]
         x = to_tensor(np.stack(xs)).contiguous(memory_format=torch.channels_last)
         y = torch.tensor(ys)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
+        if args.xray > 0:  # the boundary map of each self-blend (and 0 for each real), per cell
+            pred = boundary(feats["x"]).squeeze(1)
+            per = torch.nn.functional.binary_cross_entropy_with_logits(
+                pred, torch.from_numpy(np.stack(targets)), reduction="none").mean(dim=(1, 2))
+            w = torch.tensor(has_target)
+            loss = loss + args.xray * (per * w).sum() / w.sum().clamp(min=1.0)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -709,6 +775,14 @@ def _method(group: str) -> str:
     return parts[2] if len(parts) > 3 else group
 
 
+def _method_aucs(z, s) -> dict:
+    """Each FaceForensics++ method's fakes against all the real faces of the same file."""
+    y = z["label"]
+    method = np.array([_method(g) for g in z["group"]])
+    return {m: {"n": int(((method == m) & (y == 1)).sum()), "auc": auc(s[y == 0], s[(method == m) & (y == 1)])}
+            for m in sorted(set(method[y == 1]))}
+
+
 def evaluate(args):
     work = Path(args.work)
     model, state = load_expert(work)
@@ -735,11 +809,15 @@ def evaluate(args):
              "real_flagged": float((s[y == 0] >= t).mean()), "fake_flagged": float((s[y == 1] >= t).mean()),
              "face_found": float(z["found"].mean())}
         if name == "ffpp_faces":
-            method = np.array([_method(g) for g in z["group"]])
-            r["methods"] = {}
-            for m in sorted(set(method[y == 1])):
-                sel = (method == m) & (y == 1)
-                r["methods"][m] = {"n": int(sel.sum()), "auc": auc(s[y == 0], s[sel])}
+            r["methods"] = _method_aucs(z, s)
+        val_file = work / f"{name}_val.npz"  # prepare --val: the val split, for a rule that reads val only
+        if val_file.exists():
+            zv = np.load(val_file)
+            sv, yv = scores(model, zv["crops"], size), zv["label"]
+            r["val"] = {"n_real": int((yv == 0).sum()), "n_fake": int((yv == 1).sum()),
+                        "auc": auc(sv[yv == 0], sv[yv == 1])}
+            if name == "ffpp_faces":
+                r["val"]["methods"] = _method_aucs(zv, sv)
         res["sets"][name] = r
         print(name, json.dumps(r), flush=True)
     if args.json:
@@ -1126,6 +1204,10 @@ def main():
     ap.add_argument("--genuine", type=lambda v: [n for n in v.split(",") if n], default=[],
                     help="prepare, train: sets whose genuine fake train faces are trained on beside the "
                          "pseudo-fakes (e.g. ffpp_faces,dfdc_faceswap,lfw_faceswap,stylegan2_faces)")
+    ap.add_argument("--xray", type=float, default=0.0,
+                    help="train: weight of a second target, each self-blend's blending boundary (Face X-ray, "
+                         "4 m (1 - m) of its mask) predicted on a grid from the backbone's stride-16 features; "
+                         "0 (default): none")
     ap.add_argument("--genuine-share", type=_share, default=0.5,
                     help="train: the share of each batch's fakes drawn from the genuine ones (default %(default)s)")
     ap.add_argument("--leave-out", help="train: a FaceForensics++ method (Deepfakes, FaceSwap, Face2Face, "

@@ -219,3 +219,28 @@ def test_weigh_refuses_an_expert_that_learnt_the_held_out_methods_fakes():
     why = mod.seen_methods({"genuine": ["ffpp_faces"], "leave_out": "FaceSwap"}, ["FaceSwap", "Deepfakes"])
     assert "Deepfakes" in why and "FaceSwap" not in why.split("(")[0]
     assert "Deepfakes" in mod.seen_methods({"genuine": ["dfdc_faceswap", "ffpp_faces"]}, ["Deepfakes"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_boundary_target_follows_the_crop_and_flip_the_image_got(seed):
+    """--xray: the blending boundary is the self-blend's own mask, moved as augment moved the
+    image (a bright square off-centre, so that a wrong crop or a missed flip shows)."""
+    img = np.zeros((sx.CROP, sx.CROP, 3), np.uint8)
+    img[60:120, 30:110] = 255
+    mask = img[..., 0].astype(np.float32) / 255.0
+    draw = random.Random(seed).random()
+    shown = sx.augment(img, 128, random.Random(draw))[..., 0].astype(np.float32) / 255.0
+    moved = sx.augment_mask(mask, 128, draw, 128)
+    assert np.corrcoef(shown.ravel(), moved.ravel())[0, 1] > 0.95
+    grid = sx.augment_mask(mask, 128, draw, 8)
+    assert grid.shape == (8, 8) and np.allclose(grid.mean(), moved.mean(), atol=1e-3)
+
+
+def test_the_boundary_is_where_the_two_images_mix_and_self_blend_gives_its_mask():
+    assert np.allclose(sx.xray_target(np.array([0.0, 0.5, 1.0])), [0.0, 1.0, 0.0])
+    img, lms = face(0)
+    plain = sx.self_blend(img, lms, random.Random(5))
+    blended, mask = sx.self_blend(img, lms, random.Random(5), with_mask=True)
+    assert np.array_equal(plain, blended) and mask.shape == img.shape[:2]
+    inside = mask > 0.5 * mask.max()  # the blend ratio scales the whole mask (here 0.25)
+    assert mask.max() > 0.2 and mask[0, 0] == 0 and changed(img, blended)[inside].mean() > 0.5
