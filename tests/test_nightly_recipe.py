@@ -15,8 +15,8 @@ import pytest
 from conftest import write_image
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(sys.platform != "linux" or not shutil.which("sed"),
-                                 reason="the recipe is a POSIX shell script with GNU sed")]
+              pytest.mark.skipif(sys.platform != "linux" or not (shutil.which("sed") and shutil.which("flock")),
+                                 reason="the recipe is a Linux shell script (GNU sed, util-linux flock)")]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,3 +88,18 @@ def test_half_a_record_left_by_a_killed_run_is_taken_off_before_appending(job):
     upload(folder, "b.jpg", 2)
     assert run().returncode == 0
     assert [r["path"] for r in records(folder)] == ["uploads/a.jpg", "uploads/b.jpg"]
+
+
+def test_a_second_run_while_one_is_going_does_nothing(job):
+    """A review: a run that started while the last one still wrote took off the end of its file
+    (half of the record being written) and replaced the file under it."""
+    import fcntl
+
+    folder, run = job
+    upload(folder, "a.jpg", 1)
+    with open(folder / ".nightly.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the run still going
+        r = run()
+    assert r.returncode == 0 and not (folder / "scores.jsonl").exists() and not (folder / ".last-scan").exists()
+    assert run().returncode == 0
+    assert [r["path"] for r in records(folder)] == ["uploads/a.jpg"]

@@ -144,7 +144,9 @@ def read_uri(uri: str, s3_endpoint: Optional[str] = None, max_bytes: int = decod
 def _image_by_content(filesys, path: str) -> bool:
     """Whether a remote file not named as an image is one by its first bytes (as the local
     walk's :func:`~fakedet.data.sources.image_by_content`, which opens no file named as what
-    is never an image); one that cannot be read is not. Read as stored (pyarrow would otherwise
+    is never an image); one that cannot be read is not (the local walk takes an unreadable one
+    whose name has no dot, for its record to say why: a URI's reasons to fail are many more,
+    and most are not the file's). Read as stored (pyarrow would otherwise
     unpack a .gz or .bz2 first, where the tasks read the stored bytes)."""
     if not may_be_image(path.rsplit("/", 1)[-1]):
         return False

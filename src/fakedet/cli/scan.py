@@ -319,13 +319,14 @@ def _file_kept(out_stream) -> str:
 
 
 def _kept_unopened(output: Optional[str]) -> str:
-    """The same for an ``-o`` file not opened yet (a scan stopped while its model loaded)."""
-    if output in (None, "-") or not os.path.lexists(output):
+    """The same for an ``-o`` file not opened yet (a scan stopped while its model loaded): a
+    regular file only (not a named pipe, nor /dev/null)."""
+    if output in (None, "-"):
         return ""
     try:
-        if stat.S_ISFIFO(os.stat(output).st_mode) or _names_stdout(output):
+        if not stat.S_ISREG(os.stat(output).st_mode) or _names_stdout(output):
             return ""
-    except OSError:  # a dangling link: the scan would have made the file
+    except OSError:  # not there, or a dangling link: the scan would have made the file
         return ""
     return f"; {tsv_escape(output)} was not written: what it holds is from before this scan"
 
@@ -368,6 +369,8 @@ class _LazyFile:
         if self.fh is None:
             raise ValueError("not open yet")
         return self.fh.fileno()
+
+    encoding, errors = "utf-8", "surrogateescape"  # as the file is opened
 
     def flush(self) -> None:
         if self.fh is not None:
@@ -479,10 +482,12 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     det = stream.detector
     writer = None  # made at the first batch: an -o file stays untouched until a record exists
 
+    ends = RecordEnds()  # a write failing half-way leaves a file of whole records
+
     def get_writer() -> Writer:
         nonlocal writer
         if writer is None:
-            writer = Writer(out_stream, fmt, faces=bool(det.faces))
+            writer = Writer(ends.tee(out_stream) if fmt != "parquet" else out_stream, fmt, faces=bool(det.faces))
         return writer
 
     folders = collections.Counter() if folders is None else folders
@@ -512,7 +517,6 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     finished = False  # every batch was read
     pipe_closed = False  # the records' reader went away
     report_error: Optional[ReportWriteError] = None
-    ends = RecordEnds()  # a write failing half-way leaves a file of whole records
     try:
         for results in stream:
             if writer is None and fmt != "parquet":
@@ -521,7 +525,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                     # under a temporary name and renamed onto the file when whole: never
                     # truncated first)
                     out_stream.ensure_open()
-                ends.start(out_stream)
+                ends.start(out_stream, fmt, out_stream.path if isinstance(out_stream, _LazyFile) else None)
             # a batch is written whole and counted, or not at all: an interruption arriving
             # inside the block takes effect at its end
             with uninterrupted():
@@ -656,8 +660,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             cut = ends.cut()
             ends.close()
             err(f"cannot write the records: {write_error.strerror or write_error}" + (
-                f"; the unfinished record was taken off the end of the file, so that it ends "
-                f"with a whole record ({n} written by this scan)" if cut else ""))
+                "; the unfinished record was taken off the end of the file, which ends with a "
+                "whole record" if cut else ""))
         return EXIT_USAGE
     ends.close()
     kept = _file_kept(out_stream) if n == 0 else ""

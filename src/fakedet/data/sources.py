@@ -90,9 +90,11 @@ def image_by_content(path: str, entry: Optional[os.DirEntry] = None) -> bool:
     browser's ``photo.jpg_large`` or ``.download``. Files named as what is never an image
     (:func:`may_be_image`) are not opened. Never waits on a named pipe or a device, even one
     put in a regular file's place after the folder was listed (opened without blocking, and
-    checked as opened); a file that cannot be read is not one, but for one that has no extension
-    at all (a phone's save may be any of them): it is taken, and its record says why it could
-    not be read, instead of its being counted among the files that are no image."""
+    checked as opened); a file that cannot be read is not one, but for one whose name has no
+    dot at all (a phone's save may be any image) on a POSIX system: it is taken, and its record
+    says why it could not be read, instead of its being counted among the files that are no
+    image. Not a dotfile (``.viminfo`` left by sudo), nor on Windows, where a file another
+    program holds open (a browser's ``Cookies``) cannot be read either."""
     if not may_be_image(os.path.basename(path)):
         return False
     try:
@@ -100,7 +102,7 @@ def image_by_content(path: str, entry: Optional[os.DirEntry] = None) -> bool:
             return False
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except PermissionError:
-        return not os.path.splitext(os.path.basename(path))[1]
+        return os.name == "posix" and "." not in os.path.basename(path)
     except (OSError, ValueError):
         return False
     try:
