@@ -62,8 +62,8 @@ class RecordEnds:
         if self.fd is not None:
             try:
                 self.end = os.lseek(self.fd, 0, os.SEEK_CUR)
-            except OSError:
-                self.fd = None
+            except OSError:  # not seekable after all: nothing will be cut
+                self.close()
 
     def cut(self) -> bool:
         """After a failed write, once nothing more will be written: takes off the end of the
