@@ -1378,3 +1378,31 @@ def test_a_scan_stopped_while_its_model_loads_says_no_record_was_written_and_tha
     assert "terminated after 0 records" in res.stderr
     assert (f"{out} was not written: what it holds is from before this scan" in res.stderr) == kept
     assert (out.read_text() == "old\n") if kept else not out.exists()
+
+
+@pytest.mark.parametrize("stored", [None, 0.75284, 0.5])
+def test_info_names_the_threshold_its_test_figures_were_counted_at(runner, tmp_path, stored):
+    """A figures audit: info said the stored test table's acc and FPR were at today's two-way
+    threshold, where the table holds the threshold it was counted at (before a recalibration)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from conftest import make_tiny_checkpoint
+
+    path = tmp_path / "w.safetensors"
+    make_tiny_checkpoint(path)
+    with safe_open(str(path), "pt") as fh:
+        meta = json.loads(fh.metadata()["fakedet"])
+    two_way = meta["threshold"]
+    row = {"n": 10, "auc": 0.9, "accuracy": 0.8, "fpr": 0.1}
+    if stored is not None:
+        row["threshold"] = two_way if stored == 0.5 else stored
+    meta.setdefault("evaluation", {})["test"] = {"all": row}
+    save_file(load_file(str(path)), str(path), metadata={"fakedet": json.dumps(meta)})
+    res = runner.invoke(cli, ["info", "-w", str(path)])
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if x.startswith("evaluation ("))
+    if stored == 0.75284:
+        assert "0.752840, that of the time" in line
+    else:
+        assert "that of the time" not in line and f"{two_way:.6f}" in line

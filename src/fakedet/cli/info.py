@@ -123,8 +123,13 @@ def info(weights, as_json):
         click.echo(f"calibration:  test ECE {_f(ev['test_ece_uncalibrated'], 0)} at T=1, "
                    f"{_f(_dict(test['all']).get('ece'), 0)} at T={d['temperature']:.3f}")
     if test:
+        # the threshold the figures were counted at, stored with them (the two-way threshold of
+        # the time, which a later recalibration may have moved)
+        at = _dict(test.get("all")).get("threshold")
+        at = at if isinstance(at, (int, float)) else d["two_way_threshold"]
         click.echo(f"evaluation (test splits, when trained; acc and FPR at the two-way threshold "
-                   f"{threshold_text(d['two_way_threshold'])}):")
+                   f"{threshold_text(at)}" + ("" if at == d["two_way_threshold"] else ", that of the time")
+                   + "):")
         click.echo(f"  {'set':<22} {'n':>6} {'AUC':>7} {'TPR@5%FPR':>10} {'acc':>7} {'FPR':>7}")
         for name, r in test.items():
             r = _dict(r)
