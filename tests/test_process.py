@@ -207,54 +207,52 @@ def test_a_full_disk_is_reported_not_a_traceback(tiny_weights, many, to_file):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs RLIMIT_FSIZE")
-@pytest.mark.parametrize("how", ["append", "truncate", "-o"])
+@pytest.mark.parametrize("how,kept", [("append", 20), ("truncate", 20), ("-o", 20),
+                                      ("append-unbuffered", 20), ("append-unbuffered", 23)])
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
-def test_a_disk_filling_mid_record_leaves_whole_records(tiny_weights, many, tmp_path, how, fmt):
+def test_a_disk_filling_mid_record_leaves_whole_records(tiny_weights, many, tmp_path, how, kept, fmt):
     """A write that fails half-way (here a file size limit, as a full disk would) leaves the
     file ending in a whole record: a nightly job appending to it glued its next record onto
     half of one. With a plain `>` the next writer of the same descriptor (the next command of
-    `{ ...; } > f`) writes at the new end, not past a hole of zeros (a review)."""
+    `{ ...; } > f`) writes at the new end, not past a hole of zeros (a review). Batches of 8: the
+    limit falls 7 bytes into record ``kept`` + 1, inside the third batch, or (23) on its last
+    record, which an unbuffered stdout (`python -u`) cuts short without an error (a review)."""
     import resource
 
     out = tmp_path / f"scores.{fmt}"
     earlier = '{"path": "earlier.jpg"}\n' if fmt == "jsonl" else "path,p_fake,label,error\nearlier.jpg,0.5,uncertain,\n"
-    if how == "append":
+    if how.startswith("append"):
         out.write_text(earlier)
     args = ["scan", "-w", str(tiny_weights), "-j", "0", "-b", "8", "-f", fmt, str(many)]
     whole = subprocess.run([sys.executable, "-m", "fakedet", *args], capture_output=True, timeout=120).stdout
-    # bytes: the earlier lines and about two and a half batches of records (their length depends
-    # on the temporary folder's), then a write that goes in part
-    limit = len(earlier) + int(len(whole) / 60 * 8 * 2.5) + 7
+    lines = whole.splitlines(True)
+    head = 1 if fmt == "csv" else 0  # this scan's csv header
+    limit = (len(earlier) if how.startswith("append") else 0) + sum(map(len, lines[:head + kept])) + 7
 
     def limited():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # writes past it fail (EFBIG)
 
+    env = dict(os.environ, **({"PYTHONUNBUFFERED": "1"} if how.endswith("unbuffered") else {}))
     if how == "-o":
         r = subprocess.run([sys.executable, "-m", "fakedet", *args, "-o", str(out)], capture_output=True,
-                           preexec_fn=limited, timeout=120)
+                           preexec_fn=limited, timeout=120, env=env)
     else:
-        with open(out, "a" if how == "append" else "w") as fh:
+        with open(out, "a" if how.startswith("append") else "w") as fh:
             r = subprocess.run([sys.executable, "-m", "fakedet", *args], stdout=fh, stderr=subprocess.PIPE,
-                               preexec_fn=limited, timeout=120)
+                               preexec_fn=limited, timeout=120, env=env)
             if how == "truncate":
                 os.write(fh.fileno(), earlier.splitlines(True)[-1].encode())  # the next command's line
     assert r.returncode == 2, r.stderr
     assert b"cannot write the records" in r.stderr and b"taken off the end of the file" in r.stderr, r.stderr
-    assert b"\0" not in out.read_bytes()
-    text = out.read_text()
-    assert text.endswith("\n") and 0 < len(text) < limit
-    lines = text.splitlines()
-    if how == "append":
-        assert text.startswith(earlier)
+    data = out.read_bytes()
+    assert b"\0" not in data
+    mine = data[len(earlier):] if how.startswith("append") else data
     if how == "truncate":
-        assert text.endswith(earlier.splitlines(True)[-1])
-    if fmt == "jsonl":
-        assert all(isinstance(json.loads(line), dict) for line in lines)  # every line whole
-    else:
-        assert all(line.count(",") == 3 for line in lines)
-    # this scan's records: less the earlier lines and, in csv, this scan's header
-    written = len(lines) - {"append": earlier.count("\n"), "truncate": 1}.get(how, 0) - (fmt == "csv")
-    assert written > 0  # the whole records stay, of the failed batch too
+        assert mine.endswith(earlier.splitlines(True)[-1].encode())
+        mine = mine[:-len(earlier.splitlines(True)[-1])]
+    assert mine == b"".join(lines[:head + kept])  # the records that went out whole, and no more
+    if how.startswith("append"):
+        assert data.startswith(earlier.encode())
 
 
 def test_ctrl_c_during_eval_exits_130(tiny_weights, many, tmp_path):

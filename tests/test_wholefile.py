@@ -90,3 +90,19 @@ def test_a_json_array_or_a_pipe_is_never_cut(tmp_path):
         ends.start(fh, "jsonl")
     os.close(r)
     assert ends.fd is None and not ends.cut()
+
+
+def test_a_batch_that_went_out_in_part_without_an_error_stays_pending(tmp_path):
+    """An unbuffered stdout (python -u) drops the rest of a short write without an error: the
+    batch 'succeeded' with half its last record in the file. The mark stays before it, so that
+    the next batch's failure cuts that half record (a review)."""
+    path = tmp_path / "s.jsonl"
+    ends, fh = _failed_batch(path, b"")
+    fh.write((BATCH[0] + BATCH[1][:6]).encode())  # the failed batch, cut short silently
+    ends.mark()
+    assert ends.pending == BATCH  # held back
+    ends.pending.append('{"path": "c.jpg"}\n')  # the next batch fails before writing a byte
+    assert ends.cut()
+    ends.close()
+    fh.close()
+    assert path.read_text() == EARLIER + "".join(BATCH) + BATCH[0]

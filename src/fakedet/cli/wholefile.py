@@ -57,13 +57,25 @@ class RecordEnds:
 
     def mark(self) -> None:
         """After a batch of records was written and flushed: the file's offset is past it (a
-        ``>>`` file's too: each append leaves the offset at the file's end)."""
-        self.pending = []
-        if self.fd is not None:
-            try:
-                self.end = os.lseek(self.fd, 0, os.SEEK_CUR)
-            except OSError:  # not seekable after all: nothing will be cut
-                self.close()
+        ``>>`` file's too: each append leaves the offset at the file's end). Where it moved by
+        less than the batch, a write went in part without an error (an unbuffered stdout,
+        ``python -u``, drops the rest of a short write): the mark stays, and the batch stays
+        pending, so that a later failure cuts that half record too."""
+        if self.fd is None:
+            self.pending = []
+            return
+        try:
+            now = os.lseek(self.fd, 0, os.SEEK_CUR)
+        except OSError:  # not seekable after all: nothing will be cut
+            self.close()
+            return
+        try:
+            written = sum(len(t.encode(self.encoding, self.errors)) for t in self.pending)
+        except (UnicodeError, LookupError):  # cannot tell what went out: nothing will be cut
+            self.close()
+            return
+        if now - self.end >= written:  # all of it went out (or more: stderr on the same file)
+            self.end, self.pending = now, []
 
     def cut(self) -> bool:
         """After a failed write, once nothing more will be written: takes off the end of the
@@ -88,6 +100,8 @@ class RecordEnds:
                 keep += len(b)
             if keep == len(tail):
                 return False
+            if os.fstat(self.fd).st_size != size:
+                return False  # another writer is appending now
             os.ftruncate(self.fd, self.end + keep)
             os.lseek(self.fd, self.end + keep, os.SEEK_SET)  # a `>` file's next write goes there, not past a hole
             return True
@@ -99,8 +113,8 @@ class RecordEnds:
         for name in (f"/proc/self/fd/{self.fd}", self.path):
             if name is None:
                 continue
-            try:
-                fd = os.open(name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            try:  # without blocking: a path replaced by a named pipe since
+                fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
             except OSError:
                 continue
             try:
