@@ -90,7 +90,7 @@ class RecordEnds:
             ours = [t.encode(self.encoding, self.errors) for t in self.pending]
             if size - self.end > sum(map(len, ours)):
                 return False  # more than the batch: not all of it ours
-            tail = self._read(self.end, size - self.end)
+            tail = self.read_back(self.end, size - self.end)
             if tail is None or not b"".join(ours).startswith(tail):
                 return False  # bytes of another writer, or none that can be read back
             keep = 0
@@ -108,7 +108,7 @@ class RecordEnds:
         except (OSError, UnicodeError, LookupError):
             return False
 
-    def _read(self, offset: int, n: int) -> Optional[bytes]:
+    def read_back(self, offset: int, n: int) -> Optional[bytes]:
         """``n`` bytes at ``offset`` of our file, read through a descriptor of its own."""
         for name in (f"/proc/self/fd/{self.fd}", self.path):
             if name is None:
