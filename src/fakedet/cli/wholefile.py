@@ -22,6 +22,7 @@ import stat
 from typing import Optional
 
 LINE_FORMATS = ("tsv", "csv", "jsonl")
+MAX_PENDING = 4096  # records held back after a short write before giving up on the cut
 
 
 class RecordEnds:
@@ -76,6 +77,8 @@ class RecordEnds:
             return
         if now - self.end >= written:  # all of it went out (or more: stderr on the same file)
             self.end, self.pending = now, []
+        elif len(self.pending) > MAX_PENDING:  # batches went on after a short write: the file has
+            self.close()  # a hole in its records that no cut can mend; stop keeping their text
 
     def cut(self) -> bool:
         """After a failed write, once nothing more will be written: takes off the end of the
