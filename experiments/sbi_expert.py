@@ -211,13 +211,9 @@ def augment_mask(mask: np.ndarray, size: int, seed: float, out: int) -> np.ndarr
     """``mask`` (CROP x CROP) through the geometric steps :func:`augment` draws from
     ``random.Random(seed)`` (the same crop and flip; its JPEG step changes no geometry), then
     averaged down to ``out`` x ``out`` (the boundary head's grid)."""
-    rng = random.Random(seed)
-    s = int(CROP * rng.uniform(0.85, 1.0))
-    x, y = rng.randint(0, CROP - s), rng.randint(0, CROP - s)
-    rng.choice([0, 1, 2])  # augment's resampling filter: the mask is resampled bilinearly
-    m = Image.fromarray(mask.astype(np.float32), mode="F").resize((size, size), Image.Resampling.BILINEAR,
-                                                                   box=(x, y, x + s, y + s))
-    if rng.random() < 0.5:
+    box, _, flip = _geometry(random.Random(seed))  # the mask is resampled bilinearly whatever the filter
+    m = Image.fromarray(mask.astype(np.float32), mode="F").resize((size, size), Image.Resampling.BILINEAR, box=box)
+    if flip:
         m = m.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     a = np.asarray(m, np.float32)
     k = size // out
@@ -471,15 +467,21 @@ def train_autoencoder(args):
     print(f"stopped at step {step}", flush=True)
 
 
+def _geometry(rng: random.Random):
+    """:func:`augment`'s geometric draws, in its order: a square crop box of 85-100 % of the
+    crop, the resampling filter, whether to flip (:func:`augment_mask` replays them)."""
+    s = int(CROP * rng.uniform(0.85, 1.0))
+    x, y = rng.randint(0, CROP - s), rng.randint(0, CROP - s)
+    resample = rng.choice([Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS])
+    return (x, y, x + s, y + s), resample, rng.random() < 0.5
+
+
 def augment(img: np.ndarray, size: int, rng: random.Random) -> np.ndarray:
     """The same random steps for a real crop and a self-blended one: a random square crop of
     85-100 %, flip, resize to ``size``, sometimes JPEG q60-100."""
-    pil = Image.fromarray(img)
-    s = int(CROP * rng.uniform(0.85, 1.0))
-    x, y = rng.randint(0, CROP - s), rng.randint(0, CROP - s)
-    pil = pil.resize((size, size), rng.choice([Image.Resampling.BILINEAR, Image.Resampling.BICUBIC,
-                                               Image.Resampling.LANCZOS]), box=(x, y, x + s, y + s))
-    if rng.random() < 0.5:
+    box, resample, flip = _geometry(rng)
+    pil = Image.fromarray(img).resize((size, size), resample, box=box)
+    if flip:
         pil = pil.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     if rng.random() < 0.5:
         buf = io.BytesIO()
