@@ -275,3 +275,13 @@ def test_a_stdout_in_another_encoding_writes_bad_bytes_as_bytes_and_the_rest_esc
         assert "\u4e2d\udcff.jpg".encode(enc, "fakedet-bytes-or-escape") == b"\\u4e2d\xff.jpg"
         assert "a\udcff\U0001f600".encode(enc, "fakedet-bytes-or-escape") == b"a\xff\\ud83d\\ude00"
     assert "caf\u00e9\udce9".encode("ascii", "fakedet-bytes-or-escape") == b"caf\\u00e9\xe9"
+
+
+@pytest.mark.parametrize("enc", ["utf-16", "utf-16-be", "utf-32"])
+def test_a_utf16_or_utf32_stdout_writes_a_file_names_bad_bytes_as_escapes(enc):
+    """UTF-16 and UTF-32 write no lone byte (PYTHONIOENCODING=utf-16 ended a tsv scan with a
+    traceback, status 70): the byte is written as the text \\xHH, the rest as itself."""
+    import fakedet.cli.common  # noqa: F401  (registers the handler)
+
+    text = "\u4e2d\udcff\udcfe.jpg\ud800"
+    assert text.encode(enc, "fakedet-bytes-or-escape").decode(enc) == "\u4e2d\\xff\\xfe.jpg\\ud800"

@@ -379,10 +379,13 @@ def _bytes_or_escape(exc: UnicodeError):
     """Encoding error handler of a stdout whose encoding is not UTF-8: a file name's bytes that
     are not UTF-8 (surrogate escapes) are written as they are, as ``surrogateescape`` does; a
     character the encoding lacks (中 in latin-1) as its JSON escape (``\\u4e2d``), valid in jsonl
-    and json, and legible in tsv and csv. No record is lost to a character."""
+    and json, and legible in tsv and csv. No record is lost to a character. UTF-16 and UTF-32
+    write no single bytes (a lone byte would also shift every character after it): there such a
+    byte is written as the text ``\\xHH``, as json records write it."""
     if not isinstance(exc, UnicodeEncodeError):
         raise exc
     part = exc.object[exc.start:exc.end]
+    wide = codecs.lookup(exc.encoding).name.startswith(("utf-16", "utf-32"))
 
     def byte(c: str) -> bool:  # a file name's byte that is not UTF-8, as surrogateescape holds it
         return "\udc80" <= c <= "\udcff"
@@ -391,6 +394,8 @@ def _bytes_or_escape(exc: UnicodeError):
     # for its leading stretch of one kind; it asks again for the rest
     k = next((i for i, c in enumerate(part) if byte(c) != byte(part[0])), len(part))
     if byte(part[0]):
+        if wide:
+            return "".join(f"\\x{ord(c) - 0xDC00:02x}" for c in part[:k]), exc.start + k
         return bytes(ord(c) - 0xDC00 for c in part[:k]), exc.start + k
     out = []
     for c in part[:k]:
