@@ -44,7 +44,7 @@ def test_a_folder_linked_twice_is_walked_once_and_the_summary_says_so(tmp_path):
         os.symlink(tmp_path / "basic", tmp_path / "l2" / name, target_is_directory=True)
     filt = WalkFilter()
     assert [i.path for i in walk(str(tmp_path / "l2"), filt=filt)] == [str(tmp_path / "l2" / "bas" / "x.jpg")]
-    assert filt.counts() == (0, 0, 0, 1, 0)
+    assert filt.counts() == (0, 0, 0, 1, 0, 0)
     assert _skipped_text(filt) == ("skipped 1 folder reached a second time, by a symbolic link or by its own path "
                                    "after a link to it (walked once, under the first path)")
 
@@ -295,7 +295,7 @@ def test_walk_skips_hidden_entries_and_counts_them(tmp_path):
     assert _names(walk(str(tmp_path), filt=filt), tmp_path) == [
         "a/1.png", "a/raw/r.tif", "keep.jpg", "raw/r.tif", "thumbs/t.png"]
     # hidden: .cache .git .hidden.png a/.dot.jpg; other: a/notes.txt (.DS_Store is hidden, not looked at)
-    assert filt.counts() == (4, 0, 1, 0, 0)
+    assert filt.counts() == (4, 0, 1, 0, 0, 0)
     filt = WalkFilter(hidden=True)
     assert len(list(walk(str(tmp_path), filt=filt))) == 9 and filt.skipped == filt.skipped_other == 2
 

@@ -87,6 +87,12 @@ Examples:
 @run_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write records to FILE instead of stdout.")
+@click.option("--resume", is_flag=True,
+              help="With -o FILE (tsv, csv or jsonl): skip the inputs FILE has records for already "
+                   "and add the new records at its end, so that a scan that was stopped carries on "
+                   "where it stopped (give the same PATHs and options). An unfinished last record "
+                   "(a scan killed outright) is taken off first and its input scanned again. The "
+                   "summary and --exit-code count the records added.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Also write a self-contained HTML report to FILE (thumbnails, verdicts, scores, "
                    "face boxes, evidence; sortable and filterable), written as the records are.")
@@ -107,7 +113,7 @@ Examples:
 @crop_option
 @engine.engine_options
 def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, device, batch_size,
-         workers, output, report_path, progress, quiet, exit_code, no_provenance, faces, face_expert,
+         workers, output, resume, report_path, progress, quiet, exit_code, no_provenance, faces, face_expert,
          crop, **engine_opts):
     """Score images: one record per input (path, p_fake, label, error) on stdout.
 
@@ -197,8 +203,10 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         _check_report_path(report_path, output, paths, files_from)
     engine.check(ctx, engine_opts, fmt, output, faces, report_path)
 
+    done, appending = (_resumed(output, fmt, report_path, engine_opts["engine"], quiet) if resume
+                       else (frozenset(), False))
     folders = collections.Counter()  # folders that could not be listed, by path, awaiting their record
-    filt = WalkFilter(hidden=hidden, exclude=exclude)
+    filt = WalkFilter(hidden=hidden, exclude=exclude, done=done)
     own = {os.path.realpath(p): what for p, what in ((output, "records"), (report_path, "report"))
            if p not in (None, "-")}
     items = _items(paths, list_stream, null, quiet, folders, filt, files_from, own, spaced)
@@ -228,7 +236,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         progress = False
 
     try:
-        out_stream = _open_output(output, fmt)  # only once the model has loaded: a bad -w leaves no file
+        out_stream = _open_output(output, fmt, appending)  # only once the model has loaded: a bad -w leaves no file
     except BaseException:
         stream.close()
         raise
@@ -292,7 +300,54 @@ def _close_empty_output(fmt: str) -> None:
         silence_stdout()
 
 
-def _open_output(output: Optional[str], fmt: str = "tsv") -> IO[str]:
+def _resumed(output: Optional[str], fmt: str, report_path: Optional[str], engine_name: str,
+             quiet: bool) -> tuple[frozenset, bool]:
+    """``--resume``: the paths the ``-o`` file has records for, and whether the new records are
+    added to it (it holds records, or a csv header). A last record without its newline (a scan
+    killed outright while writing it) is taken off the file, so that its input gets a whole one."""
+    from fakedet.data.sources import open_error
+    from fakedet.data.writers import RESUMABLE, recorded_paths
+
+    if output in (None, "-"):
+        raise click.UsageError("--resume needs -o FILE: the records file to carry on")
+    if fmt not in RESUMABLE:
+        raise click.BadParameter(f"--resume adds records to a tsv, csv or jsonl file, not to {fmt} "
+                                 "(a json array is closed, a parquet file finished)", param_hint="--format")
+    if report_path is not None:
+        raise click.UsageError("--resume and --report: the report would hold only the inputs scanned this "
+                               "time; make the report in a scan of its own")
+    if engine_name != "local":
+        raise click.UsageError("--resume works with the local engine only")
+    try:
+        st = os.stat(output)
+        if not stat.S_ISREG(st.st_mode):
+            raise click.BadParameter(f"--resume reads the records of a regular file, and {output} is not one",
+                                     param_hint="--output")
+        with open(output, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return frozenset(), False
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {output}: {open_error(exc, output)}", param_hint="--output") from exc
+    whole = data.rfind(b"\n") + 1
+    try:
+        done = recorded_paths(data[:whole], fmt)
+    except ValueError as exc:
+        raise click.BadParameter(f"cannot resume {output}: its {exc} (-f names the format it was written "
+                                 "in)", param_hint="--output") from None
+    if whole < len(data):
+        try:
+            os.truncate(output, whole)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot take the unfinished last record off {output}: "
+                                     f"{exc.strerror or exc}", param_hint="--output") from exc
+        if not quiet:
+            err(f"warning: {tsv_escape(output)} ended in an unfinished record (a scan stopped while writing it): "
+                "it was taken off, and its input is scanned again")
+    return frozenset(done), whole > 0
+
+
+def _open_output(output: Optional[str], fmt: str = "tsv", appending: bool = False) -> IO[str]:
     if output is None or output == "-":
         return stdout(SCAN_HINT)  # undecodable file names pass through
     parent = os.path.dirname(os.path.abspath(output))  # (click refuses a directory itself)
@@ -306,7 +361,7 @@ def _open_output(output: Optional[str], fmt: str = "tsv") -> IO[str]:
         return _LazyFile(output)
     if _is_stdout(st):  # -o /dev/stdout: stdout itself, given up on as stdout is (pipeout)
         return stdout(SCAN_HINT)
-    return _LazyFile(output, fifo=stat.S_ISFIFO(st.st_mode))
+    return _LazyFile(output, fifo=stat.S_ISFIFO(st.st_mode), appending=appending)
 
 
 def _file_kept(out_stream) -> str:
@@ -351,15 +406,17 @@ class _LazyFile:
     (:meth:`ensure_open`, which the scan calls where a signal can still stop it: a named pipe's
     open waits for its reader): a scan that finds no image, or stops before scoring one, leaves
     an existing file as it was. A named pipe (``fifo``) is written as stdout's pipe is
-    (:func:`fakedet.cli.pipeout.open_output`)."""
+    (:func:`fakedet.cli.pipeout.open_output`). ``appending`` (``--resume``): the records go after
+    those the file holds."""
 
-    def __init__(self, path: str, fifo: bool = False):
-        self.path, self.fh, self.fifo = path, None, fifo
+    def __init__(self, path: str, fifo: bool = False, appending: bool = False):
+        self.path, self.fh, self.fifo, self.appending = path, None, fifo, appending
 
     def ensure_open(self) -> None:
         if self.fh is None:
             self.fh = (pipeout.open_output(self.path) if self.fifo else
-                       open(self.path, "w", encoding="utf-8", errors="surrogateescape", newline=""))
+                       open(self.path, "a" if self.appending else "w", encoding="utf-8", errors="surrogateescape",
+                            newline=""))
 
     def write(self, text: str) -> int:
         self.ensure_open()
@@ -487,7 +544,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     def get_writer() -> Writer:
         nonlocal writer
         if writer is None:
-            writer = Writer(ends.tee(out_stream) if fmt != "parquet" else out_stream, fmt, faces=bool(det.faces))
+            writer = Writer(ends.tee(out_stream) if fmt != "parquet" else out_stream, fmt, faces=bool(det.faces),
+                            header=not getattr(out_stream, "appending", False))
         return writer
 
     folders = collections.Counter() if folders is None else folders
@@ -671,6 +729,12 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if inputs_error is not None:
         err(f"{inputs_error}; stopped after {n} record{'s' if n != 1 else ''}{kept}")
         return EXIT_USAGE
+    if n == 0 and filt is not None and filt.skipped_done:
+        if not quiet:
+            k = filt.skipped_done
+            err(f"nothing left to scan: {k} input{'s' if k != 1 else ''} found, each with a record in the -o file "
+                "already (--resume)")
+        return EXIT_OK
     if n == 0:
         err(f"no images found{kept}")
         return EXIT_USAGE
@@ -857,6 +921,9 @@ def _skipped_text(filt) -> str:
         n = filt.skipped_twice
         parts.append(f"{n} image{'s' if n != 1 else ''} reached a second time, through a folder and by "
                      "name or through two folders (scored once, under the first path)")
+    if filt.skipped_done:
+        n = filt.skipped_done
+        parts.append(f"{n} input{'s' if n != 1 else ''} with a record in the -o file already (--resume)")
     return "skipped " + ", ".join(parts)
 
 
@@ -886,4 +953,8 @@ def _summary(det, n_images, n_fake, n_unc, n_err, n_folders, elapsed, wall) -> s
 def _skipped_notes(filt) -> list[str]:
     """The summary's line on the entries the folder walk skipped, if any: a line of its own, as a
     skipped folder may hold what was looked for."""
-    return [_skipped_text(filt)] if filt is not None and filt.skipped else []
+    lines = [_skipped_text(filt)] if filt is not None and filt.skipped else []
+    if filt is not None and filt.done and not filt.skipped_done:
+        lines.append("warning: --resume skipped nothing: the -o file's records name no input of this scan "
+                     "(give the PATHs as the scan that made them did: photos/ and ./photos/ name files apart)")
+    return lines

@@ -332,6 +332,8 @@ class WalkFilter:
     skipped_again: int = 0
     #: image files reached a second time through a folder (:class:`Reached`): scored once
     skipped_twice: int = 0
+    #: inputs skipped because ``done`` holds their path (``fakedet scan --resume``)
+    skipped_done: int = 0
     #: the paths of the first few (:data:`NAMED`) hidden entries and files not named as an
     #: image of each walk (:meth:`start_walk`), for a summary or a warning to name them
     named_hidden: list = field(default_factory=list, repr=False)
@@ -344,6 +346,9 @@ class WalkFilter:
     _patterns: list = field(default_factory=list, repr=False)
     #: after a path yielded nothing: what its walk alone skipped (set by :func:`iter_items`)
     last: Optional["WalkFilter"] = field(default=None, repr=False)
+    #: the paths of inputs that have their records already (an earlier scan's, ``--resume``):
+    #: skipped wherever they are reached, named or found in a folder
+    done: frozenset = field(default=frozenset(), repr=False)
 
     def __post_init__(self) -> None:
         self.exclude = tuple(self.exclude)
@@ -354,17 +359,17 @@ class WalkFilter:
             anchored = "/" in pat
             self._patterns.append((glob_regex(pat.lstrip("/")) if anchored else pat, anchored, dirs_only, pattern))
 
-    def counts(self) -> tuple[int, int, int, int, int]:
+    def counts(self) -> tuple[int, int, int, int, int, int]:
         return (self.skipped_hidden, self.skipped_excluded, self.skipped_other, self.skipped_again,
-                self.skipped_twice)
+                self.skipped_twice, self.skipped_done)
 
-    def start_walk(self) -> tuple[int, int, int, int, int]:
+    def start_walk(self) -> tuple[int, int, int, int, int, int]:
         """Marks the start of one path's walk (the names it skips are kept from here); returns
         :meth:`counts` for :meth:`counts_since`."""
         self._mark = (self.skipped_hidden, self.skipped_other, len(self.named_hidden), len(self.named_other))
         return self.counts()
 
-    def counts_since(self, before: tuple[int, int, int, int, int]) -> "WalkFilter":
+    def counts_since(self, before: tuple[int, int, int, int, int, int]) -> "WalkFilter":
         """The same rules with the counts since ``before`` (:meth:`start_walk`), and the names
         since then: one folder's share."""
         now = self.counts()
@@ -381,7 +386,7 @@ class WalkFilter:
 
     def fresh(self) -> "WalkFilter":
         """The same rules with the counts at zero (for a second walk, such as a count)."""
-        return WalkFilter(self.hidden, self.exclude)
+        return WalkFilter(self.hidden, self.exclude, done=self.done)
 
     @property
     def skipped(self) -> int:
@@ -680,6 +685,9 @@ def iter_items(
         n, before, number = 0, filt.start_walk(), next(inputs)
         for item in expand(path, source, filt):
             n += 1
+            if filt.done and item.path in filt.done and item.path != "-":  # stdin is new each time
+                filt.skipped_done += 1
+                continue
             # a walk's items carry longer paths than the folder's
             if several and reached.again(item, walked=item.path != path, source=number):
                 filt.skipped_twice += 1

@@ -106,6 +106,62 @@ def tsv_escape(text: str) -> str:
     return _CONTROL.sub(_escaped, text)
 
 
+_TSV_ESCAPE = re.compile(r"\\(\\|t|n|r|x[0-9a-f]{2}|u[0-9a-f]{4})")
+_TSV_PLAIN = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
+
+
+def tsv_unescape(text: str) -> str:
+    """The text :func:`tsv_escape` was given: its escapes read back."""
+    return _TSV_ESCAPE.sub(lambda m: _TSV_PLAIN.get(m.group(1)) or chr(int(m.group(1)[1:], 16)), text)
+
+
+#: the formats whose records ``--resume`` can read back and add to: one record after another,
+#: each ending in a newline (a json array is closed, a parquet file finished by its footer)
+RESUMABLE = ("tsv", "csv", "jsonl")
+
+
+def recorded_paths(data: bytes, fmt: str) -> set:
+    """The paths that the records in ``data`` (a records file of format ``fmt`` in
+    :data:`RESUMABLE`, whole records only) were made for, as the inputs named them: a name that
+    is not UTF-8 with its bytes as surrogate escapes, as a scan's inputs hold it. Raises
+    ValueError naming the first line that is no record of that format."""
+    text = data.decode("utf-8", "surrogateescape")
+    paths: set = set()
+    if fmt == "csv":
+        rows = csv.reader(io.StringIO(text, newline=""), strict=True)
+        try:
+            for i, row in enumerate(rows):
+                if i == 0 and tuple(row) == FIELDS:
+                    continue
+                if len(row) != len(FIELDS):
+                    raise ValueError(f"line {rows.line_num} is not a csv record of fakedet scan")
+                path = row[0]
+                paths.add(path[1:] if path.startswith("'") else path)  # as spreadsheet_text wrote it
+        except csv.Error as exc:
+            raise ValueError(f"line {rows.line_num} is not a csv record of fakedet scan ({exc})") from None
+        return paths
+    for n, line in enumerate(text.split("\n")[:-1], 1):
+        if fmt == "tsv":
+            fields = line.split("\t")
+            if len(fields) != len(FIELDS):
+                raise ValueError(f"line {n} is not a tsv record of fakedet scan")
+            paths.add(tsv_unescape(fields[0]))
+            continue
+        try:
+            rec = json.loads(line)
+            path = rec["path"]
+            if rec.get("path_bytes") is not None:
+                import base64
+
+                path = os.fsdecode(base64.b64decode(rec["path_bytes"], validate=True))
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"line {n} is not a jsonl record of fakedet scan") from None
+        if not isinstance(path, str):
+            raise ValueError(f"line {n} is not a jsonl record of fakedet scan")
+        paths.add(path)
+    return paths
+
+
 def _json_line(r) -> str:
     """One record as JSON text, valid UTF-8 that strict parsers accept. A file name that is not
     valid UTF-8 reaches here with lone surrogates (surrogateescape): its ``path`` is written with
@@ -368,9 +424,10 @@ class Writer:
     """Writes records to a text stream in one of :data:`FORMATS`; for parquet, ``stream`` is
     the file's path (or an object with a ``path``), and :meth:`close` finishes the file."""
 
-    def __init__(self, stream: IO[str], fmt: str = "tsv", faces: bool = False):
+    def __init__(self, stream: IO[str], fmt: str = "tsv", faces: bool = False, header: bool = True):
         """``faces``: a face-mode scan's records, whose parquet rows add
-        :data:`PARQUET_FACE_COLUMNS` (the text formats write what each record holds)."""
+        :data:`PARQUET_FACE_COLUMNS` (the text formats write what each record holds).
+        ``header=False``: no csv header (records added to a file that has one)."""
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}")
         self.stream = stream
@@ -380,7 +437,7 @@ class Writer:
         self._parquet = None
         if fmt == "parquet":
             self._parquet = _Parquet(stream if isinstance(stream, str) else stream.path, faces)
-        if fmt == "csv":
+        if fmt == "csv" and header:
             self._csv_row(FIELDS)
 
     def _csv_row(self, row) -> None:
