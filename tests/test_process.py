@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -160,6 +161,28 @@ def test_a_progress_bar_whose_reader_went_away_loses_the_bar_only(tiny_weights, 
         import json
 
         assert json.loads(stdout)["sets"]["set"]["n"] == 6
+
+
+def test_a_scan_stopped_by_ctrl_c_is_carried_on_by_resume(tiny_weights, many, tmp_path):
+    """The stopped scan's last message says how to carry it on; --resume then adds a record for
+    each image without one, and the file holds one record per image."""
+    out = tmp_path / "records.jsonl"
+    p = fakedet("scan", "-w", str(tiny_weights), "-j", "1", "-b", "1", "-f", "jsonl", "-o", str(out), str(many))
+    deadline = time.monotonic() + 60
+    while (not out.exists() or not out.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    if p.returncode == 0:
+        pytest.skip("the scan ended before the signal came")
+    assert p.returncode == 130 and b"the same command with --resume scans the rest" in err, err
+    kept = len(out.read_text().splitlines())
+    r = subprocess.run([sys.executable, "-m", "fakedet", "scan", "-w", str(tiny_weights), "-j", "1", "--resume",
+                        "-f", "jsonl", "-o", str(out), str(many)], capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    paths = [json.loads(line)["path"] for line in out.read_text().splitlines()]
+    assert sorted(paths) == sorted(str(many / n) for n in os.listdir(many))
+    assert f"skipped {kept} input".encode() in r.stderr
 
 
 def test_ctrl_c_flushes_and_exits_130(tiny_weights, many):

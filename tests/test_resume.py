@@ -4,6 +4,8 @@ import csv
 import io
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -65,7 +67,7 @@ def test_an_unfinished_last_record_is_taken_off_and_its_input_scanned_again(runn
     out.write_text(lines[0] + lines[1][:25])  # a scan killed while writing b.png's record
     r = scan(runner, tiny_weights, "--resume", "-f", "jsonl", "-o", str(out), str(photos))
     assert r.exit_code == 0, r.stderr
-    assert "ended in an unfinished record" in r.stderr
+    assert "ends in an unfinished record" in r.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]  # every line whole
     assert sorted(os.path.basename(d["path"]) for d in records) == NAMES
     assert out.read_text().startswith(lines[0])
@@ -117,4 +119,64 @@ def test_every_name_a_writer_writes_is_read_back_as_the_input_named_it(fmt):
     w = Writer(buf, fmt)
     w.write([Result(n, 0.5, "uncertain") for n in names] + [Result("gone.jpg", None, None, error="x\ty")])
     w.close()
-    assert recorded_paths(buf.getvalue().encode("utf-8", "surrogateescape"), fmt) == {*names, "gone.jpg"}
+    data = buf.getvalue().encode("utf-8", "surrogateescape")
+    assert recorded_paths(io.BytesIO(data), fmt) == ({*names, "gone.jpg"}, len(data))
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl"])
+def test_an_editors_byte_order_mark_blank_lines_and_crlf_are_read_past(fmt):
+    buf = io.StringIO()
+    Writer(buf, fmt).write([Result("a.jpg", 0.5, "uncertain"), Result("b.jpg", 0.5, "uncertain")])
+    data = b"\xef\xbb\xbf" + buf.getvalue().replace("\n", "\r\n\n").encode()
+    assert recorded_paths(io.BytesIO(data), fmt) == ({"a.jpg", "b.jpg"}, len(data))
+
+
+def test_a_csv_record_cut_inside_a_quoted_newline_is_unfinished():
+    buf = io.StringIO()
+    Writer(buf, "csv").write([Result("a.jpg", 0.5, "uncertain"), Result("new\nline.jpg", 0.5, "uncertain")])
+    data = buf.getvalue().encode()
+    inside = data.index(b"line.jpg")  # just after the name's own newline
+    assert recorded_paths(io.BytesIO(data[:inside]), "csv") == ({"a.jpg"}, data.index(b'"new'))
+    assert recorded_paths(io.BytesIO(data[:-1]), "csv") == ({"a.jpg"}, data.index(b'"new'))
+
+
+def test_inputs_reached_another_way_or_told_apart_get_no_second_record(runner, tiny_weights, photos, tmp_path,
+                                                                       monkeypatch):
+    """A file reached again through a link, or named ./photos/a.jpg after photos/, and an error
+    record of the argument list (a name split at its spaces) are not written again."""
+    os.symlink(photos, tmp_path / "link")
+    write_image(tmp_path / "sp ace.jpg")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "records.tsv"
+    args = ["-o", str(out), "photos", "./photos/a.jpg", "link", "sp", "ace.jpg"]
+    first = scan(runner, tiny_weights, *args)
+    assert first.exit_code == 3, first.stderr
+    before = out.read_text()
+    assert len(before.splitlines()) == len(NAMES) + 2
+    for resumed in (args, ["-o", str(out), "./photos//", "photos/a.jpg", "link/", "sp", "ace.jpg"]):
+        r = scan(runner, tiny_weights, "--resume", *resumed)
+        assert r.exit_code == 0 and "nothing left to scan" in r.stderr, r.stderr
+        assert out.read_text() == before
+
+
+def test_a_resume_that_cannot_load_its_model_leaves_the_file_as_it_was(runner, photos, tmp_path):
+    out = tmp_path / "records.jsonl"
+    out.write_bytes(b'{"path": "x.jpg", "p_fake": 0.5, "label": "uncertain", "error": null}\n{"path": "y')
+    before = out.read_bytes()
+    r = runner.invoke(cli, ["scan", "-w", str(tmp_path / "missing.safetensors"), "--resume", "-f", "jsonl",
+                            "-o", str(out), str(photos)])
+    assert r.exit_code == 2
+    assert out.read_bytes() == before
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/stdout"), reason="no /dev/stdout")
+def test_resume_to_stdout_by_another_name_is_refused(tiny_weights, photos, tmp_path):
+    """``-o /dev/stdout >> records.csv``: stdout gets no csv header again in the middle of the file."""
+    out = tmp_path / "records.csv"
+    out.write_text("path,p_fake,label,error\n")
+    with open(out, "a") as fh:
+        done = subprocess.run([sys.executable, "-m", "fakedet", "scan", "-w", str(tiny_weights), "--resume",
+                               "-f", "csv", "-o", "/dev/stdout", str(photos)],
+                              stdout=fh, stderr=subprocess.PIPE, timeout=120)
+    assert done.returncode == 2 and b"a file, not stdout" in done.stderr
+    assert out.read_text() == "path,p_fake,label,error\n"

@@ -203,8 +203,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         _check_report_path(report_path, output, paths, files_from)
     engine.check(ctx, engine_opts, fmt, output, faces, report_path)
 
-    done, appending = (_resumed(output, fmt, report_path, engine_opts["engine"], quiet) if resume
-                       else (frozenset(), False))
+    done, append_at = (_resumed(output, fmt, report_path, engine_opts["engine"], quiet) if resume
+                       else (frozenset(), None))
     folders = collections.Counter()  # folders that could not be listed, by path, awaiting their record
     filt = WalkFilter(hidden=hidden, exclude=exclude, done=done)
     own = {os.path.realpath(p): what for p, what in ((output, "records"), (report_path, "report"))
@@ -236,7 +236,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         progress = False
 
     try:
-        out_stream = _open_output(output, fmt, appending)  # only once the model has loaded: a bad -w leaves no file
+        out_stream = _open_output(output, fmt, append_at)  # only once the model has loaded: a bad -w leaves no file
     except BaseException:
         stream.close()
         raise
@@ -301,15 +301,16 @@ def _close_empty_output(fmt: str) -> None:
 
 
 def _resumed(output: Optional[str], fmt: str, report_path: Optional[str], engine_name: str,
-             quiet: bool) -> tuple[frozenset, bool]:
-    """``--resume``: the paths the ``-o`` file has records for, and whether the new records are
-    added to it (it holds records, or a csv header). A last record without its newline (a scan
-    killed outright while writing it) is taken off the file, so that its input gets a whole one."""
-    from fakedet.data.sources import open_error
+             quiet: bool) -> tuple[frozenset, Optional[int]]:
+    """``--resume``: the paths the ``-o`` file has records for (:func:`fakedet.data.sources.done_key`),
+    and where the new records go: after the file's whole records (its length, less a last record
+    without its newline, a scan killed outright while writing it, which the first new record's
+    write takes off), or None where the file is new or holds nothing whole."""
+    from fakedet.data.sources import done_key, open_error
     from fakedet.data.writers import RESUMABLE, recorded_paths
 
-    if output in (None, "-"):
-        raise click.UsageError("--resume needs -o FILE: the records file to carry on")
+    if output in (None, "-") or _names_stdout(output):
+        raise click.UsageError("--resume needs -o FILE: the records file to carry on (a file, not stdout)")
     if fmt not in RESUMABLE:
         raise click.BadParameter(f"--resume adds records to a tsv, csv or jsonl file, not to {fmt} "
                                  "(a json array is closed, a parquet file finished)", param_hint="--format")
@@ -319,35 +320,26 @@ def _resumed(output: Optional[str], fmt: str, report_path: Optional[str], engine
     if engine_name != "local":
         raise click.UsageError("--resume works with the local engine only")
     try:
-        st = os.stat(output)
-        if not stat.S_ISREG(st.st_mode):
-            raise click.BadParameter(f"--resume reads the records of a regular file, and {output} is not one",
-                                     param_hint="--output")
         with open(output, "rb") as fh:
-            data = fh.read()
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise click.BadParameter(f"--resume reads the records of a regular file, and {output} is "
+                                         "not one", param_hint="--output")
+            paths, whole = recorded_paths(fh, fmt)
+            size = os.fstat(fh.fileno()).st_size
     except FileNotFoundError:
-        return frozenset(), False
-    except OSError as exc:
-        raise click.BadParameter(f"cannot read {output}: {open_error(exc, output)}", param_hint="--output") from exc
-    whole = data.rfind(b"\n") + 1
-    try:
-        done = recorded_paths(data[:whole], fmt)
+        return frozenset(), None
     except ValueError as exc:
         raise click.BadParameter(f"cannot resume {output}: its {exc} (-f names the format it was written "
                                  "in)", param_hint="--output") from None
-    if whole < len(data):
-        try:
-            os.truncate(output, whole)
-        except OSError as exc:
-            raise click.BadParameter(f"cannot take the unfinished last record off {output}: "
-                                     f"{exc.strerror or exc}", param_hint="--output") from exc
-        if not quiet:
-            err(f"warning: {tsv_escape(output)} ended in an unfinished record (a scan stopped while writing it): "
-                "it was taken off, and its input is scanned again")
-    return frozenset(done), whole > 0
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {output}: {open_error(exc, output)}", param_hint="--output") from exc
+    if whole < size and not quiet:
+        err(f"warning: {tsv_escape(output)} ends in an unfinished record (a scan stopped while writing it): "
+            "it is taken off, and its input scanned again")
+    return frozenset(done_key(p) for p in paths), whole if whole else None
 
 
-def _open_output(output: Optional[str], fmt: str = "tsv", appending: bool = False) -> IO[str]:
+def _open_output(output: Optional[str], fmt: str = "tsv", append_at: Optional[int] = None) -> IO[str]:
     if output is None or output == "-":
         return stdout(SCAN_HINT)  # undecodable file names pass through
     parent = os.path.dirname(os.path.abspath(output))  # (click refuses a directory itself)
@@ -361,7 +353,17 @@ def _open_output(output: Optional[str], fmt: str = "tsv", appending: bool = Fals
         return _LazyFile(output)
     if _is_stdout(st):  # -o /dev/stdout: stdout itself, given up on as stdout is (pipeout)
         return stdout(SCAN_HINT)
-    return _LazyFile(output, fifo=stat.S_ISFIFO(st.st_mode), appending=appending)
+    return _LazyFile(output, fifo=stat.S_ISFIFO(st.st_mode), append_at=append_at)
+
+
+def _resume_hint(out_stream, fmt: str, n: int) -> str:
+    """For the last message of a stopped scan that wrote records to an ``-o`` file it can carry
+    on in: how."""
+    from fakedet.data.writers import RESUMABLE
+
+    if n == 0 or fmt not in RESUMABLE or not isinstance(out_stream, _LazyFile) or out_stream.fifo:
+        return ""
+    return f"; the same command with --resume scans the rest into {tsv_escape(out_stream.path)}"
 
 
 def _file_kept(out_stream) -> str:
@@ -406,17 +408,30 @@ class _LazyFile:
     (:meth:`ensure_open`, which the scan calls where a signal can still stop it: a named pipe's
     open waits for its reader): a scan that finds no image, or stops before scoring one, leaves
     an existing file as it was. A named pipe (``fifo``) is written as stdout's pipe is
-    (:func:`fakedet.cli.pipeout.open_output`). ``appending`` (``--resume``): the records go after
-    those the file holds."""
+    (:func:`fakedet.cli.pipeout.open_output`). ``append_at`` (``--resume``): the records go after
+    the file's first ``append_at`` bytes, its whole records (what follows, an unfinished record,
+    is taken off then)."""
 
-    def __init__(self, path: str, fifo: bool = False, appending: bool = False):
-        self.path, self.fh, self.fifo, self.appending = path, None, fifo, appending
+    def __init__(self, path: str, fifo: bool = False, append_at: Optional[int] = None):
+        self.path, self.fh, self.fifo, self.append_at = path, None, fifo, append_at
+
+    @property
+    def appending(self) -> bool:
+        return self.append_at is not None
 
     def ensure_open(self) -> None:
-        if self.fh is None:
-            self.fh = (pipeout.open_output(self.path) if self.fifo else
-                       open(self.path, "a" if self.appending else "w", encoding="utf-8", errors="surrogateescape",
-                            newline=""))
+        if self.fh is None and self.fifo:
+            self.fh = pipeout.open_output(self.path)
+        elif self.fh is None:
+            fh = open(self.path, "a" if self.appending else "w", encoding="utf-8", errors="surrogateescape",
+                      newline="")
+            if self.appending and os.fstat(fh.fileno()).st_size > self.append_at:
+                try:
+                    os.ftruncate(fh.fileno(), self.append_at)
+                except OSError:
+                    fh.close()
+                    raise
+            self.fh = fh
 
     def write(self, text: str) -> int:
         self.ensure_open()
@@ -724,7 +739,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     ends.close()
     kept = _file_kept(out_stream) if n == 0 else ""
     if interrupted is not None:
-        err(f"{interrupt_word(interrupted)} after {n} record{'s' if n != 1 else ''}{kept}")
+        err(f"{interrupt_word(interrupted)} after {n} record{'s' if n != 1 else ''}{kept}"
+            + _resume_hint(out_stream, fmt, n))
         return interrupt_status(interrupted)
     if inputs_error is not None:
         err(f"{inputs_error}; stopped after {n} record{'s' if n != 1 else ''}{kept}")

@@ -346,8 +346,9 @@ class WalkFilter:
     _patterns: list = field(default_factory=list, repr=False)
     #: after a path yielded nothing: what its walk alone skipped (set by :func:`iter_items`)
     last: Optional["WalkFilter"] = field(default=None, repr=False)
-    #: the paths of inputs that have their records already (an earlier scan's, ``--resume``):
-    #: skipped wherever they are reached, named or found in a folder
+    #: the paths of inputs that have their records already (an earlier scan's, ``--resume``),
+    #: each as :func:`done_key` gives it: skipped wherever they are reached, named or found in a
+    #: folder (:meth:`skips_done`)
     done: frozenset = field(default=frozenset(), repr=False)
 
     def __post_init__(self) -> None:
@@ -383,6 +384,14 @@ class WalkFilter:
             self.named_hidden.append(path)
         elif not hidden and self.skipped_other - self._mark[1] <= NAMED:
             self.named_other.append(path)
+
+    def skips_done(self, item: "Item", stdin: bool = False) -> bool:
+        """Whether ``item`` has its record already (:attr:`done`), counted if so; never the
+        image read from stdin (``stdin``), which is new each time."""
+        if not self.done or stdin or done_key(item.path) not in self.done:
+            return False
+        self.skipped_done += 1
+        return True
 
     def fresh(self) -> "WalkFilter":
         """The same rules with the counts at zero (for a second walk, such as a count)."""
@@ -657,6 +666,12 @@ class Reached:
         return False
 
 
+def done_key(path: str) -> str:
+    """A path as ``--resume`` compares it with the records' (:attr:`WalkFilter.done`): ``./p/``,
+    ``p//a.jpg`` and ``p/a.jpg`` name the same file as the scan walks it."""
+    return os.path.normpath(path) if path else path
+
+
 def several_inputs(paths: list, files_from) -> bool:
     """Whether the inputs may reach a file twice (:class:`Reached`): more than one PATH, or a
     ``--files-from`` list; one PATH alone cannot."""
@@ -685,12 +700,11 @@ def iter_items(
         n, before, number = 0, filt.start_walk(), next(inputs)
         for item in expand(path, source, filt):
             n += 1
-            if filt.done and item.path in filt.done and item.path != "-":  # stdin is new each time
-                filt.skipped_done += 1
-                continue
             # a walk's items carry longer paths than the folder's
             if several and reached.again(item, walked=item.path != path, source=number):
                 filt.skipped_twice += 1
+                continue
+            if filt.skips_done(item, stdin=path == "-"):  # (after again(): it keeps the file)
                 continue
             yield item
         if n == 0 and on_empty is not None:
@@ -700,22 +714,26 @@ def iter_items(
     paths = list(paths)
     spaced = spaced_names(paths) if spaced is None else spaced
     several = several_inputs(paths, files_from)
+    def told(item: Item) -> Iterator[Item]:  # an input's error record, made here
+        if not filt.skips_done(item):
+            yield item
+
     for i, path in enumerate(paths):
         if i in spaced:
-            yield Item(path, error=f"file not found (the names beside it make {spaced[i]!r}, which exists: "
-                                   "quote a name that holds spaces)")
+            yield from told(Item(path, error=f"file not found (the names beside it make {spaced[i]!r}, which "
+                                             "exists: quote a name that holds spaces)"))
         else:
             yield from one(path, stdin)
     if files_from is not None:
         for path in read_list(files_from, null):
             if path == "-":
-                yield Item("-", error="'-' (stdin) cannot be named inside a list of paths")
+                yield from told(Item("-", error="'-' (stdin) cannot be named inside a list of paths"))
             elif not null and "\0" in path:  # `find -print0 | fakedet scan --files-from -`
-                yield Item(path, error="invalid file name (it contains a NUL byte); a list of "
-                                       "NUL-separated names needs -0")
+                yield from told(Item(path, error="invalid file name (it contains a NUL byte); a list of "
+                                                 "NUL-separated names needs -0"))
             elif null and "\n" in path.strip("\n") and not os.path.lexists(path):  # `find | ... -0`
-                yield Item(path, error="file not found (the name holds newlines: a list of one name per "
-                                       "line is read without -0)")
+                yield from told(Item(path, error="file not found (the name holds newlines: a list of one name "
+                                                 "per line is read without -0)"))
             else:
                 yield from one(path, None)
 

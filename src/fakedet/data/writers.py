@@ -120,46 +120,71 @@ def tsv_unescape(text: str) -> str:
 RESUMABLE = ("tsv", "csv", "jsonl")
 
 
-def recorded_paths(data: bytes, fmt: str) -> set:
-    """The paths that the records in ``data`` (a records file of format ``fmt`` in
-    :data:`RESUMABLE`, whole records only) were made for, as the inputs named them: a name that
-    is not UTF-8 with its bytes as surrogate escapes, as a scan's inputs hold it. Raises
-    ValueError naming the first line that is no record of that format."""
-    text = data.decode("utf-8", "surrogateescape")
+def recorded_paths(lines: Iterable[bytes], fmt: str) -> tuple[set, int]:
+    """The paths that the records of a records file were made for, read from its ``lines``
+    (binary, each with its newline: a file opened ``"rb"``) in format ``fmt``, one of
+    :data:`RESUMABLE`; and how many bytes at its start hold whole records. A last record without
+    its newline (a scan killed while writing it) is not counted in either; nor are blank lines
+    and a byte-order mark (an editor's). Each path is as the input named it: a name that is not
+    UTF-8 with its bytes as surrogate escapes, as a scan's inputs hold it (jsonl's
+    ``path_bytes``). Raises ValueError naming the first line that is no record of that format."""
     paths: set = set()
-    if fmt == "csv":
-        rows = csv.reader(io.StringIO(text, newline=""), strict=True)
-        try:
-            for i, row in enumerate(rows):
-                if i == 0 and tuple(row) == FIELDS:
-                    continue
-                if len(row) != len(FIELDS):
-                    raise ValueError(f"line {rows.line_num} is not a csv record of fakedet scan")
-                path = row[0]
-                paths.add(path[1:] if path.startswith("'") else path)  # as spreadsheet_text wrote it
-        except csv.Error as exc:
-            raise ValueError(f"line {rows.line_num} is not a csv record of fakedet scan ({exc})") from None
-        return paths
-    for n, line in enumerate(text.split("\n")[:-1], 1):
-        if fmt == "tsv":
-            fields = line.split("\t")
-            if len(fields) != len(FIELDS):
-                raise ValueError(f"line {n} is not a tsv record of fakedet scan")
-            paths.add(tsv_unescape(fields[0]))
+    whole = offset = 0
+    number = first = 0  # the line read, and the first line of the record being read
+    pending, quotes = b"", 0  # csv: a record's lines so far, and its quotes (a quoted newline)
+    for raw in lines:
+        offset += len(raw)
+        number += 1
+        if not raw.endswith(b"\n"):
+            break  # unfinished
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        if not pending:
+            first = number
+        pending += raw
+        quotes += raw.count(b'"')
+        if fmt == "csv" and quotes % 2:  # inside a quoted field: the record goes on
             continue
-        try:
-            rec = json.loads(line)
-            path = rec["path"]
-            if rec.get("path_bytes") is not None:
-                import base64
+        record, pending, quotes = pending.decode("utf-8", "surrogateescape"), b"", 0
+        whole = offset
+        if record.strip():
+            path = _record_path(record, fmt, first)
+            if path is not None:
+                paths.add(path)
+    return paths, whole
 
-                path = os.fsdecode(base64.b64decode(rec["path_bytes"], validate=True))
-        except (ValueError, KeyError, TypeError):
-            raise ValueError(f"line {n} is not a jsonl record of fakedet scan") from None
-        if not isinstance(path, str):
-            raise ValueError(f"line {n} is not a jsonl record of fakedet scan")
-        paths.add(path)
-    return paths
+
+def _record_path(record: str, fmt: str, line: int) -> Optional[str]:
+    """The path of one record (csv's header: None) written in ``fmt``, which starts at ``line``."""
+    wrong = ValueError(f"line {line} is not a {fmt} record of fakedet scan")
+    if fmt == "csv":
+        try:
+            rows = list(csv.reader(io.StringIO(record, newline=""), strict=True))
+        except csv.Error:
+            raise wrong from None
+        if len(rows) != 1 or len(rows[0]) != len(FIELDS):
+            raise wrong
+        if tuple(rows[0]) == FIELDS:
+            return None
+        path = rows[0][0]
+        return path[1:] if path.startswith("'") else path  # as spreadsheet_text wrote it
+    if fmt == "tsv":
+        fields = record.rstrip("\r\n").split("\t")
+        if len(fields) != len(FIELDS):
+            raise wrong
+        return tsv_unescape(fields[0])
+    try:
+        rec = json.loads(record)
+        path = rec["path"]
+        if rec.get("path_bytes") is not None:
+            import base64
+
+            path = os.fsdecode(base64.b64decode(rec["path_bytes"], validate=True))
+    except (ValueError, KeyError, TypeError):
+        raise wrong from None
+    if not isinstance(path, str):
+        raise wrong
+    return path
 
 
 def _json_line(r) -> str:
