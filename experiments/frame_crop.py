@@ -74,6 +74,13 @@ source that the leave-one-source-out runs score):
 
     python experiments/frame_crop.py --cut-share 0.15 --split train --band-conditions "" \
         --same-conditions "" --json results/2026-12-07/bands_train_unedited.json
+
+With ``--framed-rule``, the run and rule of docs/decisions/2026-12-07-no-fake-verdict-from-a-framed-score.md
+(a ``fake`` from the whole image's score of a picture scored with its wide margins made
+``uncertain``), counted from the shipped scan's scores; ``--faces`` scores as ``scan --faces``:
+
+    python experiments/frame_crop.py --framed-rule --json results/2026-12-07/framed_rule_val.json
+    python experiments/frame_crop.py --framed-rule --faces --json results/2026-12-07/framed_rule_val_faces.json
 """
 
 from __future__ import annotations
@@ -501,6 +508,75 @@ def main_cut(args) -> int:
     return finish(out, checks, args.json)
 
 
+FRAMED_CONDITIONS = ("story", "storygrad", "storyj", "storyj70", "storyfill", "storyfillj", "phone", "phonedark",
+                     "chat", "chatdark", "phonej", "phonedarkj", "chatj", "phonej70", "meme", "letterbox",
+                     "pillarwhite", "border")
+
+
+def framed_tally(det, inputs, y) -> dict:
+    """Scores ``inputs`` (labels ``y``) as the shipped scan does and counts the model's verdicts
+    today (``before``) and with a ``fake`` from the whole image's score of a framed image made
+    ``uncertain`` (``after``): docs/decisions/2026-12-07-no-fake-verdict-from-a-framed-score.md."""
+    res = det.predict(inputs)
+    bad = [r.error for r in res if r.error]
+    if bad:
+        raise SystemExit(f"{len(bad)} inputs failed: {bad[:3]}")
+    face_fake = det.face_cutoffs[0] if det.faces else None
+    t = {k: 0 for k in ("real", "fake", "real_fake_before", "real_fake_after", "fake_fake_before",
+                        "fake_fake_after", "framed_real", "framed_fake", "framed_real_fake", "framed_fake_fake")}
+    for r, c in zip(res, y):
+        cls = "fake" if c else "real"
+        by_face = bool(r.faces) and any(f["p_fake"] >= face_fake for f in r.faces)
+        after = "uncertain" if r.model_label == "fake" and r.framed and not by_face else r.model_label
+        t[cls] += 1
+        t[f"{cls}_fake_before"] += r.model_label == "fake"
+        t[f"{cls}_fake_after"] += after == "fake"
+        t[f"framed_{cls}"] += r.framed
+        t[f"framed_{cls}_fake"] += r.framed and r.model_label == "fake"
+    return t
+
+
+def main_framed(args) -> int:
+    """The run of docs/decisions/2026-12-07-no-fake-verdict-from-a-framed-score.md: every unedited
+    image of the split (not with ``--faces``) and ``FRAMED_CONDITIONS`` of the seeded sample,
+    the model's verdicts today and with the change, from the same scores."""
+    from PIL import Image
+
+    det = Detector.load(device="cpu", faces=args.faces)
+    out = {"split": args.split, "faces": args.faces, "per_set": args.per_set, "unedited": {}, "conditions": {}}
+    total = None
+    if not args.faces:
+        for name in BY_NAME:
+            rows = read_manifest(manifest(name), args.split)
+            t = framed_tally(det, [r.path for r in rows], [r.label for r in rows])
+            out["unedited"][name] = t
+            total = t if total is None else {k: total[k] + v for k, v in t.items()}
+            print(f"{name}: {t}", flush=True)
+        out["unedited_total"] = total
+    picked = sample(args.split, args.per_set, args.seed)
+    y = [r.label for r in picked]
+    originals = [Image.open(r.path).convert("RGB") for r in picked]
+    rob = robustness()
+    out["conditions"]["original"] = framed_tally(det, [r.path for r in picked], y)
+    for cond in [c for c in args.framed_conditions.split(",") if c]:
+        out["conditions"][cond] = framed_tally(det, [rob.PERTURBATIONS[cond](img) for img in originals], y)
+        print(f"{cond}: {out['conditions'][cond]}", flush=True)
+    conds = [v for k, v in out["conditions"].items() if k != "original"]
+    pooled = {k: sum(t[k] for t in conds + ([total] if total else [])) for k in conds[0]} if conds else {}
+    out["pooled_framed"] = pooled
+    checks = {}
+    if not args.faces and conds:
+        checks["0 every condition of the rule run"] = all(c in out["conditions"] for c in FRAMED_CONDITIONS)
+        checks["1 framed reals labelled fake > 0.1 %"] = \
+            pooled["framed_real"] > 0 and pooled["framed_real_fake"] > 0.001 * pooled["framed_real"]
+        checks["2 unedited: fakes fake fall <= 0.5 %"] = \
+            total["fake_fake_before"] - total["fake_fake_after"] <= 0.005 * total["fake"]
+        checks["3 conditions: at least one real no longer fake"] = \
+            sum(t["real_fake_before"] - t["real_fake_after"] for t in conds) >= 1
+    print(f"pooled framed: {pooled}")
+    return finish(out, checks, args.json)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", default="val")
@@ -540,7 +616,13 @@ def main(argv=None) -> int:
     ap.add_argument("--edge-start-rule", action="store_true",
                     help="the amendment of docs/decisions/2026-12-07-a-pictures-edges-in-a-jpeg-screenshot.md "
                          "(EDGE_START False against True, EDGE_TOL as shipped)")
+    ap.add_argument("--framed-rule", action="store_true",
+                    help="the run and rule of docs/decisions/2026-12-07-no-fake-verdict-from-a-framed-score.md")
+    ap.add_argument("--framed-conditions", default=",".join(FRAMED_CONDITIONS))
+    ap.add_argument("--faces", action="store_true", help="with --framed-rule: score as scan --faces does")
     args = ap.parse_args(argv)
+    if args.framed_rule:
+        return main_framed(args)
     if args.edges_rule or args.edge_start_rule:
         return main_edges(args)
     if args.cut_share is not None:
