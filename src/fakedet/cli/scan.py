@@ -356,14 +356,15 @@ def _open_output(output: Optional[str], fmt: str = "tsv", append_at: Optional[in
     return _LazyFile(output, fifo=stat.S_ISFIFO(st.st_mode), append_at=append_at)
 
 
-def _resume_hint(out_stream, fmt: str, n: int) -> str:
+def _resume_hint(out_stream, fmt: str, n: int, report: bool = False) -> str:
     """For the last message of a stopped scan that wrote records to an ``-o`` file it can carry
-    on in: how."""
+    on in: how (``report``: the scan made a --report, which --resume cannot)."""
     from fakedet.data.writers import RESUMABLE
 
     if n == 0 or fmt not in RESUMABLE or not isinstance(out_stream, _LazyFile) or out_stream.fifo:
         return ""
-    return f"; the same command with --resume scans the rest into {tsv_escape(out_stream.path)}"
+    how = "with --resume instead of --report" if report else "with --resume"
+    return f"; the same command {how} scans the rest into {tsv_escape(out_stream.path)}"
 
 
 def _file_kept(out_stream) -> str:
@@ -740,7 +741,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     kept = _file_kept(out_stream) if n == 0 else ""
     if interrupted is not None:
         err(f"{interrupt_word(interrupted)} after {n} record{'s' if n != 1 else ''}{kept}"
-            + _resume_hint(out_stream, fmt, n))
+            + _resume_hint(out_stream, fmt, n, report is not None))
         return interrupt_status(interrupted)
     if inputs_error is not None:
         err(f"{inputs_error}; stopped after {n} record{'s' if n != 1 else ''}{kept}")
