@@ -146,3 +146,35 @@ def test_verdict_table_counts_each_class_and_margins_move_thresholds_the_right_w
     assert moved(0.5, 1e-4) > 0.5 > moved(0.5, -1e-4) and moved(0.0, 1.0) == 0.0 and moved(1.0, -1.0) == 1.0
     line, = table_changes({"a": row}, {"a": row}, "fake", 2)
     assert line.split() == ["a", "reals", "0.00", "->", "0.00", "fakes", "0.67", "->", "0.67"]
+
+
+def test_a_fake_from_the_score_of_a_picture_scored_with_its_margins_is_uncertain(tiny_weights):
+    """docs/decisions/2026-12-07-no-fake-verdict-from-a-framed-score.md: with three verdicts, a
+    `fake` that only the whole image's score gives, on a picture scored with its wide margins
+    (framed), is `uncertain`; the same picture cut out, and two-way verdicts, keep `fake`; so
+    does a face's own score at the fake threshold."""
+    import io
+
+    from fakedet import Detector
+    from fakedet.inference.explain import explain
+    from fakedet.inference.result import verdict_of
+
+    from conftest import random_image
+    from conftest import story_screen as _story
+
+    screen, _ = _story(random_image((540, 400), seed=7), "blur")
+    buf = io.BytesIO()
+    screen.save(buf, "PNG")
+    for crop, framed_label in ((True, "fake"), (False, "uncertain")):
+        det = Detector.load(tiny_weights, workers=0, crop=crop)
+        det.cutoffs = (1e-9, 1e-12)  # every score fake, three verdicts
+        r = det.predict([buf.getvalue()])[0]
+        assert r.framed == (not crop) and r.label == r.model_label == framed_label
+        _, ex = explain(det, buf.getvalue(), grid=4)  # explain draws the verdict a scan gives
+        assert ex.framed == (not crop) and ex.label == framed_label
+        det.cutoffs = (1e-9, 1e-9)  # two verdicts: for measuring the model, unchanged
+        assert det.predict([buf.getvalue()])[0].label == "fake"
+    assert verdict_of([0.99, 0.2], 0.99, 0.9, 0.01, framed=True) == "uncertain"  # the whole image's
+    assert verdict_of([0.99, 0.95], 0.99, 0.9, 0.01, framed=True) == "fake"  # a face's own
+    assert verdict_of([0.99], 0.99, 0.9, 0.01, framed=False) == "fake"
+    assert verdict_of([0.001], 0.001, 0.9, 0.01, framed=True) == "real"

@@ -135,8 +135,9 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     never as proof. Inside plain margins (a phone's screenshot of an app, a border, a
     letterbox, a meme's caption bands) the picture alone is scored, as on a story's
     blurred or gradient backdrop where its picture is found (often not once the
-    screenshot was sent on as a JPEG: such a story is then scored whole, and named in
-    the summary where its backdrop can be told); --no-crop scores the whole image.
+    screenshot was sent on as a JPEG: such a story is then scored whole, and where its
+    backdrop can be told, named in the summary and given no fake verdict by its score,
+    which such margins move both ways); --no-crop scores the whole image.
 
     Each image's provenance metadata is read too (C2PA Content Credentials, XMP/EXIF
     source type and software, Stable Diffusion front-ends' generation parameters; the

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator, Optional
 
 import numpy as np
 
+from fakedet.data.decode import scored_framed
 from fakedet.data.provenance import generated_evidence
 from fakedet.data.sources import Item
 from fakedet.inference.alloc import tune_malloc
@@ -26,7 +27,7 @@ from fakedet.inference.cpurun import SUB_BATCH, CpuRunner, padded
 from fakedet.inference.device import DependencyError, default_workers, resolve_device
 from fakedet.inference.inputs import as_items
 from fakedet.inference.pipeline import DecodedBatch, DecodePipeline, Task, chunks, prepare_batch, ready
-from fakedet.inference.result import NO_FACE_NOTE, Result, calibrated, label_for
+from fakedet.inference.result import NO_FACE_NOTE, Result, calibrated, verdict_of
 from fakedet.model import checkpoint as ckpt
 
 # Images per model call (fakedet.inference.cpurun; the CUDA batch is padded to a multiple of it).
@@ -332,7 +333,8 @@ class Detector:
             pf = self.image_score(scores)
             fake_at, real_below = self.face_cutoffs if d.boxes else self.cutoffs
             # `real` needs every score below its threshold, the whole image's included
-            r = Result(d.path, pf, label_for(pf, fake_at, real_below, max(scores)), face_mode=self.faces,
+            r = Result(d.path, pf, verdict_of(scores, pf, fake_at, real_below, scored_framed(d.frame, d.cropped)),
+                       face_mode=self.faces,
                        evidence=d.evidence, thumbnail=d.thumbnail, frame=d.frame, animated=d.animated,
                        cropped=d.cropped)
             if d.evidence is not None:

@@ -47,7 +47,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from fakedet.data import decode
-from fakedet.inference.result import label_for
+from fakedet.inference.result import label_for, verdict_of
 
 #: cells per side by default: 100 cells, so that the hottest 10 % of the image is its 10 hottest cells
 DEFAULT_GRID = 10
@@ -319,6 +319,10 @@ def explain(det, source: Any, grid: int = DEFAULT_GRID, faces: Optional[bool] = 
         img = img.crop(box)
     ex = explain_image(det, img, grid, faces, fill)
     ex.cropped, ex.frame, ex.animated = box, share, bool(whole.info.get(decode.ANIMATED))
+    if ex.framed:  # labelled as a scan labels a picture scored with its wide margins
+        ex.label = verdict_of([ex.p_whole] + [f.p_fake for f in ex.faces or []], ex.p_fake, *ex.cutoffs, True)
+        if ex.whole_label is not None:
+            ex.whole_label = verdict_of([ex.p_whole], ex.p_whole, *det.cutoffs, True)
     if data is not None:  # which bytes exactly, read once: a file changed since is not this one
         import hashlib
 

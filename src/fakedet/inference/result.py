@@ -117,6 +117,20 @@ def calibrated(logit: float, temperature: float) -> float:
     return e / (1.0 + e)
 
 
+def verdict_of(scores: list, p_fake: float, fake_at: float, real_below: Optional[float], framed: bool) -> str:
+    """The model's verdict on an image from its scores (``scores[0]`` the whole image's, then its
+    faces') and ``p_fake`` (:meth:`fakedet.Detector.image_score`), as :func:`label_for` gives it,
+    except that with three verdicts a ``fake`` that no face's score reaches on its own, on a
+    picture scored with its wide margins (``framed``), is ``uncertain``: such margins move the
+    score both ways, and made real photos ``fake``
+    (docs/decisions/2026-12-07-no-fake-verdict-from-a-framed-score.md)."""
+    label = label_for(p_fake, fake_at, real_below, max(scores))
+    three_way = real_below is not None and real_below < fake_at
+    if label == "fake" and framed and three_way and not any(x >= fake_at for x in scores[1:]):
+        return "uncertain"
+    return label
+
+
 def label_for(p_fake: float, threshold: float, real_below: Optional[float] = None,
               p_any: Optional[float] = None) -> str:
     """The label of a score: "fake" when ``p_fake >= threshold`` (a score equal to the threshold
