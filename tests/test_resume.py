@@ -180,3 +180,12 @@ def test_resume_to_stdout_by_another_name_is_refused(tiny_weights, photos, tmp_p
                               stdout=fh, stderr=subprocess.PIPE, timeout=120)
     assert done.returncode == 2 and b"a file, not stdout" in done.stderr
     assert out.read_text() == "path,p_fake,label,error\n"
+
+
+def test_the_hint_to_resume_names_only_what_resume_can_carry_on():
+    from fakedet.cli.scan import _LazyFile, _resume_hint
+
+    assert "with --resume scans the rest into r.tsv" in _resume_hint(_LazyFile("r.tsv"), "tsv", 3)
+    assert "with --resume instead of --report" in _resume_hint(_LazyFile("r.tsv"), "tsv", 3, report=True)
+    assert _resume_hint(_LazyFile("r.tsv"), "tsv", 3, local=False) == ""  # the Ray engine: refused there
+    assert _resume_hint(_LazyFile("r.json"), "json", 3) == "" and _resume_hint(_LazyFile("r.tsv"), "tsv", 0) == ""

@@ -294,6 +294,8 @@ def render(img, ex, name: str = "", stamp: "tuple[str, ...]" = ()):
     which = "face-mode" if ex.faces else "whole-image"
     if real_below < fake_at:
         rule = f"fake at >= {threshold_text(fake_at)}, real below {threshold_text(real_below)}, uncertain in between"
+        if getattr(ex, "framed", False):
+            rule += "; wide margins scored with it: its score alone gives no fake"
     else:
         rule = f"fake at >= {threshold_text(fake_at)}, else real"
     if ex.label_by == "evidence":

@@ -468,7 +468,7 @@ function start(){
  document.title=meta.title||document.title;$('title').textContent=meta.title||'fakedet report';
  var m=[];if(meta.created)m.push('made '+meta.created);if(meta.version)m.push('fakedet '+meta.version);
  if(meta.weights)m.push('weights '+meta.weights+(meta.weights_sha256?' (sha256 '+meta.weights_sha256+')':''));if(meta.device)m.push(meta.device);if(meta.faces)m.push('face mode');
- var rule=meta.real_below<meta.threshold?'fake at p_fake \u2265 '+thr(meta.threshold)+', real below '+thr(meta.real_below)+', uncertain in between':'fake at p_fake \u2265 '+thr(meta.threshold);
+ var rule=meta.real_below<meta.threshold?'fake at p_fake \u2265 '+thr(meta.threshold)+', real below '+thr(meta.real_below)+', uncertain in between (and where only the score of a picture scored with its wide margins reaches fake)':'fake at p_fake \u2265 '+thr(meta.threshold);
  if(meta.faces)rule+='; images with a face: fake at \u2265 '+thr(meta.face_threshold)+(meta.face_real_below<meta.face_threshold?', real below '+thr(meta.face_real_below):'');
  if(meta.faces)rule+=meta.face_expert?' (faces scored with the face expert'+(meta.face_expert_sha256?', sha256 '+meta.face_expert_sha256:'')+')':' (faces scored by the network alone)';
  m.push(rule);$('meta').textContent=m.join(' \u00b7 ');

@@ -50,7 +50,8 @@ def info(weights, as_json):
     v, fv = d.get("verdicts"), d.get("face_verdicts")
     if v:
         click.echo(f"verdicts:     fake when p_fake >= {v['fake']:.6f}, real below {threshold_text(v['real'])}, "
-                   f"uncertain in between  ({v.get('rule', 'n/a')})")
+                   f"uncertain in between (and where only the score of a picture scored with its wide margins "
+                   f"reaches fake)  ({v.get('rule', 'n/a')})")
         for line in VERDICT_MEANINGS:
             click.echo(f"              {line}")
         two_way = f"-t {threshold_text(d['two_way_threshold'])} gives two verdicts at this threshold"

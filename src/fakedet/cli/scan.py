@@ -245,7 +245,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     if progress and files_from != "-":  # a stream on stdin cannot be read twice
         counter = _Counter(paths, files_from, null, filt)
     report = HtmlReport(report_path, "scan", stream.detector) if report_path else None  # opened at the first batch
-    code = _run_scan(stream, fmt, out_stream, progress, quiet, exit_code, folders, counter, filt, report)
+    code = _run_scan(stream, fmt, out_stream, progress, quiet, exit_code, folders, counter, filt, report,
+                     local=engine_opts["engine"] == "local")
     settled()
     ctx.exit(code)
 
@@ -357,12 +358,13 @@ def _open_output(output: Optional[str], fmt: str = "tsv", append_at: Optional[in
     return _LazyFile(output, fifo=stat.S_ISFIFO(st.st_mode), append_at=append_at)
 
 
-def _resume_hint(out_stream, fmt: str, n: int, report: bool = False) -> str:
+def _resume_hint(out_stream, fmt: str, n: int, report: bool = False, local: bool = True) -> str:
     """For the last message of a stopped scan that wrote records to an ``-o`` file it can carry
-    on in: how (``report``: the scan made a --report, which --resume cannot)."""
+    on in: how (``report``: the scan made a --report, which --resume cannot; ``local``: the local
+    engine, the only one --resume runs on)."""
     from fakedet.data.writers import RESUMABLE
 
-    if n == 0 or fmt not in RESUMABLE or not isinstance(out_stream, _LazyFile) or out_stream.fifo:
+    if n == 0 or not local or fmt not in RESUMABLE or not isinstance(out_stream, _LazyFile) or out_stream.fifo:
         return ""
     how = "with --resume instead of --report" if report else "with --resume"
     return f"; the same command {how} scans the rest into {tsv_escape(out_stream.path)}"
@@ -548,7 +550,7 @@ def _same_terminal(a, b) -> bool:
 
 def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
               folders: Optional[collections.Counter] = None, counter: Optional[_Counter] = None,
-              filt=None, report: Optional[HtmlReport] = None) -> int:
+              filt=None, report: Optional[HtmlReport] = None, local: bool = True) -> int:
     from tqdm import tqdm
 
     from fakedet.data.writers import Writer
@@ -736,16 +738,17 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             ends.close()
             err(f"cannot write the records: {write_error.strerror or write_error}" + (
                 "; the unfinished record was taken off the end of the file, which ends with a "
-                "whole record" if cut else ""))
+                "whole record" if cut else "") + _resume_hint(out_stream, fmt, n, report is not None, local))
         return EXIT_USAGE
     ends.close()
     kept = _file_kept(out_stream) if n == 0 else ""
     if interrupted is not None:
         err(f"{interrupt_word(interrupted)} after {n} record{'s' if n != 1 else ''}{kept}"
-            + _resume_hint(out_stream, fmt, n, report is not None))
+            + _resume_hint(out_stream, fmt, n, report is not None, local))
         return interrupt_status(interrupted)
     if inputs_error is not None:
-        err(f"{inputs_error}; stopped after {n} record{'s' if n != 1 else ''}{kept}")
+        err(f"{inputs_error}; stopped after {n} record{'s' if n != 1 else ''}{kept}"
+            + _resume_hint(out_stream, fmt, n, report is not None, local))
         return EXIT_USAGE
     if n == 0 and filt is not None and filt.skipped_done:
         if not quiet:
@@ -890,7 +893,7 @@ def _picture_notes(n_framed: int, framed: list, n_animated: int, animated: list,
                    f"{'were' if n_framed != 1 else 'was'} scored whole: crop "
                    f"{'each' if n_framed != 1 else 'it'} to the picture and scan again; such margins can bring "
                    "a fake's score down to a real photo's, and a story's backdrop raised real photos' scores to "
-                   "'fake'")
+                   "'fake', so that their score alone gives no 'fake' verdict (uncertain instead)")
     if n_animated:
         out.append(f"{n_animated} animation{'s' if n_animated != 1 else ''}{_named(animated, n_animated)}: only "
                    f"{'their' if n_animated != 1 else 'its'} first frame was scored")

@@ -235,7 +235,7 @@ def format_table(rep: dict) -> Iterable[str]:
     real_below = rep.get("real_below")
     if real_below is not None and real_below < rep["threshold"]:
         rule = (f"fake at p_fake >= {rep['threshold']:.6f}, real below {threshold_text(real_below)}, "
-                "uncertain in between")
+                "uncertain in between or where only the score of a picture scored with its wide margins reaches fake")
     else:
         rule = f"threshold {threshold_text(rep['threshold'])}"
     yield (f"{rule}; AUC/AP/TPR@ need both classes; FPR = real images labelled fake, "
