@@ -714,6 +714,7 @@ def iter_items(
     paths = list(paths)
     spaced = spaced_names(paths) if spaced is None else spaced
     several = several_inputs(paths, files_from)
+
     def told(item: Item) -> Iterator[Item]:  # an input's error record, made here
         if not filt.skips_done(item):
             yield item
