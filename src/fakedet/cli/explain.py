@@ -293,9 +293,8 @@ def render(img, ex, name: str = "", stamp: "tuple[str, ...]" = ()):
     fake_at, real_below = ex.cutoffs
     which = "face-mode" if ex.faces else "whole-image"
     if real_below < fake_at:
-        rule = f"fake at >= {threshold_text(fake_at)}, real below {threshold_text(real_below)}, uncertain in between"
-        if getattr(ex, "framed", False):
-            rule += "; wide margins scored with it: its score alone gives no fake"
+        rule = f"fake at >= {threshold_text(fake_at)}, real below {threshold_text(real_below)}, " + (
+            "framed: not fake by p_fake" if getattr(ex, "framed", False) else "uncertain in between")
     else:
         rule = f"fake at >= {threshold_text(fake_at)}, else real"
     if ex.label_by == "evidence":
