@@ -977,5 +977,5 @@ def _skipped_notes(filt) -> list[str]:
     lines = [_skipped_text(filt)] if filt is not None and filt.skipped else []
     if filt is not None and filt.done and not filt.skipped_done:
         lines.append("warning: --resume skipped nothing: the -o file's records name no input of this scan "
-                     "(give the PATHs as the scan that made them did: photos/ and ./photos/ name files apart)")
+                     "(give the PATHs as the scan that made them did: /home/me/photos and photos name files apart)")
     return lines
