@@ -47,7 +47,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from fakedet.data import decode
-from fakedet.inference.result import label_for, verdict_of
+from fakedet.inference.result import verdict_of
 
 #: cells per side by default: 100 cells, so that the hottest 10 % of the image is its 10 hottest cells
 DEFAULT_GRID = 10
@@ -233,10 +233,11 @@ def sigmoid(z):
 
 
 def explain_image(det, img: Image.Image, grid: int = DEFAULT_GRID, faces: Optional[bool] = None,
-                  fill: str = "mean") -> Explanation:
+                  fill: str = "mean", framed: bool = False) -> Explanation:
     """The occlusion heatmap of ``det``'s whole-image score on the RGB PIL image ``img`` (see
     the module's docstring), and in face mode (``faces``; default: the detector's mode) each
-    face's box and score.
+    face's box and score. ``framed``: ``img`` is a picture with its wide margins, labelled as a
+    scan labels one (:func:`fakedet.inference.result.verdict_of`).
 
     Raises:
         ImageError: the image is too small for the model (see :func:`decode.check_min_side`).
@@ -277,10 +278,10 @@ def explain_image(det, img: Image.Image, grid: int = DEFAULT_GRID, faces: Option
     p_fake = det.image_score(scores)
     cutoffs = det.face_cutoffs if found else det.cutoffs
     return Explanation(w, h, (base - hidden).astype(np.float32), sigmoid(hidden).astype(np.float32),
-                       occ.xs, occ.ys, p_whole, p_fake, label_for(p_fake, *cutoffs, max(scores)),
+                       occ.xs, occ.ys, p_whole, p_fake, verdict_of(scores, p_fake, *cutoffs, framed),
                        (float(cutoffs[0]), float(cutoffs[1])), found, fill, n, base,
                        face_expert=bool(found) and det.expert is not None,
-                       whole_label=label_for(p_whole, *det.cutoffs) if found else None,
+                       whole_label=verdict_of([p_whole], p_whole, *det.cutoffs, framed) if found else None,
                        whole_fake_at=float(det.cutoffs[0]))
 
 
@@ -317,12 +318,8 @@ def explain(det, source: Any, grid: int = DEFAULT_GRID, faces: Optional[bool] = 
         box = None
     if box is not None:
         img = img.crop(box)
-    ex = explain_image(det, img, grid, faces, fill)
+    ex = explain_image(det, img, grid, faces, fill, framed=decode.scored_framed(share, box))
     ex.cropped, ex.frame, ex.animated = box, share, bool(whole.info.get(decode.ANIMATED))
-    if ex.framed:  # labelled as a scan labels a picture scored with its wide margins
-        ex.label = verdict_of([ex.p_whole] + [f.p_fake for f in ex.faces or []], ex.p_fake, *ex.cutoffs, True)
-        if ex.whole_label is not None:
-            ex.whole_label = verdict_of([ex.p_whole], ex.p_whole, *det.cutoffs, True)
     if data is not None:  # which bytes exactly, read once: a file changed since is not this one
         import hashlib
 
