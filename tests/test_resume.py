@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from fakedet.cli import cli
-from fakedet.data.writers import Writer, recorded_paths
+from fakedet.data.writers import Writer, recorded, recorded_paths
 from fakedet.inference.detector import Result
 
 from conftest import write_image
@@ -124,6 +124,38 @@ def test_every_name_a_writer_writes_is_read_back_as_the_input_named_it(fmt):
 
 
 @pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl"])
+def test_each_record_is_read_back_with_its_outcome(fmt):
+    buf = io.StringIO()
+    Writer(buf, fmt).write([Result("f.jpg", 0.9999, "fake"), Result("u.jpg", 0.5, "uncertain"),
+                            Result("r.jpg", 0.0, "real"), Result("e.jpg", None, None, error="truncated")])
+    data = buf.getvalue().encode()
+    assert recorded(io.BytesIO(data), fmt) == ({"f.jpg": "fake", "u.jpg": None, "r.jpg": None, "e.jpg": "error"},
+                                               len(data))
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl"])
+def test_the_exit_status_counts_the_records_a_resumed_scan_skipped(runner, tiny_weights, photos, tmp_path, fmt):
+    """A scan stopped and carried on ends as one scan of every input would: a fake or an error
+    recorded before the stop still sets its exit status."""
+    out = tmp_path / f"records.{fmt}"
+    with open(out, "w", newline="") as fh:
+        Writer(fh, fmt).write([Result(str(photos / "a.jpg"), 0.9999, "fake")])
+    # -t 1.0: no image this scan scores is labelled fake
+    r = scan(runner, tiny_weights, "--resume", "--exit-code", "-t", "1.0", "-f", fmt, "-o", str(out), str(photos))
+    assert r.exit_code == 1, r.stderr
+    assert "0 fake" in r.stderr and "of these, 1 labelled fake, which the exit status counts" in r.stderr
+    assert scan(runner, tiny_weights, "--resume", "--exit-code", "-f", fmt, "-o", str(out), str(photos)).exit_code == 1
+    assert scan(runner, tiny_weights, "--resume", "-f", fmt, "-o", str(out), str(photos)).exit_code == 0
+
+    with open(out, "a", newline="") as fh:  # an error record for an input named again
+        Writer(fh, fmt, header=False).write([Result(str(tmp_path / "gone.jpg"), None, None, error="file not found")])
+    r = scan(runner, tiny_weights, "--resume", "-f", fmt, "-o", str(out), str(photos), str(tmp_path / "gone.jpg"))
+    assert r.exit_code == 3, r.stderr
+    assert "nothing left to scan: 6 inputs" in r.stderr
+    assert "of these, 1 labelled fake and 1 with an error record" in r.stderr
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl"])
 def test_an_editors_byte_order_mark_blank_lines_and_crlf_are_read_past(fmt):
     buf = io.StringIO()
     Writer(buf, fmt).write([Result("a.jpg", 0.5, "uncertain"), Result("b.jpg", 0.5, "uncertain")])
@@ -155,7 +187,7 @@ def test_inputs_reached_another_way_or_told_apart_get_no_second_record(runner, t
     assert len(before.splitlines()) == len(NAMES) + 2
     for resumed in (args, ["-o", str(out), "./photos//", "photos/a.jpg", "link/", "sp", "ace.jpg"]):
         r = scan(runner, tiny_weights, "--resume", *resumed)
-        assert r.exit_code == 0 and "nothing left to scan" in r.stderr, r.stderr
+        assert r.exit_code == 3 and "nothing left to scan" in r.stderr, r.stderr  # the error records, as before
         assert out.read_text() == before
 
 

@@ -92,7 +92,8 @@ Examples:
                    "and add the new records at its end, so that a scan that was stopped carries on "
                    "where it stopped (give the same PATHs and options). An unfinished last record "
                    "(a scan killed outright) is taken off first and its input scanned again. The "
-                   "summary and --exit-code count the records added.")
+                   "summary counts the records added; the exit status and --exit-code count the "
+                   "skipped inputs' records too, as one whole scan would.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Also write a self-contained HTML report to FILE (thumbnails, verdicts, scores, "
                    "face boxes, evidence; sortable and filterable), written as the records are.")
@@ -205,7 +206,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     engine.check(ctx, engine_opts, fmt, output, faces, report_path)
 
     done, append_at = (_resumed(output, fmt, report_path, engine_opts["engine"], quiet) if resume
-                       else (frozenset(), None))
+                       else ({}, None))
     folders = collections.Counter()  # folders that could not be listed, by path, awaiting their record
     filt = WalkFilter(hidden=hidden, exclude=exclude, done=done)
     own = {os.path.realpath(p): what for p, what in ((output, "records"), (report_path, "report"))
@@ -303,13 +304,14 @@ def _close_empty_output(fmt: str) -> None:
 
 
 def _resumed(output: Optional[str], fmt: str, report_path: Optional[str], engine_name: str,
-             quiet: bool) -> tuple[frozenset, Optional[int]]:
+             quiet: bool) -> tuple[dict, Optional[int]]:
     """``--resume``: the paths the ``-o`` file has records for (:func:`fakedet.data.sources.done_key`),
-    and where the new records go: after the file's whole records (its length, less a last record
-    without its newline, a scan killed outright while writing it, which the first new record's
-    write takes off), or None where the file is new or holds nothing whole."""
+    each with its record's outcome (:func:`fakedet.data.writers.recorded`), and where the new
+    records go: after the file's whole records (its length, less a last record without its
+    newline, a scan killed outright while writing it, which the first new record's write takes
+    off), or None where the file is new or holds nothing whole."""
     from fakedet.data.sources import done_key, open_error
-    from fakedet.data.writers import RESUMABLE, recorded_paths
+    from fakedet.data.writers import RESUMABLE, recorded
 
     if output in (None, "-") or _names_stdout(output):
         raise click.UsageError("--resume needs -o FILE: the records file to carry on (a file, not stdout)")
@@ -326,10 +328,10 @@ def _resumed(output: Optional[str], fmt: str, report_path: Optional[str], engine
             if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                 raise click.BadParameter(f"--resume reads the records of a regular file, and {output} is "
                                          "not one", param_hint="--output")
-            paths, whole = recorded_paths(fh, fmt)
+            paths, whole = recorded(fh, fmt)
             size = os.fstat(fh.fileno()).st_size
     except FileNotFoundError:
-        return frozenset(), None
+        return {}, None
     except ValueError as exc:
         raise click.BadParameter(f"cannot resume {output}: its {exc} (-f names the format it was written "
                                  "in)", param_hint="--output") from None
@@ -338,7 +340,7 @@ def _resumed(output: Optional[str], fmt: str, report_path: Optional[str], engine
     if whole < size and not quiet:
         err(f"warning: {tsv_escape(output)} ends in an unfinished record (a scan stopped while writing it): "
             "it is taken off, and its input scanned again")
-    return frozenset(done_key(p) for p in paths), whole if whole else None
+    return {done_key(p): outcome for p, outcome in paths.items()}, whole if whole else None
 
 
 def _open_output(output: Optional[str], fmt: str = "tsv", append_at: Optional[int] = None) -> IO[str]:
@@ -754,8 +756,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
         if not quiet:
             k = filt.skipped_done
             err(f"nothing left to scan: {k} input{'s' if k != 1 else ''} found, each with a record in the -o file "
-                "already (--resume)")
-        return EXIT_OK
+                f"already (--resume){_done_outcomes(filt)}")
+        return _status(filt.done_errors, filt.done_fakes, exit_code)
     if n == 0:
         err(f"no images found{kept}")
         return EXIT_USAGE
@@ -771,11 +773,27 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             err(line)
     if report_error is not None:  # every record was written, the report was not
         return EXIT_USAGE
+    if filt is not None:  # --resume: the records the -o file has already count too
+        n_err, n_fake = n_err + filt.done_errors, n_fake + filt.done_fakes
+    return _status(n_err, n_fake, exit_code)
+
+
+def _status(n_err: int, n_fake: int, exit_code: bool) -> int:
+    """A finished scan's exit status: 3 where an input had an error record, else 1 where one was
+    labelled fake and ``--exit-code`` asks, else 0."""
     if n_err:
         return EXIT_UNREADABLE
     if exit_code and n_fake:
         return EXIT_FAKE
     return EXIT_OK
+
+
+def _done_outcomes(filt) -> str:
+    """What the records of the inputs ``--resume`` skipped say, where any is fake or an error:
+    the exit status counts them, as it would have in one scan."""
+    parts = [f"{k} {what}" for k, what in ((filt.done_fakes, "labelled fake"),
+                                           (filt.done_errors, "with an error record")) if k]
+    return f"; of these, {' and '.join(parts)}, which the exit status counts" if parts else ""
 
 
 def _fake_notes(det, n_fake: int, fakes: list, n_real: int = 0, reals: Optional[list] = None,
@@ -944,7 +962,8 @@ def _skipped_text(filt) -> str:
                      "name or through two folders (scored once, under the first path)")
     if filt.skipped_done:
         n = filt.skipped_done
-        parts.append(f"{n} input{'s' if n != 1 else ''} with a record in the -o file already (--resume)")
+        parts.append(f"{n} input{'s' if n != 1 else ''} with a record in the -o file already (--resume)"
+                     + _done_outcomes(filt))
     return "skipped " + ", ".join(parts)
 
 

@@ -15,7 +15,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Iterable, Iterator, Optional
+from typing import IO, Any, Callable, Iterable, Iterator, Mapping, Optional
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".gif",
@@ -334,6 +334,10 @@ class WalkFilter:
     skipped_twice: int = 0
     #: inputs skipped because ``done`` holds their path (``fakedet scan --resume``)
     skipped_done: int = 0
+    #: of those, the ones whose earlier record is an error, and those labelled fake: the job's
+    #: exit status counts them (a scan stopped and carried on ends as one whole scan would)
+    done_errors: int = field(default=0, repr=False)
+    done_fakes: int = field(default=0, repr=False)
     #: the paths of the first few (:data:`NAMED`) hidden entries and files not named as an
     #: image of each walk (:meth:`start_walk`), for a summary or a warning to name them
     named_hidden: list = field(default_factory=list, repr=False)
@@ -347,9 +351,10 @@ class WalkFilter:
     #: after a path yielded nothing: what its walk alone skipped (set by :func:`iter_items`)
     last: Optional["WalkFilter"] = field(default=None, repr=False)
     #: the paths of inputs that have their records already (an earlier scan's, ``--resume``),
-    #: each as :func:`done_key` gives it: skipped wherever they are reached, named or found in a
-    #: folder (:meth:`skips_done`)
-    done: frozenset = field(default=frozenset(), repr=False)
+    #: each as :func:`done_key` gives it, with its record's outcome
+    #: (:func:`fakedet.data.writers.recorded`): skipped wherever they are reached, named or
+    #: found in a folder (:meth:`skips_done`)
+    done: Mapping = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.exclude = tuple(self.exclude)
@@ -388,9 +393,13 @@ class WalkFilter:
     def skips_done(self, item: "Item", stdin: bool = False) -> bool:
         """Whether ``item`` has its record already (:attr:`done`), counted if so; never the
         image read from stdin (``stdin``), which is new each time."""
-        if not self.done or stdin or done_key(item.path) not in self.done:
+        key = done_key(item.path)
+        if not self.done or stdin or key not in self.done:
             return False
         self.skipped_done += 1
+        outcome = self.done[key]
+        self.done_errors += outcome == "error"
+        self.done_fakes += outcome == "fake"
         return True
 
     def fresh(self) -> "WalkFilter":

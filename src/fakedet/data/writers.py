@@ -121,14 +121,26 @@ RESUMABLE = ("tsv", "csv", "jsonl")
 
 
 def recorded_paths(lines: Iterable[bytes], fmt: str) -> tuple[set, int]:
-    """The paths that the records of a records file were made for, read from its ``lines``
+    """The paths of :func:`recorded`, as a set, and how many bytes hold whole records."""
+    outcomes, whole = recorded(lines, fmt)
+    return set(outcomes), whole
+
+
+#: a record's outcome as :func:`recorded` gives it: the label ``fake``, or an error record
+FAKE, ERROR = "fake", "error"
+
+
+def recorded(lines: Iterable[bytes], fmt: str) -> tuple[dict, int]:
+    """The paths that the records of a records file were made for, each with its record's
+    outcome (:data:`FAKE`, :data:`ERROR`, or None for any other label), read from its ``lines``
     (binary, each with its newline: a file opened ``"rb"``) in format ``fmt``, one of
     :data:`RESUMABLE`; and how many bytes at its start hold whole records. A last record without
     its newline (a scan killed while writing it) is not counted in either; nor are blank lines
     and a byte-order mark (an editor's). Each path is as the input named it: a name that is not
     UTF-8 with its bytes as surrogate escapes, as a scan's inputs hold it (jsonl's
-    ``path_bytes``). Raises ValueError naming the first line that is no record of that format."""
-    paths: set = set()
+    ``path_bytes``). A path with several records keeps its last one's outcome. Raises ValueError
+    naming the first line that is no record of that format."""
+    paths: dict = {}
     whole = offset = 0
     number = first = 0  # the line read, and the first line of the record being read
     pending, quotes = b"", 0  # csv: a record's lines so far, and its quotes (a quoted newline)
@@ -148,14 +160,19 @@ def recorded_paths(lines: Iterable[bytes], fmt: str) -> tuple[set, int]:
         record, pending, quotes = pending.decode("utf-8", "surrogateescape"), b"", 0
         whole = offset
         if record.strip():
-            path = _record_path(record, fmt, first)
-            if path is not None:
-                paths.add(path)
+            found = _record_path(record, fmt, first)
+            if found is not None:
+                paths[found[0]] = found[1]
     return paths, whole
 
 
-def _record_path(record: str, fmt: str, line: int) -> Optional[str]:
-    """The path of one record (csv's header: None) written in ``fmt``, which starts at ``line``."""
+def _outcome(label, error) -> Optional[str]:
+    return ERROR if error else FAKE if label == FAKE else None
+
+
+def _record_path(record: str, fmt: str, line: int) -> Optional[tuple]:
+    """The path of one record written in ``fmt``, which starts at ``line``, and its outcome
+    (:func:`recorded`); None for csv's header."""
     wrong = ValueError(f"line {line} is not a {fmt} record of fakedet scan")
     if fmt == "csv":
         try:
@@ -166,13 +183,14 @@ def _record_path(record: str, fmt: str, line: int) -> Optional[str]:
             raise wrong
         if tuple(rows[0]) == FIELDS:
             return None
-        path = rows[0][0]
-        return path[1:] if path.startswith("'") else path  # as spreadsheet_text wrote it
+        path, _, label, error = rows[0]
+        # as spreadsheet_text wrote it
+        return path[1:] if path.startswith("'") else path, _outcome(label, error)
     if fmt == "tsv":
         fields = record.rstrip("\r\n").split("\t")
         if len(fields) != len(FIELDS):
             raise wrong
-        return tsv_unescape(fields[0])
+        return tsv_unescape(fields[0]), _outcome(fields[2], fields[3])
     try:
         rec = json.loads(record)
         path = rec["path"]
@@ -184,7 +202,7 @@ def _record_path(record: str, fmt: str, line: int) -> Optional[str]:
         raise wrong from None
     if not isinstance(path, str):
         raise wrong
-    return path
+    return path, _outcome(rec.get("label"), rec.get("error"))
 
 
 def _json_line(r) -> str:
