@@ -292,6 +292,33 @@ def test_a_file_cut_off_in_its_header_is_called_truncated_not_unrecognised(fmt):
             load(data[:cut])
 
 
+@pytest.mark.parametrize("fmt, save", [("JPEG", {}), ("JPEG", {"progressive": True}), ("PNG", {}),
+                                       ("PNG", {"interlace": 1}), ("GIF", {}), ("BMP", {}), ("TIFF", {})])
+def test_a_cut_off_file_is_truncated_whatever_the_host_set_for_pillow(fmt, save, monkeypatch):
+    """A program that uses the API may set Pillow's LOAD_TRUNCATED_IMAGES, which pads a cut-off
+    file with grey: fakedet set it back for the whole process at import (breaking the host's own
+    loading), and with the host's setting scored a cut-off upload as a picture."""
+    from PIL import ImageFile
+
+    data = image_bytes(fmt, (160, 120), **save)
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    assert load(data).size == (160, 120)  # a whole file still decodes
+    for cut in (len(data) // 2, len(data) - 8):
+        with pytest.raises(imageio.ImageError, match="truncated"):
+            load(data[:cut])
+
+
+def test_importing_fakedet_leaves_pillows_truncation_setting_as_the_host_set_it():
+    import subprocess
+    import sys
+
+    code = ("from PIL import ImageFile; ImageFile.LOAD_TRUNCATED_IMAGES = True\n"
+            "import fakedet.data.decode, fakedet.inference.detector\n"
+            "from fakedet import Detector\n"
+            "assert ImageFile.LOAD_TRUNCATED_IMAGES is True")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_missing_and_unreadable_files(tmp_path):
     with pytest.raises(imageio.ImageError, match="not found"):
         load(str(tmp_path / "nope.jpg"))

@@ -16,13 +16,28 @@ import threading
 from typing import Union
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from fakedet.data.preprocess import INTERPOLATIONS, PreprocessConfig
 from fakedet.data.sources import AVIF_BRANDS, HEIF_BRANDS, not_found_error, not_regular_error
 
-# A truncated file must be reported, never silently padded with grey.
-ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+class _FileBytes(io.BytesIO):
+    """An image file's bytes, which note a read past their end once :attr:`watching` (set for
+    the decode itself): Pillow's decoders read past the end of a file cut off, and only there.
+    A truncated file must be reported, never silently padded with grey. Pillow reports it
+    unless ``ImageFile.LOAD_TRUNCATED_IMAGES`` is set, which pads the image instead; that
+    setting is the whole process's, so fakedet leaves a host program's choice as it is and
+    checks the reads itself (:data:`TRUNCATED`)."""
+
+    watching = False
+    ran_out = False
+
+    def read(self, size: "int | None" = -1) -> bytes:
+        out = super().read(size)
+        if not out and size != 0 and self.watching:
+            self.ran_out = True
+        return out
 
 Source = Union[str, os.PathLike, bytes, Image.Image]
 
@@ -347,7 +362,8 @@ def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
     if _brand(data) in HEIF_BRANDS:
         _register_heif()
     try:
-        img = Image.open(io.BytesIO(data), formats=_formats())
+        fp = _FileBytes(data)
+        img = Image.open(fp, formats=_formats())
     except UnidentifiedImageError:
         other = _other_format(data)
         if other and other not in FORMATS:
@@ -376,7 +392,11 @@ def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
     try:
         animated = _animated(img)
         img.seek(0)
+        fp.watching = True
         img.load()
+        fp.watching = False
+        if fp.ran_out:  # cut off, and decoded all the same (LOAD_TRUNCATED_IMAGES, set by a host program)
+            raise ImageError(TRUNCATED)
         img = upright(img)
         rgb = to_rgb(img)
         if animated:  # only the first frame is scored: a scan says so
