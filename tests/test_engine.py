@@ -480,7 +480,9 @@ def test_an_array_of_paths_is_a_sequence_of_inputs(det, mixed):
     """``det.predict(df.path.values)``: a 1-D array of text or objects is many inputs, not one image."""
     want = [(r.path, r.p_fake) for r in det.predict(mixed)]
     for arr in (np.array(mixed), np.array(mixed, dtype=object)):
-        assert [(r.path, r.p_fake) for r in det.predict(arr)] == want
+        results = det.predict(arr)
+        assert [(r.path, r.p_fake) for r in results] == want
+        assert all(type(r.path) is str for r in results)  # not numpy's str_
 
 
 @pytest.mark.parametrize("decode", ["pil", "torch"])

@@ -88,7 +88,10 @@ def as_item(x: Any, index: int) -> Item:
     if isinstance(x, Item):
         return x
     if isinstance(x, (str, os.PathLike)):
-        return Item(os.fspath(x), source=os.fspath(x))
+        path = os.fspath(x)
+        if isinstance(path, str) and type(path) is not str:  # numpy's str_ (a path from an array): a plain str
+            path = str(path)
+        return Item(path, source=path)
     if isinstance(x, (bytes, bytearray, memoryview)):
         return Item(f"<bytes:{index}>", source=bytes(x))
     if isinstance(x, np.ndarray):
