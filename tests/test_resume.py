@@ -221,3 +221,35 @@ def test_the_hint_to_resume_names_only_what_resume_can_carry_on():
     assert "with --resume instead of --report" in _resume_hint(_LazyFile("r.tsv"), "tsv", 3, report=True)
     assert _resume_hint(_LazyFile("r.tsv"), "tsv", 3, local=False) == ""  # the Ray engine: refused there
     assert _resume_hint(_LazyFile("r.json"), "json", 3) == "" and _resume_hint(_LazyFile("r.tsv"), "tsv", 0) == ""
+
+
+def test_a_second_scan_into_a_file_another_scan_is_writing_is_refused(runner, tiny_weights, photos, tmp_path):
+    """Two scans into one -o file (two lists at once, two --resume runs) lost one's records, or
+    left half a record: the file is locked while a scan writes it."""
+    import fcntl
+
+    from fakedet.cli.scan import OutputBusy, _LazyFile
+
+    out = tmp_path / "records.tsv"
+    out.write_text("earlier\t0.5\tuncertain\t\n")
+    with open(out, "rb") as held:  # another scan writing the file holds this lock
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        for resume in ([], ["--resume"]):
+            r = scan(runner, tiny_weights, *resume, "-o", str(out), str(photos))
+            assert r.exit_code == 2 and "is being written by another fakedet scan" in r.stderr, r.stderr
+        late = _LazyFile(str(out))  # a scan that started before the other took the file
+        with pytest.raises(OutputBusy, match="being written by another fakedet scan"):
+            late.ensure_open()
+        assert out.read_text() == "earlier\t0.5\tuncertain\t\n"  # not emptied
+    r = scan(runner, tiny_weights, "--resume", "-o", str(out), str(photos))  # once it is free
+    assert r.exit_code == 0, r.stderr
+    assert len(out.read_text().splitlines()) == 1 + len(NAMES)
+
+
+def test_a_scan_into_dev_null_takes_no_lock(runner, tiny_weights, photos):
+    import fcntl
+
+    with open(os.devnull, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        r = scan(runner, tiny_weights, "-o", os.devnull, str(photos))
+    assert r.exit_code == 0, r.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import os
 import re
 import shlex
@@ -200,6 +201,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
 
     if output not in (None, "-"):
         _refuse_an_input(output, "records", "--output", paths, files_from)
+        _check_not_busy(output)
 
     if report_path is not None:
         _check_report_path(report_path, output, paths, files_from)
@@ -409,6 +411,56 @@ def _is_stdout(st: os.stat_result) -> bool:
         return False
 
 
+class OutputBusy(OSError):
+    """The ``-o`` file is being written by another scan (:func:`_lock`)."""
+
+
+def _busy_text(path: str) -> str:
+    return (f"{tsv_escape(path)} is being written by another fakedet scan: two scans into one -o file would "
+            "lose or mix their records (wait for it to end, or write to another file)")
+
+
+def _lock(fd: int, path: str) -> None:
+    """Takes the ``-o`` file for this scan (an advisory lock, released when the process ends,
+    however it ends); raises :class:`OutputBusy` where another scan holds it. Where the file
+    system or the platform has no such locks, nothing is checked."""
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:
+        return
+    except BlockingIOError:
+        raise OutputBusy(errno.EWOULDBLOCK, _busy_text(path)) from None
+    except OSError:  # no locks here (ENOLCK, EOPNOTSUPP): as before
+        return
+
+
+def _check_not_busy(output: Optional[str]) -> None:
+    """Before the model loads: refuses an ``-o`` file that another scan is writing (which
+    holds the lock :func:`_lock` takes), leaving it untouched. Taken and given back at once; the
+    scan takes it for good when it writes its first record."""
+    if output in (None, "-"):
+        return
+    try:
+        fd = os.open(output, os.O_RDONLY | os.O_NONBLOCK)  # (a named pipe must not block here)
+    except OSError:
+        return  # not there (made at the first record), or unreadable: told where it is written
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise click.UsageError(_busy_text(output)) from None
+        except (ImportError, OSError):
+            return
+    finally:
+        os.close(fd)
+
+
 class _LazyFile:
     """A file for the records, opened (and so truncated) only when the first record is ready
     (:meth:`ensure_open`, which the scan calls where a signal can still stop it: a named pipe's
@@ -429,15 +481,22 @@ class _LazyFile:
         if self.fh is None and self.fifo:
             self.fh = pipeout.open_output(self.path)
         elif self.fh is None:
-            fh = open(self.path, "a" if self.appending else "w", encoding="utf-8", errors="surrogateescape",
-                      newline="")
-            if self.appending and os.fstat(fh.fileno()).st_size > self.append_at:
-                try:
-                    os.ftruncate(fh.fileno(), self.append_at)
-                except OSError:
-                    fh.close()
-                    raise
-            self.fh = fh
+            # opened without truncating it, locked, and only then cut: a second scan into the
+            # same file (another list, a second --resume) must not empty the records of a first
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if self.appending else 0), 0o666)
+            try:
+                if stat.S_ISREG(os.fstat(fd).st_mode):  # not /dev/null, which every scan may share
+                    _lock(fd, self.path)
+                    size = os.fstat(fd).st_size
+                    keep = self.append_at if self.appending else 0
+                    if size > keep:
+                        os.ftruncate(fd, keep)
+                self.fh = open(fd, "a" if self.appending else "w", encoding="utf-8", errors="surrogateescape",
+                               newline="")
+            except BaseException:
+                if self.fh is None:
+                    os.close(fd)
+                raise
 
     def write(self, text: str) -> int:
         self.ensure_open()
