@@ -995,6 +995,9 @@ def test_a_stop_after_one_record_says_record(runner, tiny_weights, tmp_path, mon
     monkeypatch.setattr(writers.Writer, "write", write_then_stop)
     r = run(runner, tiny_weights, [str(tmp_path / "a.png")])
     assert r.exit_code == 130 and "interrupted after 1 record\n" in r.stderr
+    # a stopped scan gives no summary: its last message counts the fakes and errors so far
+    r = run(runner, tiny_weights, ["-t", "0", str(tmp_path / "a.png"), str(tmp_path / "gone.png")])
+    assert r.exit_code == 130 and "interrupted after 2 records (1 labelled fake, 1 error)\n" in r.stderr
 
 
 def test_the_summary_gives_a_threshold_with_the_digits_the_records_have(runner, tiny_weights, tmp_path):

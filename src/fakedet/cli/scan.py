@@ -804,11 +804,11 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     ends.close()
     kept = _file_kept(out_stream) if n == 0 else ""
     if interrupted is not None:
-        err(f"{interrupt_word(interrupted)} after {n} record{'s' if n != 1 else ''}{kept}"
+        err(f"{interrupt_word(interrupted)} after {n} record{'s' if n != 1 else ''}{_so_far(n_fake, n_err)}{kept}"
             + _resume_hint(out_stream, fmt, n, report is not None, local))
         return interrupt_status(interrupted)
     if inputs_error is not None:
-        err(f"{inputs_error}; stopped after {n} record{'s' if n != 1 else ''}{kept}"
+        err(f"{inputs_error}; stopped after {n} record{'s' if n != 1 else ''}{_so_far(n_fake, n_err)}{kept}"
             + _resume_hint(out_stream, fmt, n, report is not None, local))
         return EXIT_USAGE
     if n == 0 and filt is not None and filt.skipped_done:
@@ -835,6 +835,14 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if filt is not None:  # --resume: the records the -o file has already count too
         n_err, n_fake = n_err + filt.done_errors, n_fake + filt.done_fakes
     return _status(n_err, n_fake, exit_code)
+
+
+def _so_far(n_fake: int, n_err: int) -> str:
+    """For the last message of a stopped scan, which gives no summary: the records so far that
+    are fake or errors, which the status of a stopped scan does not tell."""
+    parts = [f"{k} {what}" for k, what in ((n_fake, "labelled fake"), (n_err, "error" if n_err == 1 else "errors"))
+             if k]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _status(n_err: int, n_fake: int, exit_code: bool) -> int:
