@@ -234,16 +234,22 @@ def test_files_from_lines_and_nul(runner, tiny_weights, folder, tmp_path):
     r = run(runner, tiny_weights, ["--files-from", "-", "-0"], input=("\0".join(names) + "\0").encode())
     assert r.exit_code == 0, r.stderr
     assert [line.split("\t")[0] for line in r.stdout.splitlines()] == names
-    # a NUL-separated list read without -0: one record, whose error says what -0 is for
+    # a NUL-separated list read without -0: one record, whose error says what -0 is for, and
+    # status 2, a usage error (3, "some inputs could not be read", is what a nightly job accepts)
     r = run(runner, tiny_weights, ["--files-from", "-"], input=("\0".join(names) + "\0").encode())
-    assert r.exit_code == 3 and r.stdout.count("\n") == 1, r.stdout
+    assert r.exit_code == 2 and r.stdout.count("\n") == 1, r.stdout
     assert r.stdout.endswith("\tinvalid file name (it contains a NUL byte); a list of NUL-separated names "
                              "needs -0\n"), r.stdout
     # and the other way round (a persona test: a bare "file not found" for the whole list)
     r = run(runner, tiny_weights, ["--files-from", "-", "-0"], input=("\n".join(names) + "\n").encode())
-    assert r.exit_code == 3 and r.stdout.count("\t") == 3, r.stdout
+    assert r.exit_code == 2 and r.stdout.count("\t") == 3, r.stdout
     assert r.stdout.endswith("\tfile not found (the name holds newlines: a list of one name per line is read "
                              "without -0)\n"), r.stdout
+    # a list piped as the image (`find | fakedet scan -`), and `-` inside a list: the same
+    r = run(runner, tiny_weights, ["-", names[0]], input=("\n".join(names) + "\n").encode())
+    assert r.exit_code == 2 and r.stdout.count("\n") == 2 and "read it with --files-from -" in r.stdout, r.stdout
+    r = run(runner, tiny_weights, ["--files-from", "-"], input=(names[0] + "\n-\n").encode())
+    assert r.exit_code == 2 and "cannot be named inside a list of paths" in r.stdout, r.stdout
     # -0 without a list to separate: a usage error, not a silent no-op
     r = run(runner, tiny_weights, ["-0", names[0]])
     assert r.exit_code == 2 and "-0/--null separates the paths of a --files-from list" in r.stderr, r.stderr

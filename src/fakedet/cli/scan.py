@@ -614,6 +614,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
               filt=None, report: Optional[HtmlReport] = None, local: bool = True) -> int:
     from tqdm import tqdm
 
+    from fakedet.data.sources import MISGIVEN
     from fakedet.data.writers import Writer
 
     det = stream.detector
@@ -630,6 +631,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
 
     folders = collections.Counter() if folders is None else folders
     n = n_fake = n_unc = n_real = n_err = n_noface = n_folders = n_evidence = n_by_evidence = 0
+    n_misgiven = 0  # inputs given the wrong way (a list read as an image): a usage error
     reasons: collections.Counter = collections.Counter()  # the images not scored, by why
     fakes: list[str] = []  # the first few images labelled fake, to name them
     reals: list[str] = []  # ... and real
@@ -673,6 +675,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 ends.mark()
                 n += len(results)
                 n_err += sum(1 for r in results if r.error is not None)
+                n_misgiven += sum(1 for r in results if r.error in MISGIVEN)
                 n_fake += sum(1 for r in results if r.label == "fake")
                 fakes += [r.path for r in results if r.label == "fake"][:3 - len(fakes)]
                 n_unc += sum(1 for r in results if r.label == "uncertain")
@@ -831,6 +834,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                      *_unmatched_notes(filt)]:
             err(line)
     if report_error is not None:  # every record was written, the report was not
+        return EXIT_USAGE
+    if n_misgiven:
         return EXIT_USAGE
     if filt is not None:  # --resume: the records the -o file has already count too
         n_err, n_fake = n_err + filt.done_errors, n_fake + filt.done_fakes

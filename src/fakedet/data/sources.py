@@ -544,8 +544,7 @@ def expand(path: str, stdin: Optional[IO[bytes]] = None, filt: Optional[WalkFilt
         if len(data) > MAX_FILE_BYTES:
             yield Item("-", error=f"input too large: more than {MAX_FILE_BYTES} bytes on standard input")
         elif _a_list_of_paths(data):
-            yield Item("-", error="standard input holds a list of paths, not an image: "
-                                  "read it with --files-from - (-0 for NUL-separated names)")
+            yield Item("-", error=LIST_ON_STDIN)
         else:
             yield Item("-", source=data)
     elif os.path.isdir(path):
@@ -675,6 +674,17 @@ class Reached:
         return False
 
 
+#: the error records of inputs given the wrong way (a list of paths read as an image, a list
+#: read with the wrong separator): a usage error, which ``fakedet scan`` ends with status 2 (not
+#: 3, "some inputs could not be read", which a nightly job takes in its stride)
+LIST_ON_STDIN = ("standard input holds a list of paths, not an image: read it with --files-from - "
+                 "(-0 for NUL-separated names)")
+STDIN_IN_LIST = "'-' (stdin) cannot be named inside a list of paths"
+NULS_WITHOUT_0 = "invalid file name (it contains a NUL byte); a list of NUL-separated names needs -0"
+LINES_WITH_0 = "file not found (the name holds newlines: a list of one name per line is read without -0)"
+MISGIVEN = frozenset({LIST_ON_STDIN, STDIN_IN_LIST, NULS_WITHOUT_0, LINES_WITH_0})
+
+
 def done_key(path: str) -> str:
     """A path as ``--resume`` compares it with the records' (:attr:`WalkFilter.done`): ``./p/``,
     ``p//a.jpg`` and ``p/a.jpg`` name the same file as the scan walks it."""
@@ -737,13 +747,11 @@ def iter_items(
     if files_from is not None:
         for path in read_list(files_from, null):
             if path == "-":
-                yield from told(Item("-", error="'-' (stdin) cannot be named inside a list of paths"))
+                yield from told(Item("-", error=STDIN_IN_LIST))
             elif not null and "\0" in path:  # `find -print0 | fakedet scan --files-from -`
-                yield from told(Item(path, error="invalid file name (it contains a NUL byte); a list of "
-                                                 "NUL-separated names needs -0"))
+                yield from told(Item(path, error=NULS_WITHOUT_0))
             elif null and "\n" in path.strip("\n") and not os.path.lexists(path):  # `find | ... -0`
-                yield from told(Item(path, error="file not found (the name holds newlines: a list of one name "
-                                                 "per line is read without -0)"))
+                yield from told(Item(path, error=LINES_WITH_0))
             else:
                 yield from one(path, None)
 
