@@ -1415,3 +1415,17 @@ def test_info_names_the_threshold_its_test_figures_were_counted_at(runner, tmp_p
         assert "0.752840, that of the time" in line
     else:
         assert "that of the time" not in line and f"{two_way:.6f}" in line
+
+
+def test_an_output_folder_this_user_cannot_write_is_refused_before_the_model_loads(runner, tmp_path, monkeypatch):
+    """A read-only folder (a persona ran as another user) was found at the first record, after the
+    model loaded and a batch was scored, and the message did not name the file."""
+    write_image(tmp_path / "a.png", "PNG")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if os.fspath(p) == str(folder) else access(p, mode))
+    r = runner.invoke(cli, ["scan", "--weights", str(tmp_path / "missing.safetensors"), "-o", str(folder / "out.tsv"),
+                            str(tmp_path / "a.png")])
+    assert r.exit_code == 2 and "Permission denied (its folder" in r.stderr and "out.tsv" in r.stderr, r.stderr
+    assert not (folder / "out.tsv").exists()

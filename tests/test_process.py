@@ -267,6 +267,7 @@ def test_a_disk_filling_mid_record_leaves_whole_records(tiny_weights, many, tmp_
                 os.write(fh.fileno(), earlier.splitlines(True)[-1].encode())  # the next command's line
     assert r.returncode == 2, r.stderr
     assert b"cannot write the records" in r.stderr and b"taken off the end of the file" in r.stderr, r.stderr
+    assert (f"cannot write the records to {out}:".encode() in r.stderr) == (how == "-o"), r.stderr  # names -o's file
     data = out.read_bytes()
     assert b"\0" not in data
     mine = data[len(earlier):] if how.startswith("append") else data

@@ -202,6 +202,7 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
     if output not in (None, "-"):
         _refuse_an_input(output, "records", "--output", paths, files_from)
         _check_not_busy(output)
+        _check_writable(output)
 
     if report_path is not None:
         _check_report_path(report_path, output, paths, files_from)
@@ -459,6 +460,17 @@ def _check_not_busy(output: Optional[str]) -> None:
             return
     finally:
         os.close(fd)
+
+
+def _check_writable(output: str) -> None:
+    """Before the model loads: refuses an ``-o`` FILE in a folder where this user cannot make
+    it (read-only, another user's), which was found only at the first record."""
+    if os.path.lexists(output):
+        return  # (click checks an existing file; the first write reports the rest)
+    parent = os.path.dirname(os.path.abspath(output))
+    if os.path.isdir(parent) and not os.access(parent, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"cannot write {output}: Permission denied (its folder, {parent}, does not let "
+                                 "this user make files)", param_hint="--output")
 
 
 class _LazyFile:
@@ -800,7 +812,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                 silence_stdout()  # the interpreter's final flush would fail the same way
             cut = ends.cut()
             ends.close()
-            err(f"cannot write the records: {write_error.strerror or write_error}" + (
+            where = f" to {tsv_escape(out_stream.path)}" if isinstance(out_stream, _LazyFile) else ""
+            err(f"cannot write the records{where}: {write_error.strerror or write_error}" + (
                 "; the unfinished record was taken off the end of the file, which ends with a "
                 "whole record" if cut else "") + _resume_hint(out_stream, fmt, n, report is not None, local))
         return EXIT_USAGE
