@@ -129,8 +129,8 @@ def test_each_record_is_read_back_with_its_outcome(fmt):
     Writer(buf, fmt).write([Result("f.jpg", 0.9999, "fake"), Result("u.jpg", 0.5, "uncertain"),
                             Result("r.jpg", 0.0, "real"), Result("e.jpg", None, None, error="truncated")])
     data = buf.getvalue().encode()
-    assert recorded(io.BytesIO(data), fmt) == ({"f.jpg": "fake", "u.jpg": None, "r.jpg": None, "e.jpg": "error"},
-                                               len(data))
+    assert recorded(io.BytesIO(data), fmt) == ({"f.jpg": "fake", "u.jpg": "uncertain", "r.jpg": "real",
+                                                "e.jpg": "error"}, len(data))
 
 
 @pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl"])
@@ -252,4 +252,26 @@ def test_a_scan_into_dev_null_takes_no_lock(runner, tiny_weights, photos):
     with open(os.devnull, "rb") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         r = scan(runner, tiny_weights, "-o", os.devnull, str(photos))
+    assert r.exit_code == 0, r.stderr
+
+
+def test_records_of_another_kind_of_scan_are_not_carried_on(runner, tiny_weights, photos, tmp_path):
+    """Options are the same or the file would mix records of two kinds: jsonl says which records
+    are face mode's, and an uncertain label is of three verdicts, which -t does not give."""
+    face = tmp_path / "faces.jsonl"
+    face.write_text(json.dumps({"path": str(photos / "a.jpg"), "p_fake": 0.5, "label": "uncertain", "error": None,
+                                "faces": [], "p_whole": 0.5, "note": "no face found"}) + "\n")
+    whole = tmp_path / "whole.jsonl"
+    whole.write_text(json.dumps({"path": str(photos / "a.jpg"), "p_fake": 0.5, "label": "uncertain",
+                                 "error": None}) + "\n")
+    tsv = tmp_path / "three.tsv"
+    tsv.write_text(f"{photos / 'a.jpg'}\t0.5\tuncertain\t\n")
+    for out, args, words in ((face, [], "were made with --faces"), (whole, ["--faces"], "were made without --faces"),
+                             (tsv, ["-t", "0.5"], "have three verdicts"), (whole, ["-t", "0.5"], "three verdicts")):
+        before = out.read_text()
+        fmt = "tsv" if out.suffix == ".tsv" else "jsonl"
+        r = scan(runner, tiny_weights, "--resume", "-f", fmt, "-o", str(out), *args, str(photos))
+        assert r.exit_code == 2 and words in r.stderr, (out, args, r.stderr)
+        assert out.read_text() == before
+    r = scan(runner, tiny_weights, "--resume", "-f", "jsonl", "-o", str(whole), str(photos))  # the same kind
     assert r.exit_code == 0, r.stderr

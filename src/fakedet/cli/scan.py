@@ -208,7 +208,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         _check_report_path(report_path, output, paths, files_from)
     engine.check(ctx, engine_opts, fmt, output, faces, report_path)
 
-    done, append_at = (_resumed(output, fmt, report_path, engine_opts["engine"], quiet) if resume
+    done, append_at = (_resumed(output, fmt, report_path, engine_opts["engine"], quiet, faces=faces,
+                                two_way=threshold is not None) if resume
                        else ({}, None))
     folders = collections.Counter()  # folders that could not be listed, by path, awaiting their record
     filt = WalkFilter(hidden=hidden, exclude=exclude, done=done)
@@ -307,12 +308,14 @@ def _close_empty_output(fmt: str) -> None:
 
 
 def _resumed(output: Optional[str], fmt: str, report_path: Optional[str], engine_name: str,
-             quiet: bool) -> tuple[dict, Optional[int]]:
+             quiet: bool, faces: bool = False, two_way: bool = False) -> tuple[dict, Optional[int]]:
     """``--resume``: the paths the ``-o`` file has records for (:func:`fakedet.data.sources.done_key`),
     each with its record's outcome (:func:`fakedet.data.writers.recorded`), and where the new
     records go: after the file's whole records (its length, less a last record without its
     newline, a scan killed outright while writing it, which the first new record's write takes
-    off), or None where the file is new or holds nothing whole."""
+    off), or None where the file is new or holds nothing whole. Refuses records that another
+    kind of scan made where they say so: jsonl's of face mode, or not (``faces``), and three
+    verdicts' (an ``uncertain`` label) carried on by the two-way rule of -t (``two_way``)."""
     from fakedet.data.sources import done_key, open_error
     from fakedet.data.writers import RESUMABLE, recorded
 
@@ -331,7 +334,8 @@ def _resumed(output: Optional[str], fmt: str, report_path: Optional[str], engine
             if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                 raise click.BadParameter(f"--resume reads the records of a regular file, and {output} is "
                                          "not one", param_hint="--output")
-            paths, whole = recorded(fh, fmt)
+            modes: set = set()
+            paths, whole = recorded(fh, fmt, modes)
             size = os.fstat(fh.fileno()).st_size
     except FileNotFoundError:
         return {}, None
@@ -340,6 +344,13 @@ def _resumed(output: Optional[str], fmt: str, report_path: Optional[str], engine
                                  "in)", param_hint="--output") from None
     except OSError as exc:
         raise click.BadParameter(f"cannot read {output}: {open_error(exc, output)}", param_hint="--output") from exc
+    other = ("were made with --faces (a face-mode scan's): give --faces again" if not faces and "faces" in modes
+             else "were made without --faces: leave --faces out" if faces and "whole" in modes
+             else "have three verdicts (uncertain among them): leave -t out" if two_way and "uncertain" in
+             paths.values() else "")
+    if other:
+        raise click.UsageError(f"cannot resume {tsv_escape(output)}: its records {other} to carry on, or write to "
+                               "another file (one file would mix records of two kinds)")
     if whole < size and not quiet:
         err(f"warning: {tsv_escape(output)} ends in an unfinished record (a scan stopped while writing it): "
             "it is taken off, and its input scanned again")

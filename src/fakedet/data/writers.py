@@ -126,20 +126,22 @@ def recorded_paths(lines: Iterable[bytes], fmt: str) -> tuple[set, int]:
     return set(outcomes), whole
 
 
-#: a record's outcome as :func:`recorded` gives it: the label ``fake``, or an error record
-FAKE, ERROR = "fake", "error"
+#: a record's outcome as :func:`recorded` gives it where it is an error record (else its label)
+ERROR = "error"
 
 
-def recorded(lines: Iterable[bytes], fmt: str) -> tuple[dict, int]:
+def recorded(lines: Iterable[bytes], fmt: str, modes: Optional[set] = None) -> tuple[dict, int]:
     """The paths that the records of a records file were made for, each with its record's
-    outcome (:data:`FAKE`, :data:`ERROR`, or None for any other label), read from its ``lines``
+    outcome (its label, or :data:`ERROR` for an error record), read from its ``lines``
     (binary, each with its newline: a file opened ``"rb"``) in format ``fmt``, one of
     :data:`RESUMABLE`; and how many bytes at its start hold whole records. A last record without
     its newline (a scan killed while writing it) is not counted in either; nor are blank lines
     and a byte-order mark (an editor's). Each path is as the input named it: a name that is not
     UTF-8 with its bytes as surrogate escapes, as a scan's inputs hold it (jsonl's
-    ``path_bytes``). A path with several records keeps its last one's outcome. Raises ValueError
-    naming the first line that is no record of that format."""
+    ``path_bytes``). A path with several records keeps its last one's outcome. ``modes``: a set
+    that gets ``"faces"`` for each jsonl record of a face-mode scan, and ``"whole"`` for each of
+    another (tsv and csv do not say). Raises ValueError naming the first line that is no record
+    of that format."""
     paths: dict = {}
     whole = offset = 0
     number = first = 0  # the line read, and the first line of the record being read
@@ -163,16 +165,18 @@ def recorded(lines: Iterable[bytes], fmt: str) -> tuple[dict, int]:
             found = _record_path(record, fmt, first)
             if found is not None:
                 paths[found[0]] = found[1]
+                if modes is not None and found[2] is not None:
+                    modes.add(found[2])
     return paths, whole
 
 
 def _outcome(label, error) -> Optional[str]:
-    return ERROR if error else FAKE if label == FAKE else None
+    return ERROR if error else (label or None)
 
 
 def _record_path(record: str, fmt: str, line: int) -> Optional[tuple]:
-    """The path of one record written in ``fmt``, which starts at ``line``, and its outcome
-    (:func:`recorded`); None for csv's header."""
+    """The path of one record written in ``fmt``, which starts at ``line``, its outcome and its
+    mode (:func:`recorded`); None for csv's header."""
     wrong = ValueError(f"line {line} is not a {fmt} record of fakedet scan")
     if fmt == "csv":
         try:
@@ -185,12 +189,12 @@ def _record_path(record: str, fmt: str, line: int) -> Optional[tuple]:
             return None
         path, _, label, error = rows[0]
         # as spreadsheet_text wrote it
-        return path[1:] if path.startswith("'") else path, _outcome(label, error)
+        return path[1:] if path.startswith("'") else path, _outcome(label, error), None
     if fmt == "tsv":
         fields = record.rstrip("\r\n").split("\t")
         if len(fields) != len(FIELDS):
             raise wrong
-        return tsv_unescape(fields[0]), _outcome(fields[2], fields[3])
+        return tsv_unescape(fields[0]), _outcome(fields[2], fields[3]), None
     try:
         rec = json.loads(record)
         path = rec["path"]
@@ -202,7 +206,7 @@ def _record_path(record: str, fmt: str, line: int) -> Optional[tuple]:
         raise wrong from None
     if not isinstance(path, str):
         raise wrong
-    return path, _outcome(rec.get("label"), rec.get("error"))
+    return path, _outcome(rec.get("label"), rec.get("error")), "faces" if "faces" in rec else "whole"
 
 
 def _json_line(r) -> str:
