@@ -1310,3 +1310,23 @@ def test_a_parquet_scan_killed_outright_leaves_the_earlier_file_whole(tiny_weigh
     assert r.returncode == 0, r.stderr
     assert not part.exists() and not list(tmp_path.glob(".fakedet-*"))
     assert [os.path.basename(x) for x in pq.read_table(out).column("path").to_pylist()] == ["004.jpg"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the TIFF library is found in /proc/self/maps")
+def test_quiet_silences_what_the_tiff_library_prints_about_a_damaged_file(tiny_weights, tmp_path):
+    """-q means nothing on stderr; a damaged fax TIFF had libtiff print dozens of lines there,
+    without the file's name (its record says what was found)."""
+    import numpy as np
+    from PIL import Image
+
+    path = tmp_path / "fax.tif"
+    Image.fromarray((np.random.default_rng(0).random((200, 200)) > 0.5)).save(path, compression="group4")
+    data = bytearray(path.read_bytes())
+    for i in range(20, min(len(data) - 200, 2000), 7):
+        data[i] ^= 0x55
+    path.write_bytes(bytes(data))
+    args = [sys.executable, "-m", "fakedet", "scan", "-w", str(tiny_weights), "-j", "0", str(path)]
+    loud = subprocess.run(args, capture_output=True, timeout=120)
+    assert b"Fax4Decode" in loud.stderr, loud.stderr  # the library's own lines, without -q
+    quiet = subprocess.run([*args, "-q"], capture_output=True, timeout=120)
+    assert quiet.stderr == b"" and quiet.stdout.startswith(str(path).encode()), quiet.stderr

@@ -208,6 +208,10 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         _check_report_path(report_path, output, paths, files_from)
     engine.check(ctx, engine_opts, fmt, output, faces, report_path)
 
+    if quiet:  # before the first image decodes, which is while the model loads
+        from fakedet.data.decode import quiet_decoders
+
+        quiet_decoders()
     done, append_at = (_resumed(output, fmt, report_path, engine_opts["engine"], quiet, faces=faces,
                                 two_way=threshold is not None) if resume
                        else ({}, None))

@@ -327,6 +327,31 @@ def too_many_scans(data: bytes) -> str:
 FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "BMP", "DIB", "TIFF", "GIF", "HEIF")
 
 
+def quiet_decoders() -> bool:
+    """Silences what Pillow's TIFF library prints to stderr by itself: a damaged fax's lines of
+    "Fax4Decode: Bad code word at line 7", up to dozens a file and without its name (the file's
+    record says what fakedet found). For the whole process, so the CLI's ``-q`` calls it and the
+    API never does. Linux only (the library is found among the process's mapped files); returns
+    whether it was done."""
+    try:
+        import ctypes
+
+        from PIL import _imaging  # noqa: F401  (maps the libraries Pillow is linked with)
+
+        with open("/proc/self/maps") as fh:
+            path = next((line.split()[-1] for line in fh if "libtiff" in line.rsplit("/", 1)[-1]), None)
+        if path is None:
+            return False
+        lib = ctypes.CDLL(path)
+        for name in ("TIFFSetErrorHandler", "TIFFSetWarningHandler"):
+            setter = getattr(lib, name)
+            setter.restype, setter.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+            setter(None)  # no handler: libtiff prints nothing
+        return True
+    except (OSError, ImportError, AttributeError):
+        return False
+
+
 def _formats() -> list[str]:
     Image.init()  # every plugin registered (once), so that OPEN lists what this Pillow can open
     return [f for f in FORMATS if f in Image.OPEN]
