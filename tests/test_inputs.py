@@ -96,6 +96,11 @@ def test_an_image_reached_through_a_folder_and_by_name_is_given_once(tmp_path):
 
     with unittest.mock.patch.object(Reached, "again", side_effect=AssertionError("looked at")):
         assert len(list(iter_items([photos]))) == 3
+    # a link to nothing reached through its folder and by name: one record too (a persona's two)
+    gone = os.path.join(photos, "sub", "gone.jpg")
+    os.symlink(os.path.join(photos, "nowhere.jpg"), gone)
+    for inputs in ([photos, gone], [gone, photos]):
+        assert [os.path.basename(i.path) for i in iter_items(inputs)].count("gone.jpg") == 1, inputs
 
 
 def test_named_file_is_kept_whatever_its_extension(tmp_path):

@@ -650,12 +650,19 @@ class Reached:
         """Whether ``item``, given by input number ``source`` (a folder's walk when ``walked``),
         was given before by another input and is to be skipped; otherwise it is kept for the
         inputs after it."""
-        if item.error is not None or not isinstance(item.source, str):
+        broken = item.error is not None and item.error.startswith(BROKEN_LINK)  # an error record made here
+        if not broken and (item.error is not None or not isinstance(item.source, str)):
             return False
+        path = item.source if isinstance(item.source, str) else item.path
         try:
-            st = os.stat(item.source)
+            st = os.stat(path)
         except (OSError, ValueError):  # missing, or a name the OS refuses: its record tells
-            return False
+            try:
+                st = os.lstat(path)  # a broken link is known by itself: one record, as a file
+                if not stat.S_ISLNK(st.st_mode):
+                    return False
+            except (OSError, ValueError):
+                return False
         if not st.st_ino:  # a file system without inode numbers: no way to tell
             return False
         # one exact integer (an inode can take 128 bits on Windows' ReFS), smaller than a tuple
