@@ -1266,7 +1266,8 @@ def test_scan_scores_the_picture_inside_a_screenshot_and_says_which_animations_w
             "inside it was scored") \
         in r.stderr
     assert "scan again" not in r.stderr
-    assert f"1 animation ({tmp_path / 'anim.gif'}): only its first frame was scored" in r.stderr
+    assert f"1 animation or file of several pages ({tmp_path / 'anim.gif'}): only its first frame or page was " \
+        "scored" in r.stderr
     whole = runner.invoke(cli, ["scan", "--no-crop", "-w", str(tiny_weights), "-j", "0", "-f", "jsonl", str(tmp_path)])
     recs = {os.path.basename(d["path"]): d for d in map(json.loads, whole.stdout.splitlines())}
     assert recs["shot.png"]["cropped"] is None and recs["shot.png"]["framed"] is True  # in the record too
@@ -1281,7 +1282,7 @@ def test_scan_scores_the_picture_inside_a_screenshot_and_says_which_animations_w
         runner.invoke(cli, ["scan", "-q", flag, "-w", str(tiny_weights), "-j", "0", "--report", str(report),
                             str(tmp_path)])
         html = report.read_text()
-        assert "margins around the picture" in html and "only its first frame was scored" in html
+        assert "margins around the picture" in html and "only its first frame or page was scored" in html
         rows = [r for b in re.findall(r'class="fakedet-batch">(.*?)</script>', html) for r in json.loads(b)]
         marked = {r["path"].rsplit("/", 1)[1]: (r.get("framed"), r.get("animated"), r.get("cropped")) for r in rows}
         assert marked == {"shot.png": shot, "anim.gif": (None, True, None), "photo.png": (None, None, None)}

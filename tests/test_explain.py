@@ -117,7 +117,8 @@ def test_explain_says_an_animation_and_wide_margins_scored_whole(runner, tiny_we
     r = runner.invoke(cli, ["explain", "--no-faces", "--grid", "2", "-w", str(tiny_weights), "-d", "cpu",
                             "-o", str(tmp_path / "out"), str(gif), str(shot)])
     assert r.exit_code == 0, r.output
-    assert f"fakedet: {gif}: an animation: only its first frame was explained" in r.stderr
+    assert f"fakedet: {gif}: an animation or a file of several pages: only its first frame or page was explained" \
+        in r.stderr
     assert "wide margins" not in r.stderr  # the screenshot's picture was cut out
     r = runner.invoke(cli, ["explain", "--no-faces", "--no-crop", "--grid", "2", "-w", str(tiny_weights),
                             "-d", "cpu", "-o", str(tmp_path / "out2"), str(shot)])

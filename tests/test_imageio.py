@@ -1116,9 +1116,11 @@ def test_picture_box_of_a_picture_whose_rows_are_each_flat_warns_nothing():
         assert picture_box(img) is None  # nothing to tell a picture from a frame by
 
 
-def test_only_animations_are_noted_as_scored_on_their_first_frame(tmp_path):
-    """A GIF of several frames is an animation; a multi-page TIFF and a camera JPEG carrying a
-    second picture (MPO) are not; a GIF damaged after its first frame is still scored."""
+def test_only_animations_and_tiffs_of_pages_are_noted_as_scored_on_their_first_frame(tmp_path):
+    """A GIF of several frames is an animation, and a TIFF of several pages is noted as one (only
+    its first page is scored: two personas found it unsaid); a TIFF whose second page is a
+    preview of the first and a camera JPEG carrying a second picture (MPO) are not; a GIF
+    damaged after its first frame is still scored."""
     from fakedet.data import decode
     from fakedet.data.preprocess import PreprocessConfig
 
@@ -1126,11 +1128,14 @@ def test_only_animations_are_noted_as_scored_on_their_first_frame(tmp_path):
 
     cfg = PreprocessConfig()
     frames = [random_image((96, 96), seed=s) for s in range(3)]
-    gif, tif, mpo = tmp_path / "a.gif", tmp_path / "a.tif", tmp_path / "a.mpo"
+    gif, pages, tif, mpo = tmp_path / "a.gif", tmp_path / "pages.tif", tmp_path / "a.tif", tmp_path / "a.mpo"
     frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
-    frames[0].save(tif, save_all=True, append_images=frames[1:])
+    frames[0].save(pages, save_all=True, append_images=frames[1:])
+    # the second page a reduced-resolution copy (NewSubfileType 1; Pillow writes it on every page)
+    frames[0].save(tif, save_all=True, append_images=[frames[1].resize((32, 32))], tiffinfo={254: 1})
     frames[0].save(mpo, "MPO", save_all=True, append_images=frames[1:2])
     assert decode.load(str(gif), cfg).info.get(decode.ANIMATED)
+    assert decode.load(str(pages), cfg).info.get(decode.ANIMATED)
     from PIL import features
 
     if features.check("avif"):  # an AVIF image sequence ('avis') is an animation too (a review)

@@ -140,7 +140,8 @@ def test_records_match_the_local_engine(ray_local, runner, tiny_weights, mixed):
     nocrop = jsonl(scan(runner, tiny_weights, "--engine", "ray", "--no-crop", "-f", "jsonl", str(root)).stdout)
     assert [os.path.basename(r["path"]) for r in nocrop if r["framed"]] == ["shot.png"]  # as the local engine
     assert "IMG-20240502-WA0001" in [os.path.basename(r["path"]) for r in b]
-    assert f"1 animation ({root / 'anim.gif'}): only its first frame was scored" in ray_run.stderr
+    assert f"1 animation or file of several pages ({root / 'anim.gif'}): only its first frame or page was " \
+        "scored" in ray_run.stderr
     errors = {os.path.basename(r["path"]): r["error"] for r in b if r["error"]}
     assert errors["pipe.jpg"].startswith("not a regular file")
     assert errors["missing.jpg"] == "file not found"

@@ -436,7 +436,8 @@ def score(ds, weights: Optional[str | os.PathLike] = None, *, device: str = "aut
     margins or on a story's smooth backdrop, :attr:`fakedet.Result.cropped`; null where the
     whole image was scored; ``crop=False`` scores every image whole), ``framed`` (true where
     wide margins were scored with the picture: :attr:`fakedet.Result.framed`) and ``animated``
-    (true for an animation, of which only the first frame was scored). ``concurrency`` is the
+    (true for an animation, of which only the first frame was scored, or a TIFF of several
+    pages, of which only the first was). ``concurrency`` is the
     number of scoring actors; ``device`` ``cuda`` gives each a GPU. Arguments otherwise
     as :meth:`fakedet.Detector.load`.
 

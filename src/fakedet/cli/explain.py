@@ -620,7 +620,8 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
                 status = EXIT_UNREADABLE
                 continue
             if ex.animated:  # as a scan's summary says
-                err(f"{tsv_escape(item.path)}: an animation: only its first frame was explained")
+                err(f"{tsv_escape(item.path)}: an animation or a file of several pages: only its first frame or "
+                    "page was explained")
             if differs_from_a_plain_scan(ex):
                 err(f"{tsv_escape(item.path)}: {ex.label} in face mode (scan --faces); a scan without --faces "
                     f"says {ex.whole_label}")

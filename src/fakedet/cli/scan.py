@@ -993,7 +993,7 @@ def _picture_notes(n_framed: int, framed: list, n_animated: int, animated: list,
                    cropped: Optional[list] = None) -> list[str]:
     """The summary's lines on pictures a scan may have misread: inside wide margins (a
     screenshot's app around a fake took it from fake to a low score) and scored whole all the
-    same, or the first frame of an animation; and on those scored on the picture inside plain
+    same, or the first frame of an animation (or page of a TIFF); and on those scored on the picture inside plain
     margins (:data:`fakedet.data.decode.FRAME_SHARE` of the image or more, or bands around it
     from :data:`fakedet.data.decode.CUT_SHARE` on) or on a story's smooth backdrop."""
     out = []
@@ -1013,8 +1013,9 @@ def _picture_notes(n_framed: int, framed: list, n_animated: int, animated: list,
                    "a fake's score down to a real photo's, and a story's backdrop raised real photos' scores to "
                    "'fake', so that their score alone gives no 'fake' verdict (uncertain instead)")
     if n_animated:
-        out.append(f"{n_animated} animation{'s' if n_animated != 1 else ''}{_named(animated, n_animated)}: only "
-                   f"{'their' if n_animated != 1 else 'its'} first frame was scored")
+        out.append(f"{n_animated} animation{'s' if n_animated != 1 else ''} or file{'s' if n_animated != 1 else ''} "
+                   f"of several pages{_named(animated, n_animated)}: only {'their' if n_animated != 1 else 'its'} "
+                   "first frame or page was scored")
     return out
 
 

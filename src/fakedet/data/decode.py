@@ -514,15 +514,25 @@ ANIMATED = "fakedet.animated"
 
 
 def _animated(img: Image.Image) -> bool:
-    """Whether ``img`` is an animation (GIF, WebP, APNG, an AVIF sequence) with more than one frame; not a camera
-    JPEG's second picture (MPO) nor a TIFF's pages. A file damaged past its first frame is not
-    one: answering reads ahead, and what the first frame holds is still scored."""
-    if img.format not in ("GIF", "WEBP", "PNG", "AVIF"):  # AVIF: an image sequence ('avis')
+    """Whether ``img`` is an animation (GIF, WebP, APNG, an AVIF sequence) with more than one
+    frame, or a TIFF of several pages (a scan of several, a stack), of which only the first is
+    scored; not a camera JPEG's second picture (MPO), nor a TIFF whose second page is a smaller
+    copy of the first (its NewSubfileType says so: a preview). A file damaged past its first
+    frame is not one: answering reads ahead, and what the first frame holds is still scored."""
+    if img.format not in ("GIF", "WEBP", "PNG", "AVIF", "TIFF"):  # AVIF: an image sequence ('avis')
         return False
     try:
-        return bool(getattr(img, "is_animated", False))
+        if not getattr(img, "is_animated", False):
+            return False
+        if img.format == "TIFF":
+            img.seek(1)
+            return not int(img.tag_v2.get(_NEW_SUBFILE_TYPE, 0) or 0) & 1  # bit 0: a reduced-resolution copy
+        return True
     except Exception:
         return False
+
+
+_NEW_SUBFILE_TYPE = 254  # the TIFF tag
 
 
 def _longest_run(flat: np.ndarray) -> tuple[int, int]:

@@ -28,9 +28,9 @@ class Result:
     every record has it.
 
     ``animated`` is true where the image is an animation (a GIF, an animated WebP or PNG) of
-    which only the first frame was scored, and ``framed`` (:attr:`framed`) where wide margins
-    around the picture were scored with it (to be cropped and scored again): every record has
-    both.
+    which only the first frame was scored, or a TIFF of several pages, of which only the first
+    was, and ``framed`` (:attr:`framed`) where wide margins around the picture were scored with
+    it (to be cropped and scored again): every record has both.
 
     ``evidence`` lists what the image's provenance metadata or watermark says (None when it was
     not read); ``label_by`` says what decided the label: ``"model"``, or ``"evidence"`` when
@@ -64,7 +64,7 @@ class Result:
     #: a looser tolerance (``decode.STORY_NOTE_TOLS``: named, scored whole); None where not measured.
     #: Not in to_dict().
     frame: Optional[float] = field(default=None, repr=False, compare=False)
-    #: decoded from an animation, of which only the first frame was scored
+    #: decoded from an animation, of which only the first frame was scored, or the first page of a TIFF
     animated: bool = field(default=False, repr=False, compare=False)
     #: the box ``[left, top, right, bottom]`` of the picture inside plain margins (or on a
     #: story's smooth backdrop) that was scored instead of the whole image (``Detector.crop``);
