@@ -436,26 +436,46 @@ def _busy_text(path: str) -> str:
             "lose or mix their records (wait for it to end, or write to another file)")
 
 
-def _lock(fd: int, path: str) -> None:
-    """Takes the ``-o`` file for this scan (an advisory lock, released when the process ends,
-    however it ends); raises :class:`OutputBusy` where another scan holds it. Where the file
-    system or the platform has no such locks, nothing is checked."""
+def _file_lock(fd: int, command: str, kind: str) -> "bool | None":
+    """An open file description's lock on the whole file (Linux's F_OFD_SETLK / F_OFD_GETLK):
+    held until every descriptor of this open file is closed, so that opening and closing the
+    file elsewhere (:mod:`fakedet.cli.wholefile` reads it back) does not drop it, as it would a
+    POSIX lock; and apart from ``flock`` locks, so that a job run under ``flock FILE`` on the
+    ``-o`` file itself is not refused. ``command`` "set": takes it, raising BlockingIOError
+    where another holds it; "test": whether another holds one (nothing taken). None where the
+    platform or the file system has no such locks (nothing is checked then)."""
+    import struct
+
     try:
         import fcntl
 
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:
-        return
+        cmd = {"set": fcntl.F_OFD_SETLK, "test": fcntl.F_OFD_GETLK}[command]
+        lock_type = {"write": fcntl.F_WRLCK, "read": fcntl.F_RDLCK}[kind]
+        # struct flock: type, whence, start, length (0: to the end, however long), pid (0 for OFD)
+        out = fcntl.fcntl(fd, cmd, struct.pack("hhqqi", lock_type, os.SEEK_SET, 0, 0, 0))
+    except (ImportError, AttributeError):  # not Linux
+        return None
+    except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: held by another
+        if command == "set":
+            raise BlockingIOError(errno.EAGAIN, "locked") from None
+        return True
+    except OSError:  # ENOLCK, EINVAL: no such locks here
+        return None
+    return struct.unpack("hhqqi", out[:struct.calcsize("hhqqi")])[0] != fcntl.F_UNLCK if command == "test" else False
+
+
+def _lock(fd: int, path: str) -> None:
+    """Takes the ``-o`` file for this scan (:func:`_file_lock`, released when the process ends,
+    however it ends); raises :class:`OutputBusy` where another scan holds it."""
+    try:
+        _file_lock(fd, "set", "write")
     except BlockingIOError:
-        raise OutputBusy(errno.EWOULDBLOCK, _busy_text(path)) from None
-    except OSError:  # no locks here (ENOLCK, EOPNOTSUPP): as before
-        return
+        raise OutputBusy(errno.EAGAIN, _busy_text(path)) from None
 
 
 def _check_not_busy(output: Optional[str]) -> None:
     """Before the model loads: refuses an ``-o`` file that another scan is writing (which
-    holds the lock :func:`_lock` takes), leaving it untouched. Taken and given back at once; the
-    scan takes it for good when it writes its first record."""
+    holds the lock :func:`_lock` takes), leaving it untouched and taking no lock."""
     if output in (None, "-"):
         return
     try:
@@ -463,16 +483,8 @@ def _check_not_busy(output: Optional[str]) -> None:
     except OSError:
         return  # not there (made at the first record), or unreadable: told where it is written
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return
-        try:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise click.UsageError(_busy_text(output)) from None
-        except (ImportError, OSError):
-            return
+        if stat.S_ISREG(os.fstat(fd).st_mode) and _file_lock(fd, "test", "write"):
+            raise click.UsageError(_busy_text(output))
     finally:
         os.close(fd)
 
@@ -789,7 +801,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
                         if pipe_closed else
                         f"the records could not be written ({write_error.strerror or write_error}) after {n} "
                         f"record{'s' if n != 1 else ''}; " if write_error is not None else "")
-                line = "\n".join([line, *_skipped_notes(filt), *_fake_notes(det, n_fake, fakes, n_real, reals, n_unc),
+                line = "\n".join([line, *_skipped_notes(filt, exit_code),
+                                  *_fake_notes(det, n_fake, fakes, n_real, reals, n_unc),
                                   *_error_notes(reasons),
                                   *_face_notes(det, n - n_err, n_noface, nofaces),
                                   *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
@@ -828,7 +841,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             cut = ends.cut()
             ends.close()
             where = f" to {tsv_escape(out_stream.path)}" if isinstance(out_stream, _LazyFile) else ""
-            err(f"cannot write the records{where}: {write_error.strerror or write_error}" + (
+            err((write_error.strerror if isinstance(write_error, OutputBusy) else  # (it names the file)
+                 f"cannot write the records{where}: {write_error.strerror or write_error}") + (
                 "; the unfinished record was taken off the end of the file, which ends with a "
                 "whole record" if cut else "") + _resume_hint(out_stream, fmt, n, report is not None, local))
         return EXIT_USAGE
@@ -846,7 +860,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
         if not quiet:
             k = filt.skipped_done
             err(f"nothing left to scan: {k} input{'s' if k != 1 else ''} found, each with a record in the -o file "
-                f"already (--resume){_done_outcomes(filt)}")
+                f"already (--resume){_done_outcomes(filt, exit_code)}")
         return _status(filt.done_errors, filt.done_fakes, exit_code)
     if n == 0:
         err(f"no images found{kept}")
@@ -854,7 +868,7 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
     if not quiet:
         err(_summary(det, n - n_folders, n_fake, n_unc, n_err - n_folders, n_folders, elapsed,
                      time.perf_counter() - STARTED))
-        for line in [*_skipped_notes(filt), *_fake_notes(det, n_fake, fakes, n_real, reals, n_unc),
+        for line in [*_skipped_notes(filt, exit_code), *_fake_notes(det, n_fake, fakes, n_real, reals, n_unc),
                      *_error_notes(reasons),
                      *_face_notes(det, n - n_err, n_noface, nofaces),
                      *_evidence_notes(n_evidence, n_by_evidence, by_evidence),
@@ -888,12 +902,17 @@ def _status(n_err: int, n_fake: int, exit_code: bool) -> int:
     return EXIT_OK
 
 
-def _done_outcomes(filt) -> str:
+def _done_outcomes(filt, exit_code: bool) -> str:
     """What the records of the inputs ``--resume`` skipped say, where any is fake or an error:
-    the exit status counts them, as it would have in one scan."""
+    the exit status counts them (fakes with ``exit_code`` only), as it would have in one scan."""
     parts = [f"{k} {what}" for k, what in ((filt.done_fakes, "labelled fake"),
                                            (filt.done_errors, "with an error record")) if k]
-    return f"; of these, {' and '.join(parts)}, which the exit status counts" if parts else ""
+    if not parts:
+        return ""
+    counted = ("which the exit status counts" if exit_code or not filt.done_fakes
+               else "which the exit status counts with --exit-code" if not filt.done_errors
+               else "which the exit status counts (the fakes with --exit-code)")
+    return f"; of these, {' and '.join(parts)}, {counted}"
 
 
 def _fake_notes(det, n_fake: int, fakes: list, n_real: int = 0, reals: Optional[list] = None,
@@ -1036,9 +1055,10 @@ def _listed(paths: list, n: int) -> str:
     return f"{', '.join(tsv_escape(p) for p in paths)}{more}; "
 
 
-def _skipped_text(filt) -> str:
+def _skipped_text(filt, exit_code: bool = False) -> str:
     """What a folder walk skipped, for the summary: "skipped 2 hidden entries (...), 1 excluded
-    entry, 3 files not an image by name or first bytes (...)"."""
+    entry, 3 files not an image by name or first bytes (...)"; ``exit_code``: the scan's
+    --exit-code, which decides whether --resume's skipped fakes count in the exit status."""
     def entries(n, kind):
         return f"{n} {kind} entr{'ies' if n != 1 else 'y'}"
 
@@ -1064,7 +1084,7 @@ def _skipped_text(filt) -> str:
     if filt.skipped_done:
         n = filt.skipped_done
         parts.append(f"{n} input{'s' if n != 1 else ''} with a record in the -o file already (--resume)"
-                     + _done_outcomes(filt))
+                     + _done_outcomes(filt, exit_code))
     return "skipped " + ", ".join(parts)
 
 
@@ -1091,10 +1111,10 @@ def _summary(det, n_images, n_fake, n_unc, n_err, n_folders, elapsed, wall) -> s
     return f"{line} ({elapsed:.1f} s{rate}; {wall:.1f} s with start-up; {det.device}, {rule})"
 
 
-def _skipped_notes(filt) -> list[str]:
+def _skipped_notes(filt, exit_code: bool = False) -> list[str]:
     """The summary's line on the entries the folder walk skipped, if any: a line of its own, as a
     skipped folder may hold what was looked for."""
-    lines = [_skipped_text(filt)] if filt is not None and filt.skipped else []
+    lines = [_skipped_text(filt, exit_code)] if filt is not None and filt.skipped else []
     if filt is not None and filt.done and not filt.skipped_done:
         lines.append("warning: --resume skipped nothing: the -o file's records name no input of this scan "
                      "(give the PATHs as the scan that made them did: /home/me/photos and photos name files apart)")
