@@ -303,9 +303,22 @@ def test_a_cut_off_file_is_truncated_whatever_the_host_set_for_pillow(fmt, save,
     data = image_bytes(fmt, (160, 120), **save)
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
     assert load(data).size == (160, 120)  # a whole file still decodes
-    for cut in (len(data) // 2, len(data) - 8):
+    for cut in (len(data) // 2, len(data) * 9 // 10):
         with pytest.raises(imageio.ImageError, match="truncated"):
             load(data[:cut])
+
+
+@pytest.mark.parametrize("host_setting", [False, True])
+def test_a_png_whole_but_for_its_end_marker_is_scored_whatever_the_host_set(host_setting, monkeypatch):
+    """Pillow decodes a PNG without its IEND chunk (its pixels are whole): reading on for chunks
+    after them is no truncation (a review found the read past the end taken for one)."""
+    from PIL import ImageFile
+
+    data = image_bytes("PNG", (160, 120))
+    assert data.endswith(b"IEND\xaeB`\x82")
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", host_setting)
+    for cut in (12, 8):  # no IEND chunk; half of one
+        assert load(data[:-cut]).size == (160, 120)
 
 
 def test_importing_fakedet_leaves_pillows_truncation_setting_as_the_host_set_it():

@@ -418,8 +418,19 @@ def _open_image(data: bytes, cfg: PreprocessConfig) -> Image.Image:
         animated = _animated(img)
         img.seek(0)
         fp.watching = True
-        img.load()
-        fp.watching = False
+        end = img.load_end  # the pixels are whole by then; after them a PNG reads on for chunks up
+        # to its end marker, which a file may lack (and be whole all the same, as Pillow finds it)
+
+        def load_end() -> None:
+            fp.watching = False
+            end()
+
+        img.load_end = load_end
+        try:
+            img.load()
+        finally:
+            fp.watching = False
+            del img.load_end  # the class's again
         if fp.ran_out:  # cut off, and decoded all the same (LOAD_TRUNCATED_IMAGES, set by a host program)
             raise ImageError(TRUNCATED)
         img = upright(img)
