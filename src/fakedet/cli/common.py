@@ -48,7 +48,8 @@ Exit status:
   1  with --exit-code only: at least one image was labelled fake
   2  usage error, or nothing could run (no inputs found, unreadable
      weights, unavailable device), or the records could not be
-     written (disk full), or a --files-from list broke off
+     written (disk full), or a --files-from list broke off, or
+     inputs were given the wrong way (a list piped as an image)
   3  some inputs could not be read (all others were still scored)
   130 interrupted (Ctrl-C) after flushing the records already made
   143 terminated (SIGTERM: timeout, kill, docker stop), likewise

@@ -490,12 +490,16 @@ def _check_not_busy(output: Optional[str]) -> None:
 
 
 def _check_writable(output: str) -> None:
-    """Before the model loads: refuses an ``-o`` FILE in a folder where this user cannot make
-    it (read-only, another user's), which was found only at the first record."""
+    """Before the model loads: refuses an ``-o`` FILE in a folder that is not there, or where
+    this user cannot make it (read-only, another user's), which was found only at the first
+    record or once the model had loaded."""
     if os.path.lexists(output):
         return  # (click checks an existing file; the first write reports the rest)
     parent = os.path.dirname(os.path.abspath(output))
-    if os.path.isdir(parent) and not os.access(parent, os.W_OK | os.X_OK):
+    if not os.path.isdir(parent):
+        raise click.BadParameter(f"cannot write {output}: No such file or directory (its folder, {parent}, "
+                                 "is not there)", param_hint="--output")
+    if not os.access(parent, os.W_OK | os.X_OK):
         raise click.BadParameter(f"cannot write {output}: Permission denied (its folder, {parent}, does not let "
                                  "this user make files)", param_hint="--output")
 

@@ -338,16 +338,16 @@ def quiet_decoders() -> bool:
 
         from PIL import _imaging  # noqa: F401  (maps the libraries Pillow is linked with)
 
-        with open("/proc/self/maps") as fh:
-            path = next((line.split()[-1] for line in fh if "libtiff" in line.rsplit("/", 1)[-1]), None)
-        if path is None:
-            return False
-        lib = ctypes.CDLL(path)
-        for name in ("TIFFSetErrorHandler", "TIFFSetWarningHandler"):
-            setter = getattr(lib, name)
-            setter.restype, setter.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
-            setter(None)  # no handler: libtiff prints nothing
-        return True
+        with open("/proc/self/maps") as fh:  # each copy mapped (Pillow's own, another library's)
+            paths = {line.split()[-1] for line in fh if line.rsplit("/", 1)[-1].startswith("libtiff-")
+                     or line.rsplit("/", 1)[-1].startswith("libtiff.so")}
+        for path in sorted(paths):
+            lib = ctypes.CDLL(path)
+            for name in ("TIFFSetErrorHandler", "TIFFSetWarningHandler"):
+                setter = getattr(lib, name)
+                setter.restype, setter.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+                setter(None)  # no handler: libtiff prints nothing
+        return bool(paths)
     except (OSError, ImportError, AttributeError):
         return False
 

@@ -90,7 +90,7 @@ def as_item(x: Any, index: int) -> Item:
     if isinstance(x, (str, os.PathLike)):
         path = os.fspath(x)
         if isinstance(path, str) and type(path) is not str:  # numpy's str_ (a path from an array): a plain str
-            path = str(path)
+            path = str.__str__(path)
         return Item(path, source=path)
     if isinstance(x, (bytes, bytearray, memoryview)):
         return Item(f"<bytes:{index}>", source=bytes(x))
