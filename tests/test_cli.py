@@ -238,6 +238,7 @@ def test_files_from_lines_and_nul(runner, tiny_weights, folder, tmp_path):
     # status 2, a usage error (3, "some inputs could not be read", is what a nightly job accepts)
     r = run(runner, tiny_weights, ["--files-from", "-"], input=("\0".join(names) + "\0").encode())
     assert r.exit_code == 2 and r.stdout.count("\n") == 1, r.stdout
+    assert "usage error: 1 input given the wrong way" in r.stderr, r.stderr  # why 2
     assert r.stdout.endswith("\tinvalid file name (it contains a NUL byte); a list of NUL-separated names "
                              "needs -0\n"), r.stdout
     # and the other way round (a persona test: a bare "file not found" for the whole list)
@@ -1430,3 +1431,21 @@ def test_an_output_folder_this_user_cannot_write_is_refused_before_the_model_loa
                             str(tmp_path / "a.png")])
     assert r.exit_code == 2 and "Permission denied (its folder" in r.stderr and "out.tsv" in r.stderr, r.stderr
     assert not (folder / "out.tsv").exists()
+
+
+def test_parquet_into_a_pipe_by_another_name_is_refused_before_scoring(tiny_weights, tmp_path):
+    """`-f parquet -o /dev/stdout | ...` scored every image, then failed with "lseek failed"."""
+    import subprocess
+    import sys
+
+    write_image(tmp_path / "a.png", "PNG")
+    r = subprocess.run([sys.executable, "-m", "fakedet", "scan", "-w", str(tmp_path / "missing.safetensors"),
+                        "-f", "parquet", "-o", "/dev/stdout", str(tmp_path / "a.png")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    assert r.returncode == 2 and b"a file it can seek in, and /dev/stdout is a pipe" in r.stderr, r.stderr
+
+
+def test_explain_into_a_device_says_it_is_no_folder(runner, tiny_weights, tmp_path):
+    write_image(tmp_path / "a.png", "PNG")
+    r = runner.invoke(cli, ["explain", "-w", str(tiny_weights), "-o", os.devnull, str(tmp_path / "a.png")])
+    assert r.exit_code == 2 and "it is not a folder" in r.stderr, r.stderr

@@ -6,6 +6,9 @@ The local engine is :func:`fakedet.inference.stream.load_and_score`; the Ray eng
 
 from __future__ import annotations
 
+import os
+import stat
+
 import click
 
 from fakedet.cli.common import EXIT_USAGE, err
@@ -36,6 +39,12 @@ def check(ctx: click.Context, opts: dict, fmt: str, output, faces: bool, report_
     if fmt == "parquet":
         if output in (None, "-"):
             raise click.UsageError("--format parquet needs -o FILE")
+        try:
+            mode = os.stat(output).st_mode
+        except (OSError, ValueError):
+            mode = 0  # made by the scan
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):  # /dev/stdout into a pipe: found at the first write
+            raise click.UsageError(f"--format parquet needs -o FILE, a file it can seek in, and {output} is a pipe")
         try:
             import pyarrow.parquet  # noqa: F401
         except ImportError:

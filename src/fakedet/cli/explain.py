@@ -568,6 +568,9 @@ def explain(paths, out_dir, weights, device, faces, face_expert, grid, no_proven
     out = stdout()
     try:
         os.makedirs(out_dir, exist_ok=True)
+    except FileExistsError:  # a file, or a device (/dev/null), by that name
+        err(f"cannot write into {out_dir}: it is not a folder (-o names the folder the explanations go to)")
+        ctx.exit(EXIT_USAGE)
     except OSError as exc:
         err(f"cannot create the output folder {out_dir}: {exc.strerror or exc}")
         ctx.exit(EXIT_USAGE)

@@ -54,7 +54,7 @@ def run_options(f):
         click.option("-d", "--device", type=DeviceType(), default="auto", show_default=True,
                      help="auto (GPU when present), cpu, cuda or cuda:N."),
         click.option("-b", "--batch-size", type=click.IntRange(min=1), default=None,
-                     help="Images per batch; each batch's records are written together  [default: "
+                     help="Images per batch (a scan writes each batch's records together)  [default: "
                           f"{BATCH}; {FACE_BATCH} with --faces, whose images take longer]."),
         click.option("-j", "--workers", type=click.IntRange(min=0), default=None,
                      help="Decoding threads (0 = decode in the main thread)  [default: CPU count, at most 8]."),

@@ -881,7 +881,10 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
             err(line)
     if report_error is not None:  # every record was written, the report was not
         return EXIT_USAGE
-    if n_misgiven:
+    if n_misgiven:  # said under -q too: it is why the status is 2, not 3
+        err(f"usage error: {n_misgiven} input{'s' if n_misgiven != 1 else ''} given the wrong way (a list of paths "
+            f"read as an image, or a list read with the wrong separator): {'its' if n_misgiven == 1 else 'each'} "
+            "record's error says how to give it")
         return EXIT_USAGE
     if filt is not None:  # --resume: the records the -o file has already count too
         n_err, n_fake = n_err + filt.done_errors, n_fake + filt.done_fakes
