@@ -1449,3 +1449,10 @@ def test_explain_into_a_device_says_it_is_no_folder(runner, tiny_weights, tmp_pa
     write_image(tmp_path / "a.png", "PNG")
     r = runner.invoke(cli, ["explain", "-w", str(tiny_weights), "-o", os.devnull, str(tmp_path / "a.png")])
     assert r.exit_code == 2 and "it is not a folder" in r.stderr, r.stderr
+
+
+def test_an_output_path_under_a_file_is_refused_as_such(runner, tmp_path):
+    write_image(tmp_path / "a.png", "PNG")
+    r = runner.invoke(cli, ["scan", "--weights", str(tmp_path / "missing.safetensors"), "-o",
+                            str(tmp_path / "a.png" / "out.tsv"), str(tmp_path / "a.png")])
+    assert r.exit_code == 2 and "is a file, not a folder" in r.stderr, r.stderr

@@ -299,3 +299,31 @@ def test_records_of_another_kind_of_scan_are_not_carried_on(runner, tiny_weights
         assert out.read_text() == before
     r = scan(runner, tiny_weights, "--resume", "-f", "jsonl", "-o", str(whole), str(photos))  # the same kind
     assert r.exit_code == 0, r.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="open file description locks are Linux's")
+def test_another_programs_posix_lock_on_the_file_is_not_taken_for_a_scan(runner, tiny_weights, photos, tmp_path):
+    """An office suite's fcntl lock on a csv conflicts with the scan's lock, but is no scan's:
+    the scan writes as it did before it took locks, and does not blame "another fakedet scan"."""
+    out = tmp_path / "records.csv"
+    out.write_text("")
+    code = ("import fcntl, sys, time\nf = open(sys.argv[1], 'rb')\nfcntl.lockf(f, fcntl.LOCK_SH)\n"
+            "print('locked', flush=True)\ntime.sleep(60)")
+    other = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE)
+    try:
+        assert other.stdout.readline() == b"locked\n"
+        r = scan(runner, tiny_weights, "-f", "csv", "-o", str(out), str(photos))
+    finally:
+        other.kill()
+        other.wait()
+    assert r.exit_code == 0, r.stderr
+    assert len(out.read_text().splitlines()) == 1 + len(NAMES)
+
+
+def test_a_report_that_is_a_link_to_the_records_file_not_made_yet_is_refused(runner, tiny_weights, photos, tmp_path):
+    """Neither file there yet: the report was written where the records went (a review)."""
+    os.symlink(tmp_path / "out.tsv", tmp_path / "report.html")
+    r = scan(runner, tiny_weights, "-o", str(tmp_path / "out.tsv"), "--report", str(tmp_path / "report.html"),
+             str(photos))
+    assert r.exit_code == 2, r.stderr
+    assert not (tmp_path / "out.tsv").exists()

@@ -49,7 +49,8 @@ Exit status:
   2  usage error, or nothing could run (no inputs found, unreadable
      weights, unavailable device), or the records could not be
      written (disk full), or a --files-from list broke off, or
-     inputs were given the wrong way (a list piped as an image)
+     inputs were given the wrong way (a list piped as an image,
+     read with the wrong separator, '-' inside a list)
   3  some inputs could not be read (all others were still scored)
   130 interrupted (Ctrl-C) after flushing the records already made
   143 terminated (SIGTERM: timeout, kill, docker stop), likewise
@@ -312,10 +313,12 @@ def err(msg: str) -> None:
 
 
 def same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file: the same file, or, where it is not there yet, the same
+    place once links are followed (a link to nothing, which writing either would make)."""
     try:
         return os.path.samefile(a, b)
     except OSError:
-        return False
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def check_report_folder(report_path: str, stdout_used: bool = True) -> None:

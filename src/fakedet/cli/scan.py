@@ -442,26 +442,34 @@ def _file_lock(fd: int, command: str, kind: str) -> "bool | None":
     file elsewhere (:mod:`fakedet.cli.wholefile` reads it back) does not drop it, as it would a
     POSIX lock; and apart from ``flock`` locks, so that a job run under ``flock FILE`` on the
     ``-o`` file itself is not refused. ``command`` "set": takes it, raising BlockingIOError
-    where another holds it; "test": whether another holds one (nothing taken). None where the
-    platform or the file system has no such locks (nothing is checked then)."""
+    where another scan holds one; "test": whether another scan holds one (nothing taken). A
+    POSIX lock of another program (an office suite's on a csv) is not a scan's: nothing is
+    checked against it, as before such locks were taken. None where the platform or the file
+    system has no such locks (nothing is checked then)."""
     import struct
 
+    layout = "hhqqi4x"  # struct flock: type, whence, start, length (0: to the end), pid (0 for OFD)
     try:
         import fcntl
 
-        cmd = {"set": fcntl.F_OFD_SETLK, "test": fcntl.F_OFD_GETLK}[command]
         lock_type = {"write": fcntl.F_WRLCK, "read": fcntl.F_RDLCK}[kind]
-        # struct flock: type, whence, start, length (0: to the end, however long), pid (0 for OFD)
-        out = fcntl.fcntl(fd, cmd, struct.pack("hhqqi", lock_type, os.SEEK_SET, 0, 0, 0))
+        query = struct.pack(layout, lock_type, os.SEEK_SET, 0, 0, 0)
+        if command == "set":
+            try:
+                fcntl.fcntl(fd, fcntl.F_OFD_SETLK, query)
+                return False
+            except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: held; by a scan?
+                busy = _file_lock(fd, "test", kind)
+        else:
+            held, _, _, _, pid = struct.unpack(layout, fcntl.fcntl(fd, fcntl.F_OFD_GETLK, query))
+            return held != fcntl.F_UNLCK and pid == -1  # -1: an open file description's lock, a scan's
     except (ImportError, AttributeError):  # not Linux
         return None
-    except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: held by another
-        if command == "set":
-            raise BlockingIOError(errno.EAGAIN, "locked") from None
-        return True
     except OSError:  # ENOLCK, EINVAL: no such locks here
         return None
-    return struct.unpack("hhqqi", out[:struct.calcsize("hhqqi")])[0] != fcntl.F_UNLCK if command == "test" else False
+    if busy:
+        raise BlockingIOError(errno.EAGAIN, "locked")
+    return None  # another program's POSIX lock: written unlocked, as before
 
 
 def _lock(fd: int, path: str) -> None:
@@ -497,8 +505,9 @@ def _check_writable(output: str) -> None:
         return  # (click checks an existing file; the first write reports the rest)
     parent = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(parent):
-        raise click.BadParameter(f"cannot write {output}: No such file or directory (its folder, {parent}, "
-                                 "is not there)", param_hint="--output")
+        raise click.BadParameter(f"cannot write {output}: " + (
+            f"Not a directory ({parent} is a file, not a folder)" if os.path.exists(parent) else
+            f"No such file or directory (its folder, {parent}, is not there)"), param_hint="--output")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise click.BadParameter(f"cannot write {output}: Permission denied (its folder, {parent}, does not let "
                                  "this user make files)", param_hint="--output")
@@ -883,8 +892,8 @@ def _run_scan(stream, fmt, out_stream, progress, quiet, exit_code,
         return EXIT_USAGE
     if n_misgiven:  # said under -q too: it is why the status is 2, not 3
         err(f"usage error: {n_misgiven} input{'s' if n_misgiven != 1 else ''} given the wrong way (a list of paths "
-            f"read as an image, or a list read with the wrong separator): {'its' if n_misgiven == 1 else 'each'} "
-            "record's error says how to give it")
+            f"read as an image, a list read with the wrong separator, or '-' inside a list): "
+            f"{'its' if n_misgiven == 1 else 'each'} record's error says how to give it")
         return EXIT_USAGE
     if filt is not None:  # --resume: the records the -o file has already count too
         n_err, n_fake = n_err + filt.done_errors, n_fake + filt.done_fakes

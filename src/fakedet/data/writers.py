@@ -372,8 +372,9 @@ class _Parquet:
         file is written under a temporary name beside it (:mod:`fakedet._parts`, mode 0600 while
         written) and renamed onto it by :meth:`close`: a parquet file is readable only once its
         footer is written, and a scan killed outright (SIGKILL, out of memory) emptied an
-        earlier run's whole file at its first row group. A device or a named pipe, or a folder
-        where no file can be made, is written in place, as before."""
+        earlier run's whole file at its first row group. A device, or a folder where no file can
+        be made, is written in place, as before (a named pipe is refused before a scan starts:
+        :func:`fakedet.cli.engine.check`)."""
         import pyarrow.parquet as pq
 
         from fakedet._parts import new_part, remove_stale_parts
