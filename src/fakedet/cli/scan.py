@@ -486,8 +486,10 @@ def _check_not_busy(output: Optional[str]) -> None:
     holds the lock :func:`_lock` takes), leaving it untouched and taking no lock."""
     if output in (None, "-"):
         return
-    try:
-        fd = os.open(output, os.O_RDONLY | os.O_NONBLOCK)  # (a named pipe must not block here)
+    try:  # a regular file only: a named pipe or a device is not opened here (its reader would see it)
+        if not stat.S_ISREG(os.stat(output).st_mode):
+            return
+        fd = os.open(output, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return  # not there (made at the first record), or unreadable: told where it is written
     try:

@@ -393,8 +393,10 @@ class WalkFilter:
     def skips_done(self, item: "Item", stdin: bool = False) -> bool:
         """Whether ``item`` has its record already (:attr:`done`), counted if so; never the
         image read from stdin (``stdin``), which is new each time."""
+        if not self.done or stdin:
+            return False
         key = done_key(item.path)
-        if not self.done or stdin or key not in self.done:
+        if key not in self.done:
             return False
         self.skipped_done += 1
         outcome = self.done[key]
