@@ -327,3 +327,47 @@ def test_a_report_that_is_a_link_to_the_records_file_not_made_yet_is_refused(run
              str(photos))
     assert r.exit_code == 2, r.stderr
     assert not (tmp_path / "out.tsv").exists()
+
+
+def test_a_records_file_emptied_under_the_scan_gets_no_hole(runner, tiny_weights, photos, tmp_path, monkeypatch):
+    """A log rotation's copytruncate empties the -o file while the scan writes it: the next
+    records went at the old offset, after a hole of NULs that no reader (nor --resume) takes."""
+    from fakedet.data import writers
+
+    out = tmp_path / "records.jsonl"
+    write = writers.Writer.write
+    calls = []
+
+    def write_then_rotate(self, records):
+        write(self, records)
+        calls.append(1)
+        if len(calls) == 2:
+            os.truncate(out, 0)
+
+    monkeypatch.setattr(writers.Writer, "write", write_then_rotate)
+    r = scan(runner, tiny_weights, "-b", "1", "-f", "jsonl", "-o", str(out), str(photos))
+    assert r.exit_code == 0, r.stderr
+    data = out.read_bytes()
+    assert b"\0" not in data
+    assert len([json.loads(line) for line in data.splitlines()]) == len(NAMES) - 2
+
+
+def test_a_stopped_scan_whose_file_was_moved_says_where_its_records_are(runner, tiny_weights, photos, tmp_path,
+                                                                       monkeypatch):
+    """A rotation that renames the -o file: the hint to resume named the old path, now another file."""
+    from fakedet.cli import common
+    from fakedet.data import writers
+
+    out = tmp_path / "records.jsonl"
+    write = writers.Writer.write
+
+    def write_move_stop(self, records):
+        write(self, records)
+        os.rename(out, tmp_path / "records.jsonl.1")
+        common._interrupt(KeyboardInterrupt())
+
+    monkeypatch.setattr(writers.Writer, "write", write_move_stop)
+    r = scan(runner, tiny_weights, "-b", "1", "-f", "jsonl", "-o", str(out), str(photos))
+    assert r.exit_code == 130, r.stderr
+    assert "was moved or replaced while the scan wrote it" in r.stderr, r.stderr
+    assert "scans the rest into" not in r.stderr

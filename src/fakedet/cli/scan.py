@@ -357,7 +357,7 @@ def _resumed(output: Optional[str], fmt: str, report_path: Optional[str], engine
                                "another file (one file would mix records of two kinds)")
     if whole < size and not quiet:
         err(f"warning: {tsv_escape(output)} ends in an unfinished record (a scan stopped while writing it): "
-            "it is taken off, and its input scanned again")
+            "it is taken off when the first record is added, and its input scanned again")
     return {done_key(p): outcome for p, outcome in paths.items()}, whole if whole else None
 
 
@@ -387,7 +387,24 @@ def _resume_hint(out_stream, fmt: str, n: int, report: bool = False, local: bool
     if n == 0 or not local or fmt not in RESUMABLE or not isinstance(out_stream, _LazyFile) or out_stream.fifo:
         return ""
     how = "with --resume instead of --report" if report else "with --resume"
+    if _moved(out_stream):
+        return (f"; {tsv_escape(out_stream.path)} was moved or replaced while the scan wrote it (a log rotation): "
+                f"its records are in the file it was moved to, which the same command {how} and -o naming that "
+                "file carries on")
     return f"; the same command {how} scans the rest into {tsv_escape(out_stream.path)}"
+
+
+def _moved(out_stream) -> bool:
+    """Whether the ``-o`` file the scan wrote is no longer the file its path names."""
+    if getattr(out_stream, "ident", None) is None:
+        return False
+    try:
+        st = os.stat(out_stream.path)
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return (st.st_dev, st.st_ino) != out_stream.ident
 
 
 def _file_kept(out_stream) -> str:
@@ -526,6 +543,7 @@ class _LazyFile:
 
     def __init__(self, path: str, fifo: bool = False, append_at: Optional[int] = None):
         self.path, self.fh, self.fifo, self.append_at = path, None, fifo, append_at
+        self.ident = None  # the regular file opened: (device, inode), to tell when it was moved
 
     @property
     def appending(self) -> bool:
@@ -536,17 +554,20 @@ class _LazyFile:
             self.fh = pipeout.open_output(self.path)
         elif self.fh is None:
             # opened without truncating it, locked, and only then cut: a second scan into the
-            # same file (another list, a second --resume) must not empty the records of a first
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if self.appending else 0), 0o666)
+            # same file (another list, a second --resume) must not empty the records of a first.
+            # Appending, always: a file emptied under the scan (a log rotation's copytruncate)
+            # gets the next records at its start, not after a hole of NULs, as a `>>` file does
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
             try:
-                if stat.S_ISREG(os.fstat(fd).st_mode):  # not /dev/null, which every scan may share
+                st = os.fstat(fd)
+                if stat.S_ISREG(st.st_mode):  # not /dev/null, which every scan may share
+                    self.ident = (st.st_dev, st.st_ino)
                     _lock(fd, self.path)
                     size = os.fstat(fd).st_size
                     keep = self.append_at if self.appending else 0
                     if size > keep:
                         os.ftruncate(fd, keep)
-                self.fh = open(fd, "a" if self.appending else "w", encoding="utf-8", errors="surrogateescape",
-                               newline="")
+                self.fh = open(fd, "a", encoding="utf-8", errors="surrogateescape", newline="")
             except BaseException:
                 if self.fh is None:
                     os.close(fd)
