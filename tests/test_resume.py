@@ -371,3 +371,47 @@ def test_a_stopped_scan_whose_file_was_moved_says_where_its_records_are(runner, 
     assert r.exit_code == 130, r.stderr
     assert "was moved or replaced while the scan wrote it" in r.stderr, r.stderr
     assert "scans the rest into" not in r.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="open file description locks are Linux's")
+def test_a_scan_appending_through_stdout_and_an_o_scan_into_the_same_file_refuse_each_other(tiny_weights, photos,
+                                                                                           tmp_path):
+    """`fakedet scan ... >> scores.jsonl` (the nightly recipe's way) while `-o scores.jsonl` runs,
+    or the other way round: the -o scan emptied the other's records (a service-operator persona)."""
+    import time
+
+    scan_module = importlib.import_module("fakedet.cli.scan")
+    out = tmp_path / "scores.jsonl"
+    base = [sys.executable, "-m", "fakedet", "scan", "-w", str(tiny_weights), "-j", "0", "-f", "jsonl"]
+    with open(out, "ab") as fh:  # A: appends through stdout, its list held open
+        a = subprocess.Popen([*base, "--files-from", "-"], stdin=subprocess.PIPE, stdout=fh, stderr=subprocess.PIPE)
+    try:
+        a.stdin.write(f"{photos / 'a.jpg'}\n".encode())
+        a.stdin.flush()
+        probe = os.open(out, os.O_RDONLY)
+        try:
+            deadline = time.monotonic() + 60
+            while not scan_module._file_lock(probe, "test", "write") and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            os.close(probe)
+        b = subprocess.run([*base, "-o", str(out), str(photos / "b.png")], capture_output=True, timeout=120)
+        assert b.returncode == 2 and b"is being written by another fakedet scan" in b.stderr, b.stderr
+        a.stdin.close()
+        assert a.wait(timeout=120) == 0, a.stderr.read()
+    finally:
+        if a.poll() is None:
+            a.kill()
+    assert [json.loads(line)["path"] for line in out.read_text().splitlines()] == [str(photos / "a.jpg")]
+
+    held = os.open(out, os.O_WRONLY)  # an -o scan writing the file: a scan appending through stdout is refused
+    try:
+        scan_module._file_lock(held, "set", "write")
+        with open(out, "ab") as fh:
+            c = subprocess.run([*base, str(photos / "b.png")], stdout=fh, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(held)
+    assert c.returncode == 2 and b"standard output's file is being written by another fakedet scan" in c.stderr
+    with open(out, "ab") as fh:  # once the -o scan is gone, it writes
+        d = subprocess.run([*base, str(photos / "b.png")], stdout=fh, stderr=subprocess.PIPE, timeout=120)
+    assert d.returncode == 0, d.stderr

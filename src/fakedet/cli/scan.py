@@ -203,6 +203,8 @@ def scan(paths, files_from, null, hidden, exclude, fmt, threshold, weights, devi
         _refuse_an_input(output, "records", "--output", paths, files_from)
         _check_not_busy(output)
         _check_writable(output)
+    if (output in (None, "-") or _names_stdout(output)) and fmt != "parquet":
+        _share_stdout_file()
 
     if report_path is not None:
         _check_report_path(report_path, output, paths, files_from)
@@ -514,6 +516,30 @@ def _check_not_busy(output: Optional[str]) -> None:
             raise click.UsageError(_busy_text(output))
     finally:
         os.close(fd)
+
+
+_SHARED: list = []  # the descriptor that holds stdout's file's shared lock, for the process's life
+
+
+def _share_stdout_file() -> None:
+    """Records going to a regular file through stdout (``>> scores.jsonl``): takes a shared lock
+    on it (:func:`_file_lock`, through a descriptor of its own: stdout's is write-only), so that
+    an ``-o`` scan into the same file is refused while this one writes (it emptied the file),
+    and this one is refused while an ``-o`` scan writes it. Several scans appending through
+    stdout share it. Nothing where stdout is no regular file, or the file cannot be read."""
+    try:
+        if not stat.S_ISREG(os.fstat(sys.stdout.fileno()).st_mode):
+            return
+        fd = os.open(f"/proc/self/fd/{sys.stdout.fileno()}", os.O_RDONLY)
+    except (OSError, ValueError, AttributeError):  # no descriptor (a test's capture), no /proc
+        return
+    try:
+        _file_lock(fd, "set", "read")
+    except BlockingIOError:
+        os.close(fd)
+        raise click.UsageError("standard output's file is being written by another fakedet scan (its -o file): "
+                               "two scans into one file would lose or mix their records") from None
+    _SHARED.append(fd)
 
 
 def _check_writable(output: str) -> None:
