@@ -415,3 +415,21 @@ def test_a_scan_appending_through_stdout_and_an_o_scan_into_the_same_file_refuse
     with open(out, "ab") as fh:  # once the -o scan is gone, it writes
         d = subprocess.run([*base, str(photos / "b.png")], stdout=fh, stderr=subprocess.PIPE, timeout=120)
     assert d.returncode == 0, d.stderr
+
+
+def test_a_stopped_scan_whose_file_was_deleted_says_its_records_are_lost(runner, tiny_weights, photos, tmp_path,
+                                                                        monkeypatch):
+    from fakedet.cli import common
+    from fakedet.data import writers
+
+    out = tmp_path / "records.jsonl"
+    write = writers.Writer.write
+
+    def write_delete_stop(self, records):
+        write(self, records)
+        os.unlink(out)
+        common._interrupt(KeyboardInterrupt())
+
+    monkeypatch.setattr(writers.Writer, "write", write_delete_stop)
+    r = scan(runner, tiny_weights, "-b", "1", "-f", "jsonl", "-o", str(out), str(photos))
+    assert r.exit_code == 130 and "was deleted while the scan wrote it" in r.stderr, r.stderr

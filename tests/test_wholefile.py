@@ -106,3 +106,21 @@ def test_a_batch_that_went_out_in_part_without_an_error_stays_pending(tmp_path):
     ends.close()
     fh.close()
     assert path.read_text() == EARLIER + "".join(BATCH) + BATCH[0]
+
+
+def test_a_file_emptied_under_the_scan_still_gets_a_half_record_cut(tmp_path):
+    """A copytruncate rotation empties the file between two batches: the next batch lands at its
+    start (appending), and the mark must follow it there, or a later half record stays (a review)."""
+    path = tmp_path / "s.jsonl"
+    ends, fh = _failed_batch(path, b"")
+    ends.pending = []
+    os.truncate(path, 0)
+    ends.pending = list(BATCH)  # a batch written whole after the rotation
+    fh.write("".join(BATCH).encode())
+    ends.mark()
+    ends.pending = list(BATCH)  # then a batch that fails half-way
+    fh.write(BATCH[0][:7].encode())
+    assert ends.cut()
+    ends.close()
+    fh.close()
+    assert path.read_text() == "".join(BATCH)

@@ -389,24 +389,32 @@ def _resume_hint(out_stream, fmt: str, n: int, report: bool = False, local: bool
     if n == 0 or not local or fmt not in RESUMABLE or not isinstance(out_stream, _LazyFile) or out_stream.fifo:
         return ""
     how = "with --resume instead of --report" if report else "with --resume"
-    if _moved(out_stream):
+    gone = getattr(out_stream, "gone", None)
+    if gone == "deleted":
+        return (f"; {tsv_escape(out_stream.path)} was deleted while the scan wrote it: its records are lost, and "
+                "the same command without --resume scans every input again")
+    if gone == "moved":
         return (f"; {tsv_escape(out_stream.path)} was moved or replaced while the scan wrote it (a log rotation): "
                 f"its records are in the file it was moved to, which the same command {how} and -o naming that "
                 "file carries on")
     return f"; the same command {how} scans the rest into {tsv_escape(out_stream.path)}"
 
 
-def _moved(out_stream) -> bool:
-    """Whether the ``-o`` file the scan wrote is no longer the file its path names."""
-    if getattr(out_stream, "ident", None) is None:
-        return False
+def _gone(fh, path: str, ident) -> Optional[str]:
+    """Before the ``-o`` file is closed: "deleted" where the file written has no name left,
+    "moved" where ``path`` names another file or none, else None (``ident``: the file's device
+    and inode, None where it is no regular file)."""
+    if ident is None:
+        return None
     try:
-        st = os.stat(out_stream.path)
+        if os.fstat(fh.fileno()).st_nlink == 0:
+            return "deleted"
+        st = os.stat(path)
     except FileNotFoundError:
-        return True
+        return "moved"
     except (OSError, ValueError):
-        return False
-    return (st.st_dev, st.st_ino) != out_stream.ident
+        return None
+    return None if (st.st_dev, st.st_ino) == ident else "moved"
 
 
 def _file_kept(out_stream) -> str:
@@ -570,6 +578,7 @@ class _LazyFile:
     def __init__(self, path: str, fifo: bool = False, append_at: Optional[int] = None):
         self.path, self.fh, self.fifo, self.append_at = path, None, fifo, append_at
         self.ident = None  # the regular file opened: (device, inode), to tell when it was moved
+        self.gone = None  # at close: "deleted" or "moved" where the path no longer names that file
 
     @property
     def appending(self) -> bool:
@@ -616,6 +625,7 @@ class _LazyFile:
 
     def close(self) -> None:
         if self.fh is not None:
+            self.gone = _gone(self.fh, self.path, self.ident)
             self.fh.close()
         elif self.fifo:  # never opened (no record): a reader waiting on the pipe gets its end
             try:

@@ -75,7 +75,9 @@ class RecordEnds:
         except (UnicodeError, LookupError):  # cannot tell what went out: nothing will be cut
             self.close()
             return
-        if now - self.end >= written:  # all of it went out (or more: stderr on the same file)
+        if now < self.end:  # the file was emptied under the scan (a rotation's copytruncate):
+            self.end, self.pending = now, []  # the batch went out whole at its new end
+        elif now - self.end >= written:  # all of it went out (or more: stderr on the same file)
             self.end, self.pending = now, []
         elif len(self.pending) > MAX_PENDING:  # batches went on after a short write: the file has
             self.close()  # a hole in its records that no cut can mend; stop keeping their text
