@@ -352,24 +352,32 @@ def test_a_records_file_emptied_under_the_scan_gets_no_hole(runner, tiny_weights
     assert len([json.loads(line) for line in data.splitlines()]) == len(NAMES) - 2
 
 
-def test_a_stopped_scan_whose_file_was_moved_says_where_its_records_are(runner, tiny_weights, photos, tmp_path,
-                                                                       monkeypatch):
-    """A rotation that renames the -o file: the hint to resume named the old path, now another file."""
+def _stopped_after_the_first_record_with(runner, tiny_weights, photos, out, monkeypatch, action):
+    """A scan into ``out`` stopped (Ctrl-C) after its first record, ``action`` done to the file before."""
     from fakedet.cli import common
     from fakedet.data import writers
 
-    out = tmp_path / "records.jsonl"
     write = writers.Writer.write
 
-    def write_move_stop(self, records):
+    def write_act_stop(self, records):
         write(self, records)
-        os.rename(out, tmp_path / "records.jsonl.1")
+        action()
         common._interrupt(KeyboardInterrupt())
 
-    monkeypatch.setattr(writers.Writer, "write", write_move_stop)
-    r = scan(runner, tiny_weights, "-b", "1", "-f", "jsonl", "-o", str(out), str(photos))
-    assert r.exit_code == 130, r.stderr
-    assert "was moved or replaced while the scan wrote it" in r.stderr, r.stderr
+    monkeypatch.setattr(writers.Writer, "write", write_act_stop)
+    return scan(runner, tiny_weights, "-b", "1", "-f", "jsonl", "-o", str(out), str(photos))
+
+
+@pytest.mark.parametrize("how, words", [("moved", "was moved or replaced while the scan wrote it"),
+                                        ("deleted", "was deleted while the scan wrote it: its records are lost")])
+def test_a_stopped_scan_whose_file_was_moved_or_deleted_says_where_its_records_are(runner, tiny_weights, photos,
+                                                                                  tmp_path, monkeypatch, how, words):
+    """A rotation that renames the -o file, or a file deleted: the hint to resume named the old
+    path, now another file or none."""
+    out = tmp_path / "records.jsonl"
+    action = (lambda: os.rename(out, tmp_path / "records.jsonl.1")) if how == "moved" else (lambda: os.unlink(out))
+    r = _stopped_after_the_first_record_with(runner, tiny_weights, photos, out, monkeypatch, action)
+    assert r.exit_code == 130 and words in r.stderr, r.stderr
     assert "scans the rest into" not in r.stderr
 
 
@@ -416,20 +424,3 @@ def test_a_scan_appending_through_stdout_and_an_o_scan_into_the_same_file_refuse
         d = subprocess.run([*base, str(photos / "b.png")], stdout=fh, stderr=subprocess.PIPE, timeout=120)
     assert d.returncode == 0, d.stderr
 
-
-def test_a_stopped_scan_whose_file_was_deleted_says_its_records_are_lost(runner, tiny_weights, photos, tmp_path,
-                                                                        monkeypatch):
-    from fakedet.cli import common
-    from fakedet.data import writers
-
-    out = tmp_path / "records.jsonl"
-    write = writers.Writer.write
-
-    def write_delete_stop(self, records):
-        write(self, records)
-        os.unlink(out)
-        common._interrupt(KeyboardInterrupt())
-
-    monkeypatch.setattr(writers.Writer, "write", write_delete_stop)
-    r = scan(runner, tiny_weights, "-b", "1", "-f", "jsonl", "-o", str(out), str(photos))
-    assert r.exit_code == 130 and "was deleted while the scan wrote it" in r.stderr, r.stderr
