@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from fakedet.cli import cli
-from fakedet.data.writers import Writer, recorded, recorded_paths
+from fakedet.data.writers import Writer, recorded
 from fakedet.inference.detector import Result
 
 from conftest import write_image
@@ -110,6 +110,12 @@ def test_a_file_of_another_format_is_refused_untouched(runner, tiny_weights, pho
     r = scan(runner, tiny_weights, "--resume", "-f", "tsv", "-o", str(out), str(photos))
     assert r.exit_code == 2 and "line 1 is not a tsv record" in r.stderr
     assert out.read_bytes() == before
+
+
+def recorded_paths(lines, fmt):
+    """The paths :func:`recorded` reads, as a set, and how many bytes hold whole records."""
+    outcomes, whole = recorded(lines, fmt)
+    return set(outcomes), whole
 
 
 @pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl"])

@@ -520,7 +520,7 @@ def _check_not_busy(output: Optional[str]) -> None:
     except OSError:
         return  # not there (made at the first record), or unreadable: told where it is written
     try:
-        if stat.S_ISREG(os.fstat(fd).st_mode) and _file_lock(fd, "test", "write"):
+        if _file_lock(fd, "test", "write"):
             raise click.UsageError(_busy_text(output))
     finally:
         os.close(fd)

@@ -120,12 +120,6 @@ def tsv_unescape(text: str) -> str:
 RESUMABLE = ("tsv", "csv", "jsonl")
 
 
-def recorded_paths(lines: Iterable[bytes], fmt: str) -> tuple[set, int]:
-    """The paths of :func:`recorded`, as a set, and how many bytes hold whole records."""
-    outcomes, whole = recorded(lines, fmt)
-    return set(outcomes), whole
-
-
 #: a record's outcome as :func:`recorded` gives it where it is an error record (else its label)
 ERROR = "error"
 
